@@ -1,0 +1,214 @@
+//! Command-line grammar: Docker's commands and flags, as far as berth has them.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "berth",
+    version,
+    about = "A small Docker-compatible container engine"
+)]
+pub struct Cli {
+    /// Where images, snapshots and containers live.
+    #[arg(long, global = true, env = "BERTH_ROOT", value_name = "DIR")]
+    pub root: Option<PathBuf>,
+    /// Configuration file (registry mirrors, insecure registries, CA dir).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Log level for diagnostics on stderr (error, warn, info, debug, trace).
+    #[arg(long, global = true, env = "BERTH_LOG", default_value = "warn")]
+    pub log_level: String,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Pull an image from a registry.
+    Pull(PullArgs),
+    /// List images.
+    Images(ImagesArgs),
+    /// Remove one or more images.
+    Rmi(RmiArgs),
+    /// Manage images.
+    #[command(subcommand)]
+    Image(ImageCommand),
+    /// Log in to a registry (writes ~/.docker/config.json).
+    Login(LoginArgs),
+    /// Log out from a registry.
+    Logout { server: Option<String> },
+    /// Run a command in a new container.
+    #[command(disable_help_flag = true)]
+    Run(Box<RunArgs>),
+    /// List containers.
+    Ps(PsArgs),
+    /// Remove one or more containers.
+    Rm(RmArgs),
+    /// Tiny init run as a container's PID 1 (`--init`); not for direct use.
+    #[command(hide = true)]
+    Init {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<std::ffi::OsString>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ImageCommand {
+    /// Pull an image from a registry.
+    Pull(PullArgs),
+    /// List images.
+    #[command(alias = "list")]
+    Ls(ImagesArgs),
+    /// Remove one or more images.
+    Rm(RmiArgs),
+    /// Display detailed information on one or more images (JSON).
+    Inspect { images: Vec<String> },
+    /// Remove unused images and blobs no image references.
+    Prune(PruneArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct PullArgs {
+    pub image: String,
+    /// Suppress progress output.
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Platform to pull, e.g. linux/arm64 or linux/arm/v7.
+    #[arg(long)]
+    pub platform: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct ImagesArgs {
+    /// Only show image ids.
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Output format: table (default) or json.
+    #[arg(long, default_value = "table")]
+    pub format: String,
+    /// Show full ids.
+    #[arg(long)]
+    pub no_trunc: bool,
+    /// Repository filter, like `berth images busybox`.
+    pub repository: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct RmiArgs {
+    #[arg(required = true)]
+    pub images: Vec<String>,
+    /// Remove even if a container uses the image.
+    #[arg(short, long)]
+    pub force: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct PruneArgs {
+    /// Also remove images that have tags but no container uses.
+    #[arg(short, long)]
+    pub all: bool,
+    /// Do not prompt (berth never prompts; accepted for Docker compatibility).
+    #[arg(short, long)]
+    pub force: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct LoginArgs {
+    pub server: Option<String>,
+    #[arg(short, long)]
+    pub username: Option<String>,
+    #[arg(short, long)]
+    pub password: Option<String>,
+    /// Read the password from standard input.
+    #[arg(long)]
+    pub password_stdin: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct PsArgs {
+    /// Show all containers (default shows just running).
+    #[arg(short, long)]
+    pub all: bool,
+    /// Only show ids.
+    #[arg(short, long)]
+    pub quiet: bool,
+    #[arg(long)]
+    pub no_trunc: bool,
+    /// Output format: table (default) or json.
+    #[arg(long, default_value = "table")]
+    pub format: String,
+}
+
+#[derive(Args, Debug)]
+pub struct RmArgs {
+    #[arg(required = true)]
+    pub containers: Vec<String>,
+    /// Kill and remove a running container.
+    #[arg(short, long)]
+    pub force: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// Print help (`-h` is --hostname, as in Docker).
+    #[arg(long, action = clap::ArgAction::Help)]
+    pub help: Option<bool>,
+    /// Remove the container when it exits.
+    #[arg(long)]
+    pub rm: bool,
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Set environment variables (KEY=VALUE, or KEY to pass berth's own).
+    #[arg(short = 'e', long = "env")]
+    pub env: Vec<String>,
+    #[arg(long)]
+    pub env_file: Vec<PathBuf>,
+    /// Working directory inside the container.
+    #[arg(short = 'w', long)]
+    pub workdir: Option<String>,
+    /// User: name|uid[:group|gid].
+    #[arg(short = 'u', long)]
+    pub user: Option<String>,
+    #[arg(long, short = 'h')]
+    pub hostname: Option<String>,
+    /// Override the image's ENTRYPOINT ("" clears it).
+    #[arg(long)]
+    pub entrypoint: Option<String>,
+    /// Bind mount HOST:CONTAINER[:ro].
+    #[arg(short = 'v', long = "volume")]
+    pub volumes: Vec<String>,
+    /// type=bind|tmpfs,source=…,target=…[,readonly]
+    #[arg(long = "mount")]
+    pub mounts: Vec<String>,
+    /// Mount a tmpfs: PATH[:OPTIONS].
+    #[arg(long)]
+    pub tmpfs: Vec<String>,
+    /// Mount the container's root filesystem read-only.
+    #[arg(long)]
+    pub read_only: bool,
+    #[arg(long)]
+    pub platform: Option<String>,
+    /// Pull policy: always, missing, never.
+    #[arg(long, default_value = "missing")]
+    pub pull: String,
+    /// Run berth's tiny init as PID 1 (reaps zombies, forwards signals).
+    #[arg(long)]
+    pub init: bool,
+    /// Keep stdin open.
+    #[arg(short = 'i', long)]
+    pub interactive: bool,
+    /// Allocate a pseudo-terminal.
+    #[arg(short = 't', long)]
+    pub tty: bool,
+    /// none (loopback only, default) or host.
+    #[arg(long, alias = "net", default_value = "none")]
+    pub network: String,
+    /// Suppress pull progress.
+    #[arg(short, long)]
+    pub quiet: bool,
+    pub image: String,
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub command: Vec<String>,
+}

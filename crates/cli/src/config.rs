@@ -1,0 +1,99 @@
+//! berth's configuration file: Docker daemon.json's registry keys, so a
+//! Docker user's knowledge carries over.
+//!
+//! ```json
+//! { "registry-mirrors": ["http://127.0.0.1:5500"],
+//!   "insecure-registries": ["registry.lan:5000"],
+//!   "certs-dir": "/etc/berth/certs.d" }
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use serde::Deserialize;
+
+#[derive(Debug, Default, Clone, Deserialize, PartialEq)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct Config {
+    /// Mirrors tried in order for docker.io before Docker Hub itself.
+    #[serde(default)]
+    pub registry_mirrors: Vec<String>,
+    /// Registries reached over plain HTTP (loopback always is).
+    #[serde(default)]
+    pub insecure_registries: Vec<String>,
+    /// Per-registry CA certificates: `<certs-dir>/<host[:port]>/ca.crt`.
+    #[serde(default)]
+    pub certs_dir: Option<PathBuf>,
+}
+
+/// Where the config file is when `--config` is not given.
+pub fn default_path() -> PathBuf {
+    if let Some(p) = std::env::var_os("BERTH_CONFIG") {
+        return PathBuf::from(p);
+    }
+    if rustix::process::geteuid().is_root() {
+        PathBuf::from("/etc/berth/config.json")
+    } else {
+        let base = std::env::var_os("XDG_CONFIG_HOME")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))
+            .unwrap_or_else(|| PathBuf::from("/etc"));
+        base.join("berth/config.json")
+    }
+}
+
+impl Config {
+    /// Loads the file; a missing default file is an empty config, while a
+    /// file named explicitly must exist.
+    pub fn load(path: &Path, explicit: bool) -> Result<Config> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => {
+                return Ok(Config::default());
+            }
+            Err(e) => return Err(e).with_context(|| format!("config {}", path.display())),
+        };
+        serde_json::from_str(&text).with_context(|| format!("config {}", path.display()))
+    }
+
+    pub fn certs_dir(&self) -> PathBuf {
+        self.certs_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("/etc/berth/certs.d"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_docker_style_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c.json");
+        std::fs::write(
+            &p,
+            r#"{"registry-mirrors":["http://127.0.0.1:5500"],"insecure-registries":["r:5000"]}"#,
+        )
+        .unwrap();
+        let c = Config::load(&p, true).unwrap();
+        assert_eq!(c.registry_mirrors, vec!["http://127.0.0.1:5500"]);
+        assert_eq!(c.insecure_registries, vec!["r:5000"]);
+    }
+
+    #[test]
+    fn missing_default_is_empty_but_missing_explicit_is_an_error() {
+        let p = Path::new("/nonexistent/berth.json");
+        assert_eq!(Config::load(p, false).unwrap(), Config::default());
+        assert!(Config::load(p, true).is_err());
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c.json");
+        std::fs::write(&p, r#"{"registry-mirror":["x"]}"#).unwrap();
+        let e = format!("{:#}", Config::load(&p, true).unwrap_err());
+        assert!(e.contains("registry-mirror"), "{e}");
+    }
+}

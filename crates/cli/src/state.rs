@@ -1,0 +1,292 @@
+//! Container state the engine keeps under its root: one directory per
+//! container holding `container.json`, its bundle and its overlay dirs.
+//!
+//! The record carries everything `ps`, `rm`, and later `logs`, `exec`
+//! and `restart` need, and is rewritten atomically on every change, so a
+//! crash of berth leaves a readable record whose dead supervisor tells the
+//! next `rm` (or start) what to clean up.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use serde::{Deserialize, Serialize};
+
+use crate::timefmt;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Created,
+    Running,
+    Exited,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Container {
+    pub id: String,
+    pub name: String,
+    /// The image as the user named it, and the id it resolved to.
+    pub image: String,
+    pub image_id: String,
+    pub command: Vec<String>,
+    pub created: String,
+    #[serde(default)]
+    pub started: Option<String>,
+    #[serde(default)]
+    pub finished: Option<String>,
+    pub status: Status,
+    #[serde(default)]
+    pub exit_code: Option<i32>,
+    #[serde(default)]
+    pub oom_killed: bool,
+    /// PID of the container's init as seen from the host, while running.
+    #[serde(default)]
+    pub pid: Option<i32>,
+    /// PID and start time of the berth process that supervises it: if that
+    /// process is gone the container is dead too (its PID 1 was our child).
+    #[serde(default)]
+    pub supervisor: Option<(i32, u64)>,
+    /// Chain ids of the snapshots the rootfs is made of (keeps them alive).
+    #[serde(default)]
+    pub snapshots: Vec<String>,
+    #[serde(default)]
+    pub rootfs_mounted: bool,
+    #[serde(default)]
+    pub auto_remove: bool,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    #[serde(default)]
+    pub stop_signal: Option<String>,
+}
+
+impl Container {
+    /// Running according to the record *and* the supervisor still alive.
+    pub fn is_running(&self) -> bool {
+        self.status == Status::Running && self.supervisor.is_some_and(|(p, t)| process_alive(p, t))
+    }
+
+    /// Docker's STATUS column: `Up 3 seconds`, `Exited (0) 2 minutes ago`.
+    pub fn status_text(&self) -> String {
+        match self.status {
+            Status::Created => "Created".into(),
+            Status::Running if self.is_running() => {
+                format!(
+                    "Up {}",
+                    timefmt::since(self.started.as_deref().unwrap_or(&self.created))
+                )
+            }
+            Status::Running => "Exited (unknown): berth died".into(),
+            Status::Exited => format!(
+                "Exited ({}) {} ago",
+                self.exit_code.unwrap_or(-1),
+                timefmt::since(self.finished.as_deref().unwrap_or(&self.created))
+            ),
+        }
+    }
+}
+
+/// The start time of a process (field 22 of /proc/PID/stat), to tell a
+/// live process from a reused PID.
+pub fn process_start_time(pid: i32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // comm may contain spaces and parentheses: fields start after the last ')'.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    rest.split_whitespace().nth(19)?.parse().ok()
+}
+
+fn process_alive(pid: i32, start: u64) -> bool {
+    process_start_time(pid) == Some(start)
+}
+
+pub struct Containers {
+    dir: PathBuf,
+}
+
+impl Containers {
+    pub fn open(root: &Path) -> Result<Containers> {
+        let dir = root.join("containers");
+        std::fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
+        Ok(Containers { dir })
+    }
+
+    pub fn dir(&self, id: &str) -> PathBuf {
+        self.dir.join(id)
+    }
+
+    /// Serialises name allocation and removal across berth processes.
+    pub fn lock(&self) -> Result<File> {
+        let f = File::create(self.dir.join(".lock")).context("container lock")?;
+        f.lock().context("container lock")?;
+        Ok(f)
+    }
+
+    pub fn list(&self) -> Result<Vec<Container>> {
+        let mut out = Vec::new();
+        for e in std::fs::read_dir(&self.dir).context("list containers")? {
+            let e = e?;
+            if !e.file_type()?.is_dir() {
+                continue;
+            }
+            // A directory without a record is a create that died before
+            // writing one; it is cleaned by `rm` of that id or prune.
+            if let Ok(c) = self.load(&e.file_name().to_string_lossy()) {
+                out.push(c);
+            }
+        }
+        out.sort_by(|a, b| b.created.cmp(&a.created));
+        Ok(out)
+    }
+
+    pub fn load(&self, id: &str) -> Result<Container> {
+        let p = self.dir(id).join("container.json");
+        let text = std::fs::read(&p).with_context(|| format!("read {}", p.display()))?;
+        serde_json::from_slice(&text).with_context(|| format!("parse {}", p.display()))
+    }
+
+    /// Atomic replace: a reader never sees half a record.
+    pub fn save(&self, c: &Container) -> Result<()> {
+        let dir = self.dir(&c.id);
+        std::fs::create_dir_all(&dir)?;
+        let tmp = dir.join(".container.json.tmp");
+        let mut f = File::create(&tmp)?;
+        f.write_all(&serde_json::to_vec_pretty(c)?)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, dir.join("container.json"))
+            .with_context(|| format!("save container {}", c.id))
+    }
+
+    /// Finds a container by full id, unique id prefix, or name (Docker's rules).
+    pub fn find(&self, key: &str) -> Result<Container> {
+        let all = self.list()?;
+        if let Some(c) = all.iter().find(|c| c.id == key || c.name == key) {
+            return Ok(c.clone());
+        }
+        let matches: Vec<_> = all.iter().filter(|c| c.id.starts_with(key)).collect();
+        match matches.len() {
+            0 => bail!("no such container: {key}"),
+            1 => Ok(matches[0].clone()),
+            _ => bail!("multiple containers match {key}: use more characters of the id"),
+        }
+    }
+
+    pub fn name_taken(&self, name: &str) -> Result<Option<String>> {
+        Ok(self
+            .list()?
+            .into_iter()
+            .find(|c| c.name == name)
+            .map(|c| c.id))
+    }
+}
+
+/// 64 hex characters from the kernel's random pool, like Docker's ids.
+pub fn new_id() -> Result<String> {
+    use std::io::Read;
+    let mut buf = [0u8; 32];
+    File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut buf))
+        .context("read /dev/urandom")?;
+    Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// Docker-style `adjective_noun` names, unique among existing containers.
+pub fn new_name(containers: &Containers, id: &str) -> Result<String> {
+    const ADJ: &[&str] = &[
+        "brave", "calm", "eager", "fond", "gentle", "happy", "keen", "lucid", "merry", "nimble",
+        "proud", "quiet", "steady", "tender", "vivid", "witty",
+    ];
+    const NOUN: &[&str] = &[
+        "anchor", "buoy", "cove", "dock", "ferry", "harbor", "jetty", "keel", "lagoon", "mooring",
+        "pier", "quay", "reef", "skiff", "tide", "wharf",
+    ];
+    let b = u8::from_str_radix(&id[..2], 16).unwrap_or(0) as usize;
+    let base = format!(
+        "{}_{}",
+        ADJ[b % ADJ.len()],
+        NOUN[(b / ADJ.len()) % NOUN.len()]
+    );
+    if containers.name_taken(&base)?.is_none() {
+        return Ok(base);
+    }
+    Ok(format!("{base}_{}", &id[..6]))
+}
+
+/// Docker's rule for user-chosen names: `[a-zA-Z0-9][a-zA-Z0-9_.-]+`.
+pub fn validate_name(name: &str) -> Result<()> {
+    let mut chars = name.chars();
+    let ok = name.len() >= 2
+        && chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && chars.all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
+    if !ok {
+        bail!("invalid container name {name:?}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(id: &str, name: &str) -> Container {
+        Container {
+            id: id.into(),
+            name: name.into(),
+            image: "busybox".into(),
+            image_id: "sha256:00".into(),
+            command: vec!["sh".into()],
+            created: timefmt::now_rfc3339(),
+            started: None,
+            finished: None,
+            status: Status::Created,
+            exit_code: None,
+            oom_killed: false,
+            pid: None,
+            supervisor: None,
+            snapshots: vec![],
+            rootfs_mounted: false,
+            auto_remove: false,
+            labels: BTreeMap::new(),
+            stop_signal: None,
+        }
+    }
+
+    #[test]
+    fn save_load_find_by_id_prefix_and_name() {
+        let root = tempfile::tempdir().unwrap();
+        let cs = Containers::open(root.path()).unwrap();
+        cs.save(&sample("abc123", "one")).unwrap();
+        cs.save(&sample("abd456", "two")).unwrap();
+        assert_eq!(cs.find("one").unwrap().id, "abc123");
+        assert_eq!(cs.find("abd").unwrap().name, "two");
+        let amb = cs.find("ab").unwrap_err().to_string();
+        assert!(amb.contains("multiple"), "{amb}");
+        assert!(
+            cs.find("zzz")
+                .unwrap_err()
+                .to_string()
+                .contains("no such container")
+        );
+    }
+
+    #[test]
+    fn dead_supervisor_means_not_running() {
+        let mut c = sample("a", "n");
+        c.status = Status::Running;
+        c.supervisor = Some((i32::MAX - 1, 1));
+        assert!(!c.is_running());
+        let me = std::process::id() as i32;
+        c.supervisor = Some((me, process_start_time(me).unwrap()));
+        assert!(c.is_running());
+    }
+
+    #[test]
+    fn names_follow_docker_rules() {
+        assert!(validate_name("web-1").is_ok());
+        assert!(validate_name("a").is_err());
+        assert!(validate_name("-x").is_err());
+        assert!(validate_name("a/b").is_err());
+        assert_eq!(new_id().unwrap().len(), 64);
+    }
+}

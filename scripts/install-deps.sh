@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs every system package berth's build, tests and fixture registry need
+# on a fresh Debian 12 machine (run as root). Idempotent and quick when done.
+set -euo pipefail
+
+packages=(
+  docker-registry   # the real CNCF distribution registry the tests pull from
+  skopeo umoci      # peers: golden unpack comparison and pull benchmark
+  busybox-static    # the userland of every fixture image
+  python3-cryptography python3-jwt  # the fixture's token issuer (RS256 JWTs)
+  apache2-utils     # htpasswd for the basic-auth registry
+  openssl curl zstd ca-certificates
+  uidmap iproute2 tmux util-linux procps
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "install-deps: installing ${missing[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# docker-registry's package ships an init script; berth's fixture runs its own
+# registries on loopback, so make sure the packaged one is not in the way.
+if [ -x /etc/init.d/docker-registry ] && pgrep -x docker-registry >/dev/null 2>&1; then
+  /etc/init.d/docker-registry stop >/dev/null 2>&1 || true
+fi
+
+command -v cargo >/dev/null || { echo "install-deps: cargo not found (this machine kind ships Rust via rustup)" >&2; exit 1; }
+rustup component list --installed 2>/dev/null | grep -q clippy || rustup component add clippy rustfmt

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Runs every test berth has: formatting, lints, unit and integration tests
+# against real registries and real containers. Needs root.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/install-deps.sh
+bash fixture/registry.sh up
+
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets -- -D warnings
+cargo test --workspace -- --test-threads="${BERTH_TEST_THREADS:-4}"
