@@ -1,1 +1,65 @@
-//! berth-image
+//! berth-image: the image side of berth — references, the registry client, the
+//! content-addressed store, and pulling.
+//!
+//! # API for the CLI
+//!
+//! ```text
+//! // references
+//! Reference::parse(&str) -> Result<Reference, ReferenceError>   // normalised: docker.io/library/alpine
+//! Reference::with_default_tag(self) -> Reference                // adds :latest when no tag/digest
+//! Reference::familiar(&self) -> String                          // "alpine:latest"
+//! Platform::parse("linux/arm/v7") -> Result<Platform>;  Platform::host()
+//!
+//! // store (root: /var/lib/berth by default, chosen by the CLI)
+//! Store::open(root) -> Result<Store>
+//! pull(&Store, reference: &str, &PullOptions, &Progress) -> Result<Pulled>    // Pulled.image: ImageRecord
+//! Store::resolve(&self, name_or_id: &str) -> Result<ImageRecord>              // name[:tag], repo@digest, id, short id
+//! Store::list(&self) -> Result<Vec<ImageSummary>>                             // docker images rows
+//! Store::images(&self) -> Result<Vec<ImageRecord>>
+//! Store::inspect(&self, &ImageRecord) -> Result<serde_json::Value>            // docker image inspect object
+//! Store::config(&self, &ImageRecord) -> Result<oci_spec::image::ImageConfiguration>
+//! Store::remove(&self, name, force: bool, in_use: bool) -> Result<Vec<RemoveEvent>>
+//! Store::prune_blobs(&self) -> Result<(usize, u64)>
+//! Store::layers(&self, &ImageRecord) -> Vec<LayerInfo>                        // bottom first; path, media_type, diff_id
+//! Store::open_layer(&self, &LayerInfo) -> Result<Box<dyn Read + Send>>        // DECOMPRESSED tar stream
+//!
+//! // registry credentials
+//! login(&RegistryOptions, registry, user, pass, auth_file: Option<&Path>) -> Result<()>
+//! logout(&RegistryOptions, registry, auth_file: Option<&Path>) -> Result<bool>
+//! ```
+//!
+//! Options: [`RegistryOptions`] (mirrors for docker.io, insecure registries, CA
+//! files per host, a certs.d dir, auth file, attempts, read timeout) inside
+//! [`PullOptions`] (plus `--platform` and layer parallelism). Progress goes to
+//! stdout like Docker's ([`ProgressMode`]: bars on a TTY, lines otherwise, quiet).
+//!
+//! Errors are one line, e.g. `pull docker.io/library/nope:latest: manifest unknown (404)`
+//! (print them with `{:#}`).
+//!
+//! # Guarantees
+//! - Every blob's size and sha256 are checked while it streams; layers are
+//!   decompressed in the same pass and their diff_id checked against the config.
+//!   Nothing unverified is ever renamed into `<root>/blobs`.
+//! - Manifests are capped at 4 MiB while reading; a digest reference must match
+//!   the bytes served. Schema 1 and unknown layer media types are refused.
+//! - Pulls from several processes into one root are safe (flock'ed index, atomic
+//!   renames); a killed pull leaves only temp files, reaped by the next open.
+//! - Pull threads (parallel layers) are all joined before `pull` returns.
+
+pub mod auth;
+pub mod digest;
+pub mod manifest;
+pub mod progress;
+pub mod pull;
+pub mod reference;
+pub mod registry;
+pub mod store;
+
+pub use auth::Credentials;
+pub use digest::Digest;
+pub use manifest::{Compression, Platform};
+pub use progress::{Progress, ProgressMode};
+pub use pull::{PullOptions, Pulled, login, logout, pull};
+pub use reference::{Reference, ReferenceError};
+pub use registry::RegistryOptions;
+pub use store::{ImageRecord, ImageSummary, LayerInfo, RemoveEvent, Store};

@@ -1,0 +1,609 @@
+//! Pulling: reference → manifest (→ platform) → config → layers, every byte
+//! verified before it becomes visible in the store.
+
+use std::io::{self, Read, Write};
+use std::path::Path;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use anyhow::{Context, Result, anyhow, bail};
+use serde::Deserialize;
+
+use crate::auth::{self, Credentials};
+use crate::digest::{Digest, Hasher};
+use crate::manifest::{
+    Compression, Descriptor, Manifest, Platform, layer_compression, select_platform,
+};
+use crate::progress::{Progress, human};
+use crate::reference::{DOCKER_HUB, Reference};
+use crate::registry::{FetchedManifest, RegistryOptions, Session, Transient, is_transient};
+use crate::store::{ImageRecord, LayerFacts, LayerInfo, Store};
+
+/// Largest image config berth accepts (real ones are a few KiB).
+const MAX_CONFIG_BYTES: u64 = 16 * 1024 * 1024;
+
+/// Options of one pull.
+#[derive(Clone, Debug)]
+pub struct PullOptions {
+    pub registry: RegistryOptions,
+    /// `--platform`; `None` means the host's, and a single-platform image is then taken as is.
+    pub platform: Option<Platform>,
+    /// Layers fetched at once.
+    pub parallel_layers: usize,
+}
+
+impl Default for PullOptions {
+    fn default() -> Self {
+        PullOptions {
+            registry: RegistryOptions::default(),
+            platform: None,
+            parallel_layers: 3,
+        }
+    }
+}
+
+/// What a pull produced.
+#[derive(Clone, Debug)]
+pub struct Pulled {
+    pub image: ImageRecord,
+    /// The normalised reference pulled (tag defaulted to `latest`).
+    pub reference: Reference,
+    /// Digest of what the registry served for the reference (index digest for multi-platform images).
+    pub digest: Digest,
+    /// Whether anything had to be downloaded.
+    pub downloaded: bool,
+}
+
+#[derive(Deserialize)]
+struct ConfigSummary {
+    #[serde(default)]
+    architecture: String,
+    #[serde(default)]
+    os: String,
+    #[serde(default)]
+    variant: Option<String>,
+    #[serde(default)]
+    created: Option<String>,
+    rootfs: RootFs,
+}
+
+#[derive(Deserialize)]
+struct RootFs {
+    #[serde(rename = "type")]
+    kind: String,
+    diff_ids: Vec<Digest>,
+}
+
+/// Pull `reference` into `store`. Errors read `pull <reference>: <why>`.
+pub fn pull(
+    store: &Store,
+    reference: &str,
+    opts: &PullOptions,
+    progress: &Progress,
+) -> Result<Pulled> {
+    let r = match Reference::parse(reference) {
+        Ok(r) => r.with_default_tag(),
+        Err(e) => bail!("pull {reference}: {e}"),
+    };
+    pull_ref(store, &r, opts, progress).map_err(|e| anyhow!("pull {r}: {e:#}"))
+}
+
+fn pull_ref(
+    store: &Store,
+    r: &Reference,
+    opts: &PullOptions,
+    progress: &Progress,
+) -> Result<Pulled> {
+    let (session, top) = open_with_mirrors(opts, r)?;
+    if let Some(want) = &r.digest
+        && top.digest != *want
+    {
+        bail!(
+            "manifest digest mismatch: asked for {want}, the registry's content hashes to {}",
+            top.digest
+        );
+    }
+    progress.status(&format!(
+        "{}: Pulling from {}",
+        r.tag
+            .as_deref()
+            .unwrap_or(r.digest.as_ref().map_or("latest", |d| d.as_str())),
+        r.repository
+    ));
+    // From the first blob written until the index names them, keep prune away.
+    let _guard = store.pull_guard()?;
+    let mut downloaded = false;
+    let top_manifest = Manifest::parse(top.content_type.as_deref(), &top.bytes)?;
+    let want = opts.platform.clone().unwrap_or_else(Platform::host);
+    let (image_manifest, manifest_digest, manifest_bytes) = match top_manifest {
+        Manifest::Image(m) => (m, top.digest.clone(), top.bytes.clone()),
+        Manifest::Index(idx) => {
+            let d = select_platform(&idx, &want)?;
+            let child = session.manifest(d.digest.as_str())?;
+            if child.digest != d.digest || child.bytes.len() as u64 != d.size {
+                bail!(
+                    "manifest {} for {want}: content hashes to {} ({} bytes), index says {} bytes",
+                    d.digest,
+                    child.digest,
+                    child.bytes.len(),
+                    d.size
+                );
+            }
+            match Manifest::parse(child.content_type.as_deref(), &child.bytes)? {
+                Manifest::Image(m) => {
+                    store.put_verified_bytes(&top.digest, &top.bytes)?;
+                    (m, child.digest, child.bytes)
+                }
+                Manifest::Index(_) => bail!(
+                    "manifest {} is a nested index, which is not supported",
+                    d.digest
+                ),
+            }
+        }
+    };
+
+    // Config: small, fetched whole and verified.
+    let cfg_desc = &image_manifest.config;
+    if cfg_desc.size > MAX_CONFIG_BYTES {
+        bail!(
+            "image config {} is {} bytes, more than berth accepts",
+            cfg_desc.digest,
+            cfg_desc.size
+        );
+    }
+    let cfg_bytes = if store.has_blob(&cfg_desc.digest) {
+        store.read_blob(&cfg_desc.digest)?
+    } else {
+        downloaded = true;
+        let b = fetch_small(&session, cfg_desc, opts.registry.attempts)?;
+        store.put_verified_bytes(&cfg_desc.digest, &b)?;
+        b
+    };
+    let cfg: ConfigSummary = serde_json::from_slice(&cfg_bytes)
+        .with_context(|| format!("image config {} is not valid", cfg_desc.digest))?;
+    if cfg.rootfs.kind != "layers" {
+        bail!(
+            "image config {}: unsupported rootfs type {:?}",
+            cfg_desc.digest,
+            cfg.rootfs.kind
+        );
+    }
+    if cfg.rootfs.diff_ids.len() != image_manifest.layers.len() {
+        bail!(
+            "image config {} lists {} layers but the manifest has {}",
+            cfg_desc.digest,
+            cfg.rootfs.diff_ids.len(),
+            image_manifest.layers.len()
+        );
+    }
+    if let Some(p) = &opts.platform {
+        let actual = Platform::new(&cfg.os, &cfg.architecture, cfg.variant.as_deref());
+        if !p.matches(&actual) {
+            bail!(
+                "image was found but does not match the specified platform: wanted {p}, actual {actual}"
+            );
+        }
+    }
+
+    // Layers, in parallel; all threads are joined before this returns.
+    let layers = &image_manifest.layers;
+    let next = AtomicUsize::new(0);
+    let cancel = AtomicBool::new(false);
+    let any_fetched = AtomicBool::new(false);
+    let results: Mutex<Vec<Option<Result<LayerInfo>>>> =
+        Mutex::new((0..layers.len()).map(|_| None).collect());
+    let workers = opts.parallel_layers.clamp(1, 8).min(layers.len().max(1));
+    std::thread::scope(|s| {
+        for _ in 0..workers {
+            s.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::SeqCst);
+                    if i >= layers.len() || cancel.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    let res = fetch_layer(
+                        store,
+                        &session,
+                        &layers[i],
+                        &cfg.rootfs.diff_ids[i],
+                        opts.registry.attempts,
+                        progress,
+                        &cancel,
+                        &any_fetched,
+                    )
+                    .with_context(|| format!("layer {}", layers[i].digest));
+                    if res.is_err() {
+                        cancel.store(true, Ordering::SeqCst);
+                    }
+                    results.lock().unwrap_or_else(|e| e.into_inner())[i] = Some(res);
+                }
+            });
+        }
+    });
+    let mut infos = Vec::new();
+    for (i, res) in results
+        .into_inner()
+        .unwrap_or_else(|e| e.into_inner())
+        .into_iter()
+        .enumerate()
+    {
+        match res {
+            Some(Ok(l)) => infos.push(l),
+            Some(Err(e)) => return Err(e),
+            None => bail!(
+                "layer {} was not fetched (an earlier layer failed)",
+                layers[i].digest
+            ),
+        }
+    }
+    downloaded |= any_fetched.load(Ordering::SeqCst);
+    if !store.has_blob(&manifest_digest) {
+        downloaded = true;
+    }
+    store.put_verified_bytes(&manifest_digest, &manifest_bytes)?;
+    store.put_verified_bytes(&top.digest, &top.bytes)?;
+
+    let rec = ImageRecord {
+        id: cfg_desc.digest.clone(),
+        manifest_digest,
+        repo_tags: Vec::new(),
+        repo_digests: Vec::new(),
+        created: cfg.created,
+        os: cfg.os,
+        architecture: cfg.architecture,
+        variant: cfg.variant,
+        size: infos.iter().map(|l| l.unpacked_size).sum(),
+        layers: infos,
+        updated: 0,
+    };
+    let repo_tag = r
+        .tag
+        .as_ref()
+        .filter(|_| r.digest.is_none())
+        .map(|t| format!("{}:{t}", r.familiar_name()));
+    let repo_digest = Some(format!("{}@{}", r.familiar_name(), top.digest));
+    let image = store.record_image(rec, repo_tag, repo_digest)?;
+    progress.status(&format!("Digest: {}", top.digest));
+    progress.status(&if downloaded {
+        format!("Status: Downloaded newer image for {}", r.familiar())
+    } else {
+        format!("Status: Image is up to date for {}", r.familiar())
+    });
+    Ok(Pulled {
+        image,
+        reference: r.clone(),
+        digest: top.digest,
+        downloaded,
+    })
+}
+
+/// Docker Hub goes through the configured mirrors first, then itself.
+fn open_with_mirrors(opts: &PullOptions, r: &Reference) -> Result<(Session, FetchedManifest)> {
+    let reg = &opts.registry;
+    if r.registry == DOCKER_HUB {
+        for m in &reg.mirrors {
+            let host = m
+                .trim_start_matches("https://")
+                .trim_start_matches("http://")
+                .split('/')
+                .next()
+                .unwrap_or("")
+                .to_string();
+            let attempt = (|| {
+                let creds = auth::lookup(&reg.auth_file(), &host)?;
+                let s = Session::connect_with(reg, &host, Some(m), &r.repository, creds)?;
+                let f = s.manifest(&r.manifest_ref())?;
+                Ok::<_, anyhow::Error>((s, f))
+            })();
+            match attempt {
+                Ok(x) => return Ok(x),
+                Err(e) => tracing::info!("mirror {m} failed for {r}: {e:#}; trying the next"),
+            }
+        }
+    }
+    let s = Session::connect(reg, r.api_host(), &r.repository)?;
+    let f = s.manifest(&r.manifest_ref())?;
+    Ok((s, f))
+}
+
+fn fetch_small(session: &Session, desc: &Descriptor, attempts: u32) -> Result<Vec<u8>> {
+    retry(attempts, |_| {
+        let (mut body, _) = session.blob(&desc.digest)?;
+        let mut b = Vec::new();
+        body.by_ref()
+            .take(desc.size + 1)
+            .read_to_end(&mut b)
+            .map_err(|e| Transient(format!("reading blob: {e}")))?;
+        if (b.len() as u64) < desc.size {
+            return Err(Transient(format!(
+                "short read: got {} of {} bytes",
+                b.len(),
+                desc.size
+            ))
+            .into());
+        }
+        if b.len() as u64 > desc.size {
+            bail!(
+                "blob {} is larger than the {} bytes its descriptor says",
+                desc.digest,
+                desc.size
+            );
+        }
+        let got = Digest::of(&b);
+        if got != desc.digest {
+            bail!(
+                "digest mismatch: blob hashes to {got}, expected {}",
+                desc.digest
+            );
+        }
+        Ok(b)
+    })
+}
+
+fn retry<T>(attempts: u32, mut f: impl FnMut(u32) -> Result<T>) -> Result<T> {
+    let attempts = attempts.max(1);
+    let mut n = 0;
+    loop {
+        match f(n) {
+            Ok(v) => return Ok(v),
+            Err(e) if is_transient(&e) && n + 1 < attempts => {
+                n += 1;
+                tracing::info!("retrying after transient error: {e:#}");
+                std::thread::sleep(std::time::Duration::from_millis(200 << n.min(5)));
+            }
+            Err(e) if is_transient(&e) => {
+                return Err(e.context(format!("giving up after {attempts} attempts")));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn fetch_layer(
+    store: &Store,
+    session: &Session,
+    desc: &Descriptor,
+    diff_id: &Digest,
+    attempts: u32,
+    progress: &Progress,
+    cancel: &AtomicBool,
+    any_fetched: &AtomicBool,
+) -> Result<LayerInfo> {
+    let comp = layer_compression(&desc.media_type)?;
+    let info = |unpacked_size| LayerInfo {
+        digest: desc.digest.clone(),
+        media_type: desc.media_type.clone(),
+        size: desc.size,
+        diff_id: diff_id.clone(),
+        unpacked_size,
+        path: store.blob_path(&desc.digest),
+    };
+    if store.has_blob(&desc.digest) {
+        let facts = match store.layer_facts(&desc.digest) {
+            Some(f) => f,
+            None => {
+                // Blob present but its facts were lost: re-derive them from the local copy.
+                let f = std::fs::File::open(store.blob_path(&desc.digest))?;
+                let (d, n) = verify_stream(f, None, desc, comp, None, cancel)?;
+                let facts = LayerFacts {
+                    diff_id: d,
+                    unpacked_size: n,
+                };
+                store.put_layer_facts(&desc.digest, &facts)?;
+                facts
+            }
+        };
+        if facts.diff_id != *diff_id {
+            bail!(
+                "diff_id mismatch: layer unpacks to {}, the image config says {diff_id}",
+                facts.diff_id
+            );
+        }
+        progress.layer_done(&desc.digest, "Already exists");
+        return Ok(info(facts.unpacked_size));
+    }
+    any_fetched.store(true, Ordering::SeqCst);
+    progress.layer_start(&desc.digest, desc.size);
+    let (got_diff, unpacked) = retry(attempts, |n| {
+        if n > 0 {
+            progress.layer_retry(&desc.digest, &format!("attempt {}", n + 1));
+        }
+        let mut tmp = store.temp(desc.digest.hex())?;
+        let (body, len) = session.blob(&desc.digest)?;
+        if let Some(len) = len.filter(|l| *l != desc.size) {
+            return Err(Transient(format!(
+                "registry announced {len} bytes, the manifest says {}",
+                desc.size
+            ))
+            .into());
+        }
+        let r = verify_stream(body, Some(tmp.file()), desc, comp, Some(progress), cancel)?;
+        tmp.commit(&store.blob_path(&desc.digest))?;
+        Ok(r)
+    })?;
+    if got_diff != *diff_id {
+        // Unreachable in practice (checked before commit), kept as a guard.
+        bail!("diff_id mismatch: layer unpacks to {got_diff}, the image config says {diff_id}");
+    }
+    store.put_layer_facts(
+        &desc.digest,
+        &LayerFacts {
+            diff_id: got_diff,
+            unpacked_size: unpacked,
+        },
+    )?;
+    progress.layer_done(
+        &desc.digest,
+        &format!("Pull complete ({})", human(desc.size)),
+    );
+    Ok(info(unpacked))
+}
+
+enum Unpack {
+    Gzip(Box<flate2::write::MultiGzDecoder<Hasher>>),
+    Zstd(Box<zstd::stream::write::Decoder<'static, Hasher>>),
+    Plain(Hasher),
+}
+
+impl Unpack {
+    fn new(c: Compression) -> io::Result<Self> {
+        Ok(match c {
+            Compression::Gzip => {
+                Unpack::Gzip(Box::new(flate2::write::MultiGzDecoder::new(Hasher::new())))
+            }
+            Compression::Zstd => {
+                Unpack::Zstd(Box::new(zstd::stream::write::Decoder::new(Hasher::new())?))
+            }
+            Compression::None => Unpack::Plain(Hasher::new()),
+        })
+    }
+
+    fn write_all(&mut self, b: &[u8]) -> io::Result<()> {
+        match self {
+            Unpack::Gzip(d) => d.write_all(b),
+            Unpack::Zstd(d) => d.write_all(b),
+            Unpack::Plain(h) => {
+                h.update(b);
+                Ok(())
+            }
+        }
+    }
+
+    fn finish(self) -> io::Result<Hasher> {
+        match self {
+            Unpack::Gzip(d) => d.finish(),
+            Unpack::Zstd(mut d) => {
+                d.flush()?;
+                Ok(d.into_inner())
+            }
+            Unpack::Plain(h) => Ok(h),
+        }
+    }
+}
+
+/// Stream a layer blob once: write it to `sink`, hash it, decompress and hash the
+/// tar. Returns (diff_id, unpacked size) once digest and size match `desc`.
+fn verify_stream(
+    mut src: impl Read,
+    mut sink: Option<&mut std::fs::File>,
+    desc: &Descriptor,
+    comp: Compression,
+    progress: Option<&Progress>,
+    cancel: &AtomicBool,
+) -> Result<(Digest, u64)> {
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut blob = Hasher::new();
+    let mut unpack = Some(Unpack::new(comp)?);
+    let mut unpack_err: Option<io::Error> = None;
+    loop {
+        if cancel.load(Ordering::SeqCst) {
+            bail!("cancelled: another layer failed");
+        }
+        let n = match src.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(Transient(format!("reading blob: {e}")).into()),
+        };
+        if blob.len() + n as u64 > desc.size {
+            bail!(
+                "blob is larger than the {} bytes its descriptor says",
+                desc.size
+            );
+        }
+        blob.update(&buf[..n]);
+        if let Some(f) = sink.as_mut() {
+            f.write_all(&buf[..n]).context("write temp file")?;
+        }
+        if let Some(u) = unpack.as_mut() {
+            // Keep hashing after a decompression error: a digest mismatch is the better diagnosis.
+            if let Err(e) = u.write_all(&buf[..n]) {
+                unpack_err = Some(e);
+                unpack = None;
+            }
+        }
+        if let Some(p) = progress {
+            p.layer_bytes(&desc.digest, n as u64);
+        }
+    }
+    if blob.len() < desc.size {
+        return Err(Transient(format!(
+            "short read: got {} of {} bytes",
+            blob.len(),
+            desc.size
+        ))
+        .into());
+    }
+    let got = blob.finish();
+    if got != desc.digest {
+        bail!(
+            "digest mismatch: blob hashes to {got}, expected {}",
+            desc.digest
+        );
+    }
+    let what = match comp {
+        Compression::Gzip => "gzip",
+        Compression::Zstd => "zstd",
+        Compression::None => "tar",
+    };
+    if let Some(e) = unpack_err {
+        bail!("layer is not valid {what}: {e}");
+    }
+    let h = unpack
+        .expect("set unless errored")
+        .finish()
+        .with_context(|| format!("layer is not valid {what}"))?;
+    let n = h.len();
+    Ok((h.finish(), n))
+}
+
+/// Check `username`/`password` against `registry` (a host, `docker.io` by default) and
+/// store them in the auth file (`opts.auth_file`, else the default) with mode 0600.
+pub fn login(
+    opts: &RegistryOptions,
+    registry: &str,
+    username: &str,
+    password: &str,
+    auth_file: Option<&Path>,
+) -> Result<()> {
+    let registry = if registry.is_empty() {
+        DOCKER_HUB
+    } else {
+        registry
+    };
+    let registry = registry
+        .trim_start_matches("https://")
+        .trim_start_matches("http://")
+        .trim_end_matches('/');
+    let api = if matches!(registry, "docker.io" | "index.docker.io") {
+        crate::reference::DOCKER_HUB_API
+    } else {
+        registry
+    };
+    let creds = Credentials {
+        username: username.to_string(),
+        password: password.to_string(),
+    };
+    let session = Session::connect_with(opts, api, None, "", Some(creds.clone()))
+        .and_then(|s| s.check_login().map(|_| s))
+        .map_err(|e| anyhow!("login {registry}: {e:#}"))?;
+    drop(session);
+    let file = auth_file
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| opts.auth_file());
+    auth::store(&file, registry, &creds)
+}
+
+/// Forget stored credentials for `registry`; returns whether any were stored.
+pub fn logout(opts: &RegistryOptions, registry: &str, auth_file: Option<&Path>) -> Result<bool> {
+    let registry = if registry.is_empty() {
+        DOCKER_HUB
+    } else {
+        registry
+    };
+    let file = auth_file
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| opts.auth_file());
+    auth::remove(&file, registry)
+}

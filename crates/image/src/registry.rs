@@ -1,0 +1,715 @@
+//! A client for the distribution (registry) API v2 over ureq.
+//!
+//! One [`Session`] serves one repository on one endpoint for a whole pull: it
+//! probes `/v2/` once, learns the auth scheme, fetches one bearer token and
+//! reuses it (fetching a fresh one once if the registry answers 401).
+//! Sessions are `Sync`; layers are fetched from several threads.
+
+use std::collections::HashMap;
+use std::io::{self, Read};
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow, bail};
+use ureq::Agent;
+use ureq::http::{Response, StatusCode, Uri};
+use ureq::tls::{Certificate, RootCerts, TlsConfig};
+
+use crate::auth::{self, Challenge, Credentials};
+use crate::digest::Digest;
+use crate::manifest::{MAX_MANIFEST_BYTES, media};
+
+/// How to reach registries. The CLI fills this from its config and flags.
+#[derive(Clone, Debug)]
+pub struct RegistryOptions {
+    /// Mirrors for Docker Hub only, tried in order before Docker Hub itself,
+    /// e.g. `https://mirror.example.com` or `http://127.0.0.1:5500`.
+    pub mirrors: Vec<String>,
+    /// `host[:port]` of registries that may be reached over plain HTTP
+    /// (or HTTPS without verification). Loopback registries always are.
+    pub insecure_registries: Vec<String>,
+    /// Extra CA certificates (PEM) per registry `host[:port]`.
+    pub ca_files: HashMap<String, PathBuf>,
+    /// Docker's certs.d layout: `<dir>/<host[:port]>/*.crt` are CAs for that registry.
+    pub certs_d: Option<PathBuf>,
+    /// The docker `config.json` holding `auths`; `None` means [`auth::default_auth_file`].
+    pub auth_file: Option<PathBuf>,
+    /// Attempts per request on 5xx and connection failures (at least 1).
+    pub attempts: u32,
+    /// Give up on a connection that sends nothing for this long.
+    pub read_timeout: Duration,
+}
+
+impl Default for RegistryOptions {
+    fn default() -> Self {
+        RegistryOptions {
+            mirrors: Vec::new(),
+            insecure_registries: Vec::new(),
+            ca_files: HashMap::new(),
+            certs_d: None,
+            auth_file: None,
+            attempts: 3,
+            read_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+impl RegistryOptions {
+    /// The auth file in effect.
+    pub fn auth_file(&self) -> PathBuf {
+        self.auth_file
+            .clone()
+            .unwrap_or_else(auth::default_auth_file)
+    }
+}
+
+/// A retryable failure (connection reset, 5xx, short body): the caller may try again.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Transient(pub String);
+
+/// Whether `host[:port]` is a loopback address (Docker reaches those insecurely).
+pub fn is_loopback(host: &str) -> bool {
+    if host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback()) {
+        return true; // a bare IPv6 address such as ::1
+    }
+    let h = strip_port(host);
+    if h.eq_ignore_ascii_case("localhost") {
+        return true;
+    }
+    let h = h.trim_start_matches('[').trim_end_matches(']');
+    h.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+fn strip_port(host: &str) -> &str {
+    if host.starts_with('[') {
+        return host
+            .split_once(']')
+            .map_or(host, |(h, _)| &host[..h.len() + 1]);
+    }
+    match host.rsplit_once(':') {
+        Some((h, p)) if p.bytes().all(|b| b.is_ascii_digit()) => h,
+        _ => host,
+    }
+}
+
+fn percent_encode(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Read all CA certificates that apply to `host`.
+fn load_cas(opts: &RegistryOptions, host: &str) -> Result<Vec<Certificate<'static>>> {
+    let mut files = Vec::new();
+    if let Some(f) = opts.ca_files.get(host) {
+        files.push(f.clone());
+    }
+    if let Some(dir) = &opts.certs_d {
+        let d = dir.join(host);
+        if let Ok(rd) = std::fs::read_dir(&d) {
+            let mut v: Vec<PathBuf> = rd
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "crt"))
+                .collect();
+            v.sort();
+            files.extend(v);
+        }
+    }
+    let mut certs = Vec::new();
+    for f in files {
+        let pem = std::fs::read(&f).with_context(|| format!("read CA file {}", f.display()))?;
+        let before = certs.len();
+        for item in ureq::tls::parse_pem(&pem) {
+            if let ureq::tls::PemItem::Certificate(c) =
+                item.with_context(|| format!("parse CA file {}", f.display()))?
+            {
+                certs.push(c);
+            }
+        }
+        if certs.len() == before {
+            bail!("CA file {} holds no certificate", f.display());
+        }
+    }
+    Ok(certs)
+}
+
+/// System roots, so a per-registry CA adds to them as in Docker.
+fn system_roots() -> Vec<Certificate<'static>> {
+    for f in [
+        "/etc/ssl/certs/ca-certificates.crt",
+        "/etc/pki/tls/certs/ca-bundle.crt",
+    ] {
+        if let Ok(pem) = std::fs::read(f) {
+            return ureq::tls::parse_pem(&pem)
+                .filter_map(|i| match i {
+                    Ok(ureq::tls::PemItem::Certificate(c)) => Some(c),
+                    _ => None,
+                })
+                .collect();
+        }
+    }
+    Vec::new()
+}
+
+fn agent(opts: &RegistryOptions, tls: TlsConfig) -> Agent {
+    Agent::config_builder()
+        .http_status_as_error(false)
+        // Redirects are followed by hand so Authorization never leaks to blob storage.
+        .max_redirects(0)
+        .user_agent(concat!("berth/", env!("CARGO_PKG_VERSION")))
+        .timeout_connect(Some(Duration::from_secs(30)))
+        .timeout_per_read(Some(opts.read_timeout))
+        .tls_config(tls)
+        .build()
+        .new_agent()
+}
+
+/// Where a session talks to: `https://host:port` or `http://host:port`.
+#[derive(Clone, Debug)]
+struct Endpoint {
+    base: String,
+    host: String,
+}
+
+#[derive(Clone, Debug)]
+enum AuthState {
+    None,
+    Basic(String),
+    Bearer(String),
+}
+
+/// One repository on one registry endpoint, authenticated.
+pub struct Session {
+    agent: Agent,
+    foreign: Agent,
+    ep: Endpoint,
+    repository: String,
+    creds: Option<Credentials>,
+    auth: Mutex<AuthState>,
+    attempts: u32,
+}
+
+/// What a manifest GET returned.
+#[derive(Debug, Clone)]
+pub struct FetchedManifest {
+    pub bytes: Vec<u8>,
+    pub content_type: Option<String>,
+    pub digest: Digest,
+}
+
+impl Session {
+    /// Connect to `host` (a registry as named in references, e.g. `127.0.0.1:5500`
+    /// or `registry-1.docker.io`), pick the scheme, and authenticate for pulling `repository`.
+    pub fn connect(opts: &RegistryOptions, host: &str, repository: &str) -> Result<Session> {
+        let creds = auth::lookup(&opts.auth_file(), host)?;
+        Self::connect_with(opts, host, None, repository, creds)
+    }
+
+    /// Like [`Session::connect`] with explicit credentials and optionally a fixed base URL (mirrors).
+    pub fn connect_with(
+        opts: &RegistryOptions,
+        host: &str,
+        base: Option<&str>,
+        repository: &str,
+        creds: Option<Credentials>,
+    ) -> Result<Session> {
+        let cas = load_cas(opts, host)?;
+        let insecure = is_loopback(host) || opts.insecure_registries.iter().any(|r| r == host);
+        let tls = if !cas.is_empty() {
+            let mut roots = system_roots();
+            roots.extend(cas);
+            TlsConfig::builder()
+                .root_certs(RootCerts::new_with_certs(&roots))
+                .build()
+        } else if insecure {
+            // Docker's rule for insecure/loopback registries: TLS without verification.
+            TlsConfig::builder().disable_verification(true).build()
+        } else {
+            TlsConfig::builder()
+                .root_certs(RootCerts::PlatformVerifier)
+                .build()
+        };
+        let foreign = agent(
+            opts,
+            TlsConfig::builder()
+                .root_certs(RootCerts::PlatformVerifier)
+                .build(),
+        );
+        let agent = agent(opts, tls);
+        let bases: Vec<String> = match base {
+            Some(b) => vec![b.trim_end_matches('/').to_string()],
+            None if insecure => vec![format!("https://{host}"), format!("http://{host}")],
+            None => vec![format!("https://{host}")],
+        };
+        let mut errors = Vec::new();
+        for b in &bases {
+            let mut s = Session {
+                agent: agent.clone(),
+                foreign: foreign.clone(),
+                ep: Endpoint {
+                    base: b.clone(),
+                    host: host.to_string(),
+                },
+                repository: repository.to_string(),
+                creds: creds.clone(),
+                auth: Mutex::new(AuthState::None),
+                attempts: opts.attempts.max(1),
+            };
+            match s.ping() {
+                Ok(()) => return Ok(s),
+                Err(e) if e.downcast_ref::<Transient>().is_some() => {
+                    errors.push(format!("{b}: {e:#}"))
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        bail!("cannot reach registry {host}: {}", errors.join("; "))
+    }
+
+    /// The base URL in use, e.g. `http://127.0.0.1:5500`.
+    pub fn base_url(&self) -> &str {
+        &self.ep.base
+    }
+
+    /// `GET /v2/`: learn the auth scheme and authenticate.
+    fn ping(&mut self) -> Result<()> {
+        let url = format!("{}/v2/", self.ep.base);
+        let resp = self.send_once(&self.agent, &url, None, None)?;
+        match resp.status().as_u16() {
+            200..=299 => Ok(()),
+            401 => {
+                let ch = challenge_of(&resp).ok_or_else(|| {
+                    anyhow!(
+                        "registry {} answered 401 without a usable WWW-Authenticate",
+                        self.ep.host
+                    )
+                })?;
+                self.apply_challenge(ch)?;
+                Ok(())
+            }
+            s if s >= 500 => {
+                Err(Transient(format!("registry {} answered {s} to /v2/", self.ep.host)).into())
+            }
+            _ => Err(status_error(resp)),
+        }
+    }
+
+    /// Verify the session's credentials really work (used by `login`).
+    pub fn check_login(&self) -> Result<()> {
+        let url = format!("{}/v2/", self.ep.base);
+        let resp = self.get(&url, None)?;
+        drop(resp);
+        Ok(())
+    }
+
+    fn apply_challenge(&self, ch: Challenge) -> Result<()> {
+        let state = match ch.scheme.as_str() {
+            "basic" => match &self.creds {
+                Some(c) => AuthState::Basic(c.basic_header()),
+                None => bail!(
+                    "unauthorized: registry {} requires a login (401)",
+                    self.ep.host
+                ),
+            },
+            "bearer" => {
+                let header = self.fetch_token(&ch)?;
+                AuthState::Bearer(header)
+            }
+            other => bail!(
+                "registry {} asks for unsupported auth scheme {other:?}",
+                self.ep.host
+            ),
+        };
+        *self.auth.lock().unwrap_or_else(|e| e.into_inner()) = state;
+        Ok(())
+    }
+
+    fn fetch_token(&self, ch: &Challenge) -> Result<String> {
+        let realm = ch
+            .params
+            .get("realm")
+            .ok_or_else(|| anyhow!("registry {} bearer challenge has no realm", self.ep.host))?;
+        let mut url = realm.clone();
+        let mut q = Vec::new();
+        if let Some(s) = ch.params.get("service") {
+            q.push(format!("service={}", percent_encode(s)));
+        }
+        let ours = format!("repository:{}:pull", self.repository);
+        let ours = if self.repository.is_empty() {
+            String::new()
+        } else {
+            ours
+        };
+        if !ours.is_empty() {
+            q.push(format!("scope={}", percent_encode(&ours)));
+        }
+        if let Some(s) = ch.params.get("scope").filter(|s| **s != ours) {
+            q.push(format!("scope={}", percent_encode(s)));
+        }
+        url.push(if url.contains('?') { '&' } else { '?' });
+        url.push_str(&q.join("&"));
+        let auth = self.creds.as_ref().map(|c| c.basic_header());
+        let mut resp =
+            self.send_retrying(&self.foreign_or_own(&url), &url, None, auth.as_deref())?;
+        let status = resp.status().as_u16();
+        if status == 401 || status == 403 {
+            let body = resp
+                .body_mut()
+                .with_config()
+                .limit(64 * 1024)
+                .read_to_string()
+                .unwrap_or_default();
+            let why = error_message(&body)
+                .unwrap_or_else(|| "incorrect username or password".to_string());
+            bail!("unauthorized: {why} ({status}) from token service {realm}");
+        }
+        if !(200..300).contains(&status) {
+            return Err(status_error(resp)).context(format!("token service {realm}"));
+        }
+        #[derive(serde::Deserialize)]
+        struct Tok {
+            token: Option<String>,
+            access_token: Option<String>,
+        }
+        let body = resp
+            .body_mut()
+            .with_config()
+            .limit(1024 * 1024)
+            .read_to_vec()
+            .map_err(|e| Transient(format!("token service {realm}: {e}")))?;
+        let t: Tok = serde_json::from_slice(&body)
+            .with_context(|| format!("token service {realm}: bad JSON"))?;
+        let token = t
+            .token
+            .or(t.access_token)
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| anyhow!("token service {realm} returned no token"))?;
+        Ok(format!("Bearer {token}"))
+    }
+
+    fn foreign_or_own(&self, url: &str) -> Agent {
+        if self.same_host(url) {
+            self.agent.clone()
+        } else {
+            self.foreign.clone()
+        }
+    }
+
+    fn same_host(&self, url: &str) -> bool {
+        let Ok(u) = url.parse::<Uri>() else {
+            return false;
+        };
+        let Ok(b) = self.ep.base.parse::<Uri>() else {
+            return false;
+        };
+        u.authority() == b.authority()
+    }
+
+    fn auth_header(&self) -> Option<String> {
+        match &*self.auth.lock().unwrap_or_else(|e| e.into_inner()) {
+            AuthState::None => None,
+            AuthState::Basic(h) => Some(h.clone()),
+            AuthState::Bearer(h) => Some(h.clone()),
+        }
+    }
+
+    fn send_once(
+        &self,
+        agent: &Agent,
+        url: &str,
+        accept: Option<&str>,
+        authorization: Option<&str>,
+    ) -> Result<Response<ureq::Body>> {
+        let mut req = agent.get(url);
+        if let Some(a) = accept {
+            req = req.header("Accept", a);
+        }
+        if let Some(a) = authorization {
+            req = req.header("Authorization", a);
+        }
+        req.call()
+            .map_err(|e| Transient(format!("GET {url}: {e}")).into())
+    }
+
+    /// GET with retries on connection failures and 5xx, bounded by `attempts`.
+    fn send_retrying(
+        &self,
+        agent: &Agent,
+        url: &str,
+        accept: Option<&str>,
+        authorization: Option<&str>,
+    ) -> Result<Response<ureq::Body>> {
+        let mut last = None;
+        for attempt in 0..self.attempts {
+            if attempt > 0 {
+                // Exponential backoff: 200 ms, 400 ms, ...
+                std::thread::sleep(Duration::from_millis(200 << (attempt - 1).min(5)));
+            }
+            match self.send_once(agent, url, accept, authorization) {
+                Ok(r) if r.status().is_server_error() => {
+                    last =
+                        Some(Transient(format!("server error ({})", r.status().as_u16())).into());
+                }
+                Ok(r) => return Ok(r),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| anyhow!("no attempt made")))
+    }
+
+    /// GET a registry path or absolute URL, with auth, redirects, retries and error mapping.
+    pub fn get(&self, url: &str, accept: Option<&str>) -> Result<Response<ureq::Body>> {
+        let mut url = url.to_string();
+        let mut refreshed = false;
+        for _hop in 0..10 {
+            let own = self.same_host(&url);
+            // The registry's credentials are for the registry only, never for blob storage.
+            let auth = if own { self.auth_header() } else { None };
+            let agent = if own { &self.agent } else { &self.foreign };
+            let resp = self.send_retrying(agent, &url, accept, auth.as_deref())?;
+            let status = resp.status();
+            if status.is_redirection() {
+                let loc = resp
+                    .headers()
+                    .get("location")
+                    .and_then(|l| l.to_str().ok())
+                    .ok_or_else(|| {
+                        anyhow!("redirect ({}) without Location from {url}", status.as_u16())
+                    })?;
+                url = resolve_url(&url, loc)?;
+                continue;
+            }
+            if status == StatusCode::UNAUTHORIZED && own && !refreshed {
+                refreshed = true;
+                // The token may have expired mid-pull: fetch a fresh one, once.
+                if let Some(ch) = challenge_of(&resp) {
+                    self.apply_challenge(ch)?;
+                    continue;
+                }
+            }
+            if status.is_success() {
+                return Ok(resp);
+            }
+            return Err(status_error(resp));
+        }
+        bail!("too many redirects fetching {url}")
+    }
+
+    /// Fetch a manifest by tag or digest, reading at most 4 MiB, and compute its digest.
+    pub fn manifest(&self, reference: &str) -> Result<FetchedManifest> {
+        let url = format!(
+            "{}/v2/{}/manifests/{}",
+            self.ep.base, self.repository, reference
+        );
+        let resp = self.get(&url, Some(media::MANIFEST_ACCEPT))?;
+        let too_big = || {
+            anyhow!(
+                "manifest is larger than {} MiB, refusing it",
+                MAX_MANIFEST_BYTES >> 20
+            )
+        };
+        if resp
+            .headers()
+            .get("content-length")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok())
+            .is_some_and(|n| n > MAX_MANIFEST_BYTES)
+        {
+            return Err(too_big());
+        }
+        let content_type = resp
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let mut bytes = Vec::new();
+        // Bounded while reading: a hostile registry cannot make us buffer more than 4 MiB + 1.
+        resp.into_body()
+            .into_reader()
+            .take(MAX_MANIFEST_BYTES + 1)
+            .read_to_end(&mut bytes)
+            .map_err(|e| Transient(format!("reading manifest: {e}")))?;
+        if bytes.len() as u64 > MAX_MANIFEST_BYTES {
+            return Err(too_big());
+        }
+        let digest = Digest::of(&bytes);
+        Ok(FetchedManifest {
+            bytes,
+            content_type,
+            digest,
+        })
+    }
+
+    /// Start fetching a blob; returns its body reader and announced length.
+    pub fn blob(&self, digest: &Digest) -> Result<(Box<dyn Read + Send>, Option<u64>)> {
+        let url = format!("{}/v2/{}/blobs/{}", self.ep.base, self.repository, digest);
+        let resp = self.get(&url, None)?;
+        let len = resp
+            .headers()
+            .get("content-length")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        let r = resp.into_body().into_reader();
+        Ok((Box::new(TransientReader(r)), len))
+    }
+}
+
+/// Marks I/O errors while reading a body as transient (retryable).
+struct TransientReader<R>(R);
+
+impl<R: Read> Read for TransientReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0
+            .read(buf)
+            .map_err(|e| io::Error::new(io::ErrorKind::ConnectionAborted, Transient(e.to_string())))
+    }
+}
+
+fn challenge_of<B>(resp: &Response<B>) -> Option<Challenge> {
+    resp.headers()
+        .get_all("www-authenticate")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .filter_map(auth::parse_challenge)
+        .find(|c| c.scheme == "bearer" || c.scheme == "basic")
+}
+
+fn resolve_url(base: &str, loc: &str) -> Result<String> {
+    if loc.starts_with("http://") || loc.starts_with("https://") {
+        return Ok(loc.to_string());
+    }
+    let b: Uri = base.parse().with_context(|| format!("bad URL {base}"))?;
+    let scheme = b.scheme_str().unwrap_or("https");
+    let auth = b.authority().map(|a| a.as_str()).unwrap_or("");
+    if let Some(rest) = loc.strip_prefix("//") {
+        return Ok(format!("{scheme}://{rest}"));
+    }
+    if loc.starts_with('/') {
+        return Ok(format!("{scheme}://{auth}{loc}"));
+    }
+    let path = b.path();
+    let dir = &path[..path.rfind('/').map_or(0, |i| i + 1)];
+    Ok(format!("{scheme}://{auth}{dir}{loc}"))
+}
+
+/// The message of a registry error body (`{"errors":[{"code","message"}]}`).
+fn error_message(body: &str) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct E {
+        #[serde(default)]
+        code: String,
+        #[serde(default)]
+        message: String,
+    }
+    #[derive(serde::Deserialize)]
+    struct Es {
+        errors: Vec<E>,
+    }
+    let es: Es = serde_json::from_str(body).ok()?;
+    let e = es.errors.into_iter().next()?;
+    let code = e.code.to_ascii_lowercase().replace('_', " ");
+    Some(match (code.is_empty(), e.message.is_empty()) {
+        (true, _) => e.message,
+        (false, true) => code,
+        (false, false) if code == e.message.to_ascii_lowercase() => e.message,
+        (false, false) => format!("{}: {}", e.code.to_ascii_lowercase(), e.message),
+    })
+}
+
+/// Turn a non-success response into a one-line error like `manifest unknown (404)`.
+fn status_error(mut resp: Response<ureq::Body>) -> anyhow::Error {
+    let status = resp.status().as_u16();
+    let body = resp
+        .body_mut()
+        .with_config()
+        .limit(64 * 1024)
+        .lossy_utf8(true)
+        .read_to_string()
+        .unwrap_or_default();
+    let msg = error_message(&body).unwrap_or_else(|| match status {
+        401 => "unauthorized: authentication required".to_string(),
+        403 => "denied: access forbidden".to_string(),
+        404 => "not found".to_string(),
+        429 => "toomanyrequests: too many requests".to_string(),
+        _ => resp
+            .status()
+            .canonical_reason()
+            .unwrap_or("error")
+            .to_ascii_lowercase(),
+    });
+    let msg = if status == 429 && !msg.starts_with("toomanyrequests") {
+        format!("toomanyrequests: {msg}")
+    } else {
+        msg
+    };
+    anyhow!("{msg} ({status})")
+}
+
+/// Whether an error (or its cause chain) is worth retrying.
+pub fn is_transient(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<Transient>().is_some()
+            || c.downcast_ref::<io::Error>().is_some_and(|io| {
+                io.get_ref()
+                    .is_some_and(|inner| inner.downcast_ref::<Transient>().is_some())
+            })
+    })
+}
+
+/// Share a session among threads.
+pub type SharedSession = Arc<Session>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_detection() {
+        assert!(is_loopback("127.0.0.1:5500"));
+        assert!(is_loopback("127.9.9.9"));
+        assert!(is_loopback("localhost:5000"));
+        assert!(is_loopback("[::1]:5000"));
+        assert!(is_loopback("::1"));
+        assert!(!is_loopback("10.0.0.1:5000"));
+        assert!(!is_loopback("docker.io"));
+        assert!(!is_loopback("localhost.example.com"));
+    }
+
+    #[test]
+    fn url_resolution() {
+        let b = "http://h:1/v2/r/blobs/x";
+        assert_eq!(
+            resolve_url(b, "https://s3/x?sig").unwrap(),
+            "https://s3/x?sig"
+        );
+        assert_eq!(resolve_url(b, "/other").unwrap(), "http://h:1/other");
+        assert_eq!(resolve_url(b, "//cdn/y").unwrap(), "http://cdn/y");
+        assert_eq!(resolve_url(b, "z").unwrap(), "http://h:1/v2/r/blobs/z");
+    }
+
+    #[test]
+    fn error_messages() {
+        let m = error_message(
+            r#"{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown","detail":{}}]}"#,
+        );
+        assert_eq!(m.as_deref(), Some("manifest unknown"));
+        let m = error_message(
+            r#"{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}"#,
+        );
+        assert_eq!(m.as_deref(), Some("unauthorized: authentication required"));
+        assert_eq!(error_message("<html>"), None);
+        assert_eq!(
+            percent_encode("repository:a/b:pull"),
+            "repository%3Aa%2Fb%3Apull"
+        );
+    }
+}
