@@ -1,0 +1,163 @@
+//! Linux capabilities from the spec's sets: bounding drop (prctl), then
+//! effective/permitted/inheritable (capset), then ambient.
+
+use crate::error::{Context, Result};
+use oci_spec::runtime::{Capabilities, Capability, LinuxCapabilities};
+
+/// Kernel numbers of the capabilities, by name (linux/capability.h).
+const NAMES: &[&str] = &[
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_DAC_READ_SEARCH",
+    "CAP_FOWNER",
+    "CAP_FSETID",
+    "CAP_KILL",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETPCAP",
+    "CAP_LINUX_IMMUTABLE",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_NET_BROADCAST",
+    "CAP_NET_ADMIN",
+    "CAP_NET_RAW",
+    "CAP_IPC_LOCK",
+    "CAP_IPC_OWNER",
+    "CAP_SYS_MODULE",
+    "CAP_SYS_RAWIO",
+    "CAP_SYS_CHROOT",
+    "CAP_SYS_PTRACE",
+    "CAP_SYS_PACCT",
+    "CAP_SYS_ADMIN",
+    "CAP_SYS_BOOT",
+    "CAP_SYS_NICE",
+    "CAP_SYS_RESOURCE",
+    "CAP_SYS_TIME",
+    "CAP_SYS_TTY_CONFIG",
+    "CAP_MKNOD",
+    "CAP_LEASE",
+    "CAP_AUDIT_WRITE",
+    "CAP_AUDIT_CONTROL",
+    "CAP_SETFCAP",
+    "CAP_MAC_OVERRIDE",
+    "CAP_MAC_ADMIN",
+    "CAP_SYSLOG",
+    "CAP_WAKE_ALARM",
+    "CAP_BLOCK_SUSPEND",
+    "CAP_AUDIT_READ",
+    "CAP_PERFMON",
+    "CAP_BPF",
+    "CAP_CHECKPOINT_RESTORE",
+];
+
+fn number(cap: &Capability) -> Option<u32> {
+    let name = serde_json::to_value(cap).ok()?;
+    NAMES.iter().position(|n| Some(*n) == name.as_str()).map(|i| i as u32)
+}
+
+/// Bitmask of a set, ignoring capabilities this kernel does not know.
+fn mask(set: Option<&Capabilities>, last_cap: u32) -> u64 {
+    set.into_iter()
+        .flatten()
+        .filter_map(number)
+        .filter(|&n| n <= last_cap)
+        .fold(0, |m, n| m | 1u64 << n)
+}
+
+pub(crate) fn last_cap() -> u32 {
+    std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(40)
+}
+
+/// Drop from the bounding set everything the spec does not list. Needs
+/// CAP_SETPCAP, so it runs before the user switch.
+pub(crate) fn drop_bounding(caps: &LinuxCapabilities, last_cap: u32) -> Result<()> {
+    let keep = mask(caps.bounding().as_ref(), last_cap);
+    for n in 0..=last_cap {
+        if keep & (1 << n) == 0 {
+            // SAFETY: prctl with integer arguments.
+            crate::sys::cvt(unsafe { libc::prctl(libc::PR_CAPBSET_DROP, n as libc::c_ulong, 0, 0, 0) })
+                .step(|| format!("drop capability {} from bounding set", NAMES[n as usize]))?;
+        }
+    }
+    Ok(())
+}
+
+#[repr(C)]
+struct CapHeader {
+    version: u32,
+    pid: i32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+struct CapData {
+    effective: u32,
+    permitted: u32,
+    inheritable: u32,
+}
+
+/// Set effective/permitted/inheritable, then the ambient set (which only
+/// accepts capabilities already permitted and inheritable).
+pub(crate) fn apply(caps: &LinuxCapabilities, last_cap: u32) -> Result<()> {
+    let e = mask(caps.effective().as_ref(), last_cap);
+    let p = mask(caps.permitted().as_ref(), last_cap);
+    let i = mask(caps.inheritable().as_ref(), last_cap);
+    let header = CapHeader {
+        version: 0x2008_0522, // _LINUX_CAPABILITY_VERSION_3: two 32-bit words
+        pid: 0,
+    };
+    let data = [
+        CapData {
+            effective: e as u32,
+            permitted: p as u32,
+            inheritable: i as u32,
+        },
+        CapData {
+            effective: (e >> 32) as u32,
+            permitted: (p >> 32) as u32,
+            inheritable: (i >> 32) as u32,
+        },
+    ];
+    // SAFETY: header and a two-element data array as capset(2) v3 expects.
+    let r = unsafe { libc::syscall(libc::SYS_capset, &header as *const CapHeader, data.as_ptr()) };
+    if r < 0 {
+        return Err(std::io::Error::last_os_error()).step(|| "capset".into());
+    }
+    // SAFETY: prctl with integer arguments.
+    crate::sys::cvt(unsafe {
+        libc::prctl(libc::PR_CAP_AMBIENT, libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong, 0, 0, 0)
+    })
+    .step(|| "clear ambient capabilities".into())?;
+    let a = mask(caps.ambient().as_ref(), last_cap);
+    for n in 0..=last_cap {
+        if a & (1 << n) != 0 {
+            // SAFETY: prctl with integer arguments.
+            crate::sys::cvt(unsafe {
+                libc::prctl(
+                    libc::PR_CAP_AMBIENT,
+                    libc::PR_CAP_AMBIENT_RAISE as libc::c_ulong,
+                    n as libc::c_ulong,
+                    0,
+                    0,
+                )
+            })
+            .step(|| format!("raise ambient capability {}", NAMES[n as usize]))?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn capability_numbers_match_the_kernel() {
+        assert_eq!(number(&Capability::Chown), Some(0));
+        assert_eq!(number(&Capability::NetBindService), Some(10));
+        assert_eq!(number(&Capability::SysAdmin), Some(21));
+        assert_eq!(number(&Capability::Bpf), Some(39));
+    }
+}

@@ -1,0 +1,325 @@
+//! A container as the OCI runtime interface sees it: create (process set up
+//! and parked before exec), start, kill, state, delete — each usable from a
+//! different invocation through `<state_dir>/<id>/state.json` and the exec
+//! fifo next to it, the way runc splits them. A `Container` returned by
+//! `create` in this process also holds the live handles (pidfd, sync
+//! socket, pty master) that `run` uses to supervise it in the foreground.
+
+use crate::error::{Context, Error, Result};
+use crate::setup::{self, ChildConfig};
+use crate::state::{self, State, Status};
+use crate::sync::{self, Msg};
+use crate::sys;
+use oci_spec::runtime::{LinuxNamespaceType, Spec};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+/// How the container's standard streams connect to the caller's.
+#[derive(Debug, Clone, Default)]
+pub struct Io {
+    /// Keep stdin open (`docker run -i`); otherwise it is /dev/null.
+    /// stdout and stderr are always the caller's fds 1 and 2 (or, with
+    /// `process.terminal`, a pty the runtime copies to fd 1).
+    pub interactive: bool,
+}
+
+/// Handles that exist only in the process that created the container.
+pub(crate) struct Live {
+    pub pidfd: OwnedFd,
+    pub sync: OwnedFd,
+    pub pty_master: Option<OwnedFd>,
+}
+
+pub struct Container {
+    dir: PathBuf,
+    state: State,
+    pub(crate) live: Option<Live>,
+}
+
+const EXEC_FIFO: &str = "exec.fifo";
+
+fn validate_id(id: &str) -> Result<()> {
+    let ok = !id.is_empty()
+        && id.len() <= 1024
+        && id != "."
+        && id != ".."
+        && id.chars().all(|c| c.is_ascii_alphanumeric() || "_+-.".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::setup(format!("invalid container id {id:?}")))
+    }
+}
+
+impl Container {
+    /// Create the container: its process is cloned into new namespaces, sets
+    /// up its root filesystem and identity, and waits before exec until
+    /// [`start`](Self::start). Fails with the child's own error if setup
+    /// fails or the command cannot be found.
+    ///
+    /// Must be called from a single-threaded process (see `sys::clone_process`).
+    pub fn create(id: &str, bundle: &Path, state_dir: &Path, io: &Io) -> Result<Container> {
+        validate_id(id)?;
+        let bundle = std::fs::canonicalize(bundle).step(|| format!("bundle {}", bundle.display()))?;
+        let config = bundle.join("config.json");
+        let spec = Spec::load(&config).map_err(|e| Error::setup(format!("load {}: {e}", config.display())))?;
+        std::fs::create_dir_all(state_dir).step(|| format!("create state dir {}", state_dir.display()))?;
+        let dir = state_dir.join(id);
+        match std::fs::create_dir(&dir) {
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                return Err(Error::setup(format!("container {id:?} already exists")));
+            }
+            r => r.step(|| format!("create {}", dir.display()))?,
+        }
+        let result = Self::create_in(id, &bundle, &spec, &dir, io);
+        if result.is_err() {
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+        result
+    }
+
+    fn create_in(id: &str, bundle: &Path, spec: &Spec, dir: &Path, io: &Io) -> Result<Container> {
+        let root = spec
+            .root()
+            .as_ref()
+            .ok_or_else(|| Error::setup("config.json has no root"))?;
+        let rootfs = bundle.join(root.path());
+        let rootfs = std::fs::canonicalize(&rootfs).step(|| format!("rootfs {}", rootfs.display()))?;
+        let terminal = spec.process().as_ref().and_then(|p| p.terminal()).unwrap_or(false);
+
+        let mut ns_flags: u64 = 0;
+        let mut join = Vec::new();
+        for ns in spec.linux().as_ref().and_then(|l| l.namespaces().as_deref()).unwrap_or_default() {
+            let (flag, name) = match ns.typ() {
+                LinuxNamespaceType::Pid => (libc::CLONE_NEWPID, "pid"),
+                LinuxNamespaceType::Mount => (libc::CLONE_NEWNS, "mount"),
+                LinuxNamespaceType::Uts => (libc::CLONE_NEWUTS, "uts"),
+                LinuxNamespaceType::Ipc => (libc::CLONE_NEWIPC, "ipc"),
+                LinuxNamespaceType::Network => (libc::CLONE_NEWNET, "network"),
+                LinuxNamespaceType::Cgroup => (libc::CLONE_NEWCGROUP, "cgroup"),
+                LinuxNamespaceType::Time => (libc::CLONE_NEWTIME, "time"),
+                // Hook: user namespaces need the runtime to write uid/gid
+                // maps between clone and the child's `G` go-ahead.
+                LinuxNamespaceType::User => {
+                    return Err(Error::setup("user namespaces are not supported yet"));
+                }
+            };
+            match ns.path() {
+                None => ns_flags |= flag as u64,
+                Some(p) if flag == libc::CLONE_NEWPID => {
+                    return Err(Error::setup(format!(
+                        "joining an existing {name} namespace ({}) is not supported",
+                        p.display()
+                    )));
+                }
+                Some(p) => {
+                    let fd = sys::open(p, libc::O_RDONLY).step(|| format!("open {name} namespace {}", p.display()))?;
+                    join.push((fd, flag));
+                }
+            }
+        }
+        if ns_flags & libc::CLONE_NEWNS as u64 == 0 && join.iter().all(|(_, f)| *f != libc::CLONE_NEWNS) {
+            return Err(Error::setup("config.json must have a mount namespace"));
+        }
+
+        let fifo = dir.join(EXEC_FIFO);
+        let cfifo = sys::cstr(&fifo).step(|| "exec fifo".into())?;
+        // SAFETY: valid path string.
+        sys::cvt(unsafe { libc::mkfifo(cfifo.as_ptr(), 0o600) }).step(|| format!("mkfifo {}", fifo.display()))?;
+        // O_RDWR never blocks on a fifo; the child keeps it and reads.
+        let fifo_fd = sys::open(&fifo, libc::O_RDWR).step(|| format!("open {}", fifo.display()))?;
+        let (parent_sock, child_sock) = sync::pair().step(|| "socketpair".into())?;
+        let last_cap = crate::capabilities::last_cap();
+
+        match sys::clone_process(ns_flags).step(|| "clone container process".into())? {
+            sys::Cloned::Child => {
+                drop(parent_sock);
+                setup::child_main(ChildConfig {
+                    spec,
+                    rootfs,
+                    bundle: bundle.to_path_buf(),
+                    sync: child_sock,
+                    exec_fifo: fifo_fd,
+                    stdin_null: !io.interactive && !terminal,
+                    terminal,
+                    last_cap,
+                    join,
+                })
+            }
+            sys::Cloned::Parent { pid, pidfd } => {
+                drop(child_sock);
+                drop(fifo_fd);
+                let mut live = Live {
+                    pidfd,
+                    sync: parent_sock,
+                    pty_master: None,
+                };
+                let fail = |live: &Live, e: Error| {
+                    let _ = sys::pidfd_send_signal(live.pidfd.as_fd(), libc::SIGKILL);
+                    let _ = sys::pidfd_wait(live.pidfd.as_fd(), false);
+                    e
+                };
+                // Hook: cgroup placement and user-namespace maps go here,
+                // while the child waits for `G`.
+                if let Err(e) = sync::send(live.sync.as_fd(), b'G', &[], None) {
+                    return Err(fail(&live, Error::setup(format!("start container setup: {e}"))));
+                }
+                loop {
+                    match sync::recv(live.sync.as_fd()) {
+                        Ok(Msg::Pty(fd)) => live.pty_master = Some(fd),
+                        Ok(Msg::Ready) => break,
+                        Ok(Msg::Failed(e)) => return Err(fail(&live, e)),
+                        Ok(Msg::Eof) | Ok(Msg::Go) => {
+                            return Err(fail(&live, Error::setup("container setup exited unexpectedly")));
+                        }
+                        Err(e) => return Err(fail(&live, Error::setup(format!("read from container setup: {e}")))),
+                    }
+                }
+                let state = State {
+                    oci_version: spec.version().clone(),
+                    id: id.to_string(),
+                    status: Status::Created,
+                    pid,
+                    bundle: bundle.to_path_buf(),
+                    annotations: spec.annotations().clone().unwrap_or_default(),
+                    pid_start_time: state::pid_start_time(pid).unwrap_or(0),
+                };
+                if let Err(e) = state.save(dir) {
+                    return Err(fail(&live, e));
+                }
+                Ok(Container {
+                    dir: dir.to_path_buf(),
+                    state,
+                    live: Some(live),
+                })
+            }
+        }
+    }
+
+    /// Load a container created earlier (possibly by another process).
+    pub fn load(id: &str, state_dir: &Path) -> Result<Container> {
+        validate_id(id)?;
+        let dir = state_dir.join(id);
+        if !dir.join(state::FILE).exists() {
+            return Err(Error::setup(format!("container {id:?} does not exist")));
+        }
+        let state = State::load(&dir)?;
+        Ok(Container { dir, state, live: None })
+    }
+
+    pub fn id(&self) -> &str {
+        &self.state.id
+    }
+
+    /// Host PID of the container's first process.
+    pub fn pid(&self) -> i32 {
+        self.state.pid
+    }
+
+    /// Let the container's process exec its command. In the creating process
+    /// this also waits for the exec and reports its failure (e.g. a
+    /// permission error) as an [`Error`].
+    pub fn start(&mut self) -> Result<()> {
+        let id = self.state.id.clone();
+        let fifo = self.dir.join(EXEC_FIFO);
+        let fd = match sys::open(&fifo, libc::O_WRONLY | libc::O_NONBLOCK) {
+            Ok(fd) => fd,
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
+                return Err(Error::setup(format!("container {id:?} has already been started")));
+            }
+            Err(e) if e.raw_os_error() == Some(libc::ENXIO) => {
+                return Err(Error::setup(format!("container {id:?} is not running: its process has exited")));
+            }
+            Err(e) => return Err(e).step(|| format!("open {}", fifo.display())),
+        };
+        sys::write_all(fd.as_fd(), &[0]).step(|| format!("write {}", fifo.display()))?;
+        drop(fd);
+        let _ = std::fs::remove_file(&fifo);
+        if let Some(live) = &self.live {
+            match sync::recv(live.sync.as_fd()) {
+                Ok(Msg::Eof) => {}
+                Ok(Msg::Failed(e)) => {
+                    let _ = sys::pidfd_wait(live.pidfd.as_fd(), false);
+                    self.state.status = Status::Stopped;
+                    let _ = self.state.save(&self.dir);
+                    return Err(e);
+                }
+                Ok(_) => return Err(Error::setup("unexpected message from container")),
+                Err(e) => return Err(Error::setup(format!("wait for exec: {e}"))),
+            }
+        }
+        self.state.status = Status::Running;
+        self.state.save(&self.dir)
+    }
+
+    /// Send `sig` to the container's first process.
+    pub fn kill(&self, sig: i32) -> Result<()> {
+        let id = &self.state.id;
+        if let Some(live) = &self.live {
+            return sys::pidfd_send_signal(live.pidfd.as_fd(), sig).step(|| format!("kill container {id:?}"));
+        }
+        if !state::is_alive(&self.state) {
+            return Err(Error::setup(format!("container {id:?} is not running")));
+        }
+        let pidfd = sys::pidfd_open(self.state.pid).step(|| format!("kill container {id:?}"))?;
+        // Re-check after opening: the pidfd now pins the process.
+        if !state::is_alive(&self.state) {
+            return Err(Error::setup(format!("container {id:?} is not running")));
+        }
+        sys::pidfd_send_signal(pidfd.as_fd(), sig).step(|| format!("kill container {id:?}"))
+    }
+
+    /// The OCI state, with the status refreshed from the process.
+    pub fn state(&mut self) -> Result<State> {
+        if matches!(self.state.status, Status::Created | Status::Running) && !state::is_alive(&self.state) {
+            self.state.status = Status::Stopped;
+            if self.dir.exists() {
+                self.state.save(&self.dir)?;
+            }
+        }
+        Ok(self.state.clone())
+    }
+
+    /// Wait for the container's first process to exit and return Docker's
+    /// exit code for it (its code, or 128+signal). Only in the creating
+    /// process, which is the process's parent.
+    pub fn wait(&mut self) -> Result<i32> {
+        let live = self
+            .live
+            .as_ref()
+            .ok_or_else(|| Error::setup("wait is only possible in the process that created the container"))?;
+        let status = sys::pidfd_wait(live.pidfd.as_fd(), false)
+            .step(|| format!("wait for container {:?}", self.state.id))?
+            .unwrap_or(0);
+        self.state.status = Status::Stopped;
+        self.state.save(&self.dir)?;
+        Ok(sys::exit_code(status))
+    }
+
+    /// Remove the container. A container whose process still runs is only
+    /// removed with `force`, which kills it first.
+    pub fn delete(mut self, force: bool) -> Result<()> {
+        let st = self.state()?;
+        if st.status != Status::Stopped {
+            if !force && st.status == Status::Running {
+                return Err(Error::setup(format!(
+                    "cannot delete container {:?} that is not stopped: {:?}",
+                    st.id, st.status
+                )));
+            }
+            self.kill(libc::SIGKILL)?;
+        }
+        if let Some(live) = &self.live {
+            let _ = sys::pidfd_wait(live.pidfd.as_fd(), false);
+        }
+        std::fs::remove_dir_all(&self.dir).step(|| format!("remove {}", self.dir.display()))
+    }
+
+    pub(crate) fn pty_master(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        self.live.as_ref()?.pty_master.as_ref().map(|f| f.as_fd())
+    }
+
+    pub(crate) fn pidfd_raw(&self) -> Option<i32> {
+        self.live.as_ref().map(|l| l.pidfd.as_raw_fd())
+    }
+}

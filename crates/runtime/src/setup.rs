@@ -1,0 +1,327 @@
+//! What runs in the cloned child, from clone to exec: it is already PID 1
+//! of its new namespaces. It waits for the runtime's go-ahead, builds the
+//! filesystem view, sets identity and limits, resolves the command, reports
+//! "ready", blocks on the exec fifo until `start`, then execs. Any failure
+//! is sent to the runtime over the sync socket and the child exits.
+
+use crate::capabilities;
+use crate::error::{Context, Error, ErrorKind, Result};
+use crate::rootfs;
+use crate::sync::{self, Msg};
+use crate::sys::{self, cstr};
+use oci_spec::runtime::{PosixRlimit, Spec};
+use std::ffi::CString;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+pub(crate) struct ChildConfig<'a> {
+    pub spec: &'a Spec,
+    pub rootfs: PathBuf,
+    pub bundle: PathBuf,
+    pub sync: OwnedFd,
+    pub exec_fifo: OwnedFd,
+    pub stdin_null: bool,
+    pub terminal: bool,
+    pub last_cap: u32,
+    /// Existing namespaces to join (spec namespaces that carry a path).
+    pub join: Vec<(OwnedFd, libc::c_int)>,
+}
+
+/// Entry point of the child. Never returns.
+pub(crate) fn child_main(cfg: ChildConfig<'_>) -> ! {
+    let sync = cfg.sync.as_raw_fd();
+    let err = match setup_and_exec(cfg) {
+        Ok(never) => match never {},
+        Err(e) => e,
+    };
+    // SAFETY: `sync` stays open until _exit; we only borrow it here.
+    sync::send_error(unsafe { BorrowedFd::borrow_raw(sync) }, &err);
+    // SAFETY: _exit skips atexit handlers and destructors that belong to
+    // the parent's copy of this process image.
+    unsafe { libc::_exit(err.exit_code()) }
+}
+
+enum Never {}
+
+fn setup_and_exec(cfg: ChildConfig<'_>) -> Result<Never> {
+    let spec = cfg.spec;
+    reset_signals();
+    // Die with the runtime while still being set up; cleared before "ready"
+    // so a container outlives a `create` that has returned.
+    // SAFETY: prctl with integer arguments.
+    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) };
+
+    // Wait for the runtime's go-ahead (uid maps, cgroup placement hook).
+    match sync::recv(cfg.sync.as_fd()).step(|| "wait for runtime".into())? {
+        Msg::Go => {}
+        _ => return Err(Error::setup("runtime went away during setup")),
+    }
+    for (fd, nstype) in &cfg.join {
+        // SAFETY: fd is an open namespace file.
+        sys::cvt(unsafe { libc::setns(fd.as_raw_fd(), *nstype) })
+            .step(|| format!("join namespace (type {nstype:#x})"))?;
+    }
+    if cfg.stdin_null {
+        let null = sys::open(Path::new("/dev/null"), libc::O_RDONLY).step(|| "open /dev/null".into())?;
+        sys::dup2(null.as_raw_fd(), 0).step(|| "redirect stdin".into())?;
+    }
+    // Device nodes and mount points get exactly the modes we ask for.
+    // SAFETY: umask cannot fail.
+    unsafe { libc::umask(0) };
+    // New session: no way back to the host's controlling terminal.
+    // SAFETY: setsid has no arguments; fails only if already a leader.
+    unsafe { libc::setsid() };
+
+    rootfs::prepare(spec, &cfg.rootfs, &cfg.bundle)?;
+    rootfs::pivot(&cfg.rootfs)?;
+    if cfg.terminal {
+        setup_console(cfg.sync.as_fd())?;
+    }
+    if let Some(h) = spec.hostname().as_deref().filter(|h| !h.is_empty()) {
+        // SAFETY: pointer and length of a live string.
+        sys::cvt(unsafe { libc::sethostname(h.as_ptr().cast(), h.len()) })
+            .step(|| format!("sethostname {h}"))?;
+    }
+    if let Some(d) = spec.domainname().as_deref().filter(|d| !d.is_empty()) {
+        // SAFETY: pointer and length of a live string.
+        sys::cvt(unsafe { libc::setdomainname(d.as_ptr().cast(), d.len()) })
+            .step(|| format!("setdomainname {d}"))?;
+    }
+    if let Some(sysctl) = spec.linux().as_ref().and_then(|l| l.sysctl().as_ref()) {
+        for (key, value) in sysctl {
+            let path = Path::new("/proc/sys").join(key.replace('.', "/"));
+            std::fs::write(&path, value).step(|| format!("sysctl {key}={value}"))?;
+        }
+    }
+    rootfs::finish(spec)?;
+
+    let process = spec
+        .process()
+        .as_ref()
+        .ok_or_else(|| Error::setup("config.json has no process"))?;
+    for rl in process.rlimits().as_deref().unwrap_or_default() {
+        set_rlimit(rl)?;
+    }
+    let cwd = process.cwd();
+    std::env::set_current_dir(cwd)
+        .step(|| format!("chdir to cwd ({:?}) set in config.json failed", cwd.display()))?;
+
+    // Identity: bounding set first (needs CAP_SETPCAP), keep permitted
+    // capabilities across setuid, then the final sets.
+    let caps = process.capabilities().as_ref();
+    if let Some(caps) = caps {
+        // SAFETY: prctl with integer arguments.
+        sys::cvt(unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, 1, 0, 0, 0) }).step(|| "keep capabilities".into())?;
+        capabilities::drop_bounding(caps, cfg.last_cap)?;
+    }
+    let user = process.user();
+    let groups: Vec<libc::gid_t> = user.additional_gids().clone().unwrap_or_default();
+    // SAFETY: pointer and length of a live vector.
+    sys::cvt(unsafe { libc::setgroups(groups.len(), groups.as_ptr()) })
+        .step(|| format!("setgroups {groups:?}"))?;
+    // SAFETY: integer arguments.
+    sys::cvt(unsafe { libc::setgid(user.gid()) }).step(|| format!("setgid {}", user.gid()))?;
+    // SAFETY: integer arguments.
+    sys::cvt(unsafe { libc::setuid(user.uid()) }).step(|| format!("setuid {}", user.uid()))?;
+    if let Some(caps) = caps {
+        // SAFETY: prctl with integer arguments.
+        unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, 0, 0, 0, 0) };
+        capabilities::apply(caps, cfg.last_cap)?;
+    }
+    if process.no_new_privileges().unwrap_or(false) {
+        // SAFETY: prctl with integer arguments.
+        sys::cvt(unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) })
+            .step(|| "set no_new_privs".into())?;
+    }
+    let umask = user.umask().unwrap_or(0o022);
+    // SAFETY: umask cannot fail.
+    unsafe { libc::umask(umask as libc::mode_t) };
+
+    // Resolve the command now, as the container user inside the container,
+    // so `create` already fails for a missing command (like runc).
+    let args = process.args().as_deref().unwrap_or_default();
+    let Some(arg0) = args.first() else {
+        return Err(Error::setup("process.args in config.json is empty"));
+    };
+    let env: Vec<String> = process.env().clone().unwrap_or_default();
+    let path_env = env
+        .iter()
+        .rev()
+        .find_map(|e| e.strip_prefix("PATH="))
+        .unwrap_or(DEFAULT_PATH);
+    let program = look_path(arg0, path_env)?;
+    let c = |s: &str| cstr(s).step(|| format!("argument {s:?}"));
+    let argv: Vec<CString> = args.iter().map(|a| c(a)).collect::<Result<_>>()?;
+    let envp: Vec<CString> = env.iter().map(|e| c(e)).collect::<Result<_>>()?;
+
+    // SAFETY: prctl with integer arguments.
+    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, 0, 0, 0, 0) };
+    sync::send(cfg.sync.as_fd(), b'R', &[], None).step(|| "report ready".into())?;
+
+    // Block until `start` writes to the exec fifo.
+    let mut byte = [0u8];
+    let n = sys::read(cfg.exec_fifo.as_fd(), &mut byte).step(|| "wait on exec fifo".into())?;
+    if n != 1 {
+        return Err(Error::setup("exec fifo closed before start"));
+    }
+    drop(cfg.exec_fifo);
+
+    let mut argv_p: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
+    argv_p.push(std::ptr::null());
+    let mut envp_p: Vec<*const libc::c_char> = envp.iter().map(|e| e.as_ptr()).collect();
+    envp_p.push(std::ptr::null());
+    // SAFETY: NULL-terminated arrays of pointers into live CStrings.
+    unsafe { libc::execve(program.as_ptr(), argv_p.as_ptr(), envp_p.as_ptr()) };
+    let e = std::io::Error::last_os_error();
+    let shown = program.to_string_lossy();
+    let message = format!("exec {shown}: {}", crate::error::strip_os_error(&e));
+    Err(Error {
+        kind: match e.raw_os_error() {
+            Some(libc::ENOENT) => ErrorKind::NotFound,
+            Some(libc::EACCES) | Some(libc::ENOEXEC) | Some(libc::EISDIR) | Some(libc::EPERM) => {
+                ErrorKind::NotExecutable
+            }
+            _ => ErrorKind::Setup,
+        },
+        message,
+    })
+}
+
+/// PATH used when the spec's environment has none (Docker's default).
+const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Undo what the runtime process had set up: blocked signals (for its
+/// signalfd) and ignored ones (Rust ignores SIGPIPE); exec would keep both.
+fn reset_signals() {
+    for sig in 1..=64 {
+        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+            continue;
+        }
+        // SAFETY: resetting a disposition to default; invalid numbers fail harmlessly.
+        unsafe { libc::signal(sig, libc::SIG_DFL) };
+    }
+    let all = sys::sigset(&[]);
+    // SAFETY: valid sigset pointer.
+    unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &all, std::ptr::null_mut()) };
+}
+
+/// Allocate the container's pty inside its own devpts, make the slave the
+/// controlling terminal and fds 0–2, bind it to /dev/console, and hand the
+/// master to the runtime.
+fn setup_console(sync_fd: BorrowedFd<'_>) -> Result<()> {
+    let master = sys::open(Path::new("/dev/ptmx"), libc::O_RDWR | libc::O_NOCTTY)
+        .step(|| "open /dev/ptmx".into())?;
+    let unlock: libc::c_int = 0;
+    // SAFETY: TIOCSPTLCK takes a pointer to int.
+    sys::cvt(unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSPTLCK, &unlock) })
+        .step(|| "unlock pty".into())?;
+    // SAFETY: TIOCGPTPEER returns a new fd for the slave of this master.
+    let slave = sys::cvt(unsafe {
+        libc::ioctl(
+            master.as_raw_fd(),
+            libc::TIOCGPTPEER,
+            libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC,
+        )
+    })
+    .step(|| "open pty slave".into())?;
+    // SAFETY: fresh fd.
+    let slave = unsafe { OwnedFd::from_raw_fd(slave) };
+    rootfs::bind_console(slave.as_fd())?;
+    // SAFETY: we are a session leader without a controlling terminal.
+    sys::cvt(unsafe { libc::ioctl(slave.as_raw_fd(), libc::TIOCSCTTY, 0) })
+        .step(|| "set controlling terminal".into())?;
+    for fd in 0..3 {
+        sys::dup2(slave.as_raw_fd(), fd).step(|| "attach pty to stdio".into())?;
+    }
+    sync::send(sync_fd, b'T', &[], Some(master.as_fd())).step(|| "send pty master".into())
+}
+
+fn set_rlimit(rl: &PosixRlimit) -> Result<()> {
+    let name = serde_json::to_value(rl.typ())
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default();
+    let resource = match name.as_str() {
+        "RLIMIT_CPU" => libc::RLIMIT_CPU,
+        "RLIMIT_FSIZE" => libc::RLIMIT_FSIZE,
+        "RLIMIT_DATA" => libc::RLIMIT_DATA,
+        "RLIMIT_STACK" => libc::RLIMIT_STACK,
+        "RLIMIT_CORE" => libc::RLIMIT_CORE,
+        "RLIMIT_RSS" => libc::RLIMIT_RSS,
+        "RLIMIT_NPROC" => libc::RLIMIT_NPROC,
+        "RLIMIT_NOFILE" => libc::RLIMIT_NOFILE,
+        "RLIMIT_MEMLOCK" => libc::RLIMIT_MEMLOCK,
+        "RLIMIT_AS" => libc::RLIMIT_AS,
+        "RLIMIT_LOCKS" => libc::RLIMIT_LOCKS,
+        "RLIMIT_SIGPENDING" => libc::RLIMIT_SIGPENDING,
+        "RLIMIT_MSGQUEUE" => libc::RLIMIT_MSGQUEUE,
+        "RLIMIT_NICE" => libc::RLIMIT_NICE,
+        "RLIMIT_RTPRIO" => libc::RLIMIT_RTPRIO,
+        "RLIMIT_RTTIME" => libc::RLIMIT_RTTIME,
+        other => return Err(Error::setup(format!("unknown rlimit {other:?}"))),
+    };
+    let lim = libc::rlimit {
+        rlim_cur: rl.soft(),
+        rlim_max: rl.hard(),
+    };
+    // SAFETY: valid rlimit pointer.
+    if unsafe { libc::setrlimit(resource, &lim) } == -1 {
+        let e = std::io::Error::last_os_error();
+        let why = if e.raw_os_error() == Some(libc::EPERM) {
+            if name == "RLIMIT_NOFILE" {
+                "hard limit cannot be raised without CAP_SYS_RESOURCE (or exceeds fs.nr_open)".to_string()
+            } else {
+                "hard limit cannot be raised without CAP_SYS_RESOURCE".to_string()
+            }
+        } else if e.raw_os_error() == Some(libc::EINVAL) {
+            format!("soft limit {} is above hard limit {}", rl.soft(), rl.hard())
+        } else {
+            crate::error::strip_os_error(&e)
+        };
+        return Err(Error::setup(format!("setrlimit {name} {}: {why}", rl.hard())));
+    }
+    Ok(())
+}
+
+/// PATH lookup with Go's exec.LookPath rules and messages, which is what
+/// runc (and so Docker) report.
+fn look_path(file: &str, path_env: &str) -> Result<CString> {
+    let not_found = |msg: String| Error {
+        kind: ErrorKind::NotFound,
+        message: msg,
+    };
+    let denied = |msg: String| Error {
+        kind: ErrorKind::NotExecutable,
+        message: msg,
+    };
+    if file.contains('/') {
+        return match executable(Path::new(file)) {
+            Ok(()) => cstr(file).step(|| file.to_string()),
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Err(not_found(format!(
+                "exec: {file:?}: stat {file}: no such file or directory"
+            ))),
+            Err(e) => Err(denied(format!("exec: {file:?}: {}", crate::error::strip_os_error(&e)))),
+        };
+    }
+    for dir in path_env.split(':') {
+        let dir = if dir.is_empty() { "." } else { dir };
+        let candidate = Path::new(dir).join(file);
+        if executable(&candidate).is_ok() {
+            return cstr(&candidate).step(|| file.to_string());
+        }
+    }
+    Err(not_found(format!(
+        "exec: {file:?}: executable file not found in $PATH"
+    )))
+}
+
+fn executable(p: &Path) -> std::io::Result<()> {
+    let meta = std::fs::metadata(p)?;
+    if meta.is_dir() {
+        return Err(std::io::Error::from_raw_os_error(libc::EISDIR));
+    }
+    let c = cstr(p)?;
+    // SAFETY: valid string; checks execute permission for the effective ids.
+    sys::cvt(unsafe { libc::faccessat(libc::AT_FDCWD, c.as_ptr(), libc::X_OK, libc::AT_EACCESS) })?;
+    Ok(())
+}

@@ -1,0 +1,80 @@
+//! The container's on-disk state, `<state_dir>/<id>/state.json`: the OCI
+//! runtime state (what `runc state` prints) plus what the runtime needs to
+//! recognise its process again from another invocation.
+
+use crate::error::{Context, Error, Result};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Creating,
+    Created,
+    Running,
+    Stopped,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct State {
+    #[serde(rename = "ociVersion")]
+    pub oci_version: String,
+    pub id: String,
+    pub status: Status,
+    /// Host PID of the container's first process (0 when it has none).
+    #[serde(default)]
+    pub pid: i32,
+    pub bundle: PathBuf,
+    #[serde(default, skip_serializing_if = "HashMap::is_empty")]
+    pub annotations: HashMap<String, String>,
+    /// Start time of `pid` in clock ticks since boot (/proc/<pid>/stat field
+    /// 22); tells our process apart from a later one that reused the PID.
+    #[serde(default, rename = "berthPidStartTime")]
+    pub pid_start_time: u64,
+}
+
+pub(crate) const FILE: &str = "state.json";
+
+impl State {
+    pub(crate) fn load(dir: &Path) -> Result<State> {
+        let path = dir.join(FILE);
+        let data = std::fs::read(&path).step(|| format!("read {}", path.display()))?;
+        serde_json::from_slice(&data)
+            .map_err(|e| Error::setup(format!("parse {}: {e}", path.display())))
+    }
+
+    /// Write atomically (temp file + rename) so a reader never sees half a file.
+    pub(crate) fn save(&self, dir: &Path) -> Result<()> {
+        let tmp = dir.join(".state.json.tmp");
+        let data = serde_json::to_vec_pretty(self)
+            .map_err(|e| Error::setup(format!("encode state: {e}")))?;
+        std::fs::write(&tmp, data).step(|| format!("write {}", tmp.display()))?;
+        std::fs::rename(&tmp, dir.join(FILE)).step(|| format!("write {}/{FILE}", dir.display()))
+    }
+}
+
+/// Start time of a process (field 22 of /proc/<pid>/stat), None if gone.
+pub(crate) fn pid_start_time(pid: i32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may contain spaces and parentheses: skip
+    // past its closing parenthesis, then count from field 3.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    rest.split(' ').nth(19)?.parse().ok()
+}
+
+/// Whether `pid` is still the process described by `state` and not a zombie.
+pub(crate) fn is_alive(state: &State) -> bool {
+    if state.pid <= 0 {
+        return false;
+    }
+    match pid_start_time(state.pid) {
+        Some(t) if t == state.pid_start_time => {
+            // A zombie has exited already; it only waits to be reaped.
+            let stat = std::fs::read_to_string(format!("/proc/{}/stat", state.pid)).unwrap_or_default();
+            let st = stat.rfind(')').and_then(|i| stat.get(i + 2..i + 3));
+            st != Some("Z") && st != Some("X")
+        }
+        _ => false,
+    }
+}
