@@ -463,7 +463,9 @@ impl Session {
                 Err(e) => last = Some(e),
             }
         }
-        Err(last.unwrap_or_else(|| anyhow!("no attempt made")))
+        // Retried enough here: callers must not multiply the attempts, so this is final.
+        let e = last.unwrap_or_else(|| anyhow!("no attempt made"));
+        Err(anyhow!("{e:#} (after {} attempts)", self.attempts))
     }
 
     /// GET a registry path or absolute URL, with auth, redirects, retries and error mapping.

@@ -140,7 +140,7 @@ impl Store {
             fs::create_dir_all(&p).with_context(|| format!("create {}", p.display()))?;
         }
         let s = Store { root };
-        s.reap_tmp()?;
+        s.reap_temp(TMP_GRACE)?;
         Ok(s)
     }
 
@@ -185,28 +185,35 @@ impl Store {
         self.lock("gc.lock", FlockOperation::LockShared)
     }
 
-    fn reap_tmp(&self) -> Result<()> {
+    /// Delete temp files older than `grace` whose writer is gone (its flock is free).
+    /// `Store::open` does this with a 10 s grace; returns how many were removed.
+    pub fn reap_temp(&self, grace: Duration) -> Result<usize> {
+        let mut n = 0;
         let dir = self.root.join("tmp");
         let now = SystemTime::now();
         for e in fs::read_dir(&dir).with_context(|| format!("read {}", dir.display()))? {
             let Ok(e) = e else { continue };
             let p = e.path();
             let Ok(meta) = e.metadata() else { continue };
-            let young = meta
+            // A timestamp "in the future" (fine-grained file times vs. the clock) counts as age zero.
+            let age = meta
                 .modified()
                 .ok()
                 .and_then(|m| now.duration_since(m).ok())
-                .is_none_or(|age| age < TMP_GRACE);
+                .unwrap_or(Duration::ZERO);
+            let young = age < grace;
             if young {
                 continue;
             }
             let Ok(f) = File::open(&p) else { continue };
             // A live writer holds an exclusive lock on its temp file; if we get it, the writer is gone.
-            if flock(&f, FlockOperation::NonBlockingLockExclusive).is_ok() {
-                let _ = fs::remove_file(&p);
+            if flock(&f, FlockOperation::NonBlockingLockExclusive).is_ok()
+                && fs::remove_file(&p).is_ok()
+            {
+                n += 1;
             }
         }
-        Ok(())
+        Ok(n)
     }
 
     /// A new locked temp file in `<root>/tmp`.
@@ -703,4 +710,54 @@ pub fn by_repository(rows: &[ImageSummary]) -> BTreeMap<String, Vec<&ImageSummar
         m.entry(r.repository.clone()).or_default().push(r);
     }
     m
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reaper_spares_live_writers_and_takes_dead_ones() {
+        let d = tempfile::tempdir().unwrap();
+        let s = Store::open(d.path()).unwrap();
+        let mut live = s.temp("live").unwrap();
+        live.file().write_all(b"x").unwrap();
+        // A dead writer's leftover: nobody holds its lock.
+        fs::write(d.path().join("tmp/dead.1.1"), b"y").unwrap();
+        assert_eq!(s.reap_temp(Duration::ZERO).unwrap(), 1);
+        assert_eq!(s.temp_names().unwrap().len(), 1, "the live temp file stays");
+        // Young files are spared by the default grace.
+        fs::write(d.path().join("tmp/dead.1.2"), b"y").unwrap();
+        Store::open(d.path()).unwrap();
+        assert_eq!(s.temp_names().unwrap().len(), 2);
+        drop(live);
+        assert_eq!(
+            s.temp_names().unwrap().len(),
+            1,
+            "dropping an uncommitted temp file removes it"
+        );
+    }
+
+    #[test]
+    fn put_refuses_wrong_content_and_commits_atomically() {
+        let d = tempfile::tempdir().unwrap();
+        let s = Store::open(d.path()).unwrap();
+        let good = Digest::of(b"hello");
+        assert!(s.put_verified_bytes(&good, b"hellO").is_err());
+        assert!(!s.has_blob(&good));
+        s.put_verified_bytes(&good, b"hello").unwrap();
+        assert_eq!(s.read_blob(&good).unwrap(), b"hello");
+        assert!(s.temp_names().unwrap().is_empty());
+        assert_eq!(s.verify_blobs().unwrap(), Vec::<String>::new());
+        // A damaged blob on disk is reported.
+        fs::write(s.blob_path(&good), b"evil").unwrap();
+        assert_eq!(s.verify_blobs().unwrap(), vec![good.hex().to_string()]);
+    }
+
+    #[test]
+    fn split_tags() {
+        assert_eq!(split_tag("a:b"), ("a", "b"));
+        assert_eq!(split_tag("h:5000/a:b"), ("h:5000/a", "b"));
+        assert_eq!(split_tag("h:5000/a"), ("h:5000/a", "latest"));
+    }
 }

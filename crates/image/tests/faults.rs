@@ -1,0 +1,218 @@
+//! Network faults injected by a TCP proxy in front of the real plain registry.
+//! Each ends in a clear error (or a successful retry) and an intact store.
+
+mod common;
+
+use berth_image::pull;
+use common::*;
+
+fn layer_digest(image: &str) -> String {
+    // Ask the real registry (via a clean pull into a scratch store) for the layer digest.
+    let (d, s) = new_store();
+    let p = pull(&s, &format!("{PLAIN}/{image}"), &opts(d.path()), &quiet()).unwrap();
+    p.image.layers.last().unwrap().digest.to_string()
+}
+
+fn setup() -> (
+    Proxy,
+    tempfile::TempDir,
+    berth_image::Store,
+    Vec<berth_image::ImageRecord>,
+) {
+    fixture();
+    let proxy = Proxy::start();
+    let (d, store) = new_store();
+    // Something already in the store, which every failure must leave alone.
+    pull(
+        &store,
+        &format!("{}/zstd", proxy.addr),
+        &opts(d.path()),
+        &quiet(),
+    )
+    .unwrap();
+    let before = store.images().unwrap();
+    (proxy, d, store, before)
+}
+
+#[test]
+fn flipped_byte_in_blob_is_a_digest_mismatch() {
+    let (proxy, d, store, before) = setup();
+    let layer = layer_digest("busybox");
+    proxy.fault(&layer, Fault::FlipByte, 100);
+    let r = format!("{}/busybox", proxy.addr);
+    let e = err_text(pull(&store, &r, &opts(d.path()), &quiet()));
+    assert!(
+        e.starts_with(&format!("pull {}/busybox:latest: ", proxy.addr)),
+        "{e}"
+    );
+    assert!(e.contains("digest mismatch"), "{e}");
+    assert!(!store.has_blob(&layer.parse().unwrap()));
+    assert_eq!(proxy.seen(&layer), 1, "a digest mismatch is not retried");
+    assert_intact(&store, &before);
+}
+
+#[test]
+fn truncated_body_is_retried_then_refused() {
+    let (proxy, d, store, before) = setup();
+    let layer = layer_digest("busybox");
+    proxy.fault(&layer, Fault::Truncate, 100);
+    let e = err_text(pull(
+        &store,
+        &format!("{}/busybox", proxy.addr),
+        &opts(d.path()),
+        &quiet(),
+    ));
+    assert!(e.contains("giving up after 3 attempts"), "{e}");
+    assert_eq!(proxy.seen(&layer), 3);
+    assert_intact(&store, &before);
+}
+
+#[test]
+fn truncated_body_once_then_success() {
+    let (proxy, d, store, _) = setup();
+    let layer = layer_digest("busybox");
+    proxy.fault(&layer, Fault::Truncate, 1);
+    let p = pull(
+        &store,
+        &format!("{}/busybox", proxy.addr),
+        &opts(d.path()),
+        &quiet(),
+    )
+    .unwrap();
+    assert_eq!(proxy.seen(&layer), 2);
+    assert_eq!(store.verify_blobs().unwrap(), Vec::<String>::new());
+    assert!(store.has_blob(&layer.parse().unwrap()));
+    assert_eq!(
+        store
+            .resolve(&format!("{}/busybox", proxy.addr))
+            .unwrap()
+            .id,
+        p.image.id
+    );
+}
+
+#[test]
+fn wrong_content_length_is_refused() {
+    let (proxy, d, store, before) = setup();
+    let layer = layer_digest("busybox");
+    proxy.fault(&layer, Fault::ShortLength, 100);
+    let e = err_text(pull(
+        &store,
+        &format!("{}/busybox", proxy.addr),
+        &opts(d.path()),
+        &quiet(),
+    ));
+    assert!(e.contains("announced") && e.contains("bytes"), "{e}");
+    assert_intact(&store, &before);
+}
+
+#[test]
+fn server_error_then_success() {
+    let (proxy, d, store, _) = setup();
+    let layer = layer_digest("busybox");
+    proxy.fault(&layer, Fault::Status(500), 1);
+    proxy.fault("/manifests/latest", Fault::Status(503), 1);
+    pull(
+        &store,
+        &format!("{}/busybox", proxy.addr),
+        &opts(d.path()),
+        &quiet(),
+    )
+    .unwrap();
+    assert_eq!(proxy.seen(&layer), 2);
+    assert_eq!(store.verify_blobs().unwrap(), Vec::<String>::new());
+}
+
+#[test]
+fn persistent_server_error_is_bounded() {
+    let (proxy, d, store, before) = setup();
+    let layer = layer_digest("busybox");
+    proxy.fault(&layer, Fault::Status(500), 100);
+    let e = err_text(pull(
+        &store,
+        &format!("{}/busybox", proxy.addr),
+        &opts(d.path()),
+        &quiet(),
+    ));
+    assert!(e.contains("server error (500)"), "{e}");
+    // 3 tries per request, and the blob-level retry does not multiply them: 500s are retried once.
+    assert!(proxy.seen(&layer) <= 9, "{}", proxy.seen(&layer));
+    assert_intact(&store, &before);
+}
+
+#[test]
+fn connection_reset_then_success() {
+    let (proxy, d, store, _) = setup();
+    let layer = layer_digest("busybox");
+    proxy.fault(&layer, Fault::Reset, 2);
+    pull(
+        &store,
+        &format!("{}/busybox", proxy.addr),
+        &opts(d.path()),
+        &quiet(),
+    )
+    .unwrap();
+    assert_eq!(proxy.seen(&layer), 3);
+    assert_eq!(store.verify_blobs().unwrap(), Vec::<String>::new());
+}
+
+#[test]
+fn persistent_connection_reset_is_a_clear_error() {
+    let (proxy, d, store, before) = setup();
+    let layer = layer_digest("busybox");
+    proxy.fault(&layer, Fault::Reset, 100);
+    let e = err_text(pull(
+        &store,
+        &format!("{}/busybox", proxy.addr),
+        &opts(d.path()),
+        &quiet(),
+    ));
+    assert!(
+        e.contains("reset") || e.contains("disconnected") || e.contains("closed"),
+        "{e}"
+    );
+    assert_intact(&store, &before);
+}
+
+#[test]
+fn too_many_requests() {
+    let (proxy, d, store, before) = setup();
+    proxy.fault("/manifests/", Fault::Status(429), 100);
+    let r = format!("{}/busybox", proxy.addr);
+    let e = err_text(pull(&store, &r, &opts(d.path()), &quiet()));
+    assert_eq!(
+        e,
+        format!(
+            "pull {}/busybox:latest: toomanyrequests: injected 429 (429)",
+            proxy.addr
+        )
+    );
+    assert_intact(&store, &before);
+}
+
+#[test]
+fn digest_reference_with_altered_manifest() {
+    let (proxy, d, store, before) = setup();
+    let (d2, s2) = new_store();
+    let good = pull(&s2, &format!("{PLAIN}/busybox"), &opts(d2.path()), &quiet()).unwrap();
+    proxy.fault("/manifests/", Fault::AlterWhitespace, 100);
+    let r = format!("{}/busybox@{}", proxy.addr, good.digest);
+    let e = err_text(pull(&store, &r, &opts(d.path()), &quiet()));
+    assert!(e.contains("manifest digest mismatch"), "{e}");
+    assert_intact(&store, &before);
+}
+
+#[test]
+fn altered_child_manifest_of_an_index() {
+    let (proxy, d, store, before) = setup();
+    // The index is served intact; the platform manifest it points to is altered.
+    proxy.fault("/manifests/sha256:", Fault::AlterWhitespace, 100);
+    let e = err_text(pull(
+        &store,
+        &format!("{}/multiarch", proxy.addr),
+        &opts(d.path()),
+        &quiet(),
+    ));
+    assert!(e.contains("content hashes to"), "{e}");
+    assert_intact(&store, &before);
+}
