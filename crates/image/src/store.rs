@@ -429,6 +429,39 @@ impl Store {
         Err(no_such())
     }
 
+    /// `docker tag SOURCE TARGET`: name the image `source` resolves to as `target`
+    /// (`name[:tag]`, tag defaults to `latest`), taking the tag away from any other image.
+    pub fn tag(&self, source: &str, target: &str) -> Result<ImageRecord> {
+        let img = self.resolve(source)?;
+        let t = Reference::parse(target)?.with_default_tag();
+        if t.digest.is_some() {
+            bail!("refusing to create a tag with a digest reference: {target}");
+        }
+        let tag = format!(
+            "{}:{}",
+            t.familiar_name(),
+            t.tag.as_deref().unwrap_or("latest")
+        );
+        self.update_index(|idx| {
+            for other in &mut idx.images {
+                if other.id != img.id {
+                    other.repo_tags.retain(|x| *x != tag);
+                }
+            }
+            let rec = idx
+                .images
+                .iter_mut()
+                .find(|x| x.id == img.id)
+                .ok_or_else(|| anyhow!("No such image: {source}"))?;
+            if !rec.repo_tags.contains(&tag) {
+                rec.repo_tags.push(tag.clone());
+            }
+            rec.updated = now_secs();
+            Ok(())
+        })?;
+        self.resolve(target)
+    }
+
     /// The image config, typed (Env, Cmd, Entrypoint, WorkingDir, User, ...).
     pub fn config(&self, img: &ImageRecord) -> Result<oci_spec::image::ImageConfiguration> {
         let b = self.read_blob(&img.id)?;

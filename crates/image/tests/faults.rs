@@ -216,3 +216,101 @@ fn altered_child_manifest_of_an_index() {
     assert!(e.contains("content hashes to"), "{e}");
     assert_intact(&store, &before);
 }
+
+#[test]
+fn one_token_for_the_whole_pull() {
+    fixture();
+    let proxy = Proxy::start_to(TOKEN);
+    let (d, store) = new_store();
+    let p = pull(
+        &store,
+        &format!("{}/layers", proxy.addr),
+        &opts(d.path()),
+        &quiet(),
+    )
+    .unwrap();
+    assert!(p.image.layers.len() > 1);
+    assert_eq!(
+        proxy.seen("GET /token"),
+        1,
+        "{:?}",
+        proxy.requests.lock().unwrap()
+    );
+    // Every registry request after the first /v2/ probe carried the token.
+    let reqs = proxy.requests.lock().unwrap().clone();
+    let unauthed: Vec<&String> = reqs
+        .iter()
+        .filter(|r| r.contains("/v2/layers/") && !r.ends_with("+auth"))
+        .collect();
+    assert!(unauthed.is_empty(), "{unauthed:?}");
+}
+
+#[test]
+fn expired_token_is_fetched_again_once() {
+    fixture();
+    let proxy = Proxy::start_to(TOKEN);
+    let (d, store) = new_store();
+    let layer = layer_digest("busybox");
+    proxy.fault(&layer, Fault::Unauthorized, 1);
+    pull(
+        &store,
+        &format!("{}/busybox", proxy.addr),
+        &opts(d.path()),
+        &quiet(),
+    )
+    .unwrap();
+    assert_eq!(proxy.seen("GET /token"), 2);
+    assert_eq!(proxy.seen(&layer), 2);
+    // A registry that keeps refusing is not asked forever.
+    let (d, store) = new_store();
+    proxy.fault(&layer, Fault::Unauthorized, 100);
+    let e = err_text(pull(
+        &store,
+        &format!("{}/busybox", proxy.addr),
+        &opts(d.path()),
+        &quiet(),
+    ));
+    assert!(e.contains("token expired (401)"), "{e}");
+}
+
+#[test]
+fn redirect_to_blob_storage_drops_authorization() {
+    fixture();
+    let registry = Proxy::start_to(BASIC);
+    let storage = Proxy::start_to(PLAIN);
+    let (d, store) = new_store();
+    berth_image::auth::store(
+        &d.path().join("auth.json"),
+        &registry.addr,
+        &berth_image::Credentials {
+            username: "berth".into(),
+            password: "berthpass".into(),
+        },
+    )
+    .unwrap();
+    registry.fault("/blobs/", Fault::RedirectTo(storage.addr.clone()), 100);
+    let p = pull(
+        &store,
+        &format!("{}/busybox", registry.addr),
+        &opts(d.path()),
+        &quiet(),
+    )
+    .unwrap();
+    assert_eq!(
+        storage.seen("/blobs/"),
+        p.image.layers.len() + 1,
+        "blobs came from storage"
+    );
+    assert_eq!(
+        storage.seen("+auth"),
+        0,
+        "the registry's Authorization leaked to another host"
+    );
+    let reqs = registry.requests.lock().unwrap().clone();
+    assert!(
+        reqs.iter()
+            .any(|r| r.contains("/manifests/latest") && r.ends_with("+auth")),
+        "{reqs:?}"
+    );
+    assert_eq!(store.verify_blobs().unwrap(), Vec::<String>::new());
+}

@@ -541,3 +541,53 @@ fn login_and_logout() {
     assert!(auth::lookup(&f, BASIC).unwrap().is_none());
     assert!(!berth_image::logout(&o, BASIC, Some(&f)).unwrap());
 }
+
+#[test]
+fn progress_lines_and_tagging() {
+    fixture();
+    let (d, store) = new_store();
+    #[derive(Clone, Default)]
+    struct Buf(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+    impl std::io::Write for Buf {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let buf = Buf::default();
+    let prog =
+        berth_image::Progress::with_writer(berth_image::ProgressMode::Lines, Box::new(buf.clone()));
+    let p = pull(&store, &format!("{PLAIN}/busybox"), &opts(d.path()), &prog).unwrap();
+    let out = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+    let short = p.image.layers[0].digest.short().to_string();
+    assert!(out.starts_with("latest: Pulling from busybox\n"), "{out}");
+    assert!(out.contains(&format!("{short}: Pull complete")), "{out}");
+    assert!(out.contains(&format!("Digest: {}\n", p.digest)), "{out}");
+    assert!(
+        out.ends_with(&format!(
+            "Status: Downloaded newer image for {PLAIN}/busybox:latest\n"
+        )),
+        "{out}"
+    );
+
+    let t = store.tag(&format!("{PLAIN}/busybox"), "mine:v1").unwrap();
+    assert_eq!(t.id, p.image.id);
+    assert!(t.repo_tags.contains(&"mine:v1".to_string()));
+    assert_eq!(
+        store.resolve("docker.io/library/mine:v1").unwrap().id,
+        p.image.id
+    );
+    // Removing one of two tags only untags.
+    let ev = store.remove("mine:v1", false, false).unwrap();
+    assert_eq!(ev, vec![RemoveEvent::Untagged("mine:v1".into())]);
+    assert!(store.has_blob(&p.image.id));
+    // Quiet mode prints nothing.
+    let buf = Buf::default();
+    let prog =
+        berth_image::Progress::with_writer(berth_image::ProgressMode::Quiet, Box::new(buf.clone()));
+    pull(&store, &format!("{PLAIN}/busybox"), &opts(d.path()), &prog).unwrap();
+    assert!(buf.0.lock().unwrap().is_empty());
+}

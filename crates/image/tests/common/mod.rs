@@ -94,6 +94,10 @@ pub enum Fault {
     AlterWhitespace,
     /// Answer 200 with an endless manifest-typed body, chunked (no Content-Length).
     EndlessChunked,
+    /// Answer 401 with a bearer challenge, as a registry does when a token expired.
+    Unauthorized,
+    /// Answer 307 to the same path on another host (`host:port`), like blob storage.
+    RedirectTo(String),
 }
 
 struct Rule {
@@ -105,6 +109,7 @@ struct Rule {
 /// A one-connection-at-a-time-per-thread HTTP/1.1 proxy to the plain registry.
 pub struct Proxy {
     pub addr: String,
+    pub upstream: String,
     rules: Arc<Mutex<Vec<Rule>>>,
     pub requests: Arc<Mutex<Vec<String>>>,
     stop: Arc<AtomicBool>,
@@ -112,9 +117,18 @@ pub struct Proxy {
 }
 
 impl Proxy {
+    /// A proxy to the plain registry.
     pub fn start() -> Proxy {
+        Self::start_to(PLAIN)
+    }
+
+    /// A proxy to `upstream`. `/token…` goes to the fixture's token issuer, and
+    /// bearer realms in answers are rewritten to point here, so token fetches are seen too.
+    pub fn start_to(upstream: &str) -> Proxy {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = l.local_addr().unwrap().to_string();
+        let up = upstream.to_string();
+        let me = addr.clone();
         let rules: Arc<Mutex<Vec<Rule>>> = Arc::default();
         let requests: Arc<Mutex<Vec<String>>> = Arc::default();
         let stop = Arc::new(AtomicBool::new(false));
@@ -125,21 +139,23 @@ impl Proxy {
             stop.clone(),
             served.clone(),
         );
+        let ctx = Arc::new((up, me));
         std::thread::spawn(move || {
             for c in l.incoming() {
                 if s2.load(Ordering::SeqCst) {
                     break;
                 }
                 let Ok(c) = c else { continue };
-                let (r3, q3, sv3) = (r2.clone(), q2.clone(), sv2.clone());
+                let (r3, q3, sv3, ctx3) = (r2.clone(), q2.clone(), sv2.clone(), ctx.clone());
                 std::thread::spawn(move || {
-                    let _ = serve(c, &r3, &q3);
+                    let _ = serve(c, &r3, &q3, &ctx3.0, &ctx3.1);
                     sv3.fetch_add(1, Ordering::SeqCst);
                 });
             }
         });
         Proxy {
             addr,
+            upstream: upstream.to_string(),
             rules,
             requests,
             stop,
@@ -178,6 +194,8 @@ fn serve(
     mut c: TcpStream,
     rules: &Mutex<Vec<Rule>>,
     requests: &Mutex<Vec<String>>,
+    upstream: &str,
+    me: &str,
 ) -> std::io::Result<()> {
     c.set_read_timeout(Some(Duration::from_secs(10)))?;
     let mut first = [0u8; 1];
@@ -207,8 +225,19 @@ fn serve(
     }
     // Lets the proxy stand in for a Docker Hub mirror: library/x is served from x.
     let request_line = request_line.replace(" /v2/library/", " /v2/");
-    requests.lock().unwrap().push(request_line.clone());
+    let authed = head
+        .iter()
+        .any(|h| h.to_ascii_lowercase().starts_with("authorization:"));
+    requests.lock().unwrap().push(format!(
+        "{request_line}{}",
+        if authed { " +auth" } else { "" }
+    ));
     let path = request_line.split(' ').nth(1).unwrap_or("").to_string();
+    let upstream = if path.starts_with("/token") {
+        ISSUER
+    } else {
+        upstream
+    };
     let fault = {
         let mut rs = rules.lock().unwrap();
         rs.iter_mut()
@@ -237,6 +266,22 @@ fn serve(
             }
             return Ok(());
         }
+        Some(Fault::Unauthorized) => {
+            let body = r#"{"errors":[{"code":"UNAUTHORIZED","message":"token expired"}]}"#;
+            write!(
+                c,
+                "HTTP/1.1 401 Unauthorized\r\nWww-Authenticate: Bearer realm=\"http://{me}/token\",service=\"berth-fixture\"\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            )?;
+            return Ok(());
+        }
+        Some(Fault::RedirectTo(host)) => {
+            write!(
+                c,
+                "HTTP/1.1 307 Temporary Redirect\r\nLocation: http://{host}{path}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            )?;
+            return Ok(());
+        }
         Some(Fault::Status(code)) => {
             let body = format!(
                 r#"{{"errors":[{{"code":"{}","message":"injected {code}"}}]}}"#,
@@ -255,11 +300,10 @@ fn serve(
         }
         _ => {}
     }
-    let mut up = TcpStream::connect(super_upstream())?;
+    let mut up = TcpStream::connect(upstream)?;
     write!(
         up,
-        "{request_line}\r\nHost: {}\r\nConnection: close\r\n",
-        super_upstream()
+        "{request_line}\r\nHost: {upstream}\r\nConnection: close\r\n"
     )?;
     for h in &head {
         up.write_all(h.as_bytes())?;
@@ -273,7 +317,10 @@ fn serve(
         .map(|i| i + 4)
         .unwrap_or(resp.len());
     let (rhead, body) = resp.split_at(split);
-    let mut rhead = String::from_utf8_lossy(rhead).into_owned();
+    let mut rhead = String::from_utf8_lossy(rhead).replace(
+        &format!("http://{ISSUER}/token"),
+        &format!("http://{me}/token"),
+    );
     let mut body = body.to_vec();
     let set_len = |h: &str, n: usize| {
         h.lines()
@@ -321,9 +368,7 @@ fn serve(
     Ok(())
 }
 
-fn super_upstream() -> &'static str {
-    PLAIN
-}
+const ISSUER: &str = "127.0.0.1:5503";
 
 // ------------------------------------------------------------------ layer checks
 
