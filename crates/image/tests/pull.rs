@@ -591,3 +591,26 @@ fn progress_lines_and_tagging() {
     pull(&store, &format!("{PLAIN}/busybox"), &opts(d.path()), &prog).unwrap();
     assert!(buf.0.lock().unwrap().is_empty());
 }
+
+#[test]
+fn lost_layer_facts_are_rederived_from_the_local_blob() {
+    fixture();
+    let proxy = Proxy::start();
+    let (d, store) = new_store();
+    let r = format!("{}/busybox", proxy.addr);
+    let p = pull(&store, &r, &opts(d.path()), &quiet()).unwrap();
+    let facts = store
+        .root()
+        .join("layers")
+        .join(format!("{}.json", p.image.layers[0].digest.hex()));
+    std::fs::remove_file(&facts).unwrap();
+    let blobs = proxy.seen("/blobs/");
+    let again = pull(&store, &r, &opts(d.path()), &quiet()).unwrap();
+    assert_eq!(
+        proxy.seen("/blobs/"),
+        blobs,
+        "the local blob is used, not fetched again"
+    );
+    assert_eq!(again.image.size, p.image.size);
+    assert!(facts.is_file());
+}
