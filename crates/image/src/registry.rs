@@ -107,6 +107,16 @@ fn percent_encode(s: &str) -> String {
     out
 }
 
+/// The URLs to try for `host`, in order: HTTPS always; plain HTTP only after it,
+/// and only for loopback and configured insecure registries (Docker's rule).
+pub fn base_urls(opts: &RegistryOptions, host: &str) -> Vec<String> {
+    if is_loopback(host) || opts.insecure_registries.iter().any(|r| r == host) {
+        vec![format!("https://{host}"), format!("http://{host}")]
+    } else {
+        vec![format!("https://{host}")]
+    }
+}
+
 /// Read all CA certificates that apply to `host`.
 fn load_cas(opts: &RegistryOptions, host: &str) -> Result<Vec<Certificate<'static>>> {
     let mut files = Vec::new();
@@ -247,8 +257,7 @@ impl Session {
         let agent = agent(opts, tls);
         let bases: Vec<String> = match base {
             Some(b) => vec![b.trim_end_matches('/').to_string()],
-            None if insecure => vec![format!("https://{host}"), format!("http://{host}")],
-            None => vec![format!("https://{host}")],
+            None => base_urls(opts, host),
         };
         let mut errors = Vec::new();
         for b in &bases {
@@ -684,6 +693,28 @@ mod tests {
         assert!(!is_loopback("10.0.0.1:5000"));
         assert!(!is_loopback("docker.io"));
         assert!(!is_loopback("localhost.example.com"));
+    }
+
+    #[test]
+    fn plain_http_only_for_loopback_and_insecure() {
+        let mut o = RegistryOptions::default();
+        assert_eq!(
+            base_urls(&o, "registry.example.com"),
+            ["https://registry.example.com"]
+        );
+        assert_eq!(base_urls(&o, "10.1.2.3:5000"), ["https://10.1.2.3:5000"]);
+        assert_eq!(
+            base_urls(&o, "localhost:5000"),
+            ["https://localhost:5000", "http://localhost:5000"]
+        );
+        assert_eq!(base_urls(&o, "127.0.0.1:5500")[1], "http://127.0.0.1:5500");
+        o.insecure_registries.push("10.1.2.3:5000".into());
+        assert_eq!(base_urls(&o, "10.1.2.3:5000")[1], "http://10.1.2.3:5000");
+        assert_eq!(
+            base_urls(&o, "10.1.2.3:5001").len(),
+            1,
+            "insecure is per host:port"
+        );
     }
 
     #[test]

@@ -459,6 +459,10 @@ fn docker_hub_goes_through_mirrors() {
             .id,
         p.image.id
     );
+    // Mirrors are for Docker Hub only.
+    let seen = proxy.requests.lock().unwrap().len();
+    pull(&store, &format!("{PLAIN}/busybox"), &o, &quiet()).unwrap();
+    assert_eq!(proxy.requests.lock().unwrap().len(), seen);
 }
 
 #[test]
