@@ -13,6 +13,8 @@
 //! // store (root: /var/lib/berth by default, chosen by the CLI)
 //! Store::open(root) -> Result<Store>
 //! pull(&Store, reference: &str, &PullOptions, &Progress) -> Result<Pulled>    // Pulled.image: ImageRecord
+//! pull_with_unpack(.., Option<LayerSink>) -> Result<Pulled>  // also streams each decompressed layer to a sink
+//! Store::tag(&self, source, target) -> Result<ImageRecord>                    // docker tag
 //! Store::resolve(&self, name_or_id: &str) -> Result<ImageRecord>              // name[:tag], repo@digest, id, short id
 //! Store::list(&self) -> Result<Vec<ImageSummary>>                             // docker images rows
 //! Store::images(&self) -> Result<Vec<ImageRecord>>
@@ -59,7 +61,7 @@ pub use auth::Credentials;
 pub use digest::Digest;
 pub use manifest::{Compression, Platform};
 pub use progress::{Progress, ProgressMode};
-pub use pull::{PullOptions, Pulled, login, logout, pull};
+pub use pull::{LayerSink, PullOptions, Pulled, login, logout, pull, pull_with_unpack};
 pub use reference::{Reference, ReferenceError};
 pub use registry::RegistryOptions;
 pub use store::{ImageRecord, ImageSummary, LayerInfo, RemoveEvent, Store};

@@ -5,6 +5,7 @@ use std::io::{self, Read, Write};
 use std::path::Path;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 
 use anyhow::{Context, Result, anyhow, bail};
 use serde::Deserialize;
@@ -81,11 +82,37 @@ pub fn pull(
     opts: &PullOptions,
     progress: &Progress,
 ) -> Result<Pulled> {
+    pull_with_unpack(store, reference, opts, progress, None)
+}
+
+/// Receives each layer's DECOMPRESSED tar stream during a pull:
+/// `(layer index, bottom first; layer; stream)`. See [`pull_with_unpack`].
+pub type LayerSink<'a> = &'a (dyn Fn(usize, &LayerInfo, &mut dyn Read) -> Result<()> + Sync);
+
+/// [`pull`], handing every layer's decompressed tar to `sink` while it downloads,
+/// so a caller can unpack with a single decompression (the store keeps the blob).
+///
+/// Contract for `sink`:
+/// - it is called for every layer of the image, possibly concurrently for
+///   different layers, on the pull's threads (all joined before this returns);
+///   layers already in the store are streamed from there;
+/// - a downloading layer is streamed BEFORE its digest is known to be right: if
+///   verification fails the stream ends in an error, and the sink must return an
+///   error and leave nothing behind. A retried download calls the sink again for
+///   the same layer. Trust what the sink produced only when this returns `Ok`;
+/// - an error from the sink fails the pull.
+pub fn pull_with_unpack(
+    store: &Store,
+    reference: &str,
+    opts: &PullOptions,
+    progress: &Progress,
+    sink: Option<LayerSink<'_>>,
+) -> Result<Pulled> {
     let r = match Reference::parse(reference) {
         Ok(r) => r.with_default_tag(),
         Err(e) => bail!("pull {reference}: {e}"),
     };
-    pull_ref(store, &r, opts, progress).map_err(|e| anyhow!("pull {r}: {e:#}"))
+    pull_ref(store, &r, opts, progress, sink).map_err(|e| anyhow!("pull {r}: {e:#}"))
 }
 
 fn pull_ref(
@@ -93,6 +120,7 @@ fn pull_ref(
     r: &Reference,
     opts: &PullOptions,
     progress: &Progress,
+    sink: Option<LayerSink<'_>>,
 ) -> Result<Pulled> {
     let (session, top) = open_with_mirrors(opts, r)?;
     if let Some(want) = &r.digest
@@ -204,12 +232,14 @@ fn pull_ref(
                     let res = fetch_layer(
                         store,
                         &session,
+                        i,
                         &layers[i],
                         &cfg.rootfs.diff_ids[i],
                         opts.registry.attempts,
                         progress,
                         &cancel,
                         &any_fetched,
+                        sink,
                     )
                     .with_context(|| format!("layer {}", layers[i].digest));
                     if res.is_err() {
@@ -363,12 +393,14 @@ fn retry<T>(attempts: u32, mut f: impl FnMut(u32) -> Result<T>) -> Result<T> {
 fn fetch_layer(
     store: &Store,
     session: &Session,
+    index: usize,
     desc: &Descriptor,
     diff_id: &Digest,
     attempts: u32,
     progress: &Progress,
     cancel: &AtomicBool,
     any_fetched: &AtomicBool,
+    sink: Option<LayerSink<'_>>,
 ) -> Result<LayerInfo> {
     let comp = layer_compression(&desc.media_type)?;
     let info = |unpacked_size| LayerInfo {
@@ -385,7 +417,7 @@ fn fetch_layer(
             None => {
                 // Blob present but its facts were lost: re-derive them from the local copy.
                 let f = std::fs::File::open(store.blob_path(&desc.digest))?;
-                let (d, n) = verify_stream(f, None, desc, comp, None, cancel)?;
+                let (d, n) = verify_stream(f, None, desc, comp, None, cancel, None)?;
                 let facts = LayerFacts {
                     diff_id: d,
                     unpacked_size: n,
@@ -400,8 +432,12 @@ fn fetch_layer(
                 facts.diff_id
             );
         }
+        let layer = info(facts.unpacked_size);
+        if let Some(sink) = sink {
+            sink(index, &layer, &mut *store.open_layer(&layer)?).context("unpacking")?;
+        }
         progress.layer_done(&desc.digest, "Already exists");
-        return Ok(info(facts.unpacked_size));
+        return Ok(layer);
     }
     any_fetched.store(true, Ordering::SeqCst);
     progress.layer_start(&desc.digest, desc.size);
@@ -418,14 +454,58 @@ fn fetch_layer(
             ))
             .into());
         }
-        let r = verify_stream(body, Some(tmp.file()), desc, comp, Some(progress), cancel)?;
-        tmp.commit(&store.blob_path(&desc.digest))?;
-        Ok(r)
+        let Some(sink) = sink else {
+            let r = verify_stream(
+                body,
+                Some(tmp.file()),
+                desc,
+                comp,
+                Some(progress),
+                cancel,
+                None,
+            )?;
+            check_diff(&r.0, diff_id)?;
+            tmp.commit(&store.blob_path(&desc.digest))?;
+            return Ok(r);
+        };
+        // The sink reads the decompressed tar on its own thread through a bounded channel.
+        let (tx, rx) = sync_channel::<Chunk>(16);
+        let provisional = info(0);
+        std::thread::scope(|s| {
+            let consumer = s.spawn(move || {
+                let mut reader = ChanReader {
+                    rx,
+                    buf: Vec::new(),
+                    pos: 0,
+                };
+                sink(index, &provisional, &mut reader)
+            });
+            let res = verify_stream(
+                body,
+                Some(tmp.file()),
+                desc,
+                comp,
+                Some(progress),
+                cancel,
+                Some(tx.clone()),
+            )
+            .and_then(|r| check_diff(&r.0, diff_id).map(|_| r));
+            // End the stream: cleanly only once everything was verified.
+            if let Err(e) = &res {
+                let _ = tx.send(Err(format!("{e:#}")));
+            }
+            drop(tx);
+            let consumed = consumer.join();
+            let r = res?;
+            match consumed {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => return Err(e.context("unpacking")),
+                Err(_) => bail!("unpacking: the layer consumer panicked"),
+            }
+            tmp.commit(&store.blob_path(&desc.digest))?;
+            Ok(r)
+        })
     })?;
-    if got_diff != *diff_id {
-        // Unreachable in practice (checked before commit), kept as a guard.
-        bail!("diff_id mismatch: layer unpacks to {got_diff}, the image config says {diff_id}");
-    }
     store.put_layer_facts(
         &desc.digest,
         &LayerFacts {
@@ -440,22 +520,80 @@ fn fetch_layer(
     Ok(info(unpacked))
 }
 
+fn check_diff(got: &Digest, want: &Digest) -> Result<()> {
+    if got != want {
+        bail!("diff_id mismatch: layer unpacks to {got}, the image config says {want}");
+    }
+    Ok(())
+}
+
+/// A piece of decompressed tar for a [`LayerSink`], or why the stream broke.
+type Chunk = std::result::Result<Vec<u8>, String>;
+
+/// The sink's end of the channel.
+struct ChanReader {
+    rx: Receiver<Chunk>,
+    buf: Vec<u8>,
+    pos: usize,
+}
+
+impl Read for ChanReader {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        while self.pos >= self.buf.len() {
+            match self.rx.recv() {
+                Ok(Ok(v)) => {
+                    self.buf = v;
+                    self.pos = 0;
+                }
+                Ok(Err(why)) => return Err(io::Error::other(why)),
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = out.len().min(self.buf.len() - self.pos);
+        out[..n].copy_from_slice(&self.buf[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+/// Where decompressed bytes go: the diff_id hasher, and the sink if there is one.
+struct Out {
+    hasher: Hasher,
+    tx: Option<SyncSender<Chunk>>,
+}
+
+impl Write for Out {
+    fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+        self.hasher.update(b);
+        // A sink that stopped reading (e.g. after the tar end marker) just stops getting data.
+        if let Some(tx) = &self.tx
+            && tx.send(Ok(b.to_vec())).is_err()
+        {
+            self.tx = None;
+        }
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
 enum Unpack {
-    Gzip(Box<flate2::write::MultiGzDecoder<Hasher>>),
-    Zstd(Box<zstd::stream::write::Decoder<'static, Hasher>>),
-    Plain(Hasher),
+    Gzip(Box<flate2::write::MultiGzDecoder<Out>>),
+    Zstd(Box<zstd::stream::write::Decoder<'static, Out>>),
+    Plain(Out),
 }
 
 impl Unpack {
-    fn new(c: Compression) -> io::Result<Self> {
+    fn new(c: Compression, tx: Option<SyncSender<Chunk>>) -> io::Result<Self> {
+        let out = Out {
+            hasher: Hasher::new(),
+            tx,
+        };
         Ok(match c {
-            Compression::Gzip => {
-                Unpack::Gzip(Box::new(flate2::write::MultiGzDecoder::new(Hasher::new())))
-            }
-            Compression::Zstd => {
-                Unpack::Zstd(Box::new(zstd::stream::write::Decoder::new(Hasher::new())?))
-            }
-            Compression::None => Unpack::Plain(Hasher::new()),
+            Compression::Gzip => Unpack::Gzip(Box::new(flate2::write::MultiGzDecoder::new(out))),
+            Compression::Zstd => Unpack::Zstd(Box::new(zstd::stream::write::Decoder::new(out)?)),
+            Compression::None => Unpack::Plain(out),
         })
     }
 
@@ -463,21 +601,18 @@ impl Unpack {
         match self {
             Unpack::Gzip(d) => d.write_all(b),
             Unpack::Zstd(d) => d.write_all(b),
-            Unpack::Plain(h) => {
-                h.update(b);
-                Ok(())
-            }
+            Unpack::Plain(o) => o.write_all(b),
         }
     }
 
     fn finish(self) -> io::Result<Hasher> {
         match self {
-            Unpack::Gzip(d) => d.finish(),
+            Unpack::Gzip(d) => d.finish().map(|o| o.hasher),
             Unpack::Zstd(mut d) => {
                 d.flush()?;
-                Ok(d.into_inner())
+                Ok(d.into_inner().hasher)
             }
-            Unpack::Plain(h) => Ok(h),
+            Unpack::Plain(o) => Ok(o.hasher),
         }
     }
 }
@@ -491,10 +626,11 @@ fn verify_stream(
     comp: Compression,
     progress: Option<&Progress>,
     cancel: &AtomicBool,
+    tx: Option<SyncSender<Chunk>>,
 ) -> Result<(Digest, u64)> {
     let mut buf = vec![0u8; 256 * 1024];
     let mut blob = Hasher::new();
-    let mut unpack = Some(Unpack::new(comp)?);
+    let mut unpack = Some(Unpack::new(comp, tx)?);
     let mut unpack_err: Option<io::Error> = None;
     loop {
         if cancel.load(Ordering::SeqCst) {

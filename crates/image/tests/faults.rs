@@ -314,3 +314,59 @@ fn redirect_to_blob_storage_drops_authorization() {
     );
     assert_eq!(store.verify_blobs().unwrap(), Vec::<String>::new());
 }
+
+#[test]
+fn a_sink_sees_a_failed_verification_as_an_error() {
+    let (proxy, d, store, before) = setup();
+    let layer = layer_digest("busybox");
+    proxy.fault(&layer, Fault::FlipByte, 100);
+    let outcomes = std::sync::Mutex::new(Vec::new());
+    let sink =
+        |_i: usize, _l: &berth_image::LayerInfo, r: &mut dyn std::io::Read| -> anyhow::Result<()> {
+            let res = std::io::copy(r, &mut std::io::sink());
+            outcomes.lock().unwrap().push(res.is_ok());
+            res?;
+            Ok(())
+        };
+    let e = err_text(berth_image::pull_with_unpack(
+        &store,
+        &format!("{}/busybox", proxy.addr),
+        &opts(d.path()),
+        &quiet(),
+        Some(&sink),
+    ));
+    assert!(e.contains("digest mismatch"), "{e}");
+    assert_eq!(
+        *outcomes.lock().unwrap(),
+        vec![false],
+        "the sink must not see a clean end"
+    );
+    assert_intact(&store, &before);
+}
+
+#[test]
+fn a_failing_sink_fails_the_pull() {
+    let (proxy, d, store, before) = setup();
+    let sink =
+        |_i: usize, _l: &berth_image::LayerInfo, r: &mut dyn std::io::Read| -> anyhow::Result<()> {
+            // Read a little, then give up (e.g. a hostile path in the tar).
+            let mut b = [0u8; 512];
+            r.read_exact(&mut b)?;
+            anyhow::bail!("refusing entry ../etc/passwd")
+        };
+    let e = err_text(berth_image::pull_with_unpack(
+        &store,
+        &format!("{}/busybox", proxy.addr),
+        &opts(d.path()),
+        &quiet(),
+        Some(&sink),
+    ));
+    assert!(e.contains("unpacking: refusing entry ../etc/passwd"), "{e}");
+    assert_eq!(
+        store.images().unwrap(),
+        before,
+        "no index entry for an image that failed to unpack"
+    );
+    assert_eq!(store.verify_blobs().unwrap(), Vec::<String>::new());
+    assert_eq!(store.temp_names().unwrap(), Vec::<String>::new());
+}

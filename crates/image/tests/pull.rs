@@ -618,3 +618,58 @@ fn lost_layer_facts_are_rederived_from_the_local_blob() {
     assert_eq!(again.image.size, p.image.size);
     assert!(facts.is_file());
 }
+
+/// A sink that hashes each decompressed layer stream and records (index, digest).
+fn hashing_sink(
+    seen: &std::sync::Mutex<Vec<(usize, String)>>,
+) -> impl Fn(usize, &berth_image::LayerInfo, &mut dyn io::Read) -> anyhow::Result<()> + Sync + '_ {
+    move |i, _l, r| {
+        let mut h = Hasher::new();
+        io::copy(r, &mut h)?;
+        seen.lock().unwrap().push((i, h.finish().to_string()));
+        Ok(())
+    }
+}
+
+#[test]
+fn layers_stream_to_a_sink_while_pulling() {
+    fixture();
+    let (d, store) = new_store();
+    let seen = std::sync::Mutex::new(Vec::new());
+    let sink = hashing_sink(&seen);
+    let r = format!("{PLAIN}/layers");
+    let p =
+        berth_image::pull_with_unpack(&store, &r, &opts(d.path()), &quiet(), Some(&sink)).unwrap();
+    let want: Vec<(usize, String)> = p
+        .image
+        .layers
+        .iter()
+        .enumerate()
+        .map(|(i, l)| (i, l.diff_id.to_string()))
+        .collect();
+    let mut got = std::mem::take(&mut *seen.lock().unwrap());
+    got.sort();
+    assert_eq!(got, want, "each layer streamed once, decompressed, in full");
+    // Present layers are streamed from the store.
+    berth_image::pull_with_unpack(&store, &r, &opts(d.path()), &quiet(), Some(&sink)).unwrap();
+    let mut got = std::mem::take(&mut *seen.lock().unwrap());
+    got.sort();
+    assert_eq!(got, want);
+    // A zstd and an uncompressed layer too.
+    for image in ["zstd", "uncompressed"] {
+        let p = berth_image::pull_with_unpack(
+            &store,
+            &format!("{PLAIN}/{image}"),
+            &opts(d.path()),
+            &quiet(),
+            Some(&sink),
+        )
+        .unwrap();
+        let got = std::mem::take(&mut *seen.lock().unwrap());
+        assert_eq!(
+            got,
+            vec![(0, p.image.layers[0].diff_id.to_string())],
+            "{image}"
+        );
+    }
+}
