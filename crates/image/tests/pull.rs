@@ -673,3 +673,44 @@ fn layers_stream_to_a_sink_while_pulling() {
         );
     }
 }
+
+#[test]
+fn config_fields_reach_the_caller() {
+    fixture();
+    let (d, store) = new_store();
+    let p = pull(
+        &store,
+        &format!("{PLAIN}/config"),
+        &opts(d.path()),
+        &quiet(),
+    )
+    .unwrap();
+    let cfg = store.config(&p.image).unwrap();
+    let c = cfg.config().as_ref().expect("config section");
+    assert_eq!(c.user().as_deref(), Some("app"));
+    assert_eq!(c.working_dir().as_deref(), Some("/home/app/work"));
+    assert_eq!(
+        c.entrypoint().as_ref().unwrap(),
+        &vec!["/bin/sh".to_string(), "-c".to_string()]
+    );
+    assert!(
+        c.env()
+            .as_ref()
+            .unwrap()
+            .contains(&"GREETING=hello from config".to_string())
+    );
+    assert!(c.env().as_ref().unwrap().contains(&"EMPTY=".to_string()));
+    assert_eq!(c.stop_signal().as_deref(), Some("SIGQUIT"));
+    let j = store.inspect(&p.image).unwrap();
+    assert_eq!(j["Config"]["User"], "app");
+    assert!(j["Config"]["ExposedPorts"].get("8080/tcp").is_some());
+    // The hostile layers of `escape` are just blobs here: they pull and verify.
+    let p = pull(
+        &store,
+        &format!("{PLAIN}/escape"),
+        &opts(d.path()),
+        &quiet(),
+    )
+    .unwrap();
+    check_image(&store, &p.image);
+}
