@@ -23,6 +23,7 @@
 //! Store::remove(&self, name, force: bool, in_use: bool) -> Result<Vec<RemoveEvent>>
 //! Store::prune_blobs(&self) -> Result<(usize, u64)>
 //! Store::layers(&self, &ImageRecord) -> Vec<LayerInfo>                        // bottom first; path, media_type, diff_id
+//! ImageRecord::chain_ids(&self) -> Vec<Digest>                                // snapshot keys, bottom first
 //! Store::open_layer(&self, &LayerInfo) -> Result<Box<dyn Read + Send>>        // DECOMPRESSED tar stream
 //!
 //! // registry credentials
@@ -47,6 +48,18 @@
 //! - Pulls from several processes into one root are safe (flock'ed index, atomic
 //!   renames); a killed pull leaves only temp files, reaped by the next open.
 //! - Pull threads (parallel layers) are all joined before `pull` returns.
+//! - Retries: each HTTP request up to `attempts` times on connection errors and
+//!   5xx (backoff 200 ms, 400 ms, ...); a body cut short is fetched again, also up
+//!   to `attempts` times. A digest mismatch, 401/403/404/429 are not retried.
+//! - Transport: HTTPS with system roots by default; a per-registry CA (ca_files or
+//!   `certs.d/<host:port>/*.crt`) is added to them. Loopback and configured insecure
+//!   registries try HTTPS (unverified unless a CA is configured) then plain HTTP.
+//!   Redirects are followed by hand; Authorization is never sent to another host.
+//!
+//! # Not done
+//! - Schema 1 manifests, foreign-layer `urls`, client certificates in certs.d,
+//!   CIDR ranges in `insecure_registries`, credential helpers (`credsStore`),
+//!   identity tokens, pushing.
 
 pub mod auth;
 pub mod digest;

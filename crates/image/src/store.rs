@@ -85,6 +85,21 @@ impl ImageRecord {
     pub fn short_id(&self) -> &str {
         self.id.short()
     }
+
+    /// OCI chain ids, bottom first: the identity of "this layer on top of those
+    /// below", the natural key for cached unpacked snapshots.
+    /// `chain(0) = diff(0)`, `chain(n) = sha256(chain(n-1) + " " + diff(n))`.
+    pub fn chain_ids(&self) -> Vec<Digest> {
+        let mut out: Vec<Digest> = Vec::with_capacity(self.layers.len());
+        for l in &self.layers {
+            let next = match out.last() {
+                None => l.diff_id.clone(),
+                Some(prev) => Digest::of(format!("{prev} {}", l.diff_id).as_bytes()),
+            };
+            out.push(next);
+        }
+        out
+    }
 }
 
 #[derive(Default, Serialize, Deserialize)]
@@ -785,6 +800,37 @@ mod tests {
         // A damaged blob on disk is reported.
         fs::write(s.blob_path(&good), b"evil").unwrap();
         assert_eq!(s.verify_blobs().unwrap(), vec![good.hex().to_string()]);
+    }
+
+    #[test]
+    fn chain_ids_follow_the_oci_formula() {
+        let d = |n: u8| Digest::parse(&format!("sha256:{}", hex::encode([n; 32]))).unwrap();
+        let layer = |n| LayerInfo {
+            digest: d(n),
+            media_type: String::new(),
+            size: 0,
+            diff_id: d(n + 100),
+            unpacked_size: 0,
+            path: PathBuf::new(),
+        };
+        let rec = ImageRecord {
+            id: d(1),
+            manifest_digest: d(2),
+            repo_tags: vec![],
+            repo_digests: vec![],
+            created: None,
+            os: "linux".into(),
+            architecture: "amd64".into(),
+            variant: None,
+            size: 0,
+            layers: vec![layer(1), layer(2), layer(3)],
+            updated: 0,
+        };
+        let c = rec.chain_ids();
+        assert_eq!(c[0], d(101));
+        let c1 = Digest::of(format!("{} {}", d(101), d(102)).as_bytes());
+        assert_eq!(c[1], c1);
+        assert_eq!(c[2], Digest::of(format!("{c1} {}", d(103)).as_bytes()));
     }
 
     #[test]
