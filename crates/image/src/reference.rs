@@ -26,7 +26,7 @@ pub const NAME_TOTAL_LENGTH_MAX: usize = 255;
 /// A parsed, normalised image reference.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Reference {
-    /// Registry host[:port], e.g. `docker.io`, `127.0.0.1:5500`, `localhost`.
+    /// Registry `host[:port]`, e.g. `docker.io`, `127.0.0.1:5500`, `localhost`.
     pub registry: String,
     /// Repository path inside the registry, e.g. `library/alpine`.
     pub repository: String,
