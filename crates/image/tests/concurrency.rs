@@ -131,3 +131,52 @@ fn sigkill_mid_pull_leaves_a_sound_store() {
     assert_eq!(store.verify_blobs().unwrap(), Vec::<String>::new());
     assert_eq!(store.images().unwrap().len(), 2);
 }
+
+#[test]
+fn prune_and_remove_racing_pulls_never_break_an_image() {
+    fixture();
+    let d = tempfile::tempdir().unwrap();
+    let root = d.path().join("root");
+    let store = Store::open(&root).unwrap();
+    let refs = [format!("{PLAIN}/busybox"), format!("{PLAIN}/layers")];
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|s| {
+        // Pruner and remover hammer the store while pulls run.
+        s.spawn(|| {
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                store.prune_blobs().unwrap();
+            }
+        });
+        s.spawn(|| {
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                let _ = store.remove(&refs[0], false, false);
+                std::thread::sleep(Duration::from_millis(3));
+            }
+        });
+        for _ in 0..6 {
+            for r in &refs {
+                let td = tempfile::tempdir().unwrap();
+                pull(&store, r, &opts(td.path()), &quiet()).unwrap();
+            }
+        }
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    });
+    // Every indexed image has every blob it names, and they are sound.
+    for img in store.images().unwrap() {
+        assert!(
+            store.has_blob(&img.id),
+            "config of {:?} pruned",
+            img.repo_tags
+        );
+        assert!(store.has_blob(&img.manifest_digest));
+        for l in &img.layers {
+            assert!(
+                store.has_blob(&l.digest),
+                "layer of {:?} pruned",
+                img.repo_tags
+            );
+        }
+    }
+    assert_eq!(store.verify_blobs().unwrap(), Vec::<String>::new());
+    assert!(store.resolve(&refs[1]).is_ok());
+}
