@@ -51,7 +51,10 @@ const NAMES: &[&str] = &[
 
 fn number(cap: &Capability) -> Option<u32> {
     let name = serde_json::to_value(cap).ok()?;
-    NAMES.iter().position(|n| Some(*n) == name.as_str()).map(|i| i as u32)
+    NAMES
+        .iter()
+        .position(|n| Some(*n) == name.as_str())
+        .map(|i| i as u32)
 }
 
 /// Bitmask of a set, ignoring capabilities this kernel does not know.
@@ -77,8 +80,10 @@ pub(crate) fn drop_bounding(caps: &LinuxCapabilities, last_cap: u32) -> Result<(
     for n in 0..=last_cap {
         if keep & (1 << n) == 0 {
             // SAFETY: prctl with integer arguments.
-            crate::sys::cvt(unsafe { libc::prctl(libc::PR_CAPBSET_DROP, n as libc::c_ulong, 0, 0, 0) })
-                .step(|| format!("drop capability {} from bounding set", NAMES[n as usize]))?;
+            crate::sys::cvt(unsafe {
+                libc::prctl(libc::PR_CAPBSET_DROP, n as libc::c_ulong, 0, 0, 0)
+            })
+            .step(|| format!("drop capability {} from bounding set", NAMES[n as usize]))?;
         }
     }
     Ok(())
@@ -127,7 +132,13 @@ pub(crate) fn apply(caps: &LinuxCapabilities, last_cap: u32) -> Result<()> {
     }
     // SAFETY: prctl with integer arguments.
     crate::sys::cvt(unsafe {
-        libc::prctl(libc::PR_CAP_AMBIENT, libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong, 0, 0, 0)
+        libc::prctl(
+            libc::PR_CAP_AMBIENT,
+            libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong,
+            0,
+            0,
+            0,
+        )
     })
     .step(|| "clear ambient capabilities".into())?;
     let a = mask(caps.ambient().as_ref(), last_cap);

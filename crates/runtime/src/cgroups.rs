@@ -13,10 +13,21 @@ const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
 /// /proc/self/fd link). On a cgroup v2 host that is one cgroup2 mount; on a
 /// v1 or hybrid host a tmpfs with one mount per host hierarchy, each showing
 /// the container's cgroup namespace root, like runc.
-pub(crate) fn mount_cgroupfs(target: &str, flags: libc::c_ulong) -> io::Result<()> {
+/// `reopen` opens the mount point again, after the tmpfs went on top.
+pub(crate) fn mount_cgroupfs(
+    target: &str,
+    reopen: impl Fn() -> io::Result<std::os::fd::OwnedFd>,
+    flags: libc::c_ulong,
+) -> io::Result<()> {
     let flags = flags & !(libc::MS_BIND | libc::MS_REC);
     if fs_magic(Path::new("/sys/fs/cgroup"))? == CGROUP2_SUPER_MAGIC {
-        return sys::mount(Some(OsStr::new("cgroup2")), OsStr::new(target), Some("cgroup2"), flags, None);
+        return sys::mount(
+            Some(OsStr::new("cgroup2")),
+            OsStr::new(target),
+            Some("cgroup2"),
+            flags,
+            None,
+        );
     }
     sys::mount(
         Some(OsStr::new("tmpfs")),
@@ -25,17 +36,23 @@ pub(crate) fn mount_cgroupfs(target: &str, flags: libc::c_ulong) -> io::Result<(
         flags & !libc::MS_RDONLY,
         Some("mode=755"),
     )?;
-    // Fix the tmpfs we just mounted as our base: the target link resolves
-    // to the mounted-over directory, so reopen it.
-    let base = sys::open(Path::new(target), libc::O_PATH | libc::O_DIRECTORY)?;
+    // The fd behind `target` still names the mounted-over directory; a
+    // fresh lookup lands on the tmpfs.
+    let base = reopen()?;
     let base_path = sys::fd_path(std::os::fd::AsFd::as_fd(&base));
     let mountinfo = std::fs::read_to_string("/proc/self/mountinfo")?;
     for line in mountinfo.lines() {
-        let Some((pre, post)) = line.split_once(" - ") else { continue };
+        let Some((pre, post)) = line.split_once(" - ") else {
+            continue;
+        };
         let mut post = post.split(' ');
         let (fstype, _source, superopts) = (post.next(), post.next(), post.next().unwrap_or(""));
-        let Some(mountpoint) = pre.split(' ').nth(4) else { continue };
-        let Some(name) = mountpoint.strip_prefix("/sys/fs/cgroup/") else { continue };
+        let Some(mountpoint) = pre.split(' ').nth(4) else {
+            continue;
+        };
+        let Some(name) = mountpoint.strip_prefix("/sys/fs/cgroup/") else {
+            continue;
+        };
         if name.contains('/') {
             continue;
         }
@@ -53,7 +70,19 @@ pub(crate) fn mount_cgroupfs(target: &str, flags: libc::c_ulong) -> io::Result<(
         };
         let dir = Path::new(&base_path).join(name);
         std::fs::create_dir(&dir)?;
-        sys::mount(Some(OsStr::new(fstype)), dir.as_os_str(), Some(fstype), flags, Some(&data))?;
+        sys::mount(
+            Some(OsStr::new(fstype)),
+            dir.as_os_str(),
+            Some(fstype),
+            flags,
+            Some(&data),
+        )
+        .map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!("mount {fstype} ({data}) on /sys/fs/cgroup/{name}: {e}"),
+            )
+        })?;
     }
     if flags & libc::MS_RDONLY != 0 {
         sys::mount(

@@ -43,7 +43,9 @@ fn validate_id(id: &str) -> Result<()> {
         && id.len() <= 1024
         && id != "."
         && id != ".."
-        && id.chars().all(|c| c.is_ascii_alphanumeric() || "_+-.".contains(c));
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_+-.".contains(c));
     if ok {
         Ok(())
     } else {
@@ -60,10 +62,13 @@ impl Container {
     /// Must be called from a single-threaded process (see `sys::clone_process`).
     pub fn create(id: &str, bundle: &Path, state_dir: &Path, io: &Io) -> Result<Container> {
         validate_id(id)?;
-        let bundle = std::fs::canonicalize(bundle).step(|| format!("bundle {}", bundle.display()))?;
+        let bundle =
+            std::fs::canonicalize(bundle).step(|| format!("bundle {}", bundle.display()))?;
         let config = bundle.join("config.json");
-        let spec = Spec::load(&config).map_err(|e| Error::setup(format!("load {}: {e}", config.display())))?;
-        std::fs::create_dir_all(state_dir).step(|| format!("create state dir {}", state_dir.display()))?;
+        let spec = Spec::load(&config)
+            .map_err(|e| Error::setup(format!("load {}: {e}", config.display())))?;
+        std::fs::create_dir_all(state_dir)
+            .step(|| format!("create state dir {}", state_dir.display()))?;
         let dir = state_dir.join(id);
         match std::fs::create_dir(&dir) {
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
@@ -84,12 +89,22 @@ impl Container {
             .as_ref()
             .ok_or_else(|| Error::setup("config.json has no root"))?;
         let rootfs = bundle.join(root.path());
-        let rootfs = std::fs::canonicalize(&rootfs).step(|| format!("rootfs {}", rootfs.display()))?;
-        let terminal = spec.process().as_ref().and_then(|p| p.terminal()).unwrap_or(false);
+        let rootfs =
+            std::fs::canonicalize(&rootfs).step(|| format!("rootfs {}", rootfs.display()))?;
+        let terminal = spec
+            .process()
+            .as_ref()
+            .and_then(|p| p.terminal())
+            .unwrap_or(false);
 
         let mut ns_flags: u64 = 0;
         let mut join = Vec::new();
-        for ns in spec.linux().as_ref().and_then(|l| l.namespaces().as_deref()).unwrap_or_default() {
+        for ns in spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.namespaces().as_deref())
+            .unwrap_or_default()
+        {
             let (flag, name) = match ns.typ() {
                 LinuxNamespaceType::Pid => (libc::CLONE_NEWPID, "pid"),
                 LinuxNamespaceType::Mount => (libc::CLONE_NEWNS, "mount"),
@@ -113,19 +128,23 @@ impl Container {
                     )));
                 }
                 Some(p) => {
-                    let fd = sys::open(p, libc::O_RDONLY).step(|| format!("open {name} namespace {}", p.display()))?;
+                    let fd = sys::open(p, libc::O_RDONLY)
+                        .step(|| format!("open {name} namespace {}", p.display()))?;
                     join.push((fd, flag));
                 }
             }
         }
-        if ns_flags & libc::CLONE_NEWNS as u64 == 0 && join.iter().all(|(_, f)| *f != libc::CLONE_NEWNS) {
+        if ns_flags & libc::CLONE_NEWNS as u64 == 0
+            && join.iter().all(|(_, f)| *f != libc::CLONE_NEWNS)
+        {
             return Err(Error::setup("config.json must have a mount namespace"));
         }
 
         let fifo = dir.join(EXEC_FIFO);
         let cfifo = sys::cstr(&fifo).step(|| "exec fifo".into())?;
         // SAFETY: valid path string.
-        sys::cvt(unsafe { libc::mkfifo(cfifo.as_ptr(), 0o600) }).step(|| format!("mkfifo {}", fifo.display()))?;
+        sys::cvt(unsafe { libc::mkfifo(cfifo.as_ptr(), 0o600) })
+            .step(|| format!("mkfifo {}", fifo.display()))?;
         // O_RDWR never blocks on a fifo; the child keeps it and reads.
         let fifo_fd = sys::open(&fifo, libc::O_RDWR).step(|| format!("open {}", fifo.display()))?;
         let (parent_sock, child_sock) = sync::pair().step(|| "socketpair".into())?;
@@ -162,7 +181,10 @@ impl Container {
                 // Hook: cgroup placement and user-namespace maps go here,
                 // while the child waits for `G`.
                 if let Err(e) = sync::send(live.sync.as_fd(), b'G', &[], None) {
-                    return Err(fail(&live, Error::setup(format!("start container setup: {e}"))));
+                    return Err(fail(
+                        &live,
+                        Error::setup(format!("start container setup: {e}")),
+                    ));
                 }
                 loop {
                     match sync::recv(live.sync.as_fd()) {
@@ -170,9 +192,17 @@ impl Container {
                         Ok(Msg::Ready) => break,
                         Ok(Msg::Failed(e)) => return Err(fail(&live, e)),
                         Ok(Msg::Eof) | Ok(Msg::Go) => {
-                            return Err(fail(&live, Error::setup("container setup exited unexpectedly")));
+                            return Err(fail(
+                                &live,
+                                Error::setup("container setup exited unexpectedly"),
+                            ));
                         }
-                        Err(e) => return Err(fail(&live, Error::setup(format!("read from container setup: {e}")))),
+                        Err(e) => {
+                            return Err(fail(
+                                &live,
+                                Error::setup(format!("read from container setup: {e}")),
+                            ));
+                        }
                     }
                 }
                 let state = State {
@@ -204,7 +234,11 @@ impl Container {
             return Err(Error::setup(format!("container {id:?} does not exist")));
         }
         let state = State::load(&dir)?;
-        Ok(Container { dir, state, live: None })
+        Ok(Container {
+            dir,
+            state,
+            live: None,
+        })
     }
 
     pub fn id(&self) -> &str {
@@ -225,10 +259,14 @@ impl Container {
         let fd = match sys::open(&fifo, libc::O_WRONLY | libc::O_NONBLOCK) {
             Ok(fd) => fd,
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
-                return Err(Error::setup(format!("container {id:?} has already been started")));
+                return Err(Error::setup(format!(
+                    "container {id:?} has already been started"
+                )));
             }
             Err(e) if e.raw_os_error() == Some(libc::ENXIO) => {
-                return Err(Error::setup(format!("container {id:?} is not running: its process has exited")));
+                return Err(Error::setup(format!(
+                    "container {id:?} is not running: its process has exited"
+                )));
             }
             Err(e) => return Err(e).step(|| format!("open {}", fifo.display())),
         };
@@ -256,7 +294,8 @@ impl Container {
     pub fn kill(&self, sig: i32) -> Result<()> {
         let id = &self.state.id;
         if let Some(live) = &self.live {
-            return sys::pidfd_send_signal(live.pidfd.as_fd(), sig).step(|| format!("kill container {id:?}"));
+            return sys::pidfd_send_signal(live.pidfd.as_fd(), sig)
+                .step(|| format!("kill container {id:?}"));
         }
         if !state::is_alive(&self.state) {
             return Err(Error::setup(format!("container {id:?} is not running")));
@@ -271,7 +310,9 @@ impl Container {
 
     /// The OCI state, with the status refreshed from the process.
     pub fn state(&mut self) -> Result<State> {
-        if matches!(self.state.status, Status::Created | Status::Running) && !state::is_alive(&self.state) {
+        if matches!(self.state.status, Status::Created | Status::Running)
+            && !state::is_alive(&self.state)
+        {
             self.state.status = Status::Stopped;
             if self.dir.exists() {
                 self.state.save(&self.dir)?;
@@ -284,10 +325,9 @@ impl Container {
     /// exit code for it (its code, or 128+signal). Only in the creating
     /// process, which is the process's parent.
     pub fn wait(&mut self) -> Result<i32> {
-        let live = self
-            .live
-            .as_ref()
-            .ok_or_else(|| Error::setup("wait is only possible in the process that created the container"))?;
+        let live = self.live.as_ref().ok_or_else(|| {
+            Error::setup("wait is only possible in the process that created the container")
+        })?;
         let status = sys::pidfd_wait(live.pidfd.as_fd(), false)
             .step(|| format!("wait for container {:?}", self.state.id))?
             .unwrap_or(0);

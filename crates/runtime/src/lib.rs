@@ -24,5 +24,5 @@ mod terminal;
 
 pub use container::{Container, Io};
 pub use error::{Error, ErrorKind, Result};
-pub use run::{run, FORWARDED_SIGNALS};
+pub use run::{FORWARDED_SIGNALS, run};
 pub use state::{State, Status};

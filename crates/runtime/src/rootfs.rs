@@ -10,6 +10,7 @@ use oci_spec::runtime::{LinuxDeviceType, Mount, Spec};
 use std::ffi::OsStr;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
 /// Lookups beneath the rootfs: `..` and absolute symlinks are clamped to the
@@ -52,8 +53,8 @@ fn parse_options(options: &[String]) -> MountOptions {
             "nostrictatime" => (0, libc::MS_STRICTATIME),
             "bind" => (libc::MS_BIND, 0),
             "rbind" => (libc::MS_BIND | libc::MS_REC, 0),
-            "private" | "rprivate" | "shared" | "rshared" | "slave" | "rslave"
-            | "unbindable" | "runbindable" => {
+            "private" | "rprivate" | "shared" | "rshared" | "slave" | "rslave" | "unbindable"
+            | "runbindable" => {
                 o.propagation.push(propagation_flag(opt).unwrap_or(0));
                 continue;
             }
@@ -101,12 +102,33 @@ fn is_enoent(e: &io::Error) -> bool {
 }
 
 /// Open (O_PATH) directory `rel` beneath `root`, creating missing components
-/// one by one, each created relative to its already resolved parent.
+/// one by one, each created relative to its already resolved parent. A
+/// dangling symlink on the way is followed (inside the root) and its target
+/// created, as runc does.
 fn mkdir_all(root: BorrowedFd<'_>, rel: &Path) -> io::Result<OwnedFd> {
+    let mut todo = rel.to_path_buf();
+    // Bounded like the kernel's own symlink following.
+    for _ in 0..40 {
+        match mkdir_all_once(root, &todo)? {
+            Ok(fd) => return Ok(fd),
+            Err(next) => todo = next,
+        }
+    }
+    Err(io::Error::from_raw_os_error(libc::ELOOP))
+}
+
+/// One pass of [`mkdir_all`]: Ok(Ok(fd)) when done, Ok(Err(path)) when a
+/// dangling symlink redirected the walk to `path`.
+fn mkdir_all_once(
+    root: BorrowedFd<'_>,
+    rel: &Path,
+) -> io::Result<std::result::Result<OwnedFd, PathBuf>> {
     let dir_flags = libc::O_PATH | libc::O_DIRECTORY;
     let mut cur = PathBuf::from(".");
     let mut fd = openat2(root, &cur, dir_flags, IN_ROOT)?;
-    for comp in rel.components() {
+    let comps: Vec<Component<'_>> = rel.components().collect();
+    for (i, comp) in comps.iter().enumerate() {
+        let parent = cur.clone();
         cur.push(comp.as_os_str());
         fd = match openat2(root, &cur, dir_flags, IN_ROOT) {
             Ok(f) => f,
@@ -119,13 +141,38 @@ fn mkdir_all(root: BorrowedFd<'_>, rel: &Path) -> io::Result<OwnedFd> {
                     if e.raw_os_error() != Some(libc::EEXIST) {
                         return Err(e);
                     }
+                    // It exists but does not resolve: a dangling symlink.
+                    let mut buf = vec![0u8; libc::PATH_MAX as usize];
+                    // SAFETY: buf is a writable buffer of the given length.
+                    let n = unsafe {
+                        libc::readlinkat(
+                            fd.as_raw_fd(),
+                            name.as_ptr(),
+                            buf.as_mut_ptr().cast(),
+                            buf.len(),
+                        )
+                    };
+                    if n < 0 {
+                        return Err(e);
+                    }
+                    buf.truncate(n as usize);
+                    let target = Path::new(OsStr::from_bytes(&buf));
+                    let mut next = if target.is_absolute() {
+                        relative(target)
+                    } else {
+                        parent.join(target)
+                    };
+                    for c in &comps[i + 1..] {
+                        next.push(c.as_os_str());
+                    }
+                    return Ok(Err(next));
                 }
                 openat2(root, &cur, dir_flags, IN_ROOT)?
             }
             Err(e) => return Err(e),
         };
     }
-    Ok(fd)
+    Ok(Ok(fd))
 }
 
 /// Open the mount point `dest` inside the rootfs, creating it (a directory,
@@ -205,7 +252,10 @@ pub(crate) fn prepare(spec: &Spec, rootfs: &Path, bundle: &Path) -> Result<()> {
         mount_one(root.as_fd(), m, bundle)?;
         if relative(m.destination()) == Path::new("dev") {
             let bind = m.typ().as_deref() == Some("bind")
-                || m.options().iter().flatten().any(|o| o == "bind" || o == "rbind");
+                || m.options()
+                    .iter()
+                    .flatten()
+                    .any(|o| o == "bind" || o == "rbind");
             dev_is_tmpfs = !bind;
         }
     }
@@ -214,7 +264,10 @@ pub(crate) fn prepare(spec: &Spec, rootfs: &Path, bundle: &Path) -> Result<()> {
     if dev_is_tmpfs {
         populate_dev(root.as_fd())?;
     }
-    for d in linux.and_then(|l| l.devices().as_deref()).unwrap_or_default() {
+    for d in linux
+        .and_then(|l| l.devices().as_deref())
+        .unwrap_or_default()
+    {
         let kind = match d.typ() {
             LinuxDeviceType::C | LinuxDeviceType::U => libc::S_IFCHR,
             LinuxDeviceType::B => libc::S_IFBLK,
@@ -243,13 +296,25 @@ fn mount_one(root: BorrowedFd<'_>, m: &Mount, bundle: &Path) -> Result<()> {
 
     if typ == "cgroup" || typ == "cgroup2" {
         let target = mount_target(root, dest, true).step(|| what("cgroup"))?;
-        return crate::cgroups::mount_cgroupfs(&fd_path(target.as_fd()), opts.flags)
+        let reopen = || {
+            openat2(
+                root,
+                &relative(dest),
+                libc::O_PATH | libc::O_DIRECTORY,
+                IN_ROOT,
+            )
+        };
+        return crate::cgroups::mount_cgroupfs(&fd_path(target.as_fd()), reopen, opts.flags)
             .map_err(|e| Error::setup(format!("{}: {e}", what("cgroup"))));
     }
 
     if bind {
         let src = m.source().clone().unwrap_or_default();
-        let src = if src.is_relative() { bundle.join(src) } else { src };
+        let src = if src.is_relative() {
+            bundle.join(src)
+        } else {
+            src
+        };
         let shown = src.display().to_string();
         let src_fd = sys::open(&src, libc::O_PATH).step(|| what(&shown))?;
         let dir = is_dir(src_fd.as_fd()).step(|| what(&shown))?;
@@ -265,7 +330,8 @@ fn mount_one(root: BorrowedFd<'_>, m: &Mount, bundle: &Path) -> Result<()> {
         // Bind mounts ignore every other flag: ro, nosuid... need a remount.
         let extra = opts.flags & !(libc::MS_BIND | libc::MS_REC | libc::MS_REMOUNT);
         if extra != 0 {
-            let mounted = openat2(root, &relative(dest), libc::O_PATH, IN_ROOT).step(|| what(&shown))?;
+            let mounted =
+                openat2(root, &relative(dest), libc::O_PATH, IN_ROOT).step(|| what(&shown))?;
             let p = fd_path(mounted.as_fd());
             let keep = sys::mount_flags(OsStr::new(&p)).unwrap_or(0) & !libc::MS_RDONLY;
             sys::mount(
@@ -286,7 +352,13 @@ fn mount_one(root: BorrowedFd<'_>, m: &Mount, bundle: &Path) -> Result<()> {
         let shown = source.to_string_lossy().into_owned();
         let target = mount_target(root, dest, true).step(|| what(&shown))?;
         let tpath = fd_path(target.as_fd());
-        let r = sys::mount(Some(&source), OsStr::new(&tpath), Some(typ), opts.flags, Some(&data));
+        let r = sys::mount(
+            Some(&source),
+            OsStr::new(&tpath),
+            Some(typ),
+            opts.flags,
+            Some(&data),
+        );
         match r {
             // Without its own network namespace a container may not mount
             // sysfs; runc binds the host's /sys read-only instead.
@@ -299,7 +371,8 @@ fn mount_one(root: BorrowedFd<'_>, m: &Mount, bundle: &Path) -> Result<()> {
                     None,
                 )
                 .step(|| what("/sys"))?;
-                let mounted = openat2(root, &relative(dest), libc::O_PATH, IN_ROOT).step(|| what("/sys"))?;
+                let mounted =
+                    openat2(root, &relative(dest), libc::O_PATH, IN_ROOT).step(|| what("/sys"))?;
                 sys::mount(
                     None,
                     OsStr::new(&fd_path(mounted.as_fd())),
@@ -413,7 +486,13 @@ fn make_device(
     if let Some((uid, gid)) = owner {
         // SAFETY: valid dir fd and name; AT_SYMLINK_NOFOLLOW on a fresh node.
         sys::cvt(unsafe {
-            libc::fchownat(parent.as_raw_fd(), name.as_ptr(), uid, gid, libc::AT_SYMLINK_NOFOLLOW)
+            libc::fchownat(
+                parent.as_raw_fd(),
+                name.as_ptr(),
+                uid,
+                gid,
+                libc::AT_SYMLINK_NOFOLLOW,
+            )
         })
         .step(what)?;
     }
@@ -428,8 +507,14 @@ pub(crate) fn pivot(rootfs: &Path) -> Result<()> {
     let dot = cstr(".").step(|| "pivot_root".into())?;
     sys::pivot_root(&dot, &dot).step(|| format!("pivot_root to {}", rootfs.display()))?;
     // Slave first, so unmounting the old root cannot propagate anywhere.
-    sys::mount(None, OsStr::new("."), None, libc::MS_SLAVE | libc::MS_REC, None)
-        .step(|| "make old root rslave".into())?;
+    sys::mount(
+        None,
+        OsStr::new("."),
+        None,
+        libc::MS_SLAVE | libc::MS_REC,
+        None,
+    )
+    .step(|| "make old root rslave".into())?;
     sys::umount2(OsStr::new("."), libc::MNT_DETACH).step(|| "unmount old root".into())?;
     std::env::set_current_dir("/").step(|| "chdir to new root".into())
 }
@@ -437,13 +522,24 @@ pub(crate) fn pivot(rootfs: &Path) -> Result<()> {
 /// After pivot_root: masked and read-only paths, then the read-only root.
 pub(crate) fn finish(spec: &Spec) -> Result<()> {
     let linux = spec.linux().as_ref();
-    for p in linux.and_then(|l| l.masked_paths().as_deref()).unwrap_or_default() {
+    for p in linux
+        .and_then(|l| l.masked_paths().as_deref())
+        .unwrap_or_default()
+    {
         mask_path(Path::new(p))?;
     }
-    for p in linux.and_then(|l| l.readonly_paths().as_deref()).unwrap_or_default() {
+    for p in linux
+        .and_then(|l| l.readonly_paths().as_deref())
+        .unwrap_or_default()
+    {
         readonly_path(Path::new(p))?;
     }
-    if spec.root().as_ref().and_then(|r| r.readonly()).unwrap_or(false) {
+    if spec
+        .root()
+        .as_ref()
+        .and_then(|r| r.readonly())
+        .unwrap_or(false)
+    {
         let keep = sys::mount_flags(OsStr::new("/")).unwrap_or(0);
         sys::mount(
             None,
@@ -473,7 +569,13 @@ fn mask_path(p: &Path) -> Result<()> {
             None,
         )
     } else {
-        sys::mount(Some(OsStr::new("/dev/null")), OsStr::new(&target), None, libc::MS_BIND, None)
+        sys::mount(
+            Some(OsStr::new("/dev/null")),
+            OsStr::new(&target),
+            None,
+            libc::MS_BIND,
+            None,
+        )
     };
     r.step(|| format!("mask {}", p.display()))
 }

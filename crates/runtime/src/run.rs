@@ -35,7 +35,13 @@ impl Drop for MaskGuard {
 /// is gone when this returns, whatever happened.
 ///
 /// Must be called from a single-threaded process.
-pub fn run(id: &str, bundle: &Path, state_dir: &Path, io: &Io, on_start: impl FnOnce(i32)) -> Result<i32> {
+pub fn run(
+    id: &str,
+    bundle: &Path,
+    state_dir: &Path,
+    io: &Io,
+    on_start: impl FnOnce(i32),
+) -> Result<i32> {
     // Block before create so no signal is lost (it waits in the signalfd).
     let set = sys::sigset(&FORWARDED_SIGNALS);
     let _mask = MaskGuard(sys::sigmask(libc::SIG_BLOCK, &set));
@@ -59,7 +65,12 @@ pub fn run(id: &str, bundle: &Path, state_dir: &Path, io: &Io, on_start: impl Fn
     }
 }
 
-fn supervise(c: &mut Container, sfd: BorrowedFd<'_>, io: &Io, on_start: impl FnOnce(i32)) -> Result<i32> {
+fn supervise(
+    c: &mut Container,
+    sfd: BorrowedFd<'_>,
+    io: &Io,
+    on_start: impl FnOnce(i32),
+) -> Result<i32> {
     let master = c.pty_master().map(|m| m.as_raw_fd());
     // Raw mode only when the user types into the container (`-it`), like
     // Docker; the guard restores the terminal on every way out of here.
@@ -74,20 +85,38 @@ fn supervise(c: &mut Container, sfd: BorrowedFd<'_>, io: &Io, on_start: impl FnO
     c.start()?;
     on_start(c.pid());
 
-    let pidfd = c.pidfd_raw().ok_or_else(|| Error::setup("container has no pidfd"))?;
+    let pidfd = c
+        .pidfd_raw()
+        .ok_or_else(|| Error::setup("container has no pidfd"))?;
     let mut stdin_open = master.is_some() && io.interactive;
     let mut master_open = master.is_some();
     let mut buf = vec![0u8; 64 * 1024];
     loop {
         let mut fds = vec![
-            libc::pollfd { fd: sfd.as_raw_fd(), events: libc::POLLIN, revents: 0 },
-            libc::pollfd { fd: pidfd, events: libc::POLLIN, revents: 0 },
+            libc::pollfd {
+                fd: sfd.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: pidfd,
+                events: libc::POLLIN,
+                revents: 0,
+            },
         ];
         if let (Some(m), true) = (master, master_open) {
-            fds.push(libc::pollfd { fd: m, events: libc::POLLIN, revents: 0 });
+            fds.push(libc::pollfd {
+                fd: m,
+                events: libc::POLLIN,
+                revents: 0,
+            });
         }
         if let (Some(_), true) = (master, stdin_open) {
-            fds.push(libc::pollfd { fd: 0, events: libc::POLLIN, revents: 0 });
+            fds.push(libc::pollfd {
+                fd: 0,
+                events: libc::POLLIN,
+                revents: 0,
+            });
         }
         // SAFETY: fds is a valid array of pollfd.
         let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, -1) };
@@ -139,7 +168,13 @@ fn forward_signals(c: &Container, sfd: BorrowedFd<'_>, master: Option<i32>) {
         let mut info: libc::signalfd_siginfo = unsafe { std::mem::zeroed() };
         let size = std::mem::size_of::<libc::signalfd_siginfo>();
         // SAFETY: reading one siginfo into a buffer of its size.
-        let n = unsafe { libc::read(sfd.as_raw_fd(), (&mut info as *mut libc::signalfd_siginfo).cast(), size) };
+        let n = unsafe {
+            libc::read(
+                sfd.as_raw_fd(),
+                (&mut info as *mut libc::signalfd_siginfo).cast(),
+                size,
+            )
+        };
         if n != size as isize {
             return;
         }
@@ -147,7 +182,9 @@ fn forward_signals(c: &Container, sfd: BorrowedFd<'_>, master: Option<i32>) {
         match master {
             // With a pty the kernel signals the container on a size change.
             // SAFETY: m stays open while `c` lives.
-            Some(m) if sig == libc::SIGWINCH => terminal::copy_window_size(unsafe { BorrowedFd::borrow_raw(m) }),
+            Some(m) if sig == libc::SIGWINCH => {
+                terminal::copy_window_size(unsafe { BorrowedFd::borrow_raw(m) })
+            }
             _ => {
                 let _ = c.kill(sig);
             }

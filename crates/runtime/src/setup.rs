@@ -30,7 +30,7 @@ pub(crate) struct ChildConfig<'a> {
 /// Entry point of the child. Never returns.
 pub(crate) fn child_main(cfg: ChildConfig<'_>) -> ! {
     let sync = cfg.sync.as_raw_fd();
-    let err = match setup_and_exec(cfg) {
+    let err = match setup_and_exec(&cfg) {
         Ok(never) => match never {},
         Err(e) => e,
     };
@@ -43,13 +43,21 @@ pub(crate) fn child_main(cfg: ChildConfig<'_>) -> ! {
 
 enum Never {}
 
-fn setup_and_exec(cfg: ChildConfig<'_>) -> Result<Never> {
+fn setup_and_exec(cfg: &ChildConfig<'_>) -> Result<Never> {
     let spec = cfg.spec;
     reset_signals();
     // Die with the runtime while still being set up; cleared before "ready"
     // so a container outlives a `create` that has returned.
     // SAFETY: prctl with integer arguments.
-    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) };
+    unsafe {
+        libc::prctl(
+            libc::PR_SET_PDEATHSIG,
+            libc::SIGKILL as libc::c_ulong,
+            0,
+            0,
+            0,
+        )
+    };
 
     // Wait for the runtime's go-ahead (uid maps, cgroup placement hook).
     match sync::recv(cfg.sync.as_fd()).step(|| "wait for runtime".into())? {
@@ -62,7 +70,8 @@ fn setup_and_exec(cfg: ChildConfig<'_>) -> Result<Never> {
             .step(|| format!("join namespace (type {nstype:#x})"))?;
     }
     if cfg.stdin_null {
-        let null = sys::open(Path::new("/dev/null"), libc::O_RDONLY).step(|| "open /dev/null".into())?;
+        let null =
+            sys::open(Path::new("/dev/null"), libc::O_RDONLY).step(|| "open /dev/null".into())?;
         sys::dup2(null.as_raw_fd(), 0).step(|| "redirect stdin".into())?;
     }
     // Device nodes and mount points get exactly the modes we ask for.
@@ -103,15 +112,20 @@ fn setup_and_exec(cfg: ChildConfig<'_>) -> Result<Never> {
         set_rlimit(rl)?;
     }
     let cwd = process.cwd();
-    std::env::set_current_dir(cwd)
-        .step(|| format!("chdir to cwd ({:?}) set in config.json failed", cwd.display()))?;
+    std::env::set_current_dir(cwd).step(|| {
+        format!(
+            "chdir to cwd ({:?}) set in config.json failed",
+            cwd.display()
+        )
+    })?;
 
     // Identity: bounding set first (needs CAP_SETPCAP), keep permitted
     // capabilities across setuid, then the final sets.
     let caps = process.capabilities().as_ref();
     if let Some(caps) = caps {
         // SAFETY: prctl with integer arguments.
-        sys::cvt(unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, 1, 0, 0, 0) }).step(|| "keep capabilities".into())?;
+        sys::cvt(unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, 1, 0, 0, 0) })
+            .step(|| "keep capabilities".into())?;
         capabilities::drop_bounding(caps, cfg.last_cap)?;
     }
     let user = process.user();
@@ -164,7 +178,6 @@ fn setup_and_exec(cfg: ChildConfig<'_>) -> Result<Never> {
     if n != 1 {
         return Err(Error::setup("exec fifo closed before start"));
     }
-    drop(cfg.exec_fifo);
 
     let mut argv_p: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
     argv_p.push(std::ptr::null());
@@ -269,7 +282,8 @@ fn set_rlimit(rl: &PosixRlimit) -> Result<()> {
         let e = std::io::Error::last_os_error();
         let why = if e.raw_os_error() == Some(libc::EPERM) {
             if name == "RLIMIT_NOFILE" {
-                "hard limit cannot be raised without CAP_SYS_RESOURCE (or exceeds fs.nr_open)".to_string()
+                "hard limit cannot be raised without CAP_SYS_RESOURCE (or exceeds fs.nr_open)"
+                    .to_string()
             } else {
                 "hard limit cannot be raised without CAP_SYS_RESOURCE".to_string()
             }
@@ -278,7 +292,10 @@ fn set_rlimit(rl: &PosixRlimit) -> Result<()> {
         } else {
             crate::error::strip_os_error(&e)
         };
-        return Err(Error::setup(format!("setrlimit {name} {}: {why}", rl.hard())));
+        return Err(Error::setup(format!(
+            "setrlimit {name} {}: {why}",
+            rl.hard()
+        )));
     }
     Ok(())
 }
@@ -300,7 +317,10 @@ fn look_path(file: &str, path_env: &str) -> Result<CString> {
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Err(not_found(format!(
                 "exec: {file:?}: stat {file}: no such file or directory"
             ))),
-            Err(e) => Err(denied(format!("exec: {file:?}: {}", crate::error::strip_os_error(&e)))),
+            Err(e) => Err(denied(format!(
+                "exec: {file:?}: {}",
+                crate::error::strip_os_error(&e)
+            ))),
         };
     }
     for dir in path_env.split(':') {

@@ -71,7 +71,8 @@ pub(crate) fn is_alive(state: &State) -> bool {
     match pid_start_time(state.pid) {
         Some(t) if t == state.pid_start_time => {
             // A zombie has exited already; it only waits to be reaped.
-            let stat = std::fs::read_to_string(format!("/proc/{}/stat", state.pid)).unwrap_or_default();
+            let stat =
+                std::fs::read_to_string(format!("/proc/{}/stat", state.pid)).unwrap_or_default();
             let st = stat.rfind(')').and_then(|i| stat.get(i + 2..i + 3));
             st != Some("Z") && st != Some("X")
         }

@@ -39,7 +39,12 @@ pub enum Msg {
     Eof,
 }
 
-pub fn send(sock: BorrowedFd<'_>, tag: u8, body: &[u8], fd: Option<BorrowedFd<'_>>) -> io::Result<()> {
+pub fn send(
+    sock: BorrowedFd<'_>,
+    tag: u8,
+    body: &[u8],
+    fd: Option<BorrowedFd<'_>>,
+) -> io::Result<()> {
     let mut buf = Vec::with_capacity(body.len() + 1);
     buf.push(tag);
     buf.extend_from_slice(body);
@@ -127,7 +132,12 @@ pub fn recv(sock: BorrowedFd<'_>) -> io::Result<Msg> {
     if n == 0 {
         return Ok(Msg::Eof);
     }
-    let bad = || io::Error::new(io::ErrorKind::InvalidData, "malformed message from container setup");
+    let bad = || {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            "malformed message from container setup",
+        )
+    };
     Ok(match buf[0] {
         b'G' => Msg::Go,
         b'R' => Msg::Ready,

@@ -1,0 +1,76 @@
+//! Test helper: drives the runtime from its own single-threaded process, so
+//! the (multi-threaded) test harness never forks in-process. Also stands in
+//! for the berth binary as `/sbin/berth-init` inside test containers.
+//!
+//! Usage:
+//!   berth-runtime-test run    STATE_DIR ID BUNDLE [-i]
+//!   berth-runtime-test create STATE_DIR ID BUNDLE
+//!   berth-runtime-test start|state|delete STATE_DIR ID
+//!   berth-runtime-test kill   STATE_DIR ID SIGNAL
+//! Exits with the container's exit code, or the error's Docker exit code.
+
+use berth_runtime::{Container, Io};
+use std::ffi::OsString;
+use std::path::Path;
+
+fn main() {
+    let argv: Vec<OsString> = std::env::args_os().collect();
+    if argv
+        .first()
+        .is_some_and(|a| a.to_string_lossy().ends_with("berth-init"))
+    {
+        berth_runtime::init::init_main(&argv);
+    }
+    let args: Vec<String> = argv
+        .iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    if args.len() < 4 {
+        eprintln!("usage: berth-runtime-test run|create|start|state|kill|delete STATE_DIR ID ...");
+        std::process::exit(2);
+    }
+    let (cmd, state_dir, id) = (args[1].as_str(), Path::new(&args[2]), args[3].as_str());
+    let result = match cmd {
+        "run" => {
+            let io = Io {
+                interactive: args.iter().any(|a| a == "-i"),
+            };
+            berth_runtime::run(id, Path::new(&args[4]), state_dir, &io, |pid| {
+                if let Ok(f) = std::env::var("BERTH_TEST_PIDFILE") {
+                    let tmp = format!("{f}.tmp");
+                    let _ = std::fs::write(&tmp, pid.to_string());
+                    let _ = std::fs::rename(&tmp, &f);
+                }
+            })
+        }
+        "create" => {
+            Container::create(id, Path::new(&args[4]), state_dir, &Io::default()).map(|_| 0)
+        }
+        "start" => Container::load(id, state_dir)
+            .and_then(|mut c| c.start())
+            .map(|_| 0),
+        "state" => Container::load(id, state_dir)
+            .and_then(|mut c| c.state())
+            .map(|s| {
+                println!("{}", serde_json::to_string(&s).unwrap_or_default());
+                0
+            }),
+        "kill" => Container::load(id, state_dir)
+            .and_then(|c| c.kill(args[4].parse().unwrap_or(libc::SIGTERM)))
+            .map(|_| 0),
+        "delete" => Container::load(id, state_dir)
+            .and_then(|c| c.delete(false))
+            .map(|_| 0),
+        other => {
+            eprintln!("unknown command {other}");
+            std::process::exit(2);
+        }
+    };
+    match result {
+        Ok(code) => std::process::exit(code),
+        Err(e) => {
+            eprintln!("berth-runtime-test: {e}");
+            std::process::exit(e.exit_code());
+        }
+    }
+}

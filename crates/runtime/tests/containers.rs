@@ -1,0 +1,419 @@
+//! Real containers, run as root through the helper binary.
+
+mod common;
+
+use common::*;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::process::Stdio;
+
+#[test]
+fn echo_prints_to_stdout() {
+    let o = Bundle::new(&["echo", "hey"]).run();
+    assert_eq!(stdout(&o), "hey\n", "stderr: {}", stderr(&o));
+    assert_eq!(stderr(&o), "");
+    assert_eq!(o.status.code(), Some(0));
+}
+
+#[test]
+fn stderr_is_kept_apart_from_stdout() {
+    let o = Bundle::sh("echo out; echo err >&2").run();
+    assert_eq!(stdout(&o), "out\n");
+    assert_eq!(stderr(&o), "err\n");
+}
+
+#[test]
+fn exit_code_is_the_commands() {
+    assert_eq!(Bundle::sh("exit 3").run().status.code(), Some(3));
+}
+
+#[test]
+fn killed_by_signal_is_128_plus_n() {
+    // PID 1 cannot be SIGKILLed from inside its namespace: kill it from
+    // the host, through the pid reported at start.
+    let b = Bundle::sh("echo ready; while :; do sleep 0.05; done");
+    let pidfile = b.path().join("pid");
+    let mut cmd = b.command(false);
+    cmd.env("BERTH_TEST_PIDFILE", &pidfile);
+    let (mut child, _out) = spawn_ready_with(cmd);
+    let pid = wait_for_pidfile(&pidfile);
+    // SAFETY: plain kill of the container's PID 1.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGKILL) }, 0);
+    assert_eq!(child.wait().unwrap().code(), Some(137));
+}
+
+#[test]
+fn missing_command_is_127() {
+    let b = Bundle::new(&["nosuchcmd"]);
+    let o = b.run();
+    assert_eq!(o.status.code(), Some(127));
+    assert!(
+        stderr(&o).contains(r#"exec: "nosuchcmd": executable file not found in $PATH"#),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!b.state_dir().join("c1").exists(), "state dir left behind");
+}
+
+#[test]
+fn missing_absolute_command_is_127() {
+    let o = Bundle::new(&["/nope/cmd"]).run();
+    assert_eq!(o.status.code(), Some(127));
+    assert!(
+        stderr(&o).contains("no such file or directory"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn non_executable_command_is_126() {
+    let b = Bundle::new(&["/etc/passwd"]);
+    let o = b.run();
+    assert_eq!(o.status.code(), Some(126), "{}", stderr(&o));
+    assert!(stderr(&o).contains("permission denied"), "{}", stderr(&o));
+}
+
+#[test]
+fn setup_failure_is_125_and_names_the_step() {
+    let mut b = Bundle::new(&["true"]);
+    b.config["process"]["cwd"] = "/does/not/exist".into();
+    let o = b.run();
+    assert_eq!(o.status.code(), Some(125));
+    assert!(stderr(&o).contains("chdir to cwd"), "{}", stderr(&o));
+}
+
+#[test]
+fn command_is_pid_1() {
+    // The trailing `true` keeps sh from exec'ing cat in its place.
+    let o = Bundle::sh("echo $$; cat /proc/1/cmdline; true").run();
+    assert_eq!(
+        stdout(&o),
+        "1\nsh\0-c\0echo $$; cat /proc/1/cmdline; true\0"
+    );
+}
+
+#[test]
+fn root_is_the_bundle_rootfs() {
+    let b = Bundle::new(&["ls", "/"]);
+    std::fs::write(b.rootfs().join("marker"), "").unwrap();
+    let o = b.run();
+    let entries: Vec<&str> = o
+        .stdout
+        .split(|&c| c == b'\n')
+        .map(|l| std::str::from_utf8(l).unwrap())
+        .collect();
+    assert!(entries.contains(&"marker"), "{entries:?}");
+    assert!(
+        !entries.contains(&"work") && !entries.contains(&"usr"),
+        "{entries:?}"
+    );
+}
+
+#[test]
+fn ps_sees_only_the_container() {
+    let o = Bundle::sh("sleep 100 & ps -o pid,comm").run();
+    let out = stdout(&o);
+    let pids: Vec<u32> = out
+        .lines()
+        .skip(1)
+        .map(|l| l.split_whitespace().next().unwrap().parse().unwrap())
+        .collect();
+    assert!(pids.contains(&1), "{out}");
+    assert!(pids.len() <= 3 && pids.iter().all(|&p| p < 10), "{out}");
+}
+
+#[test]
+fn hostname_comes_from_the_spec() {
+    assert_eq!(stdout(&Bundle::new(&["hostname"]).run()), "berth-test\n");
+}
+
+#[test]
+fn mounts_inside_are_the_containers_and_nothing_leaks_out() {
+    let b = Bundle::new(&["cat", "/proc/self/mountinfo"]);
+    let o = b.run();
+    let inside = stdout(&o);
+    let points: Vec<&str> = inside
+        .lines()
+        .map(|l| l.split(' ').nth(4).unwrap())
+        .collect();
+    assert_eq!(points.first(), Some(&"/"), "{inside}");
+    for p in [
+        "/proc",
+        "/dev",
+        "/dev/pts",
+        "/dev/shm",
+        "/dev/mqueue",
+        "/sys",
+    ] {
+        assert!(points.contains(&p), "{p} missing: {inside}");
+    }
+    for p in &points {
+        let allowed = ["/proc", "/dev", "/sys"];
+        assert!(
+            *p == "/" || allowed.iter().any(|a| p.starts_with(a)),
+            "host mount {p} visible: {inside}"
+        );
+    }
+    let host = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let bundle = b.path().to_string_lossy().into_owned();
+    assert!(
+        !host.contains(&bundle),
+        "container mount left on host: {host}"
+    );
+}
+
+#[test]
+fn no_process_outlives_the_container() {
+    // A unique duration identifies the background sleep in the host's /proc.
+    let marker = 900_000 + std::process::id() % 99_999;
+    let o = Bundle::sh(&format!("sleep {marker} & echo started")).run();
+    assert_eq!(stdout(&o), "started\n");
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        let cmdline = String::from_utf8_lossy(&cmdline);
+        assert!(
+            !cmdline.contains(&marker.to_string()),
+            "left behind: {cmdline}"
+        );
+    }
+}
+
+#[test]
+fn binary_output_is_byte_exact() {
+    let b = Bundle::sh("head -c 1000000 /dev/urandom > /tmp/data; cat /tmp/data");
+    let o = b.run();
+    let data = std::fs::read(b.rootfs().join("tmp/data")).unwrap();
+    assert_eq!(data.len(), 1_000_000);
+    assert!(o.stdout == data, "stdout differs from the data written");
+}
+
+#[test]
+fn large_output_is_not_truncated_at_exit() {
+    let o = Bundle::new(&["head", "-c", "20000000", "/dev/zero"]).run();
+    assert_eq!(o.stdout.len(), 20_000_000);
+}
+
+#[test]
+fn stdin_is_null_without_interactive() {
+    let o = Bundle::new(&["cat"]).run();
+    assert_eq!(o.status.code(), Some(0));
+    assert_eq!(stdout(&o), "");
+}
+
+#[test]
+fn interactive_stdin_reaches_eof() {
+    let b = Bundle::new(&["cat"]);
+    let mut child = b
+        .command(true)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"line one\nline two\n")
+        .unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(stdout(&o), "line one\nline two\n", "{}", stderr(&o));
+    assert_eq!(o.status.code(), Some(0));
+}
+
+/// Start a container that prints "ready" once its traps are set, and
+/// return it with a reader on its stdout.
+fn spawn_ready(b: &Bundle) -> (std::process::Child, BufReader<std::process::ChildStdout>) {
+    spawn_ready_with(b.command(false))
+}
+
+fn spawn_ready_with(
+    mut cmd: std::process::Command,
+) -> (std::process::Child, BufReader<std::process::ChildStdout>) {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line, "ready\n");
+    (child, out)
+}
+
+fn signal(child: &std::process::Child, sig: i32) {
+    // SAFETY: plain kill of our own child.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, sig) }, 0);
+}
+
+#[test]
+fn signals_are_forwarded_to_pid_1() {
+    for (sig, name) in [(libc::SIGTERM, "TERM"), (libc::SIGUSR1, "USR1")] {
+        let b = Bundle::sh(&format!(
+            "trap 'echo got {name}; exit 7' {name}; echo ready; while :; do sleep 0.05; done"
+        ));
+        let (mut child, mut out) = spawn_ready(&b);
+        signal(&child, sig);
+        let mut rest = String::new();
+        out.read_to_string(&mut rest).unwrap();
+        assert_eq!(rest, format!("got {name}\n"));
+        assert_eq!(child.wait().unwrap().code(), Some(7));
+    }
+}
+
+#[test]
+fn pid_1_ignores_untrapped_signals() {
+    // From inside, as Docker: SIGTERM/SIGHUP to a PID 1 without handlers
+    // do nothing (busybox sh handles SIGINT itself, so not that one).
+    let o = Bundle::sh("kill -TERM 1; kill -HUP 1; kill -USR2 1; echo survived").run();
+    assert_eq!(stdout(&o), "survived\n");
+    assert_eq!(o.status.code(), Some(0));
+    // From outside, forwarded SIGTERM is ignored too; USR1 then ends it.
+    let b = Bundle::sh("trap 'echo usr1; exit 4' USR1; echo ready; while :; do sleep 0.05; done");
+    let (mut child, mut out) = spawn_ready(&b);
+    signal(&child, libc::SIGTERM);
+    signal(&child, libc::SIGUSR1);
+    let mut rest = String::new();
+    out.read_to_string(&mut rest).unwrap();
+    assert_eq!(rest, "usr1\n");
+    assert_eq!(child.wait().unwrap().code(), Some(4));
+}
+
+#[test]
+fn readonly_rootfs() {
+    let mut b = Bundle::sh("touch /newfile; echo rc=$?; touch /tmp/x");
+    b.config["root"]["readonly"] = true.into();
+    let o = b.run();
+    assert_eq!(stdout(&o).lines().next(), Some("rc=1"));
+    assert!(
+        stderr(&o).contains("Read-only file system"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!b.rootfs().join("newfile").exists());
+}
+
+#[test]
+fn masked_paths_hide_files_and_dirs() {
+    let mut b = Bundle::sh("cat /etc/secret; ls /secretdir; cat /proc/kcore | wc -c; echo end");
+    std::fs::write(b.rootfs().join("etc/secret"), "top secret").unwrap();
+    std::fs::create_dir(b.rootfs().join("secretdir")).unwrap();
+    std::fs::write(b.rootfs().join("secretdir/file"), "x").unwrap();
+    b.config["linux"]["maskedPaths"]
+        .as_array_mut()
+        .unwrap()
+        .extend(["/etc/secret".into(), "/secretdir".into()]);
+    let o = b.run();
+    assert_eq!(stdout(&o), "0\nend\n", "stderr: {}", stderr(&o));
+}
+
+#[test]
+fn readonly_paths_are_readonly() {
+    let o = Bundle::sh("echo 1 > /proc/sys/kernel/domainname && echo wrote").run();
+    assert_eq!(stdout(&o), "");
+    assert!(
+        stderr(&o).contains("Read-only file system"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn bind_mount_read_only() {
+    let host = tempfile::tempdir().unwrap();
+    std::fs::write(host.path().join("data"), "from host\n").unwrap();
+    let mut b = Bundle::sh("cat /mnt/in/data; touch /mnt/in/new; echo rc=$?");
+    b.config["mounts"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({
+            "destination": "/mnt/in", "type": "bind",
+            "source": host.path(), "options": ["rbind", "ro"]
+        }));
+    let o = b.run();
+    assert_eq!(stdout(&o), "from host\nrc=1\n", "{}", stderr(&o));
+    assert!(!host.path().join("new").exists());
+    assert!(
+        b.rootfs().join("mnt/in").is_dir(),
+        "mount point was created inside the rootfs"
+    );
+}
+
+#[test]
+fn bind_mount_target_symlink_stays_inside_rootfs() {
+    // A hostile rootfs: /mnt/evil -> /tmp/host-target-... absolute symlink.
+    // It must resolve inside the rootfs, never onto the host path.
+    let host_target = tempfile::tempdir().unwrap();
+    let src = tempfile::tempdir().unwrap();
+    std::fs::write(src.path().join("payload"), "payload").unwrap();
+    let mut b = Bundle::sh("ls /mnt/evil");
+    std::fs::create_dir_all(b.rootfs().join("mnt")).unwrap();
+    std::os::unix::fs::symlink(host_target.path(), b.rootfs().join("mnt/evil")).unwrap();
+    b.config["mounts"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({
+            "destination": "/mnt/evil", "type": "bind",
+            "source": src.path(), "options": ["rbind"]
+        }));
+    let o = b.run();
+    assert_eq!(stdout(&o), "payload\n", "{}", stderr(&o));
+    // The directory was created inside the rootfs at the symlink's target.
+    let inside = b
+        .rootfs()
+        .join(host_target.path().strip_prefix("/").unwrap());
+    assert!(inside.is_dir(), "mount point not created inside rootfs");
+    assert_eq!(std::fs::read_dir(host_target.path()).unwrap().count(), 0);
+}
+
+#[test]
+fn devices_and_dev_links() {
+    let o = Bundle::sh(
+        "for d in null zero full random urandom tty; do [ -c /dev/$d ] && echo $d; done; \
+         for l in fd stdin stdout stderr ptmx; do readlink /dev/$l; done; head -c 3 /dev/zero | wc -c",
+    )
+    .run();
+    assert_eq!(
+        stdout(&o),
+        "null\nzero\nfull\nrandom\nurandom\ntty\n/proc/self/fd\n/proc/self/fd/0\n/proc/self/fd/1\n/proc/self/fd/2\npts/ptmx\n3\n",
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn rlimits_and_capabilities_apply() {
+    let o = Bundle::sh("ulimit -n; grep -E '^Cap(Bnd|Eff)|NoNewPrivs' /proc/self/status").run();
+    let out = stdout(&o);
+    assert!(out.starts_with("1024\n"), "{out}");
+    // Docker's default set is 0x00000000a80425fb.
+    assert!(out.contains("CapBnd:\t00000000a80425fb"), "{out}");
+    assert!(out.contains("CapEff:\t00000000a80425fb"), "{out}");
+    assert!(out.contains("NoNewPrivs:\t1"), "{out}");
+}
+
+#[test]
+fn user_and_groups_are_switched() {
+    let mut b = Bundle::sh("id -u; id -g; id -G");
+    b.config["process"]["user"] =
+        serde_json::json!({"uid": 1000, "gid": 1000, "additionalGids": [50]});
+    let o = b.run();
+    assert_eq!(stdout(&o), "1000\n1000\n1000 50\n", "{}", stderr(&o));
+}
+
+#[test]
+fn state_dir_is_removed_after_run() {
+    let b = Bundle::new(&["true"]);
+    let o = b.run();
+    assert_eq!(o.status.code(), Some(0));
+    assert_eq!(std::fs::read_dir(b.state_dir()).unwrap().count(), 0);
+}
+
+#[test]
+fn duplicate_id_is_refused() {
+    let b = Bundle::new(&["true"]);
+    std::fs::create_dir_all(b.state_dir().join("c1")).unwrap();
+    let o = b.run();
+    assert_eq!(o.status.code(), Some(125));
+    assert!(stderr(&o).contains("already exists"), "{}", stderr(&o));
+}
