@@ -122,7 +122,22 @@ fn pull_ref(
     progress: &Progress,
     sink: Option<LayerSink<'_>>,
 ) -> Result<Pulled> {
-    let (session, top) = open_with_mirrors(opts, r)?;
+    let (session, top) = open_with_mirrors(opts, r).map_err(|e| {
+        // Docker's hint: without credentials a 401/403 usually means "log in" or "no such repo".
+        let text = format!("{e:#}");
+        let anonymous = auth::lookup(&opts.registry.auth_file(), &r.registry)
+            .ok()
+            .flatten()
+            .is_none();
+        if anonymous && (text.ends_with("(401)") || text.ends_with("(403)")) {
+            anyhow!(
+                "pull access denied for {}, repository does not exist or may require 'berth login': {text}",
+                r.familiar_name()
+            )
+        } else {
+            e
+        }
+    })?;
     if let Some(want) = &r.digest
         && top.digest != *want
     {

@@ -170,6 +170,7 @@ fn private_repository_needs_alice() {
     let e = err_text(pull(&store, &r, &opts(d.path()), &quiet()));
     assert!(e.starts_with(&format!("pull {r}: ")), "{e}");
     assert!(e.contains("(401)") || e.contains("(403)"), "{e}");
+    assert!(e.contains(&format!("pull access denied for {TOKEN}/private/busybox, repository does not exist or may require 'berth login'")), "{e}");
     assert_intact(&store, &[]);
     let creds = Credentials {
         username: "alice".into(),
