@@ -13,7 +13,7 @@
 //! were checked and the data fsync'ed, so a crash at any point leaves either no
 //! file or a correct one. Several processes may pull into one root at once.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufReader, Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
@@ -749,15 +749,6 @@ impl Drop for TempFile {
             let _ = fs::remove_file(&self.path);
         }
     }
-}
-
-/// Group `list` rows by repository (handy for the CLI's filters).
-pub fn by_repository(rows: &[ImageSummary]) -> BTreeMap<String, Vec<&ImageSummary>> {
-    let mut m: BTreeMap<String, Vec<&ImageSummary>> = BTreeMap::new();
-    for r in rows {
-        m.entry(r.repository.clone()).or_default().push(r);
-    }
-    m
 }
 
 #[cfg(test)]
