@@ -162,6 +162,7 @@ impl Container {
                     stdin_null: !io.interactive && !terminal,
                     terminal,
                     last_cap,
+                    new_netns: ns_flags & libc::CLONE_NEWNET as u64 != 0,
                     join,
                 })
             }

@@ -25,6 +25,13 @@ pub fn init_main(argv: &[OsString]) -> ! {
         }
     };
 
+    // Not PID 1 (no PID namespace): still adopt orphans of our subtree.
+    // SAFETY: prctl with integer arguments.
+    if unsafe { libc::getpid() } != 1 {
+        unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+    }
+    let shown = args[0].to_string_lossy().into_owned();
+
     // Everything is blocked in init and taken synchronously by sigwaitinfo.
     // SAFETY: sigfillset initialises the set.
     let all = unsafe {
@@ -54,10 +61,14 @@ pub fn init_main(argv: &[OsString]) -> ! {
             let mut p: Vec<*const libc::c_char> = argv_c.iter().map(|a| a.as_ptr()).collect();
             p.push(std::ptr::null());
             libc::execvp(p[0], p.as_ptr());
-            let err = *libc::__errno_location();
-            let msg = b"berth-init: exec failed\n";
-            libc::write(2, msg.as_ptr().cast(), msg.len());
-            libc::_exit(if err == libc::ENOENT { 127 } else { 126 });
+            let err = std::io::Error::last_os_error();
+            // init is single-threaded, so formatting after fork is safe.
+            eprintln!("berth-init: exec {shown}: {err}");
+            libc::_exit(if err.raw_os_error() == Some(libc::ENOENT) {
+                127
+            } else {
+                126
+            });
         }
     }
 

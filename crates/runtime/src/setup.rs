@@ -23,6 +23,8 @@ pub(crate) struct ChildConfig<'a> {
     pub stdin_null: bool,
     pub terminal: bool,
     pub last_cap: u32,
+    /// A fresh network namespace, whose loopback starts down.
+    pub new_netns: bool,
     /// Existing namespaces to join (spec namespaces that carry a path).
     pub join: Vec<(OwnedFd, libc::c_int)>,
 }
@@ -69,6 +71,9 @@ fn setup_and_exec(cfg: &ChildConfig<'_>) -> Result<Never> {
         sys::cvt(unsafe { libc::setns(fd.as_raw_fd(), *nstype) })
             .step(|| format!("join namespace (type {nstype:#x})"))?;
     }
+    if cfg.new_netns {
+        loopback_up()?;
+    }
     if cfg.stdin_null {
         let null =
             sys::open(Path::new("/dev/null"), libc::O_RDONLY).step(|| "open /dev/null".into())?;
@@ -108,6 +113,10 @@ fn setup_and_exec(cfg: &ChildConfig<'_>) -> Result<Never> {
         .process()
         .as_ref()
         .ok_or_else(|| Error::setup("config.json has no process"))?;
+    if let Some(adj) = process.oom_score_adj() {
+        std::fs::write("/proc/self/oom_score_adj", adj.to_string())
+            .step(|| format!("set oom_score_adj {adj}"))?;
+    }
     for rl in process.rlimits().as_deref().unwrap_or_default() {
         set_rlimit(rl)?;
     }
@@ -179,6 +188,10 @@ fn setup_and_exec(cfg: &ChildConfig<'_>) -> Result<Never> {
         return Err(Error::setup("exec fifo closed before start"));
     }
 
+    // Only stdio crosses into the container: any fd the caller leaked
+    // without O_CLOEXEC closes at exec (as do the fifo and sync socket).
+    // SAFETY: close_range with flags only marks descriptors close-on-exec.
+    unsafe { libc::close_range(3, u32::MAX, libc::CLOSE_RANGE_CLOEXEC as libc::c_int) };
     let mut argv_p: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
     argv_p.push(std::ptr::null());
     let mut envp_p: Vec<*const libc::c_char> = envp.iter().map(|e| e.as_ptr()).collect();
@@ -198,6 +211,36 @@ fn setup_and_exec(cfg: &ChildConfig<'_>) -> Result<Never> {
         },
         message,
     })
+}
+
+/// Bring up `lo` in a new network namespace, as runc does.
+fn loopback_up() -> Result<()> {
+    // struct ifreq: name, then a union whose first member we use is flags.
+    #[repr(C)]
+    struct IfReq {
+        name: [u8; libc::IFNAMSIZ],
+        flags: libc::c_short,
+        _rest: [u8; 22],
+    }
+    let what = || "bring up loopback interface".to_string();
+    // SAFETY: plain socket creation.
+    let sock =
+        sys::cvt(unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) })
+            .step(what)?;
+    // SAFETY: fresh fd.
+    let sock = unsafe { OwnedFd::from_raw_fd(sock) };
+    let mut req = IfReq {
+        name: [0; libc::IFNAMSIZ],
+        flags: 0,
+        _rest: [0; 22],
+    };
+    req.name[..2].copy_from_slice(b"lo");
+    // SAFETY: req is a valid ifreq-sized buffer for both ioctls.
+    sys::cvt(unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) }).step(what)?;
+    req.flags |= libc::IFF_UP as libc::c_short;
+    // SAFETY: as above.
+    sys::cvt(unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req) }).step(what)?;
+    Ok(())
 }
 
 /// PATH used when the spec's environment has none (Docker's default).

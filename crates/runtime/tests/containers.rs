@@ -417,3 +417,49 @@ fn duplicate_id_is_refused() {
     assert_eq!(o.status.code(), Some(125));
     assert!(stderr(&o).contains("already exists"), "{}", stderr(&o));
 }
+
+#[test]
+fn loopback_is_up_in_a_new_network_namespace() {
+    let o = Bundle::sh("cat /sys/class/net/lo/flags; ls /sys/class/net").run();
+    assert_eq!(stdout(&o), "0x9\nlo\n", "{}", stderr(&o));
+}
+
+#[test]
+fn rlimit_failure_names_the_limit() {
+    let mut b = Bundle::new(&["true"]);
+    // Above fs.nr_open, so even root cannot set it.
+    b.config["process"]["rlimits"] = serde_json::json!([
+        {"type": "RLIMIT_NOFILE", "hard": 1u64 << 40, "soft": 1024}
+    ]);
+    let o = b.run();
+    assert_eq!(o.status.code(), Some(125));
+    assert!(
+        stderr(&o).contains("setrlimit RLIMIT_NOFILE 1099511627776: hard limit cannot be raised"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn mount_failure_names_the_mount() {
+    let mut b = Bundle::new(&["true"]);
+    b.config["mounts"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({
+            "destination": "/x", "type": "nosuchfs", "source": "none"
+        }));
+    let o = b.run();
+    assert_eq!(o.status.code(), Some(125));
+    assert!(
+        stderr(&o).contains("mount none (nosuchfs) on /x: no such device"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn only_stdio_is_inherited() {
+    let o = Bundle::sh("ls /proc/self/fd").run();
+    assert_eq!(stdout(&o), "0\n1\n2\n3\n", "{}", stderr(&o));
+}
