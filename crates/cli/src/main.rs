@@ -3,8 +3,14 @@
 
 mod cli;
 mod config;
+mod containers;
+mod engine;
+mod images;
 mod runopts;
+mod snapshots;
+mod spec;
 mod state;
+mod table;
 mod timefmt;
 
 use std::process::ExitCode;
@@ -15,6 +21,11 @@ use clap::Parser;
 const ENGINE_ERROR: u8 = 125;
 
 fn main() -> ExitCode {
+    // `--init` bind-mounts this binary into the container as berth-init.
+    let argv0 = std::env::args_os().next().unwrap_or_default();
+    if std::path::Path::new(&argv0).file_name() == Some(std::ffi::OsStr::new("berth-init")) {
+        berth_runtime::init::init_main(&std::env::args_os().collect::<Vec<_>>());
+    }
     let cli = match cli::Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
@@ -45,6 +56,24 @@ fn init_logging(level: &str) {
 }
 
 fn run(cli: cli::Cli) -> anyhow::Result<u8> {
-    let _ = (cli.root, cli.config);
-    anyhow::bail!("not implemented yet")
+    use cli::{Command, ImageCommand};
+    if let Command::Init { args } = &cli.command {
+        let mut argv = vec![std::ffi::OsString::from("berth-init")];
+        argv.extend(args.iter().cloned());
+        berth_runtime::init::init_main(&argv);
+    }
+    let engine = engine::Engine::open(&cli)?;
+    match &cli.command {
+        Command::Pull(a) | Command::Image(ImageCommand::Pull(a)) => images::pull(&engine, a),
+        Command::Images(a) | Command::Image(ImageCommand::Ls(a)) => images::images(&engine, a),
+        Command::Rmi(a) | Command::Image(ImageCommand::Rm(a)) => images::rmi(&engine, a),
+        Command::Image(ImageCommand::Inspect { images: names }) => images::inspect(&engine, names),
+        Command::Image(ImageCommand::Prune(a)) => images::prune(&engine, a),
+        Command::Login(a) => images::login(&engine, a),
+        Command::Logout { server } => images::logout(&engine, server.as_deref()),
+        Command::Run(a) => containers::run(&engine, a),
+        Command::Ps(a) => containers::ps(&engine, a),
+        Command::Rm(a) => containers::rm(&engine, a),
+        Command::Init { .. } => unreachable!("handled above"),
+    }
 }

@@ -1,0 +1,108 @@
+#!/usr/bin/python3
+"""Container start-to-exit benchmark: berth against its peers, in one run.
+
+Runs `/bin/true` in a busybox container N times per contender, alternating
+contenders so machine noise hits all alike, and prints medians, ratios to
+crun and peak RSS (from wait4, which covers the whole reaped process tree).
+Run by hand as root: `bench/start.sh` (it installs the peers and the image).
+"""
+import json, os, shutil, statistics, subprocess, sys, tempfile, time
+
+N = int(os.environ.get("N", "30"))
+BERTH = os.environ["BERTH"]
+ROOT = os.environ["BERTH_BENCH_ROOT"]
+IMAGE = os.environ.get("IMAGE", "127.0.0.1:5500/busybox:latest")
+work = tempfile.mkdtemp(prefix="berth-bench-")
+
+
+def run(argv, **kw):
+    t0 = time.perf_counter()
+    p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.PIPE, **kw)
+    _, status, ru = os.wait4(p.pid, 0)
+    dt = time.perf_counter() - t0
+    err = p.stderr.read().decode(errors="replace")
+    p.returncode = os.waitstatus_to_exitcode(status)
+    if p.returncode != 0:
+        raise RuntimeError(f"{argv[0]} failed ({p.returncode}): {err.strip()[:300]}")
+    return dt, ru.ru_maxrss
+
+
+def make_bundle(name, docker_like):
+    b = os.path.join(work, name)
+    rootfs = os.path.join(b, "rootfs")
+    os.makedirs(os.path.join(rootfs, "bin"))
+    shutil.copy("/bin/busybox", os.path.join(rootfs, "bin/busybox"))
+    for a in ("sh", "true"):
+        os.symlink("busybox", os.path.join(rootfs, "bin", a))
+    for d in ("proc", "sys", "dev", "tmp", "etc"):
+        os.makedirs(os.path.join(rootfs, d), exist_ok=True)
+    subprocess.run(["runc", "spec", "--bundle", b], check=True)
+    cfg = json.load(open(os.path.join(b, "config.json")))
+    cfg["process"]["terminal"] = False
+    cfg["process"]["args"] = ["/bin/true"]
+    if docker_like:
+        # podman's generated seccomp profile stands in for Docker's default.
+        prof = "/usr/share/containers/seccomp.json"
+        if os.path.exists(prof):
+            cfg["linux"]["seccomp"] = oci_seccomp(json.load(open(prof)))
+    json.dump(cfg, open(os.path.join(b, "config.json"), "w"))
+    return b, rootfs
+
+
+def oci_seccomp(docker):
+    """Docker's profile format to the OCI runtime-spec form (amd64 only)."""
+    out = {"defaultAction": docker["defaultAction"], "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"], "syscalls": []}
+    for s in docker.get("syscalls", []):
+        inc, exc = s.get("includes", {}), s.get("excludes", {})
+        if inc.get("arches") and "amd64" not in inc["arches"]:
+            continue
+        if inc.get("caps") or exc.get("caps") or exc.get("arches"):
+            continue
+        r = {"names": s["names"], "action": s["action"]}
+        if s.get("args"):
+            r["args"] = s["args"]
+        if "errnoRet" in s:
+            r["errnoRet"] = s["errnoRet"]
+        out["syscalls"].append(r)
+    return out
+
+
+def main():
+    plain, rootfs = make_bundle("plain", False)
+    dlike, _ = make_bundle("dockerlike", True)
+    contenders = {
+        "floor (unshare+chroot)": ["unshare", "--pid", "--fork", "--mount", "--uts", "--ipc", "--net",
+                                   "chroot", rootfs, "/bin/true"],
+        "berth run --rm": [BERTH, "--root", ROOT, "run", "--rm", "--pull", "never", IMAGE, "true"],
+    }
+    if shutil.which("crun") and os.environ.get("CRUN_OK") == "1":
+        contenders["crun run (plain)"] = ["crun", "--root", os.path.join(work, "crun"), "run", "--bundle", plain, "bench-crun"]
+        contenders["crun run (docker-like)"] = ["crun", "--root", os.path.join(work, "crun"), "run", "--bundle", dlike, "bench-crun2"]
+    if shutil.which("runc"):
+        contenders["runc run (plain)"] = ["runc", "--root", os.path.join(work, "runc"), "run", "--bundle", plain, "bench-runc"]
+    podman = os.environ.get("PODMAN_ARGS")
+    if podman:
+        contenders["podman run --rm"] = podman.split() + ["run", "--rm", "--network", "none",
+            "--ulimit", "nofile=20000:20000", "--ulimit", "nproc=32768:32768", "localhost/bb", "/bin/true"]
+    times = {k: [] for k in contenders}
+    rss = {k: 0 for k in contenders}
+    n_slow = max(3, N // 6)
+    for i in range(N):
+        for k, argv in contenders.items():
+            if k.startswith("podman") and i >= n_slow:
+                continue
+            dt, m = run(argv)
+            times[k].append(dt)
+            rss[k] = max(rss[k], m)
+    med = {k: statistics.median(v) for k, v in times.items() if v}
+    ref = next((med[k] for k in med if k.startswith("crun run (plain)")), None)
+    print(f"{'contender':28} {'median ms':>10} {'vs crun':>8} {'peak RSS MiB':>13} {'runs':>5}")
+    for k, v in med.items():
+        ratio = f"{v / ref:.2f}x" if ref else "-"
+        print(f"{k:28} {v * 1000:10.1f} {ratio:>8} {rss[k] / 1024:13.1f} {len(times[k]):5}")
+    shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

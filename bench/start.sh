@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Start-to-exit benchmark of `berth run --rm busybox true` against crun, runc,
+# podman and the unshare+chroot floor, measured in the same run. Root only.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install-deps.sh
+for p in crun runc podman time; do
+  command -v "$p" >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends crun runc podman >/dev/null
+done
+bash fixture/registry.sh up
+cargo build --release -p berth
+export BERTH="$PWD/target/x86_64-unknown-linux-gnu/release/berth"
+export BERTH_BENCH_ROOT=$(mktemp -d /var/tmp/berth-bench-root.XXXX)
+"$BERTH" --root "$BERTH_BENCH_ROOT" pull -q 127.0.0.1:5500/busybox:latest
+
+# crun refuses hybrid cgroups while cgroup2 owns hugetlb (see shared PEERS notes):
+# mount hugetlb as v1 for the run, undo afterwards.
+undo=""
+if [ -d /sys/fs/cgroup/unified ] && grep -qw hugetlb /sys/fs/cgroup/unified/cgroup.controllers 2>/dev/null \
+   && [ ! -d /sys/fs/cgroup/hugetlb ]; then
+  mkdir /sys/fs/cgroup/hugetlb && mount -t cgroup -o hugetlb cgroup /sys/fs/cgroup/hugetlb && undo=1
+fi
+cleanup() {
+  if [ -n "$undo" ]; then
+    find /sys/fs/cgroup/hugetlb -mindepth 1 -depth -type d -exec rmdir {} \; 2>/dev/null || true
+    umount /sys/fs/cgroup/hugetlb && rmdir /sys/fs/cgroup/hugetlb
+  fi
+  rm -rf "$BERTH_BENCH_ROOT" "${PR:-}"
+}
+trap cleanup EXIT
+export CRUN_OK=1
+
+# podman with the quirks of this machine (no systemd, no CAP_SYS_RESOURCE).
+PR=$(mktemp -d /var/tmp/berth-bench-podman.XXXX)
+export PODMAN_ARGS="podman --root $PR/root --runroot $PR/run --cgroup-manager=cgroupfs --events-backend=file --runtime crun"
+rootfs=$(mktemp -d); cp /bin/busybox "$rootfs/"; mkdir -p "$rootfs/bin"; mv "$rootfs/busybox" "$rootfs/bin/"; ln -s busybox "$rootfs/bin/true"
+tar -C "$rootfs" -cf "$PR/rootfs.tar" . && rm -rf "$rootfs"
+$PODMAN_ARGS import -q "$PR/rootfs.tar" localhost/bb >/dev/null || unset PODMAN_ARGS
+
+/usr/bin/python3 bench/start.py

@@ -1,0 +1,388 @@
+//! Container commands: run, ps, rm.
+
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use berth_image::{ImageRecord, Progress, ProgressMode};
+
+use crate::cli::{PsArgs, RmArgs, RunArgs};
+use crate::engine::Engine;
+use crate::state::{self, Container, Containers, Status};
+use crate::{images, runopts, snapshots, table, timefmt};
+
+/// Where the runtime keeps its per-container state (OCI state.json).
+fn runtime_dir(engine: &Engine) -> PathBuf {
+    engine.root.join("run")
+}
+
+/// Finds the image locally or pulls it, as `--pull` says.
+fn obtain_image(engine: &Engine, args: &RunArgs) -> Result<ImageRecord> {
+    let local = engine.store.resolve(&args.image).ok();
+    let need_pull = match args.pull.as_str() {
+        "always" => true,
+        "missing" => local.is_none(),
+        "never" => false,
+        p => bail!("invalid --pull {p:?}: always, missing or never"),
+    };
+    // A platform asked for explicitly must match what is local.
+    let local = local.filter(|img| match &args.platform {
+        Some(p) => berth_image::Platform::parse(p)
+            .map(|want| {
+                want.matches(&berth_image::Platform::new(
+                    &img.os,
+                    &img.architecture,
+                    img.variant.as_deref(),
+                ))
+            })
+            .unwrap_or(false),
+        None => true,
+    });
+    if !need_pull {
+        return local.with_context(|| {
+            format!(
+                "no such image {} locally and --pull never was given",
+                args.image
+            )
+        });
+    }
+    if local.is_none() && !args.quiet {
+        eprintln!("Unable to find image '{}' locally", args.image);
+    }
+    // The container's stdout is the user's: pull chatter goes to stderr.
+    let progress = if args.quiet {
+        Progress::quiet()
+    } else {
+        Progress::with_writer(ProgressMode::Lines, Box::new(std::io::stderr()))
+    };
+    let opts = images::pull_options(engine, args.platform.as_deref())?;
+    Ok(berth_image::pull(&engine.store, &args.image, &opts, &progress)?.image)
+}
+
+/// Files every container gets of its own, bind-mounted over the image's.
+fn write_etc_files(
+    cdir: &Path,
+    hostname: &str,
+    host_network: bool,
+) -> Result<Vec<oci_spec::runtime::Mount>> {
+    let hosts = if host_network {
+        std::fs::read_to_string("/etc/hosts").unwrap_or_default()
+    } else {
+        format!(
+            "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n\
+             fe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\n\
+             ff02::2\tip6-allrouters\n127.0.1.1\t{hostname}\n"
+        )
+    };
+    let resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    let mut mounts = Vec::new();
+    for (name, text) in [
+        ("hostname", format!("{hostname}\n")),
+        ("hosts", hosts),
+        ("resolv.conf", resolv),
+    ] {
+        let p = cdir.join(name);
+        std::fs::write(&p, text).with_context(|| format!("write {}", p.display()))?;
+        mounts.push(
+            oci_spec::runtime::MountBuilder::default()
+                .typ("bind")
+                .source(p)
+                .destination(PathBuf::from(format!("/etc/{name}")))
+                .options(vec!["rbind".to_string(), "rprivate".into()])
+                .build()?,
+        );
+    }
+    Ok(mounts)
+}
+
+/// Cleans up a container that failed before or while running, unless disarmed.
+struct Teardown<'a> {
+    engine: &'a Engine,
+    id: String,
+    armed: bool,
+}
+
+impl Drop for Teardown<'_> {
+    fn drop(&mut self) {
+        if self.armed
+            && let Err(e) = remove_container_files(self.engine, &self.id)
+        {
+            tracing::warn!("clean up container {}: {e:#}", self.id);
+        }
+    }
+}
+
+pub fn run(engine: &Engine, args: &RunArgs) -> Result<u8> {
+    let host_network = match args.network.as_str() {
+        "none" => false,
+        "host" => true,
+        n => bail!("network {n:?} is not supported yet: use none or host"),
+    };
+    if let Some(n) = &args.name {
+        state::validate_name(n)?;
+    }
+    if args.interactive && args.tty && !std::io::stdin().is_terminal() {
+        bail!("the input device is not a TTY");
+    }
+    // Flags are checked before anything is pulled or created.
+    let mut extra_mounts = Vec::new();
+    for v in &args.volumes {
+        extra_mounts.push(runopts::parse_volume(v)?);
+    }
+    for m in &args.mounts {
+        extra_mounts.push(runopts::parse_mount(m)?);
+    }
+    for t in &args.tmpfs {
+        extra_mounts.push(runopts::parse_tmpfs(t)?);
+    }
+    let mut env = Vec::new();
+    for f in &args.env_file {
+        env.extend(runopts::read_env_file(f)?);
+    }
+    for e in &args.env {
+        env.extend(runopts::parse_env(e)?);
+    }
+
+    let image = obtain_image(engine, args)?;
+    let image_config = engine.store.config(&image)?;
+
+    let containers = Containers::open(&engine.root)?;
+    let id = state::new_id()?;
+    let lock = containers.lock()?;
+    let name = match &args.name {
+        Some(n) => {
+            if let Some(other) = containers.name_taken(n)? {
+                bail!(
+                    "conflict: the container name \"{n}\" is already in use by container {}; remove it or choose another name",
+                    &other[..12.min(other.len())]
+                );
+            }
+            n.clone()
+        }
+        None => state::new_name(&containers, &id)?,
+    };
+    let mut rec = Container {
+        id: id.clone(),
+        name,
+        image: args.image.clone(),
+        image_id: image.id.to_string(),
+        command: Vec::new(),
+        created: timefmt::now_rfc3339(),
+        started: None,
+        finished: None,
+        status: Status::Created,
+        exit_code: None,
+        oom_killed: false,
+        pid: None,
+        supervisor: None,
+        snapshots: Vec::new(),
+        rootfs_mounted: false,
+        auto_remove: args.rm,
+        labels: BTreeMap::new(),
+        stop_signal: None,
+    };
+    containers.save(&rec)?;
+    drop(lock);
+    let mut teardown = Teardown {
+        engine,
+        id: id.clone(),
+        armed: true,
+    };
+
+    let cdir = containers.dir(&id);
+    let lowers = snapshots::prepare(engine, &image)?;
+    rec.snapshots = lowers.chain_ids.clone();
+    rec.rootfs_mounted = true;
+    containers.save(&rec)?;
+    let rootfs = snapshots::mount_rootfs(&lowers, &cdir)?;
+
+    let hostname = args
+        .hostname
+        .clone()
+        .unwrap_or_else(|| id[..12].to_string());
+    extra_mounts.extend(write_etc_files(&cdir, &hostname, host_network)?);
+    let mut init_path = None;
+    if args.init {
+        let exe = std::env::current_exe().context("locate the berth binary for --init")?;
+        extra_mounts.push(
+            oci_spec::runtime::MountBuilder::default()
+                .typ("bind")
+                .source(exe)
+                .destination(PathBuf::from(snapshots::INIT_PATH))
+                .options(vec!["bind".to_string(), "ro".into()])
+                .build()?,
+        );
+        init_path = Some(snapshots::INIT_PATH.to_string());
+    }
+    let built = snapshots::build_spec(
+        &image_config,
+        &rootfs,
+        args,
+        env,
+        hostname,
+        host_network,
+        extra_mounts,
+        init_path,
+    )?;
+    rec.command = built.command.clone();
+    rec.labels = built.labels.clone();
+    rec.stop_signal = built.stop_signal.clone();
+    let spec_path = cdir.join("config.json");
+    std::fs::write(&spec_path, serde_json::to_vec_pretty(&built.spec)?)
+        .with_context(|| format!("write {}", spec_path.display()))?;
+
+    let me = std::process::id() as i32;
+    rec.supervisor = Some((me, state::process_start_time(me).unwrap_or(0)));
+    containers.save(&rec)?;
+
+    let io = berth_runtime::Io {
+        interactive: args.interactive,
+    };
+    let result = berth_runtime::run(&id, &cdir, &runtime_dir(engine), &io, |pid| {
+        rec.pid = Some(pid);
+        rec.status = Status::Running;
+        rec.started = Some(timefmt::now_rfc3339());
+        if let Err(e) = containers.save(&rec) {
+            tracing::warn!("record container start: {e:#}");
+        }
+    });
+    let code = match result {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("berth: run {}: {}", rec.name, e.message);
+            e.exit_code()
+        }
+    };
+    rec.status = Status::Exited;
+    rec.exit_code = Some(code);
+    rec.pid = None;
+    rec.finished = Some(timefmt::now_rfc3339());
+    if rec.started.is_none() {
+        rec.started = rec.finished.clone();
+    }
+    snapshots::unmount_rootfs(&cdir)?;
+    rec.rootfs_mounted = false;
+    containers.save(&rec)?;
+    // Kept unless --rm: `ps -a` shows it and `rm` removes it.
+    teardown.armed = args.rm;
+    Ok(u8::try_from(code).unwrap_or(125))
+}
+
+/// Unmounts and deletes everything of one container (its record last).
+fn remove_container_files(engine: &Engine, id: &str) -> Result<()> {
+    let containers = Containers::open(&engine.root)?;
+    let cdir = containers.dir(id);
+    if let Ok(c) = berth_runtime::Container::load(id, &runtime_dir(engine)) {
+        let _ = c.delete(true);
+    }
+    let _ = std::fs::remove_dir_all(runtime_dir(engine).join(id));
+    snapshots::unmount_rootfs(&cdir)?;
+    std::fs::remove_dir_all(&cdir).with_context(|| format!("remove {}", cdir.display()))
+}
+
+pub fn rm(engine: &Engine, args: &RmArgs) -> Result<u8> {
+    let containers = Containers::open(&engine.root)?;
+    let mut failed = false;
+    for key in &args.containers {
+        let res = (|| -> Result<()> {
+            let c = containers.find(key)?;
+            if c.is_running() {
+                if !args.force {
+                    bail!(
+                        "cannot remove container {key}: it is running (stop it first or use rm -f)"
+                    );
+                }
+                if let Some(pid) = c.pid {
+                    // SAFETY: kill(2) on the container's init; a stale pid was excluded by is_running.
+                    unsafe { libc::kill(pid, libc::SIGKILL) };
+                }
+                // Give the supervisor a moment to record the exit and unmount.
+                for _ in 0..100 {
+                    if c.supervisor
+                        .is_none_or(|(p, t)| state::process_start_time(p) != Some(t))
+                    {
+                        break;
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+            }
+            remove_container_files(engine, &c.id)?;
+            println!("{key}");
+            Ok(())
+        })();
+        if let Err(e) = res {
+            eprintln!("berth: rm {key}: {e:#}");
+            failed = true;
+        }
+    }
+    Ok(if failed { 125 } else { 0 })
+}
+
+pub fn ps(engine: &Engine, args: &PsArgs) -> Result<u8> {
+    let all = Containers::open(&engine.root)?.list()?;
+    let shown: Vec<&Container> = all.iter().filter(|c| args.all || c.is_running()).collect();
+    let id_of = |c: &Container| {
+        if args.no_trunc {
+            c.id.clone()
+        } else {
+            c.id[..12].to_string()
+        }
+    };
+    if args.quiet {
+        for c in shown {
+            println!("{}", id_of(c));
+        }
+        return Ok(0);
+    }
+    let command = |c: &Container| {
+        let s = c.command.join(" ");
+        let s = if !args.no_trunc && s.chars().count() > 20 {
+            format!("{}…", s.chars().take(19).collect::<String>())
+        } else {
+            s
+        };
+        format!("\"{s}\"")
+    };
+    match args.format.as_str() {
+        "table" => {
+            let rows: Vec<Vec<String>> = shown
+                .iter()
+                .map(|c| {
+                    vec![
+                        id_of(c),
+                        c.image.clone(),
+                        command(c),
+                        format!("{} ago", timefmt::since(&c.created)),
+                        c.status_text(),
+                        c.name.clone(),
+                    ]
+                })
+                .collect();
+            table::print(
+                &[
+                    "CONTAINER ID",
+                    "IMAGE",
+                    "COMMAND",
+                    "CREATED",
+                    "STATUS",
+                    "NAMES",
+                ],
+                &rows,
+            );
+        }
+        "json" => {
+            for c in shown {
+                let v = serde_json::json!({
+                    "ID": id_of(c), "Image": c.image, "Command": command(c),
+                    "CreatedAt": c.created, "Status": c.status_text(), "Names": c.name,
+                    "State": if c.is_running() { "running" } else if c.status == Status::Created { "created" } else { "exited" },
+                    "ExitCode": c.exit_code, "Labels": c.labels,
+                });
+                println!("{v}");
+            }
+        }
+        f => bail!("unknown --format {f:?}: table or json"),
+    }
+    Ok(0)
+}

@@ -1,0 +1,243 @@
+//! Image commands: pull, images, rmi, image inspect, image prune, login, logout.
+
+use std::collections::HashSet;
+use std::io::{BufRead, IsTerminal};
+
+use anyhow::{Context, Result, bail};
+use berth_image::{Platform, Progress, ProgressMode, PullOptions, RemoveEvent};
+
+use crate::cli::{ImagesArgs, LoginArgs, PruneArgs, PullArgs, RmiArgs};
+use crate::engine::Engine;
+use crate::state::Containers;
+use crate::{table, timefmt};
+
+pub fn pull_options(engine: &Engine, platform: Option<&str>) -> Result<PullOptions> {
+    Ok(PullOptions {
+        registry: engine.registry_options(),
+        platform: platform.map(Platform::parse).transpose()?,
+        ..PullOptions::default()
+    })
+}
+
+pub fn pull(engine: &Engine, args: &PullArgs) -> Result<u8> {
+    let opts = pull_options(engine, args.platform.as_deref())?;
+    let mode = if args.quiet {
+        ProgressMode::Quiet
+    } else {
+        ProgressMode::Auto
+    };
+    let pulled = berth_image::pull(&engine.store, &args.image, &opts, &Progress::new(mode))?;
+    if args.quiet {
+        println!("{}", pulled.reference);
+    }
+    Ok(0)
+}
+
+pub fn images(engine: &Engine, args: &ImagesArgs) -> Result<u8> {
+    let mut rows = engine.store.list()?;
+    if let Some(repo) = &args.repository {
+        rows.retain(|r| &r.repository == repo);
+    }
+    if args.quiet {
+        let mut seen = HashSet::new();
+        for r in rows.iter().filter(|r| seen.insert(r.id.clone())) {
+            println!(
+                "{}",
+                if args.no_trunc {
+                    r.id.as_str()
+                } else {
+                    r.id.short()
+                }
+            );
+        }
+        return Ok(0);
+    }
+    match args.format.as_str() {
+        "table" => {
+            let rows: Vec<Vec<String>> = rows
+                .iter()
+                .map(|r| {
+                    vec![
+                        r.repository.clone(),
+                        r.tag.clone(),
+                        if args.no_trunc {
+                            r.id.as_str()
+                        } else {
+                            r.id.short()
+                        }
+                        .to_string(),
+                        r.created
+                            .as_deref()
+                            .map(|c| format!("{} ago", timefmt::since(c)))
+                            .unwrap_or_else(|| "N/A".into()),
+                        table::human_size(r.size),
+                    ]
+                })
+                .collect();
+            table::print(&["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"], &rows);
+        }
+        // Docker's `--format json`: one JSON object a line.
+        "json" => {
+            for r in &rows {
+                let v = serde_json::json!({
+                    "Repository": r.repository,
+                    "Tag": r.tag,
+                    "ID": r.id.short(),
+                    "CreatedAt": r.created.clone().unwrap_or_default(),
+                    "CreatedSince": r.created.as_deref().map(timefmt::since).unwrap_or_default(),
+                    "Size": table::human_size(r.size),
+                });
+                println!("{v}");
+            }
+        }
+        f => bail!("unknown --format {f:?}: table or json"),
+    }
+    Ok(0)
+}
+
+/// Names of containers (any state) whose image is `id`.
+fn users_of(engine: &Engine, id: &str) -> Result<Vec<String>> {
+    Ok(Containers::open(&engine.root)?
+        .list()?
+        .into_iter()
+        .filter(|c| c.image_id == id)
+        .map(|c| c.name)
+        .collect())
+}
+
+pub fn rmi(engine: &Engine, args: &RmiArgs) -> Result<u8> {
+    let mut failed = false;
+    for name in &args.images {
+        let res = (|| -> Result<()> {
+            let img = engine.store.resolve(name)?;
+            let users = users_of(engine, img.id.as_str())?;
+            if !users.is_empty() && !args.force {
+                bail!(
+                    "conflict: unable to remove {name}: image is in use by container {} (use -f to force)",
+                    users.join(", ")
+                );
+            }
+            for ev in engine.store.remove(name, args.force, !users.is_empty())? {
+                match ev {
+                    RemoveEvent::Untagged(t) => println!("Untagged: {t}"),
+                    RemoveEvent::Deleted(d) => println!("Deleted: {d}"),
+                }
+            }
+            Ok(())
+        })();
+        if let Err(e) = res {
+            eprintln!("berth: rmi {name}: {e:#}");
+            failed = true;
+        }
+    }
+    Ok(if failed { 125 } else { 0 })
+}
+
+pub fn inspect(engine: &Engine, names: &[String]) -> Result<u8> {
+    let mut out = Vec::new();
+    let mut failed = false;
+    for n in names {
+        match engine
+            .store
+            .resolve(n)
+            .and_then(|img| engine.store.inspect(&img))
+        {
+            Ok(v) => out.push(v),
+            Err(e) => {
+                eprintln!("berth: image inspect {n}: {e:#}");
+                failed = true;
+            }
+        }
+    }
+    println!("{}", serde_json::to_string_pretty(&out)?);
+    Ok(if failed { 125 } else { 0 })
+}
+
+pub fn prune(engine: &Engine, args: &PruneArgs) -> Result<u8> {
+    let used: HashSet<String> = Containers::open(&engine.root)?
+        .list()?
+        .into_iter()
+        .map(|c| c.image_id)
+        .collect();
+    let mut deleted = Vec::new();
+    for img in engine.store.images()? {
+        // Docker prunes dangling (untagged) images; -a also tagged ones no container uses.
+        let removable = img.repo_tags.is_empty() || args.all;
+        if removable && !used.contains(img.id.as_str()) {
+            for ev in engine.store.remove(img.id.as_str(), true, false)? {
+                if let RemoveEvent::Deleted(d) = ev {
+                    deleted.push(d.to_string());
+                }
+            }
+        }
+    }
+    let (blobs, bytes) = engine.store.prune_blobs()?;
+    let snaps = crate::snapshots::prune(engine)?;
+    for d in &deleted {
+        println!("deleted: {d}");
+    }
+    println!(
+        "Total reclaimed space: {} ({blobs} blobs, {snaps} snapshots)",
+        table::human_size(bytes)
+    );
+    Ok(0)
+}
+
+pub fn login(engine: &Engine, args: &LoginArgs) -> Result<u8> {
+    let server = args.server.clone().unwrap_or_default();
+    let user = match &args.username {
+        Some(u) => u.clone(),
+        None => bail!("login {server}: a username is required (-u)"),
+    };
+    let password = match (&args.password, args.password_stdin) {
+        (Some(_), true) => bail!("--password and --password-stdin are mutually exclusive"),
+        (Some(p), false) => {
+            eprintln!("WARNING! Using --password via the CLI is insecure. Use --password-stdin.");
+            p.clone()
+        }
+        (None, true) => {
+            let mut line = String::new();
+            std::io::stdin()
+                .lock()
+                .read_line(&mut line)
+                .context("read password from stdin")?;
+            line.trim_end_matches(['\n', '\r']).to_string()
+        }
+        (None, false) if std::io::stdin().is_terminal() => {
+            bail!("login {server}: give the password with --password-stdin")
+        }
+        (None, false) => bail!("login {server}: no password given (-p or --password-stdin)"),
+    };
+    if password.is_empty() {
+        bail!("login {server}: empty password");
+    }
+    let opts = engine.registry_options();
+    berth_image::login(&opts, &server, &user, &password, None)?;
+    println!("Login Succeeded");
+    Ok(0)
+}
+
+pub fn logout(engine: &Engine, server: Option<&str>) -> Result<u8> {
+    let server = server.unwrap_or("");
+    let opts = engine.registry_options();
+    if berth_image::logout(&opts, server, None)? {
+        println!(
+            "Removing login credentials for {}",
+            if server.is_empty() {
+                "docker.io"
+            } else {
+                server
+            }
+        );
+    } else {
+        println!(
+            "Not logged in to {}",
+            if server.is_empty() {
+                "docker.io"
+            } else {
+                server
+            }
+        );
+    }
+    Ok(0)
+}

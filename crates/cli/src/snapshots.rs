@@ -1,0 +1,194 @@
+//! From an image in the store to a container's root filesystem: each layer
+//! is unpacked once into a snapshot keyed by its chain id, and a container's
+//! rootfs is an overlay of those snapshots with its own upper and work dirs.
+
+use std::collections::HashSet;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use berth_image::ImageRecord;
+
+use crate::engine::Engine;
+use crate::spec;
+
+/// Where `--init` puts berth's own binary inside the container.
+pub const INIT_PATH: &str = "/sbin/berth-init";
+
+pub struct Lowers {
+    /// Snapshot dirs, bottom layer first.
+    pub dirs: Vec<PathBuf>,
+    /// Their chain ids (hex), bottom first.
+    pub chain_ids: Vec<String>,
+}
+
+fn snapshots_dir(engine: &Engine) -> PathBuf {
+    engine.root.join("snapshots")
+}
+
+/// Unpacks every layer of `img` that has no snapshot yet; safe against
+/// concurrent berth processes (one flock per snapshot) and crashes (a
+/// snapshot becomes visible only by the rename that completes it).
+pub fn prepare(engine: &Engine, img: &ImageRecord) -> Result<Lowers> {
+    let base = snapshots_dir(engine);
+    std::fs::create_dir_all(&base).with_context(|| format!("create {}", base.display()))?;
+    let layers = engine.store.layers(img);
+    let chain = img.chain_ids();
+    let mut dirs: Vec<PathBuf> = Vec::new();
+    let mut ids = Vec::new();
+    for (layer, chain_id) in layers.iter().zip(&chain) {
+        let hex = chain_id.hex().to_string();
+        let dir = base.join(&hex);
+        let fs = dir.join("fs");
+        if !fs.is_dir() {
+            let lock = File::create(base.join(format!("{hex}.lock")))?;
+            rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive)
+                .context("lock snapshot")?;
+            if !fs.is_dir() {
+                // Whatever a dead unpack left under this name is discarded.
+                let tmp = base.join(format!("{hex}.tmp"));
+                if tmp.exists() {
+                    std::fs::remove_dir_all(&tmp)?;
+                }
+                std::fs::create_dir_all(tmp.join("fs"))?;
+                let tar = engine.store.open_layer(layer)?;
+                apply_layer(&tmp.join("fs"), &dirs, tar, &layer.diff_id.to_string())
+                    .with_context(|| format!("unpack layer {}", layer.digest))?;
+                if dir.exists() {
+                    std::fs::remove_dir_all(&dir)?;
+                }
+                std::fs::rename(&tmp, &dir).context("commit snapshot")?;
+            }
+        }
+        dirs.push(fs);
+        ids.push(hex);
+    }
+    Ok(Lowers {
+        dirs,
+        chain_ids: ids,
+    })
+}
+
+/// Mounts the overlay at `<cdir>/rootfs` and returns that path.
+pub fn mount_rootfs(lowers: &Lowers, cdir: &Path) -> Result<PathBuf> {
+    let rootfs = cdir.join("rootfs");
+    let upper = cdir.join("upper");
+    let work = cdir.join("work");
+    for d in [&rootfs, &upper, &work] {
+        std::fs::create_dir_all(d).with_context(|| format!("create {}", d.display()))?;
+    }
+    overlay_mount(&lowers.dirs, &upper, &work, &rootfs)?;
+    Ok(rootfs)
+}
+
+/// Unmounts `<cdir>/rootfs` if mounted (idempotent: cleanup after a crash).
+pub fn unmount_rootfs(cdir: &Path) -> Result<()> {
+    let rootfs = cdir.join("rootfs");
+    match rustix::mount::unmount(&rootfs, rustix::mount::UnmountFlags::DETACH) {
+        Ok(()) | Err(rustix::io::Errno::INVAL) | Err(rustix::io::Errno::NOENT) => Ok(()),
+        Err(e) => Err(e).with_context(|| format!("unmount {}", rootfs.display())),
+    }
+}
+
+/// TEMPORARY until berth-rootfs's layer module lands.
+fn apply_layer(
+    target: &Path,
+    _parents: &[PathBuf],
+    mut tar: Box<dyn std::io::Read + Send>,
+    _diff: &str,
+) -> Result<()> {
+    let mut c = std::process::Command::new("tar")
+        .arg("-x")
+        .arg("-C")
+        .arg(target)
+        .arg("--same-owner")
+        .arg("-p")
+        .stdin(std::process::Stdio::piped())
+        .spawn()?;
+    std::io::copy(&mut tar, c.stdin.as_mut().unwrap())?;
+    drop(c.stdin.take());
+    anyhow::ensure!(c.wait()?.success(), "tar failed");
+    Ok(())
+}
+
+fn overlay_mount(lowers: &[PathBuf], upper: &Path, work: &Path, target: &Path) -> Result<()> {
+    // overlayfs lists the top layer first.
+    let lower: Vec<String> = lowers
+        .iter()
+        .rev()
+        .map(|p| p.display().to_string())
+        .collect();
+    let opts = format!(
+        "lowerdir={},upperdir={},workdir={},index=off",
+        lower.join(":"),
+        upper.display(),
+        work.display()
+    );
+    let opts = std::ffi::CString::new(opts).context("overlay options")?;
+    rustix::mount::mount(
+        "overlay",
+        target,
+        "overlay",
+        rustix::mount::MountFlags::empty(),
+        Some(opts.as_c_str()),
+    )
+    .with_context(|| format!("mount overlay rootfs at {}", target.display()))
+}
+
+/// Removes snapshots that no image in the store and no container uses.
+pub fn prune(engine: &Engine) -> Result<usize> {
+    let base = snapshots_dir(engine);
+    let mut keep: HashSet<String> = HashSet::new();
+    for img in engine.store.images()? {
+        keep.extend(img.chain_ids().iter().map(|c| c.hex().to_string()));
+    }
+    for c in crate::state::Containers::open(&engine.root)?.list()? {
+        keep.extend(c.snapshots);
+    }
+    let mut removed = 0;
+    let Ok(entries) = std::fs::read_dir(&base) else {
+        return Ok(0);
+    };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let id = name.trim_end_matches(".lock").trim_end_matches(".tmp");
+        if keep.contains(id) || name.ends_with(".lock") {
+            continue;
+        }
+        if e.file_type()?.is_dir() {
+            std::fs::remove_dir_all(e.path())?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
+#[allow(clippy::too_many_arguments)]
+pub fn build_spec(
+    image: &oci_spec::image::ImageConfiguration,
+    rootfs: &Path,
+    args: &crate::cli::RunArgs,
+    env: Vec<String>,
+    hostname: String,
+    host_network: bool,
+    mounts: Vec<oci_spec::runtime::Mount>,
+    init: Option<String>,
+) -> Result<spec::Built> {
+    spec::build(
+        image,
+        rootfs,
+        &spec::Request {
+            entrypoint: args.entrypoint.clone(),
+            cmd: args.command.clone(),
+            env,
+            workdir: args.workdir.clone(),
+            user: args.user.clone(),
+            hostname,
+            tty: args.tty,
+            read_only: args.read_only,
+            host_network,
+            mounts,
+            init,
+        },
+    )
+}

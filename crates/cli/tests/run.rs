@@ -1,0 +1,512 @@
+//! `berth run` end to end: real registry, real containers, looked at from
+//! inside (busybox applets) and from outside (host mounts, processes, files).
+
+mod common;
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use common::*;
+
+fn code(o: &std::process::Output) -> i32 {
+    o.status.code().unwrap_or(-1)
+}
+
+#[test]
+fn echo_hey_prints_hey() {
+    let r = Root::new();
+    let o = r.run(&["--rm", BUSYBOX, "echo", "hey"]);
+    assert_eq!(stdout(&o), "hey\n", "stderr: {}", stderr(&o));
+    assert_eq!(code(&o), 0);
+}
+
+#[test]
+fn stderr_goes_to_stderr_only() {
+    let r = Root::new();
+    let o = r.run(&["--rm", "-q", BUSYBOX, "sh", "-c", "echo out; echo err >&2"]);
+    assert_eq!(stdout(&o), "out\n");
+    assert_eq!(stderr(&o), "err\n");
+}
+
+#[test]
+fn exit_code_passes_through() {
+    let r = Root::new();
+    assert_eq!(code(&r.run(&["--rm", BUSYBOX, "sh", "-c", "exit 3"])), 3);
+    // Killed by a signal: 128+N. (Not PID 1 itself: the kernel ignores a
+    // SIGKILL that PID 1 sends itself, as in Docker; under --init it isn't PID 1.)
+    assert_eq!(
+        code(&r.run(&["--rm", "--init", BUSYBOX, "sh", "-c", "kill -9 $$"])),
+        137
+    );
+}
+
+#[test]
+fn missing_and_unexecutable_commands_get_127_and_126() {
+    let r = Root::new();
+    let o = r.run(&["--rm", BUSYBOX, "no-such-command"]);
+    assert_eq!(code(&o), 127, "{}", stderr(&o));
+    assert!(stderr(&o).contains("no-such-command"), "{}", stderr(&o));
+    let o = r.run(&["--rm", BUSYBOX, "/etc/passwd"]);
+    assert_eq!(code(&o), 126, "{}", stderr(&o));
+}
+
+#[test]
+fn command_is_pid_1_and_sees_no_host_process() {
+    let r = Root::new();
+    let o = r.run(&[
+        "--rm",
+        BUSYBOX,
+        "sh",
+        "-c",
+        "echo $$; cat /proc/1/cmdline | tr '\\0' ' '; echo; ps -o pid= | wc -l",
+    ]);
+    let out = stdout(&o);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "1", "{out}");
+    assert_eq!(
+        lines[1].trim(),
+        "sh -c echo $$; cat /proc/1/cmdline | tr '\\0' ' '; echo; ps -o pid= | wc -l"
+    );
+    // sh, ps, wc (and maybe tr exited): never the host's hundreds.
+    let n: usize = lines[2].trim().parse().unwrap();
+    assert!(n <= 4, "container sees {n} processes");
+}
+
+#[test]
+fn root_is_the_images_not_the_hosts() {
+    let r = Root::new();
+    let o = r.run(&["--rm", BUSYBOX, "ls", "/"]);
+    let inside: Vec<String> = stdout(&o).split_whitespace().map(String::from).collect();
+    assert!(inside.contains(&"bin".to_string()), "{inside:?}");
+    // The host has /work (this checkout) and /usr; the busybox image has neither.
+    assert!(
+        !inside.contains(&"work".to_string()) && !inside.contains(&"usr".to_string()),
+        "{inside:?}"
+    );
+    let o = r.run(&["--rm", BUSYBOX, "cat", "/etc/berth-fixture"]);
+    assert_eq!(stdout(&o), "busybox\n");
+}
+
+#[test]
+fn image_not_in_store_is_pulled_first() {
+    let r = Root::new();
+    let o = r.run(&[
+        "--rm",
+        "127.0.0.1:5500/multiarch:latest",
+        "cat",
+        "/platform",
+    ]);
+    assert_eq!(stdout(&o), "linux/amd64\n", "stderr: {}", stderr(&o));
+    let o = r.berth().args(["images", "-q"]).output().unwrap();
+    assert_eq!(stdout(&o).lines().count(), 1, "{}", stdout(&o));
+}
+
+#[test]
+fn pull_never_with_missing_image_is_an_engine_error() {
+    let r = Root::new();
+    let o = r.run(&["--rm", "--pull", "never", BUSYBOX, "true"]);
+    assert_eq!(code(&o), 125);
+    assert!(stderr(&o).contains("busybox"), "{}", stderr(&o));
+}
+
+#[test]
+fn nothing_leaks_to_the_host() {
+    let r = Root::new();
+    let before = host_mounts();
+    let o = r.run(&[
+        "--rm",
+        BUSYBOX,
+        "sh",
+        "-c",
+        "touch /created-inside; mount | wc -l",
+    ]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(!std::path::Path::new("/created-inside").exists());
+    assert_eq!(host_mounts(), before, "host mount table changed");
+    // --rm removed the container and its directory.
+    let o = r.berth().args(["ps", "-aq"]).output().unwrap();
+    assert_eq!(stdout(&o), "");
+    let left: Vec<_> = std::fs::read_dir(r.path().join("containers"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_type().unwrap().is_dir())
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+#[test]
+fn inside_mounts_are_the_containers() {
+    let r = Root::new();
+    let o = r.run(&["--rm", BUSYBOX, "cat", "/proc/self/mountinfo"]);
+    let mi = stdout(&o);
+    let targets: Vec<&str> = mi.lines().filter_map(|l| l.split(' ').nth(4)).collect();
+    for want in [
+        "/",
+        "/proc",
+        "/dev",
+        "/dev/pts",
+        "/dev/shm",
+        "/dev/mqueue",
+        "/sys",
+    ] {
+        assert!(targets.contains(&want), "{want} missing in {targets:?}");
+    }
+    assert!(
+        !targets
+            .iter()
+            .any(|t| t.starts_with("/work") || t.starts_with("/var/tmp")),
+        "{targets:?}"
+    );
+    let o = r.run(&[
+        "--rm",
+        BUSYBOX,
+        "sh",
+        "-c",
+        "ls /dev; echo > /sys/x 2>/dev/null && echo sys-writable",
+    ]);
+    let dev = stdout(&o);
+    for want in [
+        "null", "zero", "full", "random", "urandom", "tty", "ptmx", "pts", "shm", "mqueue", "fd",
+        "stdin", "stdout", "stderr",
+    ] {
+        assert!(
+            dev.split_whitespace().any(|d| d == want),
+            "/dev/{want} missing: {dev}"
+        );
+    }
+    assert!(!dev.contains("sys-writable"));
+}
+
+#[test]
+fn hostname_hosts_and_resolv_conf_are_per_container() {
+    let r = Root::new();
+    let o = r.run(&["--rm", "--hostname", "boaty", BUSYBOX, "sh", "-c", "hostname; cat /etc/hostname; grep -c localhost /etc/hosts; test -f /etc/resolv.conf && echo resolv"]);
+    assert_eq!(stdout(&o), "boaty\nboaty\n2\nresolv\n", "{}", stderr(&o));
+    // Default hostname: the first 12 characters of the container id.
+    let o = r.run(&["--name", "hn", BUSYBOX, "hostname"]);
+    let id = stdout(
+        &r.berth()
+            .args(["ps", "-aq", "--no-trunc"])
+            .output()
+            .unwrap(),
+    )
+    .trim()
+    .to_string();
+    assert_eq!(stdout(&o).trim(), &id[..12]);
+}
+
+#[test]
+fn env_workdir_user_entrypoint() {
+    let r = Root::new();
+    let dir = tempfile::tempdir().unwrap();
+    let envf = dir.path().join("env");
+    std::fs::write(&envf, "# comment\nFROM_FILE=yes\n").unwrap();
+    let o = r
+        .berth()
+        .env("BERTH_PASSED", "through")
+        .args([
+            "run",
+            "--rm",
+            "-e",
+            "A=1",
+            "-e",
+            "BERTH_PASSED",
+            "--env-file",
+        ])
+        .arg(&envf)
+        .args([
+            BUSYBOX,
+            "sh",
+            "-c",
+            "echo $A $BERTH_PASSED $FROM_FILE $PATH",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        stdout(&o),
+        "1 through yes /usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n"
+    );
+    let o = r.run(&["--rm", "-w", "/made/by/berth", BUSYBOX, "pwd"]);
+    assert_eq!(stdout(&o), "/made/by/berth\n");
+    let o = r.run(&["--rm", "-u", "app", BUSYBOX, "id"]);
+    assert_eq!(
+        stdout(&o),
+        "uid=1000(app) gid=1000(app) groups=50(staff),1000(app)\n",
+        "{}",
+        stderr(&o)
+    );
+    let o = r.run(&["--rm", "-u", "1234:50", BUSYBOX, "id"]);
+    assert_eq!(stdout(&o), "uid=1234 gid=50(staff) groups=50(staff)\n");
+    let o = r.run(&["--rm", "-u", "nosuchuser", BUSYBOX, "id"]);
+    assert_eq!(code(&o), 125);
+    assert!(stderr(&o).contains("nosuchuser"), "{}", stderr(&o));
+    let o = r.run(&["--rm", "--entrypoint", "echo", BUSYBOX, "via", "entrypoint"]);
+    assert_eq!(stdout(&o), "via entrypoint\n");
+}
+
+#[test]
+fn volumes_tmpfs_and_read_only_rootfs() {
+    let r = Root::new();
+    let host = tempfile::tempdir_in("/var/tmp").unwrap();
+    std::fs::write(host.path().join("in"), "from host\n").unwrap();
+    let v = format!("{}:/data", host.path().display());
+    let o = r.run(&[
+        "--rm",
+        "-v",
+        &v,
+        BUSYBOX,
+        "sh",
+        "-c",
+        "cat /data/in; echo from container > /data/out",
+    ]);
+    assert_eq!(stdout(&o), "from host\n", "{}", stderr(&o));
+    assert_eq!(
+        std::fs::read_to_string(host.path().join("out")).unwrap(),
+        "from container\n"
+    );
+    let vro = format!("{}:/data:ro", host.path().display());
+    let o = r.run(&[
+        "--rm",
+        "-v",
+        &vro,
+        BUSYBOX,
+        "sh",
+        "-c",
+        "echo x > /data/out2",
+    ]);
+    assert_ne!(code(&o), 0);
+    assert!(!host.path().join("out2").exists());
+    let o = r.run(&[
+        "--rm",
+        "--read-only",
+        "--tmpfs",
+        "/scratch",
+        BUSYBOX,
+        "sh",
+        "-c",
+        "touch /scratch/ok && echo ok; touch /nope || echo refused",
+    ]);
+    assert_eq!(stdout(&o), "ok\nrefused\n", "{}", stderr(&o));
+    let m = format!(
+        "type=bind,source={},target=/m,readonly",
+        host.path().display()
+    );
+    let o = r.run(&["--rm", "--mount", &m, BUSYBOX, "cat", "/m/in"]);
+    assert_eq!(stdout(&o), "from host\n");
+}
+
+#[test]
+fn containers_do_not_see_each_others_writes() {
+    let r = Root::new();
+    let o = r.run(&[
+        "--name",
+        "first",
+        BUSYBOX,
+        "sh",
+        "-c",
+        "echo mine > /etc/berth-fixture; rm /bin/ls",
+    ]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let o = r.run(&[
+        "--rm",
+        BUSYBOX,
+        "sh",
+        "-c",
+        "cat /etc/berth-fixture; ls / >/dev/null && echo ls-ok",
+    ]);
+    assert_eq!(stdout(&o), "busybox\nls-ok\n");
+}
+
+#[test]
+fn ps_and_rm_track_finished_containers() {
+    let r = Root::new();
+    let o = r.run(&["--name", "done", BUSYBOX, "sh", "-c", "exit 5"]);
+    assert_eq!(code(&o), 5);
+    let ps = stdout(&r.berth().args(["ps", "-a"]).output().unwrap());
+    assert!(ps.contains("done") && ps.contains("Exited (5)"), "{ps}");
+    assert_eq!(
+        stdout(&r.berth().args(["ps"]).output().unwrap())
+            .lines()
+            .count(),
+        1,
+        "only the header"
+    );
+    // The name is taken until the container is removed.
+    let o = r.run(&["--name", "done", BUSYBOX, "true"]);
+    assert_eq!(code(&o), 125);
+    assert!(stderr(&o).contains("done"), "{}", stderr(&o));
+    let o = r.berth().args(["rm", "done"]).output().unwrap();
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(stdout(&r.berth().args(["ps", "-aq"]).output().unwrap()), "");
+    let o = r.berth().args(["rm", "done"]).output().unwrap();
+    assert_eq!(code(&o), 125);
+}
+
+#[test]
+fn rmi_refuses_an_image_in_use_unless_forced() {
+    let r = Root::new();
+    assert_eq!(code(&r.run(&["--name", "user", BUSYBOX, "true"])), 0);
+    let o = r.berth().args(["rmi", BUSYBOX]).output().unwrap();
+    assert_eq!(code(&o), 125);
+    assert!(
+        stderr(&o).contains("user") || stderr(&o).contains("container"),
+        "{}",
+        stderr(&o)
+    );
+    r.berth().args(["rm", "user"]).output().unwrap();
+    let o = r.berth().args(["rmi", BUSYBOX]).output().unwrap();
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(
+        stdout(&r.berth().args(["images", "-q"]).output().unwrap()),
+        ""
+    );
+}
+
+#[test]
+fn stdin_is_forwarded_with_i_and_eof_propagates() {
+    let r = Root::new();
+    let mut child = r
+        .berth()
+        .args([
+            "run",
+            "--rm",
+            "-i",
+            BUSYBOX,
+            "sh",
+            "-c",
+            "cat; echo after-eof",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"line one\n")
+        .unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(stdout(&o), "line one\nafter-eof\n");
+    // Without -i the container's stdin is empty.
+    let o = r.run(&["--rm", BUSYBOX, "sh", "-c", "cat; echo done"]);
+    assert_eq!(stdout(&o), "done\n");
+}
+
+#[test]
+fn binary_output_is_byte_exact_and_complete() {
+    let r = Root::new();
+    let o = r.run(&[
+        "--rm",
+        "-q",
+        BUSYBOX,
+        "sh",
+        "-c",
+        "head -c 3000000 /dev/urandom | tee /tmp/x; sha256sum /tmp/x >&2",
+    ]);
+    assert_eq!(o.stdout.len(), 3_000_000);
+    let want = stderr(&o).split_whitespace().next().unwrap().to_string();
+    let mut h = Command::new("sha256sum")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    h.stdin.take().unwrap().write_all(&o.stdout).unwrap();
+    let got = stdout(&h.wait_with_output().unwrap());
+    assert_eq!(got.split_whitespace().next().unwrap(), want);
+}
+
+#[test]
+fn signals_are_forwarded_to_pid_1() {
+    let r = Root::new();
+    for (sig, name) in [
+        (libc::SIGTERM, "TERM"),
+        (libc::SIGUSR1, "USR1"),
+        (libc::SIGHUP, "HUP"),
+    ] {
+        let script = format!(
+            "trap 'echo got {name}; exit 7' {name}; echo ready; while :; do sleep 0.05; done"
+        );
+        let mut child = r
+            .berth()
+            .args(["run", "--rm", "-q", BUSYBOX, "sh", "-c", &script])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut out = child.stdout.take().unwrap();
+        let mut buf = [0u8; 6];
+        std::io::Read::read_exact(&mut out, &mut buf).unwrap();
+        assert_eq!(&buf, b"ready\n");
+        // SAFETY: plain kill(2) of our own child.
+        unsafe { libc::kill(child.id() as i32, sig) };
+        let mut rest = String::new();
+        std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
+        let st = child.wait().unwrap();
+        assert_eq!(rest, format!("got {name}\n"));
+        assert_eq!(st.code(), Some(7));
+    }
+}
+
+#[test]
+fn init_is_pid_1_and_reaps_zombies() {
+    let r = Root::new();
+    let o = r.run(&[
+        "--rm",
+        "--init",
+        BUSYBOX,
+        "sh",
+        "-c",
+        "cat /proc/1/cmdline | tr '\\0' ' '; echo; echo $$",
+    ]);
+    let out = stdout(&o);
+    let mut l = out.lines();
+    assert!(l.next().unwrap().contains("init"), "{out}");
+    assert_ne!(l.next().unwrap(), "1");
+    // An orphaned child re-parents to init, which must reap it.
+    let o = r.run(&[
+        "--rm",
+        "--init",
+        BUSYBOX,
+        "sh",
+        "-c",
+        "(sleep 0.1 &) ; sleep 0.5; ps -o stat= | grep -c Z || true",
+    ]);
+    assert_eq!(stdout(&o).trim(), "0", "{}", stderr(&o));
+    // Signals reach the command through init; exit status comes back.
+    assert_eq!(
+        code(&r.run(&["--rm", "--init", BUSYBOX, "sh", "-c", "exit 4"])),
+        4
+    );
+}
+
+#[test]
+fn network_none_has_only_loopback() {
+    let r = Root::new();
+    let o = r.run(&[
+        "--rm",
+        BUSYBOX,
+        "sh",
+        "-c",
+        "ls /sys/class/net; ip link show lo | grep -c UP",
+    ]);
+    assert_eq!(stdout(&o), "lo\n1\n", "{}", stderr(&o));
+}
+
+#[test]
+fn tty_through_a_real_pseudo_terminal() {
+    let r = Root::new();
+    let cmd = format!(
+        "{} --root {} run --rm -t {} sh -c 'tty; stty size'",
+        env!("CARGO_BIN_EXE_berth"),
+        r.path().display(),
+        BUSYBOX
+    );
+    // script(1) gives berth a real pty as its terminal.
+    let o = Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let out = stdout(&o).replace('\r', "");
+    assert!(out.contains("/dev/pts/0"), "{out}");
+}
