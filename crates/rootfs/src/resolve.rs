@@ -1,0 +1,369 @@
+//! Path resolution inside a root directory that can never leave it.
+//!
+//! Every path handed to [`Root`] is resolved as if the root were `/`: absolute
+//! symlinks restart at the root, `..` stops at the root, and no step is ever
+//! taken through a host path string. The kernel does this for us with
+//! `openat2(RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)`; on kernels without
+//! openat2 (ENOSYS) a userspace walk does the same thing one component at a
+//! time with `O_NOFOLLOW`, reading each symlink itself and keeping the chain of
+//! directory fds so that `..` never touches the real parent of a directory.
+//!
+//! Why our own code rather than pathrs: pathrs does the same job well, but its
+//! fallback is not forceable per call and its errors and mkdir semantics differ
+//! from what layer unpacking needs (create missing parents as real dirs, refuse
+//! a dangling symlink as parent). The code is small enough that owning it and
+//! running every test through both resolvers is the safer trade.
+
+use std::ffi::{OsStr, OsString};
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Component, Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use rustix::fs::{FileType, Mode, OFlags, ResolveFlags};
+use rustix::io::Errno;
+
+/// Linux' own limit on symlinks followed in one lookup (MAXSYMLINKS).
+const MAX_SYMLINKS: usize = 40;
+
+/// Set once openat2 has returned ENOSYS so later lookups skip straight to the walk.
+static OPENAT2_MISSING: AtomicBool = AtomicBool::new(false);
+
+/// Which resolver a [`Root`] uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Resolver {
+    /// openat2 when the kernel has it, the userspace walk otherwise.
+    #[default]
+    Auto,
+    /// Always the userspace walk (tests use it to cover the fallback).
+    Fallback,
+}
+
+/// A directory that paths are resolved inside of.
+#[derive(Debug)]
+pub struct Root {
+    fd: OwnedFd,
+    resolver: Resolver,
+}
+
+impl Root {
+    /// Open `path` (a host path, trusted) as a root.
+    pub fn open(path: &Path) -> io::Result<Root> {
+        Self::open_with(path, Resolver::Auto)
+    }
+
+    /// Open `path` as a root using a specific resolver.
+    pub fn open_with(path: &Path, resolver: Resolver) -> io::Result<Root> {
+        let fd = rustix::fs::open(
+            path,
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )?;
+        Ok(Root { fd, resolver })
+    }
+
+    /// The root directory's own fd (O_PATH).
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+
+    /// The resolver in use.
+    pub fn resolver(&self) -> Resolver {
+        self.resolver
+    }
+
+    /// Open `path` inside the root, following symlinks (clamped to the root).
+    /// `flags` are applied to the final open; O_CLOEXEC is always added.
+    pub fn open_path(&self, path: &Path, flags: OFlags) -> io::Result<OwnedFd> {
+        let flags = flags | OFlags::CLOEXEC;
+        if self.resolver == Resolver::Auto && !OPENAT2_MISSING.load(Ordering::Relaxed) {
+            match openat2_in_root(self.fd.as_fd(), path, flags) {
+                Err(e) if e.raw_os_error() == Some(Errno::NOSYS.raw_os_error()) => {
+                    OPENAT2_MISSING.store(true, Ordering::Relaxed);
+                }
+                other => return other,
+            }
+        }
+        walk(self.fd.as_fd(), path, flags)
+    }
+
+    /// Open the directory at `path` (O_PATH), following symlinks in the root.
+    pub fn open_dir(&self, path: &Path) -> io::Result<OwnedFd> {
+        self.open_path(path, OFlags::PATH | OFlags::DIRECTORY)
+    }
+
+    /// Create every missing directory of `path` (mode 0755, like `mkdir -p`),
+    /// following symlinks in the root, and return the final directory (O_PATH).
+    /// A dangling symlink on the way is an error, never a dir created elsewhere.
+    pub fn mkdir_all(&self, path: &Path) -> io::Result<OwnedFd> {
+        match self.open_dir(path) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            other => return other,
+        }
+        let comps = normal_components(path)?;
+        let mut cur = self.open_dir(Path::new("."))?;
+        let mut prefix = PathBuf::new();
+        for comp in comps {
+            prefix.push(&comp);
+            match self.open_dir(&prefix) {
+                Ok(fd) => cur = fd,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    match rustix::fs::mkdirat(&cur, comp.as_os_str(), Mode::from_raw_mode(0o755)) {
+                        Ok(()) => {}
+                        Err(Errno::EXIST) => {
+                            return Err(io::Error::other(format!(
+                                "{} is a dangling symlink",
+                                prefix.display()
+                            )));
+                        }
+                        Err(e) => return Err(e.into()),
+                    }
+                    cur = self.open_dir(&prefix)?;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(cur)
+    }
+
+    /// Resolve the parent of `path` (creating missing parents when `create`)
+    /// and return it with the final component, which is NOT resolved: the
+    /// caller acts on it with *at calls that do not follow symlinks.
+    /// `path` must be normalised (see [`clean`]) and not be the root itself.
+    pub fn parent(&self, path: &Path, create: bool) -> io::Result<(OwnedFd, OsString)> {
+        let name = path
+            .file_name()
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path has no final name"))?
+            .to_os_string();
+        let parent = path.parent().unwrap_or(Path::new(""));
+        let parent = if parent.as_os_str().is_empty() { Path::new(".") } else { parent };
+        let fd = if create { self.mkdir_all(parent)? } else { self.open_dir(parent)? };
+        Ok((fd, name))
+    }
+}
+
+fn normal_components(path: &Path) -> io::Result<Vec<OsString>> {
+    let mut out = Vec::new();
+    for c in path.components() {
+        match c {
+            Component::Normal(n) => out.push(n.to_os_string()),
+            Component::CurDir | Component::RootDir => {}
+            Component::ParentDir | Component::Prefix(_) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("{}: '..' not allowed here", path.display()),
+                ));
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn openat2_in_root(root: BorrowedFd<'_>, path: &Path, flags: OFlags) -> io::Result<OwnedFd> {
+    let path = if path.as_os_str().is_empty() { Path::new(".") } else { path };
+    // EAGAIN: a concurrent rename somewhere in the tree; the kernel asks us to retry.
+    let mut tries = 0;
+    loop {
+        match rustix::fs::openat2(
+            root,
+            path,
+            flags,
+            Mode::empty(),
+            ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
+        ) {
+            Err(Errno::AGAIN) if tries < 32 => tries += 1,
+            r => return r.map_err(Into::into),
+        }
+    }
+}
+
+/// Resolve `path` component by component below `root`, never following a
+/// symlink with the kernel and never opening `..`.
+pub(crate) fn walk(root: BorrowedFd<'_>, path: &Path, flags: OFlags) -> io::Result<OwnedFd> {
+    let follow_last = !flags.contains(OFlags::NOFOLLOW);
+    // Pending components, front = next. Symlink targets are spliced in front.
+    let mut pending: std::collections::VecDeque<OsString> = split(path.as_os_str());
+    // Directory chain from the root: `..` pops, never below the root.
+    let mut chain: Vec<OwnedFd> = vec![rustix::fs::openat(
+        root,
+        ".",
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?];
+    let mut links = 0usize;
+    while let Some(comp) = pending.pop_front() {
+        if comp == "." || comp.is_empty() {
+            continue;
+        }
+        if comp == ".." {
+            if chain.len() > 1 {
+                chain.pop();
+            }
+            continue;
+        }
+        let last = pending.iter().all(|c| c.is_empty() || c == ".");
+        let cur = chain.last().expect("chain always holds the root");
+        let fd = rustix::fs::openat(
+            cur,
+            comp.as_os_str(),
+            OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        )?;
+        let st = rustix::fs::fstat(&fd)?;
+        let ft = FileType::from_raw_mode(st.st_mode);
+        if ft == FileType::Symlink && (!last || follow_last) {
+            links += 1;
+            if links > MAX_SYMLINKS {
+                return Err(Errno::LOOP.into());
+            }
+            let target = rustix::fs::readlinkat(cur, comp.as_os_str(), Vec::new())?;
+            let target = OsStr::from_bytes(target.as_bytes()).to_os_string();
+            if target.as_bytes().starts_with(b"/") {
+                chain.truncate(1);
+            }
+            for (i, c) in split(&target).into_iter().enumerate() {
+                pending.insert(i, c);
+            }
+            continue;
+        }
+        if last {
+            if ft == FileType::Symlink {
+                // NOFOLLOW asked for and the last component is a symlink: open it as is.
+                return reopen(cur, &comp, flags);
+            }
+            return reopen(cur, &comp, flags);
+        }
+        if ft != FileType::Directory {
+            return Err(Errno::NOTDIR.into());
+        }
+        chain.push(fd);
+    }
+    // Path was empty or ended in `.`/`..`: the directory we stand in.
+    let cur = chain.last().expect("chain always holds the root");
+    reopen(cur, OsStr::new("."), flags)
+}
+
+fn reopen(dir: &OwnedFd, name: &OsStr, flags: OFlags) -> io::Result<OwnedFd> {
+    // O_NOFOLLOW: if the name was swapped for a symlink since we looked, fail rather than follow.
+    let flags = if name == "." { flags } else { flags | OFlags::NOFOLLOW };
+    let flags = if flags.contains(OFlags::PATH) {
+        flags & (OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC)
+    } else {
+        flags
+    };
+    rustix::fs::openat(dir, name, flags, Mode::empty()).map_err(Into::into)
+}
+
+fn split(p: &OsStr) -> std::collections::VecDeque<OsString> {
+    p.as_bytes()
+        .split(|b| *b == b'/')
+        .filter(|c| !c.is_empty())
+        .map(|c| OsStr::from_bytes(c).to_os_string())
+        .collect()
+}
+
+/// Normalise a path from a layer: strip leading `/` and `./` (absolute names
+/// are taken as relative to the root, like Docker and containerd do), drop
+/// `.` components and fold `a/..`. A `..` that would climb above the root is
+/// refused: no legitimate layer needs it and refusing names the bad entry.
+pub fn clean(raw: &[u8]) -> Result<PathBuf, String> {
+    let mut out: Vec<&[u8]> = Vec::new();
+    for comp in raw.split(|b| *b == b'/') {
+        match comp {
+            b"" | b"." => {}
+            b".." => {
+                if out.pop().is_none() {
+                    return Err("path climbs above the root with '..'".into());
+                }
+            }
+            c => out.push(c),
+        }
+    }
+    if raw.contains(&0) {
+        return Err("path contains a NUL byte".into());
+    }
+    let mut p = PathBuf::new();
+    for c in out {
+        p.push(OsStr::from_bytes(c));
+    }
+    Ok(p)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clean_rules() {
+        assert_eq!(clean(b"/etc/passwd").unwrap(), PathBuf::from("etc/passwd"));
+        assert_eq!(clean(b"./a/./b/").unwrap(), PathBuf::from("a/b"));
+        assert_eq!(clean(b"a/../b").unwrap(), PathBuf::from("b"));
+        assert!(clean(b"../x").is_err());
+        assert!(clean(b"a/../../x").is_err());
+        assert_eq!(clean(b"./").unwrap(), PathBuf::from(""));
+    }
+
+    fn both(f: impl Fn(Resolver)) {
+        f(Resolver::Auto);
+        f(Resolver::Fallback);
+    }
+
+    fn target_of(fd: &OwnedFd) -> PathBuf {
+        std::fs::read_link(format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(fd)))
+            .unwrap()
+    }
+
+    #[test]
+    fn symlinks_stay_in_root() {
+        both(|r| {
+            let t = tempfile::tempdir().unwrap();
+            let root = t.path().join("root");
+            std::fs::create_dir_all(root.join("etc")).unwrap();
+            std::fs::create_dir_all(root.join("a/b")).unwrap();
+            std::fs::write(root.join("etc/passwd"), "in").unwrap();
+            std::fs::write(t.path().join("passwd"), "out").unwrap();
+            std::os::unix::fs::symlink("/etc", root.join("abs")).unwrap();
+            std::os::unix::fs::symlink("../../../../..", root.join("a/b/up")).unwrap();
+            std::os::unix::fs::symlink("loop2", root.join("loop1")).unwrap();
+            std::os::unix::fs::symlink("loop1", root.join("loop2")).unwrap();
+            std::os::unix::fs::symlink("/nowhere/x", root.join("dangling")).unwrap();
+            let rt = Root::open_with(&root, r).unwrap();
+            let canon = root.canonicalize().unwrap();
+            for (p, want) in [
+                ("abs/passwd", "etc/passwd"),
+                ("a/b/up/etc/passwd", "etc/passwd"),
+                ("../../etc/passwd", "etc/passwd"),
+                ("a/b/up/../../passwd", "passwd"),
+                ("/etc/../../../etc/passwd", "etc/passwd"),
+            ] {
+                match rt.open_path(Path::new(p), OFlags::RDONLY) {
+                    Ok(fd) => assert_eq!(target_of(&fd), canon.join(want), "{r:?} {p}"),
+                    Err(e) => {
+                        // `passwd` at the root does not exist: outside copy must not be found.
+                        assert_eq!(want, "passwd", "{r:?} {p}: {e}");
+                        assert_eq!(e.kind(), io::ErrorKind::NotFound);
+                    }
+                }
+            }
+            let e = rt.open_path(Path::new("loop1/x"), OFlags::RDONLY).unwrap_err();
+            assert_eq!(e.raw_os_error(), Some(libc::ELOOP), "{r:?}");
+            // mkdir_all through an absolute symlink creates inside the root.
+            rt.mkdir_all(Path::new("abs/new/dir")).unwrap();
+            assert!(root.join("etc/new/dir").is_dir());
+            assert!(!Path::new("/etc/new").exists());
+            let e = rt.mkdir_all(Path::new("dangling/y")).unwrap_err();
+            assert!(e.to_string().contains("dangling"), "{r:?} {e}");
+            assert!(!Path::new("/nowhere").exists());
+            // NOFOLLOW on the final name opens the symlink itself.
+            let fd = rt
+                .open_path(Path::new("abs"), OFlags::PATH | OFlags::NOFOLLOW)
+                .unwrap();
+            let st = rustix::fs::fstat(&fd).unwrap();
+            assert_eq!(FileType::from_raw_mode(st.st_mode), FileType::Symlink);
+            // A file used as a directory.
+            let e = rt.open_path(Path::new("etc/passwd/x"), OFlags::RDONLY).unwrap_err();
+            assert_eq!(e.raw_os_error(), Some(libc::ENOTDIR), "{r:?}");
+        });
+    }
+}
