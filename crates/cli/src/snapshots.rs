@@ -52,7 +52,13 @@ pub fn prepare(engine: &Engine, img: &ImageRecord) -> Result<Lowers> {
                 }
                 std::fs::create_dir_all(tmp.join("fs"))?;
                 let tar = engine.store.open_layer(layer)?;
-                apply_layer(&tmp.join("fs"), &dirs, tar, &layer.diff_id.to_string())
+                let opts = berth_rootfs::ApplyOptions {
+                    mode: berth_rootfs::ApplyMode::Overlay {
+                        lowers: dirs.clone(),
+                    },
+                    ..Default::default()
+                };
+                berth_rootfs::apply_layer(tar, &tmp.join("fs"), layer.diff_id.as_str(), &opts)
                     .with_context(|| format!("unpack layer {}", layer.digest))?;
                 if dir.exists() {
                     std::fs::remove_dir_all(&dir)?;
@@ -88,27 +94,6 @@ pub fn unmount_rootfs(cdir: &Path) -> Result<()> {
         Ok(()) | Err(rustix::io::Errno::INVAL) | Err(rustix::io::Errno::NOENT) => Ok(()),
         Err(e) => Err(e).with_context(|| format!("unmount {}", rootfs.display())),
     }
-}
-
-/// TEMPORARY until berth-rootfs's layer module lands.
-fn apply_layer(
-    target: &Path,
-    _parents: &[PathBuf],
-    mut tar: Box<dyn std::io::Read + Send>,
-    _diff: &str,
-) -> Result<()> {
-    let mut c = std::process::Command::new("tar")
-        .arg("-x")
-        .arg("-C")
-        .arg(target)
-        .arg("--same-owner")
-        .arg("-p")
-        .stdin(std::process::Stdio::piped())
-        .spawn()?;
-    std::io::copy(&mut tar, c.stdin.as_mut().unwrap())?;
-    drop(c.stdin.take());
-    anyhow::ensure!(c.wait()?.success(), "tar failed");
-    Ok(())
 }
 
 fn overlay_mount(lowers: &[PathBuf], upper: &Path, work: &Path, target: &Path) -> Result<()> {

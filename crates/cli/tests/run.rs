@@ -112,7 +112,7 @@ fn pull_never_with_missing_image_is_an_engine_error() {
 #[test]
 fn nothing_leaks_to_the_host() {
     let r = Root::new();
-    let before = host_mounts();
+    let before = host_mounts(r.path());
     let o = r.run(&[
         "--rm",
         BUSYBOX,
@@ -122,7 +122,7 @@ fn nothing_leaks_to_the_host() {
     ]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     assert!(!std::path::Path::new("/created-inside").exists());
-    assert_eq!(host_mounts(), before, "host mount table changed");
+    assert_eq!(host_mounts(r.path()), before, "host mount table changed");
     // --rm removed the container and its directory.
     let o = r.berth().args(["ps", "-aq"]).output().unwrap();
     assert_eq!(stdout(&o), "");

@@ -87,11 +87,14 @@ pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
-/// The host's mount table, without the lines tests themselves may add.
-pub fn host_mounts() -> Vec<String> {
+/// The host's mount points, leaving out those of other tests' roots
+/// (tests run in parallel) but keeping everything under `mine`.
+pub fn host_mounts(mine: &Path) -> Vec<String> {
+    let mine = mine.display().to_string();
     std::fs::read_to_string("/proc/self/mountinfo")
         .unwrap()
         .lines()
         .map(|l| l.split(' ').skip(4).take(1).collect::<String>())
+        .filter(|m| !m.starts_with("/var/tmp/berth-tests/") || m.starts_with(&mine))
         .collect()
 }
