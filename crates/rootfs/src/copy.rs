@@ -46,7 +46,9 @@ fn is_opaque(dir: BorrowedFd<'_>, name: &OsStr) -> bool {
 fn lookup(root: &Root, path: &Path) -> io::Result<Option<(OwnedFd, OsString, Stat)>> {
     let (p, n) = match root.parent(path, false) {
         Ok(x) => x,
-        Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ENOTDIR)) => return Ok(None),
+        Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ENOTDIR)) => {
+            return Ok(None);
+        }
         Err(e) => return Err(e),
     };
     Ok(lstat_at(p.as_fd(), &n)?.map(|st| (p, n, st)))
@@ -55,9 +57,15 @@ fn lookup(root: &Root, path: &Path) -> io::Result<Option<(OwnedFd, OsString, Sta
 /// Copy `path` as seen through the overlay of `lowers` (bottom → top) into
 /// `root`, creating its parents with the lowers' metadata. Returns false when
 /// the path does not exist in the merged view.
-pub(crate) fn copy_up(lowers: &[PathBuf], root: &Root, path: &Path, resolver: Resolver) -> Result<bool> {
+pub(crate) fn copy_up(
+    lowers: &[PathBuf],
+    root: &Root,
+    path: &Path,
+    resolver: Resolver,
+) -> Result<bool> {
     for lower in lowers.iter().rev() {
-        let lr = Root::open_with(lower, resolver).with_context(|| format!("opening snapshot {}", lower.display()))?;
+        let lr = Root::open_with(lower, resolver)
+            .with_context(|| format!("opening snapshot {}", lower.display()))?;
         if let Some((sp, sn, st)) = lookup(&lr, path)? {
             if is_whiteout(&st) {
                 return Ok(false);
@@ -75,10 +83,10 @@ pub(crate) fn copy_up(lowers: &[PathBuf], root: &Root, path: &Path, resolver: Re
         let mut prefix = PathBuf::new();
         for c in path.parent().unwrap_or(Path::new("")).components() {
             prefix.push(c);
-            if let Some((p, n, st)) = lookup(&lr, &prefix)? {
-                if is_whiteout(&st) || is_opaque(p.as_fd(), &n) {
-                    return Ok(false);
-                }
+            if let Some((p, n, st)) = lookup(&lr, &prefix)?
+                && (is_whiteout(&st) || is_opaque(p.as_fd(), &n))
+            {
+                return Ok(false);
             }
         }
     }
@@ -95,26 +103,43 @@ fn make_parents(root: &Root, src: &Root, parent: &Path) -> Result<OwnedFd> {
             continue;
         }
         let (p, n) = root.parent(&prefix, false)?;
-        rustix::fs::mkdirat(&p, n.as_os_str(), Mode::from_raw_mode(0o755)).map_err(io::Error::from)?;
+        rustix::fs::mkdirat(&p, n.as_os_str(), Mode::from_raw_mode(0o755))
+            .map_err(io::Error::from)?;
         if let Ok(sfd) = src.open_path(&prefix, OFlags::RDONLY | OFlags::DIRECTORY) {
             let st = rustix::fs::fstat(&sfd)?;
-            let dfd = rustix::fs::openat(&p, n.as_os_str(), OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty())?;
+            let dfd = rustix::fs::openat(
+                &p,
+                n.as_os_str(),
+                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::empty(),
+            )?;
             apply_meta_fd(dfd.as_fd(), &st)?;
         }
     }
-    root.open_path(parent, OFlags::PATH | OFlags::DIRECTORY).map_err(Into::into)
+    root.open_path(parent, OFlags::PATH | OFlags::DIRECTORY)
+        .map_err(Into::into)
 }
 
 fn ts(st: &Stat) -> Timestamps {
     Timestamps {
-        last_access: rustix::time::Timespec { tv_sec: st.st_atime, tv_nsec: st.st_atime_nsec as _ },
-        last_modification: rustix::time::Timespec { tv_sec: st.st_mtime, tv_nsec: st.st_mtime_nsec as _ },
+        last_access: rustix::time::Timespec {
+            tv_sec: st.st_atime,
+            tv_nsec: st.st_atime_nsec as _,
+        },
+        last_modification: rustix::time::Timespec {
+            tv_sec: st.st_mtime,
+            tv_nsec: st.st_mtime_nsec as _,
+        },
     }
 }
 
 fn apply_meta_fd(fd: BorrowedFd<'_>, st: &Stat) -> io::Result<()> {
     if rustix::process::geteuid().is_root() {
-        rustix::fs::fchown(fd, Some(rustix::fs::Uid::from_raw(st.st_uid)), Some(rustix::fs::Gid::from_raw(st.st_gid)))?;
+        rustix::fs::fchown(
+            fd,
+            Some(rustix::fs::Uid::from_raw(st.st_uid)),
+            Some(rustix::fs::Gid::from_raw(st.st_gid)),
+        )?;
     }
     rustix::fs::fchmod(fd, Mode::from_raw_mode(st.st_mode & 0o7777))?;
     rustix::fs::futimens(fd, &ts(st))?;
@@ -142,12 +167,26 @@ fn copy_xattrs(src: BorrowedFd<'_>, dst: BorrowedFd<'_>) -> io::Result<()> {
 }
 
 /// Copy one non-directory node `sp/sn` (stat `st`) to `dp/dn`.
-fn copy_node(sp: BorrowedFd<'_>, sn: &OsStr, st: &Stat, dp: BorrowedFd<'_>, dn: &OsStr) -> io::Result<()> {
+fn copy_node(
+    sp: BorrowedFd<'_>,
+    sn: &OsStr,
+    st: &Stat,
+    dp: BorrowedFd<'_>,
+    dn: &OsStr,
+) -> io::Result<()> {
     let root = rustix::process::geteuid().is_root();
-    let (u, g) = (Some(rustix::fs::Uid::from_raw(st.st_uid)), Some(rustix::fs::Gid::from_raw(st.st_gid)));
+    let (u, g) = (
+        Some(rustix::fs::Uid::from_raw(st.st_uid)),
+        Some(rustix::fs::Gid::from_raw(st.st_gid)),
+    );
     match FileType::from_raw_mode(st.st_mode) {
         FileType::RegularFile => {
-            let src = rustix::fs::openat(sp, sn, OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty())?;
+            let src = rustix::fs::openat(
+                sp,
+                sn,
+                OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::empty(),
+            )?;
             let dst = rustix::fs::openat(
                 dp,
                 dn,
@@ -175,12 +214,20 @@ fn copy_node(sp: BorrowedFd<'_>, sn: &OsStr, st: &Stat, dp: BorrowedFd<'_>, dn: 
             }
             rustix::fs::utimensat(dp, dn, &ts(st), AtFlags::SYMLINK_NOFOLLOW)?;
         }
-        ft @ (FileType::CharacterDevice | FileType::BlockDevice | FileType::Fifo | FileType::Socket) => {
+        ft @ (FileType::CharacterDevice
+        | FileType::BlockDevice
+        | FileType::Fifo
+        | FileType::Socket) => {
             rustix::fs::mknodat(dp, dn, ft, Mode::from_raw_mode(0o600), st.st_rdev)?;
             if root {
                 rustix::fs::chownat(dp, dn, u, g, AtFlags::SYMLINK_NOFOLLOW)?;
             }
-            rustix::fs::chmodat(dp, dn, Mode::from_raw_mode(st.st_mode & 0o7777), AtFlags::empty())?;
+            rustix::fs::chmodat(
+                dp,
+                dn,
+                Mode::from_raw_mode(st.st_mode & 0o7777),
+                AtFlags::empty(),
+            )?;
             rustix::fs::utimensat(dp, dn, &ts(st), AtFlags::SYMLINK_NOFOLLOW)?;
         }
         other => return Err(io::Error::other(format!("cannot copy file type {other:?}"))),
@@ -189,7 +236,12 @@ fn copy_node(sp: BorrowedFd<'_>, sn: &OsStr, st: &Stat, dp: BorrowedFd<'_>, dn: 
 }
 
 fn copy_xattrs_path(sp: BorrowedFd<'_>, sn: &OsStr, dst: BorrowedFd<'_>) -> io::Result<()> {
-    let src = rustix::fs::openat(sp, sn, OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty())?;
+    let src = rustix::fs::openat(
+        sp,
+        sn,
+        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
     copy_xattrs(src.as_fd(), dst)
 }
 
@@ -199,8 +251,12 @@ fn copy_xattrs_path(sp: BorrowedFd<'_>, sn: &OsStr, dst: BorrowedFd<'_>) -> io::
 pub fn flatten_snapshots(lowers: &[PathBuf], target: &Path, resolver: Resolver) -> Result<()> {
     let troot = Root::open_with(target, resolver)?;
     for lower in lowers {
-        let src = rustix::fs::open(lower, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
-            .with_context(|| format!("opening snapshot {}", lower.display()))?;
+        let src = rustix::fs::open(
+            lower,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .with_context(|| format!("opening snapshot {}", lower.display()))?;
         let dst = troot.open_path(Path::new("."), OFlags::RDONLY | OFlags::DIRECTORY)?;
         let mut links = HashMap::new();
         merge(src.as_fd(), dst.as_fd(), &troot, PathBuf::new(), &mut links)
@@ -217,7 +273,8 @@ fn merge(
     links: &mut HashMap<(u64, u64), PathBuf>,
 ) -> Result<()> {
     for name in list_dir(src)? {
-        let st = rustix::fs::statat(src, &name, AtFlags::SYMLINK_NOFOLLOW).map_err(io::Error::from)?;
+        let st =
+            rustix::fs::statat(src, &name, AtFlags::SYMLINK_NOFOLLOW).map_err(io::Error::from)?;
         let child_rel = rel.join(&name);
         if is_whiteout(&st) {
             remove_all_at(dst, &name)?;
@@ -228,7 +285,12 @@ fn merge(
             match existing {
                 Some(e) if FileType::from_raw_mode(e.st_mode) == FileType::Directory => {
                     if is_opaque(src, &name) {
-                        let d = rustix::fs::openat(dst, &name, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty())?;
+                        let d = rustix::fs::openat(
+                            dst,
+                            &name,
+                            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                            Mode::empty(),
+                        )?;
                         for c in list_dir(d.as_fd())? {
                             remove_all_at(d.as_fd(), &c)?;
                         }
@@ -236,12 +298,24 @@ fn merge(
                 }
                 Some(_) => {
                     remove_all_at(dst, &name)?;
-                    rustix::fs::mkdirat(dst, &name, Mode::from_raw_mode(0o700)).map_err(io::Error::from)?;
+                    rustix::fs::mkdirat(dst, &name, Mode::from_raw_mode(0o700))
+                        .map_err(io::Error::from)?;
                 }
-                None => rustix::fs::mkdirat(dst, &name, Mode::from_raw_mode(0o700)).map_err(io::Error::from)?,
+                None => rustix::fs::mkdirat(dst, &name, Mode::from_raw_mode(0o700))
+                    .map_err(io::Error::from)?,
             }
-            let s = rustix::fs::openat(src, &name, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty())?;
-            let d = rustix::fs::openat(dst, &name, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty())?;
+            let s = rustix::fs::openat(
+                src,
+                &name,
+                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::empty(),
+            )?;
+            let d = rustix::fs::openat(
+                dst,
+                &name,
+                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::empty(),
+            )?;
             merge(s.as_fd(), d.as_fd(), troot, child_rel, links)?;
             copy_xattrs(s.as_fd(), d.as_fd())?;
             apply_meta_fd(d.as_fd(), &st)?;
@@ -252,11 +326,12 @@ fn merge(
         }
         if FileType::from_raw_mode(st.st_mode) == FileType::RegularFile && st.st_nlink > 1 {
             let key = (st.st_dev, st.st_ino);
-            if let Some(first) = links.get(&key) {
-                if let Ok((p, n)) = troot.parent(first, false) {
-                    rustix::fs::linkat(&p, n.as_os_str(), dst, &name, AtFlags::empty()).map_err(io::Error::from)?;
-                    continue;
-                }
+            if let Some(first) = links.get(&key)
+                && let Ok((p, n)) = troot.parent(first, false)
+            {
+                rustix::fs::linkat(&p, n.as_os_str(), dst, &name, AtFlags::empty())
+                    .map_err(io::Error::from)?;
+                continue;
             }
             links.insert(key, child_rel.clone());
         }

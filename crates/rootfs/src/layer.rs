@@ -222,7 +222,10 @@ impl Applier<'_> {
         let raw = e.path_bytes().into_owned();
         let path = clean(&raw).map_err(|m| anyhow!("{m}"))?;
         let kind = e.header().entry_type();
-        if matches!(kind, tar::EntryType::XGlobalHeader | tar::EntryType::XHeader) {
+        if matches!(
+            kind,
+            tar::EntryType::XGlobalHeader | tar::EntryType::XHeader
+        ) {
             return Ok(());
         }
         let meta = self.meta(e)?;
@@ -230,20 +233,32 @@ impl Applier<'_> {
         if path.as_os_str().is_empty() {
             // `./`: the target's own metadata.
             if kind == tar::EntryType::Directory {
-                let fd = self.root.open_path(Path::new("."), OFlags::RDONLY | OFlags::DIRECTORY)?;
+                let fd = self
+                    .root
+                    .open_path(Path::new("."), OFlags::RDONLY | OFlags::DIRECTORY)?;
                 self.own_and_xattrs(fd.as_fd(), &meta)?;
-                self.dirs.push(DirFixup { path, mode: meta.mode, mtime: meta.mtime });
+                self.dirs.push(DirFixup {
+                    path,
+                    mode: meta.mode,
+                    mtime: meta.mtime,
+                });
                 return Ok(());
             }
             bail!("non-directory entry for the root itself");
         }
 
-        let name = path.file_name().expect("cleaned non-empty path has a name").as_bytes();
+        let name = path
+            .file_name()
+            .expect("cleaned non-empty path has a name")
+            .as_bytes();
         if let Some(rest) = name.strip_prefix(WHITEOUT_PREFIX) {
             return self.whiteout(&path, name, rest);
         }
 
-        let (parent, name) = self.root.parent(&path, true).context("creating parent directories")?;
+        let (parent, name) = self
+            .root
+            .parent(&path, true)
+            .context("creating parent directories")?;
         let name = name.as_os_str();
         match kind {
             tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::GNUSparse => {
@@ -264,7 +279,11 @@ impl Applier<'_> {
                     Mode::empty(),
                 )?;
                 self.own_and_xattrs(fd.as_fd(), &meta)?;
-                self.dirs.push(DirFixup { path: path.clone(), mode: meta.mode, mtime: meta.mtime });
+                self.dirs.push(DirFixup {
+                    path: path.clone(),
+                    mode: meta.mode,
+                    mtime: meta.mtime,
+                });
             }
             tar::EntryType::Symlink => {
                 let target = e
@@ -277,9 +296,15 @@ impl Applier<'_> {
                     .map_err(io::Error::from)
                     .context("symlink")?;
                 if self.privileged {
-                    rustix::fs::chownat(&parent, name, uid(meta.uid), gid(meta.gid), AtFlags::SYMLINK_NOFOLLOW)
-                        .map_err(io::Error::from)
-                        .context("lchown")?;
+                    rustix::fs::chownat(
+                        &parent,
+                        name,
+                        uid(meta.uid),
+                        gid(meta.gid),
+                        AtFlags::SYMLINK_NOFOLLOW,
+                    )
+                    .map_err(io::Error::from)
+                    .context("lchown")?;
                 }
                 self.path_xattrs(&parent, name, &meta)?;
                 set_times_at(&parent, name, meta.mtime)?;
@@ -313,26 +338,43 @@ impl Applier<'_> {
                     }
                 };
                 if ft != FileType::Fifo && !self.privileged {
-                    self.warn(format!("{}: device node skipped (not running as root)", path.display()));
+                    self.warn(format!(
+                        "{}: device node skipped (not running as root)",
+                        path.display()
+                    ));
                     return Ok(());
                 }
                 self.clear_slot(&parent, name, false)?;
                 match rustix::fs::mknodat(&parent, name, ft, Mode::from_raw_mode(0o600), dev) {
                     Ok(()) => {}
                     Err(Errno::PERM) if ft != FileType::Fifo => {
-                        self.warn(format!("{}: device node skipped (mknod not permitted)", path.display()));
+                        self.warn(format!(
+                            "{}: device node skipped (mknod not permitted)",
+                            path.display()
+                        ));
                         return Ok(());
                     }
                     Err(e) => return Err(io::Error::from(e)).context("mknod"),
                 }
                 if self.privileged {
-                    rustix::fs::chownat(&parent, name, uid(meta.uid), gid(meta.gid), AtFlags::SYMLINK_NOFOLLOW)
-                        .map_err(io::Error::from)
-                        .context("chown")?;
-                }
-                rustix::fs::chmodat(&parent, name, Mode::from_raw_mode(meta.mode), AtFlags::empty())
+                    rustix::fs::chownat(
+                        &parent,
+                        name,
+                        uid(meta.uid),
+                        gid(meta.gid),
+                        AtFlags::SYMLINK_NOFOLLOW,
+                    )
                     .map_err(io::Error::from)
-                    .context("chmod")?;
+                    .context("chown")?;
+                }
+                rustix::fs::chmodat(
+                    &parent,
+                    name,
+                    Mode::from_raw_mode(meta.mode),
+                    AtFlags::empty(),
+                )
+                .map_err(io::Error::from)
+                .context("chmod")?;
                 self.path_xattrs(&parent, name, &meta)?;
                 set_times_at(&parent, name, meta.mtime)?;
             }
@@ -360,7 +402,9 @@ impl Applier<'_> {
                 let n = name.as_bytes();
                 // trusted.overlay.* would steer overlayfs (opaque, redirect, metacopy):
                 // only this code may set those. Other trusted.* need root.
-                if n.starts_with(b"trusted.overlay.") || (n.starts_with(b"trusted.") && !self.privileged) {
+                if n.starts_with(b"trusted.overlay.")
+                    || (n.starts_with(b"trusted.") && !self.privileged)
+                {
                     dropped.push(name);
                     continue;
                 }
@@ -370,7 +414,13 @@ impl Applier<'_> {
         for d in dropped {
             self.warn(format!("xattr {} dropped", d.to_string_lossy()));
         }
-        Ok(Meta { mode, uid, gid, mtime, xattrs })
+        Ok(Meta {
+            mode,
+            uid,
+            gid,
+            mtime,
+            xattrs,
+        })
     }
 
     /// Make room for a new entry at `parent/name`, tar style: anything there
@@ -426,22 +476,34 @@ impl Applier<'_> {
         self.report.bytes_written += written;
         self.own_and_xattrs(file.as_fd(), meta)?;
         // Mode after chown: chown clears setuid/setgid.
-        rustix::fs::fchmod(&file, Mode::from_raw_mode(meta.mode)).map_err(io::Error::from).context("chmod")?;
+        rustix::fs::fchmod(&file, Mode::from_raw_mode(meta.mode))
+            .map_err(io::Error::from)
+            .context("chmod")?;
         set_times_fd(file.as_fd(), meta.mtime)?;
         Ok(())
     }
 
     fn own_and_xattrs(&mut self, fd: BorrowedFd<'_>, meta: &Meta) -> Result<()> {
         if self.privileged {
-            rustix::fs::fchown(fd, uid(meta.uid), gid(meta.gid)).map_err(io::Error::from).context("chown")?;
+            rustix::fs::fchown(fd, uid(meta.uid), gid(meta.gid))
+                .map_err(io::Error::from)
+                .context("chown")?;
         }
         for (k, v) in &meta.xattrs {
             match rustix::fs::fsetxattr(fd, k.as_os_str(), v, XattrFlags::empty()) {
                 Ok(()) => {}
-                Err(Errno::OPNOTSUPP) | Err(Errno::PERM) if !k.as_bytes().starts_with(b"security.capability") => {
-                    self.warn(format!("xattr {} not supported here, skipped", k.to_string_lossy()));
+                Err(Errno::OPNOTSUPP) | Err(Errno::PERM)
+                    if !k.as_bytes().starts_with(b"security.capability") =>
+                {
+                    self.warn(format!(
+                        "xattr {} not supported here, skipped",
+                        k.to_string_lossy()
+                    ));
                 }
-                Err(e) => return Err(io::Error::from(e)).with_context(|| format!("setting xattr {}", k.to_string_lossy())),
+                Err(e) => {
+                    return Err(io::Error::from(e))
+                        .with_context(|| format!("setting xattr {}", k.to_string_lossy()));
+                }
             }
         }
         Ok(())
@@ -458,7 +520,11 @@ impl Applier<'_> {
         let p = OsStr::from_bytes(&p);
         for (k, v) in &meta.xattrs {
             if let Err(e) = rustix::fs::lsetxattr(p, k.as_os_str(), v, XattrFlags::empty()) {
-                self.warn(format!("xattr {} on {}: {e}, skipped", k.to_string_lossy(), name.to_string_lossy()));
+                self.warn(format!(
+                    "xattr {} on {}: {e}, skipped",
+                    k.to_string_lossy(),
+                    name.to_string_lossy()
+                ));
             }
         }
         Ok(())
@@ -470,7 +536,8 @@ impl Applier<'_> {
         if name == OPAQUE {
             if overlay {
                 let fd = if dir.as_os_str().is_empty() {
-                    self.root.open_path(Path::new("."), OFlags::RDONLY | OFlags::DIRECTORY)?
+                    self.root
+                        .open_path(Path::new("."), OFlags::RDONLY | OFlags::DIRECTORY)?
                 } else {
                     let (p, n) = self.root.parent(dir, true)?;
                     self.clear_slot(&p, &n, true)?;
@@ -515,13 +582,23 @@ impl Applier<'_> {
         if overlay {
             let (p, _) = self.root.parent(path, true)?;
             self.clear_slot(&p, victim, false)?;
-            rustix::fs::mknodat(&p, victim, FileType::CharacterDevice, Mode::empty(), rustix::fs::makedev(0, 0))
-                .map_err(io::Error::from)
-                .context("creating overlay whiteout")?;
+            rustix::fs::mknodat(
+                &p,
+                victim,
+                FileType::CharacterDevice,
+                Mode::empty(),
+                rustix::fs::makedev(0, 0),
+            )
+            .map_err(io::Error::from)
+            .context("creating overlay whiteout")?;
             self.created.insert(dir.join(victim));
             return Ok(());
         }
-        let p = match self.root.open_dir(if dir.as_os_str().is_empty() { Path::new(".") } else { dir }) {
+        let p = match self.root.open_dir(if dir.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            dir
+        }) {
             Ok(p) => p,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
             Err(e) => return Err(e).context("opening whiteout's directory"),
@@ -544,14 +621,14 @@ impl Applier<'_> {
             }
         };
         let mut found = lookup(self.root)?;
-        if found.is_none() {
-            if let ApplyMode::Overlay { lowers } = &self.opts.mode {
-                if crate::copy::copy_up(lowers, self.root, target, self.opts.resolver)? {
-                    found = lookup(self.root)?;
-                }
-            }
+        if found.is_none()
+            && let ApplyMode::Overlay { lowers } = &self.opts.mode
+            && crate::copy::copy_up(lowers, self.root, target, self.opts.resolver)?
+        {
+            found = lookup(self.root)?;
         }
-        let (tp, tn, ft) = found.ok_or_else(|| anyhow!("hardlink target {} does not exist", target.display()))?;
+        let (tp, tn, ft) =
+            found.ok_or_else(|| anyhow!("hardlink target {} does not exist", target.display()))?;
         if ft == FileType::Directory {
             bail!("hardlink to a directory ({})", target.display());
         }
@@ -566,10 +643,20 @@ impl Applier<'_> {
         // Deepest first, so setting a parent's mtime is the last touch it gets.
         let dirs = std::mem::take(&mut self.dirs);
         for d in dirs.iter().rev() {
-            let fd = match self.root.open_path(&d.path, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW) {
+            let fd = match self.root.open_path(
+                &d.path,
+                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW,
+            ) {
                 Ok(fd) => fd,
                 // Replaced by a non-directory or deleted later in the layer.
-                Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ENOTDIR | libc::ELOOP)) => continue,
+                Err(e)
+                    if matches!(
+                        e.raw_os_error(),
+                        Some(libc::ENOENT | libc::ENOTDIR | libc::ELOOP)
+                    ) =>
+                {
+                    continue;
+                }
                 Err(e) => return Err(e).with_context(|| d.path.display().to_string()),
             };
             rustix::fs::fchmod(&fd, Mode::from_raw_mode(d.mode)).map_err(io::Error::from)?;
@@ -587,12 +674,20 @@ fn gid(g: u32) -> Option<rustix::fs::Gid> {
 }
 
 fn times(mtime: u64) -> Timestamps {
-    let t = rustix::time::Timespec { tv_sec: mtime.min(i64::MAX as u64) as i64, tv_nsec: 0 };
-    Timestamps { last_access: t, last_modification: t }
+    let t = rustix::time::Timespec {
+        tv_sec: mtime.min(i64::MAX as u64) as i64,
+        tv_nsec: 0,
+    };
+    Timestamps {
+        last_access: t,
+        last_modification: t,
+    }
 }
 
 fn set_times_fd(fd: BorrowedFd<'_>, mtime: u64) -> Result<()> {
-    rustix::fs::futimens(fd, &times(mtime)).map_err(io::Error::from).context("setting mtime")
+    rustix::fs::futimens(fd, &times(mtime))
+        .map_err(io::Error::from)
+        .context("setting mtime")
 }
 
 fn set_times_at(parent: &OwnedFd, name: &OsStr, mtime: u64) -> Result<()> {

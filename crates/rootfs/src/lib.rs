@@ -13,3 +13,10 @@ pub mod resolve;
 pub use copy::flatten_snapshots;
 pub use layer::{ApplyMode, ApplyOptions, ApplyReport, DEFAULT_MAX_BYTES, apply_layer, diff_id_of};
 pub use resolve::{Resolver, Root};
+pub mod bundle;
+pub mod overlay;
+pub mod snapshot;
+
+pub use bundle::{BundleSpec, ExecUser, RunOptions, build_spec};
+pub use overlay::{ContainerRootfs, RootfsKind, mount_rootfs, mount_rootfs_with, remove_rootfs};
+pub use snapshot::{LayerDesc, Snapshots, chain_ids};

@@ -137,8 +137,16 @@ impl Root {
             .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path has no final name"))?
             .to_os_string();
         let parent = path.parent().unwrap_or(Path::new(""));
-        let parent = if parent.as_os_str().is_empty() { Path::new(".") } else { parent };
-        let fd = if create { self.mkdir_all(parent)? } else { self.open_dir(parent)? };
+        let parent = if parent.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            parent
+        };
+        let fd = if create {
+            self.mkdir_all(parent)?
+        } else {
+            self.open_dir(parent)?
+        };
         Ok((fd, name))
     }
 }
@@ -161,7 +169,11 @@ fn normal_components(path: &Path) -> io::Result<Vec<OsString>> {
 }
 
 fn openat2_in_root(root: BorrowedFd<'_>, path: &Path, flags: OFlags) -> io::Result<OwnedFd> {
-    let path = if path.as_os_str().is_empty() { Path::new(".") } else { path };
+    let path = if path.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        path
+    };
     // EAGAIN: a concurrent rename somewhere in the tree; the kernel asks us to retry.
     let mut tries = 0;
     loop {
@@ -246,7 +258,11 @@ pub(crate) fn walk(root: BorrowedFd<'_>, path: &Path, flags: OFlags) -> io::Resu
 
 fn reopen(dir: &OwnedFd, name: &OsStr, flags: OFlags) -> io::Result<OwnedFd> {
     // O_NOFOLLOW: if the name was swapped for a symlink since we looked, fail rather than follow.
-    let flags = if name == "." { flags } else { flags | OFlags::NOFOLLOW };
+    let flags = if name == "." {
+        flags
+    } else {
+        flags | OFlags::NOFOLLOW
+    };
     let flags = if flags.contains(OFlags::PATH) {
         flags & (OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC)
     } else {
@@ -310,8 +326,11 @@ mod tests {
     }
 
     fn target_of(fd: &OwnedFd) -> PathBuf {
-        std::fs::read_link(format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(fd)))
-            .unwrap()
+        std::fs::read_link(format!(
+            "/proc/self/fd/{}",
+            std::os::fd::AsRawFd::as_raw_fd(fd)
+        ))
+        .unwrap()
     }
 
     #[test]
@@ -346,7 +365,9 @@ mod tests {
                     }
                 }
             }
-            let e = rt.open_path(Path::new("loop1/x"), OFlags::RDONLY).unwrap_err();
+            let e = rt
+                .open_path(Path::new("loop1/x"), OFlags::RDONLY)
+                .unwrap_err();
             assert_eq!(e.raw_os_error(), Some(libc::ELOOP), "{r:?}");
             // mkdir_all through an absolute symlink creates inside the root.
             rt.mkdir_all(Path::new("abs/new/dir")).unwrap();
@@ -362,7 +383,9 @@ mod tests {
             let st = rustix::fs::fstat(&fd).unwrap();
             assert_eq!(FileType::from_raw_mode(st.st_mode), FileType::Symlink);
             // A file used as a directory.
-            let e = rt.open_path(Path::new("etc/passwd/x"), OFlags::RDONLY).unwrap_err();
+            let e = rt
+                .open_path(Path::new("etc/passwd/x"), OFlags::RDONLY)
+                .unwrap_err();
             assert_eq!(e.raw_os_error(), Some(libc::ENOTDIR), "{r:?}");
         });
     }

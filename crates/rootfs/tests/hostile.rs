@@ -23,7 +23,11 @@ fn setup() -> Case {
     std::fs::create_dir_all(&root).unwrap();
     std::fs::create_dir_all(outside.join("dir")).unwrap();
     std::fs::write(outside.join("sentinel"), "keep").unwrap();
-    Case { _t: t, root, outside }
+    Case {
+        _t: t,
+        root,
+        outside,
+    }
 }
 
 impl Case {
@@ -41,7 +45,10 @@ impl Case {
             .collect();
         names.sort();
         assert_eq!(names, ["dir", "sentinel"]);
-        assert_eq!(std::fs::read_dir(self.outside.join("dir")).unwrap().count(), 0);
+        assert_eq!(
+            std::fs::read_dir(self.outside.join("dir")).unwrap().count(),
+            0
+        );
     }
 
     /// A file holding `evil` exists somewhere inside the target.
@@ -49,12 +56,17 @@ impl Case {
         fn find(p: &Path) -> bool {
             let md = std::fs::symlink_metadata(p).unwrap();
             if md.is_dir() {
-                std::fs::read_dir(p).unwrap().any(|e| find(&e.unwrap().path()))
+                std::fs::read_dir(p)
+                    .unwrap()
+                    .any(|e| find(&e.unwrap().path()))
             } else {
                 md.is_file() && std::fs::read(p).unwrap() == b"evil"
             }
         }
-        assert!(find(&self.root), "the evil entry should land inside the target");
+        assert!(
+            find(&self.root),
+            "the evil entry should land inside the target"
+        );
     }
 
     fn abs_outside(&self) -> String {
@@ -75,7 +87,11 @@ fn hdr(path: &[u8], kind: EntryType, size: u64, link: Option<&[u8]>) -> Header {
     }
     h.set_entry_type(kind);
     h.set_size(size);
-    h.set_mode(if kind == EntryType::Directory { 0o755 } else { 0o644 });
+    h.set_mode(if kind == EntryType::Directory {
+        0o755
+    } else {
+        0o644
+    });
     h.set_uid(0);
     h.set_gid(0);
     h.set_mtime(1_600_000_000);
@@ -88,26 +104,40 @@ struct Tar(Vec<(Header, Vec<u8>)>);
 
 impl Tar {
     fn file(mut self, p: &str, data: &str) -> Self {
-        self.0.push((hdr(p.as_bytes(), EntryType::Regular, data.len() as u64, None), data.into()));
+        self.0.push((
+            hdr(p.as_bytes(), EntryType::Regular, data.len() as u64, None),
+            data.into(),
+        ));
         self
     }
     fn dir(mut self, p: &str) -> Self {
-        self.0.push((hdr(p.as_bytes(), EntryType::Directory, 0, None), vec![]));
+        self.0
+            .push((hdr(p.as_bytes(), EntryType::Directory, 0, None), vec![]));
         self
     }
     fn symlink(mut self, p: &str, target: &str) -> Self {
-        self.0.push((hdr(p.as_bytes(), EntryType::Symlink, 0, Some(target.as_bytes())), vec![]));
+        self.0.push((
+            hdr(p.as_bytes(), EntryType::Symlink, 0, Some(target.as_bytes())),
+            vec![],
+        ));
         self
     }
     fn hardlink(mut self, p: &str, target: &str) -> Self {
-        self.0.push((hdr(p.as_bytes(), EntryType::Link, 0, Some(target.as_bytes())), vec![]));
+        self.0.push((
+            hdr(p.as_bytes(), EntryType::Link, 0, Some(target.as_bytes())),
+            vec![],
+        ));
         self
     }
     /// Dir entries for every prefix of `abs`, so a symlink to `abs` is not dangling inside.
     fn mkdirs(mut self, abs: &str) -> Self {
         let mut p = String::new();
         for c in abs.split('/').filter(|c| !c.is_empty()) {
-            p = if p.is_empty() { c.to_string() } else { format!("{p}/{c}") };
+            p = if p.is_empty() {
+                c.to_string()
+            } else {
+                format!("{p}/{c}")
+            };
             self = self.dir(&p);
         }
         self
@@ -126,14 +156,25 @@ const RESOLVERS: [Resolver; 2] = [Resolver::Auto, Resolver::Fallback];
 
 /// Apply `layers` in order: flatten onto the target, or one snapshot each
 /// under the target (`0`, `1`, ...) with the earlier ones as lowers.
-fn apply_all(c: &Case, layers: &[Vec<u8>], overlay: bool, resolver: Resolver, max: Option<u64>) -> anyhow::Result<()> {
+fn apply_all(
+    c: &Case,
+    layers: &[Vec<u8>],
+    overlay: bool,
+    resolver: Resolver,
+    max: Option<u64>,
+) -> anyhow::Result<()> {
     let mut lowers = Vec::new();
     for (i, l) in layers.iter().enumerate() {
         let diff = diff_id_of(&l[..]).unwrap();
         let (target, mode) = if overlay {
             let t = c.root.join(i.to_string());
             std::fs::create_dir_all(&t).unwrap();
-            (t, ApplyMode::Overlay { lowers: lowers.clone() })
+            (
+                t,
+                ApplyMode::Overlay {
+                    lowers: lowers.clone(),
+                },
+            )
         } else {
             (c.root.clone(), ApplyMode::Flatten)
         };
@@ -168,22 +209,37 @@ fn err_contains(res: anyhow::Result<()>, want: &str) {
 
 #[test]
 fn dotdot_entry_is_refused() {
-    each(|_| vec![Tar::default().file("../outside/sentinel", "evil").build()], |_, r, _| {
-        err_contains(r, "climbs above the root")
-    });
+    each(
+        |_| vec![Tar::default().file("../outside/sentinel", "evil").build()],
+        |_, r, _| err_contains(r, "climbs above the root"),
+    );
 }
 
 #[test]
 fn dotdot_hidden_in_the_middle_is_refused() {
-    each(|_| vec![Tar::default().dir("a").file("a/../../outside/sentinel", "evil").build()], |_, r, _| {
-        err_contains(r, "climbs above the root")
-    });
+    each(
+        |_| {
+            vec![
+                Tar::default()
+                    .dir("a")
+                    .file("a/../../outside/sentinel", "evil")
+                    .build(),
+            ]
+        },
+        |_, r, _| err_contains(r, "climbs above the root"),
+    );
 }
 
 #[test]
 fn absolute_path_lands_inside() {
     each(
-        |c| vec![Tar::default().file(&format!("{}/sentinel", c.abs_outside()), "evil").build()],
+        |c| {
+            vec![
+                Tar::default()
+                    .file(&format!("{}/sentinel", c.abs_outside()), "evil")
+                    .build(),
+            ]
+        },
         |c, r, _| {
             r.unwrap();
             c.contained();
@@ -195,17 +251,22 @@ fn absolute_path_lands_inside() {
 fn absolute_symlink_then_write_through_it_same_layer() {
     each(
         |c| {
-            vec![Tar::default()
-                .mkdirs(&c.abs_outside())
-                .symlink("link", &c.abs_outside())
-                .file("link/sentinel", "evil")
-                .build()]
+            vec![
+                Tar::default()
+                    .mkdirs(&c.abs_outside())
+                    .symlink("link", &c.abs_outside())
+                    .file("link/sentinel", "evil")
+                    .build(),
+            ]
         },
         |c, r, overlay| {
             r.unwrap();
             c.contained();
             if !overlay {
-                let inside = c.root.join(c.abs_outside().trim_start_matches('/')).join("sentinel");
+                let inside = c
+                    .root
+                    .join(c.abs_outside().trim_start_matches('/'))
+                    .join("sentinel");
                 assert_eq!(std::fs::read_to_string(inside).unwrap(), "evil");
             }
         },
@@ -216,10 +277,12 @@ fn absolute_symlink_then_write_through_it_same_layer() {
 fn relative_symlink_climbing_out_then_write() {
     each(
         |c| {
-            vec![Tar::default()
-                .symlink("link", "../../../../../../../../..")
-                .file(&format!("link{}/sentinel", c.abs_outside()), "evil")
-                .build()]
+            vec![
+                Tar::default()
+                    .symlink("link", "../../../../../../../../..")
+                    .file(&format!("link{}/sentinel", c.abs_outside()), "evil")
+                    .build(),
+            ]
         },
         |c, r, _| {
             r.unwrap();
@@ -240,7 +303,14 @@ fn contained_or_dangling(c: &Case, r: anyhow::Result<()>) {
 #[test]
 fn dangling_symlink_as_parent_is_refused() {
     each(
-        |c| vec![Tar::default().symlink("link", &c.abs_outside()).file("link/sentinel", "evil").build()],
+        |c| {
+            vec![
+                Tar::default()
+                    .symlink("link", &c.abs_outside())
+                    .file("link/sentinel", "evil")
+                    .build(),
+            ]
+        },
         |c, r, _| contained_or_dangling(c, r),
     );
 }
@@ -250,7 +320,10 @@ fn symlink_planted_by_an_earlier_layer() {
     each(
         |c| {
             vec![
-                Tar::default().mkdirs(&c.abs_outside()).symlink("etc", &c.abs_outside()).build(),
+                Tar::default()
+                    .mkdirs(&c.abs_outside())
+                    .symlink("etc", &c.abs_outside())
+                    .build(),
                 Tar::default().file("etc/sentinel", "evil").build(),
             ]
         },
@@ -267,7 +340,9 @@ fn relative_symlink_from_earlier_layer_climbing_out() {
         |c| {
             vec![
                 Tar::default().dir("a").symlink("a/up", "../../..").build(),
-                Tar::default().file(&format!("a/up/{}/sentinel", c.abs_outside()), "evil").build(),
+                Tar::default()
+                    .file(&format!("a/up/{}/sentinel", c.abs_outside()), "evil")
+                    .build(),
             ]
         },
         |c, r, _| {
@@ -281,14 +356,20 @@ fn relative_symlink_from_earlier_layer_climbing_out() {
 fn file_replaces_a_symlink_instead_of_following_it() {
     each(
         |c| {
-            vec![Tar::default()
-                .symlink("x", &format!("{}/sentinel", c.abs_outside()))
-                .file("x", "evil")
-                .build()]
+            vec![
+                Tar::default()
+                    .symlink("x", &format!("{}/sentinel", c.abs_outside()))
+                    .file("x", "evil")
+                    .build(),
+            ]
         },
         |c, r, overlay| {
             r.unwrap();
-            let x = if overlay { c.root.join("0/x") } else { c.root.join("x") };
+            let x = if overlay {
+                c.root.join("0/x")
+            } else {
+                c.root.join("x")
+            };
             assert!(std::fs::symlink_metadata(&x).unwrap().is_file());
             assert_eq!(std::fs::read_to_string(x).unwrap(), "evil");
         },
@@ -299,13 +380,15 @@ fn file_replaces_a_symlink_instead_of_following_it() {
 fn symlink_replacing_a_dir_mid_layer() {
     each(
         |c| {
-            vec![Tar::default()
-                .mkdirs(&c.abs_outside())
-                .dir("d")
-                .file("d/f", "x")
-                .symlink("d", &c.abs_outside())
-                .file("d/sentinel", "evil")
-                .build()]
+            vec![
+                Tar::default()
+                    .mkdirs(&c.abs_outside())
+                    .dir("d")
+                    .file("d/f", "x")
+                    .symlink("d", &c.abs_outside())
+                    .file("d/sentinel", "evil")
+                    .build(),
+            ]
         },
         |c, r, _| {
             r.unwrap();
@@ -316,15 +399,22 @@ fn symlink_replacing_a_dir_mid_layer() {
 
 #[test]
 fn hardlink_with_dotdot_target_is_refused() {
-    each(|_| vec![Tar::default().hardlink("h", "../outside/sentinel").build()], |_, r, _| {
-        err_contains(r, "climbs above the root")
-    });
+    each(
+        |_| vec![Tar::default().hardlink("h", "../outside/sentinel").build()],
+        |_, r, _| err_contains(r, "climbs above the root"),
+    );
 }
 
 #[test]
 fn hardlink_to_absolute_outside_path_is_not_found_inside() {
     each(
-        |c| vec![Tar::default().hardlink("h", &format!("{}/sentinel", c.abs_outside())).build()],
+        |c| {
+            vec![
+                Tar::default()
+                    .hardlink("h", &format!("{}/sentinel", c.abs_outside()))
+                    .build(),
+            ]
+        },
         |_, r, _| err_contains(r, "does not exist"),
     );
 }
@@ -333,10 +423,12 @@ fn hardlink_to_absolute_outside_path_is_not_found_inside() {
 fn hardlink_through_a_symlinked_dir_stays_inside() {
     each(
         |c| {
-            vec![Tar::default()
-                .symlink("d", &c.abs_outside())
-                .hardlink("h", "d/sentinel")
-                .build()]
+            vec![
+                Tar::default()
+                    .symlink("d", &c.abs_outside())
+                    .hardlink("h", "d/sentinel")
+                    .build(),
+            ]
         },
         |_, r, _| err_contains(r, "does not exist"),
     );
@@ -346,32 +438,48 @@ fn hardlink_through_a_symlinked_dir_stays_inside() {
 fn hardlink_to_a_symlink_pointing_out_links_the_symlink() {
     each(
         |c| {
-            vec![Tar::default()
-                .symlink("s", &format!("{}/sentinel", c.abs_outside()))
-                .hardlink("h", "s")
-                .build()]
+            vec![
+                Tar::default()
+                    .symlink("s", &format!("{}/sentinel", c.abs_outside()))
+                    .hardlink("h", "s")
+                    .build(),
+            ]
         },
         |c, r, overlay| {
             r.unwrap();
-            let h = if overlay { c.root.join("0/h") } else { c.root.join("h") };
-            assert!(std::fs::symlink_metadata(h).unwrap().file_type().is_symlink());
+            let h = if overlay {
+                c.root.join("0/h")
+            } else {
+                c.root.join("h")
+            };
+            assert!(
+                std::fs::symlink_metadata(h)
+                    .unwrap()
+                    .file_type()
+                    .is_symlink()
+            );
         },
     );
 }
 
 #[test]
 fn hardlink_to_a_directory_is_refused() {
-    each(|_| vec![Tar::default().dir("d").hardlink("h", "d").build()], |_, r, _| {
-        err_contains(r, "hardlink to a directory")
-    });
+    each(
+        |_| vec![Tar::default().dir("d").hardlink("h", "d").build()],
+        |_, r, _| err_contains(r, "hardlink to a directory"),
+    );
 }
 
 #[test]
 fn whiteout_naming_dotdot_is_refused() {
-    each(|_| vec![Tar::default().dir("a").file("a/.wh..", "").build()], |_, r, _| {
-        err_contains(r, "invalid whiteout name")
-    });
-    each(|_| vec![Tar::default().file(".wh.", "").build()], |_, r, _| err_contains(r, "invalid whiteout name"));
+    each(
+        |_| vec![Tar::default().dir("a").file("a/.wh..", "").build()],
+        |_, r, _| err_contains(r, "invalid whiteout name"),
+    );
+    each(
+        |_| vec![Tar::default().file(".wh.", "").build()],
+        |_, r, _| err_contains(r, "invalid whiteout name"),
+    );
 }
 
 #[test]
@@ -380,7 +488,10 @@ fn whiteout_through_a_symlink_deletes_nothing_outside() {
         |c| {
             vec![
                 Tar::default().symlink("link", &c.abs_outside()).build(),
-                Tar::default().file("link/.wh.sentinel", "").file("link/.wh.dir", "").build(),
+                Tar::default()
+                    .file("link/.wh.sentinel", "")
+                    .file("link/.wh.dir", "")
+                    .build(),
             ]
         },
         |_, r, _| r.unwrap(),
@@ -403,7 +514,14 @@ fn opaque_marker_through_a_symlink_clears_nothing_outside() {
 #[test]
 fn aufs_metadata_names_are_ignored() {
     each(
-        |_| vec![Tar::default().dir(".wh..wh.plnk").file(".wh..wh.aufs", "").build()],
+        |_| {
+            vec![
+                Tar::default()
+                    .dir(".wh..wh.plnk")
+                    .file(".wh..wh.aufs", "")
+                    .build(),
+            ]
+        },
         |_, r, _| r.unwrap(),
     );
 }
@@ -411,10 +529,24 @@ fn aufs_metadata_names_are_ignored() {
 #[test]
 fn duplicate_entries_later_wins() {
     each(
-        |_| vec![Tar::default().file("f", "one").dir("d").file("d/x", "1").file("d", "evil").file("f", "two").build()],
+        |_| {
+            vec![
+                Tar::default()
+                    .file("f", "one")
+                    .dir("d")
+                    .file("d/x", "1")
+                    .file("d", "evil")
+                    .file("f", "two")
+                    .build(),
+            ]
+        },
         |c, r, overlay| {
             r.unwrap();
-            let base = if overlay { c.root.join("0") } else { c.root.clone() };
+            let base = if overlay {
+                c.root.join("0")
+            } else {
+                c.root.clone()
+            };
             assert_eq!(std::fs::read_to_string(base.join("f")).unwrap(), "two");
             assert_eq!(std::fs::read_to_string(base.join("d")).unwrap(), "evil");
         },
@@ -424,7 +556,15 @@ fn duplicate_entries_later_wins() {
 #[test]
 fn symlink_loop_as_parent_is_an_error() {
     each(
-        |_| vec![Tar::default().symlink("a", "b").symlink("b", "a").file("a/x", "evil").build()],
+        |_| {
+            vec![
+                Tar::default()
+                    .symlink("a", "b")
+                    .symlink("b", "a")
+                    .file("a/x", "evil")
+                    .build(),
+            ]
+        },
         |_, r, _| assert!(r.is_err()),
     );
 }
@@ -432,7 +572,13 @@ fn symlink_loop_as_parent_is_an_error() {
 #[test]
 fn not_a_tar_is_refused() {
     each(
-        |_| vec![(0..4096u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect()],
+        |_| {
+            vec![
+                (0..4096u32)
+                    .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+                    .collect(),
+            ]
+        },
         |_, r, _| err_contains(r, "not a valid tar"),
     );
 }
@@ -459,7 +605,11 @@ fn wrong_diff_id_is_refused() {
         let c = setup();
         let l = Tar::default().file("f", "x").build();
         let opts = ApplyOptions {
-            mode: if overlay { ApplyMode::Overlay { lowers: vec![] } } else { ApplyMode::Flatten },
+            mode: if overlay {
+                ApplyMode::Overlay { lowers: vec![] }
+            } else {
+                ApplyMode::Flatten
+            },
             ..Default::default()
         };
         let bad = format!("sha256:{}", "0".repeat(64));
@@ -490,7 +640,8 @@ fn pax_path_with_dotdot_is_refused() {
     each(
         |_| {
             let mut b = tar::Builder::new(Vec::new());
-            b.append_pax_extensions([("path", &b"../outside/sentinel"[..])]).unwrap();
+            b.append_pax_extensions([("path", &b"../outside/sentinel"[..])])
+                .unwrap();
             let h = hdr(b"innocent", EntryType::Regular, 4, None);
             b.append(&h, &b"evil"[..]).unwrap();
             vec![b.into_inner().unwrap()]
@@ -507,7 +658,12 @@ fn gnu_long_name_through_symlink_stays_inside() {
             for (h, d) in Tar::default().mkdirs(&c.abs_outside()).0 {
                 b.append(&h, &d[..]).unwrap();
             }
-            let h = hdr(b"link", EntryType::Symlink, 0, Some(c.abs_outside().as_bytes()));
+            let h = hdr(
+                b"link",
+                EntryType::Symlink,
+                0,
+                Some(c.abs_outside().as_bytes()),
+            );
             b.append(&h, &b""[..]).unwrap();
             let long = format!("link/{}/sentinel", "d".repeat(150));
             let mut h = Header::new_gnu();
@@ -532,14 +688,24 @@ fn xattr_trusted_overlay_from_a_layer_is_dropped() {
     for overlay in MODES {
         let c = setup();
         let mut b = tar::Builder::new(Vec::new());
-        b.append_pax_extensions([("SCHILY.xattr.trusted.overlay.opaque", &b"y"[..])]).unwrap();
-        b.append(&hdr(b"d", EntryType::Directory, 0, None), &b""[..]).unwrap();
+        b.append_pax_extensions([("SCHILY.xattr.trusted.overlay.opaque", &b"y"[..])])
+            .unwrap();
+        b.append(&hdr(b"d", EntryType::Directory, 0, None), &b""[..])
+            .unwrap();
         let l = b.into_inner().unwrap();
         apply_all(&c, &[l], overlay, Resolver::Auto, None).unwrap();
-        let d = if overlay { c.root.join("0/d") } else { c.root.join("d") };
+        let d = if overlay {
+            c.root.join("0/d")
+        } else {
+            c.root.join("d")
+        };
         let mut buf = [0u8; 8];
         let got = rustix::fs::lgetxattr(&d, "trusted.overlay.opaque", &mut buf[..]);
-        assert_eq!(got, Err(rustix::io::Errno::NODATA), "a layer must not set overlay xattrs");
+        assert_eq!(
+            got,
+            Err(rustix::io::Errno::NODATA),
+            "a layer must not set overlay xattrs"
+        );
         c.untouched();
     }
 }

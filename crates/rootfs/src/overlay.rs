@@ -1,0 +1,183 @@
+//! A container's root filesystem: an overlay of the image's snapshots with a
+//! private upper dir, or, when overlayfs cannot be used, a private copy.
+//!
+//! Layout under the container dir: `rootfs/` (what the runtime gets),
+//! `upper/` and `work/` (overlay only).
+
+use std::path::{Path, PathBuf};
+use std::sync::Once;
+
+use anyhow::{Context, Result};
+use rustix::io::Errno;
+use rustix::mount::{MountFlags, UnmountFlags};
+
+use crate::copy::flatten_snapshots;
+use crate::resolve::Resolver;
+use crate::snapshot::remove_tree;
+
+/// The kernel copies mount data into one page; longer options are refused.
+const MOUNT_DATA_MAX: usize = 4096;
+
+static FALLBACK_WARNED: Once = Once::new();
+
+/// How a container's rootfs was made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RootfsKind {
+    /// overlayfs over the snapshots.
+    Overlay,
+    /// A private copy of the merged snapshots (overlay unavailable).
+    Copy,
+}
+
+/// A prepared container rootfs.
+#[derive(Debug, Clone)]
+pub struct ContainerRootfs {
+    /// The directory to hand to the runtime as the bundle's rootfs.
+    pub path: PathBuf,
+    /// Overlay or copy.
+    pub kind: RootfsKind,
+}
+
+/// Escape a directory for overlayfs' option parser: `,` separates options,
+/// `:` separates lower dirs, `\` escapes both.
+pub fn escape_overlay_path(p: &Path) -> String {
+    let s = p.to_string_lossy();
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if matches!(c, '\\' | ':' | ',') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The overlay mount data for `lowers` (bottom → top).
+pub fn overlay_options(lowers: &[PathBuf], upper: &Path, work: &Path) -> String {
+    // overlayfs lists the topmost lower first.
+    let lower: Vec<String> = lowers
+        .iter()
+        .rev()
+        .map(|p| escape_overlay_path(p))
+        .collect();
+    format!(
+        "lowerdir={},upperdir={},workdir={}",
+        lower.join(":"),
+        escape_overlay_path(upper),
+        escape_overlay_path(work)
+    )
+}
+
+/// Make `container_dir/rootfs` from the snapshots `lowers` (bottom → top).
+pub fn mount_rootfs(container_dir: &Path, lowers: &[PathBuf]) -> Result<ContainerRootfs> {
+    mount_rootfs_with(container_dir, lowers, false)
+}
+
+/// Like [`mount_rootfs`]; `force_copy` skips overlayfs (tests, or a caller
+/// that knows overlay is unusable).
+pub fn mount_rootfs_with(
+    container_dir: &Path,
+    lowers: &[PathBuf],
+    force_copy: bool,
+) -> Result<ContainerRootfs> {
+    let rootfs = container_dir.join("rootfs");
+    std::fs::create_dir_all(&rootfs).with_context(|| format!("creating {}", rootfs.display()))?;
+    if !force_copy {
+        match try_overlay(container_dir, &rootfs, lowers) {
+            Ok(()) => {
+                return Ok(ContainerRootfs {
+                    path: rootfs,
+                    kind: RootfsKind::Overlay,
+                });
+            }
+            Err(why) => FALLBACK_WARNED.call_once(|| {
+                tracing::warn!(
+                    "overlayfs unavailable ({why}); container root filesystems are copied instead"
+                );
+            }),
+        }
+    }
+    for d in ["upper", "work"] {
+        let _ = remove_tree(&container_dir.join(d));
+    }
+    flatten_snapshots(lowers, &rootfs, Resolver::Auto)
+        .with_context(|| format!("copying image snapshots into {}", rootfs.display()))?;
+    Ok(ContainerRootfs {
+        path: rootfs,
+        kind: RootfsKind::Copy,
+    })
+}
+
+fn try_overlay(container_dir: &Path, rootfs: &Path, lowers: &[PathBuf]) -> Result<(), String> {
+    let upper = container_dir.join("upper");
+    let work = container_dir.join("work");
+    let mut lowers = lowers.to_vec();
+    if lowers.is_empty() {
+        // overlayfs needs a lower; an image with no layers gets an empty one.
+        let empty = container_dir.join("empty");
+        std::fs::create_dir_all(&empty).map_err(|e| e.to_string())?;
+        lowers.push(empty);
+    }
+    for d in [&upper, &work] {
+        std::fs::create_dir_all(d).map_err(|e| format!("creating {}: {e}", d.display()))?;
+    }
+    let data = overlay_options(&lowers, &upper, &work);
+    if data.len() >= MOUNT_DATA_MAX {
+        return Err(format!(
+            "{} lower dirs make mount options longer than a page",
+            lowers.len()
+        ));
+    }
+    let cdata = std::ffi::CString::new(data).map_err(|_| "NUL in a snapshot path".to_string())?;
+    match rustix::mount::mount(
+        "overlay",
+        rootfs,
+        "overlay",
+        MountFlags::empty(),
+        Some(cdata.as_c_str()),
+    ) {
+        Ok(()) => Ok(()),
+        Err(e) => Err(format!("mount overlay on {}: {e}", rootfs.display())),
+    }
+}
+
+/// Unmount (if mounted) and delete the container's rootfs, upper and work dirs.
+pub fn remove_rootfs(container_dir: &Path) -> Result<()> {
+    let rootfs = container_dir.join("rootfs");
+    match rustix::mount::unmount(&rootfs, UnmountFlags::empty()) {
+        Ok(()) | Err(Errno::INVAL) | Err(Errno::NOENT) => {}
+        // Busy: detach so the directory can still go; the kernel frees it when unused.
+        Err(Errno::BUSY) => rustix::mount::unmount(&rootfs, UnmountFlags::DETACH)
+            .with_context(|| format!("unmounting {}", rootfs.display()))?,
+        Err(e) => return Err(e).with_context(|| format!("unmounting {}", rootfs.display())),
+    }
+    for d in ["rootfs", "upper", "work", "empty"] {
+        match remove_tree(&container_dir.join(d)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(e)
+                    .with_context(|| format!("removing {}", container_dir.join(d).display()));
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn options_escape_and_order() {
+        let o = overlay_options(
+            &[PathBuf::from("/s/a"), PathBuf::from("/s/b:c,d\\e")],
+            Path::new("/c/upper"),
+            Path::new("/c/work"),
+        );
+        assert_eq!(
+            o,
+            "lowerdir=/s/b\\:c\\,d\\\\e:/s/a,upperdir=/c/upper,workdir=/c/work"
+        );
+    }
+}

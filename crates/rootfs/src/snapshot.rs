@@ -1,0 +1,227 @@
+//! Layer snapshots keyed by chain id, one directory each, for overlayfs.
+//!
+//! `<dir>/<chainid-hex>/` holds one layer unpacked alone in overlay mode.
+//! A snapshot is unpacked into `<dir>/.tmp-<hex>-<pid>`, synced and renamed
+//! into place, so a crash never leaves a half snapshot under its final name;
+//! a per-chain lock file (`<dir>/.locks/<hex>`) keeps two processes from
+//! unpacking the same chain, and whoever holds it removes stale temps.
+
+use std::collections::HashSet;
+use std::fs::File;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, anyhow, bail};
+use sha2::{Digest, Sha256};
+
+use crate::layer::{ApplyMode, ApplyOptions, apply_layer};
+
+/// One layer of an image, as the snapshotter needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LayerDesc {
+    /// `sha256:<hex>` of the uncompressed layer tar.
+    pub diff_id: String,
+}
+
+/// OCI chain ids: chainid(L0) = diffid(L0); chainid(Ln) = sha256(chainid(Ln-1) + " " + diffid(Ln)).
+pub fn chain_ids(diff_ids: &[&str]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::with_capacity(diff_ids.len());
+    for d in diff_ids {
+        let next = match out.last() {
+            None => d.to_string(),
+            Some(prev) => format!(
+                "sha256:{}",
+                hex::encode(Sha256::digest(format!("{prev} {d}")))
+            ),
+        };
+        out.push(next);
+    }
+    out
+}
+
+fn hex_of(digest: &str) -> Result<&str> {
+    digest
+        .strip_prefix("sha256:")
+        .filter(|h| {
+            h.len() == 64
+                && h.bytes()
+                    .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+        })
+        .ok_or_else(|| anyhow!("{digest:?} is not a sha256 digest"))
+}
+
+/// A directory of snapshots.
+#[derive(Debug, Clone)]
+pub struct Snapshots {
+    dir: PathBuf,
+    /// Options for unpacking (mode is always overlay; cap and resolver apply).
+    pub apply: ApplyOptions,
+}
+
+impl Snapshots {
+    /// Use (and create) `dir` as the snapshot directory.
+    pub fn new(dir: impl Into<PathBuf>) -> Result<Snapshots> {
+        let dir = dir.into();
+        std::fs::create_dir_all(dir.join(".locks"))
+            .with_context(|| format!("creating {}", dir.display()))?;
+        Ok(Snapshots {
+            dir,
+            apply: ApplyOptions::default(),
+        })
+    }
+
+    /// Where the snapshot for `chain_id` lives (whether or not it exists).
+    pub fn path(&self, chain_id: &str) -> Result<PathBuf> {
+        Ok(self.dir.join(hex_of(chain_id)?))
+    }
+
+    /// Make sure every layer has a snapshot, unpacking only the missing ones
+    /// (`open(i)` gives layer i's decompressed tar), and return the snapshot
+    /// dirs bottom → top, ready to be overlay lowers.
+    pub fn prepare(
+        &self,
+        layers: &[LayerDesc],
+        mut open: impl FnMut(usize) -> Result<Box<dyn Read>>,
+    ) -> Result<Vec<PathBuf>> {
+        let diffs: Vec<&str> = layers.iter().map(|l| l.diff_id.as_str()).collect();
+        for d in &diffs {
+            hex_of(d).context("layer diff_id")?;
+        }
+        let chains = chain_ids(&diffs);
+        let mut dirs: Vec<PathBuf> = Vec::with_capacity(layers.len());
+        for (i, chain) in chains.iter().enumerate() {
+            let hex = hex_of(chain)?;
+            let final_dir = self.dir.join(hex);
+            if !final_dir.is_dir() {
+                let lock = self.lock(hex)?;
+                // Someone else may have finished it while we waited for the lock.
+                if !final_dir.is_dir() {
+                    self.clean_temps(hex)?;
+                    let tmp = self.dir.join(format!(".tmp-{hex}-{}", std::process::id()));
+                    std::fs::create_dir(&tmp)
+                        .with_context(|| format!("creating {}", tmp.display()))?;
+                    let res = (|| -> Result<()> {
+                        let reader = open(i).with_context(|| {
+                            format!("opening layer {i} ({})", layers[i].diff_id)
+                        })?;
+                        let opts = ApplyOptions {
+                            mode: ApplyMode::Overlay {
+                                lowers: dirs.clone(),
+                            },
+                            ..self.apply.clone()
+                        };
+                        apply_layer(reader, &tmp, &layers[i].diff_id, &opts)?;
+                        // Data on disk before the name: a crash after the rename must not
+                        // leave a complete-looking snapshot with empty files.
+                        let fd = File::open(&tmp)?;
+                        rustix::fs::syncfs(&fd)?;
+                        std::fs::rename(&tmp, &final_dir).with_context(|| {
+                            format!("moving snapshot into {}", final_dir.display())
+                        })?;
+                        File::open(&self.dir)?.sync_all()?;
+                        Ok(())
+                    })();
+                    if let Err(e) = res {
+                        let _ = remove_tree(&tmp);
+                        return Err(
+                            e.context(format!("unpacking layer {i} ({})", layers[i].diff_id))
+                        );
+                    }
+                }
+                drop(lock);
+            }
+            dirs.push(final_dir);
+        }
+        Ok(dirs)
+    }
+
+    fn lock(&self, hex: &str) -> Result<File> {
+        let p = self.dir.join(".locks").join(hex);
+        let f = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&p)
+            .with_context(|| format!("opening lock {}", p.display()))?;
+        f.lock()
+            .with_context(|| format!("locking {}", p.display()))?;
+        Ok(f)
+    }
+
+    /// With the chain's lock held, any temp for it is a leftover of a crash.
+    fn clean_temps(&self, hex: &str) -> Result<()> {
+        let prefix = format!(".tmp-{hex}-");
+        for e in std::fs::read_dir(&self.dir)? {
+            let e = e?;
+            if e.file_name().to_string_lossy().starts_with(&prefix) {
+                remove_tree(&e.path())?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Chain ids of the snapshots present.
+    pub fn list(&self) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        for e in std::fs::read_dir(&self.dir)? {
+            let name = e?.file_name().to_string_lossy().into_owned();
+            if name.len() == 64 && name.bytes().all(|b| b.is_ascii_hexdigit()) {
+                out.push(format!("sha256:{name}"));
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// Remove every snapshot whose chain id is not in `keep` (and stale
+    /// temps); returns the chain ids removed. Each removal holds the chain's
+    /// lock, so it never races an unpack of the same chain.
+    pub fn remove_except(&self, keep: &HashSet<String>) -> Result<Vec<String>> {
+        let mut removed = Vec::new();
+        for chain in self.list()? {
+            if keep.contains(&chain) {
+                continue;
+            }
+            let hex = hex_of(&chain)?.to_string();
+            let _lock = self.lock(&hex)?;
+            // Rename first so a crash mid-delete never leaves a partial snapshot under its name.
+            let doomed = self
+                .dir
+                .join(format!(".tmp-{hex}-rm{}", std::process::id()));
+            match std::fs::rename(self.dir.join(&hex), &doomed) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => bail!("removing snapshot {chain}: {e}"),
+            }
+            remove_tree(&doomed).with_context(|| format!("removing snapshot {chain}"))?;
+            let _ = std::fs::remove_file(self.dir.join(".locks").join(&hex));
+            removed.push(chain);
+        }
+        Ok(removed)
+    }
+}
+
+/// Remove a tree without following symlinks (snapshot content is layer-controlled).
+pub(crate) fn remove_tree(p: &Path) -> std::io::Result<()> {
+    let parent = p.parent().unwrap_or(Path::new("/"));
+    let name = p
+        .file_name()
+        .ok_or_else(|| std::io::Error::other("no file name"))?;
+    let fd = File::open(parent)?;
+    crate::layer::remove_all_at(std::os::fd::AsFd::as_fd(&fd), name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chain_id_rule() {
+        let a = format!("sha256:{}", "a".repeat(64));
+        let b = format!("sha256:{}", "b".repeat(64));
+        let c = chain_ids(&[&a, &b]);
+        assert_eq!(c[0], a);
+        let want = hex::encode(Sha256::digest(format!("{a} {b}")));
+        assert_eq!(c[1], format!("sha256:{want}"));
+    }
+}
