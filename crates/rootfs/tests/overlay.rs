@@ -1,0 +1,111 @@
+//! Container rootfs isolation with real overlay mounts (and the copy fallback):
+//! containers never see each other's writes and never change the snapshots.
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+
+use berth_rootfs::{
+    LayerDesc, RootfsKind, Snapshots, diff_id_of, mount_rootfs_with, remove_rootfs,
+};
+use common::{assert_same, test_image, tree};
+
+fn isolation(force_copy: bool) {
+    let t = tempfile::tempdir().unwrap();
+    let layers = test_image();
+    let snaps = Snapshots::new(t.path().join("snaps")).unwrap();
+    let descs: Vec<LayerDesc> = layers
+        .iter()
+        .map(|l| LayerDesc {
+            diff_id: diff_id_of(&l[..]).unwrap(),
+        })
+        .collect();
+    let lowers = snaps
+        .prepare(&descs, |i| {
+            Ok(Box::new(std::io::Cursor::new(layers[i].clone())))
+        })
+        .unwrap();
+    let before: Vec<_> = lowers.iter().map(|l| tree(l)).collect();
+
+    let c1 = mount_rootfs_with(&t.path().join("c1"), &lowers, force_copy).unwrap();
+    let c2 = mount_rootfs_with(&t.path().join("c2"), &lowers, force_copy).unwrap();
+    let want = if force_copy {
+        RootfsKind::Copy
+    } else {
+        RootfsKind::Overlay
+    };
+    assert_eq!((c1.kind, c2.kind), (want, want));
+    let (r1, r2) = (&c1.path, &c2.path);
+
+    std::fs::write(r1.join("new-file"), "c1").unwrap();
+    std::fs::write(r1.join("etc/passwd"), "changed").unwrap();
+    std::fs::remove_file(r1.join("etc/group")).unwrap();
+    std::fs::remove_dir_all(r1.join("opaque")).unwrap();
+    std::fs::rename(r1.join("bin/tool"), r1.join("bin/renamed")).unwrap();
+    // Renaming a lower directory gives EXDEV on overlayfs without redirect_dir,
+    // as under Docker's overlay2; `mv` then copies. Either outcome is fine here.
+    match std::fs::rename(r1.join("home/app"), r1.join("home/moved")) {
+        Ok(()) => {}
+        Err(e) if !force_copy && e.raw_os_error() == Some(libc::EXDEV) => {}
+        Err(e) => panic!("rename: {e}"),
+    }
+    std::fs::set_permissions(r1.join("shared"), std::fs::Permissions::from_mode(0o600)).unwrap();
+    std::os::unix::fs::chown(r1.join("becomes-dir/child"), Some(7), Some(7)).unwrap();
+
+    assert!(!r2.join("new-file").exists());
+    assert!(
+        std::fs::read_to_string(r2.join("etc/passwd"))
+            .unwrap()
+            .starts_with("root:")
+    );
+    assert!(r2.join("etc/group").exists() && r2.join("opaque/new").exists());
+    assert!(r2.join("bin/tool").exists() && !r2.join("bin/renamed").exists());
+    assert!(r2.join("home/app/second").exists());
+    assert_eq!(
+        std::fs::metadata(r2.join("shared"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
+        0o644
+    );
+    // c1 sees its own changes.
+    assert!(!r1.join("etc/group").exists() && r1.join("bin/renamed").exists());
+
+    for (l, b) in lowers.iter().zip(&before) {
+        assert_same(b, &tree(l), "snapshot changed by a container");
+    }
+    remove_rootfs(&t.path().join("c1")).unwrap();
+    remove_rootfs(&t.path().join("c2")).unwrap();
+    for (l, b) in lowers.iter().zip(&before) {
+        assert_same(b, &tree(l), "snapshot changed by cleanup");
+    }
+    assert!(!t.path().join("c1/rootfs").exists() && !t.path().join("c1/upper").exists());
+}
+
+#[test]
+fn overlay_containers_are_isolated() {
+    isolation(false);
+}
+
+#[test]
+fn copied_containers_are_isolated() {
+    isolation(true);
+}
+
+#[test]
+fn too_many_lowers_fall_back_to_copy() {
+    let t = tempfile::tempdir().unwrap();
+    // 200 lower dirs with long names: the options string exceeds a page.
+    let mut lowers = Vec::new();
+    for i in 0..200 {
+        let d = t.path().join(format!("{i:0>40}"));
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(d.join(format!("f{i}")), "x").unwrap();
+        lowers.push(d);
+    }
+    let c = mount_rootfs_with(&t.path().join("c"), &lowers, false).unwrap();
+    assert_eq!(c.kind, RootfsKind::Copy);
+    assert!(c.path.join("f0").exists() && c.path.join("f199").exists());
+    remove_rootfs(&t.path().join("c")).unwrap();
+}
