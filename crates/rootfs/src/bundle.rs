@@ -157,7 +157,7 @@ pub fn build_spec(image: &ImageConfiguration, opts: &RunOptions) -> Result<Bundl
         .inheritable(std::collections::HashSet::new())
         .ambient(std::collections::HashSet::new())
         .build()?;
-    let process = ProcessBuilder::default()
+    let mut process = ProcessBuilder::default()
         .terminal(opts.tty)
         .user(
             UserBuilder::default()
@@ -172,6 +172,8 @@ pub fn build_spec(image: &ImageConfiguration, opts: &RunOptions) -> Result<Bundl
         .capabilities(capabilities)
         .no_new_privileges(false)
         .build()?;
+    // No rlimits by default, like Docker (the builder's default has RLIMIT_NOFILE).
+    process.set_rlimits(None);
 
     let mut namespaces = Vec::new();
     for t in [
@@ -468,4 +470,382 @@ pub fn default_mounts() -> Result<Vec<Mount>> {
             &["nosuid", "noexec", "nodev", "mode=1777", "size=67108864"],
         )?,
     ])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use oci_spec::image::{ConfigBuilder, ImageConfigurationBuilder};
+
+    fn s(v: &[&str]) -> Vec<String> {
+        v.iter().map(|x| x.to_string()).collect()
+    }
+
+    fn opts() -> RunOptions {
+        RunOptions {
+            hostname: "abc123".into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn command_rules_match_docker() {
+        let ep = s(&["/ep", "-x"]);
+        let cmd = s(&["a", "b"]);
+        let run = |o: RunOptions| command(Some(&ep), Some(&cmd), &o);
+        // Image entrypoint + image cmd.
+        assert_eq!(run(opts()).unwrap(), s(&["/ep", "-x", "a", "b"]));
+        // Arguments replace Cmd, keep the entrypoint.
+        assert_eq!(
+            run(RunOptions {
+                cmd: s(&["c"]),
+                ..opts()
+            })
+            .unwrap(),
+            s(&["/ep", "-x", "c"])
+        );
+        // --entrypoint replaces the entrypoint and drops the image's Cmd.
+        assert_eq!(
+            run(RunOptions {
+                entrypoint: Some("/new".into()),
+                ..opts()
+            })
+            .unwrap(),
+            s(&["/new"])
+        );
+        assert_eq!(
+            run(RunOptions {
+                entrypoint: Some("/new".into()),
+                cmd: s(&["c"]),
+                ..opts()
+            })
+            .unwrap(),
+            s(&["/new", "c"])
+        );
+        // --entrypoint "" clears it; with arguments they are the command.
+        assert_eq!(
+            run(RunOptions {
+                entrypoint: Some(String::new()),
+                cmd: s(&["sh"]),
+                ..opts()
+            })
+            .unwrap(),
+            s(&["sh"])
+        );
+        // ... and without arguments there is nothing to run (Docker: "No command specified").
+        let e = run(RunOptions {
+            entrypoint: Some(String::new()),
+            ..opts()
+        })
+        .unwrap_err();
+        assert!(e.to_string().contains("no command specified"));
+        // Image with only Cmd.
+        assert_eq!(command(None, Some(&cmd), &opts()).unwrap(), cmd);
+        assert!(command(None, None, &opts()).is_err());
+    }
+
+    #[test]
+    fn env_rules_match_docker() {
+        let img = s(&["PATH=/img/bin", "A=1", "B=2"]);
+        let e = environment(
+            &img,
+            &RunOptions {
+                env: s(&["B=3", "C=4", "A"]),
+                ..opts()
+            },
+        );
+        assert_eq!(e, s(&["PATH=/img/bin", "HOSTNAME=abc123", "B=3", "C=4"]));
+        let e = environment(
+            &[],
+            &RunOptions {
+                tty: true,
+                ..opts()
+            },
+        );
+        assert_eq!(e, s(&[DEFAULT_PATH, "HOSTNAME=abc123", "TERM=xterm"]));
+        let e = environment(
+            &[],
+            &RunOptions {
+                env: s(&["HOSTNAME=mine", "X=a=b"]),
+                ..opts()
+            },
+        );
+        assert_eq!(e, s(&[DEFAULT_PATH, "HOSTNAME=mine", "X=a=b"]));
+    }
+
+    fn image_root() -> tempfile::TempDir {
+        let t = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(t.path().join("etc")).unwrap();
+        std::fs::write(
+            t.path().join("etc/passwd"),
+            "root:x:0:0:root:/root:/bin/sh\ndaemon:x:1:1::/:/bin/false\napp:x:1000:1000::/home/app:/bin/sh\n",
+        )
+        .unwrap();
+        std::fs::write(
+            t.path().join("etc/group"),
+            "root:x:0:\nstaff:x:50:app,daemon\napp:x:1000:\nwheel:x:10:app\n",
+        )
+        .unwrap();
+        t
+    }
+
+    #[test]
+    fn user_rules_match_runc() {
+        let t = image_root();
+        let r = Root::open(t.path()).unwrap();
+        let u = |spec: &str| resolve_user(&r, spec);
+        assert_eq!(
+            u("").unwrap(),
+            ExecUser {
+                uid: 0,
+                gid: 0,
+                additional_gids: vec![]
+            }
+        );
+        assert_eq!(
+            u("app").unwrap(),
+            ExecUser {
+                uid: 1000,
+                gid: 1000,
+                additional_gids: vec![50, 10]
+            }
+        );
+        assert_eq!(
+            u("1000").unwrap(),
+            ExecUser {
+                uid: 1000,
+                gid: 1000,
+                additional_gids: vec![50, 10]
+            }
+        );
+        // Explicit group: no supplementary lookup.
+        assert_eq!(
+            u("app:staff").unwrap(),
+            ExecUser {
+                uid: 1000,
+                gid: 50,
+                additional_gids: vec![]
+            }
+        );
+        assert_eq!(
+            u("1000:10").unwrap(),
+            ExecUser {
+                uid: 1000,
+                gid: 10,
+                additional_gids: vec![]
+            }
+        );
+        assert_eq!(
+            u("daemon:4242").unwrap(),
+            ExecUser {
+                uid: 1,
+                gid: 4242,
+                additional_gids: vec![]
+            }
+        );
+        // Numeric uid not in passwd: allowed, gid 0.
+        assert_eq!(
+            u("4321").unwrap(),
+            ExecUser {
+                uid: 4321,
+                gid: 0,
+                additional_gids: vec![]
+            }
+        );
+        let e = u("nobody-here").unwrap_err().to_string();
+        assert!(e.contains("unable to find user nobody-here"), "{e}");
+        let e = u("app:nogroup").unwrap_err().to_string();
+        assert!(e.contains("unable to find group nogroup"), "{e}");
+    }
+
+    #[test]
+    fn passwd_is_read_inside_the_rootfs_never_the_host() {
+        let t = tempfile::tempdir().unwrap();
+        let host = tempfile::tempdir().unwrap();
+        std::fs::write(
+            host.path().join("passwd"),
+            "hostonly:x:777:777::/:/bin/sh\n",
+        )
+        .unwrap();
+        // /etc is a symlink to a host directory: resolution stays in the rootfs.
+        std::os::unix::fs::symlink(host.path(), t.path().join("etc")).unwrap();
+        let r = Root::open(t.path()).unwrap();
+        let e = resolve_user(&r, "hostonly").unwrap_err().to_string();
+        assert!(e.contains("unable to find user hostonly"), "{e}");
+        assert_eq!(
+            resolve_user(&r, "777").unwrap(),
+            ExecUser {
+                uid: 777,
+                gid: 0,
+                additional_gids: vec![]
+            }
+        );
+    }
+
+    #[test]
+    fn spec_has_docker_defaults() {
+        let t = image_root();
+        let cfg = ConfigBuilder::default()
+            .cmd(s(&["sh"]))
+            .env(s(&["FOO=bar"]))
+            .working_dir("/srv/app")
+            .user("app")
+            .stop_signal("SIGQUIT")
+            .exposed_ports(s(&["80/tcp", "443/tcp"]))
+            .volumes(s(&["/data"]))
+            .labels(HashMap::from([("k".to_string(), "v".to_string())]))
+            .build()
+            .unwrap();
+        let img = ImageConfigurationBuilder::default()
+            .config(cfg)
+            .build()
+            .unwrap();
+        let extra = MountBuilder::default()
+            .destination("/dev/shm")
+            .typ("tmpfs")
+            .source("shm")
+            .build()
+            .unwrap();
+        let o = RunOptions {
+            rootfs: t.path().into(),
+            mounts: vec![extra],
+            readonly_rootfs: true,
+            ..opts()
+        };
+        let b = build_spec(&img, &o).unwrap();
+        let p = b.spec.process().as_ref().unwrap();
+        assert_eq!(p.args().as_ref().unwrap(), &s(&["sh"]));
+        assert_eq!(p.cwd(), Path::new("/srv/app"));
+        assert!(
+            t.path().join("srv/app").is_dir(),
+            "workdir created in the rootfs"
+        );
+        assert_eq!((p.user().uid(), p.user().gid()), (1000, 1000));
+        assert_eq!(p.user().additional_gids().as_ref().unwrap(), &vec![50, 10]);
+        assert!(p.env().as_ref().unwrap().contains(&"FOO=bar".to_string()));
+        let caps = p.capabilities().as_ref().unwrap();
+        assert_eq!(caps.bounding().as_ref().unwrap().len(), 14);
+        assert!(
+            caps.effective()
+                .as_ref()
+                .unwrap()
+                .contains(&Capability::NetBindService)
+        );
+        assert!(
+            !caps
+                .bounding()
+                .as_ref()
+                .unwrap()
+                .contains(&Capability::SysAdmin)
+        );
+        assert!(caps.ambient().as_ref().unwrap().is_empty());
+        assert!(p.rlimits().is_none());
+        assert_eq!(b.spec.root().as_ref().unwrap().readonly(), Some(true));
+        assert_eq!(b.spec.hostname().as_deref(), Some("abc123"));
+        let linux = b.spec.linux().as_ref().unwrap();
+        let ns: Vec<_> = linux
+            .namespaces()
+            .as_ref()
+            .unwrap()
+            .iter()
+            .map(|n| n.typ())
+            .collect();
+        assert!(
+            ns.contains(&LinuxNamespaceType::Network) && ns.contains(&LinuxNamespaceType::Cgroup)
+        );
+        assert_eq!(ns.len(), 6);
+        assert!(
+            linux
+                .masked_paths()
+                .as_ref()
+                .unwrap()
+                .contains(&"/proc/kcore".to_string())
+        );
+        assert!(
+            linux
+                .readonly_paths()
+                .as_ref()
+                .unwrap()
+                .contains(&"/proc/sys".to_string())
+        );
+        let mounts = b.spec.mounts().as_ref().unwrap();
+        let shm: Vec<_> = mounts
+            .iter()
+            .filter(|m| m.destination() == Path::new("/dev/shm"))
+            .collect();
+        assert_eq!(
+            shm.len(),
+            1,
+            "an extra mount replaces the default at the same destination"
+        );
+        assert!(shm[0].options().is_none());
+        let dev = mounts
+            .iter()
+            .find(|m| m.destination() == Path::new("/dev"))
+            .unwrap();
+        assert!(
+            dev.options()
+                .as_ref()
+                .unwrap()
+                .contains(&"size=65536k".to_string())
+        );
+        assert_eq!(b.stop_signal.as_deref(), Some("SIGQUIT"));
+        assert_eq!(b.exposed_ports, s(&["443/tcp", "80/tcp"]));
+        assert_eq!(b.volumes, s(&["/data"]));
+        assert_eq!(b.labels.get("k").map(String::as_str), Some("v"));
+
+        let host = build_spec(
+            &img,
+            &RunOptions {
+                host_network: true,
+                ..o.clone()
+            },
+        )
+        .unwrap();
+        let ns = host
+            .spec
+            .linux()
+            .as_ref()
+            .unwrap()
+            .namespaces()
+            .as_ref()
+            .unwrap();
+        assert!(ns.iter().all(|n| n.typ() != LinuxNamespaceType::Network));
+        let e = build_spec(
+            &img,
+            &RunOptions {
+                workdir: Some("rel".into()),
+                ..o.clone()
+            },
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("absolute"), "{e}");
+        // Spec serialises to config.json.
+        serde_json::to_string(&b.spec).unwrap();
+    }
+
+    #[test]
+    fn workdir_through_a_symlink_stays_in_the_rootfs() {
+        let t = image_root();
+        let outside = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(outside.path(), t.path().join("w")).unwrap();
+        std::fs::create_dir_all(t.path().join(outside.path().strip_prefix("/").unwrap())).unwrap();
+        let img = ImageConfigurationBuilder::default()
+            .config(ConfigBuilder::default().cmd(s(&["sh"])).build().unwrap())
+            .build()
+            .unwrap();
+        let o = RunOptions {
+            rootfs: t.path().into(),
+            workdir: Some("/w/made".into()),
+            ..opts()
+        };
+        build_spec(&img, &o).unwrap();
+        assert!(!outside.path().join("made").exists());
+        assert!(
+            t.path()
+                .join(outside.path().strip_prefix("/").unwrap())
+                .join("made")
+                .is_dir()
+        );
+    }
 }
