@@ -1,0 +1,165 @@
+//! Snapshot store: chain-id keys, unpack-once, atomic publish, locking, cleanup.
+
+mod common;
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use berth_rootfs::{LayerDesc, Snapshots, chain_ids, diff_id_of};
+use common::test_image;
+
+fn descs(layers: &[Vec<u8>]) -> Vec<LayerDesc> {
+    layers
+        .iter()
+        .map(|l| LayerDesc {
+            diff_id: diff_id_of(&l[..]).unwrap(),
+        })
+        .collect()
+}
+
+fn leftovers(dir: &std::path::Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".tmp-"))
+        .collect()
+}
+
+#[test]
+fn unpacks_each_chain_once_and_reuses_it() {
+    let t = tempfile::tempdir().unwrap();
+    let layers = test_image();
+    let d = descs(&layers);
+    let s = Snapshots::new(t.path()).unwrap();
+    let opened = AtomicUsize::new(0);
+    let open = |i: usize| -> anyhow::Result<Box<dyn std::io::Read>> {
+        opened.fetch_add(1, Ordering::SeqCst);
+        Ok(Box::new(std::io::Cursor::new(layers[i].clone())))
+    };
+    let two = s.prepare(&d[..2], open).unwrap();
+    assert_eq!(opened.load(Ordering::SeqCst), 2);
+    let three = s.prepare(&d, open).unwrap();
+    assert_eq!(
+        opened.load(Ordering::SeqCst),
+        3,
+        "only the missing top layer is unpacked"
+    );
+    assert_eq!(&three[..2], &two[..]);
+    let ids: Vec<&str> = d.iter().map(|l| l.diff_id.as_str()).collect();
+    let chains = chain_ids(&ids);
+    for (dir, chain) in three.iter().zip(&chains) {
+        assert_eq!(dir, &s.path(chain).unwrap());
+    }
+    assert_eq!(s.list().unwrap().len(), 3);
+    assert!(leftovers(t.path()).is_empty());
+}
+
+#[test]
+fn same_layer_under_different_parents_is_a_different_snapshot() {
+    let t = tempfile::tempdir().unwrap();
+    let layers = test_image();
+    let d = descs(&layers);
+    let s = Snapshots::new(t.path()).unwrap();
+    let a = s
+        .prepare(&[d[0].clone(), d[2].clone()], |i| {
+            Ok(Box::new(std::io::Cursor::new(layers[[0, 2][i]].clone())))
+        })
+        .unwrap();
+    let b = s
+        .prepare(&d, |i| {
+            Ok(Box::new(std::io::Cursor::new(layers[i].clone())))
+        })
+        .unwrap();
+    assert_ne!(a[1], b[2]);
+}
+
+#[test]
+fn tampered_layer_leaves_nothing_behind() {
+    let t = tempfile::tempdir().unwrap();
+    let layers = test_image();
+    let d = descs(&layers);
+    let s = Snapshots::new(t.path()).unwrap();
+    let mut evil = layers[1].clone();
+    let pos = evil.windows(10).position(|w| w == b"now a file").unwrap();
+    evil[pos] = b'N';
+    let e = s
+        .prepare(&d[..2], |i| {
+            Ok(Box::new(std::io::Cursor::new(if i == 1 {
+                evil.clone()
+            } else {
+                layers[i].clone()
+            })))
+        })
+        .unwrap_err();
+    assert!(format!("{e:#}").contains("digest mismatch"), "{e:#}");
+    assert_eq!(
+        s.list().unwrap().len(),
+        1,
+        "only the good bottom layer is published"
+    );
+    assert!(leftovers(t.path()).is_empty());
+    let e = s
+        .prepare(&d[..2], |_| anyhow::bail!("registry gone"))
+        .unwrap_err();
+    assert!(format!("{e:#}").contains("registry gone"));
+}
+
+#[test]
+fn stale_temps_from_a_crash_are_cleaned() {
+    let t = tempfile::tempdir().unwrap();
+    let layers = test_image();
+    let d = descs(&layers);
+    let s = Snapshots::new(t.path()).unwrap();
+    let hex = d[0].diff_id.trim_start_matches("sha256:");
+    let stale = t.path().join(format!(".tmp-{hex}-99999"));
+    std::fs::create_dir_all(stale.join("half")).unwrap();
+    s.prepare(&d[..1], |i| {
+        Ok(Box::new(std::io::Cursor::new(layers[i].clone())))
+    })
+    .unwrap();
+    assert!(!stale.exists());
+    assert!(s.path(&d[0].diff_id).unwrap().join("etc/passwd").exists());
+}
+
+#[test]
+fn concurrent_prepares_unpack_once() {
+    let t = tempfile::tempdir().unwrap();
+    let layers = test_image();
+    let d = descs(&layers);
+    let opened = AtomicUsize::new(0);
+    std::thread::scope(|sc| {
+        for _ in 0..4 {
+            sc.spawn(|| {
+                let s = Snapshots::new(t.path()).unwrap();
+                s.prepare(&d, |i| {
+                    opened.fetch_add(1, Ordering::SeqCst);
+                    Ok(Box::new(std::io::Cursor::new(layers[i].clone())))
+                })
+                .unwrap();
+            });
+        }
+    });
+    assert_eq!(opened.load(Ordering::SeqCst), 3);
+}
+
+#[test]
+fn remove_except_keeps_the_keep_set() {
+    let t = tempfile::tempdir().unwrap();
+    let layers = test_image();
+    let d = descs(&layers);
+    let s = Snapshots::new(t.path()).unwrap();
+    s.prepare(&d, |i| {
+        Ok(Box::new(std::io::Cursor::new(layers[i].clone())))
+    })
+    .unwrap();
+    let ids: Vec<&str> = d.iter().map(|l| l.diff_id.as_str()).collect();
+    let chains = chain_ids(&ids);
+    let keep: HashSet<String> = chains[..1].iter().cloned().collect();
+    let mut removed = s.remove_except(&keep).unwrap();
+    removed.sort();
+    let mut want = chains[1..].to_vec();
+    want.sort();
+    assert_eq!(removed, want);
+    assert_eq!(s.list().unwrap(), chains[..1].to_vec());
+    assert!(leftovers(t.path()).is_empty());
+}
