@@ -4,8 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
-for p in crun runc podman time; do
-  command -v "$p" >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends crun runc podman >/dev/null
+for p in crun runc podman /usr/bin/time; do
+  command -v "$p" >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends crun runc podman time >/dev/null
 done
 bash fixture/registry.sh up
 cargo build --release -p berth
