@@ -9,8 +9,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, anyhow, bail};
 use oci_spec::image::ImageConfiguration;
 use oci_spec::runtime::{
-    Capability, LinuxBuilder, LinuxCapabilitiesBuilder, LinuxNamespaceBuilder, LinuxNamespaceType,
-    Mount, MountBuilder, ProcessBuilder, RootBuilder, Spec, UserBuilder,
+    Capability, LinuxBuilder, LinuxCapabilitiesBuilder, LinuxDeviceCgroup,
+    LinuxDeviceCgroupBuilder, LinuxDeviceType, LinuxNamespaceBuilder, LinuxNamespaceType,
+    LinuxResourcesBuilder, Mount, MountBuilder, ProcessBuilder, RootBuilder, Spec, UserBuilder,
 };
 use rustix::fs::OFlags;
 
@@ -202,6 +203,11 @@ pub fn build_spec(image: &ImageConfiguration, opts: &RunOptions) -> Result<Bundl
                 .iter()
                 .map(|s| s.to_string())
                 .collect::<Vec<_>>(),
+        )
+        .resources(
+            LinuxResourcesBuilder::default()
+                .devices(default_device_rules()?)
+                .build()?,
         )
         .build()?;
 
@@ -411,6 +417,45 @@ pub fn resolve_user(root: &Root, spec: &str) -> Result<ExecUser> {
         gid,
         additional_gids: additional,
     })
+}
+
+/// Docker's device cgroup rules: deny everything, then allow mknod of any
+/// device and use of the standard ones (null, zero, full, random, urandom,
+/// tty, console, ptmx, pts, tun).
+pub fn default_device_rules() -> Result<Vec<LinuxDeviceCgroup>> {
+    let rule = |allow: bool,
+                typ: LinuxDeviceType,
+                major: Option<i64>,
+                minor: Option<i64>,
+                access: &str| {
+        let mut b = LinuxDeviceCgroupBuilder::default()
+            .allow(allow)
+            .typ(typ)
+            .access(access);
+        if let Some(m) = major {
+            b = b.major(m);
+        }
+        if let Some(m) = minor {
+            b = b.minor(m);
+        }
+        b.build()
+    };
+    use LinuxDeviceType::{A, B, C};
+    Ok(vec![
+        rule(false, A, None, None, "rwm")?,
+        rule(true, C, None, None, "m")?,
+        rule(true, B, None, None, "m")?,
+        rule(true, C, Some(1), Some(3), "rwm")?,
+        rule(true, C, Some(1), Some(5), "rwm")?,
+        rule(true, C, Some(1), Some(7), "rwm")?,
+        rule(true, C, Some(1), Some(8), "rwm")?,
+        rule(true, C, Some(1), Some(9), "rwm")?,
+        rule(true, C, Some(5), Some(0), "rwm")?,
+        rule(true, C, Some(5), Some(1), "rwm")?,
+        rule(true, C, Some(5), Some(2), "rwm")?,
+        rule(true, C, Some(136), None, "rwm")?,
+        rule(true, C, Some(10), Some(200), "rwm")?,
+    ])
 }
 
 fn mount(dest: &str, typ: &str, source: &str, options: &[&str]) -> Result<Mount> {
@@ -767,6 +812,21 @@ mod tests {
                 .as_ref()
                 .unwrap()
                 .contains(&"/proc/sys".to_string())
+        );
+        let devs = linux
+            .resources()
+            .as_ref()
+            .unwrap()
+            .devices()
+            .as_ref()
+            .unwrap();
+        assert!(
+            !devs[0].allow() && devs[0].typ() == Some(LinuxDeviceType::A),
+            "deny-all first"
+        );
+        assert!(
+            devs.iter()
+                .any(|d| d.allow() && d.major() == Some(1) && d.minor() == Some(3))
         );
         let mounts = b.spec.mounts().as_ref().unwrap();
         let shm: Vec<_> = mounts

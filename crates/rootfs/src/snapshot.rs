@@ -197,6 +197,23 @@ impl Snapshots {
             let _ = std::fs::remove_file(self.dir.join(".locks").join(&hex));
             removed.push(chain);
         }
+        // Temps of crashed unpacks for chains nobody prepares again: removable
+        // once their chain's lock is free (a live unpack holds it).
+        for e in std::fs::read_dir(&self.dir)? {
+            let name = e?.file_name().to_string_lossy().into_owned();
+            let Some(hex) = name.strip_prefix(".tmp-").and_then(|r| r.get(..64)) else {
+                continue;
+            };
+            let lock = File::options()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(self.dir.join(".locks").join(hex))?;
+            if lock.try_lock().is_ok() {
+                remove_tree(&self.dir.join(&name))
+                    .with_context(|| format!("removing stale {name}"))?;
+            }
+        }
         Ok(removed)
     }
 }

@@ -154,6 +154,8 @@ fn remove_except_keeps_the_keep_set() {
     .unwrap();
     let ids: Vec<&str> = d.iter().map(|l| l.diff_id.as_str()).collect();
     let chains = chain_ids(&ids);
+    let stale = t.path().join(format!(".tmp-{}-4242", "c".repeat(64)));
+    std::fs::create_dir_all(stale.join("x")).unwrap();
     let keep: HashSet<String> = chains[..1].iter().cloned().collect();
     let mut removed = s.remove_except(&keep).unwrap();
     removed.sort();
