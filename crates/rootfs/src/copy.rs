@@ -259,8 +259,15 @@ pub fn flatten_snapshots(lowers: &[PathBuf], target: &Path, resolver: Resolver) 
         .with_context(|| format!("opening snapshot {}", lower.display()))?;
         let dst = troot.open_path(Path::new("."), OFlags::RDONLY | OFlags::DIRECTORY)?;
         let mut links = HashMap::new();
-        merge(src.as_fd(), dst.as_fd(), &troot, PathBuf::new(), &mut links)
-            .with_context(|| format!("flattening snapshot {}", lower.display()))?;
+        merge(
+            src.as_fd(),
+            dst.as_fd(),
+            &troot,
+            PathBuf::new(),
+            &mut links,
+            0,
+        )
+        .with_context(|| format!("flattening snapshot {}", lower.display()))?;
     }
     Ok(())
 }
@@ -271,7 +278,11 @@ fn merge(
     troot: &Root,
     rel: PathBuf,
     links: &mut HashMap<(u64, u64), PathBuf>,
+    depth: usize,
 ) -> Result<()> {
+    if depth > crate::layer::MAX_DEPTH {
+        bail!("directory tree too deep to copy at {}", rel.display());
+    }
     for name in list_dir(src)? {
         let st =
             rustix::fs::statat(src, &name, AtFlags::SYMLINK_NOFOLLOW).map_err(io::Error::from)?;
@@ -316,7 +327,7 @@ fn merge(
                 OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
                 Mode::empty(),
             )?;
-            merge(s.as_fd(), d.as_fd(), troot, child_rel, links)?;
+            merge(s.as_fd(), d.as_fd(), troot, child_rel, links, depth + 1)?;
             copy_xattrs(s.as_fd(), d.as_fd())?;
             apply_meta_fd(d.as_fd(), &st)?;
             continue;

@@ -712,6 +712,17 @@ pub(crate) fn list_dir(dir: BorrowedFd<'_>) -> io::Result<Vec<OsString>> {
 
 /// Remove `dir/name` and everything below it without following any symlink.
 pub(crate) fn remove_all_at(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<()> {
+    remove_all_depth(dir, name, 0)
+}
+
+/// Deeper trees than this are refused rather than risking the stack: layers
+/// can chain symlinks to build directories deeper than any path can name.
+pub(crate) const MAX_DEPTH: usize = 1024;
+
+fn remove_all_depth(dir: BorrowedFd<'_>, name: &OsStr, depth: usize) -> io::Result<()> {
+    if depth > MAX_DEPTH {
+        return Err(io::Error::other("directory tree too deep to remove"));
+    }
     match rustix::fs::unlinkat(dir, name, AtFlags::empty()) {
         Ok(()) | Err(Errno::NOENT) => return Ok(()),
         Err(Errno::ISDIR) | Err(Errno::PERM) => {}
@@ -728,7 +739,7 @@ pub(crate) fn remove_all_at(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<()>
         Err(e) => return Err(e.into()),
     };
     for child in list_dir(sub.as_fd())? {
-        remove_all_at(sub.as_fd(), &child)?;
+        remove_all_depth(sub.as_fd(), &child, depth + 1)?;
     }
     match rustix::fs::unlinkat(dir, name, AtFlags::REMOVEDIR) {
         Ok(()) | Err(Errno::NOENT) => Ok(()),

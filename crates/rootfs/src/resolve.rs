@@ -102,27 +102,43 @@ impl Root {
             other => return other,
         }
         let comps = normal_components(path)?;
+        // Find the deepest existing ancestor by bisection (existence of
+        // prefixes is monotonic), so a deep path costs O(log n) lookups.
+        let (mut lo, mut hi) = (0usize, comps.len());
         let mut cur = self.open_dir(Path::new("."))?;
-        let mut prefix = PathBuf::new();
-        for comp in comps {
-            prefix.push(&comp);
+        while hi - lo > 1 {
+            let mid = (lo + hi) / 2;
+            let prefix: PathBuf = comps[..mid].iter().collect();
             match self.open_dir(&prefix) {
-                Ok(fd) => cur = fd,
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                    match rustix::fs::mkdirat(&cur, comp.as_os_str(), Mode::from_raw_mode(0o755)) {
-                        Ok(()) => {}
-                        Err(Errno::EXIST) => {
-                            return Err(io::Error::other(format!(
-                                "{} is a dangling symlink",
-                                prefix.display()
-                            )));
-                        }
-                        Err(e) => return Err(e.into()),
-                    }
-                    cur = self.open_dir(&prefix)?;
+                Ok(fd) => {
+                    lo = mid;
+                    cur = fd;
                 }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => hi = mid,
                 Err(e) => return Err(e),
             }
+        }
+        let have = lo;
+        for (i, comp) in comps.iter().enumerate().skip(have) {
+            match rustix::fs::mkdirat(&cur, comp.as_os_str(), Mode::from_raw_mode(0o755)) {
+                Ok(()) => {}
+                // It exists yet did not resolve: a symlink to nowhere.
+                Err(Errno::EXIST) => {
+                    let shown: PathBuf = comps[..=i].iter().collect();
+                    return Err(io::Error::other(format!(
+                        "{} is a dangling symlink",
+                        shown.display()
+                    )));
+                }
+                Err(e) => return Err(e.into()),
+            }
+            // We just made it a directory: open it without following anything.
+            cur = rustix::fs::openat(
+                &cur,
+                comp.as_os_str(),
+                OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::empty(),
+            )?;
         }
         Ok(cur)
     }
@@ -284,6 +300,14 @@ fn split(p: &OsStr) -> std::collections::VecDeque<OsString> {
 /// `.` components and fold `a/..`. A `..` that would climb above the root is
 /// refused: no legitimate layer needs it and refusing names the bad entry.
 pub fn clean(raw: &[u8]) -> Result<PathBuf, String> {
+    // PATH_MAX: longer names cannot be used by anything in the container, and
+    // bounding them bounds the work per entry.
+    if raw.len() >= 4096 {
+        return Err(format!(
+            "path of {} bytes is longer than PATH_MAX",
+            raw.len()
+        ));
+    }
     let mut out: Vec<&[u8]> = Vec::new();
     for comp in raw.split(|b| *b == b'/') {
         match comp {

@@ -17,7 +17,15 @@ struct Case {
 }
 
 fn setup() -> Case {
-    let t = tempfile::tempdir().unwrap();
+    // tmpfs when available: the deep-tree case makes thousands of directories
+    // and disk metadata writes would dominate the run time.
+    let shm = Path::new("/dev/shm");
+    let t = if shm.is_dir() {
+        tempfile::tempdir_in(shm)
+    } else {
+        tempfile::tempdir()
+    }
+    .unwrap();
     let root = t.path().join("root");
     let outside = t.path().join("outside");
     std::fs::create_dir_all(&root).unwrap();
@@ -708,4 +716,70 @@ fn xattr_trusted_overlay_from_a_layer_is_dropped() {
         );
         c.untouched();
     }
+}
+
+#[test]
+fn path_longer_than_path_max_is_refused() {
+    each(
+        |_| {
+            let mut b = tar::Builder::new(Vec::new());
+            let long = format!("{}/f", "d/".repeat(2100));
+            b.append_pax_extensions([("path", long.as_bytes())])
+                .unwrap();
+            b.append(&hdr(b"short", EntryType::Regular, 4, None), &b"evil"[..])
+                .unwrap();
+            vec![b.into_inner().unwrap()]
+        },
+        |_, r, _| err_contains(r, "longer than PATH_MAX"),
+    );
+}
+
+#[test]
+fn tree_deeper_than_any_path_is_refused_not_a_crash() {
+    // Symlinks chain 500-deep paths into a 1500-deep tree (over the 1024
+    // limit, deeper than a path may name); whiting it out
+    // must end in a clear error (flatten), never a stack overflow.
+    let deep = "a/".repeat(500);
+    let build = || {
+        let mut b = tar::Builder::new(Vec::new());
+        let mut put = |path: String, link: Option<String>| {
+            let mut h = Header::new_gnu();
+            h.set_mode(0o644);
+            h.set_uid(0);
+            h.set_gid(0);
+            h.set_mtime(0);
+            match link {
+                Some(l) => {
+                    h.set_entry_type(EntryType::Symlink);
+                    h.set_size(0);
+                    b.append_link(&mut h, path, l).unwrap();
+                }
+                None => {
+                    h.set_entry_type(EntryType::Regular);
+                    h.set_size(0);
+                    b.append_data(&mut h, path, &b""[..]).unwrap();
+                }
+            }
+        };
+        put(format!("{deep}f"), None);
+        put("l1".into(), Some(deep.trim_end_matches('/').into()));
+        for i in 1..3 {
+            put(format!("l{i}/{deep}f"), None);
+            put(
+                format!("l{}", i + 1),
+                Some(format!("l{i}/{}", deep.trim_end_matches('/'))),
+            );
+        }
+        b.into_inner().unwrap()
+    };
+    each(
+        |_| vec![build(), Tar::default().file(".wh.a", "").build()],
+        |_, r, overlay| {
+            if overlay {
+                r.unwrap();
+            } else {
+                err_contains(r, "too deep");
+            }
+        },
+    );
 }
