@@ -267,6 +267,7 @@ impl Applier<'_> {
                 self.file(e, &parent, name, &meta, sparse)?;
             }
             tar::EntryType::Directory => {
+                let replaced_whiteout = self.is_overlay_whiteout(&parent, name);
                 self.clear_slot(&parent, name, true)?;
                 match rustix::fs::mkdirat(&parent, name, Mode::from_raw_mode(0o700)) {
                     Ok(()) | Err(Errno::EXIST) => {}
@@ -278,6 +279,13 @@ impl Applier<'_> {
                     OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
                     Mode::empty(),
                 )?;
+                if replaced_whiteout {
+                    // `.wh.d` then `d/` in one layer replaces the lower `d`:
+                    // without opaque, overlayfs would merge the old contents back in.
+                    rustix::fs::fsetxattr(&fd, OVERLAY_OPAQUE_XATTR, b"y", XattrFlags::empty())
+                        .map_err(io::Error::from)
+                        .context("marking replaced directory opaque")?;
+                }
                 self.own_and_xattrs(fd.as_fd(), &meta)?;
                 self.dirs.push(DirFixup {
                     path: path.clone(),
@@ -425,6 +433,15 @@ impl Applier<'_> {
 
     /// Make room for a new entry at `parent/name`, tar style: anything there
     /// goes, except a directory about to be replaced by a directory.
+    /// In overlay mode, whether `parent/name` is a whiteout this layer made.
+    fn is_overlay_whiteout(&self, parent: &OwnedFd, name: &OsStr) -> bool {
+        matches!(self.opts.mode, ApplyMode::Overlay { .. })
+            && matches!(
+                rustix::fs::statat(parent, name, AtFlags::SYMLINK_NOFOLLOW),
+                Ok(st) if FileType::from_raw_mode(st.st_mode) == FileType::CharacterDevice && st.st_rdev == 0
+            )
+    }
+
     fn clear_slot(&self, parent: &OwnedFd, name: &OsStr, new_is_dir: bool) -> Result<()> {
         match rustix::fs::statat(parent, name, AtFlags::SYMLINK_NOFOLLOW) {
             Err(Errno::NOENT) => Ok(()),

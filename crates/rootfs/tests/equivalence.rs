@@ -54,7 +54,11 @@ fn flatten_follows_oci_semantics() {
         );
         assert!(md("becomes-file").unwrap().is_file());
         assert_eq!(md("becomes-file").unwrap().gid(), 50);
-        assert!(md("becomes-dir").unwrap().is_dir() && md("becomes-dir/child").is_ok());
+        assert!(md("becomes-dir").unwrap().is_dir() && md("becomes-dir/fresh").is_ok());
+        assert!(
+            md("becomes-dir/child").is_err(),
+            "whiteout + new dir in one layer replaces the dir"
+        );
         assert_eq!(
             md("shared").unwrap().ino(),
             md("shared-link").unwrap().ino()

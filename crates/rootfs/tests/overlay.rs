@@ -50,7 +50,7 @@ fn isolation(force_copy: bool) {
         Err(e) => panic!("rename: {e}"),
     }
     std::fs::set_permissions(r1.join("shared"), std::fs::Permissions::from_mode(0o600)).unwrap();
-    std::os::unix::fs::chown(r1.join("becomes-dir/child"), Some(7), Some(7)).unwrap();
+    std::os::unix::fs::chown(r1.join("becomes-dir/fresh"), Some(7), Some(7)).unwrap();
 
     assert!(!r2.join("new-file").exists());
     assert!(

@@ -240,6 +240,9 @@ pub fn test_image() -> Vec<Vec<u8>> {
         .whiteout("home/app", "own")
         .dir("gone", DIR)
         .file("gone/back", ROOT, "resurrected")
+        .whiteout("", "becomes-dir")
+        .dir("becomes-dir", DIR)
+        .file("becomes-dir/fresh", ROOT, "replaced dir")
         .build();
     vec![l0, l1, l2]
 }
