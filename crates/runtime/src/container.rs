@@ -149,6 +149,15 @@ impl Container {
         let fifo_fd = sys::open(&fifo, libc::O_RDWR).step(|| format!("open {}", fifo.display()))?;
         let (parent_sock, child_sock) = sync::pair().step(|| "socketpair".into())?;
         let last_cap = crate::capabilities::last_cap();
+        if let Ok(tasks) = std::fs::read_dir("/proc/self/task") {
+            let n = tasks.count();
+            if n > 1 {
+                // The child runs setup code (malloc included) after a raw
+                // clone; another thread holding a lock at that instant would
+                // deadlock it. Callers must join their threads first.
+                tracing::warn!("creating container {id} from a process with {n} threads");
+            }
+        }
 
         match sys::clone_process(ns_flags).step(|| "clone container process".into())? {
             sys::Cloned::Child => {

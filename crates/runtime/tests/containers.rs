@@ -463,3 +463,50 @@ fn only_stdio_is_inherited() {
     let o = Bundle::sh("ls /proc/self/fd").run();
     assert_eq!(stdout(&o), "0\n1\n2\n3\n", "{}", stderr(&o));
 }
+
+#[test]
+fn mount_destination_cannot_climb_out_of_rootfs() {
+    // `..` past the root and a symlinked parent pointing at an absolute host
+    // path both have to resolve inside the rootfs.
+    let src = tempfile::tempdir().unwrap();
+    std::fs::write(src.path().join("f"), "in").unwrap();
+    let host_dir = tempfile::tempdir().unwrap();
+    let mut b = Bundle::sh("cat /escape/f; cat /viahost/sub/f");
+    std::os::unix::fs::symlink(host_dir.path(), b.rootfs().join("viahost")).unwrap();
+    for dest in ["/../../../escape", "/viahost/sub"] {
+        b.config["mounts"].as_array_mut().unwrap().push(serde_json::json!({
+            "destination": dest, "type": "bind", "source": src.path(), "options": ["rbind", "ro"]
+        }));
+    }
+    let o = b.run();
+    assert_eq!(stdout(&o), "inin", "{}", stderr(&o));
+    assert!(b.rootfs().join("escape").is_dir());
+    assert!(!std::path::Path::new("/escape").exists());
+    assert_eq!(
+        std::fs::read_dir(host_dir.path()).unwrap().count(),
+        0,
+        "created on the host"
+    );
+    let inside = b
+        .rootfs()
+        .join(host_dir.path().strip_prefix("/").unwrap())
+        .join("sub");
+    assert!(inside.is_dir());
+}
+
+#[test]
+fn spec_devices_are_created() {
+    let mut b =
+        Bundle::sh("ls -l /dev/net/tun /dev/berth-null | tr -s ' ' | cut -d ' ' -f 1,3,4,5,6");
+    b.config["linux"]["devices"] = serde_json::json!([
+        {"path": "/dev/net/tun", "type": "c", "major": 10, "minor": 200, "fileMode": 438, "uid": 0, "gid": 0},
+        {"path": "/dev/berth-null", "type": "c", "major": 1, "minor": 3, "fileMode": 432, "uid": 1000, "gid": 1000}
+    ]);
+    let o = b.run();
+    assert_eq!(
+        stdout(&o),
+        "crw-rw---- 1000 1000 1, 3\ncrw-rw-rw- root 0 10, 200\n",
+        "{}",
+        stderr(&o)
+    );
+}
