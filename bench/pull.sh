@@ -1,41 +1,51 @@
 #!/usr/bin/env bash
-# Pull benchmark of large:latest (6 gzip layers, ~410 MiB unpacked) from the
-# plain fixture registry on loopback, measured in the same run and alternated
-# so machine noise hits every contender alike:
-#   curl   - manifest + every blob to disk in parallel: the transfer floor
-#   skopeo - copy into an empty oci: layout (download + verify, no unpack)
-#   berth  - `berth --root EMPTY pull` (download + verify + unpack)
+# Pull benchmark of large:latest (6 gzip layers, ~410 MiB unpacked, ~9,800
+# files) from the plain fixture registry on loopback. Contenders run
+# alternated in one run so machine noise hits them alike:
+#   curl          every blob to disk, in parallel: the transfer floor
+#   curl|tar      curl | gzip -dc | tar -x per layer, layers in parallel: the
+#                 pull-and-unpack floor (the "floor" of the shared PEERS notes)
+#   skopeo        skopeo copy into an empty oci: layout (download + verify, no unpack)
+#   skopeo+umoci  skopeo copy, then umoci unpack (download, verify, unpack)
+#   berth         berth --root EMPTY pull: download, verify digests and diff_ids,
+#                 unpack every layer into its snapshot, in one streaming pass
 # Usage: bench/pull.sh   (N=5 iterations; BERTH=path/to/berth to override)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N="${N:-5}"
-BERTH="${BERTH:-target/x86_64-unknown-linux-gnu/release/berth}"
+BERTH="${BERTH:-$PWD/target/x86_64-unknown-linux-gnu/release/berth}"
 REG=127.0.0.1:5500
 IMAGE=large:latest
 
 bash fixture/registry.sh up
+[ -x "$BERTH" ] || cargo build --release -p berth
 tmp=$(mktemp -d /var/tmp/berth-bench-pull.XXXX)
 trap 'rm -rf "$tmp"' EXIT
-
-have_berth=1
-if [ ! -x "$BERTH" ]; then
-  echo "bench: $BERTH not found; skipping berth (build it with: cargo build --release -p berth)" >&2
-  have_berth=0
-fi
 
 now() { date +%s.%N; }
 sub() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.3f", a - b}'; }
 div() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
 
+accept="application/vnd.docker.distribution.manifest.v2+json,application/vnd.oci.image.manifest.v1+json"
+curl -sfS -H "Accept: $accept" -o "$tmp/manifest.json" "http://$REG/v2/${IMAGE%%:*}/manifests/${IMAGE##*:}"
+# Layer digests in order (the config digest is the first "digest" in the manifest).
+mapfile -t layers < <(grep -o '"digest": *"sha256:[0-9a-f]*"' "$tmp/manifest.json" | grep -o 'sha256:[0-9a-f]*' | tail -n +2)
+
 run_curl() { # dir
-  local d="$1" accept="application/vnd.docker.distribution.manifest.v2+json,application/vnd.oci.image.manifest.v1+json"
-  mkdir -p "$d"
-  curl -sfS -H "Accept: $accept" -o "$d/manifest.json" "http://$REG/v2/${IMAGE%%:*}/manifests/${IMAGE##*:}"
+  mkdir -p "$1"
   local args=() dg
-  for dg in $(grep -o '"digest": *"sha256:[0-9a-f]*"' "$d/manifest.json" | grep -o 'sha256:[0-9a-f]*'); do
-    args+=(-o "$d/${dg#sha256:}" "http://$REG/v2/${IMAGE%%:*}/blobs/$dg")
-  done
+  for dg in "${layers[@]}"; do args+=(-o "$1/${dg#sha256:}" "http://$REG/v2/${IMAGE%%:*}/blobs/$dg"); done
   curl -sfS --no-progress-meter -Z --parallel-max 6 "${args[@]}"
+}
+
+run_curltar() { # dir: each layer into its own dir, like snapshots
+  local dg pids=()
+  for dg in "${layers[@]}"; do
+    mkdir -p "$1/${dg#sha256:}"
+    (curl -sfS "http://$REG/v2/${IMAGE%%:*}/blobs/$dg" | gzip -dc | tar -x -C "$1/${dg#sha256:}") &
+    pids+=($!)
+  done
+  for p in "${pids[@]}"; do wait "$p"; done
 }
 
 run_skopeo() { # dir
@@ -43,45 +53,42 @@ run_skopeo() { # dir
   skopeo copy -q --src-tls-verify=false "docker://$REG/$IMAGE" "oci:$1/x:latest" >/dev/null
 }
 
-run_berth() { # dir
-  mkdir -p "$1"
-  "$BERTH" --root "$1" pull "$REG/$IMAGE" -q >/dev/null
+run_skopeoumoci() { # dir
+  run_skopeo "$1"
+  umoci unpack --image "$1/x:latest" "$1/bundle" >/dev/null
 }
 
-declare -A times=([curl]="" [skopeo]="" [berth]="")
-contenders=(curl skopeo)
-[ "$have_berth" = 1 ] && contenders+=(berth)
+run_berth() { # dir
+  mkdir -p "$1"
+  "$BERTH" --root "$1" pull -q "$REG/$IMAGE" >/dev/null
+}
+
+contenders=(curl curltar skopeo skopeoumoci berth)
+declare -A times
+for c in "${contenders[@]}"; do times[$c]=""; done
 
 for i in $(seq "$N"); do
   # rotate the starting contender each iteration
-  order=("${contenders[@]:$(((i - 1) % ${#contenders[@]}))}" "${contenders[@]:0:$(((i - 1) % ${#contenders[@]}))}")
+  k=$(((i - 1) % ${#contenders[@]}))
+  order=("${contenders[@]:$k}" "${contenders[@]:0:$k}")
   for c in "${order[@]}"; do
     d="$tmp/$c-$i"
     sync
     t0=$(now)
-    if ! "run_$c" "$d"; then
-      echo "bench: $c failed in iteration $i" >&2
-      [ "$c" = berth ] && { have_berth=0; contenders=(curl skopeo); rm -rf "$d"; continue; }
-      exit 1
-    fi
+    "run_$c" "$d" || { echo "bench: $c failed in iteration $i" >&2; exit 1; }
     t1=$(now)
     dt=$(sub "$t1" "$t0")
     times[$c]+="$dt "
-    printf 'iter %d %-6s %6.2f s\n' "$i" "$c" "$dt"
+    printf 'iter %d %-12s %6.2f s\n' "$i" "$c" "$dt"
     rm -rf "$d"
   done
 done
 
-median() { tr ' ' '\n' | grep . | sort -g | awk '{a[NR]=$1} END {if (NR==0) print "nan"; else if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
+median() { tr ' ' '\n' | grep . | sort -g | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
 echo
-mc=$(echo "${times[curl]}" | median)
-ms=$(echo "${times[skopeo]}" | median)
-printf 'median curl   %6.2f s   (%s)\n' "$mc" "${times[curl]}"
-printf 'median skopeo %6.2f s   (%s)\n' "$ms" "${times[skopeo]}"
-if [ -n "${times[berth]}" ]; then
-  mb=$(echo "${times[berth]}" | median)
-  printf 'median berth  %6.2f s   (%s)\n' "$mb" "${times[berth]}"
-  echo "ratio berth/skopeo $(div "$mb" "$ms")   berth/curl $(div "$mb" "$mc")"
-else
-  echo "berth: not measured"
-fi
+declare -A med
+for c in "${contenders[@]}"; do
+  med[$c]=$(echo "${times[$c]}" | median)
+  printf 'median %-12s %6.2f s   (%s)\n' "$c" "${med[$c]}" "${times[$c]}"
+done
+echo "berth/(skopeo+umoci) $(div "${med[berth]}" "${med[skopeoumoci]}")   berth/(curl|gzip|tar) $(div "${med[berth]}" "${med[curltar]}")   berth/skopeo $(div "${med[berth]}" "${med[skopeo]}")   berth/curl $(div "${med[berth]}" "${med[curl]}")"

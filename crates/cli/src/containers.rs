@@ -57,7 +57,7 @@ fn obtain_image(engine: &Engine, args: &RunArgs) -> Result<ImageRecord> {
         Progress::with_writer(ProgressMode::Lines, Box::new(std::io::stderr()))
     };
     let opts = images::pull_options(engine, args.platform.as_deref())?;
-    Ok(berth_image::pull(&engine.store, &args.image, &opts, &progress)?.image)
+    snapshots::pull(engine, &args.image, &opts, &progress)
 }
 
 /// Files every container gets of its own, bind-mounted over the image's.

@@ -26,9 +26,10 @@ pub fn pull(engine: &Engine, args: &PullArgs) -> Result<u8> {
     } else {
         ProgressMode::Auto
     };
-    let pulled = berth_image::pull(&engine.store, &args.image, &opts, &Progress::new(mode))?;
+    crate::snapshots::pull(engine, &args.image, &opts, &Progress::new(mode))?;
     if args.quiet {
-        println!("{}", pulled.reference);
+        let r = berth_image::Reference::parse(&args.image)?.with_default_tag();
+        println!("{r}");
     }
     Ok(0)
 }

@@ -4,6 +4,7 @@
 
 use std::collections::HashSet;
 use std::fs::File;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
@@ -26,9 +27,51 @@ fn snapshots_dir(engine: &Engine) -> PathBuf {
     engine.root.join("snapshots")
 }
 
-/// Unpacks every layer of `img` that has no snapshot yet; safe against
-/// concurrent berth processes (one flock per snapshot) and crashes (a
-/// snapshot becomes visible only by the rename that completes it).
+/// Unpacks one layer into the snapshot `chain_hex` unless it exists:
+/// under an flock per snapshot (concurrent berth processes), into a temp
+/// dir that only a rename makes visible (crashes leave nothing usable).
+fn unpack_snapshot(
+    base: &Path,
+    chain_hex: &str,
+    diff_id: &str,
+    lowers: &[PathBuf],
+    tar: &mut dyn Read,
+) -> Result<()> {
+    let dir = base.join(chain_hex);
+    if dir.join("fs").is_dir() {
+        return Ok(());
+    }
+    let lock = File::create(base.join(format!("{chain_hex}.lock")))?;
+    rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive).context("lock snapshot")?;
+    if dir.join("fs").is_dir() {
+        return Ok(());
+    }
+    // Whatever a dead unpack left under this name is discarded.
+    let tmp = base.join(format!("{chain_hex}.tmp"));
+    if tmp.exists() {
+        std::fs::remove_dir_all(&tmp)?;
+    }
+    std::fs::create_dir_all(tmp.join("fs"))?;
+    let opts = berth_rootfs::ApplyOptions {
+        mode: berth_rootfs::ApplyMode::Overlay {
+            lowers: lowers.to_vec(),
+        },
+        ..Default::default()
+    };
+    let res = berth_rootfs::apply_layer(tar, &tmp.join("fs"), diff_id, &opts).and_then(|_| {
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir)?;
+        }
+        std::fs::rename(&tmp, &dir).context("commit snapshot")
+    });
+    if res.is_err() {
+        let _ = std::fs::remove_dir_all(&tmp);
+    }
+    res.map(|_| ())
+}
+
+/// Unpacks every layer of `img` that has no snapshot yet, bottom up, and
+/// returns the snapshot dirs.
 pub fn prepare(engine: &Engine, img: &ImageRecord) -> Result<Lowers> {
     let base = snapshots_dir(engine);
     std::fs::create_dir_all(&base).with_context(|| format!("create {}", base.display()))?;
@@ -38,41 +81,46 @@ pub fn prepare(engine: &Engine, img: &ImageRecord) -> Result<Lowers> {
     let mut ids = Vec::new();
     for (layer, chain_id) in layers.iter().zip(&chain) {
         let hex = chain_id.hex().to_string();
-        let dir = base.join(&hex);
-        let fs = dir.join("fs");
-        if !fs.is_dir() {
-            let lock = File::create(base.join(format!("{hex}.lock")))?;
-            rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive)
-                .context("lock snapshot")?;
-            if !fs.is_dir() {
-                // Whatever a dead unpack left under this name is discarded.
-                let tmp = base.join(format!("{hex}.tmp"));
-                if tmp.exists() {
-                    std::fs::remove_dir_all(&tmp)?;
-                }
-                std::fs::create_dir_all(tmp.join("fs"))?;
-                let tar = engine.store.open_layer(layer)?;
-                let opts = berth_rootfs::ApplyOptions {
-                    mode: berth_rootfs::ApplyMode::Overlay {
-                        lowers: dirs.clone(),
-                    },
-                    ..Default::default()
-                };
-                berth_rootfs::apply_layer(tar, &tmp.join("fs"), layer.diff_id.as_str(), &opts)
-                    .with_context(|| format!("unpack layer {}", layer.digest))?;
-                if dir.exists() {
-                    std::fs::remove_dir_all(&dir)?;
-                }
-                std::fs::rename(&tmp, &dir).context("commit snapshot")?;
-            }
+        if !base.join(&hex).join("fs").is_dir() {
+            let mut tar = engine.store.open_layer(layer)?;
+            unpack_snapshot(&base, &hex, layer.diff_id.as_str(), &dirs, &mut tar)
+                .with_context(|| format!("unpack layer {}", layer.digest))?;
         }
-        dirs.push(fs);
+        dirs.push(base.join(&hex).join("fs"));
         ids.push(hex);
     }
     Ok(Lowers {
         dirs,
         chain_ids: ids,
     })
+}
+
+/// Pulls `reference` and unpacks its layers while they download, each
+/// layer decompressed once and unpacked on the pull's own threads. A layer
+/// that cannot be unpacked on its own (a hardlink into a lower layer that
+/// is still being unpacked) is left for [`prepare`], which runs after.
+pub fn pull(
+    engine: &Engine,
+    reference: &str,
+    opts: &berth_image::PullOptions,
+    progress: &berth_image::Progress,
+) -> Result<ImageRecord> {
+    let base = snapshots_dir(engine);
+    std::fs::create_dir_all(&base).with_context(|| format!("create {}", base.display()))?;
+    let sink = |_i: usize,
+                layer: &berth_image::LayerInfo,
+                chain: &berth_image::Digest,
+                tar: &mut dyn Read|
+     -> Result<()> {
+        if let Err(e) = unpack_snapshot(&base, chain.hex(), layer.diff_id.as_str(), &[], tar) {
+            tracing::debug!("layer {} left for a second pass: {e:#}", layer.digest);
+        }
+        Ok(())
+    };
+    let pulled =
+        berth_image::pull_with_unpack(&engine.store, reference, opts, progress, Some(&sink))?;
+    prepare(engine, &pulled.image)?;
+    Ok(pulled.image)
 }
 
 /// Mounts the overlay at `<cdir>/rootfs` and returns that path.

@@ -86,8 +86,11 @@ pub fn pull(
 }
 
 /// Receives each layer's DECOMPRESSED tar stream during a pull:
-/// `(layer index, bottom first; layer; stream)`. See [`pull_with_unpack`].
-pub type LayerSink<'a> = &'a (dyn Fn(usize, &LayerInfo, &mut dyn Read) -> Result<()> + Sync);
+/// `(layer index, bottom first; layer; its chain id; stream)`. The chain id
+/// names the layer together with everything below it, which is how unpacked
+/// snapshots are keyed. See [`pull_with_unpack`].
+pub type LayerSink<'a> =
+    &'a (dyn Fn(usize, &LayerInfo, &Digest, &mut dyn Read) -> Result<()> + Sync);
 
 /// [`pull`], handing every layer's decompressed tar to `sink` while it downloads,
 /// so a caller can unpack with a single decompression (the store keeps the blob).
@@ -100,6 +103,8 @@ pub type LayerSink<'a> = &'a (dyn Fn(usize, &LayerInfo, &mut dyn Read) -> Result
 ///   verification fails the stream ends in an error, and the sink must return an
 ///   error and leave nothing behind. A retried download calls the sink again for
 ///   the same layer. Trust what the sink produced only when this returns `Ok`;
+/// - a sink may stop reading early (say, the snapshot already exists): the
+///   pull still verifies the whole blob;
 /// - an error from the sink fails the pull.
 pub fn pull_with_unpack(
     store: &Store,
@@ -230,6 +235,7 @@ fn pull_ref(
 
     // Layers, in parallel; all threads are joined before this returns.
     let layers = &image_manifest.layers;
+    let chain = crate::store::chain_ids(&cfg.rootfs.diff_ids);
     let next = AtomicUsize::new(0);
     let cancel = AtomicBool::new(false);
     let any_fetched = AtomicBool::new(false);
@@ -250,6 +256,7 @@ fn pull_ref(
                         i,
                         &layers[i],
                         &cfg.rootfs.diff_ids[i],
+                        &chain[i],
                         opts.registry.attempts,
                         progress,
                         &cancel,
@@ -411,6 +418,7 @@ fn fetch_layer(
     index: usize,
     desc: &Descriptor,
     diff_id: &Digest,
+    chain_id: &Digest,
     attempts: u32,
     progress: &Progress,
     cancel: &AtomicBool,
@@ -449,7 +457,7 @@ fn fetch_layer(
         }
         let layer = info(facts.unpacked_size);
         if let Some(sink) = sink {
-            sink(index, &layer, &mut *store.open_layer(&layer)?).context("unpacking")?;
+            sink(index, &layer, chain_id, &mut *store.open_layer(&layer)?).context("unpacking")?;
         }
         progress.layer_done(&desc.digest, "Already exists");
         return Ok(layer);
@@ -493,7 +501,7 @@ fn fetch_layer(
                     buf: Vec::new(),
                     pos: 0,
                 };
-                sink(index, &provisional, &mut reader)
+                sink(index, &provisional, chain_id, &mut reader)
             });
             let res = verify_stream(
                 body,

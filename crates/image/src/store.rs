@@ -90,16 +90,23 @@ impl ImageRecord {
     /// below", the natural key for cached unpacked snapshots.
     /// `chain(0) = diff(0)`, `chain(n) = sha256(chain(n-1) + " " + diff(n))`.
     pub fn chain_ids(&self) -> Vec<Digest> {
-        let mut out: Vec<Digest> = Vec::with_capacity(self.layers.len());
-        for l in &self.layers {
-            let next = match out.last() {
-                None => l.diff_id.clone(),
-                Some(prev) => Digest::of(format!("{prev} {}", l.diff_id).as_bytes()),
-            };
-            out.push(next);
-        }
-        out
+        let diff_ids: Vec<Digest> = self.layers.iter().map(|l| l.diff_id.clone()).collect();
+        chain_ids(&diff_ids)
     }
+}
+
+/// OCI chain ids of a stack of layers, bottom first:
+/// chainid(L0) = diffid(L0); chainid(Ln) = sha256(chainid(Ln-1) + " " + diffid(Ln)).
+pub fn chain_ids(diff_ids: &[Digest]) -> Vec<Digest> {
+    let mut out: Vec<Digest> = Vec::with_capacity(diff_ids.len());
+    for d in diff_ids {
+        let next = match out.last() {
+            None => d.clone(),
+            Some(prev) => Digest::of(format!("{prev} {d}").as_bytes()),
+        };
+        out.push(next);
+    }
+    out
 }
 
 #[derive(Default, Serialize, Deserialize)]

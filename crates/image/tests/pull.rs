@@ -623,8 +623,15 @@ fn lost_layer_facts_are_rederived_from_the_local_blob() {
 /// A sink that hashes each decompressed layer stream and records (index, digest).
 fn hashing_sink(
     seen: &std::sync::Mutex<Vec<(usize, String)>>,
-) -> impl Fn(usize, &berth_image::LayerInfo, &mut dyn io::Read) -> anyhow::Result<()> + Sync + '_ {
-    move |i, _l, r| {
+) -> impl Fn(
+    usize,
+    &berth_image::LayerInfo,
+    &berth_image::Digest,
+    &mut dyn io::Read,
+) -> anyhow::Result<()>
++ Sync
++ '_ {
+    move |i, _l, _chain, r| {
         let mut h = Hasher::new();
         io::copy(r, &mut h)?;
         seen.lock().unwrap().push((i, h.finish().to_string()));
