@@ -28,6 +28,9 @@ pub(crate) struct Live {
     pub pidfd: OwnedFd,
     pub sync: OwnedFd,
     pub pty_master: Option<OwnedFd>,
+    /// Whether the container has its own PID namespace: then the exit of
+    /// its PID 1 ends every process in it.
+    pub own_pid_ns: bool,
 }
 
 pub struct Container {
@@ -182,6 +185,7 @@ impl Container {
                     pidfd,
                     sync: parent_sock,
                     pty_master: None,
+                    own_pid_ns: ns_flags & libc::CLONE_NEWPID as u64 != 0,
                 };
                 let fail = |live: &Live, e: Error| {
                     let _ = sys::pidfd_send_signal(live.pidfd.as_fd(), libc::SIGKILL);
@@ -367,6 +371,10 @@ impl Container {
 
     pub(crate) fn pty_master(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
         self.live.as_ref()?.pty_master.as_ref().map(|f| f.as_fd())
+    }
+
+    pub(crate) fn has_own_pid_ns(&self) -> bool {
+        self.live.as_ref().is_some_and(|l| l.own_pid_ns)
     }
 
     pub(crate) fn pidfd_raw(&self) -> Option<i32> {

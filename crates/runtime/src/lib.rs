@@ -6,8 +6,24 @@
 //! - [`run`]: the foreground path of `berth run`.
 //! - [`init::init_main`]: the tiny init used for `--init`.
 //!
+//! How a container comes to life (crun's shape, in one process image):
+//! 1. `create` makes `<state_dir>/<id>/exec.fifo` and a seqpacket socketpair,
+//!    then clone3s the child straight into its new namespaces
+//!    (CLONE_NEWPID etc.), so the command will be PID 1.
+//! 2. The child waits for `G` (where cgroup placement and user-namespace
+//!    maps will go), makes mount propagation private, binds the rootfs onto
+//!    itself, mounts the spec's mounts with targets resolved by
+//!    openat2(RESOLVE_IN_ROOT), fills /dev, pivot_root(".", ".") + detach,
+//!    then console, masked/read-only paths, read-only root, hostname,
+//!    rlimits, identity and capabilities, and looks the command up in the
+//!    spec's PATH. It reports `R` and blocks reading the exec fifo.
+//! 3. `start` writes the fifo; the child execs. Its sync socket end is
+//!    close-on-exec: end-of-file means exec worked, an `E` message carries
+//!    the error (mapped to 127/126/125 by [`Error::exit_code`]).
+//!
 //! The runtime forks with raw clone3 and must be used from a
-//! single-threaded process.
+//! single-threaded process (tests drive it through the
+//! `berth-runtime-test` helper binary for that reason).
 
 mod capabilities;
 pub mod cgroups;

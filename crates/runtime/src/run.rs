@@ -147,6 +147,18 @@ fn supervise(
     // PID 1 is gone, so every process of its PID namespace is too and the
     // pty's slave side is closed: read what is left until EIO.
     if let (Some(m), true) = (master, master_open) {
+        if !c.has_own_pid_ns() {
+            // Without a PID namespace a leftover process may hold the slave
+            // open for ever: take only what is already buffered.
+            // SAFETY: fcntl on an fd we hold.
+            unsafe {
+                libc::fcntl(
+                    m,
+                    libc::F_SETFL,
+                    libc::fcntl(m, libc::F_GETFL) | libc::O_NONBLOCK,
+                )
+            };
+        }
         while copy(m, 1, &mut buf) {}
     }
     Ok(code)

@@ -28,7 +28,7 @@ pub struct State {
     pub bundle: PathBuf,
     #[serde(default, skip_serializing_if = "HashMap::is_empty")]
     pub annotations: HashMap<String, String>,
-    /// Start time of `pid` in clock ticks since boot (/proc/<pid>/stat field
+    /// Start time of `pid` in clock ticks since boot (`/proc/<pid>/stat` field
     /// 22); tells our process apart from a later one that reused the PID.
     #[serde(default, rename = "berthPidStartTime")]
     pub pid_start_time: u64,
@@ -54,7 +54,7 @@ impl State {
     }
 }
 
-/// Start time of a process (field 22 of /proc/<pid>/stat), None if gone.
+/// Start time of a process (field 22 of `/proc/<pid>/stat`), None if gone.
 pub(crate) fn pid_start_time(pid: i32) -> Option<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name (field 2) may contain spaces and parentheses: skip
