@@ -74,7 +74,7 @@ pub(crate) fn copy_up(
                 bail!("hardlink to a directory ({})", path.display());
             }
             let parent = path.parent().unwrap_or(Path::new(""));
-            let dp = make_parents(root, &lr, parent)?;
+            let dp = make_parents(root, lowers, parent, resolver)?;
             let name = path.file_name().expect("non-empty path");
             copy_node(sp.as_fd(), &sn, &st, dp.as_fd(), name)?;
             return Ok(true);
@@ -93,27 +93,50 @@ pub(crate) fn copy_up(
     Ok(false)
 }
 
-/// mkdir -p `parent` in `root`, each new dir taking the owner/mode/mtime of
-/// the same dir in `src` (so the merged view keeps the lower's metadata).
-fn make_parents(root: &Root, src: &Root, parent: &Path) -> Result<OwnedFd> {
+/// mkdir -p `parent` in `root`, each new dir taking the owner/mode/mtime
+/// of the same dir in the topmost of `lowers` (bottom → top) that has it, so
+/// the merged view keeps the lower's metadata rather than our defaults.
+pub(crate) fn make_parents(
+    root: &Root,
+    lowers: &[PathBuf],
+    parent: &Path,
+    resolver: Resolver,
+) -> Result<OwnedFd> {
+    let mut srcs: Vec<Root> = Vec::new();
     let mut prefix = PathBuf::new();
     for c in parent.components() {
         prefix.push(c);
-        if lookup(root, &prefix)?.is_some() {
+        if let Some((_, _, st)) = lookup(root, &prefix)?
+            && FileType::from_raw_mode(st.st_mode) == FileType::Directory
+        {
             continue;
         }
+        if srcs.is_empty() {
+            for l in lowers.iter().rev() {
+                srcs.push(
+                    Root::open_with(l, resolver)
+                        .with_context(|| format!("opening snapshot {}", l.display()))?,
+                );
+            }
+        }
+        // Missing here (or a symlink/other node: mkdirat reports it, as mkdir -p would).
         let (p, n) = root.parent(&prefix, false)?;
-        rustix::fs::mkdirat(&p, n.as_os_str(), Mode::from_raw_mode(0o755))
-            .map_err(io::Error::from)?;
-        if let Ok(sfd) = src.open_path(&prefix, OFlags::RDONLY | OFlags::DIRECTORY) {
-            let st = rustix::fs::fstat(&sfd)?;
-            let dfd = rustix::fs::openat(
-                &p,
-                n.as_os_str(),
-                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-                Mode::empty(),
-            )?;
-            apply_meta_fd(dfd.as_fd(), &st)?;
+        match rustix::fs::mkdirat(&p, n.as_os_str(), Mode::from_raw_mode(0o755)) {
+            Ok(()) => {}
+            Err(Errno::EXIST) => bail!("{} exists and is not a directory", prefix.display()),
+            Err(e) => return Err(io::Error::from(e).into()),
+        }
+        let dfd = rustix::fs::openat(
+            &p,
+            n.as_os_str(),
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        )?;
+        for src in &srcs {
+            if let Ok(sfd) = src.open_path(&prefix, OFlags::RDONLY | OFlags::DIRECTORY) {
+                apply_meta_fd(dfd.as_fd(), &rustix::fs::fstat(&sfd)?)?;
+                break;
+            }
         }
     }
     root.open_path(parent, OFlags::PATH | OFlags::DIRECTORY)

@@ -255,10 +255,7 @@ impl Applier<'_> {
             return self.whiteout(&path, name, rest);
         }
 
-        let (parent, name) = self
-            .root
-            .parent(&path, true)
-            .context("creating parent directories")?;
+        let (parent, name) = self.parent(&path).context("creating parent directories")?;
         let name = name.as_os_str();
         match kind {
             tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::GNUSparse => {
@@ -433,6 +430,25 @@ impl Applier<'_> {
 
     /// Make room for a new entry at `parent/name`, tar style: anything there
     /// goes, except a directory about to be replaced by a directory.
+    /// The entry's parent dir, created if missing. In overlay mode missing
+    /// parents take their metadata from the lowers (like containerd), or the
+    /// new upper dir's defaults would replace the lower dir's owner and mode.
+    fn parent(&self, path: &Path) -> io::Result<(OwnedFd, OsString)> {
+        if let ApplyMode::Overlay { lowers } = &self.opts.mode
+            && !lowers.is_empty()
+        {
+            match self.root.parent(path, false) {
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    let dir = path.parent().unwrap_or(Path::new(""));
+                    crate::copy::make_parents(self.root, lowers, dir, self.opts.resolver)
+                        .map_err(io::Error::other)?;
+                }
+                other => return other,
+            }
+        }
+        self.root.parent(path, true)
+    }
+
     /// In overlay mode, whether `parent/name` is a whiteout this layer made.
     fn is_overlay_whiteout(&self, parent: &OwnedFd, name: &OsStr) -> bool {
         matches!(self.opts.mode, ApplyMode::Overlay { .. })
@@ -556,7 +572,7 @@ impl Applier<'_> {
                     self.root
                         .open_path(Path::new("."), OFlags::RDONLY | OFlags::DIRECTORY)?
                 } else {
-                    let (p, n) = self.root.parent(dir, true)?;
+                    let (p, n) = self.parent(dir)?;
                     self.clear_slot(&p, &n, true)?;
                     match rustix::fs::mkdirat(&p, n.as_os_str(), Mode::from_raw_mode(0o755)) {
                         Ok(()) | Err(Errno::EXIST) => {}
@@ -597,7 +613,7 @@ impl Applier<'_> {
         }
         let victim = OsStr::from_bytes(rest);
         if overlay {
-            let (p, _) = self.root.parent(path, true)?;
+            let (p, _) = self.parent(path)?;
             self.clear_slot(&p, victim, false)?;
             rustix::fs::mknodat(
                 &p,

@@ -218,6 +218,12 @@ pub fn test_image() -> Vec<Vec<u8>> {
             },
             "#!tool v2",
         )
+        .file(
+            "tmp/implicit-parent",
+            ROOT,
+            "tmp has no entry in this layer",
+        )
+        .whiteout("home/app", "nothing-here")
         .build();
     let l2 = Layer::default()
         .dir(
