@@ -510,3 +510,20 @@ fn spec_devices_are_created() {
         stderr(&o)
     );
 }
+
+#[test]
+fn user_namespace_is_refused_clearly() {
+    let mut b = Bundle::new(&["true"]);
+    b.config["linux"]["namespaces"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({"type": "user"}));
+    let o = b.run();
+    assert_eq!(o.status.code(), Some(125));
+    assert!(
+        stderr(&o).contains("user namespaces are not supported yet"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!b.state_dir().join("c1").exists());
+}

@@ -90,3 +90,48 @@ fn tty_window_size_ctrl_c_and_mode_restore() {
     assert_eq!(after.c_iflag, before.c_iflag, "input modes not restored");
     assert_eq!(after.c_oflag, before.c_oflag, "output modes not restored");
 }
+
+#[test]
+fn window_size_changes_reach_the_container() {
+    let mut b = Bundle::sh("trap 'stty size' WINCH; echo ready; while :; do sleep 0.05; done");
+    b.config["process"]["terminal"] = true.into();
+    let (master, slave) = openpty();
+    let mut cmd = b.command(true);
+    cmd.stdin(Stdio::from(slave.try_clone().unwrap()))
+        .stdout(Stdio::from(slave.try_clone().unwrap()))
+        .stderr(Stdio::from(slave.try_clone().unwrap()));
+    let mut child = cmd.spawn().unwrap();
+    drop(cmd);
+    let mut out = Vec::new();
+    while !String::from_utf8_lossy(&out).contains("ready") {
+        assert!(read_some(&master, &mut out), "eof before ready");
+    }
+    // What a terminal emulator does on resize: new size, then SIGWINCH to
+    // the foreground process (berth).
+    let ws = libc::winsize {
+        ws_row: 40,
+        ws_col: 120,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: valid winsize pointer; plain kill of our own child.
+    unsafe {
+        assert_eq!(libc::ioctl(master.as_raw_fd(), libc::TIOCSWINSZ, &ws), 0);
+        assert_eq!(libc::kill(child.id() as i32, libc::SIGWINCH), 0);
+    }
+    while !String::from_utf8_lossy(&out).contains("40 120") {
+        assert!(
+            read_some(&master, &mut out),
+            "eof before resize: {:?}",
+            String::from_utf8_lossy(&out)
+        );
+    }
+    // SAFETY: writing one byte (^C) from a valid buffer.
+    assert_eq!(
+        unsafe { libc::write(master.as_raw_fd(), [3u8].as_ptr().cast(), 1) },
+        1
+    );
+    drop(slave);
+    while read_some(&master, &mut out) {}
+    assert_eq!(child.wait().unwrap().code(), Some(130));
+}
