@@ -144,6 +144,18 @@ pub fn build_spec(image: &ImageConfiguration, opts: &RunOptions) -> Result<Bundl
     if !cwd.starts_with('/') {
         bail!("the working directory {cwd:?} is invalid, it needs to be an absolute path");
     }
+    // Lexically cleaned like Go's filepath.Clean: `..` stops at `/`.
+    let mut parts: Vec<&str> = Vec::new();
+    for c in cwd.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            c => parts.push(c),
+        }
+    }
+    let cwd = format!("/{}", parts.join("/"));
     root.mkdir_all(Path::new(&cwd))
         .with_context(|| format!("creating working directory {cwd} in the rootfs"))?;
 
@@ -906,6 +918,41 @@ mod tests {
                 .join(outside.path().strip_prefix("/").unwrap())
                 .join("made")
                 .is_dir()
+        );
+    }
+
+    #[test]
+    fn workdir_is_cleaned_like_docker() {
+        let t = image_root();
+        let img = ImageConfigurationBuilder::default()
+            .config(
+                ConfigBuilder::default()
+                    .cmd(s(&["sh"]))
+                    .working_dir("/a/../../b/./c/")
+                    .build()
+                    .unwrap(),
+            )
+            .build()
+            .unwrap();
+        let o = RunOptions {
+            rootfs: t.path().into(),
+            ..opts()
+        };
+        let b = build_spec(&img, &o).unwrap();
+        assert_eq!(b.spec.process().as_ref().unwrap().cwd(), Path::new("/b/c"));
+        assert!(t.path().join("b/c").is_dir());
+        let b = build_spec(
+            &ImageConfigurationBuilder::default()
+                .config(ConfigBuilder::default().cmd(s(&["sh"])).build().unwrap())
+                .build()
+                .unwrap(),
+            &o,
+        )
+        .unwrap();
+        assert_eq!(
+            b.spec.process().as_ref().unwrap().cwd(),
+            Path::new("/"),
+            "default workdir"
         );
     }
 }

@@ -648,6 +648,14 @@ impl Applier<'_> {
                 Err(e) => return Err(e).context("hardlink target"),
             };
             match rustix::fs::statat(&tp, tn.as_os_str(), AtFlags::SYMLINK_NOFOLLOW) {
+                // An overlay whiteout made by this layer is not a file to link to.
+                Ok(st)
+                    if FileType::from_raw_mode(st.st_mode) == FileType::CharacterDevice
+                        && st.st_rdev == 0
+                        && matches!(self.opts.mode, ApplyMode::Overlay { .. }) =>
+                {
+                    Ok(None)
+                }
                 Ok(st) => Ok(Some((tp, tn, FileType::from_raw_mode(st.st_mode)))),
                 Err(Errno::NOENT) => Ok(None),
                 Err(e) => Err(io::Error::from(e)).context("hardlink target"),

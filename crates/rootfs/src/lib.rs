@@ -1,10 +1,42 @@
 //! berth-rootfs: from layer tars to a container's root filesystem and OCI bundle.
 //!
-//! - [`resolve`]: path resolution that never leaves a root directory.
-//! - [`layer`]: applying one OCI layer tar (flatten or overlay snapshot).
-//! - [`snapshot`]: snapshots keyed by chain id, unpacked once, atomically.
-//! - [`overlay`]: mounting a container rootfs over snapshots (copy fallback).
-//! - [`bundle`]: image config + run options → OCI runtime spec.
+//! - [`resolve`]: path resolution that never leaves a root directory
+//!   (openat2 `RESOLVE_IN_ROOT`, or a userspace walk when openat2 is missing).
+//! - [`layer`]: applying one decompressed OCI layer tar, Flatten or Overlay
+//!   snapshot mode, digest-checked and size-capped.
+//! - [`snapshot`]: snapshots keyed by chain id, unpacked once, published atomically.
+//! - [`overlay`]: a container rootfs as an overlay of snapshots (copy fallback).
+//! - [`bundle`]: image config + run options → OCI runtime spec, Docker's rules.
+//!
+//! Typical use by the engine:
+//!
+//! ```no_run
+//! # fn f(diff_ids: Vec<String>, open: impl FnMut(usize) -> anyhow::Result<Box<dyn std::io::Read>>,
+//! #      image: oci_spec::image::ImageConfiguration) -> anyhow::Result<()> {
+//! use berth_rootfs::{LayerDesc, RunOptions, Snapshots, build_spec, mount_rootfs};
+//! let snaps = Snapshots::new("/var/lib/berth/snapshots")?;
+//! let layers: Vec<LayerDesc> = diff_ids.into_iter().map(|diff_id| LayerDesc { diff_id }).collect();
+//! let lowers = snaps.prepare(&layers, open)?; // open(i): decompressed tar of layer i
+//! let ctr = std::path::Path::new("/var/lib/berth/containers/abc");
+//! let rootfs = mount_rootfs(ctr, &lowers)?; // overlay, or a copy with one warning
+//! let bundle = build_spec(&image, &RunOptions { rootfs: rootfs.path.clone(), hostname: "abc".into(), ..Default::default() })?;
+//! # Ok(()) }
+//! ```
+//!
+//! Decisions worth knowing:
+//! - Absolute entry names are taken relative to the target (`/etc/x` is
+//!   `etc/x`), like Docker; a `..` climbing above the target is refused.
+//! - Symlinks on the way to an entry are followed inside the target
+//!   (containerd's semantics); a dangling one as a parent is an error, as in
+//!   Docker; an entry's own name is replaced, never followed.
+//! - Our own resolver rather than pathrs: the fallback must be forceable in
+//!   tests and the mkdir/dangling-symlink rules are layer-specific; every test
+//!   runs through both resolvers, and one runs Auto under a seccomp filter
+//!   that makes openat2 return ENOSYS.
+//! - Overlay snapshots resolve paths within the layer's own snapshot: a layer
+//!   writing through a symlink that only a lower layer has creates a real
+//!   directory instead (as containerd does); real image layers never do this.
+//! - No inheritable capabilities (Docker ≥ 20.10.14, CVE-2022-24769).
 
 pub mod copy;
 pub mod layer;
