@@ -109,3 +109,36 @@ fn too_many_lowers_fall_back_to_copy() {
     assert!(c.path.join("f0").exists() && c.path.join("f199").exists());
     remove_rootfs(&t.path().join("c")).unwrap();
 }
+
+#[test]
+fn overlay_inside_overlay_falls_back_to_copy() {
+    // berth running inside a container: its state dir is on overlayfs, where
+    // an upper dir is refused (EINVAL); the rootfs must then be a copy.
+    let t = tempfile::tempdir().unwrap();
+    let layers = test_image();
+    let snaps = Snapshots::new(t.path().join("snaps")).unwrap();
+    let descs: Vec<LayerDesc> = layers
+        .iter()
+        .map(|l| LayerDesc {
+            diff_id: diff_id_of(&l[..]).unwrap(),
+        })
+        .collect();
+    let lowers = snaps
+        .prepare(&descs, |i| {
+            Ok(Box::new(std::io::Cursor::new(layers[i].clone())))
+        })
+        .unwrap();
+    let outer = mount_rootfs_with(&t.path().join("outer"), &lowers, false).unwrap();
+    assert_eq!(outer.kind, RootfsKind::Overlay);
+    let inner_dir = outer.path.join("var-lib-berth/ctr");
+    let inner = mount_rootfs_with(&inner_dir, &lowers, false);
+    let inner = inner.unwrap();
+    assert_eq!(inner.kind, RootfsKind::Copy);
+    assert_same(
+        &tree(&t.path().join("outer/rootfs/etc")),
+        &tree(&inner.path.join("etc")),
+        "copied rootfs content",
+    );
+    remove_rootfs(&inner_dir).unwrap();
+    remove_rootfs(&t.path().join("outer")).unwrap();
+}
