@@ -57,6 +57,10 @@ impl Case {
             std::fs::read_dir(self.outside.join("dir")).unwrap().count(),
             0
         );
+        let dmd = std::fs::symlink_metadata(self.outside.join("dir")).unwrap();
+        assert_eq!(dmd.mode() & 0o7777, 0o755, "outside dir mode untouched");
+        assert_eq!(dmd.uid(), rustix::process::geteuid().as_raw());
+        assert_ne!(dmd.mtime(), 1_600_000_000, "outside dir mtime untouched");
     }
 
     /// A file holding `evil` exists somewhere inside the target.
@@ -96,7 +100,8 @@ fn hdr(path: &[u8], kind: EntryType, size: u64, link: Option<&[u8]>) -> Header {
     h.set_entry_type(kind);
     h.set_size(size);
     h.set_mode(if kind == EntryType::Directory {
-        0o755
+        // Distinct from the outside dir's 0755, so a chmod through a symlink shows.
+        0o711
     } else {
         0o644
     });
@@ -780,6 +785,35 @@ fn tree_deeper_than_any_path_is_refused_not_a_crash() {
             } else {
                 err_contains(r, "too deep");
             }
+        },
+    );
+}
+
+#[test]
+fn metadata_entries_over_a_symlink_do_not_touch_its_target() {
+    // A dir entry and a file named like a symlink to an outside dir: each
+    // replaces the symlink; chmod/chown/utimes never reach the target.
+    each(
+        |c| {
+            let out = format!("{}/dir", c.abs_outside());
+            vec![
+                Tar::default()
+                    .symlink("d", &out)
+                    .dir("d")
+                    .symlink("e", &out)
+                    .file("e", "evil")
+                    .build(),
+            ]
+        },
+        |c, r, overlay| {
+            r.unwrap();
+            let base = if overlay {
+                c.root.join("0")
+            } else {
+                c.root.clone()
+            };
+            assert!(std::fs::symlink_metadata(base.join("d")).unwrap().is_dir());
+            assert!(std::fs::symlink_metadata(base.join("e")).unwrap().is_file());
         },
     );
 }
