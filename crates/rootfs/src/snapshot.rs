@@ -90,49 +90,94 @@ impl Snapshots {
         let chains = chain_ids(&diffs);
         let mut dirs: Vec<PathBuf> = Vec::with_capacity(layers.len());
         for (i, chain) in chains.iter().enumerate() {
-            let hex = hex_of(chain)?;
-            let final_dir = self.dir.join(hex);
-            if !final_dir.is_dir() {
-                let lock = self.lock(hex)?;
-                // Someone else may have finished it while we waited for the lock.
-                if !final_dir.is_dir() {
-                    self.clean_temps(hex)?;
-                    let tmp = self.dir.join(format!(".tmp-{hex}-{}", std::process::id()));
-                    std::fs::create_dir(&tmp)
-                        .with_context(|| format!("creating {}", tmp.display()))?;
-                    let res = (|| -> Result<()> {
-                        let reader = open(i).with_context(|| {
-                            format!("opening layer {i} ({})", layers[i].diff_id)
-                        })?;
-                        let opts = ApplyOptions {
-                            mode: ApplyMode::Overlay {
-                                lowers: dirs.clone(),
-                            },
-                            ..self.apply.clone()
-                        };
-                        apply_layer(reader, &tmp, &layers[i].diff_id, &opts)?;
-                        // Data on disk before the name: a crash after the rename must not
-                        // leave a complete-looking snapshot with empty files.
-                        let fd = File::open(&tmp)?;
-                        rustix::fs::syncfs(&fd)?;
-                        std::fs::rename(&tmp, &final_dir).with_context(|| {
-                            format!("moving snapshot into {}", final_dir.display())
-                        })?;
-                        File::open(&self.dir)?.sync_all()?;
-                        Ok(())
-                    })();
-                    if let Err(e) = res {
-                        let _ = remove_tree(&tmp);
-                        return Err(
-                            e.context(format!("unpacking layer {i} ({})", layers[i].diff_id))
-                        );
-                    }
-                }
-                drop(lock);
-            }
-            dirs.push(final_dir);
+            let dir = self.ensure(chain, &layers[i], i, &dirs, || {
+                open(i).with_context(|| format!("opening layer {i} ({})", layers[i].diff_id))
+            })?;
+            dirs.push(dir);
         }
         Ok(dirs)
+    }
+
+    /// For a pull's layer sink (layers arrive out of order, concurrently):
+    /// unpack layer `index` of `layers` from `reader` when every lower
+    /// snapshot already exists, and return its dir. When a lower one is still
+    /// missing nothing is done (`Ok(None)`): the snapshot's content must not
+    /// depend on arrival order (copy-up and parent metadata come from the
+    /// lowers), so call [`Self::prepare`] after the pull to finish those.
+    pub fn unpack_layer(
+        &self,
+        layers: &[LayerDesc],
+        index: usize,
+        reader: &mut dyn Read,
+    ) -> Result<Option<PathBuf>> {
+        let diffs: Vec<&str> = layers.iter().map(|l| l.diff_id.as_str()).collect();
+        for d in &diffs {
+            hex_of(d).context("layer diff_id")?;
+        }
+        let chains = chain_ids(&diffs);
+        let chain = chains
+            .get(index)
+            .ok_or_else(|| anyhow!("layer index {index} out of range"))?;
+        let mut lowers = Vec::with_capacity(index);
+        for c in &chains[..index] {
+            let dir = self.dir.join(hex_of(c)?);
+            if !dir.is_dir() {
+                return Ok(None);
+            }
+            lowers.push(dir);
+        }
+        self.ensure(chain, &layers[index], index, &lowers, || {
+            Ok(Box::new(reader) as Box<dyn Read + '_>)
+        })
+        .map(Some)
+    }
+
+    /// The snapshot for `chain` (layer `i`), unpacked from `open()` over
+    /// `lowers` unless it already exists. Lock, temp dir, sync, rename.
+    fn ensure<'r>(
+        &self,
+        chain: &str,
+        layer: &LayerDesc,
+        i: usize,
+        lowers: &[PathBuf],
+        open: impl FnOnce() -> Result<Box<dyn Read + 'r>>,
+    ) -> Result<PathBuf> {
+        let hex = hex_of(chain)?;
+        let final_dir = self.dir.join(hex);
+        if final_dir.is_dir() {
+            return Ok(final_dir);
+        }
+        let _lock = self.lock(hex)?;
+        // Someone else may have finished it while we waited for the lock.
+        if final_dir.is_dir() {
+            return Ok(final_dir);
+        }
+        self.clean_temps(hex)?;
+        let tmp = self.dir.join(format!(".tmp-{hex}-{}", std::process::id()));
+        std::fs::create_dir(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+        let res = (|| -> Result<()> {
+            let reader = open()?;
+            let opts = ApplyOptions {
+                mode: ApplyMode::Overlay {
+                    lowers: lowers.to_vec(),
+                },
+                ..self.apply.clone()
+            };
+            apply_layer(reader, &tmp, &layer.diff_id, &opts)?;
+            // Data on disk before the name: a crash after the rename must not
+            // leave a complete-looking snapshot with empty files.
+            let fd = File::open(&tmp)?;
+            rustix::fs::syncfs(&fd)?;
+            std::fs::rename(&tmp, &final_dir)
+                .with_context(|| format!("moving snapshot into {}", final_dir.display()))?;
+            File::open(&self.dir)?.sync_all()?;
+            Ok(())
+        })();
+        if let Err(e) = res {
+            let _ = remove_tree(&tmp);
+            return Err(e.context(format!("unpacking layer {i} ({})", layer.diff_id)));
+        }
+        Ok(final_dir)
     }
 
     fn lock(&self, hex: &str) -> Result<File> {

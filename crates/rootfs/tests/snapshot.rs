@@ -165,3 +165,37 @@ fn remove_except_keeps_the_keep_set() {
     assert_eq!(s.list().unwrap(), chains[..1].to_vec());
     assert!(leftovers(t.path()).is_empty());
 }
+
+#[test]
+fn sink_unpacks_only_when_lowers_exist_and_prepare_finishes() {
+    let t = tempfile::tempdir().unwrap();
+    let layers = test_image();
+    let d = descs(&layers);
+    let s = Snapshots::new(t.path()).unwrap();
+    // Arrival order 2, 0, 1: layer 2 must wait for its lowers.
+    let r2 = s.unpack_layer(&d, 2, &mut &layers[2][..]).unwrap();
+    assert!(r2.is_none());
+    let r0 = s.unpack_layer(&d, 0, &mut &layers[0][..]).unwrap().unwrap();
+    let r1 = s.unpack_layer(&d, 1, &mut &layers[1][..]).unwrap().unwrap();
+    let opened = AtomicUsize::new(0);
+    let dirs = s
+        .prepare(&d, |i| {
+            opened.fetch_add(1, Ordering::SeqCst);
+            Ok(Box::new(std::io::Cursor::new(layers[i].clone())))
+        })
+        .unwrap();
+    assert_eq!(
+        opened.load(Ordering::SeqCst),
+        1,
+        "only layer 2 is left for prepare"
+    );
+    assert_eq!((&dirs[0], &dirs[1]), (&r0, &r1));
+    // A tampered stream through the sink publishes nothing.
+    let t2 = tempfile::tempdir().unwrap();
+    let s2 = Snapshots::new(t2.path()).unwrap();
+    let mut bad = layers[0].clone();
+    let n = bad.len();
+    bad.truncate(n - 1024);
+    assert!(s2.unpack_layer(&d, 0, &mut &bad[..]).is_err());
+    assert!(s2.list().unwrap().is_empty() && leftovers(t2.path()).is_empty());
+}
