@@ -216,3 +216,74 @@ fn zstd_matches_umoci() {
 fn uncompressed_matches_umoci() {
     golden("uncompressed");
 }
+
+/// Not a timing assertion: prints how long unpacking `large:latest` takes
+/// (flatten and overlay snapshots) next to umoci, for the lead's numbers.
+/// `cargo test -p berth-rootfs --test golden -- --ignored --nocapture`
+#[test]
+#[ignore]
+fn large_unpack_report() {
+    fixture_up();
+    let t = tempfile::tempdir_in("/var/tmp").unwrap();
+    let layout = t.path().join("layout");
+    run(Command::new("skopeo").args([
+        "copy",
+        "--quiet",
+        "--src-tls-verify=false",
+        "docker://127.0.0.1:5500/large:latest",
+        &format!("oci:{}:tag", layout.display()),
+    ]));
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
+    let manifest: serde_json::Value = serde_json::from_slice(&blob(
+        &layout,
+        index["manifests"][0]["digest"].as_str().unwrap(),
+    ))
+    .unwrap();
+    let config: serde_json::Value = serde_json::from_slice(&blob(
+        &layout,
+        manifest["config"]["digest"].as_str().unwrap(),
+    ))
+    .unwrap();
+    let diff_ids: Vec<String> = config["rootfs"]["diff_ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d.as_str().unwrap().to_string())
+        .collect();
+    let layers = manifest["layers"].as_array().unwrap();
+    let open = |i: usize| {
+        decompressed(
+            layers[i]["mediaType"].as_str().unwrap(),
+            blob(&layout, layers[i]["digest"].as_str().unwrap()),
+        )
+    };
+    let start = std::time::Instant::now();
+    let flat = t.path().join("flat");
+    std::fs::create_dir_all(&flat).unwrap();
+    let mut bytes = 0;
+    for (i, d) in diff_ids.iter().enumerate() {
+        bytes += apply_layer(open(i), &flat, d, &ApplyOptions::default())
+            .unwrap()
+            .bytes_read;
+    }
+    println!(
+        "berth flatten: {} layers, {} MB in {:?}",
+        diff_ids.len(),
+        bytes >> 20,
+        start.elapsed()
+    );
+    let start = std::time::Instant::now();
+    let snaps = Snapshots::new(t.path().join("snaps")).unwrap();
+    let descs: Vec<LayerDesc> = diff_ids
+        .iter()
+        .map(|d| LayerDesc { diff_id: d.clone() })
+        .collect();
+    snaps.prepare(&descs, |i| Ok(open(i))).unwrap();
+    println!("berth snapshots (incl. syncfs): {:?}", start.elapsed());
+    let start = std::time::Instant::now();
+    run(Command::new("umoci")
+        .args(["unpack", "--image", &format!("{}:tag", layout.display())])
+        .arg(t.path().join("bundle")));
+    println!("umoci unpack: {:?}", start.elapsed());
+}
