@@ -82,6 +82,12 @@ pub fn mount_rootfs_with(
 ) -> Result<ContainerRootfs> {
     let rootfs = container_dir.join("rootfs");
     std::fs::create_dir_all(&rootfs).with_context(|| format!("creating {}", rootfs.display()))?;
+    // The merged tree holds the image's setuid binaries: keep host users out.
+    std::fs::set_permissions(
+        container_dir,
+        std::os::unix::fs::PermissionsExt::from_mode(0o700),
+    )
+    .with_context(|| format!("restricting {}", container_dir.display()))?;
     if !force_copy {
         match try_overlay(container_dir, &rootfs, lowers) {
             Ok(()) => {

@@ -64,6 +64,10 @@ impl Snapshots {
         let dir = dir.into();
         std::fs::create_dir_all(dir.join(".locks"))
             .with_context(|| format!("creating {}", dir.display()))?;
+        // Snapshots hold images' setuid binaries and device nodes: host users
+        // must not reach them (Docker keeps its own state dirs 0700/0710 too).
+        std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+            .with_context(|| format!("restricting {}", dir.display()))?;
         Ok(Snapshots {
             dir,
             apply: ApplyOptions::default(),

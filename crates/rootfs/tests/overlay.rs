@@ -36,6 +36,15 @@ fn isolation(force_copy: bool) {
     };
     assert_eq!((c1.kind, c2.kind), (want, want));
     let (r1, r2) = (&c1.path, &c2.path);
+    // setuid binaries of the image must not be reachable by host users.
+    for d in [t.path().join("snaps"), t.path().join("c1")] {
+        assert_eq!(
+            std::fs::metadata(&d).unwrap().permissions().mode() & 0o777,
+            0o700,
+            "{}",
+            d.display()
+        );
+    }
 
     std::fs::write(r1.join("new-file"), "c1").unwrap();
     std::fs::write(r1.join("etc/passwd"), "changed").unwrap();
