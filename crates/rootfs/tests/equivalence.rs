@@ -138,6 +138,7 @@ fn flatten_copy_and_overlay_agree() {
         assert_same(&want, &tree(&c), "flatten vs merged snapshots");
 
         let cdir = t.path().join("ctr");
+        let _g = common::Cleanup(cdir.clone());
         let rootfs = mount_rootfs_with(&cdir, &lowers, false).unwrap();
         assert_eq!(
             rootfs.kind,

@@ -166,6 +166,7 @@ fn golden(image: &str) {
         })
         .unwrap();
     let ctr = t.path().join("ctr");
+    let _g = common::Cleanup(ctr.clone());
     let rootfs = mount_rootfs(&ctr, &lowers).unwrap();
     assert_eq!(rootfs.kind, RootfsKind::Overlay);
     let merged = tree(&rootfs.path);

@@ -27,6 +27,8 @@ fn isolation(force_copy: bool) {
         .unwrap();
     let before: Vec<_> = lowers.iter().map(|l| tree(l)).collect();
 
+    let _g1 = common::Cleanup(t.path().join("c1"));
+    let _g2 = common::Cleanup(t.path().join("c2"));
     let c1 = mount_rootfs_with(&t.path().join("c1"), &lowers, force_copy).unwrap();
     let c2 = mount_rootfs_with(&t.path().join("c2"), &lowers, force_copy).unwrap();
     let want = if force_copy {
@@ -137,6 +139,7 @@ fn overlay_inside_overlay_falls_back_to_copy() {
             Ok(Box::new(std::io::Cursor::new(layers[i].clone())))
         })
         .unwrap();
+    let _g = common::Cleanup(t.path().join("outer"));
     let outer = mount_rootfs_with(&t.path().join("outer"), &lowers, false).unwrap();
     assert_eq!(outer.kind, RootfsKind::Overlay);
     let inner_dir = outer.path.join("var-lib-berth/ctr");

@@ -371,3 +371,13 @@ pub fn assert_same(a: &BTreeMap<String, Info>, b: &BTreeMap<String, Info>, what:
     }
     assert!(diffs.is_empty(), "{what}:\n{}", diffs.join("\n"));
 }
+
+/// Unmounts and removes a container rootfs when dropped, so a failing test
+/// does not leave overlay mounts behind.
+pub struct Cleanup(pub std::path::PathBuf);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let _ = berth_rootfs::remove_rootfs(&self.0);
+    }
+}
