@@ -191,11 +191,13 @@ pub fn run(engine: &Engine, args: &RunArgs) -> Result<u8> {
     };
 
     let cdir = containers.dir(&id);
+    let t0 = std::time::Instant::now();
     let lowers = snapshots::prepare(engine, &image)?;
     rec.snapshots = lowers.chain_ids.clone();
     rec.rootfs_mounted = true;
     containers.save(&rec)?;
     let rootfs = snapshots::mount_rootfs(&lowers, &cdir)?;
+    tracing::debug!("rootfs ready in {:.3} ms", t0.elapsed().as_secs_f64() * 1e3);
 
     let hostname = args
         .hostname

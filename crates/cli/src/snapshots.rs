@@ -70,24 +70,62 @@ fn unpack_snapshot(
     res.map(|_| ())
 }
 
-/// Unpacks every layer of `img` that has no snapshot yet, bottom up, and
-/// returns the snapshot dirs.
+/// Unpacks every layer of `img` that has no snapshot yet and returns the
+/// snapshot dirs. Missing layers are unpacked in parallel first, each on
+/// its own; any that needs its lowers (a hardlink into one) is redone
+/// bottom-up after.
 pub fn prepare(engine: &Engine, img: &ImageRecord) -> Result<Lowers> {
     let base = snapshots_dir(engine);
     std::fs::create_dir_all(&base).with_context(|| format!("create {}", base.display()))?;
     let layers = engine.store.layers(img);
-    let chain = img.chain_ids();
+    let ids: Vec<String> = img
+        .chain_ids()
+        .iter()
+        .map(|c| c.hex().to_string())
+        .collect();
+    let missing: Vec<usize> = (0..layers.len())
+        .filter(|&i| !base.join(&ids[i]).join("fs").is_dir())
+        .collect();
+    if missing.len() > 1 {
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let workers = std::thread::available_parallelism()
+            .map_or(2, |n| n.get())
+            .min(missing.len());
+        // Scoped threads: all joined before the runtime may fork.
+        std::thread::scope(|s| {
+            for _ in 0..workers {
+                s.spawn(|| {
+                    loop {
+                        let k = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        let Some(&i) = missing.get(k) else { break };
+                        let res = engine.store.open_layer(&layers[i]).and_then(|mut tar| {
+                            unpack_snapshot(
+                                &base,
+                                &ids[i],
+                                layers[i].diff_id.as_str(),
+                                &[],
+                                &mut tar,
+                            )
+                        });
+                        if let Err(e) = res {
+                            tracing::debug!(
+                                "layer {} left for the ordered pass: {e:#}",
+                                layers[i].digest
+                            );
+                        }
+                    }
+                });
+            }
+        });
+    }
     let mut dirs: Vec<PathBuf> = Vec::new();
-    let mut ids = Vec::new();
-    for (layer, chain_id) in layers.iter().zip(&chain) {
-        let hex = chain_id.hex().to_string();
-        if !base.join(&hex).join("fs").is_dir() {
+    for (layer, hex) in layers.iter().zip(&ids) {
+        if !base.join(hex).join("fs").is_dir() {
             let mut tar = engine.store.open_layer(layer)?;
-            unpack_snapshot(&base, &hex, layer.diff_id.as_str(), &dirs, &mut tar)
+            unpack_snapshot(&base, hex, layer.diff_id.as_str(), &dirs, &mut tar)
                 .with_context(|| format!("unpack layer {}", layer.digest))?;
         }
-        dirs.push(base.join(&hex).join("fs"));
-        ids.push(hex);
+        dirs.push(base.join(hex).join("fs"));
     }
     Ok(Lowers {
         dirs,
