@@ -246,7 +246,8 @@ pub fn build_spec(image: &ImageConfiguration, opts: &RunOptions) -> Result<Bundl
             .readonly(opts.readonly_rootfs)
             .build()?,
     ));
-    spec.set_hostname(Some(opts.hostname.clone()));
+    // No hostname: the runtime keeps the UTS namespace's inherited one.
+    spec.set_hostname((!opts.hostname.is_empty()).then(|| opts.hostname.clone()));
     spec.set_mounts(Some(mounts));
     spec.set_linux(Some(linux));
 
