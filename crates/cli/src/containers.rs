@@ -217,18 +217,34 @@ pub fn run(engine: &Engine, args: &RunArgs) -> Result<u8> {
         );
         init_path = Some(snapshots::INIT_PATH.to_string());
     }
-    let built = snapshots::build_spec(
+    let mut built = berth_rootfs::bundle::build_spec(
         &image_config,
-        &rootfs,
-        args,
-        env,
-        hostname,
-        host_network,
-        extra_mounts,
-        init_path,
+        &berth_rootfs::bundle::RunOptions {
+            rootfs: rootfs.clone(),
+            spec_root: None,
+            entrypoint: args.entrypoint.clone(),
+            cmd: args.command.clone(),
+            env,
+            user: args.user.clone(),
+            workdir: args.workdir.clone(),
+            hostname,
+            tty: args.tty,
+            readonly_rootfs: args.read_only,
+            host_network,
+            mounts: extra_mounts,
+        },
     )?;
-    rec.command = built.command.clone();
-    rec.labels = built.labels.clone();
+    let process = built
+        .spec
+        .process_mut()
+        .as_mut()
+        .context("spec without a process")?;
+    let argv = process.args().clone().unwrap_or_default();
+    if let Some(init) = init_path {
+        process.set_args(Some([vec![init, "--".to_string()], argv.clone()].concat()));
+    }
+    rec.command = argv;
+    rec.labels = built.labels.clone().into_iter().collect();
     rec.stop_signal = built.stop_signal.clone();
     let spec_path = cdir.join("config.json");
     std::fs::write(&spec_path, serde_json::to_vec_pretty(&built.spec)?)
@@ -279,7 +295,7 @@ fn remove_container_files(engine: &Engine, id: &str) -> Result<()> {
         let _ = c.delete(true);
     }
     let _ = std::fs::remove_dir_all(runtime_dir(engine).join(id));
-    snapshots::unmount_rootfs(&cdir)?;
+    snapshots::remove_rootfs(&cdir)?;
     std::fs::remove_dir_all(&cdir).with_context(|| format!("remove {}", cdir.display()))
 }
 

@@ -8,7 +8,6 @@ mod engine;
 mod images;
 mod runopts;
 mod snapshots;
-mod spec;
 mod state;
 mod table;
 mod timefmt;

@@ -86,11 +86,11 @@ pub fn pull(
 }
 
 /// Receives each layer's DECOMPRESSED tar stream during a pull:
-/// `(layer index, bottom first; layer; its chain id; stream)`. The chain id
-/// names the layer together with everything below it, which is how unpacked
-/// snapshots are keyed. See [`pull_with_unpack`].
+/// `(layer index, bottom first; layer; every layer's diff_id, bottom first;
+/// stream)`. The diff_ids below a layer name what it must be unpacked on
+/// (its chain id). See [`pull_with_unpack`].
 pub type LayerSink<'a> =
-    &'a (dyn Fn(usize, &LayerInfo, &Digest, &mut dyn Read) -> Result<()> + Sync);
+    &'a (dyn Fn(usize, &LayerInfo, &[Digest], &mut dyn Read) -> Result<()> + Sync);
 
 /// [`pull`], handing every layer's decompressed tar to `sink` while it downloads,
 /// so a caller can unpack with a single decompression (the store keeps the blob).
@@ -235,7 +235,6 @@ fn pull_ref(
 
     // Layers, in parallel; all threads are joined before this returns.
     let layers = &image_manifest.layers;
-    let chain = crate::store::chain_ids(&cfg.rootfs.diff_ids);
     let next = AtomicUsize::new(0);
     let cancel = AtomicBool::new(false);
     let any_fetched = AtomicBool::new(false);
@@ -255,8 +254,7 @@ fn pull_ref(
                         &session,
                         i,
                         &layers[i],
-                        &cfg.rootfs.diff_ids[i],
-                        &chain[i],
+                        &cfg.rootfs.diff_ids,
                         opts.registry.attempts,
                         progress,
                         &cancel,
@@ -417,8 +415,7 @@ fn fetch_layer(
     session: &Session,
     index: usize,
     desc: &Descriptor,
-    diff_id: &Digest,
-    chain_id: &Digest,
+    diff_ids: &[Digest],
     attempts: u32,
     progress: &Progress,
     cancel: &AtomicBool,
@@ -426,6 +423,7 @@ fn fetch_layer(
     sink: Option<LayerSink<'_>>,
 ) -> Result<LayerInfo> {
     let comp = layer_compression(&desc.media_type)?;
+    let diff_id = &diff_ids[index];
     let info = |unpacked_size| LayerInfo {
         digest: desc.digest.clone(),
         media_type: desc.media_type.clone(),
@@ -457,7 +455,7 @@ fn fetch_layer(
         }
         let layer = info(facts.unpacked_size);
         if let Some(sink) = sink {
-            sink(index, &layer, chain_id, &mut *store.open_layer(&layer)?).context("unpacking")?;
+            sink(index, &layer, diff_ids, &mut *store.open_layer(&layer)?).context("unpacking")?;
         }
         progress.layer_done(&desc.digest, "Already exists");
         return Ok(layer);
@@ -501,7 +499,7 @@ fn fetch_layer(
                     buf: Vec::new(),
                     pos: 0,
                 };
-                sink(index, &provisional, chain_id, &mut reader)
+                sink(index, &provisional, diff_ids, &mut reader)
             });
             let res = verify_stream(
                 body,

@@ -323,7 +323,7 @@ fn a_sink_sees_a_failed_verification_as_an_error() {
     let outcomes = std::sync::Mutex::new(Vec::new());
     let sink = |_i: usize,
                 _l: &berth_image::LayerInfo,
-                _c: &berth_image::Digest,
+                _c: &[berth_image::Digest],
                 r: &mut dyn std::io::Read|
      -> anyhow::Result<()> {
         let res = std::io::copy(r, &mut std::io::sink());
@@ -352,7 +352,7 @@ fn a_failing_sink_fails_the_pull() {
     let (proxy, d, store, before) = setup();
     let sink = |_i: usize,
                 _l: &berth_image::LayerInfo,
-                _c: &berth_image::Digest,
+                _c: &[berth_image::Digest],
                 r: &mut dyn std::io::Read|
      -> anyhow::Result<()> {
         // Read a little, then give up (e.g. a hostile path in the tar).

@@ -626,12 +626,14 @@ fn hashing_sink(
 ) -> impl Fn(
     usize,
     &berth_image::LayerInfo,
-    &berth_image::Digest,
+    &[berth_image::Digest],
     &mut dyn io::Read,
 ) -> anyhow::Result<()>
 + Sync
 + '_ {
-    move |i, _l, _chain, r| {
+    move |i, l, diff_ids, r| {
+        // The sink is told every layer's diff_id; this one's is at its index.
+        anyhow::ensure!(diff_ids[i] == l.diff_id, "diff_ids out of order");
         let mut h = Hasher::new();
         io::copy(r, &mut h)?;
         seen.lock().unwrap().push((i, h.finish().to_string()));
