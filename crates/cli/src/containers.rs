@@ -144,11 +144,13 @@ pub fn run(engine: &Engine, args: &RunArgs) -> Result<u8> {
         env.extend(runopts::parse_env(e)?);
     }
 
+    reap_dead_runs(engine)?;
     let image = obtain_image(engine, args)?;
     let image_config = engine.store.config(&image)?;
 
     let containers = Containers::open(&engine.root)?;
     let id = state::new_id()?;
+    let me = std::process::id() as i32;
     let lock = containers.lock()?;
     let name = match &args.name {
         Some(n) => {
@@ -175,7 +177,7 @@ pub fn run(engine: &Engine, args: &RunArgs) -> Result<u8> {
         exit_code: None,
         oom_killed: false,
         pid: None,
-        supervisor: None,
+        supervisor: Some((me, state::process_start_time(me).unwrap_or(0))),
         snapshots: Vec::new(),
         rootfs_mounted: false,
         auto_remove: args.rm,
@@ -250,8 +252,6 @@ pub fn run(engine: &Engine, args: &RunArgs) -> Result<u8> {
     std::fs::write(&spec_path, serde_json::to_vec_pretty(&built.spec)?)
         .with_context(|| format!("write {}", spec_path.display()))?;
 
-    let me = std::process::id() as i32;
-    rec.supervisor = Some((me, state::process_start_time(me).unwrap_or(0)));
     containers.save(&rec)?;
 
     let io = berth_runtime::Io {
@@ -285,6 +285,55 @@ pub fn run(engine: &Engine, args: &RunArgs) -> Result<u8> {
     // Kept unless --rm: `ps -a` shows it and `rm` removes it.
     teardown.armed = args.rm;
     Ok(u8::try_from(code).unwrap_or(125))
+}
+
+/// Cleans up after berth processes that died while supervising a container
+/// (SIGKILL, OOM, power cut): their containers died with them (PID 1 was
+/// their child), but the rootfs mount and runtime state stay until someone
+/// looks. Each such container is unmounted and recorded as exited.
+fn reap_dead_runs(engine: &Engine) -> Result<()> {
+    let containers = Containers::open(&engine.root)?;
+    let _lock = containers.lock()?;
+    for mut c in containers.list()? {
+        if c.status != Status::Running && !(c.status == Status::Created && c.rootfs_mounted) {
+            continue;
+        }
+        if c.is_running()
+            || c.supervisor
+                .is_none_or(|(p, t)| state::process_start_time(p) == Some(t))
+        {
+            continue;
+        }
+        tracing::info!(
+            "container {} outlived its berth process: cleaning up",
+            c.name
+        );
+        let cdir = containers.dir(&c.id);
+        // Its PID 1 may still run, orphaned: kill it (and with it the PID
+        // namespace) if the pid is still that container's: its root is our rootfs.
+        if let Some(pid) = c.pid
+            && std::fs::read_link(format!("/proc/{pid}/root")).ok() == Some(cdir.join("rootfs"))
+        {
+            // SAFETY: kill(2) of the container's init, identified by its root above.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            for _ in 0..100 {
+                if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+        }
+        if let Ok(rt) = berth_runtime::Container::load(&c.id, &runtime_dir(engine)) {
+            let _ = rt.delete(true);
+        }
+        snapshots::unmount_rootfs(&cdir)?;
+        c.rootfs_mounted = false;
+        c.status = Status::Exited;
+        c.pid = None;
+        c.finished.get_or_insert_with(timefmt::now_rfc3339);
+        containers.save(&c)?;
+    }
+    Ok(())
 }
 
 /// Unmounts and deletes everything of one container (its record last).

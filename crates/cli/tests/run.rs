@@ -618,3 +618,61 @@ fn a_tampered_layer_is_refused_and_leaves_nothing() {
     assert!(snaps.is_empty(), "{snaps:?}");
     assert_eq!(stdout(&r.berth().args(["ps", "-aq"]).output().unwrap()), "");
 }
+
+#[test]
+fn a_killed_berth_leaves_nothing_running_or_mounted_after_the_next_run() {
+    let r = Root::new();
+    let mut child = r
+        .berth()
+        .args([
+            "run",
+            "--name",
+            "orphan",
+            "-q",
+            BUSYBOX,
+            "sh",
+            "-c",
+            "echo ready; exec sleep 600",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut buf = [0u8; 6];
+    std::io::Read::read_exact(child.stdout.as_mut().unwrap(), &mut buf).unwrap();
+    // SIGKILL: berth gets no chance to clean up.
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let id = stdout(
+        &r.berth()
+            .args(["ps", "-aq", "--no-trunc"])
+            .output()
+            .unwrap(),
+    )
+    .trim()
+    .to_string();
+    let rootfs = r.path().join("containers").join(&id).join("rootfs");
+    let mounted = || {
+        std::fs::read_to_string("/proc/self/mountinfo")
+            .unwrap()
+            .contains(&rootfs.display().to_string())
+    };
+    assert!(
+        mounted(),
+        "the dead run's rootfs is still mounted before cleanup"
+    );
+    // The next run cleans up what the dead one left.
+    assert_eq!(code(&r.run(&["--rm", "-q", BUSYBOX, "true"])), 0);
+    assert!(!mounted(), "rootfs still mounted");
+    let ps = stdout(&r.berth().args(["ps", "-a"]).output().unwrap());
+    assert!(ps.contains("orphan") && ps.contains("Exited"), "{ps}");
+    let sleepers = Command::new("pgrep")
+        .args(["-f", "sleep 600"])
+        .output()
+        .unwrap();
+    assert!(
+        stdout(&sleepers).trim().is_empty(),
+        "container process survived: {}",
+        stdout(&sleepers)
+    );
+    assert_eq!(code(&r.berth().args(["rm", "orphan"]).output().unwrap()), 0);
+}
