@@ -8,7 +8,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use berth_image::{Digest, ImageRecord, LayerInfo};
+use berth_image::{Digest, ImageRecord, LayerInfo, SinkLayer};
 use berth_rootfs::snapshot::{LayerDesc, Snapshots};
 
 use crate::engine::Engine;
@@ -130,10 +130,31 @@ pub fn pull(
     progress: &berth_image::Progress,
 ) -> Result<ImageRecord> {
     let snaps = snapshots(engine)?;
-    let sink = |i: usize, _layer: &LayerInfo, diff_ids: &[Digest], tar: &mut dyn Read| {
-        snaps
-            .unpack_layer(&descs(diff_ids.iter().map(Digest::as_str)), i, tar)
-            .map(|_| ())
+    // A layer is unpacked over its lowers, so a layer that arrives first
+    // waits for them (the download waits too: the stream is bounded). The
+    // lowest unfinished layer never waits, so this always moves; a sink
+    // stops waiting when the pull gives up or another sink stopped early,
+    // and prepare() finishes whatever is left.
+    let stopped = std::sync::atomic::AtomicBool::new(false);
+    let sink = |at: &SinkLayer<'_>, tar: &mut dyn Read| -> Result<()> {
+        use std::sync::atomic::Ordering::SeqCst;
+        let layers = descs(at.diff_ids.iter().map(Digest::as_str));
+        loop {
+            match snaps.unpack_layer(&layers, at.index, tar) {
+                Ok(Some(_)) => return Ok(()),
+                Ok(None) if !at.cancelled.load(SeqCst) && !stopped.load(SeqCst) => {
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                }
+                Ok(None) => {
+                    stopped.store(true, SeqCst);
+                    return Ok(());
+                }
+                Err(e) => {
+                    stopped.store(true, SeqCst);
+                    return Err(e);
+                }
+            }
+        }
     };
     let pulled =
         berth_image::pull_with_unpack(&engine.store, reference, opts, progress, Some(&sink))?;

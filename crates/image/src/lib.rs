@@ -74,7 +74,7 @@ pub use auth::Credentials;
 pub use digest::Digest;
 pub use manifest::{Compression, Platform};
 pub use progress::{Progress, ProgressMode};
-pub use pull::{LayerSink, PullOptions, Pulled, login, logout, pull, pull_with_unpack};
+pub use pull::{LayerSink, PullOptions, Pulled, SinkLayer, login, logout, pull, pull_with_unpack};
 pub use reference::{Reference, ReferenceError};
 pub use registry::RegistryOptions;
 pub use store::{ImageRecord, ImageSummary, LayerInfo, RemoveEvent, Store};

@@ -85,12 +85,21 @@ pub fn pull(
     pull_with_unpack(store, reference, opts, progress, None)
 }
 
-/// Receives each layer's DECOMPRESSED tar stream during a pull:
-/// `(layer index, bottom first; layer; every layer's diff_id, bottom first;
-/// stream)`. The diff_ids below a layer name what it must be unpacked on
-/// (its chain id). See [`pull_with_unpack`].
-pub type LayerSink<'a> =
-    &'a (dyn Fn(usize, &LayerInfo, &[Digest], &mut dyn Read) -> Result<()> + Sync);
+/// What a [`LayerSink`] is told about the layer whose stream it receives.
+pub struct SinkLayer<'a> {
+    /// Position in the image, bottom first.
+    pub index: usize,
+    pub layer: &'a LayerInfo,
+    /// Every layer's diff_id, bottom first: the ones below `index` name what
+    /// this layer must be unpacked on (its chain id).
+    pub diff_ids: &'a [Digest],
+    /// Set once the pull is giving up (some layer failed): a sink that waits
+    /// for other layers must stop waiting.
+    pub cancelled: &'a AtomicBool,
+}
+
+/// Receives each layer's DECOMPRESSED tar stream during a pull. See [`pull_with_unpack`].
+pub type LayerSink<'a> = &'a (dyn Fn(&SinkLayer<'_>, &mut dyn Read) -> Result<()> + Sync);
 
 /// [`pull`], handing every layer's decompressed tar to `sink` while it downloads,
 /// so a caller can unpack with a single decompression (the store keeps the blob).
@@ -455,7 +464,13 @@ fn fetch_layer(
         }
         let layer = info(facts.unpacked_size);
         if let Some(sink) = sink {
-            sink(index, &layer, diff_ids, &mut *store.open_layer(&layer)?).context("unpacking")?;
+            let at = SinkLayer {
+                index,
+                layer: &layer,
+                diff_ids,
+                cancelled: cancel,
+            };
+            sink(&at, &mut *store.open_layer(&layer)?).context("unpacking")?;
         }
         progress.layer_done(&desc.digest, "Already exists");
         return Ok(layer);
@@ -499,7 +514,13 @@ fn fetch_layer(
                     buf: Vec::new(),
                     pos: 0,
                 };
-                sink(index, &provisional, diff_ids, &mut reader)
+                let at = SinkLayer {
+                    index,
+                    layer: &provisional,
+                    diff_ids,
+                    cancelled: cancel,
+                };
+                sink(&at, &mut reader)
             });
             let res = verify_stream(
                 body,

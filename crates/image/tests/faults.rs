@@ -321,16 +321,13 @@ fn a_sink_sees_a_failed_verification_as_an_error() {
     let layer = layer_digest("busybox");
     proxy.fault(&layer, Fault::FlipByte, 100);
     let outcomes = std::sync::Mutex::new(Vec::new());
-    let sink = |_i: usize,
-                _l: &berth_image::LayerInfo,
-                _c: &[berth_image::Digest],
-                r: &mut dyn std::io::Read|
-     -> anyhow::Result<()> {
-        let res = std::io::copy(r, &mut std::io::sink());
-        outcomes.lock().unwrap().push(res.is_ok());
-        res?;
-        Ok(())
-    };
+    let sink =
+        |_at: &berth_image::SinkLayer<'_>, r: &mut dyn std::io::Read| -> anyhow::Result<()> {
+            let res = std::io::copy(r, &mut std::io::sink());
+            outcomes.lock().unwrap().push(res.is_ok());
+            res?;
+            Ok(())
+        };
     let e = err_text(berth_image::pull_with_unpack(
         &store,
         &format!("{}/busybox", proxy.addr),
@@ -350,16 +347,13 @@ fn a_sink_sees_a_failed_verification_as_an_error() {
 #[test]
 fn a_failing_sink_fails_the_pull() {
     let (proxy, d, store, before) = setup();
-    let sink = |_i: usize,
-                _l: &berth_image::LayerInfo,
-                _c: &[berth_image::Digest],
-                r: &mut dyn std::io::Read|
-     -> anyhow::Result<()> {
-        // Read a little, then give up (e.g. a hostile path in the tar).
-        let mut b = [0u8; 512];
-        r.read_exact(&mut b)?;
-        anyhow::bail!("refusing entry ../etc/passwd")
-    };
+    let sink =
+        |_at: &berth_image::SinkLayer<'_>, r: &mut dyn std::io::Read| -> anyhow::Result<()> {
+            // Read a little, then give up (e.g. a hostile path in the tar).
+            let mut b = [0u8; 512];
+            r.read_exact(&mut b)?;
+            anyhow::bail!("refusing entry ../etc/passwd")
+        };
     let e = err_text(berth_image::pull_with_unpack(
         &store,
         &format!("{}/busybox", proxy.addr),

@@ -623,17 +623,12 @@ fn lost_layer_facts_are_rederived_from_the_local_blob() {
 /// A sink that hashes each decompressed layer stream and records (index, digest).
 fn hashing_sink(
     seen: &std::sync::Mutex<Vec<(usize, String)>>,
-) -> impl Fn(
-    usize,
-    &berth_image::LayerInfo,
-    &[berth_image::Digest],
-    &mut dyn io::Read,
-) -> anyhow::Result<()>
-+ Sync
-+ '_ {
-    move |i, l, diff_ids, r| {
+) -> impl Fn(&berth_image::SinkLayer<'_>, &mut dyn io::Read) -> anyhow::Result<()> + Sync + '_ {
+    move |at, r| {
+        let i = at.index;
         // The sink is told every layer's diff_id; this one's is at its index.
-        anyhow::ensure!(diff_ids[i] == l.diff_id, "diff_ids out of order");
+        anyhow::ensure!(at.diff_ids[i] == at.layer.diff_id, "diff_ids out of order");
+        anyhow::ensure!(!at.cancelled.load(std::sync::atomic::Ordering::SeqCst));
         let mut h = Hasher::new();
         io::copy(r, &mut h)?;
         seen.lock().unwrap().push((i, h.finish().to_string()));
