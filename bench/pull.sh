@@ -22,9 +22,7 @@ bash fixture/registry.sh up
 tmp=$(mktemp -d /var/tmp/berth-bench-pull.XXXX)
 trap 'rm -rf "$tmp"' EXIT
 
-now() { date +%s.%N; }
-sub() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.3f", a - b}'; }
-div() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
+source bench/lib.sh
 
 accept="application/vnd.docker.distribution.manifest.v2+json,application/vnd.oci.image.manifest.v1+json"
 curl -sfS -H "Accept: $accept" -o "$tmp/manifest.json" "http://$REG/v2/${IMAGE%%:*}/manifests/${IMAGE##*:}"
@@ -64,31 +62,6 @@ run_berth() { # dir
 }
 
 contenders=(curl curltar skopeo skopeoumoci berth)
-declare -A times
-for c in "${contenders[@]}"; do times[$c]=""; done
-
-for i in $(seq "$N"); do
-  # rotate the starting contender each iteration
-  k=$(((i - 1) % ${#contenders[@]}))
-  order=("${contenders[@]:$k}" "${contenders[@]:0:$k}")
-  for c in "${order[@]}"; do
-    d="$tmp/$c-$i"
-    sync
-    t0=$(now)
-    "run_$c" "$d" || { echo "bench: $c failed in iteration $i" >&2; exit 1; }
-    t1=$(now)
-    dt=$(sub "$t1" "$t0")
-    times[$c]+="$dt "
-    printf 'iter %d %-12s %6.2f s\n' "$i" "$c" "$dt"
-    rm -rf "$d"
-  done
-done
-
-median() { tr ' ' '\n' | grep . | sort -g | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
-echo
-declare -A med
-for c in "${contenders[@]}"; do
-  med[$c]=$(echo "${times[$c]}" | median)
-  printf 'median %-12s %6.2f s   (%s)\n' "$c" "${med[$c]}" "${times[$c]}"
-done
+bench_loop
+bench_medians
 echo "berth/(skopeo+umoci) $(div "${med[berth]}" "${med[skopeoumoci]}")   berth/(curl|gzip|tar) $(div "${med[berth]}" "${med[curltar]}")   berth/skopeo $(div "${med[berth]}" "${med[skopeo]}")   berth/curl $(div "${med[berth]}" "${med[curl]}")"

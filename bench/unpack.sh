@@ -31,9 +31,7 @@ for dg in $(grep -o '"digest":"sha256:[0-9a-f]*"' "$tmp/oci/blobs/sha256/$manife
 done
 "$BERTH" --root "$tmp/berth" pull -q "$REG/$IMAGE" >/dev/null
 
-now() { date +%s.%N; }
-sub() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.3f", a - b}'; }
-div() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
+source bench/lib.sh
 
 run_tar() {
   local t
@@ -49,29 +47,8 @@ run_berth() {
 }
 
 contenders=(tar umoci berth)
-declare -A times
-for c in "${contenders[@]}"; do times[$c]=""; done
-for i in $(seq "$N"); do
-  k=$(((i - 1) % ${#contenders[@]}))
-  for c in "${contenders[@]:$k}" "${contenders[@]:0:$k}"; do
-    d="$tmp/$c-$i"
-    sync
-    t0=$(now)
-    "run_$c" "$d"
-    dt=$(sub "$(now)" "$t0")
-    times[$c]+="$dt "
-    printf 'iter %d %-6s %6.2f s\n' "$i" "$c" "$dt"
-    rm -rf "$d"
-  done
-done
-
-median() { tr ' ' '\n' | grep . | sort -g | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
-echo
-declare -A med
-for c in "${contenders[@]}"; do
-  med[$c]=$(echo "${times[$c]}" | median)
-  printf 'median %-6s %6.2f s   (%s)\n' "$c" "${med[$c]}" "${times[$c]}"
-done
+bench_loop
+bench_medians
 echo "berth/umoci $(div "${med[berth]}" "${med[umoci]}")   berth/tar $(div "${med[berth]}" "${med[tar]}")"
 
 # Second container: snapshots exist, so the rootfs is only an overlay mount.
@@ -80,7 +57,7 @@ for i in $(seq 20); do
   # large:latest has no command to run (Debian files only): the run ends in a
   # 127 after the rootfs is ready, which is all this measures.
   ms=$("$BERTH" --root "$tmp/berth" --log-level berth=debug run --rm -q --pull never "$REG/$IMAGE" /nonexistent 2>&1 \
-    | grep -o 'rootfs ready in [0-9.]* ms' | grep -o '[0-9.]*' | head -1)
+    | grep -o 'rootfs ready in [0-9.]* ms' | grep -o '[0-9.]*' | head -1 || true)
   ready+="$ms "
 done
 echo "second container: rootfs ready in median $(echo "$ready" | median) ms   ($ready)"

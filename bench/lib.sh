@@ -1,0 +1,38 @@
+# Shared by the bench scripts: alternate contenders, time them, print medians.
+# A script defines run_<name> DIR for each name in "contenders", sets N and
+# tmp, then calls bench_loop and bench_medians (which fills "med").
+
+now() { date +%s.%N; }
+sub() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.3f", a - b}'; }
+div() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
+median() { tr ' ' '\n' | grep . | sort -g | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
+
+declare -A times med
+
+# Each iteration starts with the next contender, so drift hits all alike.
+bench_loop() {
+  local i k c d t0 dt
+  for c in "${contenders[@]}"; do times[$c]=""; done
+  for i in $(seq "$N"); do
+    k=$(((i - 1) % ${#contenders[@]}))
+    for c in "${contenders[@]:$k}" "${contenders[@]:0:$k}"; do
+      d="$tmp/$c-$i"
+      sync
+      t0=$(now)
+      "run_$c" "$d" || { echo "bench: $c failed in iteration $i" >&2; exit 1; }
+      dt=$(sub "$(now)" "$t0")
+      times[$c]+="$dt "
+      printf 'iter %d %-12s %6.2f s\n' "$i" "$c" "$dt"
+      rm -rf "$d"
+    done
+  done
+}
+
+bench_medians() {
+  local c
+  echo
+  for c in "${contenders[@]}"; do
+    med[$c]=$(echo "${times[$c]}" | median)
+    printf 'median %-12s %6.2f s   (%s)\n' "$c" "${med[$c]}" "${times[$c]}"
+  done
+}
