@@ -10,6 +10,9 @@ median() { tr ' ' '\n' | grep . | sort -g | awk '{a[NR]=$1} END {if (NR%2) print
 declare -A times med
 
 # Each iteration starts with the next contender, so drift hits all alike.
+# The timed region ends with sync(1): berth makes each snapshot durable
+# (syncfs) before publishing it, tar and umoci leave dirty pages behind;
+# timing until the data is on disk charges every contender its writeback.
 bench_loop() {
   local i k c d t0 dt
   for c in "${contenders[@]}"; do times[$c]=""; done
@@ -20,6 +23,7 @@ bench_loop() {
       sync
       t0=$(now)
       "run_$c" "$d" || { echo "bench: $c failed in iteration $i" >&2; exit 1; }
+      sync
       dt=$(sub "$(now)" "$t0")
       times[$c]+="$dt "
       printf 'iter %d %-12s %6.2f s\n' "$i" "$c" "$dt"
