@@ -7,10 +7,6 @@ use std::process::Stdio;
 
 use common::*;
 
-fn code(o: &std::process::Output) -> i32 {
-    o.status.code().unwrap_or(-1)
-}
-
 #[test]
 fn pull_images_inspect_rmi_prune() {
     let r = Root::new();

@@ -8,10 +8,6 @@ use std::process::{Command, Stdio};
 
 use common::*;
 
-fn code(o: &std::process::Output) -> i32 {
-    o.status.code().unwrap_or(-1)
-}
-
 #[test]
 fn echo_hey_prints_hey() {
     let r = Root::new();

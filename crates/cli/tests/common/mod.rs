@@ -79,6 +79,11 @@ impl Drop for Root {
     }
 }
 
+/// Exit code, -1 when killed by a signal.
+pub fn code(o: &Output) -> i32 {
+    o.status.code().unwrap_or(-1)
+}
+
 pub fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
