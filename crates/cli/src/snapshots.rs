@@ -42,82 +42,12 @@ pub fn prepare(engine: &Engine, img: &ImageRecord) -> Result<Lowers> {
     let layers: Vec<LayerInfo> = engine.store.layers(img);
     let descs = descs(layers.iter().map(|l| l.diff_id.as_str()));
     let dirs = snapshots(engine)?.prepare(&descs, |i| {
-        Ok(Box::new(Pipelined::new(engine.store.open_layer(&layers[i])?)) as Box<dyn Read>)
+        Ok(Box::new(engine.store.open_layer(&layers[i])?) as Box<dyn Read>)
     })?;
     Ok(Lowers {
         dirs,
         chain_ids: img.chain_ids().iter().map(|c| c.to_string()).collect(),
     })
-}
-
-/// Decompresses on a thread of its own so that inflating a layer overlaps
-/// with writing it out (two cores instead of one). The thread ends when the
-/// stream does or the reader is dropped, and the drop joins it: no thread
-/// survives into the runtime's fork.
-struct Pipelined {
-    rx: Option<std::sync::mpsc::Receiver<std::io::Result<Vec<u8>>>>,
-    buf: Vec<u8>,
-    pos: usize,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Pipelined {
-    fn new(mut src: Box<dyn Read + Send>) -> Pipelined {
-        let (tx, rx) = std::sync::mpsc::sync_channel(8);
-        let thread = std::thread::spawn(move || {
-            loop {
-                let mut chunk = vec![0u8; 256 * 1024];
-                let msg = match src.read(&mut chunk) {
-                    Ok(0) => break,
-                    Ok(n) => {
-                        chunk.truncate(n);
-                        Ok(chunk)
-                    }
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                    Err(e) => Err(e),
-                };
-                let stop = msg.is_err();
-                if tx.send(msg).is_err() || stop {
-                    break;
-                }
-            }
-        });
-        Pipelined {
-            rx: Some(rx),
-            buf: Vec::new(),
-            pos: 0,
-            thread: Some(thread),
-        }
-    }
-}
-
-impl Read for Pipelined {
-    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
-        while self.pos == self.buf.len() {
-            match self.rx.as_ref().and_then(|rx| rx.recv().ok()) {
-                Some(Ok(chunk)) => {
-                    self.buf = chunk;
-                    self.pos = 0;
-                }
-                Some(Err(e)) => return Err(e),
-                None => return Ok(0),
-            }
-        }
-        let n = out.len().min(self.buf.len() - self.pos);
-        out[..n].copy_from_slice(&self.buf[self.pos..self.pos + n]);
-        self.pos += n;
-        Ok(n)
-    }
-}
-
-impl Drop for Pipelined {
-    fn drop(&mut self) {
-        // Closing the channel stops the thread at its next send.
-        self.rx = None;
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
 }
 
 /// Pulls `reference`, unpacking each layer while it downloads when the

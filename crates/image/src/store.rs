@@ -537,15 +537,23 @@ impl Store {
     }
 
     /// The decompressed tar stream of a layer.
+    ///
+    /// A compressed layer is inflated on a thread of its own, so that inflating
+    /// overlaps with whatever the reader does with the tar (unpacking it): two
+    /// cores instead of one. The thread ends with the stream or when the
+    /// reader is dropped, and the drop joins it, so none outlives the reader
+    /// (the runtime must fork from a single-threaded process).
     pub fn open_layer(&self, layer: &LayerInfo) -> Result<Box<dyn Read + Send>> {
         let p = self.blob_path(&layer.digest);
         let f = File::open(&p).with_context(|| format!("open layer {}", layer.digest))?;
         let r = BufReader::with_capacity(256 * 1024, f);
         Ok(match layer.compression()? {
-            Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(r)),
-            Compression::Zstd => {
-                Box::new(zstd::stream::read::Decoder::with_buffer(r).context("zstd")?)
-            }
+            Compression::Gzip => Box::new(Pipelined::new(Box::new(
+                flate2::read::MultiGzDecoder::new(r),
+            ))),
+            Compression::Zstd => Box::new(Pipelined::new(Box::new(
+                zstd::stream::read::Decoder::with_buffer(r).context("zstd")?,
+            ))),
             Compression::None => Box::new(r),
         })
     }
@@ -754,6 +762,73 @@ impl Drop for TempFile {
     fn drop(&mut self) {
         if !self.path.as_os_str().is_empty() {
             let _ = fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// A reader fed by a thread that reads `src` ahead, through a bounded channel.
+struct Pipelined {
+    rx: Option<std::sync::mpsc::Receiver<std::io::Result<Vec<u8>>>>,
+    buf: Vec<u8>,
+    pos: usize,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Pipelined {
+    fn new(mut src: Box<dyn Read + Send>) -> Pipelined {
+        let (tx, rx) = std::sync::mpsc::sync_channel(8);
+        let thread = std::thread::spawn(move || {
+            loop {
+                let mut chunk = vec![0u8; 256 * 1024];
+                let msg = match src.read(&mut chunk) {
+                    Ok(0) => break,
+                    Ok(n) => {
+                        chunk.truncate(n);
+                        Ok(chunk)
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Err(e) => Err(e),
+                };
+                let stop = msg.is_err();
+                if tx.send(msg).is_err() || stop {
+                    break;
+                }
+            }
+        });
+        Pipelined {
+            rx: Some(rx),
+            buf: Vec::new(),
+            pos: 0,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Read for Pipelined {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        while self.pos == self.buf.len() {
+            match self.rx.as_ref().and_then(|rx| rx.recv().ok()) {
+                Some(Ok(chunk)) => {
+                    self.buf = chunk;
+                    self.pos = 0;
+                }
+                Some(Err(e)) => return Err(e),
+                None => return Ok(0),
+            }
+        }
+        let n = out.len().min(self.buf.len() - self.pos);
+        out[..n].copy_from_slice(&self.buf[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+impl Drop for Pipelined {
+    fn drop(&mut self) {
+        // Closing the channel stops the thread at its next send.
+        self.rx = None;
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
         }
     }
 }
