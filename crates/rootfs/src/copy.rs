@@ -218,14 +218,16 @@ fn copy_node(
             )?;
             // Reflink when the filesystem can share extents; a byte copy otherwise.
             if rustix::fs::ioctl_ficlone(&dst, &src).is_err() {
-                let mut s = std::fs::File::from(src);
+                let mut s = std::fs::File::from(src.try_clone()?);
                 let mut d = std::fs::File::from(dst.try_clone()?);
                 io::copy(&mut s, &mut d)?;
             }
             if root {
                 rustix::fs::fchown(&dst, u, g)?;
             }
-            copy_xattrs_path(sp, sn, dst.as_fd())?;
+            // After the chown, which clears security.capability; from the
+            // source fd already open rather than opening it again.
+            copy_xattrs(src.as_fd(), dst.as_fd())?;
             rustix::fs::fchmod(&dst, Mode::from_raw_mode(st.st_mode & 0o7777))?;
             rustix::fs::futimens(&dst, &ts(st))?;
         }
@@ -256,16 +258,6 @@ fn copy_node(
         other => return Err(io::Error::other(format!("cannot copy file type {other:?}"))),
     }
     Ok(())
-}
-
-fn copy_xattrs_path(sp: BorrowedFd<'_>, sn: &OsStr, dst: BorrowedFd<'_>) -> io::Result<()> {
-    let src = rustix::fs::openat(
-        sp,
-        sn,
-        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-        Mode::empty(),
-    )?;
-    copy_xattrs(src.as_fd(), dst)
 }
 
 /// Merge overlay snapshots (bottom → top) into the plain directory `target`,
