@@ -13,6 +13,20 @@ fn layer_digest(image: &str) -> String {
     p.image.layers.last().unwrap().digest.to_string()
 }
 
+/// Pull busybox through the fault proxy into `store`.
+fn pull_busybox(
+    proxy: &Proxy,
+    d: &tempfile::TempDir,
+    store: &berth_image::Store,
+) -> anyhow::Result<berth_image::Pulled> {
+    pull(
+        store,
+        &format!("{}/busybox", proxy.addr),
+        &opts(d.path()),
+        &quiet(),
+    )
+}
+
 fn setup() -> (
     Proxy,
     tempfile::TempDir,
@@ -56,12 +70,7 @@ fn truncated_body_is_retried_then_refused() {
     let (proxy, d, store, before) = setup();
     let layer = layer_digest("busybox");
     proxy.fault(&layer, Fault::Truncate, 100);
-    let e = err_text(pull(
-        &store,
-        &format!("{}/busybox", proxy.addr),
-        &opts(d.path()),
-        &quiet(),
-    ));
+    let e = err_text(pull_busybox(&proxy, &d, &store));
     assert!(e.contains("giving up after 3 attempts"), "{e}");
     assert_eq!(proxy.seen(&layer), 3);
     assert_intact(&store, &before);
@@ -72,13 +81,7 @@ fn truncated_body_once_then_success() {
     let (proxy, d, store, _) = setup();
     let layer = layer_digest("busybox");
     proxy.fault(&layer, Fault::Truncate, 1);
-    let p = pull(
-        &store,
-        &format!("{}/busybox", proxy.addr),
-        &opts(d.path()),
-        &quiet(),
-    )
-    .unwrap();
+    let p = pull_busybox(&proxy, &d, &store).unwrap();
     assert_eq!(proxy.seen(&layer), 2);
     assert_eq!(store.verify_blobs().unwrap(), Vec::<String>::new());
     assert!(store.has_blob(&layer.parse().unwrap()));
@@ -96,12 +99,7 @@ fn wrong_content_length_is_refused() {
     let (proxy, d, store, before) = setup();
     let layer = layer_digest("busybox");
     proxy.fault(&layer, Fault::ShortLength, 100);
-    let e = err_text(pull(
-        &store,
-        &format!("{}/busybox", proxy.addr),
-        &opts(d.path()),
-        &quiet(),
-    ));
+    let e = err_text(pull_busybox(&proxy, &d, &store));
     assert!(e.contains("announced") && e.contains("bytes"), "{e}");
     assert_intact(&store, &before);
 }
@@ -112,13 +110,7 @@ fn server_error_then_success() {
     let layer = layer_digest("busybox");
     proxy.fault(&layer, Fault::Status(500), 1);
     proxy.fault("/manifests/latest", Fault::Status(503), 1);
-    pull(
-        &store,
-        &format!("{}/busybox", proxy.addr),
-        &opts(d.path()),
-        &quiet(),
-    )
-    .unwrap();
+    pull_busybox(&proxy, &d, &store).unwrap();
     assert_eq!(proxy.seen(&layer), 2);
     assert_eq!(store.verify_blobs().unwrap(), Vec::<String>::new());
 }
@@ -128,12 +120,7 @@ fn persistent_server_error_is_bounded() {
     let (proxy, d, store, before) = setup();
     let layer = layer_digest("busybox");
     proxy.fault(&layer, Fault::Status(500), 100);
-    let e = err_text(pull(
-        &store,
-        &format!("{}/busybox", proxy.addr),
-        &opts(d.path()),
-        &quiet(),
-    ));
+    let e = err_text(pull_busybox(&proxy, &d, &store));
     assert!(e.contains("server error (500)"), "{e}");
     // 3 tries per request, and the blob-level retry does not multiply them: 500s are retried once.
     assert!(proxy.seen(&layer) <= 9, "{}", proxy.seen(&layer));
@@ -145,13 +132,7 @@ fn connection_reset_then_success() {
     let (proxy, d, store, _) = setup();
     let layer = layer_digest("busybox");
     proxy.fault(&layer, Fault::Reset, 2);
-    pull(
-        &store,
-        &format!("{}/busybox", proxy.addr),
-        &opts(d.path()),
-        &quiet(),
-    )
-    .unwrap();
+    pull_busybox(&proxy, &d, &store).unwrap();
     assert_eq!(proxy.seen(&layer), 3);
     assert_eq!(store.verify_blobs().unwrap(), Vec::<String>::new());
 }
@@ -161,12 +142,7 @@ fn persistent_connection_reset_is_a_clear_error() {
     let (proxy, d, store, before) = setup();
     let layer = layer_digest("busybox");
     proxy.fault(&layer, Fault::Reset, 100);
-    let e = err_text(pull(
-        &store,
-        &format!("{}/busybox", proxy.addr),
-        &opts(d.path()),
-        &quiet(),
-    ));
+    let e = err_text(pull_busybox(&proxy, &d, &store));
     assert!(
         e.contains("reset") || e.contains("disconnected") || e.contains("closed"),
         "{e}"
@@ -252,24 +228,13 @@ fn expired_token_is_fetched_again_once() {
     let (d, store) = new_store();
     let layer = layer_digest("busybox");
     proxy.fault(&layer, Fault::Unauthorized, 1);
-    pull(
-        &store,
-        &format!("{}/busybox", proxy.addr),
-        &opts(d.path()),
-        &quiet(),
-    )
-    .unwrap();
+    pull_busybox(&proxy, &d, &store).unwrap();
     assert_eq!(proxy.seen("GET /token"), 2);
     assert_eq!(proxy.seen(&layer), 2);
     // A registry that keeps refusing is not asked forever.
     let (d, store) = new_store();
     proxy.fault(&layer, Fault::Unauthorized, 100);
-    let e = err_text(pull(
-        &store,
-        &format!("{}/busybox", proxy.addr),
-        &opts(d.path()),
-        &quiet(),
-    ));
+    let e = err_text(pull_busybox(&proxy, &d, &store));
     assert!(e.contains("token expired (401)"), "{e}");
 }
 
