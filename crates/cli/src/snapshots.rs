@@ -60,29 +60,23 @@ pub fn pull(
     progress: &berth_image::Progress,
 ) -> Result<ImageRecord> {
     let snaps = snapshots(engine)?;
-    // A layer is unpacked over its lowers, so a layer that arrives first
-    // waits for them (the download waits too: the stream is bounded). The
-    // lowest unfinished layer never waits, so this always moves; a sink
-    // stops waiting when the pull gives up or another sink stopped early,
-    // and prepare() finishes whatever is left.
+    // Every layer starts unpacking as it arrives; one that needs its lowers
+    // waits for them, and gives up when the pull does or another sink gave
+    // up (that lower will not appear before prepare() below finishes it).
     let stopped = std::sync::atomic::AtomicBool::new(false);
     let sink = |at: &SinkLayer<'_>, tar: &mut dyn Read| -> Result<()> {
         use std::sync::atomic::Ordering::SeqCst;
         let layers = descs(at.diff_ids.iter().map(Digest::as_str));
-        loop {
-            match snaps.unpack_layer(&layers, at.index, tar) {
-                Ok(Some(_)) => return Ok(()),
-                Ok(None) if !at.cancelled.load(SeqCst) && !stopped.load(SeqCst) => {
-                    std::thread::sleep(std::time::Duration::from_millis(5));
-                }
-                Ok(None) => {
-                    stopped.store(true, SeqCst);
-                    return Ok(());
-                }
-                Err(e) => {
-                    stopped.store(true, SeqCst);
-                    return Err(e);
-                }
+        let give_up = || at.cancelled.load(SeqCst) || stopped.load(SeqCst);
+        match snaps.unpack_layer(&layers, at.index, tar, &give_up) {
+            Ok(Some(_)) => Ok(()),
+            Ok(None) => {
+                stopped.store(true, SeqCst);
+                Ok(())
+            }
+            Err(e) => {
+                stopped.store(true, SeqCst);
+                Err(e)
             }
         }
     };

@@ -107,6 +107,23 @@ pub fn apply_layer(
     diff_id: &str,
     opts: &ApplyOptions,
 ) -> Result<ApplyReport> {
+    apply_layer_gated(reader, target, diff_id, opts, &|| true)
+}
+
+/// [`apply_layer`] for a layer unpacked while its lowers may still be
+/// unpacking (overlay mode): `lowers_ready` is called once, the first time
+/// the layer needs to read the lowers (a parent dir it does not carry, a
+/// hardlink to a lower file), and must return once they are complete, or
+/// return false to give up, which fails the apply. Most layers carry their
+/// parents and never call it, so layers of one image unpack in parallel and
+/// still come out exactly as they would one after another.
+pub fn apply_layer_gated(
+    reader: impl Read,
+    target: &Path,
+    diff_id: &str,
+    opts: &ApplyOptions,
+    lowers_ready: &dyn Fn() -> bool,
+) -> Result<ApplyReport> {
     let want = diff_id
         .strip_prefix("sha256:")
         .filter(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))
@@ -130,6 +147,8 @@ pub fn apply_layer(
         created: HashSet::new(),
         dirs: Vec::new(),
         report: ApplyReport::default(),
+        lowers_ready,
+        lowers_waited: std::cell::Cell::new(false),
     };
     {
         let mut archive = tar::Archive::new(&mut hr);
@@ -202,6 +221,9 @@ struct Applier<'a> {
     /// mtime, and a read-only dir mode would stop an unprivileged unpack.
     dirs: Vec<DirFixup>,
     report: ApplyReport,
+    /// See [`apply_layer_gated`]; called at most once.
+    lowers_ready: &'a dyn Fn() -> bool,
+    lowers_waited: std::cell::Cell<bool>,
 }
 
 struct Meta {
@@ -428,8 +450,19 @@ impl Applier<'_> {
         })
     }
 
-    /// Make room for a new entry at `parent/name`, tar style: anything there
-    /// goes, except a directory about to be replaced by a directory.
+    /// Before anything reads the lowers: they must be complete.
+    fn await_lowers(&self) -> io::Result<()> {
+        if !self.lowers_waited.get() {
+            if !(self.lowers_ready)() {
+                return Err(io::Error::other(
+                    "the lower layers' snapshots are not available",
+                ));
+            }
+            self.lowers_waited.set(true);
+        }
+        Ok(())
+    }
+
     /// The entry's parent dir, created if missing. In overlay mode missing
     /// parents take their metadata from the lowers (like containerd), or the
     /// new upper dir's defaults would replace the lower dir's owner and mode.
@@ -439,6 +472,7 @@ impl Applier<'_> {
         {
             match self.root.parent(path, false) {
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    self.await_lowers()?;
                     let dir = path.parent().unwrap_or(Path::new(""));
                     crate::copy::make_parents(self.root, lowers, dir, self.opts.resolver)
                         .map_err(io::Error::other)?;
@@ -458,6 +492,8 @@ impl Applier<'_> {
             )
     }
 
+    /// Make room for a new entry at `parent/name`, tar style: anything there
+    /// goes, except a directory about to be replaced by a directory.
     fn clear_slot(&self, parent: &OwnedFd, name: &OsStr, new_is_dir: bool) -> Result<()> {
         match rustix::fs::statat(parent, name, AtFlags::SYMLINK_NOFOLLOW) {
             Err(Errno::NOENT) => Ok(()),
@@ -664,9 +700,12 @@ impl Applier<'_> {
         let mut found = lookup(self.root)?;
         if found.is_none()
             && let ApplyMode::Overlay { lowers } = &self.opts.mode
-            && crate::copy::copy_up(lowers, self.root, target, self.opts.resolver)?
+            && !lowers.is_empty()
         {
-            found = lookup(self.root)?;
+            self.await_lowers()?;
+            if crate::copy::copy_up(lowers, self.root, target, self.opts.resolver)? {
+                found = lookup(self.root)?;
+            }
         }
         let (tp, tn, ft) =
             found.ok_or_else(|| anyhow!("hardlink target {} does not exist", target.display()))?;

@@ -11,12 +11,12 @@
 //! Typical use by the engine:
 //!
 //! ```no_run
-//! # fn f(diff_ids: Vec<String>, open: impl FnMut(usize) -> anyhow::Result<Box<dyn std::io::Read>>,
+//! # fn f(diff_ids: Vec<String>, open: impl Fn(usize) -> anyhow::Result<Box<dyn std::io::Read>> + Sync,
 //! #      image: oci_spec::image::ImageConfiguration) -> anyhow::Result<()> {
 //! use berth_rootfs::{LayerDesc, RunOptions, Snapshots, build_spec, mount_rootfs};
 //! let snaps = Snapshots::new("/var/lib/berth/snapshots")?;
 //! let layers: Vec<LayerDesc> = diff_ids.into_iter().map(|diff_id| LayerDesc { diff_id }).collect();
-//! let lowers = snaps.prepare(&layers, open)?; // open(i): decompressed tar of layer i
+//! let lowers = snaps.prepare(&layers, open)?; // open(i): layer i's tar; layers unpack in parallel
 //! let ctr = std::path::Path::new("/var/lib/berth/containers/abc");
 //! let rootfs = mount_rootfs(ctr, &lowers)?; // overlay, or a copy with one warning
 //! let bundle = build_spec(&image, &RunOptions { rootfs: rootfs.path.clone(), hostname: "abc".into(), ..Default::default() })?;
@@ -43,7 +43,10 @@ pub mod layer;
 pub mod resolve;
 
 pub use copy::flatten_snapshots;
-pub use layer::{ApplyMode, ApplyOptions, ApplyReport, DEFAULT_MAX_BYTES, apply_layer, diff_id_of};
+pub use layer::{
+    ApplyMode, ApplyOptions, ApplyReport, DEFAULT_MAX_BYTES, apply_layer, apply_layer_gated,
+    diff_id_of,
+};
 pub use resolve::{Resolver, Root};
 pub mod bundle;
 pub mod overlay;

@@ -14,7 +14,11 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, anyhow, bail};
 use sha2::{Digest, Sha256};
 
-use crate::layer::{ApplyMode, ApplyOptions, apply_layer};
+use std::cell::Cell;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use crate::layer::{ApplyMode, ApplyOptions, apply_layer_gated};
 
 /// One layer of an image, as the snapshotter needs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,6 +60,8 @@ pub struct Snapshots {
     dir: PathBuf,
     /// Options for unpacking (mode is always overlay; cap and resolver apply).
     pub apply: ApplyOptions,
+    /// How many layers [`Self::prepare`] unpacks at once.
+    pub parallel: usize,
 }
 
 impl Snapshots {
@@ -71,6 +77,7 @@ impl Snapshots {
         Ok(Snapshots {
             dir,
             apply: ApplyOptions::default(),
+            parallel: 3,
         })
     }
 
@@ -81,38 +88,75 @@ impl Snapshots {
 
     /// Make sure every layer has a snapshot, unpacking only the missing ones
     /// (`open(i)` gives layer i's decompressed tar), and return the snapshot
-    /// dirs bottom → top, ready to be overlay lowers.
-    pub fn prepare(
+    /// dirs bottom → top, ready to be overlay lowers. Missing layers unpack
+    /// in parallel, taken bottom first, so the lowest one in progress never
+    /// waits for another (see [`apply_layer_gated`]).
+    pub fn prepare<'r>(
         &self,
         layers: &[LayerDesc],
-        mut open: impl FnMut(usize) -> Result<Box<dyn Read>>,
+        open: impl Fn(usize) -> Result<Box<dyn Read + 'r>> + Sync,
     ) -> Result<Vec<PathBuf>> {
         let diffs: Vec<&str> = layers.iter().map(|l| l.diff_id.as_str()).collect();
         for d in &diffs {
             hex_of(d).context("layer diff_id")?;
         }
         let chains = chain_ids(&diffs);
-        let mut dirs: Vec<PathBuf> = Vec::with_capacity(layers.len());
-        for (i, chain) in chains.iter().enumerate() {
-            let dir = self.ensure(chain, &layers[i], i, &dirs, || {
-                open(i).with_context(|| format!("opening layer {i} ({})", layers[i].diff_id))
-            })?;
-            dirs.push(dir);
+        let dirs = chains
+            .iter()
+            .map(|c| self.path(c))
+            .collect::<Result<Vec<_>>>()?;
+        let missing: Vec<usize> = (0..dirs.len()).filter(|&i| !dirs[i].is_dir()).collect();
+        if missing.is_empty() {
+            return Ok(dirs);
         }
-        Ok(dirs)
+        let next = AtomicUsize::new(0);
+        let failed = AtomicBool::new(false);
+        let errors: Mutex<Vec<(usize, anyhow::Error)>> = Mutex::new(Vec::new());
+        let give_up = || failed.load(Ordering::SeqCst);
+        std::thread::scope(|s| {
+            for _ in 0..self.parallel.clamp(1, missing.len()) {
+                s.spawn(|| {
+                    while let Some(&i) = missing.get(next.fetch_add(1, Ordering::SeqCst))
+                        && !give_up()
+                    {
+                        let res =
+                            self.ensure(&chains[i], &layers[i], i, &dirs[..i], &give_up, || {
+                                open(i).with_context(|| {
+                                    format!("opening layer {i} ({})", layers[i].diff_id)
+                                })
+                            });
+                        if let Err(e) = res {
+                            failed.store(true, Ordering::SeqCst);
+                            errors
+                                .lock()
+                                .unwrap_or_else(|e| e.into_inner())
+                                .push((i, e));
+                        }
+                    }
+                });
+            }
+        });
+        // The lowest layer's error is the cause; higher ones may only have given up.
+        let mut errors = errors.into_inner().unwrap_or_else(|e| e.into_inner());
+        errors.sort_by_key(|(i, _)| *i);
+        match errors.into_iter().next() {
+            Some((_, e)) => Err(e),
+            None => Ok(dirs),
+        }
     }
 
     /// For a pull's layer sink (layers arrive out of order, concurrently):
-    /// unpack layer `index` of `layers` from `reader` when every lower
-    /// snapshot already exists, and return its dir. When a lower one is still
-    /// missing nothing is done (`Ok(None)`): the snapshot's content must not
-    /// depend on arrival order (copy-up and parent metadata come from the
-    /// lowers), so call [`Self::prepare`] after the pull to finish those.
+    /// unpack layer `index` of `layers` from `reader` and return its dir.
+    /// The layer starts at once; should it need its lowers (see
+    /// [`apply_layer_gated`]) it waits for their snapshots, or gives up when
+    /// `give_up()` says so: then nothing is published (`Ok(None)`) and
+    /// [`Self::prepare`] finishes the layer after the pull.
     pub fn unpack_layer(
         &self,
         layers: &[LayerDesc],
         index: usize,
         reader: &mut dyn Read,
+        give_up: &dyn Fn() -> bool,
     ) -> Result<Option<PathBuf>> {
         let diffs: Vec<&str> = layers.iter().map(|l| l.diff_id.as_str()).collect();
         for d in &diffs {
@@ -122,43 +166,53 @@ impl Snapshots {
         let chain = chains
             .get(index)
             .ok_or_else(|| anyhow!("layer index {index} out of range"))?;
-        let mut lowers = Vec::with_capacity(index);
-        for c in &chains[..index] {
-            let dir = self.dir.join(hex_of(c)?);
-            if !dir.is_dir() {
-                return Ok(None);
-            }
-            lowers.push(dir);
-        }
-        self.ensure(chain, &layers[index], index, &lowers, || {
+        let lowers = chains[..index]
+            .iter()
+            .map(|c| self.path(c))
+            .collect::<Result<Vec<_>>>()?;
+        self.ensure(chain, &layers[index], index, &lowers, give_up, || {
             Ok(Box::new(reader) as Box<dyn Read + '_>)
         })
-        .map(Some)
     }
 
     /// The snapshot for `chain` (layer `i`), unpacked from `open()` over
     /// `lowers` unless it already exists. Lock, temp dir, sync, rename.
+    /// `None`: the layer needed its lowers and `give_up()` said stop first.
     fn ensure<'r>(
         &self,
         chain: &str,
         layer: &LayerDesc,
         i: usize,
         lowers: &[PathBuf],
+        give_up: &dyn Fn() -> bool,
         open: impl FnOnce() -> Result<Box<dyn Read + 'r>>,
-    ) -> Result<PathBuf> {
+    ) -> Result<Option<PathBuf>> {
         let hex = hex_of(chain)?;
         let final_dir = self.dir.join(hex);
         if final_dir.is_dir() {
-            return Ok(final_dir);
+            return Ok(Some(final_dir));
         }
         let _lock = self.lock(hex)?;
         // Someone else may have finished it while we waited for the lock.
         if final_dir.is_dir() {
-            return Ok(final_dir);
+            return Ok(Some(final_dir));
         }
         self.clean_temps(hex)?;
         let tmp = self.dir.join(format!(".tmp-{hex}-{}", std::process::id()));
         std::fs::create_dir(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+        let gave_up = Cell::new(false);
+        let lowers_ready = || {
+            // Polling is cheap here: few layers need their lowers at all,
+            // and they may be unpacked by another process.
+            while !lowers.iter().all(|d| d.is_dir()) {
+                if give_up() {
+                    gave_up.set(true);
+                    return false;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(2));
+            }
+            true
+        };
         let res = (|| -> Result<()> {
             let reader = open()?;
             let opts = ApplyOptions {
@@ -167,7 +221,7 @@ impl Snapshots {
                 },
                 ..self.apply.clone()
             };
-            apply_layer(reader, &tmp, &layer.diff_id, &opts)?;
+            apply_layer_gated(reader, &tmp, &layer.diff_id, &opts, &lowers_ready)?;
             // Data on disk before the name: a crash after the rename must not
             // leave a complete-looking snapshot with empty files.
             let fd = File::open(&tmp)?;
@@ -179,9 +233,12 @@ impl Snapshots {
         })();
         if let Err(e) = res {
             let _ = remove_tree(&tmp);
+            if gave_up.get() {
+                return Ok(None);
+            }
             return Err(e.context(format!("unpacking layer {i} ({})", layer.diff_id)));
         }
-        Ok(final_dir)
+        Ok(Some(final_dir))
     }
 
     fn lock(&self, hex: &str) -> Result<File> {

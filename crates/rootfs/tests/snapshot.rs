@@ -167,16 +167,25 @@ fn remove_except_keeps_the_keep_set() {
 }
 
 #[test]
-fn sink_unpacks_only_when_lowers_exist_and_prepare_finishes() {
+fn sink_gives_up_only_when_it_needs_missing_lowers_and_prepare_finishes() {
     let t = tempfile::tempdir().unwrap();
     let layers = test_image();
     let d = descs(&layers);
     let s = Snapshots::new(t.path()).unwrap();
-    // Arrival order 2, 0, 1: layer 2 must wait for its lowers.
-    let r2 = s.unpack_layer(&d, 2, &mut &layers[2][..]).unwrap();
+    let stop = || true;
+    // Arrival order 2, 0, 1: layer 2 has no entry for `home`, so it needs
+    // its lowers, which are missing, and the caller says not to wait.
+    let r2 = s.unpack_layer(&d, 2, &mut &layers[2][..], &stop).unwrap();
     assert!(r2.is_none());
-    let r0 = s.unpack_layer(&d, 0, &mut &layers[0][..]).unwrap().unwrap();
-    let r1 = s.unpack_layer(&d, 1, &mut &layers[1][..]).unwrap().unwrap();
+    assert!(s.list().unwrap().is_empty() && leftovers(t.path()).is_empty());
+    let r0 = s
+        .unpack_layer(&d, 0, &mut &layers[0][..], &stop)
+        .unwrap()
+        .unwrap();
+    let r1 = s
+        .unpack_layer(&d, 1, &mut &layers[1][..], &stop)
+        .unwrap()
+        .unwrap();
     let opened = AtomicUsize::new(0);
     let dirs = s
         .prepare(&d, |i| {
@@ -196,6 +205,59 @@ fn sink_unpacks_only_when_lowers_exist_and_prepare_finishes() {
     let mut bad = layers[0].clone();
     let n = bad.len();
     bad.truncate(n - 1024);
-    assert!(s2.unpack_layer(&d, 0, &mut &bad[..]).is_err());
+    assert!(s2.unpack_layer(&d, 0, &mut &bad[..], &stop).is_err());
     assert!(s2.list().unwrap().is_empty() && leftovers(t2.path()).is_empty());
+}
+
+#[test]
+fn a_layer_carrying_its_parents_unpacks_before_its_lowers() {
+    let t = tempfile::tempdir().unwrap();
+    let mut layers = test_image();
+    layers[1] = common::Layer::default()
+        .dir("own", common::DIR)
+        .file("own/file", common::ROOT, "needs nothing below")
+        .build();
+    let d = descs(&layers);
+    let s = Snapshots::new(t.path()).unwrap();
+    let never_wait = || true;
+    let r1 = s
+        .unpack_layer(&d, 1, &mut &layers[1][..], &never_wait)
+        .unwrap()
+        .expect("layer 1 needs nothing from layer 0");
+    assert!(!s.path(&d[0].diff_id).unwrap().exists());
+    assert_eq!(
+        std::fs::read_to_string(r1.join("own/file")).unwrap(),
+        "needs nothing below"
+    );
+}
+
+#[test]
+fn a_layer_that_needs_its_lowers_waits_for_them() {
+    // Unpacked early on another thread, layer 2 (no `home` entry of its own)
+    // blocks until layers 0 and 1 are published, then comes out exactly as
+    // a bottom-up unpack makes it.
+    let layers = test_image();
+    let d = descs(&layers);
+    let t = tempfile::tempdir().unwrap();
+    let s = Snapshots::new(t.path()).unwrap();
+    let r2 = std::thread::scope(|sc| {
+        let h = sc.spawn(|| s.unpack_layer(&d, 2, &mut &layers[2][..], &|| false));
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        assert!(!h.is_finished(), "layer 2 did not wait for its lowers");
+        for (i, layer) in layers.iter().enumerate().take(2) {
+            s.unpack_layer(&d, i, &mut &layer[..], &|| true)
+                .unwrap()
+                .unwrap();
+        }
+        h.join().unwrap()
+    });
+    let r2 = r2.unwrap().expect("layer 2 waited and was unpacked");
+    let t2 = tempfile::tempdir().unwrap();
+    let s2 = Snapshots::new(t2.path()).unwrap();
+    let seq = s2
+        .prepare(&d, |i| {
+            Ok(Box::new(std::io::Cursor::new(layers[i].clone())))
+        })
+        .unwrap();
+    assert_eq!(common::tree(&r2), common::tree(&seq[2]));
 }
