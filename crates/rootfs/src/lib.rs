@@ -7,6 +7,8 @@
 //! - [`snapshot`]: snapshots keyed by chain id, unpacked once, published atomically.
 //! - [`overlay`]: a container rootfs as an overlay of snapshots (copy fallback).
 //! - [`bundle`]: image config + run options → OCI runtime spec, Docker's rules.
+//! - [`seccomp`]: Docker's seccomp profiles (berth's default, `--security-opt`)
+//!   evaluated for one container into the spec's `linux.seccomp`.
 //!
 //! Typical use by the engine:
 //!
@@ -50,6 +52,7 @@ pub use layer::{
 pub use resolve::{Resolver, Root};
 pub mod bundle;
 pub mod overlay;
+pub mod seccomp;
 pub mod snapshot;
 
 pub use bundle::{BundleSpec, ExecUser, RunOptions, build_spec};
