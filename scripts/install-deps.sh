@@ -10,6 +10,7 @@ packages=(
   python3-cryptography python3-jwt  # the fixture's token issuer (RS256 JWTs)
   apache2-utils     # htpasswd for the basic-auth registry
   openssl curl zstd ca-certificates
+  libseccomp-dev    # libseccomp.a, linked into the static berth binary
   uidmap iproute2 tmux util-linux procps
 )
 

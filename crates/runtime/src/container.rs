@@ -162,6 +162,13 @@ impl Container {
             }
         }
 
+        // Compiled (or fetched from the cache) here, before clone: the child
+        // gets the program in its copy of memory and only installs it.
+        let seccomp = match spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
+            Some(s) => Some(crate::seccomp::prepare(s, Some(&seccomp_cache_dir(dir)))?),
+            None => None,
+        };
+
         match sys::clone_process(ns_flags).step(|| "clone container process".into())? {
             sys::Cloned::Child => {
                 drop(parent_sock);
@@ -176,6 +183,7 @@ impl Container {
                     last_cap,
                     new_netns: ns_flags & libc::CLONE_NEWNET as u64 != 0,
                     join,
+                    seccomp: seccomp.as_ref(),
                 })
             }
             sys::Cloned::Parent { pid, pidfd } => {
@@ -380,4 +388,15 @@ impl Container {
     pub(crate) fn pidfd_raw(&self) -> Option<i32> {
         self.live.as_ref().map(|l| l.pidfd.as_raw_fd())
     }
+}
+
+/// Compiled seccomp programs, shared by every container of a state dir:
+/// `<state_dir>/../seccomp-cache` (berth: `<root>/seccomp-cache`). Beside
+/// the state dir rather than in it, where a container id could collide.
+fn seccomp_cache_dir(container_dir: &Path) -> PathBuf {
+    let state_dir = container_dir.parent().unwrap_or(Path::new("/"));
+    state_dir
+        .parent()
+        .unwrap_or(state_dir)
+        .join("seccomp-cache")
 }

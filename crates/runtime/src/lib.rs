@@ -17,6 +17,9 @@
 //!    then console, masked/read-only paths, read-only root, hostname,
 //!    rlimits, identity and capabilities, and looks the command up in the
 //!    spec's PATH. It reports `R` and blocks reading the exec fifo.
+//!    A `linux.seccomp` filter is compiled (or taken from the cache, see
+//!    [`seccomp`]) before clone and installed by the child: before the
+//!    identity change without no_new_privs, otherwise right before exec.
 //! 3. `start` writes the fifo; the child execs. Its sync socket end is
 //!    close-on-exec: end-of-file means exec worked, an `E` message carries
 //!    the error (mapped to 127/126/125 by [`Error::exit_code`]).
@@ -32,6 +35,7 @@ mod error;
 pub mod init;
 mod rootfs;
 mod run;
+pub mod seccomp;
 mod setup;
 mod state;
 mod sync;

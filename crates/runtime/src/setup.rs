@@ -7,6 +7,7 @@
 use crate::capabilities;
 use crate::error::{Context, Error, ErrorKind, Result};
 use crate::rootfs;
+use crate::seccomp;
 use crate::sync::{self, Msg};
 use crate::sys::{self, cstr};
 use oci_spec::runtime::{PosixRlimit, Spec};
@@ -27,6 +28,8 @@ pub(crate) struct ChildConfig<'a> {
     pub new_netns: bool,
     /// Existing namespaces to join (spec namespaces that carry a path).
     pub join: Vec<(OwnedFd, libc::c_int)>,
+    /// The compiled `linux.seccomp` filter, if any.
+    pub seccomp: Option<&'a seccomp::Program>,
 }
 
 /// Entry point of the child. Never returns.
@@ -128,6 +131,15 @@ fn setup_and_exec(cfg: &ChildConfig<'_>) -> Result<Never> {
         )
     })?;
 
+    // Installing a filter takes CAP_SYS_ADMIN unless no_new_privs is set:
+    // without it, the filter goes on now, while we still have every
+    // capability (as runc does); the syscalls left until exec (setgroups,
+    // setuid, capset, prctl, execve …) are ones Docker's profile allows.
+    let no_new_privs = process.no_new_privileges().unwrap_or(false);
+    if let (Some(p), false) = (cfg.seccomp, no_new_privs) {
+        seccomp::install(p)?;
+    }
+
     // Identity: bounding set first (needs CAP_SETPCAP), keep permitted
     // capabilities across setuid, then the final sets.
     let caps = process.capabilities().as_ref();
@@ -151,7 +163,7 @@ fn setup_and_exec(cfg: &ChildConfig<'_>) -> Result<Never> {
         unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, 0, 0, 0, 0) };
         capabilities::apply(caps, cfg.last_cap)?;
     }
-    if process.no_new_privileges().unwrap_or(false) {
+    if no_new_privs {
         // SAFETY: prctl with integer arguments.
         sys::cvt(unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) })
             .step(|| "set no_new_privs".into())?;
@@ -192,6 +204,11 @@ fn setup_and_exec(cfg: &ChildConfig<'_>) -> Result<Never> {
     // without O_CLOEXEC closes at exec (as do the fifo and sync socket).
     // SAFETY: close_range with flags only marks descriptors close-on-exec.
     unsafe { libc::close_range(3, u32::MAX, libc::CLOSE_RANGE_CLOEXEC as libc::c_int) };
+    // With no_new_privs, the filter goes on as late as possible, so that it
+    // constrains only execve and the container's own syscalls.
+    if let (Some(p), true) = (cfg.seccomp, no_new_privs) {
+        seccomp::install(p)?;
+    }
     let mut argv_p: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
     argv_p.push(std::ptr::null());
     let mut envp_p: Vec<*const libc::c_char> = envp.iter().map(|e| e.as_ptr()).collect();

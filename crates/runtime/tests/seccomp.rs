@@ -1,0 +1,187 @@
+//! seccomp in the runtime: compiled once and cached, installed in real
+//! containers (run as root through the helper binary).
+
+mod common;
+
+use berth_runtime::seccomp;
+use common::*;
+use oci_spec::runtime::LinuxSeccomp;
+use serde_json::json;
+use std::time::Instant;
+
+/// Docker's default profile as berth evaluates it for Docker's default
+/// capabilities: the real-sized program every container gets.
+fn docker_default() -> LinuxSeccomp {
+    use berth_rootfs::seccomp::{Choice, linux_seccomp};
+    let caps = berth_rootfs::bundle::DEFAULT_CAPABILITIES
+        .into_iter()
+        .collect();
+    linux_seccomp(&Choice::Default, &caps, false)
+        .unwrap()
+        .unwrap()
+}
+
+fn only_file(dir: &std::path::Path) -> std::path::PathBuf {
+    let files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    files[0].clone()
+}
+
+#[test]
+fn second_prepare_is_a_cache_hit_with_the_same_program() {
+    let cache = tempfile::tempdir().unwrap();
+    let spec = docker_default();
+
+    let t = Instant::now();
+    let first = seccomp::prepare(&spec, Some(cache.path())).unwrap();
+    let compile = t.elapsed();
+    assert!(!first.cached);
+    assert_eq!(first.bpf.len() % 8, 0);
+    assert!(first.bpf.len() > 8 * 100, "{} bytes", first.bpf.len());
+
+    let t = Instant::now();
+    let second = seccomp::prepare(&spec, Some(cache.path())).unwrap();
+    let hit = t.elapsed();
+    assert!(second.cached);
+    assert_eq!(second.bpf, first.bpf);
+    eprintln!(
+        "docker default profile: {} instructions, compile {:.2} ms, cache hit {:.3} ms",
+        first.bpf.len() / 8,
+        compile.as_secs_f64() * 1e3,
+        hit.as_secs_f64() * 1e3
+    );
+    // Generous for a shared machine: a hit is a file read and two hashes.
+    assert!(hit.as_millis() < 5, "cache hit took {hit:?}");
+
+    // The cache file is named by the key; a different spec is a different entry.
+    let file = only_file(cache.path());
+    assert_eq!(
+        file.file_name().unwrap().to_string_lossy(),
+        format!("{}.bpf", seccomp::cache_key(&spec).unwrap())
+    );
+    let mut other = spec.clone();
+    other.set_default_errno_ret(Some(libc::EACCES as u32));
+    assert_ne!(
+        seccomp::cache_key(&other).unwrap(),
+        seccomp::cache_key(&spec).unwrap()
+    );
+    // Without a cache it still works, just compiles each time.
+    let uncached = seccomp::prepare(&spec, None).unwrap();
+    assert!(!uncached.cached);
+    assert_eq!(uncached.bpf, first.bpf);
+}
+
+#[test]
+fn corrupt_cache_entries_are_compiled_again() {
+    let cache = tempfile::tempdir().unwrap();
+    let spec = docker_default();
+    let good = seccomp::prepare(&spec, Some(cache.path())).unwrap();
+    let file = only_file(cache.path());
+    let sound = std::fs::read(&file).unwrap();
+
+    let mut flipped = sound.clone();
+    flipped[16] ^= 0x01; // still a multiple of 8, still a plausible program
+    let corruptions: Vec<(&str, Vec<u8>)> = vec![
+        ("empty", vec![]),
+        (
+            "truncated mid-instruction",
+            sound[..sound.len() - 35].to_vec(),
+        ),
+        ("truncated checksum", sound[..sound.len() - 8].to_vec()),
+        ("one bit flipped", flipped),
+        ("another program's bytes", vec![0u8; 64 + 32]),
+    ];
+    for (what, bytes) in corruptions {
+        std::fs::write(&file, &bytes).unwrap();
+        let p = seccomp::prepare(&spec, Some(cache.path())).unwrap();
+        assert!(!p.cached, "{what}: trusted");
+        assert_eq!(p.bpf, good.bpf, "{what}");
+        // And the entry is repaired.
+        assert_eq!(std::fs::read(&file).unwrap(), sound, "{what}");
+    }
+}
+
+#[test]
+fn unwritable_cache_dir_still_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let not_a_dir = dir.path().join("file");
+    std::fs::write(&not_a_dir, "x").unwrap();
+    let p = seccomp::prepare(&docker_default(), Some(&not_a_dir)).unwrap();
+    assert!(!p.cached);
+}
+
+#[test]
+fn unknown_syscall_is_a_clear_error() {
+    let spec: LinuxSeccomp = serde_json::from_value(json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "syscalls": [{"names": ["mkdir", "no_such_syscall"], "action": "SCMP_ACT_ERRNO"}]
+    }))
+    .unwrap();
+    let e = seccomp::prepare(&spec, None).unwrap_err();
+    assert_eq!(e.message, r#"seccomp: unknown syscall "no_such_syscall""#);
+    assert_eq!(e.exit_code(), 125);
+    assert!(seccomp::known_syscall("mkdir") && !seccomp::known_syscall("no_such_syscall"));
+}
+
+/// A bundle whose spec denies mkdir with EDQUOT (which nothing else
+/// returns here), with or without no_new_privs.
+fn deny_mkdir(script: &str, nnp: bool) -> Bundle {
+    let mut b = Bundle::sh(script);
+    b.config["process"]["noNewPrivileges"] = json!(nnp);
+    b.config["linux"]["seccomp"] = json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
+        "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": libc::EDQUOT}]
+    });
+    b
+}
+
+#[test]
+fn filter_is_installed_with_and_without_no_new_privs() {
+    for nnp in [true, false] {
+        let b = deny_mkdir(
+            "grep -E '^(Seccomp|NoNewPrivs):' /proc/self/status; mkdir /x; echo rc=$?",
+            nnp,
+        );
+        let o = b.run();
+        let out = stdout(&o);
+        assert!(out.contains("Seccomp:\t2\n"), "nnp={nnp}: {out}");
+        assert!(
+            out.contains(&format!("NoNewPrivs:\t{}\n", nnp as u8)),
+            "nnp={nnp}: {out}"
+        );
+        assert!(out.contains("rc=1"), "nnp={nnp}: {out}");
+        assert!(
+            stderr(&o).contains("Disk quota exceeded"),
+            "nnp={nnp}: {}",
+            stderr(&o)
+        );
+        assert!(!b.rootfs().join("x").exists());
+        // The program went to the cache beside the state dir.
+        let cache = b.path().join("seccomp-cache");
+        assert_eq!(std::fs::read_dir(&cache).unwrap().count(), 1);
+    }
+}
+
+#[test]
+fn without_seccomp_in_the_spec_there_is_no_filter() {
+    let b = Bundle::sh("grep '^Seccomp:' /proc/self/status; mkdir /x && echo made");
+    let o = b.run();
+    assert_eq!(stdout(&o), "Seccomp:\t0\nmade\n", "{}", stderr(&o));
+}
+
+#[test]
+fn docker_default_runs_a_container_without_nnp_as_a_user() {
+    // Identity is changed after the filter is on (no NNP): setgroups,
+    // setgid, setuid and capset must all pass the default profile.
+    let mut b = Bundle::sh("id -u; id -G; grep '^Seccomp:' /proc/self/status");
+    b.config["process"]["noNewPrivileges"] = json!(false);
+    b.config["process"]["user"] = json!({"uid": 1000, "gid": 1000, "additionalGids": [10]});
+    b.config["linux"]["seccomp"] = serde_json::to_value(docker_default()).unwrap();
+    let o = b.run();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "1000\n1000 10\nSeccomp:\t2\n", "{}", stderr(&o));
+}
