@@ -188,6 +188,9 @@ pub struct RunArgs {
     /// Mount the container's root filesystem read-only.
     #[arg(long)]
     pub read_only: bool,
+    /// seccomp=unconfined|builtin|PROFILE.json, no-new-privileges[=true|false].
+    #[arg(long = "security-opt", value_name = "OPT")]
+    pub security_opt: Vec<String>,
     #[arg(long)]
     pub platform: Option<String>,
     /// Pull policy: always, missing, never.

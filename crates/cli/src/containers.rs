@@ -143,6 +143,10 @@ pub fn run(engine: &Engine, args: &RunArgs) -> Result<u8> {
     for e in &args.env {
         env.extend(runopts::parse_env(e)?);
     }
+    let security = berth_rootfs::seccomp::SecurityOpts::parse(&args.security_opt)?;
+    security
+        .seccomp
+        .check_syscall_names(berth_runtime::seccomp::known_syscall)?;
 
     reap_dead_runs(engine)?;
     let image = obtain_image(engine, args)?;
@@ -236,6 +240,9 @@ pub fn run(engine: &Engine, args: &RunArgs) -> Result<u8> {
             mounts: extra_mounts,
         },
     )?;
+    // seccomp for the final capability set (the spec's bounding set), and
+    // no_new_privs. `--privileged` (no filter, as in Docker) passes true.
+    berth_rootfs::seccomp::apply(&mut built.spec, &security, false)?;
     let process = built
         .spec
         .process_mut()

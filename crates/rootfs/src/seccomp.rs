@@ -253,6 +253,23 @@ pub enum Choice {
     Custom { name: String, profile: Box<Profile> },
 }
 
+impl Choice {
+    /// Fail on the first syscall name of a custom profile that `known`
+    /// (libseccomp, on the runtime side) does not know: a misspelt name
+    /// would otherwise end as a rule for nothing or a late runtime error.
+    pub fn check_syscall_names(&self, known: impl Fn(&str) -> bool) -> Result<()> {
+        if let Choice::Custom { name, profile } = self {
+            for call in profile.syscalls.iter().flatten() {
+                let names = call.names.iter().flatten().chain(call.name.iter());
+                if let Some(bad) = names.into_iter().find(|n| !known(n)) {
+                    bail!("seccomp profile {name}: unknown syscall {bad:?}");
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 /// `--security-opt` values berth understands.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SecurityOpts {
@@ -828,6 +845,26 @@ mod tests {
         std::fs::write(&f, r#"{"defaultAction": "SCMP_ACT_ALLOW"}"#).unwrap();
         let o = p(&[&format!("seccomp={}", f.display())]).unwrap();
         assert!(matches!(o.seccomp, Choice::Custom { .. }));
+    }
+
+    #[test]
+    fn unknown_syscall_names_are_reported_by_name() {
+        let profile = parse(
+            r#"{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+                {"names": ["mkdir"], "action": "SCMP_ACT_ERRNO"},
+                {"name": "mkdri", "action": "SCMP_ACT_ERRNO"}]}"#,
+        )
+        .unwrap();
+        let c = Choice::Custom {
+            name: "p.json".into(),
+            profile: Box::new(profile),
+        };
+        let e = c.check_syscall_names(|n| n == "mkdir").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            r#"seccomp profile p.json: unknown syscall "mkdri""#
+        );
+        assert!(c.check_syscall_names(|_| true).is_ok());
     }
 
     #[test]

@@ -185,3 +185,140 @@ fn docker_default_runs_a_container_without_nnp_as_a_user() {
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert_eq!(stdout(&o), "1000\n1000 10\nSeccomp:\t2\n", "{}", stderr(&o));
 }
+
+const PROBE: &str = env!("CARGO_BIN_EXE_berth-syscall-probe");
+const PROBES: &[&str] = &[
+    "keyctl",
+    "add_key",
+    "clone3",
+    "clone_newuser",
+    "fork",
+    "personality_query",
+    "personality_norandom",
+    "socket_vsock",
+    "socket_inet",
+    "mount",
+    "reboot",
+    "finit_module",
+];
+
+/// Run the syscall probe in a container whose bounding set is Docker's
+/// default plus `extra_caps`, under Docker's default profile evaluated for
+/// that set (or no filter), and return each probe's outcome.
+fn probe(extra_caps: &[oci_spec::runtime::Capability], filter: bool) -> Vec<(String, String)> {
+    use berth_rootfs::seccomp::{Choice, linux_seccomp};
+    let mut caps: std::collections::HashSet<_> = berth_rootfs::bundle::DEFAULT_CAPABILITIES
+        .into_iter()
+        .collect();
+    caps.extend(extra_caps.iter().copied());
+    let mut args = vec!["/bin/probe"];
+    args.extend(PROBES);
+    let mut b = Bundle::new(&args);
+    std::fs::copy(PROBE, b.rootfs().join("bin/probe")).unwrap();
+    let names = serde_json::to_value(&caps).unwrap();
+    for set in ["bounding", "effective", "permitted"] {
+        b.config["process"]["capabilities"][set] = names.clone();
+    }
+    if filter {
+        let s = linux_seccomp(&Choice::Default, &caps, false)
+            .unwrap()
+            .unwrap();
+        b.config["linux"]["seccomp"] = serde_json::to_value(s).unwrap();
+    }
+    let o = b.run();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    stdout(&o)
+        .lines()
+        .map(|l| {
+            let (k, v) = l.split_once('=').unwrap();
+            (k.to_string(), v.to_string())
+        })
+        .collect()
+}
+
+fn outcome<'a>(results: &'a [(String, String)], name: &str) -> &'a str {
+    &results.iter().find(|(k, _)| k == name).unwrap().1
+}
+
+#[test]
+fn docker_default_profile_refuses_what_docker_refuses() {
+    let confined = probe(&[], true);
+    let open = probe(&[], false);
+    // (probe, under the default profile, without any filter)
+    for (name, with, without) in [
+        ("keyctl", "EPERM", None),
+        ("add_key", "EPERM", Some("ENODEV")),
+        ("clone3", "ENOSYS", Some("EINVAL")),
+        ("clone_newuser", "EPERM", Some("OK")),
+        ("fork", "OK", Some("OK")),
+        ("personality_query", "OK", Some("OK")),
+        ("personality_norandom", "EPERM", Some("OK")),
+        ("socket_vsock", "EPERM", None),
+        ("socket_inet", "OK", Some("OK")),
+        // Without the filter the kernel looks the target up first.
+        ("mount", "EPERM", Some("ENOENT")),
+        // Without CAP_SYS_BOOT the kernel refuses too.
+        ("reboot", "EPERM", Some("EPERM")),
+    ] {
+        assert_eq!(
+            outcome(&confined, name),
+            with,
+            "{name} under the default profile"
+        );
+        match without {
+            Some(w) => assert_eq!(outcome(&open, name), w, "{name} without seccomp"),
+            None => assert_ne!(outcome(&open, name), "EPERM", "{name} without seccomp"),
+        }
+    }
+    // Refused by the filter (without it: EPERM for lack of CAP_SYS_MODULE,
+    // or ENOSYS on a kernel built without modules).
+    assert_eq!(outcome(&confined, "finit_module"), "EPERM");
+}
+
+#[test]
+fn capabilities_unlock_their_syscalls_in_the_default_profile() {
+    use oci_spec::runtime::Capability;
+    let r = probe(
+        &[
+            Capability::SysAdmin,
+            Capability::SysBoot,
+            Capability::SysModule,
+        ],
+        true,
+    );
+    // Past seccomp, the kernel's own checks answer.
+    assert_eq!(outcome(&r, "mount"), "ENOENT");
+    assert_eq!(outcome(&r, "reboot"), "EINVAL");
+    // (ENOSYS: a kernel built without module support, like this one.)
+    assert!(["EBADF", "ENOSYS"].contains(&outcome(&r, "finit_module")));
+    assert_eq!(outcome(&r, "clone3"), "EINVAL");
+    assert_eq!(outcome(&r, "clone_newuser"), "OK");
+    // Not tied to those capabilities: still refused.
+    assert_eq!(outcome(&r, "keyctl"), "EPERM");
+    assert_eq!(outcome(&r, "personality_norandom"), "EPERM");
+}
+
+#[test]
+fn mount_works_with_cap_sys_admin_under_the_default_profile() {
+    use berth_rootfs::seccomp::{Choice, linux_seccomp};
+    use oci_spec::runtime::Capability;
+    for (admin, expect) in [(false, "rc=1"), (true, "rc=0")] {
+        let mut caps: std::collections::HashSet<_> = berth_rootfs::bundle::DEFAULT_CAPABILITIES
+            .into_iter()
+            .collect();
+        if admin {
+            caps.insert(Capability::SysAdmin);
+        }
+        let mut b = Bundle::sh("mount -t tmpfs none /tmp; echo rc=$?");
+        let names = serde_json::to_value(&caps).unwrap();
+        for set in ["bounding", "effective", "permitted"] {
+            b.config["process"]["capabilities"][set] = names.clone();
+        }
+        let s = linux_seccomp(&Choice::Default, &caps, false)
+            .unwrap()
+            .unwrap();
+        b.config["linux"]["seccomp"] = serde_json::to_value(s).unwrap();
+        let o = b.run();
+        assert_eq!(stdout(&o).trim(), expect, "admin={admin}: {}", stderr(&o));
+    }
+}

@@ -1,0 +1,123 @@
+//! Test helper, copied into test containers: makes raw syscalls that
+//! busybox has no applet for, with arguments that can do no harm, and
+//! prints how each ended, so tests can tell a seccomp refusal from the
+//! kernel's own.
+//!
+//! Usage: berth-syscall-probe NAME… ; prints `NAME=OK` or `NAME=EPERM`
+//! (etc.) per line.
+
+fn errno_name(e: i32) -> String {
+    match e {
+        libc::EPERM => "EPERM".into(),
+        libc::ENOENT => "ENOENT".into(),
+        libc::EBADF => "EBADF".into(),
+        libc::EACCES => "EACCES".into(),
+        libc::EFAULT => "EFAULT".into(),
+        libc::EINVAL => "EINVAL".into(),
+        libc::ENODEV => "ENODEV".into(),
+        libc::ENOSYS => "ENOSYS".into(),
+        libc::EAFNOSUPPORT => "EAFNOSUPPORT".into(),
+        libc::ENOKEY => "ENOKEY".into(),
+        other => format!("errno{other}"),
+    }
+}
+
+/// Raw syscall result: Ok(value) or Err(errno).
+fn check(rc: libc::c_long) -> Result<libc::c_long, i32> {
+    if rc < 0 {
+        Err(std::io::Error::last_os_error().raw_os_error().unwrap_or(0))
+    } else {
+        Ok(rc)
+    }
+}
+
+fn probe(name: &str) -> Result<libc::c_long, i32> {
+    // SAFETY (all arms): raw syscalls with constant arguments and pointers
+    // to live static strings; none changes this process's memory.
+    unsafe {
+        match name {
+            // KEYCTL_GET_KEYRING_ID of the session keyring, without creating it.
+            "keyctl" => check(libc::syscall(libc::SYS_keyctl, 0, -3, 0)),
+            // A key type that does not exist: ENODEV once past seccomp.
+            "add_key" => check(libc::syscall(
+                libc::SYS_add_key,
+                c"berth-no-such-type".as_ptr(),
+                c"probe".as_ptr(),
+                std::ptr::null::<u8>(),
+                0,
+                -2,
+            )),
+            // A clone_args size of 0 is invalid: EINVAL once past seccomp.
+            "clone3" => check(libc::syscall(libc::SYS_clone3, std::ptr::null::<u8>(), 0)),
+            "clone_newuser" => fork_with(libc::CLONE_NEWUSER),
+            "fork" => fork_with(0),
+            "personality_query" => check(libc::personality(0xffff_ffff) as libc::c_long),
+            // ADDR_NO_RANDOMIZE: not one of the personas Docker allows.
+            "personality_norandom" => {
+                let r = check(libc::personality(0x0040000) as libc::c_long);
+                if r.is_ok() {
+                    libc::personality(0);
+                }
+                r
+            }
+            "socket_vsock" => socket(libc::AF_VSOCK),
+            "socket_inet" => socket(libc::AF_INET),
+            // Onto a path that does not exist: ENOENT once past seccomp.
+            "mount" => check(libc::mount(
+                c"none".as_ptr(),
+                c"/berth-no-such-dir".as_ptr(),
+                c"tmpfs".as_ptr(),
+                0,
+                std::ptr::null(),
+            ) as libc::c_long),
+            // Wrong magic numbers: EINVAL once past seccomp and the
+            // capability check; it can never reboot anything.
+            "reboot" => check(libc::syscall(libc::SYS_reboot, 0, 0, 0, 0)),
+            // Not a file descriptor: EBADF once past seccomp and the capability check.
+            "finit_module" => check(libc::syscall(libc::SYS_finit_module, -1, c"".as_ptr(), 0)),
+            _ => {
+                eprintln!("berth-syscall-probe: unknown probe {name}");
+                std::process::exit(2);
+            }
+        }
+    }
+}
+
+fn socket(family: libc::c_int) -> Result<libc::c_long, i32> {
+    // SAFETY: plain socket creation; the fd is closed at once.
+    let fd = check(unsafe { libc::socket(family, libc::SOCK_STREAM, 0) } as libc::c_long)?;
+    // SAFETY: closing the fd just made.
+    unsafe { libc::close(fd as libc::c_int) };
+    Ok(0)
+}
+
+/// Raw clone (as glibc's fork does) with extra flags; the child exits at once.
+fn fork_with(flags: libc::c_int) -> Result<libc::c_long, i32> {
+    // SAFETY: the child only calls _exit, touching no state of the parent.
+    let pid = check(unsafe {
+        libc::syscall(
+            libc::SYS_clone,
+            (flags | libc::SIGCHLD) as libc::c_ulong,
+            0,
+            0,
+            0,
+            0,
+        )
+    })?;
+    if pid == 0 {
+        // SAFETY: leaving the child without running anything else.
+        unsafe { libc::_exit(0) };
+    }
+    // SAFETY: reaping our own child.
+    unsafe { libc::waitpid(pid as libc::pid_t, std::ptr::null_mut(), 0) };
+    Ok(0)
+}
+
+fn main() {
+    for name in std::env::args().skip(1) {
+        match probe(&name) {
+            Ok(_) => println!("{name}=OK"),
+            Err(e) => println!("{name}={}", errno_name(e)),
+        }
+    }
+}
