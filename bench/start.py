@@ -83,6 +83,9 @@ def main():
         "floor (unshare+chroot)": ["unshare", "--pid", "--fork", "--mount", "--uts", "--ipc", "--net",
                                    "chroot", rootfs, "/bin/true"],
         "berth run --rm": [BERTH, "--root", ROOT, "run", "--rm", "--pull", "never", IMAGE, "true"],
+        # Without the (cached) default seccomp filter: what hardening costs.
+        "berth run --rm (unconfined)": [BERTH, "--root", ROOT, "run", "--rm", "--pull", "never",
+                                        "--security-opt", "seccomp=unconfined", IMAGE, "true"],
     }
     if shutil.which("crun") and os.environ.get("CRUN_OK") == "1":
         contenders["crun run (plain)"] = ["crun", "--root", os.path.join(work, "crun"), "run", "--bundle", plain, "bench-crun"]
