@@ -534,6 +534,9 @@ mod tests {
             "open_by_handle_at",
             "vhangup",
             "mbind",
+            "request_key",
+            "io_uring_setup",
+            "io_uring_enter",
         ] {
             assert!(!names.iter().any(|n| n == denied), "{denied} allowed");
         }

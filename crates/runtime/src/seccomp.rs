@@ -14,7 +14,7 @@ use libseccomp::{
     ScmpAction, ScmpArch, ScmpArgCompare, ScmpCompareOp, ScmpFilterContext, ScmpSyscall,
 };
 use oci_spec::runtime::{
-    LinuxSeccomp, LinuxSeccompAction, LinuxSeccompFilterFlag, LinuxSeccompOperator,
+    Arch, LinuxSeccomp, LinuxSeccompAction, LinuxSeccompFilterFlag, LinuxSeccompOperator,
 };
 use sha2::{Digest, Sha256};
 use std::io::{Read, Seek, Write};
@@ -27,7 +27,7 @@ const INSN: usize = 8;
 /// The kernel's BPF_MAXINSNS.
 const MAX_INSNS: usize = 4096;
 /// Bumped whenever the way a spec becomes a program changes.
-const CACHE_FORMAT: &str = "berth-seccomp-2";
+const CACHE_FORMAT: &str = "berth-seccomp-3";
 
 /// A compiled filter, ready for the child to install.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,9 +44,38 @@ fn err(msg: impl std::fmt::Display) -> Error {
     Error::setup(format!("seccomp: {msg}"))
 }
 
-/// Whether libseccomp knows a syscall of this name (on any architecture).
+/// Syscalls that may be newer than the libseccomp berth links (Debian 12's
+/// 2.5.4 knows those up to Linux 6.6), which profiles such as Docker's
+/// current default name. Those libseccomp does not know are left out of
+/// the filter and fall under the ENOSYS prelude (see [`enosys_prelude`]):
+/// the container's libc sees "not implemented" and falls back, as under
+/// runc with the same libseccomp. Any other unknown name is an error.
+const NEWER_SYSCALLS: &[&str] = &[
+    "cachestat",
+    "fchmodat2",
+    "map_shadow_stack",
+    "futex_wake",
+    "futex_wait",
+    "futex_requeue",
+    "statmount",
+    "listmount",
+    "lsm_get_self_attr",
+    "lsm_set_self_attr",
+    "lsm_list_modules",
+    "mseal",
+    "setxattrat",
+    "getxattrat",
+    "listxattrat",
+    "removexattrat",
+    "open_tree_attr",
+    "uretprobe",
+    "riscv_hwprobe",
+];
+
+/// Whether a profile may name this syscall: libseccomp knows it, or it is
+/// one of the syscalls newer than libseccomp.
 pub fn known_syscall(name: &str) -> bool {
-    ScmpSyscall::from_name(name).is_ok()
+    ScmpSyscall::from_name(name).is_ok() || NEWER_SYSCALLS.contains(&name)
 }
 
 /// The cache key of a spec: what the compiled program depends on.
@@ -232,8 +261,12 @@ pub fn compile(seccomp: &LinuxSeccomp) -> Result<Vec<u8>> {
         indexes.dedup();
         let separate = indexes.len() < args.len();
         for name in rule.names() {
-            let sys = ScmpSyscall::from_name(name)
-                .map_err(|_| err(format!("unknown syscall {name:?}")))?;
+            let Ok(sys) = ScmpSyscall::from_name(name) else {
+                if NEWER_SYSCALLS.contains(&name.as_str()) {
+                    continue;
+                }
+                return Err(err(format!("unknown syscall {name:?}")));
+            };
             let added = if cmps.is_empty() {
                 ctx.add_rule(act, sys).map(|_| ())
             } else if separate {
@@ -245,7 +278,104 @@ pub fn compile(seccomp: &LinuxSeccomp) -> Result<Vec<u8>> {
             added.map_err(|e| err(format!("rule for {name}: {e}")))?;
         }
     }
-    export(&ctx)
+    let mut bpf = enosys_prelude(seccomp)?;
+    bpf.extend(export(&ctx)?);
+    if bpf.len() / INSN > MAX_INSNS {
+        return Err(err(format!(
+            "filter of {} instructions is too long",
+            bpf.len() / INSN
+        )));
+    }
+    Ok(bpf)
+}
+
+/// A few instructions put before libseccomp's program: a syscall whose
+/// number is above every syscall this libseccomp knows (so no profile rule
+/// can be about it) gets ENOSYS rather than the default action. A kernel
+/// newer than the profile then looks, to the container, like an older
+/// kernel, and libcs fall back (glibc's fchmodat → fchmodat2 or clone3,
+/// for example), where EPERM would be an error. runc does the same. Only
+/// when the default action refuses; x86_64 and i386 only.
+fn enosys_prelude(seccomp: &LinuxSeccomp) -> Result<Vec<u8>> {
+    const LD_W_ABS: u16 = (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16;
+    const JEQ_K: u16 = (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16;
+    const JGT_K: u16 = (libc::BPF_JMP | libc::BPF_JGT | libc::BPF_K) as u16;
+    const JGE_K: u16 = (libc::BPF_JMP | libc::BPF_JGE | libc::BPF_K) as u16;
+    const RET_K: u16 = (libc::BPF_RET | libc::BPF_K) as u16;
+    // struct seccomp_data: int nr; __u32 arch; ...
+    const NR: u32 = 0;
+    const ARCH: u32 = 4;
+    const X32_BIT: u32 = 0x4000_0000;
+    // <linux/audit.h>
+    const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
+    const AUDIT_ARCH_I386: u32 = 0x4000_0003;
+
+    if !cfg!(target_arch = "x86_64")
+        || matches!(
+            seccomp.default_action(),
+            LinuxSeccompAction::ScmpActAllow | LinuxSeccompAction::ScmpActLog
+        )
+    {
+        return Ok(Vec::new());
+    }
+    let listed = |a: Arch| seccomp.architectures().iter().flatten().any(|x| *x == a);
+    let mut arches = vec![(AUDIT_ARCH_X86_64, highest_known(ScmpArch::X8664)?)];
+    if listed(Arch::ScmpArchX86) {
+        arches.push((AUDIT_ARCH_I386, highest_known(ScmpArch::X86)?));
+    }
+
+    // Jump targets: an instruction index, the shared RET ENOSYS, or the
+    // first instruction of libseccomp's program right after it.
+    #[derive(Clone, Copy)]
+    enum To {
+        Next,
+        At(usize),
+        Enosys,
+        Filter,
+    }
+    let mut prog: Vec<(u16, To, To, u32)> = Vec::new();
+    for (i, (audit_arch, max)) in arches.iter().enumerate() {
+        let last = i + 1 == arches.len();
+        let block = prog.len();
+        let other_arch = if last { To::Filter } else { To::At(block + 5) };
+        prog.push((LD_W_ABS, To::Next, To::Next, ARCH));
+        prog.push((JEQ_K, To::Next, other_arch, *audit_arch));
+        prog.push((LD_W_ABS, To::Next, To::Next, NR));
+        // x32 syscalls (x86_64's arch, bit 30 set) are left to libseccomp.
+        prog.push((JGE_K, To::Filter, To::Next, X32_BIT));
+        prog.push((JGT_K, To::Enosys, To::Filter, *max));
+    }
+    let enosys = prog.len();
+    let filter = enosys + 1;
+    let mut bpf = Vec::with_capacity(filter * INSN);
+    for (pc, (code, jt, jf, k)) in prog.into_iter().enumerate() {
+        let off = |t: To| {
+            let target = match t {
+                To::Next => pc + 1,
+                To::At(at) => at,
+                To::Enosys => enosys,
+                To::Filter => filter,
+            };
+            // Jumps are relative to the next instruction; all go forward.
+            (target - (pc + 1)) as u8
+        };
+        bpf.extend_from_slice(&code.to_ne_bytes());
+        bpf.extend_from_slice(&[off(jt), off(jf)]);
+        bpf.extend_from_slice(&k.to_ne_bytes());
+    }
+    bpf.extend_from_slice(&RET_K.to_ne_bytes());
+    bpf.extend_from_slice(&[0, 0]);
+    bpf.extend_from_slice(&(libc::SECCOMP_RET_ERRNO | libc::ENOSYS as u32).to_ne_bytes());
+    Ok(bpf)
+}
+
+/// The highest syscall number libseccomp has a name for on `arch`.
+fn highest_known(arch: ScmpArch) -> Result<u32> {
+    (0..1024)
+        .rev()
+        .find(|nr| ScmpSyscall::from(*nr).get_name_by_arch(arch).is_ok())
+        .map(|nr| nr as u32)
+        .ok_or_else(|| err(format!("libseccomp knows no syscall of {arch:?}")))
 }
 
 /// libseccomp 2.5 exports only to a file descriptor: a memfd, read back.

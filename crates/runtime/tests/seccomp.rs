@@ -124,6 +124,15 @@ fn unknown_syscall_is_a_clear_error() {
     assert_eq!(e.message, r#"seccomp: unknown syscall "no_such_syscall""#);
     assert_eq!(e.exit_code(), 125);
     assert!(seccomp::known_syscall("mkdir") && !seccomp::known_syscall("no_such_syscall"));
+    // A real syscall newer than libseccomp is no error: it is left to the
+    // ENOSYS prelude.
+    let newer: LinuxSeccomp = serde_json::from_value(json!({
+        "defaultAction": "SCMP_ACT_ERRNO",
+        "syscalls": [{"names": ["read", "mseal"], "action": "SCMP_ACT_ALLOW"}]
+    }))
+    .unwrap();
+    assert!(seccomp::known_syscall("mseal"));
+    assert!(seccomp::prepare(&newer, None).is_ok());
 }
 
 /// A bundle whose spec denies mkdir with EDQUOT (which nothing else
@@ -200,6 +209,11 @@ const PROBES: &[&str] = &[
     "mount",
     "reboot",
     "finit_module",
+    "fchmodat2",
+    "statmount",
+    "io_uring_setup",
+    "i386_getpid",
+    "i386_statmount",
 ];
 
 /// Run the syscall probe in a container whose bounding set is Docker's
@@ -259,6 +273,13 @@ fn docker_default_profile_refuses_what_docker_refuses() {
         ("mount", "EPERM", Some("ENOENT")),
         // Without CAP_SYS_BOOT the kernel refuses too.
         ("reboot", "EPERM", Some("EPERM")),
+        // Newer than the kernel 6.6 libseccomp knows: fchmodat2 it has a
+        // rule for; statmount (6.8) gets "not implemented", so libcs fall back.
+        ("fchmodat2", "ENOENT", Some("ENOENT")),
+        ("statmount", "ENOSYS", Some("EFAULT")),
+        ("i386_getpid", "OK", Some("OK")),
+        ("i386_statmount", "ENOSYS", Some("EFAULT")),
+        ("io_uring_setup", "EPERM", Some("EFAULT")),
     ] {
         assert_eq!(
             outcome(&confined, name),

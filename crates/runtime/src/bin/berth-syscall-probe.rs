@@ -73,13 +73,67 @@ fn probe(name: &str) -> Result<libc::c_long, i32> {
             // Wrong magic numbers: EINVAL once past seccomp and the
             // capability check; it can never reboot anything.
             "reboot" => check(libc::syscall(libc::SYS_reboot, 0, 0, 0, 0)),
+            // Newer than Debian 12's libseccomp (x86_64 number 457): no
+            // request, EFAULT once past seccomp.
+            "statmount" => check(libc::syscall(
+                457,
+                std::ptr::null::<u8>(),
+                std::ptr::null_mut::<u8>(),
+                0,
+                0,
+            )),
+            // On a path that does not exist: ENOENT once past seccomp.
+            "fchmodat2" => check(libc::syscall(
+                452,
+                libc::AT_FDCWD,
+                c"/berth-no-such-file".as_ptr(),
+                0o755,
+                0,
+            )),
+            // No parameters: EFAULT once past seccomp.
+            "io_uring_setup" => check(libc::syscall(
+                libc::SYS_io_uring_setup,
+                0,
+                std::ptr::null_mut::<u8>(),
+            )),
             // Not a file descriptor: EBADF once past seccomp and the capability check.
             "finit_module" => check(libc::syscall(libc::SYS_finit_module, -1, c"".as_ptr(), 0)),
+            // The same through the i386 entry (int 0x80): getpid (20) and
+            // statmount (457), which the filter judges per architecture.
+            "i386_getpid" => int80(20),
+            "i386_statmount" => int80(457),
             _ => {
                 eprintln!("berth-syscall-probe: unknown probe {name}");
                 std::process::exit(2);
             }
         }
+    }
+}
+
+/// An i386 syscall with null arguments, from 64-bit code.
+fn int80(nr: i64) -> Result<libc::c_long, i32> {
+    let ret: i64;
+    // SAFETY: int 0x80 with null arguments for getpid/statmount; clobbers
+    // only the registers named here (the compat entry saves the rest).
+    unsafe {
+        // rbx belongs to LLVM: saved and zeroed around the call.
+        std::arch::asm!(
+            "push rbx",
+            "xor ebx, ebx",
+            "int 0x80",
+            "pop rbx",
+            inlateout("rax") nr => ret,
+            in("rcx") 0,
+            in("rdx") 0,
+            in("rsi") 0,
+            in("rdi") 0,
+            lateout("r8") _, lateout("r9") _, lateout("r10") _, lateout("r11") _,
+        );
+    }
+    if (-4095..0).contains(&ret) {
+        Err(-ret as i32)
+    } else {
+        Ok(ret as libc::c_long)
     }
 }
 
