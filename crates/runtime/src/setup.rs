@@ -25,6 +25,9 @@ pub(crate) struct ChildConfig<'a> {
     pub last_cap: u32,
     /// A fresh network namespace, whose loopback starts down.
     pub new_netns: bool,
+    /// Unshare the cgroup namespace after `G` (by then the runtime has put
+    /// the child in its cgroup, which becomes the namespace's root).
+    pub unshare_cgroupns: bool,
     /// Existing namespaces to join (spec namespaces that carry a path).
     pub join: Vec<(OwnedFd, libc::c_int)>,
 }
@@ -70,6 +73,11 @@ fn setup_and_exec(cfg: &ChildConfig<'_>) -> Result<Never> {
         // SAFETY: fd is an open namespace file.
         sys::cvt(unsafe { libc::setns(fd.as_raw_fd(), *nstype) })
             .step(|| format!("join namespace (type {nstype:#x})"))?;
+    }
+    if cfg.unshare_cgroupns {
+        // SAFETY: unshare with a flag only.
+        sys::cvt(unsafe { libc::unshare(libc::CLONE_NEWCGROUP) })
+            .step(|| "unshare cgroup namespace".into())?;
     }
     if cfg.new_netns {
         loopback_up()?;
