@@ -136,6 +136,37 @@ pub fn run(engine: &Engine, args: &RunArgs) -> Result<u8> {
     for t in &args.tmpfs {
         extra_mounts.push(runopts::parse_tmpfs(t)?);
     }
+    let limits = berth_rootfs::bundle::Limits {
+        memory: args
+            .memory
+            .as_deref()
+            .map(|v| runopts::parse_bytes("--memory", v))
+            .transpose()?,
+        memory_swap: args
+            .memory_swap
+            .as_deref()
+            .map(runopts::parse_swap)
+            .transpose()?,
+        memory_reservation: args
+            .memory_reservation
+            .as_deref()
+            .map(|v| runopts::parse_bytes("--memory-reservation", v))
+            .transpose()?,
+        cpus: args.cpus.as_deref().map(runopts::parse_cpus).transpose()?,
+        cpu_shares: args.cpu_shares,
+        cpuset_cpus: args.cpuset_cpus.clone(),
+        pids_limit: args.pids_limit,
+    };
+    // Checked here so a bad value fails before any pull.
+    berth_rootfs::bundle::resources(&limits)?;
+    berth_rootfs::bundle::capability_set(args.privileged, &args.cap_add, &args.cap_drop)?;
+    let mut rlimits = Vec::new();
+    for u in &args.ulimit {
+        let rl = runopts::parse_ulimit(u)?;
+        runopts::check_ulimit(u, &rl)?;
+        rlimits.push(rl);
+    }
+    runopts::cgroups_path(args.cgroup_parent.as_deref(), "check")?;
     let mut env = Vec::new();
     for f in &args.env_file {
         env.extend(runopts::read_env_file(f)?);
@@ -234,6 +265,12 @@ pub fn run(engine: &Engine, args: &RunArgs) -> Result<u8> {
             readonly_rootfs: args.read_only,
             host_network,
             mounts: extra_mounts,
+            privileged: args.privileged,
+            cap_add: args.cap_add.clone(),
+            cap_drop: args.cap_drop.clone(),
+            cgroups_path: Some(runopts::cgroups_path(args.cgroup_parent.as_deref(), &id)?),
+            limits,
+            rlimits,
         },
     )?;
     let process = built
@@ -266,7 +303,10 @@ pub fn run(engine: &Engine, args: &RunArgs) -> Result<u8> {
         }
     });
     let code = match result {
-        Ok(c) => c,
+        Ok(exit) => {
+            rec.oom_killed = exit.oom_killed;
+            exit.code
+        }
         Err(e) => {
             eprintln!("berth: run {}: {}", rec.name, e.message);
             e.exit_code()
@@ -384,6 +424,47 @@ pub fn rm(engine: &Engine, args: &RmArgs) -> Result<u8> {
         }
     }
     Ok(if failed { 125 } else { 0 })
+}
+
+/// `berth inspect`: Docker's shape for the fields berth records.
+pub fn inspect(engine: &Engine, keys: &[String]) -> Result<u8> {
+    let containers = Containers::open(&engine.root)?;
+    let mut out = Vec::new();
+    let mut failed = false;
+    for key in keys {
+        match containers.find(key) {
+            Ok(c) => {
+                let running = c.is_running();
+                out.push(serde_json::json!({
+                    "Id": c.id,
+                    "Name": format!("/{}", c.name),
+                    "Created": c.created,
+                    "Path": c.command.first(),
+                    "Args": c.command.get(1..).unwrap_or_default(),
+                    "State": {
+                        "Status": if running { "running" } else { match c.status {
+                            Status::Created => "created",
+                            _ => "exited",
+                        }},
+                        "Running": running,
+                        "OOMKilled": c.oom_killed,
+                        "Pid": if running { c.pid.unwrap_or(0) } else { 0 },
+                        "ExitCode": c.exit_code.unwrap_or(0),
+                        "StartedAt": c.started,
+                        "FinishedAt": c.finished,
+                    },
+                    "Image": c.image_id,
+                    "Config": { "Image": c.image, "Labels": c.labels },
+                }));
+            }
+            Err(e) => {
+                eprintln!("berth: inspect {key}: {e:#}");
+                failed = true;
+            }
+        }
+    }
+    println!("{}", serde_json::to_string_pretty(&out)?);
+    Ok(if failed { 1 } else { 0 })
 }
 
 pub fn ps(engine: &Engine, args: &PsArgs) -> Result<u8> {

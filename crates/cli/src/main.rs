@@ -73,6 +73,7 @@ fn run(cli: cli::Cli) -> anyhow::Result<u8> {
         Command::Run(a) => containers::run(&engine, a),
         Command::Ps(a) => containers::ps(&engine, a),
         Command::Rm(a) => containers::rm(&engine, a),
+        Command::Inspect { containers: keys } => containers::inspect(&engine, keys),
         Command::Init { .. } => unreachable!("handled above"),
     }
 }
