@@ -239,11 +239,10 @@ pub fn run(engine: &Engine, args: &RunArgs) -> Result<u8> {
     extra_mounts.extend(write_etc_files(&cdir, &hostname, host_network)?);
     let mut init_path = None;
     if args.init {
-        let exe = std::env::current_exe().context("locate the berth binary for --init")?;
         extra_mounts.push(
             oci_spec::runtime::MountBuilder::default()
                 .typ("bind")
-                .source(exe)
+                .source(init_copy(&cdir)?)
                 .destination(PathBuf::from(snapshots::INIT_PATH))
                 .options(vec!["bind".to_string(), "ro".into()])
                 .build()?,
@@ -424,6 +423,25 @@ pub fn rm(engine: &Engine, args: &RmArgs) -> Result<u8> {
         }
     }
     Ok(if failed { 125 } else { 0 })
+}
+
+/// A private copy of berth's own binary in the container's directory, for
+/// `--init`: the container runs it as PID 1, and a process in it that
+/// writes through /proc/1/exe (or remounts it rw, when privileged) reaches
+/// this copy, discarded with the container, never the host's berth
+/// (CVE-2019-5736). A memfd would be nicer but cannot be bind-mounted.
+fn init_copy(cdir: &Path) -> Result<PathBuf> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let dst = cdir.join("berth-init");
+    let mut exe = std::fs::File::open("/proc/self/exe").context("open berth's own binary")?;
+    let mut out = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o555)
+        .open(&dst)
+        .with_context(|| format!("create {}", dst.display()))?;
+    std::io::copy(&mut exe, &mut out).with_context(|| format!("write {}", dst.display()))?;
+    Ok(dst)
 }
 
 /// `berth inspect`: Docker's shape for the fields berth records.
