@@ -10,7 +10,7 @@ use berth_image::{ImageRecord, Progress, ProgressMode};
 use crate::cli::{PsArgs, RmArgs, RunArgs};
 use crate::engine::Engine;
 use crate::state::{self, Container, Containers, Status};
-use crate::{images, runopts, snapshots, table, timefmt};
+use crate::{images, rootless, runopts, snapshots, table, timefmt};
 
 /// Where the runtime keeps its per-container state (OCI state.json).
 fn runtime_dir(engine: &Engine) -> PathBuf {
@@ -158,6 +158,7 @@ pub fn run(engine: &Engine, args: &RunArgs) -> Result<u8> {
         pids_limit: args.pids_limit,
     };
     // Checked here so a bad value fails before any pull.
+    let has_limits = limits != berth_rootfs::bundle::Limits::default();
     berth_rootfs::bundle::resources(&limits)?;
     berth_rootfs::bundle::capability_set(args.privileged, &args.cap_add, &args.cap_drop)?;
     let mut rlimits = Vec::new();
@@ -272,6 +273,9 @@ pub fn run(engine: &Engine, args: &RunArgs) -> Result<u8> {
             rlimits,
         },
     )?;
+    if rootless::active() {
+        rootless::adapt(&mut built.spec, has_limits)?;
+    }
     let process = built
         .spec
         .process_mut()

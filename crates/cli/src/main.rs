@@ -6,6 +6,7 @@ mod config;
 mod containers;
 mod engine;
 mod images;
+mod rootless;
 mod runopts;
 mod snapshots;
 mod state;

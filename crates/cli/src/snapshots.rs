@@ -87,8 +87,10 @@ pub fn pull(
 }
 
 /// Mounts the container's rootfs at `<cdir>/rootfs` and returns that path.
+/// Rootless berth copies: it cannot mount overlayfs outside a user namespace.
 pub fn mount_rootfs(lowers: &Lowers, cdir: &Path) -> Result<PathBuf> {
-    Ok(berth_rootfs::overlay::mount_rootfs(cdir, &lowers.dirs)?.path)
+    let copy = crate::rootless::active();
+    Ok(berth_rootfs::overlay::mount_rootfs_with(cdir, &lowers.dirs, copy)?.path)
 }
 
 /// Unmounts `<cdir>/rootfs` if mounted; idempotent, so it also cleans up
@@ -97,6 +99,8 @@ pub fn unmount_rootfs(cdir: &Path) -> Result<()> {
     let rootfs = cdir.join("rootfs");
     match rustix::mount::unmount(&rootfs, rustix::mount::UnmountFlags::DETACH) {
         Ok(()) | Err(rustix::io::Errno::INVAL) | Err(rustix::io::Errno::NOENT) => Ok(()),
+        // Rootless berth never mounts a rootfs (it copies), and may not unmount.
+        Err(rustix::io::Errno::PERM) if crate::rootless::active() => Ok(()),
         Err(e) => Err(e).with_context(|| format!("unmount {}", rootfs.display())),
     }
 }

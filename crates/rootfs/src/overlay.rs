@@ -147,6 +147,14 @@ fn try_overlay(container_dir: &Path, rootfs: &Path, lowers: &[PathBuf]) -> Resul
     }
 }
 
+fn is_other_fs(p: &Path, parent: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::metadata(p), std::fs::metadata(parent)) {
+        (Ok(a), Ok(b)) => a.dev() != b.dev(),
+        _ => true,
+    }
+}
+
 /// Unmount (if mounted) and delete the container's rootfs, upper and work dirs.
 pub fn remove_rootfs(container_dir: &Path) -> Result<()> {
     let rootfs = container_dir.join("rootfs");
@@ -155,6 +163,9 @@ pub fn remove_rootfs(container_dir: &Path) -> Result<()> {
         // Busy: detach so the directory can still go; the kernel frees it when unused.
         Err(Errno::BUSY) => rustix::mount::unmount(&rootfs, UnmountFlags::DETACH)
             .with_context(|| format!("unmounting {}", rootfs.display()))?,
+        // Not ours to unmount (unprivileged) is fine when nothing is mounted:
+        // a copied rootfs shares its parent's device, an overlay never does.
+        Err(Errno::PERM) if !is_other_fs(&rootfs, container_dir) => {}
         Err(e) => return Err(e).with_context(|| format!("unmounting {}", rootfs.display())),
     }
     for d in ["rootfs", "upper", "work", "empty"] {

@@ -119,15 +119,12 @@ impl Container {
                 // cgroup is the namespace's root (see setup.rs).
                 LinuxNamespaceType::Cgroup => (libc::CLONE_NEWCGROUP, "cgroup"),
                 LinuxNamespaceType::Time => (libc::CLONE_NEWTIME, "time"),
-                // Hook: user namespaces need the runtime to write uid/gid
-                // maps between clone and the child's `G` go-ahead.
-                LinuxNamespaceType::User => {
-                    return Err(Error::setup("user namespaces are not supported yet"));
-                }
+                // The runtime writes its uid/gid maps while the child waits for `G`.
+                LinuxNamespaceType::User => (libc::CLONE_NEWUSER, "user"),
             };
             match ns.path() {
                 None => ns_flags |= flag as u64,
-                Some(p) if flag == libc::CLONE_NEWPID => {
+                Some(p) if flag == libc::CLONE_NEWPID || flag == libc::CLONE_NEWUSER => {
                     return Err(Error::setup(format!(
                         "joining an existing {name} namespace ({}) is not supported",
                         p.display()
@@ -202,6 +199,7 @@ impl Container {
                     terminal,
                     last_cap,
                     new_netns: ns_flags & libc::CLONE_NEWNET as u64 != 0,
+                    new_userns: ns_flags & libc::CLONE_NEWUSER as u64 != 0,
                     unshare_cgroupns,
                     join,
                 })
@@ -224,12 +222,23 @@ impl Container {
                     e
                 };
                 // v1: into the cgroup before the child may run anything.
-                // (Hook: user-namespace maps go here too.)
                 if let Some(cg) = &cgroup
                     && !cg.is_v2()
                     && let Err(e) = cg.add(pid)
                 {
                     return Err(fail(&live, Error::setup(format!("cgroup: {e}"))));
+                }
+                if ns_flags & libc::CLONE_NEWUSER as u64 != 0 {
+                    let linux = spec.linux().as_ref();
+                    let uids = linux
+                        .and_then(|l| l.uid_mappings().as_deref())
+                        .unwrap_or_default();
+                    let gids = linux
+                        .and_then(|l| l.gid_mappings().as_deref())
+                        .unwrap_or_default();
+                    if let Err(e) = crate::userns::write_maps(pid, uids, gids) {
+                        return Err(fail(&live, e));
+                    }
                 }
                 if let Err(e) = sync::send(live.sync.as_fd(), b'G', &[], None) {
                     return Err(fail(
@@ -460,6 +469,13 @@ fn make_cgroup(id: &str, spec: &Spec) -> Result<Option<Cgroup>> {
             tracing::warn!("running without a cgroup of its own: {e}");
             let _ = cg.destroy();
             Ok(None)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+            let _ = cg.destroy();
+            Err(Error::setup(format!(
+                "cgroup: resource limits need a cgroup berth may create, and this user may not \
+                 (rootless needs a delegated cgroup): {e}"
+            )))
         }
         Err(e) => {
             let _ = cg.destroy();

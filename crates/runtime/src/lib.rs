@@ -39,6 +39,7 @@ mod state;
 mod sync;
 mod sys;
 mod terminal;
+mod userns;
 
 pub use container::{Container, Io};
 pub use error::{Error, ErrorKind, Result};

@@ -1,5 +1,7 @@
 //! Shared test support: the fixture registry and a berth command bound to a
-//! throw-away root. Tests run real containers, so they need root.
+//! throw-away root. Tests run real containers, so they need root; with
+//! `BERTH_TEST_USER=name` berth itself runs as that ordinary user
+//! (rootless mode), the root dir being theirs.
 
 #![allow(dead_code)]
 
@@ -33,16 +35,41 @@ pub struct Root {
     pub dir: tempfile::TempDir,
 }
 
+/// The user of `BERTH_TEST_USER`: (uid, gid, home).
+pub fn test_user() -> Option<(u32, u32, PathBuf)> {
+    let name = std::env::var("BERTH_TEST_USER")
+        .ok()
+        .filter(|n| !n.is_empty())?;
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap();
+    let f: Vec<&str> = passwd
+        .lines()
+        .map(|l| l.split(':').collect::<Vec<_>>())
+        .find(|f| f[0] == name)
+        .unwrap_or_else(|| panic!("BERTH_TEST_USER={name}: no such user"));
+    Some((
+        f[2].parse().unwrap(),
+        f[3].parse().unwrap(),
+        PathBuf::from(f[5]),
+    ))
+}
+
+/// Whether berth runs rootless in these tests.
+pub fn rootless() -> bool {
+    test_user().is_some()
+}
+
 impl Root {
     pub fn new() -> Root {
         fixture();
         std::fs::create_dir_all("/var/tmp/berth-tests").unwrap();
-        Root {
-            dir: tempfile::Builder::new()
-                .prefix("root-")
-                .tempdir_in("/var/tmp/berth-tests")
-                .unwrap(),
+        let dir = tempfile::Builder::new()
+            .prefix("root-")
+            .tempdir_in("/var/tmp/berth-tests")
+            .unwrap();
+        if let Some((uid, gid, _)) = test_user() {
+            std::os::unix::fs::chown(dir.path(), Some(uid), Some(gid)).unwrap();
         }
+        Root { dir }
     }
 
     pub fn path(&self) -> &Path {
@@ -59,6 +86,13 @@ impl Root {
         );
         c.env("DOCKER_CONFIG", self.path().join("docker-config"));
         c.stdin(Stdio::null());
+        if let Some((uid, gid, home)) = test_user() {
+            use std::os::unix::process::CommandExt;
+            c.uid(uid)
+                .gid(gid)
+                .env("HOME", home)
+                .env_remove("XDG_DATA_HOME");
+        }
         c
     }
 
