@@ -10,3 +10,7 @@ bash fixture/registry.sh up
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 cargo test --workspace -- --test-threads="${BERTH_TEST_THREADS:-4}"
+
+# Rootless: the run tests again, with berth run by an ordinary user.
+user=$(scripts/test-user.sh)
+BERTH_TEST_USER="$user" cargo test -p berth --test run -- --test-threads="${BERTH_TEST_THREADS:-4}"

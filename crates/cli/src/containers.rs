@@ -341,10 +341,7 @@ fn reap_dead_runs(engine: &Engine) -> Result<()> {
         if c.status != Status::Running && !(c.status == Status::Created && c.rootfs_mounted) {
             continue;
         }
-        if c.is_running()
-            || c.supervisor
-                .is_none_or(|(p, t)| state::process_start_time(p) == Some(t))
-        {
+        if c.is_running() || c.supervisor.is_none_or(|(p, t)| state::process_alive(p, t)) {
             continue;
         }
         tracing::info!(
@@ -410,7 +407,7 @@ pub fn rm(engine: &Engine, args: &RmArgs) -> Result<u8> {
                 // Give the supervisor a moment to record the exit and unmount.
                 for _ in 0..100 {
                     if c.supervisor
-                        .is_none_or(|(p, t)| state::process_start_time(p) != Some(t))
+                        .is_none_or(|(p, t)| !state::process_alive(p, t))
                     {
                         break;
                     }

@@ -35,6 +35,12 @@ fn main() -> ExitCode {
         }
     };
     init_logging(&cli.log_level);
+    if writes_store(&cli.command)
+        && let Err(e) = rootless::reexec_in_userns()
+    {
+        eprintln!("berth: {e:#}");
+        return ExitCode::from(ENGINE_ERROR);
+    }
     match run(cli) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
@@ -42,6 +48,20 @@ fn main() -> ExitCode {
             ExitCode::from(ENGINE_ERROR)
         }
     }
+}
+
+/// Commands that write the store or run containers: rootless berth runs
+/// them inside its own user namespace.
+fn writes_store(c: &cli::Command) -> bool {
+    use cli::{Command, ImageCommand};
+    matches!(
+        c,
+        Command::Pull(_)
+            | Command::Rmi(_)
+            | Command::Run(_)
+            | Command::Rm(_)
+            | Command::Image(ImageCommand::Pull(_) | ImageCommand::Rm(_) | ImageCommand::Prune(_))
+    )
 }
 
 fn init_logging(level: &str) {

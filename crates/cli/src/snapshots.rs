@@ -87,9 +87,10 @@ pub fn pull(
 }
 
 /// Mounts the container's rootfs at `<cdir>/rootfs` and returns that path.
-/// Rootless berth copies: it cannot mount overlayfs outside a user namespace.
+/// Rootless berth outside a user namespace of its own copies: it cannot
+/// mount overlayfs there.
 pub fn mount_rootfs(lowers: &Lowers, cdir: &Path) -> Result<PathBuf> {
-    let copy = crate::rootless::active();
+    let copy = crate::rootless::active() && !crate::rootless::in_own_userns();
     Ok(berth_rootfs::overlay::mount_rootfs_with(cdir, &lowers.dirs, copy)?.path)
 }
 

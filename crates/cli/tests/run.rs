@@ -497,7 +497,7 @@ fn tty_through_a_real_pseudo_terminal() {
     let r = Root::new();
     let cmd = format!(
         "{} --root {} run --rm -t {} sh -c 'tty; stty size'",
-        env!("CARGO_BIN_EXE_berth"),
+        berth_shell(),
         r.path().display(),
         BUSYBOX
     );
@@ -641,6 +641,19 @@ fn a_killed_berth_leaves_nothing_running_or_mounted_after_the_next_run() {
     // SIGKILL: berth gets no chance to clean up.
     child.kill().unwrap();
     child.wait().unwrap();
+    // Rootless berth is two processes (the inner one in its user namespace
+    // dies with the outer one, a moment later): wait until no berth of
+    // this root is left.
+    for _ in 0..500 {
+        let left = Command::new("pgrep")
+            .args(["-f", &format!("berth --root {} run", r.path().display())])
+            .output()
+            .unwrap();
+        if stdout(&left).trim().is_empty() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
     let id = stdout(
         &r.berth()
             .args(["ps", "-aq", "--no-trunc"])

@@ -435,7 +435,8 @@ impl Applier<'_> {
                 // Other trusted.* need root.
                 if n.starts_with(b"trusted.overlay.")
                     || n.starts_with(b"user.overlay.")
-                    || (n.starts_with(b"trusted.") && !self.privileged)
+                    || (n.starts_with(b"trusted.")
+                        && !(self.privileged && crate::in_initial_userns()))
                 {
                     dropped.push(name);
                     continue;
@@ -456,7 +457,7 @@ impl Applier<'_> {
     }
 
     fn opaque_xattr(&self) -> &'static str {
-        if self.privileged {
+        if self.privileged && crate::in_initial_userns() {
             OVERLAY_OPAQUE_XATTR
         } else {
             USER_OVERLAY_OPAQUE_XATTR

@@ -60,8 +60,15 @@ pub fn overlay_options(lowers: &[PathBuf], upper: &Path, work: &Path) -> String 
         .rev()
         .map(|p| escape_overlay_path(p))
         .collect();
+    // In a user namespace overlayfs may only use user.overlay.* xattrs,
+    // which is what unprivileged snapshots carry.
+    let userxattr = if crate::in_initial_userns() {
+        ""
+    } else {
+        ",userxattr"
+    };
     format!(
-        "lowerdir={},upperdir={},workdir={}",
+        "lowerdir={},upperdir={},workdir={}{userxattr}",
         lower.join(":"),
         escape_overlay_path(upper),
         escape_overlay_path(work)
