@@ -249,6 +249,10 @@ pub struct RunArgs {
     /// Give the container every capability and device, no seccomp, no masked paths.
     #[arg(long)]
     pub privileged: bool,
+    /// User namespace: host (default), or remap[:USER] to map the
+    /// container's root to USER's /etc/subuid range (USER: berth).
+    #[arg(long, default_value = "host")]
+    pub userns: String,
     pub image: String,
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     pub command: Vec<String>,

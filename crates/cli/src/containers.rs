@@ -168,6 +168,7 @@ pub fn run(engine: &Engine, args: &RunArgs) -> Result<u8> {
         rlimits.push(rl);
     }
     runopts::cgroups_path(args.cgroup_parent.as_deref(), "check")?;
+    let remap = rootless::remap_maps(&args.userns)?;
     let mut env = Vec::new();
     for f in &args.env_file {
         env.extend(runopts::read_env_file(f)?);
@@ -230,7 +231,21 @@ pub fn run(engine: &Engine, args: &RunArgs) -> Result<u8> {
     rec.snapshots = lowers.chain_ids.clone();
     rec.rootfs_mounted = true;
     containers.save(&rec)?;
-    let rootfs = snapshots::mount_rootfs(&lowers, &cdir)?;
+    let rootfs = match &remap {
+        None => snapshots::mount_rootfs(&lowers, &cdir)?,
+        Some((uids, gids)) => {
+            let ns = berth_runtime::new_userns(uids, gids)
+                .map_err(|e| anyhow::anyhow!("--userns: {}", e.message))?;
+            let root = (uids[0].host_id(), gids[0].host_id());
+            berth_rootfs::overlay::mount_rootfs_idmapped(
+                &cdir,
+                &lowers.dirs,
+                std::os::fd::AsFd::as_fd(&ns),
+                root,
+            )?
+            .path
+        }
+    };
     tracing::debug!("rootfs ready in {:.3} ms", t0.elapsed().as_secs_f64() * 1e3);
 
     let hostname = args
@@ -275,6 +290,9 @@ pub fn run(engine: &Engine, args: &RunArgs) -> Result<u8> {
     )?;
     if rootless::active() {
         rootless::adapt(&mut built.spec, has_limits)?;
+    }
+    if let Some((uids, gids)) = remap {
+        rootless::add_userns(&mut built.spec, uids, gids)?;
     }
     let process = built
         .spec

@@ -247,6 +247,57 @@ pub fn id_maps() -> Result<(Vec<LinuxIdMapping>, Vec<LinuxIdMapping>)> {
     Ok((uids, gids))
 }
 
+/// `--userns remap[:USER]` (root only): the container's ids 0..N are USER's
+/// subordinate range. None for `host`.
+pub fn remap_maps(flag: &str) -> Result<Option<(Vec<LinuxIdMapping>, Vec<LinuxIdMapping>)>> {
+    let user = match flag {
+        "" | "host" => return Ok(None),
+        "remap" => "berth",
+        f => f
+            .strip_prefix("remap:")
+            .filter(|u| !u.is_empty())
+            .ok_or_else(|| {
+                anyhow::anyhow!("invalid --userns {f:?}: use host, remap or remap:USER")
+            })?,
+    };
+    if active() {
+        anyhow::bail!(
+            "--userns {flag}: rootless berth always runs containers in its own user namespace"
+        );
+    }
+    let range = |file: &str| {
+        sub_range(Path::new(file), user, u32::MAX).ok_or_else(|| {
+            anyhow::anyhow!(
+                "--userns {flag}: no range for {user:?} in {file}; add one, e.g. \
+                 usermod --add-subuids 200000-265535 --add-subgids 200000-265535 {user}"
+            )
+        })
+    };
+    let (us, uc) = range("/etc/subuid")?;
+    let (gs, gc) = range("/etc/subgid")?;
+    Ok(Some((vec![mapping(0, us, uc)?], vec![mapping(0, gs, gc)?])))
+}
+
+/// Put the container in a user namespace with these maps.
+pub fn add_userns(
+    spec: &mut Spec,
+    uids: Vec<LinuxIdMapping>,
+    gids: Vec<LinuxIdMapping>,
+) -> Result<()> {
+    if let Some(linux) = spec.linux_mut().as_mut() {
+        let mut ns = linux.namespaces().clone().unwrap_or_default();
+        ns.push(
+            LinuxNamespaceBuilder::default()
+                .typ(LinuxNamespaceType::User)
+                .build()?,
+        );
+        linux.set_namespaces(Some(ns));
+        linux.set_uid_mappings(Some(uids));
+        linux.set_gid_mappings(Some(gids));
+    }
+    Ok(())
+}
+
 /// Adapt a spec for rootless: a user namespace with this user's maps; no
 /// cgroup unless limits were asked for (and then it must be delegated);
 /// no devpts gid option when gid 5 is not mapped.
@@ -264,20 +315,10 @@ pub fn adapt(spec: &mut Spec, has_limits: bool) -> Result<()> {
     let tty_gid_mapped = gids
         .iter()
         .any(|m| m.container_id() <= 5 && 5 < m.container_id() + m.size());
-    if let Some(linux) = spec.linux_mut().as_mut() {
-        let mut ns = linux.namespaces().clone().unwrap_or_default();
-        ns.push(
-            LinuxNamespaceBuilder::default()
-                .typ(LinuxNamespaceType::User)
-                .build()?,
-        );
-        linux.set_namespaces(Some(ns));
-        linux.set_uid_mappings(Some(uids));
-        linux.set_gid_mappings(Some(gids));
-        if !has_limits {
-            linux.set_resources(None);
-            linux.set_cgroups_path(None);
-        }
+    add_userns(spec, uids, gids)?;
+    if !has_limits && let Some(linux) = spec.linux_mut().as_mut() {
+        linux.set_resources(None);
+        linux.set_cgroups_path(None);
     }
     if !tty_gid_mapped && let Some(mounts) = spec.mounts_mut().as_mut() {
         for m in mounts

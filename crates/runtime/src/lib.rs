@@ -45,3 +45,4 @@ pub use container::{Container, Io};
 pub use error::{Error, ErrorKind, Result};
 pub use run::{Exit, FORWARDED_SIGNALS, run};
 pub use state::{State, Status};
+pub use userns::new_userns;

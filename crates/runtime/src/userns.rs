@@ -88,3 +88,47 @@ fn helper(name: &str, pid: i32, maps: &[LinuxIdMapping]) -> Result<()> {
     }
     Ok(())
 }
+
+/// A new user namespace with these maps, held by an fd (for id-mapped
+/// mounts made before the container exists). A child is cloned into it,
+/// mapped, its namespace opened, and the child killed.
+pub fn new_userns(
+    uid_maps: &[LinuxIdMapping],
+    gid_maps: &[LinuxIdMapping],
+) -> Result<std::os::fd::OwnedFd> {
+    use crate::error::Context;
+    use crate::sys;
+    use std::os::fd::AsFd;
+    match sys::clone_process(libc::CLONE_NEWUSER as u64, None)
+        .step(|| "clone into a user namespace".into())?
+    {
+        sys::Cloned::Child => {
+            // SAFETY: prctl and pause with plain arguments; this child only
+            // waits to be killed.
+            unsafe {
+                libc::prctl(
+                    libc::PR_SET_PDEATHSIG,
+                    libc::SIGKILL as libc::c_ulong,
+                    0,
+                    0,
+                    0,
+                );
+                loop {
+                    libc::pause();
+                }
+            }
+        }
+        sys::Cloned::Parent { pid, pidfd } => {
+            let res = write_maps(pid, uid_maps, gid_maps).and_then(|()| {
+                sys::open(
+                    std::path::Path::new(&format!("/proc/{pid}/ns/user")),
+                    libc::O_RDONLY,
+                )
+                .step(|| "open the new user namespace".into())
+            });
+            let _ = sys::pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
+            let _ = sys::pidfd_wait(pidfd.as_fd(), false);
+            res
+        }
+    }
+}
