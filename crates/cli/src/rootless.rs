@@ -298,6 +298,20 @@ pub fn add_userns(
     Ok(())
 }
 
+/// Rootless: no cgroup unless limits were asked for, and never device
+/// rules (no device can be made in a user namespace, and the v2 filter
+/// needs privilege to load).
+fn drop_cgroup_unless_limited(spec: &mut Spec, has_limits: bool) {
+    if let Some(linux) = spec.linux_mut().as_mut() {
+        if !has_limits {
+            linux.set_resources(None);
+            linux.set_cgroups_path(None);
+        } else if let Some(res) = linux.resources_mut().as_mut() {
+            res.set_devices(None);
+        }
+    }
+}
+
 /// Adapt a spec for rootless: a user namespace with this user's maps; no
 /// cgroup unless limits were asked for (and then it must be delegated);
 /// no devpts gid option when gid 5 is not mapped.
@@ -305,10 +319,7 @@ pub fn adapt(spec: &mut Spec, has_limits: bool) -> Result<()> {
     if in_own_userns() {
         // Already in berth's own user namespace: the container's other
         // namespaces belong to it; only the cgroup is left to decide.
-        if !has_limits && let Some(linux) = spec.linux_mut().as_mut() {
-            linux.set_resources(None);
-            linux.set_cgroups_path(None);
-        }
+        drop_cgroup_unless_limited(spec, has_limits);
         return Ok(());
     }
     let (uids, gids) = id_maps()?;
@@ -316,10 +327,7 @@ pub fn adapt(spec: &mut Spec, has_limits: bool) -> Result<()> {
         .iter()
         .any(|m| m.container_id() <= 5 && 5 < m.container_id() + m.size());
     add_userns(spec, uids, gids)?;
-    if !has_limits && let Some(linux) = spec.linux_mut().as_mut() {
-        linux.set_resources(None);
-        linux.set_cgroups_path(None);
-    }
+    drop_cgroup_unless_limited(spec, has_limits);
     if !tty_gid_mapped && let Some(mounts) = spec.mounts_mut().as_mut() {
         for m in mounts
             .iter_mut()

@@ -8,6 +8,7 @@
 //! v1 the runtime moves it in while the child waits for `G`. The child then
 //! unshares its cgroup namespace, so the container sees its own cgroup as /.
 
+mod devices;
 mod v1;
 mod v2;
 

@@ -134,11 +134,9 @@ pub(super) fn create(mount: &Path, rel: &Path, res: &LinuxResources) -> io::Resu
     if let Some(p) = res.pids() {
         write(&dir, "pids.max", &max_or(p.limit()))?;
     }
-    if res.devices().as_ref().is_some_and(|d| !d.is_empty()) {
-        // v2 enforces devices with an eBPF program; berth does not load one
-        // yet. The container still cannot mknod outside its own /dev view
-        // without CAP_MKNOD, which only --cap-add/--privileged grant.
-        tracing::debug!("cgroup v2: device rules not enforced (no eBPF device filter)");
+    if let Some(rules) = res.devices().as_ref().filter(|d| !d.is_empty()) {
+        let fd = crate::sys::open(&dir, libc::O_RDONLY | libc::O_DIRECTORY)?;
+        super::devices::attach(std::os::fd::AsFd::as_fd(&fd), rules)?;
     }
     Ok(())
 }
