@@ -6,7 +6,12 @@ cd "$(dirname "$0")/.."
 
 scripts/install-deps.sh
 bash fixture/registry.sh up
+# The ordinary user of the rootless and --userns remap tests.
+user=$(scripts/test-user.sh)
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 cargo test --workspace -- --test-threads="${BERTH_TEST_THREADS:-4}"
+
+# Rootless: the run tests again, with berth run by an ordinary user.
+BERTH_TEST_USER="$user" cargo test -p berth --test run -- --test-threads="${BERTH_TEST_THREADS:-4}"

@@ -46,6 +46,11 @@ pub enum Command {
     Ps(PsArgs),
     /// Remove one or more containers.
     Rm(RmArgs),
+    /// Show containers' details as JSON (State.OOMKilled, ExitCode, ...).
+    Inspect {
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
     /// Tiny init run as a container's PID 1 (`--init`); not for direct use.
     #[command(hide = true)]
     Init {
@@ -211,6 +216,46 @@ pub struct RunArgs {
     /// Suppress pull progress.
     #[arg(short, long)]
     pub quiet: bool,
+    /// Memory limit (e.g. 512m, 1g).
+    #[arg(short = 'm', long)]
+    pub memory: Option<String>,
+    /// Memory plus swap limit (-1: unlimited swap; default twice --memory).
+    #[arg(long, allow_hyphen_values = true)]
+    pub memory_swap: Option<String>,
+    /// Memory soft limit.
+    #[arg(long)]
+    pub memory_reservation: Option<String>,
+    /// Number of CPUs (e.g. 0.5).
+    #[arg(long)]
+    pub cpus: Option<String>,
+    /// CPU shares (relative weight, default 1024).
+    #[arg(short = 'c', long)]
+    pub cpu_shares: Option<u64>,
+    /// CPUs the container may run on (0-3, 0,1).
+    #[arg(long)]
+    pub cpuset_cpus: Option<String>,
+    /// Maximum number of processes (-1: unlimited).
+    #[arg(long, allow_hyphen_values = true)]
+    pub pids_limit: Option<i64>,
+    /// Parent cgroup (/path, or name.slice for systemd-style).
+    #[arg(long)]
+    pub cgroup_parent: Option<String>,
+    /// Resource limit: NAME=SOFT[:HARD] (nofile, nproc, core, ...).
+    #[arg(long)]
+    pub ulimit: Vec<String>,
+    /// Add a Linux capability (or ALL).
+    #[arg(long)]
+    pub cap_add: Vec<String>,
+    /// Drop a Linux capability (or ALL).
+    #[arg(long)]
+    pub cap_drop: Vec<String>,
+    /// Give the container every capability and device, no seccomp, no masked paths.
+    #[arg(long)]
+    pub privileged: bool,
+    /// User namespace: host (default), or remap[:USER] to map the
+    /// container's root to USER's /etc/subuid range (USER: berth).
+    #[arg(long, default_value = "host")]
+    pub userns: String,
     pub image: String,
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     pub command: Vec<String>,

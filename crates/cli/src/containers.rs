@@ -10,7 +10,7 @@ use berth_image::{ImageRecord, Progress, ProgressMode};
 use crate::cli::{PsArgs, RmArgs, RunArgs};
 use crate::engine::Engine;
 use crate::state::{self, Container, Containers, Status};
-use crate::{images, runopts, snapshots, table, timefmt};
+use crate::{images, rootless, runopts, snapshots, table, timefmt};
 
 /// Where the runtime keeps its per-container state (OCI state.json).
 fn runtime_dir(engine: &Engine) -> PathBuf {
@@ -136,6 +136,39 @@ pub fn run(engine: &Engine, args: &RunArgs) -> Result<u8> {
     for t in &args.tmpfs {
         extra_mounts.push(runopts::parse_tmpfs(t)?);
     }
+    let limits = berth_rootfs::bundle::Limits {
+        memory: args
+            .memory
+            .as_deref()
+            .map(|v| runopts::parse_bytes("--memory", v))
+            .transpose()?,
+        memory_swap: args
+            .memory_swap
+            .as_deref()
+            .map(runopts::parse_swap)
+            .transpose()?,
+        memory_reservation: args
+            .memory_reservation
+            .as_deref()
+            .map(|v| runopts::parse_bytes("--memory-reservation", v))
+            .transpose()?,
+        cpus: args.cpus.as_deref().map(runopts::parse_cpus).transpose()?,
+        cpu_shares: args.cpu_shares,
+        cpuset_cpus: args.cpuset_cpus.clone(),
+        pids_limit: args.pids_limit,
+    };
+    // Checked here so a bad value fails before any pull.
+    let has_limits = limits != berth_rootfs::bundle::Limits::default();
+    berth_rootfs::bundle::resources(&limits)?;
+    berth_rootfs::bundle::capability_set(args.privileged, &args.cap_add, &args.cap_drop)?;
+    let mut rlimits = Vec::new();
+    for u in &args.ulimit {
+        let rl = runopts::parse_ulimit(u)?;
+        runopts::check_ulimit(u, &rl)?;
+        rlimits.push(rl);
+    }
+    runopts::cgroups_path(args.cgroup_parent.as_deref(), "check")?;
+    let remap = rootless::remap_maps(&args.userns)?;
     let mut env = Vec::new();
     for f in &args.env_file {
         env.extend(runopts::read_env_file(f)?);
@@ -202,7 +235,21 @@ pub fn run(engine: &Engine, args: &RunArgs) -> Result<u8> {
     rec.snapshots = lowers.chain_ids.clone();
     rec.rootfs_mounted = true;
     containers.save(&rec)?;
-    let rootfs = snapshots::mount_rootfs(&lowers, &cdir)?;
+    let rootfs = match &remap {
+        None => snapshots::mount_rootfs(&lowers, &cdir)?,
+        Some((uids, gids)) => {
+            let ns = berth_runtime::new_userns(uids, gids)
+                .map_err(|e| anyhow::anyhow!("--userns: {}", e.message))?;
+            let root = (uids[0].host_id(), gids[0].host_id());
+            berth_rootfs::overlay::mount_rootfs_idmapped(
+                &cdir,
+                &lowers.dirs,
+                std::os::fd::AsFd::as_fd(&ns),
+                root,
+            )?
+            .path
+        }
+    };
     tracing::debug!("rootfs ready in {:.3} ms", t0.elapsed().as_secs_f64() * 1e3);
 
     let hostname = args
@@ -212,11 +259,10 @@ pub fn run(engine: &Engine, args: &RunArgs) -> Result<u8> {
     extra_mounts.extend(write_etc_files(&cdir, &hostname, host_network)?);
     let mut init_path = None;
     if args.init {
-        let exe = std::env::current_exe().context("locate the berth binary for --init")?;
         extra_mounts.push(
             oci_spec::runtime::MountBuilder::default()
                 .typ("bind")
-                .source(exe)
+                .source(init_copy(&cdir)?)
                 .destination(PathBuf::from(snapshots::INIT_PATH))
                 .options(vec!["bind".to_string(), "ro".into()])
                 .build()?,
@@ -238,11 +284,23 @@ pub fn run(engine: &Engine, args: &RunArgs) -> Result<u8> {
             readonly_rootfs: args.read_only,
             host_network,
             mounts: extra_mounts,
+            privileged: args.privileged,
+            cap_add: args.cap_add.clone(),
+            cap_drop: args.cap_drop.clone(),
+            cgroups_path: Some(runopts::cgroups_path(args.cgroup_parent.as_deref(), &id)?),
+            limits,
+            rlimits,
         },
     )?;
     // seccomp for the final capability set (the spec's bounding set), and
-    // no_new_privs. `--privileged` (no filter, as in Docker) passes true.
-    berth_rootfs::seccomp::apply(&mut built.spec, &security, false)?;
+    // no_new_privs; none under --privileged, as in Docker.
+    berth_rootfs::seccomp::apply(&mut built.spec, &security, args.privileged)?;
+    if rootless::active() {
+        rootless::adapt(&mut built.spec, has_limits)?;
+    }
+    if let Some((uids, gids)) = remap {
+        rootless::add_userns(&mut built.spec, uids, gids)?;
+    }
     let process = built
         .spec
         .process_mut()
@@ -273,7 +331,10 @@ pub fn run(engine: &Engine, args: &RunArgs) -> Result<u8> {
         }
     });
     let code = match result {
-        Ok(c) => c,
+        Ok(exit) => {
+            rec.oom_killed = exit.oom_killed;
+            exit.code
+        }
         Err(e) => {
             eprintln!("berth: run {}: {}", rec.name, e.message);
             e.exit_code()
@@ -305,10 +366,7 @@ fn reap_dead_runs(engine: &Engine) -> Result<()> {
         if c.status != Status::Running && !(c.status == Status::Created && c.rootfs_mounted) {
             continue;
         }
-        if c.is_running()
-            || c.supervisor
-                .is_none_or(|(p, t)| state::process_start_time(p) == Some(t))
-        {
+        if c.is_running() || c.supervisor.is_none_or(|(p, t)| state::process_alive(p, t)) {
             continue;
         }
         tracing::info!(
@@ -374,7 +432,7 @@ pub fn rm(engine: &Engine, args: &RmArgs) -> Result<u8> {
                 // Give the supervisor a moment to record the exit and unmount.
                 for _ in 0..100 {
                     if c.supervisor
-                        .is_none_or(|(p, t)| state::process_start_time(p) != Some(t))
+                        .is_none_or(|(p, t)| !state::process_alive(p, t))
                     {
                         break;
                     }
@@ -391,6 +449,66 @@ pub fn rm(engine: &Engine, args: &RmArgs) -> Result<u8> {
         }
     }
     Ok(if failed { 125 } else { 0 })
+}
+
+/// A private copy of berth's own binary in the container's directory, for
+/// `--init`: the container runs it as PID 1, and a process in it that
+/// writes through /proc/1/exe (or remounts it rw, when privileged) reaches
+/// this copy, discarded with the container, never the host's berth
+/// (CVE-2019-5736). A memfd would be nicer but cannot be bind-mounted.
+fn init_copy(cdir: &Path) -> Result<PathBuf> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let dst = cdir.join("berth-init");
+    let mut exe = std::fs::File::open("/proc/self/exe").context("open berth's own binary")?;
+    let mut out = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o555)
+        .open(&dst)
+        .with_context(|| format!("create {}", dst.display()))?;
+    std::io::copy(&mut exe, &mut out).with_context(|| format!("write {}", dst.display()))?;
+    Ok(dst)
+}
+
+/// `berth inspect`: Docker's shape for the fields berth records.
+pub fn inspect(engine: &Engine, keys: &[String]) -> Result<u8> {
+    let containers = Containers::open(&engine.root)?;
+    let mut out = Vec::new();
+    let mut failed = false;
+    for key in keys {
+        match containers.find(key) {
+            Ok(c) => {
+                let running = c.is_running();
+                out.push(serde_json::json!({
+                    "Id": c.id,
+                    "Name": format!("/{}", c.name),
+                    "Created": c.created,
+                    "Path": c.command.first(),
+                    "Args": c.command.get(1..).unwrap_or_default(),
+                    "State": {
+                        "Status": if running { "running" } else { match c.status {
+                            Status::Created => "created",
+                            _ => "exited",
+                        }},
+                        "Running": running,
+                        "OOMKilled": c.oom_killed,
+                        "Pid": if running { c.pid.unwrap_or(0) } else { 0 },
+                        "ExitCode": c.exit_code.unwrap_or(0),
+                        "StartedAt": c.started,
+                        "FinishedAt": c.finished,
+                    },
+                    "Image": c.image_id,
+                    "Config": { "Image": c.image, "Labels": c.labels },
+                }));
+            }
+            Err(e) => {
+                eprintln!("berth: inspect {key}: {e:#}");
+                failed = true;
+            }
+        }
+    }
+    println!("{}", serde_json::to_string_pretty(&out)?);
+    Ok(if failed { 1 } else { 0 })
 }
 
 pub fn ps(engine: &Engine, args: &PsArgs) -> Result<u8> {

@@ -16,7 +16,7 @@ pub struct Engine {
 
 /// Default root: /var/lib/berth for root, `$XDG_DATA_HOME/berth` otherwise.
 fn default_root() -> PathBuf {
-    if rustix::process::geteuid().is_root() {
+    if !crate::rootless::active() {
         return PathBuf::from("/var/lib/berth");
     }
     std::env::var_os("XDG_DATA_HOME")

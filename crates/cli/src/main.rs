@@ -6,6 +6,7 @@ mod config;
 mod containers;
 mod engine;
 mod images;
+mod rootless;
 mod runopts;
 mod snapshots;
 mod state;
@@ -34,6 +35,12 @@ fn main() -> ExitCode {
         }
     };
     init_logging(&cli.log_level);
+    if writes_store(&cli.command)
+        && let Err(e) = rootless::reexec_in_userns()
+    {
+        eprintln!("berth: {e:#}");
+        return ExitCode::from(ENGINE_ERROR);
+    }
     match run(cli) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
@@ -41,6 +48,20 @@ fn main() -> ExitCode {
             ExitCode::from(ENGINE_ERROR)
         }
     }
+}
+
+/// Commands that write the store or run containers: rootless berth runs
+/// them inside its own user namespace.
+fn writes_store(c: &cli::Command) -> bool {
+    use cli::{Command, ImageCommand};
+    matches!(
+        c,
+        Command::Pull(_)
+            | Command::Rmi(_)
+            | Command::Run(_)
+            | Command::Rm(_)
+            | Command::Image(ImageCommand::Pull(_) | ImageCommand::Rm(_) | ImageCommand::Prune(_))
+    )
 }
 
 fn init_logging(level: &str) {
@@ -73,6 +94,7 @@ fn run(cli: cli::Cli) -> anyhow::Result<u8> {
         Command::Run(a) => containers::run(&engine, a),
         Command::Ps(a) => containers::ps(&engine, a),
         Command::Rm(a) => containers::rm(&engine, a),
+        Command::Inspect { containers: keys } => containers::inspect(&engine, keys),
         Command::Init { .. } => unreachable!("handled above"),
     }
 }

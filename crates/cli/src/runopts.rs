@@ -156,8 +156,231 @@ pub fn read_env_file(path: &Path) -> Result<Vec<String>> {
     Ok(out)
 }
 
+/// A size as Docker's RAMInBytes takes it: `1024`, `512k`, `64m`, `1.5g`,
+/// `2gb` (binary units, any case).
+pub fn parse_bytes(flag: &str, v: &str) -> Result<i64> {
+    let bad = || anyhow::anyhow!("invalid {flag} {v:?}: expected a size like 512m or 1g");
+    let lower = v.trim().to_ascii_lowercase();
+    let digits_end = lower
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(lower.len());
+    let (num, unit) = lower.split_at(digits_end);
+    let num: f64 = num.parse().map_err(|_| bad())?;
+    let mult: f64 = match unit.trim_end_matches('b').trim_end_matches('i') {
+        "" => 1.0,
+        "k" => 1024.0,
+        "m" => 1024.0 * 1024.0,
+        "g" => 1024.0 * 1024.0 * 1024.0,
+        "t" => 1024f64.powi(4),
+        "p" => 1024f64.powi(5),
+        _ => return Err(bad()),
+    };
+    if unit.len() > 2 || !num.is_finite() || num < 0.0 {
+        return Err(bad());
+    }
+    let n = num * mult;
+    if n > i64::MAX as f64 {
+        return Err(bad());
+    }
+    Ok(n as i64)
+}
+
+/// `--memory-swap`: a size, or -1 for unlimited swap.
+pub fn parse_swap(v: &str) -> Result<i64> {
+    if v.trim() == "-1" {
+        return Ok(-1);
+    }
+    parse_bytes("--memory-swap", v)
+}
+
+/// `--cpus 1.5`.
+pub fn parse_cpus(v: &str) -> Result<f64> {
+    let c: f64 = v
+        .trim()
+        .parse()
+        .map_err(|_| anyhow::anyhow!("invalid --cpus {v:?}: expected a number like 0.5"))?;
+    if !c.is_finite() || c <= 0.0 {
+        bail!("invalid --cpus {v:?}: must be above zero");
+    }
+    Ok(c)
+}
+
+/// `--ulimit nofile=1024:2048` (soft[:hard]; `unlimited` or -1 for no limit).
+pub fn parse_ulimit(spec: &str) -> Result<oci_spec::runtime::PosixRlimit> {
+    let bad = |why: &str| anyhow::anyhow!("invalid ulimit {spec:?}: {why}");
+    let (name, vals) = spec
+        .split_once('=')
+        .ok_or_else(|| bad("expected NAME=SOFT[:HARD]"))?;
+    let known = [
+        "core",
+        "cpu",
+        "data",
+        "fsize",
+        "locks",
+        "memlock",
+        "msgqueue",
+        "nice",
+        "nofile",
+        "nproc",
+        "rss",
+        "rtprio",
+        "rttime",
+        "sigpending",
+        "stack",
+    ];
+    if !known.contains(&name) {
+        return Err(bad(&format!("unknown limit {name:?}")));
+    }
+    let num = |s: &str| -> Result<u64> {
+        match s {
+            "unlimited" | "-1" => Ok(libc::RLIM_INFINITY),
+            s => s
+                .parse::<u64>()
+                .map_err(|_| bad(&format!("{s:?} is not a number"))),
+        }
+    };
+    let (soft, hard) = match vals.split_once(':') {
+        Some((s, h)) => (num(s)?, num(h)?),
+        None => (num(vals)?, num(vals)?),
+    };
+    if soft > hard {
+        return Err(bad(&format!(
+            "soft limit {soft} is above hard limit {hard}"
+        )));
+    }
+    let typ: oci_spec::runtime::PosixRlimitType = serde_json::from_value(
+        serde_json::Value::String(format!("RLIMIT_{}", name.to_ascii_uppercase())),
+    )
+    .map_err(|_| bad(&format!("unknown limit {name:?}")))?;
+    Ok(oci_spec::runtime::PosixRlimitBuilder::default()
+        .typ(typ)
+        .soft(soft)
+        .hard(hard)
+        .build()?)
+}
+
+/// Refuse, before anything starts, a hard limit above the current one when
+/// berth cannot raise it (no CAP_SYS_RESOURCE, as for root on some hosts).
+pub fn check_ulimit(spec: &str, rl: &oci_spec::runtime::PosixRlimit) -> Result<()> {
+    let name = spec.split('=').next().unwrap_or(spec);
+    let resource = match name {
+        "core" => libc::RLIMIT_CORE,
+        "cpu" => libc::RLIMIT_CPU,
+        "data" => libc::RLIMIT_DATA,
+        "fsize" => libc::RLIMIT_FSIZE,
+        "locks" => libc::RLIMIT_LOCKS,
+        "memlock" => libc::RLIMIT_MEMLOCK,
+        "msgqueue" => libc::RLIMIT_MSGQUEUE,
+        "nice" => libc::RLIMIT_NICE,
+        "nofile" => libc::RLIMIT_NOFILE,
+        "nproc" => libc::RLIMIT_NPROC,
+        "rss" => libc::RLIMIT_RSS,
+        "rtprio" => libc::RLIMIT_RTPRIO,
+        "rttime" => libc::RLIMIT_RTTIME,
+        "sigpending" => libc::RLIMIT_SIGPENDING,
+        _ => libc::RLIMIT_STACK,
+    };
+    let mut cur = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into the struct we own.
+    if unsafe { libc::getrlimit(resource, &mut cur) } != 0 {
+        return Ok(());
+    }
+    if rl.hard() > cur.rlim_max && !has_cap_sys_resource() {
+        let show = |v: u64| {
+            if v == libc::RLIM_INFINITY {
+                "unlimited".to_string()
+            } else {
+                v.to_string()
+            }
+        };
+        bail!(
+            "ulimit {spec}: hard limit {} is above this host's {} and berth lacks CAP_SYS_RESOURCE to raise it; ask for at most {name}={}",
+            show(rl.hard()),
+            show(cur.rlim_max),
+            show(cur.rlim_max)
+        );
+    }
+    Ok(())
+}
+
+fn has_cap_sys_resource() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("CapEff:"))
+                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        })
+        .is_some_and(|eff| eff & (1 << 24) != 0) // CAP_SYS_RESOURCE
+}
+
+/// `linux.cgroupsPath` for container `id`: `/berth/<id>` by default; under
+/// `--cgroup-parent`, `/PARENT/<id>`, or systemd's `PARENT:berth:<id>` when
+/// the parent is a slice.
+pub fn cgroups_path(parent: Option<&str>, id: &str) -> Result<String> {
+    match parent.map(str::trim) {
+        None | Some("") => Ok(format!("/berth/{id}")),
+        Some(p) if p.ends_with(".slice") => {
+            if p.contains('/') {
+                bail!("invalid --cgroup-parent {p:?}: a systemd slice is a name, not a path");
+            }
+            Ok(format!("{p}:berth:{id}"))
+        }
+        Some(p) => {
+            if p.split('/').any(|c| c == "..") {
+                bail!("invalid --cgroup-parent {p:?}: must not contain ..");
+            }
+            Ok(format!("/{}/{id}", p.trim_matches('/')))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn sizes_parse_like_docker() {
+        use super::parse_bytes as p;
+        assert_eq!(p("-m", "1024").unwrap(), 1024);
+        assert_eq!(p("-m", "32m").unwrap(), 32 << 20);
+        assert_eq!(p("-m", "32MB").unwrap(), 32 << 20);
+        assert_eq!(p("-m", "1.5g").unwrap(), 3 << 29);
+        assert_eq!(p("-m", "4k").unwrap(), 4096);
+        for bad in ["", "m", "12x", "-5m", "1..2m", "3mbb"] {
+            assert!(p("-m", bad).is_err(), "{bad}");
+        }
+        assert_eq!(super::parse_swap("-1").unwrap(), -1);
+        assert!(super::parse_cpus("0").is_err() && super::parse_cpus("x").is_err());
+        assert_eq!(super::parse_cpus("0.5").unwrap(), 0.5);
+    }
+
+    #[test]
+    fn ulimits_parse_and_check() {
+        let r = super::parse_ulimit("nofile=1024:2048").unwrap();
+        assert_eq!((r.soft(), r.hard()), (1024, 2048));
+        let r = super::parse_ulimit("nproc=50").unwrap();
+        assert_eq!((r.soft(), r.hard()), (50, 50));
+        assert!(super::parse_ulimit("nofile=10:5").is_err());
+        assert!(super::parse_ulimit("bogus=1").is_err());
+        assert!(super::parse_ulimit("nofile").is_err());
+        // Lowering is always possible.
+        super::check_ulimit("nofile=64", &super::parse_ulimit("nofile=64").unwrap()).unwrap();
+    }
+
+    #[test]
+    fn cgroup_paths() {
+        use super::cgroups_path as c;
+        assert_eq!(c(None, "abc").unwrap(), "/berth/abc");
+        assert_eq!(c(Some("/ci/jobs/"), "abc").unwrap(), "/ci/jobs/abc");
+        assert_eq!(
+            c(Some("user-1000.slice"), "abc").unwrap(),
+            "user-1000.slice:berth:abc"
+        );
+        assert!(c(Some("../../x"), "abc").is_err());
+    }
+
     use super::*;
 
     #[test]

@@ -87,8 +87,11 @@ pub fn pull(
 }
 
 /// Mounts the container's rootfs at `<cdir>/rootfs` and returns that path.
+/// Rootless berth outside a user namespace of its own copies: it cannot
+/// mount overlayfs there.
 pub fn mount_rootfs(lowers: &Lowers, cdir: &Path) -> Result<PathBuf> {
-    Ok(berth_rootfs::overlay::mount_rootfs(cdir, &lowers.dirs)?.path)
+    let copy = crate::rootless::active() && !crate::rootless::in_own_userns();
+    Ok(berth_rootfs::overlay::mount_rootfs_with(cdir, &lowers.dirs, copy)?.path)
 }
 
 /// Unmounts `<cdir>/rootfs` if mounted; idempotent, so it also cleans up
@@ -97,6 +100,8 @@ pub fn unmount_rootfs(cdir: &Path) -> Result<()> {
     let rootfs = cdir.join("rootfs");
     match rustix::mount::unmount(&rootfs, rustix::mount::UnmountFlags::DETACH) {
         Ok(()) | Err(rustix::io::Errno::INVAL) | Err(rustix::io::Errno::NOENT) => Ok(()),
+        // Rootless berth never mounts a rootfs (it copies), and may not unmount.
+        Err(rustix::io::Errno::PERM) if crate::rootless::active() => Ok(()),
         Err(e) => Err(e).with_context(|| format!("unmount {}", rootfs.display())),
     }
 }

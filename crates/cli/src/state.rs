@@ -97,8 +97,18 @@ pub fn process_start_time(pid: i32) -> Option<u64> {
     rest.split_whitespace().nth(19)?.parse().ok()
 }
 
-fn process_alive(pid: i32, start: u64) -> bool {
-    process_start_time(pid) == Some(start)
+/// Alive and not a zombie: a dead berth whose parent died too may wait a
+/// while for init to reap it, and is gone as far as its containers go.
+pub fn process_alive(pid: i32, start: u64) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    let Some(rest) = stat.rfind(')').and_then(|i| stat.get(i + 2..)) else {
+        return false;
+    };
+    let mut fields = rest.split_whitespace();
+    let state = fields.next().unwrap_or("X");
+    state != "Z" && state != "X" && fields.nth(18).and_then(|t| t.parse().ok()) == Some(start)
 }
 
 pub struct Containers {

@@ -11,7 +11,8 @@ use oci_spec::image::ImageConfiguration;
 use oci_spec::runtime::{
     Capability, LinuxBuilder, LinuxCapabilitiesBuilder, LinuxDeviceCgroup,
     LinuxDeviceCgroupBuilder, LinuxDeviceType, LinuxNamespaceBuilder, LinuxNamespaceType,
-    LinuxResourcesBuilder, Mount, MountBuilder, ProcessBuilder, RootBuilder, Spec, UserBuilder,
+    LinuxResources, Mount, MountBuilder, PosixRlimit, ProcessBuilder, RootBuilder, Spec,
+    UserBuilder,
 };
 use rustix::fs::OFlags;
 
@@ -92,6 +93,231 @@ pub struct RunOptions {
     /// Extra mounts (volumes, tmpfs, /etc/hosts, ...); one with the same
     /// destination as a default mount replaces it.
     pub mounts: Vec<Mount>,
+    /// `--privileged`: every capability, no masked or read-only paths, every
+    /// device allowed by the device cgroup, /sys and cgroupfs read-write.
+    pub privileged: bool,
+    /// `--cap-add`: names with or without `CAP_`, any case, or `ALL`.
+    pub cap_add: Vec<String>,
+    /// `--cap-drop`: as `cap_add`; `ALL` drops every default first.
+    pub cap_drop: Vec<String>,
+    /// `linux.cgroupsPath` (`/berth/<id>`, or under `--cgroup-parent`).
+    pub cgroups_path: Option<String>,
+    /// `--memory`, `--cpus`, `--pids-limit` and friends.
+    pub limits: Limits,
+    /// `--ulimit`s.
+    pub rlimits: Vec<PosixRlimit>,
+}
+
+/// Docker's resource flags, as given (bytes, CPUs, counts).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Limits {
+    /// `--memory` in bytes.
+    pub memory: Option<i64>,
+    /// `--memory-swap`: memory plus swap in bytes, -1 for unlimited swap.
+    pub memory_swap: Option<i64>,
+    /// `--memory-reservation` (soft limit) in bytes.
+    pub memory_reservation: Option<i64>,
+    /// `--cpus`: CPU time as a number of CPUs (0.5 is half of one).
+    pub cpus: Option<f64>,
+    /// `--cpu-shares`: relative weight (default 1024).
+    pub cpu_shares: Option<u64>,
+    /// `--cpuset-cpus`: `0-2,4`.
+    pub cpuset_cpus: Option<String>,
+    /// `--pids-limit`: 0 or -1 for unlimited.
+    pub pids_limit: Option<i64>,
+}
+
+/// CFS period berth uses for `--cpus`, as Docker does.
+pub const CPU_PERIOD: u64 = 100_000;
+
+/// Docker's smallest `--memory`.
+pub const MIN_MEMORY: i64 = 6 * 1024 * 1024;
+
+/// The OCI resources for `limits` with Docker's rules and messages; the
+/// device rules are set by the caller.
+pub fn resources(limits: &Limits) -> Result<LinuxResources> {
+    let mut res = LinuxResources::default();
+    let l = limits;
+    if let Some(m) = l.memory
+        && m < MIN_MEMORY
+    {
+        bail!("minimum memory limit allowed is 6MB");
+    }
+    if l.memory_swap.is_some_and(|s| s != -1 && s != 0) && l.memory.is_none() {
+        bail!("you should always set the memory limit when using a memory-swap limit");
+    }
+    if let (Some(m), Some(s)) = (l.memory, l.memory_swap)
+        && s > 0
+        && s < m
+    {
+        bail!("minimum memory-swap limit should be larger than the memory limit");
+    }
+    if let (Some(m), Some(r)) = (l.memory, l.memory_reservation)
+        && r > m
+    {
+        bail!("minimum memory limit can not be less than the memory reservation limit");
+    }
+    if l.memory.is_some() || l.memory_reservation.is_some() {
+        let mut mem = oci_spec::runtime::LinuxMemory::default();
+        mem.set_limit(l.memory);
+        mem.set_reservation(l.memory_reservation);
+        // Docker: no --memory-swap (or 0) means as much swap as memory.
+        mem.set_swap(match (l.memory, l.memory_swap) {
+            (Some(m), None | Some(0)) => Some(m * 2),
+            (_, s) => s,
+        });
+        res.set_memory(Some(mem));
+    }
+    if l.cpus.is_some() || l.cpu_shares.is_some() || l.cpuset_cpus.is_some() {
+        let mut cpu = oci_spec::runtime::LinuxCpu::default();
+        if let Some(c) = l.cpus {
+            let n = std::thread::available_parallelism().map_or(1, |n| n.get());
+            if !(c > 0.0 && c <= n as f64) || (c * CPU_PERIOD as f64) < 1000.0 {
+                bail!("range of CPUs is from 0.01 to {n}.00, as there are only {n} CPUs available");
+            }
+            cpu.set_period(Some(CPU_PERIOD));
+            cpu.set_quota(Some((c * CPU_PERIOD as f64).round() as i64));
+        }
+        if let Some(sh) = l.cpu_shares {
+            cpu.set_shares(Some(sh.clamp(2, 262_144)));
+        }
+        if let Some(set) = &l.cpuset_cpus {
+            let ok = !set.is_empty()
+                && set.split(',').all(|r| {
+                    let mut ends = r.splitn(2, '-');
+                    ends.all(|e| !e.is_empty() && e.bytes().all(|b| b.is_ascii_digit()))
+                });
+            if !ok {
+                bail!("invalid value {set:?} for cpuset cpus");
+            }
+            cpu.set_cpus(Some(set.clone()));
+        }
+        res.set_cpu(Some(cpu));
+    }
+    if let Some(p) = l.pids_limit {
+        let mut pids = oci_spec::runtime::LinuxPids::default();
+        pids.set_limit(if p > 0 { p } else { -1 });
+        res.set_pids(Some(pids));
+    }
+    Ok(res)
+}
+
+/// A capability name as Docker accepts it (`net_admin`, `CAP_NET_ADMIN`).
+pub fn parse_capability(name: &str) -> Result<Capability> {
+    let upper = name.to_ascii_uppercase();
+    let full = if upper.starts_with("CAP_") {
+        upper
+    } else {
+        format!("CAP_{upper}")
+    };
+    serde_json::from_value(serde_json::Value::String(full.clone()))
+        .map_err(|_| anyhow!("unknown capability: {full:?}"))
+}
+
+/// Every capability berth itself may hand on (for ALL and --privileged):
+/// its own bounding set, so a host whose root lacks some (CAP_SYS_RESOURCE
+/// on some VMs) still runs privileged containers.
+fn all_capabilities() -> Vec<Capability> {
+    let bounding = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("CapBnd:"))
+                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        })
+        .unwrap_or(u64::MAX);
+    ALL_CAPABILITY_NAMES
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| bounding & (1u64 << i) != 0)
+        .filter_map(|(_, n)| parse_capability(n).ok())
+        .collect()
+}
+
+/// Capability names in kernel number order (CAP_CHOWN = 0 ...).
+const ALL_CAPABILITY_NAMES: [&str; 41] = [
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "DAC_READ_SEARCH",
+    "FOWNER",
+    "FSETID",
+    "KILL",
+    "SETGID",
+    "SETUID",
+    "SETPCAP",
+    "LINUX_IMMUTABLE",
+    "NET_BIND_SERVICE",
+    "NET_BROADCAST",
+    "NET_ADMIN",
+    "NET_RAW",
+    "IPC_LOCK",
+    "IPC_OWNER",
+    "SYS_MODULE",
+    "SYS_RAWIO",
+    "SYS_CHROOT",
+    "SYS_PTRACE",
+    "SYS_PACCT",
+    "SYS_ADMIN",
+    "SYS_BOOT",
+    "SYS_NICE",
+    "SYS_RESOURCE",
+    "SYS_TIME",
+    "SYS_TTY_CONFIG",
+    "MKNOD",
+    "LEASE",
+    "AUDIT_WRITE",
+    "AUDIT_CONTROL",
+    "SETFCAP",
+    "MAC_OVERRIDE",
+    "MAC_ADMIN",
+    "SYSLOG",
+    "WAKE_ALARM",
+    "BLOCK_SUSPEND",
+    "AUDIT_READ",
+    "PERFMON",
+    "BPF",
+    "CHECKPOINT_RESTORE",
+];
+
+/// The container's capability set from Docker's defaults and the flags:
+/// `--privileged` is everything; otherwise drops (ALL: every default) go
+/// first, then adds (ALL: everything), as Docker orders them.
+pub fn capability_set(
+    privileged: bool,
+    add: &[String],
+    drop: &[String],
+) -> Result<std::collections::HashSet<Capability>> {
+    let is_all = |n: &String| n.eq_ignore_ascii_case("ALL");
+    let add_caps: Vec<Capability> = add
+        .iter()
+        .filter(|n| !is_all(n))
+        .map(|n| parse_capability(n))
+        .collect::<Result<_>>()?;
+    let drop_caps: Vec<Capability> = drop
+        .iter()
+        .filter(|n| !is_all(n))
+        .map(|n| parse_capability(n))
+        .collect::<Result<_>>()?;
+    if privileged || add.iter().any(is_all) {
+        let mut all: std::collections::HashSet<Capability> =
+            all_capabilities().into_iter().collect();
+        if !privileged {
+            for c in &drop_caps {
+                all.remove(c);
+            }
+        }
+        return Ok(all);
+    }
+    let mut set: std::collections::HashSet<Capability> = if drop.iter().any(is_all) {
+        Default::default()
+    } else {
+        DEFAULT_CAPABILITIES.into_iter().collect()
+    };
+    for c in &drop_caps {
+        set.remove(c);
+    }
+    set.extend(add_caps);
+    Ok(set)
 }
 
 /// The runtime spec plus the image facts the CLI needs elsewhere.
@@ -159,7 +385,7 @@ pub fn build_spec(image: &ImageConfiguration, opts: &RunOptions) -> Result<Bundl
     root.mkdir_all(Path::new(&cwd))
         .with_context(|| format!("creating working directory {cwd} in the rootfs"))?;
 
-    let caps: std::collections::HashSet<Capability> = DEFAULT_CAPABILITIES.into_iter().collect();
+    let caps = capability_set(opts.privileged, &opts.cap_add, &opts.cap_drop)?;
     // Bounding, effective and permitted only: no inheritable, as Docker since
     // 20.10.14 (CVE-2022-24769: inheritable caps let a non-root exec of a
     // file with inheritable file caps gain them).
@@ -185,8 +411,12 @@ pub fn build_spec(image: &ImageConfiguration, opts: &RunOptions) -> Result<Bundl
         .capabilities(capabilities)
         .no_new_privileges(false)
         .build()?;
-    // No rlimits by default, like Docker (the builder's default has RLIMIT_NOFILE).
-    process.set_rlimits(None);
+    // No rlimits unless asked, like Docker (the builder's default has RLIMIT_NOFILE).
+    process.set_rlimits(if opts.rlimits.is_empty() {
+        None
+    } else {
+        Some(opts.rlimits.clone())
+    });
 
     let mut namespaces = Vec::new();
     for t in [
@@ -202,29 +432,34 @@ pub fn build_spec(image: &ImageConfiguration, opts: &RunOptions) -> Result<Bundl
         }
         namespaces.push(LinuxNamespaceBuilder::default().typ(t).build()?);
     }
-    let linux = LinuxBuilder::default()
-        .namespaces(namespaces)
-        .masked_paths(
-            MASKED_PATHS
-                .iter()
-                .map(|s| s.to_string())
-                .collect::<Vec<_>>(),
-        )
-        .readonly_paths(
-            READONLY_PATHS
-                .iter()
-                .map(|s| s.to_string())
-                .collect::<Vec<_>>(),
-        )
-        .resources(
-            LinuxResourcesBuilder::default()
-                .devices(default_device_rules()?)
+    let mut resources = resources(&opts.limits)?;
+    resources.set_devices(Some(if opts.privileged {
+        vec![
+            LinuxDeviceCgroupBuilder::default()
+                .allow(true)
+                .typ(LinuxDeviceType::A)
+                .access("rwm")
                 .build()?,
-        )
+        ]
+    } else {
+        default_device_rules()?
+    }));
+    let (masked, readonly): (&[&str], &[&str]) = if opts.privileged {
+        (&[], &[])
+    } else {
+        (&MASKED_PATHS, &READONLY_PATHS)
+    };
+    let mut linux = LinuxBuilder::default()
+        .namespaces(namespaces)
+        .masked_paths(masked.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+        .readonly_paths(readonly.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+        .resources(resources)
         .build()?;
+    linux.set_cgroups_path(opts.cgroups_path.as_ref().map(PathBuf::from));
 
     let mut mounts: Vec<Mount> = default_mounts()?
         .into_iter()
+        .map(|m| if opts.privileged { read_write(m) } else { m })
         .filter(|d| {
             !opts
                 .mounts
@@ -471,6 +706,21 @@ pub fn default_device_rules() -> Result<Vec<LinuxDeviceCgroup>> {
     ])
 }
 
+/// `--privileged` mounts /sys and cgroupfs read-write, as Docker does.
+fn read_write(mut m: Mount) -> Mount {
+    if matches!(m.typ().as_deref(), Some("sysfs" | "cgroup")) {
+        let opts: Vec<String> = m
+            .options()
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|o| o != "ro")
+            .collect();
+        m.set_options(Some(opts));
+    }
+    m
+}
+
 fn mount(dest: &str, typ: &str, source: &str, options: &[&str]) -> Result<Mount> {
     Ok(MountBuilder::default()
         .destination(dest)
@@ -532,6 +782,87 @@ pub fn default_mounts() -> Result<Vec<Mount>> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn docker_memory_rules() {
+        let l = |memory, memory_swap, memory_reservation| Limits {
+            memory,
+            memory_swap,
+            memory_reservation,
+            ..Default::default()
+        };
+        let mib = 1 << 20;
+        let r = resources(&l(Some(32 * mib), None, None)).unwrap();
+        let m = r.memory().unwrap();
+        assert_eq!(m.limit(), Some(32 * mib));
+        assert_eq!(
+            m.swap(),
+            Some(64 * mib),
+            "swap defaults to twice the memory"
+        );
+        let r = resources(&l(Some(32 * mib), Some(-1), None)).unwrap();
+        assert_eq!(r.memory().unwrap().swap(), Some(-1));
+        let e = |x: Limits| format!("{:#}", resources(&x).unwrap_err());
+        assert!(e(l(Some(1024), None, None)).contains("minimum memory limit allowed is 6MB"));
+        assert!(e(l(None, Some(64 * mib), None)).contains("always set the memory limit"));
+        assert!(e(l(Some(64 * mib), Some(32 * mib), None)).contains("larger than the memory"));
+        assert!(e(l(Some(32 * mib), None, Some(64 * mib))).contains("reservation"));
+        assert!(resources(&Limits::default()).unwrap().memory().is_none());
+    }
+
+    #[test]
+    fn docker_cpu_and_pids_rules() {
+        let r = resources(&Limits {
+            cpus: Some(0.5),
+            cpu_shares: Some(512),
+            cpuset_cpus: Some("0".into()),
+            pids_limit: Some(50),
+            ..Default::default()
+        })
+        .unwrap();
+        let c = r.cpu().clone().unwrap();
+        assert_eq!((c.quota(), c.period()), (Some(50_000), Some(100_000)));
+        assert_eq!(c.shares(), Some(512));
+        assert_eq!(c.cpus().as_deref(), Some("0"));
+        assert_eq!(r.pids().unwrap().limit(), 50);
+        let unlimited = resources(&Limits {
+            pids_limit: Some(0),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(unlimited.pids().unwrap().limit(), -1);
+        for bad in [0.0, -1.0, 100_000.0, 0.001] {
+            let e = resources(&Limits {
+                cpus: Some(bad),
+                ..Default::default()
+            })
+            .unwrap_err();
+            assert!(format!("{e}").contains("range of CPUs"), "{bad}: {e}");
+        }
+        assert!(
+            resources(&Limits {
+                cpuset_cpus: Some("0-,x".into()),
+                ..Default::default()
+            })
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn capability_flags_follow_docker() {
+        use std::collections::HashSet;
+        let default: HashSet<Capability> = DEFAULT_CAPABILITIES.into_iter().collect();
+        assert_eq!(capability_set(false, &[], &[]).unwrap(), default);
+        let s = capability_set(false, &["net_admin".into()], &["CAP_CHOWN".into()]).unwrap();
+        assert!(s.contains(&Capability::NetAdmin) && !s.contains(&Capability::Chown));
+        assert_eq!(s.len(), default.len());
+        let s = capability_set(false, &["SYS_PTRACE".into()], &["ALL".into()]).unwrap();
+        assert_eq!(s, HashSet::from([Capability::SysPtrace]));
+        let all = capability_set(true, &[], &["ALL".into()]).unwrap();
+        assert!(all.contains(&Capability::SysAdmin) && all.len() > 30);
+        let e = capability_set(false, &["FOO".into()], &[]).unwrap_err();
+        assert_eq!(format!("{e}"), "unknown capability: \"CAP_FOO\"");
+    }
     use super::*;
     use oci_spec::image::{ConfigBuilder, ImageConfigurationBuilder};
 

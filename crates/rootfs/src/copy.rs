@@ -16,7 +16,8 @@ use rustix::io::Errno;
 use crate::layer::{list_dir, remove_all_at};
 use crate::resolve::{Resolver, Root};
 
-const OPAQUE_XATTR: &str = "trusted.overlay.opaque";
+/// Snapshots made as root carry the trusted. marker, unprivileged ones the user. one.
+const OPAQUE_XATTRS: [&str; 2] = ["trusted.overlay.opaque", "user.overlay.opaque"];
 
 fn lstat_at(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<Option<Stat>> {
     match rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
@@ -40,7 +41,9 @@ fn is_opaque(dir: BorrowedFd<'_>, name: &OsStr) -> bool {
         return false;
     };
     let mut buf = [0u8; 4];
-    matches!(rustix::fs::fgetxattr(&fd, OPAQUE_XATTR, &mut buf), Ok(1) if buf[0] == b'y')
+    OPAQUE_XATTRS
+        .iter()
+        .any(|x| matches!(rustix::fs::fgetxattr(&fd, *x, &mut buf), Ok(1) if buf[0] == b'y'))
 }
 
 fn lookup(root: &Root, path: &Path) -> io::Result<Option<(OwnedFd, OsString, Stat)>> {
@@ -178,7 +181,7 @@ fn copy_xattrs(src: BorrowedFd<'_>, dst: BorrowedFd<'_>) -> io::Result<()> {
     };
     for name in names[..n].split(|b| *b == 0).filter(|n| !n.is_empty()) {
         // Overlay's own markers belong to the snapshot they are in, never copied.
-        if name.starts_with(b"trusted.overlay.") {
+        if name.starts_with(b"trusted.overlay.") || name.starts_with(b"user.overlay.") {
             continue;
         }
         let name = OsStr::from_bytes(name);

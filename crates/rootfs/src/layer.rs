@@ -43,7 +43,10 @@ pub const DEFAULT_MAX_BYTES: u64 = 64 << 30;
 
 const WHITEOUT_PREFIX: &[u8] = b".wh.";
 const OPAQUE: &[u8] = b".wh..wh..opq";
+/// overlayfs's opaque marker: `trusted.` needs root; unprivileged overlay
+/// (in a user namespace, `userxattr`) reads the `user.` one instead.
 const OVERLAY_OPAQUE_XATTR: &str = "trusted.overlay.opaque";
+const USER_OVERLAY_OPAQUE_XATTR: &str = "user.overlay.opaque";
 
 /// How whiteouts and cross-layer hardlinks are handled.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -301,7 +304,7 @@ impl Applier<'_> {
                 if replaced_whiteout {
                     // `.wh.d` then `d/` in one layer replaces the lower `d`:
                     // without opaque, overlayfs would merge the old contents back in.
-                    rustix::fs::fsetxattr(&fd, OVERLAY_OPAQUE_XATTR, b"y", XattrFlags::empty())
+                    rustix::fs::fsetxattr(&fd, self.opaque_xattr(), b"y", XattrFlags::empty())
                         .map_err(io::Error::from)
                         .context("marking replaced directory opaque")?;
                 }
@@ -427,10 +430,13 @@ impl Applier<'_> {
                 };
                 let name = OsStr::from_bytes(name).to_os_string();
                 let n = name.as_bytes();
-                // trusted.overlay.* would steer overlayfs (opaque, redirect, metacopy):
-                // only this code may set those. Other trusted.* need root.
+                // trusted.overlay.* and user.overlay.* would steer overlayfs
+                // (opaque, redirect, metacopy): only this code may set those.
+                // Other trusted.* need root.
                 if n.starts_with(b"trusted.overlay.")
-                    || (n.starts_with(b"trusted.") && !self.privileged)
+                    || n.starts_with(b"user.overlay.")
+                    || (n.starts_with(b"trusted.")
+                        && !(self.privileged && crate::in_initial_userns()))
                 {
                     dropped.push(name);
                     continue;
@@ -448,6 +454,14 @@ impl Applier<'_> {
             mtime,
             xattrs,
         })
+    }
+
+    fn opaque_xattr(&self) -> &'static str {
+        if self.privileged && crate::in_initial_userns() {
+            OVERLAY_OPAQUE_XATTR
+        } else {
+            USER_OVERLAY_OPAQUE_XATTR
+        }
     }
 
     /// Before anything reads the lowers: they must be complete.
@@ -621,7 +635,7 @@ impl Applier<'_> {
                         Mode::empty(),
                     )?
                 };
-                rustix::fs::fsetxattr(&fd, OVERLAY_OPAQUE_XATTR, b"y", XattrFlags::empty())
+                rustix::fs::fsetxattr(&fd, self.opaque_xattr(), b"y", XattrFlags::empty())
                     .map_err(io::Error::from)
                     .context("marking directory opaque")?;
                 return Ok(());

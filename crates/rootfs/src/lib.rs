@@ -58,3 +58,15 @@ pub mod snapshot;
 pub use bundle::{BundleSpec, ExecUser, RunOptions, build_spec};
 pub use overlay::{ContainerRootfs, RootfsKind, mount_rootfs, mount_rootfs_with, remove_rootfs};
 pub use snapshot::{LayerDesc, Snapshots, chain_ids};
+
+/// Whether this process is in the initial user namespace (where root may
+/// set `trusted.*` xattrs and overlayfs reads `trusted.overlay.*`); in any
+/// other, even as its root, only `user.*` ones work.
+pub fn in_initial_userns() -> bool {
+    static ANSWER: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ANSWER.get_or_init(|| {
+        std::fs::read_to_string("/proc/self/uid_map")
+            .map(|m| m.split_whitespace().collect::<Vec<_>>() == ["0", "0", "4294967295"])
+            .unwrap_or(true)
+    })
+}

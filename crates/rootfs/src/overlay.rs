@@ -60,8 +60,15 @@ pub fn overlay_options(lowers: &[PathBuf], upper: &Path, work: &Path) -> String 
         .rev()
         .map(|p| escape_overlay_path(p))
         .collect();
+    // In a user namespace overlayfs may only use user.overlay.* xattrs,
+    // which is what unprivileged snapshots carry.
+    let userxattr = if crate::in_initial_userns() {
+        ""
+    } else {
+        ",userxattr"
+    };
     format!(
-        "lowerdir={},upperdir={},workdir={}",
+        "lowerdir={},upperdir={},workdir={}{userxattr}",
         lower.join(":"),
         escape_overlay_path(upper),
         escape_overlay_path(work)
@@ -147,6 +154,140 @@ fn try_overlay(container_dir: &Path, rootfs: &Path, lowers: &[PathBuf]) -> Resul
     }
 }
 
+fn is_other_fs(p: &Path, parent: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::metadata(p), std::fs::metadata(parent)) {
+        (Ok(a), Ok(b)) => a.dev() != b.dev(),
+        _ => true,
+    }
+}
+
+/// `--userns remap`: the rootfs for a container whose root is host uid/gid
+/// `root` in the user namespace `userns`. The snapshots stay as they are;
+/// each is seen through an id-mapped mount (host 0 shows as `root`, and so
+/// as 0 inside), under `idmapped/N`, as overlay lowers; the upper dir and
+/// the container dir belong to the remapped root, whose own writes land
+/// with its ids. Needs a kernel with id-mapped overlay layers (5.19+).
+pub fn mount_rootfs_idmapped(
+    container_dir: &Path,
+    lowers: &[PathBuf],
+    userns: std::os::fd::BorrowedFd<'_>,
+    root: (u32, u32),
+) -> Result<ContainerRootfs> {
+    use rustix::mount::{MoveMountFlags, OpenTreeFlags};
+    let rootfs = container_dir.join("rootfs");
+    std::fs::create_dir_all(&rootfs).with_context(|| format!("creating {}", rootfs.display()))?;
+    // Reachable by the remapped root (it bind-mounts rootfs and the /etc
+    // files from here), by no other host user.
+    std::fs::set_permissions(
+        container_dir,
+        std::os::unix::fs::PermissionsExt::from_mode(0o700),
+    )?;
+    let own = |p: &Path| {
+        std::os::unix::fs::chown(p, Some(root.0), Some(root.1))
+            .with_context(|| format!("chown {} to the remapped root", p.display()))
+    };
+    own(container_dir)?;
+    let upper = container_dir.join("upper");
+    let work = container_dir.join("work");
+    for d in [&upper, &work] {
+        std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
+        own(d)?;
+    }
+    let mapped_dir = container_dir.join("idmapped");
+    std::fs::create_dir_all(&mapped_dir)?;
+    let mut mapped = Vec::new();
+    for (i, lower) in lowers.iter().enumerate() {
+        let target = mapped_dir.join(i.to_string());
+        std::fs::create_dir_all(&target)?;
+        let tree = rustix::mount::open_tree(
+            rustix::fs::CWD,
+            lower,
+            OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC,
+        )
+        .with_context(|| format!("open_tree {}", lower.display()))?;
+        idmap(&tree, userns).with_context(|| {
+            format!(
+                "id-mapping {} (needs Linux 5.12+ and a filesystem that supports it)",
+                lower.display()
+            )
+        })?;
+        rustix::mount::move_mount(
+            &tree,
+            "",
+            rustix::fs::CWD,
+            &target,
+            MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
+        )
+        .with_context(|| format!("mounting the id-mapped {}", lower.display()))?;
+        mapped.push(target);
+    }
+    if mapped.is_empty() {
+        let empty = container_dir.join("empty");
+        std::fs::create_dir_all(&empty)?;
+        mapped.push(empty);
+    }
+    let data = overlay_options(&mapped, &upper, &work);
+    if data.len() >= MOUNT_DATA_MAX {
+        anyhow::bail!(
+            "{} layers make overlay options longer than a page",
+            lowers.len()
+        );
+    }
+    let cdata = std::ffi::CString::new(data).context("NUL in a snapshot path")?;
+    rustix::mount::mount(
+        "overlay",
+        &rootfs,
+        "overlay",
+        MountFlags::empty(),
+        Some(cdata.as_c_str()),
+    )
+    .with_context(|| format!("mount overlay of id-mapped layers on {}", rootfs.display()))?;
+    // The overlay holds its lowers; their own mounts can go now.
+    for m in &mapped {
+        let _ = rustix::mount::unmount(m, UnmountFlags::DETACH);
+    }
+    Ok(ContainerRootfs {
+        path: rootfs,
+        kind: RootfsKind::Overlay,
+    })
+}
+
+/// Make the detached mount `tree` id-mapped through `userns`.
+fn idmap(tree: &std::os::fd::OwnedFd, userns: std::os::fd::BorrowedFd<'_>) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    #[repr(C)]
+    struct MountAttr {
+        attr_set: u64,
+        attr_clr: u64,
+        propagation: u64,
+        userns_fd: u64,
+    }
+    const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
+    let attr = MountAttr {
+        attr_set: MOUNT_ATTR_IDMAP,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: userns.as_raw_fd() as u64,
+    };
+    // SAFETY: mount_setattr reads `attr` (of the size passed) and an empty
+    // path relative to the open tree fd; all outlive the call.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            tree.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_EMPTY_PATH,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    if r != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// Unmount (if mounted) and delete the container's rootfs, upper and work dirs.
 pub fn remove_rootfs(container_dir: &Path) -> Result<()> {
     let rootfs = container_dir.join("rootfs");
@@ -155,9 +296,12 @@ pub fn remove_rootfs(container_dir: &Path) -> Result<()> {
         // Busy: detach so the directory can still go; the kernel frees it when unused.
         Err(Errno::BUSY) => rustix::mount::unmount(&rootfs, UnmountFlags::DETACH)
             .with_context(|| format!("unmounting {}", rootfs.display()))?,
+        // Not ours to unmount (unprivileged) is fine when nothing is mounted:
+        // a copied rootfs shares its parent's device, an overlay never does.
+        Err(Errno::PERM) if !is_other_fs(&rootfs, container_dir) => {}
         Err(e) => return Err(e).with_context(|| format!("unmounting {}", rootfs.display())),
     }
-    for d in ["rootfs", "upper", "work", "empty"] {
+    for d in ["rootfs", "upper", "work", "empty", "idmapped"] {
         match remove_tree(&container_dir.join(d)) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}

@@ -698,10 +698,21 @@ fn gnu_long_name_through_symlink_stays_inside() {
 
 #[test]
 fn xattr_trusted_overlay_from_a_layer_is_dropped() {
+    overlay_xattr_from_a_layer_is_dropped("trusted.overlay.opaque");
+}
+
+#[test]
+fn xattr_user_overlay_from_a_layer_is_dropped() {
+    // What unprivileged overlayfs (userxattr) obeys: as dangerous in a layer.
+    overlay_xattr_from_a_layer_is_dropped("user.overlay.opaque");
+}
+
+fn overlay_xattr_from_a_layer_is_dropped(name: &str) {
     for overlay in MODES {
         let c = setup();
         let mut b = tar::Builder::new(Vec::new());
-        b.append_pax_extensions([("SCHILY.xattr.trusted.overlay.opaque", &b"y"[..])])
+        let key = format!("SCHILY.xattr.{name}");
+        b.append_pax_extensions([(key.as_str(), &b"y"[..])])
             .unwrap();
         b.append(&hdr(b"d", EntryType::Directory, 0, None), &b""[..])
             .unwrap();
@@ -713,7 +724,7 @@ fn xattr_trusted_overlay_from_a_layer_is_dropped() {
             c.root.join("d")
         };
         let mut buf = [0u8; 8];
-        let got = rustix::fs::lgetxattr(&d, "trusted.overlay.opaque", &mut buf[..]);
+        let got = rustix::fs::lgetxattr(&d, name, &mut buf[..]);
         assert_eq!(
             got,
             Err(rustix::io::Errno::NODATA),

@@ -1,11 +1,380 @@
-//! cgroup support. For now only the container's view of /sys/fs/cgroup;
-//! placing the container in a cgroup and applying limits comes later (the
-//! `G` step of the sync protocol is where placement will go).
+//! cgroups: the container's own cgroup with its limits, on cgroup v1 (and
+//! hybrid hosts, where the v1 controllers do the work) and v2, behind one
+//! interface chosen at run time from what is mounted; and the container's
+//! view of /sys/fs/cgroup.
+//!
+//! The cgroup is made and limited before the process starts. On v2 the
+//! child is cloned straight into it (CLONE_INTO_CGROUP: no migration); on
+//! v1 the runtime moves it in while the child waits for `G`. The child then
+//! unshares its cgroup namespace, so the container sees its own cgroup as /.
+
+mod devices;
+mod v1;
+mod v2;
 
 use crate::sys;
+use oci_spec::runtime::LinuxResources;
 use std::ffi::OsStr;
 use std::io;
-use std::path::Path;
+use std::os::fd::OwnedFd;
+use std::path::{Component, Path, PathBuf};
+
+/// Where the cgroup hierarchies are, as this process sees them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Layout {
+    /// cgroup v1 (or hybrid): one mount per hierarchy of controllers.
+    V1(Vec<Hierarchy>),
+    /// cgroup v2: one unified hierarchy.
+    V2 {
+        /// Its mount point (normally /sys/fs/cgroup).
+        mount: PathBuf,
+        /// This process's own cgroup in it (relative paths start there).
+        own: PathBuf,
+    },
+}
+
+/// One v1 hierarchy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hierarchy {
+    /// Mount point, e.g. /sys/fs/cgroup/memory.
+    pub mount: PathBuf,
+    /// Controllers bound to it, e.g. ["cpu", "cpuacct"].
+    pub controllers: Vec<String>,
+    /// This process's own cgroup in it.
+    pub own: PathBuf,
+}
+
+impl Layout {
+    /// What this host has: v2 when /sys/fs/cgroup is cgroup2, otherwise the
+    /// v1 hierarchies from /proc/self/mountinfo. On a hybrid host the
+    /// cgroup2 mount at /sys/fs/cgroup/unified is left alone: the v1
+    /// controllers hold the limits there.
+    pub fn detect() -> io::Result<Layout> {
+        let own = std::fs::read_to_string("/proc/self/cgroup")?;
+        if fs_magic(Path::new("/sys/fs/cgroup"))? == CGROUP2_SUPER_MAGIC {
+            let own = own
+                .lines()
+                .find_map(|l| l.strip_prefix("0::"))
+                .unwrap_or("/");
+            return Ok(Layout::V2 {
+                mount: PathBuf::from("/sys/fs/cgroup"),
+                own: PathBuf::from(own),
+            });
+        }
+        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo")?;
+        Ok(Layout::V1(v1_hierarchies(&mountinfo, &own)))
+    }
+
+    /// Whether this is cgroup v2.
+    pub fn is_v2(&self) -> bool {
+        matches!(self, Layout::V2 { .. })
+    }
+}
+
+/// The v1 hierarchies in `mountinfo`, with this process's place in each
+/// (from `proc_cgroup`, the content of /proc/self/cgroup). Named
+/// hierarchies without controllers (name=systemd) are not ours to use.
+fn v1_hierarchies(mountinfo: &str, proc_cgroup: &str) -> Vec<Hierarchy> {
+    let mut out: Vec<Hierarchy> = Vec::new();
+    for line in mountinfo.lines() {
+        let Some((pre, post)) = line.split_once(" - ") else {
+            continue;
+        };
+        let mut post = post.split(' ');
+        if post.next() != Some("cgroup") {
+            continue;
+        }
+        let superopts = post.nth(1).unwrap_or("");
+        let Some(mount) = pre.split(' ').nth(4) else {
+            continue;
+        };
+        let mut controllers: Vec<String> = superopts
+            .split(',')
+            .filter(|o| v1::CONTROLLERS.contains(o))
+            .map(str::to_string)
+            .collect();
+        if controllers.is_empty() || out.iter().any(|h| h.controllers == controllers) {
+            continue;
+        }
+        controllers.sort();
+        let own = proc_cgroup
+            .lines()
+            .filter_map(|l| {
+                let mut f = l.splitn(3, ':');
+                let (_, names, path) = (f.next()?, f.next()?, f.next()?);
+                let mut names: Vec<&str> = names.split(',').collect();
+                names.sort();
+                (names == controllers).then(|| PathBuf::from(path))
+            })
+            .next()
+            .unwrap_or_else(|| PathBuf::from("/"));
+        out.push(Hierarchy {
+            mount: PathBuf::from(mount.replace("\\040", " ")),
+            controllers,
+            own,
+        });
+    }
+    out
+}
+
+/// Turn an OCI `cgroupsPath` into a path relative to each hierarchy's root:
+/// `/a/b` is taken from the root, `a/b` from this process's own cgroup, and
+/// the systemd form `slice:prefix:name` becomes
+/// `<slice expanded>/<prefix>-<name>.scope` (`a-b.slice` is
+/// `a.slice/a-b.slice`), which is where systemd would put it. `..` is
+/// refused: the path must stay inside the hierarchy.
+pub fn resolve_path(cgroups_path: &str, own: &Path) -> io::Result<PathBuf> {
+    let bad = |why: &str| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("invalid cgroupsPath {cgroups_path:?}: {why}"),
+        )
+    };
+    let parts: Vec<&str> = cgroups_path.split(':').collect();
+    let rel = if parts.len() == 3 && !cgroups_path.starts_with('/') {
+        let (slice, prefix, name) = (parts[0], parts[1], parts[2]);
+        let slice = if slice.is_empty() {
+            "system.slice"
+        } else {
+            slice
+        };
+        let stem = slice
+            .strip_suffix(".slice")
+            .ok_or_else(|| bad("a systemd parent must end in .slice"))?;
+        let mut p = PathBuf::new();
+        if stem != "-" {
+            let mut acc = String::new();
+            for piece in stem.split('-') {
+                if piece.is_empty() {
+                    return Err(bad("empty part in slice name"));
+                }
+                if !acc.is_empty() {
+                    acc.push('-');
+                }
+                acc.push_str(piece);
+                p.push(format!("{acc}.slice"));
+            }
+        }
+        let unit = if prefix.is_empty() {
+            format!("{name}.scope")
+        } else {
+            format!("{prefix}-{name}.scope")
+        };
+        p.push(unit);
+        p
+    } else if let Some(abs) = cgroups_path.strip_prefix('/') {
+        PathBuf::from(abs)
+    } else {
+        own.strip_prefix("/").unwrap_or(own).join(cgroups_path)
+    };
+    let mut clean = PathBuf::new();
+    for c in rel.components() {
+        match c {
+            Component::Normal(n) => clean.push(n),
+            Component::CurDir => {}
+            _ => return Err(bad("it must not leave the cgroup hierarchy")),
+        }
+    }
+    if clean.as_os_str().is_empty() {
+        return Err(bad("it names the root cgroup"));
+    }
+    Ok(clean)
+}
+
+/// A container's cgroup, in every hierarchy it uses.
+#[derive(Debug, Clone)]
+pub struct Cgroup {
+    layout: Layout,
+    /// Relative to each hierarchy's mount point.
+    rel: PathBuf,
+}
+
+impl Cgroup {
+    /// The cgroup at `cgroups_path` (see [`resolve_path`]) in `layout`.
+    pub fn new(layout: Layout, cgroups_path: &str) -> io::Result<Cgroup> {
+        let own = match &layout {
+            Layout::V2 { own, .. } => own.clone(),
+            // Relative paths start at the process's own cgroup; take the
+            // memory hierarchy's, the one that matters most for limits.
+            Layout::V1(hs) => hs
+                .iter()
+                .find(|h| h.controllers.iter().any(|c| c == "memory"))
+                .or(hs.first())
+                .map(|h| h.own.clone())
+                .unwrap_or_else(|| PathBuf::from("/")),
+        };
+        let rel = resolve_path(cgroups_path, &own)?;
+        Ok(Cgroup { layout, rel })
+    }
+
+    /// A cgroup already resolved (`rel` as [`Cgroup::rel`] gave it).
+    pub fn from_rel(layout: Layout, rel: &Path) -> io::Result<Cgroup> {
+        Cgroup::new(layout, &format!("/{}", rel.display()))
+    }
+
+    /// Whether this is a cgroup v2 cgroup.
+    pub fn is_v2(&self) -> bool {
+        self.layout.is_v2()
+    }
+
+    /// The path relative to the hierarchy roots (what `state.json` keeps).
+    pub fn rel(&self) -> &Path {
+        &self.rel
+    }
+
+    /// The cgroup's directories, one per hierarchy.
+    pub fn dirs(&self) -> Vec<PathBuf> {
+        match &self.layout {
+            Layout::V2 { mount, .. } => vec![mount.join(&self.rel)],
+            Layout::V1(hs) => hs.iter().map(|h| h.mount.join(&self.rel)).collect(),
+        }
+    }
+
+    /// Make the cgroup and apply `resources`. An existing cgroup is reused
+    /// (its limits rewritten), as runc does.
+    pub fn create(&self, resources: Option<&LinuxResources>) -> io::Result<()> {
+        let empty = LinuxResources::default();
+        let res = resources.unwrap_or(&empty);
+        match &self.layout {
+            Layout::V2 { mount, .. } => v2::create(mount, &self.rel, res),
+            Layout::V1(hs) => v1::create(hs, &self.rel, res),
+        }
+    }
+
+    /// The v2 cgroup's directory, opened for CLONE_INTO_CGROUP.
+    pub(crate) fn open_v2(&self) -> io::Result<Option<OwnedFd>> {
+        match &self.layout {
+            Layout::V2 { mount, .. } => {
+                let dir = mount.join(&self.rel);
+                Ok(Some(
+                    crate::sys::open(&dir, libc::O_PATH | libc::O_DIRECTORY)
+                        .map_err(|e| with_path(e, &dir))?,
+                ))
+            }
+            Layout::V1(_) => Ok(None),
+        }
+    }
+
+    /// Move process `pid` into the cgroup (every hierarchy).
+    pub fn add(&self, pid: i32) -> io::Result<()> {
+        for d in self.dirs() {
+            write(&d, "cgroup.procs", &pid.to_string())?;
+        }
+        Ok(())
+    }
+
+    /// PIDs in the cgroup (from the first hierarchy that has it).
+    pub fn procs(&self) -> Vec<i32> {
+        let mut out: Vec<i32> = Vec::new();
+        for d in self.dirs() {
+            if let Ok(s) = std::fs::read_to_string(d.join("cgroup.procs")) {
+                out.extend(s.lines().filter_map(|l| l.trim().parse::<i32>().ok()));
+                if !out.is_empty() {
+                    break;
+                }
+            }
+        }
+        out
+    }
+
+    /// Whether the kernel's OOM killer killed a process of this cgroup.
+    pub fn oom_killed(&self) -> bool {
+        let (file, key) = match &self.layout {
+            Layout::V2 { .. } => ("memory.events", "oom_kill"),
+            Layout::V1(_) => ("memory.oom_control", "oom_kill"),
+        };
+        self.dirs().iter().any(|d| {
+            std::fs::read_to_string(d.join(file)).is_ok_and(|s| {
+                s.lines().any(|l| {
+                    l.split_once(' ')
+                        .is_some_and(|(k, v)| k == key && v.trim().parse::<u64>().unwrap_or(0) > 0)
+                })
+            })
+        })
+    }
+
+    /// Kill whatever is left in the cgroup and remove its directories (the
+    /// leaf only: parents like /berth stay for the next container). Gone
+    /// already is fine.
+    pub fn destroy(&self) -> io::Result<()> {
+        for attempt in 0..200 {
+            let procs = self.procs();
+            if procs.is_empty() {
+                break;
+            }
+            for pid in procs {
+                // SAFETY: kill with integer arguments.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+            if attempt > 0 {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+        }
+        let mut last = Ok(());
+        for d in self.dirs() {
+            // A just-killed process may still be on its way out: retry briefly.
+            for attempt in 0..100 {
+                match std::fs::remove_dir(&d) {
+                    Ok(()) => break,
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => break,
+                    Err(e) if e.raw_os_error() == Some(libc::EBUSY) && attempt < 99 => {
+                        std::thread::sleep(std::time::Duration::from_millis(5));
+                    }
+                    Err(e) => {
+                        last = Err(with_path(e, &d));
+                        break;
+                    }
+                }
+            }
+        }
+        last
+    }
+}
+
+/// Whether `res` limits anything (device rules alone do not count: they
+/// are the default of every container).
+pub fn has_limits(res: &LinuxResources) -> bool {
+    res.memory()
+        .is_some_and(|m| m.limit().is_some() || m.swap().is_some() || m.reservation().is_some())
+        || res.cpu().as_ref().is_some_and(|c| {
+            c.shares().is_some()
+                || c.quota().is_some()
+                || c.period().is_some()
+                || c.cpus().is_some()
+                || c.mems().is_some()
+        })
+        || res.pids().is_some()
+}
+
+/// Write `value` to the existing cgroup file `dir/name` (never creating
+/// it: a missing file means the controller is not there), naming both in
+/// any error.
+pub(crate) fn write(dir: &Path, name: &str, value: &str) -> io::Result<()> {
+    use std::io::Write;
+    let path = dir.join(name);
+    let res = std::fs::OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(&path)
+        .and_then(|mut f| f.write_all(value.as_bytes()));
+    res.map_err(|e| {
+        let why = match e.raw_os_error() {
+            Some(libc::ENOENT) => "no such file (is the controller enabled?)".to_string(),
+            _ => crate::error::strip_os_error(&e),
+        };
+        io::Error::new(
+            e.kind(),
+            format!("write {value:?} to {}: {why}", path.display()),
+        )
+    })
+}
+
+fn with_path(e: io::Error, p: &Path) -> io::Error {
+    io::Error::new(
+        e.kind(),
+        format!("{}: {}", p.display(), crate::error::strip_os_error(&e)),
+    )
+}
 
 const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
 

@@ -5,6 +5,7 @@
 //! `create` in this process also holds the live handles (pidfd, sync
 //! socket, pty master) that `run` uses to supervise it in the foreground.
 
+use crate::cgroups::{Cgroup, Layout};
 use crate::error::{Context, Error, Result};
 use crate::setup::{self, ChildConfig};
 use crate::state::{self, State, Status};
@@ -114,17 +115,16 @@ impl Container {
                 LinuxNamespaceType::Uts => (libc::CLONE_NEWUTS, "uts"),
                 LinuxNamespaceType::Ipc => (libc::CLONE_NEWIPC, "ipc"),
                 LinuxNamespaceType::Network => (libc::CLONE_NEWNET, "network"),
+                // Unshared by the child once it is in its cgroup, so that
+                // cgroup is the namespace's root (see setup.rs).
                 LinuxNamespaceType::Cgroup => (libc::CLONE_NEWCGROUP, "cgroup"),
                 LinuxNamespaceType::Time => (libc::CLONE_NEWTIME, "time"),
-                // Hook: user namespaces need the runtime to write uid/gid
-                // maps between clone and the child's `G` go-ahead.
-                LinuxNamespaceType::User => {
-                    return Err(Error::setup("user namespaces are not supported yet"));
-                }
+                // The runtime writes its uid/gid maps while the child waits for `G`.
+                LinuxNamespaceType::User => (libc::CLONE_NEWUSER, "user"),
             };
             match ns.path() {
                 None => ns_flags |= flag as u64,
-                Some(p) if flag == libc::CLONE_NEWPID => {
+                Some(p) if flag == libc::CLONE_NEWPID || flag == libc::CLONE_NEWUSER => {
                     return Err(Error::setup(format!(
                         "joining an existing {name} namespace ({}) is not supported",
                         p.display()
@@ -169,7 +169,31 @@ impl Container {
             None => None,
         };
 
-        match sys::clone_process(ns_flags).step(|| "clone container process".into())? {
+        let unshare_cgroupns = ns_flags & libc::CLONE_NEWCGROUP as u64 != 0;
+        ns_flags &= !(libc::CLONE_NEWCGROUP as u64);
+        let cgroup = make_cgroup(id, spec)?;
+        let into = match &cgroup {
+            Some(cg) => match cg.open_v2() {
+                Ok(fd) => fd,
+                Err(e) => {
+                    let _ = cg.destroy();
+                    return Err(Error::setup(format!("cgroup: {e}")));
+                }
+            },
+            None => None,
+        };
+        let cloned = sys::clone_process(ns_flags, into.as_ref().map(|f| f.as_fd()));
+        drop(into);
+        let cloned = match cloned {
+            Ok(c) => c,
+            Err(e) => {
+                if let Some(cg) = &cgroup {
+                    let _ = cg.destroy();
+                }
+                return Err(e).step(|| "clone container process".into());
+            }
+        };
+        match cloned {
             sys::Cloned::Child => {
                 drop(parent_sock);
                 setup::child_main(ChildConfig {
@@ -182,6 +206,8 @@ impl Container {
                     terminal,
                     last_cap,
                     new_netns: ns_flags & libc::CLONE_NEWNET as u64 != 0,
+                    new_userns: ns_flags & libc::CLONE_NEWUSER as u64 != 0,
+                    unshare_cgroupns,
                     join,
                     seccomp: seccomp.as_ref(),
                 })
@@ -198,10 +224,30 @@ impl Container {
                 let fail = |live: &Live, e: Error| {
                     let _ = sys::pidfd_send_signal(live.pidfd.as_fd(), libc::SIGKILL);
                     let _ = sys::pidfd_wait(live.pidfd.as_fd(), false);
+                    if let Some(cg) = &cgroup {
+                        let _ = cg.destroy();
+                    }
                     e
                 };
-                // Hook: cgroup placement and user-namespace maps go here,
-                // while the child waits for `G`.
+                // v1: into the cgroup before the child may run anything.
+                if let Some(cg) = &cgroup
+                    && !cg.is_v2()
+                    && let Err(e) = cg.add(pid)
+                {
+                    return Err(fail(&live, Error::setup(format!("cgroup: {e}"))));
+                }
+                if ns_flags & libc::CLONE_NEWUSER as u64 != 0 {
+                    let linux = spec.linux().as_ref();
+                    let uids = linux
+                        .and_then(|l| l.uid_mappings().as_deref())
+                        .unwrap_or_default();
+                    let gids = linux
+                        .and_then(|l| l.gid_mappings().as_deref())
+                        .unwrap_or_default();
+                    if let Err(e) = crate::userns::write_maps(pid, uids, gids) {
+                        return Err(fail(&live, e));
+                    }
+                }
                 if let Err(e) = sync::send(live.sync.as_fd(), b'G', &[], None) {
                     return Err(fail(
                         &live,
@@ -235,6 +281,7 @@ impl Container {
                     bundle: bundle.to_path_buf(),
                     annotations: spec.annotations().clone().unwrap_or_default(),
                     pid_start_time: state::pid_start_time(pid).unwrap_or(0),
+                    cgroup: cgroup.as_ref().map(|c| c.rel().to_path_buf()),
                 };
                 if let Err(e) = state.save(dir) {
                     return Err(fail(&live, e));
@@ -374,7 +421,23 @@ impl Container {
         if let Some(live) = &self.live {
             let _ = sys::pidfd_wait(live.pidfd.as_fd(), false);
         }
+        if let Some(cg) = self.cgroup() {
+            cg.destroy()
+                .map_err(|e| Error::setup(format!("remove cgroup: {e}")))?;
+        }
         std::fs::remove_dir_all(&self.dir).step(|| format!("remove {}", self.dir.display()))
+    }
+
+    fn cgroup(&self) -> Option<Cgroup> {
+        let rel = self.state.cgroup.as_ref()?;
+        let layout = Layout::detect().ok()?;
+        Cgroup::from_rel(layout, rel).ok()
+    }
+
+    /// Whether the kernel's OOM killer killed a process of the container
+    /// (read it before [`delete`](Self::delete), which removes the cgroup).
+    pub fn oom_killed(&self) -> bool {
+        self.cgroup().is_some_and(|c| c.oom_killed())
     }
 
     pub(crate) fn pty_master(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
@@ -399,4 +462,43 @@ fn seccomp_cache_dir(container_dir: &Path) -> PathBuf {
         .parent()
         .unwrap_or(state_dir)
         .join("seccomp-cache")
+}
+
+/// The container's cgroup, made and limited, or None when the spec asks for
+/// none (no cgroupsPath and no resources). A spec with resources but no
+/// path gets `/berth/<id>`, as runc picks a default. Without the rights to
+/// make one (rootless without delegation) a container that asks for no
+/// limits runs without, with a warning; one that asks for limits fails.
+fn make_cgroup(id: &str, spec: &Spec) -> Result<Option<Cgroup>> {
+    let linux = spec.linux().as_ref();
+    let resources = linux.and_then(|l| l.resources().as_ref());
+    let path = match linux.and_then(|l| l.cgroups_path().as_ref()) {
+        Some(p) => p.to_string_lossy().into_owned(),
+        None if resources.is_some() => format!("/berth/{id}"),
+        None => return Ok(None),
+    };
+    let layout = Layout::detect().map_err(|e| Error::setup(format!("cgroup: {e}")))?;
+    let cg = Cgroup::new(layout, &path).map_err(|e| Error::setup(format!("cgroup: {e}")))?;
+    match cg.create(resources) {
+        Ok(()) => Ok(Some(cg)),
+        Err(e)
+            if e.kind() == std::io::ErrorKind::PermissionDenied
+                && !resources.is_some_and(crate::cgroups::has_limits) =>
+        {
+            tracing::warn!("running without a cgroup of its own: {e}");
+            let _ = cg.destroy();
+            Ok(None)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+            let _ = cg.destroy();
+            Err(Error::setup(format!(
+                "cgroup: resource limits need a cgroup berth may create, and this user may not \
+                 (rootless needs a delegated cgroup): {e}"
+            )))
+        }
+        Err(e) => {
+            let _ = cg.destroy();
+            Err(Error::setup(format!("cgroup: {e}")))
+        }
+    }
 }

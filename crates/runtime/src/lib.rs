@@ -10,8 +10,10 @@
 //! 1. `create` makes `<state_dir>/<id>/exec.fifo` and a seqpacket socketpair,
 //!    then clone3s the child straight into its new namespaces
 //!    (CLONE_NEWPID etc.), so the command will be PID 1.
-//! 2. The child waits for `G` (where cgroup placement and user-namespace
-//!    maps will go), makes mount propagation private, binds the rootfs onto
+//! 2. The container's cgroup is made and limited before the clone (v2: the
+//!    child is cloned into it; v1: the runtime moves it in). The child waits
+//!    for `G` (user-namespace maps will go there too), unshares its cgroup
+//!    namespace, makes mount propagation private, binds the rootfs onto
 //!    itself, mounts the spec's mounts with targets resolved by
 //!    openat2(RESOLVE_IN_ROOT), fills /dev, pivot_root(".", ".") + detach,
 //!    then console, masked/read-only paths, read-only root, hostname,
@@ -41,8 +43,10 @@ mod state;
 mod sync;
 mod sys;
 mod terminal;
+mod userns;
 
 pub use container::{Container, Io};
 pub use error::{Error, ErrorKind, Result};
-pub use run::{FORWARDED_SIGNALS, run};
+pub use run::{Exit, FORWARDED_SIGNALS, run};
 pub use state::{State, Status};
+pub use userns::new_userns;

@@ -29,8 +29,16 @@ impl Drop for MaskGuard {
     }
 }
 
-/// Run the bundle in the foreground and return the container's exit code
-/// (its own, or 128+N if killed by signal N). `on_start` gets the host PID
+/// How a container run in the foreground ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Exit {
+    /// Docker's exit code: the process's own, or 128+N if killed by signal N.
+    pub code: i32,
+    /// Whether the kernel's OOM killer killed a process of the container.
+    pub oom_killed: bool,
+}
+
+/// Run the bundle in the foreground and return how it ended. `on_start` gets the host PID
 /// of the container's PID 1 once it runs. The container's state directory
 /// is gone when this returns, whatever happened.
 ///
@@ -41,7 +49,7 @@ pub fn run(
     state_dir: &Path,
     io: &Io,
     on_start: impl FnOnce(i32),
-) -> Result<i32> {
+) -> Result<Exit> {
     // Block before create so no signal is lost (it waits in the signalfd).
     let set = sys::sigset(&FORWARDED_SIGNALS);
     let _mask = MaskGuard(sys::sigmask(libc::SIG_BLOCK, &set));
@@ -55,8 +63,9 @@ pub fn run(
     let result = supervise(&mut container, sfd.as_fd(), io, on_start);
     match result {
         Ok(code) => {
+            let oom_killed = container.oom_killed();
             container.delete(true)?;
-            Ok(code)
+            Ok(Exit { code, oom_killed })
         }
         Err(e) => {
             let _ = container.delete(true);

@@ -26,6 +26,11 @@ pub(crate) struct ChildConfig<'a> {
     pub last_cap: u32,
     /// A fresh network namespace, whose loopback starts down.
     pub new_netns: bool,
+    /// A fresh user namespace, whose maps the runtime wrote before `G`.
+    pub new_userns: bool,
+    /// Unshare the cgroup namespace after `G` (by then the runtime has put
+    /// the child in its cgroup, which becomes the namespace's root).
+    pub unshare_cgroupns: bool,
     /// Existing namespaces to join (spec namespaces that carry a path).
     pub join: Vec<(OwnedFd, libc::c_int)>,
     /// The compiled `linux.seccomp` filter, if any.
@@ -73,6 +78,21 @@ fn setup_and_exec(cfg: &ChildConfig<'_>) -> Result<Never> {
         // SAFETY: fd is an open namespace file.
         sys::cvt(unsafe { libc::setns(fd.as_raw_fd(), *nstype) })
             .step(|| format!("join namespace (type {nstype:#x})"))?;
+    }
+    if cfg.new_userns {
+        // Become the namespace's root (the runtime's own ids may not be
+        // mapped, as when root remaps to a subordinate range).
+        // SAFETY: integer arguments.
+        sys::cvt(unsafe { libc::setresgid(0, 0, 0) })
+            .step(|| "setresgid 0 in user namespace".into())?;
+        // SAFETY: integer arguments.
+        sys::cvt(unsafe { libc::setresuid(0, 0, 0) })
+            .step(|| "setresuid 0 in user namespace".into())?;
+    }
+    if cfg.unshare_cgroupns {
+        // SAFETY: unshare with a flag only.
+        sys::cvt(unsafe { libc::unshare(libc::CLONE_NEWCGROUP) })
+            .step(|| "unshare cgroup namespace".into())?;
     }
     if cfg.new_netns {
         loopback_up()?;
@@ -151,9 +171,15 @@ fn setup_and_exec(cfg: &ChildConfig<'_>) -> Result<Never> {
     }
     let user = process.user();
     let groups: Vec<libc::gid_t> = user.additional_gids().clone().unwrap_or_default();
-    // SAFETY: pointer and length of a live vector.
-    sys::cvt(unsafe { libc::setgroups(groups.len(), groups.as_ptr()) })
-        .step(|| format!("setgroups {groups:?}"))?;
+    // A rootless user namespace without newgidmap has setgroups disabled:
+    // then there is nothing to drop, and supplementary groups are impossible.
+    let setgroups_denied = cfg.new_userns
+        && std::fs::read_to_string("/proc/self/setgroups").is_ok_and(|s| s.trim() == "deny");
+    if !(setgroups_denied && groups.is_empty()) {
+        // SAFETY: pointer and length of a live vector.
+        sys::cvt(unsafe { libc::setgroups(groups.len(), groups.as_ptr()) })
+            .step(|| format!("setgroups {groups:?}"))?;
+    }
     // SAFETY: integer arguments.
     sys::cvt(unsafe { libc::setgid(user.gid()) }).step(|| format!("setgid {}", user.gid()))?;
     // SAFETY: integer arguments.

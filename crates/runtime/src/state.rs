@@ -32,6 +32,13 @@ pub struct State {
     /// 22); tells our process apart from a later one that reused the PID.
     #[serde(default, rename = "berthPidStartTime")]
     pub pid_start_time: u64,
+    /// The container's cgroup, relative to the hierarchy roots, if it has one.
+    #[serde(
+        default,
+        rename = "berthCgroup",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub cgroup: Option<PathBuf>,
 }
 
 pub(crate) const FILE: &str = "state.json";

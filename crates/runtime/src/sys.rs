@@ -22,6 +22,8 @@ pub fn cstr(p: impl AsRef<OsStr>) -> io::Result<CString> {
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains a NUL byte"))
 }
 
+const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+
 /// Result of [`clone_process`], seen from each side.
 pub enum Cloned {
     Child,
@@ -36,12 +38,18 @@ pub enum Cloned {
 /// this bypasses glibc's fork, no atfork handlers run: the caller must be
 /// single-threaded (another thread could hold the malloc lock forever in
 /// the child) and the child should only do setup work and then exec or
-/// `_exit`.
-pub fn clone_process(ns_flags: u64) -> io::Result<Cloned> {
+/// `_exit`. With `cgroup` (a cgroup v2 directory fd) the child starts in
+/// that cgroup.
+pub fn clone_process(ns_flags: u64, cgroup: Option<BorrowedFd<'_>>) -> io::Result<Cloned> {
     let mut pidfd: libc::c_int = -1;
     // SAFETY: clone_args is plain old data; all-zero is its documented default.
     let mut args: libc::clone_args = unsafe { std::mem::zeroed() };
     args.flags = ns_flags | libc::CLONE_PIDFD as u64;
+    if let Some(cg) = cgroup {
+        // Born in its cgroup (v2): no migration, no window outside the limits.
+        args.flags |= CLONE_INTO_CGROUP;
+        args.cgroup = cg.as_raw_fd() as u64;
+    }
     args.pidfd = &mut pidfd as *mut libc::c_int as u64;
     args.exit_signal = libc::SIGCHLD as u64;
     // SAFETY: a NULL stack makes clone3 behave like fork (child runs on a copy

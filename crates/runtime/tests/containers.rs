@@ -512,7 +512,31 @@ fn spec_devices_are_created() {
 }
 
 #[test]
-fn user_namespace_is_refused_clearly() {
+fn user_namespace_maps_root_to_a_subordinate_range() {
+    let mut b = Bundle::sh(
+        "id -u; cat /proc/self/uid_map /proc/self/gid_map | tr -s ' '; ls -ln /bin/busybox | tr -s ' ' | cut -d ' ' -f 3,4",
+    );
+    b.config["linux"]["namespaces"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({"type": "user"}));
+    b.config["linux"]["uidMappings"] =
+        serde_json::json!([{"containerID": 0, "hostID": 200000, "size": 65536}]);
+    b.config["linux"]["gidMappings"] =
+        serde_json::json!([{"containerID": 0, "hostID": 200000, "size": 65536}]);
+    let o = b.run();
+    // Root inside is 200000 outside; the host's root-owned files are nobody's.
+    assert_eq!(
+        stdout(&o),
+        "0\n 0 200000 65536\n 0 200000 65536\n65534 65534\n",
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(o.status.code(), Some(0));
+}
+
+#[test]
+fn user_namespace_without_maps_is_refused_clearly() {
     let mut b = Bundle::new(&["true"]);
     b.config["linux"]["namespaces"]
         .as_array_mut()
@@ -521,7 +545,7 @@ fn user_namespace_is_refused_clearly() {
     let o = b.run();
     assert_eq!(o.status.code(), Some(125));
     assert!(
-        stderr(&o).contains("user namespaces are not supported yet"),
+        stderr(&o).contains("a user namespace needs uidMappings and gidMappings"),
         "{}",
         stderr(&o)
     );

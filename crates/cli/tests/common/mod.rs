@@ -1,5 +1,7 @@
 //! Shared test support: the fixture registry and a berth command bound to a
-//! throw-away root. Tests run real containers, so they need root.
+//! throw-away root. Tests run real containers, so they need root; with
+//! `BERTH_TEST_USER=name` berth itself runs as that ordinary user
+//! (rootless mode), the root dir being theirs.
 
 #![allow(dead_code)]
 
@@ -33,16 +35,84 @@ pub struct Root {
     pub dir: tempfile::TempDir,
 }
 
+/// The user of `BERTH_TEST_USER`: (uid, gid, home).
+pub fn test_user() -> Option<(u32, u32, PathBuf)> {
+    let name = std::env::var("BERTH_TEST_USER")
+        .ok()
+        .filter(|n| !n.is_empty())?;
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap();
+    let f: Vec<&str> = passwd
+        .lines()
+        .map(|l| l.split(':').collect::<Vec<_>>())
+        .find(|f| f[0] == name)
+        .unwrap_or_else(|| panic!("BERTH_TEST_USER={name}: no such user"));
+    Some((
+        f[2].parse().unwrap(),
+        f[3].parse().unwrap(),
+        PathBuf::from(f[5]),
+    ))
+}
+
+/// The berth binary and the tests' config copied where an ordinary user can
+/// reach them (the checkout may sit in root's home), once per test binary.
+fn reachable_copies() -> (PathBuf, PathBuf) {
+    static COPIES: OnceLock<(PathBuf, PathBuf)> = OnceLock::new();
+    COPIES
+        .get_or_init(|| {
+            // Copies of test binaries that have finished go first.
+            for e in std::fs::read_dir("/var/tmp/berth-tests").unwrap().flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if let Some(pid) = name.strip_prefix("bin-")
+                    && !Path::new("/proc").join(pid).exists()
+                {
+                    let _ = std::fs::remove_dir_all(e.path());
+                }
+            }
+            let dir = PathBuf::from(format!("/var/tmp/berth-tests/bin-{}", std::process::id()));
+            std::fs::create_dir_all(&dir).unwrap();
+            let exe = dir.join("berth");
+            let config = dir.join("config.json");
+            std::fs::copy(env!("CARGO_BIN_EXE_berth"), &exe).unwrap();
+            std::fs::copy(workspace().join("crates/cli/tests/config.json"), &config).unwrap();
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+            std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o644)).unwrap();
+            (exe, config)
+        })
+        .clone()
+}
+
+/// berth as a shell command line (for script(1) and the like), run as the
+/// test user when there is one.
+pub fn berth_shell() -> String {
+    match test_user() {
+        Some((_, _, home)) => format!(
+            "runuser -u {} -- env HOME={} {}",
+            std::env::var("BERTH_TEST_USER").unwrap(),
+            home.display(),
+            reachable_copies().0.display()
+        ),
+        None => env!("CARGO_BIN_EXE_berth").to_string(),
+    }
+}
+
+/// Whether berth runs rootless in these tests.
+pub fn rootless() -> bool {
+    test_user().is_some()
+}
+
 impl Root {
     pub fn new() -> Root {
         fixture();
         std::fs::create_dir_all("/var/tmp/berth-tests").unwrap();
-        Root {
-            dir: tempfile::Builder::new()
-                .prefix("root-")
-                .tempdir_in("/var/tmp/berth-tests")
-                .unwrap(),
+        let dir = tempfile::Builder::new()
+            .prefix("root-")
+            .tempdir_in("/var/tmp/berth-tests")
+            .unwrap();
+        if let Some((uid, gid, _)) = test_user() {
+            std::os::unix::fs::chown(dir.path(), Some(uid), Some(gid)).unwrap();
         }
+        Root { dir }
     }
 
     pub fn path(&self) -> &Path {
@@ -50,15 +120,26 @@ impl Root {
     }
 
     pub fn berth(&self) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_berth"));
+        let (exe, config) = match test_user() {
+            Some(_) => reachable_copies(),
+            None => (
+                PathBuf::from(env!("CARGO_BIN_EXE_berth")),
+                workspace().join("crates/cli/tests/config.json"),
+            ),
+        };
+        let mut c = Command::new(exe);
         c.arg("--root").arg(self.path());
         // No user config or credentials leak into tests.
-        c.env(
-            "BERTH_CONFIG",
-            workspace().join("crates/cli/tests/config.json"),
-        );
+        c.env("BERTH_CONFIG", config);
         c.env("DOCKER_CONFIG", self.path().join("docker-config"));
         c.stdin(Stdio::null());
+        if let Some((uid, gid, home)) = test_user() {
+            use std::os::unix::process::CommandExt;
+            c.uid(uid)
+                .gid(gid)
+                .env("HOME", home)
+                .env_remove("XDG_DATA_HOME");
+        }
         c
     }
 

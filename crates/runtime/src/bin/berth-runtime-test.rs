@@ -42,6 +42,12 @@ fn main() {
                     let _ = std::fs::rename(&tmp, &f);
                 }
             })
+            .map(|exit| {
+                if exit.oom_killed {
+                    eprintln!("berth-runtime-test: OOMKilled");
+                }
+                exit.code
+            })
         }
         "create" => {
             Container::create(id, Path::new(&args[4]), state_dir, &Io::default()).map(|_| 0)

@@ -1,0 +1,365 @@
+//! Rootless mode: berth run by an ordinary user. The container gets a user
+//! namespace where that user is root, and, when /etc/subuid and
+//! /etc/subgid grant the user a range and newuidmap/newgidmap are
+//! installed, ids 1..=N map onto that range so images' other users work.
+//! The rest of what rootless changes is decided here too, in one place.
+//!
+//! With a subordinate range, commands that write the store re-execute
+//! berth inside a user and mount namespace of its own (as podman does):
+//! there berth is root over the mapped ids, so layers unpack with their
+//! owners, and overlayfs can be mounted (kernel 5.11+, `userxattr`).
+//! Without one, berth stays outside: containers get a namespace mapping
+//! the user alone, files of other owners become root's, and rootfs are copies.
+
+use std::path::Path;
+
+use anyhow::Result;
+use oci_spec::runtime::{
+    LinuxIdMapping, LinuxIdMappingBuilder, LinuxNamespaceBuilder, LinuxNamespaceType, Spec,
+};
+
+/// Set in the re-executed berth (the value is only a marker).
+const IN_USERNS: &str = "_BERTH_ROOTLESS_USERNS";
+
+/// Whether berth runs without root (outside or inside its own namespace).
+pub fn active() -> bool {
+    !rustix::process::geteuid().is_root() || in_own_userns()
+}
+
+/// Whether this is the rootless berth re-executed in its user namespace.
+pub fn in_own_userns() -> bool {
+    std::env::var_os(IN_USERNS).is_some()
+        && std::fs::read_to_string("/proc/self/uid_map")
+            .is_ok_and(|m| m.split_whitespace().collect::<Vec<_>>() != ["0", "0", "4294967295"])
+}
+
+/// The forwarding target of the waiting parent's signal handler.
+static CHILD: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+
+extern "C" fn forward(sig: libc::c_int, info: *mut libc::siginfo_t, _: *mut libc::c_void) {
+    // Terminal-made signals (^C) reach the child through the process group
+    // already; only signals sent to this process by someone are passed on.
+    // SAFETY: the kernel hands a valid siginfo to an SA_SIGINFO handler.
+    let code = unsafe { (*info).si_code };
+    let child = CHILD.load(std::sync::atomic::Ordering::Relaxed);
+    if code <= 0 && child > 0 {
+        // SAFETY: kill is async-signal-safe.
+        unsafe { libc::kill(child, sig) };
+    }
+}
+
+/// Run this same command again inside a new user and mount namespace where
+/// this user is root and its subordinate ids are mapped, and exit with its
+/// status. Returns (doing nothing) when rootless berth has no range to map.
+pub fn reexec_in_userns() -> Result<()> {
+    use std::ffi::CString;
+    use std::os::unix::ffi::OsStrExt;
+    if !active() || in_own_userns() {
+        return Ok(());
+    }
+    let (uids, gids) = id_maps()?;
+    if uids.len() < 2 {
+        return Ok(());
+    }
+    // Everything the child needs is allocated before fork.
+    let cstr = |b: &[u8]| CString::new(b).map_err(|_| anyhow::anyhow!("argument with a NUL byte"));
+    let exe = cstr(b"/proc/self/exe")?;
+    let argv: Vec<CString> = std::env::args_os()
+        .map(|a| cstr(a.as_bytes()))
+        .collect::<Result<_>>()?;
+    let mut envp: Vec<CString> = std::env::vars_os()
+        .map(|(k, v)| cstr(&[k.as_bytes(), b"=", v.as_bytes()].concat()))
+        .collect::<Result<_>>()?;
+    envp.push(cstr(format!("{IN_USERNS}=1").as_bytes())?);
+    let mut argv_p: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
+    argv_p.push(std::ptr::null());
+    let mut envp_p: Vec<*const libc::c_char> = envp.iter().map(|e| e.as_ptr()).collect();
+    envp_p.push(std::ptr::null());
+    let (ready_r, ready_w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
+    let (go_r, go_w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
+    use std::os::fd::AsRawFd;
+    let (rw, gr) = (ready_w.as_raw_fd(), go_r.as_raw_fd());
+
+    // SAFETY: berth is single-threaded here (this runs before anything
+    // starts a thread); the child only makes async-signal-safe calls on
+    // memory prepared above, then execs or _exits.
+    let pid = unsafe { libc::fork() };
+    if pid == 0 {
+        // SAFETY: raw syscalls on fds and buffers that stay valid; see above.
+        unsafe {
+            // Dies with the berth that waits for it, as if one process.
+            libc::prctl(
+                libc::PR_SET_PDEATHSIG,
+                libc::SIGKILL as libc::c_ulong,
+                0,
+                0,
+                0,
+            );
+            if libc::unshare(libc::CLONE_NEWUSER | libc::CLONE_NEWNS) != 0 {
+                libc::_exit(125);
+            }
+            let one = [1u8];
+            libc::write(rw, one.as_ptr().cast(), 1);
+            let mut b = [0u8];
+            if libc::read(gr, b.as_mut_ptr().cast(), 1) != 1 {
+                libc::_exit(125);
+            }
+            if libc::setresgid(0, 0, 0) != 0 || libc::setresuid(0, 0, 0) != 0 {
+                libc::_exit(125);
+            }
+            libc::execve(exe.as_ptr(), argv_p.as_ptr(), envp_p.as_ptr());
+            libc::_exit(127);
+        }
+    }
+    if pid < 0 {
+        anyhow::bail!("rootless: fork: {}", std::io::Error::last_os_error());
+    }
+    drop(ready_w);
+    drop(go_r);
+    CHILD.store(pid, std::sync::atomic::Ordering::Relaxed);
+    let mut b = [0u8];
+    if rustix::io::read(&ready_r, &mut b).unwrap_or(0) != 1 {
+        anyhow::bail!(
+            "rootless: could not create a user namespace (are unprivileged user namespaces disabled?)"
+        );
+    }
+    let spec_maps = |maps: &[LinuxIdMapping]| -> Vec<String> {
+        maps.iter()
+            .flat_map(|m| [m.container_id(), m.host_id(), m.size()].map(|v| v.to_string()))
+            .collect()
+    };
+    for (tool, maps) in [("newuidmap", &uids), ("newgidmap", &gids)] {
+        let out = std::process::Command::new(tool)
+            .arg(pid.to_string())
+            .args(spec_maps(maps))
+            .output();
+        let failed = match out {
+            Ok(o) if o.status.success() => None,
+            Ok(o) => Some(String::from_utf8_lossy(&o.stderr).trim().to_string()),
+            Err(e) => Some(e.to_string()),
+        };
+        if let Some(why) = failed {
+            // SAFETY: kill and waitpid on our own child.
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+                libc::waitpid(pid, std::ptr::null_mut(), 0);
+            }
+            anyhow::bail!("rootless: {tool} for pid {pid}: {why}");
+        }
+    }
+    for sig in [
+        libc::SIGINT,
+        libc::SIGTERM,
+        libc::SIGHUP,
+        libc::SIGQUIT,
+        libc::SIGUSR1,
+        libc::SIGUSR2,
+        libc::SIGWINCH,
+    ] {
+        // SAFETY: installing a handler that only calls kill(2).
+        unsafe {
+            let mut sa: libc::sigaction = std::mem::zeroed();
+            sa.sa_sigaction = forward as *const () as usize;
+            sa.sa_flags = libc::SA_SIGINFO | libc::SA_RESTART;
+            libc::sigaction(sig, &sa, std::ptr::null_mut());
+        }
+    }
+    rustix::io::write(&go_w, &[1])?;
+    let mut status = 0;
+    loop {
+        // SAFETY: waiting for our own child into a local.
+        let r = unsafe { libc::waitpid(pid, &mut status, 0) };
+        if r == pid {
+            break;
+        }
+        if std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
+            anyhow::bail!("rootless: waiting for berth in its user namespace failed");
+        }
+    }
+    let code = if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status)
+    } else {
+        128 + libc::WTERMSIG(status)
+    };
+    std::process::exit(code);
+}
+
+fn mapping(container: u32, host: u32, size: u32) -> Result<LinuxIdMapping> {
+    Ok(LinuxIdMappingBuilder::default()
+        .container_id(container)
+        .host_id(host)
+        .size(size)
+        .build()?)
+}
+
+/// The subordinate range of `user` (name or numeric id) in `file`
+/// (/etc/subuid format: `name:start:count`), the first one listed.
+pub fn sub_range(file: &Path, user: &str, id: u32) -> Option<(u32, u32)> {
+    let text = std::fs::read_to_string(file).ok()?;
+    text.lines().find_map(|l| {
+        let mut f = l.trim().split(':');
+        let (who, start, count) = (f.next()?, f.next()?, f.next()?);
+        if who != user && who != id.to_string() {
+            return None;
+        }
+        Some((start.parse().ok()?, count.parse().ok()?))
+    })
+}
+
+fn has_helper(name: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(name).is_file()))
+}
+
+fn user_name(uid: u32) -> String {
+    std::fs::read_to_string("/etc/passwd")
+        .ok()
+        .and_then(|t| {
+            t.lines().find_map(|l| {
+                let f: Vec<&str> = l.split(':').collect();
+                (f.get(2) == Some(&uid.to_string().as_str())).then(|| f[0].to_string())
+            })
+        })
+        .unwrap_or_else(|| uid.to_string())
+}
+
+/// Id maps for this user: 0 → the user, 1.. → its subordinate range (if any).
+pub fn id_maps() -> Result<(Vec<LinuxIdMapping>, Vec<LinuxIdMapping>)> {
+    let uid = rustix::process::geteuid().as_raw();
+    let gid = rustix::process::getegid().as_raw();
+    let name = user_name(uid);
+    let mut uids = vec![mapping(0, uid, 1)?];
+    let mut gids = vec![mapping(0, gid, 1)?];
+    if has_helper("newuidmap")
+        && has_helper("newgidmap")
+        && let (Some((us, uc)), Some((gs, gc))) = (
+            sub_range(Path::new("/etc/subuid"), &name, uid),
+            sub_range(Path::new("/etc/subgid"), &name, gid),
+        )
+    {
+        uids.push(mapping(1, us, uc)?);
+        gids.push(mapping(1, gs, gc)?);
+    } else {
+        tracing::debug!(
+            "rootless: no subordinate ids for {name} (or no newuidmap): only root exists in containers"
+        );
+    }
+    Ok((uids, gids))
+}
+
+/// `--userns remap[:USER]` (root only): the container's ids 0..N are USER's
+/// subordinate range. None for `host`.
+pub fn remap_maps(flag: &str) -> Result<Option<(Vec<LinuxIdMapping>, Vec<LinuxIdMapping>)>> {
+    let user = match flag {
+        "" | "host" => return Ok(None),
+        "remap" => "berth",
+        f => f
+            .strip_prefix("remap:")
+            .filter(|u| !u.is_empty())
+            .ok_or_else(|| {
+                anyhow::anyhow!("invalid --userns {f:?}: use host, remap or remap:USER")
+            })?,
+    };
+    if active() {
+        anyhow::bail!(
+            "--userns {flag}: rootless berth always runs containers in its own user namespace"
+        );
+    }
+    let range = |file: &str| {
+        sub_range(Path::new(file), user, u32::MAX).ok_or_else(|| {
+            anyhow::anyhow!(
+                "--userns {flag}: no range for {user:?} in {file}; add one, e.g. \
+                 usermod --add-subuids 200000-265535 --add-subgids 200000-265535 {user}"
+            )
+        })
+    };
+    let (us, uc) = range("/etc/subuid")?;
+    let (gs, gc) = range("/etc/subgid")?;
+    Ok(Some((vec![mapping(0, us, uc)?], vec![mapping(0, gs, gc)?])))
+}
+
+/// Put the container in a user namespace with these maps.
+pub fn add_userns(
+    spec: &mut Spec,
+    uids: Vec<LinuxIdMapping>,
+    gids: Vec<LinuxIdMapping>,
+) -> Result<()> {
+    if let Some(linux) = spec.linux_mut().as_mut() {
+        let mut ns = linux.namespaces().clone().unwrap_or_default();
+        ns.push(
+            LinuxNamespaceBuilder::default()
+                .typ(LinuxNamespaceType::User)
+                .build()?,
+        );
+        linux.set_namespaces(Some(ns));
+        linux.set_uid_mappings(Some(uids));
+        linux.set_gid_mappings(Some(gids));
+    }
+    Ok(())
+}
+
+/// Rootless: no cgroup unless limits were asked for, and never device
+/// rules (no device can be made in a user namespace, and the v2 filter
+/// needs privilege to load).
+fn drop_cgroup_unless_limited(spec: &mut Spec, has_limits: bool) {
+    if let Some(linux) = spec.linux_mut().as_mut() {
+        if !has_limits {
+            linux.set_resources(None);
+            linux.set_cgroups_path(None);
+        } else if let Some(res) = linux.resources_mut().as_mut() {
+            res.set_devices(None);
+        }
+    }
+}
+
+/// Adapt a spec for rootless: a user namespace with this user's maps; no
+/// cgroup unless limits were asked for (and then it must be delegated);
+/// no devpts gid option when gid 5 is not mapped.
+pub fn adapt(spec: &mut Spec, has_limits: bool) -> Result<()> {
+    if in_own_userns() {
+        // Already in berth's own user namespace: the container's other
+        // namespaces belong to it; only the cgroup is left to decide.
+        drop_cgroup_unless_limited(spec, has_limits);
+        return Ok(());
+    }
+    let (uids, gids) = id_maps()?;
+    let tty_gid_mapped = gids
+        .iter()
+        .any(|m| m.container_id() <= 5 && 5 < m.container_id() + m.size());
+    add_userns(spec, uids, gids)?;
+    drop_cgroup_unless_limited(spec, has_limits);
+    if !tty_gid_mapped && let Some(mounts) = spec.mounts_mut().as_mut() {
+        for m in mounts
+            .iter_mut()
+            .filter(|m| m.typ().as_deref() == Some("devpts"))
+        {
+            let opts: Vec<String> = m
+                .options()
+                .clone()
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|o| !o.starts_with("gid="))
+                .collect();
+            m.set_options(Some(opts));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn subordinate_ranges_by_name_or_id() {
+        let t = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(t.path(), "alice:100000:65536\n1001:300000:1000\n").unwrap();
+        assert_eq!(
+            super::sub_range(t.path(), "alice", 1000),
+            Some((100000, 65536))
+        );
+        assert_eq!(
+            super::sub_range(t.path(), "bob", 1001),
+            Some((300000, 1000))
+        );
+        assert_eq!(super::sub_range(t.path(), "carol", 1002), None);
+    }
+}

@@ -1,0 +1,251 @@
+//! Resource limits and capabilities end to end: real containers in real
+//! cgroups (v1 on this host), each limit next to a twin run that the limit
+//! would have stopped, so the test proves the control and not a broken
+//! container.
+
+mod common;
+
+use std::path::Path;
+use std::process::Stdio;
+
+use common::*;
+
+/// Allocates ~200 MB in the shell.
+const HOG: &str = "x=$(head -c 200000000 /dev/zero | tr '\\0' a); echo survived";
+
+fn inspect_oom(r: &Root, name: &str) -> bool {
+    let o = r.berth().args(["inspect", name]).output().unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    v[0]["State"]["OOMKilled"].as_bool().unwrap()
+}
+
+#[test]
+fn memory_hog_is_oom_killed_and_recorded() {
+    let r = Root::new();
+    let o = r.run(&[
+        "--name", "hog", "-q", "--memory", "32m", BUSYBOX, "sh", "-c", HOG,
+    ]);
+    assert_eq!(code(&o), 137, "stderr: {}", stderr(&o));
+    assert!(!stdout(&o).contains("survived"));
+    assert!(inspect_oom(&r, "hog"));
+    // Twin: room enough, same program.
+    let o = r.run(&[
+        "--name", "fits", "-q", "--memory", "1g", BUSYBOX, "sh", "-c", HOG,
+    ]);
+    assert_eq!(code(&o), 0, "stderr: {}", stderr(&o));
+    assert_eq!(stdout(&o), "survived\n");
+    assert!(!inspect_oom(&r, "fits"));
+}
+
+const FORK_100: &str = "i=0; while [ $i -lt 100 ]; do sleep 30 & i=$((i+1)); done; echo spawned $i";
+
+fn host_sleepers() -> usize {
+    let mut n = 0;
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        if let Ok(c) = std::fs::read(e.path().join("cmdline"))
+            && c == b"sleep\x0030\x00"
+        {
+            n += 1;
+        }
+    }
+    n
+}
+
+#[test]
+fn fork_bomb_stops_at_the_pids_limit_and_leaves_nothing() {
+    let r = Root::new();
+    let before = host_sleepers();
+    let o = r.run(&[
+        "--rm",
+        "-q",
+        "--pids-limit",
+        "50",
+        BUSYBOX,
+        "sh",
+        "-c",
+        FORK_100,
+    ]);
+    assert_ne!(code(&o), 0);
+    assert!(stderr(&o).contains("can't fork"), "{}", stderr(&o));
+    assert!(!stdout(&o).contains("spawned 100"));
+    // The host is fine: nothing of the container survives it.
+    assert!(host_sleepers() <= before, "container processes outlived it");
+    let o = r.run(&[
+        "--rm",
+        "-q",
+        "--pids-limit",
+        "200",
+        BUSYBOX,
+        "sh",
+        "-c",
+        FORK_100,
+    ]);
+    assert_eq!(stdout(&o), "spawned 100\n", "{}", stderr(&o));
+}
+
+/// CPU time used by a 3-second busy loop, in cores, read from the
+/// container's own cpuacct (its cgroup namespace root).
+fn busy_cores(r: &Root, extra: &[&str]) -> f64 {
+    let script = "a=$(cat /sys/fs/cgroup/cpuacct/cpuacct.usage); \
+                  timeout 3 sh -c 'while :; do :; done'; \
+                  b=$(cat /sys/fs/cgroup/cpuacct/cpuacct.usage); echo $((b-a))";
+    let mut args = vec!["--rm", "-q"];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&[BUSYBOX, "sh", "-c", script]);
+    let o = r.run(&args);
+    let ns: f64 = stdout(&o)
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("{}", stderr(&o)));
+    ns / 3e9
+}
+
+#[test]
+fn cpu_hog_gets_about_half_a_core_under_cpus_half() {
+    if !Path::new("/sys/fs/cgroup/cpuacct").exists() {
+        eprintln!("no v1 cpuacct: skipped");
+        return;
+    }
+    let r = Root::new();
+    let limited = busy_cores(&r, &["--cpus", "0.5"]);
+    assert!(
+        (0.3..=0.6).contains(&limited),
+        "--cpus 0.5 used {limited:.2} cores"
+    );
+    let free = busy_cores(&r, &[]);
+    assert!(
+        free > limited + 0.2,
+        "unlimited used {free:.2} cores vs {limited:.2}"
+    );
+}
+
+#[test]
+fn cgroup_exists_while_running_under_its_parent_and_goes_after() {
+    let r = Root::new();
+    let parent = format!("berth-test-parent-{}", std::process::id());
+    let child = r
+        .berth()
+        .args(["run", "--rm", "-q", "--cgroup-parent", &parent, BUSYBOX])
+        .args(["sh", "-c", "cat /proc/self/cgroup | grep memory; sleep 2"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mem = Path::new("/sys/fs/cgroup/memory").join(&parent);
+    // Made before the process starts, joined right after: wait for both.
+    let mut seen = None;
+    for _ in 0..300 {
+        let leaf = std::fs::read_dir(&mem)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| p.is_dir());
+        if let Some(leaf) = leaf
+            && std::fs::read_to_string(leaf.join("cgroup.procs"))
+                .is_ok_and(|p| !p.trim().is_empty())
+        {
+            seen = Some(leaf);
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let leaf = seen.expect("no container cgroup with a process appeared under the parent");
+    let out = child.wait_with_output().unwrap();
+    // Its cgroup namespace starts at its own cgroup.
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "4:memory:/\n");
+    assert!(!leaf.exists(), "cgroup left behind: {}", leaf.display());
+    for ctl in [
+        "memory", "pids", "cpu", "cpuacct", "cpuset", "devices", "blkio", "freezer",
+    ] {
+        let _ = std::fs::remove_dir(Path::new("/sys/fs/cgroup").join(ctl).join(&parent));
+    }
+}
+
+#[test]
+fn ulimits_apply_and_an_impossible_one_is_explained() {
+    let r = Root::new();
+    let o = r.run(&[
+        "--rm",
+        "-q",
+        "--ulimit",
+        "nofile=100:200",
+        BUSYBOX,
+        "sh",
+        "-c",
+        "ulimit -n; ulimit -Hn",
+    ]);
+    assert_eq!(stdout(&o), "100\n200\n", "{}", stderr(&o));
+    let o = r.run(&[
+        "--rm",
+        "-q",
+        "--ulimit",
+        "nofile=2000000000",
+        BUSYBOX,
+        "true",
+    ]);
+    assert_eq!(code(&o), 125);
+    let err = stderr(&o);
+    assert!(err.contains("nofile") && err.lines().count() == 1, "{err}");
+}
+
+#[test]
+fn bad_limit_flags_fail_before_anything_runs() {
+    let r = Root::new();
+    for (args, want) in [
+        (vec!["--memory", "1k"], "minimum memory limit"),
+        (vec!["--memory", "lots"], "invalid --memory"),
+        (vec!["--memory-swap", "64m"], "memory limit"),
+        (vec!["--cpus", "999"], "range of CPUs"),
+        (vec!["--cap-add", "FLY"], "unknown capability: \"CAP_FLY\""),
+        (vec!["--ulimit", "nofile=9:1"], "soft limit"),
+        (vec!["--cgroup-parent", "../../etc"], "cgroup-parent"),
+    ] {
+        let mut a = vec!["--rm", "-q"];
+        a.extend_from_slice(&args);
+        a.extend_from_slice(&[BUSYBOX, "true"]);
+        let o = r.run(&a);
+        assert_eq!(code(&o), 125, "{args:?}");
+        let err = stderr(&o);
+        assert!(
+            err.contains(want) && err.lines().count() == 1,
+            "{args:?}: {err}"
+        );
+    }
+}
+
+fn cap_eff(r: &Root, extra: &[&str]) -> u64 {
+    let mut args = vec!["--rm", "-q"];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&[BUSYBOX, "sh", "-c", "grep CapEff /proc/self/status"]);
+    let o = r.run(&args);
+    let out = stdout(&o);
+    let hex = out
+        .trim()
+        .rsplit('\t')
+        .next()
+        .unwrap_or_else(|| panic!("{}", stderr(&o)));
+    u64::from_str_radix(hex.trim(), 16).unwrap_or_else(|_| panic!("{out}: {}", stderr(&o)))
+}
+
+#[test]
+fn capabilities_follow_dockers_defaults_and_flags() {
+    let r = Root::new();
+    // Docker's default set, as `docker run busybox grep CapEff` shows it.
+    assert_eq!(cap_eff(&r, &[]), 0xa80425fb);
+    assert_eq!(cap_eff(&r, &["--cap-drop", "ALL"]), 0);
+    let net_admin = 1 << 12;
+    assert_eq!(
+        cap_eff(&r, &["--cap-add", "NET_ADMIN"]),
+        0xa80425fb | net_admin
+    );
+    assert_eq!(cap_eff(&r, &["--cap-drop", "chown"]), 0xa80425fb & !1);
+    let host_bounding = std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("CapBnd:")
+                .map(|v| u64::from_str_radix(v.trim(), 16).unwrap())
+        })
+        .unwrap();
+    assert_eq!(cap_eff(&r, &["--privileged"]), host_bounding);
+}

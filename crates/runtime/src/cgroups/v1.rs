@@ -1,0 +1,143 @@
+//! cgroup v1: one directory per hierarchy, limits in each controller's files.
+
+use super::{Hierarchy, write};
+use oci_spec::runtime::{LinuxDeviceCgroup, LinuxResources};
+use std::io;
+use std::path::Path;
+
+/// Controllers berth places containers in (every one the host mounts).
+pub(super) const CONTROLLERS: &[&str] = &[
+    "blkio",
+    "cpu",
+    "cpuacct",
+    "cpuset",
+    "devices",
+    "freezer",
+    "hugetlb",
+    "memory",
+    "misc",
+    "net_cls",
+    "net_prio",
+    "perf_event",
+    "pids",
+    "rdma",
+];
+
+pub(super) fn create(hs: &[Hierarchy], rel: &Path, res: &LinuxResources) -> io::Result<()> {
+    for h in hs {
+        let cpuset = h.controllers.iter().any(|c| c == "cpuset");
+        let mut dir = h.mount.clone();
+        for part in rel.components() {
+            let parent = dir.clone();
+            dir.push(part);
+            match std::fs::create_dir(&dir) {
+                Ok(()) => {
+                    // A new cpuset cgroup starts with no CPUs and no memory
+                    // nodes, and nothing can join it until it has some.
+                    if cpuset {
+                        for f in ["cpuset.cpus", "cpuset.mems"] {
+                            let v = std::fs::read_to_string(parent.join(f))?;
+                            write(&dir, f, v.trim())?;
+                        }
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                Err(e) => {
+                    return Err(io::Error::new(
+                        e.kind(),
+                        format!("create cgroup {}: {e}", dir.display()),
+                    ));
+                }
+            }
+        }
+    }
+    let dir_of = |controller: &str, what: &str| {
+        hs.iter()
+            .find(|h| h.controllers.iter().any(|c| c == controller))
+            .map(|h| h.mount.join(rel))
+            .ok_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::Unsupported,
+                    format!(
+                        "{what} needs the {controller} cgroup controller, which is not mounted"
+                    ),
+                )
+            })
+    };
+    if let Some(m) = res.memory()
+        && (m.limit().is_some() || m.swap().is_some() || m.reservation().is_some())
+    {
+        let dir = dir_of("memory", "a memory limit")?;
+        if let Some(r) = m.reservation() {
+            write(&dir, "memory.soft_limit_in_bytes", &r.to_string())?;
+        }
+        // memory before memory+swap: memsw may never be below memory.
+        if let Some(l) = m.limit() {
+            write(&dir, "memory.limit_in_bytes", &l.to_string())?;
+        }
+        if let Some(s) = m.swap() {
+            if dir.join("memory.memsw.limit_in_bytes").exists() {
+                write(&dir, "memory.memsw.limit_in_bytes", &s.to_string())?;
+            } else {
+                tracing::warn!(
+                    "this kernel has no swap accounting: memory limited without swap limit"
+                );
+            }
+        }
+    }
+    if let Some(c) = res.cpu() {
+        if c.shares().is_some() || c.quota().is_some() || c.period().is_some() {
+            let dir = dir_of("cpu", "a CPU limit")?;
+            if let Some(s) = c.shares() {
+                write(&dir, "cpu.shares", &s.to_string())?;
+            }
+            if let Some(p) = c.period() {
+                write(&dir, "cpu.cfs_period_us", &p.to_string())?;
+            }
+            if let Some(q) = c.quota() {
+                write(&dir, "cpu.cfs_quota_us", &q.to_string())?;
+            }
+        }
+        if c.cpus().is_some() || c.mems().is_some() {
+            let dir = dir_of("cpuset", "a cpuset")?;
+            if let Some(cpus) = c.cpus() {
+                write(&dir, "cpuset.cpus", cpus)?;
+            }
+            if let Some(mems) = c.mems() {
+                write(&dir, "cpuset.mems", mems)?;
+            }
+        }
+    }
+    if let Some(p) = res.pids() {
+        let dir = dir_of("pids", "a PIDs limit")?;
+        let v = if p.limit() > 0 {
+            p.limit().to_string()
+        } else {
+            "max".to_string()
+        };
+        write(&dir, "pids.max", &v)?;
+    }
+    if let Some(rules) = res.devices().as_ref().filter(|r| !r.is_empty()) {
+        let dir = dir_of("devices", "a device allow-list")?;
+        for rule in rules {
+            let file = if rule.allow() {
+                "devices.allow"
+            } else {
+                "devices.deny"
+            };
+            write(&dir, file, &device_rule(rule))?;
+        }
+    }
+    Ok(())
+}
+
+/// A device rule in the devices controller's syntax: `c 1:3 rwm`, `a *:* rwm`.
+pub(crate) fn device_rule(rule: &LinuxDeviceCgroup) -> String {
+    let typ = rule
+        .typ()
+        .map(|t| t.as_str().to_string())
+        .unwrap_or_else(|| "a".to_string());
+    let num = |n: Option<i64>| n.map_or("*".to_string(), |n| n.to_string());
+    let access = rule.access().clone().unwrap_or_else(|| "rwm".to_string());
+    format!("{typ} {}:{} {access}", num(rule.major()), num(rule.minor()))
+}

@@ -1,0 +1,150 @@
+//! cgroup v2: one directory, controllers enabled down the tree through
+//! `cgroup.subtree_control`, limits in the unified files.
+
+use super::write;
+use oci_spec::runtime::LinuxResources;
+use std::io;
+use std::path::Path;
+
+/// Controllers berth enables for its containers when the host offers them.
+const CONTROLLERS: &[&str] = &["cpu", "cpuset", "io", "memory", "pids"];
+
+/// Docker's cpu-shares (2..262144, default 1024) on v2's weight scale
+/// (1..10000, default 100), the conversion runc and crun use.
+pub(crate) fn shares_to_weight(shares: u64) -> u64 {
+    if shares == 0 {
+        return 0;
+    }
+    let s = shares.clamp(2, 262_144);
+    1 + ((s - 2) * 9999) / 262_142
+}
+
+pub(super) fn create(mount: &Path, rel: &Path, res: &LinuxResources) -> io::Result<()> {
+    let mut needed: Vec<&str> = Vec::new();
+    if let Some(m) = res.memory()
+        && (m.limit().is_some() || m.swap().is_some() || m.reservation().is_some())
+    {
+        needed.push("memory");
+    }
+    if let Some(c) = res.cpu() {
+        if c.shares().is_some() || c.quota().is_some() || c.period().is_some() {
+            needed.push("cpu");
+        }
+        if c.cpus().is_some() || c.mems().is_some() {
+            needed.push("cpuset");
+        }
+    }
+    if res.pids().is_some() {
+        needed.push("pids");
+    }
+    let available = std::fs::read_to_string(mount.join("cgroup.controllers")).unwrap_or_default();
+    for c in &needed {
+        if !available.split_whitespace().any(|a| a == *c) {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                format!(
+                    "the {c} controller is not available in the cgroup v2 hierarchy at {}",
+                    mount.display()
+                ),
+            ));
+        }
+    }
+    // Enable the controllers in every ancestor, then make the leaf.
+    let mut dir = mount.to_path_buf();
+    let parts: Vec<_> = rel.components().collect();
+    for part in &parts {
+        for c in CONTROLLERS {
+            if !available.split_whitespace().any(|a| a == *c) {
+                continue;
+            }
+            let enabled =
+                std::fs::read_to_string(dir.join("cgroup.subtree_control")).unwrap_or_default();
+            if enabled.split_whitespace().any(|e| e == *c) {
+                continue;
+            }
+            if let Err(e) = write(&dir, "cgroup.subtree_control", &format!("+{c}"))
+                && needed.contains(c)
+            {
+                return Err(e);
+            }
+        }
+        dir.push(part);
+        match std::fs::create_dir(&dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(e) => {
+                return Err(io::Error::new(
+                    e.kind(),
+                    format!("create cgroup {}: {e}", dir.display()),
+                ));
+            }
+        }
+    }
+    if let Some(m) = res.memory() {
+        if let Some(r) = m.reservation() {
+            write(&dir, "memory.low", &r.to_string())?;
+        }
+        if let Some(l) = m.limit() {
+            write(&dir, "memory.max", &max_or(l))?;
+        }
+        // OCI (and Docker) give memory+swap; v2 limits swap alone.
+        if let Some(s) = m.swap() {
+            let swap = match (s, m.limit()) {
+                (s, _) if s < 0 => "max".to_string(),
+                (s, Some(l)) if l > 0 => {
+                    if s < l {
+                        return Err(io::Error::new(
+                            io::ErrorKind::InvalidInput,
+                            format!("memory+swap limit {s} is below the memory limit {l}"),
+                        ));
+                    }
+                    (s - l).to_string()
+                }
+                (s, _) => s.to_string(),
+            };
+            if dir.join("memory.swap.max").exists() {
+                write(&dir, "memory.swap.max", &swap)?;
+            } else {
+                tracing::warn!(
+                    "this kernel has no swap accounting: memory limited without swap limit"
+                );
+            }
+        }
+    }
+    if let Some(c) = res.cpu() {
+        if let Some(s) = c.shares() {
+            write(&dir, "cpu.weight", &shares_to_weight(s).to_string())?;
+        }
+        if c.quota().is_some() || c.period().is_some() {
+            let quota = c.quota().filter(|q| *q > 0).map(|q| q.to_string());
+            let period = c.period().unwrap_or(100_000);
+            write(
+                &dir,
+                "cpu.max",
+                &format!("{} {period}", quota.as_deref().unwrap_or("max")),
+            )?;
+        }
+        if let Some(cpus) = c.cpus() {
+            write(&dir, "cpuset.cpus", cpus)?;
+        }
+        if let Some(mems) = c.mems() {
+            write(&dir, "cpuset.mems", mems)?;
+        }
+    }
+    if let Some(p) = res.pids() {
+        write(&dir, "pids.max", &max_or(p.limit()))?;
+    }
+    if let Some(rules) = res.devices().as_ref().filter(|d| !d.is_empty()) {
+        let fd = crate::sys::open(&dir, libc::O_RDONLY | libc::O_DIRECTORY)?;
+        super::devices::attach(std::os::fd::AsFd::as_fd(&fd), rules)?;
+    }
+    Ok(())
+}
+
+fn max_or(v: i64) -> String {
+    if v > 0 {
+        v.to_string()
+    } else {
+        "max".to_string()
+    }
+}

@@ -1,0 +1,134 @@
+//! User namespaces: writing the child's uid/gid maps from the runtime while
+//! the child waits for `G`. Root writes the maps itself; an unprivileged
+//! runtime (rootless) writes a map of its own ids alone, and goes through
+//! the setuid helpers newuidmap/newgidmap (Debian's uidmap), which check
+//! /etc/subuid and /etc/subgid, for anything more.
+
+use crate::error::{Error, Result};
+use oci_spec::runtime::LinuxIdMapping;
+use std::process::Command;
+
+fn map_text(maps: &[LinuxIdMapping]) -> String {
+    maps.iter()
+        .map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()))
+        .collect()
+}
+
+/// Only the caller's own id, mapped once: the kernel lets anyone write that.
+fn only_own(maps: &[LinuxIdMapping], own: u32) -> bool {
+    maps.len() == 1 && maps[0].host_id() == own && maps[0].size() == 1
+}
+
+/// Write `pid`'s uid and gid maps.
+pub(crate) fn write_maps(
+    pid: i32,
+    uid_maps: &[LinuxIdMapping],
+    gid_maps: &[LinuxIdMapping],
+) -> Result<()> {
+    if uid_maps.is_empty() || gid_maps.is_empty() {
+        return Err(Error::setup(
+            "a user namespace needs uidMappings and gidMappings in config.json",
+        ));
+    }
+    let euid = rustix::process::geteuid().as_raw();
+    let egid = rustix::process::getegid().as_raw();
+    let proc_write = |file: &str, text: &str| {
+        std::fs::write(format!("/proc/{pid}/{file}"), text).map_err(|e| {
+            Error::setup(format!(
+                "write {file} ({}): {}",
+                text.trim().replace('\n', ", "),
+                crate::error::strip_os_error(&e)
+            ))
+        })
+    };
+    if euid == 0 {
+        proc_write("uid_map", &map_text(uid_maps))?;
+        return proc_write("gid_map", &map_text(gid_maps));
+    }
+    if only_own(uid_maps, euid) {
+        proc_write("uid_map", &map_text(uid_maps))?;
+    } else {
+        helper("newuidmap", pid, uid_maps)?;
+    }
+    if only_own(gid_maps, egid) {
+        // Unprivileged gid maps need setgroups disabled (CVE-2014-8989).
+        proc_write("setgroups", "deny")?;
+        proc_write("gid_map", &map_text(gid_maps))?;
+    } else {
+        helper("newgidmap", pid, gid_maps)?;
+    }
+    Ok(())
+}
+
+fn helper(name: &str, pid: i32, maps: &[LinuxIdMapping]) -> Result<()> {
+    let mut cmd = Command::new(name);
+    cmd.arg(pid.to_string());
+    for m in maps {
+        cmd.args([
+            m.container_id().to_string(),
+            m.host_id().to_string(),
+            m.size().to_string(),
+        ]);
+    }
+    let out = cmd.output().map_err(|e| {
+        Error::setup(if e.kind() == std::io::ErrorKind::NotFound {
+            format!("{name} not found: install the uidmap package to map more than your own id")
+        } else {
+            format!("{name}: {e}")
+        })
+    })?;
+    if !out.status.success() {
+        let why = String::from_utf8_lossy(&out.stderr);
+        let why = why.trim().lines().last().unwrap_or("failed");
+        return Err(Error::setup(format!(
+            "{name} {}: {why} (check /etc/sub{}id)",
+            map_text(maps).trim().replace('\n', ", "),
+            if name == "newuidmap" { "u" } else { "g" }
+        )));
+    }
+    Ok(())
+}
+
+/// A new user namespace with these maps, held by an fd (for id-mapped
+/// mounts made before the container exists). A child is cloned into it,
+/// mapped, its namespace opened, and the child killed.
+pub fn new_userns(
+    uid_maps: &[LinuxIdMapping],
+    gid_maps: &[LinuxIdMapping],
+) -> Result<std::os::fd::OwnedFd> {
+    use crate::error::Context;
+    use crate::sys;
+    use std::os::fd::AsFd;
+    match sys::clone_process(libc::CLONE_NEWUSER as u64, None)
+        .step(|| "clone into a user namespace".into())?
+    {
+        sys::Cloned::Child => {
+            // SAFETY: prctl and pause with plain arguments; this child only
+            // waits to be killed.
+            unsafe {
+                libc::prctl(
+                    libc::PR_SET_PDEATHSIG,
+                    libc::SIGKILL as libc::c_ulong,
+                    0,
+                    0,
+                    0,
+                );
+                loop {
+                    libc::pause();
+                }
+            }
+        }
+        sys::Cloned::Parent { pid, pidfd } => {
+            let res = write_maps(pid, uid_maps, gid_maps).and_then(|()| {
+                sys::open(
+                    std::path::Path::new(&format!("/proc/{pid}/ns/user")),
+                    libc::O_RDONLY,
+                )
+                .step(|| "open the new user namespace".into())
+            });
+            let _ = sys::pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
+            let _ = sys::pidfd_wait(pidfd.as_fd(), false);
+            res
+        }
+    }
+}

@@ -1,0 +1,323 @@
+//! cgroups behind one interface: v1 for real on this host's hierarchies,
+//! v2 for real on whatever cgroup2 mount the host has, and v2's files and
+//! values against a directory laid out like cgroup2.
+
+use berth_runtime::cgroups::{Cgroup, Layout, resolve_path};
+use oci_spec::runtime::{LinuxCpu, LinuxMemory, LinuxPids, LinuxResources};
+use std::fs;
+use std::path::{Path, PathBuf};
+
+fn limits() -> LinuxResources {
+    let mut r = LinuxResources::default();
+    let mut m = LinuxMemory::default();
+    m.set_limit(Some(32 << 20));
+    m.set_swap(Some(64 << 20));
+    m.set_reservation(Some(16 << 20));
+    r.set_memory(Some(m));
+    let mut c = LinuxCpu::default();
+    c.set_quota(Some(50_000));
+    c.set_period(Some(100_000));
+    c.set_shares(Some(512));
+    c.set_cpus(Some("0".into()));
+    r.set_cpu(Some(c));
+    let mut p = LinuxPids::default();
+    p.set_limit(50);
+    r.set_pids(Some(p));
+    r
+}
+
+#[test]
+fn cgroups_paths_resolve_like_runc_and_systemd() {
+    let own = Path::new("/user.slice/me");
+    assert_eq!(
+        resolve_path("/berth/abc", own).unwrap(),
+        PathBuf::from("berth/abc")
+    );
+    assert_eq!(
+        resolve_path("jobs/abc", own).unwrap(),
+        PathBuf::from("user.slice/me/jobs/abc")
+    );
+    assert_eq!(
+        resolve_path("machine-ci.slice:berth:abc", own).unwrap(),
+        PathBuf::from("machine.slice/machine-ci.slice/berth-abc.scope")
+    );
+    assert_eq!(
+        resolve_path(":berth:abc", own).unwrap(),
+        PathBuf::from("system.slice/berth-abc.scope")
+    );
+    for bad in ["/../etc", "/a/../../b", "/", "x.service:berth:abc"] {
+        let e = resolve_path(bad, own).unwrap_err().to_string();
+        assert!(e.contains("invalid cgroupsPath"), "{bad}: {e}");
+    }
+}
+
+/// A directory shaped like a cgroup2 mount with every controller: the
+/// kernel makes the interface files on mkdir, here the test does.
+fn fake_v2(files_in_leaf: &[&str]) -> (tempfile::TempDir, PathBuf) {
+    let t = tempfile::tempdir().unwrap();
+    fs::write(
+        t.path().join("cgroup.controllers"),
+        "cpuset cpu io memory pids\n",
+    )
+    .unwrap();
+    fs::write(t.path().join("cgroup.subtree_control"), "").unwrap();
+    let mid = t.path().join("berth");
+    fs::create_dir(&mid).unwrap();
+    fs::write(mid.join("cgroup.subtree_control"), "").unwrap();
+    let leaf = mid.join("c1");
+    fs::create_dir(&leaf).unwrap();
+    for f in files_in_leaf {
+        fs::write(leaf.join(f), "").unwrap();
+    }
+    (t, leaf)
+}
+
+#[test]
+fn v2_writes_the_unified_files_with_v2_values() {
+    // Proven here: which files get which values, in which order of
+    // ancestors. Only a v2 kernel can prove the kernel accepts them (and
+    // that CLONE_INTO_CGROUP lands the process there).
+    let (t, leaf) = fake_v2(&[
+        "memory.max",
+        "memory.swap.max",
+        "memory.low",
+        "cpu.max",
+        "cpu.weight",
+        "cpuset.cpus",
+        "pids.max",
+    ]);
+    let layout = Layout::V2 {
+        mount: t.path().to_path_buf(),
+        own: PathBuf::from("/"),
+    };
+    let cg = Cgroup::new(layout, "/berth/c1").unwrap();
+    cg.create(Some(&limits())).unwrap();
+    let read = |f: &str| fs::read_to_string(leaf.join(f)).unwrap();
+    assert_eq!(read("memory.max"), (32 << 20).to_string());
+    assert_eq!(
+        read("memory.swap.max"),
+        (32 << 20).to_string(),
+        "swap alone, not memory+swap"
+    );
+    assert_eq!(read("memory.low"), (16 << 20).to_string());
+    assert_eq!(read("cpu.max"), "50000 100000");
+    assert_eq!(read("cpu.weight"), "20", "512 shares on the weight scale");
+    assert_eq!(read("cpuset.cpus"), "0");
+    assert_eq!(read("pids.max"), "50");
+    // Each write replaces the file (a real subtree_control takes one token
+    // per write), so the last controller enabled is what stays here.
+    let top = fs::read_to_string(t.path().join("cgroup.subtree_control")).unwrap();
+    assert_eq!(top, "+pids");
+    assert_eq!(cg.dirs(), vec![leaf.clone()]);
+
+    // Unlimited values are "max".
+    let mut r = LinuxResources::default();
+    let mut m = LinuxMemory::default();
+    m.set_limit(Some(32 << 20));
+    m.set_swap(Some(-1));
+    r.set_memory(Some(m));
+    let mut p = LinuxPids::default();
+    p.set_limit(-1);
+    r.set_pids(Some(p));
+    cg.create(Some(&r)).unwrap();
+    assert_eq!(read("memory.swap.max"), "max");
+    assert_eq!(read("pids.max"), "max");
+}
+
+#[test]
+fn v2_missing_controller_is_a_clear_error() {
+    let (t, _leaf) = fake_v2(&[]);
+    fs::write(t.path().join("cgroup.controllers"), "cpu io\n").unwrap();
+    let layout = Layout::V2 {
+        mount: t.path().to_path_buf(),
+        own: PathBuf::from("/"),
+    };
+    let cg = Cgroup::new(layout, "/berth/c1").unwrap();
+    let e = cg.create(Some(&limits())).unwrap_err().to_string();
+    assert!(e.contains("memory controller is not available"), "{e}");
+    // A controller listed but whose files are missing in the cgroup.
+    let (t, _leaf) = fake_v2(&["memory.max"]);
+    let cg = Cgroup::new(
+        Layout::V2 {
+            mount: t.path().to_path_buf(),
+            own: PathBuf::from("/"),
+        },
+        "/berth/c1",
+    )
+    .unwrap();
+    let e = cg.create(Some(&limits())).unwrap_err().to_string();
+    assert!(
+        e.contains("memory.low") && e.contains("no such file"),
+        "{e}"
+    );
+}
+
+fn spawn_sleeper() -> std::process::Child {
+    std::process::Command::new("sleep")
+        .arg("60")
+        .spawn()
+        .unwrap()
+}
+
+#[test]
+fn v2_for_real_on_this_hosts_cgroup2_mount() {
+    // This host is hybrid: cgroup2 at /sys/fs/cgroup/unified with no
+    // controllers. What it can prove: make a cgroup, move a process in,
+    // see it there, kill what is left and remove the cgroup; ask for a
+    // limit it has no controller for and get a clear error.
+    let mount = PathBuf::from("/sys/fs/cgroup/unified");
+    if !mount.join("cgroup.procs").exists() {
+        eprintln!("no cgroup2 mount on this host: skipped");
+        return;
+    }
+    let layout = Layout::V2 {
+        mount: mount.clone(),
+        own: PathBuf::from("/"),
+    };
+    let path = format!("/berth-test/v2-{}", std::process::id());
+    let cg = Cgroup::new(layout, &path).unwrap();
+    cg.create(None).unwrap();
+    let dir = mount.join(path.trim_start_matches('/'));
+    assert!(dir.join("cgroup.procs").exists());
+    let mut child = spawn_sleeper();
+    cg.add(child.id() as i32).unwrap();
+    assert_eq!(cg.procs(), vec![child.id() as i32]);
+    cg.destroy().unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&status),
+        Some(9)
+    );
+    assert!(!dir.exists());
+    let available = fs::read_to_string(mount.join("cgroup.controllers")).unwrap();
+    if !available.contains("pids") {
+        let e = cg.create(Some(&limits())).unwrap_err().to_string();
+        assert!(e.contains("controller is not available"), "{e}");
+    }
+    let _ = fs::remove_dir(mount.join("berth-test"));
+}
+
+#[test]
+fn v1_for_real_limits_placement_oom_flag_and_removal() {
+    let layout = Layout::detect().unwrap();
+    let Layout::V1(hs) = &layout else {
+        eprintln!("not a cgroup v1 host: skipped");
+        return;
+    };
+    assert!(hs.iter().any(|h| h.controllers == ["memory"]));
+    let path = format!("/berth-test/v1-{}", std::process::id());
+    let cg = Cgroup::new(layout.clone(), &path).unwrap();
+    cg.create(Some(&limits())).unwrap();
+    let rel = path.trim_start_matches('/');
+    let read = |ctl: &str, f: &str| {
+        fs::read_to_string(Path::new("/sys/fs/cgroup").join(ctl).join(rel).join(f))
+            .unwrap()
+            .trim()
+            .to_string()
+    };
+    assert_eq!(
+        read("memory", "memory.limit_in_bytes"),
+        (32u64 << 20).to_string()
+    );
+    assert_eq!(
+        read("memory", "memory.memsw.limit_in_bytes"),
+        (64u64 << 20).to_string()
+    );
+    assert_eq!(
+        read("memory", "memory.soft_limit_in_bytes"),
+        (16u64 << 20).to_string()
+    );
+    assert_eq!(read("cpu", "cpu.cfs_quota_us"), "50000");
+    assert_eq!(read("cpu", "cpu.shares"), "512");
+    assert_eq!(read("cpuset", "cpuset.cpus"), "0");
+    assert_eq!(read("pids", "pids.max"), "50");
+    let mut child = spawn_sleeper();
+    cg.add(child.id() as i32).unwrap();
+    assert!(cg.procs().contains(&(child.id() as i32)));
+    assert!(!cg.oom_killed());
+    cg.destroy().unwrap();
+    child.wait().unwrap();
+    for d in cg.dirs() {
+        assert!(!d.exists(), "{} left behind", d.display());
+    }
+    for h in hs {
+        let _ = fs::remove_dir(h.mount.join("berth-test"));
+    }
+}
+
+/// A shell in `cgroup_dir` (joined before exec): opens /dev/null and
+/// /dev/kmsg, saying which it could.
+fn open_devices_in(cgroup_dir: &Path) -> String {
+    use std::os::unix::process::CommandExt;
+    let procs = std::ffi::CString::new(cgroup_dir.join("cgroup.procs").to_str().unwrap()).unwrap();
+    let mut cmd = std::process::Command::new("sh");
+    cmd.args([
+        "-c",
+        ": < /dev/null && echo null; : < /dev/kmsg && echo kmsg; true",
+    ]);
+    // SAFETY: pre_exec runs in the forked child; open/write/close are
+    // async-signal-safe and use only memory prepared before the fork.
+    unsafe {
+        cmd.pre_exec(move || {
+            let fd = libc::open(procs.as_ptr(), libc::O_WRONLY);
+            if fd < 0 || libc::write(fd, b"0".as_ptr().cast(), 1) != 1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            libc::close(fd);
+            Ok(())
+        });
+    }
+    let out = cmd.stderr(std::process::Stdio::null()).output().unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn v2_device_filter_for_real_on_this_hosts_cgroup2_mount() {
+    // eBPF device programs work on any cgroup2 directory, controllers or
+    // not: this hybrid host's unified mount proves the filter for real.
+    let mount = PathBuf::from("/sys/fs/cgroup/unified");
+    if !mount.join("cgroup.procs").exists() {
+        eprintln!("no cgroup2 mount on this host: skipped");
+        return;
+    }
+    use oci_spec::runtime::{LinuxDeviceCgroupBuilder, LinuxDeviceType};
+    let rule = |allow: bool, typ, major: Option<i64>, minor: Option<i64>, access: &str| {
+        let mut b = LinuxDeviceCgroupBuilder::default()
+            .allow(allow)
+            .typ(typ)
+            .access(access);
+        if let Some(m) = major {
+            b = b.major(m);
+        }
+        if let Some(m) = minor {
+            b = b.minor(m);
+        }
+        b.build().unwrap()
+    };
+    let mut res = LinuxResources::default();
+    res.set_devices(Some(vec![
+        rule(false, LinuxDeviceType::A, None, None, "rwm"),
+        rule(true, LinuxDeviceType::C, None, None, "m"),
+        rule(true, LinuxDeviceType::C, Some(1), Some(3), "rwm"),
+    ]));
+    let layout = Layout::V2 {
+        mount: mount.clone(),
+        own: PathBuf::from("/"),
+    };
+    let filtered = Cgroup::new(
+        layout.clone(),
+        &format!("/berth-test/dev-{}", std::process::id()),
+    )
+    .unwrap();
+    filtered.create(Some(&res)).unwrap();
+    let out = open_devices_in(&filtered.dirs()[0]);
+    filtered.destroy().unwrap();
+    assert_eq!(out, "null\n", "kmsg must be refused, null allowed");
+    // Twin: the same cgroup without rules lets both open.
+    let open = Cgroup::new(layout, &format!("/berth-test/nodev-{}", std::process::id())).unwrap();
+    open.create(None).unwrap();
+    let out = open_devices_in(&open.dirs()[0]);
+    open.destroy().unwrap();
+    assert_eq!(out, "null\nkmsg\n");
+    let _ = fs::remove_dir(mount.join("berth-test"));
+}
