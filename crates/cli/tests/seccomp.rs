@@ -132,12 +132,8 @@ fn joining_namespaces_is_refused_by_the_filter() {
 }
 
 #[test]
-fn reboot_is_refused() {
+fn reboot_is_refused_unless_cap_sys_boot() {
     let r = Root::new();
-    // berth's containers have no CAP_SYS_BOOT either, so the kernel would
-    // refuse too: the twin that lets reboot(2) through the filter (with
-    // CAP_SYS_BOOT) is in crates/runtime/tests/seccomp.rs until berth has
-    // `--cap-add`.
     let o = run_sh(&r, &[], "reboot -f; echo rc=$?");
     assert_eq!(stdout(&o), "rc=1\n", "{}", stderr(&o));
     assert!(
@@ -145,6 +141,50 @@ fn reboot_is_refused() {
         "{}",
         stderr(&o)
     );
+    // Twin: with CAP_SYS_BOOT the profile lets reboot(2) through, and in a
+    // PID namespace the kernel only kills the namespace's init (exit 129,
+    // SIGHUP), as in Docker. The guard makes sure this sh is that init: in
+    // the host's PID namespace reboot(2) would be the host's.
+    let o = run_sh(
+        &r,
+        &["--cap-add", "SYS_BOOT"],
+        "[ $$ = 1 ] && reboot -f; echo not PID 1",
+    );
+    assert_eq!(code(&o), 129, "{}{}", stdout(&o), stderr(&o));
+    assert_eq!(stdout(&o), "");
+}
+
+#[test]
+fn cap_sys_admin_lets_mount_and_unshare_through_the_default_profile() {
+    let r = Root::new();
+    let script = "grep '^Seccomp:' /proc/self/status; \
+                  mount -t tmpfs none /tmp && echo mounted; unshare -m true && echo unshared";
+    let o = run_sh(&r, &["--cap-add", "SYS_ADMIN"], script);
+    assert_eq!(
+        stdout(&o),
+        "Seccomp:\t2\nmounted\nunshared\n",
+        "{}",
+        stderr(&o)
+    );
+    // Twin: the same under the default capabilities (EPERM from the filter).
+    let o = run_sh(&r, &[], script);
+    assert_eq!(stdout(&o), "Seccomp:\t2\n", "{}", stderr(&o));
+}
+
+#[test]
+fn privileged_runs_without_a_filter() {
+    let r = Root::new();
+    let profile = r.path().join("p.json");
+    std::fs::write(&profile, r#"{"defaultAction": "SCMP_ACT_ALLOW"}"#).unwrap();
+    let status = "grep '^Seccomp:' /proc/self/status";
+    let o = run_sh(&r, &["--privileged"], status);
+    assert_eq!(stdout(&o), "Seccomp:\t0\n", "{}", stderr(&o));
+    // As in Docker, even when a profile is named.
+    let opt = format!("seccomp={}", profile.display());
+    let o = run_sh(&r, &["--privileged", "--security-opt", &opt], status);
+    assert_eq!(stdout(&o), "Seccomp:\t0\n", "{}", stderr(&o));
+    let o = run_sh(&r, &["--security-opt", &opt], status);
+    assert_eq!(stdout(&o), "Seccomp:\t2\n", "{}", stderr(&o));
 }
 
 #[test]
