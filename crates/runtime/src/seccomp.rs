@@ -293,9 +293,9 @@ pub fn compile(seccomp: &LinuxSeccomp) -> Result<Vec<u8>> {
 /// number is above every syscall this libseccomp knows (so no profile rule
 /// can be about it) gets ENOSYS rather than the default action. A kernel
 /// newer than the profile then looks, to the container, like an older
-/// kernel, and libcs fall back (glibc's fchmodat → fchmodat2 or clone3,
-/// for example), where EPERM would be an error. runc does the same. Only
-/// when the default action refuses; x86_64 and i386 only.
+/// kernel: libcs that try a new syscall first fall back on ENOSYS, where
+/// EPERM would be an error. runc does the same. Only when the default
+/// action refuses; x86_64 and i386 only.
 fn enosys_prelude(seccomp: &LinuxSeccomp) -> Result<Vec<u8>> {
     const LD_W_ABS: u16 = (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16;
     const JEQ_K: u16 = (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16;
