@@ -181,8 +181,16 @@ pub fn run(engine: &Engine, args: &RunArgs) -> Result<u8> {
         .seccomp
         .check_syscall_names(berth_runtime::seccomp::known_syscall)?;
 
+    let started = std::time::Instant::now();
+    let phase = |what: &str| {
+        tracing::debug!(
+            "run: {what} at {:.2} ms",
+            started.elapsed().as_secs_f64() * 1e3
+        );
+    };
     reap_dead_runs(engine)?;
     let image = obtain_image(engine, args)?;
+    phase("image resolved");
     let image_config = engine.store.config(&image)?;
 
     let containers = Containers::open(&engine.root)?;
@@ -313,6 +321,7 @@ pub fn run(engine: &Engine, args: &RunArgs) -> Result<u8> {
     rec.command = argv;
     rec.labels = built.labels.clone().into_iter().collect();
     rec.stop_signal = built.stop_signal.clone();
+    phase("spec built");
     let spec_path = cdir.join("config.json");
     std::fs::write(&spec_path, serde_json::to_vec_pretty(&built.spec)?)
         .with_context(|| format!("write {}", spec_path.display()))?;
@@ -322,7 +331,9 @@ pub fn run(engine: &Engine, args: &RunArgs) -> Result<u8> {
     let io = berth_runtime::Io {
         interactive: args.interactive,
     };
+    phase("bundle written");
     let result = berth_runtime::run(&id, &cdir, &runtime_dir(engine), &io, |pid| {
+        phase("container started");
         rec.pid = Some(pid);
         rec.status = Status::Running;
         rec.started = Some(timefmt::now_rfc3339());
@@ -347,11 +358,13 @@ pub fn run(engine: &Engine, args: &RunArgs) -> Result<u8> {
     if rec.started.is_none() {
         rec.started = rec.finished.clone();
     }
+    phase("container exited");
     snapshots::unmount_rootfs(&cdir)?;
     rec.rootfs_mounted = false;
     containers.save(&rec)?;
     // Kept unless --rm: `ps -a` shows it and `rm` removes it.
     teardown.armed = args.rm;
+    phase("recorded");
     Ok(u8::try_from(code).unwrap_or(125))
 }
 

@@ -255,6 +255,24 @@ impl Cgroup {
         }
     }
 
+    /// v1: each hierarchy's `tasks` file, opened for the child to write "0"
+    /// to: a thread moving itself skips the global threadgroup lock (and
+    /// its RCU grace period, several ms) that writing a pid to
+    /// `cgroup.procs` takes. Empty on v2, where the child is cloned in.
+    pub(crate) fn open_v1_tasks(&self) -> io::Result<Vec<OwnedFd>> {
+        match &self.layout {
+            Layout::V2 { .. } => Ok(Vec::new()),
+            Layout::V1(_) => self
+                .dirs()
+                .iter()
+                .map(|d| {
+                    let p = d.join("tasks");
+                    crate::sys::open(&p, libc::O_WRONLY).map_err(|e| with_path(e, &p))
+                })
+                .collect(),
+        }
+    }
+
     /// Move process `pid` into the cgroup (every hierarchy).
     pub fn add(&self, pid: i32) -> io::Result<()> {
         for d in self.dirs() {

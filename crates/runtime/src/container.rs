@@ -172,15 +172,15 @@ impl Container {
         let unshare_cgroupns = ns_flags & libc::CLONE_NEWCGROUP as u64 != 0;
         ns_flags &= !(libc::CLONE_NEWCGROUP as u64);
         let cgroup = make_cgroup(id, spec)?;
-        let into = match &cgroup {
-            Some(cg) => match cg.open_v2() {
-                Ok(fd) => fd,
+        let (into, join_cgroup) = match &cgroup {
+            Some(cg) => match cg.open_v2().and_then(|v2| Ok((v2, cg.open_v1_tasks()?))) {
+                Ok(fds) => fds,
                 Err(e) => {
                     let _ = cg.destroy();
                     return Err(Error::setup(format!("cgroup: {e}")));
                 }
             },
-            None => None,
+            None => (None, Vec::new()),
         };
         let cloned = sys::clone_process(ns_flags, into.as_ref().map(|f| f.as_fd()));
         drop(into);
@@ -208,6 +208,7 @@ impl Container {
                     new_netns: ns_flags & libc::CLONE_NEWNET as u64 != 0,
                     new_userns: ns_flags & libc::CLONE_NEWUSER as u64 != 0,
                     unshare_cgroupns,
+                    join_cgroup,
                     join,
                     seccomp: seccomp.as_ref(),
                 })
@@ -229,13 +230,6 @@ impl Container {
                     }
                     e
                 };
-                // v1: into the cgroup before the child may run anything.
-                if let Some(cg) = &cgroup
-                    && !cg.is_v2()
-                    && let Err(e) = cg.add(pid)
-                {
-                    return Err(fail(&live, Error::setup(format!("cgroup: {e}"))));
-                }
                 if ns_flags & libc::CLONE_NEWUSER as u64 != 0 {
                     let linux = spec.linux().as_ref();
                     let uids = linux

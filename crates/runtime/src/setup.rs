@@ -26,6 +26,8 @@ pub(crate) struct ChildConfig<'a> {
     pub last_cap: u32,
     /// A fresh network namespace, whose loopback starts down.
     pub new_netns: bool,
+    /// v1 cgroup `tasks` files: the child moves itself in first thing.
+    pub join_cgroup: Vec<OwnedFd>,
     /// A fresh user namespace, whose maps the runtime wrote before `G`.
     pub new_userns: bool,
     /// Unshare the cgroup namespace after `G` (by then the runtime has put
@@ -73,6 +75,10 @@ fn setup_and_exec(cfg: &ChildConfig<'_>) -> Result<Never> {
     match sync::recv(cfg.sync.as_fd()).step(|| "wait for runtime".into())? {
         Msg::Go => {}
         _ => return Err(Error::setup("runtime went away during setup")),
+    }
+    // Into the container's cgroup (v1) before anything else runs here.
+    for fd in &cfg.join_cgroup {
+        sys::write_all(fd.as_fd(), b"0").step(|| "join the container's cgroup".into())?;
     }
     for (fd, nstype) in &cfg.join {
         // SAFETY: fd is an open namespace file.
