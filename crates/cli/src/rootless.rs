@@ -147,15 +147,8 @@ pub fn reexec_in_userns() -> Result<()> {
             anyhow::bail!("rootless: {tool} for pid {pid}: {why}");
         }
     }
-    for sig in [
-        libc::SIGINT,
-        libc::SIGTERM,
-        libc::SIGHUP,
-        libc::SIGQUIT,
-        libc::SIGUSR1,
-        libc::SIGUSR2,
-        libc::SIGWINCH,
-    ] {
+    // The signals `berth run` passes to a container, passed on to it.
+    for sig in berth_runtime::FORWARDED_SIGNALS {
         // SAFETY: installing a handler that only calls kill(2).
         unsafe {
             let mut sa: libc::sigaction = std::mem::zeroed();
