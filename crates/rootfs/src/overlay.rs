@@ -154,10 +154,20 @@ fn try_overlay(container_dir: &Path, rootfs: &Path, lowers: &[PathBuf]) -> Resul
     }
 }
 
-fn is_other_fs(p: &Path, parent: &Path) -> bool {
-    use std::os::unix::fs::MetadataExt;
-    match (std::fs::metadata(p), std::fs::metadata(parent)) {
-        (Ok(a), Ok(b)) => a.dev() != b.dev(),
+/// Whether `p` is the root of a mount (a bind mount of the same
+/// filesystem included). When the kernel cannot say: assume it is.
+fn is_mount_point(p: &Path) -> bool {
+    use rustix::fs::{AtFlags, StatxAttributes, StatxFlags};
+    match rustix::fs::statx(
+        rustix::fs::CWD,
+        p,
+        AtFlags::SYMLINK_NOFOLLOW,
+        StatxFlags::BASIC_STATS,
+    ) {
+        Ok(st) if st.stx_attributes_mask.contains(StatxAttributes::MOUNT_ROOT) => {
+            st.stx_attributes.contains(StatxAttributes::MOUNT_ROOT)
+        }
+        Err(Errno::NOENT) => false,
         _ => true,
     }
 }
@@ -174,7 +184,6 @@ pub fn mount_rootfs_idmapped(
     userns: std::os::fd::BorrowedFd<'_>,
     root: (u32, u32),
 ) -> Result<ContainerRootfs> {
-    use rustix::mount::{MoveMountFlags, OpenTreeFlags};
     let rootfs = container_dir.join("rootfs");
     std::fs::create_dir_all(&rootfs).with_context(|| format!("creating {}", rootfs.display()))?;
     // Reachable by the remapped root (it bind-mounts rootfs and the /etc
@@ -197,6 +206,32 @@ pub fn mount_rootfs_idmapped(
     let mapped_dir = container_dir.join("idmapped");
     std::fs::create_dir_all(&mapped_dir)?;
     let mut mapped = Vec::new();
+    let res = mount_idmapped_overlay(container_dir, &rootfs, lowers, userns, &mut mapped);
+    // The overlay holds its lowers; their own mounts can go now (and must,
+    // on failure, before anything removes the directories they sit on).
+    for m in &mapped {
+        let _ = rustix::mount::unmount(m, UnmountFlags::DETACH);
+    }
+    res?;
+    Ok(ContainerRootfs {
+        path: rootfs,
+        kind: RootfsKind::Overlay,
+    })
+}
+
+/// The id-mapped lowers (recorded in `mapped` as they are mounted) and
+/// the overlay on them.
+fn mount_idmapped_overlay(
+    container_dir: &Path,
+    rootfs: &Path,
+    lowers: &[PathBuf],
+    userns: std::os::fd::BorrowedFd<'_>,
+    mapped: &mut Vec<PathBuf>,
+) -> Result<()> {
+    use rustix::mount::{MoveMountFlags, OpenTreeFlags};
+    let mapped_dir = container_dir.join("idmapped");
+    let upper = container_dir.join("upper");
+    let work = container_dir.join("work");
     for (i, lower) in lowers.iter().enumerate() {
         let target = mapped_dir.join(i.to_string());
         std::fs::create_dir_all(&target)?;
@@ -237,20 +272,13 @@ pub fn mount_rootfs_idmapped(
     let cdata = std::ffi::CString::new(data).context("NUL in a snapshot path")?;
     rustix::mount::mount(
         "overlay",
-        &rootfs,
+        rootfs,
         "overlay",
         MountFlags::empty(),
         Some(cdata.as_c_str()),
     )
     .with_context(|| format!("mount overlay of id-mapped layers on {}", rootfs.display()))?;
-    // The overlay holds its lowers; their own mounts can go now.
-    for m in &mapped {
-        let _ = rustix::mount::unmount(m, UnmountFlags::DETACH);
-    }
-    Ok(ContainerRootfs {
-        path: rootfs,
-        kind: RootfsKind::Overlay,
-    })
+    Ok(())
 }
 
 /// Make the detached mount `tree` id-mapped through `userns`.
@@ -298,8 +326,19 @@ pub fn remove_rootfs(container_dir: &Path) -> Result<()> {
             .with_context(|| format!("unmounting {}", rootfs.display()))?,
         // Not ours to unmount (unprivileged) is fine when nothing is mounted:
         // a copied rootfs shares its parent's device, an overlay never does.
-        Err(Errno::PERM) if !is_other_fs(&rootfs, container_dir) => {}
+        Err(Errno::PERM) if !is_mount_point(&rootfs) => {}
         Err(e) => return Err(e).with_context(|| format!("unmounting {}", rootfs.display())),
+    }
+    // Id-mapped lowers are snapshots seen through another mount: a berth
+    // killed while mounting them may have left some. Never recurse into one.
+    if let Ok(entries) = std::fs::read_dir(container_dir.join("idmapped")) {
+        for e in entries.flatten() {
+            let p = e.path();
+            let _ = rustix::mount::unmount(&p, UnmountFlags::DETACH);
+            if is_mount_point(&p) {
+                anyhow::bail!("{} is still a mount point, not removing it", p.display());
+            }
+        }
     }
     for d in ["rootfs", "upper", "work", "empty", "idmapped"] {
         match remove_tree(&container_dir.join(d)) {

@@ -154,3 +154,26 @@ fn overlay_inside_overlay_falls_back_to_copy() {
     remove_rootfs(&inner_dir).unwrap();
     remove_rootfs(&t.path().join("outer")).unwrap();
 }
+
+#[test]
+fn removing_a_rootfs_never_deletes_through_a_leftover_lower_mount() {
+    // A berth killed while mounting id-mapped lowers (--userns remap)
+    // leaves a snapshot bind-mounted under idmapped/: removing the
+    // container must not recurse into it and empty the snapshot.
+    let t = tempfile::tempdir().unwrap();
+    let snap = t.path().join("snapshot");
+    std::fs::create_dir(&snap).unwrap();
+    std::fs::write(snap.join("precious"), "image data").unwrap();
+    let cdir = t.path().join("container");
+    let lower = cdir.join("idmapped/0");
+    std::fs::create_dir_all(&lower).unwrap();
+    rustix::mount::mount_bind(&snap, &lower).unwrap();
+    assert!(lower.join("precious").exists());
+    berth_rootfs::overlay::remove_rootfs(&cdir).unwrap();
+    let _ = rustix::mount::unmount(&lower, rustix::mount::UnmountFlags::DETACH);
+    assert_eq!(
+        std::fs::read_to_string(snap.join("precious")).unwrap(),
+        "image data"
+    );
+    assert!(!cdir.join("idmapped").exists());
+}
