@@ -262,7 +262,7 @@ fn mount_idmapped_overlay(
         std::fs::create_dir_all(&empty)?;
         mapped.push(empty);
     }
-    let data = overlay_options(&mapped, &upper, &work);
+    let data = overlay_options(mapped, &upper, &work);
     if data.len() >= MOUNT_DATA_MAX {
         anyhow::bail!(
             "{} layers make overlay options longer than a page",
