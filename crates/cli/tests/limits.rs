@@ -123,6 +123,7 @@ fn cpu_hog_gets_about_half_a_core_under_cpus_half() {
 fn cgroup_exists_while_running_under_its_parent_and_goes_after() {
     let r = Root::new();
     let parent = format!("berth-test-parent-{}", std::process::id());
+    let _cleanup = ParentCleanup(parent.clone());
     let child = r
         .berth()
         .args(["run", "--rm", "-q", "--cgroup-parent", &parent, BUSYBOX])
@@ -154,10 +155,18 @@ fn cgroup_exists_while_running_under_its_parent_and_goes_after() {
     // Its cgroup namespace starts at its own cgroup.
     assert_eq!(String::from_utf8_lossy(&out.stdout), "4:memory:/\n");
     assert!(!leaf.exists(), "cgroup left behind: {}", leaf.display());
-    for ctl in [
-        "memory", "pids", "cpu", "cpuacct", "cpuset", "devices", "blkio", "freezer",
-    ] {
-        let _ = std::fs::remove_dir(Path::new("/sys/fs/cgroup").join(ctl).join(&parent));
+}
+
+/// Removes `--cgroup-parent` dirs a test made, even when it fails.
+struct ParentCleanup(String);
+
+impl Drop for ParentCleanup {
+    fn drop(&mut self) {
+        if let Ok(hs) = std::fs::read_dir("/sys/fs/cgroup") {
+            for h in hs.flatten() {
+                let _ = std::fs::remove_dir(h.path().join(&self.0));
+            }
+        }
     }
 }
 

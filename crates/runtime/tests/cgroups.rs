@@ -7,6 +7,21 @@ use oci_spec::runtime::{LinuxCpu, LinuxMemory, LinuxPids, LinuxResources};
 use std::fs;
 use std::path::{Path, PathBuf};
 
+/// Removes a test's cgroup (killing what is left) and its parent dirs in
+/// every hierarchy, also when the test fails half-way.
+struct Cleanup(Vec<(Cgroup, Vec<PathBuf>)>);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        for (cg, parents) in &self.0 {
+            let _ = cg.destroy();
+            for p in parents {
+                let _ = fs::remove_dir(p);
+            }
+        }
+    }
+}
+
 fn limits() -> LinuxResources {
     let mut r = LinuxResources::default();
     let mut m = LinuxMemory::default();
@@ -174,8 +189,10 @@ fn v2_for_real_on_this_hosts_cgroup2_mount() {
         mount: mount.clone(),
         own: PathBuf::from("/"),
     };
-    let path = format!("/berth-test/v2-{}", std::process::id());
+    let parent = format!("berth-test-v2-{}", std::process::id());
+    let path = format!("/{parent}/c");
     let cg = Cgroup::new(layout, &path).unwrap();
+    let _cleanup = Cleanup(vec![(cg.clone(), vec![mount.join(&parent)])]);
     cg.create(None).unwrap();
     let dir = mount.join(path.trim_start_matches('/'));
     assert!(dir.join("cgroup.procs").exists());
@@ -194,7 +211,6 @@ fn v2_for_real_on_this_hosts_cgroup2_mount() {
         let e = cg.create(Some(&limits())).unwrap_err().to_string();
         assert!(e.contains("controller is not available"), "{e}");
     }
-    let _ = fs::remove_dir(mount.join("berth-test"));
 }
 
 #[test]
@@ -205,8 +221,13 @@ fn v1_for_real_limits_placement_oom_flag_and_removal() {
         return;
     };
     assert!(hs.iter().any(|h| h.controllers == ["memory"]));
-    let path = format!("/berth-test/v1-{}", std::process::id());
+    let parent = format!("berth-test-v1-{}", std::process::id());
+    let path = format!("/{parent}/c");
     let cg = Cgroup::new(layout.clone(), &path).unwrap();
+    let _cleanup = Cleanup(vec![(
+        cg.clone(),
+        hs.iter().map(|h| h.mount.join(&parent)).collect(),
+    )]);
     cg.create(Some(&limits())).unwrap();
     let rel = path.trim_start_matches('/');
     let read = |ctl: &str, f: &str| {
@@ -239,9 +260,6 @@ fn v1_for_real_limits_placement_oom_flag_and_removal() {
     child.wait().unwrap();
     for d in cg.dirs() {
         assert!(!d.exists(), "{} left behind", d.display());
-    }
-    for h in hs {
-        let _ = fs::remove_dir(h.mount.join("berth-test"));
     }
 }
 
@@ -304,20 +322,20 @@ fn v2_device_filter_for_real_on_this_hosts_cgroup2_mount() {
         mount: mount.clone(),
         own: PathBuf::from("/"),
     };
-    let filtered = Cgroup::new(
-        layout.clone(),
-        &format!("/berth-test/dev-{}", std::process::id()),
-    )
-    .unwrap();
+    let parent = format!("berth-test-dev-{}", std::process::id());
+    let filtered = Cgroup::new(layout.clone(), &format!("/{parent}/filtered")).unwrap();
+    let open = Cgroup::new(layout, &format!("/{parent}/open")).unwrap();
+    let _cleanup = Cleanup(vec![
+        (filtered.clone(), vec![]),
+        (open.clone(), vec![mount.join(&parent)]),
+    ]);
     filtered.create(Some(&res)).unwrap();
     let out = open_devices_in(&filtered.dirs()[0]);
     filtered.destroy().unwrap();
     assert_eq!(out, "null\n", "kmsg must be refused, null allowed");
     // Twin: the same cgroup without rules lets both open.
-    let open = Cgroup::new(layout, &format!("/berth-test/nodev-{}", std::process::id())).unwrap();
     open.create(None).unwrap();
     let out = open_devices_in(&open.dirs()[0]);
     open.destroy().unwrap();
     assert_eq!(out, "null\nkmsg\n");
-    let _ = fs::remove_dir(mount.join("berth-test"));
 }
