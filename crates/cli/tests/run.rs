@@ -180,14 +180,7 @@ fn hostname_hosts_and_resolv_conf_are_per_container() {
     assert_eq!(stdout(&o), "boaty\nboaty\n2\nresolv\n", "{}", stderr(&o));
     // Default hostname: the first 12 characters of the container id.
     let o = r.run(&["--name", "hn", BUSYBOX, "hostname"]);
-    let id = stdout(
-        &r.berth()
-            .args(["ps", "-aq", "--no-trunc"])
-            .output()
-            .unwrap(),
-    )
-    .trim()
-    .to_string();
+    let id = r.container_ids().concat();
     assert_eq!(stdout(&o).trim(), &id[..12]);
 }
 
@@ -654,14 +647,7 @@ fn a_killed_berth_leaves_nothing_running_or_mounted_after_the_next_run() {
         }
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
-    let id = stdout(
-        &r.berth()
-            .args(["ps", "-aq", "--no-trunc"])
-            .output()
-            .unwrap(),
-    )
-    .trim()
-    .to_string();
+    let id = r.container_ids().concat();
     let rootfs = r.path().join("containers").join(&id).join("rootfs");
     let mounted = || {
         std::fs::read_to_string("/proc/self/mountinfo")

@@ -48,14 +48,7 @@ fn remapped_root_is_root_inside_and_a_subordinate_id_outside() {
         stderr(&o)
     );
     // What the container's root wrote belongs to the subordinate id on the host.
-    let id = stdout(
-        &r.berth()
-            .args(["ps", "-aq", "--no-trunc"])
-            .output()
-            .unwrap(),
-    )
-    .trim()
-    .to_string();
+    let id = r.container_ids().concat();
     let written = r.path().join("containers").join(&id).join("upper/new");
     let meta = std::fs::metadata(&written).unwrap();
     assert_eq!((meta.uid(), meta.gid()), (start, start));

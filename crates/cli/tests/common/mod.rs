@@ -143,6 +143,16 @@ impl Root {
         c
     }
 
+    /// Full ids of every container in this root (`ps -aq --no-trunc`).
+    pub fn container_ids(&self) -> Vec<String> {
+        let out = self
+            .berth()
+            .args(["ps", "-aq", "--no-trunc"])
+            .output()
+            .unwrap();
+        stdout(&out).lines().map(str::to_string).collect()
+    }
+
     /// `berth run --rm IMAGE args…`, output captured.
     pub fn run(&self, args: &[&str]) -> Output {
         self.berth().arg("run").args(args).output().unwrap()
@@ -152,10 +162,8 @@ impl Root {
 impl Drop for Root {
     fn drop(&mut self) {
         // Remove every container the test left so its mounts go too.
-        if let Ok(out) = self.berth().args(["ps", "-aq", "--no-trunc"]).output() {
-            for id in String::from_utf8_lossy(&out.stdout).lines() {
-                let _ = self.berth().args(["rm", "-f", id]).output();
-            }
+        for id in self.container_ids() {
+            let _ = self.berth().args(["rm", "-f", &id]).output();
         }
     }
 }
