@@ -223,12 +223,18 @@ pub fn run(engine: &Engine, args: &RunArgs) -> Result<u8> {
         oom_killed: false,
         pid: None,
         supervisor: Some((me, state::process_start_time(me).unwrap_or(0))),
-        snapshots: Vec::new(),
-        rootfs_mounted: false,
+        // Recorded before they are used, so that neither a prune nor the
+        // clean-up after a crash can miss them (unmounting what is not
+        // mounted yet is a no-op).
+        snapshots: image.chain_ids().iter().map(|c| c.to_string()).collect(),
+        rootfs_mounted: true,
         auto_remove: args.rm,
         labels: BTreeMap::new(),
         stop_signal: None,
     };
+    // Saved twice more, at start and (unless --rm removes it) at exit: each
+    // save is a new file, and on many hosts a freed block costs a
+    // synchronous discard.
     containers.save(&rec)?;
     drop(lock);
     let mut teardown = Teardown {
@@ -240,11 +246,11 @@ pub fn run(engine: &Engine, args: &RunArgs) -> Result<u8> {
     let cdir = containers.dir(&id);
     let t0 = std::time::Instant::now();
     let lowers = snapshots::prepare(engine, &image)?;
-    rec.snapshots = lowers.chain_ids.clone();
-    rec.rootfs_mounted = true;
-    containers.save(&rec)?;
+    // A container thrown away at exit needs no syncs of its writes (see
+    // RootfsOptions::volatile).
+    let volatile = args.rm;
     let rootfs = match &remap {
-        None => snapshots::mount_rootfs(&lowers, &cdir)?,
+        None => snapshots::mount_rootfs(&lowers, &cdir, volatile)?,
         Some((uids, gids)) => {
             let ns = berth_runtime::new_userns(uids, gids)
                 .map_err(|e| anyhow::anyhow!("--userns: {}", e.message))?;
@@ -254,6 +260,7 @@ pub fn run(engine: &Engine, args: &RunArgs) -> Result<u8> {
                 &lowers.dirs,
                 std::os::fd::AsFd::as_fd(&ns),
                 root,
+                volatile,
             )?
             .path
         }
@@ -326,8 +333,6 @@ pub fn run(engine: &Engine, args: &RunArgs) -> Result<u8> {
     std::fs::write(&spec_path, serde_json::to_vec_pretty(&built.spec)?)
         .with_context(|| format!("write {}", spec_path.display()))?;
 
-    containers.save(&rec)?;
-
     let io = berth_runtime::Io {
         interactive: args.interactive,
     };
@@ -361,8 +366,12 @@ pub fn run(engine: &Engine, args: &RunArgs) -> Result<u8> {
     phase("container exited");
     snapshots::unmount_rootfs(&cdir)?;
     rec.rootfs_mounted = false;
-    containers.save(&rec)?;
-    // Kept unless --rm: `ps -a` shows it and `rm` removes it.
+    // Kept unless --rm: `ps -a` shows it and `rm` removes it. A --rm record
+    // is not saved again, only removed; should that fail, it still names a
+    // dead supervisor, and the next berth run cleans it up.
+    if !args.rm {
+        containers.save(&rec)?;
+    }
     teardown.armed = args.rm;
     phase("recorded");
     Ok(u8::try_from(code).unwrap_or(125))
@@ -405,6 +414,11 @@ fn reap_dead_runs(engine: &Engine) -> Result<()> {
             let _ = rt.delete(true);
         }
         snapshots::unmount_rootfs(&cdir)?;
+        if c.auto_remove {
+            // --rm: removed at exit, as its berth would have done.
+            remove_container_files(engine, &c.id)?;
+            continue;
+        }
         c.rootfs_mounted = false;
         c.status = Status::Exited;
         c.pid = None;

@@ -19,8 +19,6 @@ pub const INIT_PATH: &str = "/sbin/berth-init";
 pub struct Lowers {
     /// Snapshot dirs, bottom layer first.
     pub dirs: Vec<PathBuf>,
-    /// Their chain ids (`sha256:…`), bottom first.
-    pub chain_ids: Vec<String>,
 }
 
 fn snapshots(engine: &Engine) -> Result<Snapshots> {
@@ -44,10 +42,7 @@ pub fn prepare(engine: &Engine, img: &ImageRecord) -> Result<Lowers> {
     let dirs = snapshots(engine)?.prepare(&descs, |i| {
         Ok(Box::new(engine.store.open_layer(&layers[i])?) as Box<dyn Read>)
     })?;
-    Ok(Lowers {
-        dirs,
-        chain_ids: img.chain_ids().iter().map(|c| c.to_string()).collect(),
-    })
+    Ok(Lowers { dirs })
 }
 
 /// Pulls `reference`, unpacking each layer while it downloads when the
@@ -86,12 +81,15 @@ pub fn pull(
     Ok(pulled.image)
 }
 
-/// Mounts the container's rootfs at `<cdir>/rootfs` and returns that path.
-/// Rootless berth outside a user namespace of its own copies: it cannot
-/// mount overlayfs there.
-pub fn mount_rootfs(lowers: &Lowers, cdir: &Path) -> Result<PathBuf> {
-    let copy = crate::rootless::active() && !crate::rootless::in_own_userns();
-    Ok(berth_rootfs::overlay::mount_rootfs_with(cdir, &lowers.dirs, copy)?.path)
+/// Mounts the container's rootfs at `<cdir>/rootfs` and returns that path;
+/// `volatile` for a container removed when it ends. Rootless berth outside
+/// a user namespace of its own copies: it cannot mount overlayfs there.
+pub fn mount_rootfs(lowers: &Lowers, cdir: &Path, volatile: bool) -> Result<PathBuf> {
+    let opts = berth_rootfs::RootfsOptions {
+        force_copy: crate::rootless::active() && !crate::rootless::in_own_userns(),
+        volatile,
+    };
+    Ok(berth_rootfs::overlay::mount_rootfs_with(cdir, &lowers.dirs, opts)?.path)
 }
 
 /// Unmounts `<cdir>/rootfs` if mounted; idempotent, so it also cleans up

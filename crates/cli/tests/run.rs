@@ -613,19 +613,24 @@ fn a_tampered_layer_is_refused_and_leaves_nothing() {
 
 #[test]
 fn a_killed_berth_leaves_nothing_running_or_mounted_after_the_next_run() {
+    killed_berth(false);
+}
+
+#[test]
+fn a_killed_berth_run_rm_is_removed_by_the_next_run() {
+    killed_berth(true);
+}
+
+fn killed_berth(rm: bool) {
     let r = Root::new();
+    let mut args = vec!["run", "--name", "orphan", "-q"];
+    if rm {
+        args.push("--rm");
+    }
+    args.extend([BUSYBOX, "sh", "-c", "echo ready; exec sleep 600"]);
     let mut child = r
         .berth()
-        .args([
-            "run",
-            "--name",
-            "orphan",
-            "-q",
-            BUSYBOX,
-            "sh",
-            "-c",
-            "echo ready; exec sleep 600",
-        ])
+        .args(&args)
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
@@ -663,7 +668,13 @@ fn a_killed_berth_leaves_nothing_running_or_mounted_after_the_next_run() {
     assert_eq!(code(&r.run(&["--rm", "-q", BUSYBOX, "true"])), 0);
     assert!(!mounted(), "rootfs still mounted");
     let ps = stdout(&r.berth().args(["ps", "-a"]).output().unwrap());
-    assert!(ps.contains("orphan") && ps.contains("Exited"), "{ps}");
+    if rm {
+        // Removed whole, as its own berth would have done at exit.
+        assert!(!ps.contains("orphan"), "{ps}");
+        assert!(!r.path().join("containers").join(&id).exists());
+    } else {
+        assert!(ps.contains("orphan") && ps.contains("Exited"), "{ps}");
+    }
     let sleepers = Command::new("pgrep")
         .args(["-f", "sleep 600"])
         .output()
@@ -673,5 +684,7 @@ fn a_killed_berth_leaves_nothing_running_or_mounted_after_the_next_run() {
         "container process survived: {}",
         stdout(&sleepers)
     );
-    assert_eq!(code(&r.berth().args(["rm", "orphan"]).output().unwrap()), 0);
+    if !rm {
+        assert_eq!(code(&r.berth().args(["rm", "orphan"]).output().unwrap()), 0);
+    }
 }

@@ -56,7 +56,9 @@ pub mod seccomp;
 pub mod snapshot;
 
 pub use bundle::{BundleSpec, ExecUser, RunOptions, build_spec};
-pub use overlay::{ContainerRootfs, RootfsKind, mount_rootfs, mount_rootfs_with, remove_rootfs};
+pub use overlay::{
+    ContainerRootfs, RootfsKind, RootfsOptions, mount_rootfs, mount_rootfs_with, remove_rootfs,
+};
 pub use snapshot::{LayerDesc, Snapshots, chain_ids};
 
 /// Whether this process is in the initial user namespace (where root may

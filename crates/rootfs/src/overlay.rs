@@ -29,6 +29,20 @@ pub enum RootfsKind {
     Copy,
 }
 
+/// How to make a container's rootfs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RootfsOptions {
+    /// Skip overlayfs and copy (tests, or a caller that knows overlay is unusable).
+    pub force_copy: bool,
+    /// Mount the overlay `volatile`: no syncs reach the upper dir's
+    /// filesystem, above all the sync of that whole filesystem overlayfs
+    /// makes at unmount. For containers that are thrown away when they end
+    /// (`--rm`, as podman does): after a crash overlayfs refuses to mount
+    /// such an upper dir again, and berth never tries. Ignored by kernels
+    /// without it (before 5.10).
+    pub volatile: bool,
+}
+
 /// A prepared container rootfs.
 #[derive(Debug, Clone)]
 pub struct ContainerRootfs {
@@ -77,15 +91,14 @@ pub fn overlay_options(lowers: &[PathBuf], upper: &Path, work: &Path) -> String 
 
 /// Make `container_dir/rootfs` from the snapshots `lowers` (bottom → top).
 pub fn mount_rootfs(container_dir: &Path, lowers: &[PathBuf]) -> Result<ContainerRootfs> {
-    mount_rootfs_with(container_dir, lowers, false)
+    mount_rootfs_with(container_dir, lowers, RootfsOptions::default())
 }
 
-/// Like [`mount_rootfs`]; `force_copy` skips overlayfs (tests, or a caller
-/// that knows overlay is unusable).
+/// Like [`mount_rootfs`], as `opts` say.
 pub fn mount_rootfs_with(
     container_dir: &Path,
     lowers: &[PathBuf],
-    force_copy: bool,
+    opts: RootfsOptions,
 ) -> Result<ContainerRootfs> {
     let rootfs = container_dir.join("rootfs");
     std::fs::create_dir_all(&rootfs).with_context(|| format!("creating {}", rootfs.display()))?;
@@ -95,8 +108,8 @@ pub fn mount_rootfs_with(
         std::os::unix::fs::PermissionsExt::from_mode(0o700),
     )
     .with_context(|| format!("restricting {}", container_dir.display()))?;
-    if !force_copy {
-        match try_overlay(container_dir, &rootfs, lowers) {
+    if !opts.force_copy {
+        match try_overlay(container_dir, &rootfs, lowers, opts.volatile) {
             Ok(()) => {
                 return Ok(ContainerRootfs {
                     path: rootfs,
@@ -121,7 +134,12 @@ pub fn mount_rootfs_with(
     })
 }
 
-fn try_overlay(container_dir: &Path, rootfs: &Path, lowers: &[PathBuf]) -> Result<(), String> {
+fn try_overlay(
+    container_dir: &Path,
+    rootfs: &Path,
+    lowers: &[PathBuf],
+    volatile: bool,
+) -> Result<(), String> {
     let upper = container_dir.join("upper");
     let work = container_dir.join("work");
     let mut lowers = lowers.to_vec();
@@ -141,17 +159,33 @@ fn try_overlay(container_dir: &Path, rootfs: &Path, lowers: &[PathBuf]) -> Resul
             lowers.len()
         ));
     }
-    let cdata = std::ffi::CString::new(data).map_err(|_| "NUL in a snapshot path".to_string())?;
-    match rustix::mount::mount(
-        "overlay",
-        rootfs,
-        "overlay",
-        MountFlags::empty(),
-        Some(cdata.as_c_str()),
-    ) {
-        Ok(()) => Ok(()),
-        Err(e) => Err(format!("mount overlay on {}: {e}", rootfs.display())),
+    mount_overlay(rootfs, &data, volatile)
+        .map_err(|e| format!("mount overlay on {}: {e}", rootfs.display()))
+}
+
+/// Mounts overlayfs with `data`, adding `volatile` when asked and the
+/// kernel knows it.
+fn mount_overlay(rootfs: &Path, data: &str, volatile: bool) -> std::io::Result<()> {
+    let mount = |data: String| {
+        let cdata = std::ffi::CString::new(data)
+            .map_err(|_| std::io::Error::other("NUL in a snapshot path"))?;
+        rustix::mount::mount(
+            "overlay",
+            rootfs,
+            "overlay",
+            MountFlags::empty(),
+            Some(cdata.as_c_str()),
+        )
+        .map_err(std::io::Error::from)
+    };
+    if volatile && data.len() + ",volatile".len() < MOUNT_DATA_MAX {
+        match mount(format!("{data},volatile")) {
+            // EINVAL: a kernel before 5.10, which has no such option.
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {}
+            r => return r,
+        }
     }
+    mount(data.to_string())
 }
 
 /// Whether `p` is the root of a mount (a bind mount of the same
@@ -183,6 +217,7 @@ pub fn mount_rootfs_idmapped(
     lowers: &[PathBuf],
     userns: std::os::fd::BorrowedFd<'_>,
     root: (u32, u32),
+    volatile: bool,
 ) -> Result<ContainerRootfs> {
     let rootfs = container_dir.join("rootfs");
     std::fs::create_dir_all(&rootfs).with_context(|| format!("creating {}", rootfs.display()))?;
@@ -206,7 +241,14 @@ pub fn mount_rootfs_idmapped(
     let mapped_dir = container_dir.join("idmapped");
     std::fs::create_dir_all(&mapped_dir)?;
     let mut mapped = Vec::new();
-    let res = mount_idmapped_overlay(container_dir, &rootfs, lowers, userns, &mut mapped);
+    let res = mount_idmapped_overlay(
+        container_dir,
+        &rootfs,
+        lowers,
+        userns,
+        volatile,
+        &mut mapped,
+    );
     // The overlay holds its lowers; their own mounts can go now (and must,
     // on failure, before anything removes the directories they sit on).
     for m in &mapped {
@@ -226,6 +268,7 @@ fn mount_idmapped_overlay(
     rootfs: &Path,
     lowers: &[PathBuf],
     userns: std::os::fd::BorrowedFd<'_>,
+    volatile: bool,
     mapped: &mut Vec<PathBuf>,
 ) -> Result<()> {
     use rustix::mount::{MoveMountFlags, OpenTreeFlags};
@@ -269,15 +312,8 @@ fn mount_idmapped_overlay(
             lowers.len()
         );
     }
-    let cdata = std::ffi::CString::new(data).context("NUL in a snapshot path")?;
-    rustix::mount::mount(
-        "overlay",
-        rootfs,
-        "overlay",
-        MountFlags::empty(),
-        Some(cdata.as_c_str()),
-    )
-    .with_context(|| format!("mount overlay of id-mapped layers on {}", rootfs.display()))?;
+    mount_overlay(rootfs, &data, volatile)
+        .with_context(|| format!("mount overlay of id-mapped layers on {}", rootfs.display()))?;
     Ok(())
 }
 

@@ -8,8 +8,8 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::PathBuf;
 
 use berth_rootfs::{
-    ApplyMode, ApplyOptions, LayerDesc, Resolver, RootfsKind, Snapshots, apply_layer, diff_id_of,
-    flatten_snapshots, mount_rootfs_with, remove_rootfs,
+    ApplyMode, ApplyOptions, LayerDesc, Resolver, RootfsKind, RootfsOptions, Snapshots,
+    apply_layer, diff_id_of, flatten_snapshots, mount_rootfs_with, remove_rootfs,
 };
 use common::{assert_same, test_image, tree};
 
@@ -139,7 +139,7 @@ fn flatten_copy_and_overlay_agree() {
 
         let cdir = t.path().join("ctr");
         let _g = common::Cleanup(cdir.clone());
-        let rootfs = mount_rootfs_with(&cdir, &lowers, false).unwrap();
+        let rootfs = mount_rootfs_with(&cdir, &lowers, RootfsOptions::default()).unwrap();
         assert_eq!(
             rootfs.kind,
             RootfsKind::Overlay,

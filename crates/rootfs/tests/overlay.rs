@@ -6,11 +6,22 @@ mod common;
 use std::os::unix::fs::PermissionsExt;
 
 use berth_rootfs::{
-    LayerDesc, RootfsKind, Snapshots, diff_id_of, mount_rootfs_with, remove_rootfs,
+    LayerDesc, RootfsKind, RootfsOptions, Snapshots, diff_id_of, mount_rootfs_with, remove_rootfs,
 };
 use common::{assert_same, test_image, tree};
 
-fn isolation(force_copy: bool) {
+/// The superblock options of the mount at `path`, from mountinfo.
+fn mount_options(path: &std::path::Path) -> Option<String> {
+    let want = path.to_str().unwrap();
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .find(|l| l.split(' ').nth(4) == Some(want))
+        .map(|l| l.rsplit(' ').next().unwrap().to_string())
+}
+
+fn isolation(opts: RootfsOptions) {
+    let force_copy = opts.force_copy;
     let t = tempfile::tempdir().unwrap();
     let layers = test_image();
     let snaps = Snapshots::new(t.path().join("snaps")).unwrap();
@@ -29,8 +40,8 @@ fn isolation(force_copy: bool) {
 
     let _g1 = common::Cleanup(t.path().join("c1"));
     let _g2 = common::Cleanup(t.path().join("c2"));
-    let c1 = mount_rootfs_with(&t.path().join("c1"), &lowers, force_copy).unwrap();
-    let c2 = mount_rootfs_with(&t.path().join("c2"), &lowers, force_copy).unwrap();
+    let c1 = mount_rootfs_with(&t.path().join("c1"), &lowers, opts).unwrap();
+    let c2 = mount_rootfs_with(&t.path().join("c2"), &lowers, opts).unwrap();
     let want = if force_copy {
         RootfsKind::Copy
     } else {
@@ -38,6 +49,12 @@ fn isolation(force_copy: bool) {
     };
     assert_eq!((c1.kind, c2.kind), (want, want));
     let (r1, r2) = (&c1.path, &c2.path);
+    if !force_copy {
+        let o = mount_options(r1).expect("c1's overlay in mountinfo");
+        // Shown as `fsync=volatile` since Linux 6.6.
+        let volatile = o.split(',').any(|o| o == "volatile" || o == "fsync=volatile");
+        assert_eq!(volatile, opts.volatile, "{o}");
+    }
     // setuid binaries of the image must not be reachable by host users.
     for d in [t.path().join("snaps"), t.path().join("c1")] {
         assert_eq!(
@@ -91,17 +108,34 @@ fn isolation(force_copy: bool) {
     for (l, b) in lowers.iter().zip(&before) {
         assert_same(b, &tree(l), "snapshot changed by cleanup");
     }
-    assert!(!t.path().join("c1/rootfs").exists() && !t.path().join("c1/upper").exists());
+    for c in ["c1", "c2"] {
+        for d in ["rootfs", "upper", "work"] {
+            assert!(!t.path().join(c).join(d).exists(), "{c}/{d} left behind");
+        }
+    }
 }
 
 #[test]
 fn overlay_containers_are_isolated() {
-    isolation(false);
+    isolation(RootfsOptions::default());
+}
+
+#[test]
+fn volatile_overlay_containers_are_isolated_and_removed_whole() {
+    // `--rm` containers: no syncs, and the marker overlayfs leaves in the
+    // work dir (work/incompat/volatile) goes with the rest.
+    isolation(RootfsOptions {
+        volatile: true,
+        ..Default::default()
+    });
 }
 
 #[test]
 fn copied_containers_are_isolated() {
-    isolation(true);
+    isolation(RootfsOptions {
+        force_copy: true,
+        ..Default::default()
+    });
 }
 
 #[test]
@@ -115,7 +149,7 @@ fn too_many_lowers_fall_back_to_copy() {
         std::fs::write(d.join(format!("f{i}")), "x").unwrap();
         lowers.push(d);
     }
-    let c = mount_rootfs_with(&t.path().join("c"), &lowers, false).unwrap();
+    let c = mount_rootfs_with(&t.path().join("c"), &lowers, RootfsOptions::default()).unwrap();
     assert_eq!(c.kind, RootfsKind::Copy);
     assert!(c.path.join("f0").exists() && c.path.join("f199").exists());
     remove_rootfs(&t.path().join("c")).unwrap();
@@ -140,10 +174,11 @@ fn overlay_inside_overlay_falls_back_to_copy() {
         })
         .unwrap();
     let _g = common::Cleanup(t.path().join("outer"));
-    let outer = mount_rootfs_with(&t.path().join("outer"), &lowers, false).unwrap();
+    let outer =
+        mount_rootfs_with(&t.path().join("outer"), &lowers, RootfsOptions::default()).unwrap();
     assert_eq!(outer.kind, RootfsKind::Overlay);
     let inner_dir = outer.path.join("var-lib-berth/ctr");
-    let inner = mount_rootfs_with(&inner_dir, &lowers, false);
+    let inner = mount_rootfs_with(&inner_dir, &lowers, RootfsOptions::default());
     let inner = inner.unwrap();
     assert_eq!(inner.kind, RootfsKind::Copy);
     assert_same(

@@ -296,7 +296,12 @@ impl Container {
         if !dir.join(state::FILE).exists() {
             return Err(Error::setup(format!("container {id:?} does not exist")));
         }
-        let state = State::load(&dir)?;
+        let mut state = State::load(&dir)?;
+        // Started is not written down: start removes the exec fifo, as runc
+        // tells created from running.
+        if state.status == Status::Created && !dir.join(EXEC_FIFO).exists() {
+            state.status = Status::Running;
+        }
         Ok(Container {
             dir,
             state,
@@ -349,8 +354,9 @@ impl Container {
                 Err(e) => return Err(Error::setup(format!("wait for exec: {e}"))),
             }
         }
+        // Not saved: see load().
         self.state.status = Status::Running;
-        self.state.save(&self.dir)
+        Ok(())
     }
 
     /// Send `sig` to the container's first process.
@@ -394,8 +400,8 @@ impl Container {
         let status = sys::pidfd_wait(live.pidfd.as_fd(), false)
             .step(|| format!("wait for container {:?}", self.state.id))?
             .unwrap_or(0);
+        // Not saved: any reader finds the process gone (see state()).
         self.state.status = Status::Stopped;
-        self.state.save(&self.dir)?;
         Ok(sys::exit_code(status))
     }
 
