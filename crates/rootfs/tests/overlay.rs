@@ -52,7 +52,9 @@ fn isolation(opts: RootfsOptions) {
     if !force_copy {
         let o = mount_options(r1).expect("c1's overlay in mountinfo");
         // Shown as `fsync=volatile` since Linux 6.6.
-        let volatile = o.split(',').any(|o| o == "volatile" || o == "fsync=volatile");
+        let volatile = o
+            .split(',')
+            .any(|o| o == "volatile" || o == "fsync=volatile");
         assert_eq!(volatile, opts.volatile, "{o}");
     }
     // setuid binaries of the image must not be reachable by host users.

@@ -295,17 +295,23 @@ impl Cgroup {
         out
     }
 
-    /// Whether the kernel's OOM killer killed a process of this cgroup.
+    /// Whether the kernel's OOM killer killed a process of this cgroup
+    /// (false when it has no memory controller to say so).
     pub fn oom_killed(&self) -> bool {
-        let (file, key) = match &self.layout {
-            Layout::V2 { .. } => ("memory.events", "oom_kill"),
-            Layout::V1(_) => ("memory.oom_control", "oom_kill"),
+        let (file, dir) = match &self.layout {
+            Layout::V2 { mount, .. } => ("memory.events", mount.join(&self.rel)),
+            Layout::V1(hs) => match hs
+                .iter()
+                .find(|h| h.controllers.iter().any(|c| c == "memory"))
+            {
+                Some(h) => ("memory.oom_control", h.mount.join(&self.rel)),
+                None => return false,
+            },
         };
-        self.dirs().iter().any(|d| {
-            std::fs::read_to_string(d.join(file)).is_ok_and(|s| {
-                s.lines().any(|l| {
-                    l.split_once(' ')
-                        .is_some_and(|(k, v)| k == key && v.trim().parse::<u64>().unwrap_or(0) > 0)
+        std::fs::read_to_string(dir.join(file)).is_ok_and(|s| {
+            s.lines().any(|l| {
+                l.split_once(' ').is_some_and(|(k, v)| {
+                    k == "oom_kill" && v.trim().parse::<u64>().unwrap_or(0) > 0
                 })
             })
         })

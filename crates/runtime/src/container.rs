@@ -38,9 +38,18 @@ pub struct Container {
     dir: PathBuf,
     state: State,
     pub(crate) live: Option<Live>,
+    /// The cgroup, once known: made by `create`, or found from the state on
+    /// first use (finding the hierarchies reads mountinfo).
+    cgroup: std::cell::OnceCell<Option<Cgroup>>,
 }
 
 const EXEC_FIFO: &str = "exec.fifo";
+
+/// The bundle's config.json.
+pub fn load_spec(bundle: &Path) -> Result<Spec> {
+    let config = bundle.join("config.json");
+    Spec::load(&config).map_err(|e| Error::setup(format!("load {}: {e}", config.display())))
+}
 
 fn validate_id(id: &str) -> Result<()> {
     let ok = !id.is_empty()
@@ -65,12 +74,22 @@ impl Container {
     ///
     /// Must be called from a single-threaded process (see `sys::clone_process`).
     pub fn create(id: &str, bundle: &Path, state_dir: &Path, io: &Io) -> Result<Container> {
+        let spec = load_spec(bundle)?;
+        Self::create_with_spec(id, bundle, &spec, state_dir, io)
+    }
+
+    /// [`create`](Self::create) with the bundle's spec already in memory
+    /// (its caller built it, and need not have it parsed back).
+    pub fn create_with_spec(
+        id: &str,
+        bundle: &Path,
+        spec: &Spec,
+        state_dir: &Path,
+        io: &Io,
+    ) -> Result<Container> {
         validate_id(id)?;
         let bundle =
             std::fs::canonicalize(bundle).step(|| format!("bundle {}", bundle.display()))?;
-        let config = bundle.join("config.json");
-        let spec = Spec::load(&config)
-            .map_err(|e| Error::setup(format!("load {}: {e}", config.display())))?;
         std::fs::create_dir_all(state_dir)
             .step(|| format!("create state dir {}", state_dir.display()))?;
         let dir = state_dir.join(id);
@@ -80,7 +99,7 @@ impl Container {
             }
             r => r.step(|| format!("create {}", dir.display()))?,
         }
-        let result = Self::create_in(id, &bundle, &spec, &dir, io);
+        let result = Self::create_in(id, &bundle, spec, &dir, io);
         if result.is_err() {
             let _ = std::fs::remove_dir_all(&dir);
         }
@@ -284,6 +303,7 @@ impl Container {
                     dir: dir.to_path_buf(),
                     state,
                     live: Some(live),
+                    cgroup: cgroup.into(),
                 })
             }
         }
@@ -306,6 +326,7 @@ impl Container {
             dir,
             state,
             live: None,
+            cgroup: std::cell::OnceCell::new(),
         })
     }
 
@@ -428,10 +449,14 @@ impl Container {
         std::fs::remove_dir_all(&self.dir).step(|| format!("remove {}", self.dir.display()))
     }
 
-    fn cgroup(&self) -> Option<Cgroup> {
-        let rel = self.state.cgroup.as_ref()?;
-        let layout = Layout::detect().ok()?;
-        Cgroup::from_rel(layout, rel).ok()
+    fn cgroup(&self) -> Option<&Cgroup> {
+        self.cgroup
+            .get_or_init(|| {
+                let rel = self.state.cgroup.as_ref()?;
+                let layout = Layout::detect().ok()?;
+                Cgroup::from_rel(layout, rel).ok()
+            })
+            .as_ref()
     }
 
     /// Whether the kernel's OOM killer killed a process of the container

@@ -45,8 +45,8 @@ mod sys;
 mod terminal;
 mod userns;
 
-pub use container::{Container, Io};
+pub use container::{Container, Io, load_spec};
 pub use error::{Error, ErrorKind, Result};
-pub use run::{Exit, FORWARDED_SIGNALS, run};
+pub use run::{Exit, FORWARDED_SIGNALS, run, run_spec};
 pub use state::{State, Status};
 pub use userns::new_userns;

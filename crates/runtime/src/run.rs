@@ -50,6 +50,19 @@ pub fn run(
     io: &Io,
     on_start: impl FnOnce(i32),
 ) -> Result<Exit> {
+    let spec = crate::container::load_spec(bundle)?;
+    run_spec(id, bundle, &spec, state_dir, io, on_start)
+}
+
+/// [`run`] with the bundle's spec already in memory.
+pub fn run_spec(
+    id: &str,
+    bundle: &Path,
+    spec: &oci_spec::runtime::Spec,
+    state_dir: &Path,
+    io: &Io,
+    on_start: impl FnOnce(i32),
+) -> Result<Exit> {
     // Block before create so no signal is lost (it waits in the signalfd).
     let set = sys::sigset(&FORWARDED_SIGNALS);
     let _mask = MaskGuard(sys::sigmask(libc::SIG_BLOCK, &set));
@@ -59,7 +72,7 @@ pub fn run(
     // SAFETY: fresh fd.
     let sfd = unsafe { OwnedFd::from_raw_fd(sfd) };
 
-    let mut container = Container::create(id, bundle, state_dir, io)?;
+    let mut container = Container::create_with_spec(id, bundle, spec, state_dir, io)?;
     let result = supervise(&mut container, sfd.as_fd(), io, on_start);
     match result {
         Ok(code) => {
