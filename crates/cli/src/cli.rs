@@ -14,6 +14,10 @@ pub struct Cli {
     /// Where images, snapshots and containers live.
     #[arg(long, global = true, env = "BERTH_ROOT", value_name = "DIR")]
     pub root: Option<PathBuf>,
+    /// Where per-container runtime state lives (runtime state, bundles):
+    /// /run/berth for root, `$XDG_RUNTIME_DIR/berth` (or `ROOT/run`) rootless.
+    #[arg(long, global = true, env = "BERTH_EXEC_ROOT", value_name = "DIR")]
+    pub exec_root: Option<PathBuf>,
     /// Configuration file (registry mirrors, insecure registries, CA dir).
     #[arg(long, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,

@@ -14,7 +14,14 @@ use crate::{images, rootless, runopts, snapshots, table, timefmt};
 
 /// Where the runtime keeps its per-container state (OCI state.json).
 fn runtime_dir(engine: &Engine) -> PathBuf {
-    engine.root.join("run")
+    engine.exec_root.join("runtime")
+}
+
+/// A container's OCI bundle: config.json and the files bind-mounted into
+/// it (/etc/hostname, hosts, resolv.conf). It lives while the container
+/// runs; its rootfs, upper and work dirs and its record stay in the root.
+fn bundle_dir(engine: &Engine, id: &str) -> PathBuf {
+    engine.exec_root.join("bundles").join(id)
 }
 
 /// Finds the image locally or pulls it, as `--pull` says.
@@ -244,6 +251,14 @@ pub fn run(engine: &Engine, args: &RunArgs) -> Result<u8> {
     };
 
     let cdir = containers.dir(&id);
+    engine.exec_root_ready()?;
+    let bdir = bundle_dir(engine, &id);
+    std::fs::create_dir_all(bdir.parent().unwrap_or(&bdir))
+        .and_then(|()| {
+            use std::os::unix::fs::DirBuilderExt;
+            std::fs::DirBuilder::new().mode(0o700).create(&bdir)
+        })
+        .with_context(|| format!("create {}", bdir.display()))?;
     let t0 = std::time::Instant::now();
     let lowers = snapshots::prepare(engine, &image)?;
     // A container thrown away at exit needs no syncs of its writes (see
@@ -255,6 +270,9 @@ pub fn run(engine: &Engine, args: &RunArgs) -> Result<u8> {
             let ns = berth_runtime::new_userns(uids, gids)
                 .map_err(|e| anyhow::anyhow!("--userns: {}", e.message))?;
             let root = (uids[0].host_id(), gids[0].host_id());
+            // The remapped root bind-mounts the bundle's files.
+            std::os::unix::fs::chown(&bdir, Some(root.0), Some(root.1))
+                .with_context(|| format!("chown {} to the remapped root", bdir.display()))?;
             berth_rootfs::overlay::mount_rootfs_idmapped(
                 &cdir,
                 &lowers.dirs,
@@ -271,7 +289,7 @@ pub fn run(engine: &Engine, args: &RunArgs) -> Result<u8> {
         .hostname
         .clone()
         .unwrap_or_else(|| id[..12].to_string());
-    extra_mounts.extend(write_etc_files(&cdir, &hostname, host_network)?);
+    extra_mounts.extend(write_etc_files(&bdir, &hostname, host_network)?);
     let mut init_path = None;
     if args.init {
         extra_mounts.push(
@@ -288,7 +306,8 @@ pub fn run(engine: &Engine, args: &RunArgs) -> Result<u8> {
         &image_config,
         &berth_rootfs::bundle::RunOptions {
             rootfs: rootfs.clone(),
-            spec_root: None,
+            // The rootfs stays in the root, beside its upper dir.
+            spec_root: Some(rootfs.clone()),
             entrypoint: args.entrypoint.clone(),
             cmd: args.command.clone(),
             env,
@@ -329,23 +348,26 @@ pub fn run(engine: &Engine, args: &RunArgs) -> Result<u8> {
     rec.labels = built.labels.clone().into_iter().collect();
     rec.stop_signal = built.stop_signal.clone();
     phase("spec built");
-    let spec_path = cdir.join("config.json");
-    std::fs::write(&spec_path, serde_json::to_vec_pretty(&built.spec)?)
+    let spec_path = bdir.join("config.json");
+    // The bundle stays complete (a runtime can run it as it is), while the
+    // runtime below is handed the spec in memory rather than parsing it back.
+    std::fs::write(&spec_path, serde_json::to_vec(&built.spec)?)
         .with_context(|| format!("write {}", spec_path.display()))?;
 
     let io = berth_runtime::Io {
         interactive: args.interactive,
     };
     phase("bundle written");
-    let result = berth_runtime::run(&id, &cdir, &runtime_dir(engine), &io, |pid| {
-        phase("container started");
-        rec.pid = Some(pid);
-        rec.status = Status::Running;
-        rec.started = Some(timefmt::now_rfc3339());
-        if let Err(e) = containers.save(&rec) {
-            tracing::warn!("record container start: {e:#}");
-        }
-    });
+    let result =
+        berth_runtime::run_spec(&id, &bdir, &built.spec, &runtime_dir(engine), &io, |pid| {
+            phase("container started");
+            rec.pid = Some(pid);
+            rec.status = Status::Running;
+            rec.started = Some(timefmt::now_rfc3339());
+            if let Err(e) = containers.save(&rec) {
+                tracing::warn!("record container start: {e:#}");
+            }
+        });
     let code = match result {
         Ok(exit) => {
             rec.oom_killed = exit.oom_killed;
@@ -366,6 +388,10 @@ pub fn run(engine: &Engine, args: &RunArgs) -> Result<u8> {
     phase("container exited");
     snapshots::unmount_rootfs(&cdir)?;
     rec.rootfs_mounted = false;
+    // The bundle served this run only.
+    if let Err(e) = std::fs::remove_dir_all(&bdir) {
+        tracing::warn!("remove {}: {e}", bdir.display());
+    }
     // Kept unless --rm: `ps -a` shows it and `rm` removes it. A --rm record
     // is not saved again, only removed; should that fail, it still names a
     // dead supervisor, and the next berth run cleans it up.
@@ -414,6 +440,7 @@ fn reap_dead_runs(engine: &Engine) -> Result<()> {
             let _ = rt.delete(true);
         }
         snapshots::unmount_rootfs(&cdir)?;
+        let _ = std::fs::remove_dir_all(bundle_dir(engine, &c.id));
         if c.auto_remove {
             // --rm: removed at exit, as its berth would have done.
             remove_container_files(engine, &c.id)?;
@@ -436,6 +463,7 @@ fn remove_container_files(engine: &Engine, id: &str) -> Result<()> {
         let _ = c.delete(true);
     }
     let _ = std::fs::remove_dir_all(runtime_dir(engine).join(id));
+    let _ = std::fs::remove_dir_all(bundle_dir(engine, id));
     snapshots::remove_rootfs(&cdir)?;
     std::fs::remove_dir_all(&cdir).with_context(|| format!("remove {}", cdir.display()))
 }

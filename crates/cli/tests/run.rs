@@ -4,6 +4,7 @@
 mod common;
 
 use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
 use std::process::{Command, Stdio};
 
 use common::*;
@@ -627,7 +628,10 @@ fn killed_berth(rm: bool) {
     if rm {
         args.push("--rm");
     }
-    args.extend([BUSYBOX, "sh", "-c", "echo ready; exec sleep 600"]);
+    // A sleep of its own length: the twin test runs alongside.
+    let sleep = if rm { "sleep 611" } else { "sleep 612" };
+    let script = format!("echo ready; exec {sleep}");
+    args.extend([BUSYBOX, "sh", "-c", &script]);
     let mut child = r
         .berth()
         .args(&args)
@@ -654,6 +658,11 @@ fn killed_berth(rm: bool) {
     }
     let id = r.container_ids().concat();
     let rootfs = r.path().join("containers").join(&id).join("rootfs");
+    let bundle = exec_root(&r).join("bundles").join(&id);
+    assert!(
+        bundle.join("config.json").exists(),
+        "no bundle for the dead run"
+    );
     let mounted = || {
         std::fs::read_to_string("/proc/self/mountinfo")
             .unwrap()
@@ -668,6 +677,7 @@ fn killed_berth(rm: bool) {
     assert_eq!(code(&r.run(&["--rm", "-q", BUSYBOX, "true"])), 0);
     assert!(!mounted(), "rootfs still mounted");
     let ps = stdout(&r.berth().args(["ps", "-a"]).output().unwrap());
+    assert!(!bundle.exists(), "the dead run's bundle is left");
     if rm {
         // Removed whole, as its own berth would have done at exit.
         assert!(!ps.contains("orphan"), "{ps}");
@@ -675,10 +685,7 @@ fn killed_berth(rm: bool) {
     } else {
         assert!(ps.contains("orphan") && ps.contains("Exited"), "{ps}");
     }
-    let sleepers = Command::new("pgrep")
-        .args(["-f", "sleep 600"])
-        .output()
-        .unwrap();
+    let sleepers = Command::new("pgrep").args(["-f", sleep]).output().unwrap();
     assert!(
         stdout(&sleepers).trim().is_empty(),
         "container process survived: {}",
@@ -687,4 +694,96 @@ fn killed_berth(rm: bool) {
     if !rm {
         assert_eq!(code(&r.berth().args(["rm", "orphan"]).output().unwrap()), 0);
     }
+}
+
+/// The exec root berth uses by default in these tests: /run/berth as root;
+/// rootless (no XDG_RUNTIME_DIR of the test user's), `ROOT/run`.
+fn exec_root(r: &Root) -> std::path::PathBuf {
+    if rootless() {
+        r.path().join("run")
+    } else {
+        std::path::PathBuf::from("/run/berth")
+    }
+}
+
+#[test]
+fn a_running_containers_bundle_and_state_are_in_the_exec_root_and_go_with_it() {
+    let r = Root::new();
+    let mut child = r
+        .berth()
+        .args([
+            "run",
+            "-q",
+            BUSYBOX,
+            "sh",
+            "-c",
+            "echo ready; exec sleep 613",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut buf = [0u8; 6];
+    std::io::Read::read_exact(child.stdout.as_mut().unwrap(), &mut buf).unwrap();
+    let id = r.container_ids().concat();
+    let exec = exec_root(&r);
+    let bundle = exec.join("bundles").join(&id);
+    for f in ["config.json", "hostname", "hosts", "resolv.conf"] {
+        assert!(bundle.join(f).is_file(), "{f} not in {}", bundle.display());
+    }
+    assert!(exec.join("runtime").join(&id).join("state.json").is_file());
+    // The spec in the bundle is the one running: its hostname is the id's.
+    let spec: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(bundle.join("config.json")).unwrap()).unwrap();
+    assert_eq!(spec["hostname"], id[..12]);
+    // The container's own data stays in the root.
+    let cdir = r.path().join("containers").join(&id);
+    assert!(cdir.join("container.json").is_file() && cdir.join("upper").is_dir());
+    if !rootless() {
+        // Memory-backed, whatever /run is on this host.
+        let st = rustix::fs::statfs(&exec).unwrap();
+        assert_eq!(
+            st.f_type as i64,
+            0x0102_1994,
+            "{} is not a tmpfs",
+            exec.display()
+        );
+        let mode = std::fs::metadata(&bundle).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700, "bundle readable by other users");
+    }
+    assert_eq!(
+        code(&r.berth().args(["rm", "-f", &id]).output().unwrap()),
+        0
+    );
+    child.wait().unwrap();
+    assert!(!bundle.exists(), "bundle left after rm");
+    assert!(
+        !exec.join("runtime").join(&id).exists(),
+        "runtime state left after rm"
+    );
+}
+
+#[test]
+fn an_exited_containers_bundle_is_gone_and_exec_root_is_honoured() {
+    let r = Root::new();
+    let exec = r.path().join("exec");
+    let out = r
+        .berth()
+        .arg("--exec-root")
+        .arg(&exec)
+        .args(["run", "-q", BUSYBOX, "cat", "/etc/hostname"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let id = r.container_ids().concat();
+    assert_eq!(stdout(&out).trim(), &id[..12]);
+    // Kept (no --rm), but its bundle served that run only.
+    assert!(r.path().join("containers").join(&id).is_dir());
+    assert!(exec.join("bundles").is_dir() && !exec.join("bundles").join(&id).exists());
+    assert!(!exec.join("runtime").join(&id).exists());
+    // A directory given by the user is used as it is.
+    let st = rustix::fs::statfs(&exec).unwrap();
+    assert_ne!(
+        st.f_type as i64, 0x0102_1994,
+        "berth mounted a tmpfs on --exec-root"
+    );
 }
