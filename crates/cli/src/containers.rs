@@ -10,7 +10,7 @@ use berth_image::{ImageRecord, Progress, ProgressMode};
 use crate::cli::{PsArgs, RmArgs, RunArgs};
 use crate::engine::Engine;
 use crate::state::{self, Container, Containers, Status};
-use crate::{images, rootless, runopts, snapshots, table, timefmt};
+use crate::{images, rootless, runopts, snapshots, table, timefmt, trash};
 
 /// Where the runtime keeps its per-container state (OCI state.json).
 fn runtime_dir(engine: &Engine) -> PathBuf {
@@ -400,6 +400,8 @@ pub fn run(engine: &Engine, args: &RunArgs) -> Result<u8> {
     }
     teardown.armed = args.rm;
     phase("recorded");
+    drop(teardown);
+    phase("removed");
     Ok(u8::try_from(code).unwrap_or(125))
 }
 
@@ -408,6 +410,7 @@ pub fn run(engine: &Engine, args: &RunArgs) -> Result<u8> {
 /// their child), but the rootfs mount and runtime state stay until someone
 /// looks. Each such container is unmounted and recorded as exited.
 fn reap_dead_runs(engine: &Engine) -> Result<()> {
+    trash::sweep(&engine.root);
     let containers = Containers::open(&engine.root)?;
     let _lock = containers.lock()?;
     for mut c in containers.list()? {
@@ -455,7 +458,9 @@ fn reap_dead_runs(engine: &Engine) -> Result<()> {
     Ok(())
 }
 
-/// Unmounts and deletes everything of one container (its record last).
+/// Unmounts and removes everything of one container: its runtime state
+/// and bundle now, its own directory (record, upper and work dirs) by
+/// moving it to the trash at once, whose files go in the background.
 fn remove_container_files(engine: &Engine, id: &str) -> Result<()> {
     let containers = Containers::open(&engine.root)?;
     let cdir = containers.dir(id);
@@ -464,8 +469,8 @@ fn remove_container_files(engine: &Engine, id: &str) -> Result<()> {
     }
     let _ = std::fs::remove_dir_all(runtime_dir(engine).join(id));
     let _ = std::fs::remove_dir_all(bundle_dir(engine, id));
-    snapshots::remove_rootfs(&cdir)?;
-    std::fs::remove_dir_all(&cdir).with_context(|| format!("remove {}", cdir.display()))
+    snapshots::release_rootfs(&cdir)?;
+    trash::discard(&engine.root, &cdir)
 }
 
 pub fn rm(engine: &Engine, args: &RmArgs) -> Result<u8> {

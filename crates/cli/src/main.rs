@@ -12,6 +12,7 @@ mod snapshots;
 mod state;
 mod table;
 mod timefmt;
+mod trash;
 
 use std::process::ExitCode;
 

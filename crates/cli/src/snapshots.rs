@@ -104,9 +104,10 @@ pub fn unmount_rootfs(cdir: &Path) -> Result<()> {
     }
 }
 
-/// Unmounts and deletes the container's rootfs, upper and work dirs.
-pub fn remove_rootfs(cdir: &Path) -> Result<()> {
-    berth_rootfs::overlay::remove_rootfs(cdir)
+/// Unmounts everything of the container's rootfs, making sure no mount is
+/// left under `cdir` before it is deleted.
+pub fn release_rootfs(cdir: &Path) -> Result<()> {
+    berth_rootfs::overlay::release_rootfs(cdir)
 }
 
 /// Removes snapshots that no image in the store and no container uses.

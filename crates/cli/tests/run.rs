@@ -787,3 +787,99 @@ fn an_exited_containers_bundle_is_gone_and_exec_root_is_honoured() {
         "berth mounted a tmpfs on --exec-root"
     );
 }
+
+/// Waits (up to 60 s) for `p` to disappear; whether it did.
+fn gone_soon(p: &std::path::Path) -> bool {
+    for _ in 0..6000 {
+        if std::fs::symlink_metadata(p).is_err() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    false
+}
+
+/// Hands `p` (recursively) to the test user, when berth runs as one.
+fn give_to_test_user(p: &std::path::Path) {
+    if let Some((uid, gid, _)) = test_user() {
+        let st = Command::new("chown")
+            .args(["-R", "-h", &format!("{uid}:{gid}")])
+            .arg(p)
+            .status()
+            .unwrap();
+        assert!(st.success());
+    }
+}
+
+#[test]
+fn a_removed_containers_directory_goes_at_once_and_its_files_soon_after() {
+    let r = Root::new();
+    let o = r.run(&["--name", "gone", "-q", BUSYBOX, "sh", "-c", "echo x > /big"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let id = r.container_ids().concat();
+    let cdir = r.path().join("containers").join(&id);
+    assert!(cdir.join("upper/big").exists());
+    assert_eq!(code(&r.berth().args(["rm", "gone"]).output().unwrap()), 0);
+    // Gone from the containers the moment rm returns: name and id are free.
+    assert!(!cdir.exists());
+    assert_eq!(stdout(&r.berth().args(["ps", "-aq"]).output().unwrap()), "");
+    assert!(
+        gone_soon(&r.path().join("trash").join(&id)),
+        "trash never emptied"
+    );
+}
+
+#[test]
+fn trash_a_killed_remover_left_is_removed_by_the_next_run_without_following_links() {
+    let r = Root::new();
+    // A tree as a container leaves it: nested, read-only dirs, and
+    // symlinks out to files that must survive.
+    let outside = r.path().join("outside");
+    std::fs::write(&outside, "keep").unwrap();
+    let entry = r.path().join("trash/abandoned");
+    let deep = entry.join("upper/a/b/c");
+    std::fs::create_dir_all(&deep).unwrap();
+    std::fs::write(deep.join("f"), "x").unwrap();
+    std::os::unix::fs::symlink(&outside, deep.join("link")).unwrap();
+    std::os::unix::fs::symlink(r.path(), entry.join("upper/root-link")).unwrap();
+    std::fs::set_permissions(
+        entry.join("upper/a/b"),
+        std::fs::Permissions::from_mode(0o555),
+    )
+    .unwrap();
+    give_to_test_user(&r.path().join("trash"));
+    give_to_test_user(&outside);
+    assert_eq!(code(&r.run(&["--rm", "-q", BUSYBOX, "true"])), 0);
+    assert!(gone_soon(&entry), "abandoned trash was not swept");
+    assert_eq!(std::fs::read_to_string(&outside).unwrap(), "keep");
+    assert!(r.path().join("containers").exists());
+}
+
+#[test]
+fn removing_in_the_background_never_holds_berths_output_open() {
+    // A big abandoned entry: its removal outlasts berth by far. berth's
+    // caller must see end-of-file on berth's output when berth exits,
+    // not when the background removal does.
+    let r = Root::new();
+    // Pulled first: the run below should take milliseconds, not a pull's time.
+    assert_eq!(
+        code(&r.berth().args(["pull", "-q", BUSYBOX]).output().unwrap()),
+        0
+    );
+    let entry = r.path().join("trash/big");
+    for d in 0..40 {
+        let dir = entry.join(format!("d{d}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        for f in 0..500 {
+            std::fs::File::create(dir.join(format!("f{f}"))).unwrap();
+        }
+    }
+    give_to_test_user(&r.path().join("trash"));
+    let o = r.run(&["--rm", "-q", BUSYBOX, "echo", "done"]);
+    assert_eq!(stdout(&o), "done\n", "{}", stderr(&o));
+    assert!(
+        entry.exists(),
+        "berth's output ended only after 20000 files were deleted"
+    );
+    assert!(gone_soon(&entry), "the background removal did not finish");
+}

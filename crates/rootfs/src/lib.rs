@@ -57,8 +57,16 @@ pub mod snapshot;
 
 pub use bundle::{BundleSpec, ExecUser, RunOptions, build_spec};
 pub use overlay::{
-    ContainerRootfs, RootfsKind, RootfsOptions, mount_rootfs, mount_rootfs_with, remove_rootfs,
+    ContainerRootfs, RootfsKind, RootfsOptions, mount_rootfs, mount_rootfs_with, release_rootfs,
+    remove_rootfs,
 };
+
+/// Delete `path` and everything under it, never following a symlink (a
+/// container's files are the container's to choose). Mount points are not
+/// checked: see [`release_rootfs`].
+pub fn remove_tree(path: &std::path::Path) -> std::io::Result<()> {
+    snapshot::remove_tree(path)
+}
 pub use snapshot::{LayerDesc, Snapshots, chain_ids};
 
 /// Whether this process is in the initial user namespace (where root may

@@ -354,6 +354,25 @@ fn idmap(tree: &std::os::fd::OwnedFd, userns: std::os::fd::BorrowedFd<'_>) -> st
 
 /// Unmount (if mounted) and delete the container's rootfs, upper and work dirs.
 pub fn remove_rootfs(container_dir: &Path) -> Result<()> {
+    release_rootfs(container_dir)?;
+    for d in ["rootfs", "upper", "work", "empty", "idmapped"] {
+        match remove_tree(&container_dir.join(d)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(e)
+                    .with_context(|| format!("removing {}", container_dir.join(d).display()));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Unmount everything of the container's rootfs under `container_dir`
+/// (the overlay, id-mapped lowers a killed berth left), and fail unless
+/// nothing there is a mount point any more: after this, deleting the
+/// directory can only delete the container's own files.
+pub fn release_rootfs(container_dir: &Path) -> Result<()> {
     let rootfs = container_dir.join("rootfs");
     match rustix::mount::unmount(&rootfs, UnmountFlags::empty()) {
         Ok(()) | Err(Errno::INVAL) | Err(Errno::NOENT) => {}
@@ -373,16 +392,6 @@ pub fn remove_rootfs(container_dir: &Path) -> Result<()> {
             let _ = rustix::mount::unmount(&p, UnmountFlags::DETACH);
             if is_mount_point(&p) {
                 anyhow::bail!("{} is still a mount point, not removing it", p.display());
-            }
-        }
-    }
-    for d in ["rootfs", "upper", "work", "empty", "idmapped"] {
-        match remove_tree(&container_dir.join(d)) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => {
-                return Err(e)
-                    .with_context(|| format!("removing {}", container_dir.join(d).display()));
             }
         }
     }

@@ -165,6 +165,14 @@ impl Drop for Root {
         for id in self.container_ids() {
             let _ = self.berth().args(["rm", "-f", &id]).output();
         }
+        // Let berth's background removal finish before the directory goes.
+        let trash = self.path().join("trash");
+        for _ in 0..500 {
+            if std::fs::read_dir(&trash).map_or(true, |mut d| d.next().is_none()) {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
     }
 }
 
