@@ -329,6 +329,18 @@ pub fn run(engine: &Engine, args: &RunArgs) -> Result<u8> {
     // seccomp for the final capability set (the spec's bounding set), and
     // no_new_privs; none under --privileged, as in Docker.
     berth_rootfs::seccomp::apply(&mut built.spec, &security, args.privileged)?;
+    if args.cgroup_parent.is_none() {
+        // berth's own parent holds no limits: on cgroup v1 the container
+        // needs only the hierarchies its own limits and device rules use.
+        // Under a parent the user names, it joins them all, so that the
+        // parent's limits bind it.
+        let mut notes = built.spec.annotations().clone().unwrap_or_default();
+        notes.insert(
+            berth_runtime::cgroups::V1_HIERARCHIES.to_string(),
+            "used".to_string(),
+        );
+        built.spec.set_annotations(Some(notes));
+    }
     if rootless::active() {
         rootless::adapt(&mut built.spec, has_limits)?;
     }

@@ -112,7 +112,9 @@ fn cpu_hog_gets_about_half_a_core_under_cpus_half() {
         (0.3..=0.6).contains(&limited),
         "--cpus 0.5 used {limited:.2} cores"
     );
-    let free = busy_cores(&r, &[]);
+    // Twin: a CPU setting that binds nothing on an idle host, which puts
+    // the container in the cpu and cpuacct hierarchies all the same.
+    let free = busy_cores(&r, &["--cpu-shares", "1024"]);
     assert!(
         free > limited + 0.2,
         "unlimited used {free:.2} cores vs {limited:.2}"
@@ -257,4 +259,84 @@ fn capabilities_follow_dockers_defaults_and_flags() {
         })
         .unwrap();
     assert_eq!(cap_eff(&r, &["--privileged"]), host_bounding);
+}
+
+/// Runs a sleeping container with `flags` and returns what it lists in its
+/// /sys/fs/cgroup and, seen from the host, its cgroup per hierarchy
+/// (controllers -> path, from /proc/PID/cgroup), with its id.
+fn cgroups_of(r: &Root, name: &str, flags: &[&str]) -> (String, Vec<(String, String)>, String) {
+    let mut child = r
+        .berth()
+        .args(["run", "--rm", "-q", "--name", name])
+        .args(flags)
+        .args([BUSYBOX, "sh", "-c"])
+        .arg("ls /sys/fs/cgroup | tr '\\n' ' '; echo; exec sleep 615")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.as_mut().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let o = r.berth().args(["inspect", name]).output().unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let pid = v[0]["State"]["Pid"].as_i64().unwrap();
+    let id = v[0]["Id"].as_str().unwrap().to_string();
+    let cgroups = std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
+        .unwrap()
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.splitn(3, ':');
+            let (_, c, p) = (f.next()?, f.next()?, f.next()?);
+            Some((c.to_string(), p.to_string()))
+        })
+        .collect();
+    assert_eq!(
+        code(&r.berth().args(["rm", "-f", name]).output().unwrap()),
+        0
+    );
+    let _ = child.wait();
+    (line.trim().to_string(), cgroups, id)
+}
+
+#[test]
+fn on_cgroup_v1_a_container_joins_the_hierarchies_it_uses_or_all_under_a_parent() {
+    if !Path::new("/sys/fs/cgroup/devices").is_dir() || rootless() {
+        eprintln!("no v1 devices hierarchy (or rootless): skipped");
+        return;
+    }
+    let r = Root::new();
+    let in_own = |cgroups: &[(String, String)], controller: &str, id: &str| {
+        cgroups
+            .iter()
+            .any(|(c, p)| c.split(',').any(|c| c == controller) && p.ends_with(id))
+    };
+    // Docker's defaults: the device allow-list only.
+    let (listed, cgroups, id) = cgroups_of(&r, "plain", &[]);
+    assert_eq!(listed, "devices", "its /sys/fs/cgroup");
+    assert!(in_own(&cgroups, "devices", &id), "{cgroups:?}");
+    assert!(!in_own(&cgroups, "memory", &id), "{cgroups:?}");
+    // A memory limit adds the memory hierarchy.
+    let (listed, cgroups, id) = cgroups_of(&r, "mem", &["--memory", "64m"]);
+    assert_eq!(listed, "devices memory");
+    assert!(in_own(&cgroups, "memory", &id) && in_own(&cgroups, "devices", &id));
+    assert!(!in_own(&cgroups, "pids", &id), "{cgroups:?}");
+    // Under a parent of the user's, every hierarchy, so its limits bind.
+    let parent = format!("berth-test-all-{}", std::process::id());
+    let _cleanup = ParentCleanup(parent.clone());
+    let (listed, cgroups, id) = cgroups_of(&r, "all", &["--cgroup-parent", &parent]);
+    for c in ["devices", "memory", "pids", "cpuset", "freezer"] {
+        assert!(
+            cgroups
+                .iter()
+                .any(|(cs, p)| cs.split(',').any(|x| x == c) && p == &format!("/{parent}/{id}")),
+            "{c}: {cgroups:?}"
+        );
+        assert!(
+            listed.split(' ').any(|l| l.split(',').any(|x| x == c)),
+            "{listed}"
+        );
+    }
 }

@@ -228,6 +228,10 @@ impl Container {
                     new_userns: ns_flags & libc::CLONE_NEWUSER as u64 != 0,
                     unshare_cgroupns,
                     join_cgroup,
+                    cgroup_v1: cgroup
+                        .as_ref()
+                        .and_then(|c| c.v1_hierarchies())
+                        .map(<[_]>::to_vec),
                     join,
                     seccomp: seccomp.as_ref(),
                 })
@@ -503,7 +507,15 @@ fn make_cgroup(id: &str, spec: &Spec) -> Result<Option<Cgroup>> {
         None => return Ok(None),
     };
     let layout = Layout::detect().map_err(|e| Error::setup(format!("cgroup: {e}")))?;
-    let cg = Cgroup::new(layout, &path).map_err(|e| Error::setup(format!("cgroup: {e}")))?;
+    let mut cg = Cgroup::new(layout, &path).map_err(|e| Error::setup(format!("cgroup: {e}")))?;
+    let used_only = spec
+        .annotations()
+        .as_ref()
+        .and_then(|a| a.get(crate::cgroups::V1_HIERARCHIES))
+        .is_some_and(|v| v == "used");
+    if used_only {
+        cg = cg.used_by(resources);
+    }
     match cg.create(resources) {
         Ok(()) => Ok(Some(cg)),
         Err(e)

@@ -219,7 +219,14 @@ fn is_dir(fd: BorrowedFd<'_>) -> io::Result<bool> {
 }
 
 /// Set up everything before pivot_root. `rootfs` is absolute.
-pub(crate) fn prepare(spec: &Spec, rootfs: &Path, bundle: &Path) -> Result<()> {
+/// `cgroup_v1`: the v1 hierarchies the container is in, when it has a
+/// cgroup on v1: its /sys/fs/cgroup shows those.
+pub(crate) fn prepare(
+    spec: &Spec,
+    rootfs: &Path,
+    bundle: &Path,
+    cgroup_v1: Option<&[crate::cgroups::Hierarchy]>,
+) -> Result<()> {
     let linux = spec.linux().as_ref();
     // 1. Nothing we mount may propagate back to the host.
     let prop = match linux.and_then(|l| l.rootfs_propagation().as_deref()) {
@@ -249,7 +256,7 @@ pub(crate) fn prepare(spec: &Spec, rootfs: &Path, bundle: &Path) -> Result<()> {
     // 3. The spec's mounts, in order.
     let mut dev_is_tmpfs = false;
     for m in spec.mounts().as_deref().unwrap_or_default() {
-        mount_one(root.as_fd(), m, bundle)?;
+        mount_one(root.as_fd(), m, bundle, cgroup_v1)?;
         if relative(m.destination()) == Path::new("dev") {
             let bind = m.typ().as_deref() == Some("bind")
                 || m.options()
@@ -286,7 +293,12 @@ pub(crate) fn prepare(spec: &Spec, rootfs: &Path, bundle: &Path) -> Result<()> {
     Ok(())
 }
 
-fn mount_one(root: BorrowedFd<'_>, m: &Mount, bundle: &Path) -> Result<()> {
+fn mount_one(
+    root: BorrowedFd<'_>,
+    m: &Mount,
+    bundle: &Path,
+    cgroup_v1: Option<&[crate::cgroups::Hierarchy]>,
+) -> Result<()> {
     let dest = m.destination();
     let typ = m.typ().as_deref().unwrap_or("");
     let opts = parse_options(m.options().as_deref().unwrap_or_default());
@@ -304,8 +316,13 @@ fn mount_one(root: BorrowedFd<'_>, m: &Mount, bundle: &Path) -> Result<()> {
                 IN_ROOT,
             )
         };
-        return crate::cgroups::mount_cgroupfs(&fd_path(target.as_fd()), reopen, opts.flags)
-            .map_err(|e| Error::setup(format!("{}: {e}", what("cgroup"))));
+        return crate::cgroups::mount_cgroupfs(
+            &fd_path(target.as_fd()),
+            reopen,
+            opts.flags,
+            cgroup_v1,
+        )
+        .map_err(|e| Error::setup(format!("{}: {e}", what("cgroup"))));
     }
 
     if bind {

@@ -28,6 +28,8 @@ pub(crate) struct ChildConfig<'a> {
     pub new_netns: bool,
     /// v1 cgroup `tasks` files: the child moves itself in first thing.
     pub join_cgroup: Vec<OwnedFd>,
+    /// The v1 hierarchies of the container's cgroup, if it has one on v1.
+    pub cgroup_v1: Option<Vec<crate::cgroups::Hierarchy>>,
     /// A fresh user namespace, whose maps the runtime wrote before `G`.
     pub new_userns: bool,
     /// Unshare the cgroup namespace after `G` (by then the runtime has put
@@ -115,7 +117,7 @@ fn setup_and_exec(cfg: &ChildConfig<'_>) -> Result<Never> {
     // SAFETY: setsid has no arguments; fails only if already a leader.
     unsafe { libc::setsid() };
 
-    rootfs::prepare(spec, &cfg.rootfs, &cfg.bundle)?;
+    rootfs::prepare(spec, &cfg.rootfs, &cfg.bundle, cfg.cgroup_v1.as_deref())?;
     rootfs::pivot(&cfg.rootfs)?;
     if cfg.terminal {
         setup_console(cfg.sync.as_fd())?;
