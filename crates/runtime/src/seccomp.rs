@@ -28,6 +28,9 @@ const INSN: usize = 8;
 const MAX_INSNS: usize = 4096;
 /// Bumped whenever the way a spec becomes a program changes.
 const CACHE_FORMAT: &str = "berth-seccomp-3";
+/// Entries kept in a cache directory; beyond, the least recently used go
+/// (every distinct profile and capability set is an entry of ~10 KiB).
+pub const CACHE_MAX_ENTRIES: usize = 64;
 
 /// A compiled filter, ready for the child to install.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -111,10 +114,11 @@ pub fn prepare(seccomp: &LinuxSeccomp, cache_dir: Option<&Path>) -> Result<Progr
         });
     }
     let bpf = compile(seccomp)?;
-    if let Some(p) = &path
-        && let Err(e) = write_cached(p, &bpf)
-    {
-        tracing::warn!("seccomp cache {}: {e}", p.display());
+    if let Some(p) = &path {
+        match write_cached(p, &bpf) {
+            Ok(()) => prune_cache(p.parent().unwrap_or(Path::new(".")), CACHE_MAX_ENTRIES),
+            Err(e) => tracing::warn!("seccomp cache {}: {e}", p.display()),
+        }
     }
     Ok(Program {
         bpf,
@@ -139,6 +143,30 @@ fn read_cached(path: &Path) -> Option<Vec<u8>> {
     }
     data.truncate(data.len() - 32);
     Some(data)
+}
+
+/// Keep the `max` most recently used entries of a cache directory (by
+/// access time, which reads of an entry advance), removing the others.
+/// Best effort: a concurrent reader of a removed entry just compiles again.
+pub fn prune_cache(dir: &Path, max: usize) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let mut bpf: Vec<(std::time::SystemTime, PathBuf)> = entries
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".bpf"))
+        .filter_map(|e| {
+            let m = e.metadata().ok()?;
+            Some((m.accessed().or_else(|_| m.modified()).ok()?, e.path()))
+        })
+        .collect();
+    if bpf.len() <= max {
+        return;
+    }
+    bpf.sort();
+    for (_, p) in &bpf[..bpf.len() - max] {
+        let _ = std::fs::remove_file(p);
+    }
 }
 
 /// Store atomically: a reader sees the whole entry or none.
