@@ -253,6 +253,9 @@ pub struct RunArgs {
     /// Drop a Linux capability (or ALL).
     #[arg(long)]
     pub cap_drop: Vec<String>,
+    /// Give the container a host device: HOST[:CONTAINER][:PERMS] (PERMS of rwm).
+    #[arg(long)]
+    pub device: Vec<String>,
     /// Give the container every capability and device, no seccomp, no masked paths.
     #[arg(long)]
     pub privileged: bool,

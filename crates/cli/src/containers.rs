@@ -175,6 +175,11 @@ pub fn run(engine: &Engine, args: &RunArgs) -> Result<u8> {
         rlimits.push(rl);
     }
     runopts::cgroups_path(args.cgroup_parent.as_deref(), "check")?;
+    let devices = args
+        .device
+        .iter()
+        .map(|d| runopts::parse_device(d))
+        .collect::<Result<Vec<_>>>()?;
     let remap = rootless::remap_maps(&args.userns)?;
     let mut env = Vec::new();
     for f in &args.env_file {
@@ -324,6 +329,7 @@ pub fn run(engine: &Engine, args: &RunArgs) -> Result<u8> {
             cgroups_path: Some(runopts::cgroups_path(args.cgroup_parent.as_deref(), &id)?),
             limits,
             rlimits,
+            devices,
         },
     )?;
     // seccomp for the final capability set (the spec's bounding set), and

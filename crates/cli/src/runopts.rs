@@ -205,6 +205,71 @@ pub fn parse_cpus(v: &str) -> Result<f64> {
     Ok(c)
 }
 
+/// `--device HOST[:CONTAINER][:PERMS]`, as Docker reads it: the node to
+/// make in the container (type, numbers and mode of the host's) and the
+/// device-cgroup rule that lets it be used with PERMS (default rwm).
+pub fn parse_device(
+    spec: &str,
+) -> Result<(
+    oci_spec::runtime::LinuxDevice,
+    oci_spec::runtime::LinuxDeviceCgroup,
+)> {
+    use oci_spec::runtime::{LinuxDeviceBuilder, LinuxDeviceCgroupBuilder, LinuxDeviceType};
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let bad = |why: &str| anyhow::anyhow!("invalid --device {spec:?}: {why}");
+    let perms_ok = |p: &str| !p.is_empty() && p.chars().all(|c| "rwm".contains(c));
+    let parts: Vec<&str> = spec.split(':').collect();
+    let (host, container, perms) = match parts[..] {
+        [h] => (h, h, "rwm"),
+        [h, p] if perms_ok(p) => (h, h, p),
+        [h, c] => (h, c, "rwm"),
+        [h, c, p] if perms_ok(p) => (h, c, p),
+        [_, _, _] => return Err(bad("permissions are a combination of r, w and m")),
+        _ => return Err(bad("expected HOST[:CONTAINER][:PERMS]")),
+    };
+    if !Path::new(host).is_absolute() || !Path::new(container).is_absolute() {
+        return Err(bad("device paths must be absolute"));
+    }
+    if Path::new(container)
+        .components()
+        .any(|c| c == std::path::Component::ParentDir)
+    {
+        return Err(bad("the container path must not contain .."));
+    }
+    let meta = std::fs::metadata(host).map_err(|e| {
+        let msg = e.to_string();
+        bad(msg.split(" (os error").next().unwrap_or(&msg))
+    })?;
+    let typ = if meta.file_type().is_char_device() {
+        LinuxDeviceType::C
+    } else if meta.file_type().is_block_device() {
+        LinuxDeviceType::B
+    } else {
+        return Err(bad("not a device node"));
+    };
+    let (major, minor) = (
+        libc::major(meta.rdev()) as i64,
+        libc::minor(meta.rdev()) as i64,
+    );
+    let device = LinuxDeviceBuilder::default()
+        .path(container)
+        .typ(typ)
+        .major(major)
+        .minor(minor)
+        .file_mode(meta.mode() & 0o777)
+        .uid(0u32)
+        .gid(0u32)
+        .build()?;
+    let rule = LinuxDeviceCgroupBuilder::default()
+        .allow(true)
+        .typ(typ)
+        .major(major)
+        .minor(minor)
+        .access(perms)
+        .build()?;
+    Ok((device, rule))
+}
+
 /// `--ulimit nofile=1024:2048` (soft[:hard]; `unlimited` or -1 for no limit).
 pub fn parse_ulimit(spec: &str) -> Result<oci_spec::runtime::PosixRlimit> {
     let bad = |why: &str| anyhow::anyhow!("invalid ulimit {spec:?}: {why}");
@@ -340,6 +405,45 @@ pub fn cgroups_path(parent: Option<&str>, id: &str) -> Result<String> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn devices_parse_like_docker() {
+        use oci_spec::runtime::LinuxDeviceType;
+        let p = |s: &str| {
+            let (d, r) = super::parse_device(s).unwrap();
+            (
+                d.path().display().to_string(),
+                d.typ(),
+                d.major(),
+                d.minor(),
+                r.access().clone().unwrap(),
+                r.allow(),
+            )
+        };
+        let null = |path: &str, perms: &str| {
+            (
+                path.to_string(),
+                LinuxDeviceType::C,
+                1,
+                3,
+                perms.to_string(),
+                true,
+            )
+        };
+        assert_eq!(p("/dev/null"), null("/dev/null", "rwm"));
+        assert_eq!(p("/dev/null:r"), null("/dev/null", "r"));
+        assert_eq!(p("/dev/null:/dev/x"), null("/dev/x", "rwm"));
+        assert_eq!(p("/dev/null:/dev/x:rw"), null("/dev/x", "rw"));
+        for bad in [
+            "",
+            "/etc/hostname",
+            "/dev/null:/dev/x:q",
+            "/a:/b:c:d",
+            "null",
+        ] {
+            assert!(super::parse_device(bad).is_err(), "{bad:?}");
+        }
+    }
+
     #[test]
     fn sizes_parse_like_docker() {
         use super::parse_bytes as p;

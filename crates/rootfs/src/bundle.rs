@@ -106,6 +106,12 @@ pub struct RunOptions {
     pub limits: Limits,
     /// `--ulimit`s.
     pub rlimits: Vec<PosixRlimit>,
+    /// `--device`s: the nodes to make, each with the device-cgroup rule
+    /// that allows it.
+    pub devices: Vec<(
+        oci_spec::runtime::LinuxDevice,
+        oci_spec::runtime::LinuxDeviceCgroup,
+    )>,
 }
 
 /// Docker's resource flags, as given (bytes, CPUs, counts).
@@ -442,7 +448,9 @@ pub fn build_spec(image: &ImageConfiguration, opts: &RunOptions) -> Result<Bundl
                 .build()?,
         ]
     } else {
-        default_device_rules()?
+        let mut rules = default_device_rules()?;
+        rules.extend(opts.devices.iter().map(|(_, rule)| rule.clone()));
+        rules
     }));
     let (masked, readonly): (&[&str], &[&str]) = if opts.privileged {
         (&[], &[])
@@ -456,6 +464,9 @@ pub fn build_spec(image: &ImageConfiguration, opts: &RunOptions) -> Result<Bundl
         .resources(resources)
         .build()?;
     linux.set_cgroups_path(opts.cgroups_path.as_ref().map(PathBuf::from));
+    if !opts.devices.is_empty() {
+        linux.set_devices(Some(opts.devices.iter().map(|(d, _)| d.clone()).collect()));
+    }
 
     let mut mounts: Vec<Mount> = default_mounts()?
         .into_iter()
