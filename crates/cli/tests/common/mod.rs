@@ -190,7 +190,9 @@ pub fn stderr(o: &Output) -> String {
 }
 
 /// The host's mount points, leaving out those of other tests' roots
-/// (tests run in parallel) but keeping everything under `mine`.
+/// (tests run in parallel) but keeping everything under `mine`; and
+/// berth's exec root, the tmpfs the first berth run on a host mounts on
+/// /run/berth and leaves there for every later one.
 pub fn host_mounts(mine: &Path) -> Vec<String> {
     let mine = mine.display().to_string();
     std::fs::read_to_string("/proc/self/mountinfo")
@@ -198,5 +200,6 @@ pub fn host_mounts(mine: &Path) -> Vec<String> {
         .lines()
         .map(|l| l.split(' ').skip(4).take(1).collect::<String>())
         .filter(|m| !m.starts_with("/var/tmp/berth-tests/") || m.starts_with(&mine))
+        .filter(|m| m != "/run/berth")
         .collect()
 }
