@@ -883,3 +883,21 @@ fn removing_in_the_background_never_holds_berths_output_open() {
     );
     assert!(gone_soon(&entry), "the background removal did not finish");
 }
+
+#[test]
+fn limits_need_a_cgroup_rootless_berth_may_create() {
+    let r = Root::new();
+    let o = r.run(&["--rm", "-q", "--pids-limit", "50", BUSYBOX, "true"]);
+    if rootless() {
+        // No delegated cgroup here: a clear one-line refusal, nothing left.
+        assert_eq!(code(&o), 125);
+        let err = stderr(&o);
+        assert!(
+            err.contains("delegated") && !err.contains("os error") && err.lines().count() == 1,
+            "{err}"
+        );
+        assert_eq!(stdout(&r.berth().args(["ps", "-aq"]).output().unwrap()), "");
+    } else {
+        assert_eq!(code(&o), 0, "{}", stderr(&o));
+    }
+}

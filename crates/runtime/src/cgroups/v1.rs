@@ -45,7 +45,11 @@ pub(super) fn create(hs: &[Hierarchy], rel: &Path, res: &LinuxResources) -> io::
                 Err(e) => {
                     return Err(io::Error::new(
                         e.kind(),
-                        format!("create cgroup {}: {e}", dir.display()),
+                        format!(
+                            "create cgroup {}: {}",
+                            dir.display(),
+                            crate::error::strip_os_error(&e)
+                        ),
                     ));
                 }
             }

@@ -75,7 +75,11 @@ pub(super) fn create(mount: &Path, rel: &Path, res: &LinuxResources) -> io::Resu
             Err(e) => {
                 return Err(io::Error::new(
                     e.kind(),
-                    format!("create cgroup {}: {e}", dir.display()),
+                    format!(
+                        "create cgroup {}: {}",
+                        dir.display(),
+                        crate::error::strip_os_error(&e)
+                    ),
                 ));
             }
         }
