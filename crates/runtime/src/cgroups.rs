@@ -477,6 +477,11 @@ pub(crate) fn write(dir: &Path, name: &str, value: &str) -> io::Result<()> {
     })
 }
 
+/// A cgroup directory that could not be made, named, without errno digits.
+pub(crate) fn create_failed(e: io::Error, dir: &Path) -> io::Error {
+    io::Error::new(e.kind(), format!("create cgroup {}", with_path(e, dir)))
+}
+
 fn with_path(e: io::Error, p: &Path) -> io::Error {
     io::Error::new(
         e.kind(),

@@ -43,14 +43,7 @@ pub(super) fn create(hs: &[Hierarchy], rel: &Path, res: &LinuxResources) -> io::
                 }
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
                 Err(e) => {
-                    return Err(io::Error::new(
-                        e.kind(),
-                        format!(
-                            "create cgroup {}: {}",
-                            dir.display(),
-                            crate::error::strip_os_error(&e)
-                        ),
-                    ));
+                    return Err(super::create_failed(e, &dir));
                 }
             }
         }

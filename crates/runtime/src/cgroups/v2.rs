@@ -73,14 +73,7 @@ pub(super) fn create(mount: &Path, rel: &Path, res: &LinuxResources) -> io::Resu
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
             Err(e) => {
-                return Err(io::Error::new(
-                    e.kind(),
-                    format!(
-                        "create cgroup {}: {}",
-                        dir.display(),
-                        crate::error::strip_os_error(&e)
-                    ),
-                ));
+                return Err(super::create_failed(e, &dir));
             }
         }
     }
