@@ -406,14 +406,14 @@ pub fn run(engine: &Engine, args: &RunArgs) -> Result<u8> {
     phase("container exited");
     snapshots::unmount_rootfs(&cdir)?;
     rec.rootfs_mounted = false;
-    // The bundle served this run only.
-    if let Err(e) = std::fs::remove_dir_all(&bdir) {
-        tracing::warn!("remove {}: {e}", bdir.display());
-    }
-    // Kept unless --rm: `ps -a` shows it and `rm` removes it. A --rm record
-    // is not saved again, only removed; should that fail, it still names a
-    // dead supervisor, and the next berth run cleans it up.
+    // Kept unless --rm: `ps -a` shows it and `rm` removes it; its bundle
+    // served this run only. A --rm record is not saved again, only removed
+    // (bundle and all, by the teardown); should that fail, it still names
+    // a dead supervisor, and the next berth run cleans it up.
     if !args.rm {
+        if let Err(e) = std::fs::remove_dir_all(&bdir) {
+            tracing::warn!("remove {}: {e}", bdir.display());
+        }
         containers.save(&rec)?;
     }
     teardown.armed = args.rm;
@@ -461,12 +461,12 @@ fn reap_dead_runs(engine: &Engine) -> Result<()> {
             let _ = rt.delete(true);
         }
         snapshots::unmount_rootfs(&cdir)?;
-        let _ = std::fs::remove_dir_all(bundle_dir(engine, &c.id));
         if c.auto_remove {
             // --rm: removed at exit, as its berth would have done.
             remove_container_files(engine, &c.id)?;
             continue;
         }
+        let _ = std::fs::remove_dir_all(bundle_dir(engine, &c.id));
         c.rootfs_mounted = false;
         c.status = Status::Exited;
         c.pid = None;
