@@ -94,20 +94,26 @@ pub fn mount_rootfs(container_dir: &Path, lowers: &[PathBuf]) -> Result<Containe
     mount_rootfs_with(container_dir, lowers, RootfsOptions::default())
 }
 
+/// Makes `container_dir/rootfs` with `container_dir` closed to other host
+/// users: the merged tree holds the image's setuid binaries.
+fn private_rootfs_dir(container_dir: &Path) -> Result<PathBuf> {
+    let rootfs = container_dir.join("rootfs");
+    std::fs::create_dir_all(&rootfs).with_context(|| format!("creating {}", rootfs.display()))?;
+    std::fs::set_permissions(
+        container_dir,
+        std::os::unix::fs::PermissionsExt::from_mode(0o700),
+    )
+    .with_context(|| format!("restricting {}", container_dir.display()))?;
+    Ok(rootfs)
+}
+
 /// Like [`mount_rootfs`], as `opts` say.
 pub fn mount_rootfs_with(
     container_dir: &Path,
     lowers: &[PathBuf],
     opts: RootfsOptions,
 ) -> Result<ContainerRootfs> {
-    let rootfs = container_dir.join("rootfs");
-    std::fs::create_dir_all(&rootfs).with_context(|| format!("creating {}", rootfs.display()))?;
-    // The merged tree holds the image's setuid binaries: keep host users out.
-    std::fs::set_permissions(
-        container_dir,
-        std::os::unix::fs::PermissionsExt::from_mode(0o700),
-    )
-    .with_context(|| format!("restricting {}", container_dir.display()))?;
+    let rootfs = private_rootfs_dir(container_dir)?;
     if !opts.force_copy {
         match try_overlay(container_dir, &rootfs, lowers, opts.volatile) {
             Ok(()) => {
@@ -219,14 +225,8 @@ pub fn mount_rootfs_idmapped(
     root: (u32, u32),
     volatile: bool,
 ) -> Result<ContainerRootfs> {
-    let rootfs = container_dir.join("rootfs");
-    std::fs::create_dir_all(&rootfs).with_context(|| format!("creating {}", rootfs.display()))?;
-    // Reachable by the remapped root (it bind-mounts rootfs and the /etc
-    // files from here), by no other host user.
-    std::fs::set_permissions(
-        container_dir,
-        std::os::unix::fs::PermissionsExt::from_mode(0o700),
-    )?;
+    // Reachable by the remapped root (chowned below), by no other host user.
+    let rootfs = private_rootfs_dir(container_dir)?;
     let own = |p: &Path| {
         std::os::unix::fs::chown(p, Some(root.0), Some(root.1))
             .with_context(|| format!("chown {} to the remapped root", p.display()))
