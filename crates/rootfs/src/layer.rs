@@ -277,7 +277,7 @@ impl Applier<'_> {
             .expect("cleaned non-empty path has a name")
             .as_bytes();
         if let Some(rest) = name.strip_prefix(WHITEOUT_PREFIX) {
-            return self.whiteout(&path, name, rest);
+            return self.whiteout(&path, name, rest, meta.mtime);
         }
 
         let (parent, name) = self.parent(&path).context("creating parent directories")?;
@@ -613,7 +613,7 @@ impl Applier<'_> {
         Ok(())
     }
 
-    fn whiteout(&mut self, path: &Path, name: &[u8], rest: &[u8]) -> Result<()> {
+    fn whiteout(&mut self, path: &Path, name: &[u8], rest: &[u8], mtime: u64) -> Result<()> {
         let dir = path.parent().unwrap_or(Path::new(""));
         let overlay = matches!(self.opts.mode, ApplyMode::Overlay { .. });
         if name == OPAQUE {
@@ -674,6 +674,9 @@ impl Applier<'_> {
             )
             .map_err(io::Error::from)
             .context("creating overlay whiteout")?;
+            // The `.wh.` entry's mtime, not the clock: the same layer always
+            // unpacks to the same tree.
+            set_times_at(&p, victim, mtime)?;
             self.created.insert(dir.join(victim));
             return Ok(());
         }
