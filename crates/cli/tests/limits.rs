@@ -83,11 +83,14 @@ fn fork_bomb_stops_at_the_pids_limit_and_leaves_nothing() {
     assert_eq!(stdout(&o), "spawned 100\n", "{}", stderr(&o));
 }
 
-/// CPU time used by a 3-second busy loop, in cores, read from the
-/// container's own cpuacct (its cgroup namespace root).
+/// CPU time used by two 3-second busy loops, in cores, read from the
+/// container's own cpuacct (its cgroup namespace root). Two loops, so that
+/// an unlimited container stays well above half a core even when other
+/// tests keep one of the host's cores busy.
 fn busy_cores(r: &Root, extra: &[&str]) -> f64 {
     let script = "a=$(cat /sys/fs/cgroup/cpuacct/cpuacct.usage); \
-                  timeout 3 sh -c 'while :; do :; done'; \
+                  timeout 3 sh -c 'while :; do :; done' & \
+                  timeout 3 sh -c 'while :; do :; done'; wait; \
                   b=$(cat /sys/fs/cgroup/cpuacct/cpuacct.usage); echo $((b-a))";
     let mut args = vec!["--rm", "-q"];
     args.extend_from_slice(extra);
@@ -108,15 +111,17 @@ fn cpu_hog_gets_about_half_a_core_under_cpus_half() {
     }
     let r = Root::new();
     let limited = busy_cores(&r, &["--cpus", "0.5"]);
+    // The upper bound is the control; the lower one only says it ran
+    // (a loaded host may starve it below its quota).
     assert!(
-        (0.3..=0.6).contains(&limited),
+        (0.1..=0.6).contains(&limited),
         "--cpus 0.5 used {limited:.2} cores"
     );
     // Twin: a CPU setting that binds nothing on an idle host, which puts
     // the container in the cpu and cpuacct hierarchies all the same.
     let free = busy_cores(&r, &["--cpu-shares", "1024"]);
     assert!(
-        free > limited + 0.2,
+        free > 0.7 && free > limited + 0.2,
         "unlimited used {free:.2} cores vs {limited:.2}"
     );
 }
