@@ -295,6 +295,15 @@ pub fn run(engine: &Engine, args: &RunArgs) -> Result<u8> {
         .clone()
         .unwrap_or_else(|| id[..12].to_string());
     extra_mounts.extend(write_etc_files(&bdir, &hostname, host_network)?);
+    // No node can be made in a user namespace: bind the host's.
+    let device_nodes = if rootless::active() || remap.is_some() {
+        for d in &devices {
+            extra_mounts.push(d.bind_mount()?);
+        }
+        Vec::new()
+    } else {
+        devices.iter().map(|d| d.node.clone()).collect()
+    };
     let mut init_path = None;
     if args.init {
         extra_mounts.push(
@@ -329,7 +338,8 @@ pub fn run(engine: &Engine, args: &RunArgs) -> Result<u8> {
             cgroups_path: Some(runopts::cgroups_path(args.cgroup_parent.as_deref(), &id)?),
             limits,
             rlimits,
-            devices,
+            devices: device_nodes,
+            device_rules: devices.iter().map(|d| d.rule.clone()).collect(),
         },
     )?;
     // seccomp for the final capability set (the spec's bounding set), and

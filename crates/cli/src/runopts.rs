@@ -205,15 +205,32 @@ pub fn parse_cpus(v: &str) -> Result<f64> {
     Ok(c)
 }
 
-/// `--device HOST[:CONTAINER][:PERMS]`, as Docker reads it: the node to
-/// make in the container (type, numbers and mode of the host's) and the
-/// device-cgroup rule that lets it be used with PERMS (default rwm).
-pub fn parse_device(
-    spec: &str,
-) -> Result<(
-    oci_spec::runtime::LinuxDevice,
-    oci_spec::runtime::LinuxDeviceCgroup,
-)> {
+/// One `--device`: the host's node, the node to make in the container
+/// (type, numbers and mode of the host's) and the device-cgroup rule that
+/// lets it be used.
+pub struct DeviceFlag {
+    pub host: PathBuf,
+    pub node: oci_spec::runtime::LinuxDevice,
+    pub rule: oci_spec::runtime::LinuxDeviceCgroup,
+}
+
+impl DeviceFlag {
+    /// In a user namespace no node can be made: the host's is bound instead
+    /// (podman's way), from the host path given, whatever the container
+    /// path is.
+    pub fn bind_mount(&self) -> Result<Mount> {
+        Ok(MountBuilder::default()
+            .typ("bind")
+            .source(&self.host)
+            .destination(self.node.path())
+            .options(vec!["bind".to_string(), "nosuid".into(), "noexec".into()])
+            .build()?)
+    }
+}
+
+/// `--device HOST[:CONTAINER][:PERMS]`, as Docker reads it; PERMS
+/// defaults to rwm.
+pub fn parse_device(spec: &str) -> Result<DeviceFlag> {
     use oci_spec::runtime::{LinuxDeviceBuilder, LinuxDeviceCgroupBuilder, LinuxDeviceType};
     use std::os::unix::fs::{FileTypeExt, MetadataExt};
     let bad = |why: &str| anyhow::anyhow!("invalid --device {spec:?}: {why}");
@@ -267,7 +284,11 @@ pub fn parse_device(
         .minor(minor)
         .access(perms)
         .build()?;
-    Ok((device, rule))
+    Ok(DeviceFlag {
+        host: PathBuf::from(host),
+        node: device,
+        rule,
+    })
 }
 
 /// `--ulimit nofile=1024:2048` (soft[:hard]; `unlimited` or -1 for no limit).
@@ -409,7 +430,12 @@ mod tests {
     fn devices_parse_like_docker() {
         use oci_spec::runtime::LinuxDeviceType;
         let p = |s: &str| {
-            let (d, r) = super::parse_device(s).unwrap();
+            let super::DeviceFlag {
+                host,
+                node: d,
+                rule: r,
+            } = super::parse_device(s).unwrap();
+            assert_eq!(host, std::path::Path::new("/dev/null"));
             (
                 d.path().display().to_string(),
                 d.typ(),

@@ -112,3 +112,27 @@ fn bad_userns_values_are_refused() {
         );
     }
 }
+
+#[test]
+fn a_remapped_container_gets_the_device_it_was_given() {
+    if rootless() {
+        return;
+    }
+    // In the remapped user namespace no node can be made: the host's
+    // /dev/zero is bound at /dev/z.
+    let r = Root::new();
+    let flag = format!("remap:{}", remap_user().0);
+    let o = r.run(&[
+        "--rm",
+        "-q",
+        "--userns",
+        &flag,
+        "--device",
+        "/dev/zero:/dev/z",
+        BUSYBOX,
+        "sh",
+        "-c",
+        "stat -c %t,%T /dev/z; head -c 4 /dev/z | wc -c",
+    ]);
+    assert_eq!(stdout(&o), "1,5\n4\n", "{}", stderr(&o));
+}

@@ -106,12 +106,12 @@ pub struct RunOptions {
     pub limits: Limits,
     /// `--ulimit`s.
     pub rlimits: Vec<PosixRlimit>,
-    /// `--device`s: the nodes to make, each with the device-cgroup rule
-    /// that allows it.
-    pub devices: Vec<(
-        oci_spec::runtime::LinuxDevice,
-        oci_spec::runtime::LinuxDeviceCgroup,
-    )>,
+    /// `--device`s: the nodes to make (`linux.devices`)...
+    pub devices: Vec<oci_spec::runtime::LinuxDevice>,
+    /// ...and the device-cgroup rules that allow them, after Docker's
+    /// default allow-list. Apart, because in a user namespace the node is a
+    /// bind mount of the host's while the rule still applies.
+    pub device_rules: Vec<oci_spec::runtime::LinuxDeviceCgroup>,
 }
 
 /// Docker's resource flags, as given (bytes, CPUs, counts).
@@ -449,7 +449,7 @@ pub fn build_spec(image: &ImageConfiguration, opts: &RunOptions) -> Result<Bundl
         ]
     } else {
         let mut rules = default_device_rules()?;
-        rules.extend(opts.devices.iter().map(|(_, rule)| rule.clone()));
+        rules.extend(opts.device_rules.iter().cloned());
         rules
     }));
     let (masked, readonly): (&[&str], &[&str]) = if opts.privileged {
@@ -465,7 +465,7 @@ pub fn build_spec(image: &ImageConfiguration, opts: &RunOptions) -> Result<Bundl
         .build()?;
     linux.set_cgroups_path(opts.cgroups_path.as_ref().map(PathBuf::from));
     if !opts.devices.is_empty() {
-        linux.set_devices(Some(opts.devices.iter().map(|(d, _)| d.clone()).collect()));
+        linux.set_devices(Some(opts.devices.clone()));
     }
 
     let mut mounts: Vec<Mount> = default_mounts()?

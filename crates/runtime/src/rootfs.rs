@@ -11,6 +11,7 @@ use std::ffi::OsStr;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Component, Path, PathBuf};
 
 /// Lookups beneath the rootfs: `..` and absolute symlinks are clamped to the
@@ -486,6 +487,22 @@ fn make_device(
         match e.raw_os_error() {
             Some(libc::EEXIST) => return Ok(()),
             Some(libc::EPERM) => {
+                // The host's node at the same path stands in, and only if it
+                // is the very device asked for: never bind something else.
+                let host = std::fs::metadata(path).step(what)?;
+                let want = if mode & libc::S_IFMT == libc::S_IFBLK {
+                    libc::S_IFBLK
+                } else {
+                    libc::S_IFCHR
+                };
+                if host.mode() & libc::S_IFMT != want || host.rdev() != libc::makedev(major, minor)
+                {
+                    return Err(io::Error::other(format!(
+                        "no node can be made in a user namespace, and the host's {} is another device",
+                        path.display()
+                    )))
+                    .step(what);
+                }
                 let target = mount_target(root, path, false).step(what)?;
                 sys::mount(
                     Some(path.as_os_str()),

@@ -551,3 +551,41 @@ fn user_namespace_without_maps_is_refused_clearly() {
     );
     assert!(!b.state_dir().join("c1").exists());
 }
+
+/// A bundle in a user namespace (root mapped to itself), where no device
+/// node can be made, asking for char `major:minor` at `path`.
+fn userns_device(major: u32, minor: u32, path: &str) -> std::process::Output {
+    let mut b = Bundle::sh(&format!("stat -c %t,%T {path}; head -c 4 {path} | wc -c"));
+    let linux = &mut b.config["linux"];
+    linux["namespaces"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({"type": "user"}));
+    let map = serde_json::json!([{"containerID": 0, "hostID": 0, "size": 65536}]);
+    linux["uidMappings"] = map.clone();
+    linux["gidMappings"] = map;
+    linux["devices"] = serde_json::json!([
+        {"path": path, "type": "c", "major": major, "minor": minor, "fileMode": 0o666}
+    ]);
+    b.run()
+}
+
+#[test]
+fn in_a_user_namespace_a_device_is_the_hosts_node_only_if_it_is_that_device() {
+    // /dev/zero is char 1:5 on the host too: bound, and it reads zeros.
+    let o = userns_device(1, 5, "/dev/zero");
+    assert_eq!(stdout(&o), "1,5\n4\n", "{}", stderr(&o));
+    // The bind happens at the container path: /dev/x is not on the host.
+    let o = userns_device(1, 5, "/dev/x");
+    assert_ne!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    assert!(stderr(&o).contains("/dev/x"), "{}", stderr(&o));
+    // The host's /dev/kmsg is 1:11, not the 1:5 asked for: refused, never
+    // bound in its place.
+    let o = userns_device(1, 5, "/dev/kmsg");
+    assert_ne!(o.status.code(), Some(0));
+    assert!(
+        stderr(&o).contains("the host's /dev/kmsg is another device"),
+        "{}",
+        stderr(&o)
+    );
+}
