@@ -910,15 +910,6 @@ fn a_device_at_its_own_container_path_is_the_host_node_given() {
     // Rootless, no node can be made: the host's /dev/zero is bound at
     // /dev/z. As root it is made. Either way it is /dev/zero (1:5).
     let r = Root::new();
-    let o = r.run(&[
-        "--rm",
-        "-q",
-        "--device",
-        "/dev/zero:/dev/z",
-        BUSYBOX,
-        "sh",
-        "-c",
-        "stat -c %t,%T /dev/z; head -c 4 /dev/z | wc -c",
-    ]);
+    let o = r.run_with_zero_as_dev_z(&[]);
     assert_eq!(stdout(&o), "1,5\n4\n", "{}", stderr(&o));
 }

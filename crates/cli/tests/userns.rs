@@ -122,17 +122,6 @@ fn a_remapped_container_gets_the_device_it_was_given() {
     // /dev/zero is bound at /dev/z.
     let r = Root::new();
     let flag = format!("remap:{}", remap_user().0);
-    let o = r.run(&[
-        "--rm",
-        "-q",
-        "--userns",
-        &flag,
-        "--device",
-        "/dev/zero:/dev/z",
-        BUSYBOX,
-        "sh",
-        "-c",
-        "stat -c %t,%T /dev/z; head -c 4 /dev/z | wc -c",
-    ]);
+    let o = r.run_with_zero_as_dev_z(&["--userns", &flag]);
     assert_eq!(stdout(&o), "1,5\n4\n", "{}", stderr(&o));
 }

@@ -157,6 +157,20 @@ impl Root {
     pub fn run(&self, args: &[&str]) -> Output {
         self.berth().arg("run").args(args).output().unwrap()
     }
+
+    /// Runs busybox given the host's /dev/zero as /dev/z (after `flags`);
+    /// it prints the node's numbers and how many bytes 4 reads gave.
+    pub fn run_with_zero_as_dev_z(&self, flags: &[&str]) -> Output {
+        let mut args = vec!["--rm", "-q", "--device", "/dev/zero:/dev/z"];
+        args.extend_from_slice(flags);
+        args.extend_from_slice(&[
+            BUSYBOX,
+            "sh",
+            "-c",
+            "stat -c %t,%T /dev/z; head -c 4 /dev/z | wc -c",
+        ]);
+        self.run(&args)
+    }
 }
 
 impl Drop for Root {
