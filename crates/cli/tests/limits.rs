@@ -84,23 +84,27 @@ fn fork_bomb_stops_at_the_pids_limit_and_leaves_nothing() {
 }
 
 /// CPU time used by two 3-second busy loops, in cores, read from the
-/// container's own cpuacct (its cgroup namespace root). Two loops, so that
-/// an unlimited container stays well above half a core even when other
-/// tests keep one of the host's cores busy.
-fn busy_cores(r: &Root, extra: &[&str]) -> f64 {
+/// container's own cpuacct (its cgroup namespace root), and how many CFS
+/// periods throttled it (its cpu.stat). Two loops, so that an unlimited
+/// container stays above half a core even when other tests keep a core busy.
+fn busy_cores(r: &Root, extra: &[&str]) -> (f64, u64) {
     let script = "a=$(cat /sys/fs/cgroup/cpuacct/cpuacct.usage); \
                   timeout 3 sh -c 'while :; do :; done' & \
                   timeout 3 sh -c 'while :; do :; done'; wait; \
-                  b=$(cat /sys/fs/cgroup/cpuacct/cpuacct.usage); echo $((b-a))";
+                  b=$(cat /sys/fs/cgroup/cpuacct/cpuacct.usage); echo $((b-a)); \
+                  grep nr_throttled /sys/fs/cgroup/cpu/cpu.stat";
     let mut args = vec!["--rm", "-q"];
     args.extend_from_slice(extra);
     args.extend_from_slice(&[BUSYBOX, "sh", "-c", script]);
     let o = r.run(&args);
-    let ns: f64 = stdout(&o)
-        .trim()
-        .parse()
-        .unwrap_or_else(|_| panic!("{}", stderr(&o)));
-    ns / 3e9
+    let out = stdout(&o);
+    let mut words = out.split_whitespace();
+    let (Some(ns), Some("nr_throttled"), Some(throttled)) =
+        (words.next(), words.next(), words.next())
+    else {
+        panic!("{out}{}", stderr(&o));
+    };
+    (ns.parse::<f64>().unwrap() / 3e9, throttled.parse().unwrap())
 }
 
 #[test]
@@ -110,18 +114,20 @@ fn cpu_hog_gets_about_half_a_core_under_cpus_half() {
         return;
     }
     let r = Root::new();
-    let limited = busy_cores(&r, &["--cpus", "0.5"]);
-    // The upper bound is the control; the lower one only says it ran
-    // (a loaded host may starve it below its quota).
+    let (limited, throttled) = busy_cores(&r, &["--cpus", "0.5"]);
+    // The upper bound and the throttling are the control; the lower bound
+    // only says it ran (a loaded host may starve it below its quota).
     assert!(
         (0.1..=0.6).contains(&limited),
         "--cpus 0.5 used {limited:.2} cores"
     );
-    // Twin: a CPU setting that binds nothing on an idle host, which puts
-    // the container in the cpu and cpuacct hierarchies all the same.
-    let free = busy_cores(&r, &["--cpu-shares", "1024"]);
+    assert!(throttled > 0, "--cpus 0.5 was never throttled");
+    // Twin: a CPU setting that binds nothing, which puts the container in
+    // the cpu and cpuacct hierarchies all the same.
+    let (free, free_throttled) = busy_cores(&r, &["--cpu-shares", "1024"]);
+    assert_eq!(free_throttled, 0, "throttled without a quota");
     assert!(
-        free > 0.7 && free > limited + 0.2,
+        free > limited + 0.1,
         "unlimited used {free:.2} cores vs {limited:.2}"
     );
 }
