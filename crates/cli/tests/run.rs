@@ -913,3 +913,45 @@ fn a_device_at_its_own_container_path_is_the_host_node_given() {
     let o = r.run_with_zero_as_dev_z(&[]);
     assert_eq!(stdout(&o), "1,5\n4\n", "{}", stderr(&o));
 }
+
+#[test]
+fn inspect_shows_the_pid_of_a_container_as_soon_as_it_prints() {
+    // berth records the container running before its command is released,
+    // so whatever the command prints comes after the record.
+    let r = Root::new();
+    let mut child = r
+        .berth()
+        .args(["run", "--rm", "-q", "--name", "early", BUSYBOX, "sh", "-c"])
+        .arg("echo $$; exec sleep 614")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.as_mut().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let o = r.berth().args(["inspect", "early"]).output().unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let state = &v[0]["State"];
+    let pid = state["Pid"].as_i64().unwrap();
+    assert_eq!(state["Running"], true, "{state}");
+    // The container's PID 1 (as it sees itself) is the host process named.
+    assert_eq!(line.trim(), "1");
+    let ns_pid = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("NSpid:").map(str::to_string))
+        .unwrap();
+    assert_eq!(
+        ns_pid.split_whitespace().last(),
+        Some("1"),
+        "host pid {pid}: {ns_pid}"
+    );
+    assert_eq!(
+        code(&r.berth().args(["rm", "-f", "early"]).output().unwrap()),
+        0
+    );
+    let _ = child.wait();
+}

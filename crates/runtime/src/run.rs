@@ -39,7 +39,7 @@ pub struct Exit {
 }
 
 /// Run the bundle in the foreground and return how it ended. `on_start` gets the host PID
-/// of the container's PID 1 once it runs. The container's state directory
+/// of the container's PID 1 just before the command is released to run. The container's state directory
 /// is gone when this returns, whatever happened.
 ///
 /// Must be called from a single-threaded process.
@@ -104,8 +104,10 @@ fn supervise(
         // SAFETY: m stays open while `c` lives.
         terminal::copy_window_size(unsafe { BorrowedFd::borrow_raw(m) });
     }
-    c.start()?;
+    // Before the release, so that by the time the command can show
+    // anything, the caller has recorded it running (`inspect` gives its PID).
     on_start(c.pid());
+    c.start()?;
 
     let pidfd = c
         .pidfd_raw()
