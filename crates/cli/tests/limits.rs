@@ -276,25 +276,16 @@ fn capabilities_follow_dockers_defaults_and_flags() {
 /// /sys/fs/cgroup and, seen from the host, its cgroup per hierarchy
 /// (controllers -> path, from /proc/PID/cgroup), with its id.
 fn cgroups_of(r: &Root, name: &str, flags: &[&str]) -> (String, Vec<(String, String)>, String) {
-    let mut child = r
-        .berth()
-        .args(["run", "--rm", "-q", "--name", name])
-        .args(flags)
-        .args([BUSYBOX, "sh", "-c"])
-        .arg("ls /sys/fs/cgroup | tr '\\n' ' '; echo; exec sleep 615")
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(child.stdout.as_mut().unwrap()),
-        &mut line,
-    )
-    .unwrap();
-    let o = r.berth().args(["inspect", name]).output().unwrap();
-    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    let pid = v[0]["State"]["Pid"].as_i64().unwrap();
-    let id = v[0]["Id"].as_str().unwrap().to_string();
+    let mut args = flags.to_vec();
+    args.extend_from_slice(&[
+        BUSYBOX,
+        "sh",
+        "-c",
+        "ls /sys/fs/cgroup | tr '\\n' ' '; echo; exec sleep 615",
+    ]);
+    let (mut child, line, v) = r.started(name, &args);
+    let pid = v["State"]["Pid"].as_i64().unwrap();
+    let id = v["Id"].as_str().unwrap().to_string();
     let cgroups = std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
         .unwrap()
         .lines()

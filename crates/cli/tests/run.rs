@@ -919,22 +919,9 @@ fn inspect_shows_the_pid_of_a_container_as_soon_as_it_prints() {
     // berth records the container running before its command is released,
     // so whatever the command prints comes after the record.
     let r = Root::new();
-    let mut child = r
-        .berth()
-        .args(["run", "--rm", "-q", "--name", "early", BUSYBOX, "sh", "-c"])
-        .arg("echo $$; exec sleep 614")
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(child.stdout.as_mut().unwrap()),
-        &mut line,
-    )
-    .unwrap();
-    let o = r.berth().args(["inspect", "early"]).output().unwrap();
-    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    let state = &v[0]["State"];
+    let (mut child, line, v) =
+        r.started("early", &[BUSYBOX, "sh", "-c", "echo $$; exec sleep 614"]);
+    let state = &v["State"];
     let pid = state["Pid"].as_i64().unwrap();
     assert_eq!(state["Running"], true, "{state}");
     // The container's PID 1 (as it sees itself) is the host process named.

@@ -6,7 +6,7 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::OnceLock;
 
 pub const PLAIN: &str = "127.0.0.1:5500";
@@ -156,6 +156,28 @@ impl Root {
     /// `berth run --rm IMAGE args…`, output captured.
     pub fn run(&self, args: &[&str]) -> Output {
         self.berth().arg("run").args(args).output().unwrap()
+    }
+
+    /// Starts `berth run --rm -q --name NAME ARGS...` and waits for the
+    /// command's first line: the berth process, that line, and what
+    /// `inspect` then says of the container.
+    pub fn started(&self, name: &str, args: &[&str]) -> (Child, String, serde_json::Value) {
+        let mut child = self
+            .berth()
+            .args(["run", "--rm", "-q", "--name", name])
+            .args(args)
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(child.stdout.as_mut().unwrap()),
+            &mut line,
+        )
+        .unwrap();
+        let o = self.berth().args(["inspect", name]).output().unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        (child, line, v[0].clone())
     }
 
     /// Runs busybox given the host's /dev/zero as /dev/z (after `flags`);
