@@ -234,6 +234,8 @@ pub fn run(engine: &Engine, args: &RunArgs) -> Result<u8> {
         exit_code: None,
         oom_killed: false,
         pid: None,
+        pid_start: None,
+        cgroup: Some(runopts::cgroups_path(args.cgroup_parent.as_deref(), &id)?),
         supervisor: Some((me, state::process_start_time(me).unwrap_or(0))),
         // Recorded before they are used, so that neither a prune nor the
         // clean-up after a crash can miss them (unmounting what is not
@@ -345,18 +347,6 @@ pub fn run(engine: &Engine, args: &RunArgs) -> Result<u8> {
     // seccomp for the final capability set (the spec's bounding set), and
     // no_new_privs; none under --privileged, as in Docker.
     berth_rootfs::seccomp::apply(&mut built.spec, &security, args.privileged)?;
-    if args.cgroup_parent.is_none() {
-        // berth's own parent holds no limits: on cgroup v1 the container
-        // needs only the hierarchies its own limits and device rules use.
-        // Under a parent the user names, it joins them all, so that the
-        // parent's limits bind it.
-        let mut notes = built.spec.annotations().clone().unwrap_or_default();
-        notes.insert(
-            berth_runtime::cgroups::V1_HIERARCHIES.to_string(),
-            "used".to_string(),
-        );
-        built.spec.set_annotations(Some(notes));
-    }
     if rootless::active() {
         rootless::adapt(&mut built.spec, has_limits)?;
     }
@@ -370,7 +360,13 @@ pub fn run(engine: &Engine, args: &RunArgs) -> Result<u8> {
         .context("spec without a process")?;
     let argv = process.args().clone().unwrap_or_default();
     if let Some(init) = init_path {
-        process.set_args(Some([vec![init, "--".to_string()], argv.clone()].concat()));
+        process.set_args(Some(
+            [
+                vec![init, "init".to_string(), "--".to_string()],
+                argv.clone(),
+            ]
+            .concat(),
+        ));
     }
     rec.command = argv;
     rec.labels = built.labels.clone().into_iter().collect();
@@ -390,6 +386,7 @@ pub fn run(engine: &Engine, args: &RunArgs) -> Result<u8> {
         berth_runtime::run_spec(&id, &bdir, &built.spec, &runtime_dir(engine), &io, |pid| {
             phase("container started");
             rec.pid = Some(pid);
+            rec.pid_start = state::process_start_time(pid);
             rec.status = Status::Running;
             rec.started = Some(timefmt::now_rfc3339());
             if let Err(e) = containers.save(&rec) {
@@ -445,7 +442,7 @@ fn reap_dead_runs(engine: &Engine) -> Result<()> {
         if c.status != Status::Running && !(c.status == Status::Created && c.rootfs_mounted) {
             continue;
         }
-        if c.is_running() || c.supervisor.is_none_or(|(p, t)| state::process_alive(p, t)) {
+        if c.supervisor.is_none() || c.supervisor_alive() {
             continue;
         }
         tracing::info!(
@@ -470,6 +467,7 @@ fn reap_dead_runs(engine: &Engine) -> Result<()> {
         if let Ok(rt) = berth_runtime::Container::load(&c.id, &runtime_dir(engine)) {
             let _ = rt.delete(true);
         }
+        remove_cgroup(&c);
         snapshots::unmount_rootfs(&cdir)?;
         if c.auto_remove {
             // --rm: removed at exit, as its berth would have done.
@@ -486,6 +484,18 @@ fn reap_dead_runs(engine: &Engine) -> Result<()> {
     Ok(())
 }
 
+/// Removes the container's cgroup (killing what is left in it): its berth
+/// may have died after making it and before the runtime recorded it.
+fn remove_cgroup(c: &Container) {
+    let path = c
+        .cgroup
+        .clone()
+        .unwrap_or_else(|| format!("/berth/{}", c.id));
+    if let Err(e) = berth_runtime::cgroups::remove(&path) {
+        tracing::debug!("remove cgroup {path}: {e}");
+    }
+}
+
 /// Unmounts and removes everything of one container: its runtime state
 /// and bundle now, its own directory (record, upper and work dirs) by
 /// moving it to the trash at once, whose files go in the background.
@@ -494,6 +504,9 @@ fn remove_container_files(engine: &Engine, id: &str) -> Result<()> {
     let cdir = containers.dir(id);
     if let Ok(c) = berth_runtime::Container::load(id, &runtime_dir(engine)) {
         let _ = c.delete(true);
+    }
+    if let Ok(c) = containers.load(id) {
+        remove_cgroup(&c);
     }
     let _ = std::fs::remove_dir_all(runtime_dir(engine).join(id));
     let _ = std::fs::remove_dir_all(bundle_dir(engine, id));

@@ -90,31 +90,49 @@ impl Engine {
     pub fn exec_root_ready(&self) -> Result<()> {
         use anyhow::Context;
         let dir = &self.exec_root;
-        std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
-        if !self.exec_root_default || is_tmpfs(dir) || !berth_rootfs::in_initial_userns() {
+        if !self.exec_root_default {
+            std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
             return Ok(());
         }
-        // Two berths must not both mount (the second would hide the first's
-        // files): lock the directory, then look again.
-        let d = std::fs::File::open(dir).with_context(|| format!("open {}", dir.display()))?;
-        d.lock()
-            .with_context(|| format!("lock {}", dir.display()))?;
-        if is_tmpfs(dir) {
-            return Ok(());
-        }
-        if let Err(e) = rustix::mount::mount(
-            "tmpfs",
-            dir,
-            "tmpfs",
-            rustix::mount::MountFlags::NOSUID | rustix::mount::MountFlags::NODEV,
-            Some(c"mode=0711"),
-        ) {
-            // Not fatal: a plain directory works, only slower and without
-            // the clean slate at reboot.
-            tracing::debug!("mount tmpfs on {}: {e}", dir.display());
-        }
-        Ok(())
+        system_exec_root_ready()
     }
+}
+
+/// The system exec root, /run/berth, made and (where /run is not already
+/// memory) given a tmpfs of its own.
+pub fn system_exec_root_ready() -> Result<()> {
+    use anyhow::Context;
+    let dir = std::path::Path::new(SYSTEM_EXEC_ROOT);
+    std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
+    if is_tmpfs(dir) || !berth_rootfs::in_initial_userns() {
+        return Ok(());
+    }
+    // Two berths must not both mount (the second would hide the first's
+    // files): lock the directory, then look again.
+    let d = std::fs::File::open(dir).with_context(|| format!("open {}", dir.display()))?;
+    d.lock()
+        .with_context(|| format!("lock {}", dir.display()))?;
+    if is_tmpfs(dir) {
+        return Ok(());
+    }
+    if let Err(e) = rustix::mount::mount(
+        "tmpfs",
+        dir,
+        "tmpfs",
+        rustix::mount::MountFlags::NOSUID | rustix::mount::MountFlags::NODEV,
+        Some(c"mode=0711"),
+    ) {
+        // Not fatal: a plain directory works, only slower and without
+        // the clean slate at reboot.
+        tracing::debug!("mount tmpfs on {}: {e}", dir.display());
+    }
+    Ok(())
+}
+
+/// Where root's berth keeps the read-only copy of its binary that it runs
+/// containers from (see `berth_runtime::exe`).
+pub fn sealed_binary_dir() -> PathBuf {
+    PathBuf::from(SYSTEM_EXEC_ROOT).join("exe")
 }
 
 /// Whether `dir` is on a tmpfs.

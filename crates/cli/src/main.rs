@@ -22,11 +22,6 @@ use clap::Parser;
 const ENGINE_ERROR: u8 = 125;
 
 fn main() -> ExitCode {
-    // `--init` bind-mounts this binary into the container as berth-init.
-    let argv0 = std::env::args_os().next().unwrap_or_default();
-    if std::path::Path::new(&argv0).file_name() == Some(std::ffi::OsStr::new("berth-init")) {
-        berth_runtime::init::init_main(&std::env::args_os().collect::<Vec<_>>());
-    }
     let cli = match cli::Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
@@ -38,6 +33,12 @@ fn main() -> ExitCode {
     init_logging(&cli.log_level);
     if writes_store(&cli.command)
         && let Err(e) = rootless::reexec_in_userns()
+    {
+        eprintln!("berth: {e:#}");
+        return ExitCode::from(ENGINE_ERROR);
+    }
+    if matches!(cli.command, cli::Command::Run(_))
+        && let Err(e) = seal_binary()
     {
         eprintln!("berth: {e:#}");
         return ExitCode::from(ENGINE_ERROR);
@@ -65,6 +66,25 @@ fn writes_store(c: &cli::Command) -> bool {
     )
 }
 
+/// Containers are made only from a binary of berth's that no container can
+/// write through /proc/self/exe: this re-executes berth from one, unless it
+/// already runs from one (see `berth_runtime::exe`).
+fn seal_binary() -> anyhow::Result<()> {
+    use berth_runtime::exe::{Seal, ensure_sealed, is_sealed};
+    if is_sealed() {
+        return Ok(());
+    }
+    let how = if rootless::in_own_userns() {
+        Seal::BindSelf
+    } else if rootless::active() {
+        Seal::Memfd
+    } else {
+        engine::system_exec_root_ready()?;
+        Seal::Copy(engine::sealed_binary_dir())
+    };
+    ensure_sealed(&how).map_err(|e| anyhow::anyhow!("{}", e.message))
+}
+
 fn init_logging(level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_new(level)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
@@ -78,6 +98,9 @@ fn init_logging(level: &str) {
 
 fn run(cli: cli::Cli) -> anyhow::Result<u8> {
     use cli::{Command, ImageCommand};
+    // `--init` runs the container's private copy of berth as
+    // `/sbin/berth-init init -- CMD…`: chosen by the subcommand berth put
+    // in the spec, never by the name an image gives a file.
     if let Command::Init { args } = &cli.command {
         let mut argv = vec![std::ffi::OsString::from("berth-init")];
         argv.extend(args.iter().cloned());

@@ -45,6 +45,13 @@ pub struct Container {
     /// PID of the container's init as seen from the host, while running.
     #[serde(default)]
     pub pid: Option<i32>,
+    /// Start time of that process (to tell it from a reused PID).
+    #[serde(default)]
+    pub pid_start: Option<u64>,
+    /// The container's cgroupsPath, removed with the container even when
+    /// its berth died before the runtime recorded anything.
+    #[serde(default)]
+    pub cgroup: Option<String>,
     /// PID and start time of the berth process that supervises it: if that
     /// process is gone the container is dead too (its PID 1 was our child).
     #[serde(default)]
@@ -63,9 +70,20 @@ pub struct Container {
 }
 
 impl Container {
-    /// Running according to the record *and* the supervisor still alive.
+    /// Running according to the record, and its supervisor or its own
+    /// first process still alive: never "exited" while it runs.
     pub fn is_running(&self) -> bool {
-        self.status == Status::Running && self.supervisor.is_some_and(|(p, t)| process_alive(p, t))
+        self.status == Status::Running && (self.supervisor_alive() || self.process_alive())
+    }
+
+    /// Whether the berth process that ran it is still there.
+    pub fn supervisor_alive(&self) -> bool {
+        self.supervisor.is_some_and(|(p, t)| process_alive(p, t))
+    }
+
+    /// Whether the container's first process is still there.
+    pub fn process_alive(&self) -> bool {
+        matches!((self.pid, self.pid_start), (Some(p), Some(t)) if process_alive(p, t))
     }
 
     /// Docker's STATUS column: `Up 3 seconds`, `Exited (0) 2 minutes ago`.
@@ -256,6 +274,8 @@ mod tests {
             exit_code: None,
             oom_killed: false,
             pid: None,
+            pid_start: None,
+            cgroup: None,
             supervisor: None,
             snapshots: vec![],
             rootfs_mounted: false,

@@ -298,3 +298,303 @@ fn reboot_is_refused() {
     assert!(out.contains("rc=1"), "{out}{err}");
     assert!(err.contains("Operation not permitted"), "{err}");
 }
+
+/// Whether the file a process runs is one nothing can write through: on a
+/// read-only mount, or a sealed memfd. Seen from the host, through the
+/// same magic link a process in the container would use.
+fn exe_is_protected(pid: i64) -> bool {
+    let link = format!("/proc/{pid}/exe");
+    let ro = rustix::fs::statvfs(link.as_str())
+        .is_ok_and(|s| s.f_flag.contains(rustix::fs::StatVfsMountFlags::RDONLY));
+    let sealed = std::fs::File::open(&link).is_ok_and(|f| {
+        rustix::fs::fcntl_get_seals(&f).is_ok_and(|s| s.contains(rustix::fs::SealFlags::WRITE))
+    });
+    ro || sealed
+}
+
+#[test]
+fn proc_self_exe_as_entrypoint_never_reaches_the_host_binary() {
+    let r = Root::new();
+    let host = std::fs::metadata(env!("CARGO_BIN_EXE_berth")).unwrap();
+    // The kernel execs whatever the set-up process runs: an image whose
+    // entrypoint is /proc/self/exe gets berth as its PID 1 (here as
+    // `init`, so that a shell runs beside it and can look).
+    let (mut child, line, v) = r.started(
+        "selfexe",
+        &[
+            "--entrypoint",
+            "/proc/self/exe",
+            BUSYBOX,
+            "init",
+            "--",
+            "sh",
+            "-c",
+            "stat -L -c %d:%i /proc/1/exe; exec sleep 600",
+        ],
+    );
+    let pid = v["State"]["Pid"].as_i64().unwrap();
+    let protected = exe_is_protected(pid);
+    let _ = r.berth().args(["rm", "-f", "selfexe"]).output();
+    let _ = child.wait();
+    assert!(
+        protected,
+        "the container's PID 1 runs a binary it could write through /proc/1/exe"
+    );
+    if !rootless() {
+        // Root's berth runs from a read-only copy, never the file itself.
+        assert_ne!(line.trim(), format!("{}:{}", host.dev(), host.ino()));
+    }
+}
+
+#[test]
+fn a_file_named_berth_init_in_an_image_chooses_no_berth_code() {
+    let r = Root::new();
+    // berth once ran its init when called by that name: an image could
+    // pick the code path by naming a link to /proc/self/exe.
+    let dir = tempfile::tempdir_in("/var/tmp").unwrap();
+    std::os::unix::fs::symlink("/proc/self/exe", dir.path().join("berth-init")).unwrap();
+    let v = format!("{}:/x:ro", dir.path().display());
+    let o = r.run(&[
+        "--rm",
+        "-q",
+        "-v",
+        &v,
+        "--entrypoint",
+        "/x/berth-init",
+        BUSYBOX,
+        "--",
+        "sh",
+        "-c",
+        "echo INIT-RAN",
+    ]);
+    assert!(!stdout(&o).contains("INIT-RAN"), "{}", stdout(&o));
+    assert_ne!(code(&o), 0);
+}
+
+#[test]
+fn a_cgroup_mount_never_shows_a_hierarchy_root() {
+    if !std::path::Path::new("/sys/fs/cgroup/freezer").is_dir() || rootless() {
+        eprintln!("no cgroup v1 freezer hierarchy (or rootless): skipped");
+        return;
+    }
+    let r = Root::new();
+    // With CAP_SYS_ADMIN a container may mount cgroup v1 hierarchies; the
+    // root of one has release_agent, which the host runs as root.
+    let script = r#"
+        for l in $(cat /proc/self/cgroup); do
+            c=$(echo "$l" | cut -d: -f2); [ -z "$c" ] && continue
+            d=/tmp/m/$(echo "$c" | tr ',=' '__'); mkdir -p "$d"
+            o=$c; case $c in name=*) o=none,$c;; esac
+            if mount -t cgroup -o "$o" cgroup "$d" 2>/dev/null; then
+                echo "mounted $c"
+                [ -e "$d/release_agent" ] && echo "ROOT $c"
+            fi
+        done; true"#;
+    let (_, out, err) = sh(&r, &["--cap-add", "SYS_ADMIN"], script);
+    let mounted = out.lines().filter(|l| l.starts_with("mounted")).count();
+    assert!(
+        mounted >= 3,
+        "mounting works at all (the control): {out}{err}"
+    );
+    assert!(!out.contains("ROOT"), "{out}");
+}
+
+#[test]
+fn the_callers_files_never_cross_into_the_container() {
+    let r = Root::new();
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir_in("/var/tmp").unwrap();
+    let out_path = dir.path().join("out.log");
+    std::fs::write(&out_path, "SECRET\n").unwrap();
+    std::fs::set_permissions(&out_path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let out = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&out_path)
+        .unwrap();
+    // Given the caller's file as fd 1, a container could reopen it through
+    // /proc/self/fd (read it, truncate it) or change its mode.
+    let st = r
+        .berth()
+        .args(["run", "--rm", "-q", BUSYBOX, "sh", "-c"])
+        .arg(
+            "readlink /proc/self/fd/1; readlink /proc/self/fd/2 >&2; \
+             chmod 777 /proc/self/fd/1; head -c 6 /proc/self/fd/1 < /dev/null & \
+             sleep 0.2; kill $! 2>/dev/null; echo done",
+        )
+        .stdout(out)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let text = std::fs::read_to_string(&out_path).unwrap();
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some("SECRET"), "{text}");
+    assert!(
+        lines.next().unwrap_or_default().starts_with("pipe:["),
+        "{text}"
+    );
+    assert!(text.ends_with("done\n"), "{text}");
+    assert!(!text[7..].contains("SECRET"), "{text}");
+    let mode = std::fs::metadata(&out_path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+}
+
+#[test]
+fn the_callers_terminal_never_crosses_into_the_container() {
+    let r = Root::new();
+    // script(1) gives berth a terminal as stdin, stdout and stderr; without
+    // -t the container must see none of it.
+    let cmd = format!(
+        "{} --root {} run --rm -q {BUSYBOX} sh -c \
+         'for f in 0 1 2; do [ -t $f ] && echo tty$f || echo notty$f; done'",
+        berth_shell(),
+        r.path().display()
+    );
+    let o = std::process::Command::new("script")
+        .args(["-qfec", &cmd, "/dev/null"])
+        .env(
+            "BERTH_CONFIG",
+            workspace().join("crates/cli/tests/config.json"),
+        )
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let out = stdout(&o).replace('\r', "");
+    assert!(out.contains("notty1\nnotty2"), "{out}{}", stderr(&o));
+    assert!(!out.contains("\ntty"), "{out}");
+}
+
+#[test]
+fn stdio_relay_is_byte_exact_in_and_out() {
+    let r = Root::new();
+    let out = r.run(&[
+        "--rm",
+        "-q",
+        BUSYBOX,
+        "sh",
+        "-c",
+        "seq 1 200000; seq 7 90000 >&2",
+    ]);
+    let want = |a: u32, b: u32| (a..=b).map(|i| format!("{i}\n")).collect::<String>();
+    assert_eq!(stdout(&out), want(1, 200000));
+    assert_eq!(stderr(&out), want(7, 90000));
+    // -i: stdin is a pipe too; 3 MB of binary data come back unchanged.
+    let data: Vec<u8> = (0..3_000_000u32).map(|i| (i * 7 + i / 251) as u8).collect();
+    let mut child = r
+        .berth()
+        .args(["run", "--rm", "-q", "-i", BUSYBOX, "cat"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let feed = data.clone();
+    let writer = std::thread::spawn(move || std::io::Write::write_all(&mut stdin, &feed));
+    let o = child.wait_with_output().unwrap();
+    writer.join().unwrap().unwrap();
+    assert!(o.status.success());
+    assert!(o.stdout == data, "{} bytes back", o.stdout.len());
+}
+
+/// Processes anywhere on the host in a cgroup of container `id`.
+fn processes_of(id: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if !name.bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        if std::fs::read_to_string(e.path().join("cgroup")).is_ok_and(|c| c.contains(id)) {
+            found.push(name);
+        }
+    }
+    found
+}
+
+/// cgroup directories of container `id` left in any hierarchy.
+fn cgroups_left(id: &str) -> Vec<String> {
+    let mut left = Vec::new();
+    for h in std::fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
+        let d = h.path().join("berth").join(id);
+        if d.exists() {
+            left.push(d.display().to_string());
+        }
+    }
+    if std::path::Path::new("/sys/fs/cgroup/berth")
+        .join(id)
+        .exists()
+    {
+        left.push(format!("/sys/fs/cgroup/berth/{id}"));
+    }
+    left
+}
+
+fn wait_until(mut done: impl FnMut() -> bool) -> bool {
+    for _ in 0..500 {
+        if done() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    done()
+}
+
+#[test]
+fn a_killed_berth_run_takes_its_container_with_it() {
+    let r = Root::new();
+    let (mut child, _, v) = r.started("orphan", &[BUSYBOX, "sh", "-c", "echo up; exec sleep 600"]);
+    let pid = v["State"]["Pid"].as_i64().unwrap();
+    let id = v["Id"].as_str().unwrap().to_string();
+    // SAFETY: kill(2) of our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+    let _ = child.wait();
+    let gone = wait_until(|| !std::path::Path::new(&format!("/proc/{pid}")).exists());
+    if !gone {
+        // SAFETY: kill(2) of the survivor, so the test leaves nothing behind.
+        unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+    }
+    assert!(gone, "the container outlived its killed berth run");
+    let ps = stdout(&r.berth().args(["ps", "-a"]).output().unwrap());
+    assert!(!ps.contains("Up "), "{ps}");
+    // The next run cleans up after it: no record, mount or cgroup left.
+    assert_eq!(code(&r.run(&["--rm", "-q", BUSYBOX, "true"])), 0);
+    assert!(r.container_ids().is_empty());
+    if !rootless() {
+        assert_eq!(cgroups_left(&id), Vec::<String>::new());
+    }
+}
+
+#[test]
+fn a_berth_run_killed_while_starting_leaves_no_process_or_cgroup() {
+    let r = Root::new();
+    // Killed at points spread over the start (pull is done first), each
+    // run's set-up must die too and its cgroup go at the next run.
+    assert_eq!(code(&r.run(&["--rm", "-q", BUSYBOX, "true"])), 0);
+    for i in 0..16u64 {
+        let mut child = r
+            .berth()
+            .args(["run", "--rm", "-q", BUSYBOX, "sleep", "600"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_micros(2500 * i));
+        // SAFETY: kill(2) of our own child.
+        unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+        let _ = child.wait();
+    }
+    let ids = r.container_ids();
+    for id in &ids {
+        assert!(
+            wait_until(|| processes_of(id).is_empty()),
+            "container {id} still has processes {:?}",
+            processes_of(id)
+        );
+    }
+    assert_eq!(code(&r.run(&["--rm", "-q", BUSYBOX, "true"])), 0);
+    assert!(r.container_ids().is_empty(), "records left");
+    if !rootless() {
+        for id in &ids {
+            assert_eq!(cgroups_left(id), Vec::<String>::new());
+        }
+    }
+}

@@ -19,9 +19,22 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, Clone, Default)]
 pub struct Io {
     /// Keep stdin open (`docker run -i`); otherwise it is /dev/null.
-    /// stdout and stderr are always the caller's fds 1 and 2 (or, with
-    /// `process.terminal`, a pty the runtime copies to fd 1).
+    /// In the foreground ([`run`](crate::run)) stdout and stderr are pipes
+    /// the runtime relays to the caller's fds 1 and 2 (with
+    /// `process.terminal`, a pty copied to fd 1); a container made by
+    /// [`Container::create`] inherits the caller's fds, which the caller
+    /// (containerd, say) made for it.
     pub interactive: bool,
+}
+
+/// Who looks after the container once `create` has returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Supervision {
+    /// The creating process supervises it to the end (`berth run`): its
+    /// stdio are relayed pipes and it dies with that process.
+    Foreground,
+    /// It is handed over when `create` returns and outlives its creator.
+    Detached,
 }
 
 /// Handles that exist only in the process that created the container.
@@ -29,6 +42,8 @@ pub(crate) struct Live {
     pub pidfd: OwnedFd,
     pub sync: OwnedFd,
     pub pty_master: Option<OwnedFd>,
+    /// The runtime's ends of the stdio pipes (foreground, no terminal).
+    pub stdio: Option<crate::relay::Stdio>,
     /// Whether the container has its own PID namespace: then the exit of
     /// its PID 1 ends every process in it.
     pub own_pid_ns: bool,
@@ -87,7 +102,24 @@ impl Container {
         state_dir: &Path,
         io: &Io,
     ) -> Result<Container> {
+        Self::create_supervised(id, bundle, spec, state_dir, io, Supervision::Detached)
+    }
+
+    pub(crate) fn create_supervised(
+        id: &str,
+        bundle: &Path,
+        spec: &Spec,
+        state_dir: &Path,
+        io: &Io,
+        supervision: Supervision,
+    ) -> Result<Container> {
         validate_id(id)?;
+        if !crate::exe::is_sealed() {
+            return Err(Error::setup(
+                "refusing to create a container from a binary it could write through \
+                 /proc/self/exe (CVE-2019-5736): call exe::ensure_sealed first",
+            ));
+        }
         let bundle =
             std::fs::canonicalize(bundle).step(|| format!("bundle {}", bundle.display()))?;
         std::fs::create_dir_all(state_dir)
@@ -99,14 +131,21 @@ impl Container {
             }
             r => r.step(|| format!("create {}", dir.display()))?,
         }
-        let result = Self::create_in(id, &bundle, spec, &dir, io);
+        let result = Self::create_in(id, &bundle, spec, &dir, io, supervision);
         if result.is_err() {
             let _ = std::fs::remove_dir_all(&dir);
         }
         result
     }
 
-    fn create_in(id: &str, bundle: &Path, spec: &Spec, dir: &Path, io: &Io) -> Result<Container> {
+    fn create_in(
+        id: &str,
+        bundle: &Path,
+        spec: &Spec,
+        dir: &Path,
+        io: &Io,
+        supervision: Supervision,
+    ) -> Result<Container> {
         let root = spec
             .root()
             .as_ref()
@@ -170,6 +209,16 @@ impl Container {
         // O_RDWR never blocks on a fifo; the child keeps it and reads.
         let fifo_fd = sys::open(&fifo, libc::O_RDWR).step(|| format!("open {}", fifo.display()))?;
         let (parent_sock, child_sock) = sync::pair().step(|| "socketpair".into())?;
+        let mut stdio = match supervision {
+            Supervision::Foreground if !terminal => {
+                Some(crate::relay::Stdio::new(io.interactive).step(|| "stdio pipes".into())?)
+            }
+            _ => None,
+        };
+        let child_stdio = match stdio.as_mut() {
+            Some(s) => std::mem::take(&mut s.child),
+            None => [None, None, None],
+        };
         let last_cap = crate::capabilities::last_cap();
         if let Ok(tasks) = std::fs::read_dir("/proc/self/task") {
             let n = tasks.count();
@@ -222,6 +271,7 @@ impl Container {
                     sync: child_sock,
                     exec_fifo: fifo_fd,
                     stdin_null: !io.interactive && !terminal,
+                    stdio: child_stdio,
                     terminal,
                     last_cap,
                     new_netns: ns_flags & libc::CLONE_NEWNET as u64 != 0,
@@ -239,10 +289,14 @@ impl Container {
             sys::Cloned::Parent { pid, pidfd } => {
                 drop(child_sock);
                 drop(fifo_fd);
+                // The container's ends: only the container may hold them,
+                // or its output would never reach end-of-file.
+                drop(child_stdio);
                 let mut live = Live {
                     pidfd,
                     sync: parent_sock,
                     pty_master: None,
+                    stdio,
                     own_pid_ns: ns_flags & libc::CLONE_NEWPID as u64 != 0,
                 };
                 let fail = |live: &Live, e: Error| {
@@ -276,7 +330,7 @@ impl Container {
                         Ok(Msg::Pty(fd)) => live.pty_master = Some(fd),
                         Ok(Msg::Ready) => break,
                         Ok(Msg::Failed(e)) => return Err(fail(&live, e)),
-                        Ok(Msg::Eof) | Ok(Msg::Go) => {
+                        Ok(Msg::Eof | Msg::Go | Msg::Detach | Msg::Ack) => {
                             return Err(fail(
                                 &live,
                                 Error::setup("container setup exited unexpectedly"),
@@ -301,6 +355,11 @@ impl Container {
                     cgroup: cgroup.as_ref().map(|c| c.rel().to_path_buf()),
                 };
                 if let Err(e) = state.save(dir) {
+                    return Err(fail(&live, e));
+                }
+                if supervision == Supervision::Detached
+                    && let Err(e) = hand_over(live.sync.as_fd())
+                {
                     return Err(fail(&live, e));
                 }
                 Ok(Container {
@@ -473,12 +532,29 @@ impl Container {
         self.live.as_ref()?.pty_master.as_ref().map(|f| f.as_fd())
     }
 
+    /// The runtime's ends of the stdio pipes, for the foreground relay.
+    pub(crate) fn take_stdio(&mut self) -> Option<crate::relay::Stdio> {
+        self.live.as_mut()?.stdio.take()
+    }
+
     pub(crate) fn has_own_pid_ns(&self) -> bool {
         self.live.as_ref().is_some_and(|l| l.own_pid_ns)
     }
 
     pub(crate) fn pidfd_raw(&self) -> Option<i32> {
         self.live.as_ref().map(|l| l.pidfd.as_raw_fd())
+    }
+}
+
+/// Tell the set-up child it may outlive us, and wait until it has dropped
+/// its parent-death signal: returning (and exiting) before that would kill it.
+fn hand_over(sock: std::os::fd::BorrowedFd<'_>) -> Result<()> {
+    sync::send(sock, b'D', &[], None).step(|| "hand the container over".into())?;
+    match sync::recv(sock) {
+        Ok(Msg::Ack) => Ok(()),
+        Ok(Msg::Failed(e)) => Err(e),
+        Ok(_) => Err(Error::setup("container setup exited unexpectedly")),
+        Err(e) => Err(Error::setup(format!("hand the container over: {e}"))),
     }
 }
 
@@ -493,9 +569,12 @@ fn seccomp_cache_dir(container_dir: &Path) -> PathBuf {
         .join("seccomp-cache")
 }
 
-/// The container's cgroup, made and limited, or None when the spec asks for
-/// none (no cgroupsPath and no resources). A spec with resources but no
-/// path gets `/berth/<id>`, as runc picks a default. Without the rights to
+/// The container's cgroup, made and limited: the spec's cgroupsPath, or
+/// `/berth/<id>` as runc picks a default. Always one of its own, in every
+/// v1 hierarchy: in one where it stayed in the runtime's cgroup, its cgroup
+/// namespace could be rooted at the hierarchy's root, and a container with
+/// CAP_SYS_ADMIN that mounts it would find `release_agent` there, which the
+/// host runs as root (CVE-2022-0492). Without the rights to
 /// make one (rootless without delegation) a container that asks for no
 /// limits runs without, with a warning; one that asks for limits fails.
 fn make_cgroup(id: &str, spec: &Spec) -> Result<Option<Cgroup>> {
@@ -503,19 +582,10 @@ fn make_cgroup(id: &str, spec: &Spec) -> Result<Option<Cgroup>> {
     let resources = linux.and_then(|l| l.resources().as_ref());
     let path = match linux.and_then(|l| l.cgroups_path().as_ref()) {
         Some(p) => p.to_string_lossy().into_owned(),
-        None if resources.is_some() => format!("/berth/{id}"),
-        None => return Ok(None),
+        None => format!("/berth/{id}"),
     };
     let layout = Layout::detect().map_err(|e| Error::setup(format!("cgroup: {e}")))?;
-    let mut cg = Cgroup::new(layout, &path).map_err(|e| Error::setup(format!("cgroup: {e}")))?;
-    let used_only = spec
-        .annotations()
-        .as_ref()
-        .and_then(|a| a.get(crate::cgroups::V1_HIERARCHIES))
-        .is_some_and(|v| v == "used");
-    if used_only {
-        cg = cg.used_by(resources);
-    }
+    let cg = Cgroup::new(layout, &path).map_err(|e| Error::setup(format!("cgroup: {e}")))?;
     match cg.create(resources) {
         Ok(()) => Ok(Some(cg)),
         Err(e)

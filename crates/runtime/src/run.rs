@@ -2,8 +2,9 @@
 //! pty if there is one, wait, delete. Single-threaded: one poll loop over a
 //! signalfd, the container's pidfd, the pty master and stdin.
 
-use crate::container::{Container, Io};
+use crate::container::{Container, Io, Supervision};
 use crate::error::{Context, Error, Result};
+use crate::relay::Pump;
 use crate::sys;
 use crate::terminal::{self, RawMode};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
@@ -72,7 +73,8 @@ pub fn run_spec(
     // SAFETY: fresh fd.
     let sfd = unsafe { OwnedFd::from_raw_fd(sfd) };
 
-    let mut container = Container::create_with_spec(id, bundle, spec, state_dir, io)?;
+    let mut container =
+        Container::create_supervised(id, bundle, spec, state_dir, io, Supervision::Foreground)?;
     let result = supervise(&mut container, sfd.as_fd(), io, on_start);
     match result {
         Ok(code) => {
@@ -112,9 +114,19 @@ fn supervise(
     let pidfd = c
         .pidfd_raw()
         .ok_or_else(|| Error::setup("container has no pidfd"))?;
+    let mut pumps: Vec<Pump> = c
+        .take_stdio()
+        .map(crate::relay::Stdio::pumps)
+        .unwrap_or_default();
     let mut stdin_open = master.is_some() && io.interactive;
     let mut master_open = master.is_some();
     let mut buf = vec![0u8; 64 * 1024];
+    // What each pollfd past the first two is for.
+    enum Slot {
+        Master,
+        Stdin,
+        Pump(usize),
+    }
     loop {
         let mut fds = vec![
             libc::pollfd {
@@ -128,19 +140,25 @@ fn supervise(
                 revents: 0,
             },
         ];
-        if let (Some(m), true) = (master, master_open) {
+        let mut slots = Vec::new();
+        let mut watch = |fd: i32, events: libc::c_short, slot: Slot| {
             fds.push(libc::pollfd {
-                fd: m,
-                events: libc::POLLIN,
+                fd,
+                events,
                 revents: 0,
             });
+            slots.push(slot);
+        };
+        if let (Some(m), true) = (master, master_open) {
+            watch(m, libc::POLLIN, Slot::Master);
         }
         if let (Some(_), true) = (master, stdin_open) {
-            fds.push(libc::pollfd {
-                fd: 0,
-                events: libc::POLLIN,
-                revents: 0,
-            });
+            watch(0, libc::POLLIN, Slot::Stdin);
+        }
+        for (i, p) in pumps.iter().enumerate() {
+            if let Some((fd, events)) = p.interest() {
+                watch(fd, events, Slot::Pump(i));
+            }
         }
         // SAFETY: fds is a valid array of pollfd.
         let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, -1) };
@@ -151,16 +169,17 @@ fn supervise(
             }
             return Err(e).step(|| "poll".into());
         }
-        for p in &fds {
+        if fds[0].revents != 0 {
+            forward_signals(c, sfd, master);
+        }
+        for (p, slot) in fds[2..].iter().zip(&slots) {
             if p.revents == 0 {
                 continue;
             }
-            if p.fd == sfd.as_raw_fd() {
-                forward_signals(c, sfd, master);
-            } else if Some(p.fd) == master && p.fd != 0 && master_open {
-                master_open = copy(p.fd, 1, &mut buf);
-            } else if p.fd == 0 && stdin_open {
-                stdin_open = copy(0, master.unwrap_or(-1), &mut buf);
+            match slot {
+                Slot::Master => master_open = copy(p.fd, 1, &mut buf),
+                Slot::Stdin => stdin_open = copy(0, master.unwrap_or(-1), &mut buf),
+                Slot::Pump(i) => pumps[*i].step(),
             }
         }
         if fds[1].revents != 0 {
@@ -169,11 +188,15 @@ fn supervise(
     }
     let code = c.wait()?;
     // PID 1 is gone, so every process of its PID namespace is too and the
-    // pty's slave side is closed: read what is left until EIO.
+    // pty's slave side and the pipes' write ends are closed: copy what is
+    // left until end-of-file. Without a PID namespace a leftover process
+    // may hold them open for ever: take only what is already buffered.
+    let all_gone = c.has_own_pid_ns();
+    for p in &mut pumps {
+        p.drain(all_gone);
+    }
     if let (Some(m), true) = (master, master_open) {
-        if !c.has_own_pid_ns() {
-            // Without a PID namespace a leftover process may hold the slave
-            // open for ever: take only what is already buffered.
+        if !all_gone {
             // SAFETY: fcntl on an fd we hold.
             unsafe {
                 libc::fcntl(

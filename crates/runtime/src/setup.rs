@@ -22,6 +22,9 @@ pub(crate) struct ChildConfig<'a> {
     pub sync: OwnedFd,
     pub exec_fifo: OwnedFd,
     pub stdin_null: bool,
+    /// Pipes of the runtime's to become fds 0, 1, 2 (see `relay`); a None
+    /// leaves that fd as the caller's.
+    pub stdio: [Option<OwnedFd>; 3],
     pub terminal: bool,
     pub last_cap: u32,
     /// A fresh network namespace, whose loopback starts down.
@@ -60,8 +63,9 @@ enum Never {}
 fn setup_and_exec(cfg: &ChildConfig<'_>) -> Result<Never> {
     let spec = cfg.spec;
     reset_signals();
-    // Die with the runtime while still being set up; cleared before "ready"
-    // so a container outlives a `create` that has returned.
+    // Die with the runtime: until it hands the container over (`D`, a
+    // `create` that returns) or, in the foreground, for the container's
+    // whole life (it is set again after the identity change clears it).
     // SAFETY: prctl with integer arguments.
     unsafe {
         libc::prctl(
@@ -104,6 +108,11 @@ fn setup_and_exec(cfg: &ChildConfig<'_>) -> Result<Never> {
     }
     if cfg.new_netns {
         loopback_up()?;
+    }
+    for (target, fd) in cfg.stdio.iter().enumerate() {
+        if let Some(fd) = fd {
+            sys::dup2(fd.as_raw_fd(), target as i32).step(|| "attach stdio pipes".into())?;
+        }
     }
     if cfg.stdin_null {
         let null =
@@ -223,16 +232,20 @@ fn setup_and_exec(cfg: &ChildConfig<'_>) -> Result<Never> {
     let argv: Vec<CString> = args.iter().map(|a| c(a)).collect::<Result<_>>()?;
     let envp: Vec<CString> = env.iter().map(|e| c(e)).collect::<Result<_>>()?;
 
+    // setuid cleared the parent-death signal: set it again. A runtime that
+    // died in between is caught below, by end-of-file on the sync socket.
     // SAFETY: prctl with integer arguments.
-    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, 0, 0, 0, 0) };
+    unsafe {
+        libc::prctl(
+            libc::PR_SET_PDEATHSIG,
+            libc::SIGKILL as libc::c_ulong,
+            0,
+            0,
+            0,
+        )
+    };
     sync::send(cfg.sync.as_fd(), b'R', &[], None).step(|| "report ready".into())?;
-
-    // Block until `start` writes to the exec fifo.
-    let mut byte = [0u8];
-    let n = sys::read(cfg.exec_fifo.as_fd(), &mut byte).step(|| "wait on exec fifo".into())?;
-    if n != 1 {
-        return Err(Error::setup("exec fifo closed before start"));
-    }
+    wait_for_start(cfg)?;
 
     // Only stdio crosses into the container: any fd the caller leaked
     // without O_CLOEXEC closes at exec (as do the fifo and sync socket).
@@ -262,6 +275,63 @@ fn setup_and_exec(cfg: &ChildConfig<'_>) -> Result<Never> {
         },
         message,
     })
+}
+
+/// Block until `start` writes to the exec fifo. Meanwhile the runtime may
+/// hand the container over (`D`: it may now outlive the runtime, which
+/// waits for the `A`); if the runtime dies first (end-of-file), give up
+/// rather than wait for a start that can never come.
+fn wait_for_start(cfg: &ChildConfig<'_>) -> Result<()> {
+    let mut handed_over = false;
+    loop {
+        let mut fds = [
+            libc::pollfd {
+                fd: cfg.exec_fifo.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: if handed_over {
+                    -1
+                } else {
+                    cfg.sync.as_raw_fd()
+                },
+                events: libc::POLLIN,
+                revents: 0,
+            },
+        ];
+        // SAFETY: a valid array of two pollfds.
+        if unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) } < 0 {
+            let e = std::io::Error::last_os_error();
+            if e.kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e).step(|| "wait on exec fifo".into());
+        }
+        if fds[0].revents != 0 {
+            let mut byte = [0u8];
+            let n =
+                sys::read(cfg.exec_fifo.as_fd(), &mut byte).step(|| "wait on exec fifo".into())?;
+            if n != 1 {
+                return Err(Error::setup("exec fifo closed before start"));
+            }
+            return Ok(());
+        }
+        if fds[1].revents != 0 {
+            match sync::recv(cfg.sync.as_fd()).step(|| "wait for start".into())? {
+                Msg::Detach => {
+                    // SAFETY: prctl with integer arguments.
+                    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, 0, 0, 0, 0) };
+                    sync::send(cfg.sync.as_fd(), b'A', &[], None)
+                        .step(|| "acknowledge hand-over".into())?;
+                    handed_over = true;
+                }
+                // SAFETY: nothing of this process is shared; no one is left to report to.
+                Msg::Eof => unsafe { libc::_exit(125) },
+                _ => return Err(Error::setup("unexpected message while waiting for start")),
+            }
+        }
+    }
 }
 
 /// Bring up `lo` in a new network namespace, as runc does.

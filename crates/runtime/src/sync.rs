@@ -8,7 +8,12 @@
 //! - `G` runtime → child: go on with setup (the hook where uid maps or
 //!   cgroup placement will be done before the child continues).
 //! - `T` child → runtime: pty master fd attached.
-//! - `R` child → runtime: set up, now blocked on the exec fifo.
+//! - `R` child → runtime: set up, now blocked on the exec fifo (and on
+//!   this socket: end-of-file before `D` means the runtime died, and the
+//!   child exits rather than wait for a start that cannot come).
+//! - `D` runtime → child: handed over (a `create` that returns): from now
+//!   on the container may outlive the runtime; the child drops its
+//!   parent-death signal and answers `A`.
 //! - `E` child → runtime: `E<kind><message>`, setup or exec failed.
 
 use crate::error::Error;
@@ -33,6 +38,8 @@ pub fn pair() -> io::Result<(OwnedFd, OwnedFd)> {
 pub enum Msg {
     Go,
     Ready,
+    Detach,
+    Ack,
     Pty(OwnedFd),
     Failed(Error),
     /// The peer closed its end: exec succeeded (or the process died).
@@ -141,6 +148,8 @@ pub fn recv(sock: BorrowedFd<'_>) -> io::Result<Msg> {
     Ok(match buf[0] {
         b'G' => Msg::Go,
         b'R' => Msg::Ready,
+        b'D' => Msg::Detach,
+        b'A' => Msg::Ack,
         b'T' => Msg::Pty(passed_fd.ok_or_else(bad)?),
         b'E' if n >= 2 => Msg::Failed(Error::from_kind_byte(
             buf[1],

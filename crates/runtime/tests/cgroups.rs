@@ -66,63 +66,6 @@ fn cgroups_paths_resolve_like_runc_and_systemd() {
     }
 }
 
-#[test]
-fn v1_used_hierarchies_are_those_of_the_limits_and_device_rules() {
-    use berth_runtime::cgroups::Hierarchy;
-    let h = |name: &str| Hierarchy {
-        mount: PathBuf::from(format!("/sys/fs/cgroup/{name}")),
-        controllers: name.split(',').map(str::to_string).collect(),
-        own: PathBuf::from("/"),
-    };
-    let host = Layout::V1(
-        [
-            "blkio",
-            "cpu,cpuacct",
-            "cpuset",
-            "devices",
-            "freezer",
-            "memory",
-            "pids",
-        ]
-        .iter()
-        .map(|n| h(n))
-        .collect(),
-    );
-    let names = |l: Layout| -> Vec<String> {
-        let Layout::V1(hs) = l else {
-            panic!("v1 stays v1")
-        };
-        hs.iter().map(|h| h.controllers.join(",")).collect()
-    };
-    // Nothing asked: no hierarchy at all.
-    assert!(names(host.clone().used_by(None)).is_empty());
-    // Docker's default: only the device allow-list.
-    let mut dev = LinuxResources::default();
-    dev.set_devices(Some(vec![oci_spec::runtime::LinuxDeviceCgroup::default()]));
-    assert_eq!(names(host.clone().used_by(Some(&dev))), ["devices"]);
-    // Every limit of `limits()` (memory, CPU quota and set, pids), and devices.
-    let mut all = limits();
-    all.set_devices(dev.devices().clone());
-    assert_eq!(
-        names(host.clone().used_by(Some(&all))),
-        ["cpu,cpuacct", "cpuset", "devices", "memory", "pids"]
-    );
-    // A host with cpu and cpuacct mounted apart (like this one): a CPU
-    // limit brings its accounting along.
-    let split = Layout::V1(["cpu", "cpuacct", "devices"].iter().map(|n| h(n)).collect());
-    let mut shares = LinuxResources::default();
-    let mut c = LinuxCpu::default();
-    c.set_shares(Some(512));
-    shares.set_cpu(Some(c));
-    assert_eq!(names(split.used_by(Some(&shares))), ["cpu", "cpuacct"]);
-    // v2 has one hierarchy: unchanged.
-    let v2 = Layout::V2 {
-        mount: PathBuf::from("/sys/fs/cgroup"),
-        own: PathBuf::from("/"),
-    };
-    assert_eq!(v2.clone().used_by(None), v2);
-}
-
 /// A directory shaped like a cgroup2 mount with every controller: the
 /// kernel makes the interface files on mkdir, here the test does.
 fn fake_v2(files_in_leaf: &[&str]) -> (tempfile::TempDir, PathBuf) {

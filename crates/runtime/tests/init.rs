@@ -1,5 +1,5 @@
 //! The `--init` process, run as PID 1 inside real containers (the helper
-//! binary is bind-mounted at /sbin/berth-init and dispatches on argv[0]).
+//! binary is bind-mounted at /sbin/berth-init and runs it as `init -- CMD`).
 
 mod common;
 
@@ -8,7 +8,7 @@ use std::io::{BufRead, BufReader, Read};
 use std::process::Stdio;
 
 fn with_init(script: &str) -> Bundle {
-    let mut b = Bundle::new(&["/sbin/berth-init", "--", "sh", "-c", script]);
+    let mut b = Bundle::new(&["/sbin/berth-init", "init", "--", "sh", "-c", script]);
     b.config["mounts"].as_array_mut().unwrap().push(serde_json::json!({
         "destination": "/sbin/berth-init", "type": "bind", "source": HELPER, "options": ["bind", "ro"]
     }));
@@ -27,7 +27,7 @@ fn init_is_pid_1_and_reaps_orphans() {
     .run();
     assert_eq!(
         stdout(&o),
-        "reaped\n2\n/sbin/berth-init -- sh -c sh -c 'sleep 0.1 & echo $! > /tmp/orphan'; p=$(cat /tmp/orphan); i=0; while [ -e /proc/$p ] && [ $i -lt 400 ]; do sleep 0.05; i=$((i+1)); done; [ -e /proc/$p ] && echo zombie || echo reaped; echo $$; tr '\\0' ' ' < /proc/1/cmdline ",
+        "reaped\n2\n/sbin/berth-init init -- sh -c sh -c 'sleep 0.1 & echo $! > /tmp/orphan'; p=$(cat /tmp/orphan); i=0; while [ -e /proc/$p ] && [ $i -lt 400 ]; do sleep 0.05; i=$((i+1)); done; [ -e /proc/$p ] && echo zombie || echo reaped; echo $$; tr '\\0' ' ' < /proc/1/cmdline ",
         "{}",
         stderr(&o)
     );

@@ -1,8 +1,11 @@
 //! Test helper: drives the runtime from its own single-threaded process, so
 //! the (multi-threaded) test harness never forks in-process. Also stands in
 //! for the berth binary as `/sbin/berth-init` inside test containers.
+//! Like berth, it runs containers only from a sealed copy of itself
+//! (`exe::ensure_sealed`), in /run/berth/exe or BERTH_TEST_EXE_DIR.
 //!
 //! Usage:
+//!   berth-runtime-test init -- CMD [ARG...]
 //!   berth-runtime-test run    STATE_DIR ID BUNDLE [-i]
 //!   berth-runtime-test create STATE_DIR ID BUNDLE
 //!   berth-runtime-test start|state|delete STATE_DIR ID
@@ -15,11 +18,8 @@ use std::path::Path;
 
 fn main() {
     let argv: Vec<OsString> = std::env::args_os().collect();
-    if argv
-        .first()
-        .is_some_and(|a| a.to_string_lossy().ends_with("berth-init"))
-    {
-        berth_runtime::init::init_main(&argv);
+    if argv.get(1).is_some_and(|a| a == "init") {
+        berth_runtime::init::init_main(&argv[1..]);
     }
     let args: Vec<String> = argv
         .iter()
@@ -30,6 +30,15 @@ fn main() {
         std::process::exit(2);
     }
     let (cmd, state_dir, id) = (args[1].as_str(), Path::new(&args[2]), args[3].as_str());
+    if matches!(cmd, "run" | "create") {
+        let dir = std::env::var_os("BERTH_TEST_EXE_DIR").unwrap_or_else(|| "/run/berth/exe".into());
+        if let Err(e) =
+            berth_runtime::exe::ensure_sealed(&berth_runtime::exe::Seal::Copy(dir.into()))
+        {
+            eprintln!("berth-runtime-test: {e}");
+            std::process::exit(125);
+        }
+    }
     let result = match cmd {
         "run" => {
             let io = Io {

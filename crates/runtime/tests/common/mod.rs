@@ -96,6 +96,16 @@ impl Bundle {
                 "readonlyPaths": ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]
             }
         });
+        let mut config = config;
+        // Every container gets a cgroup; tests run in parallel with one id
+        // ("c1"), so each bundle names its own.
+        let name = tmp
+            .path()
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        config["linux"]["cgroupsPath"] = serde_json::json!(format!("/berth-tests/{name}"));
         Bundle { tmp, config }
     }
 
