@@ -129,6 +129,11 @@ def main():
         "berth run --rm (unconfined)": [BERTH, "--root", ROOT, "run", "--rm", "--pull", "never",
                                         "--security-opt", "seccomp=unconfined", IMAGE, "true"],
     }
+    # Another build of berth (BERTH_BASELINE=path), for a before/after in one run.
+    base = os.environ.get("BERTH_BASELINE")
+    if base:
+        contenders["berth run --rm (baseline build)"] = [base, "--root", ROOT, "run", "--rm",
+                                                         "--pull", "never", IMAGE, "true"]
     if shutil.which("crun") and os.environ.get("CRUN_OK") == "1":
         contenders["crun run (plain)"] = ["crun", "--root", os.path.join(work, "crun"), "run", "--bundle", plain, "bench-crun"]
         contenders["crun run (docker-like)"] = ["crun", "--root", os.path.join(work, "crun"), "run", "--bundle", dlike, "bench-crun2"]

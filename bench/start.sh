@@ -40,4 +40,5 @@ rootfs=$(mktemp -d); cp /bin/busybox "$rootfs/"; mkdir -p "$rootfs/bin"; mv "$ro
 tar -C "$rootfs" -cf "$PR/rootfs.tar" . && rm -rf "$rootfs"
 $PODMAN_ARGS import -q "$PR/rootfs.tar" localhost/bb >/dev/null || unset PODMAN_ARGS
 
+# BERTH_BASELINE=/path/to/another/berth adds that build as a contender (before/after).
 /usr/bin/python3 bench/start.py

@@ -580,7 +580,8 @@ fn seccomp_cache_dir(container_dir: &Path) -> PathBuf {
 fn make_cgroup(id: &str, spec: &Spec) -> Result<Option<Cgroup>> {
     let linux = spec.linux().as_ref();
     let resources = linux.and_then(|l| l.resources().as_ref());
-    let path = match linux.and_then(|l| l.cgroups_path().as_ref()) {
+    let asked = linux.and_then(|l| l.cgroups_path().as_ref());
+    let path = match asked {
         Some(p) => p.to_string_lossy().into_owned(),
         None => format!("/berth/{id}"),
     };
@@ -592,7 +593,13 @@ fn make_cgroup(id: &str, spec: &Spec) -> Result<Option<Cgroup>> {
             if e.kind() == std::io::ErrorKind::PermissionDenied
                 && !resources.is_some_and(crate::cgroups::has_limits) =>
         {
-            tracing::warn!("running without a cgroup of its own: {e}");
+            // Rootless without a delegated cgroup: nothing to say unless
+            // the spec asked for one.
+            if asked.is_some() {
+                tracing::warn!("running without a cgroup of its own: {e}");
+            } else {
+                tracing::debug!("running without a cgroup of its own: {e}");
+            }
             let _ = cg.destroy();
             Ok(None)
         }

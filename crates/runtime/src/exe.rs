@@ -91,22 +91,27 @@ pub fn ensure_sealed(how: &Seal) -> Result<()> {
     )
     .map_err(std::io::Error::from)
     .step(|| "open berth's own binary".into())?;
-    match how {
-        Seal::Copy(dir) => {
-            let path = sealed_copy(exe.as_fd(), dir)?;
-            reexec(&path)
-        }
-        Seal::BindSelf => {
-            let path =
-                std::fs::read_link("/proc/self/exe").step(|| "read /proc/self/exe".into())?;
-            bind_read_only(&path).step(|| format!("protect {}", path.display()))?;
-            reexec(&path)
-        }
-        Seal::Memfd => {
-            let fd = memfd_copy(exe.as_fd())?;
-            reexec(Path::new(&format!("/proc/self/fd/{}", fd.as_raw_fd())))
+    let protected = match how {
+        Seal::Copy(dir) => sealed_copy(exe.as_fd(), dir),
+        Seal::BindSelf => std::fs::read_link("/proc/self/exe")
+            .and_then(|path| bind_read_only(&path).map(|()| path))
+            .step(|| "protect berth's own binary".into()),
+        Seal::Memfd => return memfd_reexec(exe.as_fd()),
+    };
+    match protected {
+        Ok(path) => reexec(&path),
+        Err(e) => {
+            // No mount allowed here (a container without CAP_SYS_ADMIN, say):
+            // a memfd needs no privilege, only a copy of the binary per run.
+            tracing::debug!("{}; running from a sealed memfd instead", e.message);
+            memfd_reexec(exe.as_fd())
         }
     }
+}
+
+fn memfd_reexec(exe: std::os::fd::BorrowedFd<'_>) -> Result<()> {
+    let fd = memfd_copy(exe)?;
+    reexec(Path::new(&format!("/proc/self/fd/{}", fd.as_raw_fd())))
 }
 
 fn reexec(path: &Path) -> Result<()> {

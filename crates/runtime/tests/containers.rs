@@ -41,6 +41,54 @@ fn killed_by_signal_is_128_plus_n() {
     assert_eq!(child.wait().unwrap().code(), Some(137));
 }
 
+/// Whether nothing can write the file process `pid` runs: a read-only
+/// mount or a sealed memfd, seen through the link a container would use.
+fn exe_is_protected(pid: i32) -> bool {
+    let link = format!("/proc/{pid}/exe");
+    let ro = rustix::fs::statvfs(link.as_str())
+        .is_ok_and(|s| s.f_flag.contains(rustix::fs::StatVfsMountFlags::RDONLY));
+    let sealed = std::fs::File::open(&link).is_ok_and(|f| {
+        rustix::fs::fcntl_get_seals(&f).is_ok_and(|s| s.contains(rustix::fs::SealFlags::WRITE))
+    });
+    ro || sealed
+}
+
+#[test]
+fn proc_self_exe_as_the_command_runs_a_protected_copy_of_the_runtime() {
+    // The set-up process is a clone of the runtime: exec'ing /proc/self/exe
+    // makes its binary the container's PID 1 (here as init, beside a shell).
+    let helper = std::fs::metadata(HELPER).unwrap();
+    for seal in ["copy", "memfd"] {
+        let b = Bundle::new(&[
+            "/proc/self/exe",
+            "init",
+            "--",
+            "sh",
+            "-c",
+            "echo ready; stat -L -c %d:%i /proc/1/exe; while :; do sleep 0.05; done",
+        ]);
+        let pidfile = b.path().join("pid");
+        let mut cmd = b.command(false);
+        cmd.env("BERTH_TEST_PIDFILE", &pidfile)
+            .env("BERTH_TEST_SEAL", seal);
+        let (mut child, mut out) = spawn_ready_with(cmd);
+        let mut line = String::new();
+        out.read_line(&mut line).unwrap();
+        let pid = wait_for_pidfile(&pidfile);
+        let protected = exe_is_protected(pid);
+        // SAFETY: plain kill of the container's PID 1.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+        let _ = child.wait();
+        assert!(protected, "{seal}: PID 1 runs a writable runtime binary");
+        use std::os::unix::fs::MetadataExt;
+        assert_ne!(
+            line.trim(),
+            format!("{}:{}", helper.dev(), helper.ino()),
+            "{seal}"
+        );
+    }
+}
+
 #[test]
 fn missing_command_is_127() {
     let b = Bundle::new(&["nosuchcmd"]);

@@ -2,7 +2,8 @@
 //! the (multi-threaded) test harness never forks in-process. Also stands in
 //! for the berth binary as `/sbin/berth-init` inside test containers.
 //! Like berth, it runs containers only from a sealed copy of itself
-//! (`exe::ensure_sealed`), in /run/berth/exe or BERTH_TEST_EXE_DIR.
+//! (`exe::ensure_sealed`), in /run/berth/exe or BERTH_TEST_EXE_DIR, or a
+//! sealed memfd with BERTH_TEST_SEAL=memfd.
 //!
 //! Usage:
 //!   berth-runtime-test init -- CMD [ARG...]
