@@ -29,7 +29,8 @@ pub struct Config {
 /// Where the config file is when `--config` is not given.
 pub fn default_path() -> PathBuf {
     if let Some(p) = std::env::var_os("BERTH_CONFIG") {
-        return PathBuf::from(p);
+        // Relative to the current directory, as `--config` is.
+        return std::path::absolute(&p).unwrap_or_else(|_| PathBuf::from(p));
     }
     if rustix::process::geteuid().is_root() {
         PathBuf::from("/etc/berth/config.json")
