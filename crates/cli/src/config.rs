@@ -47,12 +47,12 @@ impl Config {
     /// Loads the file; a missing default file is an empty config, while a
     /// file named explicitly must exist.
     pub fn load(path: &Path, explicit: bool) -> Result<Config> {
-        let text = match std::fs::read_to_string(path) {
+        let text = match berth_io::read_capped_string(path, berth_io::MIB, "config") {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => {
                 return Ok(Config::default());
             }
-            Err(e) => return Err(e).with_context(|| format!("config {}", path.display())),
+            Err(e) => return Err(e.into()), // names the file already
         };
         serde_json::from_str(&text).with_context(|| format!("config {}", path.display()))
     }

@@ -67,6 +67,15 @@ fn obtain_image(engine: &Engine, args: &RunArgs) -> Result<ImageRecord> {
     snapshots::pull(engine, &args.image, &opts, &progress)
 }
 
+/// A host file copied into the container: empty when missing; bounded,
+/// since a huge one would be copied into every container.
+fn host_file(path: &str) -> Result<String> {
+    match berth_io::read_capped_string(Path::new(path), berth_io::MIB, "host file") {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(String::new()),
+        r => Ok(r?),
+    }
+}
+
 /// Files every container gets of its own, bind-mounted over the image's.
 fn write_etc_files(
     cdir: &Path,
@@ -74,7 +83,7 @@ fn write_etc_files(
     host_network: bool,
 ) -> Result<Vec<oci_spec::runtime::Mount>> {
     let hosts = if host_network {
-        std::fs::read_to_string("/etc/hosts").unwrap_or_default()
+        host_file("/etc/hosts")?
     } else {
         format!(
             "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n\
@@ -82,7 +91,7 @@ fn write_etc_files(
              ff02::2\tip6-allrouters\n127.0.1.1\t{hostname}\n"
         )
     };
-    let resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    let resolv = host_file("/etc/resolv.conf")?;
     let mut mounts = Vec::new();
     for (name, text) in [
         ("hostname", format!("{hostname}\n")),

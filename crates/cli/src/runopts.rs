@@ -139,8 +139,7 @@ pub fn parse_env(spec: &str) -> Result<Option<String>> {
 
 /// `--env-file`: one variable a line, `#` comments and blank lines skipped.
 pub fn read_env_file(path: &Path) -> Result<Vec<String>> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("env file {}", path.display()))?;
+    let text = berth_io::read_capped_string(path, berth_io::MIB, "--env-file")?;
     let mut out = Vec::new();
     for (n, line) in text.lines().enumerate() {
         let line = line.trim_start();
@@ -150,7 +149,7 @@ pub fn read_env_file(path: &Path) -> Result<Vec<String>> {
         match parse_env(line) {
             Ok(Some(v)) => out.push(v),
             Ok(None) => {}
-            Err(e) => bail!("env file {} line {}: {e}", path.display(), n + 1),
+            Err(e) => bail!("--env-file {} line {}: {e}", path.display(), n + 1),
         }
     }
     Ok(out)

@@ -57,3 +57,108 @@ fn relative_root_and_exec_root_are_taken_from_the_current_directory() {
     assert_eq!(code(&o), 125, "stderr: {}", stderr(&o));
     assert!(stderr(&o).contains(&format!("{}", cwd.join("conf.json").display())));
 }
+
+/// Runs berth with its address space capped at 1 GiB (so a read that
+/// grows without end fails here, not on the shared machine) and gives it
+/// 30 s: (exit code, stderr).
+fn bounded_run(mut c: Command) -> (i32, String) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: setrlimit is async-signal-safe; nothing else runs in the child.
+    unsafe {
+        c.pre_exec(|| {
+            let lim = libc::rlimit {
+                rlim_cur: 1 << 30,
+                rlim_max: 1 << 30,
+            };
+            if libc::setrlimit(libc::RLIMIT_AS, &lim) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = c
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("berth did not return within 30 s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let o = child.wait_with_output().unwrap();
+    (code(&o), stderr(&o))
+}
+
+#[test]
+fn endless_input_files_fail_fast_at_their_cap() {
+    let r = Root::new();
+    let mut c = r.berth();
+    c.args(["run", "--rm", "--env-file", "/dev/zero", BUSYBOX, "true"]);
+    assert_eq!(
+        bounded_run(c),
+        (
+            125,
+            "berth: --env-file /dev/zero: larger than 1 MiB\n".into()
+        )
+    );
+    let mut c = r.berth();
+    c.args(["run", "--rm", "--security-opt", "seccomp=/dev/zero"])
+        .args([BUSYBOX, "true"]);
+    assert_eq!(
+        bounded_run(c),
+        (
+            125,
+            "berth: seccomp profile /dev/zero: larger than 1 MiB\n".into()
+        )
+    );
+    let mut c = r.berth();
+    c.args(["--config", "/dev/zero", "images"]);
+    assert_eq!(
+        bounded_run(c),
+        (125, "berth: config /dev/zero: larger than 1 MiB\n".into())
+    );
+    // The same through BERTH_CONFIG, and for the credentials file.
+    let mut c = r.berth();
+    c.env("BERTH_CONFIG", "/dev/zero").arg("images");
+    assert_eq!(
+        bounded_run(c).1,
+        "berth: config /dev/zero: larger than 1 MiB\n"
+    );
+    let creds = r.path().join("creds");
+    std::fs::create_dir_all(&creds).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", creds.join("config.json")).unwrap();
+    let mut c = r.berth();
+    c.env("DOCKER_CONFIG", &creds)
+        .args(["logout", "127.0.0.1:5502"]);
+    let (rc, err) = bounded_run(c);
+    assert_eq!(rc, 125, "{err}");
+    assert!(
+        err.ends_with("/creds/config.json: larger than 4 MiB\n"),
+        "{err}"
+    );
+    // Nothing was left behind by the refused runs.
+    assert!(r.container_ids().is_empty());
+}
+
+#[test]
+fn an_env_file_may_be_a_pipe() {
+    if rootless() {
+        return; // the shell's pipe belongs to root
+    }
+    let r = Root::new();
+    let o = Command::new("bash")
+        .arg("-c")
+        .arg(r#""$0" --root "$1" run --rm -q --env-file <(printf 'A=from-pipe\n') "$2" sh -c 'echo $A'"#)
+        .arg(env!("CARGO_BIN_EXE_berth"))
+        .arg(r.path())
+        .arg(BUSYBOX)
+        .env("BERTH_CONFIG", workspace().join("crates/cli/tests/config.json"))
+        .output()
+        .unwrap();
+    assert_eq!(stdout(&o), "from-pipe\n", "stderr: {}", stderr(&o));
+}
