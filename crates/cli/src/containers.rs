@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use berth_image::{ImageRecord, Progress, ProgressMode};
+use berth_io::{errln, outln};
 
 use crate::cli::{PsArgs, RmArgs, RunArgs};
 use crate::engine::Engine;
@@ -55,7 +56,7 @@ fn obtain_image(engine: &Engine, args: &RunArgs) -> Result<ImageRecord> {
         });
     }
     if local.is_none() && !args.quiet {
-        eprintln!("Unable to find image '{}' locally", args.image);
+        errln!("Unable to find image '{}' locally", args.image);
     }
     // The container's stdout is the user's: pull chatter goes to stderr.
     let progress = if args.quiet {
@@ -411,7 +412,7 @@ pub fn run(engine: &Engine, args: &RunArgs) -> Result<u8> {
             exit.code
         }
         Err(e) => {
-            eprintln!("berth: run {}: {}", rec.name, e.message);
+            errln!("berth: run {}: {}", rec.name, e.message);
             e.exit_code()
         }
     };
@@ -537,11 +538,11 @@ pub fn rm(engine: &Engine, args: &RmArgs) -> Result<u8> {
                 }
             }
             remove_container_files(engine, &c.id)?;
-            println!("{key}");
+            outln!("{key}");
             Ok(())
         })();
         if let Err(e) = res {
-            eprintln!("berth: rm {key}: {e:#}");
+            errln!("berth: rm {key}: {e:#}");
             failed = true;
         }
     }
@@ -599,12 +600,12 @@ pub fn inspect(engine: &Engine, keys: &[String]) -> Result<u8> {
                 }));
             }
             Err(e) => {
-                eprintln!("berth: inspect {key}: {e:#}");
+                errln!("berth: inspect {key}: {e:#}");
                 failed = true;
             }
         }
     }
-    println!("{}", serde_json::to_string_pretty(&out)?);
+    outln!("{}", serde_json::to_string_pretty(&out)?);
     Ok(if failed { 1 } else { 0 })
 }
 
@@ -620,7 +621,7 @@ pub fn ps(engine: &Engine, args: &PsArgs) -> Result<u8> {
     };
     if args.quiet {
         for c in shown {
-            println!("{}", id_of(c));
+            outln!("{}", id_of(c));
         }
         return Ok(0);
     }
@@ -668,7 +669,7 @@ pub fn ps(engine: &Engine, args: &PsArgs) -> Result<u8> {
                     "State": if c.is_running() { "running" } else if c.status == Status::Created { "created" } else { "exited" },
                     "ExitCode": c.exit_code, "Labels": c.labels,
                 });
-                println!("{v}");
+                outln!("{v}");
             }
         }
         f => bail!("unknown --format {f:?}: table or json"),

@@ -162,3 +162,68 @@ fn an_env_file_may_be_a_pipe() {
         .unwrap();
     assert_eq!(stdout(&o), "from-pipe\n", "stderr: {}", stderr(&o));
 }
+
+/// The write end of a pipe whose read end is already closed: every write
+/// to it fails with EPIPE, as into `| head -3` once head has exited.
+fn closed_pipe() -> std::process::Stdio {
+    let (read, write) = rustix::pipe::pipe().unwrap();
+    drop(read);
+    std::process::Stdio::from(write)
+}
+
+fn no_panic(o: &std::process::Output) {
+    let c = code(o);
+    assert!(c != 101 && c != 134 && c != -1, "berth died: {c}");
+    assert!(!stderr(o).contains("panicked"), "{}", stderr(o));
+}
+
+#[test]
+fn closed_stdout_or_stderr_never_brings_berth_down() {
+    let r = Root::new();
+    // An error into a closed stderr: still berth's own exit code.
+    let o = r
+        .berth()
+        .args([
+            "run",
+            "--rm",
+            "--pull",
+            "never",
+            "127.0.0.1:5500/no-such:image",
+            "true",
+        ])
+        .stderr(closed_pipe())
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 125);
+    // A first run pulls: "Unable to find image" and progress into a closed
+    // stderr; the container's own output goes to a closed stdout.
+    let o = r
+        .berth()
+        .args(["run", "--rm", BUSYBOX, "sh", "-c"])
+        .arg("for i in $(seq 1000); do echo $i; done; exit 3")
+        .stdout(closed_pipe())
+        .stderr(closed_pipe())
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 3);
+    // Listings into a closed stdout end quietly, like Docker.
+    for args in [
+        &["images"][..],
+        &["images", "--format", "json"],
+        &["image", "inspect", BUSYBOX],
+        &["ps", "-a"],
+    ] {
+        let o = r.berth().args(args).stdout(closed_pipe()).output().unwrap();
+        no_panic(&o);
+        assert_eq!(code(&o), 0, "{args:?}: {}", stderr(&o));
+    }
+    // Both closed, on an error path that prints to each.
+    let o = r
+        .berth()
+        .args(["image", "inspect", BUSYBOX, "no-such:image"])
+        .stdout(closed_pipe())
+        .stderr(closed_pipe())
+        .output()
+        .unwrap();
+    no_panic(&o);
+}
