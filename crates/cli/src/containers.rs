@@ -143,16 +143,7 @@ pub fn run(engine: &Engine, args: &RunArgs) -> Result<u8> {
         bail!("the input device is not a TTY");
     }
     // Flags are checked before anything is pulled or created.
-    let mut extra_mounts = Vec::new();
-    for v in &args.volumes {
-        extra_mounts.push(runopts::parse_volume(v)?);
-    }
-    for m in &args.mounts {
-        extra_mounts.push(runopts::parse_mount(m)?);
-    }
-    for t in &args.tmpfs {
-        extra_mounts.push(runopts::parse_tmpfs(t)?);
-    }
+    let mut extra_mounts = runopts::parse_mounts(&args.volumes, &args.mounts, &args.tmpfs)?;
     let limits = berth_rootfs::bundle::Limits {
         memory: args
             .memory
