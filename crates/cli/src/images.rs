@@ -1,7 +1,7 @@
 //! Image commands: pull, images, rmi, image inspect, image prune, login, logout.
 
 use std::collections::HashSet;
-use std::io::{BufRead, IsTerminal};
+use std::io::{BufRead, IsTerminal, Read};
 
 use anyhow::{Context, Result, bail};
 use berth_image::{Platform, Progress, ProgressMode, PullOptions, RemoveEvent};
@@ -198,11 +198,17 @@ pub fn login(engine: &Engine, args: &LoginArgs) -> Result<u8> {
             p.clone()
         }
         (None, true) => {
+            // Bounded like every input: `< /dev/zero` has no end of line.
+            const CAP: u64 = 64 << 10;
             let mut line = String::new();
             std::io::stdin()
                 .lock()
+                .take(CAP + 1)
                 .read_line(&mut line)
-                .context("read password from stdin")?;
+                .context("--password-stdin")?;
+            if line.len() as u64 > CAP {
+                bail!("--password-stdin: larger than 64 KiB");
+            }
             line.trim_end_matches(['\n', '\r']).to_string()
         }
         (None, false) if std::io::stdin().is_terminal() => {

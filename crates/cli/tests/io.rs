@@ -141,6 +141,13 @@ fn endless_input_files_fail_fast_at_their_cap() {
         err.ends_with("/creds/config.json: larger than 4 MiB\n"),
         "{err}"
     );
+    let mut c = r.berth();
+    c.args(["login", "-u", "a", "--password-stdin", "127.0.0.1:5502"])
+        .stdin(std::fs::File::open("/dev/zero").unwrap());
+    assert_eq!(
+        bounded_run(c),
+        (125, "berth: --password-stdin: larger than 64 KiB\n".into())
+    );
     // Nothing was left behind by the refused runs.
     assert!(r.container_ids().is_empty());
 }
