@@ -685,6 +685,23 @@ mod tests {
     use super::*;
 
     #[test]
+    fn ca_files_are_read_up_to_a_cap() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir(d.path().join("reg:5000")).unwrap();
+        let ca = d.path().join("reg:5000/ca.crt");
+        std::os::unix::fs::symlink("/dev/zero", &ca).unwrap();
+        let opts = RegistryOptions {
+            certs_d: Some(d.path().to_path_buf()),
+            ..RegistryOptions::default()
+        };
+        let e = load_cas(&opts, "reg:5000").err().unwrap();
+        assert_eq!(
+            format!("{e:#}"),
+            format!("CA file {}: larger than 1 MiB", ca.display())
+        );
+    }
+
+    #[test]
     fn loopback_detection() {
         assert!(is_loopback("127.0.0.1:5500"));
         assert!(is_loopback("127.9.9.9"));
