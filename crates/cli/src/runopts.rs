@@ -130,7 +130,13 @@ fn mount_flag(spec: &str) -> Result<Parsed> {
             "type" => kind = Some(v.to_string()),
             "source" | "src" => src = Some(v.to_string()),
             "target" | "destination" | "dst" => dst = Some(v.to_string()),
-            "readonly" | "ro" => ro = v.is_empty() || v == "true" || v == "1",
+            "readonly" | "ro" => {
+                ro = match v {
+                    "" | "true" | "1" => true,
+                    "false" | "0" => false,
+                    _ => bail!("invalid value for {k}: {v}"),
+                }
+            }
             "tmpfs-size" => tmpfs.push(("tmpfs-size", format!("size={v}"))),
             "tmpfs-mode" => tmpfs.push(("tmpfs-mode", format!("mode={v}"))),
             "bind-propagation" if mode_class(v) == Some("propagation") => {
@@ -749,6 +755,10 @@ mod tests {
                 "tmpfs-mode is for type=tmpfs",
             ),
             ("type=tmpfs,src=/tmp,dst=/x", "type=tmpfs takes no source"),
+            (
+                "type=bind,src=/tmp,dst=/x,readonly=yes",
+                "invalid value for readonly: yes",
+            ),
         ] {
             let e = refusal(&[], &[spec], &[]);
             assert!(e.starts_with(&format!("--mount {spec}: ")), "{e}");
