@@ -12,20 +12,31 @@ use clap::{Args, Parser, Subcommand};
 )]
 pub struct Cli {
     /// Where images, snapshots and containers live.
-    #[arg(long, global = true, env = "BERTH_ROOT", value_name = "DIR")]
+    #[arg(long, global = true, env = "BERTH_ROOT", value_name = "DIR", value_parser = absolute)]
     pub root: Option<PathBuf>,
     /// Where per-container runtime state lives (runtime state, bundles):
     /// /run/berth for root, `$XDG_RUNTIME_DIR/berth` (or `ROOT/run`) rootless.
-    #[arg(long, global = true, env = "BERTH_EXEC_ROOT", value_name = "DIR")]
+    #[arg(long, global = true, env = "BERTH_EXEC_ROOT", value_name = "DIR", value_parser = absolute)]
     pub exec_root: Option<PathBuf>,
     /// Configuration file (registry mirrors, insecure registries, CA dir).
-    #[arg(long, global = true, value_name = "FILE")]
+    #[arg(long, global = true, value_name = "FILE", value_parser = absolute)]
     pub config: Option<PathBuf>,
     /// Log level for diagnostics on stderr (error, warn, info, debug, trace).
     #[arg(long, global = true, env = "BERTH_LOG", default_value = "warn")]
     pub log_level: String,
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// A path flag made absolute against the current directory as it is
+/// parsed: berth later resolves paths from other directories (the runtime
+/// runs from the bundle's, the container's rootfs is named from the exec
+/// root), where a relative one would point elsewhere.
+pub fn absolute(s: &str) -> Result<PathBuf, String> {
+    if s.is_empty() {
+        return Err("empty path".into());
+    }
+    std::path::absolute(s).map_err(|e| format!("{s}: {e}"))
 }
 
 #[derive(Subcommand, Debug)]

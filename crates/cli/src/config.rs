@@ -29,7 +29,8 @@ pub struct Config {
 /// Where the config file is when `--config` is not given.
 pub fn default_path() -> PathBuf {
     if let Some(p) = std::env::var_os("BERTH_CONFIG") {
-        return PathBuf::from(p);
+        // Relative to the current directory, as `--config` is.
+        return std::path::absolute(&p).unwrap_or_else(|_| PathBuf::from(p));
     }
     if rustix::process::geteuid().is_root() {
         PathBuf::from("/etc/berth/config.json")
@@ -46,12 +47,12 @@ impl Config {
     /// Loads the file; a missing default file is an empty config, while a
     /// file named explicitly must exist.
     pub fn load(path: &Path, explicit: bool) -> Result<Config> {
-        let text = match std::fs::read_to_string(path) {
+        let text = match berth_io::read_capped_string(path, berth_io::MIB, "config") {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => {
                 return Ok(Config::default());
             }
-            Err(e) => return Err(e).with_context(|| format!("config {}", path.display())),
+            Err(e) => return Err(e.into()), // names the file already
         };
         serde_json::from_str(&text).with_context(|| format!("config {}", path.display()))
     }

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use berth_image::{ImageRecord, Progress, ProgressMode};
+use berth_io::{errln, outln};
 
 use crate::cli::{PsArgs, RmArgs, RunArgs};
 use crate::engine::Engine;
@@ -55,7 +56,7 @@ fn obtain_image(engine: &Engine, args: &RunArgs) -> Result<ImageRecord> {
         });
     }
     if local.is_none() && !args.quiet {
-        eprintln!("Unable to find image '{}' locally", args.image);
+        errln!("Unable to find image '{}' locally", args.image);
     }
     // The container's stdout is the user's: pull chatter goes to stderr.
     let progress = if args.quiet {
@@ -67,6 +68,15 @@ fn obtain_image(engine: &Engine, args: &RunArgs) -> Result<ImageRecord> {
     snapshots::pull(engine, &args.image, &opts, &progress)
 }
 
+/// A host file copied into the container: empty when missing; bounded,
+/// since a huge one would be copied into every container.
+fn host_file(path: &str) -> Result<String> {
+    match berth_io::read_capped_string(Path::new(path), berth_io::MIB, "host file") {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(String::new()),
+        r => Ok(r?),
+    }
+}
+
 /// Files every container gets of its own, bind-mounted over the image's.
 fn write_etc_files(
     cdir: &Path,
@@ -74,7 +84,7 @@ fn write_etc_files(
     host_network: bool,
 ) -> Result<Vec<oci_spec::runtime::Mount>> {
     let hosts = if host_network {
-        std::fs::read_to_string("/etc/hosts").unwrap_or_default()
+        host_file("/etc/hosts")?
     } else {
         format!(
             "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n\
@@ -82,7 +92,7 @@ fn write_etc_files(
              ff02::2\tip6-allrouters\n127.0.1.1\t{hostname}\n"
         )
     };
-    let resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    let resolv = host_file("/etc/resolv.conf")?;
     let mut mounts = Vec::new();
     for (name, text) in [
         ("hostname", format!("{hostname}\n")),
@@ -133,16 +143,7 @@ pub fn run(engine: &Engine, args: &RunArgs) -> Result<u8> {
         bail!("the input device is not a TTY");
     }
     // Flags are checked before anything is pulled or created.
-    let mut extra_mounts = Vec::new();
-    for v in &args.volumes {
-        extra_mounts.push(runopts::parse_volume(v)?);
-    }
-    for m in &args.mounts {
-        extra_mounts.push(runopts::parse_mount(m)?);
-    }
-    for t in &args.tmpfs {
-        extra_mounts.push(runopts::parse_tmpfs(t)?);
-    }
+    let mut extra_mounts = runopts::parse_mounts(&args.volumes, &args.mounts, &args.tmpfs)?;
     let limits = berth_rootfs::bundle::Limits {
         memory: args
             .memory
@@ -399,7 +400,7 @@ pub fn run(engine: &Engine, args: &RunArgs) -> Result<u8> {
             exit.code
         }
         Err(e) => {
-            eprintln!("berth: run {}: {}", rec.name, e.message);
+            errln!("berth: run {}: {}", rec.name, e.message);
             e.exit_code()
         }
     };
@@ -541,11 +542,11 @@ pub fn rm(engine: &Engine, args: &RmArgs) -> Result<u8> {
                 }
             }
             remove_container_files(engine, &c.id)?;
-            println!("{key}");
+            outln!("{key}");
             Ok(())
         })();
         if let Err(e) = res {
-            eprintln!("berth: rm {key}: {e:#}");
+            errln!("berth: rm {key}: {e:#}");
             failed = true;
         }
     }
@@ -603,12 +604,12 @@ pub fn inspect(engine: &Engine, keys: &[String]) -> Result<u8> {
                 }));
             }
             Err(e) => {
-                eprintln!("berth: inspect {key}: {e:#}");
+                errln!("berth: inspect {key}: {e:#}");
                 failed = true;
             }
         }
     }
-    println!("{}", serde_json::to_string_pretty(&out)?);
+    outln!("{}", serde_json::to_string_pretty(&out)?);
     Ok(if failed { 1 } else { 0 })
 }
 
@@ -624,7 +625,7 @@ pub fn ps(engine: &Engine, args: &PsArgs) -> Result<u8> {
     };
     if args.quiet {
         for c in shown {
-            println!("{}", id_of(c));
+            outln!("{}", id_of(c));
         }
         return Ok(0);
     }
@@ -672,7 +673,7 @@ pub fn ps(engine: &Engine, args: &PsArgs) -> Result<u8> {
                     "State": if c.is_running() { "running" } else if c.status == Status::Created { "created" } else { "exited" },
                     "ExitCode": c.exit_code, "Labels": c.labels,
                 });
-                println!("{v}");
+                outln!("{v}");
             }
         }
         f => bail!("unknown --format {f:?}: table or json"),

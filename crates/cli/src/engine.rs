@@ -52,7 +52,9 @@ fn default_root() -> PathBuf {
     }
     std::env::var_os("XDG_DATA_HOME")
         .map(PathBuf::from)
+        .filter(|d| d.is_absolute()) // XDG: a relative one is ignored
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
+        .filter(|d| d.is_absolute())
         .unwrap_or_else(|| PathBuf::from("/tmp"))
         .join("berth")
 }

@@ -1,10 +1,11 @@
 //! Image commands: pull, images, rmi, image inspect, image prune, login, logout.
 
 use std::collections::HashSet;
-use std::io::{BufRead, IsTerminal};
+use std::io::{BufRead, IsTerminal, Read};
 
 use anyhow::{Context, Result, bail};
 use berth_image::{Platform, Progress, ProgressMode, PullOptions, RemoveEvent};
+use berth_io::{errln, outln};
 
 use crate::cli::{ImagesArgs, LoginArgs, PruneArgs, PullArgs, RmiArgs};
 use crate::engine::Engine;
@@ -29,7 +30,7 @@ pub fn pull(engine: &Engine, args: &PullArgs) -> Result<u8> {
     crate::snapshots::pull(engine, &args.image, &opts, &Progress::new(mode))?;
     if args.quiet {
         let r = berth_image::Reference::parse(&args.image)?.with_default_tag();
-        println!("{r}");
+        outln!("{r}");
     }
     Ok(0)
 }
@@ -42,7 +43,7 @@ pub fn images(engine: &Engine, args: &ImagesArgs) -> Result<u8> {
     if args.quiet {
         let mut seen = HashSet::new();
         for r in rows.iter().filter(|r| seen.insert(r.id.clone())) {
-            println!(
+            outln!(
                 "{}",
                 if args.no_trunc {
                     r.id.as_str()
@@ -88,7 +89,7 @@ pub fn images(engine: &Engine, args: &ImagesArgs) -> Result<u8> {
                     "CreatedSince": r.created.as_deref().map(timefmt::since).unwrap_or_default(),
                     "Size": table::human_size(r.size),
                 });
-                println!("{v}");
+                outln!("{v}");
             }
         }
         f => bail!("unknown --format {f:?}: table or json"),
@@ -120,14 +121,14 @@ pub fn rmi(engine: &Engine, args: &RmiArgs) -> Result<u8> {
             }
             for ev in engine.store.remove(name, args.force, !users.is_empty())? {
                 match ev {
-                    RemoveEvent::Untagged(t) => println!("Untagged: {t}"),
-                    RemoveEvent::Deleted(d) => println!("Deleted: {d}"),
+                    RemoveEvent::Untagged(t) => outln!("Untagged: {t}"),
+                    RemoveEvent::Deleted(d) => outln!("Deleted: {d}"),
                 }
             }
             Ok(())
         })();
         if let Err(e) = res {
-            eprintln!("berth: rmi {name}: {e:#}");
+            errln!("berth: rmi {name}: {e:#}");
             failed = true;
         }
     }
@@ -145,12 +146,12 @@ pub fn inspect(engine: &Engine, names: &[String]) -> Result<u8> {
         {
             Ok(v) => out.push(v),
             Err(e) => {
-                eprintln!("berth: image inspect {n}: {e:#}");
+                errln!("berth: image inspect {n}: {e:#}");
                 failed = true;
             }
         }
     }
-    println!("{}", serde_json::to_string_pretty(&out)?);
+    outln!("{}", serde_json::to_string_pretty(&out)?);
     Ok(if failed { 125 } else { 0 })
 }
 
@@ -175,9 +176,9 @@ pub fn prune(engine: &Engine, args: &PruneArgs) -> Result<u8> {
     let (blobs, bytes) = engine.store.prune_blobs()?;
     let snaps = crate::snapshots::prune(engine)?;
     for d in &deleted {
-        println!("deleted: {d}");
+        outln!("deleted: {d}");
     }
-    println!(
+    outln!(
         "Total reclaimed space: {} ({blobs} blobs, {snaps} snapshots)",
         table::human_size(bytes)
     );
@@ -193,15 +194,21 @@ pub fn login(engine: &Engine, args: &LoginArgs) -> Result<u8> {
     let password = match (&args.password, args.password_stdin) {
         (Some(_), true) => bail!("--password and --password-stdin are mutually exclusive"),
         (Some(p), false) => {
-            eprintln!("WARNING! Using --password via the CLI is insecure. Use --password-stdin.");
+            errln!("WARNING! Using --password via the CLI is insecure. Use --password-stdin.");
             p.clone()
         }
         (None, true) => {
+            // Bounded like every input: `< /dev/zero` has no end of line.
+            const CAP: u64 = 64 << 10;
             let mut line = String::new();
             std::io::stdin()
                 .lock()
+                .take(CAP + 1)
                 .read_line(&mut line)
-                .context("read password from stdin")?;
+                .context("--password-stdin")?;
+            if line.len() as u64 > CAP {
+                bail!("--password-stdin: larger than 64 KiB");
+            }
             line.trim_end_matches(['\n', '\r']).to_string()
         }
         (None, false) if std::io::stdin().is_terminal() => {
@@ -214,7 +221,7 @@ pub fn login(engine: &Engine, args: &LoginArgs) -> Result<u8> {
     }
     let opts = engine.registry_options();
     berth_image::login(&opts, &server, &user, &password, None)?;
-    println!("Login Succeeded");
+    outln!("Login Succeeded");
     Ok(0)
 }
 
@@ -222,7 +229,7 @@ pub fn logout(engine: &Engine, server: Option<&str>) -> Result<u8> {
     let server = server.unwrap_or("");
     let opts = engine.registry_options();
     if berth_image::logout(&opts, server, None)? {
-        println!(
+        outln!(
             "Removing login credentials for {}",
             if server.is_empty() {
                 "docker.io"
@@ -231,7 +238,7 @@ pub fn logout(engine: &Engine, server: Option<&str>) -> Result<u8> {
             }
         );
     } else {
-        println!(
+        outln!(
             "Not logged in to {}",
             if server.is_empty() {
                 "docker.io"

@@ -1,6 +1,10 @@
 //! berth: the command-line engine. It wires the image side (berth-image,
 //! berth-rootfs) to the runtime (berth-runtime) and holds container state.
 
+// println!/eprintln! panic on a closed pipe (`berth … | head`): berth_io's
+// outln!/errln! drop what a closed reader cannot take.
+#![deny(clippy::print_stdout, clippy::print_stderr)]
+
 mod cli;
 mod config;
 mod containers;
@@ -16,6 +20,7 @@ mod trash;
 
 use std::process::ExitCode;
 
+use berth_io::errln;
 use clap::Parser;
 
 /// Docker's exit code for the engine's own errors.
@@ -34,7 +39,7 @@ fn main() -> ExitCode {
     if writes_store(&cli.command)
         && let Err(e) = rootless::reexec_in_userns()
     {
-        eprintln!("berth: {e:#}");
+        errln!("berth: {e:#}");
         return ExitCode::from(ENGINE_ERROR);
     }
     if matches!(cli.command, cli::Command::Run(_))
@@ -46,7 +51,7 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            eprintln!("berth: {e:#}");
+            errln!("berth: {e:#}");
             ExitCode::from(ENGINE_ERROR)
         }
     }

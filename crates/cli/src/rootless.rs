@@ -188,7 +188,7 @@ fn mapping(container: u32, host: u32, size: u32) -> Result<LinuxIdMapping> {
 /// The subordinate range of `user` (name or numeric id) in `file`
 /// (/etc/subuid format: `name:start:count`), the first one listed.
 pub fn sub_range(file: &Path, user: &str, id: u32) -> Option<(u32, u32)> {
-    let text = std::fs::read_to_string(file).ok()?;
+    let text = berth_io::read_capped_string(file, 16 * berth_io::MIB, "subordinate ids").ok()?;
     text.lines().find_map(|l| {
         let mut f = l.trim().split(':');
         let (who, start, count) = (f.next()?, f.next()?, f.next()?);
@@ -205,7 +205,7 @@ fn has_helper(name: &str) -> bool {
 }
 
 fn user_name(uid: u32) -> String {
-    std::fs::read_to_string("/etc/passwd")
+    berth_io::read_capped_string(Path::new("/etc/passwd"), 16 * berth_io::MIB, "passwd")
         .ok()
         .and_then(|t| {
             t.lines().find_map(|l| {

@@ -1,9 +1,14 @@
 //! Docker's `run` flag syntaxes turned into OCI mounts and environment:
-//! `-v HOST:CTR[:ro]`, `--mount type=bind|tmpfs,...`, `--tmpfs`, `--env-file`.
+//! `-v HOST:CTR[:OPTS]`, `--mount type=bind|tmpfs,...`, `--tmpfs`, `--env-file`.
+//!
+//! Mounts are checked up front, each refusal naming the flag as given
+//! (`-v /x:/proc: cannot mount over /proc`): modes as Docker's parser
+//! takes them (one of rw/ro, one propagation, one of z/Z), destinations as
+//! runc's `checkProcMount` allows them, and no two on one point.
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, anyhow, bail};
 use oci_spec::runtime::{Mount, MountBuilder};
 
 fn mount(kind: &str, source: &str, dest: &str, options: Vec<String>) -> Result<Mount> {
@@ -16,109 +21,257 @@ fn mount(kind: &str, source: &str, dest: &str, options: Vec<String>) -> Result<M
         .with_context(|| format!("mount {dest}"))
 }
 
-fn check_target(dest: &str, flag: &str) -> Result<()> {
+/// What may be mounted inside /proc: runc's list (files lxcfs emulates).
+const PROC_ALLOWED: &[&str] = &[
+    "/proc/cpuinfo",
+    "/proc/diskstats",
+    "/proc/meminfo",
+    "/proc/stat",
+    "/proc/swaps",
+    "/proc/uptime",
+    "/proc/loadavg",
+    "/proc/slabinfo",
+    "/proc/net/dev",
+    "/proc/sys/kernel/ns_last_pid",
+    "/proc/sys/crypto/fips_enabled",
+];
+
+/// Mount points berth makes itself, whose masks, device nodes and
+/// terminals a mount on top would silently undo or break. (runc allows
+/// /proc only for a proc source, which these flags cannot give.)
+const OWN_MOUNTS: &[&str] = &["/proc", "/sys", "/dev", "/dev/pts"];
+
+/// A container path made canonical (`//`, `.` and a trailing `/` go), or
+/// why it cannot be a mount point.
+fn target(dest: &str) -> Result<String> {
     if !dest.starts_with('/') {
-        bail!("invalid {flag}: container path {dest:?} must be absolute");
+        bail!("container path must be absolute");
     }
-    if dest == "/" {
-        bail!("invalid {flag}: cannot mount over the container's root /");
+    let parts: Vec<&str> = dest
+        .split('/')
+        .filter(|p| !p.is_empty() && *p != ".")
+        .collect();
+    if parts.contains(&"..") {
+        bail!("container path must not contain ..");
     }
-    Ok(())
+    let clean = format!("/{}", parts.join("/"));
+    if clean == "/" || OWN_MOUNTS.contains(&clean.as_str()) {
+        bail!("cannot mount over {clean}");
+    }
+    if clean.starts_with("/proc/") && !PROC_ALLOWED.contains(&clean.as_str()) {
+        bail!(
+            "cannot mount inside /proc (only {})",
+            PROC_ALLOWED.join(", ")
+        );
+    }
+    Ok(clean)
 }
 
-/// `-v /host:/ctr[:ro|rw]`. Like Docker, a missing host directory is created.
-pub fn parse_volume(spec: &str) -> Result<Mount> {
+/// A `-v` option's class: at most one of each, as Docker's parser allows.
+fn mode_class(o: &str) -> Option<&'static str> {
+    match o {
+        "ro" | "rw" => Some("access"),
+        "private" | "rprivate" | "shared" | "rshared" | "slave" | "rslave" => Some("propagation"),
+        "z" | "Z" => Some("label"),
+        _ => None,
+    }
+}
+
+/// One mount flag, checked: the mount, and a `-v` host directory to make
+/// once every flag has passed.
+struct Parsed {
+    mount: Mount,
+    create: Option<String>,
+}
+
+/// `-v /host:/ctr[:ro|rw,...]`.
+fn volume(spec: &str) -> Result<Parsed> {
     let parts: Vec<&str> = spec.split(':').collect();
     let (src, dst, opts) = match parts.as_slice() {
         [s, d] => (*s, *d, ""),
         [s, d, o] => (*s, *d, *o),
-        _ => bail!("invalid volume {spec:?}: expected HOST:CONTAINER[:ro]"),
+        _ => bail!("expected HOST:CONTAINER[:OPTIONS]"),
     };
     if !src.starts_with('/') {
-        bail!(
-            "invalid volume {spec:?}: named volumes are not supported yet, give an absolute host path"
-        );
+        bail!("named volumes are not supported yet, give an absolute host path");
     }
-    check_target(dst, "volume")?;
+    let dst = target(dst)?;
     let mut options = vec!["rbind".to_string()];
+    let mut seen = Vec::new();
     for o in opts.split(',').filter(|o| !o.is_empty()) {
-        match o {
-            "ro" | "rw" => options.push(o.to_string()),
-            "z" | "Z" => {} // SELinux relabel: nothing to do without SELinux
-            "private" | "rprivate" | "shared" | "rshared" | "slave" | "rslave" => {
-                options.push(o.to_string())
-            }
-            _ => bail!("invalid volume {spec:?}: unknown option {o:?}"),
+        let class = mode_class(o).ok_or_else(|| anyhow!("unknown option: {o}"))?;
+        if seen.contains(&class) {
+            bail!("invalid mode: {opts}");
+        }
+        seen.push(class);
+        if class != "label" {
+            options.push(o.to_string()); // z/Z relabel: nothing to do without SELinux
         }
     }
-    if !Path::new(src).exists() {
-        std::fs::create_dir_all(src).with_context(|| format!("create volume source {src}"))?;
-    }
-    mount("bind", src, dst, options)
+    // Like Docker, a missing host directory is created (after all checks).
+    let create = (!Path::new(src).exists()).then(|| src.to_string());
+    Ok(Parsed {
+        mount: mount("bind", src, &dst, options)?,
+        create,
+    })
 }
 
 /// `--mount type=bind,source=/a,target=/b,readonly` and `type=tmpfs,target=/t,tmpfs-size=1m`.
-pub fn parse_mount(spec: &str) -> Result<Mount> {
+fn mount_flag(spec: &str) -> Result<Parsed> {
     let mut kind = None;
     let mut src = None;
     let mut dst = None;
     let mut ro = false;
-    let mut size = None;
-    let mut mode = None;
+    let mut propagation = None;
+    let mut tmpfs = Vec::new();
     for field in spec.split(',') {
         let (k, v) = field.split_once('=').unwrap_or((field, ""));
         match k {
             "type" => kind = Some(v.to_string()),
             "source" | "src" => src = Some(v.to_string()),
             "target" | "destination" | "dst" => dst = Some(v.to_string()),
-            "readonly" | "ro" => ro = v.is_empty() || v == "true" || v == "1",
-            "tmpfs-size" => size = Some(v.to_string()),
-            "tmpfs-mode" => mode = Some(v.to_string()),
-            "bind-propagation" => {}
-            _ => bail!("invalid mount {spec:?}: unknown field {k:?}"),
+            "readonly" | "ro" => {
+                ro = match v {
+                    "" | "true" | "1" => true,
+                    "false" | "0" => false,
+                    _ => bail!("invalid value for {k}: {v}"),
+                }
+            }
+            "tmpfs-size" => tmpfs.push(("tmpfs-size", format!("size={v}"))),
+            "tmpfs-mode" => tmpfs.push(("tmpfs-mode", format!("mode={v}"))),
+            "bind-propagation" if mode_class(v) == Some("propagation") => {
+                propagation = Some(v.to_string())
+            }
+            "bind-propagation" => bail!("unknown bind-propagation: {v}"),
+            _ => bail!("unknown field {k:?}"),
         }
     }
-    let dst = dst.with_context(|| format!("invalid mount {spec:?}: target is required"))?;
-    check_target(&dst, "mount")?;
+    let dst = target(&dst.context("target is required")?)?;
     match kind.as_deref() {
         Some("bind") => {
-            let src = src.with_context(|| format!("invalid mount {spec:?}: source is required"))?;
+            if let Some((k, _)) = tmpfs.first() {
+                bail!("{k} is for type=tmpfs");
+            }
+            let src = src.context("source is required")?;
             if !src.starts_with('/') {
-                bail!("invalid mount {spec:?}: source must be an absolute path");
+                bail!("source must be an absolute path");
             }
             if !Path::new(&src).exists() {
-                bail!("invalid mount {spec:?}: bind source path does not exist: {src}");
+                bail!("bind source path does not exist: {src}");
             }
             let mut o = vec!["rbind".to_string()];
             o.push(if ro { "ro" } else { "rw" }.into());
-            mount("bind", &src, &dst, o)
+            o.extend(propagation);
+            Ok(Parsed {
+                mount: mount("bind", &src, &dst, o)?,
+                create: None,
+            })
         }
         Some("tmpfs") => {
+            if src.is_some() || propagation.is_some() {
+                bail!("type=tmpfs takes no source or bind-propagation");
+            }
             let mut o = vec!["nosuid".to_string(), "nodev".into()];
             if ro {
                 o.push("ro".into());
             }
-            if let Some(s) = size {
-                o.push(format!("size={s}"));
-            }
-            if let Some(m) = mode {
-                o.push(format!("mode={m}"));
-            }
-            mount("tmpfs", "tmpfs", &dst, o)
+            o.extend(tmpfs.into_iter().map(|(_, v)| v));
+            Ok(Parsed {
+                mount: mount("tmpfs", "tmpfs", &dst, o)?,
+                create: None,
+            })
         }
-        Some("volume") => bail!("invalid mount {spec:?}: named volumes are not supported yet"),
-        Some(t) => bail!("invalid mount {spec:?}: unknown type {t:?} (bind or tmpfs)"),
-        None => bail!("invalid mount {spec:?}: type is required"),
+        Some("volume") => bail!("named volumes are not supported yet"),
+        Some(t) => bail!("unknown type {t:?} (bind or tmpfs)"),
+        None => bail!("type is required"),
+    }
+}
+
+/// tmpfs options as mount(8) takes them; anything else would fail only
+/// when the container's mounts are made, with the kernel's EINVAL.
+fn tmpfs_option_ok(o: &str) -> bool {
+    const FLAGS: &[&str] = &[
+        "rw",
+        "ro",
+        "exec",
+        "noexec",
+        "suid",
+        "nosuid",
+        "dev",
+        "nodev",
+        "atime",
+        "noatime",
+        "relatime",
+        "norelatime",
+        "strictatime",
+        "diratime",
+        "nodiratime",
+        "sync",
+        "async",
+        "dirsync",
+    ];
+    const KEYS: &[&str] = &[
+        "size",
+        "mode",
+        "uid",
+        "gid",
+        "nr_inodes",
+        "nr_blocks",
+        "mpol",
+        "huge",
+    ];
+    match o.split_once('=') {
+        Some((k, v)) => KEYS.contains(&k) && !v.is_empty(),
+        None => FLAGS.contains(&o),
     }
 }
 
 /// `--tmpfs /run[:size=64m,mode=1777]`; Docker's defaults are noexec,nosuid,nodev.
-pub fn parse_tmpfs(spec: &str) -> Result<Mount> {
+fn tmpfs(spec: &str) -> Result<Parsed> {
     let (dst, opts) = spec.split_once(':').unwrap_or((spec, ""));
-    check_target(dst, "tmpfs")?;
+    let dst = target(dst)?;
     let mut o: Vec<String> = vec!["noexec".into(), "nosuid".into(), "nodev".into()];
-    o.extend(opts.split(',').filter(|s| !s.is_empty()).map(String::from));
-    mount("tmpfs", "tmpfs", dst, o)
+    for opt in opts.split(',').filter(|s| !s.is_empty()) {
+        if !tmpfs_option_ok(opt) {
+            bail!("unknown option: {opt}");
+        }
+        o.push(opt.to_string());
+    }
+    Ok(Parsed {
+        mount: mount("tmpfs", "tmpfs", &dst, o)?,
+        create: None,
+    })
+}
+
+/// Every `-v`, `--mount` and `--tmpfs`, in that order, checked together
+/// before anything is made: a refusal names the flag as given and leaves
+/// nothing behind; only then are missing `-v` host directories created.
+pub fn parse_mounts(
+    volumes: &[String],
+    mounts: &[String],
+    tmpfs_flags: &[String],
+) -> Result<Vec<Mount>> {
+    type Parse = fn(&str) -> Result<Parsed>;
+    let flags = [
+        ("-v", volumes, volume as Parse),
+        ("--mount", mounts, mount_flag),
+        ("--tmpfs", tmpfs_flags, tmpfs),
+    ];
+    let mut parsed: Vec<Parsed> = Vec::new();
+    for (flag, values, parse) in flags {
+        for spec in values {
+            let p = parse(spec).with_context(|| format!("{flag} {spec}"))?;
+            let dst = p.mount.destination();
+            if parsed.iter().any(|q| q.mount.destination() == dst) {
+                bail!("{flag} {spec}: duplicate mount point: {}", dst.display());
+            }
+            parsed.push(p);
+        }
+    }
+    for src in parsed.iter().filter_map(|p| p.create.as_deref()) {
+        std::fs::create_dir_all(src).with_context(|| format!("create volume source {src}"))?;
+    }
+    Ok(parsed.into_iter().map(|p| p.mount).collect())
 }
 
 /// One `-e` value: `KEY=VALUE`, or `KEY` taken from berth's own environment
@@ -139,8 +292,7 @@ pub fn parse_env(spec: &str) -> Result<Option<String>> {
 
 /// `--env-file`: one variable a line, `#` comments and blank lines skipped.
 pub fn read_env_file(path: &Path) -> Result<Vec<String>> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("env file {}", path.display()))?;
+    let text = berth_io::read_capped_string(path, berth_io::MIB, "--env-file")?;
     let mut out = Vec::new();
     for (n, line) in text.lines().enumerate() {
         let line = line.trim_start();
@@ -150,7 +302,7 @@ pub fn read_env_file(path: &Path) -> Result<Vec<String>> {
         match parse_env(line) {
             Ok(Some(v)) => out.push(v),
             Ok(None) => {}
-            Err(e) => bail!("env file {} line {}: {e}", path.display(), n + 1),
+            Err(e) => bail!("--env-file {} line {}: {e}", path.display(), n + 1),
         }
     }
     Ok(out)
@@ -513,56 +665,147 @@ mod tests {
 
     use super::*;
 
+    /// The error of a refused set of flags, as berth prints it.
+    fn refusal(v: &[&str], m: &[&str], t: &[&str]) -> String {
+        let s = |a: &[&str]| a.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        format!("{:#}", parse_mounts(&s(v), &s(m), &s(t)).unwrap_err())
+    }
+
+    fn one(v: &[&str], m: &[&str], t: &[&str]) -> Mount {
+        let s = |a: &[&str]| a.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        parse_mounts(&s(v), &s(m), &s(t)).unwrap().remove(0)
+    }
+
     #[test]
     fn volume_syntax() {
         let d = tempfile::tempdir().unwrap();
         let src = d.path().join("new");
-        let m = parse_volume(&format!("{}:/data:ro", src.display())).unwrap();
+        let m = one(
+            &[&format!("{}:/data/:ro,rslave,Z", src.display())],
+            &[],
+            &[],
+        );
         assert!(src.is_dir(), "missing host dir is created like Docker");
         assert_eq!(m.destination(), Path::new("/data"));
-        assert!(m.options().as_ref().unwrap().contains(&"ro".to_string()));
-        assert!(
-            parse_volume("rel:/data")
-                .unwrap_err()
-                .to_string()
-                .contains("named volumes")
-        );
-        assert!(
-            parse_volume("/a:data")
-                .unwrap_err()
-                .to_string()
-                .contains("absolute")
-        );
-        assert!(
-            parse_volume("/a:/b:bogus")
-                .unwrap_err()
-                .to_string()
-                .contains("bogus")
-        );
-        assert!(parse_volume("/a").is_err());
+        assert_eq!(m.options().as_ref().unwrap(), &["rbind", "ro", "rslave"]);
+        assert!(refusal(&["rel:/data"], &[], &[]).contains("named volumes"));
+        for (spec, problem) in [
+            ("/a:data", "container path must be absolute"),
+            ("/a:/b/../c", "container path must not contain .."),
+            ("/a:/.", "cannot mount over /"),
+            ("/a:/b:bogus", "unknown option: bogus"),
+            ("/a:/b:rw,ro", "invalid mode: rw,ro"),
+            ("/a:/b:z,Z", "invalid mode: z,Z"),
+            ("/a:/b:private,shared", "invalid mode: private,shared"),
+            ("/a:/proc", "cannot mount over /proc"),
+            (
+                "/a:/proc/sys/kernel",
+                "cannot mount inside /proc (only /proc/cpuinfo",
+            ),
+            ("/a:/proc/self/../1", "container path must not contain .."),
+            ("/a:/sys/", "cannot mount over /sys"),
+            ("/a://dev", "cannot mount over /dev"),
+            ("/a:/dev/./pts", "cannot mount over /dev/pts"),
+            ("/a", "expected HOST:CONTAINER[:OPTIONS]"),
+        ] {
+            assert!(
+                refusal(&[spec], &[], &[]).starts_with(&format!("-v {spec}: {problem}")),
+                "{spec}: {}",
+                refusal(&[spec], &[], &[])
+            );
+        }
+        // runc's list of files inside /proc that may be replaced.
+        let m = one(&["/a:/proc/meminfo:ro"], &[], &[]);
+        assert_eq!(m.destination(), Path::new("/proc/meminfo"));
     }
 
     #[test]
     fn mount_syntax() {
-        let m = parse_mount("type=bind,source=/tmp,target=/t,readonly").unwrap();
+        let m = one(&[], &["type=bind,source=/tmp,target=/t,readonly"], &[]);
         assert_eq!(m.typ().as_deref(), Some("bind"));
         assert!(m.options().as_ref().unwrap().contains(&"ro".to_string()));
-        let t = parse_mount("type=tmpfs,target=/scratch,tmpfs-size=1m").unwrap();
+        let m = one(
+            &[],
+            &["type=bind,src=/tmp,dst=/t,bind-propagation=rshared"],
+            &[],
+        );
+        assert_eq!(m.options().as_ref().unwrap(), &["rbind", "rw", "rshared"]);
+        let t = one(&[], &["type=tmpfs,target=/scratch,tmpfs-size=1m"], &[]);
         assert!(
             t.options()
                 .as_ref()
                 .unwrap()
                 .contains(&"size=1m".to_string())
         );
-        let e = parse_mount("type=bind,source=/nonexistent-x,target=/t").unwrap_err();
-        assert!(e.to_string().contains("does not exist"), "{e}");
-        assert!(parse_mount("type=bind,source=/tmp").is_err());
-        assert!(
-            parse_mount("type=nfs,target=/x")
-                .unwrap_err()
-                .to_string()
-                .contains("nfs")
+        for (spec, problem) in [
+            (
+                "type=bind,source=/nonexistent-x,target=/t",
+                "does not exist",
+            ),
+            ("type=bind,source=/tmp", "target is required"),
+            ("type=nfs,target=/x", "unknown type \"nfs\""),
+            ("type=bind,src=/tmp,dst=/dev", "cannot mount over /dev"),
+            ("type=tmpfs,dst=/proc/", "cannot mount over /proc"),
+            (
+                "type=bind,src=/tmp,dst=/x,bind-propagation=odd",
+                "unknown bind-propagation: odd",
+            ),
+            (
+                "type=bind,src=/tmp,dst=/x,tmpfs-mode=1777",
+                "tmpfs-mode is for type=tmpfs",
+            ),
+            ("type=tmpfs,src=/tmp,dst=/x", "type=tmpfs takes no source"),
+            (
+                "type=bind,src=/tmp,dst=/x,readonly=yes",
+                "invalid value for readonly: yes",
+            ),
+        ] {
+            let e = refusal(&[], &[spec], &[]);
+            assert!(e.starts_with(&format!("--mount {spec}: ")), "{e}");
+            assert!(e.contains(problem), "{e}");
+        }
+    }
+
+    #[test]
+    fn tmpfs_syntax_and_duplicate_mount_points() {
+        let t = one(&[], &[], &["/run:size=64m,mode=1777,uid=1"]);
+        assert_eq!(
+            t.options().as_ref().unwrap(),
+            &[
+                "noexec",
+                "nosuid",
+                "nodev",
+                "size=64m",
+                "mode=1777",
+                "uid=1"
+            ]
         );
+        assert_eq!(
+            refusal(&[], &[], &["/t:size=1m,bogus"]),
+            "--tmpfs /t:size=1m,bogus: unknown option: bogus"
+        );
+        assert_eq!(
+            refusal(&[], &[], &["/dev/pts"]),
+            "--tmpfs /dev/pts: cannot mount over /dev/pts"
+        );
+        // The same point however it is spelt, across flags; the later flag
+        // is named, and no host dir is made for a refused set.
+        let d = tempfile::tempdir().unwrap();
+        let fresh = d.path().join("fresh");
+        let v = format!("{}:/data", fresh.display());
+        assert_eq!(
+            refusal(&[&v, "/b:/data/"], &[], &[]),
+            "-v /b:/data/: duplicate mount point: /data"
+        );
+        assert_eq!(
+            refusal(&[&v], &["type=tmpfs,dst=//data/."], &[]),
+            "--mount type=tmpfs,dst=//data/.: duplicate mount point: /data"
+        );
+        assert_eq!(
+            refusal(&[&v], &[], &["/data"]),
+            "--tmpfs /data: duplicate mount point: /data"
+        );
+        assert!(!fresh.exists());
     }
 
     #[test]

@@ -170,7 +170,7 @@ impl Containers {
 
     pub fn load(&self, id: &str) -> Result<Container> {
         let p = self.dir(id).join("container.json");
-        let text = std::fs::read(&p).with_context(|| format!("read {}", p.display()))?;
+        let text = berth_io::read_capped(&p, berth_io::MIB, "container record")?;
         serde_json::from_slice(&text).with_context(|| format!("parse {}", p.display()))
     }
 

@@ -1,8 +1,10 @@
 //! Docker-style column output: left-aligned columns separated by at least
 //! three spaces, header in capitals.
 
+use berth_io::out;
+
 pub fn print(header: &[&str], rows: &[Vec<String>]) {
-    print!("{}", render(header, rows));
+    out!("{}", render(header, rows));
 }
 
 pub fn render(header: &[&str], rows: &[Vec<String>]) -> String {

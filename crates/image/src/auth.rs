@@ -79,7 +79,8 @@ fn normalise_key(key: &str) -> String {
 }
 
 fn read_config(path: &Path) -> Result<serde_json::Map<String, serde_json::Value>> {
-    match fs::read(path) {
+    // Bounded: a file of many registries' tokens is a few KiB.
+    match berth_io::read_capped(path, 4 * berth_io::MIB, "credentials file") {
         Ok(b) if b.iter().all(u8::is_ascii_whitespace) => Ok(Default::default()),
         Ok(b) => {
             let v: serde_json::Value =
@@ -90,7 +91,7 @@ fn read_config(path: &Path) -> Result<serde_json::Map<String, serde_json::Value>
             }
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Default::default()),
-        Err(e) => Err(e).with_context(|| format!("read {}", path.display())),
+        Err(e) => Err(e.into()), // names the file already
     }
 }
 

@@ -61,6 +61,10 @@
 //!   CIDR ranges in `insecure_registries`, credential helpers (`credsStore`),
 //!   identity tokens, pushing.
 
+// println!/eprintln! panic on a closed pipe (`berth … | head`): berth_io's
+// outln!/errln! drop what a closed reader cannot take.
+#![deny(clippy::print_stdout, clippy::print_stderr)]
+
 pub mod auth;
 pub mod digest;
 pub mod manifest;

@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::io::{self, Read};
 use std::net::IpAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -136,7 +136,7 @@ fn load_cas(opts: &RegistryOptions, host: &str) -> Result<Vec<Certificate<'stati
     }
     let mut certs = Vec::new();
     for f in files {
-        let pem = std::fs::read(&f).with_context(|| format!("read CA file {}", f.display()))?;
+        let pem = berth_io::read_capped(&f, berth_io::MIB, "CA file")?;
         let before = certs.len();
         for item in ureq::tls::parse_pem(&pem) {
             if let ureq::tls::PemItem::Certificate(c) =
@@ -158,7 +158,8 @@ fn system_roots() -> Vec<Certificate<'static>> {
         "/etc/ssl/certs/ca-certificates.crt",
         "/etc/pki/tls/certs/ca-bundle.crt",
     ] {
-        if let Ok(pem) = std::fs::read(f) {
+        // Debian's bundle is about 200 KiB.
+        if let Ok(pem) = berth_io::read_capped(Path::new(f), 16 * berth_io::MIB, "CA bundle") {
             return ureq::tls::parse_pem(&pem)
                 .filter_map(|i| match i {
                     Ok(ureq::tls::PemItem::Certificate(c)) => Some(c),
@@ -682,6 +683,23 @@ pub type SharedSession = Arc<Session>;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ca_files_are_read_up_to_a_cap() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir(d.path().join("reg:5000")).unwrap();
+        let ca = d.path().join("reg:5000/ca.crt");
+        std::os::unix::fs::symlink("/dev/zero", &ca).unwrap();
+        let opts = RegistryOptions {
+            certs_d: Some(d.path().to_path_buf()),
+            ..RegistryOptions::default()
+        };
+        let e = load_cas(&opts, "reg:5000").err().unwrap();
+        assert_eq!(
+            format!("{e:#}"),
+            format!("CA file {}: larger than 1 MiB", ca.display())
+        );
+    }
 
     #[test]
     fn loopback_detection() {

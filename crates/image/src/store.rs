@@ -184,7 +184,8 @@ impl Store {
     /// Read a whole (small) blob.
     pub fn read_blob(&self, d: &Digest) -> Result<Vec<u8>> {
         let p = self.blob_path(d);
-        fs::read(&p).with_context(|| format!("read blob {d}"))
+        // Small blobs are manifests and configs; registries cap those at 4 MiB.
+        Ok(berth_io::read_capped(&p, 64 * berth_io::MIB, "blob")?)
     }
 
     fn lock(&self, name: &str, op: FlockOperation) -> Result<LockGuard> {
@@ -274,7 +275,8 @@ impl Store {
     }
 
     pub(crate) fn layer_facts(&self, d: &Digest) -> Option<LayerFacts> {
-        let b = fs::read(self.root.join("layers").join(format!("{}.json", d.hex()))).ok()?;
+        let p = self.root.join("layers").join(format!("{}.json", d.hex()));
+        let b = berth_io::read_capped(&p, berth_io::MIB, "layer facts").ok()?;
         serde_json::from_slice(&b).ok()
     }
 
@@ -286,10 +288,10 @@ impl Store {
 
     fn read_index(&self) -> Result<Index> {
         let p = self.root.join("images.json");
-        match fs::read(&p) {
+        match berth_io::read_capped(&p, 64 * berth_io::MIB, "image index") {
             Ok(b) => serde_json::from_slice(&b).with_context(|| format!("parse {}", p.display())),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Index::default()),
-            Err(e) => Err(e).with_context(|| format!("read {}", p.display())),
+            Err(e) => Err(e.into()),
         }
     }
 

@@ -40,6 +40,10 @@
 //!   directory instead (as containerd does); real image layers never do this.
 //! - No inheritable capabilities (Docker ≥ 20.10.14, CVE-2022-24769).
 
+// println!/eprintln! panic on a closed pipe (`berth … | head`): berth_io's
+// outln!/errln! drop what a closed reader cannot take.
+#![deny(clippy::print_stdout, clippy::print_stderr)]
+
 pub mod copy;
 pub mod layer;
 pub mod resolve;

@@ -15,7 +15,7 @@
 use std::collections::HashSet;
 use std::path::Path;
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Result, anyhow, bail};
 use oci_spec::runtime::{
     Arch, Capability, LinuxSeccomp, LinuxSeccompAction, LinuxSeccompArgBuilder,
     LinuxSeccompFilterFlag, LinuxSeccompOperator, LinuxSyscall, Spec,
@@ -315,8 +315,12 @@ impl SecurityOpts {
                 ("seccomp", Some("unconfined")) => out.seccomp = Choice::Unconfined,
                 ("seccomp", Some("builtin")) => out.seccomp = Choice::Default,
                 ("seccomp", Some(path)) if !path.is_empty() => {
-                    let text = std::fs::read_to_string(Path::new(path))
-                        .with_context(|| format!("seccomp profile {path}"))?;
+                    // Docker's own profile is 12 KiB; 1 MiB is room for any real one.
+                    let text = berth_io::read_capped_string(
+                        Path::new(path),
+                        berth_io::MIB,
+                        "seccomp profile",
+                    )?;
                     out.seccomp = Choice::Custom {
                         name: path.to_string(),
                         profile: Box::new(Profile::parse(path, &text)?),

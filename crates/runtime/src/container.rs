@@ -63,7 +63,11 @@ const EXEC_FIFO: &str = "exec.fifo";
 /// The bundle's config.json.
 pub fn load_spec(bundle: &Path) -> Result<Spec> {
     let config = bundle.join("config.json");
-    Spec::load(&config).map_err(|e| Error::setup(format!("load {}: {e}", config.display())))
+    // Bounded: a bundle is anyone's directory; berth's specs are a few KiB.
+    let data = berth_io::read_capped(&config, 16 * berth_io::MIB, "bundle config")
+        .map_err(|e| Error::setup(e.to_string()))?;
+    serde_json::from_slice(&data)
+        .map_err(|e| Error::setup(format!("load {}: {e}", config.display())))
 }
 
 fn validate_id(id: &str) -> Result<()> {

@@ -3,6 +3,7 @@
 //! zombie, and exits with the command's status — what tini does.
 
 use crate::sys;
+use berth_io::errln;
 use std::ffi::{CString, OsString};
 use std::os::unix::ffi::OsStrExt;
 
@@ -14,13 +15,13 @@ pub fn init_main(argv: &[OsString]) -> ! {
         args = &args[1..];
     }
     if args.is_empty() {
-        eprintln!("berth-init: no command given (usage: berth-init -- COMMAND [ARG...])");
+        errln!("berth-init: no command given (usage: berth-init -- COMMAND [ARG...])");
         std::process::exit(125);
     }
     let argv_c: Vec<CString> = match args.iter().map(|a| CString::new(a.as_bytes())).collect() {
         Ok(v) => v,
         Err(_) => {
-            eprintln!("berth-init: argument contains a NUL byte");
+            errln!("berth-init: argument contains a NUL byte");
             std::process::exit(125);
         }
     };
@@ -45,7 +46,7 @@ pub fn init_main(argv: &[OsString]) -> ! {
     // functions before exec (argv was prepared above).
     let child = unsafe { libc::fork() };
     if child < 0 {
-        eprintln!("berth-init: fork: {}", std::io::Error::last_os_error());
+        errln!("berth-init: fork: {}", std::io::Error::last_os_error());
         std::process::exit(125);
     }
     if child == 0 {
@@ -63,7 +64,7 @@ pub fn init_main(argv: &[OsString]) -> ! {
             libc::execvp(p[0], p.as_ptr());
             let err = std::io::Error::last_os_error();
             // init is single-threaded, so formatting after fork is safe.
-            eprintln!("berth-init: exec {shown}: {err}");
+            errln!("berth-init: exec {shown}: {err}");
             libc::_exit(if err.raw_os_error() == Some(libc::ENOENT) {
                 127
             } else {

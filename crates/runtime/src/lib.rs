@@ -30,6 +30,10 @@
 //! single-threaded process (tests drive it through the
 //! `berth-runtime-test` helper binary for that reason).
 
+// println!/eprintln! panic on a closed pipe (`berth … | head`): berth_io's
+// outln!/errln! drop what a closed reader cannot take.
+#![deny(clippy::print_stdout, clippy::print_stderr)]
+
 mod capabilities;
 pub mod cgroups;
 mod container;

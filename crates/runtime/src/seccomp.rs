@@ -129,7 +129,9 @@ pub fn prepare(seccomp: &LinuxSeccomp, cache_dir: Option<&Path>) -> Result<Progr
 
 /// A cache entry's program, if it is sound.
 fn read_cached(path: &Path) -> Option<Vec<u8>> {
-    let mut data = std::fs::read(path).ok()?;
+    // A sound entry is at most MAX_INSNS instructions and a digest.
+    let cap = (MAX_INSNS * INSN + 32) as u64;
+    let mut data = berth_io::read_capped(path, cap, "seccomp cache").ok()?;
     let ok = data.len() > 32 && {
         let n = data.len() - 32;
         n % INSN == 0 && n / INSN <= MAX_INSNS && Sha256::digest(&data[..n])[..] == data[n..]

@@ -46,7 +46,8 @@ pub(crate) const FILE: &str = "state.json";
 impl State {
     pub(crate) fn load(dir: &Path) -> Result<State> {
         let path = dir.join(FILE);
-        let data = std::fs::read(&path).step(|| format!("read {}", path.display()))?;
+        let data = berth_io::read_capped(&path, berth_io::MIB, "state")
+            .map_err(|e| Error::setup(e.to_string()))?;
         serde_json::from_slice(&data)
             .map_err(|e| Error::setup(format!("parse {}: {e}", path.display())))
     }
