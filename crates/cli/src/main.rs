@@ -45,7 +45,7 @@ fn main() -> ExitCode {
     if matches!(cli.command, cli::Command::Run(_))
         && let Err(e) = seal_binary()
     {
-        eprintln!("berth: {e:#}");
+        errln!("berth: {e:#}");
         return ExitCode::from(ENGINE_ERROR);
     }
     match run(cli) {
