@@ -3,7 +3,6 @@
 //! Docker's default namespaces, mounts, masked paths and capabilities.
 
 use std::collections::HashMap;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -14,9 +13,10 @@ use oci_spec::runtime::{
     LinuxResources, Mount, MountBuilder, PosixRlimit, ProcessBuilder, RootBuilder, Spec,
     UserBuilder,
 };
-use rustix::fs::OFlags;
 
 use crate::resolve::Root;
+pub use crate::user::ExecUser;
+use crate::user::resolve_user;
 
 /// Docker's PATH for images that set none.
 pub const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -341,17 +341,6 @@ pub struct BundleSpec {
     pub volumes: Vec<String>,
 }
 
-/// The process identity `--user` resolves to.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ExecUser {
-    /// uid.
-    pub uid: u32,
-    /// Primary gid.
-    pub gid: u32,
-    /// Supplementary gids from /etc/group membership.
-    pub additional_gids: Vec<u32>,
-}
-
 /// Build the runtime spec for `image` run with `opts`.
 pub fn build_spec(image: &ImageConfiguration, opts: &RunOptions) -> Result<BundleSpec> {
     let cfg = image.config().clone().unwrap_or_default();
@@ -366,6 +355,12 @@ pub fn build_spec(image: &ImageConfiguration, opts: &RunOptions) -> Result<Bundl
         .or_else(|| cfg.user().clone())
         .unwrap_or_default();
     let user = resolve_user(&root, &user_spec)?;
+    // runc's rule, which Docker relies on: HOME from the user's passwd
+    // entry unless the image or `-e` set it.
+    let mut env = env;
+    if !env.iter().any(|e| env_key(e) == "HOME") {
+        env.push(format!("HOME={}", user.home));
+    }
 
     let cwd = opts
         .workdir
@@ -569,113 +564,6 @@ pub fn environment(image_env: &[String], opts: &RunOptions) -> Vec<String> {
     replace_or_append(&mut env, image_env);
     replace_or_append(&mut env, &opts.env);
     env
-}
-
-fn read_in_root(root: &Root, path: &str) -> Result<Option<String>> {
-    match root.open_path(Path::new(path), OFlags::RDONLY) {
-        Ok(fd) => {
-            let mut s = String::new();
-            // Bounded: a hostile image could make /etc/passwd a huge file.
-            std::fs::File::from(fd)
-                .take(16 << 20)
-                .read_to_string(&mut s)
-                .with_context(|| format!("reading {path} in the image"))?;
-            Ok(Some(s))
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e).with_context(|| format!("opening {path} in the image")),
-    }
-}
-
-/// Resolve `--user` against the image's own /etc/passwd and /etc/group
-/// (runc's GetExecUser rules, which Docker uses): a name must exist; a
-/// numeric uid need not (gid 0 then); supplementary groups come from
-/// /etc/group membership unless a group was given explicitly.
-pub fn resolve_user(root: &Root, spec: &str) -> Result<ExecUser> {
-    let (user_arg, group_arg) = match spec.split_once(':') {
-        Some((u, g)) => (u, Some(g)),
-        None => (spec, None),
-    };
-    let passwd = read_in_root(root, "/etc/passwd")?;
-    let group = read_in_root(root, "/etc/group")?;
-    let uid_num = user_arg.parse::<u32>().ok();
-
-    let (mut uid, mut gid, mut name) = (0u32, 0u32, String::new());
-    if !user_arg.is_empty() {
-        let found = passwd.as_deref().unwrap_or("").lines().find_map(|l| {
-            let f: Vec<&str> = l.split(':').collect();
-            if f.len() < 4 {
-                return None;
-            }
-            let (u, g) = (f[2].parse::<u32>().ok()?, f[3].parse::<u32>().ok()?);
-            (f[0] == user_arg || uid_num == Some(u)).then(|| (u, g, f[0].to_string()))
-        });
-        match (found, uid_num) {
-            (Some((u, g, n)), _) => (uid, gid, name) = (u, g, n),
-            (None, Some(u)) => uid = u,
-            (None, None) => {
-                bail!("unable to find user {user_arg}: no matching entries in passwd file")
-            }
-        }
-    } else if let Some(root_entry) = passwd
-        .as_deref()
-        .unwrap_or("")
-        .lines()
-        .find(|l| l.split(':').nth(2) == Some("0"))
-    {
-        name = root_entry.split(':').next().unwrap_or("").to_string();
-    }
-
-    let groups: Vec<(String, u32, Vec<String>)> = group
-        .as_deref()
-        .unwrap_or("")
-        .lines()
-        .filter_map(|l| {
-            let f: Vec<&str> = l.split(':').collect();
-            if f.len() < 3 {
-                return None;
-            }
-            let members = f.get(3).map(|m| {
-                m.split(',')
-                    .filter(|x| !x.is_empty())
-                    .map(String::from)
-                    .collect()
-            });
-            Some((
-                f[0].to_string(),
-                f[2].parse().ok()?,
-                members.unwrap_or_default(),
-            ))
-        })
-        .collect();
-
-    let mut additional = Vec::new();
-    match group_arg {
-        Some(g) if !g.is_empty() => {
-            let gnum = g.parse::<u32>().ok();
-            match groups.iter().find(|(n, id, _)| n == g || gnum == Some(*id)) {
-                Some((_, id, _)) => gid = *id,
-                None => {
-                    gid = gnum.ok_or_else(|| {
-                        anyhow!("unable to find group {g}: no matching entries in group file")
-                    })?
-                }
-            }
-        }
-        _ if !name.is_empty() => {
-            for (_, id, members) in &groups {
-                if members.contains(&name) && !additional.contains(id) {
-                    additional.push(*id);
-                }
-            }
-        }
-        _ => {}
-    }
-    Ok(ExecUser {
-        uid,
-        gid,
-        additional_gids: additional,
-    })
 }
 
 /// Docker's device cgroup rules: deny everything, then allow mknod of any
@@ -990,99 +878,6 @@ mod tests {
     }
 
     #[test]
-    fn user_rules_match_runc() {
-        let t = image_root();
-        let r = Root::open(t.path()).unwrap();
-        let u = |spec: &str| resolve_user(&r, spec);
-        assert_eq!(
-            u("").unwrap(),
-            ExecUser {
-                uid: 0,
-                gid: 0,
-                additional_gids: vec![]
-            }
-        );
-        assert_eq!(
-            u("app").unwrap(),
-            ExecUser {
-                uid: 1000,
-                gid: 1000,
-                additional_gids: vec![50, 10]
-            }
-        );
-        assert_eq!(
-            u("1000").unwrap(),
-            ExecUser {
-                uid: 1000,
-                gid: 1000,
-                additional_gids: vec![50, 10]
-            }
-        );
-        // Explicit group: no supplementary lookup.
-        assert_eq!(
-            u("app:staff").unwrap(),
-            ExecUser {
-                uid: 1000,
-                gid: 50,
-                additional_gids: vec![]
-            }
-        );
-        assert_eq!(
-            u("1000:10").unwrap(),
-            ExecUser {
-                uid: 1000,
-                gid: 10,
-                additional_gids: vec![]
-            }
-        );
-        assert_eq!(
-            u("daemon:4242").unwrap(),
-            ExecUser {
-                uid: 1,
-                gid: 4242,
-                additional_gids: vec![]
-            }
-        );
-        // Numeric uid not in passwd: allowed, gid 0.
-        assert_eq!(
-            u("4321").unwrap(),
-            ExecUser {
-                uid: 4321,
-                gid: 0,
-                additional_gids: vec![]
-            }
-        );
-        let e = u("nobody-here").unwrap_err().to_string();
-        assert!(e.contains("unable to find user nobody-here"), "{e}");
-        let e = u("app:nogroup").unwrap_err().to_string();
-        assert!(e.contains("unable to find group nogroup"), "{e}");
-    }
-
-    #[test]
-    fn passwd_is_read_inside_the_rootfs_never_the_host() {
-        let t = tempfile::tempdir().unwrap();
-        let host = tempfile::tempdir().unwrap();
-        std::fs::write(
-            host.path().join("passwd"),
-            "hostonly:x:777:777::/:/bin/sh\n",
-        )
-        .unwrap();
-        // /etc is a symlink to a host directory: resolution stays in the rootfs.
-        std::os::unix::fs::symlink(host.path(), t.path().join("etc")).unwrap();
-        let r = Root::open(t.path()).unwrap();
-        let e = resolve_user(&r, "hostonly").unwrap_err().to_string();
-        assert!(e.contains("unable to find user hostonly"), "{e}");
-        assert_eq!(
-            resolve_user(&r, "777").unwrap(),
-            ExecUser {
-                uid: 777,
-                gid: 0,
-                additional_gids: vec![]
-            }
-        );
-    }
-
-    #[test]
     fn spec_has_docker_defaults() {
         let t = image_root();
         let cfg = ConfigBuilder::default()
@@ -1121,7 +916,10 @@ mod tests {
             "workdir created in the rootfs"
         );
         assert_eq!((p.user().uid(), p.user().gid()), (1000, 1000));
-        assert_eq!(p.user().additional_gids().as_ref().unwrap(), &vec![50, 10]);
+        assert_eq!(
+            p.user().additional_gids().as_ref().unwrap(),
+            &vec![1000, 50, 10]
+        );
         assert!(p.env().as_ref().unwrap().contains(&"FOO=bar".to_string()));
         let caps = p.capabilities().as_ref().unwrap();
         assert_eq!(caps.bounding().as_ref().unwrap().len(), 14);

@@ -7,6 +7,7 @@
 //! - [`snapshot`]: snapshots keyed by chain id, unpacked once, published atomically.
 //! - [`overlay`]: a container rootfs as an overlay of snapshots (copy fallback).
 //! - [`bundle`]: image config + run options → OCI runtime spec, Docker's rules.
+//! - [`user`]: `--user` against the image's passwd and group files.
 //! - [`seccomp`]: Docker's seccomp profiles (berth's default, `--security-opt`)
 //!   evaluated for one container into the spec's `linux.seccomp`.
 //!
@@ -54,6 +55,7 @@ pub mod bundle;
 pub mod overlay;
 pub mod seccomp;
 pub mod snapshot;
+pub mod user;
 
 pub use bundle::{BundleSpec, ExecUser, RunOptions, build_spec};
 pub use overlay::{

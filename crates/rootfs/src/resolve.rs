@@ -88,6 +88,46 @@ impl Root {
         walk(self.fd.as_fd(), path, flags)
     }
 
+    /// Read the regular file at `path` (symlinks followed inside the root),
+    /// at most `max` bytes of it; `None` when there is no such file.
+    ///
+    /// The file is only looked at (O_PATH) until fstat shows it is a regular
+    /// file: a FIFO would block a read forever and opening a device can act
+    /// on hardware (a watchdog starts ticking when opened). The reading open
+    /// adds O_NONBLOCK|O_NOCTTY and must land on the same inode.
+    pub fn read_file(&self, path: &Path, max: u64) -> Result<Option<Vec<u8>>, ReadError> {
+        let fd = match self.open_path(path, OFlags::PATH) {
+            Ok(fd) => fd,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(ReadError::Io(e)),
+        };
+        let st = rustix::fs::fstat(&fd).map_err(|e| ReadError::Io(e.into()))?;
+        if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
+            return Err(ReadError::NotRegular);
+        }
+        if st.st_size as u64 > max {
+            return Err(ReadError::TooLarge(max));
+        }
+        let file = self
+            .open_path(path, OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY)
+            .map_err(ReadError::Io)?;
+        let again = rustix::fs::fstat(&file).map_err(|e| ReadError::Io(e.into()))?;
+        if (again.st_dev, again.st_ino) != (st.st_dev, st.st_ino) {
+            return Err(ReadError::NotRegular);
+        }
+        let mut data = Vec::new();
+        // Bounded even if the file grows after the fstat.
+        io::Read::read_to_end(
+            &mut io::Read::take(std::fs::File::from(file), max + 1),
+            &mut data,
+        )
+        .map_err(ReadError::Io)?;
+        if data.len() as u64 > max {
+            return Err(ReadError::TooLarge(max));
+        }
+        Ok(Some(data))
+    }
+
     /// Open the directory at `path` (O_PATH), following symlinks in the root.
     pub fn open_dir(&self, path: &Path) -> io::Result<OwnedFd> {
         self.open_path(path, OFlags::PATH | OFlags::DIRECTORY)
@@ -166,6 +206,32 @@ impl Root {
         Ok((fd, name))
     }
 }
+
+/// Why [`Root::read_file`] gave no content.
+#[derive(Debug)]
+pub enum ReadError {
+    /// A FIFO, device, socket or directory.
+    NotRegular,
+    /// Larger than the limit given (bytes).
+    TooLarge(u64),
+    /// Resolving, opening or reading failed.
+    Io(io::Error),
+}
+
+impl std::fmt::Display for ReadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ReadError::NotRegular => f.write_str("is not a regular file"),
+            ReadError::TooLarge(max) if max % (1 << 20) == 0 => {
+                write!(f, "is larger than {} MiB", max >> 20)
+            }
+            ReadError::TooLarge(max) => write!(f, "is larger than {max} bytes"),
+            ReadError::Io(e) => write!(f, "cannot be read: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for ReadError {}
 
 fn normal_components(path: &Path) -> io::Result<Vec<OsString>> {
     let mut out = Vec::new();
