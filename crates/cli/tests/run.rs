@@ -1038,3 +1038,28 @@ fn home_and_groups_are_dockers() {
         "/elsewhere\nuid=1000(app) gid=1000(app) groups=50(staff),1000(app)\n"
     );
 }
+
+#[test]
+fn an_image_with_140k_env_entries_fails_fast_and_clearly() {
+    // ~15 MiB of config, as in the review: merging used to take minutes of
+    // CPU before execve's E2BIG; now a clear error well within the bound.
+    let env: Vec<String> = (0..140_000)
+        .map(|i| format!("VAR_{i:06}={}", "x".repeat(90)))
+        .collect();
+    let image = push_image("env-140k", &[], serde_json::json!({ "Env": env }));
+    let r = Root::new();
+    let o = r
+        .run_within(120, &["--rm", "-q", &image, "true"])
+        .expect("berth still busy after 120 s");
+    assert_one_line(&o, "execve accepts");
+    assert!(
+        stderr(&o).contains("140003 environment variables"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(
+        r.container_ids(),
+        Vec::<String>::new(),
+        "nothing left behind"
+    );
+}

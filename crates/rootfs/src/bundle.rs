@@ -361,6 +361,7 @@ pub fn build_spec(image: &ImageConfiguration, opts: &RunOptions) -> Result<Bundl
     if !env.iter().any(|e| env_key(e) == "HOME") {
         env.push(format!("HOME={}", user.home));
     }
+    check_exec_size(&args, &env, stack_limit(&opts.rlimits))?;
 
     let cwd = opts
         .workdir
@@ -536,19 +537,30 @@ fn env_key(kv: &str) -> &str {
 }
 
 /// Replace entries with the same key in place, append new ones; a bare
-/// `KEY` (no `=`) removes KEY (Docker's ReplaceOrAppendEnvValues).
-fn replace_or_append(base: &mut Vec<String>, overrides: &[String]) {
-    for o in overrides {
-        let key = env_key(o);
-        if !o.contains('=') {
-            base.retain(|b| env_key(b) != key);
-            continue;
-        }
-        match base.iter_mut().find(|b| env_key(b) == key) {
-            Some(slot) => *slot = o.clone(),
-            None => base.push(o.clone()),
+/// `KEY` (no `=`) removes KEY (Docker's ReplaceOrAppendEnvValues). One pass:
+/// keys are indexed, so an image with 100,000s of entries costs as many
+/// hash lookups, not their square.
+fn merge_env(base: Vec<String>, layers: &[&[String]]) -> Vec<String> {
+    let mut slots: Vec<Option<String>> = Vec::with_capacity(base.len());
+    let mut index: HashMap<String, usize> = HashMap::new();
+    let overrides = layers.iter().flat_map(|l| l.iter());
+    for e in base.iter().chain(overrides) {
+        match e.split_once('=') {
+            None => {
+                if let Some(i) = index.remove(e.as_str()) {
+                    slots[i] = None;
+                }
+            }
+            Some((key, _)) => match index.get(key) {
+                Some(&i) => slots[i] = Some(e.clone()),
+                None => {
+                    index.insert(key.to_string(), slots.len());
+                    slots.push(Some(e.clone()));
+                }
+            },
         }
     }
+    slots.into_iter().flatten().collect()
 }
 
 /// Docker's order: default PATH, HOSTNAME, TERM (with -t), then the image
@@ -561,9 +573,55 @@ pub fn environment(image_env: &[String], opts: &RunOptions) -> Vec<String> {
     if opts.tty {
         env.push("TERM=xterm".into());
     }
-    replace_or_append(&mut env, image_env);
-    replace_or_append(&mut env, &opts.env);
-    env
+    merge_env(env, &[image_env, &opts.env])
+}
+
+/// Linux's ARG_MAX: the least execve(2) accepts for strings, whatever the stack.
+const ARG_MAX: u64 = 32 * 4096;
+/// MAX_ARG_STRLEN: the longest single argument or environment string.
+const MAX_ARG_STRLEN: usize = 32 * 4096;
+
+/// Refuse, before anything is made, a command execve(2) would refuse with
+/// E2BIG: by the kernel's own sum (fs/exec.c), strings with their NULs
+/// plus one pointer each must fit in a quarter of the stack limit, capped
+/// at 6 MiB and never below ARG_MAX. `stack` is RLIMIT_STACK's soft value.
+fn check_exec_size(args: &[String], env: &[String], stack: Option<u64>) -> Result<()> {
+    let limit = stack.map_or(6 << 20, |s| (s / 4).min(6 << 20)).max(ARG_MAX);
+    let mut total = 8 * (args.len() + env.len()) as u64;
+    for (what, s) in args
+        .iter()
+        .map(|a| ("argument", a))
+        .chain(env.iter().map(|e| ("environment variable", e)))
+    {
+        if s.len() >= MAX_ARG_STRLEN {
+            let shown: String = env_key(s).chars().take(40).collect();
+            bail!(
+                "{what} {shown:?}… is {} bytes, more than the {MAX_ARG_STRLEN} execve accepts",
+                s.len()
+            );
+        }
+        total += s.len() as u64 + 1;
+    }
+    if total > limit {
+        bail!(
+            "the command's {} arguments and {} environment variables take {total} bytes, more than the {limit} execve accepts",
+            args.len(),
+            env.len()
+        );
+    }
+    Ok(())
+}
+
+/// The soft RLIMIT_STACK the container's process will have: `--ulimit
+/// stack`, else berth's own, which it inherits; None when unlimited.
+fn stack_limit(rlimits: &[PosixRlimit]) -> Option<u64> {
+    let given = rlimits
+        .iter()
+        .find(|r| r.typ() == oci_spec::runtime::PosixRlimitType::RlimitStack)
+        .map(|r| r.soft());
+    let soft =
+        given.or_else(|| rustix::process::getrlimit(rustix::process::Resource::Stack).current)?;
+    (soft != u64::MAX).then_some(soft)
 }
 
 /// Docker's device cgroup rules: deny everything, then allow mknod of any
@@ -859,6 +917,74 @@ mod tests {
             },
         );
         assert_eq!(e, s(&[DEFAULT_PATH, "HOSTNAME=mine", "X=a=b"]));
+    }
+
+    #[test]
+    fn env_merge_of_200k_entries_is_one_pass() {
+        // Quadratic merging took minutes for this; by key index it is instant.
+        let n = 200_000;
+        let img: Vec<String> = (0..n).map(|i| format!("K{i}=image")).collect();
+        let mut over: Vec<String> = (0..n).step_by(2).map(|i| format!("K{i}=flag")).collect();
+        over.extend((1..n).step_by(2).map(|i| format!("K{i}")));
+        over.push("NEW=1".into());
+        let e = environment(&img, &opts());
+        assert_eq!(e.len(), n + 2);
+        let e = environment(
+            &img,
+            &RunOptions {
+                env: over,
+                ..opts()
+            },
+        );
+        assert_eq!(e.len(), 2 + n / 2 + 1);
+        assert_eq!(e[2], "K0=flag");
+        assert_eq!(e[3], "K2=flag");
+        assert_eq!(e.last().unwrap(), "NEW=1");
+    }
+
+    #[test]
+    fn an_environment_execve_would_refuse_is_a_clear_error() {
+        let t = image_root();
+        // ~15 MiB of Env, as in the review's image: refused before any work.
+        let env: Vec<String> = (0..140_000)
+            .map(|i| format!("VAR_{i}={}", "x".repeat(100)))
+            .collect();
+        let img = ImageConfigurationBuilder::default()
+            .config(
+                ConfigBuilder::default()
+                    .cmd(s(&["sh"]))
+                    .env(env)
+                    .working_dir("/made")
+                    .build()
+                    .unwrap(),
+            )
+            .build()
+            .unwrap();
+        let o = RunOptions {
+            rootfs: t.path().into(),
+            ..opts()
+        };
+        let e = build_spec(&img, &o).unwrap_err().to_string();
+        assert!(
+            e.contains("140003 environment variables take") && e.contains("execve accepts"),
+            "{e}"
+        );
+        assert!(
+            !t.path().join("made").exists(),
+            "nothing made before refusing"
+        );
+        // One string over MAX_ARG_STRLEN is refused by name.
+        let e = check_exec_size(&s(&["sh"]), &[format!("BIG={}", "y".repeat(200_000))], None)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("\"BIG\"") && e.contains("131072"), "{e}");
+        // The kernel's sum: a 128 KiB stack still allows ARG_MAX.
+        assert!(check_exec_size(&s(&["sh"]), &s(&["A=1"]), Some(1024)).is_ok());
+        let big: Vec<String> = (0..2000)
+            .map(|i| format!("V{i}={}", "z".repeat(100)))
+            .collect();
+        assert!(check_exec_size(&s(&["sh"]), &big, Some(8 << 20)).is_ok());
+        assert!(check_exec_size(&s(&["sh"]), &big, Some(512 << 10)).is_err());
     }
 
     fn image_root() -> tempfile::TempDir {
