@@ -1063,3 +1063,99 @@ fn an_image_with_140k_env_entries_fails_fast_and_clearly() {
         "nothing left behind"
     );
 }
+
+#[test]
+fn resolv_conf_as_a_dangling_symlink_is_created_inside_the_rootfs() {
+    // As systemd images ship it: relative, into a /run the image lacks.
+    let host_side = std::path::Path::new("/run/systemd/resolve/stub-resolv.conf");
+    let host_had = host_side.exists();
+    let image = push_image(
+        "resolv-dangling",
+        &[
+            Entry::Dir("etc"),
+            Entry::Symlink("etc/resolv.conf", "../run/systemd/resolve/stub-resolv.conf"),
+        ],
+        serde_json::json!({}),
+    );
+    let r = Root::new();
+    let o = r.run(&[
+        "--rm",
+        "-q",
+        &image,
+        "sh",
+        "-c",
+        "cat /etc/resolv.conf; echo --; readlink /etc/resolv.conf; test -f /run/systemd/resolve/stub-resolv.conf && echo inside",
+    ]);
+    let want = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    assert_eq!(
+        stdout(&o),
+        format!("{want}--\n../run/systemd/resolve/stub-resolv.conf\ninside\n"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(host_side.exists(), host_had, "nothing made on the host");
+}
+
+#[test]
+fn workdir_through_a_symlink_to_a_missing_dir_is_made_inside() {
+    let image = push_image(
+        "workdir-symlink",
+        &[Entry::Symlink("app", "/opt/app")],
+        serde_json::json!({ "WorkingDir": "/app" }),
+    );
+    let r = Root::new();
+    let o = r.run(&["--rm", "-q", &image, "sh", "-c", "pwd -P; ls -d /opt/app"]);
+    assert_eq!(stdout(&o), "/opt/app\n/opt/app\n", "{}", stderr(&o));
+    assert!(!std::path::Path::new("/opt/app").exists());
+}
+
+#[test]
+fn bind_targets_through_escaping_symlinks_stay_in_the_rootfs() {
+    // Relative and absolute ways out of the rootfs: both land inside it.
+    let host = "/var/tmp/berth-tests/escape-target";
+    let _ = std::fs::remove_dir_all(host);
+    let image = push_image(
+        "etc-escape",
+        &[
+            Entry::Dir("etc"),
+            Entry::Symlink(
+                "etc/hostname",
+                "../../../../../../var/tmp/berth-tests/escape-target/hostname",
+            ),
+            Entry::Symlink(
+                "etc/hosts",
+                "/../../var/tmp/berth-tests/escape-target/d/hosts",
+            ),
+        ],
+        serde_json::json!({}),
+    );
+    let r = Root::new();
+    let o = r.run(&[
+        "--rm",
+        "-q",
+        "--hostname",
+        "inside",
+        &image,
+        "sh",
+        "-c",
+        "cat /var/tmp/berth-tests/escape-target/hostname; grep -c inside /var/tmp/berth-tests/escape-target/d/hosts",
+    ]);
+    assert_eq!(stdout(&o), "inside\n1\n", "{}", stderr(&o));
+    assert!(!std::path::Path::new(host).exists(), "made on the host");
+    // Through /proc's magic links nothing is followed: refused, nothing made.
+    let image = push_image(
+        "etc-proc-escape",
+        &[
+            Entry::Dir("etc"),
+            Entry::Symlink(
+                "etc/hosts",
+                "/proc/self/root/var/tmp/berth-tests/escape-target/hosts",
+            ),
+        ],
+        serde_json::json!({}),
+    );
+    let o = r.run(&["--rm", "-q", &image, "true"]);
+    assert_eq!(code(&o), 125, "{}", stderr(&o));
+    assert_eq!(stderr(&o).lines().count(), 1, "{}", stderr(&o));
+    assert!(!std::path::Path::new(host).exists(), "made on the host");
+}

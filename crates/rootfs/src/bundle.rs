@@ -384,7 +384,7 @@ pub fn build_spec(image: &ImageConfiguration, opts: &RunOptions) -> Result<Bundl
         }
     }
     let cwd = format!("/{}", parts.join("/"));
-    root.mkdir_all(Path::new(&cwd))
+    root.mkdir_all_following(Path::new(&cwd))
         .with_context(|| format!("creating working directory {cwd} in the rootfs"))?;
 
     let caps = capability_set(opts.privileged, &opts.cap_add, &opts.cap_drop)?;
@@ -1186,6 +1186,33 @@ mod tests {
                 .join("made")
                 .is_dir()
         );
+    }
+
+    #[test]
+    fn workdir_through_a_dangling_symlink_is_made_where_it_points() {
+        let t = image_root();
+        std::os::unix::fs::symlink("/opt/app", t.path().join("app")).unwrap();
+        let img = ImageConfigurationBuilder::default()
+            .config(
+                ConfigBuilder::default()
+                    .cmd(s(&["sh"]))
+                    .working_dir("/app/sub")
+                    .build()
+                    .unwrap(),
+            )
+            .build()
+            .unwrap();
+        let o = RunOptions {
+            rootfs: t.path().into(),
+            ..opts()
+        };
+        let b = build_spec(&img, &o).unwrap();
+        assert_eq!(
+            b.spec.process().as_ref().unwrap().cwd(),
+            Path::new("/app/sub")
+        );
+        assert!(t.path().join("opt/app/sub").is_dir());
+        assert!(!Path::new("/opt/app/sub").exists());
     }
 
     #[test]

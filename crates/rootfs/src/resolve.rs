@@ -183,6 +183,65 @@ impl Root {
         Ok(cur)
     }
 
+    /// `mkdir -p` as a runtime needs it for a working directory or mount
+    /// point (runc's MkdirAllInRoot): like [`Root::mkdir_all`], except that a
+    /// dangling symlink on the way is followed, inside the root like every
+    /// other one, and what it points at is created. Returns the final
+    /// directory (O_PATH).
+    pub fn mkdir_all_following(&self, path: &Path) -> io::Result<OwnedFd> {
+        let mut todo = path.to_path_buf();
+        for _ in 0..=MAX_SYMLINKS {
+            match self.mkdir_all_once(&todo)? {
+                Ok(fd) => return Ok(fd),
+                Err(next) => todo = next,
+            }
+        }
+        Err(Errno::LOOP.into())
+    }
+
+    /// One pass of [`Root::mkdir_all_following`]: the directory, or the path
+    /// to try next when a dangling symlink redirected the walk. Each step
+    /// resolves the whole prefix again in the root, so `..` in a link
+    /// target means the real parent, as the kernel would take it.
+    fn mkdir_all_once(&self, path: &Path) -> io::Result<Result<OwnedFd, PathBuf>> {
+        let comps: Vec<&OsStr> = path
+            .components()
+            .filter(|c| !matches!(c, Component::RootDir | Component::CurDir))
+            .map(|c| c.as_os_str())
+            .collect();
+        let mut cur = PathBuf::from(".");
+        let mut fd = self.open_dir(&cur)?;
+        for (i, comp) in comps.iter().enumerate() {
+            let parent = cur.clone();
+            cur.push(comp);
+            fd = match self.open_dir(&cur) {
+                Ok(f) => f,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    match rustix::fs::mkdirat(&fd, *comp, Mode::from_raw_mode(0o755)) {
+                        Ok(()) => {}
+                        Err(Errno::EXIST) => {
+                            // There yet not found: a symlink to nowhere (so far).
+                            let target = rustix::fs::readlinkat(&fd, *comp, Vec::new())?;
+                            let target = Path::new(OsStr::from_bytes(target.as_bytes()));
+                            let mut next = parent.join(target);
+                            next.extend(&comps[i + 1..]);
+                            return Ok(Err(next));
+                        }
+                        Err(e) => return Err(e.into()),
+                    }
+                    rustix::fs::openat(
+                        &fd,
+                        *comp,
+                        OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                        Mode::empty(),
+                    )?
+                }
+                Err(e) => return Err(e),
+            };
+        }
+        Ok(Ok(fd))
+    }
+
     /// Resolve the parent of `path` (creating missing parents when `create`)
     /// and return it with the final component, which is NOT resolved: the
     /// caller acts on it with *at calls that do not follow symlinks.
@@ -466,6 +525,19 @@ mod tests {
             let e = rt.mkdir_all(Path::new("dangling/y")).unwrap_err();
             assert!(e.to_string().contains("dangling"), "{r:?} {e}");
             assert!(!Path::new("/nowhere").exists());
+            // The runtime's mkdir follows a dangling link, inside the root.
+            std::os::unix::fs::symlink("../made/by/link", root.join("a/rel")).unwrap();
+            rt.mkdir_all_following(Path::new("/dangling/y")).unwrap();
+            assert!(root.join("nowhere/x/y").is_dir(), "{r:?}");
+            rt.mkdir_all_following(Path::new("a/rel/z")).unwrap();
+            assert!(root.join("made/by/link/z").is_dir(), "{r:?}");
+            std::os::unix::fs::symlink("/../../../../escaped-by-berth-test", root.join("up"))
+                .unwrap();
+            rt.mkdir_all_following(Path::new("up/q")).unwrap();
+            assert!(root.join("escaped-by-berth-test/q").is_dir(), "{r:?}");
+            assert!(!Path::new("/escaped-by-berth-test").exists());
+            let e = rt.mkdir_all_following(Path::new("loop1/x")).unwrap_err();
+            assert_eq!(e.raw_os_error(), Some(libc::ELOOP), "{r:?}");
             // NOFOLLOW on the final name opens the symlink itself.
             let fd = rt
                 .open_path(Path::new("abs"), OFlags::PATH | OFlags::NOFOLLOW)
