@@ -1159,3 +1159,27 @@ fn bind_targets_through_escaping_symlinks_stay_in_the_rootfs() {
     assert_eq!(stderr(&o).lines().count(), 1, "{}", stderr(&o));
     assert!(!std::path::Path::new(host).exists(), "made on the host");
 }
+
+#[test]
+fn an_image_deeper_than_dockers_limit_is_refused_before_unpacking() {
+    // Docker refuses more than 125 layers ("max depth exceeded"); each one
+    // costs berth a snapshot and chain-id work over those below it.
+    let image = push_image_stacked("deep-126", &[Entry::Dir("d")], serde_json::json!({}), 125);
+    let r = Root::new();
+    let o = r
+        .run_within(120, &["--rm", "-q", &image, "true"])
+        .expect("berth still busy after 120 s");
+    assert_one_line(&o, "has 126 layers, more than the 125 Docker allows");
+    let snaps = std::fs::read_dir(r.path().join("snapshots"))
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .filter(|e| e.file_name() != ".locks")
+                .count()
+        })
+        .unwrap_or(0);
+    assert_eq!(snaps, 0, "nothing unpacked");
+    // Docker's limit itself is fine.
+    let image = push_image_stacked("deep-125", &[Entry::Dir("d")], serde_json::json!({}), 124);
+    let o = r.run(&["--rm", "-q", &image, "echo", "deep"]);
+    assert_eq!(stdout(&o), "deep\n", "{}", stderr(&o));
+}

@@ -331,6 +331,16 @@ fn push_blob(repo: &str, data: &[u8]) -> String {
 /// layer of `entries`, with `config` merged into its config's `config`
 /// (Env, User, WorkingDir…); returns its reference, tagged by content.
 pub fn push_image(repo: &str, entries: &[Entry<'_>], config: serde_json::Value) -> String {
+    push_image_stacked(repo, entries, config, 1)
+}
+
+/// [`push_image`] with the layer of `entries` stacked `copies` times.
+pub fn push_image_stacked(
+    repo: &str,
+    entries: &[Entry<'_>],
+    config: serde_json::Value,
+    copies: usize,
+) -> String {
     fixture();
     let repo = format!("berth-tests/{repo}");
     let accept = "Accept: application/vnd.docker.distribution.manifest.v2+json";
@@ -421,14 +431,24 @@ pub fn push_image(repo: &str, entries: &[Entry<'_>], config: serde_json::Value) 
     for (k, v) in config.as_object().into_iter().flatten() {
         cfg[k] = v.clone();
     }
+    let mut diff_ids = vec![bb_cfg["rootfs"]["diff_ids"][0].clone()];
+    diff_ids.extend(std::iter::repeat_n(serde_json::json!(diff_id), copies));
     let image_config = serde_json::json!({
         "architecture": "amd64",
         "os": "linux",
         "config": cfg,
-        "rootfs": {"type": "layers", "diff_ids": [bb_cfg["rootfs"]["diff_ids"][0], diff_id]},
+        "rootfs": {"type": "layers", "diff_ids": diff_ids},
     });
     let image_config = serde_json::to_vec(&image_config).unwrap();
     let config_digest = push_blob(&repo, &image_config);
+    let gzip = "application/vnd.oci.image.layer.v1.tar+gzip";
+    let mut layers = vec![serde_json::json!({
+        "mediaType": gzip, "digest": bb_layer["digest"], "size": bb_layer["size"],
+    })];
+    layers.extend(std::iter::repeat_n(
+        serde_json::json!({"mediaType": gzip, "digest": layer_digest, "size": gz.len()}),
+        copies,
+    ));
     let manifest = serde_json::json!({
         "schemaVersion": 2,
         "mediaType": "application/vnd.oci.image.manifest.v1+json",
@@ -437,12 +457,7 @@ pub fn push_image(repo: &str, entries: &[Entry<'_>], config: serde_json::Value) 
             "digest": config_digest,
             "size": image_config.len(),
         },
-        "layers": [
-            {"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
-             "digest": bb_layer["digest"], "size": bb_layer["size"]},
-            {"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
-             "digest": layer_digest, "size": gz.len()},
-        ],
+        "layers": layers,
     });
     let manifest = serde_json::to_vec(&manifest).unwrap();
     let tag = &sha256_hex(&manifest)[..16];
