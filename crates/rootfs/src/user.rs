@@ -221,6 +221,20 @@ mod tests {
         let e = resolve_user(&r, "someone").unwrap_err().to_string();
         assert_eq!(e, "image file /etc/passwd is not a regular file");
         std::fs::remove_file(&passwd).unwrap();
+        if rustix::process::geteuid().is_root() {
+            // /dev/zero's numbers: reading it would never end.
+            rustix::fs::mknodat(
+                rustix::fs::CWD,
+                &passwd,
+                rustix::fs::FileType::CharacterDevice,
+                rustix::fs::Mode::from_raw_mode(0o644),
+                rustix::fs::makedev(1, 5),
+            )
+            .unwrap();
+            let e = resolve_user(&r, "someone").unwrap_err().to_string();
+            assert_eq!(e, "image file /etc/passwd is not a regular file");
+            std::fs::remove_file(&passwd).unwrap();
+        }
         std::fs::create_dir(&passwd).unwrap();
         let e = resolve_user(&r, "someone").unwrap_err().to_string();
         assert_eq!(e, "image file /etc/passwd is not a regular file");
