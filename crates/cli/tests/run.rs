@@ -221,13 +221,14 @@ fn env_workdir_user_entrypoint() {
     let o = r.run(&["--rm", "-u", "app", BUSYBOX, "id"]);
     assert_eq!(
         stdout(&o),
-        "uid=1000(app) gid=1000(app) groups=50(staff)\n",
+        "uid=1000(app) gid=1000(app) groups=50(staff),1000(app)\n",
         "{}",
         stderr(&o)
     );
     let o = r.run(&["--rm", "-u", "1234:50", BUSYBOX, "id"]);
-    // An explicit group: no supplementary groups from /etc/group (runc's rule).
-    assert_eq!(stdout(&o), "uid=1234 gid=50(staff)\n");
+    // An explicit group: no supplementary groups from /etc/group (runc's
+    // rule), the primary one as a supplementary one (Docker's).
+    assert_eq!(stdout(&o), "uid=1234 gid=50(staff) groups=50(staff)\n");
     let o = r.run(&["--rm", "-u", "nosuchuser", BUSYBOX, "id"]);
     assert_eq!(code(&o), 125);
     assert!(stderr(&o).contains("nosuchuser"), "{}", stderr(&o));
@@ -941,4 +942,254 @@ fn inspect_shows_the_pid_of_a_container_as_soon_as_it_prints() {
         0
     );
     let _ = child.wait();
+}
+
+/// `berth run -u someuser` on an image whose `/etc/passwd` is `passwd`:
+/// the output, or None when berth had not finished after 60 s.
+fn run_with_passwd(name: &str, passwd: Entry<'_>) -> Option<std::process::Output> {
+    let image = push_image(name, &[Entry::Dir("etc"), passwd], serde_json::json!({}));
+    let r = Root::new();
+    r.run_within(60, &["--rm", "-q", "-u", "someuser", &image, "id"])
+}
+
+/// berth failed with exit 125 and one line of stderr that ends in `what`.
+fn assert_one_line(o: &std::process::Output, what: &str) {
+    let err = stderr(o);
+    assert_eq!(code(o), 125, "{err}");
+    assert!(
+        err.starts_with("berth: ")
+            && err.ends_with(&format!("{what}\n"))
+            && err.lines().count() == 1,
+        "{err}"
+    );
+}
+
+#[test]
+fn special_files_as_passwd_are_refused_at_once() {
+    // Written while berth's pipe would block forever on it: a FIFO.
+    let o = run_with_passwd("passwd-fifo", Entry::Fifo("etc/passwd")).expect("berth hung");
+    assert_eq!(code(&o), 125, "{}", stderr(&o));
+    assert_one_line(&o, "image file /etc/passwd is not a regular file");
+    // A device node (/dev/zero: endless) is not read either. (Rootless
+    // berth cannot make one: unpacking skips it, and there is no passwd.)
+    let o =
+        run_with_passwd("passwd-zero", Entry::CharDevice("etc/passwd", 1, 5)).expect("berth hung");
+    if rootless() {
+        let err = stderr(&o);
+        assert_eq!(code(&o), 125, "{err}");
+        assert!(err.contains("device node skipped"), "{err}");
+        assert!(
+            err.ends_with("unable to find user someuser: no matching entries in passwd file\n"),
+            "{err}"
+        );
+    } else {
+        assert_one_line(&o, "image file /etc/passwd is not a regular file");
+    }
+    // A regular file, but larger than any passwd berth will read.
+    let o =
+        run_with_passwd("passwd-huge", Entry::Zeros("etc/passwd", 17 << 20)).expect("berth hung");
+    assert_eq!(code(&o), 125, "{}", stderr(&o));
+    assert_one_line(&o, "image file /etc/passwd is larger than 16 MiB");
+}
+
+#[test]
+fn passwd_symlinked_to_a_host_path_is_read_inside_the_rootfs() {
+    // The host's file names someuser; the image's rootfs has no such file.
+    // (A fixed path, so that the image is the same at every run.)
+    let host = "/var/tmp/berth-tests/host-passwd";
+    std::fs::create_dir_all("/var/tmp/berth-tests").unwrap();
+    std::fs::write(host, "someuser:x:4242:4242::/:/bin/sh\n").unwrap();
+    let o =
+        run_with_passwd("passwd-escape", Entry::Symlink("etc/passwd", host)).expect("berth hung");
+    assert_eq!(code(&o), 125, "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("unable to find user someuser"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn home_and_groups_are_dockers() {
+    let r = Root::new();
+    let show = |flags: &[&str]| {
+        let mut args = vec!["--rm", "-q"];
+        args.extend_from_slice(flags);
+        args.extend_from_slice(&[BUSYBOX, "sh", "-c", "echo $HOME; id"]);
+        let o = r.run(&args);
+        assert_eq!(code(&o), 0, "{flags:?}: {}", stderr(&o));
+        stdout(&o)
+    };
+    // HOME from the user's passwd entry in the image (busybox fixture);
+    // the kernel keeps supplementary groups sorted.
+    assert_eq!(show(&[]), "/root\nuid=0(root) gid=0(root) groups=0(root)\n");
+    assert_eq!(
+        show(&["-u", "nobody"]),
+        "/nonexistent\nuid=65534(nobody) gid=65534(nogroup) groups=65534(nogroup)\n"
+    );
+    assert_eq!(
+        show(&["-u", "app"]),
+        "/home/app\nuid=1000(app) gid=1000(app) groups=50(staff),1000(app)\n"
+    );
+    // uid:gid: the entry found by uid still gives HOME; the groups are the
+    // primary one only (runc looks no further when a group is given).
+    assert_eq!(
+        show(&["-u", "1000:50"]),
+        "/home/app\nuid=1000(app) gid=50(staff) groups=50(staff)\n"
+    );
+    // No passwd entry: runc's default home, /.
+    assert_eq!(
+        show(&["-u", "4321"]),
+        "/\nuid=4321 gid=0(root) groups=0(root)\n"
+    );
+    // HOME given by -e wins.
+    assert_eq!(
+        show(&["-u", "app", "-e", "HOME=/elsewhere"]),
+        "/elsewhere\nuid=1000(app) gid=1000(app) groups=50(staff),1000(app)\n"
+    );
+}
+
+#[test]
+fn an_image_with_140k_env_entries_fails_fast_and_clearly() {
+    // ~15 MiB of config, as in the review: merging used to take minutes of
+    // CPU before execve's E2BIG; now a clear error well within the bound.
+    let env: Vec<String> = (0..140_000)
+        .map(|i| format!("VAR_{i:06}={}", "x".repeat(90)))
+        .collect();
+    let image = push_image("env-140k", &[], serde_json::json!({ "Env": env }));
+    let r = Root::new();
+    let o = r
+        .run_within(120, &["--rm", "-q", &image, "true"])
+        .expect("berth still busy after 120 s");
+    assert_one_line(&o, "execve accepts");
+    assert!(
+        stderr(&o).contains("140003 environment variables"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(
+        r.container_ids(),
+        Vec::<String>::new(),
+        "nothing left behind"
+    );
+}
+
+#[test]
+fn resolv_conf_as_a_dangling_symlink_is_created_inside_the_rootfs() {
+    // As systemd images ship it: relative, into a /run the image lacks.
+    let host_side = std::path::Path::new("/run/systemd/resolve/stub-resolv.conf");
+    let host_had = host_side.exists();
+    let image = push_image(
+        "resolv-dangling",
+        &[
+            Entry::Dir("etc"),
+            Entry::Symlink("etc/resolv.conf", "../run/systemd/resolve/stub-resolv.conf"),
+        ],
+        serde_json::json!({}),
+    );
+    let r = Root::new();
+    let o = r.run(&[
+        "--rm",
+        "-q",
+        &image,
+        "sh",
+        "-c",
+        "cat /etc/resolv.conf; echo --; readlink /etc/resolv.conf; test -f /run/systemd/resolve/stub-resolv.conf && echo inside",
+    ]);
+    let want = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    assert_eq!(
+        stdout(&o),
+        format!("{want}--\n../run/systemd/resolve/stub-resolv.conf\ninside\n"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(host_side.exists(), host_had, "nothing made on the host");
+}
+
+#[test]
+fn workdir_through_a_symlink_to_a_missing_dir_is_made_inside() {
+    let image = push_image(
+        "workdir-symlink",
+        &[Entry::Symlink("app", "/opt/app")],
+        serde_json::json!({ "WorkingDir": "/app" }),
+    );
+    let r = Root::new();
+    let o = r.run(&["--rm", "-q", &image, "sh", "-c", "pwd -P; ls -d /opt/app"]);
+    assert_eq!(stdout(&o), "/opt/app\n/opt/app\n", "{}", stderr(&o));
+    assert!(!std::path::Path::new("/opt/app").exists());
+}
+
+#[test]
+fn bind_targets_through_escaping_symlinks_stay_in_the_rootfs() {
+    // Relative and absolute ways out of the rootfs: both land inside it.
+    let host = "/var/tmp/berth-tests/escape-target";
+    let _ = std::fs::remove_dir_all(host);
+    let image = push_image(
+        "etc-escape",
+        &[
+            Entry::Dir("etc"),
+            Entry::Symlink(
+                "etc/hostname",
+                "../../../../../../var/tmp/berth-tests/escape-target/hostname",
+            ),
+            Entry::Symlink(
+                "etc/hosts",
+                "/../../var/tmp/berth-tests/escape-target/d/hosts",
+            ),
+        ],
+        serde_json::json!({}),
+    );
+    let r = Root::new();
+    let o = r.run(&[
+        "--rm",
+        "-q",
+        "--hostname",
+        "inside",
+        &image,
+        "sh",
+        "-c",
+        "cat /var/tmp/berth-tests/escape-target/hostname; grep -c inside /var/tmp/berth-tests/escape-target/d/hosts",
+    ]);
+    assert_eq!(stdout(&o), "inside\n1\n", "{}", stderr(&o));
+    assert!(!std::path::Path::new(host).exists(), "made on the host");
+    // Through /proc's magic links nothing is followed: refused, nothing made.
+    let image = push_image(
+        "etc-proc-escape",
+        &[
+            Entry::Dir("etc"),
+            Entry::Symlink(
+                "etc/hosts",
+                "/proc/self/root/var/tmp/berth-tests/escape-target/hosts",
+            ),
+        ],
+        serde_json::json!({}),
+    );
+    let o = r.run(&["--rm", "-q", &image, "true"]);
+    assert_eq!(code(&o), 125, "{}", stderr(&o));
+    assert_eq!(stderr(&o).lines().count(), 1, "{}", stderr(&o));
+    assert!(!std::path::Path::new(host).exists(), "made on the host");
+}
+
+#[test]
+fn an_image_deeper_than_dockers_limit_is_refused_before_unpacking() {
+    // Docker refuses more than 125 layers ("max depth exceeded"); each one
+    // costs berth a snapshot and chain-id work over those below it.
+    let image = push_image_stacked("deep-126", &[Entry::Dir("d")], serde_json::json!({}), 125);
+    let r = Root::new();
+    let o = r
+        .run_within(120, &["--rm", "-q", &image, "true"])
+        .expect("berth still busy after 120 s");
+    assert_one_line(&o, "has 126 layers, more than the 125 Docker allows");
+    let snaps = std::fs::read_dir(r.path().join("snapshots"))
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .filter(|e| e.file_name() != ".locks")
+                .count()
+        })
+        .unwrap_or(0);
+    assert_eq!(snaps, 0, "nothing unpacked");
+    // Docker's limit itself is fine.
+    let image = push_image_stacked("deep-125", &[Entry::Dir("d")], serde_json::json!({}), 124);
+    let o = r.run(&["--rm", "-q", &image, "echo", "deep"]);
+    assert_eq!(stdout(&o), "deep\n", "{}", stderr(&o));
 }

@@ -22,6 +22,8 @@ use crate::store::{ImageRecord, LayerFacts, LayerInfo, Store};
 
 /// Largest image config berth accepts (real ones are a few KiB).
 const MAX_CONFIG_BYTES: u64 = 16 * 1024 * 1024;
+/// Most layers an image may have (Docker's own limit).
+const MAX_LAYERS: usize = 125;
 
 /// Options of one pull.
 #[derive(Clone, Debug)]
@@ -198,6 +200,17 @@ fn pull_ref(
             }
         }
     };
+
+    // Docker's limit (moby's maxLayerDepth, "max depth exceeded"). Every
+    // layer is a snapshot to unpack, a chain id over those below it and an
+    // overlay lower dir (the kernel stacks at most 500): refused before any
+    // of that, and before the config is fetched.
+    if image_manifest.layers.len() > MAX_LAYERS {
+        bail!(
+            "the image has {} layers, more than the {MAX_LAYERS} Docker allows",
+            image_manifest.layers.len()
+        );
+    }
 
     // Config: small, fetched whole and verified.
     let cfg_desc = &image_manifest.config;

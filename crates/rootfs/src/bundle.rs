@@ -3,7 +3,6 @@
 //! Docker's default namespaces, mounts, masked paths and capabilities.
 
 use std::collections::HashMap;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -14,9 +13,10 @@ use oci_spec::runtime::{
     LinuxResources, Mount, MountBuilder, PosixRlimit, ProcessBuilder, RootBuilder, Spec,
     UserBuilder,
 };
-use rustix::fs::OFlags;
 
 use crate::resolve::Root;
+pub use crate::user::ExecUser;
+use crate::user::resolve_user;
 
 /// Docker's PATH for images that set none.
 pub const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -341,17 +341,6 @@ pub struct BundleSpec {
     pub volumes: Vec<String>,
 }
 
-/// The process identity `--user` resolves to.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ExecUser {
-    /// uid.
-    pub uid: u32,
-    /// Primary gid.
-    pub gid: u32,
-    /// Supplementary gids from /etc/group membership.
-    pub additional_gids: Vec<u32>,
-}
-
 /// Build the runtime spec for `image` run with `opts`.
 pub fn build_spec(image: &ImageConfiguration, opts: &RunOptions) -> Result<BundleSpec> {
     let cfg = image.config().clone().unwrap_or_default();
@@ -366,6 +355,13 @@ pub fn build_spec(image: &ImageConfiguration, opts: &RunOptions) -> Result<Bundl
         .or_else(|| cfg.user().clone())
         .unwrap_or_default();
     let user = resolve_user(&root, &user_spec)?;
+    // runc's rule, which Docker relies on: HOME from the user's passwd
+    // entry unless the image or `-e` set it.
+    let mut env = env;
+    if !env.iter().any(|e| env_key(e) == "HOME") {
+        env.push(format!("HOME={}", user.home));
+    }
+    check_exec_size(&args, &env, stack_limit(&opts.rlimits))?;
 
     let cwd = opts
         .workdir
@@ -388,7 +384,7 @@ pub fn build_spec(image: &ImageConfiguration, opts: &RunOptions) -> Result<Bundl
         }
     }
     let cwd = format!("/{}", parts.join("/"));
-    root.mkdir_all(Path::new(&cwd))
+    root.mkdir_all_following(Path::new(&cwd))
         .with_context(|| format!("creating working directory {cwd} in the rootfs"))?;
 
     let caps = capability_set(opts.privileged, &opts.cap_add, &opts.cap_drop)?;
@@ -541,19 +537,30 @@ fn env_key(kv: &str) -> &str {
 }
 
 /// Replace entries with the same key in place, append new ones; a bare
-/// `KEY` (no `=`) removes KEY (Docker's ReplaceOrAppendEnvValues).
-fn replace_or_append(base: &mut Vec<String>, overrides: &[String]) {
-    for o in overrides {
-        let key = env_key(o);
-        if !o.contains('=') {
-            base.retain(|b| env_key(b) != key);
-            continue;
-        }
-        match base.iter_mut().find(|b| env_key(b) == key) {
-            Some(slot) => *slot = o.clone(),
-            None => base.push(o.clone()),
+/// `KEY` (no `=`) removes KEY (Docker's ReplaceOrAppendEnvValues). One pass:
+/// keys are indexed, so an image with 100,000s of entries costs as many
+/// hash lookups, not their square.
+fn merge_env(base: Vec<String>, layers: &[&[String]]) -> Vec<String> {
+    let mut slots: Vec<Option<String>> = Vec::with_capacity(base.len());
+    let mut index: HashMap<String, usize> = HashMap::new();
+    let overrides = layers.iter().flat_map(|l| l.iter());
+    for e in base.iter().chain(overrides) {
+        match e.split_once('=') {
+            None => {
+                if let Some(i) = index.remove(e.as_str()) {
+                    slots[i] = None;
+                }
+            }
+            Some((key, _)) => match index.get(key) {
+                Some(&i) => slots[i] = Some(e.clone()),
+                None => {
+                    index.insert(key.to_string(), slots.len());
+                    slots.push(Some(e.clone()));
+                }
+            },
         }
     }
+    slots.into_iter().flatten().collect()
 }
 
 /// Docker's order: default PATH, HOSTNAME, TERM (with -t), then the image
@@ -566,116 +573,55 @@ pub fn environment(image_env: &[String], opts: &RunOptions) -> Vec<String> {
     if opts.tty {
         env.push("TERM=xterm".into());
     }
-    replace_or_append(&mut env, image_env);
-    replace_or_append(&mut env, &opts.env);
-    env
+    merge_env(env, &[image_env, &opts.env])
 }
 
-fn read_in_root(root: &Root, path: &str) -> Result<Option<String>> {
-    match root.open_path(Path::new(path), OFlags::RDONLY) {
-        Ok(fd) => {
-            let mut s = String::new();
-            // Bounded: a hostile image could make /etc/passwd a huge file.
-            std::fs::File::from(fd)
-                .take(16 << 20)
-                .read_to_string(&mut s)
-                .with_context(|| format!("reading {path} in the image"))?;
-            Ok(Some(s))
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e).with_context(|| format!("opening {path} in the image")),
-    }
-}
+/// Linux's ARG_MAX: the least execve(2) accepts for strings, whatever the stack.
+const ARG_MAX: u64 = 32 * 4096;
+/// MAX_ARG_STRLEN: the longest single argument or environment string.
+const MAX_ARG_STRLEN: usize = 32 * 4096;
 
-/// Resolve `--user` against the image's own /etc/passwd and /etc/group
-/// (runc's GetExecUser rules, which Docker uses): a name must exist; a
-/// numeric uid need not (gid 0 then); supplementary groups come from
-/// /etc/group membership unless a group was given explicitly.
-pub fn resolve_user(root: &Root, spec: &str) -> Result<ExecUser> {
-    let (user_arg, group_arg) = match spec.split_once(':') {
-        Some((u, g)) => (u, Some(g)),
-        None => (spec, None),
-    };
-    let passwd = read_in_root(root, "/etc/passwd")?;
-    let group = read_in_root(root, "/etc/group")?;
-    let uid_num = user_arg.parse::<u32>().ok();
-
-    let (mut uid, mut gid, mut name) = (0u32, 0u32, String::new());
-    if !user_arg.is_empty() {
-        let found = passwd.as_deref().unwrap_or("").lines().find_map(|l| {
-            let f: Vec<&str> = l.split(':').collect();
-            if f.len() < 4 {
-                return None;
-            }
-            let (u, g) = (f[2].parse::<u32>().ok()?, f[3].parse::<u32>().ok()?);
-            (f[0] == user_arg || uid_num == Some(u)).then(|| (u, g, f[0].to_string()))
-        });
-        match (found, uid_num) {
-            (Some((u, g, n)), _) => (uid, gid, name) = (u, g, n),
-            (None, Some(u)) => uid = u,
-            (None, None) => {
-                bail!("unable to find user {user_arg}: no matching entries in passwd file")
-            }
-        }
-    } else if let Some(root_entry) = passwd
-        .as_deref()
-        .unwrap_or("")
-        .lines()
-        .find(|l| l.split(':').nth(2) == Some("0"))
+/// Refuse, before anything is made, a command execve(2) would refuse with
+/// E2BIG: by the kernel's own sum (fs/exec.c), strings with their NULs
+/// plus one pointer each must fit in a quarter of the stack limit, capped
+/// at 6 MiB and never below ARG_MAX. `stack` is RLIMIT_STACK's soft value.
+fn check_exec_size(args: &[String], env: &[String], stack: Option<u64>) -> Result<()> {
+    let limit = stack.map_or(6 << 20, |s| (s / 4).min(6 << 20)).max(ARG_MAX);
+    let mut total = 8 * (args.len() + env.len()) as u64;
+    for (what, s) in args
+        .iter()
+        .map(|a| ("argument", a))
+        .chain(env.iter().map(|e| ("environment variable", e)))
     {
-        name = root_entry.split(':').next().unwrap_or("").to_string();
-    }
-
-    let groups: Vec<(String, u32, Vec<String>)> = group
-        .as_deref()
-        .unwrap_or("")
-        .lines()
-        .filter_map(|l| {
-            let f: Vec<&str> = l.split(':').collect();
-            if f.len() < 3 {
-                return None;
-            }
-            let members = f.get(3).map(|m| {
-                m.split(',')
-                    .filter(|x| !x.is_empty())
-                    .map(String::from)
-                    .collect()
-            });
-            Some((
-                f[0].to_string(),
-                f[2].parse().ok()?,
-                members.unwrap_or_default(),
-            ))
-        })
-        .collect();
-
-    let mut additional = Vec::new();
-    match group_arg {
-        Some(g) if !g.is_empty() => {
-            let gnum = g.parse::<u32>().ok();
-            match groups.iter().find(|(n, id, _)| n == g || gnum == Some(*id)) {
-                Some((_, id, _)) => gid = *id,
-                None => {
-                    gid = gnum.ok_or_else(|| {
-                        anyhow!("unable to find group {g}: no matching entries in group file")
-                    })?
-                }
-            }
+        if s.len() >= MAX_ARG_STRLEN {
+            let shown: String = env_key(s).chars().take(40).collect();
+            bail!(
+                "{what} {shown:?}… is {} bytes, more than the {MAX_ARG_STRLEN} execve accepts",
+                s.len()
+            );
         }
-        _ if !name.is_empty() => {
-            for (_, id, members) in &groups {
-                if members.contains(&name) && !additional.contains(id) {
-                    additional.push(*id);
-                }
-            }
-        }
-        _ => {}
+        total += s.len() as u64 + 1;
     }
-    Ok(ExecUser {
-        uid,
-        gid,
-        additional_gids: additional,
-    })
+    if total > limit {
+        bail!(
+            "the command's {} arguments and {} environment variables take {total} bytes, more than the {limit} execve accepts",
+            args.len(),
+            env.len()
+        );
+    }
+    Ok(())
+}
+
+/// The soft RLIMIT_STACK the container's process will have: `--ulimit
+/// stack`, else berth's own, which it inherits; None when unlimited.
+fn stack_limit(rlimits: &[PosixRlimit]) -> Option<u64> {
+    let given = rlimits
+        .iter()
+        .find(|r| r.typ() == oci_spec::runtime::PosixRlimitType::RlimitStack)
+        .map(|r| r.soft());
+    let soft =
+        given.or_else(|| rustix::process::getrlimit(rustix::process::Resource::Stack).current)?;
+    (soft != u64::MAX).then_some(soft)
 }
 
 /// Docker's device cgroup rules: deny everything, then allow mknod of any
@@ -973,6 +919,74 @@ mod tests {
         assert_eq!(e, s(&[DEFAULT_PATH, "HOSTNAME=mine", "X=a=b"]));
     }
 
+    #[test]
+    fn env_merge_of_200k_entries_is_one_pass() {
+        // Quadratic merging took minutes for this; by key index it is instant.
+        let n = 200_000;
+        let img: Vec<String> = (0..n).map(|i| format!("K{i}=image")).collect();
+        let mut over: Vec<String> = (0..n).step_by(2).map(|i| format!("K{i}=flag")).collect();
+        over.extend((1..n).step_by(2).map(|i| format!("K{i}")));
+        over.push("NEW=1".into());
+        let e = environment(&img, &opts());
+        assert_eq!(e.len(), n + 2);
+        let e = environment(
+            &img,
+            &RunOptions {
+                env: over,
+                ..opts()
+            },
+        );
+        assert_eq!(e.len(), 2 + n / 2 + 1);
+        assert_eq!(e[2], "K0=flag");
+        assert_eq!(e[3], "K2=flag");
+        assert_eq!(e.last().unwrap(), "NEW=1");
+    }
+
+    #[test]
+    fn an_environment_execve_would_refuse_is_a_clear_error() {
+        let t = image_root();
+        // ~15 MiB of Env, as in the review's image: refused before any work.
+        let env: Vec<String> = (0..140_000)
+            .map(|i| format!("VAR_{i}={}", "x".repeat(100)))
+            .collect();
+        let img = ImageConfigurationBuilder::default()
+            .config(
+                ConfigBuilder::default()
+                    .cmd(s(&["sh"]))
+                    .env(env)
+                    .working_dir("/made")
+                    .build()
+                    .unwrap(),
+            )
+            .build()
+            .unwrap();
+        let o = RunOptions {
+            rootfs: t.path().into(),
+            ..opts()
+        };
+        let e = build_spec(&img, &o).unwrap_err().to_string();
+        assert!(
+            e.contains("140003 environment variables take") && e.contains("execve accepts"),
+            "{e}"
+        );
+        assert!(
+            !t.path().join("made").exists(),
+            "nothing made before refusing"
+        );
+        // One string over MAX_ARG_STRLEN is refused by name.
+        let e = check_exec_size(&s(&["sh"]), &[format!("BIG={}", "y".repeat(200_000))], None)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("\"BIG\"") && e.contains("131072"), "{e}");
+        // The kernel's sum: a 128 KiB stack still allows ARG_MAX.
+        assert!(check_exec_size(&s(&["sh"]), &s(&["A=1"]), Some(1024)).is_ok());
+        let big: Vec<String> = (0..2000)
+            .map(|i| format!("V{i}={}", "z".repeat(100)))
+            .collect();
+        assert!(check_exec_size(&s(&["sh"]), &big, Some(8 << 20)).is_ok());
+        assert!(check_exec_size(&s(&["sh"]), &big, Some(512 << 10)).is_err());
+    }
+
     fn image_root() -> tempfile::TempDir {
         let t = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(t.path().join("etc")).unwrap();
@@ -987,99 +1001,6 @@ mod tests {
         )
         .unwrap();
         t
-    }
-
-    #[test]
-    fn user_rules_match_runc() {
-        let t = image_root();
-        let r = Root::open(t.path()).unwrap();
-        let u = |spec: &str| resolve_user(&r, spec);
-        assert_eq!(
-            u("").unwrap(),
-            ExecUser {
-                uid: 0,
-                gid: 0,
-                additional_gids: vec![]
-            }
-        );
-        assert_eq!(
-            u("app").unwrap(),
-            ExecUser {
-                uid: 1000,
-                gid: 1000,
-                additional_gids: vec![50, 10]
-            }
-        );
-        assert_eq!(
-            u("1000").unwrap(),
-            ExecUser {
-                uid: 1000,
-                gid: 1000,
-                additional_gids: vec![50, 10]
-            }
-        );
-        // Explicit group: no supplementary lookup.
-        assert_eq!(
-            u("app:staff").unwrap(),
-            ExecUser {
-                uid: 1000,
-                gid: 50,
-                additional_gids: vec![]
-            }
-        );
-        assert_eq!(
-            u("1000:10").unwrap(),
-            ExecUser {
-                uid: 1000,
-                gid: 10,
-                additional_gids: vec![]
-            }
-        );
-        assert_eq!(
-            u("daemon:4242").unwrap(),
-            ExecUser {
-                uid: 1,
-                gid: 4242,
-                additional_gids: vec![]
-            }
-        );
-        // Numeric uid not in passwd: allowed, gid 0.
-        assert_eq!(
-            u("4321").unwrap(),
-            ExecUser {
-                uid: 4321,
-                gid: 0,
-                additional_gids: vec![]
-            }
-        );
-        let e = u("nobody-here").unwrap_err().to_string();
-        assert!(e.contains("unable to find user nobody-here"), "{e}");
-        let e = u("app:nogroup").unwrap_err().to_string();
-        assert!(e.contains("unable to find group nogroup"), "{e}");
-    }
-
-    #[test]
-    fn passwd_is_read_inside_the_rootfs_never_the_host() {
-        let t = tempfile::tempdir().unwrap();
-        let host = tempfile::tempdir().unwrap();
-        std::fs::write(
-            host.path().join("passwd"),
-            "hostonly:x:777:777::/:/bin/sh\n",
-        )
-        .unwrap();
-        // /etc is a symlink to a host directory: resolution stays in the rootfs.
-        std::os::unix::fs::symlink(host.path(), t.path().join("etc")).unwrap();
-        let r = Root::open(t.path()).unwrap();
-        let e = resolve_user(&r, "hostonly").unwrap_err().to_string();
-        assert!(e.contains("unable to find user hostonly"), "{e}");
-        assert_eq!(
-            resolve_user(&r, "777").unwrap(),
-            ExecUser {
-                uid: 777,
-                gid: 0,
-                additional_gids: vec![]
-            }
-        );
     }
 
     #[test]
@@ -1121,7 +1042,10 @@ mod tests {
             "workdir created in the rootfs"
         );
         assert_eq!((p.user().uid(), p.user().gid()), (1000, 1000));
-        assert_eq!(p.user().additional_gids().as_ref().unwrap(), &vec![50, 10]);
+        assert_eq!(
+            p.user().additional_gids().as_ref().unwrap(),
+            &vec![1000, 50, 10]
+        );
         assert!(p.env().as_ref().unwrap().contains(&"FOO=bar".to_string()));
         let caps = p.capabilities().as_ref().unwrap();
         assert_eq!(caps.bounding().as_ref().unwrap().len(), 14);
@@ -1262,6 +1186,33 @@ mod tests {
                 .join("made")
                 .is_dir()
         );
+    }
+
+    #[test]
+    fn workdir_through_a_dangling_symlink_is_made_where_it_points() {
+        let t = image_root();
+        std::os::unix::fs::symlink("/opt/app", t.path().join("app")).unwrap();
+        let img = ImageConfigurationBuilder::default()
+            .config(
+                ConfigBuilder::default()
+                    .cmd(s(&["sh"]))
+                    .working_dir("/app/sub")
+                    .build()
+                    .unwrap(),
+            )
+            .build()
+            .unwrap();
+        let o = RunOptions {
+            rootfs: t.path().into(),
+            ..opts()
+        };
+        let b = build_spec(&img, &o).unwrap();
+        assert_eq!(
+            b.spec.process().as_ref().unwrap().cwd(),
+            Path::new("/app/sub")
+        );
+        assert!(t.path().join("opt/app/sub").is_dir());
+        assert!(!Path::new("/opt/app/sub").exists());
     }
 
     #[test]

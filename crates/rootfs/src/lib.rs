@@ -7,6 +7,7 @@
 //! - [`snapshot`]: snapshots keyed by chain id, unpacked once, published atomically.
 //! - [`overlay`]: a container rootfs as an overlay of snapshots (copy fallback).
 //! - [`bundle`]: image config + run options → OCI runtime spec, Docker's rules.
+//! - [`user`]: `--user` against the image's passwd and group files.
 //! - [`seccomp`]: Docker's seccomp profiles (berth's default, `--security-opt`)
 //!   evaluated for one container into the spec's `linux.seccomp`.
 //!
@@ -31,6 +32,12 @@
 //! - Symlinks on the way to an entry are followed inside the target
 //!   (containerd's semantics); a dangling one as a parent is an error, as in
 //!   Docker; an entry's own name is replaced, never followed.
+//! - The working directory (and, in the runtime, every mount point) is
+//!   another matter: a dangling symlink on its way is followed inside the
+//!   root and its target created, as runc and Docker do
+//!   ([`Root::mkdir_all_following`]).
+//! - Files read from an image (/etc/passwd, /etc/group) are read only when
+//!   regular, never opened before fstat says so, and capped ([`Root::read_file`]).
 //! - Our own resolver rather than pathrs: the fallback must be forceable in
 //!   tests and the mkdir/dangling-symlink rules are layer-specific; every test
 //!   runs through both resolvers, and one runs Auto under a seccomp filter
@@ -58,6 +65,7 @@ pub mod bundle;
 pub mod overlay;
 pub mod seccomp;
 pub mod snapshot;
+pub mod user;
 
 pub use bundle::{BundleSpec, ExecUser, RunOptions, build_spec};
 pub use overlay::{

@@ -88,6 +88,46 @@ impl Root {
         walk(self.fd.as_fd(), path, flags)
     }
 
+    /// Read the regular file at `path` (symlinks followed inside the root),
+    /// at most `max` bytes of it; `None` when there is no such file.
+    ///
+    /// The file is only looked at (O_PATH) until fstat shows it is a regular
+    /// file: a FIFO would block a read forever and opening a device can act
+    /// on hardware (a watchdog starts ticking when opened). The reading open
+    /// adds O_NONBLOCK|O_NOCTTY and must land on the same inode.
+    pub fn read_file(&self, path: &Path, max: u64) -> Result<Option<Vec<u8>>, ReadError> {
+        let fd = match self.open_path(path, OFlags::PATH) {
+            Ok(fd) => fd,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(ReadError::Io(e)),
+        };
+        let st = rustix::fs::fstat(&fd).map_err(|e| ReadError::Io(e.into()))?;
+        if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
+            return Err(ReadError::NotRegular);
+        }
+        if st.st_size as u64 > max {
+            return Err(ReadError::TooLarge(max));
+        }
+        let file = self
+            .open_path(path, OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY)
+            .map_err(ReadError::Io)?;
+        let again = rustix::fs::fstat(&file).map_err(|e| ReadError::Io(e.into()))?;
+        if (again.st_dev, again.st_ino) != (st.st_dev, st.st_ino) {
+            return Err(ReadError::NotRegular);
+        }
+        let mut data = Vec::new();
+        // Bounded even if the file grows after the fstat.
+        io::Read::read_to_end(
+            &mut io::Read::take(std::fs::File::from(file), max + 1),
+            &mut data,
+        )
+        .map_err(ReadError::Io)?;
+        if data.len() as u64 > max {
+            return Err(ReadError::TooLarge(max));
+        }
+        Ok(Some(data))
+    }
+
     /// Open the directory at `path` (O_PATH), following symlinks in the root.
     pub fn open_dir(&self, path: &Path) -> io::Result<OwnedFd> {
         self.open_path(path, OFlags::PATH | OFlags::DIRECTORY)
@@ -143,6 +183,65 @@ impl Root {
         Ok(cur)
     }
 
+    /// `mkdir -p` as a runtime needs it for a working directory or mount
+    /// point (runc's MkdirAllInRoot): like [`Root::mkdir_all`], except that a
+    /// dangling symlink on the way is followed, inside the root like every
+    /// other one, and what it points at is created. Returns the final
+    /// directory (O_PATH).
+    pub fn mkdir_all_following(&self, path: &Path) -> io::Result<OwnedFd> {
+        let mut todo = path.to_path_buf();
+        for _ in 0..=MAX_SYMLINKS {
+            match self.mkdir_all_once(&todo)? {
+                Ok(fd) => return Ok(fd),
+                Err(next) => todo = next,
+            }
+        }
+        Err(Errno::LOOP.into())
+    }
+
+    /// One pass of [`Root::mkdir_all_following`]: the directory, or the path
+    /// to try next when a dangling symlink redirected the walk. Each step
+    /// resolves the whole prefix again in the root, so `..` in a link
+    /// target means the real parent, as the kernel would take it.
+    fn mkdir_all_once(&self, path: &Path) -> io::Result<Result<OwnedFd, PathBuf>> {
+        let comps: Vec<&OsStr> = path
+            .components()
+            .filter(|c| !matches!(c, Component::RootDir | Component::CurDir))
+            .map(|c| c.as_os_str())
+            .collect();
+        let mut cur = PathBuf::from(".");
+        let mut fd = self.open_dir(&cur)?;
+        for (i, comp) in comps.iter().enumerate() {
+            let parent = cur.clone();
+            cur.push(comp);
+            fd = match self.open_dir(&cur) {
+                Ok(f) => f,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    match rustix::fs::mkdirat(&fd, *comp, Mode::from_raw_mode(0o755)) {
+                        Ok(()) => {}
+                        Err(Errno::EXIST) => {
+                            // There yet not found: a symlink to nowhere (so far).
+                            let target = rustix::fs::readlinkat(&fd, *comp, Vec::new())?;
+                            let target = Path::new(OsStr::from_bytes(target.as_bytes()));
+                            let mut next = parent.join(target);
+                            next.extend(&comps[i + 1..]);
+                            return Ok(Err(next));
+                        }
+                        Err(e) => return Err(e.into()),
+                    }
+                    rustix::fs::openat(
+                        &fd,
+                        *comp,
+                        OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                        Mode::empty(),
+                    )?
+                }
+                Err(e) => return Err(e),
+            };
+        }
+        Ok(Ok(fd))
+    }
+
     /// Resolve the parent of `path` (creating missing parents when `create`)
     /// and return it with the final component, which is NOT resolved: the
     /// caller acts on it with *at calls that do not follow symlinks.
@@ -166,6 +265,32 @@ impl Root {
         Ok((fd, name))
     }
 }
+
+/// Why [`Root::read_file`] gave no content.
+#[derive(Debug)]
+pub enum ReadError {
+    /// A FIFO, device, socket or directory.
+    NotRegular,
+    /// Larger than the limit given (bytes).
+    TooLarge(u64),
+    /// Resolving, opening or reading failed.
+    Io(io::Error),
+}
+
+impl std::fmt::Display for ReadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ReadError::NotRegular => f.write_str("is not a regular file"),
+            ReadError::TooLarge(max) if max % (1 << 20) == 0 => {
+                write!(f, "is larger than {} MiB", max >> 20)
+            }
+            ReadError::TooLarge(max) => write!(f, "is larger than {max} bytes"),
+            ReadError::Io(e) => write!(f, "cannot be read: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for ReadError {}
 
 fn normal_components(path: &Path) -> io::Result<Vec<OsString>> {
     let mut out = Vec::new();
@@ -400,6 +525,19 @@ mod tests {
             let e = rt.mkdir_all(Path::new("dangling/y")).unwrap_err();
             assert!(e.to_string().contains("dangling"), "{r:?} {e}");
             assert!(!Path::new("/nowhere").exists());
+            // The runtime's mkdir follows a dangling link, inside the root.
+            std::os::unix::fs::symlink("../made/by/link", root.join("a/rel")).unwrap();
+            rt.mkdir_all_following(Path::new("/dangling/y")).unwrap();
+            assert!(root.join("nowhere/x/y").is_dir(), "{r:?}");
+            rt.mkdir_all_following(Path::new("a/rel/z")).unwrap();
+            assert!(root.join("made/by/link/z").is_dir(), "{r:?}");
+            std::os::unix::fs::symlink("/../../../../escaped-by-berth-test", root.join("up"))
+                .unwrap();
+            rt.mkdir_all_following(Path::new("up/q")).unwrap();
+            assert!(root.join("escaped-by-berth-test/q").is_dir(), "{r:?}");
+            assert!(!Path::new("/escaped-by-berth-test").exists());
+            let e = rt.mkdir_all_following(Path::new("loop1/x")).unwrap_err();
+            assert_eq!(e.raw_os_error(), Some(libc::ELOOP), "{r:?}");
             // NOFOLLOW on the final name opens the symlink itself.
             let fd = rt
                 .open_path(Path::new("abs"), OFlags::PATH | OFlags::NOFOLLOW)

@@ -143,21 +143,10 @@ fn mkdir_all_once(
                         return Err(e);
                     }
                     // It exists but does not resolve: a dangling symlink.
-                    let mut buf = vec![0u8; libc::PATH_MAX as usize];
-                    // SAFETY: buf is a writable buffer of the given length.
-                    let n = unsafe {
-                        libc::readlinkat(
-                            fd.as_raw_fd(),
-                            name.as_ptr(),
-                            buf.as_mut_ptr().cast(),
-                            buf.len(),
-                        )
-                    };
-                    if n < 0 {
+                    let Some(target) = read_link(fd.as_fd(), &name)? else {
                         return Err(e);
-                    }
-                    buf.truncate(n as usize);
-                    let target = Path::new(OsStr::from_bytes(&buf));
+                    };
+                    let target = target.as_path();
                     let mut next = if target.is_absolute() {
                         relative(target)
                     } else {
@@ -177,39 +166,84 @@ fn mkdir_all_once(
 }
 
 /// Open the mount point `dest` inside the rootfs, creating it (a directory,
-/// or an empty file when a file is to be bind-mounted) if missing.
+/// or an empty file when a file is to be bind-mounted) if missing. A
+/// dangling symlink on the way or at the end is followed inside the rootfs
+/// and its target created, as runc does: images ship /etc/resolv.conf as a
+/// link into a /run they lack.
 fn mount_target(root: BorrowedFd<'_>, dest: &Path, dir: bool) -> io::Result<OwnedFd> {
-    let rel = relative(dest);
-    match openat2(root, &rel, libc::O_PATH, IN_ROOT) {
-        Ok(fd) => return Ok(fd),
-        Err(e) if is_enoent(&e) => {}
-        Err(e) => return Err(e),
-    }
-    if dir {
-        return mkdir_all(root, &rel);
-    }
-    let parent = mkdir_all(root, rel.parent().unwrap_or(Path::new(".")))?;
-    let name = cstr(rel.file_name().unwrap_or(OsStr::new(".")))?;
-    // O_EXCL|O_NOFOLLOW: never follow a (dangling) symlink while creating.
-    // SAFETY: parent is a directory fd, name a valid string.
-    let r = unsafe {
-        libc::openat(
-            parent.as_raw_fd(),
-            name.as_ptr(),
-            libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_WRONLY | libc::O_CLOEXEC,
-            0o644,
-        )
-    };
-    if r == -1 {
+    let mut rel = relative(dest);
+    // Bounded like the kernel's own symlink following.
+    for _ in 0..40 {
+        match openat2(root, &rel, libc::O_PATH, IN_ROOT) {
+            Ok(fd) => return Ok(fd),
+            Err(e) if is_enoent(&e) => {}
+            Err(e) => return Err(e),
+        }
+        if dir {
+            return mkdir_all(root, &rel);
+        }
+        let parent_rel = rel.parent().unwrap_or(Path::new(".")).to_path_buf();
+        let Some(file_name) = rel.file_name() else {
+            return Err(io::Error::from_raw_os_error(libc::EISDIR));
+        };
+        let parent = mkdir_all(root, &parent_rel)?;
+        let name = cstr(file_name)?;
+        // O_EXCL|O_NOFOLLOW: never follow a (dangling) symlink while creating.
+        // SAFETY: parent is a directory fd, name a valid string.
+        let r = unsafe {
+            libc::openat(
+                parent.as_raw_fd(),
+                name.as_ptr(),
+                libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_WRONLY | libc::O_CLOEXEC,
+                0o644,
+            )
+        };
+        if r != -1 {
+            // SAFETY: r is a fresh fd we own.
+            unsafe { libc::close(r) };
+            return openat2(
+                parent.as_fd(),
+                Path::new(file_name),
+                libc::O_PATH | libc::O_NOFOLLOW,
+                0,
+            );
+        }
         let e = io::Error::last_os_error();
         if e.raw_os_error() != Some(libc::EEXIST) {
             return Err(e);
         }
-    } else {
-        // SAFETY: r is a fresh fd we own.
-        unsafe { libc::close(r) };
+        // It exists yet did not resolve: a dangling symlink; go where it points.
+        match read_link(parent.as_fd(), &name)? {
+            Some(target) if target.is_absolute() => rel = relative(&target),
+            Some(target) => rel = parent_rel.join(target),
+            // Made by someone else meanwhile: look again.
+            None => {}
+        }
     }
-    openat2(root, &rel, libc::O_PATH, IN_ROOT)
+    Err(io::Error::from_raw_os_error(libc::ELOOP))
+}
+
+/// The target of symlink `name` in `dir`, None when it is not a symlink.
+fn read_link(dir: BorrowedFd<'_>, name: &std::ffi::CStr) -> io::Result<Option<PathBuf>> {
+    let mut buf = vec![0u8; libc::PATH_MAX as usize];
+    // SAFETY: buf is a writable buffer of the given length.
+    let n = unsafe {
+        libc::readlinkat(
+            dir.as_raw_fd(),
+            name.as_ptr(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    };
+    if n < 0 {
+        let e = io::Error::last_os_error();
+        return match e.raw_os_error() {
+            Some(libc::EINVAL) => Ok(None),
+            _ => Err(e),
+        };
+    }
+    buf.truncate(n as usize);
+    Ok(Some(PathBuf::from(OsStr::from_bytes(&buf))))
 }
 
 fn is_dir(fd: BorrowedFd<'_>) -> io::Result<bool> {

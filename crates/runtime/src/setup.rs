@@ -189,10 +189,11 @@ fn setup_and_exec(cfg: &ChildConfig<'_>) -> Result<Never> {
     let user = process.user();
     let groups: Vec<libc::gid_t> = user.additional_gids().clone().unwrap_or_default();
     // A rootless user namespace without newgidmap has setgroups disabled:
-    // then there is nothing to drop, and supplementary groups are impossible.
+    // then there is nothing to drop, and supplementary groups are impossible
+    // beyond the primary gid (which Docker lists, and setgid gives anyway).
     let setgroups_denied = cfg.new_userns
         && std::fs::read_to_string("/proc/self/setgroups").is_ok_and(|s| s.trim() == "deny");
-    if !(setgroups_denied && groups.is_empty()) {
+    if !(setgroups_denied && groups.iter().all(|g| *g == user.gid())) {
         // SAFETY: pointer and length of a live vector.
         sys::cvt(unsafe { libc::setgroups(groups.len(), groups.as_ptr()) })
             .step(|| format!("setgroups {groups:?}"))?;

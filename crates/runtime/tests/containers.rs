@@ -637,3 +637,105 @@ fn in_a_user_namespace_a_device_is_the_hosts_node_only_if_it_is_that_device() {
         stderr(&o)
     );
 }
+
+/// A file bind-mounted at `dest`, after `setup` shaped the rootfs.
+fn bind_file_at(
+    dest: &str,
+    script: &str,
+    setup: impl FnOnce(&std::path::Path),
+) -> (Bundle, std::process::Output) {
+    let src = tempfile::tempdir().unwrap();
+    std::fs::write(src.path().join("f"), "nameserver 192.0.2.53\n").unwrap();
+    let mut b = Bundle::sh(script);
+    setup(&b.rootfs());
+    b.config["mounts"].as_array_mut().unwrap().push(serde_json::json!({
+        "destination": dest, "type": "bind", "source": src.path().join("f"), "options": ["rbind"]
+    }));
+    let o = b.run();
+    (b, o)
+}
+
+#[test]
+fn file_bind_target_through_a_dangling_relative_symlink_is_created_inside() {
+    // How systemd images ship /etc/resolv.conf: into a /run they lack.
+    let (b, o) = bind_file_at(
+        "/etc/resolv.conf",
+        "cat /etc/resolv.conf; readlink /etc/resolv.conf",
+        |root| {
+            std::os::unix::fs::symlink(
+                "../run/systemd/resolve/stub-resolv.conf",
+                root.join("etc/resolv.conf"),
+            )
+            .unwrap()
+        },
+    );
+    assert_eq!(
+        stdout(&o),
+        "nameserver 192.0.2.53\n../run/systemd/resolve/stub-resolv.conf\n",
+        "{}",
+        stderr(&o)
+    );
+    assert!(
+        b.rootfs()
+            .join("run/systemd/resolve/stub-resolv.conf")
+            .is_file()
+    );
+}
+
+#[test]
+fn targets_through_escaping_symlinks_are_made_inside_the_rootfs() {
+    let name = format!("berth-rt-escape-{}", std::process::id());
+    let host = std::path::Path::new("/var/tmp").join(&name);
+    // Absolute with `..` past the root, and relative climbing out of it.
+    let abs = format!("/../../var/tmp/{name}/abs/x");
+    let rel = format!("../../../../../../../var/tmp/{name}/rel/y");
+    let (b, o) = bind_file_at("/mnt/abs", "cat /mnt/abs", |root| {
+        std::fs::create_dir_all(root.join("mnt")).unwrap();
+        std::os::unix::fs::symlink(&abs, root.join("mnt/abs")).unwrap();
+        std::os::unix::fs::symlink(&rel, root.join("mnt/rel")).unwrap();
+    });
+    assert_eq!(stdout(&o), "nameserver 192.0.2.53\n", "{}", stderr(&o));
+    assert!(!host.exists(), "{} made on the host", host.display());
+    let inside = b.rootfs().join("var/tmp").join(&name);
+    assert!(inside.join("abs/x").is_file());
+
+    let mut b = Bundle::sh("ls -d /mnt/rel");
+    std::fs::create_dir_all(b.rootfs().join("mnt")).unwrap();
+    std::os::unix::fs::symlink(&rel, b.rootfs().join("mnt/rel")).unwrap();
+    b.config["mounts"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({
+            "destination": "/mnt/rel", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid"]
+        }));
+    let o = b.run();
+    assert_eq!(stdout(&o), "/mnt/rel\n", "{}", stderr(&o));
+    assert!(!host.exists(), "{} made on the host", host.display());
+    assert!(
+        b.rootfs()
+            .join("var/tmp")
+            .join(&name)
+            .join("rel/y")
+            .is_dir()
+    );
+}
+
+#[test]
+fn targets_through_proc_magic_links_are_refused_and_make_nothing() {
+    let name = format!("berth-rt-magic-{}", std::process::id());
+    let host = std::path::Path::new("/var/tmp").join(&name);
+    let (_b, o) = bind_file_at("/etc/hosts", "true", |root| {
+        std::os::unix::fs::symlink(
+            format!("/proc/self/root/var/tmp/{name}/hosts"),
+            root.join("etc/hosts"),
+        )
+        .unwrap()
+    });
+    assert_eq!(o.status.code(), Some(125), "{}", stderr(&o));
+    assert!(!host.exists(), "{} made on the host", host.display());
+    let (_b, o) = bind_file_at("/etc/cwd-link/x", "true", |root| {
+        std::os::unix::fs::symlink("/proc/self/cwd/var/tmp", root.join("etc/cwd-link")).unwrap()
+    });
+    assert_eq!(o.status.code(), Some(125), "{}", stderr(&o));
+    assert!(!host.exists(), "{} made on the host", host.display());
+}

@@ -5,6 +5,7 @@
 
 #![allow(dead_code)]
 
+use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::OnceLock;
@@ -158,6 +159,28 @@ impl Root {
         self.berth().arg("run").args(args).output().unwrap()
     }
 
+    /// `berth run ARGS…` that must end within `secs`: killed and None if not.
+    pub fn run_within(&self, secs: u64, args: &[&str]) -> Option<Output> {
+        let mut child = self
+            .berth()
+            .arg("run")
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+        while child.try_wait().unwrap().is_none() {
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                return None;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        Some(child.wait_with_output().unwrap())
+    }
+
     /// Starts `berth run --rm -q --name NAME ARGS...` and waits for the
     /// command's first line: the berth process, that line, and what
     /// `inspect` then says of the container.
@@ -238,4 +261,218 @@ pub fn host_mounts(mine: &Path) -> Vec<String> {
         .filter(|m| !m.starts_with("/var/tmp/berth-tests/") || m.starts_with(&mine))
         .filter(|m| m != "/run/berth")
         .collect()
+}
+
+/// One entry of a layer a test builds (all owned by root, mtime 0).
+pub enum Entry<'a> {
+    Dir(&'a str),
+    File(&'a str, &'a [u8]),
+    /// A file of `n` zero bytes (compresses to almost nothing).
+    Zeros(&'a str, u64),
+    Symlink(&'a str, &'a str),
+    Fifo(&'a str),
+    CharDevice(&'a str, u32, u32),
+}
+
+fn sha256_hex(data: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(data)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn curl(args: &[&str]) -> Vec<u8> {
+    let o = Command::new("curl")
+        .args(["-sS", "--fail-with-body"])
+        .args(args)
+        .output()
+        .expect("run curl");
+    assert!(o.status.success(), "curl {args:?}: {}", stderr(&o));
+    o.stdout
+}
+
+/// Pushes `data` as a blob of `repo` on the plain fixture registry.
+fn push_blob(repo: &str, data: &[u8]) -> String {
+    let digest = format!("sha256:{}", sha256_hex(data));
+    let loc = curl(&[
+        "-o",
+        "/dev/null",
+        "-X",
+        "POST",
+        "-w",
+        "%header{location}",
+        &format!("http://{PLAIN}/v2/{repo}/blobs/uploads/"),
+    ]);
+    let loc = String::from_utf8(loc).unwrap();
+    let loc = if loc.starts_with('/') {
+        format!("http://{PLAIN}{loc}")
+    } else {
+        loc
+    };
+    let sep = if loc.contains('?') { '&' } else { '?' };
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), data).unwrap();
+    curl(&[
+        "-o",
+        "/dev/null",
+        "-X",
+        "PUT",
+        "-H",
+        "Content-Type: application/octet-stream",
+        "--data-binary",
+        &format!("@{}", file.path().display()),
+        &format!("{loc}{sep}digest={digest}"),
+    ]);
+    digest
+}
+
+/// Builds and pushes an image made of the fixture's busybox layer plus one
+/// layer of `entries`, with `config` merged into its config's `config`
+/// (Env, User, WorkingDir…); returns its reference, tagged by content.
+pub fn push_image(repo: &str, entries: &[Entry<'_>], config: serde_json::Value) -> String {
+    push_image_stacked(repo, entries, config, 1)
+}
+
+/// [`push_image`] with the layer of `entries` stacked `copies` times.
+pub fn push_image_stacked(
+    repo: &str,
+    entries: &[Entry<'_>],
+    config: serde_json::Value,
+    copies: usize,
+) -> String {
+    fixture();
+    let repo = format!("berth-tests/{repo}");
+    let accept = "Accept: application/vnd.docker.distribution.manifest.v2+json";
+    let bb: serde_json::Value = serde_json::from_slice(&curl(&[
+        "-H",
+        accept,
+        &format!("http://{PLAIN}/v2/busybox/manifests/latest"),
+    ]))
+    .unwrap();
+    let bb_cfg: serde_json::Value = serde_json::from_slice(&curl(&[
+        "-L",
+        &format!(
+            "http://{PLAIN}/v2/busybox/blobs/{}",
+            bb["config"]["digest"].as_str().unwrap()
+        ),
+    ]))
+    .unwrap();
+    let bb_layer = bb["layers"][0].clone();
+    // Cross-repository mount: the busybox layer without uploading it again.
+    curl(&[
+        "-o",
+        "/dev/null",
+        "-X",
+        "POST",
+        &format!(
+            "http://{PLAIN}/v2/{repo}/blobs/uploads/?mount={}&from=busybox",
+            bb_layer["digest"].as_str().unwrap()
+        ),
+    ]);
+
+    let mut tar = tar::Builder::new(Vec::new());
+    for e in entries {
+        let mut h = tar::Header::new_ustar();
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(0);
+        h.set_size(0);
+        let (path, data): (&str, Box<dyn std::io::Read>) = match *e {
+            Entry::Dir(p) => {
+                h.set_entry_type(tar::EntryType::Directory);
+                h.set_mode(0o755);
+                (p, Box::new(std::io::empty()))
+            }
+            Entry::File(p, d) => {
+                h.set_entry_type(tar::EntryType::Regular);
+                h.set_mode(0o644);
+                h.set_size(d.len() as u64);
+                (p, Box::new(d))
+            }
+            Entry::Zeros(p, n) => {
+                h.set_entry_type(tar::EntryType::Regular);
+                h.set_mode(0o644);
+                h.set_size(n);
+                (p, Box::new(std::io::repeat(0).take(n)))
+            }
+            Entry::Symlink(p, target) => {
+                h.set_entry_type(tar::EntryType::Symlink);
+                h.set_mode(0o777);
+                h.set_link_name(target).unwrap();
+                (p, Box::new(std::io::empty()))
+            }
+            Entry::Fifo(p) => {
+                h.set_entry_type(tar::EntryType::Fifo);
+                h.set_mode(0o644);
+                (p, Box::new(std::io::empty()))
+            }
+            Entry::CharDevice(p, major, minor) => {
+                h.set_entry_type(tar::EntryType::Char);
+                h.set_mode(0o644);
+                h.set_device_major(major).unwrap();
+                h.set_device_minor(minor).unwrap();
+                (p, Box::new(std::io::empty()))
+            }
+        };
+        tar.append_data(&mut h, path, data).unwrap();
+    }
+    let layer = tar.into_inner().unwrap();
+    let diff_id = format!("sha256:{}", sha256_hex(&layer));
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut gz, &layer).unwrap();
+    let gz = gz.finish().unwrap();
+    let layer_digest = push_blob(&repo, &gz);
+
+    let mut cfg = serde_json::json!({
+        "Cmd": ["sh"],
+        "Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
+    });
+    for (k, v) in config.as_object().into_iter().flatten() {
+        cfg[k] = v.clone();
+    }
+    let mut diff_ids = vec![bb_cfg["rootfs"]["diff_ids"][0].clone()];
+    diff_ids.extend(std::iter::repeat_n(serde_json::json!(diff_id), copies));
+    let image_config = serde_json::json!({
+        "architecture": "amd64",
+        "os": "linux",
+        "config": cfg,
+        "rootfs": {"type": "layers", "diff_ids": diff_ids},
+    });
+    let image_config = serde_json::to_vec(&image_config).unwrap();
+    let config_digest = push_blob(&repo, &image_config);
+    let gzip = "application/vnd.oci.image.layer.v1.tar+gzip";
+    let mut layers = vec![serde_json::json!({
+        "mediaType": gzip, "digest": bb_layer["digest"], "size": bb_layer["size"],
+    })];
+    layers.extend(std::iter::repeat_n(
+        serde_json::json!({"mediaType": gzip, "digest": layer_digest, "size": gz.len()}),
+        copies,
+    ));
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {
+            "mediaType": "application/vnd.oci.image.config.v1+json",
+            "digest": config_digest,
+            "size": image_config.len(),
+        },
+        "layers": layers,
+    });
+    let manifest = serde_json::to_vec(&manifest).unwrap();
+    let tag = &sha256_hex(&manifest)[..16];
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), &manifest).unwrap();
+    curl(&[
+        "-o",
+        "/dev/null",
+        "-X",
+        "PUT",
+        "-H",
+        "Content-Type: application/vnd.oci.image.manifest.v1+json",
+        "--data-binary",
+        &format!("@{}", file.path().display()),
+        &format!("http://{PLAIN}/v2/{repo}/manifests/{tag}"),
+    ]);
+    format!("{PLAIN}/{repo}:{tag}")
 }
