@@ -51,6 +51,8 @@
 //! - Retries: each HTTP request up to `attempts` times on connection errors and
 //!   5xx (backoff 200 ms, 400 ms, ...); a body cut short is fetched again, also up
 //!   to `attempts` times. A digest mismatch, 401/403/404/429 are not retried.
+//! - A failed pull reports the first real failure, never the cancellation it
+//!   caused in sibling layers.
 //! - Transport: HTTPS with system roots by default; a per-registry CA (ca_files or
 //!   `certs.d/<host:port>/*.crt`) is added to them. Loopback and configured insecure
 //!   registries try HTTPS (unverified unless a CA is configured) then plain HTTP.

@@ -246,6 +246,9 @@ fn pull_ref(
     let layers = &image_manifest.layers;
     let next = AtomicUsize::new(0);
     let cancel = AtomicBool::new(false);
+    // The first real failure, in time: what the pull reports. Layers that
+    // were only cancelled because of it come later and are not the cause.
+    let first_failure: Mutex<Option<usize>> = Mutex::new(None);
     let any_fetched = AtomicBool::new(false);
     let results: Mutex<Vec<Option<Result<LayerInfo>>>> =
         Mutex::new((0..layers.len()).map(|_| None).collect());
@@ -271,7 +274,13 @@ fn pull_ref(
                         sink,
                     )
                     .with_context(|| format!("layer {}", layers[i].digest));
-                    if res.is_err() {
+                    if let Err(e) = &res
+                        && !is_cancelled(e)
+                    {
+                        first_failure
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .get_or_insert(i);
                         cancel.store(true, Ordering::SeqCst);
                     }
                     results.lock().unwrap_or_else(|e| e.into_inner())[i] = Some(res);
@@ -279,13 +288,16 @@ fn pull_ref(
             });
         }
     });
-    let mut infos = Vec::new();
-    for (i, res) in results
+    let mut results = results.into_inner().unwrap_or_else(|e| e.into_inner());
+    if let Some(i) = first_failure
         .into_inner()
         .unwrap_or_else(|e| e.into_inner())
-        .into_iter()
-        .enumerate()
+        && let Some(Err(e)) = results[i].take()
     {
+        return Err(e);
+    }
+    let mut infos = Vec::new();
+    for (i, res) in results.into_iter().enumerate() {
         match res {
             Some(Ok(l)) => infos.push(l),
             Some(Err(e)) => return Err(e),
@@ -562,6 +574,15 @@ fn fetch_layer(
     Ok(info(unpacked))
 }
 
+/// A layer stopped because another one failed: never the cause of a failed pull.
+#[derive(Debug, thiserror::Error)]
+#[error("cancelled: another layer failed")]
+struct Cancelled;
+
+fn is_cancelled(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| c.is::<Cancelled>())
+}
+
 fn check_diff(got: &Digest, want: &Digest) -> Result<()> {
     if got != want {
         bail!("diff_id mismatch: layer unpacks to {got}, the image config says {want}");
@@ -676,7 +697,7 @@ fn verify_stream(
     let mut unpack_err: Option<io::Error> = None;
     loop {
         if cancel.load(Ordering::SeqCst) {
-            bail!("cancelled: another layer failed");
+            return Err(Cancelled.into());
         }
         let n = match src.read(&mut buf) {
             Ok(0) => break,

@@ -335,3 +335,50 @@ fn a_failing_sink_fails_the_pull() {
     assert_eq!(store.verify_blobs().unwrap(), Vec::<String>::new());
     assert_eq!(store.temp_names().unwrap(), Vec::<String>::new());
 }
+
+/// Every layer digest of `image`, bottom first, from a clean pull.
+fn layer_digests(image: &str) -> Vec<String> {
+    let (d, s) = new_store();
+    let p = pull(&s, &format!("{PLAIN}/{image}"), &opts(d.path()), &quiet()).unwrap();
+    p.image
+        .layers
+        .iter()
+        .map(|l| l.digest.to_string())
+        .collect()
+}
+
+/// A real failure in one layer is what the pull reports, never the
+/// cancellation it causes in a sibling still downloading, with or without a sink.
+#[test]
+fn the_first_real_failure_is_reported_not_a_siblings_cancellation() {
+    let (proxy, d, store, before) = setup();
+    let layers = layer_digests("layers");
+    // The bottom layer trickles, so it is still downloading when the top one fails.
+    let slow = Fault::Trickle {
+        chunk: 16 * 1024,
+        every: std::time::Duration::from_millis(100),
+    };
+    proxy.fault(&layers[0], slow, 100);
+    proxy.fault(&layers[3], Fault::FlipByte, 100);
+    let sink =
+        |_at: &berth_image::SinkLayer<'_>, r: &mut dyn std::io::Read| -> anyhow::Result<()> {
+            std::io::copy(r, &mut std::io::sink())?;
+            Ok(())
+        };
+    let sinks: [Option<berth_image::LayerSink<'_>>; 2] = [None, Some(&sink)];
+    for sink in sinks {
+        let e = err_text(berth_image::pull_with_unpack(
+            &store,
+            &format!("{}/layers", proxy.addr),
+            &opts(d.path()),
+            &quiet(),
+            sink,
+        ));
+        assert!(
+            e.contains(&format!("layer {}: digest mismatch", layers[3])),
+            "{e}"
+        );
+        assert!(!e.contains("cancelled"), "{e}");
+        assert_intact(&store, &before);
+    }
+}

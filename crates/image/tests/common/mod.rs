@@ -98,6 +98,9 @@ pub enum Fault {
     Unauthorized,
     /// Answer 307 to the same path on another host (`host:port`), like blob storage.
     RedirectTo(String),
+    /// Forward the answer, but send its body `chunk` bytes at a time, one chunk
+    /// every `every`: a slow or stalling registry.
+    Trickle { chunk: usize, every: Duration },
 }
 
 struct Rule {
@@ -348,6 +351,17 @@ fn serve(
             let n = body.len().saturating_sub(10);
             rhead = set_len(&rhead, n) + "\r\n";
             body.truncate(n);
+        }
+        Some(Fault::Trickle { chunk, every }) => {
+            c.write_all(rhead.as_bytes())?;
+            // Ends when the client hangs up (a write fails) or the body is sent.
+            for piece in body.chunks(chunk.max(1)) {
+                c.write_all(piece)?;
+                c.flush()?;
+                std::thread::sleep(every);
+            }
+            let _ = c.shutdown(Shutdown::Write);
+            return Ok(());
         }
         Some(Fault::Truncate) => {
             c.write_all(rhead.as_bytes())?;
