@@ -10,7 +10,7 @@ use std::io::{self, Read};
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
 use ureq::Agent;
@@ -38,8 +38,16 @@ pub struct RegistryOptions {
     pub auth_file: Option<PathBuf>,
     /// Attempts per request on 5xx and connection failures (at least 1).
     pub attempts: u32,
-    /// Give up on a connection that sends nothing for this long.
+    /// Give up on a connection that sends nothing for this long, and on
+    /// response headers that take longer than this to arrive.
     pub read_timeout: Duration,
+    /// Low-speed limit (curl's `--speed-limit`/`--speed-time`): a body that
+    /// brings fewer than `low_speed_bytes` bytes in any `low_speed_time` is
+    /// stalled, given up and retried like a reset connection. Without it, a
+    /// registry sending a byte now and then keeps a pull going for days.
+    pub low_speed_bytes: u64,
+    /// See `low_speed_bytes`; also caps how long one read may block.
+    pub low_speed_time: Duration,
 }
 
 impl Default for RegistryOptions {
@@ -52,6 +60,10 @@ impl Default for RegistryOptions {
             auth_file: None,
             attempts: 3,
             read_timeout: Duration::from_secs(60),
+            // 1 KiB/s over 30 s: far below any usable link (a 1 MiB layer
+            // would take 17 minutes), far above a trickle.
+            low_speed_bytes: 30 * 1024,
+            low_speed_time: Duration::from_secs(30),
         }
     }
 }
@@ -177,7 +189,10 @@ fn agent(opts: &RegistryOptions, tls: TlsConfig) -> Agent {
         .max_redirects(0)
         .user_agent(concat!("berth/", env!("CARGO_PKG_VERSION")))
         .timeout_connect(Some(Duration::from_secs(30)))
-        .timeout_per_read(Some(opts.read_timeout))
+        // A silent connection must not outlast the low-speed window, and
+        // headers trickled a byte at a time must not outlast read_timeout.
+        .timeout_per_read(Some(opts.read_timeout.min(opts.low_speed_time)))
+        .timeout_recv_response(Some(opts.read_timeout))
         .tls_config(tls)
         .build()
         .new_agent()
@@ -206,6 +221,7 @@ pub struct Session {
     creds: Option<Credentials>,
     auth: Mutex<AuthState>,
     attempts: u32,
+    low_speed: LowSpeed,
 }
 
 /// What a manifest GET returned.
@@ -272,6 +288,10 @@ impl Session {
                 creds: creds.clone(),
                 auth: Mutex::new(AuthState::None),
                 attempts: opts.attempts.max(1),
+                low_speed: LowSpeed {
+                    bytes: opts.low_speed_bytes,
+                    time: opts.low_speed_time,
+                },
             };
             match s.ping() {
                 Ok(()) => return Ok(s),
@@ -544,8 +564,9 @@ impl Session {
             .map(str::to_string);
         let mut bytes = Vec::new();
         // Bounded while reading: a hostile registry cannot make us buffer more than 4 MiB + 1.
-        resp.into_body()
-            .into_reader()
+        let what = format!("manifest {reference} from {}", self.ep.host);
+        self.low_speed
+            .guard(resp.into_body().into_reader(), what)
             .take(MAX_MANIFEST_BYTES + 1)
             .read_to_end(&mut bytes)
             .map_err(|e| Transient(format!("reading manifest: {e}")))?;
@@ -569,19 +590,80 @@ impl Session {
             .get("content-length")
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok());
-        let r = resp.into_body().into_reader();
-        Ok((Box::new(TransientReader(r)), len))
+        let what = format!("blob {digest} from {}", self.ep.host);
+        let r = self.low_speed.guard(resp.into_body().into_reader(), what);
+        Ok((Box::new(r), len))
     }
 }
 
-/// Marks I/O errors while reading a body as transient (retryable).
-struct TransientReader<R>(R);
+/// The low-speed limit of [`RegistryOptions`].
+#[derive(Clone, Copy, Debug)]
+struct LowSpeed {
+    bytes: u64,
+    time: Duration,
+}
 
-impl<R: Read> Read for TransientReader<R> {
+impl LowSpeed {
+    fn guard<R: Read>(self, inner: R, what: String) -> Guarded<R> {
+        Guarded {
+            inner,
+            what,
+            limit: self,
+            since: Instant::now(),
+            got: 0,
+        }
+    }
+}
+
+/// A response body under the low-speed limit, whose I/O errors are
+/// transient (retryable). Counting in fixed windows is enough: a stalled
+/// body is caught within two windows, and the per-read timeout (at most one
+/// window) wakes a read that gets nothing at all.
+struct Guarded<R> {
+    inner: R,
+    /// What is being read, from where, for the error.
+    what: String,
+    limit: LowSpeed,
+    since: Instant,
+    got: u64,
+}
+
+impl<R> Guarded<R> {
+    fn stalled(&self) -> io::Error {
+        let secs = self.limit.time.as_secs_f64();
+        io::Error::new(
+            io::ErrorKind::TimedOut,
+            Transient(format!(
+                "{} stalled: {} bytes in {secs:.0} s, under the low-speed limit of {} bytes per {secs:.0} s",
+                self.what, self.got, self.limit.bytes
+            )),
+        )
+    }
+}
+
+impl<R: Read> Read for Guarded<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.0
-            .read(buf)
-            .map_err(|e| io::Error::new(io::ErrorKind::ConnectionAborted, Transient(e.to_string())))
+        let res = self.inner.read(buf);
+        let window_over = self.since.elapsed() >= self.limit.time;
+        match res {
+            Ok(0) => Ok(0),
+            Ok(n) => {
+                self.got += n as u64;
+                if window_over {
+                    if self.got < self.limit.bytes {
+                        return Err(self.stalled());
+                    }
+                    self.since = Instant::now();
+                    self.got = 0;
+                }
+                Ok(n)
+            }
+            Err(_) if window_over && self.got < self.limit.bytes => Err(self.stalled()),
+            Err(e) => Err(io::Error::new(
+                io::ErrorKind::ConnectionAborted,
+                Transient(format!("{}: {e}", self.what)),
+            )),
+        }
     }
 }
 

@@ -382,3 +382,82 @@ fn the_first_real_failure_is_reported_not_a_siblings_cancellation() {
         assert_intact(&store, &before);
     }
 }
+
+/// Pull `image` through `proxy` on another thread, failing the test instead
+/// of hanging when it takes longer than `limit`.
+fn pull_within(
+    proxy: &Proxy,
+    image: &str,
+    o: berth_image::PullOptions,
+    store: &berth_image::Store,
+    limit: std::time::Duration,
+) -> anyhow::Result<berth_image::Pulled> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let r = format!("{}/{image}", proxy.addr);
+    let store = store.clone();
+    std::thread::spawn(move || {
+        let _ = tx.send(pull(&store, &r, &o, &quiet()));
+    });
+    rx.recv_timeout(limit)
+        .unwrap_or_else(|_| panic!("pull of {image} still running after {limit:?}"))
+}
+
+/// A layer served a byte now and then is given up on once the low-speed
+/// window passes, retried like any transient error, and the error names
+/// the blob and the registry.
+#[test]
+fn a_trickling_blob_stalls_out_and_is_retried() {
+    use std::time::Duration;
+    let (proxy, d, store, before) = setup();
+    let layer = layer_digest("busybox");
+    let trickle = Fault::Trickle {
+        chunk: 1,
+        every: Duration::from_millis(500),
+    };
+    proxy.fault(&layer, trickle, 100);
+    let mut o = opts(d.path());
+    o.registry.low_speed_time = Duration::from_secs(2);
+    o.registry.low_speed_bytes = 1024;
+    o.registry.attempts = 2;
+    let started = std::time::Instant::now();
+    let e = err_text(pull_within(
+        &proxy,
+        "busybox",
+        o,
+        &store,
+        Duration::from_secs(30),
+    ));
+    assert!(e.contains("stalled"), "{e}");
+    assert!(
+        e.contains(&format!("blob {layer} from {}", proxy.addr)),
+        "{e}"
+    );
+    assert!(e.contains("giving up after 2 attempts"), "{e}");
+    assert_eq!(proxy.seen(&layer), 2, "a stall is retried");
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_intact(&store, &before);
+}
+
+/// A slow but steady layer is not a stall: the limit is on speed, not on
+/// the length of a transfer.
+#[test]
+fn a_slow_steady_blob_is_not_a_stall() {
+    use std::time::Duration;
+    let (proxy, d, store, _) = setup();
+    let layer = layer_digest("busybox");
+    let slow = Fault::Trickle {
+        chunk: 128 * 1024,
+        every: Duration::from_millis(300),
+    };
+    proxy.fault(&layer, slow, 100);
+    let mut o = opts(d.path());
+    o.registry.low_speed_time = Duration::from_secs(2);
+    o.registry.low_speed_bytes = 64 * 1024;
+    let p = pull_within(&proxy, "busybox", o, &store, Duration::from_secs(60)).unwrap();
+    assert_eq!(p.image.layers[0].digest.to_string(), layer);
+    assert_eq!(proxy.seen(&layer), 1);
+}
