@@ -461,3 +461,56 @@ fn a_slow_steady_blob_is_not_a_stall() {
     assert_eq!(p.image.layers[0].digest.to_string(), layer);
     assert_eq!(proxy.seen(&layer), 1);
 }
+
+/// A layer that inflates past the ratio limit is refused while it streams,
+/// with an error naming it, and nothing of it is stored.
+#[test]
+fn a_decompression_bomb_is_refused_past_the_inflate_ratio() {
+    let (bomb, diff_id) = zero_layer("bomb", 64 << 20);
+    let reg = StaticRegistry::start("bomb", &config_for(&[diff_id]), std::slice::from_ref(&bomb));
+    let (d, store) = new_store();
+    let mut o = opts(d.path());
+    o.max_inflate_ratio = 100;
+    o.inflate_floor = 1 << 20;
+    let e = err_text(pull(&store, &format!("{}/bomb", reg.addr), &o, &quiet()));
+    let layer = berth_image::Digest::of(&bomb);
+    assert!(e.contains(&format!("layer {layer}: ")), "{e}");
+    assert!(e.contains("decompression bomb"), "{e}");
+    assert!(
+        e.contains(&format!("100 times its {} bytes", bomb.len())),
+        "{e}"
+    );
+    assert_intact(&store, &[]);
+}
+
+/// A sink that fails (say, the disk is full) stops the inflation of its
+/// layer at once: the pull reports the sink's error, not what inflating on
+/// would have met (here the ratio limit, set between the two).
+#[test]
+fn a_failed_sink_stops_the_inflation() {
+    let (bomb, diff_id) = zero_layer("bomb", 64 << 20);
+    let reg = StaticRegistry::start("bomb", &config_for(&[diff_id]), &[bomb]);
+    let (d, store) = new_store();
+    let mut o = opts(d.path());
+    o.max_inflate_ratio = 1;
+    o.inflate_floor = 16 << 20;
+    let sink =
+        |_at: &berth_image::SinkLayer<'_>, r: &mut dyn std::io::Read| -> anyhow::Result<()> {
+            let mut b = [0u8; 4096];
+            r.read_exact(&mut b)?;
+            anyhow::bail!("write bomb: No space left on device (os error 28)")
+        };
+    let e = err_text(berth_image::pull_with_unpack(
+        &store,
+        &format!("{}/bomb", reg.addr),
+        &o,
+        &quiet(),
+        Some(&sink),
+    ));
+    assert!(
+        e.contains("unpacking: write bomb: No space left on device"),
+        "{e}"
+    );
+    assert!(!e.contains("decompression bomb"), "{e}");
+    assert_intact(&store, &[]);
+}

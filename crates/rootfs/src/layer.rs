@@ -21,7 +21,9 @@
 //!
 //! The whole stream is hashed while it is read and checked against the
 //! expected diff_id at the end; on a mismatch the target must be discarded by
-//! the caller (it may hold partial content). The decompressed size is capped.
+//! the caller (it may hold partial content). The decompressed size is capped,
+//! and a file larger than the free space of the target's filesystem is
+//! refused at its header, before it is inflated (tests/hostile.rs).
 
 use std::collections::HashSet;
 use std::ffi::{OsStr, OsString};
@@ -40,6 +42,10 @@ use crate::resolve::{Resolver, Root, clean};
 /// Default cap on a layer's decompressed size: far above any real layer,
 /// low enough that a decompression bomb stops before filling a disk.
 pub const DEFAULT_MAX_BYTES: u64 = 64 << 30;
+
+/// Files from this size on are checked against the free space first (one
+/// fstatvfs, about a microsecond; small files fail soon enough on ENOSPC).
+const FREE_SPACE_CHECK_MIN: u64 = 1 << 20;
 
 const WHITEOUT_PREFIX: &[u8] = b".wh.";
 const OPAQUE: &[u8] = b".wh..wh..opq";
@@ -531,6 +537,19 @@ impl Applier<'_> {
         sparse: bool,
     ) -> Result<()> {
         let declared = e.header().entry_size().unwrap_or(0);
+        if !sparse && declared >= FREE_SPACE_CHECK_MIN {
+            // A bomb's one huge file is refused at its header, before it is
+            // inflated and before it fills the disk everything else shares.
+            let st = rustix::fs::fstatvfs(parent)
+                .map_err(io::Error::from)
+                .context("statvfs")?;
+            let free = st.f_bavail.saturating_mul(st.f_frsize);
+            if declared > free {
+                bail!(
+                    "a file of {declared} bytes does not fit: the store's filesystem has {free} bytes free"
+                );
+            }
+        }
         let fd = rustix::fs::openat(
             parent,
             name,
