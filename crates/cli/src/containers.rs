@@ -31,6 +31,10 @@ fn obtain_image(engine: &Engine, args: &RunArgs) -> Result<ImageRecord> {
     use berth_image::Platform;
     let want = args.platform.as_deref().map(Platform::parse).transpose()?;
     let found = engine.store.resolve(&args.image).ok();
+    if found.is_none() {
+        // A name that can never be pulled is said to be so first, as Docker does.
+        berth_image::Reference::parse(&args.image)?;
+    }
     let platform_of =
         |img: &ImageRecord| Platform::new(&img.os, &img.architecture, img.variant.as_deref());
     let (local, other) = match (found, &want) {
