@@ -17,7 +17,10 @@
 //!   directory replaced by a non-directory) is removed first; a directory over
 //!   a directory keeps the contents and takes the new metadata;
 //! - hardlinks link to the named entry itself (a symlink is linked as a
-//!   symlink, never followed).
+//!   symlink, never followed);
+//! - an opaque marker (`.wh..wh..opq`) hides all the lower layers have in its
+//!   directory, at the layer's root too (then nothing of them is left), like
+//!   containerd's applier and umoci (tests/overlay.rs).
 //!
 //! The whole stream is hashed while it is read and checked against the
 //! expected diff_id at the end; on a mismatch the target must be discarded by
@@ -53,6 +56,8 @@ const OPAQUE: &[u8] = b".wh..wh..opq";
 /// (in a user namespace, `userxattr`) reads the `user.` one instead.
 const OVERLAY_OPAQUE_XATTR: &str = "trusted.overlay.opaque";
 const USER_OVERLAY_OPAQUE_XATTR: &str = "user.overlay.opaque";
+/// Either marks a snapshot dir opaque (see [`crate::overlay::visible_lowers`]).
+pub(crate) const OPAQUE_XATTRS: [&str; 2] = [OVERLAY_OPAQUE_XATTR, USER_OVERLAY_OPAQUE_XATTR];
 
 /// How whiteouts and cross-layer hardlinks are handled.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,7 +66,9 @@ pub enum ApplyMode {
     Flatten,
     /// The target is an empty snapshot dir for this layer alone: whiteouts
     /// become overlayfs whiteouts (char 0:0), opaque dirs get
-    /// `trusted.overlay.opaque=y`, and hardlinks to files of earlier layers
+    /// `trusted.overlay.opaque=y` (on the snapshot's own root, which
+    /// overlayfs ignores, it tells [`crate::overlay::visible_lowers`] to
+    /// leave the lowers out), and hardlinks to files of earlier layers
     /// are satisfied by copying the file up from `lowers` (bottom → top).
     Overlay {
         /// Snapshot dirs of the earlier layers, bottom first.
@@ -158,6 +165,7 @@ pub fn apply_layer_gated(
         report: ApplyReport::default(),
         lowers_ready,
         lowers_waited: std::cell::Cell::new(false),
+        root_opaque: false,
     };
     {
         let mut archive = tar::Archive::new(&mut hr);
@@ -233,6 +241,8 @@ struct Applier<'a> {
     /// See [`apply_layer_gated`]; called at most once.
     lowers_ready: &'a dyn Fn() -> bool,
     lowers_waited: std::cell::Cell<bool>,
+    /// This layer's own root is opaque: the lowers are hidden from it too.
+    root_opaque: bool,
 }
 
 struct Meta {
@@ -470,6 +480,15 @@ impl Applier<'_> {
         }
     }
 
+    /// The lowers this layer may still see (parents, hardlink targets).
+    fn visible<'l>(&self, lowers: &'l [PathBuf]) -> &'l [PathBuf] {
+        if self.root_opaque {
+            &[]
+        } else {
+            crate::overlay::visible_lowers(lowers)
+        }
+    }
+
     /// Before anything reads the lowers: they must be complete.
     fn await_lowers(&self) -> io::Result<()> {
         if !self.lowers_waited.get() {
@@ -494,6 +513,7 @@ impl Applier<'_> {
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {
                     self.await_lowers()?;
                     let dir = path.parent().unwrap_or(Path::new(""));
+                    let lowers = self.visible(lowers);
                     crate::copy::make_parents(self.root, lowers, dir, self.opts.resolver)
                         .map_err(io::Error::other)?;
                 }
@@ -638,6 +658,9 @@ impl Applier<'_> {
         if name == OPAQUE {
             if overlay {
                 let fd = if dir.as_os_str().is_empty() {
+                    // Kept as the snapshot's mark for visible_lowers(): overlayfs
+                    // itself ignores it on a layer's root.
+                    self.root_opaque = true;
                     self.root
                         .open_path(Path::new("."), OFlags::RDONLY | OFlags::DIRECTORY)?
                 } else {
@@ -659,8 +682,14 @@ impl Applier<'_> {
                     .context("marking directory opaque")?;
                 return Ok(());
             }
-            // Flatten: empty the directory of everything from lower layers.
-            let fd = match self.root.open_path(dir, OFlags::RDONLY | OFlags::DIRECTORY) {
+            // Flatten: empty the directory of everything from lower layers
+            // (at the layer's root too: "" names no path, "." the root).
+            let at = if dir.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                dir
+            };
+            let fd = match self.root.open_path(at, OFlags::RDONLY | OFlags::DIRECTORY) {
                 Ok(fd) => fd,
                 Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
                 Err(e) => return Err(e).context("opening opaque directory"),
@@ -739,6 +768,8 @@ impl Applier<'_> {
             && !lowers.is_empty()
         {
             self.await_lowers()?;
+            // Only now are the lowers complete, their opaque roots known.
+            let lowers = self.visible(lowers);
             if crate::copy::copy_up(lowers, self.root, target, self.opts.resolver)? {
                 found = lookup(self.root)?;
             }
