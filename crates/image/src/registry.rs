@@ -328,7 +328,7 @@ impl Session {
             s if s >= 500 => {
                 Err(Transient(format!("registry {} answered {s} to /v2/", self.ep.host)).into())
             }
-            _ => Err(status_error(resp)),
+            _ => Err(status_error(resp, self.low_speed)),
         }
     }
 
@@ -387,34 +387,35 @@ impl Session {
         url.push(if url.contains('?') { '&' } else { '?' });
         url.push_str(&q.join("&"));
         let auth = self.creds.as_ref().map(|c| c.basic_header());
-        let mut resp =
-            self.send_retrying(&self.foreign_or_own(&url), &url, None, auth.as_deref())?;
+        let resp = self.send_retrying(&self.foreign_or_own(&url), &url, None, auth.as_deref())?;
         let status = resp.status().as_u16();
+        let what = format!("token service {realm}");
         if status == 401 || status == 403 {
-            let body = resp
-                .body_mut()
-                .with_config()
-                .limit(64 * 1024)
-                .read_to_string()
+            let body = self
+                .low_speed
+                .read_small(resp, 64 * 1024, "answer".into())
                 .unwrap_or_default();
+            let body = String::from_utf8_lossy(&body);
             let why = error_message(&body)
                 .unwrap_or_else(|| "incorrect username or password".to_string());
             bail!("unauthorized: {why} ({status}) from token service {realm}");
         }
         if !(200..300).contains(&status) {
-            return Err(status_error(resp)).context(format!("token service {realm}"));
+            return Err(status_error(resp, self.low_speed)).context(what);
         }
         #[derive(serde::Deserialize)]
         struct Tok {
             token: Option<String>,
             access_token: Option<String>,
         }
-        let body = resp
-            .body_mut()
-            .with_config()
-            .limit(1024 * 1024)
-            .read_to_vec()
-            .map_err(|e| Transient(format!("token service {realm}: {e}")))?;
+        const MAX_TOKEN_BYTES: u64 = 1024 * 1024;
+        let body = self
+            .low_speed
+            .read_small(resp, MAX_TOKEN_BYTES + 1, "answer".into())
+            .map_err(|e| Transient(format!("{what}: {e}")))?;
+        if body.len() as u64 > MAX_TOKEN_BYTES {
+            bail!("{what}: answer larger than 1 MiB");
+        }
         let t: Tok = serde_json::from_slice(&body)
             .with_context(|| format!("token service {realm}: bad JSON"))?;
         let token = t
@@ -530,7 +531,7 @@ impl Session {
             if status.is_success() {
                 return Ok(resp);
             }
-            return Err(status_error(resp));
+            return Err(status_error(resp, self.low_speed));
         }
         bail!("too many redirects fetching {url}")
     }
@@ -564,7 +565,7 @@ impl Session {
             .map(str::to_string);
         let mut bytes = Vec::new();
         // Bounded while reading: a hostile registry cannot make us buffer more than 4 MiB + 1.
-        let what = format!("manifest {reference} from {}", self.ep.host);
+        let what = format!("{reference} from {}", self.ep.host);
         self.low_speed
             .guard(resp.into_body().into_reader(), what)
             .take(MAX_MANIFEST_BYTES + 1)
@@ -590,7 +591,7 @@ impl Session {
             .get("content-length")
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok());
-        let what = format!("blob {digest} from {}", self.ep.host);
+        let what = format!("{digest} from {}", self.ep.host);
         let r = self.low_speed.guard(resp.into_body().into_reader(), what);
         Ok((Box::new(r), len))
     }
@@ -604,6 +605,21 @@ struct LowSpeed {
 }
 
 impl LowSpeed {
+    /// At most `limit` bytes of a small body (a token, an error), read
+    /// under the limit too: a trickled 64 KiB would otherwise take hours.
+    fn read_small(
+        self,
+        resp: Response<ureq::Body>,
+        limit: u64,
+        what: String,
+    ) -> io::Result<Vec<u8>> {
+        let mut v = Vec::new();
+        self.guard(resp.into_body().into_reader(), what)
+            .take(limit)
+            .read_to_end(&mut v)?;
+        Ok(v)
+    }
+
     fn guard<R: Read>(self, inner: R, what: String) -> Guarded<R> {
         Guarded {
             inner,
@@ -719,25 +735,21 @@ fn error_message(body: &str) -> Option<String> {
 }
 
 /// Turn a non-success response into a one-line error like `manifest unknown (404)`.
-fn status_error(mut resp: Response<ureq::Body>) -> anyhow::Error {
+fn status_error(resp: Response<ureq::Body>, low_speed: LowSpeed) -> anyhow::Error {
     let status = resp.status().as_u16();
-    let body = resp
-        .body_mut()
-        .with_config()
-        .limit(64 * 1024)
-        .lossy_utf8(true)
-        .read_to_string()
+    let reason = resp.status().canonical_reason();
+    let what = format!("error body ({status})");
+    // An error body is only a hint: cut at 64 KiB, dropped if unreadable.
+    let body = low_speed
+        .read_small(resp, 64 * 1024, what)
         .unwrap_or_default();
+    let body = String::from_utf8_lossy(&body);
     let msg = error_message(&body).unwrap_or_else(|| match status {
         401 => "unauthorized: authentication required".to_string(),
         403 => "denied: access forbidden".to_string(),
         404 => "not found".to_string(),
         429 => "toomanyrequests: too many requests".to_string(),
-        _ => resp
-            .status()
-            .canonical_reason()
-            .unwrap_or("error")
-            .to_ascii_lowercase(),
+        _ => reason.unwrap_or("error").to_ascii_lowercase(),
     });
     let msg = if status == 429 && !msg.starts_with("toomanyrequests") {
         format!("toomanyrequests: {msg}")

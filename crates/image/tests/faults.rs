@@ -429,7 +429,7 @@ fn a_trickling_blob_stalls_out_and_is_retried() {
     ));
     assert!(e.contains("stalled"), "{e}");
     assert!(
-        e.contains(&format!("blob {layer} from {}", proxy.addr)),
+        e.contains(&format!("reading blob: {layer} from {}", proxy.addr)),
         "{e}"
     );
     assert!(e.contains("giving up after 2 attempts"), "{e}");
@@ -512,5 +512,32 @@ fn a_failed_sink_stops_the_inflation() {
         "{e}"
     );
     assert!(!e.contains("decompression bomb"), "{e}");
+    assert_intact(&store, &[]);
+}
+
+/// A token service that trickles its answer stalls out like a blob: small
+/// bodies (tokens, error bodies) are read under the low-speed limit too.
+#[test]
+fn a_trickling_token_service_stalls_out() {
+    use std::time::Duration;
+    fixture();
+    let proxy = Proxy::start_to(TOKEN);
+    let trickle = Fault::Trickle {
+        chunk: 1,
+        every: Duration::from_millis(500),
+    };
+    proxy.fault("/token", trickle, 100);
+    let (d, store) = new_store();
+    let mut o = opts(d.path());
+    o.registry.low_speed_time = Duration::from_secs(2);
+    o.registry.low_speed_bytes = 1024;
+    let e = err_text(pull_within(
+        &proxy,
+        "busybox",
+        o,
+        &store,
+        Duration::from_secs(30),
+    ));
+    assert!(e.contains("stalled") && e.contains("token service"), "{e}");
     assert_intact(&store, &[]);
 }
