@@ -6,6 +6,10 @@
 //!   "insecure-registries": ["registry.lan:5000"],
 //!   "certs-dir": "/etc/berth/certs.d" }
 //! ```
+//!
+//! One key is berth's own: `"registry-low-speed-time": 30` (seconds; the
+//! default) gives up on a registry transfer that brings less than 1 KiB a
+//! second over that long, and retries it (curl's `--speed-time`).
 
 use std::path::{Path, PathBuf};
 
@@ -24,6 +28,10 @@ pub struct Config {
     /// Per-registry CA certificates: `<certs-dir>/<host[:port]>/ca.crt`.
     #[serde(default)]
     pub certs_dir: Option<PathBuf>,
+    /// Seconds a registry transfer may stay under 1 KiB/s before it is
+    /// given up and retried (berth's own key).
+    #[serde(default)]
+    pub registry_low_speed_time: Option<u64>,
 }
 
 /// Where the config file is when `--config` is not given.
@@ -57,6 +65,20 @@ impl Config {
         serde_json::from_str(&text).with_context(|| format!("config {}", path.display()))
     }
 
+    /// `opts` with the low-speed limit of `registry-low-speed-time`, if set:
+    /// 1 KiB a second over that many seconds.
+    pub fn low_speed(
+        &self,
+        mut opts: berth_image::RegistryOptions,
+    ) -> berth_image::RegistryOptions {
+        if let Some(secs) = self.registry_low_speed_time {
+            let secs = secs.max(1);
+            opts.low_speed_time = std::time::Duration::from_secs(secs);
+            opts.low_speed_bytes = 1024 * secs;
+        }
+        opts
+    }
+
     pub fn certs_dir(&self) -> PathBuf {
         self.certs_dir
             .clone()
@@ -80,6 +102,20 @@ mod tests {
         let c = Config::load(&p, true).unwrap();
         assert_eq!(c.registry_mirrors, vec!["http://127.0.0.1:5500"]);
         assert_eq!(c.insecure_registries, vec!["r:5000"]);
+        assert_eq!(c.registry_low_speed_time, None);
+    }
+
+    #[test]
+    fn low_speed_time_sets_the_registry_stall_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c.json");
+        std::fs::write(&p, r#"{"registry-low-speed-time": 5}"#).unwrap();
+        let c = Config::load(&p, true).unwrap();
+        let o = c.low_speed(berth_image::RegistryOptions::default());
+        assert_eq!(o.low_speed_time, std::time::Duration::from_secs(5));
+        assert_eq!(o.low_speed_bytes, 5 * 1024);
+        let d = Config::default().low_speed(berth_image::RegistryOptions::default());
+        assert_eq!(d.low_speed_time, std::time::Duration::from_secs(30));
     }
 
     #[test]

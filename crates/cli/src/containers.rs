@@ -25,35 +25,42 @@ fn bundle_dir(engine: &Engine, id: &str) -> PathBuf {
     engine.exec_root.join("bundles").join(id)
 }
 
-/// Finds the image locally or pulls it, as `--pull` says.
+/// Finds the image locally or pulls it, as `--pull` says. Like Docker, a
+/// local image of another platform than `--platform` asks for is not the
+/// image asked for: `--pull missing` pulls that platform.
 fn obtain_image(engine: &Engine, args: &RunArgs) -> Result<ImageRecord> {
-    let local = engine.store.resolve(&args.image).ok();
+    use berth_image::Platform;
+    let want = args.platform.as_deref().map(Platform::parse).transpose()?;
+    let found = engine.store.resolve(&args.image).ok();
+    if found.is_none() {
+        // A name that can never be pulled is said to be so first, as Docker does.
+        berth_image::Reference::parse(&args.image)?;
+    }
+    let platform_of =
+        |img: &ImageRecord| Platform::new(&img.os, &img.architecture, img.variant.as_deref());
+    let (local, other) = match (found, &want) {
+        (Some(img), Some(w)) if !w.matches(&platform_of(&img)) => (None, Some(img)),
+        (found, _) => (found, None),
+    };
     let need_pull = match args.pull.as_str() {
         "always" => true,
         "missing" => local.is_none(),
         "never" => false,
         p => bail!("invalid --pull {p:?}: always, missing or never"),
     };
-    // A platform asked for explicitly must match what is local.
-    let local = local.filter(|img| match &args.platform {
-        Some(p) => berth_image::Platform::parse(p)
-            .map(|want| {
-                want.matches(&berth_image::Platform::new(
-                    &img.os,
-                    &img.architecture,
-                    img.variant.as_deref(),
-                ))
-            })
-            .unwrap_or(false),
-        None => true,
-    });
     if !need_pull {
-        return local.with_context(|| {
-            format!(
+        return match (local, other, want) {
+            (Some(img), ..) => Ok(img),
+            (None, Some(img), Some(w)) => bail!(
+                "image {} is {} locally, not the {w} asked for, and --pull never was given",
+                args.image,
+                platform_of(&img)
+            ),
+            _ => bail!(
                 "no such image {} locally and --pull never was given",
                 args.image
-            )
-        });
+            ),
+        };
     }
     if local.is_none() && !args.quiet {
         errln!("Unable to find image '{}' locally", args.image);

@@ -145,11 +145,11 @@ fn is_tmpfs(dir: &std::path::Path) -> bool {
 
 impl Engine {
     pub fn registry_options(&self) -> RegistryOptions {
-        RegistryOptions {
+        self.config.low_speed(RegistryOptions {
             mirrors: self.config.registry_mirrors.clone(),
             insecure_registries: self.config.insecure_registries.clone(),
             certs_d: Some(self.config.certs_dir()),
             ..RegistryOptions::default()
-        }
+        })
     }
 }

@@ -194,3 +194,23 @@ fn docker_hub_names_go_through_the_configured_mirror() {
         "{imgs}"
     );
 }
+
+/// An uppercase first component without `.`, `:` or `localhost` is no host
+/// to go and look up: the repository name must be lowercase.
+#[test]
+fn uppercase_repository_is_an_invalid_reference() {
+    let r = Root::new();
+    for args in [
+        &["pull", "UPPER/case"][..],
+        &["run", "--rm", "UPPER/case", "true"],
+    ] {
+        let o = r.berth().args(args).output().unwrap();
+        assert_eq!(code(&o), 125, "{args:?}");
+        let e = stderr(&o);
+        assert!(
+            e.contains("invalid reference format: repository name (UPPER/case) must be lowercase"),
+            "{args:?}: {e}"
+        );
+        assert_eq!(e.lines().count(), 1, "{args:?}: {e}");
+    }
+}

@@ -1193,3 +1193,41 @@ fn an_image_deeper_than_dockers_limit_is_refused_before_unpacking() {
     let o = r.run(&["--rm", "-q", &image, "echo", "deep"]);
     assert_eq!(stdout(&o), "deep\n", "{}", stderr(&o));
 }
+
+/// With only linux/amd64 local, `--platform linux/arm64` is an image that is
+/// missing: `--pull never` says which platforms differ, and the default
+/// `--pull missing` pulls the one asked for, as Docker does.
+#[test]
+fn a_local_image_of_another_platform_is_not_the_one_asked_for() {
+    let r = Root::new();
+    let img = "127.0.0.1:5500/multiarch:latest";
+    let o = r.berth().args(["pull", "-q", img]).output().unwrap();
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let arch = || {
+        let o = r.berth().args(["image", "inspect", img]).output().unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        v[0]["Architecture"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert_eq!(arch(), "amd64");
+
+    let never = ["--rm", "--pull", "never", "--platform", "linux/arm64"];
+    let o = r.run(&[&never[..], &[img, "true"]].concat());
+    assert_eq!(code(&o), 125);
+    let e = stderr(&o);
+    assert!(
+        e.contains("linux/amd64") && e.contains("linux/arm64") && e.contains("--pull never"),
+        "{e}"
+    );
+    assert_eq!(arch(), "amd64", "--pull never pulls nothing");
+
+    // The arm64 image holds only /platform, so its command is not found
+    // (127): what matters is that it was pulled and run.
+    let o = r.run(&["--rm", "--platform", "linux/arm64", img, "true"]);
+    let e = stderr(&o);
+    assert!(!e.contains("--pull never"), "{e}");
+    assert_eq!(arch(), "arm64", "{e}");
+    assert_eq!(code(&o), 127, "{e}");
+}

@@ -32,8 +32,9 @@
 //! ```
 //!
 //! Options: [`RegistryOptions`] (mirrors for docker.io, insecure registries, CA
-//! files per host, a certs.d dir, auth file, attempts, read timeout) inside
-//! [`PullOptions`] (plus `--platform` and layer parallelism). Progress goes to
+//! files per host, a certs.d dir, auth file, attempts, read timeout, low-speed
+//! limit) inside [`PullOptions`] (plus `--platform`, layer parallelism and the
+//! inflate ratio limit). Progress goes to
 //! stdout like Docker's ([`ProgressMode`]: bars on a TTY, lines otherwise, quiet).
 //!
 //! Errors are one line, e.g. `pull docker.io/library/nope:latest: manifest unknown (404)`
@@ -50,7 +51,13 @@
 //! - Pull threads (parallel layers) are all joined before `pull` returns.
 //! - Retries: each HTTP request up to `attempts` times on connection errors and
 //!   5xx (backoff 200 ms, 400 ms, ...); a body cut short is fetched again, also up
-//!   to `attempts` times. A digest mismatch, 401/403/404/429 are not retried.
+//!   to `attempts` times, and so is a body slower than the low-speed limit
+//!   (1 KiB/s over 30 s by default; the error names the blob and registry).
+//!   A digest mismatch, 401/403/404/429 are not retried.
+//! - A failed pull reports the first real failure, never the cancellation it
+//!   caused in sibling layers.
+//! - A layer inflating past 100 times its compressed size (and past 1 GiB) is
+//!   refused while it streams; inflating stops as soon as a layer's sink failed.
 //! - Transport: HTTPS with system roots by default; a per-registry CA (ca_files or
 //!   `certs.d/<host:port>/*.crt`) is added to them. Loopback and configured insecure
 //!   registries try HTTPS (unverified unless a CA is configured) then plain HTTP.

@@ -3,9 +3,9 @@
 
 use std::io::{self, Read, Write};
 use std::path::Path;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result, anyhow, bail};
 use serde::Deserialize;
@@ -33,6 +33,12 @@ pub struct PullOptions {
     pub platform: Option<Platform>,
     /// Layers fetched at once.
     pub parallel_layers: usize,
+    /// A layer may inflate to this many times its compressed size (0: no
+    /// limit), and always to `inflate_floor` bytes. Beyond, it is refused as
+    /// a decompression bomb while it streams.
+    pub max_inflate_ratio: u64,
+    /// See `max_inflate_ratio`.
+    pub inflate_floor: u64,
 }
 
 impl Default for PullOptions {
@@ -41,6 +47,13 @@ impl Default for PullOptions {
             registry: RegistryOptions::default(),
             platform: None,
             parallel_layers: 3,
+            // Real layers inflate 2-5:1, text-heavy ones ~10:1; 100:1 is the
+            // zip-bomb threshold Apache POI uses by default. gzip tops out
+            // near 1032:1, so a 48 MB bomb stops at 4.8 GB, not 50 GB. The
+            // 1 GiB floor keeps small layers holding big runs of zeros (the
+            // sparse /var/log/lastlog that useradd makes) working.
+            max_inflate_ratio: 100,
+            inflate_floor: 1 << 30,
         }
     }
 }
@@ -259,6 +272,9 @@ fn pull_ref(
     let layers = &image_manifest.layers;
     let next = AtomicUsize::new(0);
     let cancel = AtomicBool::new(false);
+    // The first real failure, in time: what the pull reports. Layers that
+    // were only cancelled because of it come later and are not the cause.
+    let first_failure: Mutex<Option<usize>> = Mutex::new(None);
     let any_fetched = AtomicBool::new(false);
     let results: Mutex<Vec<Option<Result<LayerInfo>>>> =
         Mutex::new((0..layers.len()).map(|_| None).collect());
@@ -277,14 +293,20 @@ fn pull_ref(
                         i,
                         &layers[i],
                         &cfg.rootfs.diff_ids,
-                        opts.registry.attempts,
+                        opts,
                         progress,
                         &cancel,
                         &any_fetched,
                         sink,
                     )
                     .with_context(|| format!("layer {}", layers[i].digest));
-                    if res.is_err() {
+                    if let Err(e) = &res
+                        && !is_cancelled(e)
+                    {
+                        first_failure
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .get_or_insert(i);
                         cancel.store(true, Ordering::SeqCst);
                     }
                     results.lock().unwrap_or_else(|e| e.into_inner())[i] = Some(res);
@@ -292,13 +314,16 @@ fn pull_ref(
             });
         }
     });
-    let mut infos = Vec::new();
-    for (i, res) in results
+    let mut results = results.into_inner().unwrap_or_else(|e| e.into_inner());
+    if let Some(i) = first_failure
         .into_inner()
         .unwrap_or_else(|e| e.into_inner())
-        .into_iter()
-        .enumerate()
+        && let Some(Err(e)) = results[i].take()
     {
+        return Err(e);
+    }
+    let mut infos = Vec::new();
+    for (i, res) in results.into_iter().enumerate() {
         match res {
             Some(Ok(l)) => infos.push(l),
             Some(Err(e)) => return Err(e),
@@ -438,13 +463,14 @@ fn fetch_layer(
     index: usize,
     desc: &Descriptor,
     diff_ids: &[Digest],
-    attempts: u32,
+    opts: &PullOptions,
     progress: &Progress,
     cancel: &AtomicBool,
     any_fetched: &AtomicBool,
     sink: Option<LayerSink<'_>>,
 ) -> Result<LayerInfo> {
     let comp = layer_compression(&desc.media_type)?;
+    let limit = InflateLimit::of(opts, desc.size);
     let diff_id = &diff_ids[index];
     let info = |unpacked_size| LayerInfo {
         digest: desc.digest.clone(),
@@ -460,7 +486,7 @@ fn fetch_layer(
             None => {
                 // Blob present but its facts were lost: re-derive them from the local copy.
                 let f = std::fs::File::open(store.blob_path(&desc.digest))?;
-                let (d, n) = verify_stream(f, None, desc, comp, None, cancel, None)?;
+                let (d, n) = verify_stream(f, None, desc, comp, None, cancel, limit, None)?;
                 let facts = LayerFacts {
                     diff_id: d,
                     unpacked_size: n,
@@ -490,7 +516,7 @@ fn fetch_layer(
     }
     any_fetched.store(true, Ordering::SeqCst);
     progress.layer_start(&desc.digest, desc.size);
-    let (got_diff, unpacked) = retry(attempts, |n| {
+    let (got_diff, unpacked) = retry(opts.registry.attempts, |n| {
         if n > 0 {
             progress.layer_retry(&desc.digest, &format!("attempt {}", n + 1));
         }
@@ -511,6 +537,7 @@ fn fetch_layer(
                 comp,
                 Some(progress),
                 cancel,
+                limit,
                 None,
             )?;
             check_diff(&r.0, diff_id)?;
@@ -520,6 +547,8 @@ fn fetch_layer(
         // The sink reads the decompressed tar on its own thread through a bounded channel.
         let (tx, rx) = sync_channel::<Chunk>(16);
         let provisional = info(0);
+        let sink_failed = Arc::new(AtomicBool::new(false));
+        let failed = sink_failed.clone();
         std::thread::scope(|s| {
             let consumer = s.spawn(move || {
                 let mut reader = ChanReader {
@@ -533,7 +562,14 @@ fn fetch_layer(
                     diff_ids,
                     cancelled: cancel,
                 };
-                sink(&at, &mut reader)
+                let r = sink(&at, &mut reader);
+                // Before the reader (the channel's end) goes: Out::write
+                // must see why its sends fail.
+                if r.is_err() {
+                    failed.store(true, Ordering::SeqCst);
+                }
+                drop(reader);
+                r
             });
             let res = verify_stream(
                 body,
@@ -542,7 +578,8 @@ fn fetch_layer(
                 comp,
                 Some(progress),
                 cancel,
-                Some(tx.clone()),
+                limit,
+                Some((tx.clone(), sink_failed)),
             )
             .and_then(|r| check_diff(&r.0, diff_id).map(|_| r));
             // End the stream: cleanly only once everything was verified.
@@ -550,13 +587,18 @@ fn fetch_layer(
                 let _ = tx.send(Err(format!("{e:#}")));
             }
             drop(tx);
-            let consumed = consumer.join();
-            let r = res?;
-            match consumed {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => return Err(e.context("unpacking")),
-                Err(_) => bail!("unpacking: the layer consumer panicked"),
-            }
+            let Ok(consumed) = consumer.join() else {
+                bail!("unpacking: the layer consumer panicked")
+            };
+            // The sink's failure is the cause when it is why the stream stopped.
+            let r = match (res, consumed) {
+                (Err(e), Err(why)) if e.is::<SinkFailed>() => {
+                    return Err(why.context("unpacking"));
+                }
+                (Err(e), _) => return Err(e),
+                (Ok(_), Err(why)) => return Err(why.context("unpacking")),
+                (Ok(r), Ok(())) => r,
+            };
             tmp.commit(&store.blob_path(&desc.digest))?;
             Ok(r)
         })
@@ -574,6 +616,54 @@ fn fetch_layer(
     );
     Ok(info(unpacked))
 }
+
+/// A layer stopped because another one failed: never the cause of a failed pull.
+#[derive(Debug, thiserror::Error)]
+#[error("cancelled: another layer failed")]
+struct Cancelled;
+
+fn is_cancelled(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| c.is::<Cancelled>())
+}
+
+/// Inflating stopped because the layer's sink had failed (its error says why).
+#[derive(Debug, thiserror::Error)]
+#[error("the layer's sink failed")]
+struct SinkFailed;
+
+/// How far one layer may inflate; see [`PullOptions::max_inflate_ratio`].
+#[derive(Clone, Copy, Debug)]
+struct InflateLimit {
+    cap: u64,
+    ratio: u64,
+    size: u64,
+}
+
+impl InflateLimit {
+    fn of(opts: &PullOptions, size: u64) -> Self {
+        let cap = match opts.max_inflate_ratio {
+            0 => u64::MAX,
+            r => r.saturating_mul(size).max(opts.inflate_floor),
+        };
+        InflateLimit {
+            cap,
+            ratio: opts.max_inflate_ratio,
+            size,
+        }
+    }
+
+    fn exceeded(&self) -> io::Error {
+        io::Error::other(Bomb(format!(
+            "inflates past {} bytes, more than {} times its {} bytes: refused as a decompression bomb",
+            self.cap, self.ratio, self.size
+        )))
+    }
+}
+
+/// A layer inflating past its [`InflateLimit`].
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct Bomb(String);
 
 fn check_diff(got: &Digest, want: &Digest) -> Result<()> {
     if got != want {
@@ -611,14 +701,28 @@ impl Read for ChanReader {
     }
 }
 
-/// Where decompressed bytes go: the diff_id hasher, and the sink if there is one.
+/// Where decompressed bytes go: the diff_id hasher, and the sink if there is
+/// one. Stops the decompressor (by failing) past the limit or once the sink
+/// failed: inflating on would be wasted, and a bomb's hours of CPU.
 struct Out {
     hasher: Hasher,
     tx: Option<SyncSender<Chunk>>,
+    sink_failed: Option<Arc<AtomicBool>>,
+    limit: InflateLimit,
 }
 
 impl Write for Out {
     fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+        if self.hasher.len().saturating_add(b.len() as u64) > self.limit.cap {
+            return Err(self.limit.exceeded());
+        }
+        if self
+            .sink_failed
+            .as_ref()
+            .is_some_and(|f| f.load(Ordering::SeqCst))
+        {
+            return Err(io::Error::other(SinkFailed));
+        }
         self.hasher.update(b);
         // A sink that stopped reading (e.g. after the tar end marker) just stops getting data.
         if let Some(tx) = &self.tx
@@ -640,10 +744,13 @@ enum Unpack {
 }
 
 impl Unpack {
-    fn new(c: Compression, tx: Option<SyncSender<Chunk>>) -> io::Result<Self> {
+    fn new(c: Compression, limit: InflateLimit, to_sink: Option<ToSink>) -> io::Result<Self> {
+        let (tx, sink_failed) = to_sink.unzip();
         let out = Out {
             hasher: Hasher::new(),
             tx,
+            sink_failed,
+            limit,
         };
         Ok(match c {
             Compression::Gzip => Unpack::Gzip(Box::new(flate2::write::MultiGzDecoder::new(out))),
@@ -672,8 +779,12 @@ impl Unpack {
     }
 }
 
+/// The channel to a layer's sink, and the flag its thread sets when it failed.
+type ToSink = (SyncSender<Chunk>, Arc<AtomicBool>);
+
 /// Stream a layer blob once: write it to `sink`, hash it, decompress and hash the
 /// tar. Returns (diff_id, unpacked size) once digest and size match `desc`.
+#[allow(clippy::too_many_arguments)]
 fn verify_stream(
     mut src: impl Read,
     mut sink: Option<&mut std::fs::File>,
@@ -681,15 +792,16 @@ fn verify_stream(
     comp: Compression,
     progress: Option<&Progress>,
     cancel: &AtomicBool,
-    tx: Option<SyncSender<Chunk>>,
+    limit: InflateLimit,
+    to_sink: Option<ToSink>,
 ) -> Result<(Digest, u64)> {
     let mut buf = vec![0u8; 256 * 1024];
     let mut blob = Hasher::new();
-    let mut unpack = Some(Unpack::new(comp, tx)?);
+    let mut unpack = Some(Unpack::new(comp, limit, to_sink)?);
     let mut unpack_err: Option<io::Error> = None;
     loop {
         if cancel.load(Ordering::SeqCst) {
-            bail!("cancelled: another layer failed");
+            return Err(Cancelled.into());
         }
         let n = match src.read(&mut buf) {
             Ok(0) => break,
@@ -710,6 +822,12 @@ fn verify_stream(
         if let Some(u) = unpack.as_mut() {
             // Keep hashing after a decompression error: a digest mismatch is the better diagnosis.
             if let Err(e) = u.write_all(&buf[..n]) {
+                // A bomb or a failed sink ends the layer now, not at the end of the blob.
+                match e.get_ref() {
+                    Some(i) if i.is::<SinkFailed>() => return Err(SinkFailed.into()),
+                    Some(i) if i.is::<Bomb>() => bail!("{i}"),
+                    _ => {}
+                }
                 unpack_err = Some(e);
                 unpack = None;
             }

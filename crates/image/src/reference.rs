@@ -9,8 +9,12 @@
 //! ```
 //!
 //! Normalisation is Docker's: the first component is a registry host only if it
-//! contains `.` or `:`, is `localhost`, or has an uppercase letter; otherwise the
-//! registry is `docker.io`, and single-component names live under `library/`.
+//! contains `.` or `:`, or is `localhost`; otherwise the registry is `docker.io`,
+//! and single-component names live under `library/`. One deliberate difference:
+//! distribution/reference also takes a first component with an uppercase letter
+//! (`UPPER/case`) for a host, so a mistyped name sends a DNS lookup and a request
+//! to whatever `UPPER` resolves to; berth reads it as a repository path, which
+//! must be lowercase, and refuses it without touching the network.
 
 use std::fmt;
 
@@ -205,10 +209,7 @@ impl std::str::FromStr for Reference {
 fn split_domain(name: &str) -> (Option<&str>, &str) {
     match name.split_once('/') {
         Some((first, rest))
-            if first.contains('.')
-                || first.contains(':')
-                || first == "localhost"
-                || first.bytes().any(|b| b.is_ascii_uppercase()) =>
+            if first.contains('.') || first.contains(':') || first == "localhost" =>
         {
             (Some(first), rest)
         }
@@ -449,5 +450,36 @@ mod tests {
         ));
         // With a namespace it is just a name.
         assert!(Reference::parse(&format!("ns/{}", "f".repeat(64))).is_ok());
+    }
+
+    #[test]
+    fn uppercase_first_component_is_a_repository_not_a_host() {
+        use ReferenceError as E;
+        // Without `.`, `:` or `localhost` it names no host: berth must not
+        // go and look up a host called "UPPER".
+        for (input, path) in [
+            ("UPPER/case", "UPPER/case"),
+            ("UPPER/case:tag", "UPPER/case"),
+            ("Org/team/app", "Org/team/app"),
+            ("lower/Upper", "lower/Upper"),
+        ] {
+            let e = Reference::parse(input).unwrap_err();
+            assert_eq!(e, E::Uppercase(path.into()), "{input}");
+            assert_eq!(
+                e.to_string(),
+                format!("invalid reference format: repository name ({path}) must be lowercase")
+            );
+        }
+        // Hosts may still be any case; only the repository must be lowercase.
+        assert_eq!(
+            p("Registry.Example.com/app").registry,
+            "Registry.Example.com"
+        );
+        assert_eq!(p("MyHost:5000/app").registry, "MyHost:5000");
+        assert_eq!(p("localhost/app").registry, "localhost");
+        assert!(matches!(
+            Reference::parse("LOCALHOST/app"),
+            Err(E::Uppercase(_))
+        ));
     }
 }

@@ -10,7 +10,7 @@ use std::io::{self, Read};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
 use ureq::Agent;
@@ -38,8 +38,16 @@ pub struct RegistryOptions {
     pub auth_file: Option<PathBuf>,
     /// Attempts per request on 5xx and connection failures (at least 1).
     pub attempts: u32,
-    /// Give up on a connection that sends nothing for this long.
+    /// Give up on a connection that sends nothing for this long, and on
+    /// response headers that take longer than this to arrive.
     pub read_timeout: Duration,
+    /// Low-speed limit (curl's `--speed-limit`/`--speed-time`): a body that
+    /// brings fewer than `low_speed_bytes` bytes in any `low_speed_time` is
+    /// stalled, given up and retried like a reset connection. Without it, a
+    /// registry sending a byte now and then keeps a pull going for days.
+    pub low_speed_bytes: u64,
+    /// See `low_speed_bytes`; also caps how long one read may block.
+    pub low_speed_time: Duration,
 }
 
 impl Default for RegistryOptions {
@@ -52,6 +60,10 @@ impl Default for RegistryOptions {
             auth_file: None,
             attempts: 3,
             read_timeout: Duration::from_secs(60),
+            // 1 KiB/s over 30 s: far below any usable link (a 1 MiB layer
+            // would take 17 minutes), far above a trickle.
+            low_speed_bytes: 30 * 1024,
+            low_speed_time: Duration::from_secs(30),
         }
     }
 }
@@ -178,7 +190,10 @@ fn agent(opts: &RegistryOptions, tls: TlsConfig) -> Agent {
         .max_redirects(0)
         .user_agent(concat!("berth/", env!("CARGO_PKG_VERSION")))
         .timeout_connect(Some(Duration::from_secs(30)))
-        .timeout_per_read(Some(opts.read_timeout))
+        // A silent connection must not outlast the low-speed window, and
+        // headers trickled a byte at a time must not outlast read_timeout.
+        .timeout_per_read(Some(opts.read_timeout.min(opts.low_speed_time)))
+        .timeout_recv_response(Some(opts.read_timeout))
         .tls_config(tls)
         .build()
         .new_agent()
@@ -207,6 +222,7 @@ pub struct Session {
     creds: Option<Credentials>,
     auth: Mutex<AuthState>,
     attempts: u32,
+    low_speed: LowSpeed,
 }
 
 /// What a manifest GET returned.
@@ -273,6 +289,10 @@ impl Session {
                 creds: creds.clone(),
                 auth: Mutex::new(AuthState::None),
                 attempts: opts.attempts.max(1),
+                low_speed: LowSpeed {
+                    bytes: opts.low_speed_bytes,
+                    time: opts.low_speed_time,
+                },
             };
             match s.ping() {
                 Ok(()) => return Ok(s),
@@ -309,7 +329,7 @@ impl Session {
             s if s >= 500 => {
                 Err(Transient(format!("registry {} answered {s} to /v2/", self.ep.host)).into())
             }
-            _ => Err(status_error(resp)),
+            _ => Err(status_error(resp, self.low_speed)),
         }
     }
 
@@ -368,34 +388,35 @@ impl Session {
         url.push(if url.contains('?') { '&' } else { '?' });
         url.push_str(&q.join("&"));
         let auth = self.creds.as_ref().map(|c| c.basic_header());
-        let mut resp =
-            self.send_retrying(&self.foreign_or_own(&url), &url, None, auth.as_deref())?;
+        let resp = self.send_retrying(&self.foreign_or_own(&url), &url, None, auth.as_deref())?;
         let status = resp.status().as_u16();
+        let what = format!("token service {realm}");
         if status == 401 || status == 403 {
-            let body = resp
-                .body_mut()
-                .with_config()
-                .limit(64 * 1024)
-                .read_to_string()
+            let body = self
+                .low_speed
+                .read_small(resp, 64 * 1024, "answer".into())
                 .unwrap_or_default();
+            let body = String::from_utf8_lossy(&body);
             let why = error_message(&body)
                 .unwrap_or_else(|| "incorrect username or password".to_string());
             bail!("unauthorized: {why} ({status}) from token service {realm}");
         }
         if !(200..300).contains(&status) {
-            return Err(status_error(resp)).context(format!("token service {realm}"));
+            return Err(status_error(resp, self.low_speed)).context(what);
         }
         #[derive(serde::Deserialize)]
         struct Tok {
             token: Option<String>,
             access_token: Option<String>,
         }
-        let body = resp
-            .body_mut()
-            .with_config()
-            .limit(1024 * 1024)
-            .read_to_vec()
-            .map_err(|e| Transient(format!("token service {realm}: {e}")))?;
+        const MAX_TOKEN_BYTES: u64 = 1024 * 1024;
+        let body = self
+            .low_speed
+            .read_small(resp, MAX_TOKEN_BYTES + 1, "answer".into())
+            .map_err(|e| Transient(format!("{what}: {e}")))?;
+        if body.len() as u64 > MAX_TOKEN_BYTES {
+            bail!("{what}: answer larger than 1 MiB");
+        }
         let t: Tok = serde_json::from_slice(&body)
             .with_context(|| format!("token service {realm}: bad JSON"))?;
         let token = t
@@ -511,7 +532,7 @@ impl Session {
             if status.is_success() {
                 return Ok(resp);
             }
-            return Err(status_error(resp));
+            return Err(status_error(resp, self.low_speed));
         }
         bail!("too many redirects fetching {url}")
     }
@@ -545,8 +566,9 @@ impl Session {
             .map(str::to_string);
         let mut bytes = Vec::new();
         // Bounded while reading: a hostile registry cannot make us buffer more than 4 MiB + 1.
-        resp.into_body()
-            .into_reader()
+        let what = format!("{reference} from {}", self.ep.host);
+        self.low_speed
+            .guard(resp.into_body().into_reader(), what)
             .take(MAX_MANIFEST_BYTES + 1)
             .read_to_end(&mut bytes)
             .map_err(|e| Transient(format!("reading manifest: {e}")))?;
@@ -570,19 +592,95 @@ impl Session {
             .get("content-length")
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok());
-        let r = resp.into_body().into_reader();
-        Ok((Box::new(TransientReader(r)), len))
+        let what = format!("{digest} from {}", self.ep.host);
+        let r = self.low_speed.guard(resp.into_body().into_reader(), what);
+        Ok((Box::new(r), len))
     }
 }
 
-/// Marks I/O errors while reading a body as transient (retryable).
-struct TransientReader<R>(R);
+/// The low-speed limit of [`RegistryOptions`].
+#[derive(Clone, Copy, Debug)]
+struct LowSpeed {
+    bytes: u64,
+    time: Duration,
+}
 
-impl<R: Read> Read for TransientReader<R> {
+impl LowSpeed {
+    /// At most `limit` bytes of a small body (a token, an error), read
+    /// under the limit too: a trickled 64 KiB would otherwise take hours.
+    fn read_small(
+        self,
+        resp: Response<ureq::Body>,
+        limit: u64,
+        what: String,
+    ) -> io::Result<Vec<u8>> {
+        let mut v = Vec::new();
+        self.guard(resp.into_body().into_reader(), what)
+            .take(limit)
+            .read_to_end(&mut v)?;
+        Ok(v)
+    }
+
+    fn guard<R: Read>(self, inner: R, what: String) -> Guarded<R> {
+        Guarded {
+            inner,
+            what,
+            limit: self,
+            since: Instant::now(),
+            got: 0,
+        }
+    }
+}
+
+/// A response body under the low-speed limit, whose I/O errors are
+/// transient (retryable). Counting in fixed windows is enough: a stalled
+/// body is caught within two windows, and the per-read timeout (at most one
+/// window) wakes a read that gets nothing at all.
+struct Guarded<R> {
+    inner: R,
+    /// What is being read, from where, for the error.
+    what: String,
+    limit: LowSpeed,
+    since: Instant,
+    got: u64,
+}
+
+impl<R> Guarded<R> {
+    fn stalled(&self) -> io::Error {
+        let secs = self.limit.time.as_secs_f64();
+        io::Error::new(
+            io::ErrorKind::TimedOut,
+            Transient(format!(
+                "{} stalled: {} bytes in {secs:.0} s, under the low-speed limit of {} bytes per {secs:.0} s",
+                self.what, self.got, self.limit.bytes
+            )),
+        )
+    }
+}
+
+impl<R: Read> Read for Guarded<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.0
-            .read(buf)
-            .map_err(|e| io::Error::new(io::ErrorKind::ConnectionAborted, Transient(e.to_string())))
+        let res = self.inner.read(buf);
+        let window_over = self.since.elapsed() >= self.limit.time;
+        match res {
+            Ok(0) => Ok(0),
+            Ok(n) => {
+                self.got += n as u64;
+                if window_over {
+                    if self.got < self.limit.bytes {
+                        return Err(self.stalled());
+                    }
+                    self.since = Instant::now();
+                    self.got = 0;
+                }
+                Ok(n)
+            }
+            Err(_) if window_over && self.got < self.limit.bytes => Err(self.stalled()),
+            Err(e) => Err(io::Error::new(
+                io::ErrorKind::ConnectionAborted,
+                Transient(format!("{}: {e}", self.what)),
+            )),
+        }
     }
 }
 
@@ -638,25 +736,21 @@ fn error_message(body: &str) -> Option<String> {
 }
 
 /// Turn a non-success response into a one-line error like `manifest unknown (404)`.
-fn status_error(mut resp: Response<ureq::Body>) -> anyhow::Error {
+fn status_error(resp: Response<ureq::Body>, low_speed: LowSpeed) -> anyhow::Error {
     let status = resp.status().as_u16();
-    let body = resp
-        .body_mut()
-        .with_config()
-        .limit(64 * 1024)
-        .lossy_utf8(true)
-        .read_to_string()
+    let reason = resp.status().canonical_reason();
+    let what = format!("error body ({status})");
+    // An error body is only a hint: cut at 64 KiB, dropped if unreadable.
+    let body = low_speed
+        .read_small(resp, 64 * 1024, what)
         .unwrap_or_default();
+    let body = String::from_utf8_lossy(&body);
     let msg = error_message(&body).unwrap_or_else(|| match status {
         401 => "unauthorized: authentication required".to_string(),
         403 => "denied: access forbidden".to_string(),
         404 => "not found".to_string(),
         429 => "toomanyrequests: too many requests".to_string(),
-        _ => resp
-            .status()
-            .canonical_reason()
-            .unwrap_or("error")
-            .to_ascii_lowercase(),
+        _ => reason.unwrap_or("error").to_ascii_lowercase(),
     });
     let msg = if status == 429 && !msg.starts_with("toomanyrequests") {
         format!("toomanyrequests: {msg}")

@@ -335,3 +335,209 @@ fn a_failing_sink_fails_the_pull() {
     assert_eq!(store.verify_blobs().unwrap(), Vec::<String>::new());
     assert_eq!(store.temp_names().unwrap(), Vec::<String>::new());
 }
+
+/// Every layer digest of `image`, bottom first, from a clean pull.
+fn layer_digests(image: &str) -> Vec<String> {
+    let (d, s) = new_store();
+    let p = pull(&s, &format!("{PLAIN}/{image}"), &opts(d.path()), &quiet()).unwrap();
+    p.image
+        .layers
+        .iter()
+        .map(|l| l.digest.to_string())
+        .collect()
+}
+
+/// A real failure in one layer is what the pull reports, never the
+/// cancellation it causes in a sibling still downloading, with or without a sink.
+#[test]
+fn the_first_real_failure_is_reported_not_a_siblings_cancellation() {
+    let (proxy, d, store, before) = setup();
+    let layers = layer_digests("layers");
+    // The bottom layer trickles, so it is still downloading when the top one fails.
+    let slow = Fault::Trickle {
+        chunk: 16 * 1024,
+        every: std::time::Duration::from_millis(100),
+    };
+    proxy.fault(&layers[0], slow, 100);
+    proxy.fault(&layers[3], Fault::FlipByte, 100);
+    let sink =
+        |_at: &berth_image::SinkLayer<'_>, r: &mut dyn std::io::Read| -> anyhow::Result<()> {
+            std::io::copy(r, &mut std::io::sink())?;
+            Ok(())
+        };
+    let sinks: [Option<berth_image::LayerSink<'_>>; 2] = [None, Some(&sink)];
+    for sink in sinks {
+        let e = err_text(berth_image::pull_with_unpack(
+            &store,
+            &format!("{}/layers", proxy.addr),
+            &opts(d.path()),
+            &quiet(),
+            sink,
+        ));
+        assert!(
+            e.contains(&format!("layer {}: digest mismatch", layers[3])),
+            "{e}"
+        );
+        assert!(!e.contains("cancelled"), "{e}");
+        assert_intact(&store, &before);
+    }
+}
+
+/// Pull `image` through `proxy` on another thread, failing the test instead
+/// of hanging when it takes longer than `limit`.
+fn pull_within(
+    proxy: &Proxy,
+    image: &str,
+    o: berth_image::PullOptions,
+    store: &berth_image::Store,
+    limit: std::time::Duration,
+) -> anyhow::Result<berth_image::Pulled> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let r = format!("{}/{image}", proxy.addr);
+    let store = store.clone();
+    std::thread::spawn(move || {
+        let _ = tx.send(pull(&store, &r, &o, &quiet()));
+    });
+    rx.recv_timeout(limit)
+        .unwrap_or_else(|_| panic!("pull of {image} still running after {limit:?}"))
+}
+
+/// A layer served a byte now and then is given up on once the low-speed
+/// window passes, retried like any transient error, and the error names
+/// the blob and the registry.
+#[test]
+fn a_trickling_blob_stalls_out_and_is_retried() {
+    use std::time::Duration;
+    let (proxy, d, store, before) = setup();
+    let layer = layer_digest("busybox");
+    let trickle = Fault::Trickle {
+        chunk: 1,
+        every: Duration::from_millis(500),
+    };
+    proxy.fault(&layer, trickle, 100);
+    let mut o = opts(d.path());
+    o.registry.low_speed_time = Duration::from_secs(2);
+    o.registry.low_speed_bytes = 1024;
+    o.registry.attempts = 2;
+    let started = std::time::Instant::now();
+    let e = err_text(pull_within(
+        &proxy,
+        "busybox",
+        o,
+        &store,
+        Duration::from_secs(30),
+    ));
+    assert!(e.contains("stalled"), "{e}");
+    assert!(
+        e.contains(&format!("reading blob: {layer} from {}", proxy.addr)),
+        "{e}"
+    );
+    assert!(e.contains("giving up after 2 attempts"), "{e}");
+    assert_eq!(proxy.seen(&layer), 2, "a stall is retried");
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_intact(&store, &before);
+}
+
+/// A slow but steady layer is not a stall: the limit is on speed, not on
+/// the length of a transfer.
+#[test]
+fn a_slow_steady_blob_is_not_a_stall() {
+    use std::time::Duration;
+    let (proxy, d, store, _) = setup();
+    let layer = layer_digest("busybox");
+    let slow = Fault::Trickle {
+        chunk: 128 * 1024,
+        every: Duration::from_millis(300),
+    };
+    proxy.fault(&layer, slow, 100);
+    let mut o = opts(d.path());
+    o.registry.low_speed_time = Duration::from_secs(2);
+    o.registry.low_speed_bytes = 64 * 1024;
+    let p = pull_within(&proxy, "busybox", o, &store, Duration::from_secs(60)).unwrap();
+    assert_eq!(p.image.layers[0].digest.to_string(), layer);
+    assert_eq!(proxy.seen(&layer), 1);
+}
+
+/// A layer that inflates past the ratio limit is refused while it streams,
+/// with an error naming it, and nothing of it is stored.
+#[test]
+fn a_decompression_bomb_is_refused_past_the_inflate_ratio() {
+    let (bomb, diff_id) = zero_layer("bomb", 64 << 20);
+    let reg = StaticRegistry::start("bomb", &config_for(&[diff_id]), std::slice::from_ref(&bomb));
+    let (d, store) = new_store();
+    let mut o = opts(d.path());
+    o.max_inflate_ratio = 100;
+    o.inflate_floor = 1 << 20;
+    let e = err_text(pull(&store, &format!("{}/bomb", reg.addr), &o, &quiet()));
+    let layer = berth_image::Digest::of(&bomb);
+    assert!(e.contains(&format!("layer {layer}: ")), "{e}");
+    assert!(e.contains("decompression bomb"), "{e}");
+    assert!(
+        e.contains(&format!("100 times its {} bytes", bomb.len())),
+        "{e}"
+    );
+    assert_intact(&store, &[]);
+}
+
+/// A sink that fails (say, the disk is full) stops the inflation of its
+/// layer at once: the pull reports the sink's error, not what inflating on
+/// would have met (here the ratio limit, set between the two).
+#[test]
+fn a_failed_sink_stops_the_inflation() {
+    let (bomb, diff_id) = zero_layer("bomb", 64 << 20);
+    let reg = StaticRegistry::start("bomb", &config_for(&[diff_id]), &[bomb]);
+    let (d, store) = new_store();
+    let mut o = opts(d.path());
+    o.max_inflate_ratio = 1;
+    o.inflate_floor = 16 << 20;
+    let sink =
+        |_at: &berth_image::SinkLayer<'_>, r: &mut dyn std::io::Read| -> anyhow::Result<()> {
+            let mut b = [0u8; 4096];
+            r.read_exact(&mut b)?;
+            anyhow::bail!("write bomb: No space left on device (os error 28)")
+        };
+    let e = err_text(berth_image::pull_with_unpack(
+        &store,
+        &format!("{}/bomb", reg.addr),
+        &o,
+        &quiet(),
+        Some(&sink),
+    ));
+    assert!(
+        e.contains("unpacking: write bomb: No space left on device"),
+        "{e}"
+    );
+    assert!(!e.contains("decompression bomb"), "{e}");
+    assert_intact(&store, &[]);
+}
+
+/// A token service that trickles its answer stalls out like a blob: small
+/// bodies (tokens, error bodies) are read under the low-speed limit too.
+#[test]
+fn a_trickling_token_service_stalls_out() {
+    use std::time::Duration;
+    fixture();
+    let proxy = Proxy::start_to(TOKEN);
+    let trickle = Fault::Trickle {
+        chunk: 1,
+        every: Duration::from_millis(500),
+    };
+    proxy.fault("/token", trickle, 100);
+    let (d, store) = new_store();
+    let mut o = opts(d.path());
+    o.registry.low_speed_time = Duration::from_secs(2);
+    o.registry.low_speed_bytes = 1024;
+    let e = err_text(pull_within(
+        &proxy,
+        "busybox",
+        o,
+        &store,
+        Duration::from_secs(30),
+    ));
+    assert!(e.contains("stalled") && e.contains("token service"), "{e}");
+    assert_intact(&store, &[]);
+}

@@ -17,11 +17,16 @@
 //!   directory replaced by a non-directory) is removed first; a directory over
 //!   a directory keeps the contents and takes the new metadata;
 //! - hardlinks link to the named entry itself (a symlink is linked as a
-//!   symlink, never followed).
+//!   symlink, never followed);
+//! - an opaque marker (`.wh..wh..opq`) hides all the lower layers have in its
+//!   directory, at the layer's root too (then nothing of them is left), like
+//!   containerd's applier and umoci (tests/overlay.rs).
 //!
 //! The whole stream is hashed while it is read and checked against the
 //! expected diff_id at the end; on a mismatch the target must be discarded by
-//! the caller (it may hold partial content). The decompressed size is capped.
+//! the caller (it may hold partial content). The decompressed size is capped,
+//! and a file larger than the free space of the target's filesystem is
+//! refused at its header, before it is inflated (tests/hostile.rs).
 
 use std::collections::HashSet;
 use std::ffi::{OsStr, OsString};
@@ -41,12 +46,18 @@ use crate::resolve::{Resolver, Root, clean};
 /// low enough that a decompression bomb stops before filling a disk.
 pub const DEFAULT_MAX_BYTES: u64 = 64 << 30;
 
+/// Files from this size on are checked against the free space first (one
+/// fstatvfs, about a microsecond; small files fail soon enough on ENOSPC).
+const FREE_SPACE_CHECK_MIN: u64 = 1 << 20;
+
 const WHITEOUT_PREFIX: &[u8] = b".wh.";
 const OPAQUE: &[u8] = b".wh..wh..opq";
 /// overlayfs's opaque marker: `trusted.` needs root; unprivileged overlay
 /// (in a user namespace, `userxattr`) reads the `user.` one instead.
 const OVERLAY_OPAQUE_XATTR: &str = "trusted.overlay.opaque";
 const USER_OVERLAY_OPAQUE_XATTR: &str = "user.overlay.opaque";
+/// Either marks a snapshot dir opaque (see [`crate::overlay::visible_lowers`]).
+pub(crate) const OPAQUE_XATTRS: [&str; 2] = [OVERLAY_OPAQUE_XATTR, USER_OVERLAY_OPAQUE_XATTR];
 
 /// How whiteouts and cross-layer hardlinks are handled.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,7 +66,9 @@ pub enum ApplyMode {
     Flatten,
     /// The target is an empty snapshot dir for this layer alone: whiteouts
     /// become overlayfs whiteouts (char 0:0), opaque dirs get
-    /// `trusted.overlay.opaque=y`, and hardlinks to files of earlier layers
+    /// `trusted.overlay.opaque=y` (on the snapshot's own root, which
+    /// overlayfs ignores, it tells [`crate::overlay::visible_lowers`] to
+    /// leave the lowers out), and hardlinks to files of earlier layers
     /// are satisfied by copying the file up from `lowers` (bottom → top).
     Overlay {
         /// Snapshot dirs of the earlier layers, bottom first.
@@ -152,6 +165,7 @@ pub fn apply_layer_gated(
         report: ApplyReport::default(),
         lowers_ready,
         lowers_waited: std::cell::Cell::new(false),
+        root_opaque: false,
     };
     {
         let mut archive = tar::Archive::new(&mut hr);
@@ -227,6 +241,8 @@ struct Applier<'a> {
     /// See [`apply_layer_gated`]; called at most once.
     lowers_ready: &'a dyn Fn() -> bool,
     lowers_waited: std::cell::Cell<bool>,
+    /// This layer's own root is opaque: the lowers are hidden from it too.
+    root_opaque: bool,
 }
 
 struct Meta {
@@ -464,6 +480,15 @@ impl Applier<'_> {
         }
     }
 
+    /// The lowers this layer may still see (parents, hardlink targets).
+    fn visible<'l>(&self, lowers: &'l [PathBuf]) -> &'l [PathBuf] {
+        if self.root_opaque {
+            &[]
+        } else {
+            crate::overlay::visible_lowers(lowers)
+        }
+    }
+
     /// Before anything reads the lowers: they must be complete.
     fn await_lowers(&self) -> io::Result<()> {
         if !self.lowers_waited.get() {
@@ -488,6 +513,7 @@ impl Applier<'_> {
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {
                     self.await_lowers()?;
                     let dir = path.parent().unwrap_or(Path::new(""));
+                    let lowers = self.visible(lowers);
                     crate::copy::make_parents(self.root, lowers, dir, self.opts.resolver)
                         .map_err(io::Error::other)?;
                 }
@@ -531,6 +557,19 @@ impl Applier<'_> {
         sparse: bool,
     ) -> Result<()> {
         let declared = e.header().entry_size().unwrap_or(0);
+        if !sparse && declared >= FREE_SPACE_CHECK_MIN {
+            // A bomb's one huge file is refused at its header, before it is
+            // inflated and before it fills the disk everything else shares.
+            let st = rustix::fs::fstatvfs(parent)
+                .map_err(io::Error::from)
+                .context("statvfs")?;
+            let free = st.f_bavail.saturating_mul(st.f_frsize);
+            if declared > free {
+                bail!(
+                    "a file of {declared} bytes does not fit: the store's filesystem has {free} bytes free"
+                );
+            }
+        }
         let fd = rustix::fs::openat(
             parent,
             name,
@@ -619,6 +658,9 @@ impl Applier<'_> {
         if name == OPAQUE {
             if overlay {
                 let fd = if dir.as_os_str().is_empty() {
+                    // Kept as the snapshot's mark for visible_lowers(): overlayfs
+                    // itself ignores it on a layer's root.
+                    self.root_opaque = true;
                     self.root
                         .open_path(Path::new("."), OFlags::RDONLY | OFlags::DIRECTORY)?
                 } else {
@@ -640,8 +682,14 @@ impl Applier<'_> {
                     .context("marking directory opaque")?;
                 return Ok(());
             }
-            // Flatten: empty the directory of everything from lower layers.
-            let fd = match self.root.open_path(dir, OFlags::RDONLY | OFlags::DIRECTORY) {
+            // Flatten: empty the directory of everything from lower layers
+            // (at the layer's root too: "" names no path, "." the root).
+            let at = if dir.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                dir
+            };
+            let fd = match self.root.open_path(at, OFlags::RDONLY | OFlags::DIRECTORY) {
                 Ok(fd) => fd,
                 Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
                 Err(e) => return Err(e).context("opening opaque directory"),
@@ -720,6 +768,8 @@ impl Applier<'_> {
             && !lowers.is_empty()
         {
             self.await_lowers()?;
+            // Only now are the lowers complete, their opaque roots known.
+            let lowers = self.visible(lowers);
             if crate::copy::copy_up(lowers, self.root, target, self.opts.resolver)? {
                 found = lookup(self.root)?;
             }

@@ -52,6 +52,23 @@ pub struct ContainerRootfs {
     pub kind: RootfsKind,
 }
 
+/// The snapshots (bottom → top) a rootfs is made of: a layer whose root is
+/// opaque (a `.wh..wh..opq` at its root) hides every layer below it, as in
+/// umoci and containerd's tar applier. overlayfs ignores the opaque xattr
+/// on a layer's root, so those lowers are left out here instead.
+pub fn visible_lowers(lowers: &[PathBuf]) -> &[PathBuf] {
+    let opaque = |d: &PathBuf| {
+        let mut v = [0u8; 1];
+        crate::layer::OPAQUE_XATTRS
+            .iter()
+            .any(|x| matches!(rustix::fs::lgetxattr(d, *x, &mut v), Ok(1) if v == *b"y"))
+    };
+    match lowers.iter().rposition(opaque) {
+        Some(i) => &lowers[i..],
+        None => lowers,
+    }
+}
+
 /// Escape a directory for overlayfs' option parser: `,` separates options,
 /// `:` separates lower dirs, `\` escapes both.
 pub fn escape_overlay_path(p: &Path) -> String {
@@ -113,6 +130,7 @@ pub fn mount_rootfs_with(
     lowers: &[PathBuf],
     opts: RootfsOptions,
 ) -> Result<ContainerRootfs> {
+    let lowers = visible_lowers(lowers);
     let rootfs = private_rootfs_dir(container_dir)?;
     if !opts.force_copy {
         match try_overlay(container_dir, &rootfs, lowers, opts.volatile) {
@@ -225,6 +243,7 @@ pub fn mount_rootfs_idmapped(
     root: (u32, u32),
     volatile: bool,
 ) -> Result<ContainerRootfs> {
+    let lowers = visible_lowers(lowers);
     // Reachable by the remapped root (chowned below), by no other host user.
     let rootfs = private_rootfs_dir(container_dir)?;
     let own = |p: &Path| {

@@ -828,3 +828,80 @@ fn metadata_entries_over_a_symlink_do_not_touch_its_target() {
         },
     );
 }
+
+/// A decompression bomb (64 MiB of zeros in a 64 KiB gzip) unpacked into a
+/// store whose filesystem has 8 MiB free: refused at its header, before it
+/// is inflated or fills the disk, with an error naming the entry and the
+/// sizes, and no partial snapshot left behind.
+#[test]
+fn a_file_larger_than_the_free_space_is_refused_before_inflating() {
+    use std::io::Read;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    struct Counting(Box<dyn Read>, Arc<AtomicU64>);
+    impl Read for Counting {
+        fn read(&mut self, b: &mut [u8]) -> std::io::Result<usize> {
+            let n = self.0.read(b)?;
+            self.1.fetch_add(n as u64, Ordering::SeqCst);
+            Ok(n)
+        }
+    }
+    struct Unmount(PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = rustix::mount::unmount(&self.0, rustix::mount::UnmountFlags::DETACH);
+        }
+    }
+
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path().join("snaps");
+    std::fs::create_dir(&dir).unwrap();
+    rustix::mount::mount(
+        "tmpfs",
+        &dir,
+        "tmpfs",
+        rustix::mount::MountFlags::empty(),
+        Some(c"size=8m"),
+    )
+    .unwrap();
+    let _u = Unmount(dir.clone());
+
+    let size = 64u64 << 20;
+    let mut b = tar::Builder::new(flate2::write::GzEncoder::new(
+        Vec::new(),
+        flate2::Compression::fast(),
+    ));
+    let mut h = Header::new_gnu();
+    h.set_entry_type(EntryType::Regular);
+    h.set_mode(0o644);
+    h.set_uid(0);
+    h.set_gid(0);
+    h.set_mtime(0);
+    h.set_size(size);
+    b.append_data(&mut h, "bomb", std::io::repeat(0).take(size))
+        .unwrap();
+    let gz = b.into_inner().unwrap().finish().unwrap();
+    let diff_id = diff_id_of(flate2::read::GzDecoder::new(&gz[..])).unwrap();
+
+    let snaps = berth_rootfs::Snapshots::new(&dir).unwrap();
+    let inflated = Arc::new(AtomicU64::new(0));
+    let e = snaps
+        .prepare(&[berth_rootfs::LayerDesc { diff_id }], |_| {
+            let gz = flate2::read::GzDecoder::new(std::io::Cursor::new(gz.clone()));
+            Ok(Box::new(Counting(Box::new(gz), inflated.clone())))
+        })
+        .unwrap_err();
+    let e = format!("{e:#}");
+    assert!(
+        e.contains("\"bomb\"") && e.contains(&format!("{size} bytes")) && e.contains("free"),
+        "{e}"
+    );
+    let n = inflated.load(Ordering::SeqCst);
+    assert!(n < 1 << 20, "inflated {n} bytes before refusing");
+    let left: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(left, [".locks"], "no partial snapshot");
+}

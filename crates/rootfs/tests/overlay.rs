@@ -214,3 +214,61 @@ fn removing_a_rootfs_never_deletes_through_a_leftover_lower_mount() {
     );
     assert!(!cdir.join("idmapped").exists());
 }
+
+/// An opaque marker at a layer's root hides everything the layers below
+/// have, as umoci and containerd's tar applier do; overlayfs ignores the
+/// opaque xattr on a layer's root, so berth must not leave it to the kernel.
+/// Checked in the overlay mount, the copy fallback and a flattened apply.
+#[test]
+fn opaque_marker_at_a_layers_root_hides_every_lower_entry() {
+    use common::{DIR, Layer, ROOT};
+    let layers = [
+        Layer::default()
+            .dir("etc", DIR)
+            .file("etc/old", ROOT, "old\n")
+            .file("old-top", ROOT, "old\n")
+            .build(),
+        Layer::default()
+            .file(".wh..wh..opq", ROOT, "")
+            .file("new", ROOT, "new\n")
+            .dir("etc", DIR)
+            .file("etc/fresh", ROOT, "fresh\n")
+            .build(),
+    ];
+    let want = ["etc", "etc/fresh", "new"];
+    let names = |root: &std::path::Path| tree(root).into_keys().collect::<Vec<_>>();
+
+    let t = tempfile::tempdir().unwrap();
+    let snaps = Snapshots::new(t.path().join("snaps")).unwrap();
+    let descs: Vec<LayerDesc> = layers
+        .iter()
+        .map(|l| LayerDesc {
+            diff_id: diff_id_of(&l[..]).unwrap(),
+        })
+        .collect();
+    let lowers = snaps
+        .prepare(&descs, |i| {
+            Ok(Box::new(std::io::Cursor::new(layers[i].clone())))
+        })
+        .unwrap();
+    for force_copy in [false, true] {
+        let dir = t.path().join(format!("c-{force_copy}"));
+        let _g = common::Cleanup(dir.clone());
+        let opts = RootfsOptions {
+            force_copy,
+            ..RootfsOptions::default()
+        };
+        let c = mount_rootfs_with(&dir, &lowers, opts).unwrap();
+        assert_eq!(names(&c.path), want, "copy: {force_copy}");
+        remove_rootfs(&dir).unwrap();
+    }
+
+    let flat = t.path().join("flat");
+    std::fs::create_dir(&flat).unwrap();
+    for l in &layers {
+        let opts = berth_rootfs::layer::ApplyOptions::default();
+        berth_rootfs::layer::apply_layer(&l[..], &flat, &diff_id_of(&l[..]).unwrap(), &opts)
+            .unwrap();
+    }
+    assert_eq!(names(&flat), want, "flattened");
+}

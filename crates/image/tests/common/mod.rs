@@ -98,6 +98,9 @@ pub enum Fault {
     Unauthorized,
     /// Answer 307 to the same path on another host (`host:port`), like blob storage.
     RedirectTo(String),
+    /// Forward the answer, but send its body `chunk` bytes at a time, one chunk
+    /// every `every`: a slow or stalling registry.
+    Trickle { chunk: usize, every: Duration },
 }
 
 struct Rule {
@@ -349,6 +352,17 @@ fn serve(
             rhead = set_len(&rhead, n) + "\r\n";
             body.truncate(n);
         }
+        Some(Fault::Trickle { chunk, every }) => {
+            c.write_all(rhead.as_bytes())?;
+            // Ends when the client hangs up (a write fails) or the body is sent.
+            for piece in body.chunks(chunk.max(1)) {
+                c.write_all(piece)?;
+                c.flush()?;
+                std::thread::sleep(every);
+            }
+            let _ = c.shutdown(Shutdown::Write);
+            return Ok(());
+        }
         Some(Fault::Truncate) => {
             c.write_all(rhead.as_bytes())?;
             c.write_all(&body[..body.len() / 2])?;
@@ -398,4 +412,141 @@ pub fn tar_paths(
         paths.push(p);
     }
     (paths, content)
+}
+
+// ------------------------------------------------------------------ static registry
+
+/// A one-image registry on loopback serving content made by the test
+/// (e.g. a decompression bomb the fixture must not hold): `/v2/`, the
+/// manifest by tag `latest` or digest, and the blobs; 404 otherwise.
+pub struct StaticRegistry {
+    pub addr: String,
+    stop: Arc<AtomicBool>,
+}
+
+impl StaticRegistry {
+    /// Serve `repo:latest`: an OCI image of the given config and gzip layers.
+    pub fn start(repo: &str, config: &[u8], layers: &[Vec<u8>]) -> StaticRegistry {
+        use berth_image::Digest;
+        let desc = |media: &str, b: &[u8]| serde_json::json!({"mediaType": media, "digest": Digest::of(b).to_string(), "size": b.len()});
+        let manifest = serde_json::to_vec(&serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": desc("application/vnd.oci.image.config.v1+json", config),
+            "layers": layers.iter().map(|l| desc("application/vnd.oci.image.layer.v1.tar+gzip", l)).collect::<Vec<_>>(),
+        }))
+        .unwrap();
+        let mut paths = std::collections::HashMap::new();
+        let m = Arc::new(manifest);
+        paths.insert(format!("/v2/{repo}/manifests/latest"), m.clone());
+        paths.insert(format!("/v2/{repo}/manifests/{}", Digest::of(&m)), m);
+        for b in std::iter::once(config).chain(layers.iter().map(Vec::as_slice)) {
+            paths.insert(
+                format!("/v2/{repo}/blobs/{}", Digest::of(b)),
+                Arc::new(b.to_vec()),
+            );
+        }
+        let paths = Arc::new(paths);
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap().to_string();
+        let stop = Arc::new(AtomicBool::new(false));
+        let stop2 = stop.clone();
+        std::thread::spawn(move || {
+            for c in l.incoming() {
+                if stop2.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(c) = c else { continue };
+                let paths = paths.clone();
+                std::thread::spawn(move || {
+                    let _ = serve_static(c, &paths);
+                });
+            }
+        });
+        StaticRegistry { addr, stop }
+    }
+}
+
+impl Drop for StaticRegistry {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = TcpStream::connect(&self.addr);
+    }
+}
+
+fn serve_static(
+    mut c: TcpStream,
+    paths: &std::collections::HashMap<String, Arc<Vec<u8>>>,
+) -> std::io::Result<()> {
+    c.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let mut first = [0u8; 1];
+    c.peek(&mut first)?;
+    if first[0] == 0x16 {
+        return Ok(()); // TLS probe: plain HTTP only
+    }
+    let mut r = BufReader::new(c.try_clone()?);
+    let mut line = String::new();
+    r.read_line(&mut line)?;
+    let path = line.split(' ').nth(1).unwrap_or("").to_string();
+    loop {
+        let mut h = String::new();
+        if r.read_line(&mut h)? == 0 || h == "\r\n" || h == "\n" {
+            break;
+        }
+    }
+    let (status, body, kind) = match paths.get(&path) {
+        Some(b) if path.contains("/manifests/") => (
+            "200 OK",
+            b.to_vec(),
+            "application/vnd.oci.image.manifest.v1+json",
+        ),
+        Some(b) => ("200 OK", b.to_vec(), "application/octet-stream"),
+        None if path == "/v2/" => ("200 OK", b"{}".to_vec(), "application/json"),
+        None => (
+            "404 Not Found",
+            br#"{"errors":[{"code":"NOT_FOUND","message":"not here"}]}"#.to_vec(),
+            "application/json",
+        ),
+    };
+    write!(
+        c,
+        "HTTP/1.1 {status}\r\nContent-Type: {kind}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )?;
+    // The client may hang up early (it refused the layer): not an error here.
+    let _ = c.write_all(&body);
+    let _ = c.shutdown(Shutdown::Write);
+    Ok(())
+}
+
+/// A gzip layer of one file `name` of `size` zero bytes (a decompression
+/// bomb when large: about 1000:1), and its diff_id.
+pub fn zero_layer(name: &str, size: u64) -> (Vec<u8>, String) {
+    use std::io::Read;
+    let mut b = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(tar::EntryType::Regular);
+    h.set_mode(0o644);
+    h.set_uid(0);
+    h.set_gid(0);
+    h.set_mtime(0);
+    h.set_size(size);
+    b.append_data(&mut h, name, std::io::repeat(0).take(size))
+        .unwrap();
+    let tar = b.into_inner().unwrap();
+    let diff_id = berth_image::Digest::of(&tar).to_string();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    gz.write_all(&tar).unwrap();
+    (gz.finish().unwrap(), diff_id)
+}
+
+/// An image config for `diff_ids` (linux/amd64).
+pub fn config_for(diff_ids: &[String]) -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({
+        "architecture": "amd64",
+        "os": "linux",
+        "rootfs": {"type": "layers", "diff_ids": diff_ids},
+        "config": {},
+    }))
+    .unwrap()
 }
