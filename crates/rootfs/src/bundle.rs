@@ -987,21 +987,7 @@ mod tests {
         assert!(check_exec_size(&s(&["sh"]), &big, Some(512 << 10)).is_err());
     }
 
-    fn image_root() -> tempfile::TempDir {
-        let t = tempfile::tempdir().unwrap();
-        std::fs::create_dir_all(t.path().join("etc")).unwrap();
-        std::fs::write(
-            t.path().join("etc/passwd"),
-            "root:x:0:0:root:/root:/bin/sh\ndaemon:x:1:1::/:/bin/false\napp:x:1000:1000::/home/app:/bin/sh\n",
-        )
-        .unwrap();
-        std::fs::write(
-            t.path().join("etc/group"),
-            "root:x:0:\nstaff:x:50:app,daemon\napp:x:1000:\nwheel:x:10:app\n",
-        )
-        .unwrap();
-        t
-    }
+    use crate::user::tests::image_root;
 
     #[test]
     fn spec_has_docker_defaults() {

@@ -126,10 +126,11 @@ pub fn resolve_user(root: &Root, spec: &str) -> Result<ExecUser> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn image_root() -> tempfile::TempDir {
+    /// An image root with a passwd and group of a few users (shared with bundle's tests).
+    pub(crate) fn image_root() -> tempfile::TempDir {
         let t = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(t.path().join("etc")).unwrap();
         std::fs::write(
