@@ -131,12 +131,6 @@ pub fn system_exec_root_ready() -> Result<()> {
     Ok(())
 }
 
-/// Where root's berth keeps the read-only copy of its binary that it runs
-/// containers from (see `berth_runtime::exe`).
-pub fn sealed_binary_dir() -> PathBuf {
-    PathBuf::from(SYSTEM_EXEC_ROOT).join("exe")
-}
-
 /// Whether `dir` is on a tmpfs.
 fn is_tmpfs(dir: &std::path::Path) -> bool {
     const TMPFS_MAGIC: i64 = 0x0102_1994;

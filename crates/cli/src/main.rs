@@ -42,12 +42,6 @@ fn main() -> ExitCode {
         errln!("berth: {e:#}");
         return ExitCode::from(ENGINE_ERROR);
     }
-    if matches!(cli.command, cli::Command::Run(_))
-        && let Err(e) = seal_binary()
-    {
-        errln!("berth: {e:#}");
-        return ExitCode::from(ENGINE_ERROR);
-    }
     match run(cli) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
@@ -69,25 +63,6 @@ fn writes_store(c: &cli::Command) -> bool {
             | Command::Rm(_)
             | Command::Image(ImageCommand::Pull(_) | ImageCommand::Rm(_) | ImageCommand::Prune(_))
     )
-}
-
-/// Containers are made only from a binary of berth's that no container can
-/// write through /proc/self/exe: this re-executes berth from one, unless it
-/// already runs from one (see `berth_runtime::exe`).
-fn seal_binary() -> anyhow::Result<()> {
-    use berth_runtime::exe::{Seal, ensure_sealed, is_sealed};
-    if is_sealed() {
-        return Ok(());
-    }
-    let how = if rootless::in_own_userns() {
-        Seal::BindSelf
-    } else if rootless::active() {
-        Seal::Memfd
-    } else {
-        engine::system_exec_root_ready()?;
-        Seal::Copy(engine::sealed_binary_dir())
-    };
-    ensure_sealed(&how).map_err(|e| anyhow::anyhow!("{}", e.message))
 }
 
 fn init_logging(level: &str) {

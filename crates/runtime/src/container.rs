@@ -47,6 +47,8 @@ pub(crate) struct Live {
     /// Whether the container has its own PID namespace: then the exit of
     /// its PID 1 ends every process in it.
     pub own_pid_ns: bool,
+    /// The command's resolved path (for the message of a failed exec).
+    pub program: String,
 }
 
 pub struct Container {
@@ -118,12 +120,6 @@ impl Container {
         supervision: Supervision,
     ) -> Result<Container> {
         validate_id(id)?;
-        if !crate::exe::is_sealed() {
-            return Err(Error::setup(
-                "refusing to create a container from a binary it could write through \
-                 /proc/self/exe (CVE-2019-5736): call exe::ensure_sealed first",
-            ));
-        }
         let bundle =
             std::fs::canonicalize(bundle).step(|| format!("bundle {}", bundle.display()))?;
         std::fs::create_dir_all(state_dir)
@@ -234,6 +230,17 @@ impl Container {
             }
         }
 
+        // Without a PID namespace of its own the container sees this
+        // process, and /proc/PID/exe is the runtime's binary: only from a
+        // sealed one (with its own, the trampoline is all it ever runs).
+        if ns_flags & libc::CLONE_NEWPID as u64 == 0 && !crate::exe::is_sealed() {
+            return Err(Error::setup(
+                "a container without a PID namespace of its own could reach the runtime's \
+                 binary through /proc/PID/exe (CVE-2019-5736): run it from a sealed binary \
+                 (exe::ensure_sealed) or give it a PID namespace",
+            ));
+        }
+        let trampoline = crate::trampoline::memfd().step(|| "exec trampoline".into())?;
         // Compiled (or fetched from the cache) here, before clone: the child
         // gets the program in its copy of memory and only installs it.
         let seccomp = match spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
@@ -288,11 +295,13 @@ impl Container {
                         .map(<[_]>::to_vec),
                     join,
                     seccomp: seccomp.as_ref(),
+                    trampoline,
                 })
             }
             sys::Cloned::Parent { pid, pidfd } => {
                 drop(child_sock);
                 drop(fifo_fd);
+                drop(trampoline);
                 // The container's ends: only the container may hold them,
                 // or its output would never reach end-of-file.
                 drop(child_stdio);
@@ -302,6 +311,7 @@ impl Container {
                     pty_master: None,
                     stdio,
                     own_pid_ns: ns_flags & libc::CLONE_NEWPID as u64 != 0,
+                    program: String::new(),
                 };
                 let fail = |live: &Live, e: Error| {
                     let _ = sys::pidfd_send_signal(live.pidfd.as_fd(), libc::SIGKILL);
@@ -332,9 +342,12 @@ impl Container {
                 loop {
                     match sync::recv(live.sync.as_fd()) {
                         Ok(Msg::Pty(fd)) => live.pty_master = Some(fd),
-                        Ok(Msg::Ready) => break,
+                        Ok(Msg::Ready(program)) => {
+                            live.program = program;
+                            break;
+                        }
                         Ok(Msg::Failed(e)) => return Err(fail(&live, e)),
-                        Ok(Msg::Eof | Msg::Go | Msg::Detach | Msg::Ack) => {
+                        Ok(Msg::Eof | Msg::Go | Msg::Detach | Msg::Ack | Msg::ExecFailed(_)) => {
                             return Err(fail(
                                 &live,
                                 Error::setup("container setup exited unexpectedly"),
@@ -437,6 +450,13 @@ impl Container {
                     self.state.status = Status::Stopped;
                     let _ = self.state.save(&self.dir);
                     return Err(e);
+                }
+                Ok(Msg::ExecFailed(errno)) => {
+                    let _ = sys::pidfd_wait(live.pidfd.as_fd(), false);
+                    self.state.status = Status::Stopped;
+                    let _ = self.state.save(&self.dir);
+                    let e = std::io::Error::from_raw_os_error(errno);
+                    return Err(crate::error::exec_failed(&live.program, &e));
                 }
                 Ok(_) => return Err(Error::setup("unexpected message from container")),
                 Err(e) => return Err(Error::setup(format!("wait for exec: {e}"))),

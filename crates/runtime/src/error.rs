@@ -90,3 +90,18 @@ pub(crate) fn strip_os_error(e: &std::io::Error) -> String {
         None => s,
     }
 }
+
+/// The error of a failed exec of the container's command, as runc words
+/// it: not found is 127, not executable 126.
+pub(crate) fn exec_failed(program: &str, e: &std::io::Error) -> Error {
+    Error {
+        kind: match e.raw_os_error() {
+            Some(libc::ENOENT) => ErrorKind::NotFound,
+            Some(libc::EACCES) | Some(libc::ENOEXEC) | Some(libc::EISDIR) | Some(libc::EPERM) => {
+                ErrorKind::NotExecutable
+            }
+            _ => ErrorKind::Setup,
+        },
+        message: format!("exec {program}: {}", strip_os_error(e)),
+    }
+}

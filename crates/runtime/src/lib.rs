@@ -49,6 +49,7 @@ mod state;
 mod sync;
 mod sys;
 mod terminal;
+mod trampoline;
 mod userns;
 
 pub use container::{Container, Io, load_spec};

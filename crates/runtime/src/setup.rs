@@ -42,6 +42,8 @@ pub(crate) struct ChildConfig<'a> {
     pub join: Vec<(OwnedFd, libc::c_int)>,
     /// The compiled `linux.seccomp` filter, if any.
     pub seccomp: Option<&'a seccomp::Program>,
+    /// The sealed exec trampoline (see `trampoline`).
+    pub trampoline: OwnedFd,
 }
 
 /// Entry point of the child. Never returns.
@@ -245,7 +247,9 @@ fn setup_and_exec(cfg: &ChildConfig<'_>) -> Result<Never> {
             0,
         )
     };
-    sync::send(cfg.sync.as_fd(), b'R', &[], None).step(|| "report ready".into())?;
+    // With the command's path: a failed exec is reported by the trampoline
+    // as an errno alone, and the runtime words the message.
+    sync::send(cfg.sync.as_fd(), b'R', program.as_bytes(), None).step(|| "report ready".into())?;
     wait_for_start(cfg)?;
 
     // Only stdio crosses into the container: any fd the caller leaked
@@ -257,25 +261,62 @@ fn setup_and_exec(cfg: &ChildConfig<'_>) -> Result<Never> {
     if let (Some(p), true) = (cfg.seccomp, no_new_privs) {
         seccomp::install(p)?;
     }
-    let mut argv_p: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
+    exec_through_trampoline(cfg, &program, &argv, &envp)
+}
+
+/// Exec the command through the trampoline (see `trampoline`): it gets the
+/// command's path as its argv[0], the command's argv after it, and the
+/// sync socket as fd 3 to report a failed exec on.
+fn exec_through_trampoline(
+    cfg: &ChildConfig<'_>,
+    program: &CString,
+    argv: &[CString],
+    envp: &[CString],
+) -> Result<Never> {
+    let report = crate::trampoline::REPORT_FD;
+    let mut tramp = cfg.trampoline.as_raw_fd();
+    if tramp == report {
+        // SAFETY: fcntl duplicating an fd we hold; the copy is close-on-exec.
+        tramp = sys::cvt(unsafe { libc::fcntl(tramp, libc::F_DUPFD_CLOEXEC, report + 1) })
+            .step(|| "move the exec trampoline".into())?;
+    }
+    let sync = cfg.sync.as_raw_fd();
+    // SAFETY: fcntl/dup3 on fds we hold; fd 3 is free (everything is close-on-exec).
+    let moved = if sync == report {
+        unsafe { libc::fcntl(report, libc::F_SETFD, 0) }
+    } else {
+        unsafe { libc::dup3(sync, report, 0) }
+    };
+    sys::cvt(moved).step(|| "hand the sync socket to the exec trampoline".into())?;
+    let mut argv_p: Vec<*const libc::c_char> = Vec::with_capacity(argv.len() + 2);
+    argv_p.push(program.as_ptr());
+    argv_p.extend(argv.iter().map(|a| a.as_ptr()));
     argv_p.push(std::ptr::null());
     let mut envp_p: Vec<*const libc::c_char> = envp.iter().map(|e| e.as_ptr()).collect();
     envp_p.push(std::ptr::null());
-    // SAFETY: NULL-terminated arrays of pointers into live CStrings.
-    unsafe { libc::execve(program.as_ptr(), argv_p.as_ptr(), envp_p.as_ptr()) };
+    // SAFETY: NULL-terminated arrays of pointers into live CStrings; an
+    // empty path with AT_EMPTY_PATH execs the fd itself.
+    unsafe {
+        libc::execveat(
+            tramp,
+            c"".as_ptr(),
+            argv_p.as_ptr().cast(),
+            envp_p.as_ptr().cast(),
+            libc::AT_EMPTY_PATH,
+        )
+    };
     let e = std::io::Error::last_os_error();
-    let shown = program.to_string_lossy();
-    let message = format!("exec {shown}: {}", crate::error::strip_os_error(&e));
-    Err(Error {
-        kind: match e.raw_os_error() {
-            Some(libc::ENOENT) => ErrorKind::NotFound,
-            Some(libc::EACCES) | Some(libc::ENOEXEC) | Some(libc::EISDIR) | Some(libc::EPERM) => {
-                ErrorKind::NotExecutable
-            }
-            _ => ErrorKind::Setup,
-        },
-        message,
-    })
+    if matches!(e.raw_os_error(), Some(libc::EPERM) | Some(libc::ENOSYS)) {
+        // A seccomp profile that allows execve but not execveat: the same
+        // memfd through its /proc link.
+        let path = sys::cstr(format!("/proc/self/fd/{tramp}")).step(|| "trampoline".into())?;
+        // SAFETY: as above.
+        unsafe { libc::execve(path.as_ptr(), argv_p.as_ptr(), envp_p.as_ptr()) };
+    }
+    Err(crate::error::exec_failed(
+        &program.to_string_lossy(),
+        &std::io::Error::last_os_error(),
+    ))
 }
 
 /// Block until `start` writes to the exec fifo. Meanwhile the runtime may

@@ -8,13 +8,16 @@
 //! - `G` runtime → child: go on with setup (the hook where uid maps or
 //!   cgroup placement will be done before the child continues).
 //! - `T` child → runtime: pty master fd attached.
-//! - `R` child → runtime: set up, now blocked on the exec fifo (and on
+//! - `R` child → runtime: `R<path>`, the command's resolved path; set up,
+//!   now blocked on the exec fifo (and on
 //!   this socket: end-of-file before `D` means the runtime died, and the
 //!   child exits rather than wait for a start that cannot come).
 //! - `D` runtime → child: handed over (a `create` that returns): from now
 //!   on the container may outlive the runtime; the child drops its
 //!   parent-death signal and answers `A`.
 //! - `E` child → runtime: `E<kind><message>`, setup or exec failed.
+//! - `X` trampoline → runtime: `X<errno>`, the exec of the command failed
+//!   (see `trampoline`: it can say no more than that).
 
 use crate::error::Error;
 use std::io;
@@ -37,7 +40,10 @@ pub fn pair() -> io::Result<(OwnedFd, OwnedFd)> {
 
 pub enum Msg {
     Go,
-    Ready,
+    /// Set up; the command's resolved path.
+    Ready(String),
+    /// The trampoline's exec of the command failed with this errno.
+    ExecFailed(i32),
     Detach,
     Ack,
     Pty(OwnedFd),
@@ -147,7 +153,8 @@ pub fn recv(sock: BorrowedFd<'_>) -> io::Result<Msg> {
     };
     Ok(match buf[0] {
         b'G' => Msg::Go,
-        b'R' => Msg::Ready,
+        b'R' => Msg::Ready(String::from_utf8_lossy(&buf[1..n]).into_owned()),
+        b'X' if n == 2 => Msg::ExecFailed(i32::from(buf[1])),
         b'D' => Msg::Detach,
         b'A' => Msg::Ack,
         b'T' => Msg::Pty(passed_fd.ok_or_else(bad)?),

@@ -1,9 +1,9 @@
 //! Test helper: drives the runtime from its own single-threaded process, so
 //! the (multi-threaded) test harness never forks in-process. Also stands in
 //! for the berth binary as `/sbin/berth-init` inside test containers.
-//! Like berth, it runs containers only from a sealed copy of itself
-//! (`exe::ensure_sealed`), in /run/berth/exe or BERTH_TEST_EXE_DIR, or a
-//! sealed memfd with BERTH_TEST_SEAL=memfd.
+//! With BERTH_TEST_SEAL=copy|memfd it first re-executes itself from a
+//! sealed binary (`exe::ensure_sealed`; the copy in /run/berth/exe or
+//! BERTH_TEST_EXE_DIR), which a container without a PID namespace needs.
 //!
 //! Usage:
 //!   berth-runtime-test init -- CMD [ARG...]
@@ -31,11 +31,15 @@ fn main() {
         std::process::exit(2);
     }
     let (cmd, state_dir, id) = (args[1].as_str(), Path::new(&args[2]), args[3].as_str());
-    if matches!(cmd, "run" | "create") {
+    let seal = std::env::var("BERTH_TEST_SEAL").ok();
+    if let (true, Some(seal)) = (matches!(cmd, "run" | "create"), seal) {
+        use berth_runtime::exe::Seal;
         let dir = std::env::var_os("BERTH_TEST_EXE_DIR").unwrap_or_else(|| "/run/berth/exe".into());
-        if let Err(e) =
-            berth_runtime::exe::ensure_sealed(&berth_runtime::exe::Seal::Copy(dir.into()))
-        {
+        let how = match seal.as_str() {
+            "memfd" => Seal::Memfd,
+            _ => Seal::Copy(dir.into()),
+        };
+        if let Err(e) = berth_runtime::exe::ensure_sealed(&how) {
             eprintln!("berth-runtime-test: {e}");
             std::process::exit(125);
         }
