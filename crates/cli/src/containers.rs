@@ -130,7 +130,7 @@ struct Teardown<'a> {
 impl Drop for Teardown<'_> {
     fn drop(&mut self) {
         if self.armed
-            && let Err(e) = remove_container_files(self.engine, &self.id)
+            && let Err(e) = remove_container_files(self.engine, &self.id, false)
         {
             tracing::warn!("clean up container {}: {e:#}", self.id);
         }
@@ -479,7 +479,7 @@ fn reap_dead_runs(engine: &Engine) -> Result<()> {
         snapshots::unmount_rootfs(&cdir)?;
         if c.auto_remove {
             // --rm: removed at exit, as its berth would have done.
-            remove_container_files(engine, &c.id)?;
+            remove_container_files(engine, &c.id, false)?;
             continue;
         }
         let _ = std::fs::remove_dir_all(bundle_dir(engine, &c.id));
@@ -507,13 +507,15 @@ fn remove_cgroup(c: &Container) {
 /// Unmounts and removes everything of one container: its runtime state
 /// and bundle now, its own directory (record, upper and work dirs) by
 /// moving it to the trash at once, whose files go in the background.
-fn remove_container_files(engine: &Engine, id: &str) -> Result<()> {
+/// With `sweep_cgroup`, also its cgroup, which the berth that ran it
+/// removes itself (the runtime does, whatever happened) unless it died.
+fn remove_container_files(engine: &Engine, id: &str, sweep_cgroup: bool) -> Result<()> {
     let containers = Containers::open(&engine.root)?;
     let cdir = containers.dir(id);
     if let Ok(c) = berth_runtime::Container::load(id, &runtime_dir(engine)) {
         let _ = c.delete(true);
     }
-    if let Ok(c) = containers.load(id) {
+    if sweep_cgroup && let Ok(c) = containers.load(id) {
         remove_cgroup(&c);
     }
     let _ = std::fs::remove_dir_all(runtime_dir(engine).join(id));
@@ -548,7 +550,7 @@ pub fn rm(engine: &Engine, args: &RmArgs) -> Result<u8> {
                     std::thread::sleep(std::time::Duration::from_millis(20));
                 }
             }
-            remove_container_files(engine, &c.id)?;
+            remove_container_files(engine, &c.id, true)?;
             outln!("{key}");
             Ok(())
         })();
