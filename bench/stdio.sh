@@ -35,5 +35,10 @@ for i in $(seq "$N"); do
       echo "$b $sink $(awk -v a="$t0" -v z="$t1" 'BEGIN { print 1024 / (z - a) }')"
     done
   done
-done | awk '{ k = $1 " " $2; v[k] = v[k] " " $3 }
-  END { for (k in v) { n = split(v[k], a, " "); asort(a); printf "%-16s median %.0f MiB/s (%d runs)\n", k, a[int((n + 1) / 2)], n } }' | sort
+done > "$out.results"
+# Median per build and sink (mawk has no asort: sort each group instead).
+for k in $(cut -d' ' -f1,2 --output-delimiter=: "$out.results" | sort -u); do
+  grep "^${k/:/ } " "$out.results" | cut -d' ' -f3 | sort -g |
+    awk -v k="${k/:/ }" '{ v[NR] = $1 } END { printf "%-16s median %.0f MiB/s (%d runs)\n", k, v[int((NR + 1) / 2)], NR }'
+done
+rm -f "$out.results"

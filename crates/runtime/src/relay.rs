@@ -17,6 +17,9 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 /// The largest chunk one splice or read moves.
 const CHUNK: usize = 1 << 20;
 
+/// The size asked for the output pipes.
+const PIPE_SIZE: usize = 1 << 20;
+
 /// A one-way copy from `from` to `to`.
 pub(crate) struct Pump {
     from: Pipe,
@@ -66,6 +69,12 @@ impl Stdio {
         } else {
             (None, None)
         };
+        // Larger pipes mean fewer wake-ups of the container, the relay and
+        // the reader per MiB moved (64 KiB is the default); refused beyond
+        // fs.pipe-max-size or a user's pipe budget, which is fine.
+        for fd in [&out_r, &err_r] {
+            let _ = rustix::pipe::fcntl_setpipe_size(fd, PIPE_SIZE);
+        }
         // Only the runtime's ends: the container's stay blocking, as a
         // program expects of its stdio.
         for fd in [Some(&out_r), Some(&err_r), input.as_ref()]
