@@ -307,35 +307,67 @@ fn cgroups_of(r: &Root, name: &str, flags: &[&str]) -> (String, Vec<(String, Str
 }
 
 #[test]
-fn on_cgroup_v1_a_container_has_its_own_cgroup_in_every_hierarchy() {
+fn on_cgroup_v1_a_container_that_could_mount_cgroupfs_has_its_own_cgroup_everywhere() {
     if !Path::new("/sys/fs/cgroup/devices").is_dir() || rootless() {
         eprintln!("no v1 devices hierarchy (or rootless): skipped");
         return;
     }
     let r = Root::new();
-    // Also those no limit of its uses: staying in the host's root cgroup of
-    // one would root its cgroup namespace there (see escape.rs).
-    let own_everywhere = |listed: &str, cgroups: &[(String, String)], cgroup: &str| {
-        for c in ["devices", "memory", "pids", "cpuset", "freezer"] {
+    let in_own = |cgroups: &[(String, String)], controller: &str, id: &str| {
+        cgroups
+            .iter()
+            .any(|(c, p)| c.split(',').any(|c| c == controller) && p.ends_with(id))
+    };
+    // Docker's defaults (no CAP_SYS_ADMIN, the default seccomp profile): it
+    // can never mount a cgroup filesystem, so it joins only the device
+    // allow-list's hierarchy, and a memory limit adds memory.
+    let (listed, cgroups, id) = cgroups_of(&r, "plain", &[]);
+    assert_eq!(listed, "devices", "its /sys/fs/cgroup");
+    assert!(in_own(&cgroups, "devices", &id), "{cgroups:?}");
+    assert!(!in_own(&cgroups, "freezer", &id), "{cgroups:?}");
+    let (listed, cgroups, id) = cgroups_of(&r, "mem", &["--memory", "64m"]);
+    assert_eq!(listed, "devices memory");
+    assert!(in_own(&cgroups, "memory", &id) && !in_own(&cgroups, "pids", &id));
+    // One that could mount one (CAP_SYS_ADMIN, or no seccomp filter to stop
+    // it making a user namespace) must find its own cgroup in every
+    // hierarchy it mounts, never the host's root and its release_agent.
+    let every = |listed: &str, cgroups: &[(String, String)], cgroup: &str| {
+        for c in [
+            "devices",
+            "memory",
+            "pids",
+            "cpuset",
+            "freezer",
+            "name=systemd",
+        ] {
+            if !cgroups.iter().any(|(cs, _)| cs.split(',').any(|x| x == c)) {
+                continue; // a hierarchy this host does not have
+            }
             assert!(
                 cgroups
                     .iter()
                     .any(|(cs, p)| cs.split(',').any(|x| x == c) && p == cgroup),
                 "{c}: {cgroups:?}"
             );
+            let name = c.trim_start_matches("name=");
             assert!(
-                listed.split(' ').any(|l| l.split(',').any(|x| x == c)),
+                listed.split(' ').any(|l| l.split(',').any(|x| x == name)),
                 "{listed}"
             );
         }
     };
-    let (listed, cgroups, id) = cgroups_of(&r, "plain", &[]);
-    own_everywhere(&listed, &cgroups, &format!("/berth/{id}"));
+    for (name, flags) in [
+        ("sysadmin", &["--cap-add", "SYS_ADMIN"][..]),
+        ("unconfined", &["--security-opt", "seccomp=unconfined"][..]),
+    ] {
+        let (listed, cgroups, id) = cgroups_of(&r, name, flags);
+        every(&listed, &cgroups, &format!("/berth/{id}"));
+    }
     // Under a parent of the user's, the same, so the parent's limits bind.
     let parent = format!("berth-test-all-{}", std::process::id());
     let _cleanup = ParentCleanup(parent.clone());
     let (listed, cgroups, id) = cgroups_of(&r, "all", &["--cgroup-parent", &parent]);
-    own_everywhere(&listed, &cgroups, &format!("/{parent}/{id}"));
+    every(&listed, &cgroups, &format!("/{parent}/{id}"));
 }
 
 #[test]

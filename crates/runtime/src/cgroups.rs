@@ -44,7 +44,82 @@ pub struct Hierarchy {
     pub own: PathBuf,
 }
 
+/// Spec annotation: `used` asks a v1 host to put the container only in the
+/// hierarchies of the controllers its resources use (devices for its
+/// allow-list, memory for a memory limit, …), and to mount only those in
+/// its /sys/fs/cgroup. Making a cgroup costs the kernel about 0.1 ms per
+/// hierarchy (0.5 ms of a 8.5 ms start here); most containers use one of
+/// the ten. Without it (or `all`), every hierarchy, as runc does. No effect
+/// on cgroup v2.
+///
+/// Only for a container that can never mount a cgroup filesystem: in a
+/// hierarchy it is not in, its cgroup namespace is rooted at the host's
+/// root, whose `release_agent` the host runs as root (CVE-2022-0492). The
+/// runtime honours it only when the bounding set lacks CAP_SYS_ADMIN; the
+/// caller must also know that no new user namespace can be made (berth's
+/// default seccomp profile refuses them without CAP_SYS_ADMIN).
+pub const V1_HIERARCHIES: &str = "org.berth.cgroup.v1-hierarchies";
+
+/// The v1 controllers `res` needs a cgroup in.
+fn used_controllers(res: Option<&LinuxResources>) -> Vec<&'static str> {
+    let Some(res) = res else {
+        return Vec::new();
+    };
+    let mut used = Vec::new();
+    if res.devices().as_ref().is_some_and(|d| !d.is_empty()) {
+        used.push("devices");
+    }
+    if res
+        .memory()
+        .is_some_and(|m| m.limit().is_some() || m.swap().is_some() || m.reservation().is_some())
+    {
+        used.push("memory");
+    }
+    if let Some(c) = res.cpu() {
+        if c.shares().is_some() || c.quota().is_some() || c.period().is_some() {
+            // With its accounting, where a host mounts it on its own.
+            used.extend(["cpu", "cpuacct"]);
+        }
+        if c.cpus().is_some() || c.mems().is_some() {
+            used.push("cpuset");
+        }
+    }
+    if res.pids().is_some() {
+        used.push("pids");
+    }
+    if res
+        .hugepage_limits()
+        .as_ref()
+        .is_some_and(|h| !h.is_empty())
+    {
+        used.push("hugetlb");
+    }
+    if res.block_io().is_some() {
+        used.push("blkio");
+    }
+    if res.network().is_some() {
+        used.extend(["net_cls", "net_prio"]);
+    }
+    used
+}
+
 impl Layout {
+    /// On v1, only the hierarchies whose controllers `res` uses (see
+    /// [`V1_HIERARCHIES`]); v2 as it is.
+    pub fn used_by(self, res: Option<&LinuxResources>) -> Layout {
+        match self {
+            Layout::V1(hs) => {
+                let used = used_controllers(res);
+                Layout::V1(
+                    hs.into_iter()
+                        .filter(|h| h.controllers.iter().any(|c| used.contains(&c.as_str())))
+                        .collect(),
+                )
+            }
+            v2 => v2,
+        }
+    }
+
     /// What this host has: v2 when /sys/fs/cgroup is cgroup2, otherwise the
     /// v1 hierarchies from /proc/self/mountinfo. On a hybrid host the
     /// cgroup2 mount at /sys/fs/cgroup/unified is left alone: the v1
@@ -217,6 +292,15 @@ impl Cgroup {
     /// Whether this is a cgroup v2 cgroup.
     pub fn is_v2(&self) -> bool {
         self.layout.is_v2()
+    }
+
+    /// The same cgroup in only the hierarchies `res` uses (see
+    /// [`V1_HIERARCHIES`]).
+    pub fn used_by(self, res: Option<&LinuxResources>) -> Cgroup {
+        Cgroup {
+            layout: self.layout.used_by(res),
+            rel: self.rel,
+        }
     }
 
     /// The v1 hierarchies the cgroup is in (None on v2).

@@ -570,6 +570,16 @@ impl Container {
     }
 }
 
+/// Whether the container's processes could ever hold CAP_SYS_ADMIN (it
+/// is in the bounding set): then they may mount a cgroup filesystem.
+fn may_mount(spec: &Spec) -> bool {
+    spec.process()
+        .as_ref()
+        .and_then(|p| p.capabilities().as_ref())
+        .and_then(|c| c.bounding().as_ref())
+        .is_none_or(|b| b.contains(&oci_spec::runtime::Capability::SysAdmin))
+}
+
 /// Tell the set-up child it may outlive us, and wait until it has dropped
 /// its parent-death signal: returning (and exiting) before that would kill it.
 fn hand_over(sock: std::os::fd::BorrowedFd<'_>) -> Result<()> {
@@ -610,7 +620,15 @@ fn make_cgroup(id: &str, spec: &Spec) -> Result<Option<Cgroup>> {
         None => format!("/berth/{id}"),
     };
     let layout = Layout::detect().map_err(|e| Error::setup(format!("cgroup: {e}")))?;
-    let cg = Cgroup::new(layout, &path).map_err(|e| Error::setup(format!("cgroup: {e}")))?;
+    let mut cg = Cgroup::new(layout, &path).map_err(|e| Error::setup(format!("cgroup: {e}")))?;
+    let used_only = spec
+        .annotations()
+        .as_ref()
+        .and_then(|a| a.get(crate::cgroups::V1_HIERARCHIES))
+        .is_some_and(|v| v == "used");
+    if used_only && !may_mount(spec) {
+        cg = cg.used_by(resources);
+    }
     match cg.create(resources) {
         Ok(()) => Ok(Some(cg)),
         Err(e)

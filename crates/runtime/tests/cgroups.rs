@@ -2,6 +2,8 @@
 //! v2 for real on whatever cgroup2 mount the host has, and v2's files and
 //! values against a directory laid out like cgroup2.
 
+mod common;
+
 use berth_runtime::cgroups::{Cgroup, Layout, resolve_path};
 use oci_spec::runtime::{LinuxCpu, LinuxMemory, LinuxPids, LinuxResources};
 use std::fs;
@@ -64,6 +66,63 @@ fn cgroups_paths_resolve_like_runc_and_systemd() {
         let e = resolve_path(bad, own).unwrap_err().to_string();
         assert!(e.contains("invalid cgroupsPath"), "{bad}: {e}");
     }
+}
+
+#[test]
+fn v1_used_hierarchies_are_those_of_the_limits_and_device_rules() {
+    use berth_runtime::cgroups::Hierarchy;
+    let h = |name: &str| Hierarchy {
+        mount: PathBuf::from(format!("/sys/fs/cgroup/{name}")),
+        controllers: name.split(',').map(str::to_string).collect(),
+        own: PathBuf::from("/"),
+    };
+    let host = Layout::V1(
+        [
+            "blkio",
+            "cpu,cpuacct",
+            "cpuset",
+            "devices",
+            "freezer",
+            "memory",
+            "pids",
+        ]
+        .iter()
+        .map(|n| h(n))
+        .collect(),
+    );
+    let names = |l: Layout| -> Vec<String> {
+        let Layout::V1(hs) = l else {
+            panic!("v1 stays v1")
+        };
+        hs.iter().map(|h| h.controllers.join(",")).collect()
+    };
+    // Nothing asked: no hierarchy at all.
+    assert!(names(host.clone().used_by(None)).is_empty());
+    // Docker's default: only the device allow-list.
+    let mut dev = LinuxResources::default();
+    dev.set_devices(Some(vec![oci_spec::runtime::LinuxDeviceCgroup::default()]));
+    assert_eq!(names(host.clone().used_by(Some(&dev))), ["devices"]);
+    // Every limit of `limits()` (memory, CPU quota and set, pids), and devices.
+    let mut all = limits();
+    all.set_devices(dev.devices().clone());
+    assert_eq!(
+        names(host.clone().used_by(Some(&all))),
+        ["cpu,cpuacct", "cpuset", "devices", "memory", "pids"]
+    );
+    // A host with cpu and cpuacct mounted apart (like this one): a CPU
+    // limit brings its accounting along.
+    let split = Layout::V1(["cpu", "cpuacct", "devices"].iter().map(|n| h(n)).collect());
+    let mut shares = LinuxResources::default();
+    let mut c = LinuxCpu::default();
+    c.set_shares(Some(512));
+    shares.set_cpu(Some(c));
+    assert_eq!(names(split.used_by(Some(&shares))), ["cpu", "cpuacct"]);
+    // v2 has one hierarchy: unchanged.
+    let v2 = Layout::V2 {
+        mount: PathBuf::from("/sys/fs/cgroup"),
+        own: PathBuf::from("/"),
+    };
+    assert_eq!(v2.clone().used_by(None), v2);
 }
 
 /// A directory shaped like a cgroup2 mount with every controller: the
@@ -338,4 +397,61 @@ fn v2_device_filter_for_real_on_this_hosts_cgroup2_mount() {
     let out = open_devices_in(&open.dirs()[0]);
     open.destroy().unwrap();
     assert_eq!(out, "null\nkmsg\n");
+}
+
+#[test]
+fn used_hierarchies_only_for_a_container_without_cap_sys_admin() {
+    if !Path::new("/sys/fs/cgroup/freezer").is_dir() {
+        eprintln!("no cgroup v1 freezer hierarchy: skipped");
+        return;
+    }
+    // The annotation asks for the hierarchies its limits use only; with
+    // CAP_SYS_ADMIN in its bounding set the container could mount one it
+    // is not in and find the host's release_agent, so the runtime refuses.
+    // Seen from the host: the container's cgroup in the freezer hierarchy.
+    let freezer_of = |sys_admin: bool| {
+        let mut b = common::Bundle::sh("echo ready; exec sleep 600");
+        b.config["annotations"] =
+            serde_json::json!({ berth_runtime::cgroups::V1_HIERARCHIES: "used" });
+        if sys_admin {
+            b.config["process"]["capabilities"]["bounding"]
+                .as_array_mut()
+                .unwrap()
+                .push(serde_json::json!("CAP_SYS_ADMIN"));
+        }
+        let want = b.config["linux"]["cgroupsPath"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let pidfile = b.path().join("pid");
+        let mut cmd = b.command(false);
+        cmd.env("BERTH_TEST_PIDFILE", &pidfile)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped());
+        let mut child = cmd.spawn().unwrap();
+        let mut line = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(child.stdout.as_mut().unwrap()),
+            &mut line,
+        )
+        .unwrap();
+        let pid = common::wait_for_pidfile(&pidfile);
+        let cgroup = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+        // SAFETY: plain kill of the container's PID 1.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+        let _ = child.wait();
+        let freezer = cgroup
+            .lines()
+            .find(|l| l.contains(":freezer:"))
+            .unwrap_or_default()
+            .to_string();
+        (freezer.ends_with(&want), freezer)
+    };
+    let (own, line) = freezer_of(false);
+    assert!(!own, "joined the freezer hierarchy without need: {line}");
+    let (own, line) = freezer_of(true);
+    assert!(
+        own,
+        "with CAP_SYS_ADMIN not in its own freezer cgroup: {line}"
+    );
 }
