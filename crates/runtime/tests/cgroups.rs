@@ -339,3 +339,53 @@ fn v2_device_filter_for_real_on_this_hosts_cgroup2_mount() {
     open.destroy().unwrap();
     assert_eq!(out, "null\nkmsg\n");
 }
+
+#[test]
+fn v2_device_filter_with_many_rules_loads_and_filters() {
+    // A filter far longer than Docker's default list (what a few --device
+    // flags add up to): the kernel's verifier log for it is many KB, and a
+    // load must not depend on how much the verifier has to say.
+    let mount = PathBuf::from("/sys/fs/cgroup/unified");
+    if !mount.join("cgroup.procs").exists() {
+        eprintln!("no cgroup2 mount on this host: skipped");
+        return;
+    }
+    use oci_spec::runtime::{LinuxDeviceCgroupBuilder, LinuxDeviceType};
+    let rule = |allow: bool, typ, major: Option<i64>, minor: Option<i64>, access: &str| {
+        let mut b = LinuxDeviceCgroupBuilder::default()
+            .allow(allow)
+            .typ(typ)
+            .access(access);
+        if let Some(m) = major {
+            b = b.major(m);
+        }
+        if let Some(m) = minor {
+            b = b.minor(m);
+        }
+        b.build().unwrap()
+    };
+    let mut rules = vec![rule(false, LinuxDeviceType::A, None, None, "rwm")];
+    // 200 rules for devices no test opens: block and char, partial access.
+    for i in 0..200 {
+        let typ = if i % 2 == 0 {
+            LinuxDeviceType::C
+        } else {
+            LinuxDeviceType::B
+        };
+        rules.push(rule(true, typ, Some(200 + i / 50), Some(i), "rw"));
+    }
+    rules.push(rule(true, LinuxDeviceType::C, Some(1), Some(3), "rwm"));
+    let mut res = LinuxResources::default();
+    res.set_devices(Some(rules));
+    let layout = Layout::V2 {
+        mount: mount.clone(),
+        own: PathBuf::from("/"),
+    };
+    let parent = format!("berth-test-devmany-{}", std::process::id());
+    let cg = Cgroup::new(layout, &format!("/{parent}/c")).unwrap();
+    let _cleanup = Cleanup(vec![(cg.clone(), vec![mount.join(&parent)])]);
+    cg.create(Some(&res)).unwrap();
+    let out = open_devices_in(&cg.dirs()[0]);
+    cg.destroy().unwrap();
+    assert_eq!(out, "null\n", "kmsg must be refused, null allowed");
+}
