@@ -526,22 +526,63 @@ pub fn check_ulimit(spec: &str, rl: &oci_spec::runtime::PosixRlimit) -> Result<(
     if unsafe { libc::getrlimit(resource, &mut cur) } != 0 {
         return Ok(());
     }
-    if rl.hard() > cur.rlim_max && !has_cap_sys_resource() {
-        let show = |v: u64| {
-            if v == libc::RLIM_INFINITY {
-                "unlimited".to_string()
-            } else {
-                v.to_string()
-            }
-        };
-        bail!(
-            "ulimit {spec}: hard limit {} is above this host's {} and berth lacks CAP_SYS_RESOURCE to raise it; ask for at most {name}={}",
-            show(rl.hard()),
-            show(cur.rlim_max),
-            show(cur.rlim_max)
-        );
+    let nr_open = std::fs::read_to_string("/proc/sys/fs/nr_open")
+        .ok()
+        .and_then(|s| s.trim().parse().ok());
+    let host = HostLimit {
+        hard: cur.rlim_max,
+        nr_open: nr_open.filter(|_| name == "nofile"),
+        can_raise: has_cap_sys_resource(),
+    };
+    match ulimit_refusal(spec, rl.hard(), &host) {
+        Some(why) => bail!("{why}"),
+        None => Ok(()),
     }
-    Ok(())
+}
+
+/// What bounds a hard rlimit on this host, for [`ulimit_refusal`].
+pub struct HostLimit {
+    /// berth's own hard limit, which a container inherits.
+    pub hard: u64,
+    /// `fs.nr_open`, for `nofile` only: the kernel's ceiling even with
+    /// CAP_SYS_RESOURCE.
+    pub nr_open: Option<u64>,
+    /// Whether berth holds CAP_SYS_RESOURCE, which lets it raise `hard`.
+    pub can_raise: bool,
+}
+
+/// Why `--ulimit spec` (hard limit `hard`) cannot be set on `host`, if it cannot.
+pub fn ulimit_refusal(spec: &str, hard: u64, host: &HostLimit) -> Option<String> {
+    let name = spec.split('=').next().unwrap_or(spec);
+    let show = |v: u64| {
+        if v == libc::RLIM_INFINITY {
+            "unlimited".to_string()
+        } else {
+            v.to_string()
+        }
+    };
+    if let Some(ceiling) = host.nr_open
+        && hard > ceiling
+    {
+        let most = if host.can_raise {
+            ceiling
+        } else {
+            ceiling.min(host.hard)
+        };
+        return Some(format!(
+            "ulimit {spec}: hard limit {} is above this host's fs.nr_open ({ceiling}), which no capability lifts; ask for at most {name}={most}",
+            show(hard)
+        ));
+    }
+    if hard > host.hard && !host.can_raise {
+        return Some(format!(
+            "ulimit {spec}: hard limit {} is above this host's {} and berth lacks CAP_SYS_RESOURCE to raise it; ask for at most {name}={}",
+            show(hard),
+            show(host.hard),
+            show(host.hard)
+        ));
+    }
+    None
 }
 
 fn has_cap_sys_resource() -> bool {
@@ -649,6 +690,47 @@ mod tests {
         assert!(super::parse_ulimit("nofile").is_err());
         // Lowering is always possible.
         super::check_ulimit("nofile=64", &super::parse_ulimit("nofile=64").unwrap()).unwrap();
+    }
+
+    #[test]
+    fn ulimit_refusal_accounts_for_nr_open_and_cap_sys_resource() {
+        use super::{HostLimit, ulimit_refusal as refusal};
+        let host = |hard, nr_open, can_raise| HostLimit {
+            hard,
+            nr_open,
+            can_raise,
+        };
+        let inf = libc::RLIM_INFINITY;
+        // With CAP_SYS_RESOURCE: anything up to fs.nr_open, nothing above.
+        let h = host(1024, Some(1 << 20), true);
+        assert_eq!(refusal("nofile=4096", 4096, &h), None);
+        assert_eq!(refusal("nofile=1048576", 1 << 20, &h), None);
+        let e = refusal("nofile=2000000000", 2_000_000_000, &h).unwrap();
+        assert!(
+            e.contains("fs.nr_open (1048576)") && e.ends_with("nofile=1048576"),
+            "{e}"
+        );
+        let e = refusal("nofile=unlimited", inf, &h).unwrap();
+        assert!(e.contains("hard limit unlimited"), "{e}");
+        // Without it: nothing above berth's own hard limit either.
+        let h = host(20000, Some(1 << 20), false);
+        let e = refusal("nofile=4096:30000", 30000, &h).unwrap();
+        assert!(
+            e.contains("lacks CAP_SYS_RESOURCE") && e.ends_with("nofile=20000"),
+            "{e}"
+        );
+        let e = refusal("nofile=2000000000", 2_000_000_000, &h).unwrap();
+        assert!(
+            e.contains("fs.nr_open") && e.ends_with("nofile=20000"),
+            "{e}"
+        );
+        // Other limits have no nr_open: only the capability matters.
+        assert_eq!(refusal("nproc=99999", 99999, &host(50, None, true)), None);
+        assert!(refusal("nproc=99999", 99999, &host(50, None, false)).is_some());
+        assert_eq!(
+            refusal("core=unlimited", inf, &host(inf, None, false)),
+            None
+        );
     }
 
     #[test]
