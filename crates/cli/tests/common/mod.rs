@@ -476,3 +476,17 @@ pub fn push_image_stacked(
     ]);
     format!("{PLAIN}/{repo}:{tag}")
 }
+
+/// Whether this host's /sys/fs/cgroup is one cgroup v2 hierarchy (as on
+/// most hosts, and in fixture/v2vm.sh's VM), else v1 hierarchies (this
+/// machine kind, a hybrid). Tests of one kind say which host they need and
+/// are run on both by the test suite.
+pub fn cgroup_v2() -> bool {
+    std::fs::read_to_string("/proc/self/mounts")
+        .unwrap()
+        .lines()
+        .any(|l| {
+            let f: Vec<&str> = l.split(' ').collect();
+            f.get(1) == Some(&"/sys/fs/cgroup") && f.get(2) == Some(&"cgroup2")
+        })
+}
