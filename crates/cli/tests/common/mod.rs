@@ -18,9 +18,14 @@ pub fn workspace() -> PathBuf {
 }
 
 /// Starts the fixture registries once per test binary (idempotent script).
+/// `BERTH_TEST_REGISTRY=external`: they are already up and reachable (the
+/// v2 VM of `fixture/v2vm.sh` forwards the host's, and has no bash).
 pub fn fixture() {
     static UP: OnceLock<()> = OnceLock::new();
     UP.get_or_init(|| {
+        if std::env::var("BERTH_TEST_REGISTRY").as_deref() == Ok("external") {
+            return;
+        }
         let st = Command::new("bash")
             .arg(workspace().join("fixture/registry.sh"))
             .arg("up")
