@@ -413,14 +413,16 @@ fn the_callers_files_never_cross_into_the_container() {
         .open(&out_path)
         .unwrap();
     // Given the caller's file as fd 1, a container could reopen it through
-    // /proc/self/fd (read it, truncate it) or change its mode.
+    // /proc/self/fd (read it, truncate it) or change its mode. The reader
+    // is waited for once killed: else, on a slow host (the v2 VM), it may
+    // still read "done" off the pipe.
     let st = r
         .berth()
         .args(["run", "--rm", "-q", BUSYBOX, "sh", "-c"])
         .arg(
             "readlink /proc/self/fd/1; readlink /proc/self/fd/2 >&2; \
              chmod 777 /proc/self/fd/1; head -c 6 /proc/self/fd/1 < /dev/null & \
-             sleep 0.2; kill $! 2>/dev/null; echo done",
+             sleep 0.2; kill $! 2>/dev/null; wait $!; echo done",
         )
         .stdout(out)
         .status()
