@@ -328,11 +328,25 @@ impl Cgroup {
     }
 
     /// Kill whatever is left in the cgroup and remove its directories (the
-    /// leaf only: parents like /berth stay for the next container). Gone
-    /// already is fine.
+    /// leaf only: parents like /berth stay for the next container), with
+    /// any cgroups made inside it (by systemd or an engine in the
+    /// container). Gone already is fine.
     pub fn destroy(&self) -> io::Result<()> {
+        let dirs = self.dirs();
+        if self.is_v2() {
+            // Linux 5.14+: one write kills the whole subtree, processes
+            // forked while it runs included, where a kill loop races them.
+            for d in &dirs {
+                if d.join("cgroup.kill").exists() {
+                    let _ = write(d, "cgroup.kill", "1");
+                }
+            }
+        }
         for attempt in 0..200 {
-            let procs = self.procs();
+            let mut procs = Vec::new();
+            for d in &dirs {
+                procs_below(d, &mut procs);
+            }
             if procs.is_empty() {
                 break;
             }
@@ -345,24 +359,47 @@ impl Cgroup {
             }
         }
         let mut last = Ok(());
-        for d in self.dirs() {
-            // A just-killed process may still be on its way out: retry briefly.
-            for attempt in 0..100 {
-                match std::fs::remove_dir(&d) {
-                    Ok(()) => break,
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => break,
-                    Err(e) if e.raw_os_error() == Some(libc::EBUSY) && attempt < 99 => {
-                        std::thread::sleep(std::time::Duration::from_millis(5));
-                    }
-                    Err(e) => {
-                        last = Err(with_path(e, &d));
-                        break;
-                    }
-                }
+        for d in &dirs {
+            if let Err(e) = remove_below(d) {
+                last = Err(e);
             }
         }
         last
     }
+}
+
+/// The PIDs in cgroup `dir` and every cgroup below it.
+fn procs_below(dir: &Path, out: &mut Vec<i32>) {
+    if let Ok(s) = std::fs::read_to_string(dir.join("cgroup.procs")) {
+        out.extend(s.lines().filter_map(|l| l.trim().parse::<i32>().ok()));
+    }
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        if e.file_type().is_ok_and(|t| t.is_dir()) {
+            procs_below(&e.path(), out);
+        }
+    }
+}
+
+/// Remove cgroup `dir` after the cgroups below it (a cgroup with children
+/// is busy). A just-killed process may still be on its way out: retry
+/// briefly.
+fn remove_below(dir: &Path) -> io::Result<()> {
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        if e.file_type().is_ok_and(|t| t.is_dir()) {
+            remove_below(&e.path())?;
+        }
+    }
+    for attempt in 0..100 {
+        match std::fs::remove_dir(dir) {
+            Ok(()) => break,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => break,
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) && attempt < 99 => {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            Err(e) => return Err(with_path(e, dir)),
+        }
+    }
+    Ok(())
 }
 
 /// Remove the cgroup at `cgroups_path` (as a spec names it) in every

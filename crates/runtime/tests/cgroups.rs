@@ -440,3 +440,65 @@ fn v2_for_real_limits_placement_oom_flag_and_removal() {
     child.wait().unwrap();
     assert!(!dir.exists(), "{} left behind", dir.display());
 }
+
+/// A container's cgroup with a cgroup of its own inside (as systemd or an
+/// engine in a container makes), a process in each: removal kills both
+/// and leaves no directory, whatever the container made.
+fn nested_cgroups_are_killed_and_removed(layout: Layout, name: &str) {
+    let parent = format!("berth-test-{name}-{}", std::process::id());
+    let cg = Cgroup::new(layout, &format!("/{parent}/c")).unwrap();
+    let parents = cg
+        .dirs()
+        .iter()
+        .map(|d| d.parent().unwrap().to_path_buf())
+        .collect();
+    let _cleanup = Cleanup(vec![(cg.clone(), parents)]);
+    cg.create(None).unwrap();
+    let mut top = spawn_sleeper();
+    cg.add(top.id() as i32).unwrap();
+    let mut inner = spawn_sleeper();
+    for d in cg.dirs() {
+        let mut sub = d.clone();
+        for part in ["sub", "deeper"] {
+            let above = sub.clone();
+            sub.push(part);
+            fs::create_dir(&sub).unwrap();
+            // A v1 cpuset cgroup starts with no CPUs, which no process may join.
+            for f in ["cpuset.cpus", "cpuset.mems"] {
+                if let Ok(v) = fs::read_to_string(above.join(f)) {
+                    fs::write(sub.join(f), v.trim()).unwrap();
+                }
+            }
+        }
+        fs::write(sub.join("cgroup.procs"), inner.id().to_string()).unwrap();
+    }
+    cg.destroy().unwrap();
+    for child in [&mut top, &mut inner] {
+        let status = child.wait().unwrap();
+        assert_eq!(
+            std::os::unix::process::ExitStatusExt::signal(&status),
+            Some(9)
+        );
+    }
+    for d in cg.dirs() {
+        assert!(!d.exists(), "{} left behind", d.display());
+    }
+}
+
+#[test]
+fn nested_cgroups_go_with_the_container_on_this_hosts_layout() {
+    nested_cgroups_are_killed_and_removed(Layout::detect().unwrap(), "nest");
+}
+
+#[test]
+fn nested_cgroups_go_with_the_container_on_a_cgroup2_mount() {
+    let Some(mount) = cgroup2_mount() else {
+        eprintln!("needs a cgroup2 mount (hybrid or pure v2 host): skipped");
+        return;
+    };
+    let layout = Layout::V2 {
+        mount,
+        own: PathBuf::from("/"),
+    };
+    nested_cgroups_are_killed_and_removed(layout, "nest2");
+}
