@@ -465,7 +465,9 @@ fn nested_cgroups_are_killed_and_removed(layout: Layout, name: &str) {
             fs::create_dir(&sub).unwrap();
             // A v1 cpuset cgroup starts with no CPUs, which no process may join.
             for f in ["cpuset.cpus", "cpuset.mems"] {
-                if let Ok(v) = fs::read_to_string(above.join(f)) {
+                if let Ok(v) = fs::read_to_string(above.join(f))
+                    && sub.join(f).exists()
+                {
                     fs::write(sub.join(f), v.trim()).unwrap();
                 }
             }
