@@ -37,6 +37,27 @@ fn memory_hog_is_oom_killed_and_recorded() {
     assert!(!inspect_oom(&r, "fits"));
 }
 
+#[test]
+fn on_cgroup_v2_an_oom_kill_takes_the_whole_container() {
+    if !cgroup_v2() || rootless() {
+        eprintln!("needs a cgroup v2 host and root (fixture/v2vm.sh): skipped");
+        return;
+    }
+    // memory.oom.group: a container whose child the OOM killer picks is
+    // not left half-alive (its PID 1 carrying on without a worker).
+    let r = Root::new();
+    let script = format!("sleep 60 & ({HOG}); echo after $?");
+    let o = r.run(&[
+        "--name", "group", "-q", "--memory", "32m", BUSYBOX, "sh", "-c", &script,
+    ]);
+    assert_eq!(code(&o), 137, "{}{}", stdout(&o), stderr(&o));
+    assert!(!stdout(&o).contains("after"), "{}", stdout(&o));
+    assert!(inspect_oom(&r, "group"));
+    // Twin: room enough, the same script carries on to the end.
+    let o = r.run(&["--rm", "-q", "--memory", "1g", BUSYBOX, "sh", "-c", &script]);
+    assert_eq!(stdout(&o), "survived\nafter 0\n", "{}", stderr(&o));
+}
+
 const FORK_100: &str = "i=0; while [ $i -lt 100 ]; do sleep 30 & i=$((i+1)); done; echo spawned $i";
 
 fn host_sleepers() -> usize {

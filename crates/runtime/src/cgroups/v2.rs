@@ -108,6 +108,12 @@ pub(super) fn create(mount: &Path, rel: &Path, res: &LinuxResources) -> io::Resu
             }
         }
     }
+    // An OOM kill takes the whole container, not one process of it (which
+    // would leave its PID 1 carrying on without a worker), as crun and
+    // Kubernetes set it. Only where the memory controller is on.
+    if dir.join("memory.oom.group").exists() {
+        write(&dir, "memory.oom.group", "1")?;
+    }
     if let Some(c) = res.cpu() {
         if let Some(s) = c.shares() {
             write(&dir, "cpu.weight", &shares_to_weight(s).to_string())?;
