@@ -443,6 +443,52 @@ pub fn parse_device(spec: &str) -> Result<DeviceFlag> {
     })
 }
 
+/// Docker's block IO flags: weight as given (checked with the other
+/// limits), each `PATH:RATE` as the block device's numbers.
+pub fn io_limits(args: &crate::cli::RunArgs) -> Result<berth_rootfs::bundle::IoLimits> {
+    let rates = |flag: &str, specs: &[String], bytes: bool| {
+        specs
+            .iter()
+            .map(|s| parse_device_rate(flag, s, bytes))
+            .collect::<Result<Vec<_>>>()
+    };
+    Ok(berth_rootfs::bundle::IoLimits {
+        weight: args.blkio_weight,
+        read_bps: rates("--device-read-bps", &args.device_read_bps, true)?,
+        write_bps: rates("--device-write-bps", &args.device_write_bps, true)?,
+        read_iops: rates("--device-read-iops", &args.device_read_iops, false)?,
+        write_iops: rates("--device-write-iops", &args.device_write_iops, false)?,
+    })
+}
+
+/// `/dev/sda:1mb` (a size, with `bytes`) or `/dev/sda:100`: the block
+/// device's (major, minor) and the rate.
+pub fn parse_device_rate(flag: &str, spec: &str, bytes: bool) -> Result<(i64, i64, u64)> {
+    let bad = |why: &str| anyhow::anyhow!("invalid {flag} {spec:?}: {why}");
+    let (path, rate) = spec
+        .rsplit_once(':')
+        .ok_or_else(|| bad("expected PATH:RATE"))?;
+    let rate = if bytes {
+        parse_bytes(flag, rate)? as u64
+    } else {
+        rate.parse::<u64>()
+            .map_err(|_| bad(&format!("{rate:?} is not a number")))?
+    };
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let meta = std::fs::metadata(path).map_err(|e| {
+        let msg = e.to_string();
+        bad(&format!(
+            "{path}: {}",
+            msg.split(" (os error").next().unwrap_or(&msg)
+        ))
+    })?;
+    if !meta.file_type().is_block_device() {
+        return Err(bad(&format!("{path} is not a block device")));
+    }
+    let (major, minor) = (libc::major(meta.rdev()), libc::minor(meta.rdev()));
+    Ok((i64::from(major), i64::from(minor), rate))
+}
+
 /// `--ulimit nofile=1024:2048` (soft[:hard]; `unlimited` or -1 for no limit).
 pub fn parse_ulimit(spec: &str) -> Result<oci_spec::runtime::PosixRlimit> {
     let bad = |why: &str| anyhow::anyhow!("invalid ulimit {spec:?}: {why}");

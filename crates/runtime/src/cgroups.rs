@@ -8,6 +8,7 @@
 //! v1 the runtime moves it in while the child waits for `G`. The child then
 //! unshares its cgroup namespace, so the container sees its own cgroup as /.
 
+mod blockio;
 mod devices;
 mod v1;
 mod v2;
@@ -425,6 +426,7 @@ pub fn has_limits(res: &LinuxResources) -> bool {
                 || c.mems().is_some()
         })
         || res.pids().is_some()
+        || res.block_io().as_ref().is_some_and(blockio::wanted)
 }
 
 /// Write `value` to the existing cgroup file `dir/name` (never creating
