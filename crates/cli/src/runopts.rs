@@ -642,12 +642,19 @@ fn has_cap_sys_resource() -> bool {
         .is_some_and(|eff| eff & (1 << 24) != 0) // CAP_SYS_RESOURCE
 }
 
-/// `linux.cgroupsPath` for container `id`: `/berth/<id>` by default; under
+/// `linux.cgroupsPath` for container `id`: `/berth/<id>` by default (for a
+/// rootless berth on v2, `<its delegated cgroup>/berth/<id>`); under
 /// `--cgroup-parent`, `/PARENT/<id>`, or systemd's `PARENT:berth:<id>` when
 /// the parent is a slice.
 pub fn cgroups_path(parent: Option<&str>, id: &str) -> Result<String> {
     match parent.map(str::trim) {
-        None | Some("") => Ok(format!("/berth/{id}")),
+        None | Some("") => match crate::rootless::active()
+            .then(crate::rootless::delegated_cgroup)
+            .flatten()
+        {
+            Some(delegated) => Ok(format!("/{delegated}/berth/{id}")),
+            None => Ok(format!("/berth/{id}")),
+        },
         Some(p) if p.ends_with(".slice") => {
             if p.contains('/') {
                 bail!("invalid --cgroup-parent {p:?}: a systemd slice is a name, not a path");

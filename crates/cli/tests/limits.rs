@@ -625,3 +625,55 @@ fn blkio_weight_is_set_where_the_kernel_takes_one() {
     }
     assert!(out.ends_with("ran\n"), "{out}");
 }
+
+#[test]
+fn rootless_limits_land_in_a_delegated_v2_subtree() {
+    if !cgroup_v2() || rootless() {
+        eprintln!(
+            "needs a cgroup v2 host and root, to delegate to nobody (fixture/v2vm.sh): skipped"
+        );
+        return;
+    }
+    // What systemd makes for a user (user@UID.service, its files the
+    // user's, berth started from a cgroup in it), here for nobody: a
+    // rootless berth puts its containers inside, with their limits, and
+    // needs no --cgroup-parent to find it.
+    let top = format!("berth-test-deleg-{}.slice", std::process::id());
+    let _cleanup = ParentCleanup(top.clone());
+    let root = Path::new("/sys/fs/cgroup").join(&top);
+    let deleg = root.join("user@65534.service");
+    std::fs::create_dir_all(deleg.join("init.scope")).unwrap();
+    std::fs::write(root.join("cgroup.subtree_control"), "+pids +memory").unwrap();
+    let chown = std::process::Command::new("chown")
+        .args(["-R", "65534:65534"])
+        .arg(&deleg)
+        .status()
+        .unwrap();
+    assert!(chown.success());
+    let store = tempfile::tempdir_in("/var/tmp").unwrap();
+    std::os::unix::fs::chown(store.path(), Some(65534), Some(65534)).unwrap();
+    let berth = format!(
+        "HOME={} {} --root {} run --rm -q --pids-limit 50 {BUSYBOX} \
+         sh -c 'cat /proc/self/cgroup /sys/fs/cgroup/pids.max'",
+        store.path().display(),
+        env!("CARGO_BIN_EXE_berth"),
+        store.path().display()
+    );
+    let o = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(r#"echo $$ > "$1/cgroup.procs" && exec su -s /bin/sh nobody -c "$2""#)
+        .arg("sh")
+        .arg(deleg.join("init.scope"))
+        .arg(&berth)
+        .output()
+        .unwrap();
+    assert_eq!(stdout(&o), "0::/\n50\n", "{}", stderr(&o));
+    // Its cgroup went with it; berth's own parent in the subtree stays.
+    let left: Vec<_> = std::fs::read_dir(deleg.join("berth"))
+        .map(|d| d.flatten().filter(|e| e.path().is_dir()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "{left:?}");
+    for d in [deleg.join("berth"), deleg.join("init.scope"), deleg] {
+        let _ = std::fs::remove_dir(d);
+    }
+}
