@@ -160,8 +160,11 @@ fn verifier_says(prog: &[Insn]) -> String {
                     .map(str::trim)
                     .filter(|l| !l.is_empty())
                     .collect();
-                let tail = &lines[lines.len().saturating_sub(3)..];
-                return tail.join("; ");
+                // Register-state lines run long: the start says enough.
+                let tail = lines[lines.len().saturating_sub(3)..]
+                    .iter()
+                    .map(|l| l.chars().take(160).collect::<String>());
+                return tail.collect::<Vec<_>>().join("; ");
             }
             // Loaded this time (a transient failure): say nothing more.
             Ok(fd) => {
@@ -186,8 +189,9 @@ pub(crate) fn attach(cgroup: BorrowedFd<'_>, rules: &[LinuxDeviceCgroup]) -> io:
         io::Error::new(
             e.kind(),
             format!(
-                "load the device filter (eBPF, {} instructions): {e}{why}",
-                prog.len()
+                "load the device filter (eBPF, {} instructions): {}{why}",
+                prog.len(),
+                crate::error::strip_os_error(&e)
             ),
         )
     })?;
