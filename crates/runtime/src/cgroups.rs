@@ -328,12 +328,62 @@ impl Cgroup {
         })
     }
 
+    /// Freeze (or thaw) every process in the cgroup, for `pause`: v2's
+    /// `cgroup.freeze`, v1's freezer controller. Returns once the kernel
+    /// says they all are (a task in a system call may take a moment).
+    pub fn freeze(&self, frozen: bool) -> io::Result<()> {
+        let (dir, file, value, done) = match &self.layout {
+            Layout::V2 { mount, .. } => {
+                let v = if frozen { "1" } else { "0" };
+                (mount.join(&self.rel), "cgroup.freeze", v, None)
+            }
+            Layout::V1(hs) => {
+                let h = hs
+                    .iter()
+                    .find(|h| h.controllers.iter().any(|c| c == "freezer"))
+                    .ok_or_else(|| {
+                        io::Error::new(
+                            io::ErrorKind::Unsupported,
+                            "freezing needs the freezer cgroup controller, which is not mounted",
+                        )
+                    })?;
+                let v = if frozen { "FROZEN" } else { "THAWED" };
+                (h.mount.join(&self.rel), "freezer.state", v, Some(v))
+            }
+        };
+        write(&dir, file, value)?;
+        for _ in 0..400 {
+            let settled = match done {
+                Some(state) => std::fs::read_to_string(dir.join(file))?.trim() == state,
+                None => std::fs::read_to_string(dir.join("cgroup.events"))?
+                    .lines()
+                    .any(|l| l == format!("frozen {value}")),
+            };
+            if settled {
+                return Ok(());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!("{}: not {value} after 2 s", dir.join(file).display()),
+        ))
+    }
+
     /// Kill whatever is left in the cgroup and remove its directories (the
     /// leaf only: parents like /berth stay for the next container), with
     /// any cgroups made inside it (by systemd or an engine in the
     /// container). Gone already is fine.
     pub fn destroy(&self) -> io::Result<()> {
         let dirs = self.dirs();
+        if let Layout::V1(hs) = &self.layout
+            && let Some(h) = hs
+                .iter()
+                .find(|h| h.controllers.iter().any(|c| c == "freezer"))
+        {
+            // A frozen v1 task dies only once thawed (v2's die frozen).
+            let _ = write(&h.mount.join(&self.rel), "freezer.state", "THAWED");
+        }
         if self.is_v2() {
             // Linux 5.14+: one write kills the whole subtree, processes
             // forked while it runs included, where a kill loop races them.

@@ -504,3 +504,64 @@ fn nested_cgroups_go_with_the_container_on_a_cgroup2_mount() {
     };
     nested_cgroups_are_killed_and_removed(layout, "nest2");
 }
+
+/// CPU time (utime + stime, in ticks) process `pid` has used.
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let after = &stat[stat.rfind(')').unwrap() + 2..];
+    let f: Vec<&str> = after.split(' ').collect();
+    // Fields 14 and 15 of stat(5), counted from the state (field 3).
+    f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
+}
+
+/// A busy loop in a cgroup stops using CPU while it is frozen and goes on
+/// once thawed; removal kills it frozen or not.
+fn freeze_stops_and_thaw_resumes(layout: Layout, name: &str) {
+    let parent = format!("berth-test-{name}-{}", std::process::id());
+    let cg = Cgroup::new(layout, &format!("/{parent}/c")).unwrap();
+    let parents = cg
+        .dirs()
+        .iter()
+        .map(|d| d.parent().unwrap().to_path_buf())
+        .collect();
+    let _cleanup = Cleanup(vec![(cg.clone(), parents)]);
+    cg.create(None).unwrap();
+    let mut spin = std::process::Command::new("sh")
+        .args(["-c", "while :; do :; done"])
+        .spawn()
+        .unwrap();
+    cg.add(spin.id() as i32).unwrap();
+    let pause = || std::thread::sleep(std::time::Duration::from_millis(300));
+    cg.freeze(true).unwrap();
+    let t1 = cpu_ticks(spin.id());
+    pause();
+    assert_eq!(cpu_ticks(spin.id()), t1, "it ran while frozen");
+    cg.freeze(false).unwrap();
+    pause();
+    assert!(cpu_ticks(spin.id()) > t1, "it did not run once thawed");
+    cg.freeze(true).unwrap();
+    cg.destroy().unwrap();
+    let status = spin.wait().unwrap();
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&status),
+        Some(9)
+    );
+}
+
+#[test]
+fn freeze_and_thaw_on_this_hosts_layout() {
+    freeze_stops_and_thaw_resumes(Layout::detect().unwrap(), "freeze");
+}
+
+#[test]
+fn freeze_and_thaw_on_a_cgroup2_mount() {
+    let Some(mount) = cgroup2_mount() else {
+        eprintln!("needs a cgroup2 mount (hybrid or pure v2 host): skipped");
+        return;
+    };
+    let layout = Layout::V2 {
+        mount,
+        own: PathBuf::from("/"),
+    };
+    freeze_stops_and_thaw_resumes(layout, "freeze2");
+}
