@@ -252,6 +252,21 @@ pub struct RunArgs {
     /// Maximum number of processes (-1: unlimited).
     #[arg(long, allow_hyphen_values = true)]
     pub pids_limit: Option<i64>,
+    /// Block IO relative weight (10 to 1000; 0: none).
+    #[arg(long)]
+    pub blkio_weight: Option<u16>,
+    /// Limit reads from a block device: PATH:RATE (e.g. /dev/sda:1mb), per second.
+    #[arg(long)]
+    pub device_read_bps: Vec<String>,
+    /// Limit writes to a block device: PATH:RATE (e.g. /dev/sda:1mb), per second.
+    #[arg(long)]
+    pub device_write_bps: Vec<String>,
+    /// Limit read operations on a block device: PATH:COUNT, per second.
+    #[arg(long)]
+    pub device_read_iops: Vec<String>,
+    /// Limit write operations on a block device: PATH:COUNT, per second.
+    #[arg(long)]
+    pub device_write_iops: Vec<String>,
     /// Parent cgroup (/path, or name.slice for systemd-style).
     #[arg(long)]
     pub cgroup_parent: Option<String>,

@@ -171,6 +171,7 @@ pub fn run(engine: &Engine, args: &RunArgs) -> Result<u8> {
         cpu_shares: args.cpu_shares,
         cpuset_cpus: args.cpuset_cpus.clone(),
         pids_limit: args.pids_limit,
+        io: runopts::io_limits(args)?,
     };
     // Checked here so a bad value fails before any pull.
     let has_limits = limits != berth_rootfs::bundle::Limits::default();

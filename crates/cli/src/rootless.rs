@@ -33,6 +33,33 @@ pub fn in_own_userns() -> bool {
             .is_ok_and(|m| m.split_whitespace().collect::<Vec<_>>() != ["0", "0", "4294967295"])
 }
 
+/// On cgroup v2, the cgroup delegated to this user that berth runs in
+/// (systemd's `user@UID.service`), relative to the root: where a rootless
+/// berth's containers go by default, since it may not create `/berth`.
+/// None on v1, or outside any delegation.
+pub fn delegated_cgroup() -> Option<String> {
+    let mount = Path::new("/sys/fs/cgroup");
+    if !mount.join("cgroup.controllers").exists() {
+        return None; // not a pure v2 host
+    }
+    let own = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+    let own = own.lines().find_map(|l| l.strip_prefix("0::"))?;
+    highest_writable(own, |rel| {
+        let dir = mount.join(rel);
+        let w = |p: &Path| rustix::fs::access(p, rustix::fs::Access::WRITE_OK).is_ok();
+        w(&dir) && w(&dir.join("cgroup.procs")) && w(&dir.join("cgroup.subtree_control"))
+    })
+}
+
+/// The highest ancestor of cgroup `own` (or `own`) that `writable` says
+/// this user may manage: the top of its delegation (the root never is).
+fn highest_writable(own: &str, writable: impl Fn(&str) -> bool) -> Option<String> {
+    let parts: Vec<&str> = own.split('/').filter(|p| !p.is_empty()).collect();
+    (1..=parts.len())
+        .map(|n| parts[..n].join("/"))
+        .find(|rel| writable(rel))
+}
+
 /// The forwarding target of the waiting parent's signal handler.
 static CHILD: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
 
@@ -341,6 +368,18 @@ pub fn adapt(spec: &mut Spec, has_limits: bool) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_delegation_is_the_highest_cgroup_the_user_may_manage() {
+        let own = "/user.slice/user-1000.slice/user@1000.service/app.slice/term.scope";
+        let mine = |rel: &str| rel.starts_with("user.slice/user-1000.slice/user@1000.service");
+        assert_eq!(
+            super::highest_writable(own, mine).as_deref(),
+            Some("user.slice/user-1000.slice/user@1000.service")
+        );
+        assert_eq!(super::highest_writable(own, |_| false), None);
+        assert_eq!(super::highest_writable("/", |_| true), None);
+    }
+
     #[test]
     fn subordinate_ranges_by_name_or_id() {
         let t = tempfile::NamedTempFile::new().unwrap();

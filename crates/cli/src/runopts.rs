@@ -443,6 +443,52 @@ pub fn parse_device(spec: &str) -> Result<DeviceFlag> {
     })
 }
 
+/// Docker's block IO flags: weight as given (checked with the other
+/// limits), each `PATH:RATE` as the block device's numbers.
+pub fn io_limits(args: &crate::cli::RunArgs) -> Result<berth_rootfs::bundle::IoLimits> {
+    let rates = |flag: &str, specs: &[String], bytes: bool| {
+        specs
+            .iter()
+            .map(|s| parse_device_rate(flag, s, bytes))
+            .collect::<Result<Vec<_>>>()
+    };
+    Ok(berth_rootfs::bundle::IoLimits {
+        weight: args.blkio_weight,
+        read_bps: rates("--device-read-bps", &args.device_read_bps, true)?,
+        write_bps: rates("--device-write-bps", &args.device_write_bps, true)?,
+        read_iops: rates("--device-read-iops", &args.device_read_iops, false)?,
+        write_iops: rates("--device-write-iops", &args.device_write_iops, false)?,
+    })
+}
+
+/// `/dev/sda:1mb` (a size, with `bytes`) or `/dev/sda:100`: the block
+/// device's (major, minor) and the rate.
+pub fn parse_device_rate(flag: &str, spec: &str, bytes: bool) -> Result<(i64, i64, u64)> {
+    let bad = |why: &str| anyhow::anyhow!("invalid {flag} {spec:?}: {why}");
+    let (path, rate) = spec
+        .rsplit_once(':')
+        .ok_or_else(|| bad("expected PATH:RATE"))?;
+    let rate = if bytes {
+        parse_bytes(flag, rate)? as u64
+    } else {
+        rate.parse::<u64>()
+            .map_err(|_| bad(&format!("{rate:?} is not a number")))?
+    };
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let meta = std::fs::metadata(path).map_err(|e| {
+        let msg = e.to_string();
+        bad(&format!(
+            "{path}: {}",
+            msg.split(" (os error").next().unwrap_or(&msg)
+        ))
+    })?;
+    if !meta.file_type().is_block_device() {
+        return Err(bad(&format!("{path} is not a block device")));
+    }
+    let (major, minor) = (libc::major(meta.rdev()), libc::minor(meta.rdev()));
+    Ok((i64::from(major), i64::from(minor), rate))
+}
+
 /// `--ulimit nofile=1024:2048` (soft[:hard]; `unlimited` or -1 for no limit).
 pub fn parse_ulimit(spec: &str) -> Result<oci_spec::runtime::PosixRlimit> {
     let bad = |why: &str| anyhow::anyhow!("invalid ulimit {spec:?}: {why}");
@@ -526,22 +572,63 @@ pub fn check_ulimit(spec: &str, rl: &oci_spec::runtime::PosixRlimit) -> Result<(
     if unsafe { libc::getrlimit(resource, &mut cur) } != 0 {
         return Ok(());
     }
-    if rl.hard() > cur.rlim_max && !has_cap_sys_resource() {
-        let show = |v: u64| {
-            if v == libc::RLIM_INFINITY {
-                "unlimited".to_string()
-            } else {
-                v.to_string()
-            }
-        };
-        bail!(
-            "ulimit {spec}: hard limit {} is above this host's {} and berth lacks CAP_SYS_RESOURCE to raise it; ask for at most {name}={}",
-            show(rl.hard()),
-            show(cur.rlim_max),
-            show(cur.rlim_max)
-        );
+    let nr_open = std::fs::read_to_string("/proc/sys/fs/nr_open")
+        .ok()
+        .and_then(|s| s.trim().parse().ok());
+    let host = HostLimit {
+        hard: cur.rlim_max,
+        nr_open: nr_open.filter(|_| name == "nofile"),
+        can_raise: has_cap_sys_resource(),
+    };
+    match ulimit_refusal(spec, rl.hard(), &host) {
+        Some(why) => bail!("{why}"),
+        None => Ok(()),
     }
-    Ok(())
+}
+
+/// What bounds a hard rlimit on this host, for [`ulimit_refusal`].
+pub struct HostLimit {
+    /// berth's own hard limit, which a container inherits.
+    pub hard: u64,
+    /// `fs.nr_open`, for `nofile` only: the kernel's ceiling even with
+    /// CAP_SYS_RESOURCE.
+    pub nr_open: Option<u64>,
+    /// Whether berth holds CAP_SYS_RESOURCE, which lets it raise `hard`.
+    pub can_raise: bool,
+}
+
+/// Why `--ulimit spec` (hard limit `hard`) cannot be set on `host`, if it cannot.
+pub fn ulimit_refusal(spec: &str, hard: u64, host: &HostLimit) -> Option<String> {
+    let name = spec.split('=').next().unwrap_or(spec);
+    let show = |v: u64| {
+        if v == libc::RLIM_INFINITY {
+            "unlimited".to_string()
+        } else {
+            v.to_string()
+        }
+    };
+    if let Some(ceiling) = host.nr_open
+        && hard > ceiling
+    {
+        let most = if host.can_raise {
+            ceiling
+        } else {
+            ceiling.min(host.hard)
+        };
+        return Some(format!(
+            "ulimit {spec}: hard limit {} is above this host's fs.nr_open ({ceiling}), which no capability lifts; ask for at most {name}={most}",
+            show(hard)
+        ));
+    }
+    if hard > host.hard && !host.can_raise {
+        return Some(format!(
+            "ulimit {spec}: hard limit {} is above this host's {} and berth lacks CAP_SYS_RESOURCE to raise it; ask for at most {name}={}",
+            show(hard),
+            show(host.hard),
+            show(host.hard)
+        ));
+    }
+    None
 }
 
 fn has_cap_sys_resource() -> bool {
@@ -555,12 +642,19 @@ fn has_cap_sys_resource() -> bool {
         .is_some_and(|eff| eff & (1 << 24) != 0) // CAP_SYS_RESOURCE
 }
 
-/// `linux.cgroupsPath` for container `id`: `/berth/<id>` by default; under
+/// `linux.cgroupsPath` for container `id`: `/berth/<id>` by default (for a
+/// rootless berth on v2, `<its delegated cgroup>/berth/<id>`); under
 /// `--cgroup-parent`, `/PARENT/<id>`, or systemd's `PARENT:berth:<id>` when
 /// the parent is a slice.
 pub fn cgroups_path(parent: Option<&str>, id: &str) -> Result<String> {
     match parent.map(str::trim) {
-        None | Some("") => Ok(format!("/berth/{id}")),
+        None | Some("") => match crate::rootless::active()
+            .then(crate::rootless::delegated_cgroup)
+            .flatten()
+        {
+            Some(delegated) => Ok(format!("/{delegated}/berth/{id}")),
+            None => Ok(format!("/berth/{id}")),
+        },
         Some(p) if p.ends_with(".slice") => {
             if p.contains('/') {
                 bail!("invalid --cgroup-parent {p:?}: a systemd slice is a name, not a path");
@@ -649,6 +743,47 @@ mod tests {
         assert!(super::parse_ulimit("nofile").is_err());
         // Lowering is always possible.
         super::check_ulimit("nofile=64", &super::parse_ulimit("nofile=64").unwrap()).unwrap();
+    }
+
+    #[test]
+    fn ulimit_refusal_accounts_for_nr_open_and_cap_sys_resource() {
+        use super::{HostLimit, ulimit_refusal as refusal};
+        let host = |hard, nr_open, can_raise| HostLimit {
+            hard,
+            nr_open,
+            can_raise,
+        };
+        let inf = libc::RLIM_INFINITY;
+        // With CAP_SYS_RESOURCE: anything up to fs.nr_open, nothing above.
+        let h = host(1024, Some(1 << 20), true);
+        assert_eq!(refusal("nofile=4096", 4096, &h), None);
+        assert_eq!(refusal("nofile=1048576", 1 << 20, &h), None);
+        let e = refusal("nofile=2000000000", 2_000_000_000, &h).unwrap();
+        assert!(
+            e.contains("fs.nr_open (1048576)") && e.ends_with("nofile=1048576"),
+            "{e}"
+        );
+        let e = refusal("nofile=unlimited", inf, &h).unwrap();
+        assert!(e.contains("hard limit unlimited"), "{e}");
+        // Without it: nothing above berth's own hard limit either.
+        let h = host(20000, Some(1 << 20), false);
+        let e = refusal("nofile=4096:30000", 30000, &h).unwrap();
+        assert!(
+            e.contains("lacks CAP_SYS_RESOURCE") && e.ends_with("nofile=20000"),
+            "{e}"
+        );
+        let e = refusal("nofile=2000000000", 2_000_000_000, &h).unwrap();
+        assert!(
+            e.contains("fs.nr_open") && e.ends_with("nofile=20000"),
+            "{e}"
+        );
+        // Other limits have no nr_open: only the capability matters.
+        assert_eq!(refusal("nproc=99999", 99999, &host(50, None, true)), None);
+        assert!(refusal("nproc=99999", 99999, &host(50, None, false)).is_some());
+        assert_eq!(
+            refusal("core=unlimited", inf, &host(inf, None, false)),
+            None
+        );
     }
 
     #[test]

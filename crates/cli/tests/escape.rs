@@ -366,8 +366,9 @@ fn a_file_named_berth_init_in_an_image_chooses_no_berth_code() {
 
 #[test]
 fn a_cgroup_mount_never_shows_a_hierarchy_root() {
-    if !std::path::Path::new("/sys/fs/cgroup/freezer").is_dir() || rootless() {
-        eprintln!("no cgroup v1 freezer hierarchy (or rootless): skipped");
+    if cgroup_v2() || rootless() {
+        // v2 has no release_agent to find (fixture/v2vm.sh runs this suite there).
+        eprintln!("needs a cgroup v1 host and root: skipped");
         return;
     }
     let r = Root::new();

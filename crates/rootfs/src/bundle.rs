@@ -131,6 +131,23 @@ pub struct Limits {
     pub cpuset_cpus: Option<String>,
     /// `--pids-limit`: 0 or -1 for unlimited.
     pub pids_limit: Option<i64>,
+    /// `--blkio-weight` and `--device-{read,write}-{bps,iops}`.
+    pub io: IoLimits,
+}
+
+/// Docker's block IO flags, devices as numbers.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct IoLimits {
+    /// `--blkio-weight`: 10 to 1000, 0 for none.
+    pub weight: Option<u16>,
+    /// `--device-read-bps`: (major, minor, bytes per second).
+    pub read_bps: Vec<(i64, i64, u64)>,
+    /// `--device-write-bps`.
+    pub write_bps: Vec<(i64, i64, u64)>,
+    /// `--device-read-iops`: (major, minor, operations per second).
+    pub read_iops: Vec<(i64, i64, u64)>,
+    /// `--device-write-iops`.
+    pub write_iops: Vec<(i64, i64, u64)>,
 }
 
 /// CFS period berth uses for `--cpus`, as Docker does.
@@ -205,7 +222,43 @@ pub fn resources(limits: &Limits) -> Result<LinuxResources> {
         pids.set_limit(if p > 0 { p } else { -1 });
         res.set_pids(Some(pids));
     }
+    if l.io != IoLimits::default() {
+        res.set_block_io(Some(block_io(&l.io)?));
+    }
     Ok(res)
+}
+
+/// `linux.resources.blockIO` for Docker's block IO flags.
+fn block_io(io: &IoLimits) -> Result<oci_spec::runtime::LinuxBlockIo> {
+    let mut b = oci_spec::runtime::LinuxBlockIo::default();
+    match io.weight {
+        None | Some(0) => {}
+        Some(w @ 10..=1000) => {
+            b.set_weight(Some(w));
+        }
+        Some(_) => bail!("range of blkio weight is from 10 to 1000"),
+    }
+    let devices = |v: &[(i64, i64, u64)]| -> Result<Option<Vec<_>>> {
+        if v.is_empty() {
+            return Ok(None);
+        }
+        let list = v
+            .iter()
+            .map(|&(major, minor, rate)| {
+                oci_spec::runtime::LinuxThrottleDeviceBuilder::default()
+                    .major(major)
+                    .minor(minor)
+                    .rate(rate)
+                    .build()
+            })
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        Ok(Some(list))
+    };
+    b.set_throttle_read_bps_device(devices(&io.read_bps)?);
+    b.set_throttle_write_bps_device(devices(&io.write_bps)?);
+    b.set_throttle_read_iops_device(devices(&io.read_iops)?);
+    b.set_throttle_write_iops_device(devices(&io.write_iops)?);
+    Ok(b)
 }
 
 /// A capability name as Docker accepts it (`net_admin`, `CAP_NET_ADMIN`).

@@ -8,6 +8,7 @@
 //! v1 the runtime moves it in while the child waits for `G`. The child then
 //! unshares its cgroup namespace, so the container sees its own cgroup as /.
 
+mod blockio;
 mod devices;
 mod v1;
 mod v2;
@@ -411,12 +412,76 @@ impl Cgroup {
         })
     }
 
+    /// Freeze (or thaw) every process in the cgroup, for `pause`: v2's
+    /// `cgroup.freeze`, v1's freezer controller. Returns once the kernel
+    /// says they all are (a task in a system call may take a moment).
+    pub fn freeze(&self, frozen: bool) -> io::Result<()> {
+        let (dir, file, value, done) = match &self.layout {
+            Layout::V2 { mount, .. } => {
+                let v = if frozen { "1" } else { "0" };
+                (mount.join(&self.rel), "cgroup.freeze", v, None)
+            }
+            Layout::V1(hs) => {
+                let h = hs
+                    .iter()
+                    .find(|h| h.controllers.iter().any(|c| c == "freezer"))
+                    .ok_or_else(|| {
+                        io::Error::new(
+                            io::ErrorKind::Unsupported,
+                            "freezing needs the freezer cgroup controller, which is not mounted",
+                        )
+                    })?;
+                let v = if frozen { "FROZEN" } else { "THAWED" };
+                (h.mount.join(&self.rel), "freezer.state", v, Some(v))
+            }
+        };
+        write(&dir, file, value)?;
+        for _ in 0..400 {
+            let settled = match done {
+                Some(state) => std::fs::read_to_string(dir.join(file))?.trim() == state,
+                None => std::fs::read_to_string(dir.join("cgroup.events"))?
+                    .lines()
+                    .any(|l| l == format!("frozen {value}")),
+            };
+            if settled {
+                return Ok(());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!("{}: not {value} after 2 s", dir.join(file).display()),
+        ))
+    }
+
     /// Kill whatever is left in the cgroup and remove its directories (the
-    /// leaf only: parents like /berth stay for the next container). Gone
-    /// already is fine.
+    /// leaf only: parents like /berth stay for the next container), with
+    /// any cgroups made inside it (by systemd or an engine in the
+    /// container). Gone already is fine.
     pub fn destroy(&self) -> io::Result<()> {
+        let dirs = self.dirs();
+        if let Layout::V1(hs) = &self.layout
+            && let Some(h) = hs
+                .iter()
+                .find(|h| h.controllers.iter().any(|c| c == "freezer"))
+        {
+            // A frozen v1 task dies only once thawed (v2's die frozen).
+            let _ = write(&h.mount.join(&self.rel), "freezer.state", "THAWED");
+        }
+        if self.is_v2() {
+            // Linux 5.14+: one write kills the whole subtree, processes
+            // forked while it runs included, where a kill loop races them.
+            for d in &dirs {
+                if d.join("cgroup.kill").exists() {
+                    let _ = write(d, "cgroup.kill", "1");
+                }
+            }
+        }
         for attempt in 0..200 {
-            let procs = self.procs();
+            let mut procs = Vec::new();
+            for d in &dirs {
+                procs_below(d, &mut procs);
+            }
             if procs.is_empty() {
                 break;
             }
@@ -429,24 +494,47 @@ impl Cgroup {
             }
         }
         let mut last = Ok(());
-        for d in self.dirs() {
-            // A just-killed process may still be on its way out: retry briefly.
-            for attempt in 0..100 {
-                match std::fs::remove_dir(&d) {
-                    Ok(()) => break,
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => break,
-                    Err(e) if e.raw_os_error() == Some(libc::EBUSY) && attempt < 99 => {
-                        std::thread::sleep(std::time::Duration::from_millis(5));
-                    }
-                    Err(e) => {
-                        last = Err(with_path(e, &d));
-                        break;
-                    }
-                }
+        for d in &dirs {
+            if let Err(e) = remove_below(d) {
+                last = Err(e);
             }
         }
         last
     }
+}
+
+/// The PIDs in cgroup `dir` and every cgroup below it.
+fn procs_below(dir: &Path, out: &mut Vec<i32>) {
+    if let Ok(s) = std::fs::read_to_string(dir.join("cgroup.procs")) {
+        out.extend(s.lines().filter_map(|l| l.trim().parse::<i32>().ok()));
+    }
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        if e.file_type().is_ok_and(|t| t.is_dir()) {
+            procs_below(&e.path(), out);
+        }
+    }
+}
+
+/// Remove cgroup `dir` after the cgroups below it (a cgroup with children
+/// is busy). A just-killed process may still be on its way out: retry
+/// briefly.
+fn remove_below(dir: &Path) -> io::Result<()> {
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        if e.file_type().is_ok_and(|t| t.is_dir()) {
+            remove_below(&e.path())?;
+        }
+    }
+    for attempt in 0..100 {
+        match std::fs::remove_dir(dir) {
+            Ok(()) => break,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => break,
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) && attempt < 99 => {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            Err(e) => return Err(with_path(e, dir)),
+        }
+    }
+    Ok(())
 }
 
 /// Remove the cgroup at `cgroups_path` (as a spec names it) in every
@@ -472,6 +560,7 @@ pub fn has_limits(res: &LinuxResources) -> bool {
                 || c.mems().is_some()
         })
         || res.pids().is_some()
+        || res.block_io().as_ref().is_some_and(blockio::wanted)
 }
 
 /// Write `value` to the existing cgroup file `dir/name` (never creating

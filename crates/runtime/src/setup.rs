@@ -486,20 +486,25 @@ fn set_rlimit(rl: &PosixRlimit) -> Result<()> {
     // SAFETY: valid rlimit pointer.
     if unsafe { libc::setrlimit(resource, &lim) } == -1 {
         let e = std::io::Error::last_os_error();
-        let why = if e.raw_os_error() == Some(libc::EPERM) {
-            if name == "RLIMIT_NOFILE" {
-                "hard limit cannot be raised without CAP_SYS_RESOURCE (or exceeds fs.nr_open)"
-                    .to_string()
-            } else {
-                "hard limit cannot be raised without CAP_SYS_RESOURCE".to_string()
-            }
-        } else if e.raw_os_error() == Some(libc::EINVAL) {
-            format!("soft limit {} is above hard limit {}", rl.soft(), rl.hard())
-        } else {
-            crate::error::strip_os_error(&e)
+        // Docker's name for it (`nofile`), as the user wrote it in --ulimit.
+        let short = name.trim_start_matches("RLIMIT_").to_ascii_lowercase();
+        // fs.nr_open is global, so any /proc shows the host's.
+        let nr_open: Option<u64> = std::fs::read_to_string("/proc/sys/fs/nr_open")
+            .ok()
+            .and_then(|s| s.trim().parse().ok());
+        let why = match e.raw_os_error() {
+            Some(libc::EPERM) => match nr_open {
+                Some(n) if resource == libc::RLIMIT_NOFILE && rl.hard() > n => {
+                    format!("hard limit is above fs.nr_open ({n}), which no capability lifts")
+                }
+                _ => "hard limit cannot be raised without CAP_SYS_RESOURCE".to_string(),
+            },
+            Some(libc::EINVAL) => "soft limit is above hard limit".to_string(),
+            _ => crate::error::strip_os_error(&e),
         };
         return Err(Error::setup(format!(
-            "setrlimit {name} {}: {why}",
+            "setrlimit {short} ({name}) soft {} hard {}: {why}",
+            rl.soft(),
             rl.hard()
         )));
     }

@@ -1,6 +1,10 @@
 //! cgroups behind one interface: v1 for real on this host's hierarchies,
-//! v2 for real on whatever cgroup2 mount the host has, and v2's files and
-//! values against a directory laid out like cgroup2.
+//! v2 for real on whatever cgroup2 mount the host has (this hybrid host's
+//! controller-less /sys/fs/cgroup/unified, or a pure v2 host's
+//! /sys/fs/cgroup with its controllers, as in fixture/v2vm.sh's VM), and
+//! v2's files and values against a directory laid out like cgroup2.
+//! Tests that need one kind of host say which and skip elsewhere; the test
+//! suite runs them on both kinds.
 
 mod common;
 
@@ -226,6 +230,22 @@ fn v2_missing_controller_is_a_clear_error() {
     );
 }
 
+/// The host's cgroup2 mount: /sys/fs/cgroup on a pure v2 host, else a
+/// hybrid host's /sys/fs/cgroup/unified, if any.
+fn cgroup2_mount() -> Option<PathBuf> {
+    let mounts = fs::read_to_string("/proc/self/mounts").unwrap();
+    let is_cgroup2 = |dir: &str| {
+        mounts.lines().any(|l| {
+            let f: Vec<&str> = l.split(' ').collect();
+            f.get(1) == Some(&dir) && f.get(2) == Some(&"cgroup2")
+        })
+    };
+    ["/sys/fs/cgroup", "/sys/fs/cgroup/unified"]
+        .into_iter()
+        .find(|d| is_cgroup2(d))
+        .map(PathBuf::from)
+}
+
 fn spawn_sleeper() -> std::process::Child {
     std::process::Command::new("sleep")
         .arg("60")
@@ -235,15 +255,14 @@ fn spawn_sleeper() -> std::process::Child {
 
 #[test]
 fn v2_for_real_on_this_hosts_cgroup2_mount() {
-    // This host is hybrid: cgroup2 at /sys/fs/cgroup/unified with no
-    // controllers. What it can prove: make a cgroup, move a process in,
-    // see it there, kill what is left and remove the cgroup; ask for a
-    // limit it has no controller for and get a clear error.
-    let mount = PathBuf::from("/sys/fs/cgroup/unified");
-    if !mount.join("cgroup.procs").exists() {
-        eprintln!("no cgroup2 mount on this host: skipped");
+    // On a hybrid host (cgroup2 at /sys/fs/cgroup/unified with no
+    // controllers) and a pure one alike: make a cgroup, move a process in,
+    // see it there, kill what is left and remove the cgroup; without
+    // controllers, ask for a limit and get a clear error.
+    let Some(mount) = cgroup2_mount() else {
+        eprintln!("needs a cgroup2 mount (hybrid or pure v2 host): skipped");
         return;
-    }
+    };
     let layout = Layout::V2 {
         mount: mount.clone(),
         own: PathBuf::from("/"),
@@ -276,7 +295,7 @@ fn v2_for_real_on_this_hosts_cgroup2_mount() {
 fn v1_for_real_limits_placement_oom_flag_and_removal() {
     let layout = Layout::detect().unwrap();
     let Layout::V1(hs) = &layout else {
-        eprintln!("not a cgroup v1 host: skipped");
+        eprintln!("needs a cgroup v1 host (this machine kind): skipped");
         return;
     };
     assert!(hs.iter().any(|h| h.controllers == ["memory"]));
@@ -351,12 +370,11 @@ fn open_devices_in(cgroup_dir: &Path) -> String {
 #[test]
 fn v2_device_filter_for_real_on_this_hosts_cgroup2_mount() {
     // eBPF device programs work on any cgroup2 directory, controllers or
-    // not: this hybrid host's unified mount proves the filter for real.
-    let mount = PathBuf::from("/sys/fs/cgroup/unified");
-    if !mount.join("cgroup.procs").exists() {
-        eprintln!("no cgroup2 mount on this host: skipped");
+    // not: a hybrid host's unified mount proves the filter for real too.
+    let Some(mount) = cgroup2_mount() else {
+        eprintln!("needs a cgroup2 mount (hybrid or pure v2 host): skipped");
         return;
-    }
+    };
     use oci_spec::runtime::{LinuxDeviceCgroupBuilder, LinuxDeviceType};
     let rule = |allow: bool, typ, major: Option<i64>, minor: Option<i64>, access: &str| {
         let mut b = LinuxDeviceCgroupBuilder::default()
@@ -454,4 +472,212 @@ fn used_hierarchies_only_for_a_container_without_cap_sys_admin() {
         own,
         "with CAP_SYS_ADMIN not in its own freezer cgroup: {line}"
     );
+}
+
+#[test]
+fn v2_device_filter_with_many_rules_loads_and_filters() {
+    // A filter far longer than Docker's default list (what a few --device
+    // flags add up to): the kernel's verifier log for it is many KB, and a
+    // load must not depend on how much the verifier has to say.
+    let Some(mount) = cgroup2_mount() else {
+        eprintln!("needs a cgroup2 mount (hybrid or pure v2 host): skipped");
+        return;
+    };
+    use oci_spec::runtime::{LinuxDeviceCgroupBuilder, LinuxDeviceType};
+    let rule = |allow: bool, typ, major: Option<i64>, minor: Option<i64>, access: &str| {
+        let mut b = LinuxDeviceCgroupBuilder::default()
+            .allow(allow)
+            .typ(typ)
+            .access(access);
+        if let Some(m) = major {
+            b = b.major(m);
+        }
+        if let Some(m) = minor {
+            b = b.minor(m);
+        }
+        b.build().unwrap()
+    };
+    let mut rules = vec![rule(false, LinuxDeviceType::A, None, None, "rwm")];
+    // 200 rules for devices no test opens: block and char, partial access.
+    for i in 0..200 {
+        let typ = if i % 2 == 0 {
+            LinuxDeviceType::C
+        } else {
+            LinuxDeviceType::B
+        };
+        rules.push(rule(true, typ, Some(200 + i / 50), Some(i), "rw"));
+    }
+    rules.push(rule(true, LinuxDeviceType::C, Some(1), Some(3), "rwm"));
+    let mut res = LinuxResources::default();
+    res.set_devices(Some(rules));
+    let layout = Layout::V2 {
+        mount: mount.clone(),
+        own: PathBuf::from("/"),
+    };
+    let parent = format!("berth-test-devmany-{}", std::process::id());
+    let cg = Cgroup::new(layout, &format!("/{parent}/c")).unwrap();
+    let _cleanup = Cleanup(vec![(cg.clone(), vec![mount.join(&parent)])]);
+    cg.create(Some(&res)).unwrap();
+    let out = open_devices_in(&cg.dirs()[0]);
+    cg.destroy().unwrap();
+    assert_eq!(out, "null\n", "kmsg must be refused, null allowed");
+}
+
+#[test]
+fn v2_for_real_limits_placement_oom_flag_and_removal() {
+    // The v1 test's twin, on a pure v2 host (fixture/v2vm.sh's VM): the
+    // kernel takes the values berth writes, in the files it writes them to.
+    let layout = Layout::detect().unwrap();
+    let Layout::V2 { mount, .. } = &layout else {
+        eprintln!("needs a pure cgroup v2 host (fixture/v2vm.sh): skipped");
+        return;
+    };
+    let parent = format!("berth-test-v2lim-{}", std::process::id());
+    let path = format!("/{parent}/c");
+    let cg = Cgroup::new(layout.clone(), &path).unwrap();
+    let _cleanup = Cleanup(vec![(cg.clone(), vec![mount.join(&parent)])]);
+    cg.create(Some(&limits())).unwrap();
+    let dir = mount.join(path.trim_start_matches('/'));
+    let read = |f: &str| fs::read_to_string(dir.join(f)).unwrap().trim().to_string();
+    assert_eq!(read("memory.max"), (32u64 << 20).to_string());
+    assert_eq!(read("memory.low"), (16u64 << 20).to_string());
+    if dir.join("memory.swap.max").exists() {
+        assert_eq!(read("memory.swap.max"), (32u64 << 20).to_string());
+    }
+    assert_eq!(read("cpu.max"), "50000 100000");
+    assert_eq!(read("cpu.weight"), "20");
+    assert_eq!(read("cpuset.cpus"), "0");
+    assert_eq!(read("pids.max"), "50");
+    let mut child = spawn_sleeper();
+    cg.add(child.id() as i32).unwrap();
+    assert_eq!(cg.procs(), vec![child.id() as i32]);
+    assert!(!cg.oom_killed());
+    cg.destroy().unwrap();
+    child.wait().unwrap();
+    assert!(!dir.exists(), "{} left behind", dir.display());
+}
+
+/// A container's cgroup with a cgroup of its own inside (as systemd or an
+/// engine in a container makes), a process in each: removal kills both
+/// and leaves no directory, whatever the container made.
+fn nested_cgroups_are_killed_and_removed(layout: Layout, name: &str) {
+    let parent = format!("berth-test-{name}-{}", std::process::id());
+    let cg = Cgroup::new(layout, &format!("/{parent}/c")).unwrap();
+    let parents = cg
+        .dirs()
+        .iter()
+        .map(|d| d.parent().unwrap().to_path_buf())
+        .collect();
+    let _cleanup = Cleanup(vec![(cg.clone(), parents)]);
+    cg.create(None).unwrap();
+    let mut top = spawn_sleeper();
+    cg.add(top.id() as i32).unwrap();
+    let mut inner = spawn_sleeper();
+    for d in cg.dirs() {
+        let mut sub = d.clone();
+        for part in ["sub", "deeper"] {
+            let above = sub.clone();
+            sub.push(part);
+            fs::create_dir(&sub).unwrap();
+            // A v1 cpuset cgroup starts with no CPUs, which no process may join.
+            for f in ["cpuset.cpus", "cpuset.mems"] {
+                if let Ok(v) = fs::read_to_string(above.join(f))
+                    && sub.join(f).exists()
+                {
+                    fs::write(sub.join(f), v.trim()).unwrap();
+                }
+            }
+        }
+        fs::write(sub.join("cgroup.procs"), inner.id().to_string()).unwrap();
+    }
+    cg.destroy().unwrap();
+    for child in [&mut top, &mut inner] {
+        let status = child.wait().unwrap();
+        assert_eq!(
+            std::os::unix::process::ExitStatusExt::signal(&status),
+            Some(9)
+        );
+    }
+    for d in cg.dirs() {
+        assert!(!d.exists(), "{} left behind", d.display());
+    }
+}
+
+#[test]
+fn nested_cgroups_go_with_the_container_on_this_hosts_layout() {
+    nested_cgroups_are_killed_and_removed(Layout::detect().unwrap(), "nest");
+}
+
+#[test]
+fn nested_cgroups_go_with_the_container_on_a_cgroup2_mount() {
+    let Some(mount) = cgroup2_mount() else {
+        eprintln!("needs a cgroup2 mount (hybrid or pure v2 host): skipped");
+        return;
+    };
+    let layout = Layout::V2 {
+        mount,
+        own: PathBuf::from("/"),
+    };
+    nested_cgroups_are_killed_and_removed(layout, "nest2");
+}
+
+/// CPU time (utime + stime, in ticks) process `pid` has used.
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let after = &stat[stat.rfind(')').unwrap() + 2..];
+    let f: Vec<&str> = after.split(' ').collect();
+    // Fields 14 and 15 of stat(5), counted from the state (field 3).
+    f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
+}
+
+/// A busy loop in a cgroup stops using CPU while it is frozen and goes on
+/// once thawed; removal kills it frozen or not.
+fn freeze_stops_and_thaw_resumes(layout: Layout, name: &str) {
+    let parent = format!("berth-test-{name}-{}", std::process::id());
+    let cg = Cgroup::new(layout, &format!("/{parent}/c")).unwrap();
+    let parents = cg
+        .dirs()
+        .iter()
+        .map(|d| d.parent().unwrap().to_path_buf())
+        .collect();
+    let _cleanup = Cleanup(vec![(cg.clone(), parents)]);
+    cg.create(None).unwrap();
+    let mut spin = std::process::Command::new("sh")
+        .args(["-c", "while :; do :; done"])
+        .spawn()
+        .unwrap();
+    cg.add(spin.id() as i32).unwrap();
+    let pause = || std::thread::sleep(std::time::Duration::from_millis(300));
+    cg.freeze(true).unwrap();
+    let t1 = cpu_ticks(spin.id());
+    pause();
+    assert_eq!(cpu_ticks(spin.id()), t1, "it ran while frozen");
+    cg.freeze(false).unwrap();
+    pause();
+    assert!(cpu_ticks(spin.id()) > t1, "it did not run once thawed");
+    cg.freeze(true).unwrap();
+    cg.destroy().unwrap();
+    let status = spin.wait().unwrap();
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&status),
+        Some(9)
+    );
+}
+
+#[test]
+fn freeze_and_thaw_on_this_hosts_layout() {
+    freeze_stops_and_thaw_resumes(Layout::detect().unwrap(), "freeze");
+}
+
+#[test]
+fn freeze_and_thaw_on_a_cgroup2_mount() {
+    let Some(mount) = cgroup2_mount() else {
+        eprintln!("needs a cgroup2 mount (hybrid or pure v2 host): skipped");
+        return;
+    };
+    let layout = Layout::V2 {
+        mount,
+        own: PathBuf::from("/"),
+    };
+    freeze_stops_and_thaw_resumes(layout, "freeze2");
 }

@@ -18,9 +18,14 @@ pub fn workspace() -> PathBuf {
 }
 
 /// Starts the fixture registries once per test binary (idempotent script).
+/// `BERTH_TEST_REGISTRY=external`: they are already up and reachable (the
+/// v2 VM of `fixture/v2vm.sh` forwards the host's, and has no bash).
 pub fn fixture() {
     static UP: OnceLock<()> = OnceLock::new();
     UP.get_or_init(|| {
+        if std::env::var("BERTH_TEST_REGISTRY").as_deref() == Ok("external") {
+            return;
+        }
         let st = Command::new("bash")
             .arg(workspace().join("fixture/registry.sh"))
             .arg("up")
@@ -475,4 +480,18 @@ pub fn push_image_stacked(
         &format!("http://{PLAIN}/v2/{repo}/manifests/{tag}"),
     ]);
     format!("{PLAIN}/{repo}:{tag}")
+}
+
+/// Whether this host's /sys/fs/cgroup is one cgroup v2 hierarchy (as on
+/// most hosts, and in fixture/v2vm.sh's VM), else v1 hierarchies (this
+/// machine kind, a hybrid). Tests of one kind say which host they need and
+/// are run on both by the test suite.
+pub fn cgroup_v2() -> bool {
+    std::fs::read_to_string("/proc/self/mounts")
+        .unwrap()
+        .lines()
+        .any(|l| {
+            let f: Vec<&str> = l.split(' ').collect();
+            f.get(1) == Some(&"/sys/fs/cgroup") && f.get(2) == Some(&"cgroup2")
+        })
 }

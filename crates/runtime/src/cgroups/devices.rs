@@ -126,25 +126,73 @@ const BPF_PROG_ATTACH: libc::c_long = 8;
 const BPF_PROG_TYPE_CGROUP_DEVICE: u64 = 15;
 const BPF_CGROUP_DEVICE: u64 = 6;
 
-/// Load the program for `rules` and attach it to the cgroup v2 directory `cgroup`.
-pub(crate) fn attach(cgroup: BorrowedFd<'_>, rules: &[LinuxDeviceCgroup]) -> io::Result<()> {
-    let prog = program(rules);
+/// `BPF_PROG_LOAD` of `prog` with a verifier log of `log` bytes (0: none).
+fn load(prog: &[Insn], log: &mut [u8]) -> io::Result<i64> {
     let license = c"Apache-2.0";
-    let mut log = vec![0u8; 4096];
     // bpf_attr for BPF_PROG_LOAD: prog_type, insn_cnt | insns | license |
     // log_level, log_size | log_buf | ... (zeroes).
     let mut attr = [0u64; 16];
     attr[0] = BPF_PROG_TYPE_CGROUP_DEVICE | ((prog.len() as u64) << 32);
     attr[1] = prog.as_ptr() as u64;
     attr[2] = license.as_ptr() as u64;
-    attr[3] = 1 | ((log.len() as u64) << 32);
-    attr[4] = log.as_mut_ptr() as u64;
-    let fd = bpf(BPF_PROG_LOAD, &attr).map_err(|e| {
-        let msg = String::from_utf8_lossy(&log);
-        let msg = msg.trim_end_matches('\0').trim();
+    if !log.is_empty() {
+        attr[3] = 1 | ((log.len() as u64) << 32);
+        attr[4] = log.as_mut_ptr() as u64;
+    }
+    bpf(BPF_PROG_LOAD, &attr)
+}
+
+/// Why the verifier refused `prog`, in one line: its last few lines
+/// (the reason and its count of instructions), from a log big enough
+/// to hold them all. A log that overflows makes the load fail with
+/// ENOSPC whatever the program, so it is only asked for after a failure.
+fn verifier_says(prog: &[Insn]) -> String {
+    let mut size = 1 << 20;
+    loop {
+        let mut log = vec![0u8; size];
+        match load(prog, &mut log) {
+            Err(e) if e.raw_os_error() == Some(libc::ENOSPC) && size < 16 << 20 => size *= 4,
+            Err(_) => {
+                let text = String::from_utf8_lossy(&log);
+                let lines: Vec<&str> = text
+                    .trim_end_matches('\0')
+                    .lines()
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty())
+                    .collect();
+                // Register-state lines run long: the start says enough.
+                let tail = lines[lines.len().saturating_sub(3)..]
+                    .iter()
+                    .map(|l| l.chars().take(160).collect::<String>());
+                return tail.collect::<Vec<_>>().join("; ");
+            }
+            // Loaded this time (a transient failure): say nothing more.
+            Ok(fd) => {
+                // SAFETY: the kernel returned a new fd that nothing else owns.
+                drop(unsafe { OwnedFd::from_raw_fd(fd as i32) });
+                return String::new();
+            }
+        }
+    }
+}
+
+/// Load the program for `rules` and attach it to the cgroup v2 directory `cgroup`.
+pub(crate) fn attach(cgroup: BorrowedFd<'_>, rules: &[LinuxDeviceCgroup]) -> io::Result<()> {
+    let prog = program(rules);
+    let fd = load(&prog, &mut []).map_err(|e| {
+        let why = verifier_says(&prog);
+        let why = if why.is_empty() {
+            String::new()
+        } else {
+            format!(" (verifier: {why})")
+        };
         io::Error::new(
             e.kind(),
-            format!("load the device filter (eBPF): {e} {msg}"),
+            format!(
+                "load the device filter (eBPF, {} instructions): {}{why}",
+                prog.len(),
+                crate::error::strip_os_error(&e)
+            ),
         )
     })?;
     // SAFETY: the kernel returned a new fd that nothing else owns.
@@ -182,5 +230,17 @@ mod tests {
                 assert_eq!(i as i16 + 1 + ins.off, 14, "insn {i}");
             }
         }
+    }
+
+    #[test]
+    fn a_refused_program_is_explained_in_one_line() {
+        // Needs CAP_BPF (the tests run as root). r0 is never set: the
+        // verifier refuses it, and its reason is what the error keeps.
+        let prog = [insn(EXIT, 0, 0, 0, 0)];
+        let e = load(&prog, &mut []).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::EACCES), "{e}");
+        let why = verifier_says(&prog);
+        assert!(why.contains("R0 !read_ok"), "{why}");
+        assert!(!why.contains('\n'), "{why}");
     }
 }

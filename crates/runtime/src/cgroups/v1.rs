@@ -114,6 +114,13 @@ pub(super) fn create(hs: &[Hierarchy], rel: &Path, res: &LinuxResources) -> io::
         };
         write(&dir, "pids.max", &v)?;
     }
+    if let Some(b) = res
+        .block_io()
+        .as_ref()
+        .filter(|b| super::blockio::wanted(b))
+    {
+        super::blockio::apply_v1(&dir_of("blkio", "a block IO limit")?, b)?;
+    }
     if let Some(rules) = res.devices().as_ref().filter(|r| !r.is_empty()) {
         let dir = dir_of("devices", "a device allow-list")?;
         for rule in rules {

@@ -37,6 +37,9 @@ pub(super) fn create(mount: &Path, rel: &Path, res: &LinuxResources) -> io::Resu
     if res.pids().is_some() {
         needed.push("pids");
     }
+    if res.block_io().as_ref().is_some_and(super::blockio::wanted) {
+        needed.push("io");
+    }
     let available = std::fs::read_to_string(mount.join("cgroup.controllers")).unwrap_or_default();
     for c in &needed {
         if !available.split_whitespace().any(|a| a == *c) {
@@ -108,6 +111,12 @@ pub(super) fn create(mount: &Path, rel: &Path, res: &LinuxResources) -> io::Resu
             }
         }
     }
+    // An OOM kill takes the whole container, not one process of it (which
+    // would leave its PID 1 carrying on without a worker), as crun and
+    // Kubernetes set it. Only where the memory controller is on.
+    if dir.join("memory.oom.group").exists() {
+        write(&dir, "memory.oom.group", "1")?;
+    }
     if let Some(c) = res.cpu() {
         if let Some(s) = c.shares() {
             write(&dir, "cpu.weight", &shares_to_weight(s).to_string())?;
@@ -130,6 +139,9 @@ pub(super) fn create(mount: &Path, rel: &Path, res: &LinuxResources) -> io::Resu
     }
     if let Some(p) = res.pids() {
         write(&dir, "pids.max", &max_or(p.limit()))?;
+    }
+    if let Some(b) = res.block_io() {
+        super::blockio::apply_v2(&dir, b)?;
     }
     if let Some(rules) = res.devices().as_ref().filter(|d| !d.is_empty()) {
         let fd = crate::sys::open(&dir, libc::O_RDONLY | libc::O_DIRECTORY)?;
