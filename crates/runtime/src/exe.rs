@@ -1,24 +1,19 @@
-//! The runtime's own binary, out of every container's reach
-//! (CVE-2019-5736).
+//! The runtime's own binary, out of reach of a container that can see
+//! the runtime process (CVE-2019-5736).
 //!
-//! The set-up child is a clone of the runtime, so until it execs the
-//! container's command its /proc/self/exe is the runtime's binary. An image
-//! whose entrypoint is `/proc/self/exe` (or a symlink to it) makes the
-//! kernel exec that very file as the container's PID 1; a process in the
-//! container then holds it and can write it once no host process runs it.
-//! runc and crun re-exec from a sealed memfd or a read-only mount for this.
-//!
-//! berth re-executes itself, before it makes any container, from a binary
-//! no container can write through:
-//! - root: a copy in `<dir>/berth-<identity>` bind-mounted read-only onto
-//!   itself, made once per binary version (under a lock) and kept there.
-//!   A write through /proc/PID/exe, its fd or a reopen fails with EROFS;
-//!   the mount is in the host's mount namespace, where no container can
-//!   remount it. The copy costs one execve per run (about 0.5 ms), not a
-//!   copy of the binary.
-//! - an unprivileged berth in a mount namespace of its own (rootless): the
-//!   binary itself, bind-mounted read-only onto itself in that namespace.
-//! - otherwise a sealed memfd copy (F_SEAL_WRITE…): slower, always possible.
+//! A container with a PID namespace of its own never sees the runtime, and
+//! its command is exec'd through the trampoline (see `trampoline`). One
+//! without (or, later, an exec that joins a container's PID namespace) can
+//! open /proc/PID/exe of the runtime: then the runtime must run from a
+//! binary no container can write through, and [`ensure_sealed`]
+//! re-executes it from one (an exec of berth's binary, ~1.5 ms here):
+//! - [`Seal::Copy`]: a copy in `<dir>/berth-<identity>` bind-mounted
+//!   read-only onto itself, made once per binary version (under a lock).
+//!   A write through /proc/PID/exe, an fd on it or a reopen fails with
+//!   EROFS; the mount is in the runtime's mount namespace, which no
+//!   container can remount.
+//! - [`Seal::Memfd`]: a sealed memfd copy (F_SEAL_WRITE…), made at every
+//!   run; also the fallback where no mount is allowed.
 //!
 //! A binary already on a read-only mount, or a sealed memfd, is kept.
 
@@ -33,9 +28,6 @@ use std::path::{Path, PathBuf};
 pub enum Seal {
     /// Root in the host's namespaces: a read-only copy kept in this directory.
     Copy(PathBuf),
-    /// A mount namespace of the caller's own (rootless): the binary bound
-    /// read-only onto itself there.
-    BindSelf,
     /// A sealed memfd copy, made at every run.
     Memfd,
 }
@@ -93,9 +85,6 @@ pub fn ensure_sealed(how: &Seal) -> Result<()> {
     .step(|| "open berth's own binary".into())?;
     let protected = match how {
         Seal::Copy(dir) => sealed_copy(exe.as_fd(), dir),
-        Seal::BindSelf => std::fs::read_link("/proc/self/exe")
-            .and_then(|path| bind_read_only(&path).map(|()| path))
-            .step(|| "protect berth's own binary".into()),
         Seal::Memfd => return memfd_reexec(exe.as_fd()),
     };
     match protected {

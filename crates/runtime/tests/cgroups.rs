@@ -367,6 +367,27 @@ fn open_devices_in(cgroup_dir: &Path) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// One device-cgroup rule; no major or minor is a wildcard.
+fn rule(
+    allow: bool,
+    typ: oci_spec::runtime::LinuxDeviceType,
+    major: Option<i64>,
+    minor: Option<i64>,
+    access: &str,
+) -> oci_spec::runtime::LinuxDeviceCgroup {
+    let mut b = oci_spec::runtime::LinuxDeviceCgroupBuilder::default()
+        .allow(allow)
+        .typ(typ)
+        .access(access);
+    if let Some(m) = major {
+        b = b.major(m);
+    }
+    if let Some(m) = minor {
+        b = b.minor(m);
+    }
+    b.build().unwrap()
+}
+
 #[test]
 fn v2_device_filter_for_real_on_this_hosts_cgroup2_mount() {
     // eBPF device programs work on any cgroup2 directory, controllers or
@@ -375,20 +396,7 @@ fn v2_device_filter_for_real_on_this_hosts_cgroup2_mount() {
         eprintln!("needs a cgroup2 mount (hybrid or pure v2 host): skipped");
         return;
     };
-    use oci_spec::runtime::{LinuxDeviceCgroupBuilder, LinuxDeviceType};
-    let rule = |allow: bool, typ, major: Option<i64>, minor: Option<i64>, access: &str| {
-        let mut b = LinuxDeviceCgroupBuilder::default()
-            .allow(allow)
-            .typ(typ)
-            .access(access);
-        if let Some(m) = major {
-            b = b.major(m);
-        }
-        if let Some(m) = minor {
-            b = b.minor(m);
-        }
-        b.build().unwrap()
-    };
+    use oci_spec::runtime::LinuxDeviceType;
     let mut res = LinuxResources::default();
     res.set_devices(Some(vec![
         rule(false, LinuxDeviceType::A, None, None, "rwm"),
@@ -483,20 +491,7 @@ fn v2_device_filter_with_many_rules_loads_and_filters() {
         eprintln!("needs a cgroup2 mount (hybrid or pure v2 host): skipped");
         return;
     };
-    use oci_spec::runtime::{LinuxDeviceCgroupBuilder, LinuxDeviceType};
-    let rule = |allow: bool, typ, major: Option<i64>, minor: Option<i64>, access: &str| {
-        let mut b = LinuxDeviceCgroupBuilder::default()
-            .allow(allow)
-            .typ(typ)
-            .access(access);
-        if let Some(m) = major {
-            b = b.major(m);
-        }
-        if let Some(m) = minor {
-            b = b.minor(m);
-        }
-        b.build().unwrap()
-    };
+    use oci_spec::runtime::LinuxDeviceType;
     let mut rules = vec![rule(false, LinuxDeviceType::A, None, None, "rwm")];
     // 200 rules for devices no test opens: block and char, partial access.
     for i in 0..200 {
