@@ -61,6 +61,11 @@ pub struct Hierarchy {
 /// default seccomp profile refuses them without CAP_SYS_ADMIN).
 pub const V1_HIERARCHIES: &str = "org.berth.cgroup.v1-hierarchies";
 
+/// Annotation: `disabled` makes no cgroup for the container, which stays
+/// in its creator's cgroups (podman's `--cgroups disabled`); a spec that
+/// sets limits is then refused.
+pub const MODE: &str = "org.berth.cgroups";
+
 /// The v1 controllers `res` needs a cgroup in.
 fn used_controllers(res: Option<&LinuxResources>) -> Vec<&'static str> {
     let Some(res) = res else {

@@ -53,6 +53,12 @@ mod trampoline;
 mod userns;
 
 pub use container::{Container, Io, load_spec};
+
+/// Annotation asking for the root switch without pivot_root: the rootfs
+/// is moved onto / and chrooted into (runc's `--no-pivot`). Value `true`.
+/// Without it the runtime still falls back to this when pivot_root is
+/// refused (a seccomp filter such as Docker's default profile).
+pub const NO_PIVOT: &str = "org.berth.no-pivot";
 pub use error::{Error, ErrorKind, Result};
 pub use run::{Exit, FORWARDED_SIGNALS, run, run_spec};
 pub use state::{State, Status};
