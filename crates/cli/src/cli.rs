@@ -66,6 +66,12 @@ pub enum Command {
         #[arg(required = true)]
         containers: Vec<String>,
     },
+    /// Show what berth runs on, and what it had to do without here.
+    Info {
+        /// Output format: table (default) or json (also `{{json .}}`).
+        #[arg(short, long)]
+        format: Option<String>,
+    },
     /// Tiny init run as a container's PID 1 (`--init`); not for direct use.
     #[command(hide = true)]
     Init {
@@ -170,6 +176,14 @@ pub struct RmArgs {
     pub force: bool,
 }
 
+/// `--cgroups` (podman's name) and the config key `cgroups`.
+#[derive(clap::ValueEnum, serde::Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum CgroupsMode {
+    Enabled,
+    Disabled,
+}
+
 #[derive(Args, Debug)]
 pub struct RunArgs {
     /// Print help (`-h` is --hostname, as in Docker).
@@ -270,6 +284,11 @@ pub struct RunArgs {
     /// Parent cgroup (/path, or name.slice for systemd-style).
     #[arg(long)]
     pub cgroup_parent: Option<String>,
+    /// Whether the container gets a cgroup of its own: enabled (default;
+    /// without a writable cgroup filesystem and with no limits asked for,
+    /// it runs without) or disabled (it stays in berth's cgroup).
+    #[arg(long, value_enum, value_name = "MODE")]
+    pub cgroups: Option<CgroupsMode>,
     /// Resource limit: NAME=SOFT[:HARD] (nofile, nproc, core, ...).
     #[arg(long)]
     pub ulimit: Vec<String>,

@@ -7,9 +7,11 @@
 //!   "certs-dir": "/etc/berth/certs.d" }
 //! ```
 //!
-//! One key is berth's own: `"registry-low-speed-time": 30` (seconds; the
+//! Berth's own keys: `"registry-low-speed-time": 30` (seconds; the
 //! default) gives up on a registry transfer that brings less than 1 KiB a
-//! second over that long, and retries it (curl's `--speed-time`).
+//! second over that long, and retries it (curl's `--speed-time`);
+//! `"cgroups": "disabled"` runs containers without cgroups of their own
+//! (`run --cgroups`).
 
 use std::path::{Path, PathBuf};
 
@@ -32,6 +34,10 @@ pub struct Config {
     /// given up and retried (berth's own key).
     #[serde(default)]
     pub registry_low_speed_time: Option<u64>,
+    /// `enabled` or `disabled`: the default of `run --cgroups` (podman's
+    /// containers.conf has the same key).
+    #[serde(default)]
+    pub cgroups: Option<crate::cli::CgroupsMode>,
 }
 
 /// Where the config file is when `--config` is not given.

@@ -175,6 +175,8 @@ pub fn run(engine: &Engine, args: &RunArgs) -> Result<u8> {
     };
     // Checked here so a bad value fails before any pull.
     let has_limits = limits != berth_rootfs::bundle::Limits::default();
+    let own_cgroup = wants_own_cgroup(engine, args)?;
+    say_what_is_missing(args);
     berth_rootfs::bundle::resources(&limits)?;
     berth_rootfs::bundle::capability_set(args.privileged, &args.cap_add, &args.cap_drop)?;
     let mut rlimits = Vec::new();
@@ -244,7 +246,9 @@ pub fn run(engine: &Engine, args: &RunArgs) -> Result<u8> {
         oom_killed: false,
         pid: None,
         pid_start: None,
-        cgroup: Some(runopts::cgroups_path(args.cgroup_parent.as_deref(), &id)?),
+        cgroup: own_cgroup
+            .then(|| runopts::cgroups_path(args.cgroup_parent.as_deref(), &id))
+            .transpose()?,
         supervisor: Some((me, state::process_start_time(me).unwrap_or(0))),
         // Recorded before they are used, so that neither a prune nor the
         // clean-up after a crash can miss them (unmounting what is not
@@ -346,7 +350,7 @@ pub fn run(engine: &Engine, args: &RunArgs) -> Result<u8> {
             privileged: args.privileged,
             cap_add: args.cap_add.clone(),
             cap_drop: args.cap_drop.clone(),
-            cgroups_path: Some(runopts::cgroups_path(args.cgroup_parent.as_deref(), &id)?),
+            cgroups_path: rec.cgroup.clone(),
             limits,
             rlimits,
             devices: device_nodes,
@@ -356,7 +360,9 @@ pub fn run(engine: &Engine, args: &RunArgs) -> Result<u8> {
     // seccomp for the final capability set (the spec's bounding set), and
     // no_new_privs; none under --privileged, as in Docker.
     berth_rootfs::seccomp::apply(&mut built.spec, &security, args.privileged)?;
-    if cgroup_mount_impossible(&built.spec, &security, args.privileged)
+    if !own_cgroup {
+        without_cgroup(&mut built.spec, args);
+    } else if cgroup_mount_impossible(&built.spec, &security, args.privileged)
         && args.cgroup_parent.is_none()
     {
         // On cgroup v1, only the hierarchies its limits use (saves ~0.5 ms):
@@ -451,6 +457,113 @@ pub fn run(engine: &Engine, args: &RunArgs) -> Result<u8> {
     drop(teardown);
     phase("removed");
     Ok(u8::try_from(code).unwrap_or(125))
+}
+
+/// Whether the container gets a cgroup of its own. Without a writable
+/// cgroup filesystem (inside a container, say) one that asks for no limits
+/// runs in berth's own cgroup, which still bounds it; one that asks for
+/// limits is refused, never run without them.
+fn wants_own_cgroup(engine: &Engine, args: &RunArgs) -> Result<bool> {
+    use crate::cli::CgroupsMode;
+    let needs = first_cgroup_flag(args);
+    let mode = args.cgroups.or(engine.config.cgroups);
+    if mode == Some(CgroupsMode::Disabled) {
+        if let Some(flag) = needs {
+            bail!("{flag} needs a cgroup, and cgroups are disabled (--cgroups disabled)");
+        }
+        return Ok(false);
+    }
+    if rootless::active() {
+        // Rootless decides by its delegation (rootless::adapt).
+        return Ok(true);
+    }
+    match (crate::host::Host::get().cgroups().unwritable, needs) {
+        (None, _) => Ok(true),
+        (Some(why), Some(flag)) => {
+            bail!("{flag} needs a cgroup, and berth may not make one here: {why}")
+        }
+        (Some(why), None) => {
+            tracing::info!("containers run without a cgroup of their own: {why}");
+            Ok(false)
+        }
+    }
+}
+
+/// At info level (off by default), what this run does without.
+fn say_what_is_missing(args: &RunArgs) {
+    if !tracing::enabled!(tracing::Level::INFO) || rootless::active() {
+        return;
+    }
+    let host = crate::host::Host::get();
+    if args.network != "host" && !host.has_cap("CAP_NET_ADMIN") {
+        tracing::info!("no CAP_NET_ADMIN: the container's loopback interface stays down");
+    }
+    if host.has_cap("CAP_SYS_ADMIN") && host.pivot_root_refused() {
+        tracing::info!("pivot_root is refused (seccomp): the root is switched by move and chroot");
+    }
+}
+
+/// The first flag that only a cgroup of the container's own can honour.
+fn first_cgroup_flag(args: &RunArgs) -> Option<&'static str> {
+    [
+        (args.memory.is_some(), "--memory"),
+        (args.memory_swap.is_some(), "--memory-swap"),
+        (args.memory_reservation.is_some(), "--memory-reservation"),
+        (args.cpus.is_some(), "--cpus"),
+        (args.cpu_shares.is_some(), "--cpu-shares"),
+        (args.cpuset_cpus.is_some(), "--cpuset-cpus"),
+        (args.pids_limit.is_some(), "--pids-limit"),
+        (args.blkio_weight.is_some(), "--blkio-weight"),
+        (!args.device_read_bps.is_empty(), "--device-read-bps"),
+        (!args.device_write_bps.is_empty(), "--device-write-bps"),
+        (!args.device_read_iops.is_empty(), "--device-read-iops"),
+        (!args.device_write_iops.is_empty(), "--device-write-iops"),
+        (args.cgroup_parent.is_some(), "--cgroup-parent"),
+    ]
+    .into_iter()
+    .find_map(|(set, flag)| set.then_some(flag))
+}
+
+/// A container without a cgroup of its own: the runtime is told to make
+/// none, and, with no device cgroup of its own to stop it opening device
+/// nodes, it may not make any (CAP_MKNOD) unless asked for by name.
+/// Inside a container the outer device cgroup still applies; on a host
+/// nothing else would.
+fn without_cgroup(spec: &mut oci_spec::runtime::Spec, args: &RunArgs) {
+    use oci_spec::runtime::Capability;
+    let mut notes = spec.annotations().clone().unwrap_or_default();
+    notes.insert(
+        berth_runtime::cgroups::MODE.to_string(),
+        "disabled".to_string(),
+    );
+    spec.set_annotations(Some(notes));
+    let asked = args.privileged
+        || args.cap_add.iter().any(|c| {
+            matches!(
+                c.to_ascii_uppercase().trim_start_matches("CAP_"),
+                "MKNOD" | "ALL"
+            )
+        });
+    if asked {
+        return;
+    }
+    let Some(process) = spec.process_mut().as_mut() else {
+        return;
+    };
+    if let Some(mut caps) = process.capabilities().clone() {
+        let drop = |set: &Option<oci_spec::runtime::Capabilities>| {
+            set.clone().map(|mut s| {
+                s.remove(&Capability::Mknod);
+                s
+            })
+        };
+        caps.set_bounding(drop(caps.bounding()));
+        caps.set_effective(drop(caps.effective()));
+        caps.set_permitted(drop(caps.permitted()));
+        caps.set_inheritable(drop(caps.inheritable()));
+        caps.set_ambient(drop(caps.ambient()));
+        process.set_capabilities(Some(caps));
+    }
 }
 
 /// Whether no process of the container can ever mount a cgroup filesystem:

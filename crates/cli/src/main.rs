@@ -9,7 +9,9 @@ mod cli;
 mod config;
 mod containers;
 mod engine;
+mod host;
 mod images;
+mod info;
 mod rootless;
 mod runopts;
 mod snapshots;
@@ -99,6 +101,7 @@ fn run(cli: cli::Cli) -> anyhow::Result<u8> {
         Command::Ps(a) => containers::ps(&engine, a),
         Command::Rm(a) => containers::rm(&engine, a),
         Command::Inspect { containers: keys } => containers::inspect(&engine, keys),
+        Command::Info { format } => info::info(&engine, format.as_deref()),
         Command::Init { .. } => unreachable!("handled above"),
     }
 }

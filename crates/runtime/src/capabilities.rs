@@ -49,6 +49,21 @@ const NAMES: &[&str] = &[
     "CAP_CHECKPOINT_RESTORE",
 ];
 
+/// The names (`CAP_…`) of the capabilities in `mask`, lowest first.
+pub fn names(mask: u64) -> Vec<&'static str> {
+    NAMES
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| mask & (1u64 << i) != 0)
+        .map(|(_, n)| *n)
+        .collect()
+}
+
+/// The kernel number of the capability `CAP_NAME`.
+pub fn number_of(name: &str) -> Option<u32> {
+    NAMES.iter().position(|n| *n == name).map(|i| i as u32)
+}
+
 fn number(cap: &Capability) -> Option<u32> {
     let name = serde_json::to_value(cap).ok()?;
     NAMES
@@ -66,7 +81,7 @@ fn mask(set: Option<&Capabilities>, last_cap: u32) -> u64 {
         .fold(0, |m, n| m | 1u64 << n)
 }
 
-pub(crate) fn last_cap() -> u32 {
+pub fn last_cap() -> u32 {
     std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
         .ok()
         .and_then(|s| s.trim().parse().ok())

@@ -34,7 +34,7 @@
 // outln!/errln! drop what a closed reader cannot take.
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
-mod capabilities;
+pub mod capabilities;
 pub mod cgroups;
 mod container;
 mod error;

@@ -1,0 +1,285 @@
+//! `berth info`: Docker's command — what berth runs on, and what it had
+//! to do without here (see host.rs).
+
+use anyhow::{Result, bail};
+use berth_io::outln;
+use serde::Serialize;
+
+use crate::engine::Engine;
+use crate::host::{self, Host};
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct Info {
+    server_version: &'static str,
+    root_dir: String,
+    exec_root: String,
+    containers: usize,
+    containers_running: usize,
+    containers_stopped: usize,
+    images: usize,
+    /// overlay, or copy when overlayfs cannot be used.
+    driver: String,
+    backing_filesystem: String,
+    /// Where containers' overlay upper directories go.
+    upper_dirs: Option<String>,
+    /// cgroupfs, or none when berth cannot make cgroups.
+    cgroup_driver: &'static str,
+    cgroup_version: Option<u8>,
+    cgroups: String,
+    security_options: Vec<String>,
+    capabilities_missing: Vec<&'static str>,
+    rootless: bool,
+    user_namespaces: bool,
+    kernel_version: String,
+    operating_system: String,
+    #[serde(rename = "OSType")]
+    os_type: &'static str,
+    architecture: &'static str,
+    #[serde(rename = "NCPU")]
+    ncpu: usize,
+    mem_total: u64,
+    name: String,
+    /// What berth had to do without on this host, one line each.
+    adapted: Vec<String>,
+}
+
+pub fn info(engine: &Engine, format: Option<&str>) -> Result<u8> {
+    let info = gather(engine)?;
+    match format {
+        None | Some("table") => print_text(&info),
+        Some("json" | "{{json .}}") => outln!("{}", serde_json::to_string(&info)?),
+        Some(f) => bail!("info: unknown --format {f:?} (table or json)"),
+    }
+    Ok(0)
+}
+
+fn gather(engine: &Engine) -> Result<Info> {
+    let host = Host::get();
+    let rootless = crate::rootless::active();
+    let containers = crate::state::Containers::open(&engine.root)?.list()?;
+    let running = containers.iter().filter(|c| c.is_running()).count();
+    let images = engine.store.images()?.len();
+    let mut adapted = Vec::new();
+
+    let (driver, upper_dirs) = storage(engine, &mut adapted);
+    let cgroups = host.cgroups();
+    let mode = engine.config.cgroups;
+    let (cgroup_driver, cgroups_line) = match (&cgroups.unwritable, mode) {
+        (_, Some(crate::cli::CgroupsMode::Disabled)) => (
+            "none",
+            "disabled (config: \"cgroups\": \"disabled\")".to_string(),
+        ),
+        (Some(why), _) if !rootless => {
+            adapted.push(format!(
+                "no writable cgroup filesystem ({why}): containers run in berth's own cgroup; \
+                 resource limits are refused"
+            ));
+            ("none", format!("unavailable: {why}"))
+        }
+        (Some(_), _) => ("cgroupfs", "delegated cgroups only (rootless)".to_string()),
+        (None, _) => ("cgroupfs", "enabled".to_string()),
+    };
+    if !rootless {
+        if !host.has_cap("CAP_NET_ADMIN") {
+            adapted.push(
+                "no CAP_NET_ADMIN: a container's private network namespace keeps its loopback \
+                 down (--network host works)"
+                    .into(),
+            );
+        }
+        if host.has_cap("CAP_SYS_ADMIN") && host.pivot_root_refused() {
+            adapted.push(
+                "pivot_root is refused (a seccomp filter): the root is switched by moving it onto \
+                 / and chroot, as with --no-pivot"
+                    .into(),
+            );
+        }
+    }
+    let userns = host::userns_available();
+    if !userns {
+        adapted.push("user namespaces unavailable: rootless and --userns remap cannot work".into());
+    }
+    let mut security_options = vec!["name=seccomp,profile=builtin".to_string()];
+    if rootless {
+        security_options.push("name=rootless".into());
+    }
+    if host.seccomp_filtered {
+        security_options.push("berth itself runs under a seccomp filter".into());
+    }
+    let uname = rustix::system::uname();
+    Ok(Info {
+        server_version: env!("CARGO_PKG_VERSION"),
+        root_dir: engine.root.display().to_string(),
+        exec_root: engine.exec_root.display().to_string(),
+        containers: containers.len(),
+        containers_running: running,
+        containers_stopped: containers.len() - running,
+        images,
+        driver,
+        backing_filesystem: host::fs_name(&engine.root),
+        upper_dirs,
+        cgroup_driver,
+        cgroup_version: cgroups.version,
+        cgroups: cgroups_line,
+        security_options,
+        capabilities_missing: host.missing_caps(),
+        rootless,
+        user_namespaces: userns,
+        kernel_version: uname.release().to_string_lossy().into_owned(),
+        operating_system: os_name(),
+        os_type: "linux",
+        architecture: std::env::consts::ARCH,
+        ncpu: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        mem_total: mem_total(),
+        name: uname.nodename().to_string_lossy().into_owned(),
+        adapted,
+    })
+}
+
+/// The storage driver containers get here, and where their upper
+/// directories go: overlay refuses an upper directory on overlayfs (a
+/// store inside a container), so those go to the exec root.
+fn storage(engine: &Engine, adapted: &mut Vec<String>) -> (String, Option<String>) {
+    let on_overlay = host::on_overlayfs(&engine.root);
+    let upper = if on_overlay {
+        // Where run would put them: the exec root, a tmpfs of its own.
+        if let Err(e) = engine.exec_root_ready() {
+            tracing::debug!("exec root: {e:#}");
+        }
+        adapted.push(format!(
+            "the store is on overlayfs: container upper directories go to {} ({})",
+            engine.exec_root.display(),
+            host::fs_name(&engine.exec_root)
+        ));
+        engine.exec_root.clone()
+    } else {
+        engine.root.join("containers")
+    };
+    match overlay_works(engine, &upper) {
+        Ok(()) => ("overlay".into(), Some(upper.display().to_string())),
+        Err(why) => {
+            adapted.push(format!(
+                "overlayfs unavailable ({why}): container root filesystems are copied"
+            ));
+            ("copy".into(), None)
+        }
+    }
+}
+
+/// A trial overlay mount: a lower in the store, upper and work in `upper`.
+fn overlay_works(engine: &Engine, upper: &std::path::Path) -> Result<(), String> {
+    if crate::rootless::active() && berth_rootfs::in_initial_userns() {
+        // Rootless berth mounts inside its own user namespace at run time.
+        return Ok(());
+    }
+    let err = |e: std::io::Error| e.to_string();
+    let tmp = engine.root.join("tmp");
+    std::fs::create_dir_all(&tmp).map_err(err)?;
+    std::fs::create_dir_all(upper).map_err(err)?;
+    let pid = std::process::id();
+    let low = tmp.join(format!("info-{pid}"));
+    let up = upper.join(format!(".info-{pid}"));
+    let result = (|| {
+        let (u, w, m) = (up.join("u"), up.join("w"), low.join("m"));
+        for d in [&u, &w, &m] {
+            std::fs::create_dir_all(d).map_err(err)?;
+        }
+        let data = format!(
+            "lowerdir={},upperdir={},workdir={}",
+            low.display(),
+            u.display(),
+            w.display()
+        );
+        let data = std::ffi::CString::new(data).map_err(|e| e.to_string())?;
+        rustix::mount::mount(
+            "overlay",
+            &m,
+            "overlay",
+            rustix::mount::MountFlags::empty(),
+            Some(data.as_c_str()),
+        )
+        .map_err(|e| err(e.into()))?;
+        let _ = rustix::mount::unmount(&m, rustix::mount::UnmountFlags::DETACH);
+        Ok(())
+    })();
+    let _ = std::fs::remove_dir_all(&low);
+    let _ = std::fs::remove_dir_all(&up);
+    result
+}
+
+fn os_name() -> String {
+    std::fs::read_to_string("/etc/os-release")
+        .ok()
+        .and_then(|t| {
+            t.lines().find_map(|l| {
+                l.strip_prefix("PRETTY_NAME=")
+                    .map(|v| v.trim_matches('"').to_string())
+            })
+        })
+        .unwrap_or_else(|| "Linux".into())
+}
+
+fn mem_total() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find_map(|l| l.strip_prefix("MemTotal:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        })
+        .map_or(0, |kb| kb * 1024)
+}
+
+fn print_text(i: &Info) {
+    outln!("Server Version: {}", i.server_version);
+    outln!("Root Dir: {}", i.root_dir);
+    outln!("Exec Root: {}", i.exec_root);
+    outln!("Containers: {}", i.containers);
+    outln!(" Running: {}", i.containers_running);
+    outln!(" Stopped: {}", i.containers_stopped);
+    outln!("Images: {}", i.images);
+    outln!("Storage Driver: {}", i.driver);
+    outln!(" Backing Filesystem: {}", i.backing_filesystem);
+    if let Some(u) = &i.upper_dirs {
+        outln!(" Upper Dirs: {u}");
+    }
+    outln!("Cgroup Driver: {}", i.cgroup_driver);
+    match i.cgroup_version {
+        Some(v) => outln!("Cgroup Version: {v}"),
+        None => outln!("Cgroup Version: none"),
+    }
+    outln!("Cgroups: {}", i.cgroups);
+    outln!("Security Options:");
+    for o in &i.security_options {
+        outln!(" {o}");
+    }
+    outln!("Rootless: {}", i.rootless);
+    outln!("User Namespaces: {}", i.user_namespaces);
+    if i.capabilities_missing.is_empty() {
+        outln!("Capabilities Missing: none");
+    } else {
+        outln!(
+            "Capabilities Missing: {}",
+            i.capabilities_missing.join(", ")
+        );
+    }
+    outln!("Kernel Version: {}", i.kernel_version);
+    outln!("Operating System: {}", i.operating_system);
+    outln!("OSType: {}", i.os_type);
+    outln!("Architecture: {}", i.architecture);
+    outln!("CPUs: {}", i.ncpu);
+    outln!(
+        "Total Memory: {:.2}GiB",
+        i.mem_total as f64 / (1u64 << 30) as f64
+    );
+    outln!("Name: {}", i.name);
+    if i.adapted.is_empty() {
+        outln!("Adapted: nothing");
+    } else {
+        outln!("Adapted:");
+        for a in &i.adapted {
+            outln!(" {a}");
+        }
+    }
+}
