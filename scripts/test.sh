@@ -10,6 +10,7 @@ bash fixture/registry.sh up
 user=$(scripts/test-user.sh)
 
 cargo fmt --all -- --check
+scripts/unused-deps.sh
 cargo clippy --workspace --all-targets -- -D warnings
 cargo test --workspace -- --test-threads="${BERTH_TEST_THREADS:-4}"
 
