@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Fails when a crate declares a dependency its code never names: a
 # declaration that is never used still costs a compile, and hides what a
-# crate really stands on. A dependency counts as used when its crate name
-# appears as a word in the crate's src/ (dev-dependencies: also tests/,
-# benches/). Run by scripts/test.sh.
+# crate really stands on. A dependency counts as used when its crate's
+# code has a path into it (`name::`) in src/ (dev-dependencies: also
+# tests/, benches/). Run by scripts/test.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,7 +24,7 @@ for manifest in crates/*/Cargo.toml; do
 			[ "$section" = dev ] && dirs+=("$crate/tests" "$crate/benches")
 			existing=()
 			for d in "${dirs[@]}"; do [ -d "$d" ] && existing+=("$d"); done
-			if ! grep -rqw -- "$ident" "${existing[@]}"; then
+			if ! grep -rqE -- "(^|[^A-Za-z0-9_])${ident}::" "${existing[@]}"; then
 				echo "unused-deps: $manifest declares $name ($section), which its code never names" >&2
 				status=1
 			fi
