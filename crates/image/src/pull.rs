@@ -158,7 +158,11 @@ fn pull_ref(
             .ok()
             .flatten()
             .is_none();
-        if anonymous && (text.ends_with("(401)") || text.ends_with("(403)")) {
+        let denied = e.chain().any(|c| {
+            c.downcast_ref::<crate::registry::StatusError>()
+                .is_some_and(|s| s.is_denied())
+        });
+        if anonymous && denied {
             anyhow!(
                 "pull access denied for {}, repository does not exist or may require 'berth login': {text}",
                 r.familiar_name()

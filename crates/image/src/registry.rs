@@ -77,6 +77,32 @@ impl RegistryOptions {
     }
 }
 
+/// A registry or token service answered with an error status: callers
+/// tell denials (401/403) from the rest by type, never by the text.
+#[derive(Debug, thiserror::Error)]
+#[error("{message} ({status}){after}")]
+pub struct StatusError {
+    pub status: u16,
+    pub message: String,
+    /// Words after the status, such as which token service answered.
+    pub after: String,
+}
+
+impl StatusError {
+    fn new(status: u16, message: impl Into<String>) -> StatusError {
+        StatusError {
+            status,
+            message: message.into(),
+            after: String::new(),
+        }
+    }
+
+    /// Whether the answer was a denial: log in, or no such repository.
+    pub fn is_denied(&self) -> bool {
+        matches!(self.status, 401 | 403)
+    }
+}
+
 /// A retryable failure (connection reset, 5xx, short body): the caller may try again.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
@@ -345,10 +371,13 @@ impl Session {
         let state = match ch.scheme.as_str() {
             "basic" => match &self.creds {
                 Some(c) => AuthState::Basic(c.basic_header()),
-                None => bail!(
-                    "unauthorized: registry {} requires a login (401)",
-                    self.ep.host
-                ),
+                None => {
+                    return Err(StatusError::new(
+                        401,
+                        format!("unauthorized: registry {} requires a login", self.ep.host),
+                    )
+                    .into());
+                }
             },
             "bearer" => {
                 let header = self.fetch_token(&ch)?;
@@ -399,7 +428,12 @@ impl Session {
             let body = String::from_utf8_lossy(&body);
             let why = error_message(&body)
                 .unwrap_or_else(|| "incorrect username or password".to_string());
-            bail!("unauthorized: {why} ({status}) from token service {realm}");
+            return Err(StatusError {
+                status,
+                message: format!("unauthorized: {why}"),
+                after: format!(" from token service {realm}"),
+            }
+            .into());
         }
         if !(200..300).contains(&status) {
             return Err(status_error(resp, self.low_speed)).context(what);
@@ -757,7 +791,7 @@ fn status_error(resp: Response<ureq::Body>, low_speed: LowSpeed) -> anyhow::Erro
     } else {
         msg
     };
-    anyhow!("{msg} ({status})")
+    StatusError::new(status, msg).into()
 }
 
 /// Whether an error (or its cause chain) is worth retrying.
