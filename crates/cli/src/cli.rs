@@ -69,8 +69,8 @@ pub enum Command {
     /// Show what berth runs on, and what it had to do without here.
     Info {
         /// Output format: table (default) or json (also `{{json .}}`).
-        #[arg(short, long)]
-        format: Option<String>,
+        #[arg(short, long, value_enum, default_value = "table")]
+        format: Format,
     },
     /// Tiny init run as a container's PID 1 (`--init`); not for direct use.
     #[command(hide = true)]
@@ -112,8 +112,8 @@ pub struct ImagesArgs {
     #[arg(short, long)]
     pub quiet: bool,
     /// Output format: table (default) or json.
-    #[arg(long, default_value = "table")]
-    pub format: String,
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: Format,
     /// Show full ids.
     #[arg(long)]
     pub no_trunc: bool,
@@ -163,8 +163,8 @@ pub struct PsArgs {
     #[arg(long)]
     pub no_trunc: bool,
     /// Output format: table (default) or json.
-    #[arg(long, default_value = "table")]
-    pub format: String,
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: Format,
 }
 
 #[derive(Args, Debug)]
@@ -174,6 +174,45 @@ pub struct RmArgs {
     /// Kill and remove a running container.
     #[arg(short, long)]
     pub force: bool,
+}
+
+/// `--format` of the listing commands.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Table,
+    /// JSON; `{{json .}}` is Docker's spelling of it.
+    #[value(alias = "{{json .}}")]
+    Json,
+}
+
+/// `run --pull`: when to pull the image.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PullPolicy {
+    Always,
+    Missing,
+    Never,
+}
+
+/// `run --network`. Not a plain ValueEnum: user-defined networks and
+/// `container:NAME` will be names.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Network {
+    /// A network namespace of its own with loopback only.
+    None,
+    /// The host's network namespace.
+    Host,
+}
+
+impl Network {
+    fn parse(s: &str) -> Result<Network, String> {
+        match s {
+            "none" => Ok(Network::None),
+            "host" => Ok(Network::Host),
+            n => Err(format!(
+                "network {n:?} is not supported yet: use none or host"
+            )),
+        }
+    }
 }
 
 /// `--cgroups` (podman's name) and the config key `cgroups`.
@@ -228,8 +267,8 @@ pub struct RunArgs {
     #[arg(long)]
     pub platform: Option<String>,
     /// Pull policy: always, missing, never.
-    #[arg(long, default_value = "missing")]
-    pub pull: String,
+    #[arg(long, value_enum, default_value = "missing")]
+    pub pull: PullPolicy,
     /// Run berth's tiny init as PID 1 (reaps zombies, forwards signals).
     #[arg(long)]
     pub init: bool,
@@ -240,8 +279,8 @@ pub struct RunArgs {
     #[arg(short = 't', long)]
     pub tty: bool,
     /// none (loopback only, default) or host.
-    #[arg(long, alias = "net", default_value = "none")]
-    pub network: String,
+    #[arg(long, alias = "net", default_value = "none", value_parser = Network::parse)]
+    pub network: Network,
     /// Suppress pull progress.
     #[arg(short, long)]
     pub quiet: bool,

@@ -1,10 +1,11 @@
 //! `berth info`: Docker's command — what berth runs on, and what it had
 //! to do without here (see host.rs).
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 use berth_io::outln;
 use serde::Serialize;
 
+use crate::cli::Format;
 use crate::engine::Engine;
 use crate::host::{self, Host};
 
@@ -44,12 +45,11 @@ struct Info {
     adapted: Vec<String>,
 }
 
-pub fn info(engine: &Engine, format: Option<&str>) -> Result<u8> {
+pub fn info(engine: &Engine, format: Format) -> Result<u8> {
     let info = gather(engine)?;
     match format {
-        None | Some("table") => print_text(&info),
-        Some("json" | "{{json .}}") => outln!("{}", serde_json::to_string(&info)?),
-        Some(f) => bail!("info: unknown --format {f:?} (table or json)"),
+        Format::Table => print_text(&info),
+        Format::Json => outln!("{}", serde_json::to_string(&info)?),
     }
     Ok(0)
 }

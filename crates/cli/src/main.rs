@@ -101,7 +101,7 @@ fn run(cli: cli::Cli) -> anyhow::Result<u8> {
         Command::Ps(a) => containers::ps(&engine, a),
         Command::Rm(a) => containers::rm(&engine, a),
         Command::Inspect { containers: keys } => containers::inspect(&engine, keys),
-        Command::Info { format } => info::info(&engine, format.as_deref()),
+        Command::Info { format } => info::info(&engine, *format),
         Command::Init { .. } => unreachable!("handled above"),
     }
 }
