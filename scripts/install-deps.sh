@@ -13,6 +13,10 @@ packages=(
   libseccomp-dev    # libseccomp.a, linked into the static berth binary
   uidmap iproute2 tmux util-linux procps
   qemu-system-x86 linux-image-amd64 cpio  # the cgroup v2 test VM (fixture/v2vm.sh)
+  # The in-container tests (fixture/dockerd.sh): berth runs inside Debian's
+  # dockerd and podman. docker.io brings containerd and runc; podman runs its
+  # boxes with runc too (crun refuses this machine's hybrid cgroups).
+  docker.io containerd runc podman conmon
 )
 
 missing=()
@@ -30,6 +34,13 @@ fi
 # registries on loopback, so make sure the packaged one is not in the way.
 if [ -x /etc/init.d/docker-registry ] && pgrep -x docker-registry >/dev/null 2>&1; then
   /etc/init.d/docker-registry stop >/dev/null 2>&1 || true
+fi
+
+# Likewise docker.io's dockerd: the tests start their own (fixture/dockerd.sh)
+# with no bridge and no iptables rules; the packaged one would add both. Its
+# init script only acts on its own pidfile, not on any dockerd started by hand.
+if [ -x /etc/init.d/docker ] && [ -f /var/run/docker-ssd.pid ]; then
+  /etc/init.d/docker stop >/dev/null 2>&1 || true
 fi
 
 command -v cargo >/dev/null || { echo "install-deps: cargo not found (this machine kind ships Rust via rustup)" >&2; exit 1; }
