@@ -296,6 +296,7 @@ impl Container {
                     join,
                     seccomp: seccomp.as_ref(),
                     trampoline,
+                    no_pivot: annotation(spec, crate::NO_PIVOT) == Some("true"),
                 })
             }
             sys::Cloned::Parent { pid, pidfd } => {
@@ -568,6 +569,11 @@ impl Container {
     pub(crate) fn pidfd_raw(&self) -> Option<i32> {
         self.live.as_ref().map(|l| l.pidfd.as_raw_fd())
     }
+}
+
+/// The spec's annotation `key`, if set.
+fn annotation<'a>(spec: &'a Spec, key: &str) -> Option<&'a str> {
+    spec.annotations().as_ref()?.get(key).map(String::as_str)
 }
 
 /// Whether the container's processes could ever hold CAP_SYS_ADMIN (it

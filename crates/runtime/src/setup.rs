@@ -44,6 +44,8 @@ pub(crate) struct ChildConfig<'a> {
     pub seccomp: Option<&'a seccomp::Program>,
     /// The sealed exec trampoline (see `trampoline`).
     pub trampoline: OwnedFd,
+    /// Switch root without pivot_root (the [`crate::NO_PIVOT`] annotation).
+    pub no_pivot: bool,
 }
 
 /// Entry point of the child. Never returns.
@@ -129,7 +131,7 @@ fn setup_and_exec(cfg: &ChildConfig<'_>) -> Result<Never> {
     unsafe { libc::setsid() };
 
     rootfs::prepare(spec, &cfg.rootfs, &cfg.bundle, cfg.cgroup_v1.as_deref())?;
-    rootfs::pivot(&cfg.rootfs)?;
+    rootfs::pivot(&cfg.rootfs, cfg.no_pivot)?;
     if cfg.terminal {
         setup_console(cfg.sync.as_fd())?;
     }
