@@ -619,6 +619,11 @@ fn seccomp_cache_dir(container_dir: &Path) -> PathBuf {
 /// or a read-only cgroup filesystem as Docker mounts one in a container)
 /// and the spec asks for no limits: said at debug level only, a run that
 /// works prints nothing. Limits without a cgroup fail, with nothing left.
+/// Its cgroup namespace is then rooted at its creator's cgroups, a
+/// hierarchy's root where the creator sits there: a container with
+/// CAP_SYS_ADMIN could reach `release_agent`, which takes CAP_SYS_ADMIN in
+/// the initial user namespace to write, that is, no more than its creator
+/// (or the container itself, unconfined by a device cgroup) holds anyway.
 fn make_cgroup(id: &str, spec: &Spec) -> Result<Option<Cgroup>> {
     let linux = spec.linux().as_ref();
     let resources = linux.and_then(|l| l.resources().as_ref());
