@@ -343,6 +343,14 @@ pub struct RunArgs {
     /// Give the container every capability and device, no seccomp, no masked paths.
     #[arg(long)]
     pub privileged: bool,
+    /// Switch to the container's root without pivot_root (runc's
+    /// --no-pivot): its root filesystem is moved onto / and chrooted into.
+    /// Where pivot_root is refused by a seccomp filter (berth in a Docker
+    /// container) berth does this by itself. Weaker than pivot_root: a
+    /// container with CAP_SYS_ADMIN can unmount its / and reach the host's
+    /// root filesystem beneath (without the host's mounts).
+    #[arg(long)]
+    pub no_pivot: bool,
     /// User namespace: host (default), or remap[:USER] to map the
     /// container's root to USER's /etc/subuid range (USER: berth).
     #[arg(long, default_value = "host")]

@@ -371,6 +371,11 @@ pub fn run(engine: &Engine, args: &RunArgs) -> Result<u8> {
         );
         built.spec.set_annotations(Some(notes));
     }
+    if args.no_pivot {
+        let mut notes = built.spec.annotations().clone().unwrap_or_default();
+        notes.insert(berth_runtime::NO_PIVOT.to_string(), "true".to_string());
+        built.spec.set_annotations(Some(notes));
+    }
     if rootless::active() {
         rootless::adapt(&mut built.spec, has_limits)?;
     }

@@ -10,6 +10,17 @@ use std::process::Stdio;
 
 use common::*;
 
+/// The root switches a container can get: pivot_root (the default) and
+/// the move onto / of `--no-pivot` (also what berth falls back to where a
+/// seccomp filter refuses pivot_root). The checks of what a container can
+/// reach of the host's files run under both.
+const ROOT_SWITCHES: [&[&str]; 2] = [&[], &["--no-pivot"]];
+
+/// `mode`'s flags, then `extra`.
+fn flags<'a>(mode: &[&'a str], extra: &[&'a str]) -> Vec<&'a str> {
+    [mode, extra].concat()
+}
+
 /// Runs `script` in busybox with `extra` flags; (exit code, stdout, stderr).
 fn sh(r: &Root, extra: &[&str], script: &str) -> (i32, String, String) {
     let mut args = vec!["--rm", "-q"];
@@ -25,44 +36,48 @@ fn masked_proc_files_read_nothing() {
     // /proc/kcore (absent on some kernels, masked where present) and
     // /proc/timer_list, which every kernel has and is never empty.
     let script = "cat /proc/kcore 2>/dev/null | head -c 4096 | wc -c; cat /proc/timer_list | wc -c";
-    let (_, out, err) = sh(&r, &[], script);
-    assert_eq!(out, "0\n0\n", "{err}");
-    let (_, out, err) = sh(&r, &["--privileged"], script);
-    let timer_list: usize = out.lines().nth(1).unwrap().trim().parse().unwrap();
-    assert!(timer_list > 0, "privileged twin: {out}{err}");
+    for mode in ROOT_SWITCHES {
+        let (_, out, err) = sh(&r, mode, script);
+        assert_eq!(out, "0\n0\n", "{mode:?}: {err}");
+        let (_, out, err) = sh(&r, &flags(mode, &["--privileged"]), script);
+        let timer_list: usize = out.lines().nth(1).unwrap().trim().parse().unwrap();
+        assert!(timer_list > 0, "{mode:?} privileged twin: {out}{err}");
+    }
 }
 
 #[test]
 fn proc_sys_and_sysrq_trigger_are_read_only() {
     let r = Root::new();
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
-    let (_, out, err) = sh(
-        &r,
-        &[],
-        "echo evil > /proc/sys/kernel/hostname; echo rc=$?; echo h > /proc/sysrq-trigger; echo rc=$?",
-    );
-    assert_eq!(out, "rc=1\nrc=1\n", "{err}");
-    assert!(err.contains("Read-only file system"), "{err}");
-    // Twin: privileged, /proc/sys is writable (the UTS namespace keeps the
-    // host's name safe even then).
-    let (_, out, err) = sh(
-        &r,
-        &["--privileged"],
-        "echo twin > /proc/sys/kernel/hostname && hostname",
-    );
-    assert_eq!(out, "twin\n", "{err}");
-    assert_eq!(
-        std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap(),
-        host
-    );
-    // Never write the host's sysrq-trigger, even in the twin: only check
-    // its mount is no longer read-only.
-    let (_, out, _) = sh(
-        &r,
-        &["--privileged"],
-        "grep -c ' /proc/sysrq-trigger ' /proc/self/mountinfo",
-    );
-    assert_eq!(out.trim(), "0");
+    for mode in ROOT_SWITCHES {
+        let (_, out, err) = sh(
+            &r,
+            mode,
+            "echo evil > /proc/sys/kernel/hostname; echo rc=$?; echo h > /proc/sysrq-trigger; echo rc=$?",
+        );
+        assert_eq!(out, "rc=1\nrc=1\n", "{mode:?}: {err}");
+        assert!(err.contains("Read-only file system"), "{mode:?}: {err}");
+        // Twin: privileged, /proc/sys is writable (the UTS namespace keeps
+        // the host's name safe even then).
+        let (_, out, err) = sh(
+            &r,
+            &flags(mode, &["--privileged"]),
+            "echo twin > /proc/sys/kernel/hostname && hostname",
+        );
+        assert_eq!(out, "twin\n", "{mode:?}: {err}");
+        assert_eq!(
+            std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap(),
+            host
+        );
+        // Never write the host's sysrq-trigger, even in the twin: only
+        // check its mount is no longer read-only.
+        let (_, out, _) = sh(
+            &r,
+            &flags(mode, &["--privileged"]),
+            "grep -c ' /proc/sysrq-trigger ' /proc/self/mountinfo",
+        );
+        assert_eq!(out.trim(), "0", "{mode:?}");
+    }
 }
 
 #[test]
@@ -154,21 +169,27 @@ fn host_devices_cannot_be_opened() {
 fn host_processes_are_out_of_reach() {
     let r = Root::new();
     let me = std::process::id();
-    let (_, out, err) = sh(
-        &r,
-        &[],
-        &format!(
-            "kill -0 {me}; echo rc=$?; kill -0 $$ && echo self-ok; ls /proc | grep -c '^[0-9]'"
-        ),
-    );
-    let lines: Vec<&str> = out.lines().collect();
-    // PID {me} may exist in the container's namespace only by chance, and
-    // then it is a container process: check it is not the host's by count.
-    assert_eq!(lines[1], "self-ok", "{out}{err}");
-    let procs: usize = lines[2].parse().unwrap();
-    assert!(procs <= 4, "container sees {procs} processes: {out}");
-    if me > 10 {
-        assert_eq!(lines[0], "rc=1", "{err}");
+    for mode in ROOT_SWITCHES {
+        let (_, out, err) = sh(
+            &r,
+            mode,
+            &format!(
+                "kill -0 {me}; echo rc=$?; kill -0 $$ && echo self-ok; ls /proc | grep -c '^[0-9]'"
+            ),
+        );
+        let lines: Vec<&str> = out.lines().collect();
+        // PID {me} may exist in the container's namespace only by chance,
+        // and then it is a container process: check it is not the host's
+        // by count.
+        assert_eq!(lines[1], "self-ok", "{mode:?}: {out}{err}");
+        let procs: usize = lines[2].parse().unwrap();
+        assert!(
+            procs <= 4,
+            "{mode:?}: container sees {procs} processes: {out}"
+        );
+        if me > 10 {
+            assert_eq!(lines[0], "rc=1", "{mode:?}: {err}");
+        }
     }
 }
 
@@ -189,39 +210,44 @@ fn hostname_of_the_host_cannot_change() {
 #[test]
 fn chroot_tricks_do_not_leave_the_root() {
     let r = Root::new();
-    // The classic: chroot into a subdir while keeping a cwd outside it, then
-    // climb. After pivot_root with the old root detached there is nothing
-    // above the container's /, and no host mount to find.
-    let (_, out, err) = sh(
-        &r,
-        &[],
-        "mkdir -p /jail/bin && cp /bin/busybox /jail/bin/ && cd / && \
-         chroot /jail /bin/busybox sh -c 'cd ../../../..; /bin/busybox ls /' ; \
-         cd /../../..; stat -c %i /; stat -c %i .; \
-         grep -c ' / / ' /proc/self/mountinfo",
-    );
-    let lines: Vec<&str> = out.lines().collect();
-    assert_eq!(
-        lines.first(),
-        Some(&"bin"),
-        "chroot climbed out: {out}{err}"
-    );
-    assert_eq!(lines[1], lines[2], ".. above / is / itself");
-    assert_eq!(lines[3], "1", "exactly one root mount: {out}");
     let host_marker = workspace().join("Cargo.toml");
-    let (_, out, _) = sh(
-        &r,
-        &[],
-        &format!(
-            "ls {} 2>&1; ls /proc/1/root{} 2>&1",
-            host_marker.display(),
-            host_marker.display()
-        ),
-    );
-    assert!(
-        !out.contains("Cargo.toml\n") || out.contains("No such file"),
-        "{out}"
-    );
+    for mode in ROOT_SWITCHES {
+        // The classic: chroot into a subdir while keeping a cwd outside it,
+        // then climb. After pivot_root with the old root detached there is
+        // nothing above the container's /, and no host mount to find;
+        // moved onto / without pivot_root, `..` above it comes back onto
+        // it.
+        let (_, out, err) = sh(
+            &r,
+            mode,
+            "mkdir -p /jail/bin && cp /bin/busybox /jail/bin/ && cd / && \
+             chroot /jail /bin/busybox sh -c 'cd ../../../..; /bin/busybox ls /' ; \
+             cd /../../..; stat -c %i /; stat -c %i .; ls -d /jail; ls -d .//jail; \
+             grep -c ' / / ' /proc/self/mountinfo",
+        );
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(
+            lines.first(),
+            Some(&"bin"),
+            "{mode:?}: chroot climbed out: {out}{err}"
+        );
+        assert_eq!(lines[1], lines[2], "{mode:?}: .. above / is / itself");
+        assert_eq!(lines[3..5], ["/jail", ".//jail"], "{mode:?}: {out}{err}");
+        assert_eq!(lines[5], "1", "{mode:?}: exactly one root mount: {out}");
+        let (_, out, _) = sh(
+            &r,
+            mode,
+            &format!(
+                "ls {} 2>&1; ls /proc/1/root{} 2>&1",
+                host_marker.display(),
+                host_marker.display()
+            ),
+        );
+        assert!(
+            !out.contains("Cargo.toml\n") || out.contains("No such file"),
+            "{mode:?}: {out}"
+        );
+    }
 }
 
 #[test]
@@ -233,29 +259,32 @@ fn runtime_binary_cannot_be_overwritten_from_inside() {
         (b.len(), b.iter().map(|&x| x as u64).sum::<u64>())
     };
     let before = sum(env!("CARGO_BIN_EXE_berth"));
-    // With --init berth itself is PID 1 in the container: privileged even,
-    // writing through /proc/1/exe after a rw remount reaches a private copy.
-    let (_, out, err) = sh(
-        &r,
-        &["--init", "--privileged"],
-        "stat -L -c %d:%i /proc/1/exe; mount -o remount,rw,bind /sbin/berth-init; \
-         echo x >> /proc/1/exe; echo x >> /sbin/berth-init; echo rc=$?",
-    );
-    let first = out.lines().next().unwrap_or_default();
-    assert_ne!(
-        first,
-        format!("{}:{}", berth.dev(), berth.ino()),
-        "PID 1 runs the host's binary itself: {err}"
-    );
-    assert!(out.contains("rc="), "{out}{err}");
-    assert_eq!(
-        sum(env!("CARGO_BIN_EXE_berth")),
-        before,
-        "host berth binary changed"
-    );
-    // Without --init no berth process is left inside at all.
-    let (_, out, _) = sh(&r, &[], "readlink /proc/1/exe");
-    assert_eq!(out, "/bin/busybox\n");
+    for mode in ROOT_SWITCHES {
+        // With --init berth itself is PID 1 in the container: privileged
+        // even, writing through /proc/1/exe after a rw remount reaches a
+        // private copy.
+        let (_, out, err) = sh(
+            &r,
+            &flags(mode, &["--init", "--privileged"]),
+            "stat -L -c %d:%i /proc/1/exe; mount -o remount,rw,bind /sbin/berth-init; \
+             echo x >> /proc/1/exe; echo x >> /sbin/berth-init; echo rc=$?",
+        );
+        let first = out.lines().next().unwrap_or_default();
+        assert_ne!(
+            first,
+            format!("{}:{}", berth.dev(), berth.ino()),
+            "{mode:?}: PID 1 runs the host's binary itself: {err}"
+        );
+        assert!(out.contains("rc="), "{mode:?}: {out}{err}");
+        assert_eq!(
+            sum(env!("CARGO_BIN_EXE_berth")),
+            before,
+            "{mode:?}: host berth binary changed"
+        );
+        // Without --init no berth process is left inside at all.
+        let (_, out, _) = sh(&r, mode, "readlink /proc/1/exe");
+        assert_eq!(out, "/bin/busybox\n", "{mode:?}");
+    }
 }
 
 #[test]
@@ -267,26 +296,35 @@ fn no_host_descriptor_or_directory_leaks_in() {
     let fd = std::os::fd::AsRawFd::as_raw_fd(&leaked);
     // SAFETY: clearing FD_CLOEXEC on our own open fd.
     unsafe { libc::fcntl(fd, libc::F_SETFD, 0) };
-    let o = r
-        .berth()
-        .current_dir(workspace())
-        .args(["run", "--rm", "-q", BUSYBOX, "sh", "-c"])
-        .arg(
-            "ls /proc/self/fd | sort -n | tr '\\n' ' '; echo; readlink /proc/self/cwd; \
-              for f in /proc/self/fd/*; do readlink $f; done",
-        )
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    let out = stdout(&o);
-    let mut lines = out.lines();
-    // 0-2, plus the one ls itself has open on /proc/self/fd.
-    assert_eq!(lines.next(), Some("0 1 2 3 "), "{out}{}", stderr(&o));
-    assert_eq!(lines.next(), Some("/"), "{out}");
-    assert!(
-        !out.contains(&workspace().display().to_string()),
-        "host path inside: {out}"
-    );
+    for mode in ROOT_SWITCHES {
+        let o = r
+            .berth()
+            .current_dir(workspace())
+            .args(["run", "--rm", "-q"])
+            .args(mode)
+            .args([BUSYBOX, "sh", "-c"])
+            .arg(
+                "ls /proc/self/fd | sort -n | tr '\\n' ' '; echo; readlink /proc/self/cwd; \
+                  for f in /proc/self/fd/*; do readlink $f; done",
+            )
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let out = stdout(&o);
+        let mut lines = out.lines();
+        // 0-2, plus the one ls itself has open on /proc/self/fd.
+        assert_eq!(
+            lines.next(),
+            Some("0 1 2 3 "),
+            "{mode:?}: {out}{}",
+            stderr(&o)
+        );
+        assert_eq!(lines.next(), Some("/"), "{mode:?}: {out}");
+        assert!(
+            !out.contains(&workspace().display().to_string()),
+            "{mode:?}: host path inside: {out}"
+        );
+    }
     drop(leaked);
 }
 

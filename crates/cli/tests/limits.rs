@@ -712,3 +712,61 @@ fn rootless_limits_land_in_a_delegated_v2_subtree() {
         let _ = std::fs::remove_dir(d);
     }
 }
+
+/// `berth ARGS…` in a mount namespace of its own where every cgroup
+/// hierarchy is mounted read-only, as in a Docker container.
+fn with_read_only_cgroups(r: &Root, args: &[&str]) -> std::process::Output {
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let mut script = String::from("set -e; ");
+    for l in mountinfo.lines() {
+        if l.contains(" - cgroup ") || l.contains(" - cgroup2 ") {
+            let point = l.split(' ').nth(4).unwrap();
+            script.push_str(&format!("mount -o remount,bind,ro {point}; "));
+        }
+    }
+    script.push_str("exec \"$@\"");
+    let berth = r.berth();
+    let mut c = std::process::Command::new("unshare");
+    c.args(["-m", "--propagation", "private", "sh", "-c", &script, "sh"])
+        .arg(berth.get_program())
+        .args(berth.get_args())
+        .args(args)
+        .stdin(Stdio::null());
+    for (k, v) in berth.get_envs() {
+        match v {
+            Some(v) => c.env(k, v),
+            None => c.env_remove(k),
+        };
+    }
+    c.output().unwrap()
+}
+
+#[test]
+fn a_read_only_cgroup_filesystem_runs_a_container_quietly_and_refuses_limits() {
+    if rootless() {
+        eprintln!("remounting the cgroup hierarchies needs root: skipped");
+        return;
+    }
+    let r = Root::new();
+    // Pulled first: only the container's own lines are left to compare.
+    assert_eq!(code(&r.run(&["--rm", "-q", BUSYBOX, "true"])), 0);
+    // No cgroup of its own can be made: without limits it runs in berth's,
+    // and says nothing about it (a run that works prints nothing).
+    let o = with_read_only_cgroups(&r, &["run", "--rm", "-q", BUSYBOX, "echo", "hey"]);
+    assert_eq!(stdout(&o), "hey\n", "{}", stderr(&o));
+    assert_eq!(stderr(&o), "");
+    // With limits: one line naming the read-only hierarchy.
+    let o = with_read_only_cgroups(
+        &r,
+        &["run", "--rm", "-q", "--pids-limit", "50", BUSYBOX, "true"],
+    );
+    assert_eq!(code(&o), 125);
+    let err = stderr(&o);
+    assert!(
+        err.contains(
+            "cgroup: resource limits need a writable cgroup hierarchy, and /sys/fs/cgroup"
+        ) && err.contains(" is read-only")
+            && err.lines().count() == 1,
+        "{err}"
+    );
+}

@@ -63,7 +63,10 @@ pub const V1_HIERARCHIES: &str = "org.berth.cgroup.v1-hierarchies";
 
 /// Annotation: `disabled` makes no cgroup for the container, which stays
 /// in its creator's cgroups (podman's `--cgroups disabled`); a spec that
-/// sets limits is then refused.
+/// sets limits is then refused. Its device rules go unenforced too: what
+/// devices it may open is its creator's cgroup's business (an engine run
+/// in a container: the outer container's). Its cgroup namespace and
+/// /sys/fs/cgroup are rooted at the creator's cgroups.
 pub const MODE: &str = "org.berth.cgroups";
 
 /// The v1 controllers `res` needs a cgroup in.
@@ -328,6 +331,22 @@ impl Cgroup {
             Layout::V2 { mount, .. } => vec![mount.join(&self.rel)],
             Layout::V1(hs) => hs.iter().map(|h| h.mount.join(&self.rel)).collect(),
         }
+    }
+
+    /// The first hierarchy (its mount point) the cgroup would be in that is
+    /// mounted read-only, as Docker mounts them in a container.
+    pub fn read_only_hierarchy(&self) -> Option<PathBuf> {
+        let mounts: Vec<&Path> = match &self.layout {
+            Layout::V2 { mount, .. } => vec![mount],
+            Layout::V1(hs) => hs.iter().map(|h| h.mount.as_path()).collect(),
+        };
+        mounts
+            .into_iter()
+            .find(|m| {
+                rustix::fs::statvfs(*m)
+                    .is_ok_and(|st| st.f_flag.contains(rustix::fs::StatVfsMountFlags::RDONLY))
+            })
+            .map(Path::to_path_buf)
     }
 
     /// Make the cgroup and apply `resources`. An existing cgroup is reused

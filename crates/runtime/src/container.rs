@@ -289,13 +289,11 @@ impl Container {
                     new_userns: ns_flags & libc::CLONE_NEWUSER as u64 != 0,
                     unshare_cgroupns,
                     join_cgroup,
-                    cgroup_v1: cgroup
-                        .as_ref()
-                        .and_then(|c| c.v1_hierarchies())
-                        .map(<[_]>::to_vec),
+                    cgroup_v1: cgroup_v1_view(spec, cgroup.as_ref()),
                     join,
                     seccomp: seccomp.as_ref(),
                     trampoline,
+                    no_pivot: annotation(spec, crate::NO_PIVOT) == Some("true"),
                 })
             }
             sys::Cloned::Parent { pid, pidfd } => {
@@ -570,6 +568,11 @@ impl Container {
     }
 }
 
+/// The spec's annotation `key`, if set.
+fn annotation<'a>(spec: &'a Spec, key: &str) -> Option<&'a str> {
+    spec.annotations().as_ref()?.get(key).map(String::as_str)
+}
+
 /// Whether the container's processes could ever hold CAP_SYS_ADMIN (it
 /// is in the bounding set): then they may mount a cgroup filesystem.
 fn may_mount(spec: &Spec) -> bool {
@@ -608,53 +611,91 @@ fn seccomp_cache_dir(container_dir: &Path) -> PathBuf {
 /// v1 hierarchy: in one where it stayed in the runtime's cgroup, its cgroup
 /// namespace could be rooted at the hierarchy's root, and a container with
 /// CAP_SYS_ADMIN that mounts it would find `release_agent` there, which the
-/// host runs as root (CVE-2022-0492). Without the rights to
-/// make one (rootless without delegation) a container that asks for no
-/// limits runs without, with a warning; one that asks for limits fails.
+/// host runs as root (CVE-2022-0492).
+///
+/// None, the container staying in its creator's cgroups: with the
+/// [`crate::cgroups::MODE`] annotation `disabled` (limits are then
+/// refused), or where no cgroup can be made (rootless without delegation,
+/// or a read-only cgroup filesystem as Docker mounts one in a container)
+/// and the spec asks for no limits: said at debug level only, a run that
+/// works prints nothing. Limits without a cgroup fail, with nothing left.
+/// Its cgroup namespace is then rooted at its creator's cgroups, a
+/// hierarchy's root where the creator sits there: a container with
+/// CAP_SYS_ADMIN could reach `release_agent`, which takes CAP_SYS_ADMIN in
+/// the initial user namespace to write, that is, no more than its creator
+/// (or the container itself, unconfined by a device cgroup) holds anyway.
 fn make_cgroup(id: &str, spec: &Spec) -> Result<Option<Cgroup>> {
     let linux = spec.linux().as_ref();
     let resources = linux.and_then(|l| l.resources().as_ref());
-    let asked = linux.and_then(|l| l.cgroups_path().as_ref());
-    let path = match asked {
+    let limited = resources.is_some_and(crate::cgroups::has_limits);
+    if annotation(spec, crate::cgroups::MODE) == Some("disabled") {
+        if limited {
+            return Err(Error::setup(
+                "cgroup: resource limits need a cgroup, and cgroups are disabled",
+            ));
+        }
+        return Ok(None);
+    }
+    let path = match linux.and_then(|l| l.cgroups_path().as_ref()) {
         Some(p) => p.to_string_lossy().into_owned(),
         None => format!("/berth/{id}"),
     };
     let layout = Layout::detect().map_err(|e| Error::setup(format!("cgroup: {e}")))?;
     let mut cg = Cgroup::new(layout, &path).map_err(|e| Error::setup(format!("cgroup: {e}")))?;
-    let used_only = spec
-        .annotations()
-        .as_ref()
-        .and_then(|a| a.get(crate::cgroups::V1_HIERARCHIES))
-        .is_some_and(|v| v == "used");
-    if used_only && !may_mount(spec) {
+    if used_hierarchies_only(spec) {
         cg = cg.used_by(resources);
     }
-    match cg.create(resources) {
-        Ok(()) => Ok(Some(cg)),
-        Err(e)
-            if e.kind() == std::io::ErrorKind::PermissionDenied
-                && !resources.is_some_and(crate::cgroups::has_limits) =>
-        {
-            // Rootless without a delegated cgroup: nothing to say unless
-            // the spec asked for one.
-            if asked.is_some() {
-                tracing::warn!("running without a cgroup of its own: {e}");
-            } else {
-                tracing::debug!("running without a cgroup of its own: {e}");
+    let e = match cg.create(resources) {
+        Ok(()) => return Ok(Some(cg)),
+        Err(e) => e,
+    };
+    // Also what it made in the hierarchies before the one that failed.
+    let _ = cg.destroy();
+    let denied = e.kind() == std::io::ErrorKind::PermissionDenied;
+    let read_only = e.kind() == std::io::ErrorKind::ReadOnlyFilesystem;
+    if (denied || read_only) && !limited {
+        tracing::debug!("running without a cgroup of its own: {e}");
+        return Ok(None);
+    }
+    Err(Error::setup(if denied {
+        format!(
+            "cgroup: resource limits need a cgroup berth may create, and this user may not \
+             (rootless needs a delegated cgroup): {e}"
+        )
+    } else if read_only {
+        match cg.read_only_hierarchy() {
+            Some(h) => format!(
+                "cgroup: resource limits need a writable cgroup hierarchy, and {} is read-only",
+                h.display()
+            ),
+            None => format!("cgroup: resource limits need a writable cgroup hierarchy: {e}"),
+        }
+    } else {
+        format!("cgroup: {e}")
+    }))
+}
+
+/// Whether the container is to be in (and see) only the v1 hierarchies its
+/// resources use: the [`crate::cgroups::V1_HIERARCHIES`] annotation, for a
+/// container that can never mount a cgroup filesystem.
+fn used_hierarchies_only(spec: &Spec) -> bool {
+    annotation(spec, crate::cgroups::V1_HIERARCHIES) == Some("used") && !may_mount(spec)
+}
+
+/// The v1 hierarchies the container's /sys/fs/cgroup shows (None: every
+/// one the host has, or cgroup v2): those of its own cgroup; without one,
+/// under the `used` annotation, those its resources use all the same,
+/// rooted at its creator's cgroups.
+fn cgroup_v1_view(spec: &Spec, cgroup: Option<&Cgroup>) -> Option<Vec<crate::cgroups::Hierarchy>> {
+    match cgroup {
+        Some(cg) => cg.v1_hierarchies().map(<[_]>::to_vec),
+        None if used_hierarchies_only(spec) => {
+            let res = spec.linux().as_ref().and_then(|l| l.resources().as_ref());
+            match Layout::detect().ok()?.used_by(res) {
+                Layout::V1(hs) => Some(hs),
+                Layout::V2 { .. } => None,
             }
-            let _ = cg.destroy();
-            Ok(None)
         }
-        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
-            let _ = cg.destroy();
-            Err(Error::setup(format!(
-                "cgroup: resource limits need a cgroup berth may create, and this user may not \
-                 (rootless needs a delegated cgroup): {e}"
-            )))
-        }
-        Err(e) => {
-            let _ = cg.destroy();
-            Err(Error::setup(format!("cgroup: {e}")))
-        }
+        None => None,
     }
 }

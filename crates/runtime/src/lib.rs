@@ -15,10 +15,11 @@
 //!    for `G` (user-namespace maps will go there too), unshares its cgroup
 //!    namespace, makes mount propagation private, binds the rootfs onto
 //!    itself, mounts the spec's mounts with targets resolved by
-//!    openat2(RESOLVE_IN_ROOT), fills /dev, pivot_root(".", ".") + detach,
-//!    then console, masked/read-only paths, read-only root, hostname,
-//!    rlimits, identity and capabilities, and looks the command up in the
-//!    spec's PATH. It reports `R` and blocks reading the exec fifo.
+//!    openat2(RESOLVE_IN_ROOT), fills /dev, pivot_root(".", ".") + detach
+//!    (or, refused or [`NO_PIVOT`], a move onto / and chroot), then
+//!    console, masked/read-only paths, read-only root, hostname, rlimits,
+//!    identity and capabilities, and looks the command up in the spec's
+//!    PATH. It reports `R` and blocks reading the exec fifo.
 //!    A `linux.seccomp` filter is compiled (or taken from the cache, see
 //!    [`seccomp`]) before clone and installed by the child: before the
 //!    identity change without no_new_privs, otherwise right before exec.

@@ -44,6 +44,8 @@ pub(crate) struct ChildConfig<'a> {
     pub seccomp: Option<&'a seccomp::Program>,
     /// The sealed exec trampoline (see `trampoline`).
     pub trampoline: OwnedFd,
+    /// Switch root without pivot_root (the [`crate::NO_PIVOT`] annotation).
+    pub no_pivot: bool,
 }
 
 /// Entry point of the child. Never returns.
@@ -129,7 +131,7 @@ fn setup_and_exec(cfg: &ChildConfig<'_>) -> Result<Never> {
     unsafe { libc::setsid() };
 
     rootfs::prepare(spec, &cfg.rootfs, &cfg.bundle, cfg.cgroup_v1.as_deref())?;
-    rootfs::pivot(&cfg.rootfs)?;
+    rootfs::pivot(&cfg.rootfs, cfg.no_pivot)?;
     if cfg.terminal {
         setup_console(cfg.sync.as_fd())?;
     }
@@ -376,7 +378,7 @@ fn wait_for_start(cfg: &ChildConfig<'_>) -> Result<()> {
     }
 }
 
-/// Bring up `lo` in a new network namespace, as runc does.
+/// Bring up `lo` in a new network namespace, as runc does, where allowed.
 fn loopback_up() -> Result<()> {
     // struct ifreq: name, then a union whose first member we use is flags.
     #[repr(C)]
@@ -402,8 +404,12 @@ fn loopback_up() -> Result<()> {
     sys::cvt(unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) }).step(what)?;
     req.flags |= libc::IFF_UP as libc::c_short;
     // SAFETY: as above.
-    sys::cvt(unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req) }).step(what)?;
-    Ok(())
+    match sys::cvt(unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req) }) {
+        // No CAP_NET_ADMIN (an engine run in a container with Docker's
+        // default capabilities): the namespace stays private, `lo` down.
+        Err(e) if e.raw_os_error() == Some(libc::EPERM) => Ok(()),
+        r => r.map(drop).step(what),
+    }
 }
 
 /// PATH used when the spec's environment has none (Docker's default).

@@ -492,6 +492,24 @@ fn loopback_is_up_in_a_new_network_namespace() {
 }
 
 #[test]
+fn loopback_stays_down_without_cap_net_admin() {
+    // A runtime without CAP_NET_ADMIN (one in a container with Docker's
+    // default capabilities) cannot bring `lo` up; the container still gets
+    // its private network namespace, with `lo` down (IFF_LOOPBACK alone).
+    let b = Bundle::sh("cat /sys/class/net/lo/flags; ls /sys/class/net");
+    b.write_config();
+    let o = std::process::Command::new("setpriv")
+        .args(["--bounding-set", "-net_admin", HELPER, "run"])
+        .arg(b.state_dir())
+        .arg("c1")
+        .arg(b.path())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(stdout(&o), "0x8\nlo\n", "{}", stderr(&o));
+}
+
+#[test]
 fn rlimit_failure_names_the_limit() {
     let mut b = Bundle::new(&["true"]);
     // Above fs.nr_open, so even root cannot set it.

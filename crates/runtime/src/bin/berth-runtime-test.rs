@@ -4,6 +4,9 @@
 //! With BERTH_TEST_SEAL=copy|memfd it first re-executes itself from a
 //! sealed binary (`exe::ensure_sealed`; the copy in /run/berth/exe or
 //! BERTH_TEST_EXE_DIR), which a container without a PID namespace needs.
+//! With BERTH_TEST_DENY_PIVOT_ROOT=EPERM|ENOSYS it runs under a seccomp
+//! filter refusing pivot_root with that errno, as Docker's default profile
+//! refuses it to an engine run inside a container.
 //!
 //! Usage:
 //!   berth-runtime-test init -- CMD [ARG...]
@@ -43,6 +46,9 @@ fn main() {
             eprintln!("berth-runtime-test: {e}");
             std::process::exit(125);
         }
+    }
+    if let Ok(errno) = std::env::var("BERTH_TEST_DENY_PIVOT_ROOT") {
+        deny_pivot_root(&errno);
     }
     let result = match cmd {
         "run" => {
@@ -92,5 +98,27 @@ fn main() {
             eprintln!("berth-runtime-test: {e}");
             std::process::exit(e.exit_code());
         }
+    }
+}
+
+fn deny_pivot_root(errno: &str) {
+    use libseccomp::{ScmpAction, ScmpFilterContext, ScmpSyscall};
+    let errno = match errno {
+        "ENOSYS" => libc::ENOSYS,
+        _ => libc::EPERM,
+    };
+    let loaded = ScmpFilterContext::new(ScmpAction::Allow).and_then(|mut f| {
+        f.add_rule(
+            ScmpAction::Errno(errno),
+            ScmpSyscall::from_name("pivot_root")?,
+        )?;
+        // Root may load a filter without no_new_privs, which the
+        // container's own setuid programs would feel.
+        f.set_ctl_nnp(false)?;
+        f.load()
+    });
+    if let Err(e) = loaded {
+        eprintln!("berth-runtime-test: seccomp filter: {e}");
+        std::process::exit(125);
     }
 }

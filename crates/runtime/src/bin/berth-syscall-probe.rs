@@ -18,6 +18,8 @@ fn errno_name(e: i32) -> String {
         libc::ENOSYS => "ENOSYS".into(),
         libc::EAFNOSUPPORT => "EAFNOSUPPORT".into(),
         libc::ENOKEY => "ENOKEY".into(),
+        libc::EXDEV => "EXDEV".into(),
+        libc::ENOTEMPTY => "ENOTEMPTY".into(),
         other => format!("errno{other}"),
     }
 }
@@ -102,12 +104,59 @@ fn probe(name: &str) -> Result<libc::c_long, i32> {
             // statmount (457), which the filter judges per architecture.
             "i386_getpid" => int80(20),
             "i386_statmount" => int80(457),
+            // The classic chroot escape: chroot into /tmp keeping the cwd
+            // outside it, climb `..` far more than any depth, and see
+            // where it ends: EXDEV unless at the / it started from.
+            "chroot_climb" => chroot_climb(),
+            // Unmount / and setns into this very mount namespace, which
+            // lands on its root: ENOTEMPTY if /proc or /sys there has
+            // anything in it. Only this container's view is changed.
+            "old_root_bare" => old_root_bare(),
             _ => {
                 eprintln!("berth-syscall-probe: unknown probe {name}");
                 std::process::exit(2);
             }
         }
     }
+}
+
+fn chroot_climb() -> Result<libc::c_long, i32> {
+    let id = |p: &std::ffi::CStr| -> Result<(u64, u64), i32> {
+        // SAFETY: stat is plain data; p is a valid string.
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        check(unsafe { libc::stat(p.as_ptr(), &mut st) } as libc::c_long)?;
+        Ok((st.st_dev, st.st_ino))
+    };
+    let top = id(c"/")?;
+    // SAFETY: plain path syscalls on constant strings; this process is
+    // the probe's alone.
+    unsafe {
+        check(libc::chdir(c"/".as_ptr()) as libc::c_long)?;
+        check(libc::chroot(c"/tmp".as_ptr()) as libc::c_long)?;
+        for _ in 0..256 {
+            check(libc::chdir(c"..".as_ptr()) as libc::c_long)?;
+        }
+    }
+    if id(c".")? == top {
+        Ok(0)
+    } else {
+        Err(libc::EXDEV)
+    }
+}
+
+fn old_root_bare() -> Result<libc::c_long, i32> {
+    // SAFETY: plain syscalls on constant strings and an fd opened here.
+    unsafe {
+        let ns = check(libc::open(c"/proc/self/ns/mnt".as_ptr(), libc::O_RDONLY) as libc::c_long)?;
+        check(libc::umount2(c"/".as_ptr(), libc::MNT_DETACH) as libc::c_long)?;
+        check(libc::setns(ns as libc::c_int, libc::CLONE_NEWNS) as libc::c_long)?;
+    }
+    for dir in ["/proc", "/sys"] {
+        if std::fs::read_dir(dir).is_ok_and(|mut d| d.next().is_some()) {
+            return Err(libc::ENOTEMPTY);
+        }
+    }
+    Ok(0)
 }
 
 /// An i386 syscall with null arguments, from 64-bit code.
