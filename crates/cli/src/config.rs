@@ -11,7 +11,7 @@
 //! default) gives up on a registry transfer that brings less than 1 KiB a
 //! second over that long, and retries it (curl's `--speed-time`);
 //! `"cgroups": "disabled"` runs containers without cgroups of their own
-//! (`run --cgroups`).
+//! (`run --cgroups`); `"no-pivot": true` is `run --no-pivot` always.
 
 use std::path::{Path, PathBuf};
 
@@ -38,6 +38,10 @@ pub struct Config {
     /// containers.conf has the same key).
     #[serde(default)]
     pub cgroups: Option<crate::cli::CgroupsMode>,
+    /// Always switch a container's root by move and chroot, as
+    /// `run --no-pivot` (podman's containers.conf has `no_pivot_root`).
+    #[serde(default)]
+    pub no_pivot: bool,
 }
 
 /// Where the config file is when `--config` is not given.

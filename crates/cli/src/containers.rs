@@ -371,7 +371,7 @@ pub fn run(engine: &Engine, args: &RunArgs) -> Result<u8> {
         );
         built.spec.set_annotations(Some(notes));
     }
-    if args.no_pivot {
+    if args.no_pivot || engine.config.no_pivot {
         let mut notes = built.spec.annotations().clone().unwrap_or_default();
         notes.insert(berth_runtime::NO_PIVOT.to_string(), "true".to_string());
         built.spec.set_annotations(Some(notes));

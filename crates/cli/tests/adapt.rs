@@ -58,6 +58,7 @@ fn cgroups_disabled_keeps_the_container_in_berths_cgroup() {
     }
     let r = Root::new();
     let out = r.run(&[
+        "-q",
         "--cgroups",
         "disabled",
         "--name",
