@@ -1,6 +1,9 @@
 //! Layer snapshots keyed by chain id, one directory each, for overlayfs.
 //!
-//! `<dir>/<chainid-hex>/` holds one layer unpacked alone in overlay mode.
+//! `<dir>/<chainid-hex>/` holds one layer unpacked alone in overlay mode,
+//! or, where the store cannot hold that layer's whiteouts, the merged view
+//! of its chain (see [`crate::layer::ApplyReport::self_contained`]; the
+//! mark that says so is set before the rename, like the content).
 //! A snapshot is unpacked into `<dir>/.tmp-<hex>-<pid>`, synced and renamed
 //! into place, so a crash never leaves a half snapshot under its final name;
 //! a per-chain lock file (`<dir>/.locks/<hex>`) keeps two processes from

@@ -272,3 +272,182 @@ fn opaque_marker_at_a_layers_root_hides_every_lower_entry() {
     }
     assert_eq!(names(&flat), want, "flattened");
 }
+
+fn descs_of(layers: &[Vec<u8>]) -> Vec<LayerDesc> {
+    layers
+        .iter()
+        .map(|l| LayerDesc {
+            diff_id: diff_id_of(&l[..]).unwrap(),
+        })
+        .collect()
+}
+
+fn prepare_in(dir: &std::path::Path, layers: &[Vec<u8>]) -> Vec<std::path::PathBuf> {
+    Snapshots::new(dir)
+        .unwrap()
+        .prepare(&descs_of(layers), |i| {
+            Ok(Box::new(std::io::Cursor::new(layers[i].clone())))
+        })
+        .unwrap()
+}
+
+/// `layers` applied one after another to a plain directory: the tree every
+/// way of making the rootfs must give.
+fn flattened(
+    layers: &[Vec<u8>],
+    dir: &std::path::Path,
+) -> std::collections::BTreeMap<String, common::Info> {
+    std::fs::create_dir_all(dir).unwrap();
+    for l in layers {
+        berth_rootfs::apply_layer(
+            &l[..],
+            dir,
+            &diff_id_of(&l[..]).unwrap(),
+            &berth_rootfs::ApplyOptions::default(),
+        )
+        .unwrap();
+    }
+    tree(dir)
+}
+
+/// The rootfs of `lowers` as an overlay and as a copy: both must be `want`.
+fn check_rootfs(
+    lowers: &[std::path::PathBuf],
+    cdir: &std::path::Path,
+    want: &std::collections::BTreeMap<String, common::Info>,
+) {
+    let _g = common::Cleanup(cdir.to_path_buf());
+    for force_copy in [false, true] {
+        let opts = RootfsOptions {
+            force_copy,
+            ..RootfsOptions::default()
+        };
+        let c = mount_rootfs_with(cdir, lowers, opts).unwrap();
+        let kind = if force_copy {
+            RootfsKind::Copy
+        } else {
+            RootfsKind::Overlay
+        };
+        assert_eq!(c.kind, kind);
+        assert_same(want, &tree(&c.path), &format!("{kind:?} rootfs"));
+        remove_rootfs(cdir).unwrap();
+    }
+}
+
+fn temps(dir: &std::path::Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".tmp-"))
+        .collect()
+}
+
+/// berth in a container: its store is on overlayfs, which refuses overlay
+/// whiteouts (char 0:0) made through it, and before Linux 6.7 opaque
+/// markers too. A layer that needs one becomes a self-contained snapshot
+/// (its lowers merged in, whiteouts applied for real) that hides the
+/// lowers; a layer that needs none is unpacked as on any store.
+#[test]
+fn snapshots_on_overlayfs_become_self_contained_only_where_needed() {
+    let layers = test_image();
+    let t = tempfile::tempdir().unwrap();
+    let want = flattened(&layers, &t.path().join("flat"));
+    let plain = prepare_in(&t.path().join("plain"), &layers);
+
+    let ovl = common::OverlayFs::new();
+    let snaps = ovl.merged.join("snaps");
+    let lowers = prepare_in(&snaps, &layers);
+    assert_same(
+        &tree(&plain[0]),
+        &tree(&lowers[0]),
+        "a layer without whiteouts is unpacked as it is",
+    );
+    for i in 1..layers.len() {
+        let upto = flattened(&layers[..=i], &t.path().join(format!("flat{i}")));
+        assert_same(&upto, &tree(&lowers[i]), "layer {i}: self-contained");
+    }
+    assert_eq!(
+        berth_rootfs::overlay::visible_lowers(&lowers),
+        &lowers[2..],
+        "the top self-contained snapshot hides the ones below"
+    );
+    assert!(temps(&snaps).is_empty(), "{:?}", temps(&snaps));
+    check_rootfs(&lowers, &t.path().join("ctr"), &want);
+
+    // The store moved to a normal filesystem (xattrs kept) still works.
+    let moved = t.path().join("moved");
+    let st = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(&snaps)
+        .arg(&moved)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let moved_lowers: Vec<_> = lowers
+        .iter()
+        .map(|l| moved.join(l.file_name().unwrap()))
+        .collect();
+    check_rootfs(&moved_lowers, &t.path().join("ctr"), &want);
+}
+
+/// A layer whose only overlay metadata is an opaque marker (in a dir, or
+/// at its root): since Linux 6.7 overlayfs stores it escaped and a nested
+/// overlay honours it, so the snapshot stays per-layer; before, the xattr
+/// is refused and the snapshot becomes self-contained. The tree is the
+/// image's either way.
+#[test]
+fn opaque_markers_on_overlayfs_give_the_exact_tree() {
+    use common::{DIR, Layer, ROOT};
+    let base = Layer::default()
+        .dir("d", DIR)
+        .file("d/old", ROOT, "old\n")
+        .file("top-old", ROOT, "old\n")
+        .build();
+    let in_dir = Layer::default()
+        .dir("d", DIR)
+        .opaque("d")
+        .file("d/new", ROOT, "new\n")
+        .build();
+    let at_root = Layer::default()
+        .file(".wh..wh..opq", ROOT, "")
+        .file("new", ROOT, "new\n")
+        .build();
+    let ovl = common::OverlayFs::new();
+    let kept = ovl.takes_overlay_xattrs();
+    for (n, image) in [vec![base.clone(), in_dir], vec![base, at_root]]
+        .into_iter()
+        .enumerate()
+    {
+        let t = tempfile::tempdir().unwrap();
+        let want = flattened(&image, &t.path().join("flat"));
+        let lowers = prepare_in(&ovl.merged.join(format!("snaps{n}")), &image);
+        let visible = berth_rootfs::overlay::visible_lowers(&lowers).len();
+        // A root-opaque layer hides its lowers whichever way it is kept.
+        let hides = n == 1 || !kept;
+        assert_eq!(visible, if hides { 1 } else { 2 }, "image {n}");
+        if !kept {
+            assert_same(&want, &tree(&lowers[1]), "self-contained");
+        }
+        check_rootfs(&lowers, &t.path().join("ctr"), &want);
+    }
+}
+
+/// A layer that became self-contained and then fails its digest check
+/// leaves nothing behind: no snapshot, no temp, no set-aside part.
+#[test]
+fn a_failed_self_contained_unpack_leaves_nothing() {
+    let layers = test_image();
+    let ovl = common::OverlayFs::new();
+    let snaps = ovl.merged.join("snaps");
+    let mut d = descs_of(&layers);
+    d[1].diff_id = format!("sha256:{}", "0".repeat(64));
+    let s = Snapshots::new(&snaps).unwrap();
+    let err = s
+        .prepare(&d, |i| {
+            Ok(Box::new(std::io::Cursor::new(layers[i].clone())))
+        })
+        .unwrap_err();
+    assert!(format!("{err:#}").contains("digest mismatch"), "{err:#}");
+    assert!(temps(&snaps).is_empty(), "{:?}", temps(&snaps));
+    assert_eq!(s.list().unwrap().len(), 1, "only the bottom layer's");
+}

@@ -381,3 +381,56 @@ impl Drop for Cleanup {
         let _ = berth_rootfs::remove_rootfs(&self.0);
     }
 }
+
+/// An overlayfs (lower, upper and work in a temp dir) mounted on `merged`,
+/// standing for the root filesystem of a container berth runs in; unmounted
+/// when dropped, after whatever was mounted inside it.
+pub struct OverlayFs {
+    pub merged: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl OverlayFs {
+    pub fn new() -> OverlayFs {
+        let dir = tempfile::tempdir().unwrap();
+        for d in ["lower", "upper", "work", "merged"] {
+            std::fs::create_dir(dir.path().join(d)).unwrap();
+        }
+        let merged = dir.path().join("merged");
+        let data = format!(
+            "lowerdir={0}/lower,upperdir={0}/upper,workdir={0}/work",
+            dir.path().display()
+        );
+        rustix::mount::mount(
+            "overlay",
+            &merged,
+            "overlay",
+            rustix::mount::MountFlags::empty(),
+            Some(std::ffi::CString::new(data).unwrap().as_c_str()),
+        )
+        .expect("mount an overlayfs for the store");
+        OverlayFs { merged, _dir: dir }
+    }
+
+    /// Whether overlay metadata xattrs can be set through this overlay
+    /// (escaped, Linux 6.7+), which before 6.7 it refuses.
+    pub fn takes_overlay_xattrs(&self) -> bool {
+        let probe = self.merged.join(".xattr-probe");
+        std::fs::create_dir(&probe).unwrap();
+        let ok = rustix::fs::setxattr(
+            &probe,
+            "trusted.overlay.opaque",
+            b"y",
+            rustix::fs::XattrFlags::empty(),
+        )
+        .is_ok();
+        std::fs::remove_dir(&probe).unwrap();
+        ok
+    }
+}
+
+impl Drop for OverlayFs {
+    fn drop(&mut self) {
+        let _ = rustix::mount::unmount(&self.merged, rustix::mount::UnmountFlags::DETACH);
+    }
+}
