@@ -88,6 +88,7 @@ pub fn mount_rootfs(lowers: &Lowers, cdir: &Path, volatile: bool) -> Result<Path
     let opts = berth_rootfs::RootfsOptions {
         force_copy: crate::rootless::active() && !crate::rootless::in_own_userns(),
         volatile,
+        scratch: None,
     };
     Ok(berth_rootfs::overlay::mount_rootfs_with(cdir, &lowers.dirs, opts)?.path)
 }

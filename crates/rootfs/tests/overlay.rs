@@ -310,28 +310,39 @@ fn flattened(
     tree(dir)
 }
 
-/// The rootfs of `lowers` as an overlay and as a copy: both must be `want`.
+/// The rootfs of `lowers` as an overlay (upper and work in `scratch` when
+/// the container dir is on overlayfs) and as a copy: both must be `want`.
 fn check_rootfs(
     lowers: &[std::path::PathBuf],
     cdir: &std::path::Path,
+    scratch: &std::path::Path,
     want: &std::collections::BTreeMap<String, common::Info>,
 ) {
     let _g = common::Cleanup(cdir.to_path_buf());
-    for force_copy in [false, true] {
-        let opts = RootfsOptions {
-            force_copy,
-            ..RootfsOptions::default()
-        };
-        let c = mount_rootfs_with(cdir, lowers, opts).unwrap();
-        let kind = if force_copy {
-            RootfsKind::Copy
-        } else {
-            RootfsKind::Overlay
-        };
-        assert_eq!(c.kind, kind);
-        assert_same(want, &tree(&c.path), &format!("{kind:?} rootfs"));
-        remove_rootfs(cdir).unwrap();
-    }
+    let _s = common::Cleanup(scratch.to_path_buf());
+    let opts = RootfsOptions {
+        scratch: Some(scratch),
+        ..RootfsOptions::default()
+    };
+    let c = mount_rootfs_with(cdir, lowers, opts).unwrap();
+    assert_eq!(c.kind, RootfsKind::Overlay);
+    let place = if berth_rootfs::overlay::is_overlayfs(cdir.parent().unwrap()) {
+        scratch
+    } else {
+        cdir
+    };
+    assert_eq!(c.upper, Some(place.join("upper")));
+    assert_same(want, &tree(&c.path), "overlay rootfs");
+    remove_rootfs(cdir).unwrap();
+    berth_rootfs::remove_tree(scratch).unwrap();
+    let copy = RootfsOptions {
+        force_copy: true,
+        ..RootfsOptions::default()
+    };
+    let c = mount_rootfs_with(cdir, lowers, copy).unwrap();
+    assert_eq!((c.kind, c.upper), (RootfsKind::Copy, None));
+    assert_same(want, &tree(&c.path), "copied rootfs");
+    remove_rootfs(cdir).unwrap();
 }
 
 fn temps(dir: &std::path::Path) -> Vec<String> {
@@ -372,7 +383,12 @@ fn snapshots_on_overlayfs_become_self_contained_only_where_needed() {
         "the top self-contained snapshot hides the ones below"
     );
     assert!(temps(&snaps).is_empty(), "{:?}", temps(&snaps));
-    check_rootfs(&lowers, &t.path().join("ctr"), &want);
+    check_rootfs(
+        &lowers,
+        &ovl.merged.join("ctr"),
+        &t.path().join("scratch"),
+        &want,
+    );
 
     // The store moved to a normal filesystem (xattrs kept) still works.
     let moved = t.path().join("moved");
@@ -387,7 +403,12 @@ fn snapshots_on_overlayfs_become_self_contained_only_where_needed() {
         .iter()
         .map(|l| moved.join(l.file_name().unwrap()))
         .collect();
-    check_rootfs(&moved_lowers, &t.path().join("ctr"), &want);
+    check_rootfs(
+        &moved_lowers,
+        &t.path().join("ctr"),
+        &t.path().join("scratch"),
+        &want,
+    );
 }
 
 /// A layer whose only overlay metadata is an opaque marker (in a dir, or
@@ -428,7 +449,12 @@ fn opaque_markers_on_overlayfs_give_the_exact_tree() {
         if !kept {
             assert_same(&want, &tree(&lowers[1]), "self-contained");
         }
-        check_rootfs(&lowers, &t.path().join("ctr"), &want);
+        check_rootfs(
+            &lowers,
+            &ovl.merged.join(format!("ctr{n}")),
+            &t.path().join("scratch"),
+            &want,
+        );
     }
 }
 
@@ -450,4 +476,39 @@ fn a_failed_self_contained_unpack_leaves_nothing() {
     assert!(format!("{err:#}").contains("digest mismatch"), "{err:#}");
     assert!(temps(&snaps).is_empty(), "{:?}", temps(&snaps));
     assert_eq!(s.list().unwrap().len(), 1, "only the bottom layer's");
+}
+
+/// With the store on overlayfs, a container's upper and work dirs go in a
+/// scratch dir overlayfs accepts; without one, the rootfs is a copy.
+#[test]
+fn a_container_dir_on_overlayfs_puts_the_upper_in_scratch() {
+    let layers = test_image();
+    let t = tempfile::tempdir().unwrap();
+    let lowers = prepare_in(&t.path().join("snaps"), &layers);
+    let ovl = common::OverlayFs::new();
+    let cdir = ovl.merged.join("ctr");
+    // Its parents too are made, private.
+    let scratch = t.path().join("exec-root/scratch/ctr");
+    let _g = common::Cleanup(cdir.clone());
+    let _s = common::Cleanup(scratch.clone());
+    let c = mount_rootfs_with(&cdir, &lowers, RootfsOptions::default()).unwrap();
+    assert_eq!((c.kind, c.upper), (RootfsKind::Copy, None));
+    remove_rootfs(&cdir).unwrap();
+    let opts = RootfsOptions {
+        scratch: Some(&scratch),
+        ..RootfsOptions::default()
+    };
+    let c = mount_rootfs_with(&cdir, &lowers, opts).unwrap();
+    assert_eq!(c.kind, RootfsKind::Overlay);
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(
+        (mode(&scratch), mode(scratch.parent().unwrap())),
+        (0o700, 0o700)
+    );
+    std::fs::write(c.path.join("written"), "w").unwrap();
+    assert!(scratch.join("upper/written").exists());
+    assert!(!cdir.join("upper").exists() && !cdir.join("work").exists());
+    remove_rootfs(&cdir).unwrap();
+    berth_rootfs::remove_tree(&scratch).unwrap();
+    assert!(!scratch.exists());
 }
