@@ -120,10 +120,10 @@ pub struct ApplyReport {
     /// Overlay mode only: the target's filesystem refused an overlay
     /// whiteout or opaque marker, so the target holds the merged view of
     /// the visible lowers with this layer applied over it, whiteouts
-    /// deleting for real, and is marked a base
-    /// ([`crate::overlay::BASE_XATTR`]): as a lower it hides the ones
-    /// below it. Done with a sibling dir, `<target>.partial`, made and
-    /// removed meanwhile.
+    /// deleting for real. As a lower it must hide the ones below it: the
+    /// caller marks it so ([`crate::Snapshots`] does, for
+    /// [`crate::overlay::visible_lowers`]). Done with a sibling dir,
+    /// `<target>.partial`, made and removed meanwhile.
     pub self_contained: bool,
 }
 
@@ -570,12 +570,6 @@ impl<'a> Applier<'a> {
         let removed = crate::snapshot::remove_tree(&partial);
         res.context("merging the lower snapshots in")?;
         removed.with_context(|| format!("removing {}", partial.display()))?;
-        let top = self
-            .root
-            .open_path(Path::new("."), OFlags::RDONLY | OFlags::DIRECTORY)?;
-        rustix::fs::fsetxattr(&top, crate::overlay::BASE_XATTR, b"y", XattrFlags::empty())
-            .map_err(io::Error::from)
-            .context("marking the snapshot self-contained")?;
         self.self_contained = true;
         self.report.self_contained = true;
         Ok(())

@@ -64,28 +64,22 @@ pub struct ContainerRootfs {
     pub upper: Option<PathBuf>,
 }
 
-/// Marks a self-contained snapshot (see
-/// [`crate::layer::ApplyReport::self_contained`]): the merged view of its
-/// whole chain, so the snapshots below it are not to be seen. berth's own,
-/// not `trusted.overlay.*`: those are what a store on overlayfs refuses;
-/// a `user.` xattr any filesystem with xattrs keeps, and it is set on the
-/// snapshot's temp dir before the rename that publishes it.
-pub const BASE_XATTR: &str = "user.berth.base";
-
 /// The snapshots (bottom → top) a rootfs is made of: a layer whose root is
 /// opaque (a `.wh..wh..opq` at its root) hides every layer below it, as in
 /// umoci and containerd's tar applier, and so does a self-contained
-/// snapshot ([`BASE_XATTR`]). overlayfs ignores the opaque xattr on a
-/// layer's root, so those lowers are left out here instead.
+/// snapshot (see [`crate::layer::ApplyReport::self_contained`]), the
+/// merged view of its whole chain, which [`crate::Snapshots`] marks so.
+/// overlayfs ignores the opaque xattr on a layer's root, so those lowers
+/// are left out here instead.
 pub fn visible_lowers(lowers: &[PathBuf]) -> &[PathBuf] {
-    let opaque = |d: &PathBuf| {
+    let hides = |d: &PathBuf| {
         let mut v = [0u8; 1];
         crate::layer::OPAQUE_XATTRS
             .iter()
-            .chain([&BASE_XATTR])
             .any(|x| matches!(rustix::fs::lgetxattr(d, *x, &mut v), Ok(1) if v == *b"y"))
+            || crate::snapshot::is_base(d)
     };
-    match lowers.iter().rposition(opaque) {
+    match lowers.iter().rposition(hides) {
         Some(i) => &lowers[i..],
         None => lowers,
     }

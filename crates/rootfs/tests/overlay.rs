@@ -458,6 +458,52 @@ fn opaque_markers_on_overlayfs_give_the_exact_tree() {
     }
 }
 
+/// A store whose filesystem keeps no xattrs at all (overlayfs over a
+/// filesystem without them, as over tmpfs before Linux 6.6): whiteouts and
+/// opaque markers are refused, and so would be any xattr marking a
+/// snapshot self-contained; the tree is still the image's.
+#[test]
+fn self_contained_snapshots_need_no_xattrs() {
+    use common::{DIR, Layer, ROOT};
+    let layers = [
+        Layer::default()
+            .dir("d", DIR)
+            .file("d/old", ROOT, "old\n")
+            .file("gone", ROOT, "gone\n")
+            .dir("o", DIR)
+            .file("o/old", ROOT, "old\n")
+            .build(),
+        Layer::default()
+            .whiteout("", "gone")
+            .dir("o", DIR)
+            .opaque("o")
+            .file("o/new", ROOT, "new\n")
+            .file("d/new", ROOT, "new\n")
+            .build(),
+        Layer::default().file("top", ROOT, "top\n").build(),
+    ];
+    let t = tempfile::tempdir().unwrap();
+    let want = flattened(&layers, &t.path().join("flat"));
+    let ovl = common::OverlayFs::without_xattrs();
+    let lowers = prepare_in(&ovl.merged.join("snaps"), &layers);
+    assert_eq!(
+        berth_rootfs::overlay::visible_lowers(&lowers),
+        &lowers[1..],
+        "layer 1 is self-contained, layer 2 as it is"
+    );
+    assert_same(
+        &flattened(&layers[2..], &t.path().join("top")),
+        &tree(&lowers[2]),
+        "layer 2 alone",
+    );
+    check_rootfs(
+        &lowers,
+        &ovl.merged.join("ctr"),
+        &t.path().join("scratch"),
+        &want,
+    );
+}
+
 /// A layer that became self-contained and then fails its digest check
 /// leaves nothing behind: no snapshot, no temp, no set-aside part.
 #[test]

@@ -387,12 +387,35 @@ impl Drop for Cleanup {
 /// when dropped, after whatever was mounted inside it.
 pub struct OverlayFs {
     pub merged: std::path::PathBuf,
-    _dir: tempfile::TempDir,
+    /// A ramfs holding lower, upper and work, mounted on the temp dir.
+    ramfs: bool,
+    dir: tempfile::TempDir,
 }
 
 impl OverlayFs {
     pub fn new() -> OverlayFs {
+        Self::make(false)
+    }
+
+    /// One whose upper dir is on a ramfs, which keeps no xattrs: overlayfs
+    /// mounts it all the same, and refuses every xattr, as it would over
+    /// tmpfs before Linux 6.6.
+    pub fn without_xattrs() -> OverlayFs {
+        Self::make(true)
+    }
+
+    fn make(ramfs: bool) -> OverlayFs {
         let dir = tempfile::tempdir().unwrap();
+        if ramfs {
+            rustix::mount::mount(
+                "ramfs",
+                dir.path(),
+                "ramfs",
+                rustix::mount::MountFlags::empty(),
+                None,
+            )
+            .expect("mount a ramfs");
+        }
         for d in ["lower", "upper", "work", "merged"] {
             std::fs::create_dir(dir.path().join(d)).unwrap();
         }
@@ -409,7 +432,7 @@ impl OverlayFs {
             Some(std::ffi::CString::new(data).unwrap().as_c_str()),
         )
         .expect("mount an overlayfs for the store");
-        OverlayFs { merged, _dir: dir }
+        OverlayFs { merged, ramfs, dir }
     }
 
     /// Whether overlay metadata xattrs can be set through this overlay
@@ -432,5 +455,8 @@ impl OverlayFs {
 impl Drop for OverlayFs {
     fn drop(&mut self) {
         let _ = rustix::mount::unmount(&self.merged, rustix::mount::UnmountFlags::DETACH);
+        if self.ramfs {
+            let _ = rustix::mount::unmount(self.dir.path(), rustix::mount::UnmountFlags::DETACH);
+        }
     }
 }
