@@ -399,6 +399,28 @@ fn snapshots_on_overlayfs_become_self_contained_only_where_needed() {
         .status()
         .unwrap();
     assert!(st.success());
+    // busybox's cp -a (the v2 VM's) keeps no symlink's mtime: put them back.
+    for (rel, info) in tree(&snaps) {
+        if let ("symlink", Some(mtime)) = (info.kind, info.mtime) {
+            let t = rustix::fs::Timestamps {
+                last_access: rustix::time::Timespec {
+                    tv_sec: mtime,
+                    tv_nsec: 0,
+                },
+                last_modification: rustix::time::Timespec {
+                    tv_sec: mtime,
+                    tv_nsec: 0,
+                },
+            };
+            rustix::fs::utimensat(
+                rustix::fs::CWD,
+                moved.join(rel),
+                &t,
+                rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
+            )
+            .unwrap();
+        }
+    }
     let moved_lowers: Vec<_> = lowers
         .iter()
         .map(|l| moved.join(l.file_name().unwrap()))
