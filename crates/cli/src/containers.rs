@@ -25,6 +25,13 @@ fn bundle_dir(engine: &Engine, id: &str) -> PathBuf {
     engine.exec_root.join("bundles").join(id)
 }
 
+/// Where a container's overlay upper and work dirs go when its own dir
+/// cannot hold them: the root is on overlayfs (berth in a container),
+/// the exec root is a tmpfs. Lives as long as the container.
+fn scratch_dir(engine: &Engine, id: &str) -> PathBuf {
+    engine.exec_root.join("scratch").join(id)
+}
+
 /// Finds the image locally or pulls it, as `--pull` says. Like Docker, a
 /// local image of another platform than `--platform` asks for is not the
 /// image asked for: `--pull missing` pulls that platform.
@@ -280,7 +287,7 @@ pub fn run(engine: &Engine, args: &RunArgs) -> Result<u8> {
     // RootfsOptions::volatile).
     let volatile = args.rm;
     let rootfs = match &remap {
-        None => snapshots::mount_rootfs(&lowers, &cdir, volatile)?,
+        None => snapshots::mount_rootfs(&lowers, &cdir, &scratch_dir(engine, &id), volatile)?,
         Some((uids, gids)) => {
             let ns = berth_runtime::new_userns(uids, gids)
                 .map_err(|e| anyhow::anyhow!("--userns: {}", e.message))?;
@@ -668,6 +675,14 @@ fn remove_container_files(engine: &Engine, id: &str, sweep_cgroup: bool) -> Resu
     let _ = std::fs::remove_dir_all(runtime_dir(engine).join(id));
     let _ = std::fs::remove_dir_all(bundle_dir(engine, id));
     snapshots::release_rootfs(&cdir)?;
+    // Before the record goes: should this fail, a later rm tries again.
+    let scratch = scratch_dir(engine, id);
+    match berth_rootfs::remove_tree(&scratch) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(e).with_context(|| format!("remove {}", scratch.display()));
+        }
+        _ => {}
+    }
     trash::discard(&engine.root, &cdir)
 }
 

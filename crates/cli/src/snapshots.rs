@@ -82,14 +82,28 @@ pub fn pull(
 }
 
 /// Mounts the container's rootfs at `<cdir>/rootfs` and returns that path;
-/// `volatile` for a container removed when it ends. Rootless berth outside
-/// a user namespace of its own copies: it cannot mount overlayfs there.
-pub fn mount_rootfs(lowers: &Lowers, cdir: &Path, volatile: bool) -> Result<PathBuf> {
+/// the upper dir goes in `scratch` when `cdir` cannot hold it (on
+/// overlayfs); `volatile` for a container removed when it ends. Rootless
+/// berth outside a user namespace of its own copies: it cannot mount
+/// overlayfs there.
+pub fn mount_rootfs(
+    lowers: &Lowers,
+    cdir: &Path,
+    scratch: &Path,
+    volatile: bool,
+) -> Result<PathBuf> {
     let opts = berth_rootfs::RootfsOptions {
         force_copy: crate::rootless::active() && !crate::rootless::in_own_userns(),
         volatile,
+        scratch: Some(scratch),
     };
-    Ok(berth_rootfs::overlay::mount_rootfs_with(cdir, &lowers.dirs, opts)?.path)
+    let rootfs = berth_rootfs::overlay::mount_rootfs_with(cdir, &lowers.dirs, opts)?;
+    tracing::debug!(
+        "rootfs: {:?}, upper dir {:?}",
+        rootfs.kind,
+        rootfs.upper.as_deref().unwrap_or(Path::new("-"))
+    );
+    Ok(rootfs.path)
 }
 
 /// Unmounts `<cdir>/rootfs` if mounted; idempotent, so it also cleans up

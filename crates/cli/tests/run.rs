@@ -1233,3 +1233,82 @@ fn a_local_image_of_another_platform_is_not_the_one_asked_for() {
     assert_eq!(arch(), "arm64", "{e}");
     assert_eq!(code(&o), 127, "{e}");
 }
+
+/// The container's `/` in its own mountinfo: its filesystem type, source
+/// and options, after asserting it is the root of that filesystem (a
+/// copied rootfs is a bind mount of a directory).
+fn root_mount(r: &Root, args: &[&str]) -> (String, std::process::Output) {
+    let mut all = args.to_vec();
+    all.extend_from_slice(&["-q", BUSYBOX, "awk", "$5 == \"/\"", "/proc/self/mountinfo"]);
+    let o = r.run(&all);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let line = stdout(&o);
+    assert_eq!(line.split(' ').nth(3), Some("/"), "not an overlay: {line}");
+    let after = line.split(" - ").nth(1).unwrap_or_default().to_string();
+    (after, o)
+}
+
+/// The `upperdir=` of an overlay's mount options.
+fn upperdir(opts: &str) -> std::path::PathBuf {
+    let o = opts.split_whitespace().nth(2).unwrap_or_default();
+    o.split(',')
+        .find_map(|o| o.strip_prefix("upperdir="))
+        .unwrap_or_else(|| panic!("no upperdir in {opts}"))
+        .into()
+}
+
+/// berth in a container (`docker run --cap-add SYS_ADMIN …`): its root is
+/// on overlayfs, which refuses overlay whiteouts and upper dirs made
+/// through it. Images with whiteouts still unpack exactly (while pulled,
+/// and from the stored blobs), a container's root is still an overlay,
+/// its upper dir in the exec root's scratch dir and gone with the
+/// container, and none of it is worth a word on stderr.
+#[test]
+fn a_root_on_overlayfs_unpacks_whiteouts_and_mounts_overlay_roots() {
+    let r = Root::on_overlayfs();
+    check_layers_tree(&r);
+    std::fs::remove_dir_all(r.path().join("snapshots")).unwrap();
+    check_layers_tree(&r);
+    let o = r.run(&[
+        "--rm",
+        "-q",
+        "127.0.0.1:5500/layers:latest",
+        "ls",
+        "-a",
+        "/data/opaque",
+    ]);
+    assert_eq!(
+        (stdout(&o).as_str(), stderr(&o).as_str()),
+        (".\n..\nnew.txt\n", "")
+    );
+    if rootless() {
+        // Rootless berth copies the image: it may not mount overlayfs.
+        return;
+    }
+    let (fs, o) = root_mount(&r, &["--rm"]);
+    assert!(fs.starts_with("overlay "), "{fs}");
+    assert_eq!(stderr(&o), "");
+    let scratch = upperdir(&fs).parent().unwrap().to_path_buf();
+    assert!(
+        scratch.starts_with("/run/berth/scratch/"),
+        "{}",
+        scratch.display()
+    );
+    assert!(!scratch.exists(), "{} outlived run --rm", scratch.display());
+
+    let (fs, o) = root_mount(&r, &["--name", "kept"]);
+    assert!(fs.starts_with("overlay "), "{fs}");
+    assert_eq!(stderr(&o), "");
+    let scratch = upperdir(&fs).parent().unwrap().to_path_buf();
+    let id = r.container_ids().pop().unwrap();
+    assert!(scratch.ends_with(&id), "{}", scratch.display());
+    // The container dir holds no copy of the image, nor an upper dir.
+    let cdir = r.path().join("containers").join(&id);
+    assert_eq!(std::fs::read_dir(cdir.join("rootfs")).unwrap().count(), 0);
+    assert!(!cdir.join("upper").exists());
+    // What the container changed stays until it is removed.
+    assert!(scratch.join("upper").is_dir());
+    let o = r.berth().args(["rm", "kept"]).output().unwrap();
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(!scratch.exists(), "{} outlived rm", scratch.display());
+}

@@ -1,6 +1,7 @@
 //! Copying between snapshot trees with fds only: copy-up of a lower file for
 //! a cross-layer hardlink, and flattening overlay snapshots into one plain
-//! directory when overlayfs cannot be mounted.
+//! directory when overlayfs cannot be mounted or a snapshot must be
+//! self-contained.
 
 use std::collections::HashMap;
 use std::ffi::{OsStr, OsString};
@@ -282,7 +283,7 @@ pub fn flatten_snapshots(lowers: &[PathBuf], target: &Path, resolver: Resolver) 
             dst.as_fd(),
             &troot,
             PathBuf::new(),
-            &mut links,
+            Some(&mut links),
             0,
         )
         .with_context(|| format!("flattening snapshot {}", lower.display()))?;
@@ -290,12 +291,31 @@ pub fn flatten_snapshots(lowers: &[PathBuf], target: &Path, resolver: Resolver) 
     Ok(())
 }
 
+/// [`flatten_snapshots`] of the one snapshot `src` over `target`, on the
+/// same filesystem, moving its files rather than copying them: `src` is
+/// left with its directories only.
+pub(crate) fn move_snapshot_over(src: &Path, target: &Path, resolver: Resolver) -> Result<()> {
+    let troot = Root::open_with(target, resolver)?;
+    let s = rustix::fs::open(
+        src,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .with_context(|| format!("opening {}", src.display()))?;
+    let dst = troot.open_path(Path::new("."), OFlags::RDONLY | OFlags::DIRECTORY)?;
+    merge(s.as_fd(), dst.as_fd(), &troot, PathBuf::new(), None, 0)
+        .with_context(|| format!("moving {} over {}", src.display(), target.display()))
+}
+
+/// Merges `src` over `dst`: copies its files, keeping hardlinks within it
+/// through `links`; or, without `links`, moves them (a rename keeps an
+/// inode's names linked).
 fn merge(
     src: BorrowedFd<'_>,
     dst: BorrowedFd<'_>,
     troot: &Root,
     rel: PathBuf,
-    links: &mut HashMap<(u64, u64), PathBuf>,
+    mut links: Option<&mut HashMap<(u64, u64), PathBuf>>,
     depth: usize,
 ) -> Result<()> {
     if depth > crate::layer::MAX_DEPTH {
@@ -345,7 +365,14 @@ fn merge(
                 OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
                 Mode::empty(),
             )?;
-            merge(s.as_fd(), d.as_fd(), troot, child_rel, links, depth + 1)?;
+            merge(
+                s.as_fd(),
+                d.as_fd(),
+                troot,
+                child_rel,
+                links.as_deref_mut(),
+                depth + 1,
+            )?;
             copy_xattrs(s.as_fd(), d.as_fd())?;
             apply_meta_fd(d.as_fd(), &st)?;
             continue;
@@ -353,6 +380,10 @@ fn merge(
         if existing.is_some() {
             remove_all_at(dst, &name)?;
         }
+        let Some(links) = links.as_deref_mut() else {
+            rustix::fs::renameat(src, &name, dst, &name).map_err(io::Error::from)?;
+            continue;
+        };
         if FileType::from_raw_mode(st.st_mode) == FileType::RegularFile && st.st_nlink > 1 {
             let key = (st.st_dev, st.st_ino);
             if let Some(first) = links.get(&key)

@@ -70,6 +70,11 @@ pub enum ApplyMode {
     /// overlayfs ignores, it tells [`crate::overlay::visible_lowers`] to
     /// leave the lowers out), and hardlinks to files of earlier layers
     /// are satisfied by copying the file up from `lowers` (bottom → top).
+    ///
+    /// Where the target's filesystem refuses a whiteout or an opaque marker
+    /// (overlayfs refuses both made through it; since Linux 6.7 it takes
+    /// the marker, escaped), the snapshot becomes self-contained instead:
+    /// see [`ApplyReport::self_contained`].
     Overlay {
         /// Snapshot dirs of the earlier layers, bottom first.
         lowers: Vec<PathBuf>,
@@ -112,6 +117,14 @@ pub struct ApplyReport {
     pub entries: u64,
     /// Things skipped on purpose (devices when unprivileged, unsupported xattrs, ...).
     pub warnings: Vec<String>,
+    /// Overlay mode only: the target's filesystem refused an overlay
+    /// whiteout or opaque marker, so the target holds the merged view of
+    /// the visible lowers with this layer applied over it, whiteouts
+    /// deleting for real. As a lower it must hide the ones below it: the
+    /// caller marks it so ([`crate::Snapshots`] does, for
+    /// [`crate::overlay::visible_lowers`]). Done with a sibling dir,
+    /// `<target>.partial`, made and removed meanwhile.
+    pub self_contained: bool,
 }
 
 /// Apply one decompressed layer tar to `target`, verifying its sha256 against
@@ -158,6 +171,7 @@ pub fn apply_layer_gated(
     };
     let mut ap = Applier {
         root: &root,
+        target,
         opts,
         privileged,
         created: HashSet::new(),
@@ -166,6 +180,7 @@ pub fn apply_layer_gated(
         lowers_ready,
         lowers_waited: std::cell::Cell::new(false),
         root_opaque: false,
+        self_contained: false,
     };
     {
         let mut archive = tar::Archive::new(&mut hr);
@@ -230,6 +245,8 @@ struct DirFixup {
 
 struct Applier<'a> {
     root: &'a Root,
+    /// The root's path, for the sibling a self-contained snapshot needs.
+    target: &'a Path,
     opts: &'a ApplyOptions,
     privileged: bool,
     /// Paths this layer created, so an opaque marker keeps them.
@@ -243,6 +260,8 @@ struct Applier<'a> {
     lowers_waited: std::cell::Cell<bool>,
     /// This layer's own root is opaque: the lowers are hidden from it too.
     root_opaque: bool,
+    /// Overlay mode turned flatten: see [`ApplyReport::self_contained`].
+    self_contained: bool,
 }
 
 struct Meta {
@@ -253,7 +272,7 @@ struct Meta {
     xattrs: Vec<(OsString, Vec<u8>)>,
 }
 
-impl Applier<'_> {
+impl<'a> Applier<'a> {
     fn warn(&mut self, msg: String) {
         tracing::warn!("{msg}");
         self.report.warnings.push(msg);
@@ -311,18 +330,23 @@ impl Applier<'_> {
                     Ok(()) | Err(Errno::EXIST) => {}
                     Err(e) => return Err(io::Error::from(e)).context("mkdir"),
                 }
-                let fd = rustix::fs::openat(
+                let mut fd = rustix::fs::openat(
                     &parent,
                     name,
                     OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
                     Mode::empty(),
                 )?;
-                if replaced_whiteout {
-                    // `.wh.d` then `d/` in one layer replaces the lower `d`:
-                    // without opaque, overlayfs would merge the old contents back in.
-                    rustix::fs::fsetxattr(&fd, self.opaque_xattr(), b"y", XattrFlags::empty())
-                        .map_err(io::Error::from)
-                        .context("marking replaced directory opaque")?;
+                // `.wh.d` then `d/` in one layer replaces the lower `d`:
+                // without opaque, overlayfs would merge the old contents back in.
+                if replaced_whiteout
+                    && !self.mark_opaque(&fd, "marking replaced directory opaque")?
+                {
+                    // Self-contained now, the lower `d` merged in: the
+                    // whiteout deletes it for real, as flattening does.
+                    self.remove_lower_children(&path)?;
+                    fd = self
+                        .root
+                        .open_path(&path, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW)?;
                 }
                 self.own_and_xattrs(fd.as_fd(), &meta)?;
                 self.dirs.push(DirFixup {
@@ -480,6 +504,98 @@ impl Applier<'_> {
         }
     }
 
+    /// The lowers while the layer is applied as an overlay snapshot.
+    fn overlay_lowers(&self) -> Option<&'a [PathBuf]> {
+        let opts: &'a ApplyOptions = self.opts;
+        match &opts.mode {
+            ApplyMode::Overlay { lowers } if !self.self_contained => Some(lowers),
+            _ => None,
+        }
+    }
+
+    /// Marks `dir` opaque; false when the store refused the marker and the
+    /// layer became self-contained instead, the caller to apply flatten's rule.
+    fn mark_opaque(&mut self, dir: &OwnedFd, what: &str) -> Result<bool> {
+        match rustix::fs::fsetxattr(dir, self.opaque_xattr(), b"y", XattrFlags::empty()) {
+            Ok(()) => Ok(true),
+            Err(e) if store_refuses(e) => {
+                self.become_self_contained(e)?;
+                Ok(false)
+            }
+            Err(e) => Err(io::Error::from(e)).context(what.to_string()),
+        }
+    }
+
+    /// The store refused overlay metadata (`why`): from here on the layer
+    /// is applied flattened, over the merged view of its visible lowers.
+    /// What the layer has made so far is set aside in `<target>.partial`,
+    /// the lowers are copied in, and the set-aside part moved back over
+    /// them, by renames both ways (a layer's files are copied never):
+    /// the target's root, and with it the fd every lookup starts from,
+    /// stays the same directory.
+    fn become_self_contained(&mut self, why: Errno) -> Result<()> {
+        let Some(lowers) = self.overlay_lowers() else {
+            bail!("a flattened layer cannot become self-contained");
+        };
+        self.await_lowers()?;
+        let lowers = self.visible(lowers);
+        tracing::debug!(
+            "{}: the store refuses overlay metadata ({why}): merging {} lower snapshots in",
+            self.target.display(),
+            lowers.len()
+        );
+        let mut name = self
+            .target
+            .file_name()
+            .ok_or_else(|| anyhow!("{} has no name", self.target.display()))?
+            .to_os_string();
+        name.push(".partial");
+        let partial = self.target.with_file_name(name);
+        std::fs::create_dir(&partial).with_context(|| format!("creating {}", partial.display()))?;
+        let res = (|| -> Result<()> {
+            let top = self
+                .root
+                .open_path(Path::new("."), OFlags::RDONLY | OFlags::DIRECTORY)?;
+            let aside = rustix::fs::open(
+                &partial,
+                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::empty(),
+            )?;
+            for child in list_dir(top.as_fd())? {
+                rustix::fs::renameat(&top, &child, &aside, &child).map_err(io::Error::from)?;
+            }
+            crate::copy::flatten_snapshots(lowers, self.target, self.opts.resolver)?;
+            crate::copy::move_snapshot_over(&partial, self.target, self.opts.resolver)
+        })();
+        let removed = crate::snapshot::remove_tree(&partial);
+        res.context("merging the lower snapshots in")?;
+        removed.with_context(|| format!("removing {}", partial.display()))?;
+        self.self_contained = true;
+        self.report.self_contained = true;
+        Ok(())
+    }
+
+    /// Flatten's rule for an opaque `dir`: what the lower layers put in it
+    /// goes, what this layer made stays.
+    fn remove_lower_children(&self, dir: &Path) -> Result<()> {
+        let at = if dir.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            dir
+        };
+        let fd = match self.root.open_path(at, OFlags::RDONLY | OFlags::DIRECTORY) {
+            Ok(fd) => fd,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(e).context("opening opaque directory"),
+        };
+        for child in list_dir(fd.as_fd())? {
+            if !self.created.contains(&dir.join(&child)) {
+                remove_all_at(fd.as_fd(), &child)?;
+            }
+        }
+        Ok(())
+    }
+
     /// The lowers this layer may still see (parents, hardlink targets).
     fn visible<'l>(&self, lowers: &'l [PathBuf]) -> &'l [PathBuf] {
         if self.root_opaque {
@@ -506,7 +622,7 @@ impl Applier<'_> {
     /// parents take their metadata from the lowers (like containerd), or the
     /// new upper dir's defaults would replace the lower dir's owner and mode.
     fn parent(&self, path: &Path) -> io::Result<(OwnedFd, OsString)> {
-        if let ApplyMode::Overlay { lowers } = &self.opts.mode
+        if let Some(lowers) = self.overlay_lowers()
             && !lowers.is_empty()
         {
             match self.root.parent(path, false) {
@@ -525,7 +641,7 @@ impl Applier<'_> {
 
     /// In overlay mode, whether `parent/name` is a whiteout this layer made.
     fn is_overlay_whiteout(&self, parent: &OwnedFd, name: &OsStr) -> bool {
-        matches!(self.opts.mode, ApplyMode::Overlay { .. })
+        self.overlay_lowers().is_some()
             && matches!(
                 rustix::fs::statat(parent, name, AtFlags::SYMLINK_NOFOLLOW),
                 Ok(st) if FileType::from_raw_mode(st.st_mode) == FileType::CharacterDevice && st.st_rdev == 0
@@ -654,7 +770,7 @@ impl Applier<'_> {
 
     fn whiteout(&mut self, path: &Path, name: &[u8], rest: &[u8], mtime: u64) -> Result<()> {
         let dir = path.parent().unwrap_or(Path::new(""));
-        let overlay = matches!(self.opts.mode, ApplyMode::Overlay { .. });
+        let overlay = self.overlay_lowers().is_some();
         if name == OPAQUE {
             if overlay {
                 let fd = if dir.as_os_str().is_empty() {
@@ -677,29 +793,14 @@ impl Applier<'_> {
                         Mode::empty(),
                     )?
                 };
-                rustix::fs::fsetxattr(&fd, self.opaque_xattr(), b"y", XattrFlags::empty())
-                    .map_err(io::Error::from)
-                    .context("marking directory opaque")?;
+                if !self.mark_opaque(&fd, "marking directory opaque")? {
+                    return self.whiteout(path, name, rest, mtime);
+                }
                 return Ok(());
             }
             // Flatten: empty the directory of everything from lower layers
             // (at the layer's root too: "" names no path, "." the root).
-            let at = if dir.as_os_str().is_empty() {
-                Path::new(".")
-            } else {
-                dir
-            };
-            let fd = match self.root.open_path(at, OFlags::RDONLY | OFlags::DIRECTORY) {
-                Ok(fd) => fd,
-                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-                Err(e) => return Err(e).context("opening opaque directory"),
-            };
-            for child in list_dir(fd.as_fd())? {
-                if !self.created.contains(&dir.join(&child)) {
-                    remove_all_at(fd.as_fd(), &child)?;
-                }
-            }
-            return Ok(());
+            return self.remove_lower_children(dir);
         }
         if rest.starts_with(WHITEOUT_PREFIX) {
             // Other AUFS metadata (.wh..wh.plnk etc.): meaningless here.
@@ -713,15 +814,22 @@ impl Applier<'_> {
         if overlay {
             let (p, _) = self.parent(path)?;
             self.clear_slot(&p, victim, false)?;
-            rustix::fs::mknodat(
+            match rustix::fs::mknodat(
                 &p,
                 victim,
                 FileType::CharacterDevice,
                 Mode::empty(),
                 rustix::fs::makedev(0, 0),
-            )
-            .map_err(io::Error::from)
-            .context("creating overlay whiteout")?;
+            ) {
+                Ok(()) => {}
+                Err(e) if store_refuses(e) => {
+                    self.become_self_contained(e)?;
+                    return self.whiteout(path, name, rest, mtime);
+                }
+                Err(e) => {
+                    return Err(io::Error::from(e)).context("creating overlay whiteout");
+                }
+            }
             // The `.wh.` entry's mtime, not the clock: the same layer always
             // unpacks to the same tree.
             set_times_at(&p, victim, mtime)?;
@@ -753,7 +861,7 @@ impl Applier<'_> {
                 Ok(st)
                     if FileType::from_raw_mode(st.st_mode) == FileType::CharacterDevice
                         && st.st_rdev == 0
-                        && matches!(self.opts.mode, ApplyMode::Overlay { .. }) =>
+                        && self.overlay_lowers().is_some() =>
                 {
                     Ok(None)
                 }
@@ -764,7 +872,7 @@ impl Applier<'_> {
         };
         let mut found = lookup(self.root)?;
         if found.is_none()
-            && let ApplyMode::Overlay { lowers } = &self.opts.mode
+            && let Some(lowers) = self.overlay_lowers()
             && !lowers.is_empty()
         {
             self.await_lowers()?;
@@ -811,6 +919,12 @@ impl Applier<'_> {
         }
         Ok(())
     }
+}
+
+/// Whether an overlay whiteout or opaque marker failed because the store's
+/// filesystem cannot hold one (overlayfs: EPERM), not for a passing reason.
+fn store_refuses(e: Errno) -> bool {
+    matches!(e, Errno::PERM | Errno::OPNOTSUPP)
 }
 
 fn uid(u: u32) -> Option<rustix::fs::Uid> {

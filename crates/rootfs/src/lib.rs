@@ -21,7 +21,7 @@
 //! let layers: Vec<LayerDesc> = diff_ids.into_iter().map(|diff_id| LayerDesc { diff_id }).collect();
 //! let lowers = snaps.prepare(&layers, open)?; // open(i): layer i's tar; layers unpack in parallel
 //! let ctr = std::path::Path::new("/var/lib/berth/containers/abc");
-//! let rootfs = mount_rootfs(ctr, &lowers)?; // overlay, or a copy with one warning
+//! let rootfs = mount_rootfs(ctr, &lowers)?; // overlay, or a copy
 //! let bundle = build_spec(&image, &RunOptions { rootfs: rootfs.path.clone(), hostname: "abc".into(), ..Default::default() })?;
 //! # Ok(()) }
 //! ```
@@ -45,6 +45,11 @@
 //! - Overlay snapshots resolve paths within the layer's own snapshot: a layer
 //!   writing through a symlink that only a lower layer has creates a real
 //!   directory instead (as containerd does); real image layers never do this.
+//! - A store whose filesystem refuses overlay whiteouts (overlayfs, when
+//!   berth runs in a container) gets a self-contained snapshot for each
+//!   layer that needs one: its chain merged, whiteouts applied for real,
+//!   marked so the snapshots below it are left out (tests/overlay.rs). A
+//!   layer without whiteouts is unpacked as anywhere else.
 //! - No inheritable capabilities (Docker ≥ 20.10.14, CVE-2022-24769).
 
 // println!/eprintln! panic on a closed pipe (`berth … | head`): berth_io's

@@ -2,10 +2,12 @@
 //! private upper dir, or, when overlayfs cannot be used, a private copy.
 //!
 //! Layout under the container dir: `rootfs/` (what the runtime gets),
-//! `upper/` and `work/` (overlay only).
+//! `upper/` and `work/` (overlay only). overlayfs takes no upper dir on
+//! overlayfs, where the store of a berth running in a container is: then
+//! `upper/` and `work/` go in the caller's scratch dir
+//! ([`RootfsOptions::scratch`]).
 
 use std::path::{Path, PathBuf};
-use std::sync::Once;
 
 use anyhow::{Context, Result};
 use rustix::io::Errno;
@@ -18,7 +20,8 @@ use crate::snapshot::remove_tree;
 /// The kernel copies mount data into one page; longer options are refused.
 const MOUNT_DATA_MAX: usize = 4096;
 
-static FALLBACK_WARNED: Once = Once::new();
+/// statfs magic of overlayfs.
+const OVERLAYFS_MAGIC: i64 = 0x794c_7630;
 
 /// How a container's rootfs was made.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,7 +34,7 @@ pub enum RootfsKind {
 
 /// How to make a container's rootfs.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct RootfsOptions {
+pub struct RootfsOptions<'a> {
     /// Skip overlayfs and copy (tests, or a caller that knows overlay is unusable).
     pub force_copy: bool,
     /// Mount the overlay `volatile`: no syncs reach the upper dir's
@@ -41,6 +44,12 @@ pub struct RootfsOptions {
     /// such an upper dir again, and berth never tries. Ignored by kernels
     /// without it (before 5.10).
     pub volatile: bool,
+    /// Where the upper and work dirs go when the container dir cannot hold
+    /// them: it is on overlayfs, or overlayfs refuses it (EINVAL). On a
+    /// filesystem overlayfs takes as upper (berth: one under its exec
+    /// root, a tmpfs); made when needed, private, and the caller's to
+    /// remove with the container. Without one such a rootfs is a copy.
+    pub scratch: Option<&'a Path>,
 }
 
 /// A prepared container rootfs.
@@ -50,20 +59,27 @@ pub struct ContainerRootfs {
     pub path: PathBuf,
     /// Overlay or copy.
     pub kind: RootfsKind,
+    /// The overlay's upper dir, in the container dir or the scratch dir
+    /// (none for a copy).
+    pub upper: Option<PathBuf>,
 }
 
 /// The snapshots (bottom → top) a rootfs is made of: a layer whose root is
 /// opaque (a `.wh..wh..opq` at its root) hides every layer below it, as in
-/// umoci and containerd's tar applier. overlayfs ignores the opaque xattr
-/// on a layer's root, so those lowers are left out here instead.
+/// umoci and containerd's tar applier, and so does a self-contained
+/// snapshot (see [`crate::layer::ApplyReport::self_contained`]), the
+/// merged view of its whole chain, which [`crate::Snapshots`] marks so.
+/// overlayfs ignores the opaque xattr on a layer's root, so those lowers
+/// are left out here instead.
 pub fn visible_lowers(lowers: &[PathBuf]) -> &[PathBuf] {
-    let opaque = |d: &PathBuf| {
+    let hides = |d: &PathBuf| {
         let mut v = [0u8; 1];
         crate::layer::OPAQUE_XATTRS
             .iter()
             .any(|x| matches!(rustix::fs::lgetxattr(d, *x, &mut v), Ok(1) if v == *b"y"))
+            || crate::snapshot::is_base(d)
     };
-    match lowers.iter().rposition(opaque) {
+    match lowers.iter().rposition(hides) {
         Some(i) => &lowers[i..],
         None => lowers,
     }
@@ -133,58 +149,119 @@ pub fn mount_rootfs_with(
     let lowers = visible_lowers(lowers);
     let rootfs = private_rootfs_dir(container_dir)?;
     if !opts.force_copy {
-        match try_overlay(container_dir, &rootfs, lowers, opts.volatile) {
-            Ok(()) => {
-                return Ok(ContainerRootfs {
-                    path: rootfs,
-                    kind: RootfsKind::Overlay,
-                });
-            }
-            Err(why) => FALLBACK_WARNED.call_once(|| {
-                tracing::warn!(
-                    "overlayfs unavailable ({why}); container root filesystems are copied instead"
-                );
-            }),
+        // Not even tried on overlayfs: each refusal is a line in the kernel log.
+        let mut places = Vec::new();
+        if opts.scratch.is_none() || !is_overlayfs(container_dir) {
+            places.push(container_dir);
         }
-    }
-    for d in ["upper", "work"] {
-        let _ = remove_tree(&container_dir.join(d));
+        places.extend(opts.scratch);
+        let mut why = Vec::new();
+        for dir in places {
+            match try_overlay(container_dir, dir, &rootfs, lowers, opts.volatile) {
+                Ok(upper) => {
+                    return Ok(ContainerRootfs {
+                        path: rootfs,
+                        kind: RootfsKind::Overlay,
+                        upper: Some(upper),
+                    });
+                }
+                Err(e) => {
+                    for d in ["upper", "work"] {
+                        let _ = remove_tree(&dir.join(d));
+                    }
+                    why.push(e.why);
+                    // Another place helps only an upper dir refused as such.
+                    if !e.einval {
+                        break;
+                    }
+                }
+            }
+        }
+        // Expected in some places (rootless, overlayfs without a scratch
+        // dir), and the copy works: not worth a warning on every run.
+        tracing::debug!(
+            "overlayfs unavailable ({}): copying the image into {}",
+            why.join("; "),
+            rootfs.display()
+        );
     }
     flatten_snapshots(lowers, &rootfs, Resolver::Auto)
         .with_context(|| format!("copying image snapshots into {}", rootfs.display()))?;
     Ok(ContainerRootfs {
         path: rootfs,
         kind: RootfsKind::Copy,
+        upper: None,
     })
 }
 
+/// Whether `p` is on overlayfs.
+pub fn is_overlayfs(p: &Path) -> bool {
+    rustix::fs::statfs(p).is_ok_and(|s| s.f_type == OVERLAYFS_MAGIC)
+}
+
+/// Why an overlay could not be mounted; `einval`: the mount itself was
+/// refused as invalid, which is what an upper dir on overlayfs gets.
+struct NoOverlay {
+    why: String,
+    einval: bool,
+}
+
+impl NoOverlay {
+    fn new(why: String) -> NoOverlay {
+        NoOverlay { why, einval: false }
+    }
+}
+
+/// Mounts the overlay on `rootfs` with `upper/` and `work/` in `place`;
+/// returns the upper dir.
 fn try_overlay(
     container_dir: &Path,
+    place: &Path,
     rootfs: &Path,
     lowers: &[PathBuf],
     volatile: bool,
-) -> Result<(), String> {
-    let upper = container_dir.join("upper");
-    let work = container_dir.join("work");
+) -> Result<PathBuf, NoOverlay> {
+    let upper = place.join("upper");
+    let work = place.join("work");
     let mut lowers = lowers.to_vec();
     if lowers.is_empty() {
         // overlayfs needs a lower; an image with no layers gets an empty one.
         let empty = container_dir.join("empty");
-        std::fs::create_dir_all(&empty).map_err(|e| e.to_string())?;
+        std::fs::create_dir_all(&empty).map_err(|e| NoOverlay::new(e.to_string()))?;
         lowers.push(empty);
     }
+    if place != container_dir {
+        // The upper dir will hold the container's files: private, as the
+        // container dir is (and so are the parents made here).
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(place)
+            .map_err(|e| NoOverlay::new(format!("creating {}: {e}", place.display())))?;
+        std::fs::set_permissions(place, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+            .map_err(|e| NoOverlay::new(format!("restricting {}: {e}", place.display())))?;
+    }
     for d in [&upper, &work] {
-        std::fs::create_dir_all(d).map_err(|e| format!("creating {}: {e}", d.display()))?;
+        std::fs::create_dir_all(d)
+            .map_err(|e| NoOverlay::new(format!("creating {}: {e}", d.display())))?;
     }
     let data = overlay_options(&lowers, &upper, &work);
     if data.len() >= MOUNT_DATA_MAX {
-        return Err(format!(
+        return Err(NoOverlay::new(format!(
             "{} lower dirs make mount options longer than a page",
             lowers.len()
-        ));
+        )));
     }
-    mount_overlay(rootfs, &data, volatile)
-        .map_err(|e| format!("mount overlay on {}: {e}", rootfs.display()))
+    mount_overlay(rootfs, &data, volatile).map_err(|e| NoOverlay {
+        einval: e.raw_os_error() == Some(libc::EINVAL),
+        why: format!(
+            "mount overlay on {} with the upper dir in {}: {e}",
+            rootfs.display(),
+            place.display()
+        ),
+    })?;
+    Ok(upper)
 }
 
 /// Mounts overlayfs with `data`, adding `volatile` when asked and the
@@ -277,6 +354,7 @@ pub fn mount_rootfs_idmapped(
     Ok(ContainerRootfs {
         path: rootfs,
         kind: RootfsKind::Overlay,
+        upper: Some(upper),
     })
 }
 
@@ -371,7 +449,8 @@ fn idmap(tree: &std::os::fd::OwnedFd, userns: std::os::fd::BorrowedFd<'_>) -> st
     Ok(())
 }
 
-/// Unmount (if mounted) and delete the container's rootfs, upper and work dirs.
+/// Unmount (if mounted) and delete the container's rootfs, upper and work
+/// dirs; a scratch dir ([`RootfsOptions::scratch`]) is the caller's to delete.
 pub fn remove_rootfs(container_dir: &Path) -> Result<()> {
     release_rootfs(container_dir)?;
     for d in ["rootfs", "upper", "work", "empty", "idmapped"] {

@@ -1,6 +1,13 @@
 //! Layer snapshots keyed by chain id, one directory each, for overlayfs.
 //!
-//! `<dir>/<chainid-hex>/` holds one layer unpacked alone in overlay mode.
+//! `<dir>/<chainid-hex>/` holds one layer unpacked alone in overlay mode,
+//! or, where the store cannot hold that layer's whiteouts, the merged view
+//! of its chain (see [`crate::layer::ApplyReport::self_contained`]), which
+//! an empty file `<dir>/.base/<chainid-hex>` marks: a file, not an xattr,
+//! since such a store may keep no xattrs at all. Its state is on disk
+//! before the snapshot gets its name, and the snapshot loses its name
+//! before its mark goes, so a mark left by a crash names no snapshot, and
+//! is put right by the next unpack of that chain.
 //! A snapshot is unpacked into `<dir>/.tmp-<hex>-<pid>`, synced and renamed
 //! into place, so a crash never leaves a half snapshot under its final name;
 //! a per-chain lock file (`<dir>/.locks/<hex>`) keeps two processes from
@@ -42,6 +49,18 @@ pub fn chain_ids(diff_ids: &[&str]) -> Vec<String> {
     }
     out
 }
+
+/// Whether the snapshot dir `snapshot` is marked self-contained (the
+/// merged view of its chain): see the module's docs.
+pub(crate) fn is_base(snapshot: &Path) -> bool {
+    match (snapshot.parent(), snapshot.file_name()) {
+        (Some(dir), Some(name)) => std::fs::symlink_metadata(dir.join(BASE).join(name)).is_ok(),
+        _ => false,
+    }
+}
+
+/// The dir of self-contained snapshots' marks.
+const BASE: &str = ".base";
 
 fn hex_of(digest: &str) -> Result<&str> {
     digest
@@ -221,9 +240,11 @@ impl Snapshots {
                 },
                 ..self.apply.clone()
             };
-            apply_layer_gated(reader, &tmp, &layer.diff_id, &opts, &lowers_ready)?;
-            // Data on disk before the name: a crash after the rename must not
-            // leave a complete-looking snapshot with empty files.
+            let report = apply_layer_gated(reader, &tmp, &layer.diff_id, &opts, &lowers_ready)?;
+            self.mark_base(hex, report.self_contained)?;
+            // Data (and mark) on disk before the name: a crash after the
+            // rename must not leave a complete-looking snapshot with empty
+            // files, or one whose lowers would show through.
             let fd = File::open(&tmp)?;
             rustix::fs::syncfs(&fd)?;
             std::fs::rename(&tmp, &final_dir)
@@ -239,6 +260,22 @@ impl Snapshots {
             return Err(e.context(format!("unpacking layer {i} ({})", layer.diff_id)));
         }
         Ok(Some(final_dir))
+    }
+
+    /// Marks the snapshot of `hex` self-contained, or makes sure it is
+    /// not (a crash may have left a mark that names no snapshot).
+    fn mark_base(&self, hex: &str, base: bool) -> Result<()> {
+        let mark = self.dir.join(BASE).join(hex);
+        let res = if base {
+            std::fs::create_dir_all(self.dir.join(BASE))
+                .and_then(|()| File::create(&mark).map(drop))
+        } else {
+            match std::fs::remove_file(&mark) {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                r => r,
+            }
+        };
+        res.with_context(|| format!("marking {}", mark.display()))
     }
 
     fn lock(&self, hex: &str) -> Result<File> {
@@ -300,6 +337,7 @@ impl Snapshots {
                 Err(e) => bail!("removing snapshot {chain}: {e}"),
             }
             remove_tree(&doomed).with_context(|| format!("removing snapshot {chain}"))?;
+            let _ = std::fs::remove_file(self.dir.join(BASE).join(&hex));
             let _ = std::fs::remove_file(self.dir.join(".locks").join(&hex));
             removed.push(chain);
         }

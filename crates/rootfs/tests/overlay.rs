@@ -272,3 +272,311 @@ fn opaque_marker_at_a_layers_root_hides_every_lower_entry() {
     }
     assert_eq!(names(&flat), want, "flattened");
 }
+
+fn descs_of(layers: &[Vec<u8>]) -> Vec<LayerDesc> {
+    layers
+        .iter()
+        .map(|l| LayerDesc {
+            diff_id: diff_id_of(&l[..]).unwrap(),
+        })
+        .collect()
+}
+
+fn prepare_in(dir: &std::path::Path, layers: &[Vec<u8>]) -> Vec<std::path::PathBuf> {
+    Snapshots::new(dir)
+        .unwrap()
+        .prepare(&descs_of(layers), |i| {
+            Ok(Box::new(std::io::Cursor::new(layers[i].clone())))
+        })
+        .unwrap()
+}
+
+/// `layers` applied one after another to a plain directory: the tree every
+/// way of making the rootfs must give.
+fn flattened(
+    layers: &[Vec<u8>],
+    dir: &std::path::Path,
+) -> std::collections::BTreeMap<String, common::Info> {
+    std::fs::create_dir_all(dir).unwrap();
+    for l in layers {
+        berth_rootfs::apply_layer(
+            &l[..],
+            dir,
+            &diff_id_of(&l[..]).unwrap(),
+            &berth_rootfs::ApplyOptions::default(),
+        )
+        .unwrap();
+    }
+    tree(dir)
+}
+
+/// The rootfs of `lowers` as an overlay (upper and work in `scratch` when
+/// the container dir is on overlayfs) and as a copy: both must be `want`.
+fn check_rootfs(
+    lowers: &[std::path::PathBuf],
+    cdir: &std::path::Path,
+    scratch: &std::path::Path,
+    want: &std::collections::BTreeMap<String, common::Info>,
+) {
+    let _g = common::Cleanup(cdir.to_path_buf());
+    let _s = common::Cleanup(scratch.to_path_buf());
+    let opts = RootfsOptions {
+        scratch: Some(scratch),
+        ..RootfsOptions::default()
+    };
+    let c = mount_rootfs_with(cdir, lowers, opts).unwrap();
+    assert_eq!(c.kind, RootfsKind::Overlay);
+    let place = if berth_rootfs::overlay::is_overlayfs(cdir.parent().unwrap()) {
+        scratch
+    } else {
+        cdir
+    };
+    assert_eq!(c.upper, Some(place.join("upper")));
+    assert_same(want, &tree(&c.path), "overlay rootfs");
+    remove_rootfs(cdir).unwrap();
+    berth_rootfs::remove_tree(scratch).unwrap();
+    let copy = RootfsOptions {
+        force_copy: true,
+        ..RootfsOptions::default()
+    };
+    let c = mount_rootfs_with(cdir, lowers, copy).unwrap();
+    assert_eq!((c.kind, c.upper), (RootfsKind::Copy, None));
+    assert_same(want, &tree(&c.path), "copied rootfs");
+    remove_rootfs(cdir).unwrap();
+}
+
+fn temps(dir: &std::path::Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".tmp-"))
+        .collect()
+}
+
+/// berth in a container: its store is on overlayfs, which refuses overlay
+/// whiteouts (char 0:0) made through it, and before Linux 6.7 opaque
+/// markers too. A layer that needs one becomes a self-contained snapshot
+/// (its lowers merged in, whiteouts applied for real) that hides the
+/// lowers; a layer that needs none is unpacked as on any store.
+#[test]
+fn snapshots_on_overlayfs_become_self_contained_only_where_needed() {
+    let layers = test_image();
+    let t = tempfile::tempdir().unwrap();
+    let want = flattened(&layers, &t.path().join("flat"));
+    let plain = prepare_in(&t.path().join("plain"), &layers);
+
+    let ovl = common::OverlayFs::new();
+    let snaps = ovl.merged.join("snaps");
+    let lowers = prepare_in(&snaps, &layers);
+    assert_same(
+        &tree(&plain[0]),
+        &tree(&lowers[0]),
+        "a layer without whiteouts is unpacked as it is",
+    );
+    for i in 1..layers.len() {
+        let upto = flattened(&layers[..=i], &t.path().join(format!("flat{i}")));
+        assert_same(&upto, &tree(&lowers[i]), "layer {i}: self-contained");
+    }
+    assert_eq!(
+        berth_rootfs::overlay::visible_lowers(&lowers),
+        &lowers[2..],
+        "the top self-contained snapshot hides the ones below"
+    );
+    assert!(temps(&snaps).is_empty(), "{:?}", temps(&snaps));
+    check_rootfs(
+        &lowers,
+        &ovl.merged.join("ctr"),
+        &t.path().join("scratch"),
+        &want,
+    );
+
+    // The store moved to a normal filesystem (xattrs kept) still works.
+    let moved = t.path().join("moved");
+    let st = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(&snaps)
+        .arg(&moved)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    // busybox's cp -a (the v2 VM's) keeps no symlink's mtime: put them back.
+    for (rel, info) in tree(&snaps) {
+        if let ("symlink", Some(mtime)) = (info.kind, info.mtime) {
+            let t = rustix::fs::Timestamps {
+                last_access: rustix::time::Timespec {
+                    tv_sec: mtime,
+                    tv_nsec: 0,
+                },
+                last_modification: rustix::time::Timespec {
+                    tv_sec: mtime,
+                    tv_nsec: 0,
+                },
+            };
+            rustix::fs::utimensat(
+                rustix::fs::CWD,
+                moved.join(rel),
+                &t,
+                rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
+            )
+            .unwrap();
+        }
+    }
+    let moved_lowers: Vec<_> = lowers
+        .iter()
+        .map(|l| moved.join(l.file_name().unwrap()))
+        .collect();
+    check_rootfs(
+        &moved_lowers,
+        &t.path().join("ctr"),
+        &t.path().join("scratch"),
+        &want,
+    );
+}
+
+/// A layer whose only overlay metadata is an opaque marker (in a dir, or
+/// at its root): since Linux 6.7 overlayfs stores it escaped and a nested
+/// overlay honours it, so the snapshot stays per-layer; before, the xattr
+/// is refused and the snapshot becomes self-contained. The tree is the
+/// image's either way.
+#[test]
+fn opaque_markers_on_overlayfs_give_the_exact_tree() {
+    use common::{DIR, Layer, ROOT};
+    let base = Layer::default()
+        .dir("d", DIR)
+        .file("d/old", ROOT, "old\n")
+        .file("top-old", ROOT, "old\n")
+        .build();
+    let in_dir = Layer::default()
+        .dir("d", DIR)
+        .opaque("d")
+        .file("d/new", ROOT, "new\n")
+        .build();
+    let at_root = Layer::default()
+        .file(".wh..wh..opq", ROOT, "")
+        .file("new", ROOT, "new\n")
+        .build();
+    let ovl = common::OverlayFs::new();
+    let kept = ovl.takes_overlay_xattrs();
+    for (n, image) in [vec![base.clone(), in_dir], vec![base, at_root]]
+        .into_iter()
+        .enumerate()
+    {
+        let t = tempfile::tempdir().unwrap();
+        let want = flattened(&image, &t.path().join("flat"));
+        let lowers = prepare_in(&ovl.merged.join(format!("snaps{n}")), &image);
+        let visible = berth_rootfs::overlay::visible_lowers(&lowers).len();
+        // A root-opaque layer hides its lowers whichever way it is kept.
+        let hides = n == 1 || !kept;
+        assert_eq!(visible, if hides { 1 } else { 2 }, "image {n}");
+        if !kept {
+            assert_same(&want, &tree(&lowers[1]), "self-contained");
+        }
+        check_rootfs(
+            &lowers,
+            &ovl.merged.join(format!("ctr{n}")),
+            &t.path().join("scratch"),
+            &want,
+        );
+    }
+}
+
+/// A store whose filesystem keeps no xattrs at all (overlayfs over a
+/// filesystem without them, as over tmpfs before Linux 6.6): whiteouts and
+/// opaque markers are refused, and so would be any xattr marking a
+/// snapshot self-contained; the tree is still the image's.
+#[test]
+fn self_contained_snapshots_need_no_xattrs() {
+    use common::{DIR, Layer, ROOT};
+    let layers = [
+        Layer::default()
+            .dir("d", DIR)
+            .file("d/old", ROOT, "old\n")
+            .file("gone", ROOT, "gone\n")
+            .dir("o", DIR)
+            .file("o/old", ROOT, "old\n")
+            .build(),
+        Layer::default()
+            .whiteout("", "gone")
+            .dir("o", DIR)
+            .opaque("o")
+            .file("o/new", ROOT, "new\n")
+            .file("d/new", ROOT, "new\n")
+            .build(),
+        Layer::default().file("top", ROOT, "top\n").build(),
+    ];
+    let t = tempfile::tempdir().unwrap();
+    let want = flattened(&layers, &t.path().join("flat"));
+    let ovl = common::OverlayFs::without_xattrs();
+    let lowers = prepare_in(&ovl.merged.join("snaps"), &layers);
+    assert_eq!(
+        berth_rootfs::overlay::visible_lowers(&lowers),
+        &lowers[1..],
+        "layer 1 is self-contained, layer 2 as it is"
+    );
+    assert_same(
+        &flattened(&layers[2..], &t.path().join("top")),
+        &tree(&lowers[2]),
+        "layer 2 alone",
+    );
+    check_rootfs(
+        &lowers,
+        &ovl.merged.join("ctr"),
+        &t.path().join("scratch"),
+        &want,
+    );
+}
+
+/// A layer that became self-contained and then fails its digest check
+/// leaves nothing behind: no snapshot, no temp, no set-aside part.
+#[test]
+fn a_failed_self_contained_unpack_leaves_nothing() {
+    let layers = test_image();
+    let ovl = common::OverlayFs::new();
+    let snaps = ovl.merged.join("snaps");
+    let mut d = descs_of(&layers);
+    d[1].diff_id = format!("sha256:{}", "0".repeat(64));
+    let s = Snapshots::new(&snaps).unwrap();
+    let err = s
+        .prepare(&d, |i| {
+            Ok(Box::new(std::io::Cursor::new(layers[i].clone())))
+        })
+        .unwrap_err();
+    assert!(format!("{err:#}").contains("digest mismatch"), "{err:#}");
+    assert!(temps(&snaps).is_empty(), "{:?}", temps(&snaps));
+    assert_eq!(s.list().unwrap().len(), 1, "only the bottom layer's");
+}
+
+/// With the store on overlayfs, a container's upper and work dirs go in a
+/// scratch dir overlayfs accepts; without one, the rootfs is a copy.
+#[test]
+fn a_container_dir_on_overlayfs_puts_the_upper_in_scratch() {
+    let layers = test_image();
+    let t = tempfile::tempdir().unwrap();
+    let lowers = prepare_in(&t.path().join("snaps"), &layers);
+    let ovl = common::OverlayFs::new();
+    let cdir = ovl.merged.join("ctr");
+    // Its parents too are made, private.
+    let scratch = t.path().join("exec-root/scratch/ctr");
+    let _g = common::Cleanup(cdir.clone());
+    let _s = common::Cleanup(scratch.clone());
+    let c = mount_rootfs_with(&cdir, &lowers, RootfsOptions::default()).unwrap();
+    assert_eq!((c.kind, c.upper), (RootfsKind::Copy, None));
+    remove_rootfs(&cdir).unwrap();
+    let opts = RootfsOptions {
+        scratch: Some(&scratch),
+        ..RootfsOptions::default()
+    };
+    let c = mount_rootfs_with(&cdir, &lowers, opts).unwrap();
+    assert_eq!(c.kind, RootfsKind::Overlay);
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(
+        (mode(&scratch), mode(scratch.parent().unwrap())),
+        (0o700, 0o700)
+    );
+    std::fs::write(c.path.join("written"), "w").unwrap();
+    assert!(scratch.join("upper/written").exists());
+    assert!(!cdir.join("upper").exists() && !cdir.join("work").exists());
+    remove_rootfs(&cdir).unwrap();
+    berth_rootfs::remove_tree(&scratch).unwrap();
+    assert!(!scratch.exists());
+}

@@ -121,6 +121,48 @@ fn stale_temps_from_a_crash_are_cleaned() {
     assert!(s.path(&d[0].diff_id).unwrap().join("etc/passwd").exists());
 }
 
+/// A self-contained snapshot's mark left by a crash (its snapshot was
+/// being removed) must not hide the lowers of the snapshot unpacked
+/// again under that chain on a store that holds whiteouts; and a prune
+/// takes the mark with its snapshot.
+#[test]
+fn a_stale_self_contained_mark_is_put_right() {
+    let t = tempfile::tempdir().unwrap();
+    let layers = test_image();
+    let d = descs(&layers);
+    let s = Snapshots::new(t.path()).unwrap();
+    let ids: Vec<&str> = d.iter().map(|l| l.diff_id.as_str()).collect();
+    let chains = chain_ids(&ids);
+    let mark = t
+        .path()
+        .join(".base")
+        .join(chains[2].trim_start_matches("sha256:"));
+    std::fs::create_dir_all(mark.parent().unwrap()).unwrap();
+    std::fs::write(&mark, "").unwrap();
+    let lowers = s
+        .prepare(&d, |i| {
+            Ok(Box::new(std::io::Cursor::new(layers[i].clone())))
+        })
+        .unwrap();
+    assert!(!mark.exists());
+    assert_eq!(berth_rootfs::overlay::visible_lowers(&lowers), &lowers[..]);
+
+    let ovl = common::OverlayFs::new();
+    let s = Snapshots::new(ovl.merged.join("snaps")).unwrap();
+    s.prepare(&d, |i| {
+        Ok(Box::new(std::io::Cursor::new(layers[i].clone())))
+    })
+    .unwrap();
+    let marks = || {
+        std::fs::read_dir(ovl.merged.join("snaps/.base"))
+            .unwrap()
+            .count()
+    };
+    assert_eq!(marks(), 2, "layers 1 and 2 have whiteouts");
+    s.remove_except(&HashSet::new()).unwrap();
+    assert_eq!(marks(), 0);
+}
+
 #[test]
 fn concurrent_prepares_unpack_once() {
     let t = tempfile::tempdir().unwrap();

@@ -39,6 +39,47 @@ pub fn fixture() {
 /// A berth root that is removed (containers, mounts and all) when dropped.
 pub struct Root {
     pub dir: tempfile::TempDir,
+    /// The overlayfs the root is on ([`Root::on_overlayfs`]), unmounted
+    /// after `dir` is removed.
+    overlay: Option<OverlayMount>,
+}
+
+/// An overlayfs (lower, upper and work in a temp dir) mounted on `merged`;
+/// lazily unmounted when dropped, whatever is still inside.
+pub struct OverlayMount {
+    pub merged: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl OverlayMount {
+    pub fn new() -> OverlayMount {
+        std::fs::create_dir_all("/var/tmp/berth-tests").unwrap();
+        let dir = tempfile::Builder::new()
+            .prefix("overlay-")
+            .tempdir_in("/var/tmp/berth-tests")
+            .unwrap();
+        for d in ["lower", "upper", "work", "merged"] {
+            std::fs::create_dir(dir.path().join(d)).unwrap();
+        }
+        let merged = dir.path().join("merged");
+        let st = Command::new("mount")
+            .args(["-t", "overlay", "overlay", "-o"])
+            .arg(format!(
+                "lowerdir={0}/lower,upperdir={0}/upper,workdir={0}/work",
+                dir.path().display()
+            ))
+            .arg(&merged)
+            .status()
+            .unwrap();
+        assert!(st.success(), "mount an overlayfs on {}", merged.display());
+        OverlayMount { merged, _dir: dir }
+    }
+}
+
+impl Drop for OverlayMount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.merged).status();
+    }
 }
 
 /// The user of `BERTH_TEST_USER`: (uid, gid, home).
@@ -118,7 +159,25 @@ impl Root {
         if let Some((uid, gid, _)) = test_user() {
             std::os::unix::fs::chown(dir.path(), Some(uid), Some(gid)).unwrap();
         }
-        Root { dir }
+        Root { dir, overlay: None }
+    }
+
+    /// A root on overlayfs, as berth's is when it runs in a container
+    /// (`docker run --cap-add SYS_ADMIN …`).
+    pub fn on_overlayfs() -> Root {
+        fixture();
+        let overlay = OverlayMount::new();
+        let dir = tempfile::Builder::new()
+            .prefix("root-")
+            .tempdir_in(&overlay.merged)
+            .unwrap();
+        if let Some((uid, gid, _)) = test_user() {
+            std::os::unix::fs::chown(dir.path(), Some(uid), Some(gid)).unwrap();
+        }
+        Root {
+            dir,
+            overlay: Some(overlay),
+        }
     }
 
     pub fn path(&self) -> &Path {

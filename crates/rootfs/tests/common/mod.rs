@@ -381,3 +381,82 @@ impl Drop for Cleanup {
         let _ = berth_rootfs::remove_rootfs(&self.0);
     }
 }
+
+/// An overlayfs (lower, upper and work in a temp dir) mounted on `merged`,
+/// standing for the root filesystem of a container berth runs in; unmounted
+/// when dropped, after whatever was mounted inside it.
+pub struct OverlayFs {
+    pub merged: std::path::PathBuf,
+    /// A ramfs holding lower, upper and work, mounted on the temp dir.
+    ramfs: bool,
+    dir: tempfile::TempDir,
+}
+
+impl OverlayFs {
+    pub fn new() -> OverlayFs {
+        Self::make(false)
+    }
+
+    /// One whose upper dir is on a ramfs, which keeps no xattrs: overlayfs
+    /// mounts it all the same, and refuses every xattr, as it would over
+    /// tmpfs before Linux 6.6.
+    pub fn without_xattrs() -> OverlayFs {
+        Self::make(true)
+    }
+
+    fn make(ramfs: bool) -> OverlayFs {
+        let dir = tempfile::tempdir().unwrap();
+        if ramfs {
+            rustix::mount::mount(
+                "ramfs",
+                dir.path(),
+                "ramfs",
+                rustix::mount::MountFlags::empty(),
+                None,
+            )
+            .expect("mount a ramfs");
+        }
+        for d in ["lower", "upper", "work", "merged"] {
+            std::fs::create_dir(dir.path().join(d)).unwrap();
+        }
+        let merged = dir.path().join("merged");
+        let data = format!(
+            "lowerdir={0}/lower,upperdir={0}/upper,workdir={0}/work",
+            dir.path().display()
+        );
+        rustix::mount::mount(
+            "overlay",
+            &merged,
+            "overlay",
+            rustix::mount::MountFlags::empty(),
+            Some(std::ffi::CString::new(data).unwrap().as_c_str()),
+        )
+        .expect("mount an overlayfs for the store");
+        OverlayFs { merged, ramfs, dir }
+    }
+
+    /// Whether overlay metadata xattrs can be set through this overlay
+    /// (escaped, Linux 6.7+), which before 6.7 it refuses.
+    pub fn takes_overlay_xattrs(&self) -> bool {
+        let probe = self.merged.join(".xattr-probe");
+        std::fs::create_dir(&probe).unwrap();
+        let ok = rustix::fs::setxattr(
+            &probe,
+            "trusted.overlay.opaque",
+            b"y",
+            rustix::fs::XattrFlags::empty(),
+        )
+        .is_ok();
+        std::fs::remove_dir(&probe).unwrap();
+        ok
+    }
+}
+
+impl Drop for OverlayFs {
+    fn drop(&mut self) {
+        let _ = rustix::mount::unmount(&self.merged, rustix::mount::UnmountFlags::DETACH);
+        if self.ramfs {
+            let _ = rustix::mount::unmount(self.dir.path(), rustix::mount::UnmountFlags::DETACH);
+        }
+    }
+}
