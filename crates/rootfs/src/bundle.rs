@@ -273,18 +273,22 @@ pub fn parse_capability(name: &str) -> Result<Capability> {
         .map_err(|_| anyhow!("unknown capability: {full:?}"))
 }
 
-/// Every capability berth itself may hand on (for ALL and --privileged):
-/// its own bounding set, so a host whose root lacks some (CAP_SYS_RESOURCE
-/// on some VMs) still runs privileged containers.
-fn all_capabilities() -> Vec<Capability> {
-    let bounding = std::fs::read_to_string("/proc/self/status")
+/// Berth's own bounding set: every capability it may hand on.
+fn own_bounding_set() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
             s.lines()
                 .find_map(|l| l.strip_prefix("CapBnd:"))
                 .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
         })
-        .unwrap_or(u64::MAX);
+        .unwrap_or(u64::MAX)
+}
+
+/// Every capability in `bounding` (for ALL and --privileged), so a host
+/// whose root lacks some (CAP_SYS_RESOURCE on some VMs) still runs
+/// privileged containers.
+fn all_capabilities(bounding: u64) -> Vec<Capability> {
     ALL_CAPABILITY_NAMES
         .iter()
         .enumerate()
@@ -346,7 +350,26 @@ pub fn capability_set(
     add: &[String],
     drop: &[String],
 ) -> Result<std::collections::HashSet<Capability>> {
+    capability_set_within(privileged, add, drop, own_bounding_set())
+}
+
+/// [`capability_set`] for a berth whose bounding set is `held`: what it
+/// does not hold it cannot give. Inside a container (podman's default set
+/// lacks MKNOD, NET_RAW and AUDIT_WRITE) the defaults shrink to what is
+/// held, as --privileged does; a --cap-add of one not held is an error.
+fn capability_set_within(
+    privileged: bool,
+    add: &[String],
+    drop: &[String],
+    held: u64,
+) -> Result<std::collections::HashSet<Capability>> {
     let is_all = |n: &String| n.eq_ignore_ascii_case("ALL");
+    let is_held = |c: &Capability| {
+        ALL_CAPABILITY_NAMES
+            .iter()
+            .position(|n| parse_capability(n).ok().as_ref() == Some(c))
+            .is_some_and(|i| held & (1u64 << i) != 0)
+    };
     let add_caps: Vec<Capability> = add
         .iter()
         .filter(|n| !is_all(n))
@@ -359,7 +382,7 @@ pub fn capability_set(
         .collect::<Result<_>>()?;
     if privileged || add.iter().any(is_all) {
         let mut all: std::collections::HashSet<Capability> =
-            all_capabilities().into_iter().collect();
+            all_capabilities(held).into_iter().collect();
         if !privileged {
             for c in &drop_caps {
                 all.remove(c);
@@ -367,10 +390,13 @@ pub fn capability_set(
         }
         return Ok(all);
     }
+    if let Some(c) = add_caps.iter().find(|c| !is_held(c)) {
+        bail!("--cap-add {c}: berth does not hold CAP_{c} here, so it cannot give it");
+    }
     let mut set: std::collections::HashSet<Capability> = if drop.iter().any(is_all) {
         Default::default()
     } else {
-        DEFAULT_CAPABILITIES.into_iter().collect()
+        DEFAULT_CAPABILITIES.into_iter().filter(is_held).collect()
     };
     for c in &drop_caps {
         set.remove(c);
@@ -872,6 +898,25 @@ mod tests {
         assert!(all.contains(&Capability::SysAdmin) && all.len() > 30);
         let e = capability_set(false, &["FOO".into()], &[]).unwrap_err();
         assert_eq!(format!("{e}"), "unknown capability: \"CAP_FOO\"");
+    }
+
+    #[test]
+    fn what_berth_does_not_hold_it_cannot_give() {
+        // podman's default set: no MKNOD (27), NET_RAW (13), AUDIT_WRITE (29).
+        let held = 0x8000_05fb_u64 | 1 << 18;
+        let s = capability_set_within(false, &[], &[], held).unwrap();
+        assert!(s.contains(&Capability::Chown) && s.contains(&Capability::SysChroot));
+        for c in [
+            Capability::Mknod,
+            Capability::NetRaw,
+            Capability::AuditWrite,
+        ] {
+            assert!(!s.contains(&c), "{c}");
+        }
+        let e = capability_set_within(false, &["MKNOD".into()], &[], held).unwrap_err();
+        assert!(e.to_string().contains("CAP_MKNOD"), "{e}");
+        let all = capability_set_within(true, &[], &[], held).unwrap();
+        assert!(!all.contains(&Capability::Mknod) && all.contains(&Capability::Kill));
     }
     use super::*;
     use oci_spec::image::{ConfigBuilder, ImageConfigurationBuilder};
