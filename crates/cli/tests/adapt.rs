@@ -222,6 +222,37 @@ fn without_a_device_cgroup_a_container_may_not_make_device_nodes_unless_asked() 
 }
 
 #[test]
+fn without_a_device_cgroup_device_nodes_on_the_root_do_not_open() {
+    if rootless() {
+        return;
+    }
+    let r = Root::new();
+    // /dev/null's numbers, made on the root filesystem (an image could ship
+    // any node there; /dev itself is a mount of its own).
+    let script = [
+        BUSYBOX,
+        "sh",
+        "-c",
+        "mknod /n c 1 3 && echo x > /n && echo opened; echo x > /dev/null && echo dev",
+    ];
+    let out = r.run(&[&["--rm", "-q"][..], &script].concat());
+    assert_eq!(stdout(&out), "opened\ndev\n", "{}", stderr(&out));
+    let out = r.run(
+        &[
+            &["--rm", "-q", "--cgroups", "disabled", "--cap-add", "MKNOD"][..],
+            &script,
+        ]
+        .concat(),
+    );
+    assert_eq!(stdout(&out), "dev\n", "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("Permission denied"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
 fn info_says_what_berth_runs_on_and_what_it_adapted() {
     if rootless() {
         return;

@@ -294,6 +294,7 @@ impl Container {
                     seccomp: seccomp.as_ref(),
                     trampoline,
                     no_pivot: annotation(spec, crate::NO_PIVOT) == Some("true"),
+                    nodev_root: cgroup.is_none() && ns_flags & libc::CLONE_NEWUSER as u64 == 0,
                 })
             }
             sys::Cloned::Parent { pid, pidfd } => {

@@ -255,12 +255,16 @@ fn is_dir(fd: BorrowedFd<'_>) -> io::Result<bool> {
 
 /// Set up everything before pivot_root. `rootfs` is absolute.
 /// `cgroup_v1`: the v1 hierarchies the container is in, when it has a
-/// cgroup on v1: its /sys/fs/cgroup shows those.
+/// cgroup on v1: its /sys/fs/cgroup shows those. `nodev_root`: device
+/// nodes on the root filesystem do not open (a container without a
+/// device cgroup of its own would otherwise reach any device an image
+/// ships a node for; its /dev is a mount of its own).
 pub(crate) fn prepare(
     spec: &Spec,
     rootfs: &Path,
     bundle: &Path,
     cgroup_v1: Option<&[crate::cgroups::Hierarchy]>,
+    nodev_root: bool,
 ) -> Result<()> {
     let linux = spec.linux().as_ref();
     // 1. Nothing we mount may propagate back to the host.
@@ -285,6 +289,21 @@ pub(crate) fn prepare(
     // A shared rootfs parent makes pivot_root fail with EINVAL.
     sys::mount(None, rootfs.as_os_str(), None, libc::MS_PRIVATE, None)
         .step(|| format!("make rootfs {} private", rootfs.display()))?;
+    if nodev_root {
+        // A bind remount replaces every per-mount flag: keep the others.
+        let kept = rustix::fs::statvfs(rootfs)
+            .map(|v| mount_flags_of(v.f_flag))
+            .map_err(std::io::Error::from)
+            .step(|| format!("statvfs rootfs {}", rootfs.display()))?;
+        sys::mount(
+            None,
+            rootfs.as_os_str(),
+            None,
+            libc::MS_REMOUNT | libc::MS_BIND | libc::MS_NODEV | kept,
+            None,
+        )
+        .step(|| format!("remount rootfs {} nodev", rootfs.display()))?;
+    }
     let root = sys::open(rootfs, libc::O_PATH | libc::O_DIRECTORY)
         .step(|| format!("open rootfs {}", rootfs.display()))?;
 
@@ -565,6 +584,23 @@ fn make_device(
         .step(what)?;
     }
     Ok(())
+}
+
+/// The mount flags a bind remount must repeat to keep them, from statvfs.
+fn mount_flags_of(f: rustix::fs::StatVfsMountFlags) -> libc::c_ulong {
+    use rustix::fs::StatVfsMountFlags as F;
+    [
+        (F::RDONLY, libc::MS_RDONLY),
+        (F::NOSUID, libc::MS_NOSUID),
+        (F::NODEV, libc::MS_NODEV),
+        (F::NOEXEC, libc::MS_NOEXEC),
+        (F::NOATIME, libc::MS_NOATIME),
+        (F::NODIRATIME, libc::MS_NODIRATIME),
+        (F::RELATIME, libc::MS_RELATIME),
+    ]
+    .into_iter()
+    .filter(|(s, _)| f.contains(*s))
+    .fold(0, |m, (_, flag)| m | flag)
 }
 
 /// Swap the root: pivot_root(".", ".") stacks the old root on top of the new

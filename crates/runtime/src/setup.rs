@@ -46,6 +46,9 @@ pub(crate) struct ChildConfig<'a> {
     pub trampoline: OwnedFd,
     /// Switch root without pivot_root (the [`crate::NO_PIVOT`] annotation).
     pub no_pivot: bool,
+    /// No device cgroup of its own and no user namespace: device nodes on
+    /// the root filesystem must not open (see `rootfs::prepare`).
+    pub nodev_root: bool,
 }
 
 /// Entry point of the child. Never returns.
@@ -130,7 +133,13 @@ fn setup_and_exec(cfg: &ChildConfig<'_>) -> Result<Never> {
     // SAFETY: setsid has no arguments; fails only if already a leader.
     unsafe { libc::setsid() };
 
-    rootfs::prepare(spec, &cfg.rootfs, &cfg.bundle, cfg.cgroup_v1.as_deref())?;
+    rootfs::prepare(
+        spec,
+        &cfg.rootfs,
+        &cfg.bundle,
+        cfg.cgroup_v1.as_deref(),
+        cfg.nodev_root,
+    )?;
     rootfs::pivot(&cfg.rootfs, cfg.no_pivot)?;
     if cfg.terminal {
         setup_console(cfg.sync.as_fd())?;
