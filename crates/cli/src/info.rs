@@ -147,12 +147,14 @@ fn storage(engine: &Engine, adapted: &mut Vec<String>) -> (String, Option<String
         if let Err(e) = engine.exec_root_ready() {
             tracing::debug!("exec root: {e:#}");
         }
+        let scratch = engine.exec_root.join("scratch");
         adapted.push(format!(
-            "the store is on overlayfs: container upper directories go to {} ({})",
-            engine.exec_root.display(),
+            "the store is on overlayfs: container upper directories go to {} ({}); layers \
+             with whiteouts become self-contained snapshots",
+            scratch.display(),
             host::fs_name(&engine.exec_root)
         ));
-        engine.exec_root.clone()
+        scratch
     } else {
         engine.root.join("containers")
     };
