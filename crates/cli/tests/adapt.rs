@@ -167,38 +167,6 @@ fn the_config_file_can_disable_cgroups() {
 }
 
 #[test]
-fn a_readonly_cgroup_filesystem_runs_unlimited_containers_quietly_and_refuses_limits() {
-    if rootless() {
-        return;
-    }
-    let r = Root::new();
-    // The image first, on the ordinary host.
-    assert_eq!(
-        code(&r.berth().args(["pull", "-q", BUSYBOX]).output().unwrap()),
-        0
-    );
-
-    let mut cmd = r.berth();
-    cmd.args(["run", "--rm", BUSYBOX, "echo", "hey"]);
-    let out = with_readonly_cgroupfs(cmd);
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
-    assert_eq!(stdout(&out), "hey\n");
-    assert_eq!(stderr(&out), "", "a successful run must be quiet");
-
-    let mut cmd = r.berth();
-    cmd.args(["run", "--rm", "--memory", "64m", BUSYBOX, "true"]);
-    let out = with_readonly_cgroupfs(cmd);
-    assert_eq!(code(&out), 125);
-    let err = stderr(&out);
-    assert_eq!(err.lines().count(), 1, "{err}");
-    assert!(
-        err.contains("--memory") && err.contains("read-only"),
-        "{err}"
-    );
-    assert!(r.container_ids().is_empty());
-}
-
-#[test]
 fn without_a_device_cgroup_a_container_may_not_make_device_nodes_unless_asked() {
     if rootless() {
         return;

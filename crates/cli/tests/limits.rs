@@ -755,7 +755,8 @@ fn a_read_only_cgroup_filesystem_runs_a_container_quietly_and_refuses_limits() {
     let o = with_read_only_cgroups(&r, &["run", "--rm", "-q", BUSYBOX, "echo", "hey"]);
     assert_eq!(stdout(&o), "hey\n", "{}", stderr(&o));
     assert_eq!(stderr(&o), "");
-    // With limits: one line naming the read-only hierarchy.
+    // With limits: one line naming the flag and the read-only hierarchy
+    // (berth sees it before the runtime would).
     let o = with_read_only_cgroups(
         &r,
         &["run", "--rm", "-q", "--pids-limit", "50", BUSYBOX, "true"],
@@ -763,10 +764,11 @@ fn a_read_only_cgroup_filesystem_runs_a_container_quietly_and_refuses_limits() {
     assert_eq!(code(&o), 125);
     let err = stderr(&o);
     assert!(
-        err.contains(
-            "cgroup: resource limits need a writable cgroup hierarchy, and /sys/fs/cgroup"
-        ) && err.contains(" is read-only")
+        err.contains("--pids-limit needs a cgroup")
+            && err.contains("/sys/fs/cgroup/")
+            && err.contains("read-only")
             && err.lines().count() == 1,
         "{err}"
     );
+    assert!(r.container_ids().is_empty(), "a refused run left a record");
 }
