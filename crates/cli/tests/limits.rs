@@ -155,15 +155,11 @@ fn cpu_hog_gets_about_half_a_core_under_cpus_half() {
     assert!(throttled > 0, "--cpus 0.5 was never throttled");
     // Twin: a CPU setting that binds nothing, which puts the container in
     // the cpu and cpuacct hierarchies all the same.
-    let (free, free_throttled) = busy_cores(&r, &["--cpu-shares", "1024"]);
+    // The throttling counts are the proof. CPU time is not compared: on a
+    // loaded host (builds beside the suite) the unlimited twin was seen
+    // getting less than the limited one (0.40 vs 0.43 cores).
+    let (_, free_throttled) = busy_cores(&r, &["--cpu-shares", "1024"]);
     assert_eq!(free_throttled, 0, "throttled without a quota");
-    // The throttling counts are the proof; CPU time only has to agree, by
-    // any margin: on a loaded host (a build beside the suite) both get far
-    // less than they could, and seen 0.42 vs 0.33 cores.
-    assert!(
-        free > limited,
-        "unlimited used {free:.2} cores vs {limited:.2}"
-    );
 }
 
 #[test]
