@@ -1,23 +1,24 @@
 //! Pulling: reference → manifest (→ platform) → config → layers, every byte
 //! verified before it becomes visible in the store.
 
-use std::io::{self, Read};
+use std::io::Read;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::mpsc::{Receiver, sync_channel};
-use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result, anyhow, bail};
 use serde::Deserialize;
 
 use crate::auth;
 use crate::digest::Digest;
-use crate::manifest::{Descriptor, Manifest, Platform, layer_compression, select_platform};
-use crate::progress::{Progress, human};
+use crate::manifest::{Descriptor, Manifest, Platform, select_platform};
+use crate::progress::Progress;
 use crate::reference::{DOCKER_HUB, Reference};
 use crate::registry::{FetchedManifest, RegistryOptions, Session, Transient, is_transient};
-use crate::store::{ImageRecord, LayerFacts, LayerInfo, Store};
-use verify::{Chunk, InflateLimit, SinkFailed, check_diff, is_cancelled, verify_stream};
+use crate::store::{ImageRecord, LayerInfo, Store};
+use layer::LayerFetcher;
+use verify::is_cancelled;
 
+mod layer;
 mod verify;
 
 /// Largest image config berth accepts (real ones are a few KiB).
@@ -274,12 +275,20 @@ fn pull_ref(
 
     // Layers, in parallel; all threads are joined before this returns.
     let layers = &image_manifest.layers;
+    let fetcher = LayerFetcher {
+        store,
+        session: &session,
+        diff_ids: &cfg.rootfs.diff_ids,
+        opts,
+        progress,
+        cancel: AtomicBool::new(false),
+        any_fetched: AtomicBool::new(false),
+        sink,
+    };
     let next = AtomicUsize::new(0);
-    let cancel = AtomicBool::new(false);
     // The first real failure, in time: what the pull reports. Layers that
     // were only cancelled because of it come later and are not the cause.
     let first_failure: Mutex<Option<usize>> = Mutex::new(None);
-    let any_fetched = AtomicBool::new(false);
     let results: Mutex<Vec<Option<Result<LayerInfo>>>> =
         Mutex::new((0..layers.len()).map(|_| None).collect());
     let workers = opts.parallel_layers.clamp(1, 8).min(layers.len().max(1));
@@ -288,22 +297,12 @@ fn pull_ref(
             s.spawn(|| {
                 loop {
                     let i = next.fetch_add(1, Ordering::SeqCst);
-                    if i >= layers.len() || cancel.load(Ordering::SeqCst) {
+                    if i >= layers.len() || fetcher.cancel.load(Ordering::SeqCst) {
                         break;
                     }
-                    let res = fetch_layer(
-                        store,
-                        &session,
-                        i,
-                        &layers[i],
-                        &cfg.rootfs.diff_ids,
-                        opts,
-                        progress,
-                        &cancel,
-                        &any_fetched,
-                        sink,
-                    )
-                    .with_context(|| format!("layer {}", layers[i].digest));
+                    let res = fetcher
+                        .fetch(i, &layers[i])
+                        .with_context(|| format!("layer {}", layers[i].digest));
                     if let Err(e) = &res
                         && !is_cancelled(e)
                     {
@@ -311,7 +310,7 @@ fn pull_ref(
                             .lock()
                             .unwrap_or_else(|e| e.into_inner())
                             .get_or_insert(i);
-                        cancel.store(true, Ordering::SeqCst);
+                        fetcher.cancel.store(true, Ordering::SeqCst);
                     }
                     results.lock().unwrap_or_else(|e| e.into_inner())[i] = Some(res);
                 }
@@ -337,7 +336,7 @@ fn pull_ref(
             ),
         }
     }
-    downloaded |= any_fetched.load(Ordering::SeqCst);
+    downloaded |= fetcher.any_fetched.load(Ordering::SeqCst);
     if !store.has_blob(&manifest_digest) {
         downloaded = true;
     }
@@ -457,192 +456,5 @@ fn retry<T>(attempts: u32, mut f: impl FnMut(u32) -> Result<T>) -> Result<T> {
             }
             Err(e) => return Err(e),
         }
-    }
-}
-
-#[allow(clippy::too_many_arguments)]
-fn fetch_layer(
-    store: &Store,
-    session: &Session,
-    index: usize,
-    desc: &Descriptor,
-    diff_ids: &[Digest],
-    opts: &PullOptions,
-    progress: &Progress,
-    cancel: &AtomicBool,
-    any_fetched: &AtomicBool,
-    sink: Option<LayerSink<'_>>,
-) -> Result<LayerInfo> {
-    let comp = layer_compression(&desc.media_type)?;
-    let limit = InflateLimit::of(opts, desc.size);
-    let diff_id = &diff_ids[index];
-    let info = |unpacked_size| LayerInfo {
-        digest: desc.digest.clone(),
-        media_type: desc.media_type.clone(),
-        size: desc.size,
-        diff_id: diff_id.clone(),
-        unpacked_size,
-        path: store.blob_path(&desc.digest),
-    };
-    if store.has_blob(&desc.digest) {
-        let facts = match store.layer_facts(&desc.digest) {
-            Some(f) => f,
-            None => {
-                // Blob present but its facts were lost: re-derive them from the local copy.
-                let f = std::fs::File::open(store.blob_path(&desc.digest))?;
-                let (d, n) = verify_stream(f, None, desc, comp, None, cancel, limit, None)?;
-                let facts = LayerFacts {
-                    diff_id: d,
-                    unpacked_size: n,
-                };
-                store.put_layer_facts(&desc.digest, &facts)?;
-                facts
-            }
-        };
-        if facts.diff_id != *diff_id {
-            bail!(
-                "diff_id mismatch: layer unpacks to {}, the image config says {diff_id}",
-                facts.diff_id
-            );
-        }
-        let layer = info(facts.unpacked_size);
-        if let Some(sink) = sink {
-            let at = SinkLayer {
-                index,
-                layer: &layer,
-                diff_ids,
-                cancelled: cancel,
-            };
-            sink(&at, &mut *store.open_layer(&layer)?).context("unpacking")?;
-        }
-        progress.layer_done(&desc.digest, "Already exists");
-        return Ok(layer);
-    }
-    any_fetched.store(true, Ordering::SeqCst);
-    progress.layer_start(&desc.digest, desc.size);
-    let (got_diff, unpacked) = retry(opts.registry.attempts, |n| {
-        if n > 0 {
-            progress.layer_retry(&desc.digest, &format!("attempt {}", n + 1));
-        }
-        let mut tmp = store.temp(desc.digest.hex())?;
-        let (body, len) = session.blob(&desc.digest)?;
-        if let Some(len) = len.filter(|l| *l != desc.size) {
-            return Err(Transient(format!(
-                "registry announced {len} bytes, the manifest says {}",
-                desc.size
-            ))
-            .into());
-        }
-        let Some(sink) = sink else {
-            let r = verify_stream(
-                body,
-                Some(tmp.file()),
-                desc,
-                comp,
-                Some(progress),
-                cancel,
-                limit,
-                None,
-            )?;
-            check_diff(&r.0, diff_id)?;
-            tmp.commit(&store.blob_path(&desc.digest))?;
-            return Ok(r);
-        };
-        // The sink reads the decompressed tar on its own thread through a bounded channel.
-        let (tx, rx) = sync_channel::<Chunk>(16);
-        let provisional = info(0);
-        let sink_failed = Arc::new(AtomicBool::new(false));
-        let failed = sink_failed.clone();
-        std::thread::scope(|s| {
-            let consumer = s.spawn(move || {
-                let mut reader = ChanReader {
-                    rx,
-                    buf: Vec::new(),
-                    pos: 0,
-                };
-                let at = SinkLayer {
-                    index,
-                    layer: &provisional,
-                    diff_ids,
-                    cancelled: cancel,
-                };
-                let r = sink(&at, &mut reader);
-                // Before the reader (the channel's end) goes: Out::write
-                // must see why its sends fail.
-                if r.is_err() {
-                    failed.store(true, Ordering::SeqCst);
-                }
-                drop(reader);
-                r
-            });
-            let res = verify_stream(
-                body,
-                Some(tmp.file()),
-                desc,
-                comp,
-                Some(progress),
-                cancel,
-                limit,
-                Some((tx.clone(), sink_failed)),
-            )
-            .and_then(|r| check_diff(&r.0, diff_id).map(|_| r));
-            // End the stream: cleanly only once everything was verified.
-            if let Err(e) = &res {
-                let _ = tx.send(Err(format!("{e:#}")));
-            }
-            drop(tx);
-            let Ok(consumed) = consumer.join() else {
-                bail!("unpacking: the layer consumer panicked")
-            };
-            // The sink's failure is the cause when it is why the stream stopped.
-            let r = match (res, consumed) {
-                (Err(e), Err(why)) if e.is::<SinkFailed>() => {
-                    return Err(why.context("unpacking"));
-                }
-                (Err(e), _) => return Err(e),
-                (Ok(_), Err(why)) => return Err(why.context("unpacking")),
-                (Ok(r), Ok(())) => r,
-            };
-            tmp.commit(&store.blob_path(&desc.digest))?;
-            Ok(r)
-        })
-    })?;
-    store.put_layer_facts(
-        &desc.digest,
-        &LayerFacts {
-            diff_id: got_diff,
-            unpacked_size: unpacked,
-        },
-    )?;
-    progress.layer_done(
-        &desc.digest,
-        &format!("Pull complete ({})", human(desc.size)),
-    );
-    Ok(info(unpacked))
-}
-
-/// The sink's end of the channel.
-struct ChanReader {
-    rx: Receiver<Chunk>,
-    buf: Vec<u8>,
-    pos: usize,
-}
-
-impl Read for ChanReader {
-    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
-        while self.pos >= self.buf.len() {
-            match self.rx.recv() {
-                Ok(Ok(v)) => {
-                    self.buf = v;
-                    self.pos = 0;
-                }
-                Ok(Err(why)) => return Err(io::Error::other(why)),
-                Err(_) => return Ok(0),
-            }
-        }
-        let n = out.len().min(self.buf.len() - self.pos);
-        out[..n].copy_from_slice(&self.buf[self.pos..self.pos + n]);
-        self.pos += n;
-        Ok(n)
     }
 }
