@@ -1,5 +1,8 @@
 //! Pulling: reference → manifest (→ platform) → config → layers, every byte
 //! verified before it becomes visible in the store.
+//!
+//! This module runs the steps; fetching one layer is `layer`'s, verifying a
+//! layer while it streams is `verify`'s.
 
 use std::io::Read;
 use std::sync::Mutex;
@@ -10,7 +13,7 @@ use serde::Deserialize;
 
 use crate::auth;
 use crate::digest::Digest;
-use crate::manifest::{Descriptor, Manifest, Platform, select_platform};
+use crate::manifest::{Descriptor, ImageManifest, Manifest, Platform, select_platform};
 use crate::progress::Progress;
 use crate::reference::{DOCKER_HUB, Reference};
 use crate::registry::{FetchedManifest, RegistryOptions, Session, Transient, is_transient};
@@ -71,6 +74,7 @@ pub struct Pulled {
     pub downloaded: bool,
 }
 
+/// What a pull reads of an image config.
 #[derive(Deserialize)]
 struct ConfigSummary {
     #[serde(default)]
@@ -145,6 +149,7 @@ pub fn pull_with_unpack(
     pull_ref(store, &r, opts, progress, sink).map_err(|e| anyhow!("pull {r}: {e:#}"))
 }
 
+/// A pull, step by step: each step is a function of its own below.
 fn pull_ref(
     store: &Store,
     r: &Reference,
@@ -152,6 +157,60 @@ fn pull_ref(
     progress: &Progress,
     sink: Option<LayerSink<'_>>,
 ) -> Result<Pulled> {
+    let (session, top) = resolve_manifest(opts, r)?;
+    progress.status(&format!(
+        "{}: Pulling from {}",
+        r.tag
+            .as_deref()
+            .unwrap_or(r.digest.as_ref().map_or("latest", |d| d.as_str())),
+        r.repository
+    ));
+    // From the first blob written until the index names them, keep prune away.
+    let _guard = store.pull_guard()?;
+    let chosen = choose_platform(store, &session, &top, opts)?;
+
+    // Docker's limit (moby's maxLayerDepth, "max depth exceeded"). Every
+    // layer is a snapshot to unpack, a chain id over those below it and an
+    // overlay lower dir (the kernel stacks at most 500): refused before any
+    // of that, and before the config is fetched.
+    if chosen.manifest.layers.len() > MAX_LAYERS {
+        bail!(
+            "the image has {} layers, more than the {MAX_LAYERS} Docker allows",
+            chosen.manifest.layers.len()
+        );
+    }
+
+    let (cfg, config_fetched) = fetch_config(store, &session, &chosen.manifest, opts)?;
+    let (layers, layers_fetched) = fetch_layers(
+        store,
+        &session,
+        &chosen.manifest.layers,
+        &cfg.rootfs.diff_ids,
+        opts,
+        progress,
+        sink,
+    )?;
+    let manifest_fetched = !store.has_blob(&chosen.digest);
+    let downloaded = config_fetched | layers_fetched | manifest_fetched;
+    let image = record_pulled(store, r, &top, chosen, cfg, layers)?;
+    progress.status(&format!("Digest: {}", top.digest));
+    progress.status(&if downloaded {
+        format!("Status: Downloaded newer image for {}", r.familiar())
+    } else {
+        format!("Status: Image is up to date for {}", r.familiar())
+    });
+    Ok(Pulled {
+        image,
+        reference: r.clone(),
+        digest: top.digest,
+        downloaded,
+    })
+}
+
+/// Fetch the manifest `r` names (through Docker Hub's mirrors first) and
+/// check a digest reference against the bytes served. An anonymous pull
+/// that is denied gets Docker's hint: log in, or no such repository.
+fn resolve_manifest(opts: &PullOptions, r: &Reference) -> Result<(Session, FetchedManifest)> {
     let (session, top) = open_with_mirrors(opts, r).map_err(|e| {
         // Docker's hint: without credentials a 401/403 usually means "log in" or "no such repo".
         let text = format!("{e:#}");
@@ -180,19 +239,28 @@ fn pull_ref(
             top.digest
         );
     }
-    progress.status(&format!(
-        "{}: Pulling from {}",
-        r.tag
-            .as_deref()
-            .unwrap_or(r.digest.as_ref().map_or("latest", |d| d.as_str())),
-        r.repository
-    ));
-    // From the first blob written until the index names them, keep prune away.
-    let _guard = store.pull_guard()?;
-    let mut downloaded = false;
+    Ok((session, top))
+}
+
+/// The image manifest a pull installs, with its digest and bytes as served.
+struct PlatformManifest {
+    manifest: ImageManifest,
+    digest: Digest,
+    bytes: Vec<u8>,
+}
+
+/// The image manifest to pull: `top` itself when it is one, else the entry
+/// of the index `top` for the platform asked for (the host's by default),
+/// fetched and checked against the digest and size the index gives it.
+fn choose_platform(
+    store: &Store,
+    session: &Session,
+    top: &FetchedManifest,
+    opts: &PullOptions,
+) -> Result<PlatformManifest> {
     let top_manifest = Manifest::parse(top.content_type.as_deref(), &top.bytes)?;
     let want = opts.platform.clone().unwrap_or_else(Platform::host);
-    let (image_manifest, manifest_digest, manifest_bytes) = match top_manifest {
+    let (manifest, digest, bytes) = match top_manifest {
         Manifest::Image(m) => (m, top.digest.clone(), top.bytes.clone()),
         Manifest::Index(idx) => {
             let d = select_platform(&idx, &want)?;
@@ -218,20 +286,23 @@ fn pull_ref(
             }
         }
     };
+    Ok(PlatformManifest {
+        manifest,
+        digest,
+        bytes,
+    })
+}
 
-    // Docker's limit (moby's maxLayerDepth, "max depth exceeded"). Every
-    // layer is a snapshot to unpack, a chain id over those below it and an
-    // overlay lower dir (the kernel stacks at most 500): refused before any
-    // of that, and before the config is fetched.
-    if image_manifest.layers.len() > MAX_LAYERS {
-        bail!(
-            "the image has {} layers, more than the {MAX_LAYERS} Docker allows",
-            image_manifest.layers.len()
-        );
-    }
-
-    // Config: small, fetched whole and verified.
-    let cfg_desc = &image_manifest.config;
+/// The image config of `manifest`: from the store, else fetched whole and
+/// verified (it is small). Checked against the manifest's layers and the
+/// platform asked for. Returns it and whether it had to be downloaded.
+fn fetch_config(
+    store: &Store,
+    session: &Session,
+    manifest: &ImageManifest,
+    opts: &PullOptions,
+) -> Result<(ConfigSummary, bool)> {
+    let cfg_desc = &manifest.config;
     if cfg_desc.size > MAX_CONFIG_BYTES {
         bail!(
             "image config {} is {} bytes, more than berth accepts",
@@ -239,11 +310,12 @@ fn pull_ref(
             cfg_desc.size
         );
     }
+    let mut downloaded = false;
     let cfg_bytes = if store.has_blob(&cfg_desc.digest) {
         store.read_blob(&cfg_desc.digest)?
     } else {
         downloaded = true;
-        let b = fetch_small(&session, cfg_desc, opts.registry.attempts)?;
+        let b = fetch_small(session, cfg_desc, opts.registry.attempts)?;
         store.put_verified_bytes(&cfg_desc.digest, &b)?;
         b
     };
@@ -256,12 +328,12 @@ fn pull_ref(
             cfg.rootfs.kind
         );
     }
-    if cfg.rootfs.diff_ids.len() != image_manifest.layers.len() {
+    if cfg.rootfs.diff_ids.len() != manifest.layers.len() {
         bail!(
             "image config {} lists {} layers but the manifest has {}",
             cfg_desc.digest,
             cfg.rootfs.diff_ids.len(),
-            image_manifest.layers.len()
+            manifest.layers.len()
         );
     }
     if let Some(p) = &opts.platform {
@@ -272,13 +344,26 @@ fn pull_ref(
             );
         }
     }
+    Ok((cfg, downloaded))
+}
 
-    // Layers, in parallel; all threads are joined before this returns.
-    let layers = &image_manifest.layers;
+/// Fetch, verify and unpack the layers on up to `parallel_layers` threads
+/// (at most 8), all joined before this returns. The first layer to fail
+/// for real stops the others and is the error reported. Returns the
+/// layers, bottom first, and whether any had to be downloaded.
+fn fetch_layers(
+    store: &Store,
+    session: &Session,
+    layers: &[Descriptor],
+    diff_ids: &[Digest],
+    opts: &PullOptions,
+    progress: &Progress,
+    sink: Option<LayerSink<'_>>,
+) -> Result<(Vec<LayerInfo>, bool)> {
     let fetcher = LayerFetcher {
         store,
-        session: &session,
-        diff_ids: &cfg.rootfs.diff_ids,
+        session,
+        diff_ids,
         opts,
         progress,
         cancel: AtomicBool::new(false),
@@ -336,24 +421,33 @@ fn pull_ref(
             ),
         }
     }
-    downloaded |= fetcher.any_fetched.load(Ordering::SeqCst);
-    if !store.has_blob(&manifest_digest) {
-        downloaded = true;
-    }
-    store.put_verified_bytes(&manifest_digest, &manifest_bytes)?;
-    store.put_verified_bytes(&top.digest, &top.bytes)?;
+    Ok((infos, fetcher.any_fetched.load(Ordering::SeqCst)))
+}
 
+/// Store the image manifest and the one the reference resolved to (an
+/// index for a multi-platform image), then record the image in the index,
+/// named `repo:tag` (unless pulled by digest) and `repo@digest`.
+fn record_pulled(
+    store: &Store,
+    r: &Reference,
+    top: &FetchedManifest,
+    chosen: PlatformManifest,
+    cfg: ConfigSummary,
+    layers: Vec<LayerInfo>,
+) -> Result<ImageRecord> {
+    store.put_verified_bytes(&chosen.digest, &chosen.bytes)?;
+    store.put_verified_bytes(&top.digest, &top.bytes)?;
     let rec = ImageRecord {
-        id: cfg_desc.digest.clone(),
-        manifest_digest,
+        id: chosen.manifest.config.digest,
+        manifest_digest: chosen.digest,
         repo_tags: Vec::new(),
         repo_digests: Vec::new(),
         created: cfg.created,
         os: cfg.os,
         architecture: cfg.architecture,
         variant: cfg.variant,
-        size: infos.iter().map(|l| l.unpacked_size).sum(),
-        layers: infos,
+        size: layers.iter().map(|l| l.unpacked_size).sum(),
+        layers,
         updated: 0,
     };
     let repo_tag = r
@@ -362,19 +456,7 @@ fn pull_ref(
         .filter(|_| r.digest.is_none())
         .map(|t| format!("{}:{t}", r.familiar_name()));
     let repo_digest = Some(format!("{}@{}", r.familiar_name(), top.digest));
-    let image = store.record_image(rec, repo_tag, repo_digest)?;
-    progress.status(&format!("Digest: {}", top.digest));
-    progress.status(&if downloaded {
-        format!("Status: Downloaded newer image for {}", r.familiar())
-    } else {
-        format!("Status: Image is up to date for {}", r.familiar())
-    });
-    Ok(Pulled {
-        image,
-        reference: r.clone(),
-        digest: top.digest,
-        downloaded,
-    })
+    store.record_image(rec, repo_tag, repo_digest)
 }
 
 /// Docker Hub goes through the configured mirrors first, then itself.
@@ -406,6 +488,9 @@ fn open_with_mirrors(opts: &PullOptions, r: &Reference) -> Result<(Session, Fetc
     Ok((s, f))
 }
 
+/// A small blob (the config), read whole but no further than its
+/// descriptor's size, and checked against its digest; retried when that
+/// failed transiently.
 fn fetch_small(session: &Session, desc: &Descriptor, attempts: u32) -> Result<Vec<u8>> {
     retry(attempts, |_| {
         let (mut body, _) = session.blob(&desc.digest)?;
@@ -440,6 +525,8 @@ fn fetch_small(session: &Session, desc: &Descriptor, attempts: u32) -> Result<Ve
     })
 }
 
+/// Run `f` (given the attempt number, from 0) until it succeeds, fails for
+/// good, or failed transiently `attempts` times, backing off exponentially.
 fn retry<T>(attempts: u32, mut f: impl FnMut(u32) -> Result<T>) -> Result<T> {
     let attempts = attempts.max(1);
     let mut n = 0;
