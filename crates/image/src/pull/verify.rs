@@ -71,7 +71,7 @@ pub(super) fn check_diff(got: &Digest, want: &Digest) -> Result<()> {
     Ok(())
 }
 
-/// A piece of decompressed tar for a [`LayerSink`], or why the stream broke.
+/// A piece of decompressed tar for a [`LayerSink`](super::LayerSink), or why the stream broke.
 pub(super) type Chunk = std::result::Result<Vec<u8>, String>;
 
 /// Where decompressed bytes go: the diff_id hasher, and the sink if there is

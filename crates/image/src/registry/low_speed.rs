@@ -9,7 +9,7 @@ use ureq::http::Response;
 
 use super::Transient;
 
-/// The low-speed limit of [`RegistryOptions`].
+/// The low-speed limit of [`RegistryOptions`](super::RegistryOptions).
 #[derive(Clone, Copy, Debug)]
 pub(super) struct LowSpeed {
     pub(super) bytes: u64,
