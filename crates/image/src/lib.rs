@@ -74,6 +74,7 @@
 
 pub mod auth;
 pub mod digest;
+pub mod login;
 pub mod manifest;
 pub mod progress;
 pub mod pull;
@@ -83,9 +84,10 @@ pub mod store;
 
 pub use auth::Credentials;
 pub use digest::Digest;
+pub use login::{login, logout};
 pub use manifest::{Compression, Platform};
 pub use progress::{Progress, ProgressMode};
-pub use pull::{LayerSink, PullOptions, Pulled, SinkLayer, login, logout, pull, pull_with_unpack};
+pub use pull::{LayerSink, PullOptions, Pulled, SinkLayer, pull, pull_with_unpack};
 pub use reference::{Reference, ReferenceError};
 pub use registry::RegistryOptions;
 pub use store::{ImageRecord, ImageSummary, LayerInfo, RemoveEvent, Store};

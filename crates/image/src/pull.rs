@@ -1,24 +1,28 @@
 //! Pulling: reference → manifest (→ platform) → config → layers, every byte
 //! verified before it becomes visible in the store.
+//!
+//! This module runs the steps; fetching one layer is `layer`'s, verifying a
+//! layer while it streams is `verify`'s.
 
-use std::io::{self, Read, Write};
-use std::path::Path;
+use std::io::Read;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
-use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result, anyhow, bail};
 use serde::Deserialize;
 
-use crate::auth::{self, Credentials};
-use crate::digest::{Digest, Hasher};
-use crate::manifest::{
-    Compression, Descriptor, Manifest, Platform, layer_compression, select_platform,
-};
-use crate::progress::{Progress, human};
+use crate::auth;
+use crate::digest::Digest;
+use crate::manifest::{Descriptor, ImageManifest, Manifest, Platform, select_platform};
+use crate::progress::Progress;
 use crate::reference::{DOCKER_HUB, Reference};
 use crate::registry::{FetchedManifest, RegistryOptions, Session, Transient, is_transient};
-use crate::store::{ImageRecord, LayerFacts, LayerInfo, Store};
+use crate::store::{ImageRecord, LayerInfo, Store};
+use layer::LayerFetcher;
+use verify::is_cancelled;
+
+mod layer;
+mod verify;
 
 /// Largest image config berth accepts (real ones are a few KiB).
 const MAX_CONFIG_BYTES: u64 = 16 * 1024 * 1024;
@@ -70,6 +74,7 @@ pub struct Pulled {
     pub downloaded: bool,
 }
 
+/// What a pull reads of an image config.
 #[derive(Deserialize)]
 struct ConfigSummary {
     #[serde(default)]
@@ -144,6 +149,7 @@ pub fn pull_with_unpack(
     pull_ref(store, &r, opts, progress, sink).map_err(|e| anyhow!("pull {r}: {e:#}"))
 }
 
+/// A pull, step by step: each step is a function of its own below.
 fn pull_ref(
     store: &Store,
     r: &Reference,
@@ -151,6 +157,60 @@ fn pull_ref(
     progress: &Progress,
     sink: Option<LayerSink<'_>>,
 ) -> Result<Pulled> {
+    let (session, top) = resolve_manifest(opts, r)?;
+    progress.status(&format!(
+        "{}: Pulling from {}",
+        r.tag
+            .as_deref()
+            .unwrap_or(r.digest.as_ref().map_or("latest", |d| d.as_str())),
+        r.repository
+    ));
+    // From the first blob written until the index names them, keep prune away.
+    let _guard = store.pull_guard()?;
+    let chosen = choose_platform(store, &session, &top, opts)?;
+
+    // Docker's limit (moby's maxLayerDepth, "max depth exceeded"). Every
+    // layer is a snapshot to unpack, a chain id over those below it and an
+    // overlay lower dir (the kernel stacks at most 500): refused before any
+    // of that, and before the config is fetched.
+    if chosen.manifest.layers.len() > MAX_LAYERS {
+        bail!(
+            "the image has {} layers, more than the {MAX_LAYERS} Docker allows",
+            chosen.manifest.layers.len()
+        );
+    }
+
+    let (cfg, config_fetched) = fetch_config(store, &session, &chosen.manifest, opts)?;
+    let (layers, layers_fetched) = fetch_layers(
+        store,
+        &session,
+        &chosen.manifest.layers,
+        &cfg.rootfs.diff_ids,
+        opts,
+        progress,
+        sink,
+    )?;
+    let manifest_fetched = !store.has_blob(&chosen.digest);
+    let downloaded = config_fetched | layers_fetched | manifest_fetched;
+    let image = record_pulled(store, r, &top, chosen, cfg, layers)?;
+    progress.status(&format!("Digest: {}", top.digest));
+    progress.status(&if downloaded {
+        format!("Status: Downloaded newer image for {}", r.familiar())
+    } else {
+        format!("Status: Image is up to date for {}", r.familiar())
+    });
+    Ok(Pulled {
+        image,
+        reference: r.clone(),
+        digest: top.digest,
+        downloaded,
+    })
+}
+
+/// Fetch the manifest `r` names (through Docker Hub's mirrors first) and
+/// check a digest reference against the bytes served. An anonymous pull
+/// that is denied gets Docker's hint: log in, or no such repository.
+fn resolve_manifest(opts: &PullOptions, r: &Reference) -> Result<(Session, FetchedManifest)> {
     let (session, top) = open_with_mirrors(opts, r).map_err(|e| {
         // Docker's hint: without credentials a 401/403 usually means "log in" or "no such repo".
         let text = format!("{e:#}");
@@ -179,19 +239,28 @@ fn pull_ref(
             top.digest
         );
     }
-    progress.status(&format!(
-        "{}: Pulling from {}",
-        r.tag
-            .as_deref()
-            .unwrap_or(r.digest.as_ref().map_or("latest", |d| d.as_str())),
-        r.repository
-    ));
-    // From the first blob written until the index names them, keep prune away.
-    let _guard = store.pull_guard()?;
-    let mut downloaded = false;
+    Ok((session, top))
+}
+
+/// The image manifest a pull installs, with its digest and bytes as served.
+struct PlatformManifest {
+    manifest: ImageManifest,
+    digest: Digest,
+    bytes: Vec<u8>,
+}
+
+/// The image manifest to pull: `top` itself when it is one, else the entry
+/// of the index `top` for the platform asked for (the host's by default),
+/// fetched and checked against the digest and size the index gives it.
+fn choose_platform(
+    store: &Store,
+    session: &Session,
+    top: &FetchedManifest,
+    opts: &PullOptions,
+) -> Result<PlatformManifest> {
     let top_manifest = Manifest::parse(top.content_type.as_deref(), &top.bytes)?;
     let want = opts.platform.clone().unwrap_or_else(Platform::host);
-    let (image_manifest, manifest_digest, manifest_bytes) = match top_manifest {
+    let (manifest, digest, bytes) = match top_manifest {
         Manifest::Image(m) => (m, top.digest.clone(), top.bytes.clone()),
         Manifest::Index(idx) => {
             let d = select_platform(&idx, &want)?;
@@ -217,20 +286,23 @@ fn pull_ref(
             }
         }
     };
+    Ok(PlatformManifest {
+        manifest,
+        digest,
+        bytes,
+    })
+}
 
-    // Docker's limit (moby's maxLayerDepth, "max depth exceeded"). Every
-    // layer is a snapshot to unpack, a chain id over those below it and an
-    // overlay lower dir (the kernel stacks at most 500): refused before any
-    // of that, and before the config is fetched.
-    if image_manifest.layers.len() > MAX_LAYERS {
-        bail!(
-            "the image has {} layers, more than the {MAX_LAYERS} Docker allows",
-            image_manifest.layers.len()
-        );
-    }
-
-    // Config: small, fetched whole and verified.
-    let cfg_desc = &image_manifest.config;
+/// The image config of `manifest`: from the store, else fetched whole and
+/// verified (it is small). Checked against the manifest's layers and the
+/// platform asked for. Returns it and whether it had to be downloaded.
+fn fetch_config(
+    store: &Store,
+    session: &Session,
+    manifest: &ImageManifest,
+    opts: &PullOptions,
+) -> Result<(ConfigSummary, bool)> {
+    let cfg_desc = &manifest.config;
     if cfg_desc.size > MAX_CONFIG_BYTES {
         bail!(
             "image config {} is {} bytes, more than berth accepts",
@@ -238,11 +310,12 @@ fn pull_ref(
             cfg_desc.size
         );
     }
+    let mut downloaded = false;
     let cfg_bytes = if store.has_blob(&cfg_desc.digest) {
         store.read_blob(&cfg_desc.digest)?
     } else {
         downloaded = true;
-        let b = fetch_small(&session, cfg_desc, opts.registry.attempts)?;
+        let b = fetch_small(session, cfg_desc, opts.registry.attempts)?;
         store.put_verified_bytes(&cfg_desc.digest, &b)?;
         b
     };
@@ -255,12 +328,12 @@ fn pull_ref(
             cfg.rootfs.kind
         );
     }
-    if cfg.rootfs.diff_ids.len() != image_manifest.layers.len() {
+    if cfg.rootfs.diff_ids.len() != manifest.layers.len() {
         bail!(
             "image config {} lists {} layers but the manifest has {}",
             cfg_desc.digest,
             cfg.rootfs.diff_ids.len(),
-            image_manifest.layers.len()
+            manifest.layers.len()
         );
     }
     if let Some(p) = &opts.platform {
@@ -271,15 +344,36 @@ fn pull_ref(
             );
         }
     }
+    Ok((cfg, downloaded))
+}
 
-    // Layers, in parallel; all threads are joined before this returns.
-    let layers = &image_manifest.layers;
+/// Fetch, verify and unpack the layers on up to `parallel_layers` threads
+/// (at most 8), all joined before this returns. The first layer to fail
+/// for real stops the others and is the error reported. Returns the
+/// layers, bottom first, and whether any had to be downloaded.
+fn fetch_layers(
+    store: &Store,
+    session: &Session,
+    layers: &[Descriptor],
+    diff_ids: &[Digest],
+    opts: &PullOptions,
+    progress: &Progress,
+    sink: Option<LayerSink<'_>>,
+) -> Result<(Vec<LayerInfo>, bool)> {
+    let fetcher = LayerFetcher {
+        store,
+        session,
+        diff_ids,
+        opts,
+        progress,
+        cancel: AtomicBool::new(false),
+        any_fetched: AtomicBool::new(false),
+        sink,
+    };
     let next = AtomicUsize::new(0);
-    let cancel = AtomicBool::new(false);
     // The first real failure, in time: what the pull reports. Layers that
     // were only cancelled because of it come later and are not the cause.
     let first_failure: Mutex<Option<usize>> = Mutex::new(None);
-    let any_fetched = AtomicBool::new(false);
     let results: Mutex<Vec<Option<Result<LayerInfo>>>> =
         Mutex::new((0..layers.len()).map(|_| None).collect());
     let workers = opts.parallel_layers.clamp(1, 8).min(layers.len().max(1));
@@ -288,22 +382,12 @@ fn pull_ref(
             s.spawn(|| {
                 loop {
                     let i = next.fetch_add(1, Ordering::SeqCst);
-                    if i >= layers.len() || cancel.load(Ordering::SeqCst) {
+                    if i >= layers.len() || fetcher.cancel.load(Ordering::SeqCst) {
                         break;
                     }
-                    let res = fetch_layer(
-                        store,
-                        &session,
-                        i,
-                        &layers[i],
-                        &cfg.rootfs.diff_ids,
-                        opts,
-                        progress,
-                        &cancel,
-                        &any_fetched,
-                        sink,
-                    )
-                    .with_context(|| format!("layer {}", layers[i].digest));
+                    let res = fetcher
+                        .fetch(i, &layers[i])
+                        .with_context(|| format!("layer {}", layers[i].digest));
                     if let Err(e) = &res
                         && !is_cancelled(e)
                     {
@@ -311,7 +395,7 @@ fn pull_ref(
                             .lock()
                             .unwrap_or_else(|e| e.into_inner())
                             .get_or_insert(i);
-                        cancel.store(true, Ordering::SeqCst);
+                        fetcher.cancel.store(true, Ordering::SeqCst);
                     }
                     results.lock().unwrap_or_else(|e| e.into_inner())[i] = Some(res);
                 }
@@ -337,24 +421,33 @@ fn pull_ref(
             ),
         }
     }
-    downloaded |= any_fetched.load(Ordering::SeqCst);
-    if !store.has_blob(&manifest_digest) {
-        downloaded = true;
-    }
-    store.put_verified_bytes(&manifest_digest, &manifest_bytes)?;
-    store.put_verified_bytes(&top.digest, &top.bytes)?;
+    Ok((infos, fetcher.any_fetched.load(Ordering::SeqCst)))
+}
 
+/// Store the image manifest and the one the reference resolved to (an
+/// index for a multi-platform image), then record the image in the index,
+/// named `repo:tag` (unless pulled by digest) and `repo@digest`.
+fn record_pulled(
+    store: &Store,
+    r: &Reference,
+    top: &FetchedManifest,
+    chosen: PlatformManifest,
+    cfg: ConfigSummary,
+    layers: Vec<LayerInfo>,
+) -> Result<ImageRecord> {
+    store.put_verified_bytes(&chosen.digest, &chosen.bytes)?;
+    store.put_verified_bytes(&top.digest, &top.bytes)?;
     let rec = ImageRecord {
-        id: cfg_desc.digest.clone(),
-        manifest_digest,
+        id: chosen.manifest.config.digest,
+        manifest_digest: chosen.digest,
         repo_tags: Vec::new(),
         repo_digests: Vec::new(),
         created: cfg.created,
         os: cfg.os,
         architecture: cfg.architecture,
         variant: cfg.variant,
-        size: infos.iter().map(|l| l.unpacked_size).sum(),
-        layers: infos,
+        size: layers.iter().map(|l| l.unpacked_size).sum(),
+        layers,
         updated: 0,
     };
     let repo_tag = r
@@ -363,19 +456,7 @@ fn pull_ref(
         .filter(|_| r.digest.is_none())
         .map(|t| format!("{}:{t}", r.familiar_name()));
     let repo_digest = Some(format!("{}@{}", r.familiar_name(), top.digest));
-    let image = store.record_image(rec, repo_tag, repo_digest)?;
-    progress.status(&format!("Digest: {}", top.digest));
-    progress.status(&if downloaded {
-        format!("Status: Downloaded newer image for {}", r.familiar())
-    } else {
-        format!("Status: Image is up to date for {}", r.familiar())
-    });
-    Ok(Pulled {
-        image,
-        reference: r.clone(),
-        digest: top.digest,
-        downloaded,
-    })
+    store.record_image(rec, repo_tag, repo_digest)
 }
 
 /// Docker Hub goes through the configured mirrors first, then itself.
@@ -407,6 +488,9 @@ fn open_with_mirrors(opts: &PullOptions, r: &Reference) -> Result<(Session, Fetc
     Ok((s, f))
 }
 
+/// A small blob (the config), read whole but no further than its
+/// descriptor's size, and checked against its digest; retried when that
+/// failed transiently.
 fn fetch_small(session: &Session, desc: &Descriptor, attempts: u32) -> Result<Vec<u8>> {
     retry(attempts, |_| {
         let (mut body, _) = session.blob(&desc.digest)?;
@@ -441,6 +525,8 @@ fn fetch_small(session: &Session, desc: &Descriptor, attempts: u32) -> Result<Ve
     })
 }
 
+/// Run `f` (given the attempt number, from 0) until it succeeds, fails for
+/// good, or failed transiently `attempts` times, backing off exponentially.
 fn retry<T>(attempts: u32, mut f: impl FnMut(u32) -> Result<T>) -> Result<T> {
     let attempts = attempts.max(1);
     let mut n = 0;
@@ -458,465 +544,4 @@ fn retry<T>(attempts: u32, mut f: impl FnMut(u32) -> Result<T>) -> Result<T> {
             Err(e) => return Err(e),
         }
     }
-}
-
-#[allow(clippy::too_many_arguments)]
-fn fetch_layer(
-    store: &Store,
-    session: &Session,
-    index: usize,
-    desc: &Descriptor,
-    diff_ids: &[Digest],
-    opts: &PullOptions,
-    progress: &Progress,
-    cancel: &AtomicBool,
-    any_fetched: &AtomicBool,
-    sink: Option<LayerSink<'_>>,
-) -> Result<LayerInfo> {
-    let comp = layer_compression(&desc.media_type)?;
-    let limit = InflateLimit::of(opts, desc.size);
-    let diff_id = &diff_ids[index];
-    let info = |unpacked_size| LayerInfo {
-        digest: desc.digest.clone(),
-        media_type: desc.media_type.clone(),
-        size: desc.size,
-        diff_id: diff_id.clone(),
-        unpacked_size,
-        path: store.blob_path(&desc.digest),
-    };
-    if store.has_blob(&desc.digest) {
-        let facts = match store.layer_facts(&desc.digest) {
-            Some(f) => f,
-            None => {
-                // Blob present but its facts were lost: re-derive them from the local copy.
-                let f = std::fs::File::open(store.blob_path(&desc.digest))?;
-                let (d, n) = verify_stream(f, None, desc, comp, None, cancel, limit, None)?;
-                let facts = LayerFacts {
-                    diff_id: d,
-                    unpacked_size: n,
-                };
-                store.put_layer_facts(&desc.digest, &facts)?;
-                facts
-            }
-        };
-        if facts.diff_id != *diff_id {
-            bail!(
-                "diff_id mismatch: layer unpacks to {}, the image config says {diff_id}",
-                facts.diff_id
-            );
-        }
-        let layer = info(facts.unpacked_size);
-        if let Some(sink) = sink {
-            let at = SinkLayer {
-                index,
-                layer: &layer,
-                diff_ids,
-                cancelled: cancel,
-            };
-            sink(&at, &mut *store.open_layer(&layer)?).context("unpacking")?;
-        }
-        progress.layer_done(&desc.digest, "Already exists");
-        return Ok(layer);
-    }
-    any_fetched.store(true, Ordering::SeqCst);
-    progress.layer_start(&desc.digest, desc.size);
-    let (got_diff, unpacked) = retry(opts.registry.attempts, |n| {
-        if n > 0 {
-            progress.layer_retry(&desc.digest, &format!("attempt {}", n + 1));
-        }
-        let mut tmp = store.temp(desc.digest.hex())?;
-        let (body, len) = session.blob(&desc.digest)?;
-        if let Some(len) = len.filter(|l| *l != desc.size) {
-            return Err(Transient(format!(
-                "registry announced {len} bytes, the manifest says {}",
-                desc.size
-            ))
-            .into());
-        }
-        let Some(sink) = sink else {
-            let r = verify_stream(
-                body,
-                Some(tmp.file()),
-                desc,
-                comp,
-                Some(progress),
-                cancel,
-                limit,
-                None,
-            )?;
-            check_diff(&r.0, diff_id)?;
-            tmp.commit(&store.blob_path(&desc.digest))?;
-            return Ok(r);
-        };
-        // The sink reads the decompressed tar on its own thread through a bounded channel.
-        let (tx, rx) = sync_channel::<Chunk>(16);
-        let provisional = info(0);
-        let sink_failed = Arc::new(AtomicBool::new(false));
-        let failed = sink_failed.clone();
-        std::thread::scope(|s| {
-            let consumer = s.spawn(move || {
-                let mut reader = ChanReader {
-                    rx,
-                    buf: Vec::new(),
-                    pos: 0,
-                };
-                let at = SinkLayer {
-                    index,
-                    layer: &provisional,
-                    diff_ids,
-                    cancelled: cancel,
-                };
-                let r = sink(&at, &mut reader);
-                // Before the reader (the channel's end) goes: Out::write
-                // must see why its sends fail.
-                if r.is_err() {
-                    failed.store(true, Ordering::SeqCst);
-                }
-                drop(reader);
-                r
-            });
-            let res = verify_stream(
-                body,
-                Some(tmp.file()),
-                desc,
-                comp,
-                Some(progress),
-                cancel,
-                limit,
-                Some((tx.clone(), sink_failed)),
-            )
-            .and_then(|r| check_diff(&r.0, diff_id).map(|_| r));
-            // End the stream: cleanly only once everything was verified.
-            if let Err(e) = &res {
-                let _ = tx.send(Err(format!("{e:#}")));
-            }
-            drop(tx);
-            let Ok(consumed) = consumer.join() else {
-                bail!("unpacking: the layer consumer panicked")
-            };
-            // The sink's failure is the cause when it is why the stream stopped.
-            let r = match (res, consumed) {
-                (Err(e), Err(why)) if e.is::<SinkFailed>() => {
-                    return Err(why.context("unpacking"));
-                }
-                (Err(e), _) => return Err(e),
-                (Ok(_), Err(why)) => return Err(why.context("unpacking")),
-                (Ok(r), Ok(())) => r,
-            };
-            tmp.commit(&store.blob_path(&desc.digest))?;
-            Ok(r)
-        })
-    })?;
-    store.put_layer_facts(
-        &desc.digest,
-        &LayerFacts {
-            diff_id: got_diff,
-            unpacked_size: unpacked,
-        },
-    )?;
-    progress.layer_done(
-        &desc.digest,
-        &format!("Pull complete ({})", human(desc.size)),
-    );
-    Ok(info(unpacked))
-}
-
-/// A layer stopped because another one failed: never the cause of a failed pull.
-#[derive(Debug, thiserror::Error)]
-#[error("cancelled: another layer failed")]
-struct Cancelled;
-
-fn is_cancelled(e: &anyhow::Error) -> bool {
-    e.chain().any(|c| c.is::<Cancelled>())
-}
-
-/// Inflating stopped because the layer's sink had failed (its error says why).
-#[derive(Debug, thiserror::Error)]
-#[error("the layer's sink failed")]
-struct SinkFailed;
-
-/// How far one layer may inflate; see [`PullOptions::max_inflate_ratio`].
-#[derive(Clone, Copy, Debug)]
-struct InflateLimit {
-    cap: u64,
-    ratio: u64,
-    size: u64,
-}
-
-impl InflateLimit {
-    fn of(opts: &PullOptions, size: u64) -> Self {
-        let cap = match opts.max_inflate_ratio {
-            0 => u64::MAX,
-            r => r.saturating_mul(size).max(opts.inflate_floor),
-        };
-        InflateLimit {
-            cap,
-            ratio: opts.max_inflate_ratio,
-            size,
-        }
-    }
-
-    fn exceeded(&self) -> io::Error {
-        io::Error::other(Bomb(format!(
-            "inflates past {} bytes, more than {} times its {} bytes: refused as a decompression bomb",
-            self.cap, self.ratio, self.size
-        )))
-    }
-}
-
-/// A layer inflating past its [`InflateLimit`].
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-struct Bomb(String);
-
-fn check_diff(got: &Digest, want: &Digest) -> Result<()> {
-    if got != want {
-        bail!("diff_id mismatch: layer unpacks to {got}, the image config says {want}");
-    }
-    Ok(())
-}
-
-/// A piece of decompressed tar for a [`LayerSink`], or why the stream broke.
-type Chunk = std::result::Result<Vec<u8>, String>;
-
-/// The sink's end of the channel.
-struct ChanReader {
-    rx: Receiver<Chunk>,
-    buf: Vec<u8>,
-    pos: usize,
-}
-
-impl Read for ChanReader {
-    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
-        while self.pos >= self.buf.len() {
-            match self.rx.recv() {
-                Ok(Ok(v)) => {
-                    self.buf = v;
-                    self.pos = 0;
-                }
-                Ok(Err(why)) => return Err(io::Error::other(why)),
-                Err(_) => return Ok(0),
-            }
-        }
-        let n = out.len().min(self.buf.len() - self.pos);
-        out[..n].copy_from_slice(&self.buf[self.pos..self.pos + n]);
-        self.pos += n;
-        Ok(n)
-    }
-}
-
-/// Where decompressed bytes go: the diff_id hasher, and the sink if there is
-/// one. Stops the decompressor (by failing) past the limit or once the sink
-/// failed: inflating on would be wasted, and a bomb's hours of CPU.
-struct Out {
-    hasher: Hasher,
-    tx: Option<SyncSender<Chunk>>,
-    sink_failed: Option<Arc<AtomicBool>>,
-    limit: InflateLimit,
-}
-
-impl Write for Out {
-    fn write(&mut self, b: &[u8]) -> io::Result<usize> {
-        if self.hasher.len().saturating_add(b.len() as u64) > self.limit.cap {
-            return Err(self.limit.exceeded());
-        }
-        if self
-            .sink_failed
-            .as_ref()
-            .is_some_and(|f| f.load(Ordering::SeqCst))
-        {
-            return Err(io::Error::other(SinkFailed));
-        }
-        self.hasher.update(b);
-        // A sink that stopped reading (e.g. after the tar end marker) just stops getting data.
-        if let Some(tx) = &self.tx
-            && tx.send(Ok(b.to_vec())).is_err()
-        {
-            self.tx = None;
-        }
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-enum Unpack {
-    Gzip(Box<flate2::write::MultiGzDecoder<Out>>),
-    Zstd(Box<zstd::stream::write::Decoder<'static, Out>>),
-    Plain(Out),
-}
-
-impl Unpack {
-    fn new(c: Compression, limit: InflateLimit, to_sink: Option<ToSink>) -> io::Result<Self> {
-        let (tx, sink_failed) = to_sink.unzip();
-        let out = Out {
-            hasher: Hasher::new(),
-            tx,
-            sink_failed,
-            limit,
-        };
-        Ok(match c {
-            Compression::Gzip => Unpack::Gzip(Box::new(flate2::write::MultiGzDecoder::new(out))),
-            Compression::Zstd => Unpack::Zstd(Box::new(zstd::stream::write::Decoder::new(out)?)),
-            Compression::None => Unpack::Plain(out),
-        })
-    }
-
-    fn write_all(&mut self, b: &[u8]) -> io::Result<()> {
-        match self {
-            Unpack::Gzip(d) => d.write_all(b),
-            Unpack::Zstd(d) => d.write_all(b),
-            Unpack::Plain(o) => o.write_all(b),
-        }
-    }
-
-    fn finish(self) -> io::Result<Hasher> {
-        match self {
-            Unpack::Gzip(d) => d.finish().map(|o| o.hasher),
-            Unpack::Zstd(mut d) => {
-                d.flush()?;
-                Ok(d.into_inner().hasher)
-            }
-            Unpack::Plain(o) => Ok(o.hasher),
-        }
-    }
-}
-
-/// The channel to a layer's sink, and the flag its thread sets when it failed.
-type ToSink = (SyncSender<Chunk>, Arc<AtomicBool>);
-
-/// Stream a layer blob once: write it to `sink`, hash it, decompress and hash the
-/// tar. Returns (diff_id, unpacked size) once digest and size match `desc`.
-#[allow(clippy::too_many_arguments)]
-fn verify_stream(
-    mut src: impl Read,
-    mut sink: Option<&mut std::fs::File>,
-    desc: &Descriptor,
-    comp: Compression,
-    progress: Option<&Progress>,
-    cancel: &AtomicBool,
-    limit: InflateLimit,
-    to_sink: Option<ToSink>,
-) -> Result<(Digest, u64)> {
-    let mut buf = vec![0u8; 256 * 1024];
-    let mut blob = Hasher::new();
-    let mut unpack = Some(Unpack::new(comp, limit, to_sink)?);
-    let mut unpack_err: Option<io::Error> = None;
-    loop {
-        if cancel.load(Ordering::SeqCst) {
-            return Err(Cancelled.into());
-        }
-        let n = match src.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(Transient(format!("reading blob: {e}")).into()),
-        };
-        if blob.len() + n as u64 > desc.size {
-            bail!(
-                "blob is larger than the {} bytes its descriptor says",
-                desc.size
-            );
-        }
-        blob.update(&buf[..n]);
-        if let Some(f) = sink.as_mut() {
-            f.write_all(&buf[..n]).context("write temp file")?;
-        }
-        if let Some(u) = unpack.as_mut() {
-            // Keep hashing after a decompression error: a digest mismatch is the better diagnosis.
-            if let Err(e) = u.write_all(&buf[..n]) {
-                // A bomb or a failed sink ends the layer now, not at the end of the blob.
-                match e.get_ref() {
-                    Some(i) if i.is::<SinkFailed>() => return Err(SinkFailed.into()),
-                    Some(i) if i.is::<Bomb>() => bail!("{i}"),
-                    _ => {}
-                }
-                unpack_err = Some(e);
-                unpack = None;
-            }
-        }
-        if let Some(p) = progress {
-            p.layer_bytes(&desc.digest, n as u64);
-        }
-    }
-    if blob.len() < desc.size {
-        return Err(Transient(format!(
-            "short read: got {} of {} bytes",
-            blob.len(),
-            desc.size
-        ))
-        .into());
-    }
-    let got = blob.finish();
-    if got != desc.digest {
-        bail!(
-            "digest mismatch: blob hashes to {got}, expected {}",
-            desc.digest
-        );
-    }
-    let what = match comp {
-        Compression::Gzip => "gzip",
-        Compression::Zstd => "zstd",
-        Compression::None => "tar",
-    };
-    if let Some(e) = unpack_err {
-        bail!("layer is not valid {what}: {e}");
-    }
-    let h = unpack
-        .expect("set unless errored")
-        .finish()
-        .with_context(|| format!("layer is not valid {what}"))?;
-    let n = h.len();
-    Ok((h.finish(), n))
-}
-
-/// Check `username`/`password` against `registry` (a host, `docker.io` by default) and
-/// store them in the auth file (`opts.auth_file`, else the default) with mode 0600.
-pub fn login(
-    opts: &RegistryOptions,
-    registry: &str,
-    username: &str,
-    password: &str,
-    auth_file: Option<&Path>,
-) -> Result<()> {
-    let registry = if registry.is_empty() {
-        DOCKER_HUB
-    } else {
-        registry
-    };
-    let registry = registry
-        .trim_start_matches("https://")
-        .trim_start_matches("http://")
-        .trim_end_matches('/');
-    let api = if matches!(registry, "docker.io" | "index.docker.io") {
-        crate::reference::DOCKER_HUB_API
-    } else {
-        registry
-    };
-    let creds = Credentials {
-        username: username.to_string(),
-        password: password.to_string(),
-    };
-    let session = Session::connect_with(opts, api, None, "", Some(creds.clone()))
-        .and_then(|s| s.check_login().map(|_| s))
-        .map_err(|e| anyhow!("login {registry}: {e:#}"))?;
-    drop(session);
-    let file = auth_file
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| opts.auth_file());
-    auth::store(&file, registry, &creds)
-}
-
-/// Forget stored credentials for `registry`; returns whether any were stored.
-pub fn logout(opts: &RegistryOptions, registry: &str, auth_file: Option<&Path>) -> Result<bool> {
-    let registry = if registry.is_empty() {
-        DOCKER_HUB
-    } else {
-        registry
-    };
-    let file = auth_file
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| opts.auth_file());
-    auth::remove(&file, registry)
 }

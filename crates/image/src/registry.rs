@@ -4,22 +4,32 @@
 //! probes `/v2/` once, learns the auth scheme, fetches one bearer token and
 //! reuses it (fetching a fresh one once if the registry answers 401).
 //! Sessions are `Sync`; layers are fetched from several threads.
+//!
+//! Which URLs and CAs a registry gets is `endpoint`'s, answering its auth
+//! challenge `challenge`'s, and the low-speed limit on bodies `low_speed`'s.
 
 use std::collections::HashMap;
 use std::io::{self, Read};
-use std::net::IpAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Result, anyhow, bail};
 use ureq::Agent;
 use ureq::http::{Response, StatusCode, Uri};
-use ureq::tls::{Certificate, RootCerts, TlsConfig};
+use ureq::tls::{RootCerts, TlsConfig};
 
-use crate::auth::{self, Challenge, Credentials};
+use crate::auth::{self, Credentials};
 use crate::digest::Digest;
 use crate::manifest::{MAX_MANIFEST_BYTES, media};
+use challenge::{AuthState, challenge_of};
+use endpoint::{Endpoint, resolve_url, tls_config};
+pub use endpoint::{base_urls, is_loopback};
+use low_speed::LowSpeed;
+
+mod challenge;
+mod endpoint;
+mod low_speed;
 
 /// How to reach registries. The CLI fills this from its config and flags.
 #[derive(Clone, Debug)]
@@ -108,107 +118,7 @@ impl StatusError {
 #[error("{0}")]
 pub struct Transient(pub String);
 
-/// Whether `host[:port]` is a loopback address (Docker reaches those insecurely).
-pub fn is_loopback(host: &str) -> bool {
-    if host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback()) {
-        return true; // a bare IPv6 address such as ::1
-    }
-    let h = strip_port(host);
-    if h.eq_ignore_ascii_case("localhost") {
-        return true;
-    }
-    let h = h.trim_start_matches('[').trim_end_matches(']');
-    h.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
-}
-
-fn strip_port(host: &str) -> &str {
-    if host.starts_with('[') {
-        return host
-            .split_once(']')
-            .map_or(host, |(h, _)| &host[..h.len() + 1]);
-    }
-    match host.rsplit_once(':') {
-        Some((h, p)) if p.bytes().all(|b| b.is_ascii_digit()) => h,
-        _ => host,
-    }
-}
-
-fn percent_encode(s: &str) -> String {
-    let mut out = String::new();
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
-/// The URLs to try for `host`, in order: HTTPS always; plain HTTP only after it,
-/// and only for loopback and configured insecure registries (Docker's rule).
-pub fn base_urls(opts: &RegistryOptions, host: &str) -> Vec<String> {
-    if is_loopback(host) || opts.insecure_registries.iter().any(|r| r == host) {
-        vec![format!("https://{host}"), format!("http://{host}")]
-    } else {
-        vec![format!("https://{host}")]
-    }
-}
-
-/// Read all CA certificates that apply to `host`.
-fn load_cas(opts: &RegistryOptions, host: &str) -> Result<Vec<Certificate<'static>>> {
-    let mut files = Vec::new();
-    if let Some(f) = opts.ca_files.get(host) {
-        files.push(f.clone());
-    }
-    if let Some(dir) = &opts.certs_d {
-        let d = dir.join(host);
-        if let Ok(rd) = std::fs::read_dir(&d) {
-            let mut v: Vec<PathBuf> = rd
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.extension().is_some_and(|x| x == "crt"))
-                .collect();
-            v.sort();
-            files.extend(v);
-        }
-    }
-    let mut certs = Vec::new();
-    for f in files {
-        let pem = berth_io::read_capped(&f, berth_io::MIB, "CA file")?;
-        let before = certs.len();
-        for item in ureq::tls::parse_pem(&pem) {
-            if let ureq::tls::PemItem::Certificate(c) =
-                item.with_context(|| format!("parse CA file {}", f.display()))?
-            {
-                certs.push(c);
-            }
-        }
-        if certs.len() == before {
-            bail!("CA file {} holds no certificate", f.display());
-        }
-    }
-    Ok(certs)
-}
-
-/// System roots, so a per-registry CA adds to them as in Docker.
-fn system_roots() -> Vec<Certificate<'static>> {
-    for f in [
-        "/etc/ssl/certs/ca-certificates.crt",
-        "/etc/pki/tls/certs/ca-bundle.crt",
-    ] {
-        // Debian's bundle is about 200 KiB.
-        if let Ok(pem) = berth_io::read_capped(Path::new(f), 16 * berth_io::MIB, "CA bundle") {
-            return ureq::tls::parse_pem(&pem)
-                .filter_map(|i| match i {
-                    Ok(ureq::tls::PemItem::Certificate(c)) => Some(c),
-                    _ => None,
-                })
-                .collect();
-        }
-    }
-    Vec::new()
-}
-
+/// An HTTP client under the options' timeouts, following no redirect by itself.
 fn agent(opts: &RegistryOptions, tls: TlsConfig) -> Agent {
     Agent::config_builder()
         .http_status_as_error(false)
@@ -223,20 +133,6 @@ fn agent(opts: &RegistryOptions, tls: TlsConfig) -> Agent {
         .tls_config(tls)
         .build()
         .new_agent()
-}
-
-/// Where a session talks to: `https://host:port` or `http://host:port`.
-#[derive(Clone, Debug)]
-struct Endpoint {
-    base: String,
-    host: String,
-}
-
-#[derive(Clone, Debug)]
-enum AuthState {
-    None,
-    Basic(String),
-    Bearer(String),
 }
 
 /// One repository on one registry endpoint, authenticated.
@@ -275,22 +171,7 @@ impl Session {
         repository: &str,
         creds: Option<Credentials>,
     ) -> Result<Session> {
-        let cas = load_cas(opts, host)?;
-        let insecure = is_loopback(host) || opts.insecure_registries.iter().any(|r| r == host);
-        let tls = if !cas.is_empty() {
-            let mut roots = system_roots();
-            roots.extend(cas);
-            TlsConfig::builder()
-                .root_certs(RootCerts::new_with_certs(&roots))
-                .build()
-        } else if insecure {
-            // Docker's rule for insecure/loopback registries: TLS without verification.
-            TlsConfig::builder().disable_verification(true).build()
-        } else {
-            TlsConfig::builder()
-                .root_certs(RootCerts::PlatformVerifier)
-                .build()
-        };
+        let tls = tls_config(opts, host)?;
         let foreign = agent(
             opts,
             TlsConfig::builder()
@@ -367,100 +248,6 @@ impl Session {
         Ok(())
     }
 
-    fn apply_challenge(&self, ch: Challenge) -> Result<()> {
-        let state = match ch.scheme.as_str() {
-            "basic" => match &self.creds {
-                Some(c) => AuthState::Basic(c.basic_header()),
-                None => {
-                    return Err(StatusError::new(
-                        401,
-                        format!("unauthorized: registry {} requires a login", self.ep.host),
-                    )
-                    .into());
-                }
-            },
-            "bearer" => {
-                let header = self.fetch_token(&ch)?;
-                AuthState::Bearer(header)
-            }
-            other => bail!(
-                "registry {} asks for unsupported auth scheme {other:?}",
-                self.ep.host
-            ),
-        };
-        *self.auth.lock().unwrap_or_else(|e| e.into_inner()) = state;
-        Ok(())
-    }
-
-    fn fetch_token(&self, ch: &Challenge) -> Result<String> {
-        let realm = ch
-            .params
-            .get("realm")
-            .ok_or_else(|| anyhow!("registry {} bearer challenge has no realm", self.ep.host))?;
-        let mut url = realm.clone();
-        let mut q = Vec::new();
-        if let Some(s) = ch.params.get("service") {
-            q.push(format!("service={}", percent_encode(s)));
-        }
-        let ours = format!("repository:{}:pull", self.repository);
-        let ours = if self.repository.is_empty() {
-            String::new()
-        } else {
-            ours
-        };
-        if !ours.is_empty() {
-            q.push(format!("scope={}", percent_encode(&ours)));
-        }
-        if let Some(s) = ch.params.get("scope").filter(|s| **s != ours) {
-            q.push(format!("scope={}", percent_encode(s)));
-        }
-        url.push(if url.contains('?') { '&' } else { '?' });
-        url.push_str(&q.join("&"));
-        let auth = self.creds.as_ref().map(|c| c.basic_header());
-        let resp = self.send_retrying(&self.foreign_or_own(&url), &url, None, auth.as_deref())?;
-        let status = resp.status().as_u16();
-        let what = format!("token service {realm}");
-        if status == 401 || status == 403 {
-            let body = self
-                .low_speed
-                .read_small(resp, 64 * 1024, "answer".into())
-                .unwrap_or_default();
-            let body = String::from_utf8_lossy(&body);
-            let why = error_message(&body)
-                .unwrap_or_else(|| "incorrect username or password".to_string());
-            return Err(StatusError {
-                status,
-                message: format!("unauthorized: {why}"),
-                after: format!(" from token service {realm}"),
-            }
-            .into());
-        }
-        if !(200..300).contains(&status) {
-            return Err(status_error(resp, self.low_speed)).context(what);
-        }
-        #[derive(serde::Deserialize)]
-        struct Tok {
-            token: Option<String>,
-            access_token: Option<String>,
-        }
-        const MAX_TOKEN_BYTES: u64 = 1024 * 1024;
-        let body = self
-            .low_speed
-            .read_small(resp, MAX_TOKEN_BYTES + 1, "answer".into())
-            .map_err(|e| Transient(format!("{what}: {e}")))?;
-        if body.len() as u64 > MAX_TOKEN_BYTES {
-            bail!("{what}: answer larger than 1 MiB");
-        }
-        let t: Tok = serde_json::from_slice(&body)
-            .with_context(|| format!("token service {realm}: bad JSON"))?;
-        let token = t
-            .token
-            .or(t.access_token)
-            .filter(|t| !t.is_empty())
-            .ok_or_else(|| anyhow!("token service {realm} returned no token"))?;
-        Ok(format!("Bearer {token}"))
-    }
-
     fn foreign_or_own(&self, url: &str) -> Agent {
         if self.same_host(url) {
             self.agent.clone()
@@ -477,14 +264,6 @@ impl Session {
             return false;
         };
         u.authority() == b.authority()
-    }
-
-    fn auth_header(&self) -> Option<String> {
-        match &*self.auth.lock().unwrap_or_else(|e| e.into_inner()) {
-            AuthState::None => None,
-            AuthState::Basic(h) => Some(h.clone()),
-            AuthState::Bearer(h) => Some(h.clone()),
-        }
     }
 
     fn send_once(
@@ -632,119 +411,6 @@ impl Session {
     }
 }
 
-/// The low-speed limit of [`RegistryOptions`].
-#[derive(Clone, Copy, Debug)]
-struct LowSpeed {
-    bytes: u64,
-    time: Duration,
-}
-
-impl LowSpeed {
-    /// At most `limit` bytes of a small body (a token, an error), read
-    /// under the limit too: a trickled 64 KiB would otherwise take hours.
-    fn read_small(
-        self,
-        resp: Response<ureq::Body>,
-        limit: u64,
-        what: String,
-    ) -> io::Result<Vec<u8>> {
-        let mut v = Vec::new();
-        self.guard(resp.into_body().into_reader(), what)
-            .take(limit)
-            .read_to_end(&mut v)?;
-        Ok(v)
-    }
-
-    fn guard<R: Read>(self, inner: R, what: String) -> Guarded<R> {
-        Guarded {
-            inner,
-            what,
-            limit: self,
-            since: Instant::now(),
-            got: 0,
-        }
-    }
-}
-
-/// A response body under the low-speed limit, whose I/O errors are
-/// transient (retryable). Counting in fixed windows is enough: a stalled
-/// body is caught within two windows, and the per-read timeout (at most one
-/// window) wakes a read that gets nothing at all.
-struct Guarded<R> {
-    inner: R,
-    /// What is being read, from where, for the error.
-    what: String,
-    limit: LowSpeed,
-    since: Instant,
-    got: u64,
-}
-
-impl<R> Guarded<R> {
-    fn stalled(&self) -> io::Error {
-        let secs = self.limit.time.as_secs_f64();
-        io::Error::new(
-            io::ErrorKind::TimedOut,
-            Transient(format!(
-                "{} stalled: {} bytes in {secs:.0} s, under the low-speed limit of {} bytes per {secs:.0} s",
-                self.what, self.got, self.limit.bytes
-            )),
-        )
-    }
-}
-
-impl<R: Read> Read for Guarded<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let res = self.inner.read(buf);
-        let window_over = self.since.elapsed() >= self.limit.time;
-        match res {
-            Ok(0) => Ok(0),
-            Ok(n) => {
-                self.got += n as u64;
-                if window_over {
-                    if self.got < self.limit.bytes {
-                        return Err(self.stalled());
-                    }
-                    self.since = Instant::now();
-                    self.got = 0;
-                }
-                Ok(n)
-            }
-            Err(_) if window_over && self.got < self.limit.bytes => Err(self.stalled()),
-            Err(e) => Err(io::Error::new(
-                io::ErrorKind::ConnectionAborted,
-                Transient(format!("{}: {e}", self.what)),
-            )),
-        }
-    }
-}
-
-fn challenge_of<B>(resp: &Response<B>) -> Option<Challenge> {
-    resp.headers()
-        .get_all("www-authenticate")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .filter_map(auth::parse_challenge)
-        .find(|c| c.scheme == "bearer" || c.scheme == "basic")
-}
-
-fn resolve_url(base: &str, loc: &str) -> Result<String> {
-    if loc.starts_with("http://") || loc.starts_with("https://") {
-        return Ok(loc.to_string());
-    }
-    let b: Uri = base.parse().with_context(|| format!("bad URL {base}"))?;
-    let scheme = b.scheme_str().unwrap_or("https");
-    let auth = b.authority().map(|a| a.as_str()).unwrap_or("");
-    if let Some(rest) = loc.strip_prefix("//") {
-        return Ok(format!("{scheme}://{rest}"));
-    }
-    if loc.starts_with('/') {
-        return Ok(format!("{scheme}://{auth}{loc}"));
-    }
-    let path = b.path();
-    let dir = &path[..path.rfind('/').map_or(0, |i| i + 1)];
-    Ok(format!("{scheme}://{auth}{dir}{loc}"))
-}
-
 /// The message of a registry error body (`{"errors":[{"code","message"}]}`).
 fn error_message(body: &str) -> Option<String> {
     #[derive(serde::Deserialize)]
@@ -810,70 +476,8 @@ pub type SharedSession = Arc<Session>;
 
 #[cfg(test)]
 mod tests {
+    use super::endpoint::percent_encode;
     use super::*;
-
-    #[test]
-    fn ca_files_are_read_up_to_a_cap() {
-        let d = tempfile::tempdir().unwrap();
-        std::fs::create_dir(d.path().join("reg:5000")).unwrap();
-        let ca = d.path().join("reg:5000/ca.crt");
-        std::os::unix::fs::symlink("/dev/zero", &ca).unwrap();
-        let opts = RegistryOptions {
-            certs_d: Some(d.path().to_path_buf()),
-            ..RegistryOptions::default()
-        };
-        let e = load_cas(&opts, "reg:5000").err().unwrap();
-        assert_eq!(
-            format!("{e:#}"),
-            format!("CA file {}: larger than 1 MiB", ca.display())
-        );
-    }
-
-    #[test]
-    fn loopback_detection() {
-        assert!(is_loopback("127.0.0.1:5500"));
-        assert!(is_loopback("127.9.9.9"));
-        assert!(is_loopback("localhost:5000"));
-        assert!(is_loopback("[::1]:5000"));
-        assert!(is_loopback("::1"));
-        assert!(!is_loopback("10.0.0.1:5000"));
-        assert!(!is_loopback("docker.io"));
-        assert!(!is_loopback("localhost.example.com"));
-    }
-
-    #[test]
-    fn plain_http_only_for_loopback_and_insecure() {
-        let mut o = RegistryOptions::default();
-        assert_eq!(
-            base_urls(&o, "registry.example.com"),
-            ["https://registry.example.com"]
-        );
-        assert_eq!(base_urls(&o, "10.1.2.3:5000"), ["https://10.1.2.3:5000"]);
-        assert_eq!(
-            base_urls(&o, "localhost:5000"),
-            ["https://localhost:5000", "http://localhost:5000"]
-        );
-        assert_eq!(base_urls(&o, "127.0.0.1:5500")[1], "http://127.0.0.1:5500");
-        o.insecure_registries.push("10.1.2.3:5000".into());
-        assert_eq!(base_urls(&o, "10.1.2.3:5000")[1], "http://10.1.2.3:5000");
-        assert_eq!(
-            base_urls(&o, "10.1.2.3:5001").len(),
-            1,
-            "insecure is per host:port"
-        );
-    }
-
-    #[test]
-    fn url_resolution() {
-        let b = "http://h:1/v2/r/blobs/x";
-        assert_eq!(
-            resolve_url(b, "https://s3/x?sig").unwrap(),
-            "https://s3/x?sig"
-        );
-        assert_eq!(resolve_url(b, "/other").unwrap(), "http://h:1/other");
-        assert_eq!(resolve_url(b, "//cdn/y").unwrap(), "http://cdn/y");
-        assert_eq!(resolve_url(b, "z").unwrap(), "http://h:1/v2/r/blobs/z");
-    }
 
     #[test]
     fn error_messages() {
