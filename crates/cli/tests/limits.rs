@@ -761,7 +761,7 @@ fn a_read_only_cgroup_filesystem_runs_a_container_quietly_and_refuses_limits() {
     let err = stderr(&o);
     assert!(
         err.contains("--pids-limit needs a cgroup")
-            && err.contains("/sys/fs/cgroup/")
+            && err.contains("/sys/fs/cgroup")
             && err.contains("read-only")
             && err.lines().count() == 1,
         "{err}"
