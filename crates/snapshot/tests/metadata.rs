@@ -5,7 +5,7 @@ mod common;
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
-use berth_rootfs::{ApplyMode, ApplyOptions, apply_layer, diff_id_of};
+use berth_snapshot::{ApplyMode, ApplyOptions, apply_layer, diff_id_of};
 use common::{Layer, M, ROOT};
 
 /// cap_net_raw+ep as a VFS_CAP_REVISION_2 xattr.
@@ -29,7 +29,7 @@ fn apply(
     target: &std::path::Path,
     privileged: Option<bool>,
     overlay: bool,
-) -> berth_rootfs::ApplyReport {
+) -> berth_snapshot::ApplyReport {
     let mode = if overlay {
         ApplyMode::Overlay { lowers: vec![] }
     } else {

@@ -14,9 +14,9 @@ use oci_spec::runtime::{
     UserBuilder,
 };
 
-use crate::resolve::Root;
 pub use crate::user::ExecUser;
 use crate::user::resolve_user;
+use berth_snapshot::Root;
 
 /// Docker's PATH for images that set none.
 pub const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";

@@ -7,7 +7,7 @@ mod common;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::PathBuf;
 
-use berth_rootfs::{
+use berth_snapshot::{
     ApplyMode, ApplyOptions, LayerDesc, Resolver, RootfsKind, RootfsOptions, Snapshots,
     apply_layer, diff_id_of, flatten_snapshots, mount_rootfs_with, remove_rootfs,
 };

@@ -1,4 +1,11 @@
-//! berth-rootfs: from layer tars to a container's root filesystem and OCI bundle.
+//! berth-snapshot: from layer tars to a container's root filesystem.
+//!
+//! It owns every byte berth writes from an image's layers: unpacking them
+//! safely, keeping each as a snapshot keyed by its chain id, and making a
+//! container's rootfs as an overlay of snapshots (or a copy). It knows
+//! nothing of OCI runtime specs (that is berth-spec), of registries or blobs
+//! (berth-image: layers arrive here as decompressed tar streams), nor of the
+//! runtime that later mounts and pivots into the rootfs.
 //!
 //! - [`resolve`]: path resolution that never leaves a root directory
 //!   (openat2 `RESOLVE_IN_ROOT`, or a userspace walk when openat2 is missing).
@@ -6,23 +13,19 @@
 //!   snapshot mode, digest-checked and size-capped.
 //! - [`snapshot`]: snapshots keyed by chain id, unpacked once, published atomically.
 //! - [`overlay`]: a container rootfs as an overlay of snapshots (copy fallback).
-//! - [`bundle`]: image config + run options → OCI runtime spec, Docker's rules.
-//! - [`user`]: `--user` against the image's passwd and group files.
-//! - [`seccomp`]: Docker's seccomp profiles (berth's default, `--security-opt`)
-//!   evaluated for one container into the spec's `linux.seccomp`.
+//! - [`copy`]: copying between snapshot trees (copy-up, flattening).
 //!
 //! Typical use by the engine:
 //!
 //! ```no_run
-//! # fn f(diff_ids: Vec<String>, open: impl Fn(usize) -> anyhow::Result<Box<dyn std::io::Read>> + Sync,
-//! #      image: oci_spec::image::ImageConfiguration) -> anyhow::Result<()> {
-//! use berth_rootfs::{LayerDesc, RunOptions, Snapshots, build_spec, mount_rootfs};
+//! # fn f(diff_ids: Vec<String>, open: impl Fn(usize) -> anyhow::Result<Box<dyn std::io::Read>> + Sync)
+//! #     -> anyhow::Result<()> {
+//! use berth_snapshot::{LayerDesc, Snapshots, mount_rootfs};
 //! let snaps = Snapshots::new("/var/lib/berth/snapshots")?;
 //! let layers: Vec<LayerDesc> = diff_ids.into_iter().map(|diff_id| LayerDesc { diff_id }).collect();
 //! let lowers = snaps.prepare(&layers, open)?; // open(i): layer i's tar; layers unpack in parallel
 //! let ctr = std::path::Path::new("/var/lib/berth/containers/abc");
-//! let rootfs = mount_rootfs(ctr, &lowers)?; // overlay, or a copy
-//! let bundle = build_spec(&image, &RunOptions { rootfs: rootfs.path.clone(), hostname: "abc".into(), ..Default::default() })?;
+//! let rootfs = mount_rootfs(ctr, &lowers)?; // overlay, or a copy; rootfs.path goes in the bundle
 //! # Ok(()) }
 //! ```
 //!
@@ -50,7 +53,6 @@
 //!   layer that needs one: its chain merged, whiteouts applied for real,
 //!   marked so the snapshots below it are left out (tests/overlay.rs). A
 //!   layer without whiteouts is unpacked as anywhere else.
-//! - No inheritable capabilities (Docker ≥ 20.10.14, CVE-2022-24769).
 
 // println!/eprintln! panic on a closed pipe (`berth … | head`): berth_io's
 // outln!/errln! drop what a closed reader cannot take.
@@ -58,25 +60,21 @@
 
 pub mod copy;
 pub mod layer;
+pub mod overlay;
 pub mod resolve;
+pub mod snapshot;
 
 pub use copy::flatten_snapshots;
 pub use layer::{
     ApplyMode, ApplyOptions, ApplyReport, DEFAULT_MAX_BYTES, apply_layer, apply_layer_gated,
     diff_id_of,
 };
-pub use resolve::{Resolver, Root};
-pub mod bundle;
-pub mod overlay;
-pub mod seccomp;
-pub mod snapshot;
-pub mod user;
-
-pub use bundle::{BundleSpec, ExecUser, RunOptions, build_spec};
 pub use overlay::{
     ContainerRootfs, RootfsKind, RootfsOptions, mount_rootfs, mount_rootfs_with, release_rootfs,
     remove_rootfs,
 };
+pub use resolve::{Resolver, Root};
+pub use snapshot::{LayerDesc, Snapshots, chain_ids};
 
 /// Delete `path` and everything under it, never following a symlink (a
 /// container's files are the container's to choose). Mount points are not
@@ -84,7 +82,6 @@ pub use overlay::{
 pub fn remove_tree(path: &std::path::Path) -> std::io::Result<()> {
     snapshot::remove_tree(path)
 }
-pub use snapshot::{LayerDesc, Snapshots, chain_ids};
 
 /// Whether this process is in the initial user namespace (where root may
 /// set `trusted.*` xattrs and overlayfs reads `trusted.overlay.*`); in any

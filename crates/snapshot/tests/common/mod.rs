@@ -378,7 +378,7 @@ pub struct Cleanup(pub std::path::PathBuf);
 
 impl Drop for Cleanup {
     fn drop(&mut self) {
-        let _ = berth_rootfs::remove_rootfs(&self.0);
+        let _ = berth_snapshot::remove_rootfs(&self.0);
     }
 }
 

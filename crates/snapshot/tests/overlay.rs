@@ -5,7 +5,7 @@ mod common;
 
 use std::os::unix::fs::PermissionsExt;
 
-use berth_rootfs::{
+use berth_snapshot::{
     LayerDesc, RootfsKind, RootfsOptions, Snapshots, diff_id_of, mount_rootfs_with, remove_rootfs,
 };
 use common::{assert_same, test_image, tree};
@@ -206,7 +206,7 @@ fn removing_a_rootfs_never_deletes_through_a_leftover_lower_mount() {
     std::fs::create_dir_all(&lower).unwrap();
     rustix::mount::mount_bind(&snap, &lower).unwrap();
     assert!(lower.join("precious").exists());
-    berth_rootfs::overlay::remove_rootfs(&cdir).unwrap();
+    berth_snapshot::overlay::remove_rootfs(&cdir).unwrap();
     let _ = rustix::mount::unmount(&lower, rustix::mount::UnmountFlags::DETACH);
     assert_eq!(
         std::fs::read_to_string(snap.join("precious")).unwrap(),
@@ -266,8 +266,8 @@ fn opaque_marker_at_a_layers_root_hides_every_lower_entry() {
     let flat = t.path().join("flat");
     std::fs::create_dir(&flat).unwrap();
     for l in &layers {
-        let opts = berth_rootfs::layer::ApplyOptions::default();
-        berth_rootfs::layer::apply_layer(&l[..], &flat, &diff_id_of(&l[..]).unwrap(), &opts)
+        let opts = berth_snapshot::layer::ApplyOptions::default();
+        berth_snapshot::layer::apply_layer(&l[..], &flat, &diff_id_of(&l[..]).unwrap(), &opts)
             .unwrap();
     }
     assert_eq!(names(&flat), want, "flattened");
@@ -299,11 +299,11 @@ fn flattened(
 ) -> std::collections::BTreeMap<String, common::Info> {
     std::fs::create_dir_all(dir).unwrap();
     for l in layers {
-        berth_rootfs::apply_layer(
+        berth_snapshot::apply_layer(
             &l[..],
             dir,
             &diff_id_of(&l[..]).unwrap(),
-            &berth_rootfs::ApplyOptions::default(),
+            &berth_snapshot::ApplyOptions::default(),
         )
         .unwrap();
     }
@@ -326,7 +326,7 @@ fn check_rootfs(
     };
     let c = mount_rootfs_with(cdir, lowers, opts).unwrap();
     assert_eq!(c.kind, RootfsKind::Overlay);
-    let place = if berth_rootfs::overlay::is_overlayfs(cdir.parent().unwrap()) {
+    let place = if berth_snapshot::overlay::is_overlayfs(cdir.parent().unwrap()) {
         scratch
     } else {
         cdir
@@ -334,7 +334,7 @@ fn check_rootfs(
     assert_eq!(c.upper, Some(place.join("upper")));
     assert_same(want, &tree(&c.path), "overlay rootfs");
     remove_rootfs(cdir).unwrap();
-    berth_rootfs::remove_tree(scratch).unwrap();
+    berth_snapshot::remove_tree(scratch).unwrap();
     let copy = RootfsOptions {
         force_copy: true,
         ..RootfsOptions::default()
@@ -378,7 +378,7 @@ fn snapshots_on_overlayfs_become_self_contained_only_where_needed() {
         assert_same(&upto, &tree(&lowers[i]), "layer {i}: self-contained");
     }
     assert_eq!(
-        berth_rootfs::overlay::visible_lowers(&lowers),
+        berth_snapshot::overlay::visible_lowers(&lowers),
         &lowers[2..],
         "the top self-contained snapshot hides the ones below"
     );
@@ -464,7 +464,7 @@ fn opaque_markers_on_overlayfs_give_the_exact_tree() {
         let t = tempfile::tempdir().unwrap();
         let want = flattened(&image, &t.path().join("flat"));
         let lowers = prepare_in(&ovl.merged.join(format!("snaps{n}")), &image);
-        let visible = berth_rootfs::overlay::visible_lowers(&lowers).len();
+        let visible = berth_snapshot::overlay::visible_lowers(&lowers).len();
         // A root-opaque layer hides its lowers whichever way it is kept.
         let hides = n == 1 || !kept;
         assert_eq!(visible, if hides { 1 } else { 2 }, "image {n}");
@@ -509,7 +509,7 @@ fn self_contained_snapshots_need_no_xattrs() {
     let ovl = common::OverlayFs::without_xattrs();
     let lowers = prepare_in(&ovl.merged.join("snaps"), &layers);
     assert_eq!(
-        berth_rootfs::overlay::visible_lowers(&lowers),
+        berth_snapshot::overlay::visible_lowers(&lowers),
         &lowers[1..],
         "layer 1 is self-contained, layer 2 as it is"
     );
@@ -577,6 +577,6 @@ fn a_container_dir_on_overlayfs_puts_the_upper_in_scratch() {
     assert!(scratch.join("upper/written").exists());
     assert!(!cdir.join("upper").exists() && !cdir.join("work").exists());
     remove_rootfs(&cdir).unwrap();
-    berth_rootfs::remove_tree(&scratch).unwrap();
+    berth_snapshot::remove_tree(&scratch).unwrap();
     assert!(!scratch.exists());
 }

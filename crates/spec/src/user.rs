@@ -17,7 +17,7 @@ use std::path::Path;
 
 use anyhow::{Result, anyhow, bail};
 
-use crate::resolve::Root;
+use berth_snapshot::Root;
 
 /// Largest /etc/passwd or /etc/group read (a million users is ~60 MiB; an
 /// image with more than a quarter of that is not one to run).

@@ -7,7 +7,7 @@
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use berth_rootfs::{ApplyMode, ApplyOptions, Resolver, apply_layer, diff_id_of};
+use berth_snapshot::{ApplyMode, ApplyOptions, Resolver, apply_layer, diff_id_of};
 use tar::{EntryType, Header};
 
 struct Case {
@@ -194,7 +194,7 @@ fn apply_all(
         let opts = ApplyOptions {
             mode,
             resolver,
-            max_bytes: max.unwrap_or(berth_rootfs::DEFAULT_MAX_BYTES),
+            max_bytes: max.unwrap_or(berth_snapshot::DEFAULT_MAX_BYTES),
             ..Default::default()
         };
         apply_layer(&l[..], &target, &diff, &opts)?;
@@ -884,10 +884,10 @@ fn a_file_larger_than_the_free_space_is_refused_before_inflating() {
     let gz = b.into_inner().unwrap().finish().unwrap();
     let diff_id = diff_id_of(flate2::read::GzDecoder::new(&gz[..])).unwrap();
 
-    let snaps = berth_rootfs::Snapshots::new(&dir).unwrap();
+    let snaps = berth_snapshot::Snapshots::new(&dir).unwrap();
     let inflated = Arc::new(AtomicU64::new(0));
     let e = snaps
-        .prepare(&[berth_rootfs::LayerDesc { diff_id }], |_| {
+        .prepare(&[berth_snapshot::LayerDesc { diff_id }], |_| {
             let gz = flate2::read::GzDecoder::new(std::io::Cursor::new(gz.clone()));
             Ok(Box::new(Counting(Box::new(gz), inflated.clone())))
         })

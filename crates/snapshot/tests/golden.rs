@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
-use berth_rootfs::{
+use berth_snapshot::{
     ApplyMode, ApplyOptions, LayerDesc, Resolver, RootfsKind, Snapshots, apply_layer, mount_rootfs,
     remove_rootfs,
 };
@@ -220,7 +220,7 @@ fn uncompressed_matches_umoci() {
 
 /// Not a timing assertion: prints how long unpacking `large:latest` takes
 /// (flatten and overlay snapshots) next to umoci, for the lead's numbers.
-/// `cargo test -p berth-rootfs --test golden -- --ignored --nocapture`
+/// `cargo test -p berth-snapshot --test golden -- --ignored --nocapture`
 #[test]
 #[ignore]
 fn large_unpack_report() {

@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use berth_rootfs::{ApplyOptions, Resolver, Root, apply_layer, diff_id_of};
+use berth_snapshot::{ApplyOptions, Resolver, Root, apply_layer, diff_id_of};
 
 const CHILD_ENV: &str = "BERTH_ROOTFS_ENOSYS_CHILD";
 

@@ -5,7 +5,7 @@ mod common;
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use berth_rootfs::{LayerDesc, Snapshots, chain_ids, diff_id_of};
+use berth_snapshot::{LayerDesc, Snapshots, chain_ids, diff_id_of};
 use common::test_image;
 
 fn descs(layers: &[Vec<u8>]) -> Vec<LayerDesc> {
@@ -145,7 +145,10 @@ fn a_stale_self_contained_mark_is_put_right() {
         })
         .unwrap();
     assert!(!mark.exists());
-    assert_eq!(berth_rootfs::overlay::visible_lowers(&lowers), &lowers[..]);
+    assert_eq!(
+        berth_snapshot::overlay::visible_lowers(&lowers),
+        &lowers[..]
+    );
 
     let ovl = common::OverlayFs::new();
     let s = Snapshots::new(ovl.merged.join("snaps")).unwrap();
