@@ -14,11 +14,9 @@ use anyhow::{Context, Result, bail};
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, Stat, Timestamps, XattrFlags};
 use rustix::io::Errno;
 
-use crate::layer::{list_dir, remove_all_at};
 use crate::resolve::{Resolver, Root};
-
-/// Snapshots made as root carry the trusted. marker, unprivileged ones the user. one.
-const OPAQUE_XATTRS: [&str; 2] = ["trusted.overlay.opaque", "user.overlay.opaque"];
+use crate::tree::{MAX_DEPTH, list_dir, remove_all_at};
+use crate::whiteout::{is_opaque, is_whiteout};
 
 fn lstat_at(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<Option<Stat>> {
     match rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
@@ -26,25 +24,6 @@ fn lstat_at(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<Option<Stat>> {
         Err(Errno::NOENT) | Err(Errno::NOTDIR) => Ok(None),
         Err(e) => Err(e.into()),
     }
-}
-
-fn is_whiteout(st: &Stat) -> bool {
-    FileType::from_raw_mode(st.st_mode) == FileType::CharacterDevice && st.st_rdev == 0
-}
-
-fn is_opaque(dir: BorrowedFd<'_>, name: &OsStr) -> bool {
-    let Ok(fd) = rustix::fs::openat(
-        dir,
-        name,
-        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-        Mode::empty(),
-    ) else {
-        return false;
-    };
-    let mut buf = [0u8; 4];
-    OPAQUE_XATTRS
-        .iter()
-        .any(|x| matches!(rustix::fs::fgetxattr(&fd, *x, &mut buf), Ok(1) if buf[0] == b'y'))
 }
 
 fn lookup(root: &Root, path: &Path) -> io::Result<Option<(OwnedFd, OsString, Stat)>> {
@@ -318,7 +297,7 @@ fn merge(
     mut links: Option<&mut HashMap<(u64, u64), PathBuf>>,
     depth: usize,
 ) -> Result<()> {
-    if depth > crate::layer::MAX_DEPTH {
+    if depth > MAX_DEPTH {
         bail!("directory tree too deep to copy at {}", rel.display());
     }
     for name in list_dir(src)? {

@@ -40,7 +40,12 @@ use rustix::fs::{AtFlags, FileType, Mode, OFlags, Timestamps, XattrFlags};
 use rustix::io::Errno;
 use sha2::{Digest, Sha256};
 
+use crate::lowers::visible_lowers;
 use crate::resolve::{Resolver, Root, clean};
+use crate::tree::{list_dir, remove_all_at, remove_tree};
+use crate::whiteout::{
+    OPAQUE, OVERLAY_OPAQUE_XATTR, USER_OVERLAY_OPAQUE_XATTR, WHITEOUT_PREFIX, is_whiteout,
+};
 
 /// Default cap on a layer's decompressed size: far above any real layer,
 /// low enough that a decompression bomb stops before filling a disk.
@@ -50,15 +55,6 @@ pub const DEFAULT_MAX_BYTES: u64 = 64 << 30;
 /// fstatvfs, about a microsecond; small files fail soon enough on ENOSPC).
 const FREE_SPACE_CHECK_MIN: u64 = 1 << 20;
 
-const WHITEOUT_PREFIX: &[u8] = b".wh.";
-const OPAQUE: &[u8] = b".wh..wh..opq";
-/// overlayfs's opaque marker: `trusted.` needs root; unprivileged overlay
-/// (in a user namespace, `userxattr`) reads the `user.` one instead.
-const OVERLAY_OPAQUE_XATTR: &str = "trusted.overlay.opaque";
-const USER_OVERLAY_OPAQUE_XATTR: &str = "user.overlay.opaque";
-/// Either marks a snapshot dir opaque (see [`crate::overlay::visible_lowers`]).
-pub(crate) const OPAQUE_XATTRS: [&str; 2] = [OVERLAY_OPAQUE_XATTR, USER_OVERLAY_OPAQUE_XATTR];
-
 /// How whiteouts and cross-layer hardlinks are handled.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ApplyMode {
@@ -67,7 +63,7 @@ pub enum ApplyMode {
     /// The target is an empty snapshot dir for this layer alone: whiteouts
     /// become overlayfs whiteouts (char 0:0), opaque dirs get
     /// `trusted.overlay.opaque=y` (on the snapshot's own root, which
-    /// overlayfs ignores, it tells [`crate::overlay::visible_lowers`] to
+    /// overlayfs ignores, it tells [`crate::lowers::visible_lowers`] to
     /// leave the lowers out), and hardlinks to files of earlier layers
     /// are satisfied by copying the file up from `lowers` (bottom → top).
     ///
@@ -122,7 +118,7 @@ pub struct ApplyReport {
     /// the visible lowers with this layer applied over it, whiteouts
     /// deleting for real. As a lower it must hide the ones below it: the
     /// caller marks it so ([`crate::Snapshots`] does, for
-    /// [`crate::overlay::visible_lowers`]). Done with a sibling dir,
+    /// [`crate::lowers::visible_lowers`]). Done with a sibling dir,
     /// `<target>.partial`, made and removed meanwhile.
     pub self_contained: bool,
 }
@@ -567,7 +563,7 @@ impl<'a> Applier<'a> {
             crate::copy::flatten_snapshots(lowers, self.target, self.opts.resolver)?;
             crate::copy::move_snapshot_over(&partial, self.target, self.opts.resolver)
         })();
-        let removed = crate::snapshot::remove_tree(&partial);
+        let removed = remove_tree(&partial);
         res.context("merging the lower snapshots in")?;
         removed.with_context(|| format!("removing {}", partial.display()))?;
         self.self_contained = true;
@@ -601,7 +597,7 @@ impl<'a> Applier<'a> {
         if self.root_opaque {
             &[]
         } else {
-            crate::overlay::visible_lowers(lowers)
+            visible_lowers(lowers)
         }
     }
 
@@ -644,7 +640,7 @@ impl<'a> Applier<'a> {
         self.overlay_lowers().is_some()
             && matches!(
                 rustix::fs::statat(parent, name, AtFlags::SYMLINK_NOFOLLOW),
-                Ok(st) if FileType::from_raw_mode(st.st_mode) == FileType::CharacterDevice && st.st_rdev == 0
+                Ok(st) if is_whiteout(&st)
             )
     }
 
@@ -858,13 +854,7 @@ impl<'a> Applier<'a> {
             };
             match rustix::fs::statat(&tp, tn.as_os_str(), AtFlags::SYMLINK_NOFOLLOW) {
                 // An overlay whiteout made by this layer is not a file to link to.
-                Ok(st)
-                    if FileType::from_raw_mode(st.st_mode) == FileType::CharacterDevice
-                        && st.st_rdev == 0
-                        && self.overlay_lowers().is_some() =>
-                {
-                    Ok(None)
-                }
+                Ok(st) if is_whiteout(&st) && self.overlay_lowers().is_some() => Ok(None),
                 Ok(st) => Ok(Some((tp, tn, FileType::from_raw_mode(st.st_mode)))),
                 Err(Errno::NOENT) => Ok(None),
                 Err(e) => Err(io::Error::from(e)).context("hardlink target"),
@@ -955,57 +945,6 @@ fn set_times_at(parent: &OwnedFd, name: &OsStr, mtime: u64) -> Result<()> {
     rustix::fs::utimensat(parent, name, &times(mtime), AtFlags::SYMLINK_NOFOLLOW)
         .map_err(io::Error::from)
         .context("setting mtime")
-}
-
-/// Names in a directory (an fd opened for reading), without `.` and `..`.
-pub(crate) fn list_dir(dir: BorrowedFd<'_>) -> io::Result<Vec<OsString>> {
-    let mut d = rustix::fs::Dir::read_from(dir)?;
-    let mut out = Vec::new();
-    while let Some(ent) = d.read() {
-        let ent = ent?;
-        let n = ent.file_name().to_bytes();
-        if n != b"." && n != b".." {
-            out.push(OsStr::from_bytes(n).to_os_string());
-        }
-    }
-    Ok(out)
-}
-
-/// Remove `dir/name` and everything below it without following any symlink.
-pub(crate) fn remove_all_at(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<()> {
-    remove_all_depth(dir, name, 0)
-}
-
-/// Deeper trees than this are refused rather than risking the stack: layers
-/// can chain symlinks to build directories deeper than any path can name.
-pub(crate) const MAX_DEPTH: usize = 1024;
-
-fn remove_all_depth(dir: BorrowedFd<'_>, name: &OsStr, depth: usize) -> io::Result<()> {
-    if depth > MAX_DEPTH {
-        return Err(io::Error::other("directory tree too deep to remove"));
-    }
-    match rustix::fs::unlinkat(dir, name, AtFlags::empty()) {
-        Ok(()) | Err(Errno::NOENT) => return Ok(()),
-        Err(Errno::ISDIR) | Err(Errno::PERM) => {}
-        Err(e) => return Err(e.into()),
-    }
-    let sub = match rustix::fs::openat(
-        dir,
-        name,
-        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-        Mode::empty(),
-    ) {
-        Ok(fd) => fd,
-        Err(Errno::NOENT) => return Ok(()),
-        Err(e) => return Err(e.into()),
-    };
-    for child in list_dir(sub.as_fd())? {
-        remove_all_depth(sub.as_fd(), &child, depth + 1)?;
-    }
-    match rustix::fs::unlinkat(dir, name, AtFlags::REMOVEDIR) {
-        Ok(()) | Err(Errno::NOENT) => Ok(()),
-        Err(e) => Err(e.into()),
-    }
 }
 
 /// `sha256:<hex>` of a byte stream (the diff_id of an uncompressed tar).

@@ -14,6 +14,10 @@
 //! - [`snapshot`]: snapshots keyed by chain id, unpacked once, published atomically.
 //! - [`overlay`]: a container rootfs as an overlay of snapshots (copy fallback).
 //! - [`copy`]: copying between snapshot trees (copy-up, flattening).
+//! - [`lowers`]: which snapshots of a chain show through.
+//! - `whiteout` and `tree`: what unpacking and copying share: whiteouts and
+//!   opaque markers in their layer and overlayfs forms; listing and removing
+//!   a directory tree by fds.
 //!
 //! Typical use by the engine:
 //!
@@ -60,9 +64,12 @@
 
 pub mod copy;
 pub mod layer;
+pub mod lowers;
 pub mod overlay;
 pub mod resolve;
 pub mod snapshot;
+mod tree;
+mod whiteout;
 
 pub use copy::flatten_snapshots;
 pub use layer::{
@@ -80,7 +87,7 @@ pub use snapshot::{LayerDesc, Snapshots, chain_ids};
 /// container's files are the container's to choose). Mount points are not
 /// checked: see [`release_rootfs`].
 pub fn remove_tree(path: &std::path::Path) -> std::io::Result<()> {
-    snapshot::remove_tree(path)
+    tree::remove_tree(path)
 }
 
 /// Whether this process is in the initial user namespace (where root may

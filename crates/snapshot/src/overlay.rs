@@ -14,8 +14,9 @@ use rustix::io::Errno;
 use rustix::mount::{MountFlags, UnmountFlags};
 
 use crate::copy::flatten_snapshots;
+use crate::lowers::visible_lowers;
 use crate::resolve::Resolver;
-use crate::snapshot::remove_tree;
+use crate::tree::remove_tree;
 
 /// The kernel copies mount data into one page; longer options are refused.
 const MOUNT_DATA_MAX: usize = 4096;
@@ -62,27 +63,6 @@ pub struct ContainerRootfs {
     /// The overlay's upper dir, in the container dir or the scratch dir
     /// (none for a copy).
     pub upper: Option<PathBuf>,
-}
-
-/// The snapshots (bottom → top) a rootfs is made of: a layer whose root is
-/// opaque (a `.wh..wh..opq` at its root) hides every layer below it, as in
-/// umoci and containerd's tar applier, and so does a self-contained
-/// snapshot (see [`crate::layer::ApplyReport::self_contained`]), the
-/// merged view of its whole chain, which [`crate::Snapshots`] marks so.
-/// overlayfs ignores the opaque xattr on a layer's root, so those lowers
-/// are left out here instead.
-pub fn visible_lowers(lowers: &[PathBuf]) -> &[PathBuf] {
-    let hides = |d: &PathBuf| {
-        let mut v = [0u8; 1];
-        crate::layer::OPAQUE_XATTRS
-            .iter()
-            .any(|x| matches!(rustix::fs::lgetxattr(d, *x, &mut v), Ok(1) if v == *b"y"))
-            || crate::snapshot::is_base(d)
-    };
-    match lowers.iter().rposition(hides) {
-        Some(i) => &lowers[i..],
-        None => lowers,
-    }
 }
 
 /// Escape a directory for overlayfs' option parser: `,` separates options,

@@ -16,7 +16,7 @@
 use std::collections::HashSet;
 use std::fs::File;
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{Context, Result, anyhow, bail};
 use sha2::{Digest, Sha256};
@@ -26,6 +26,8 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use crate::layer::{ApplyMode, ApplyOptions, apply_layer_gated};
+use crate::lowers::BASE;
+use crate::tree::remove_tree;
 
 /// One layer of an image, as the snapshotter needs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,18 +51,6 @@ pub fn chain_ids(diff_ids: &[&str]) -> Vec<String> {
     }
     out
 }
-
-/// Whether the snapshot dir `snapshot` is marked self-contained (the
-/// merged view of its chain): see the module's docs.
-pub(crate) fn is_base(snapshot: &Path) -> bool {
-    match (snapshot.parent(), snapshot.file_name()) {
-        (Some(dir), Some(name)) => std::fs::symlink_metadata(dir.join(BASE).join(name)).is_ok(),
-        _ => false,
-    }
-}
-
-/// The dir of self-contained snapshots' marks.
-const BASE: &str = ".base";
 
 fn hex_of(digest: &str) -> Result<&str> {
     digest
@@ -360,16 +350,6 @@ impl Snapshots {
         }
         Ok(removed)
     }
-}
-
-/// Remove a tree without following symlinks (snapshot content is layer-controlled).
-pub(crate) fn remove_tree(p: &Path) -> std::io::Result<()> {
-    let parent = p.parent().unwrap_or(Path::new("/"));
-    let name = p
-        .file_name()
-        .ok_or_else(|| std::io::Error::other("no file name"))?;
-    let fd = File::open(parent)?;
-    crate::layer::remove_all_at(std::os::fd::AsFd::as_fd(&fd), name)
 }
 
 #[cfg(test)]

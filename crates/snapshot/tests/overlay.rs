@@ -378,7 +378,7 @@ fn snapshots_on_overlayfs_become_self_contained_only_where_needed() {
         assert_same(&upto, &tree(&lowers[i]), "layer {i}: self-contained");
     }
     assert_eq!(
-        berth_snapshot::overlay::visible_lowers(&lowers),
+        berth_snapshot::lowers::visible_lowers(&lowers),
         &lowers[2..],
         "the top self-contained snapshot hides the ones below"
     );
@@ -464,7 +464,7 @@ fn opaque_markers_on_overlayfs_give_the_exact_tree() {
         let t = tempfile::tempdir().unwrap();
         let want = flattened(&image, &t.path().join("flat"));
         let lowers = prepare_in(&ovl.merged.join(format!("snaps{n}")), &image);
-        let visible = berth_snapshot::overlay::visible_lowers(&lowers).len();
+        let visible = berth_snapshot::lowers::visible_lowers(&lowers).len();
         // A root-opaque layer hides its lowers whichever way it is kept.
         let hides = n == 1 || !kept;
         assert_eq!(visible, if hides { 1 } else { 2 }, "image {n}");
@@ -509,7 +509,7 @@ fn self_contained_snapshots_need_no_xattrs() {
     let ovl = common::OverlayFs::without_xattrs();
     let lowers = prepare_in(&ovl.merged.join("snaps"), &layers);
     assert_eq!(
-        berth_snapshot::overlay::visible_lowers(&lowers),
+        berth_snapshot::lowers::visible_lowers(&lowers),
         &lowers[1..],
         "layer 1 is self-contained, layer 2 as it is"
     );

@@ -145,10 +145,7 @@ fn a_stale_self_contained_mark_is_put_right() {
         })
         .unwrap();
     assert!(!mark.exists());
-    assert_eq!(
-        berth_snapshot::overlay::visible_lowers(&lowers),
-        &lowers[..]
-    );
+    assert_eq!(berth_snapshot::lowers::visible_lowers(&lowers), &lowers[..]);
 
     let ovl = common::OverlayFs::new();
     let s = Snapshots::new(ovl.merged.join("snaps")).unwrap();
