@@ -153,7 +153,7 @@ pub fn run(engine: &Engine, args: &RunArgs) -> Result<u8> {
     }
     // Flags are checked before anything is pulled or created.
     let mut extra_mounts = runopts::parse_mounts(&args.volumes, &args.mounts, &args.tmpfs)?;
-    let limits = berth_spec::bundle::Limits {
+    let limits = berth_spec::resources::Limits {
         memory: args
             .memory
             .as_deref()
@@ -176,11 +176,11 @@ pub fn run(engine: &Engine, args: &RunArgs) -> Result<u8> {
         io: runopts::io_limits(args)?,
     };
     // Checked here so a bad value fails before any pull.
-    let has_limits = limits != berth_spec::bundle::Limits::default();
+    let has_limits = limits != berth_spec::resources::Limits::default();
     let own_cgroup = wants_own_cgroup(engine, args)?;
     say_what_is_missing(args);
-    berth_spec::bundle::resources(&limits)?;
-    berth_spec::bundle::capability_set(args.privileged, &args.cap_add, &args.cap_drop)?;
+    berth_spec::resources::resources(&limits)?;
+    berth_spec::capabilities::capability_set(args.privileged, &args.cap_add, &args.cap_drop)?;
     let mut rlimits = Vec::new();
     for u in &args.ulimit {
         let rl = runopts::parse_ulimit(u)?;
@@ -335,7 +335,7 @@ pub fn run(engine: &Engine, args: &RunArgs) -> Result<u8> {
     }
     let mut built = berth_spec::bundle::build_spec(
         &image_config,
-        &berth_spec::bundle::RunOptions {
+        &berth_spec::options::RunOptions {
             rootfs: rootfs.clone(),
             // The rootfs stays in the root, beside its upper dir.
             spec_root: Some(rootfs.clone()),

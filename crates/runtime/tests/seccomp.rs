@@ -13,7 +13,7 @@ use std::time::Instant;
 /// capabilities: the real-sized program every container gets.
 fn docker_default() -> LinuxSeccomp {
     use berth_spec::seccomp::{Choice, linux_seccomp};
-    let caps = berth_spec::bundle::DEFAULT_CAPABILITIES
+    let caps = berth_spec::capabilities::DEFAULT_CAPABILITIES
         .into_iter()
         .collect();
     linux_seccomp(&Choice::Default, &caps, false)
@@ -256,7 +256,7 @@ const PROBES: &[&str] = &[
 /// that set (or no filter), and return each probe's outcome.
 fn probe(extra_caps: &[oci_spec::runtime::Capability], filter: bool) -> Vec<(String, String)> {
     use berth_spec::seccomp::{Choice, linux_seccomp};
-    let mut caps: std::collections::HashSet<_> = berth_spec::bundle::DEFAULT_CAPABILITIES
+    let mut caps: std::collections::HashSet<_> = berth_spec::capabilities::DEFAULT_CAPABILITIES
         .into_iter()
         .collect();
     caps.extend(extra_caps.iter().copied());
@@ -359,7 +359,7 @@ fn mount_works_with_cap_sys_admin_under_the_default_profile() {
     use berth_spec::seccomp::{Choice, linux_seccomp};
     use oci_spec::runtime::Capability;
     for (admin, expect) in [(false, "rc=1"), (true, "rc=0")] {
-        let mut caps: std::collections::HashSet<_> = berth_spec::bundle::DEFAULT_CAPABILITIES
+        let mut caps: std::collections::HashSet<_> = berth_spec::capabilities::DEFAULT_CAPABILITIES
             .into_iter()
             .collect();
         if admin {

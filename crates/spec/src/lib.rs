@@ -13,8 +13,16 @@
 //! nothing of registries or blobs (berth-image) nor of the runtime that
 //! runs the spec (berth-runtime): neither may be imported here.
 //!
-//! - [`bundle`]: [`build_spec`], the whole spec from [`RunOptions`].
+//! - [`options`]: [`RunOptions`], what `run` asks for.
+//! - [`bundle`]: [`build_spec`], the whole spec from the image and the options.
+//! - [`process`]: command, environment and working directory by Docker's
+//!   rules, checked against what execve(2) takes.
 //! - [`user`]: `--user` against the image's passwd and group files.
+//! - [`capabilities`]: Docker's default set, `--cap-add`/`--cap-drop`,
+//!   `--privileged`, bounded by what berth holds.
+//! - [`resources`]: `--memory`, `--cpus`, `--pids-limit`, block IO and
+//!   the device cgroup rules.
+//! - [`mounts`]: Docker's default mounts, masked and read-only paths.
 //! - [`seccomp`]: Docker's seccomp profiles (berth's default, `--security-opt`)
 //!   evaluated for one container into the spec's `linux.seccomp`.
 //!
@@ -41,7 +49,19 @@
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
 pub mod bundle;
+pub mod capabilities;
+pub mod mounts;
+pub mod options;
+pub mod process;
+pub mod resources;
 pub mod seccomp;
 pub mod user;
 
-pub use bundle::{BundleSpec, ExecUser, RunOptions, build_spec};
+pub use bundle::{BundleSpec, build_spec};
+pub use options::RunOptions;
+pub use user::ExecUser;
+
+/// The image root the unit tests share with tests/.
+#[cfg(test)]
+#[path = "../tests/common/mod.rs"]
+mod common;

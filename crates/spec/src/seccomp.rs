@@ -471,7 +471,9 @@ mod tests {
     };
 
     fn docker_default_caps() -> HashSet<Capability> {
-        crate::bundle::DEFAULT_CAPABILITIES.into_iter().collect()
+        crate::capabilities::DEFAULT_CAPABILITIES
+            .into_iter()
+            .collect()
     }
 
     fn names_of(s: &LinuxSeccomp) -> Vec<String> {
