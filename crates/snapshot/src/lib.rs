@@ -5,7 +5,9 @@
 //! container's rootfs as an overlay of snapshots (or a copy). It knows
 //! nothing of OCI runtime specs (that is berth-spec), of registries or blobs
 //! (berth-image: layers arrive here as decompressed tar streams), nor of the
-//! runtime that later mounts and pivots into the rootfs.
+//! runtime that later mounts and pivots into the rootfs: none of those
+//! crates, nor oci-spec, may be imported here. berth-spec uses its
+//! resolver ([`Root`]) to read files inside a rootfs; the arrow runs one way.
 //!
 //! - [`resolve`]: path resolution that never leaves a root directory
 //!   (openat2 `RESOLVE_IN_ROOT`, or a userspace walk when openat2 is missing).
