@@ -153,7 +153,7 @@ pub fn run(engine: &Engine, args: &RunArgs) -> Result<u8> {
     }
     // Flags are checked before anything is pulled or created.
     let mut extra_mounts = runopts::parse_mounts(&args.volumes, &args.mounts, &args.tmpfs)?;
-    let limits = berth_rootfs::bundle::Limits {
+    let limits = berth_spec::resources::Limits {
         memory: args
             .memory
             .as_deref()
@@ -176,11 +176,11 @@ pub fn run(engine: &Engine, args: &RunArgs) -> Result<u8> {
         io: runopts::io_limits(args)?,
     };
     // Checked here so a bad value fails before any pull.
-    let has_limits = limits != berth_rootfs::bundle::Limits::default();
+    let has_limits = limits != berth_spec::resources::Limits::default();
     let own_cgroup = wants_own_cgroup(engine, args)?;
     say_what_is_missing(args);
-    berth_rootfs::bundle::resources(&limits)?;
-    berth_rootfs::bundle::capability_set(args.privileged, &args.cap_add, &args.cap_drop)?;
+    berth_spec::resources::resources(&limits)?;
+    berth_spec::capabilities::capability_set(args.privileged, &args.cap_add, &args.cap_drop)?;
     let mut rlimits = Vec::new();
     for u in &args.ulimit {
         let rl = runopts::parse_ulimit(u)?;
@@ -201,7 +201,7 @@ pub fn run(engine: &Engine, args: &RunArgs) -> Result<u8> {
     for e in &args.env {
         env.extend(runopts::parse_env(e)?);
     }
-    let security = berth_rootfs::seccomp::SecurityOpts::parse(&args.security_opt)?;
+    let security = berth_spec::seccomp::SecurityOpts::parse(&args.security_opt)?;
     security
         .seccomp
         .check_syscall_names(berth_runtime::seccomp::known_syscall)?;
@@ -295,7 +295,7 @@ pub fn run(engine: &Engine, args: &RunArgs) -> Result<u8> {
             // The remapped root bind-mounts the bundle's files.
             std::os::unix::fs::chown(&bdir, Some(root.0), Some(root.1))
                 .with_context(|| format!("chown {} to the remapped root", bdir.display()))?;
-            berth_rootfs::overlay::mount_rootfs_idmapped(
+            berth_snapshot::overlay::mount_rootfs_idmapped(
                 &cdir,
                 &lowers.dirs,
                 std::os::fd::AsFd::as_fd(&ns),
@@ -333,9 +333,9 @@ pub fn run(engine: &Engine, args: &RunArgs) -> Result<u8> {
         );
         init_path = Some(snapshots::INIT_PATH.to_string());
     }
-    let mut built = berth_rootfs::bundle::build_spec(
+    let mut built = berth_spec::bundle::build_spec(
         &image_config,
-        &berth_rootfs::bundle::RunOptions {
+        &berth_spec::options::RunOptions {
             rootfs: rootfs.clone(),
             // The rootfs stays in the root, beside its upper dir.
             spec_root: Some(rootfs.clone()),
@@ -361,7 +361,7 @@ pub fn run(engine: &Engine, args: &RunArgs) -> Result<u8> {
     )?;
     // seccomp for the final capability set (the spec's bounding set), and
     // no_new_privs; none under --privileged, as in Docker.
-    berth_rootfs::seccomp::apply(&mut built.spec, &security, args.privileged)?;
+    berth_spec::seccomp::apply(&mut built.spec, &security, args.privileged)?;
     if !own_cgroup {
         without_cgroup(&mut built.spec, args);
     } else if cgroup_mount_impossible(&built.spec, &security, args.privileged)
@@ -579,7 +579,7 @@ fn without_cgroup(spec: &mut oci_spec::runtime::Spec, args: &RunArgs) {
 /// Anything else (a custom profile, unconfined, --privileged) may.
 fn cgroup_mount_impossible(
     spec: &oci_spec::runtime::Spec,
-    security: &berth_rootfs::seccomp::SecurityOpts,
+    security: &berth_spec::seccomp::SecurityOpts,
     privileged: bool,
 ) -> bool {
     let bounding = spec
@@ -588,7 +588,7 @@ fn cgroup_mount_impossible(
         .and_then(|p| p.capabilities().as_ref())
         .and_then(|c| c.bounding().as_ref());
     !privileged
-        && security.seccomp == berth_rootfs::seccomp::Choice::Default
+        && security.seccomp == berth_spec::seccomp::Choice::Default
         && bounding.is_some_and(|b| !b.contains(&oci_spec::runtime::Capability::SysAdmin))
 }
 
@@ -677,7 +677,7 @@ fn remove_container_files(engine: &Engine, id: &str, sweep_cgroup: bool) -> Resu
     snapshots::release_rootfs(&cdir)?;
     // Before the record goes: should this fail, a later rm tries again.
     let scratch = scratch_dir(engine, id);
-    match berth_rootfs::remove_tree(&scratch) {
+    match berth_snapshot::remove_tree(&scratch) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
             return Err(e).with_context(|| format!("remove {}", scratch.display()));
         }

@@ -106,7 +106,7 @@ pub fn system_exec_root_ready() -> Result<()> {
     use anyhow::Context;
     let dir = std::path::Path::new(SYSTEM_EXEC_ROOT);
     std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
-    if is_tmpfs(dir) || !berth_rootfs::in_initial_userns() {
+    if is_tmpfs(dir) || !berth_snapshot::in_initial_userns() {
         return Ok(());
     }
     // Two berths must not both mount (the second would hide the first's

@@ -171,7 +171,7 @@ fn storage(engine: &Engine, adapted: &mut Vec<String>) -> (String, Option<String
 
 /// A trial overlay mount: a lower in the store, upper and work in `upper`.
 fn overlay_works(engine: &Engine, upper: &std::path::Path) -> Result<(), String> {
-    if crate::rootless::active() && berth_rootfs::in_initial_userns() {
+    if crate::rootless::active() && berth_snapshot::in_initial_userns() {
         // Rootless berth mounts inside its own user namespace at run time.
         return Ok(());
     }

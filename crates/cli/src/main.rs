@@ -1,5 +1,6 @@
 //! berth: the command-line engine. It wires the image side (berth-image,
-//! berth-rootfs) to the runtime (berth-runtime) and holds container state.
+//! berth-snapshot, berth-spec) to the runtime (berth-runtime) and holds
+//! container state.
 
 // println!/eprintln! panic on a closed pipe (`berth … | head`): berth_io's
 // outln!/errln! drop what a closed reader cannot take.

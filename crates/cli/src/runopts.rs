@@ -445,14 +445,14 @@ pub fn parse_device(spec: &str) -> Result<DeviceFlag> {
 
 /// Docker's block IO flags: weight as given (checked with the other
 /// limits), each `PATH:RATE` as the block device's numbers.
-pub fn io_limits(args: &crate::cli::RunArgs) -> Result<berth_rootfs::bundle::IoLimits> {
+pub fn io_limits(args: &crate::cli::RunArgs) -> Result<berth_spec::resources::IoLimits> {
     let rates = |flag: &str, specs: &[String], bytes: bool| {
         specs
             .iter()
             .map(|s| parse_device_rate(flag, s, bytes))
             .collect::<Result<Vec<_>>>()
     };
-    Ok(berth_rootfs::bundle::IoLimits {
+    Ok(berth_spec::resources::IoLimits {
         weight: args.blkio_weight,
         read_bps: rates("--device-read-bps", &args.device_read_bps, true)?,
         write_bps: rates("--device-write-bps", &args.device_write_bps, true)?,

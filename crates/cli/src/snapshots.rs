@@ -1,5 +1,5 @@
 //! From an image in the store to a container's root filesystem, through
-//! berth-rootfs: each layer is unpacked once into a snapshot keyed by its
+//! berth-snapshot: each layer is unpacked once into a snapshot keyed by its
 //! chain id, and a container's rootfs is an overlay of those snapshots with
 //! its own upper and work dirs (a private copy where overlay can't be used).
 
@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use berth_image::{Digest, ImageRecord, LayerInfo, SinkLayer};
-use berth_rootfs::snapshot::{LayerDesc, Snapshots};
+use berth_snapshot::snapshot::{LayerDesc, Snapshots};
 
 use crate::engine::Engine;
 
@@ -92,12 +92,12 @@ pub fn mount_rootfs(
     scratch: &Path,
     volatile: bool,
 ) -> Result<PathBuf> {
-    let opts = berth_rootfs::RootfsOptions {
+    let opts = berth_snapshot::RootfsOptions {
         force_copy: crate::rootless::active() && !crate::rootless::in_own_userns(),
         volatile,
         scratch: Some(scratch),
     };
-    let rootfs = berth_rootfs::overlay::mount_rootfs_with(cdir, &lowers.dirs, opts)?;
+    let rootfs = berth_snapshot::overlay::mount_rootfs_with(cdir, &lowers.dirs, opts)?;
     tracing::debug!(
         "rootfs: {:?}, upper dir {:?}",
         rootfs.kind,
@@ -121,7 +121,7 @@ pub fn unmount_rootfs(cdir: &Path) -> Result<()> {
 /// Unmounts everything of the container's rootfs, making sure no mount is
 /// left under `cdir` before it is deleted.
 pub fn release_rootfs(cdir: &Path) -> Result<()> {
-    berth_rootfs::overlay::release_rootfs(cdir)
+    berth_snapshot::overlay::release_rootfs(cdir)
 }
 
 /// Removes snapshots that no image in the store and no container uses.

@@ -18,7 +18,7 @@ fn trash_dir(root: &Path) -> PathBuf {
 }
 
 /// Move `dir` (which must hold no mount point: see
-/// `berth_rootfs::release_rootfs`) into the trash of `root` and delete it
+/// `berth_snapshot::release_rootfs`) into the trash of `root` and delete it
 /// in the background. Nothing to do when `dir` is gone already.
 pub fn discard(root: &Path, dir: &Path) -> Result<()> {
     if std::fs::symlink_metadata(dir).is_err() {
@@ -101,7 +101,7 @@ fn remove_all(entries: &[PathBuf]) {
         if f.try_lock().is_err() {
             continue;
         }
-        if let Err(err) = berth_rootfs::remove_tree(e) {
+        if let Err(err) = berth_snapshot::remove_tree(e) {
             tracing::warn!("remove {}: {err}", e.display());
         }
     }

@@ -12,8 +12,8 @@ use std::time::Instant;
 /// Docker's default profile as berth evaluates it for Docker's default
 /// capabilities: the real-sized program every container gets.
 fn docker_default() -> LinuxSeccomp {
-    use berth_rootfs::seccomp::{Choice, linux_seccomp};
-    let caps = berth_rootfs::bundle::DEFAULT_CAPABILITIES
+    use berth_spec::seccomp::{Choice, linux_seccomp};
+    let caps = berth_spec::capabilities::DEFAULT_CAPABILITIES
         .into_iter()
         .collect();
     linux_seccomp(&Choice::Default, &caps, false)
@@ -255,8 +255,8 @@ const PROBES: &[&str] = &[
 /// default plus `extra_caps`, under Docker's default profile evaluated for
 /// that set (or no filter), and return each probe's outcome.
 fn probe(extra_caps: &[oci_spec::runtime::Capability], filter: bool) -> Vec<(String, String)> {
-    use berth_rootfs::seccomp::{Choice, linux_seccomp};
-    let mut caps: std::collections::HashSet<_> = berth_rootfs::bundle::DEFAULT_CAPABILITIES
+    use berth_spec::seccomp::{Choice, linux_seccomp};
+    let mut caps: std::collections::HashSet<_> = berth_spec::capabilities::DEFAULT_CAPABILITIES
         .into_iter()
         .collect();
     caps.extend(extra_caps.iter().copied());
@@ -356,10 +356,10 @@ fn capabilities_unlock_their_syscalls_in_the_default_profile() {
 
 #[test]
 fn mount_works_with_cap_sys_admin_under_the_default_profile() {
-    use berth_rootfs::seccomp::{Choice, linux_seccomp};
+    use berth_spec::seccomp::{Choice, linux_seccomp};
     use oci_spec::runtime::Capability;
     for (admin, expect) in [(false, "rc=1"), (true, "rc=0")] {
-        let mut caps: std::collections::HashSet<_> = berth_rootfs::bundle::DEFAULT_CAPABILITIES
+        let mut caps: std::collections::HashSet<_> = berth_spec::capabilities::DEFAULT_CAPABILITIES
             .into_iter()
             .collect();
         if admin {
