@@ -6,7 +6,7 @@
 //!
 //! - [`Engine`] (`roots`): the root, the exec root, the configuration
 //!   ([`config`]), the image store.
-//! - [`run`]: the run sequence, one function per step (check → resolve
+//! - [`run`](mod@run): the run sequence, one function per step (check → resolve
 //!   image → create → prepare rootfs → build spec → write bundle → start
 //!   and wait → record exit → tear down); [`spec`]: the container's OCI
 //!   spec, finished in one place.
