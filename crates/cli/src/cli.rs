@@ -195,29 +195,18 @@ pub enum PullPolicy {
 
 /// `run --network`. Not a plain ValueEnum: user-defined networks and
 /// `container:NAME` will be names.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Network {
-    /// A network namespace of its own with loopback only.
-    None,
-    /// The host's network namespace.
-    Host,
-}
-
-impl Network {
-    fn parse(s: &str) -> Result<Network, String> {
-        match s {
-            "none" => Ok(Network::None),
-            "host" => Ok(Network::Host),
-            n => Err(format!(
-                "network {n:?} is not supported yet: use none or host"
-            )),
-        }
+fn network(s: &str) -> Result<berth_engine::Network, String> {
+    match s {
+        "none" => Ok(berth_engine::Network::None),
+        "host" => Ok(berth_engine::Network::Host),
+        n => Err(format!(
+            "network {n:?} is not supported yet: use none or host"
+        )),
     }
 }
 
-/// `--cgroups` (podman's name) and the config key `cgroups`.
-#[derive(clap::ValueEnum, serde::Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
+/// `--cgroups` (podman's name; the config key `cgroups` is the engine's).
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CgroupsMode {
     Enabled,
     Disabled,
@@ -279,8 +268,8 @@ pub struct RunArgs {
     #[arg(short = 't', long)]
     pub tty: bool,
     /// none (loopback only, default) or host.
-    #[arg(long, alias = "net", default_value = "none", value_parser = Network::parse)]
-    pub network: Network,
+    #[arg(long, alias = "net", default_value = "none", value_parser = network)]
+    pub network: berth_engine::Network,
     /// Suppress pull progress.
     #[arg(short, long)]
     pub quiet: bool,

@@ -4,30 +4,21 @@ use std::collections::HashSet;
 use std::io::{BufRead, IsTerminal, Read};
 
 use anyhow::{Context, Result, bail};
-use berth_image::{Platform, Progress, ProgressMode, PullOptions, RemoveEvent};
+use berth_engine::{Engine, rootfs_prep, timefmt};
+use berth_image::{Progress, ProgressMode, RemoveEvent};
 use berth_io::{errln, outln};
 
 use crate::cli::{ImagesArgs, LoginArgs, PruneArgs, PullArgs, RmiArgs};
-use crate::engine::Engine;
-use crate::state::Containers;
-use crate::{table, timefmt};
-
-pub fn pull_options(engine: &Engine, platform: Option<&str>) -> Result<PullOptions> {
-    Ok(PullOptions {
-        registry: engine.registry_options(),
-        platform: platform.map(Platform::parse).transpose()?,
-        ..PullOptions::default()
-    })
-}
+use crate::table;
 
 pub fn pull(engine: &Engine, args: &PullArgs) -> Result<u8> {
-    let opts = pull_options(engine, args.platform.as_deref())?;
+    let opts = engine.pull_options(args.platform.as_deref())?;
     let mode = if args.quiet {
         ProgressMode::Quiet
     } else {
         ProgressMode::Auto
     };
-    crate::snapshots::pull(engine, &args.image, &opts, &Progress::new(mode))?;
+    rootfs_prep::pull(engine, &args.image, &opts, &Progress::new(mode))?;
     if args.quiet {
         let r = berth_image::Reference::parse(&args.image)?.with_default_tag();
         outln!("{r}");
@@ -98,7 +89,8 @@ pub fn images(engine: &Engine, args: &ImagesArgs) -> Result<u8> {
 
 /// Names of containers (any state) whose image is `id`.
 fn users_of(engine: &Engine, id: &str) -> Result<Vec<String>> {
-    Ok(Containers::open(&engine.root)?
+    Ok(engine
+        .records()?
         .list()?
         .into_iter()
         .filter(|c| c.image_id == id)
@@ -131,7 +123,7 @@ pub fn rmi(engine: &Engine, args: &RmiArgs) -> Result<u8> {
             failed = true;
         }
     }
-    Ok(if failed { 125 } else { 0 })
+    Ok(if failed { crate::ENGINE_ERROR } else { 0 })
 }
 
 pub fn inspect(engine: &Engine, names: &[String]) -> Result<u8> {
@@ -151,11 +143,12 @@ pub fn inspect(engine: &Engine, names: &[String]) -> Result<u8> {
         }
     }
     outln!("{}", serde_json::to_string_pretty(&out)?);
-    Ok(if failed { 125 } else { 0 })
+    Ok(if failed { crate::ENGINE_ERROR } else { 0 })
 }
 
 pub fn prune(engine: &Engine, args: &PruneArgs) -> Result<u8> {
-    let used: HashSet<String> = Containers::open(&engine.root)?
+    let used: HashSet<String> = engine
+        .records()?
         .list()?
         .into_iter()
         .map(|c| c.image_id)
@@ -173,7 +166,7 @@ pub fn prune(engine: &Engine, args: &PruneArgs) -> Result<u8> {
         }
     }
     let (blobs, bytes) = engine.store.prune_blobs()?;
-    let snaps = crate::snapshots::prune(engine)?;
+    let snaps = rootfs_prep::prune(engine)?;
     for d in &deleted {
         outln!("deleted: {d}");
     }

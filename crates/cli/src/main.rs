@@ -1,25 +1,17 @@
-//! berth: the command-line engine. It wires the image side (berth-image,
-//! berth-snapshot, berth-spec) to the runtime (berth-runtime) and holds
-//! container state.
+//! berth: the command line. Grammar (clap), output (tables, JSON) and exit
+//! codes; what each command does is berth-engine's, which stands on the
+//! image side (berth-image, berth-snapshot, berth-spec) and the runtime (berth-runtime).
 
 // println!/eprintln! panic on a closed pipe (`berth … | head`): berth_io's
 // outln!/errln! drop what a closed reader cannot take.
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
 mod cli;
-mod config;
 mod containers;
-mod engine;
-mod host;
 mod images;
 mod info;
-mod rootless;
 mod runopts;
-mod snapshots;
-mod state;
 mod table;
-mod timefmt;
-mod trash;
 
 use std::process::ExitCode;
 
@@ -27,7 +19,7 @@ use berth_io::errln;
 use clap::Parser;
 
 /// Docker's exit code for the engine's own errors.
-const ENGINE_ERROR: u8 = 125;
+pub(crate) const ENGINE_ERROR: u8 = 125;
 
 fn main() -> ExitCode {
     let cli = match cli::Cli::try_parse() {
@@ -40,7 +32,7 @@ fn main() -> ExitCode {
     };
     init_logging(&cli.log_level);
     if writes_store(&cli.command)
-        && let Err(e) = rootless::reexec_in_userns()
+        && let Err(e) = berth_engine::rootless::reexec_in_userns()
     {
         errln!("berth: {e:#}");
         return ExitCode::from(ENGINE_ERROR);
@@ -87,9 +79,13 @@ fn run(cli: cli::Cli) -> anyhow::Result<u8> {
     if let Command::Init { args } = &cli.command {
         let mut argv = vec![std::ffi::OsString::from("berth-init")];
         argv.extend(args.iter().cloned());
-        berth_runtime::init::init_main(&argv);
+        berth_engine::init_main(&argv);
     }
-    let engine = engine::Engine::open(&cli)?;
+    let engine = berth_engine::Engine::open(&berth_engine::Options {
+        root: cli.root.clone(),
+        exec_root: cli.exec_root.clone(),
+        config: cli.config.clone(),
+    })?;
     match &cli.command {
         Command::Pull(a) | Command::Image(ImageCommand::Pull(a)) => images::pull(&engine, a),
         Command::Images(a) | Command::Image(ImageCommand::Ls(a)) => images::images(&engine, a),

@@ -1,5 +1,8 @@
-//! Docker's `run` flag syntaxes turned into OCI mounts and environment:
-//! `-v HOST:CTR[:OPTS]`, `--mount type=bind|tmpfs,...`, `--tmpfs`, `--env-file`.
+//! Docker's `run` flag syntaxes turned into the engine's [`RunRequest`]:
+//! `-v HOST:CTR[:OPTS]`, `--mount type=bind|tmpfs,...`, `--tmpfs`,
+//! `--env-file`, sizes, devices, ulimits. What depends on the host (a
+//! cgroup to make, a capability berth holds, a subordinate id range) is
+//! the engine's to check.
 //!
 //! Mounts are checked up front, each refusal naming the flag as given
 //! (`-v /x:/proc: cannot mount over /proc`): modes as Docker's parser
@@ -9,7 +12,25 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, anyhow, bail};
+use berth_engine::{Device, IoLimits, Userns};
 use oci_spec::runtime::{Mount, MountBuilder};
+
+use crate::cli::RunArgs;
+
+/// `--userns host|remap|remap:USER`.
+pub fn parse_userns(flag: &str) -> Result<Userns> {
+    match flag {
+        "" | "host" => Ok(Userns::Host),
+        "remap" => Ok(Userns::Remap { user: None }),
+        f => f
+            .strip_prefix("remap:")
+            .filter(|u| !u.is_empty())
+            .map(|u| Userns::Remap {
+                user: Some(u.to_string()),
+            })
+            .ok_or_else(|| anyhow!("invalid --userns {f:?}: use host, remap or remap:USER")),
+    }
+}
 
 fn mount(kind: &str, source: &str, dest: &str, options: Vec<String>) -> Result<Mount> {
     MountBuilder::default()
@@ -357,32 +378,9 @@ pub fn parse_cpus(v: &str) -> Result<f64> {
     Ok(c)
 }
 
-/// One `--device`: the host's node, the node to make in the container
-/// (type, numbers and mode of the host's) and the device-cgroup rule that
-/// lets it be used.
-pub struct DeviceFlag {
-    pub host: PathBuf,
-    pub node: oci_spec::runtime::LinuxDevice,
-    pub rule: oci_spec::runtime::LinuxDeviceCgroup,
-}
-
-impl DeviceFlag {
-    /// In a user namespace no node can be made: the host's is bound instead
-    /// (podman's way), from the host path given, whatever the container
-    /// path is.
-    pub fn bind_mount(&self) -> Result<Mount> {
-        Ok(MountBuilder::default()
-            .typ("bind")
-            .source(&self.host)
-            .destination(self.node.path())
-            .options(vec!["bind".to_string(), "nosuid".into(), "noexec".into()])
-            .build()?)
-    }
-}
-
 /// `--device HOST[:CONTAINER][:PERMS]`, as Docker reads it; PERMS
 /// defaults to rwm.
-pub fn parse_device(spec: &str) -> Result<DeviceFlag> {
+pub fn parse_device(spec: &str) -> Result<Device> {
     use oci_spec::runtime::{LinuxDeviceBuilder, LinuxDeviceCgroupBuilder, LinuxDeviceType};
     use std::os::unix::fs::{FileTypeExt, MetadataExt};
     let bad = |why: &str| anyhow::anyhow!("invalid --device {spec:?}: {why}");
@@ -436,7 +434,7 @@ pub fn parse_device(spec: &str) -> Result<DeviceFlag> {
         .minor(minor)
         .access(perms)
         .build()?;
-    Ok(DeviceFlag {
+    Ok(Device {
         host: PathBuf::from(host),
         node: device,
         rule,
@@ -445,14 +443,14 @@ pub fn parse_device(spec: &str) -> Result<DeviceFlag> {
 
 /// Docker's block IO flags: weight as given (checked with the other
 /// limits), each `PATH:RATE` as the block device's numbers.
-pub fn io_limits(args: &crate::cli::RunArgs) -> Result<berth_spec::resources::IoLimits> {
+pub fn io_limits(args: &RunArgs) -> Result<IoLimits> {
     let rates = |flag: &str, specs: &[String], bytes: bool| {
         specs
             .iter()
             .map(|s| parse_device_rate(flag, s, bytes))
             .collect::<Result<Vec<_>>>()
     };
-    Ok(berth_spec::resources::IoLimits {
+    Ok(IoLimits {
         weight: args.blkio_weight,
         read_bps: rates("--device-read-bps", &args.device_read_bps, true)?,
         write_bps: rates("--device-write-bps", &args.device_write_bps, true)?,
@@ -543,140 +541,13 @@ pub fn parse_ulimit(spec: &str) -> Result<oci_spec::runtime::PosixRlimit> {
         .build()?)
 }
 
-/// Refuse, before anything starts, a hard limit above the current one when
-/// berth cannot raise it (no CAP_SYS_RESOURCE, as for root on some hosts).
-pub fn check_ulimit(spec: &str, rl: &oci_spec::runtime::PosixRlimit) -> Result<()> {
-    let name = spec.split('=').next().unwrap_or(spec);
-    let resource = match name {
-        "core" => libc::RLIMIT_CORE,
-        "cpu" => libc::RLIMIT_CPU,
-        "data" => libc::RLIMIT_DATA,
-        "fsize" => libc::RLIMIT_FSIZE,
-        "locks" => libc::RLIMIT_LOCKS,
-        "memlock" => libc::RLIMIT_MEMLOCK,
-        "msgqueue" => libc::RLIMIT_MSGQUEUE,
-        "nice" => libc::RLIMIT_NICE,
-        "nofile" => libc::RLIMIT_NOFILE,
-        "nproc" => libc::RLIMIT_NPROC,
-        "rss" => libc::RLIMIT_RSS,
-        "rtprio" => libc::RLIMIT_RTPRIO,
-        "rttime" => libc::RLIMIT_RTTIME,
-        "sigpending" => libc::RLIMIT_SIGPENDING,
-        _ => libc::RLIMIT_STACK,
-    };
-    let mut cur = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit writes into the struct we own.
-    if unsafe { libc::getrlimit(resource, &mut cur) } != 0 {
-        return Ok(());
-    }
-    let nr_open = std::fs::read_to_string("/proc/sys/fs/nr_open")
-        .ok()
-        .and_then(|s| s.trim().parse().ok());
-    let host = HostLimit {
-        hard: cur.rlim_max,
-        nr_open: nr_open.filter(|_| name == "nofile"),
-        can_raise: has_cap_sys_resource(),
-    };
-    match ulimit_refusal(spec, rl.hard(), &host) {
-        Some(why) => bail!("{why}"),
-        None => Ok(()),
-    }
-}
-
-/// What bounds a hard rlimit on this host, for [`ulimit_refusal`].
-pub struct HostLimit {
-    /// berth's own hard limit, which a container inherits.
-    pub hard: u64,
-    /// `fs.nr_open`, for `nofile` only: the kernel's ceiling even with
-    /// CAP_SYS_RESOURCE.
-    pub nr_open: Option<u64>,
-    /// Whether berth holds CAP_SYS_RESOURCE, which lets it raise `hard`.
-    pub can_raise: bool,
-}
-
-/// Why `--ulimit spec` (hard limit `hard`) cannot be set on `host`, if it cannot.
-pub fn ulimit_refusal(spec: &str, hard: u64, host: &HostLimit) -> Option<String> {
-    let name = spec.split('=').next().unwrap_or(spec);
-    let show = |v: u64| {
-        if v == libc::RLIM_INFINITY {
-            "unlimited".to_string()
-        } else {
-            v.to_string()
-        }
-    };
-    if let Some(ceiling) = host.nr_open
-        && hard > ceiling
-    {
-        let most = if host.can_raise {
-            ceiling
-        } else {
-            ceiling.min(host.hard)
-        };
-        return Some(format!(
-            "ulimit {spec}: hard limit {} is above this host's fs.nr_open ({ceiling}), which no capability lifts; ask for at most {name}={most}",
-            show(hard)
-        ));
-    }
-    if hard > host.hard && !host.can_raise {
-        return Some(format!(
-            "ulimit {spec}: hard limit {} is above this host's {} and berth lacks CAP_SYS_RESOURCE to raise it; ask for at most {name}={}",
-            show(hard),
-            show(host.hard),
-            show(host.hard)
-        ));
-    }
-    None
-}
-
-fn has_cap_sys_resource() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("CapEff:"))
-                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
-        })
-        .is_some_and(|eff| eff & (1 << 24) != 0) // CAP_SYS_RESOURCE
-}
-
-/// `linux.cgroupsPath` for container `id`: `/berth/<id>` by default (for a
-/// rootless berth on v2, `<its delegated cgroup>/berth/<id>`); under
-/// `--cgroup-parent`, `/PARENT/<id>`, or systemd's `PARENT:berth:<id>` when
-/// the parent is a slice.
-pub fn cgroups_path(parent: Option<&str>, id: &str) -> Result<String> {
-    match parent.map(str::trim) {
-        None | Some("") => match crate::rootless::active()
-            .then(crate::rootless::delegated_cgroup)
-            .flatten()
-        {
-            Some(delegated) => Ok(format!("/{delegated}/berth/{id}")),
-            None => Ok(format!("/berth/{id}")),
-        },
-        Some(p) if p.ends_with(".slice") => {
-            if p.contains('/') {
-                bail!("invalid --cgroup-parent {p:?}: a systemd slice is a name, not a path");
-            }
-            Ok(format!("{p}:berth:{id}"))
-        }
-        Some(p) => {
-            if p.split('/').any(|c| c == "..") {
-                bail!("invalid --cgroup-parent {p:?}: must not contain ..");
-            }
-            Ok(format!("/{}/{id}", p.trim_matches('/')))
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     #[test]
     fn devices_parse_like_docker() {
         use oci_spec::runtime::LinuxDeviceType;
         let p = |s: &str| {
-            let super::DeviceFlag {
+            let berth_engine::Device {
                 host,
                 node: d,
                 rule: r,
@@ -733,7 +604,7 @@ mod tests {
     }
 
     #[test]
-    fn ulimits_parse_and_check() {
+    fn ulimits_parse() {
         let r = super::parse_ulimit("nofile=1024:2048").unwrap();
         assert_eq!((r.soft(), r.hard()), (1024, 2048));
         let r = super::parse_ulimit("nproc=50").unwrap();
@@ -741,61 +612,6 @@ mod tests {
         assert!(super::parse_ulimit("nofile=10:5").is_err());
         assert!(super::parse_ulimit("bogus=1").is_err());
         assert!(super::parse_ulimit("nofile").is_err());
-        // Lowering is always possible.
-        super::check_ulimit("nofile=64", &super::parse_ulimit("nofile=64").unwrap()).unwrap();
-    }
-
-    #[test]
-    fn ulimit_refusal_accounts_for_nr_open_and_cap_sys_resource() {
-        use super::{HostLimit, ulimit_refusal as refusal};
-        let host = |hard, nr_open, can_raise| HostLimit {
-            hard,
-            nr_open,
-            can_raise,
-        };
-        let inf = libc::RLIM_INFINITY;
-        // With CAP_SYS_RESOURCE: anything up to fs.nr_open, nothing above.
-        let h = host(1024, Some(1 << 20), true);
-        assert_eq!(refusal("nofile=4096", 4096, &h), None);
-        assert_eq!(refusal("nofile=1048576", 1 << 20, &h), None);
-        let e = refusal("nofile=2000000000", 2_000_000_000, &h).unwrap();
-        assert!(
-            e.contains("fs.nr_open (1048576)") && e.ends_with("nofile=1048576"),
-            "{e}"
-        );
-        let e = refusal("nofile=unlimited", inf, &h).unwrap();
-        assert!(e.contains("hard limit unlimited"), "{e}");
-        // Without it: nothing above berth's own hard limit either.
-        let h = host(20000, Some(1 << 20), false);
-        let e = refusal("nofile=4096:30000", 30000, &h).unwrap();
-        assert!(
-            e.contains("lacks CAP_SYS_RESOURCE") && e.ends_with("nofile=20000"),
-            "{e}"
-        );
-        let e = refusal("nofile=2000000000", 2_000_000_000, &h).unwrap();
-        assert!(
-            e.contains("fs.nr_open") && e.ends_with("nofile=20000"),
-            "{e}"
-        );
-        // Other limits have no nr_open: only the capability matters.
-        assert_eq!(refusal("nproc=99999", 99999, &host(50, None, true)), None);
-        assert!(refusal("nproc=99999", 99999, &host(50, None, false)).is_some());
-        assert_eq!(
-            refusal("core=unlimited", inf, &host(inf, None, false)),
-            None
-        );
-    }
-
-    #[test]
-    fn cgroup_paths() {
-        use super::cgroups_path as c;
-        assert_eq!(c(None, "abc").unwrap(), "/berth/abc");
-        assert_eq!(c(Some("/ci/jobs/"), "abc").unwrap(), "/ci/jobs/abc");
-        assert_eq!(
-            c(Some("user-1000.slice"), "abc").unwrap(),
-            "user-1000.slice:berth:abc"
-        );
-        assert!(c(Some("../../x"), "abc").is_err());
     }
 
     use super::*;

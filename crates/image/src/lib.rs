@@ -1,7 +1,9 @@
 //! berth-image: the image side of berth — references, the registry client, the
-//! content-addressed store, and pulling.
+//! content-addressed store, and pulling. berth-engine stands on it (and the
+//! CLI, for listings and pull progress); it imports none of berth's crates
+//! but berth-io: not rootfs, not the runtime, not the engine.
 //!
-//! # API for the CLI
+//! # API for the engine
 //!
 //! ```text
 //! // references
@@ -10,7 +12,7 @@
 //! Reference::familiar(&self) -> String                          // "alpine:latest"
 //! Platform::parse("linux/arm/v7") -> Result<Platform>;  Platform::host()
 //!
-//! // store (root: /var/lib/berth by default, chosen by the CLI)
+//! // store (root: /var/lib/berth by default, chosen by the engine)
 //! Store::open(root) -> Result<Store>
 //! pull(&Store, reference: &str, &PullOptions, &Progress) -> Result<Pulled>    // Pulled.image: ImageRecord
 //! pull_with_unpack(.., Option<LayerSink>) -> Result<Pulled>  // also streams each decompressed layer to a sink

@@ -1,6 +1,6 @@
 //! berth-io: how berth reads the files it is given and writes its own
-//! output, shared by the image side, the runtime and the command line
-//! (none of which depends on another).
+//! output, shared by every crate of berth (image, rootfs, runtime, engine,
+//! command line); it depends on none of them.
 //!
 //! - [`read_capped`] / [`read_capped_string`]: every file a user names
 //!   (`--env-file`, a seccomp profile, `--config`, `~/.docker/config.json`,

@@ -41,6 +41,7 @@ mod container;
 mod error;
 pub mod exe;
 pub mod init;
+pub mod process;
 mod relay;
 mod rootfs;
 mod run;

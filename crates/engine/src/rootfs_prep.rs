@@ -1,7 +1,9 @@
-//! From an image in the store to a container's root filesystem, through
-//! berth-snapshot: each layer is unpacked once into a snapshot keyed by its
-//! chain id, and a container's rootfs is an overlay of those snapshots with
-//! its own upper and work dirs (a private copy where overlay can't be used).
+//! Preparing an image's snapshots and mounting a container's root
+//! filesystem, through berth-rootfs's snapshot store: each layer is
+//! unpacked once into a snapshot keyed by its chain id (while it downloads,
+//! when it can), and a container's rootfs is an overlay of those snapshots
+//! with its own upper and work dirs (a private copy where overlay can't be
+//! used). The store itself, and what a snapshot is, are berth-rootfs's.
 
 use std::collections::HashSet;
 use std::io::Read;
@@ -11,10 +13,7 @@ use anyhow::{Context, Result};
 use berth_image::{Digest, ImageRecord, LayerInfo, SinkLayer};
 use berth_snapshot::snapshot::{LayerDesc, Snapshots};
 
-use crate::engine::Engine;
-
-/// Where `--init` puts berth's own binary inside the container.
-pub const INIT_PATH: &str = "/sbin/berth-init";
+use crate::Engine;
 
 pub struct Lowers {
     /// Snapshot dirs, bottom layer first.
@@ -130,7 +129,7 @@ pub fn prune(engine: &Engine) -> Result<usize> {
     for img in engine.store.images()? {
         keep.extend(img.chain_ids().iter().map(|c| c.to_string()));
     }
-    for c in crate::state::Containers::open(&engine.root)?.list()? {
+    for c in crate::records::Records::open(&engine.root)?.list()? {
         keep.extend(c.snapshots);
     }
     Ok(snapshots(engine)?.remove_except(&keep)?.len())

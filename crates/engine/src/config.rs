@@ -37,7 +37,7 @@ pub struct Config {
     /// `enabled` or `disabled`: the default of `run --cgroups` (podman's
     /// containers.conf has the same key).
     #[serde(default)]
-    pub cgroups: Option<crate::cli::CgroupsMode>,
+    pub cgroups: Option<crate::request::CgroupsMode>,
     /// Always switch a container's root by move and chroot, as
     /// `run --no-pivot` (podman's containers.conf has `no_pivot_root`).
     #[serde(default)]

@@ -2,7 +2,8 @@
 //! namespace where that user is root, and, when /etc/subuid and
 //! /etc/subgid grant the user a range and newuidmap/newgidmap are
 //! installed, ids 1..=N map onto that range so images' other users work.
-//! The rest of what rootless changes is decided here too, in one place.
+//! What rootless changes in a container's spec is said in the spec module
+//! (`spec::build`), with every other edit of it.
 //!
 //! With a subordinate range, commands that write the store re-execute
 //! berth inside a user and mount namespace of its own (as podman does):
@@ -14,9 +15,16 @@
 use std::path::Path;
 
 use anyhow::Result;
-use oci_spec::runtime::{
-    LinuxIdMapping, LinuxIdMappingBuilder, LinuxNamespaceBuilder, LinuxNamespaceType, Spec,
-};
+use oci_spec::runtime::{LinuxIdMapping, LinuxIdMappingBuilder};
+
+use crate::request::Userns;
+
+/// A user namespace's id maps: container ids to host ids.
+#[derive(Debug, Clone)]
+pub struct IdMaps {
+    pub uids: Vec<LinuxIdMapping>,
+    pub gids: Vec<LinuxIdMapping>,
+}
 
 /// Set in the re-executed berth (the value is only a marker).
 const IN_USERNS: &str = "_BERTH_ROOTLESS_USERNS";
@@ -79,64 +87,25 @@ extern "C" fn forward(sig: libc::c_int, info: *mut libc::siginfo_t, _: *mut libc
 /// this user is root and its subordinate ids are mapped, and exit with its
 /// status. Returns (doing nothing) when rootless berth has no range to map.
 pub fn reexec_in_userns() -> Result<()> {
-    use std::ffi::CString;
-    use std::os::unix::ffi::OsStrExt;
+    use std::os::fd::AsRawFd;
     if !active() || in_own_userns() {
         return Ok(());
     }
-    let (uids, gids) = id_maps()?;
-    if uids.len() < 2 {
+    let maps = id_maps()?;
+    if maps.uids.len() < 2 {
         return Ok(());
     }
     // Everything the child needs is allocated before fork.
-    let cstr = |b: &[u8]| CString::new(b).map_err(|_| anyhow::anyhow!("argument with a NUL byte"));
-    let exe = cstr(b"/proc/self/exe")?;
-    let argv: Vec<CString> = std::env::args_os()
-        .map(|a| cstr(a.as_bytes()))
-        .collect::<Result<_>>()?;
-    let mut envp: Vec<CString> = std::env::vars_os()
-        .map(|(k, v)| cstr(&[k.as_bytes(), b"=", v.as_bytes()].concat()))
-        .collect::<Result<_>>()?;
-    envp.push(cstr(format!("{IN_USERNS}=1").as_bytes())?);
-    let mut argv_p: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
-    argv_p.push(std::ptr::null());
-    let mut envp_p: Vec<*const libc::c_char> = envp.iter().map(|e| e.as_ptr()).collect();
-    envp_p.push(std::ptr::null());
+    let again = Reexec::prepare()?;
     let (ready_r, ready_w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
     let (go_r, go_w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
-    use std::os::fd::AsRawFd;
-    let (rw, gr) = (ready_w.as_raw_fd(), go_r.as_raw_fd());
 
     // SAFETY: berth is single-threaded here (this runs before anything
     // starts a thread); the child only makes async-signal-safe calls on
     // memory prepared above, then execs or _exits.
     let pid = unsafe { libc::fork() };
     if pid == 0 {
-        // SAFETY: raw syscalls on fds and buffers that stay valid; see above.
-        unsafe {
-            // Dies with the berth that waits for it, as if one process.
-            libc::prctl(
-                libc::PR_SET_PDEATHSIG,
-                libc::SIGKILL as libc::c_ulong,
-                0,
-                0,
-                0,
-            );
-            if libc::unshare(libc::CLONE_NEWUSER | libc::CLONE_NEWNS) != 0 {
-                libc::_exit(125);
-            }
-            let one = [1u8];
-            libc::write(rw, one.as_ptr().cast(), 1);
-            let mut b = [0u8];
-            if libc::read(gr, b.as_mut_ptr().cast(), 1) != 1 {
-                libc::_exit(125);
-            }
-            if libc::setresgid(0, 0, 0) != 0 || libc::setresuid(0, 0, 0) != 0 {
-                libc::_exit(125);
-            }
-            libc::execve(exe.as_ptr(), argv_p.as_ptr(), envp_p.as_ptr());
-            libc::_exit(127);
-        }
+        again.child(ready_w.as_raw_fd(), go_r.as_raw_fd());
     }
     if pid < 0 {
         anyhow::bail!("rootless: fork: {}", std::io::Error::last_os_error());
@@ -150,12 +119,104 @@ pub fn reexec_in_userns() -> Result<()> {
             "rootless: could not create a user namespace (are unprivileged user namespaces disabled?)"
         );
     }
+    write_id_maps(pid, &maps)?;
+    // The signals `berth run` passes to a container, passed on to it.
+    for sig in berth_runtime::FORWARDED_SIGNALS {
+        // SAFETY: installing a handler that only calls kill(2).
+        unsafe {
+            let mut sa: libc::sigaction = std::mem::zeroed();
+            sa.sa_sigaction = forward as *const () as usize;
+            sa.sa_flags = libc::SA_SIGINFO | libc::SA_RESTART;
+            libc::sigaction(sig, &sa, std::ptr::null_mut());
+        }
+    }
+    rustix::io::write(&go_w, &[1])?;
+    std::process::exit(wait_for(pid)?);
+}
+
+/// berth's own command line and environment (plus the marker of the
+/// re-executed berth) as execve takes them, made before fork.
+struct Reexec {
+    exe: std::ffi::CString,
+    argv_p: Vec<*const libc::c_char>,
+    envp_p: Vec<*const libc::c_char>,
+    // What the pointers point into.
+    _argv: Vec<std::ffi::CString>,
+    _envp: Vec<std::ffi::CString>,
+}
+
+impl Reexec {
+    fn prepare() -> Result<Reexec> {
+        use std::ffi::CString;
+        use std::os::unix::ffi::OsStrExt;
+        let cstr =
+            |b: &[u8]| CString::new(b).map_err(|_| anyhow::anyhow!("argument with a NUL byte"));
+        let exe = cstr(b"/proc/self/exe")?;
+        let argv: Vec<CString> = std::env::args_os()
+            .map(|a| cstr(a.as_bytes()))
+            .collect::<Result<_>>()?;
+        let mut envp: Vec<CString> = std::env::vars_os()
+            .map(|(k, v)| cstr(&[k.as_bytes(), b"=", v.as_bytes()].concat()))
+            .collect::<Result<_>>()?;
+        envp.push(cstr(format!("{IN_USERNS}=1").as_bytes())?);
+        let mut argv_p: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
+        argv_p.push(std::ptr::null());
+        let mut envp_p: Vec<*const libc::c_char> = envp.iter().map(|e| e.as_ptr()).collect();
+        envp_p.push(std::ptr::null());
+        Ok(Reexec {
+            exe,
+            argv_p,
+            envp_p,
+            _argv: argv,
+            _envp: envp,
+        })
+    }
+
+    /// The child of fork: makes its namespaces, says so on `ready`, waits
+    /// on `go` for its id maps, becomes root there and execs berth again.
+    fn child(&self, ready: libc::c_int, go: libc::c_int) -> ! {
+        // SAFETY: raw syscalls on fds and buffers that stay valid (made
+        // before fork); only async-signal-safe calls, then exec or _exit.
+        unsafe {
+            // Dies with the berth that waits for it, as if one process.
+            libc::prctl(
+                libc::PR_SET_PDEATHSIG,
+                libc::SIGKILL as libc::c_ulong,
+                0,
+                0,
+                0,
+            );
+            if libc::unshare(libc::CLONE_NEWUSER | libc::CLONE_NEWNS) != 0 {
+                libc::_exit(125);
+            }
+            let one = [1u8];
+            libc::write(ready, one.as_ptr().cast(), 1);
+            let mut b = [0u8];
+            if libc::read(go, b.as_mut_ptr().cast(), 1) != 1 {
+                libc::_exit(125);
+            }
+            if libc::setresgid(0, 0, 0) != 0 || libc::setresuid(0, 0, 0) != 0 {
+                libc::_exit(125);
+            }
+            libc::execve(
+                self.exe.as_ptr(),
+                self.argv_p.as_ptr(),
+                self.envp_p.as_ptr(),
+            );
+            libc::_exit(127);
+        }
+    }
+}
+
+/// Writes the child's id maps with newuidmap and newgidmap; on failure
+/// the child is killed.
+fn write_id_maps(pid: libc::pid_t, maps: &IdMaps) -> Result<()> {
     let spec_maps = |maps: &[LinuxIdMapping]| -> Vec<String> {
         maps.iter()
             .flat_map(|m| [m.container_id(), m.host_id(), m.size()].map(|v| v.to_string()))
             .collect()
     };
-    for (tool, maps) in [("newuidmap", &uids), ("newgidmap", &gids)] {
+    for (tool, maps) in [("newuidmap", &maps.uids), ("newgidmap", &maps.gids)] {
         let out = std::process::Command::new(tool)
             .arg(pid.to_string())
             .args(spec_maps(maps))
@@ -174,17 +235,12 @@ pub fn reexec_in_userns() -> Result<()> {
             anyhow::bail!("rootless: {tool} for pid {pid}: {why}");
         }
     }
-    // The signals `berth run` passes to a container, passed on to it.
-    for sig in berth_runtime::FORWARDED_SIGNALS {
-        // SAFETY: installing a handler that only calls kill(2).
-        unsafe {
-            let mut sa: libc::sigaction = std::mem::zeroed();
-            sa.sa_sigaction = forward as *const () as usize;
-            sa.sa_flags = libc::SA_SIGINFO | libc::SA_RESTART;
-            libc::sigaction(sig, &sa, std::ptr::null_mut());
-        }
-    }
-    rustix::io::write(&go_w, &[1])?;
+    Ok(())
+}
+
+/// Waits for our child `pid` and returns its exit status, 128+N when
+/// signal N killed it.
+fn wait_for(pid: libc::pid_t) -> Result<i32> {
     let mut status = 0;
     loop {
         // SAFETY: waiting for our own child into a local.
@@ -196,12 +252,11 @@ pub fn reexec_in_userns() -> Result<()> {
             anyhow::bail!("rootless: waiting for berth in its user namespace failed");
         }
     }
-    let code = if libc::WIFEXITED(status) {
+    Ok(if libc::WIFEXITED(status) {
         libc::WEXITSTATUS(status)
     } else {
         128 + libc::WTERMSIG(status)
-    };
-    std::process::exit(code);
+    })
 }
 
 fn mapping(container: u32, host: u32, size: u32) -> Result<LinuxIdMapping> {
@@ -244,7 +299,7 @@ fn user_name(uid: u32) -> String {
 }
 
 /// Id maps for this user: 0 → the user, 1.. → its subordinate range (if any).
-pub fn id_maps() -> Result<(Vec<LinuxIdMapping>, Vec<LinuxIdMapping>)> {
+pub fn id_maps() -> Result<IdMaps> {
     let uid = rustix::process::geteuid().as_raw();
     let gid = rustix::process::getegid().as_raw();
     let name = user_name(uid);
@@ -264,21 +319,16 @@ pub fn id_maps() -> Result<(Vec<LinuxIdMapping>, Vec<LinuxIdMapping>)> {
             "rootless: no subordinate ids for {name} (or no newuidmap): only root exists in containers"
         );
     }
-    Ok((uids, gids))
+    Ok(IdMaps { uids, gids })
 }
 
 /// `--userns remap[:USER]` (root only): the container's ids 0..N are USER's
 /// subordinate range. None for `host`.
-pub fn remap_maps(flag: &str) -> Result<Option<(Vec<LinuxIdMapping>, Vec<LinuxIdMapping>)>> {
-    let user = match flag {
-        "" | "host" => return Ok(None),
-        "remap" => "berth",
-        f => f
-            .strip_prefix("remap:")
-            .filter(|u| !u.is_empty())
-            .ok_or_else(|| {
-                anyhow::anyhow!("invalid --userns {f:?}: use host, remap or remap:USER")
-            })?,
+pub fn remap_maps(userns: &Userns) -> Result<Option<IdMaps>> {
+    let (user, flag) = match userns {
+        Userns::Host => return Ok(None),
+        Userns::Remap { user: None } => ("berth", "remap".to_string()),
+        Userns::Remap { user: Some(u) } => (u.as_str(), format!("remap:{u}")),
     };
     if active() {
         anyhow::bail!(
@@ -295,75 +345,10 @@ pub fn remap_maps(flag: &str) -> Result<Option<(Vec<LinuxIdMapping>, Vec<LinuxId
     };
     let (us, uc) = range("/etc/subuid")?;
     let (gs, gc) = range("/etc/subgid")?;
-    Ok(Some((vec![mapping(0, us, uc)?], vec![mapping(0, gs, gc)?])))
-}
-
-/// Put the container in a user namespace with these maps.
-pub fn add_userns(
-    spec: &mut Spec,
-    uids: Vec<LinuxIdMapping>,
-    gids: Vec<LinuxIdMapping>,
-) -> Result<()> {
-    if let Some(linux) = spec.linux_mut().as_mut() {
-        let mut ns = linux.namespaces().clone().unwrap_or_default();
-        ns.push(
-            LinuxNamespaceBuilder::default()
-                .typ(LinuxNamespaceType::User)
-                .build()?,
-        );
-        linux.set_namespaces(Some(ns));
-        linux.set_uid_mappings(Some(uids));
-        linux.set_gid_mappings(Some(gids));
-    }
-    Ok(())
-}
-
-/// Rootless: no cgroup unless limits were asked for, and never device
-/// rules (no device can be made in a user namespace, and the v2 filter
-/// needs privilege to load).
-fn drop_cgroup_unless_limited(spec: &mut Spec, has_limits: bool) {
-    if let Some(linux) = spec.linux_mut().as_mut() {
-        if !has_limits {
-            linux.set_resources(None);
-            linux.set_cgroups_path(None);
-        } else if let Some(res) = linux.resources_mut().as_mut() {
-            res.set_devices(None);
-        }
-    }
-}
-
-/// Adapt a spec for rootless: a user namespace with this user's maps; no
-/// cgroup unless limits were asked for (and then it must be delegated);
-/// no devpts gid option when gid 5 is not mapped.
-pub fn adapt(spec: &mut Spec, has_limits: bool) -> Result<()> {
-    if in_own_userns() {
-        // Already in berth's own user namespace: the container's other
-        // namespaces belong to it; only the cgroup is left to decide.
-        drop_cgroup_unless_limited(spec, has_limits);
-        return Ok(());
-    }
-    let (uids, gids) = id_maps()?;
-    let tty_gid_mapped = gids
-        .iter()
-        .any(|m| m.container_id() <= 5 && 5 < m.container_id() + m.size());
-    add_userns(spec, uids, gids)?;
-    drop_cgroup_unless_limited(spec, has_limits);
-    if !tty_gid_mapped && let Some(mounts) = spec.mounts_mut().as_mut() {
-        for m in mounts
-            .iter_mut()
-            .filter(|m| m.typ().as_deref() == Some("devpts"))
-        {
-            let opts: Vec<String> = m
-                .options()
-                .clone()
-                .unwrap_or_default()
-                .into_iter()
-                .filter(|o| !o.starts_with("gid="))
-                .collect();
-            m.set_options(Some(opts));
-        }
-    }
-    Ok(())
+    Ok(Some(IdMaps {
+        uids: vec![mapping(0, us, uc)?],
+        gids: vec![mapping(0, gs, gc)?],
+    }))
 }
 
 #[cfg(test)]

@@ -1,10 +1,14 @@
-//! Container state the engine keeps under its root: one directory per
-//! container holding `container.json`, its bundle and its overlay dirs.
+//! Container records: what the engine keeps of each container under its
+//! root, `containers/<id>/container.json`, beside the container's rootfs
+//! mount point and its upper and work dirs (its bundle lives in the exec
+//! root). Also how containers are named: ids, Docker-style names, lookup
+//! by id, id prefix or name.
 //!
-//! The record carries everything `ps`, `rm`, and later `logs`, `exec`
-//! and `restart` need, and is rewritten atomically on every change, so a
-//! crash of berth leaves a readable record whose dead supervisor tells the
-//! next `rm` (or start) what to clean up.
+//! A record carries what `ps`, `rm` and `inspect` need (and later `logs`,
+//! `exec` and `restart`), and is replaced atomically on every change, so a
+//! berth killed mid-run leaves a readable record whose dead supervisor
+//! tells the next run's sweep what to clean up. (The runtime keeps its own,
+//! OCI, state in the exec root; it is not this.)
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -12,9 +16,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
+use berth_runtime::process;
 use serde::{Deserialize, Serialize};
-
-use crate::timefmt;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -25,7 +28,7 @@ pub enum Status {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Container {
+pub struct ContainerRecord {
     pub id: String,
     pub name: String,
     /// The image as the user named it, and the id it resolved to.
@@ -69,7 +72,7 @@ pub struct Container {
     pub stop_signal: Option<String>,
 }
 
-impl Container {
+impl ContainerRecord {
     /// Running according to the record, and its supervisor or its own
     /// first process still alive: never "exited" while it runs.
     pub fn is_running(&self) -> bool {
@@ -78,66 +81,25 @@ impl Container {
 
     /// Whether the berth process that ran it is still there.
     pub fn supervisor_alive(&self) -> bool {
-        self.supervisor.is_some_and(|(p, t)| process_alive(p, t))
+        self.supervisor.is_some_and(|(p, t)| process::alive(p, t))
     }
 
     /// Whether the container's first process is still there.
     pub fn process_alive(&self) -> bool {
-        matches!((self.pid, self.pid_start), (Some(p), Some(t)) if process_alive(p, t))
-    }
-
-    /// Docker's STATUS column: `Up 3 seconds`, `Exited (0) 2 minutes ago`.
-    pub fn status_text(&self) -> String {
-        match self.status {
-            Status::Created => "Created".into(),
-            Status::Running if self.is_running() => {
-                format!(
-                    "Up {}",
-                    timefmt::since(self.started.as_deref().unwrap_or(&self.created))
-                )
-            }
-            Status::Running => "Exited (unknown): berth died".into(),
-            Status::Exited => format!(
-                "Exited ({}) {} ago",
-                self.exit_code.unwrap_or(-1),
-                timefmt::since(self.finished.as_deref().unwrap_or(&self.created))
-            ),
-        }
+        matches!((self.pid, self.pid_start), (Some(p), Some(t)) if process::alive(p, t))
     }
 }
 
-/// The start time of a process (field 22 of /proc/PID/stat), to tell a
-/// live process from a reused PID.
-pub fn process_start_time(pid: i32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // comm may contain spaces and parentheses: fields start after the last ')'.
-    let rest = &stat[stat.rfind(')')? + 2..];
-    rest.split_whitespace().nth(19)?.parse().ok()
-}
-
-/// Alive and not a zombie: a dead berth whose parent died too may wait a
-/// while for init to reap it, and is gone as far as its containers go.
-pub fn process_alive(pid: i32, start: u64) -> bool {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return false;
-    };
-    let Some(rest) = stat.rfind(')').and_then(|i| stat.get(i + 2..)) else {
-        return false;
-    };
-    let mut fields = rest.split_whitespace();
-    let state = fields.next().unwrap_or("X");
-    state != "Z" && state != "X" && fields.nth(18).and_then(|t| t.parse().ok()) == Some(start)
-}
-
-pub struct Containers {
+/// The records under a root, `<root>/containers`.
+pub struct Records {
     dir: PathBuf,
 }
 
-impl Containers {
-    pub fn open(root: &Path) -> Result<Containers> {
+impl Records {
+    pub fn open(root: &Path) -> Result<Records> {
         let dir = root.join("containers");
         std::fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
-        Ok(Containers { dir })
+        Ok(Records { dir })
     }
 
     pub fn dir(&self, id: &str) -> PathBuf {
@@ -151,7 +113,7 @@ impl Containers {
         Ok(f)
     }
 
-    pub fn list(&self) -> Result<Vec<Container>> {
+    pub fn list(&self) -> Result<Vec<ContainerRecord>> {
         let mut out = Vec::new();
         for e in std::fs::read_dir(&self.dir).context("list containers")? {
             let e = e?;
@@ -168,7 +130,7 @@ impl Containers {
         Ok(out)
     }
 
-    pub fn load(&self, id: &str) -> Result<Container> {
+    pub fn load(&self, id: &str) -> Result<ContainerRecord> {
         let p = self.dir(id).join("container.json");
         let text = berth_io::read_capped(&p, berth_io::MIB, "container record")?;
         serde_json::from_slice(&text).with_context(|| format!("parse {}", p.display()))
@@ -179,7 +141,7 @@ impl Containers {
     /// lost that way only leaves a directory `list` skips and `rm` removes
     /// (runc does not sync its state either); five syncs were a sixth of a
     /// container's start.
-    pub fn save(&self, c: &Container) -> Result<()> {
+    pub fn save(&self, c: &ContainerRecord) -> Result<()> {
         let dir = self.dir(&c.id);
         std::fs::create_dir_all(&dir)?;
         let tmp = dir.join(".container.json.tmp");
@@ -190,7 +152,7 @@ impl Containers {
     }
 
     /// Finds a container by full id, unique id prefix, or name (Docker's rules).
-    pub fn find(&self, key: &str) -> Result<Container> {
+    pub fn find(&self, key: &str) -> Result<ContainerRecord> {
         let all = self.list()?;
         if let Some(c) = all.iter().find(|c| c.id == key || c.name == key) {
             return Ok(c.clone());
@@ -223,7 +185,7 @@ pub fn new_id() -> Result<String> {
 }
 
 /// Docker-style `adjective_noun` names, unique among existing containers.
-pub fn new_name(containers: &Containers, id: &str) -> Result<String> {
+pub fn new_name(records: &Records, id: &str) -> Result<String> {
     const ADJ: &[&str] = &[
         "brave", "calm", "eager", "fond", "gentle", "happy", "keen", "lucid", "merry", "nimble",
         "proud", "quiet", "steady", "tender", "vivid", "witty",
@@ -238,7 +200,7 @@ pub fn new_name(containers: &Containers, id: &str) -> Result<String> {
         ADJ[b % ADJ.len()],
         NOUN[(b / ADJ.len()) % NOUN.len()]
     );
-    if containers.name_taken(&base)?.is_none() {
+    if records.name_taken(&base)?.is_none() {
         return Ok(base);
     }
     Ok(format!("{base}_{}", &id[..6]))
@@ -259,9 +221,10 @@ pub fn validate_name(name: &str) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::timefmt;
 
-    fn sample(id: &str, name: &str) -> Container {
-        Container {
+    fn sample(id: &str, name: &str) -> ContainerRecord {
+        ContainerRecord {
             id: id.into(),
             name: name.into(),
             image: "busybox".into(),
@@ -288,7 +251,7 @@ mod tests {
     #[test]
     fn save_load_find_by_id_prefix_and_name() {
         let root = tempfile::tempdir().unwrap();
-        let cs = Containers::open(root.path()).unwrap();
+        let cs = Records::open(root.path()).unwrap();
         cs.save(&sample("abc123", "one")).unwrap();
         cs.save(&sample("abd456", "two")).unwrap();
         assert_eq!(cs.find("one").unwrap().id, "abc123");
@@ -310,7 +273,7 @@ mod tests {
         c.supervisor = Some((i32::MAX - 1, 1));
         assert!(!c.is_running());
         let me = std::process::id() as i32;
-        c.supervisor = Some((me, process_start_time(me).unwrap()));
+        c.supervisor = Some((me, process::start_time(me).unwrap()));
         assert!(c.is_running());
     }
 

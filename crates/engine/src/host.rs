@@ -5,11 +5,16 @@
 //! cheaply (one read of /proc/self/status, a few statfs calls), adapts, and
 //! says what it did without at info level and in `berth info`.
 //!
-//! `run` asks only what it needs on the fast path ([`Host::cgroups`]); the
-//! slower probes (a pivot_root attempt, user namespaces) are for `info`.
+//! `run` asks only what it needs on the fast path ([`Host::cgroups`], and
+//! [`check_ulimit`] for a `--ulimit`); the slower probes (a pivot_root
+//! attempt, user namespaces) are for `info`.
 
 use std::path::Path;
 use std::sync::OnceLock;
+
+use anyhow::Result;
+
+use crate::request::Ulimit;
 
 const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
 const OVERLAYFS_SUPER_MAGIC: i64 = 0x794c_7630;
@@ -164,6 +169,95 @@ pub fn userns_available() -> bool {
         .is_some_and(|n| n > 0)
 }
 
+/// Refuse, before anything starts, a hard limit above the current one when
+/// berth cannot raise it (no CAP_SYS_RESOURCE, as for root on some hosts).
+pub fn check_ulimit(ulimit: &Ulimit) -> Result<()> {
+    let (spec, rl) = (ulimit.spec.as_str(), &ulimit.rlimit);
+    let name = spec.split('=').next().unwrap_or(spec);
+    let resource = match name {
+        "core" => libc::RLIMIT_CORE,
+        "cpu" => libc::RLIMIT_CPU,
+        "data" => libc::RLIMIT_DATA,
+        "fsize" => libc::RLIMIT_FSIZE,
+        "locks" => libc::RLIMIT_LOCKS,
+        "memlock" => libc::RLIMIT_MEMLOCK,
+        "msgqueue" => libc::RLIMIT_MSGQUEUE,
+        "nice" => libc::RLIMIT_NICE,
+        "nofile" => libc::RLIMIT_NOFILE,
+        "nproc" => libc::RLIMIT_NPROC,
+        "rss" => libc::RLIMIT_RSS,
+        "rtprio" => libc::RLIMIT_RTPRIO,
+        "rttime" => libc::RLIMIT_RTTIME,
+        "sigpending" => libc::RLIMIT_SIGPENDING,
+        _ => libc::RLIMIT_STACK,
+    };
+    let mut cur = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into the struct we own.
+    if unsafe { libc::getrlimit(resource, &mut cur) } != 0 {
+        return Ok(());
+    }
+    let nr_open = std::fs::read_to_string("/proc/sys/fs/nr_open")
+        .ok()
+        .and_then(|s| s.trim().parse().ok());
+    let host = HostLimit {
+        hard: cur.rlim_max,
+        nr_open: nr_open.filter(|_| name == "nofile"),
+        can_raise: Host::get().has_cap("CAP_SYS_RESOURCE"),
+    };
+    match ulimit_refusal(spec, rl.hard(), &host) {
+        Some(why) => anyhow::bail!("{why}"),
+        None => Ok(()),
+    }
+}
+
+/// What bounds a hard rlimit on this host, for [`ulimit_refusal`].
+pub struct HostLimit {
+    /// berth's own hard limit, which a container inherits.
+    pub hard: u64,
+    /// `fs.nr_open`, for `nofile` only: the kernel's ceiling even with
+    /// CAP_SYS_RESOURCE.
+    pub nr_open: Option<u64>,
+    /// Whether berth holds CAP_SYS_RESOURCE, which lets it raise `hard`.
+    pub can_raise: bool,
+}
+
+/// Why `--ulimit spec` (hard limit `hard`) cannot be set on `host`, if it cannot.
+pub fn ulimit_refusal(spec: &str, hard: u64, host: &HostLimit) -> Option<String> {
+    let name = spec.split('=').next().unwrap_or(spec);
+    let show = |v: u64| {
+        if v == libc::RLIM_INFINITY {
+            "unlimited".to_string()
+        } else {
+            v.to_string()
+        }
+    };
+    if let Some(ceiling) = host.nr_open
+        && hard > ceiling
+    {
+        let most = if host.can_raise {
+            ceiling
+        } else {
+            ceiling.min(host.hard)
+        };
+        return Some(format!(
+            "ulimit {spec}: hard limit {} is above this host's fs.nr_open ({ceiling}), which no capability lifts; ask for at most {name}={most}",
+            show(hard)
+        ));
+    }
+    if hard > host.hard && !host.can_raise {
+        return Some(format!(
+            "ulimit {spec}: hard limit {} is above this host's {} and berth lacks CAP_SYS_RESOURCE to raise it; ask for at most {name}={}",
+            show(hard),
+            show(host.hard),
+            show(host.hard)
+        ));
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::Host;
@@ -183,5 +277,61 @@ mod tests {
         let full = Host::from_status("CapEff:\t000001ffffffffff\nSeccomp:\t0\n");
         assert!(full.has_cap("CAP_NET_ADMIN"));
         assert!(!full.seccomp_filtered);
+    }
+
+    #[test]
+    fn lowering_a_ulimit_is_always_possible() {
+        let rlimit = oci_spec::runtime::PosixRlimitBuilder::default()
+            .typ(oci_spec::runtime::PosixRlimitType::RlimitNofile)
+            .soft(64u64)
+            .hard(64u64)
+            .build()
+            .unwrap();
+        let u = crate::request::Ulimit {
+            spec: "nofile=64".into(),
+            rlimit,
+        };
+        super::check_ulimit(&u).unwrap();
+    }
+
+    #[test]
+    fn ulimit_refusal_accounts_for_nr_open_and_cap_sys_resource() {
+        use super::{HostLimit, ulimit_refusal as refusal};
+        let host = |hard, nr_open, can_raise| HostLimit {
+            hard,
+            nr_open,
+            can_raise,
+        };
+        let inf = libc::RLIM_INFINITY;
+        // With CAP_SYS_RESOURCE: anything up to fs.nr_open, nothing above.
+        let h = host(1024, Some(1 << 20), true);
+        assert_eq!(refusal("nofile=4096", 4096, &h), None);
+        assert_eq!(refusal("nofile=1048576", 1 << 20, &h), None);
+        let e = refusal("nofile=2000000000", 2_000_000_000, &h).unwrap();
+        assert!(
+            e.contains("fs.nr_open (1048576)") && e.ends_with("nofile=1048576"),
+            "{e}"
+        );
+        let e = refusal("nofile=unlimited", inf, &h).unwrap();
+        assert!(e.contains("hard limit unlimited"), "{e}");
+        // Without it: nothing above berth's own hard limit either.
+        let h = host(20000, Some(1 << 20), false);
+        let e = refusal("nofile=4096:30000", 30000, &h).unwrap();
+        assert!(
+            e.contains("lacks CAP_SYS_RESOURCE") && e.ends_with("nofile=20000"),
+            "{e}"
+        );
+        let e = refusal("nofile=2000000000", 2_000_000_000, &h).unwrap();
+        assert!(
+            e.contains("fs.nr_open") && e.ends_with("nofile=20000"),
+            "{e}"
+        );
+        // Other limits have no nr_open: only the capability matters.
+        assert_eq!(refusal("nproc=99999", 99999, &host(50, None, true)), None);
+        assert!(refusal("nproc=99999", 99999, &host(50, None, false)).is_some());
+        assert_eq!(
+            refusal("core=unlimited", inf, &host(inf, None, false)),
+            None
+        );
     }
 }

@@ -1,13 +1,26 @@
-//! What every command needs: the root, the configuration, the image store.
+//! Where berth keeps things, and what every command needs: the root (image
+//! store, snapshots, container records, trash), the exec root (what lives
+//! only as long as a container's processes: bundles, the runtime's state,
+//! scratch upper dirs, the seccomp cache), the configuration.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Result;
-use berth_image::{RegistryOptions, Store};
+use berth_image::{Platform, PullOptions, RegistryOptions, Store};
 
-use crate::cli::Cli;
 use crate::config::{self, Config};
 
+/// Where the engine's directories and configuration are, when not the
+/// defaults (`--root`, `--exec-root`, `--config`): absolute paths.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    pub root: Option<PathBuf>,
+    pub exec_root: Option<PathBuf>,
+    /// A configuration file named explicitly, which must exist.
+    pub config: Option<PathBuf>,
+}
+
+/// An engine over one root and exec root.
 pub struct Engine {
     pub root: PathBuf,
     /// Per-container state that lives as long as the container's processes
@@ -26,7 +39,7 @@ const SYSTEM_EXEC_ROOT: &str = "/run/berth";
 /// Default exec root: /run/berth for root; rootless,
 /// `$XDG_RUNTIME_DIR/berth` (a tmpfs of the user's, on systemd hosts) or
 /// else `ROOT/run`.
-fn default_exec_root(root: &std::path::Path) -> PathBuf {
+fn default_exec_root(root: &Path) -> PathBuf {
     if !crate::rootless::active() {
         return PathBuf::from(SYSTEM_EXEC_ROOT);
     }
@@ -60,19 +73,19 @@ fn default_root() -> PathBuf {
 }
 
 impl Engine {
-    pub fn open(cli: &Cli) -> Result<Engine> {
-        let root = cli.root.clone().unwrap_or_else(default_root);
-        let config = match &cli.config {
+    pub fn open(opts: &Options) -> Result<Engine> {
+        let root = opts.root.clone().unwrap_or_else(default_root);
+        let config = match &opts.config {
             Some(p) => Config::load(p, true)?,
             None => Config::load(&config::default_path(), false)?,
         };
         let store = Store::open(&root)?;
-        let exec_root = cli
+        let exec_root = opts
             .exec_root
             .clone()
             .unwrap_or_else(|| default_exec_root(&root));
         let exec_root_default =
-            cli.exec_root.is_none() && exec_root == std::path::Path::new(SYSTEM_EXEC_ROOT);
+            opts.exec_root.is_none() && exec_root == Path::new(SYSTEM_EXEC_ROOT);
         Ok(Engine {
             root,
             exec_root,
@@ -102,9 +115,9 @@ impl Engine {
 
 /// The system exec root, /run/berth, made and (where /run is not already
 /// memory) given a tmpfs of its own.
-pub fn system_exec_root_ready() -> Result<()> {
+fn system_exec_root_ready() -> Result<()> {
     use anyhow::Context;
-    let dir = std::path::Path::new(SYSTEM_EXEC_ROOT);
+    let dir = Path::new(SYSTEM_EXEC_ROOT);
     std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
     if is_tmpfs(dir) || !berth_snapshot::in_initial_userns() {
         return Ok(());
@@ -132,12 +145,13 @@ pub fn system_exec_root_ready() -> Result<()> {
 }
 
 /// Whether `dir` is on a tmpfs.
-fn is_tmpfs(dir: &std::path::Path) -> bool {
+fn is_tmpfs(dir: &Path) -> bool {
     const TMPFS_MAGIC: i64 = 0x0102_1994;
     rustix::fs::statfs(dir).is_ok_and(|s| s.f_type == TMPFS_MAGIC)
 }
 
 impl Engine {
+    /// How registries are reached, from the configuration.
     pub fn registry_options(&self) -> RegistryOptions {
         self.config.low_speed(RegistryOptions {
             mirrors: self.config.registry_mirrors.clone(),
@@ -145,5 +159,39 @@ impl Engine {
             certs_d: Some(self.config.certs_dir()),
             ..RegistryOptions::default()
         })
+    }
+
+    /// A pull of `platform` (`linux/arm64`; None: this host's).
+    pub fn pull_options(&self, platform: Option<&str>) -> Result<PullOptions> {
+        Ok(PullOptions {
+            registry: self.registry_options(),
+            platform: platform.map(Platform::parse).transpose()?,
+            ..PullOptions::default()
+        })
+    }
+
+    /// The container records under the root.
+    pub fn records(&self) -> Result<crate::records::Records> {
+        crate::records::Records::open(&self.root)
+    }
+
+    /// Where the runtime keeps its per-container state (OCI state.json).
+    pub(crate) fn runtime_dir(&self) -> PathBuf {
+        self.exec_root.join("runtime")
+    }
+
+    /// A container's OCI bundle: config.json and the files bind-mounted
+    /// into it (/etc/hostname, hosts, resolv.conf). It lives while the
+    /// container runs; its rootfs, upper and work dirs and its record stay
+    /// in the root.
+    pub(crate) fn bundle_dir(&self, id: &str) -> PathBuf {
+        self.exec_root.join("bundles").join(id)
+    }
+
+    /// Where a container's overlay upper and work dirs go when its own dir
+    /// cannot hold them: the root is on overlayfs (berth in a container),
+    /// the exec root is a tmpfs. Lives as long as the container.
+    pub(crate) fn scratch_dir(&self, id: &str) -> PathBuf {
+        self.exec_root.join("scratch").join(id)
     }
 }

@@ -1,0 +1,157 @@
+//! What `run` is asked for, as plain data. A front end (berth's command
+//! line, later a runtime command line or a build step) fills a
+//! [`RunRequest`] in from its own grammar, values already parsed; the
+//! engine checks what depends on the host and carries it out.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+pub use berth_spec::resources::{IoLimits, Limits};
+pub use berth_spec::seccomp::SecurityOpts;
+use oci_spec::runtime::{LinuxDevice, LinuxDeviceCgroup, Mount, MountBuilder, PosixRlimit};
+
+/// A container to run in the foreground, from an image.
+#[derive(Debug, Clone, Default)]
+pub struct RunRequest {
+    /// The image as the user names it (`busybox`, `registry:5000/x:tag`).
+    pub image: String,
+    /// `--platform`: `linux/arm64`, `linux/arm/v7`.
+    pub platform: Option<String>,
+    pub pull: PullPolicy,
+    /// `--name` (checked against Docker's rule); None: an `adjective_noun`.
+    pub name: Option<String>,
+    /// `--rm`: removed when it exits.
+    pub rm: bool,
+
+    /// Arguments after the image name: replace the image's Cmd.
+    pub command: Vec<String>,
+    /// `--entrypoint` (`Some("")` clears the image's).
+    pub entrypoint: Option<String>,
+    /// `KEY=VALUE`s (`--env-file` then `-e`); a bare `KEY` removes KEY.
+    pub env: Vec<String>,
+    /// `--user`: `name|uid[:group|gid]`.
+    pub user: Option<String>,
+    /// `--workdir`.
+    pub workdir: Option<String>,
+    /// `--hostname`; None: the first 12 characters of the id.
+    pub hostname: Option<String>,
+    /// `--init`: berth's tiny init is PID 1.
+    pub init: bool,
+    /// `-t` and `-i`.
+    pub io: IoMode,
+
+    /// `-v`, `--mount` and `--tmpfs`, in that order, checked.
+    pub mounts: Vec<Mount>,
+    /// `--read-only`.
+    pub read_only: bool,
+
+    /// `--memory`, `--cpus`, `--pids-limit`, the block IO flags…
+    pub limits: Limits,
+    /// `--ulimit`s.
+    pub ulimits: Vec<Ulimit>,
+    /// `--cgroup-parent`: `/PATH`, or a systemd `NAME.slice`.
+    pub cgroup_parent: Option<String>,
+    /// `--cgroups`; None: the configuration's, else enabled.
+    pub cgroups: Option<CgroupsMode>,
+
+    /// `--privileged`.
+    pub privileged: bool,
+    /// `--cap-add` and `--cap-drop`: names with or without `CAP_`, any
+    /// case, or `ALL`.
+    pub cap_add: Vec<String>,
+    pub cap_drop: Vec<String>,
+    /// `--device`s.
+    pub devices: Vec<Device>,
+    /// `--security-opt`: the seccomp profile and no-new-privileges.
+    pub security: SecurityOpts,
+    /// `--userns`.
+    pub userns: Userns,
+    /// `--network`.
+    pub network: Network,
+    /// `--no-pivot` (the configuration may also ask for it).
+    pub no_pivot: bool,
+}
+
+/// `--pull`: when to pull the image.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum PullPolicy {
+    Always,
+    /// Only when there is no local image (of the platform asked for).
+    #[default]
+    Missing,
+    Never,
+}
+
+/// `--network`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Network {
+    /// A network namespace of its own with loopback only.
+    #[default]
+    None,
+    /// The host's network namespace.
+    Host,
+}
+
+/// `--cgroups` (podman's name) and the configuration key `cgroups`:
+/// whether the container gets a cgroup of its own.
+#[derive(serde::Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum CgroupsMode {
+    /// The default; without a writable cgroup filesystem, a container that
+    /// asks for no limits runs without.
+    Enabled,
+    /// It stays in berth's cgroup.
+    Disabled,
+}
+
+/// `--userns`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Userns {
+    /// The host's user namespace (rootless berth still makes one).
+    #[default]
+    Host,
+    /// `remap[:USER]`: the container's ids 0..N are USER's subordinate
+    /// range (None: the user `berth`).
+    Remap { user: Option<String> },
+}
+
+/// How the container's standard streams are given.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct IoMode {
+    /// `-t`: a pseudo-terminal of its own.
+    pub tty: bool,
+    /// `-i`: berth's stdin is relayed to it.
+    pub interactive: bool,
+}
+
+/// One `--ulimit`.
+#[derive(Debug, Clone)]
+pub struct Ulimit {
+    /// As given (`nofile=1024:2048`), for messages.
+    pub spec: String,
+    pub rlimit: PosixRlimit,
+}
+
+/// One `--device`: the host's node, the node to make in the container
+/// (type, numbers and mode of the host's) and the device-cgroup rule that
+/// lets it be used.
+#[derive(Debug, Clone)]
+pub struct Device {
+    pub host: PathBuf,
+    pub node: LinuxDevice,
+    pub rule: LinuxDeviceCgroup,
+}
+
+impl Device {
+    /// In a user namespace no node can be made: the host's is bound instead
+    /// (podman's way), from the host path given, whatever the container
+    /// path is.
+    pub fn bind_mount(&self) -> Result<Mount> {
+        Ok(MountBuilder::default()
+            .typ("bind")
+            .source(&self.host)
+            .destination(self.node.path())
+            .options(vec!["bind".to_string(), "nosuid".into(), "noexec".into()])
+            .build()?)
+    }
+}
