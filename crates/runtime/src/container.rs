@@ -220,14 +220,12 @@ impl Container {
             None => [None, None, None],
         };
         let last_cap = crate::capabilities::last_cap();
-        if let Ok(tasks) = std::fs::read_dir("/proc/self/task") {
-            let n = tasks.count();
-            if n > 1 {
-                // The child runs setup code (malloc included) after a raw
-                // clone; another thread holding a lock at that instant would
-                // deadlock it. Callers must join their threads first.
-                tracing::warn!("creating container {id} from a process with {n} threads");
-            }
+        let n = other_threads_gone();
+        if n > 1 {
+            // The child runs setup code (malloc included) after a raw
+            // clone; another thread holding a lock at that instant would
+            // deadlock it. Callers must join their threads first.
+            tracing::warn!("creating container {id} from a process with {n} threads");
         }
 
         // Without a PID namespace of its own the container sees this
@@ -605,6 +603,27 @@ fn seccomp_cache_dir(container_dir: &Path) -> PathBuf {
         .parent()
         .unwrap_or(state_dir)
         .join("seccomp-cache")
+}
+
+/// How many threads this process has, once those already joined have
+/// left: a joined thread's task lingers in /proc/self/task for a moment
+/// after pthread_join returns (the kernel wakes the joiner before it
+/// removes the task), and it holds no lock by then. Waits at most ~10 ms.
+fn other_threads_gone() -> usize {
+    let count = || {
+        std::fs::read_dir("/proc/self/task")
+            .map(|t| t.count())
+            .unwrap_or(1)
+    };
+    let mut n = count();
+    for _ in 0..20 {
+        if n <= 1 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_micros(500));
+        n = count();
+    }
+    n
 }
 
 /// The container's cgroup, made and limited: the spec's cgroupsPath, or
