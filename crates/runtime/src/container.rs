@@ -9,7 +9,7 @@ use crate::cgroups::{Cgroup, Layout};
 use crate::error::{Context, Error, Result};
 use crate::setup::{self, ChildConfig};
 use crate::state::{self, State, Status};
-use crate::sync::{self, Msg};
+use crate::sync::{self, Msg, Outgoing};
 use crate::sys;
 use oci_spec::runtime::{LinuxNamespaceType, Spec};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
@@ -332,7 +332,7 @@ impl Container {
                         return Err(fail(&live, e));
                     }
                 }
-                if let Err(e) = sync::send(live.sync.as_fd(), b'G', &[], None) {
+                if let Err(e) = sync::send(live.sync.as_fd(), Outgoing::Go) {
                     return Err(fail(
                         &live,
                         Error::setup(format!("start container setup: {e}")),
@@ -587,7 +587,7 @@ fn may_mount(spec: &Spec) -> bool {
 /// Tell the set-up child it may outlive us, and wait until it has dropped
 /// its parent-death signal: returning (and exiting) before that would kill it.
 fn hand_over(sock: std::os::fd::BorrowedFd<'_>) -> Result<()> {
-    sync::send(sock, b'D', &[], None).step(|| "hand the container over".into())?;
+    sync::send(sock, Outgoing::Detach).step(|| "hand the container over".into())?;
     match sync::recv(sock) {
         Ok(Msg::Ack) => Ok(()),
         Ok(Msg::Failed(e)) => Err(e),

@@ -8,7 +8,7 @@ use crate::capabilities;
 use crate::error::{Context, Error, ErrorKind, Result};
 use crate::rootfs;
 use crate::seccomp;
-use crate::sync::{self, Msg};
+use crate::sync::{self, Msg, Outgoing};
 use crate::sys::{self, cstr};
 use oci_spec::runtime::{PosixRlimit, Spec};
 use std::ffi::CString;
@@ -260,7 +260,7 @@ fn setup_and_exec(cfg: &ChildConfig<'_>) -> Result<Never> {
     };
     // With the command's path: a failed exec is reported by the trampoline
     // as an errno alone, and the runtime words the message.
-    sync::send(cfg.sync.as_fd(), b'R', program.as_bytes(), None).step(|| "report ready".into())?;
+    sync::send(cfg.sync.as_fd(), Outgoing::Ready(&program)).step(|| "report ready".into())?;
     wait_for_start(cfg)?;
 
     // Only stdio crosses into the container: any fd the caller leaked
@@ -375,7 +375,7 @@ fn wait_for_start(cfg: &ChildConfig<'_>) -> Result<()> {
                 Msg::Detach => {
                     // SAFETY: prctl with integer arguments.
                     unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, 0, 0, 0, 0) };
-                    sync::send(cfg.sync.as_fd(), b'A', &[], None)
+                    sync::send(cfg.sync.as_fd(), Outgoing::Ack)
                         .step(|| "acknowledge hand-over".into())?;
                     handed_over = true;
                 }
@@ -467,7 +467,7 @@ fn setup_console(sync_fd: BorrowedFd<'_>) -> Result<()> {
     for fd in 0..3 {
         sys::dup2(slave.as_raw_fd(), fd).step(|| "attach pty to stdio".into())?;
     }
-    sync::send(sync_fd, b'T', &[], Some(master.as_fd())).step(|| "send pty master".into())
+    sync::send(sync_fd, Outgoing::Pty(master.as_fd())).step(|| "send pty master".into())
 }
 
 fn set_rlimit(rl: &PosixRlimit) -> Result<()> {
