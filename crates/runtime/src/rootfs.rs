@@ -1,8 +1,14 @@
 //! The container's filesystem view, built inside its mount namespace: mount
 //! propagation cut off from the host, the rootfs bound onto itself, the
-//! spec's mounts placed strictly inside the rootfs, a fresh /dev, then
-//! pivot_root (or, where it cannot be had, a move onto / and chroot) and the
-//! finishing touches (console, masked and read-only paths, read-only root).
+//! spec's mounts placed strictly inside the rootfs, a fresh /dev (see
+//! `dev`), then pivot_root (or, where it cannot be had, a move onto / and
+//! chroot: see `switch`) and the finishing touches (console, masked and
+//! read-only paths, read-only root).
+
+mod dev;
+mod switch;
+
+pub(crate) use switch::pivot;
 
 use crate::error::{Context, Error, Result};
 use crate::sys::{self, cstr, fd_path, openat2};
@@ -10,8 +16,7 @@ use oci_spec::runtime::{LinuxDeviceType, Mount, Spec};
 use std::ffi::OsStr;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
 /// Lookups beneath the rootfs: `..` and absolute symlinks are clamped to the
@@ -323,7 +328,7 @@ pub(crate) fn prepare(
 
     // 4. A fresh /dev gets the standard devices and links, like runc.
     if dev_is_tmpfs {
-        populate_dev(root.as_fd())?;
+        dev::populate(root.as_fd())?;
     }
     for d in linux
         .and_then(|l| l.devices().as_deref())
@@ -335,7 +340,7 @@ pub(crate) fn prepare(
             LinuxDeviceType::P => libc::S_IFIFO,
             LinuxDeviceType::A => continue,
         };
-        make_device(
+        dev::make(
             root.as_fd(),
             d.path(),
             kind | d.file_mode().unwrap_or(0o666),
@@ -465,127 +470,6 @@ fn mount_one(
     Ok(())
 }
 
-/// Character devices every container gets, as runc and Docker provide them.
-const DEFAULT_DEVICES: &[(&str, u32, u32)] = &[
-    ("null", 1, 3),
-    ("zero", 1, 5),
-    ("full", 1, 7),
-    ("random", 1, 8),
-    ("urandom", 1, 9),
-    ("tty", 5, 0),
-];
-
-fn populate_dev(root: BorrowedFd<'_>) -> Result<()> {
-    for &(name, major, minor) in DEFAULT_DEVICES {
-        make_device(
-            root,
-            &Path::new("/dev").join(name),
-            libc::S_IFCHR | 0o666,
-            major,
-            minor,
-            None,
-        )?;
-    }
-    let dev = mkdir_all(root, Path::new("dev")).step(|| "open /dev".into())?;
-    let mut links = vec![
-        ("fd", "/proc/self/fd"),
-        ("stdin", "/proc/self/fd/0"),
-        ("stdout", "/proc/self/fd/1"),
-        ("stderr", "/proc/self/fd/2"),
-        ("ptmx", "pts/ptmx"),
-    ];
-    if Path::new("/proc/kcore").exists() {
-        links.push(("core", "/proc/kcore"));
-    }
-    for (name, target) in links {
-        let n = cstr(name).step(|| name.into())?;
-        let t = cstr(target).step(|| target.into())?;
-        // SAFETY: valid strings; dev is a directory fd.
-        let r = unsafe { libc::symlinkat(t.as_ptr(), dev.as_raw_fd(), n.as_ptr()) };
-        if r == -1 {
-            let e = io::Error::last_os_error();
-            if e.raw_os_error() != Some(libc::EEXIST) {
-                return Err(e).step(|| format!("symlink /dev/{name} -> {target}"));
-            }
-        }
-    }
-    Ok(())
-}
-
-/// mknod a device inside the rootfs; where mknod is not allowed (user
-/// namespaces) bind-mount the host's node instead.
-fn make_device(
-    root: BorrowedFd<'_>,
-    path: &Path,
-    mode: libc::mode_t,
-    major: u32,
-    minor: u32,
-    owner: Option<(u32, u32)>,
-) -> Result<()> {
-    let what = || format!("create device {}", path.display());
-    let rel = relative(path);
-    let parent = mkdir_all(root, rel.parent().unwrap_or(Path::new("."))).step(what)?;
-    let name = cstr(rel.file_name().unwrap_or_default()).step(what)?;
-    // SAFETY: parent is a directory fd, name a valid string.
-    let r = unsafe {
-        libc::mknodat(
-            parent.as_raw_fd(),
-            name.as_ptr(),
-            mode,
-            libc::makedev(major, minor),
-        )
-    };
-    if r == -1 {
-        let e = io::Error::last_os_error();
-        match e.raw_os_error() {
-            Some(libc::EEXIST) => return Ok(()),
-            Some(libc::EPERM) => {
-                // The host's node at the same path stands in, and only if it
-                // is the very device asked for: never bind something else.
-                let host = std::fs::metadata(path).step(what)?;
-                let want = if mode & libc::S_IFMT == libc::S_IFBLK {
-                    libc::S_IFBLK
-                } else {
-                    libc::S_IFCHR
-                };
-                if host.mode() & libc::S_IFMT != want || host.rdev() != libc::makedev(major, minor)
-                {
-                    return Err(io::Error::other(format!(
-                        "no node can be made in a user namespace, and the host's {} is another device",
-                        path.display()
-                    )))
-                    .step(what);
-                }
-                let target = mount_target(root, path, false).step(what)?;
-                sys::mount(
-                    Some(path.as_os_str()),
-                    OsStr::new(&fd_path(target.as_fd())),
-                    None,
-                    libc::MS_BIND,
-                    None,
-                )
-                .step(what)?;
-                return Ok(());
-            }
-            _ => return Err(e).step(what),
-        }
-    }
-    if let Some((uid, gid)) = owner {
-        // SAFETY: valid dir fd and name; AT_SYMLINK_NOFOLLOW on a fresh node.
-        sys::cvt(unsafe {
-            libc::fchownat(
-                parent.as_raw_fd(),
-                name.as_ptr(),
-                uid,
-                gid,
-                libc::AT_SYMLINK_NOFOLLOW,
-            )
-        })
-        .step(what)?;
-    }
-    Ok(())
-}
-
 /// The mount flags a bind remount must repeat to keep them, from statvfs.
 fn mount_flags_of(f: rustix::fs::StatVfsMountFlags) -> libc::c_ulong {
     use rustix::fs::StatVfsMountFlags as F;
@@ -601,153 +485,6 @@ fn mount_flags_of(f: rustix::fs::StatVfsMountFlags) -> libc::c_ulong {
     .into_iter()
     .filter(|(s, _)| f.contains(*s))
     .fold(0, |m, (_, flag)| m | flag)
-}
-
-/// Swap the root: pivot_root(".", ".") stacks the old root on top of the new
-/// one, and a lazy unmount of "." then drops it — no chroot, no leftover
-/// directory for the old root. Without pivot_root — asked for (`no_pivot`,
-/// the [`crate::NO_PIVOT`] annotation) or refused with EPERM (a seccomp
-/// filter: Docker's default profile refuses it inside a container) — the
-/// rootfs is moved onto / instead ([`move_root`]).
-pub(crate) fn pivot(rootfs: &Path, no_pivot: bool) -> Result<()> {
-    std::env::set_current_dir(rootfs).step(|| format!("chdir to rootfs {}", rootfs.display()))?;
-    if !no_pivot {
-        let dot = cstr(".").step(|| "pivot_root".into())?;
-        match sys::pivot_root(&dot, &dot) {
-            Ok(()) => return drop_old_root(),
-            Err(e) if e.raw_os_error() == Some(libc::EPERM) => {
-                // fd 2 is the container's stderr by now, which the caller
-                // reads: fine for a debug line, never for more.
-                tracing::debug!("pivot_root refused ({e}): moving the rootfs onto / instead");
-            }
-            Err(e) => return Err(e).step(|| format!("pivot_root to {}", rootfs.display())),
-        }
-    }
-    move_root()
-}
-
-/// After pivot_root(".", "."): the old root is on top of the new one.
-fn drop_old_root() -> Result<()> {
-    // Slave first, so unmounting the old root cannot propagate anywhere.
-    sys::mount(
-        None,
-        OsStr::new("."),
-        None,
-        libc::MS_SLAVE | libc::MS_REC,
-        None,
-    )
-    .step(|| "make old root rslave".into())?;
-    sys::umount2(OsStr::new("."), libc::MNT_DETACH).step(|| "unmount old root".into())?;
-    std::env::set_current_dir("/").step(|| "chdir to new root".into())
-}
-
-/// The root switch without pivot_root, as runc's `--no-pivot`: the rootfs
-/// mount (the cwd) is moved onto / and chrooted into.
-///
-/// What the container can reach stays what pivot_root gives it: `..` from
-/// its root walks to the old root's / and straight back onto the mount on
-/// top of it (so chroot climbing ends at the rootfs), and
-/// /proc/self/mountinfo lists only the mounts under its root (the old
-/// root's are unreachable, so left out, as after pivot_root; the rootfs
-/// line names host paths in both cases).
-///
-/// The limit, which runc documents too: the old root stays underneath, the
-/// root of the mount namespace. A container with CAP_SYS_ADMIN can
-/// `umount -l /` and setns(2) into its own mount namespace, and lands there:
-/// on the host's root filesystem. Nothing cheap prevents it (only mounts
-/// locked by a user namespace cannot be unmounted, and the rootfs mount is
-/// made after the namespace); only pivot_root does, or withholding
-/// CAP_SYS_ADMIN.
-fn move_root() -> Result<()> {
-    // Nothing here propagates to the host: / is rprivate or rslave (see
-    // prepare), and under a shared parent the move is refused (EINVAL).
-    sys::mount(
-        Some(OsStr::new(".")),
-        OsStr::new("/"),
-        None,
-        libc::MS_MOVE,
-        None,
-    )
-    .step(|| "move rootfs onto / (no pivot_root)".into())?;
-    detach_old_mounts().step(|| "detach the old root's mounts".into())?;
-    rustix::process::chroot(".")
-        .map_err(io::Error::from)
-        .step(|| "chroot into rootfs".into())?;
-    std::env::set_current_dir("/").step(|| "chdir to new root".into())
-}
-
-/// After the move, before the chroot: detach every mount on the old root
-/// but the rootfs, so that the old root, uncovered, holds none of the
-/// host's (no /proc or /sys beside which a fresh one could be mounted, as
-/// runc's reason goes; no bind of anything). Newest first, so that a mount
-/// hiding an older one's mount point goes first. Mounts the kernel keeps
-/// (locked to their parent in a user namespace) stay.
-fn detach_old_mounts() -> io::Result<()> {
-    use rustix::fs::{AtFlags, CWD, StatxFlags, statx};
-    let me = statx(CWD, ".", AtFlags::empty(), StatxFlags::MNT_ID)?.stx_mnt_id;
-    // Read through the old root's /proc, and its mount points are paths
-    // from the old root: this process's root is still there.
-    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo")?;
-    let mounts: Vec<(u64, u64, &str)> = mountinfo
-        .lines()
-        .filter_map(|l| {
-            let mut f = l.split(' ');
-            let id = f.next()?.parse().ok()?;
-            let parent = f.next()?.parse().ok()?;
-            Some((id, parent, f.nth(2)?))
-        })
-        .collect();
-    let Some(&(_, old, _)) = mounts.iter().find(|m| m.0 == me) else {
-        return Ok(());
-    };
-    for &(id, parent, point) in mounts.iter().rev() {
-        if parent != old || id == me {
-            continue;
-        }
-        let point = unescape(point);
-        match sys::umount2(&point, libc::MNT_DETACH | libc::UMOUNT_NOFOLLOW) {
-            // Locked, hidden under a newer mount, or gone with one.
-            Err(e)
-                if matches!(
-                    e.raw_os_error(),
-                    Some(libc::EINVAL | libc::ENOENT | libc::ENOTDIR | libc::EACCES)
-                ) => {}
-            r => r.map_err(|e| {
-                io::Error::new(
-                    e.kind(),
-                    format!(
-                        "{}: {}",
-                        Path::new(&point).display(),
-                        crate::error::strip_os_error(&e)
-                    ),
-                )
-            })?,
-        }
-    }
-    Ok(())
-}
-
-/// A mountinfo field with its octal escapes (`\040` for a space …) undone.
-fn unescape(field: &str) -> std::ffi::OsString {
-    let b = field.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        let octal = b
-            .get(i + 1..i + 4)
-            .filter(|d| d.iter().all(|c| (b'0'..=b'7').contains(c)));
-        match (b[i], octal) {
-            (b'\\', Some(d)) => {
-                out.push((d[0] - b'0') << 6 | (d[1] - b'0') << 3 | (d[2] - b'0'));
-                i += 4;
-            }
-            (c, _) => {
-                out.push(c);
-                i += 1;
-            }
-        }
-    }
-    std::ffi::OsString::from_vec(out)
 }
 
 /// After pivot_root: masked and read-only paths, then the read-only root.
@@ -869,12 +606,6 @@ mod tests {
         assert_eq!(o.propagation, vec![libc::MS_SLAVE | libc::MS_REC]);
         assert_eq!(o.data, vec!["mode=755", "size=65536k"]);
         assert_eq!(parse_options(&["ro".into(), "rw".into()]).flags, 0);
-    }
-
-    #[test]
-    fn mountinfo_escapes_are_undone() {
-        assert_eq!(unescape(r"/a\040b\011c\134d\012"), "/a b\tc\\d\n");
-        assert_eq!(unescape(r"/plain\0"), r"/plain\0");
     }
 
     #[test]
