@@ -12,7 +12,9 @@ use crate::state::{self, State, Status};
 use crate::sync::{self, Msg, Outgoing};
 use crate::sys;
 use oci_spec::runtime::{LinuxNamespaceType, Spec};
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use rustix::fs::OFlags;
+use rustix::thread::LinkNameSpaceType;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 /// How the container's standard streams connect to the caller's.
@@ -167,47 +169,50 @@ impl Container {
             .and_then(|l| l.namespaces().as_deref())
             .unwrap_or_default()
         {
-            let (flag, name) = match ns.typ() {
-                LinuxNamespaceType::Pid => (libc::CLONE_NEWPID, "pid"),
-                LinuxNamespaceType::Mount => (libc::CLONE_NEWNS, "mount"),
-                LinuxNamespaceType::Uts => (libc::CLONE_NEWUTS, "uts"),
-                LinuxNamespaceType::Ipc => (libc::CLONE_NEWIPC, "ipc"),
-                LinuxNamespaceType::Network => (libc::CLONE_NEWNET, "network"),
+            use LinkNameSpaceType as T;
+            let (typ, name) = match ns.typ() {
+                LinuxNamespaceType::Pid => (T::ProcessID, "pid"),
+                LinuxNamespaceType::Mount => (T::Mount, "mount"),
+                LinuxNamespaceType::Uts => (T::HostNameAndNISDomainName, "uts"),
+                LinuxNamespaceType::Ipc => (T::InterProcessCommunication, "ipc"),
+                LinuxNamespaceType::Network => (T::Network, "network"),
                 // Unshared by the child once it is in its cgroup, so that
                 // cgroup is the namespace's root (see setup.rs).
-                LinuxNamespaceType::Cgroup => (libc::CLONE_NEWCGROUP, "cgroup"),
-                LinuxNamespaceType::Time => (libc::CLONE_NEWTIME, "time"),
+                LinuxNamespaceType::Cgroup => (T::ControlGroup, "cgroup"),
+                LinuxNamespaceType::Time => (T::Time, "time"),
                 // The runtime writes its uid/gid maps while the child waits for `G`.
-                LinuxNamespaceType::User => (libc::CLONE_NEWUSER, "user"),
+                LinuxNamespaceType::User => (T::User, "user"),
             };
             match ns.path() {
-                None => ns_flags |= flag as u64,
-                Some(p) if flag == libc::CLONE_NEWPID || flag == libc::CLONE_NEWUSER => {
+                None => ns_flags |= typ as u64,
+                Some(p) if matches!(typ, T::ProcessID | T::User) => {
                     return Err(Error::setup(format!(
                         "joining an existing {name} namespace ({}) is not supported",
                         p.display()
                     )));
                 }
                 Some(p) => {
-                    let fd = sys::open(p, libc::O_RDONLY)
+                    let fd = sys::open(p, OFlags::RDONLY)
                         .step(|| format!("open {name} namespace {}", p.display()))?;
-                    join.push((fd, flag));
+                    join.push((fd, typ));
                 }
             }
         }
         if ns_flags & libc::CLONE_NEWNS as u64 == 0
-            && join.iter().all(|(_, f)| *f != libc::CLONE_NEWNS)
+            && join.iter().all(|(_, t)| *t != LinkNameSpaceType::Mount)
         {
             return Err(Error::setup("config.json must have a mount namespace"));
         }
 
         let fifo = dir.join(EXEC_FIFO);
-        let cfifo = sys::cstr(&fifo).step(|| "exec fifo".into())?;
-        // SAFETY: valid path string.
-        sys::cvt(unsafe { libc::mkfifo(cfifo.as_ptr(), 0o600) })
-            .step(|| format!("mkfifo {}", fifo.display()))?;
+        rustix::fs::mkfifoat(
+            rustix::fs::CWD,
+            &fifo,
+            rustix::fs::Mode::from_raw_mode(0o600),
+        )
+        .step(|| format!("mkfifo {}", fifo.display()))?;
         // O_RDWR never blocks on a fifo; the child keeps it and reads.
-        let fifo_fd = sys::open(&fifo, libc::O_RDWR).step(|| format!("open {}", fifo.display()))?;
+        let fifo_fd = sys::open(&fifo, OFlags::RDWR).step(|| format!("open {}", fifo.display()))?;
         let (parent_sock, child_sock) = sync::pair().step(|| "socketpair".into())?;
         let mut stdio = match supervision {
             Supervision::Foreground if !terminal => {
@@ -424,7 +429,7 @@ impl Container {
     pub fn start(&mut self) -> Result<()> {
         let id = self.state.id.clone();
         let fifo = self.dir.join(EXEC_FIFO);
-        let fd = match sys::open(&fifo, libc::O_WRONLY | libc::O_NONBLOCK) {
+        let fd = match sys::open(&fifo, OFlags::WRONLY | OFlags::NONBLOCK) {
             Ok(fd) => fd,
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
                 return Err(Error::setup(format!(
@@ -551,8 +556,9 @@ impl Container {
         self.cgroup().is_some_and(|c| c.oom_killed())
     }
 
-    pub(crate) fn pty_master(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
-        self.live.as_ref()?.pty_master.as_ref().map(|f| f.as_fd())
+    /// The pty master, for the foreground copy (`-t`).
+    pub(crate) fn take_pty_master(&mut self) -> Option<OwnedFd> {
+        self.live.as_mut()?.pty_master.take()
     }
 
     /// The runtime's ends of the stdio pipes, for the foreground relay.
@@ -564,8 +570,8 @@ impl Container {
         self.live.as_ref().is_some_and(|l| l.own_pid_ns)
     }
 
-    pub(crate) fn pidfd_raw(&self) -> Option<i32> {
-        self.live.as_ref().map(|l| l.pidfd.as_raw_fd())
+    pub(crate) fn pidfd(&self) -> Option<BorrowedFd<'_>> {
+        self.live.as_ref().map(|l| l.pidfd.as_fd())
     }
 }
 

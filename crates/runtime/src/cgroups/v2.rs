@@ -3,6 +3,7 @@
 
 use super::write;
 use oci_spec::runtime::LinuxResources;
+use rustix::fs::OFlags;
 use std::io;
 use std::path::Path;
 
@@ -144,7 +145,7 @@ pub(super) fn create(mount: &Path, rel: &Path, res: &LinuxResources) -> io::Resu
         super::blockio::apply_v2(&dir, b)?;
     }
     if let Some(rules) = res.devices().as_ref().filter(|d| !d.is_empty()) {
-        let fd = crate::sys::open(&dir, libc::O_RDONLY | libc::O_DIRECTORY)?;
+        let fd = crate::sys::open(&dir, OFlags::RDONLY | OFlags::DIRECTORY)?;
         super::devices::attach(std::os::fd::AsFd::as_fd(&fd), rules)?;
     }
     Ok(())

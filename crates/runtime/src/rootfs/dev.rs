@@ -3,10 +3,10 @@
 
 use super::{mkdir_all, mount_target, relative};
 use crate::error::{Context, Result};
-use crate::sys::{self, cstr, fd_path};
-use std::ffi::OsStr;
+use crate::sys::fd_path;
+use rustix::fs::{AtFlags, FileType, Mode};
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
@@ -25,7 +25,8 @@ pub(super) fn populate(root: BorrowedFd<'_>) -> Result<()> {
         make(
             root,
             &Path::new("/dev").join(name),
-            libc::S_IFCHR | 0o666,
+            FileType::CharacterDevice,
+            0o666,
             major,
             minor,
             None,
@@ -43,26 +44,22 @@ pub(super) fn populate(root: BorrowedFd<'_>) -> Result<()> {
         links.push(("core", "/proc/kcore"));
     }
     for (name, target) in links {
-        let n = cstr(name).step(|| name.into())?;
-        let t = cstr(target).step(|| target.into())?;
-        // SAFETY: valid strings; dev is a directory fd.
-        let r = unsafe { libc::symlinkat(t.as_ptr(), dev.as_raw_fd(), n.as_ptr()) };
-        if r == -1 {
-            let e = io::Error::last_os_error();
-            if e.raw_os_error() != Some(libc::EEXIST) {
-                return Err(e).step(|| format!("symlink /dev/{name} -> {target}"));
-            }
+        match rustix::fs::symlinkat(target, &dev, name) {
+            Ok(()) | Err(rustix::io::Errno::EXIST) => {}
+            Err(e) => return Err(e).step(|| format!("symlink /dev/{name} -> {target}")),
         }
     }
     Ok(())
 }
 
-/// mknod a device inside the rootfs; where mknod is not allowed (user
-/// namespaces) bind-mount the host's node instead.
+/// mknod a device inside the rootfs (`mode` its permission bits); where
+/// mknod is not allowed (user namespaces) bind-mount the host's node
+/// instead.
 pub(super) fn make(
     root: BorrowedFd<'_>,
     path: &Path,
-    mode: libc::mode_t,
+    kind: FileType,
+    mode: u32,
     major: u32,
     minor: u32,
     owner: Option<(u32, u32)>,
@@ -70,63 +67,49 @@ pub(super) fn make(
     let what = || format!("create device {}", path.display());
     let rel = relative(path);
     let parent = mkdir_all(root, rel.parent().unwrap_or(Path::new("."))).step(what)?;
-    let name = cstr(rel.file_name().unwrap_or_default()).step(what)?;
-    // SAFETY: parent is a directory fd, name a valid string.
-    let r = unsafe {
-        libc::mknodat(
-            parent.as_raw_fd(),
-            name.as_ptr(),
-            mode,
-            libc::makedev(major, minor),
-        )
-    };
-    if r == -1 {
-        let e = io::Error::last_os_error();
-        match e.raw_os_error() {
-            Some(libc::EEXIST) => return Ok(()),
-            Some(libc::EPERM) => {
-                // The host's node at the same path stands in, and only if it
-                // is the very device asked for: never bind something else.
-                let host = std::fs::metadata(path).step(what)?;
-                let want = if mode & libc::S_IFMT == libc::S_IFBLK {
-                    libc::S_IFBLK
-                } else {
-                    libc::S_IFCHR
-                };
-                if host.mode() & libc::S_IFMT != want || host.rdev() != libc::makedev(major, minor)
-                {
-                    return Err(io::Error::other(format!(
-                        "no node can be made in a user namespace, and the host's {} is another device",
-                        path.display()
-                    )))
-                    .step(what);
-                }
-                let target = mount_target(root, path, false).step(what)?;
-                sys::mount(
-                    Some(path.as_os_str()),
-                    OsStr::new(&fd_path(target.as_fd())),
-                    None,
-                    libc::MS_BIND,
-                    None,
-                )
-                .step(what)?;
-                return Ok(());
-            }
-            _ => return Err(e).step(what),
-        }
+    let name = rel.file_name().unwrap_or_default();
+    let dev = rustix::fs::makedev(major, minor);
+    // Mode bits as given, as mknod(2) takes them.
+    match rustix::fs::mknodat(&parent, name, kind, Mode::from_bits_retain(mode), dev) {
+        Ok(()) => {}
+        Err(rustix::io::Errno::EXIST) => return Ok(()),
+        Err(rustix::io::Errno::PERM) => return bind_host_node(root, path, kind, dev).step(what),
+        Err(e) => return Err(e).step(what),
     }
     if let Some((uid, gid)) = owner {
-        // SAFETY: valid dir fd and name; AT_SYMLINK_NOFOLLOW on a fresh node.
-        sys::cvt(unsafe {
-            libc::fchownat(
-                parent.as_raw_fd(),
-                name.as_ptr(),
-                uid,
-                gid,
-                libc::AT_SYMLINK_NOFOLLOW,
-            )
-        })
+        use rustix::process::{Gid, Uid};
+        rustix::fs::chownat(
+            &parent,
+            name,
+            Some(Uid::from_raw_unchecked(uid)),
+            Some(Gid::from_raw_unchecked(gid)),
+            AtFlags::SYMLINK_NOFOLLOW,
+        )
         .step(what)?;
     }
     Ok(())
+}
+
+/// Where no node can be made: the host's node at the same path stands in,
+/// and only if it is the very device asked for: never bind something else.
+fn bind_host_node(
+    root: BorrowedFd<'_>,
+    path: &Path,
+    kind: FileType,
+    dev: rustix::fs::Dev,
+) -> io::Result<()> {
+    let host = std::fs::metadata(path)?;
+    let want = if kind == FileType::BlockDevice {
+        FileType::BlockDevice
+    } else {
+        FileType::CharacterDevice
+    };
+    if FileType::from_raw_mode(host.mode()) != want || host.rdev() != dev {
+        return Err(io::Error::other(format!(
+            "no node can be made in a user namespace, and the host's {} is another device",
+            path.display()
+        )));
+    }
+    let target = mount_target(root, path, false)?;
+    Ok(rustix::mount::mount_bind(path, fd_path(target.as_fd()))?)
 }

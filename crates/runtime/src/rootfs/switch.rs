@@ -2,8 +2,8 @@
 //! chroot where it cannot (or is not wanted).
 
 use crate::error::{Context, Result};
-use crate::sys::{self, cstr};
-use std::ffi::OsStr;
+use rustix::io::Errno;
+use rustix::mount::{MountPropagationFlags, UnmountFlags, mount_change, unmount};
 use std::io;
 use std::os::unix::ffi::OsStringExt;
 use std::path::Path;
@@ -17,10 +17,9 @@ use std::path::Path;
 pub(crate) fn pivot(rootfs: &Path, no_pivot: bool) -> Result<()> {
     std::env::set_current_dir(rootfs).step(|| format!("chdir to rootfs {}", rootfs.display()))?;
     if !no_pivot {
-        let dot = cstr(".").step(|| "pivot_root".into())?;
-        match sys::pivot_root(&dot, &dot) {
+        match rustix::process::pivot_root(".", ".") {
             Ok(()) => return drop_old_root(),
-            Err(e) if e.raw_os_error() == Some(libc::EPERM) => {
+            Err(e @ rustix::io::Errno::PERM) => {
                 // fd 2 is the container's stderr by now, which the caller
                 // reads: fine for a debug line, never for more.
                 tracing::debug!("pivot_root refused ({e}): moving the rootfs onto / instead");
@@ -34,15 +33,12 @@ pub(crate) fn pivot(rootfs: &Path, no_pivot: bool) -> Result<()> {
 /// After pivot_root(".", "."): the old root is on top of the new one.
 fn drop_old_root() -> Result<()> {
     // Slave first, so unmounting the old root cannot propagate anywhere.
-    sys::mount(
-        None,
-        OsStr::new("."),
-        None,
-        libc::MS_SLAVE | libc::MS_REC,
-        None,
+    mount_change(
+        ".",
+        MountPropagationFlags::DOWNSTREAM | MountPropagationFlags::REC,
     )
     .step(|| "make old root rslave".into())?;
-    sys::umount2(OsStr::new("."), libc::MNT_DETACH).step(|| "unmount old root".into())?;
+    unmount(".", UnmountFlags::DETACH).step(|| "unmount old root".into())?;
     std::env::set_current_dir("/").step(|| "chdir to new root".into())
 }
 
@@ -66,18 +62,9 @@ fn drop_old_root() -> Result<()> {
 fn move_root() -> Result<()> {
     // Nothing here propagates to the host: / is rprivate or rslave (see
     // prepare), and under a shared parent the move is refused (EINVAL).
-    sys::mount(
-        Some(OsStr::new(".")),
-        OsStr::new("/"),
-        None,
-        libc::MS_MOVE,
-        None,
-    )
-    .step(|| "move rootfs onto / (no pivot_root)".into())?;
+    rustix::mount::mount_move(".", "/").step(|| "move rootfs onto / (no pivot_root)".into())?;
     detach_old_mounts().step(|| "detach the old root's mounts".into())?;
-    rustix::process::chroot(".")
-        .map_err(io::Error::from)
-        .step(|| "chroot into rootfs".into())?;
+    rustix::process::chroot(".").step(|| "chroot into rootfs".into())?;
     std::env::set_current_dir("/").step(|| "chdir to new root".into())
 }
 
@@ -110,14 +97,11 @@ fn detach_old_mounts() -> io::Result<()> {
             continue;
         }
         let point = unescape(point);
-        match sys::umount2(&point, libc::MNT_DETACH | libc::UMOUNT_NOFOLLOW) {
+        match unmount(&point, UnmountFlags::DETACH | UnmountFlags::NOFOLLOW) {
             // Locked, hidden under a newer mount, or gone with one.
-            Err(e)
-                if matches!(
-                    e.raw_os_error(),
-                    Some(libc::EINVAL | libc::ENOENT | libc::ENOTDIR | libc::EACCES)
-                ) => {}
+            Err(Errno::INVAL | Errno::NOENT | Errno::NOTDIR | Errno::ACCESS) => {}
             r => r.map_err(|e| {
+                let e = io::Error::from(e);
                 io::Error::new(
                     e.kind(),
                     format!(
