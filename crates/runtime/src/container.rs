@@ -89,6 +89,147 @@ fn validate_id(id: &str) -> Result<()> {
     }
 }
 
+/// What `create` was asked for.
+struct Request<'a> {
+    id: &'a str,
+    /// The bundle directory, canonical.
+    bundle: &'a Path,
+    spec: &'a Spec,
+    io: &'a Io,
+    supervision: Supervision,
+}
+
+/// The spec's root filesystem, canonical.
+fn rootfs_of(spec: &Spec, bundle: &Path) -> Result<PathBuf> {
+    let root = spec
+        .root()
+        .as_ref()
+        .ok_or_else(|| Error::setup("config.json has no root"))?;
+    let rootfs = bundle.join(root.path());
+    std::fs::canonicalize(&rootfs).step(|| format!("rootfs {}", rootfs.display()))
+}
+
+/// The spec's namespaces: new ones for clone3, existing ones to join.
+struct Namespaces {
+    /// CLONE_NEW* flags of the namespaces made at clone.
+    clone_flags: u64,
+    /// A new cgroup namespace: unshared by the child once it is in its
+    /// cgroup, so that the cgroup is the namespace's root (see setup.rs).
+    unshare_cgroupns: bool,
+    /// Existing namespaces (spec namespaces with a path), opened.
+    join: Vec<(OwnedFd, LinkNameSpaceType)>,
+}
+
+impl Namespaces {
+    fn of(spec: &Spec) -> Result<Namespaces> {
+        let mut new: u64 = 0;
+        let mut join = Vec::new();
+        for ns in spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.namespaces().as_deref())
+            .unwrap_or_default()
+        {
+            use LinkNameSpaceType as T;
+            let (typ, name) = match ns.typ() {
+                LinuxNamespaceType::Pid => (T::ProcessID, "pid"),
+                LinuxNamespaceType::Mount => (T::Mount, "mount"),
+                LinuxNamespaceType::Uts => (T::HostNameAndNISDomainName, "uts"),
+                LinuxNamespaceType::Ipc => (T::InterProcessCommunication, "ipc"),
+                LinuxNamespaceType::Network => (T::Network, "network"),
+                LinuxNamespaceType::Cgroup => (T::ControlGroup, "cgroup"),
+                LinuxNamespaceType::Time => (T::Time, "time"),
+                // The runtime writes its uid/gid maps while the child waits for `G`.
+                LinuxNamespaceType::User => (T::User, "user"),
+            };
+            match ns.path() {
+                None => new |= typ as u64,
+                Some(p) if matches!(typ, T::ProcessID | T::User) => {
+                    return Err(Error::setup(format!(
+                        "joining an existing {name} namespace ({}) is not supported",
+                        p.display()
+                    )));
+                }
+                Some(p) => {
+                    let fd = sys::open(p, OFlags::RDONLY)
+                        .step(|| format!("open {name} namespace {}", p.display()))?;
+                    join.push((fd, typ));
+                }
+            }
+        }
+        if new & libc::CLONE_NEWNS as u64 == 0
+            && join.iter().all(|(_, t)| *t != LinkNameSpaceType::Mount)
+        {
+            return Err(Error::setup("config.json must have a mount namespace"));
+        }
+        let cgroup = libc::CLONE_NEWCGROUP as u64;
+        Ok(Namespaces {
+            clone_flags: new & !cgroup,
+            unshare_cgroupns: new & cgroup != 0,
+            join,
+        })
+    }
+
+    /// Whether clone makes the namespace of this CLONE_NEW* flag.
+    fn is_new(&self, flag: libc::c_int) -> bool {
+        self.clone_flags & flag as u64 != 0
+    }
+
+    /// Without a PID namespace of its own the container sees this process,
+    /// and /proc/PID/exe is the runtime's binary: only from a sealed one
+    /// (with its own, the trampoline is all it ever runs).
+    fn check_exe_unreachable(&self) -> Result<()> {
+        if !self.is_new(libc::CLONE_NEWPID) && !crate::exe::is_sealed() {
+            return Err(Error::setup(
+                "a container without a PID namespace of its own could reach the runtime's \
+                 binary through /proc/PID/exe (CVE-2019-5736): run it from a sealed binary \
+                 (exe::ensure_sealed) or give it a PID namespace",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// `<dir>/exec.fifo`, which `start` writes, opened for the child to read.
+fn make_exec_fifo(dir: &Path) -> Result<OwnedFd> {
+    let fifo = dir.join(EXEC_FIFO);
+    rustix::fs::mkfifoat(
+        rustix::fs::CWD,
+        &fifo,
+        rustix::fs::Mode::from_raw_mode(0o600),
+    )
+    .step(|| format!("mkfifo {}", fifo.display()))?;
+    // O_RDWR never blocks on a fifo; the child keeps it and reads.
+    sys::open(&fifo, OFlags::RDWR).step(|| format!("open {}", fifo.display()))
+}
+
+/// The child runs setup code (malloc included) after a raw clone; another
+/// thread holding a lock at that instant would deadlock it. Callers must
+/// join their threads first: say so when one did not.
+fn warn_if_threaded(id: &str) {
+    if let Ok(tasks) = std::fs::read_dir("/proc/self/task") {
+        let n = tasks.count();
+        if n > 1 {
+            tracing::warn!("creating container {id} from a process with {n} threads");
+        }
+    }
+}
+
+/// The cgroup's fds for the clone: its v2 directory (CLONE_INTO_CGROUP),
+/// its v1 `tasks` files (the child joins them). On failure the cgroup is
+/// removed.
+fn open_cgroup(cgroup: Option<&Cgroup>) -> Result<(Option<OwnedFd>, Vec<OwnedFd>)> {
+    let Some(cg) = cgroup else {
+        return Ok((None, Vec::new()));
+    };
+    cg.open_v2()
+        .and_then(|v2| Ok((v2, cg.open_v1_tasks()?)))
+        .map_err(|e| {
+            let _ = cg.destroy();
+            Error::setup(format!("cgroup: {e}"))
+        })
+}
+
 impl Container {
     /// Create the container: its process is cloned into new namespaces, sets
     /// up its root filesystem and identity, and waits before exec until
@@ -133,90 +274,37 @@ impl Container {
             }
             r => r.step(|| format!("create {}", dir.display()))?,
         }
-        let result = Self::create_in(id, &bundle, spec, &dir, io, supervision);
+        let req = Request {
+            id,
+            bundle: &bundle,
+            spec,
+            io,
+            supervision,
+        };
+        let result = Self::create_in(&req, &dir);
         if result.is_err() {
             let _ = std::fs::remove_dir_all(&dir);
         }
         result
     }
 
-    fn create_in(
-        id: &str,
-        bundle: &Path,
-        spec: &Spec,
-        dir: &Path,
-        io: &Io,
-        supervision: Supervision,
-    ) -> Result<Container> {
-        let root = spec
-            .root()
-            .as_ref()
-            .ok_or_else(|| Error::setup("config.json has no root"))?;
-        let rootfs = bundle.join(root.path());
-        let rootfs =
-            std::fs::canonicalize(&rootfs).step(|| format!("rootfs {}", rootfs.display()))?;
+    /// Everything `create` does in the container's state directory `dir`:
+    /// the resources the child is to get, its cgroup, the clone, then the
+    /// runtime's side of set-up ([`Self::bring_up`]).
+    fn create_in(req: &Request<'_>, dir: &Path) -> Result<Container> {
+        let spec = req.spec;
+        let rootfs = rootfs_of(spec, req.bundle)?;
         let terminal = spec
             .process()
             .as_ref()
             .and_then(|p| p.terminal())
             .unwrap_or(false);
-
-        let mut ns_flags: u64 = 0;
-        let mut join = Vec::new();
-        for ns in spec
-            .linux()
-            .as_ref()
-            .and_then(|l| l.namespaces().as_deref())
-            .unwrap_or_default()
-        {
-            use LinkNameSpaceType as T;
-            let (typ, name) = match ns.typ() {
-                LinuxNamespaceType::Pid => (T::ProcessID, "pid"),
-                LinuxNamespaceType::Mount => (T::Mount, "mount"),
-                LinuxNamespaceType::Uts => (T::HostNameAndNISDomainName, "uts"),
-                LinuxNamespaceType::Ipc => (T::InterProcessCommunication, "ipc"),
-                LinuxNamespaceType::Network => (T::Network, "network"),
-                // Unshared by the child once it is in its cgroup, so that
-                // cgroup is the namespace's root (see setup.rs).
-                LinuxNamespaceType::Cgroup => (T::ControlGroup, "cgroup"),
-                LinuxNamespaceType::Time => (T::Time, "time"),
-                // The runtime writes its uid/gid maps while the child waits for `G`.
-                LinuxNamespaceType::User => (T::User, "user"),
-            };
-            match ns.path() {
-                None => ns_flags |= typ as u64,
-                Some(p) if matches!(typ, T::ProcessID | T::User) => {
-                    return Err(Error::setup(format!(
-                        "joining an existing {name} namespace ({}) is not supported",
-                        p.display()
-                    )));
-                }
-                Some(p) => {
-                    let fd = sys::open(p, OFlags::RDONLY)
-                        .step(|| format!("open {name} namespace {}", p.display()))?;
-                    join.push((fd, typ));
-                }
-            }
-        }
-        if ns_flags & libc::CLONE_NEWNS as u64 == 0
-            && join.iter().all(|(_, t)| *t != LinkNameSpaceType::Mount)
-        {
-            return Err(Error::setup("config.json must have a mount namespace"));
-        }
-
-        let fifo = dir.join(EXEC_FIFO);
-        rustix::fs::mkfifoat(
-            rustix::fs::CWD,
-            &fifo,
-            rustix::fs::Mode::from_raw_mode(0o600),
-        )
-        .step(|| format!("mkfifo {}", fifo.display()))?;
-        // O_RDWR never blocks on a fifo; the child keeps it and reads.
-        let fifo_fd = sys::open(&fifo, OFlags::RDWR).step(|| format!("open {}", fifo.display()))?;
+        let mut ns = Namespaces::of(spec)?;
+        let exec_fifo = make_exec_fifo(dir)?;
         let (parent_sock, child_sock) = sync::pair().step(|| "socketpair".into())?;
-        let mut stdio = match supervision {
+        let mut stdio = match req.supervision {
             Supervision::Foreground if !terminal => {
-                Some(crate::relay::Stdio::new(io.interactive).step(|| "stdio pipes".into())?)
+                Some(crate::relay::Stdio::new(req.io.interactive).step(|| "stdio pipes".into())?)
             }
             _ => None,
         };
@@ -225,26 +313,8 @@ impl Container {
             None => [None, None, None],
         };
         let last_cap = crate::capabilities::last_cap();
-        if let Ok(tasks) = std::fs::read_dir("/proc/self/task") {
-            let n = tasks.count();
-            if n > 1 {
-                // The child runs setup code (malloc included) after a raw
-                // clone; another thread holding a lock at that instant would
-                // deadlock it. Callers must join their threads first.
-                tracing::warn!("creating container {id} from a process with {n} threads");
-            }
-        }
-
-        // Without a PID namespace of its own the container sees this
-        // process, and /proc/PID/exe is the runtime's binary: only from a
-        // sealed one (with its own, the trampoline is all it ever runs).
-        if ns_flags & libc::CLONE_NEWPID as u64 == 0 && !crate::exe::is_sealed() {
-            return Err(Error::setup(
-                "a container without a PID namespace of its own could reach the runtime's \
-                 binary through /proc/PID/exe (CVE-2019-5736): run it from a sealed binary \
-                 (exe::ensure_sealed) or give it a PID namespace",
-            ));
-        }
+        warn_if_threaded(req.id);
+        ns.check_exe_unreachable()?;
         let trampoline = crate::trampoline::memfd().step(|| "exec trampoline".into())?;
         // Compiled (or fetched from the cache) here, before clone: the child
         // gets the program in its copy of memory and only installs it.
@@ -252,143 +322,139 @@ impl Container {
             Some(s) => Some(crate::seccomp::prepare(s, Some(&seccomp_cache_dir(dir)))?),
             None => None,
         };
-
-        let unshare_cgroupns = ns_flags & libc::CLONE_NEWCGROUP as u64 != 0;
-        ns_flags &= !(libc::CLONE_NEWCGROUP as u64);
-        let cgroup = make_cgroup(id, spec)?;
-        let (into, join_cgroup) = match &cgroup {
-            Some(cg) => match cg.open_v2().and_then(|v2| Ok((v2, cg.open_v1_tasks()?))) {
-                Ok(fds) => fds,
-                Err(e) => {
-                    let _ = cg.destroy();
-                    return Err(Error::setup(format!("cgroup: {e}")));
-                }
-            },
-            None => (None, Vec::new()),
+        let cgroup = make_cgroup(req.id, spec)?;
+        let (into, join_cgroup) = open_cgroup(cgroup.as_ref())?;
+        // All the child is to have, made before clone: after it, the
+        // child only uses them, and the runtime drops its copies at once.
+        let child = ChildConfig {
+            spec,
+            rootfs,
+            bundle: req.bundle.to_path_buf(),
+            sync: child_sock,
+            exec_fifo,
+            stdin_null: !req.io.interactive && !terminal,
+            stdio: child_stdio,
+            terminal,
+            last_cap,
+            new_netns: ns.is_new(libc::CLONE_NEWNET),
+            new_userns: ns.is_new(libc::CLONE_NEWUSER),
+            unshare_cgroupns: ns.unshare_cgroupns,
+            join_cgroup,
+            cgroup_v1: cgroup_v1_view(spec, cgroup.as_ref()),
+            join: std::mem::take(&mut ns.join),
+            seccomp: seccomp.as_ref(),
+            trampoline,
+            no_pivot: annotation(spec, crate::NO_PIVOT) == Some("true"),
+            nodev_root: cgroup.is_none() && !ns.is_new(libc::CLONE_NEWUSER),
         };
-        let cloned = sys::clone_process(ns_flags, into.as_ref().map(|f| f.as_fd()));
+        let cloned = sys::clone_process(ns.clone_flags, into.as_ref().map(|f| f.as_fd()));
         drop(into);
-        let cloned = match cloned {
-            Ok(c) => c,
-            Err(e) => {
-                if let Some(cg) = &cgroup {
-                    let _ = cg.destroy();
-                }
-                return Err(e).step(|| "clone container process".into());
-            }
-        };
         match cloned {
-            sys::Cloned::Child => {
+            Ok(sys::Cloned::Child) => {
                 drop(parent_sock);
-                setup::child_main(ChildConfig {
-                    spec,
-                    rootfs,
-                    bundle: bundle.to_path_buf(),
-                    sync: child_sock,
-                    exec_fifo: fifo_fd,
-                    stdin_null: !io.interactive && !terminal,
-                    stdio: child_stdio,
-                    terminal,
-                    last_cap,
-                    new_netns: ns_flags & libc::CLONE_NEWNET as u64 != 0,
-                    new_userns: ns_flags & libc::CLONE_NEWUSER as u64 != 0,
-                    unshare_cgroupns,
-                    join_cgroup,
-                    cgroup_v1: cgroup_v1_view(spec, cgroup.as_ref()),
-                    join,
-                    seccomp: seccomp.as_ref(),
-                    trampoline,
-                    no_pivot: annotation(spec, crate::NO_PIVOT) == Some("true"),
-                    nodev_root: cgroup.is_none() && ns_flags & libc::CLONE_NEWUSER as u64 == 0,
-                })
+                setup::child_main(child)
             }
-            sys::Cloned::Parent { pid, pidfd } => {
-                drop(child_sock);
-                drop(fifo_fd);
-                drop(trampoline);
-                // The container's ends: only the container may hold them,
-                // or its output would never reach end-of-file.
-                drop(child_stdio);
-                let mut live = Live {
+            Ok(sys::Cloned::Parent { pid, pidfd }) => {
+                // The container's ends (of the stdio pipes too): only the
+                // container may hold them, or its output would never reach
+                // end-of-file.
+                drop(child);
+                let live = Live {
                     pidfd,
                     sync: parent_sock,
                     pty_master: None,
                     stdio,
-                    own_pid_ns: ns_flags & libc::CLONE_NEWPID as u64 != 0,
+                    own_pid_ns: ns.is_new(libc::CLONE_NEWPID),
                     program: String::new(),
                 };
-                let fail = |live: &Live, e: Error| {
-                    let _ = sys::pidfd_send_signal(live.pidfd.as_fd(), libc::SIGKILL);
-                    let _ = sys::pidfd_wait(live.pidfd.as_fd(), false);
-                    if let Some(cg) = &cgroup {
-                        let _ = cg.destroy();
-                    }
-                    e
-                };
-                if ns_flags & libc::CLONE_NEWUSER as u64 != 0 {
-                    let linux = spec.linux().as_ref();
-                    let uids = linux
-                        .and_then(|l| l.uid_mappings().as_deref())
-                        .unwrap_or_default();
-                    let gids = linux
-                        .and_then(|l| l.gid_mappings().as_deref())
-                        .unwrap_or_default();
-                    if let Err(e) = crate::userns::write_maps(pid, uids, gids) {
-                        return Err(fail(&live, e));
-                    }
+                let new_userns = ns.is_new(libc::CLONE_NEWUSER);
+                Self::bring_up(req, dir, pid, new_userns, live, cgroup)
+            }
+            Err(e) => {
+                if let Some(cg) = &cgroup {
+                    let _ = cg.destroy();
                 }
-                if let Err(e) = sync::send(live.sync.as_fd(), Outgoing::Go) {
-                    return Err(fail(
-                        &live,
-                        Error::setup(format!("start container setup: {e}")),
-                    ));
+                Err(e).step(|| "clone container process".into())
+            }
+        }
+    }
+
+    /// The runtime's side of set-up, once the child is cloned: user
+    /// namespace maps, `G`, the child's report (and pty), state.json, and
+    /// the hand-over of a detached container. Any failure kills the child
+    /// and removes its cgroup.
+    fn bring_up(
+        req: &Request<'_>,
+        dir: &Path,
+        pid: i32,
+        new_userns: bool,
+        mut live: Live,
+        cgroup: Option<Cgroup>,
+    ) -> Result<Container> {
+        let result = Self::await_ready(req.spec, pid, new_userns, &mut live).and_then(|()| {
+            let state = State {
+                oci_version: req.spec.version().clone(),
+                id: req.id.to_string(),
+                status: Status::Created,
+                pid,
+                bundle: req.bundle.to_path_buf(),
+                annotations: req.spec.annotations().clone().unwrap_or_default(),
+                pid_start_time: state::pid_start_time(pid).unwrap_or(0),
+                cgroup: cgroup.as_ref().map(|c| c.rel().to_path_buf()),
+            };
+            state.save(dir)?;
+            if req.supervision == Supervision::Detached {
+                hand_over(live.sync.as_fd())?;
+            }
+            Ok(state)
+        });
+        match result {
+            Ok(state) => Ok(Container {
+                dir: dir.to_path_buf(),
+                state,
+                live: Some(live),
+                cgroup: cgroup.into(),
+            }),
+            Err(e) => {
+                let _ = sys::pidfd_send_signal(live.pidfd.as_fd(), libc::SIGKILL);
+                let _ = sys::pidfd_wait(live.pidfd.as_fd(), false);
+                if let Some(cg) = &cgroup {
+                    let _ = cg.destroy();
                 }
-                loop {
-                    match sync::recv(live.sync.as_fd()) {
-                        Ok(Msg::Pty(fd)) => live.pty_master = Some(fd),
-                        Ok(Msg::Ready(program)) => {
-                            live.program = program;
-                            break;
-                        }
-                        Ok(Msg::Failed(e)) => return Err(fail(&live, e)),
-                        Ok(Msg::Eof | Msg::Go | Msg::Detach | Msg::Ack | Msg::ExecFailed(_)) => {
-                            return Err(fail(
-                                &live,
-                                Error::setup("container setup exited unexpectedly"),
-                            ));
-                        }
-                        Err(e) => {
-                            return Err(fail(
-                                &live,
-                                Error::setup(format!("read from container setup: {e}")),
-                            ));
-                        }
-                    }
+                Err(e)
+            }
+        }
+    }
+
+    /// Write the maps of a new user namespace, send `G`, and wait for the
+    /// child's `R` (taking the pty master it may send before).
+    fn await_ready(spec: &Spec, pid: i32, new_userns: bool, live: &mut Live) -> Result<()> {
+        if new_userns {
+            let linux = spec.linux().as_ref();
+            let uids = linux
+                .and_then(|l| l.uid_mappings().as_deref())
+                .unwrap_or_default();
+            let gids = linux
+                .and_then(|l| l.gid_mappings().as_deref())
+                .unwrap_or_default();
+            crate::userns::write_maps(pid, uids, gids)?;
+        }
+        sync::send(live.sync.as_fd(), Outgoing::Go)
+            .map_err(|e| Error::setup(format!("start container setup: {e}")))?;
+        loop {
+            match sync::recv(live.sync.as_fd()) {
+                Ok(Msg::Pty(fd)) => live.pty_master = Some(fd),
+                Ok(Msg::Ready(program)) => {
+                    live.program = program;
+                    return Ok(());
                 }
-                let state = State {
-                    oci_version: spec.version().clone(),
-                    id: id.to_string(),
-                    status: Status::Created,
-                    pid,
-                    bundle: bundle.to_path_buf(),
-                    annotations: spec.annotations().clone().unwrap_or_default(),
-                    pid_start_time: state::pid_start_time(pid).unwrap_or(0),
-                    cgroup: cgroup.as_ref().map(|c| c.rel().to_path_buf()),
-                };
-                if let Err(e) = state.save(dir) {
-                    return Err(fail(&live, e));
+                Ok(Msg::Failed(e)) => return Err(e),
+                Ok(Msg::Eof | Msg::Go | Msg::Detach | Msg::Ack | Msg::ExecFailed(_)) => {
+                    return Err(Error::setup("container setup exited unexpectedly"));
                 }
-                if supervision == Supervision::Detached
-                    && let Err(e) = hand_over(live.sync.as_fd())
-                {
-                    return Err(fail(&live, e));
+                Err(e) => {
+                    return Err(Error::setup(format!("read from container setup: {e}")));
                 }
-                Ok(Container {
-                    dir: dir.to_path_buf(),
-                    state,
-                    live: Some(live),
-                    cgroup: cgroup.into(),
-                })
             }
         }
     }
