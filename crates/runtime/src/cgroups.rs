@@ -5,8 +5,9 @@
 //!
 //! The cgroup is made and limited before the process starts. On v2 the
 //! child is cloned straight into it (CLONE_INTO_CGROUP: no migration); on
-//! v1 the runtime moves it in while the child waits for `G`. The child then
-//! unshares its cgroup namespace, so the container sees its own cgroup as /.
+//! v1 the child moves itself in (writing 0 to each hierarchy's `tasks`) as
+//! soon as it has `G`. The child then unshares its cgroup namespace, so the
+//! container sees its own cgroup as /.
 
 mod blockio;
 mod devices;
