@@ -34,8 +34,8 @@ fn check(rc: libc::c_long) -> Result<libc::c_long, i32> {
 }
 
 fn probe(name: &str) -> Result<libc::c_long, i32> {
-    // SAFETY (all arms): raw syscalls with constant arguments and pointers
-    // to live static strings; none changes this process's memory.
+    // SAFETY: in every arm, a raw syscall with constant arguments and
+    // pointers to live static strings; none changes this process's memory.
     unsafe {
         match name {
             // KEYCTL_GET_KEYRING_ID of the session keyring, without creating it.
