@@ -11,6 +11,7 @@ user=$(scripts/test-user.sh)
 
 cargo fmt --all -- --check
 scripts/unused-deps.sh
+python3 scripts/sizes.py
 cargo clippy --workspace --all-targets -- -D warnings
 cargo test --workspace -- --test-threads="${BERTH_TEST_THREADS:-4}"
 

@@ -3,6 +3,7 @@
 
 use crate::error::{Context, Result};
 use oci_spec::runtime::{Capabilities, Capability, LinuxCapabilities};
+use rustix::thread::{CapabilitySet, CapabilitySets};
 
 /// Kernel numbers of the capabilities, by name (linux/capability.h).
 const NAMES: &[&str] = &[
@@ -88,88 +89,40 @@ pub fn last_cap() -> u32 {
         .unwrap_or(40)
 }
 
+/// Capability number `n` as the one-capability set rustix takes.
+fn one(n: u32) -> CapabilitySet {
+    CapabilitySet::from_bits_retain(1 << n)
+}
+
 /// Drop from the bounding set everything the spec does not list. Needs
 /// CAP_SETPCAP, so it runs before the user switch.
 pub(crate) fn drop_bounding(caps: &LinuxCapabilities, last_cap: u32) -> Result<()> {
     let keep = mask(caps.bounding().as_ref(), last_cap);
     for n in 0..=last_cap {
         if keep & (1 << n) == 0 {
-            // SAFETY: prctl with integer arguments.
-            crate::sys::cvt(unsafe {
-                libc::prctl(libc::PR_CAPBSET_DROP, n as libc::c_ulong, 0, 0, 0)
-            })
-            .step(|| format!("drop capability {} from bounding set", NAMES[n as usize]))?;
+            rustix::thread::remove_capability_from_bounding_set(one(n))
+                .step(|| format!("drop capability {} from bounding set", NAMES[n as usize]))?;
         }
     }
     Ok(())
 }
 
-#[repr(C)]
-struct CapHeader {
-    version: u32,
-    pid: i32,
-}
-
-#[repr(C)]
-#[derive(Clone, Copy, Default)]
-struct CapData {
-    effective: u32,
-    permitted: u32,
-    inheritable: u32,
-}
-
 /// Set effective/permitted/inheritable, then the ambient set (which only
 /// accepts capabilities already permitted and inheritable).
 pub(crate) fn apply(caps: &LinuxCapabilities, last_cap: u32) -> Result<()> {
-    let e = mask(caps.effective().as_ref(), last_cap);
-    let p = mask(caps.permitted().as_ref(), last_cap);
-    let i = mask(caps.inheritable().as_ref(), last_cap);
-    let header = CapHeader {
-        version: 0x2008_0522, // _LINUX_CAPABILITY_VERSION_3: two 32-bit words
-        pid: 0,
+    let set = |s| CapabilitySet::from_bits_retain(mask(s, last_cap));
+    let sets = CapabilitySets {
+        effective: set(caps.effective().as_ref()),
+        permitted: set(caps.permitted().as_ref()),
+        inheritable: set(caps.inheritable().as_ref()),
     };
-    let data = [
-        CapData {
-            effective: e as u32,
-            permitted: p as u32,
-            inheritable: i as u32,
-        },
-        CapData {
-            effective: (e >> 32) as u32,
-            permitted: (p >> 32) as u32,
-            inheritable: (i >> 32) as u32,
-        },
-    ];
-    // SAFETY: header and a two-element data array as capset(2) v3 expects.
-    let r = unsafe { libc::syscall(libc::SYS_capset, &header as *const CapHeader, data.as_ptr()) };
-    if r < 0 {
-        return Err(std::io::Error::last_os_error()).step(|| "capset".into());
-    }
-    // SAFETY: prctl with integer arguments.
-    crate::sys::cvt(unsafe {
-        libc::prctl(
-            libc::PR_CAP_AMBIENT,
-            libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong,
-            0,
-            0,
-            0,
-        )
-    })
-    .step(|| "clear ambient capabilities".into())?;
+    rustix::thread::set_capabilities(None, sets).step(|| "capset".into())?;
+    rustix::thread::clear_ambient_capability_set().step(|| "clear ambient capabilities".into())?;
     let a = mask(caps.ambient().as_ref(), last_cap);
     for n in 0..=last_cap {
         if a & (1 << n) != 0 {
-            // SAFETY: prctl with integer arguments.
-            crate::sys::cvt(unsafe {
-                libc::prctl(
-                    libc::PR_CAP_AMBIENT,
-                    libc::PR_CAP_AMBIENT_RAISE as libc::c_ulong,
-                    n as libc::c_ulong,
-                    0,
-                    0,
-                )
-            })
-            .step(|| format!("raise ambient capability {}", NAMES[n as usize]))?;
+            rustix::thread::configure_capability_in_ambient_set(one(n), true)
+                .step(|| format!("raise ambient capability {}", NAMES[n as usize]))?;
         }
     }
     Ok(())

@@ -5,8 +5,9 @@
 //!
 //! The cgroup is made and limited before the process starts. On v2 the
 //! child is cloned straight into it (CLONE_INTO_CGROUP: no migration); on
-//! v1 the runtime moves it in while the child waits for `G`. The child then
-//! unshares its cgroup namespace, so the container sees its own cgroup as /.
+//! v1 the child moves itself in (writing 0 to each hierarchy's `tasks`) as
+//! soon as it has `G`. The child then unshares its cgroup namespace, so the
+//! container sees its own cgroup as /.
 
 mod blockio;
 mod devices;
@@ -15,6 +16,9 @@ mod v2;
 
 use crate::sys;
 use oci_spec::runtime::LinuxResources;
+use rustix::fs::OFlags;
+use rustix::mount::{MountFlags, mount, mount_remount};
+use rustix::process::{Pid, Signal};
 use std::ffi::OsStr;
 use std::io;
 use std::os::fd::OwnedFd;
@@ -366,7 +370,7 @@ impl Cgroup {
             Layout::V2 { mount, .. } => {
                 let dir = mount.join(&self.rel);
                 Ok(Some(
-                    crate::sys::open(&dir, libc::O_PATH | libc::O_DIRECTORY)
+                    crate::sys::open(&dir, OFlags::PATH | OFlags::DIRECTORY)
                         .map_err(|e| with_path(e, &dir))?,
                 ))
             }
@@ -386,7 +390,7 @@ impl Cgroup {
                 .iter()
                 .map(|d| {
                     let p = d.join("tasks");
-                    crate::sys::open(&p, libc::O_WRONLY).map_err(|e| with_path(e, &p))
+                    crate::sys::open(&p, OFlags::WRONLY).map_err(|e| with_path(e, &p))
                 })
                 .collect(),
         }
@@ -509,9 +513,8 @@ impl Cgroup {
             if procs.is_empty() {
                 break;
             }
-            for pid in procs {
-                // SAFETY: kill with integer arguments.
-                unsafe { libc::kill(pid, libc::SIGKILL) };
+            for pid in procs.into_iter().filter_map(Pid::from_raw) {
+                let _ = rustix::process::kill_process(pid, Signal::KILL);
             }
             if attempt > 0 {
                 std::thread::sleep(std::time::Duration::from_millis(5));
@@ -634,25 +637,19 @@ const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
 pub(crate) fn mount_cgroupfs(
     target: &str,
     reopen: impl Fn() -> io::Result<std::os::fd::OwnedFd>,
-    flags: libc::c_ulong,
+    flags: MountFlags,
     only: Option<&[Hierarchy]>,
 ) -> io::Result<()> {
-    let flags = flags & !(libc::MS_BIND | libc::MS_REC);
+    let flags = flags - (MountFlags::BIND | MountFlags::REC);
     if fs_magic(Path::new("/sys/fs/cgroup"))? == CGROUP2_SUPER_MAGIC {
-        return sys::mount(
-            Some(OsStr::new("cgroup2")),
-            OsStr::new(target),
-            Some("cgroup2"),
-            flags,
-            None,
-        );
+        return Ok(mount("cgroup2", target, "cgroup2", flags, None)?);
     }
-    sys::mount(
-        Some(OsStr::new("tmpfs")),
-        OsStr::new(target),
-        Some("tmpfs"),
-        flags & !libc::MS_RDONLY,
-        Some("mode=755"),
+    mount(
+        "tmpfs",
+        target,
+        "tmpfs",
+        flags - MountFlags::RDONLY,
+        Some(c"mode=755"),
     )?;
     // The fd behind `target` still names the mounted-over directory; a
     // fresh lookup lands on the tmpfs.
@@ -661,14 +658,9 @@ pub(crate) fn mount_cgroupfs(
     let mount_one = |name: &str, fstype: &str, data: &str| -> io::Result<()> {
         let dir = Path::new(&base_path).join(name);
         std::fs::create_dir(&dir)?;
-        sys::mount(
-            Some(OsStr::new(fstype)),
-            dir.as_os_str(),
-            Some(fstype),
-            flags,
-            Some(data),
-        )
-        .map_err(|e| {
+        let cdata = (!data.is_empty()).then(|| sys::cstr(data)).transpose()?;
+        mount(fstype, &dir, fstype, flags, cdata.as_deref()).map_err(|e| {
+            let e = io::Error::from(e);
             io::Error::new(
                 e.kind(),
                 format!("mount {fstype} ({data}) on /sys/fs/cgroup/{name}: {e}"),
@@ -717,23 +709,13 @@ pub(crate) fn mount_cgroupfs(
 }
 
 /// The tmpfs holding the hierarchies goes read-only when the mount asks.
-fn remount_ro(base_path: &str, flags: libc::c_ulong) -> io::Result<()> {
-    if flags & libc::MS_RDONLY != 0 {
-        sys::mount(
-            None,
-            OsStr::new(base_path),
-            None,
-            libc::MS_REMOUNT | flags | libc::MS_RDONLY,
-            Some("mode=755"),
-        )?;
+fn remount_ro(base_path: &str, flags: MountFlags) -> io::Result<()> {
+    if flags.contains(MountFlags::RDONLY) {
+        mount_remount(base_path, flags | MountFlags::RDONLY, "mode=755")?;
     }
     Ok(())
 }
 
 fn fs_magic(p: &Path) -> io::Result<i64> {
-    let c = sys::cstr(p)?;
-    // SAFETY: statfs is plain data; c is a valid string.
-    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
-    sys::cvt(unsafe { libc::statfs(c.as_ptr(), &mut st) })?;
-    Ok(st.f_type as i64)
+    Ok(rustix::fs::statfs(p)?.f_type)
 }

@@ -4,15 +4,18 @@
 //! fifo next to it, the way runc splits them. A `Container` returned by
 //! `create` in this process also holds the live handles (pidfd, sync
 //! socket, pty master) that `run` uses to supervise it in the foreground.
+//! `create` has a file of its own (`create`).
+
+mod create;
 
 use crate::cgroups::{Cgroup, Layout};
 use crate::error::{Context, Error, Result};
-use crate::setup::{self, ChildConfig};
 use crate::state::{self, State, Status};
 use crate::sync::{self, Msg};
 use crate::sys;
-use oci_spec::runtime::{LinuxNamespaceType, Spec};
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use oci_spec::runtime::Spec;
+use rustix::fs::OFlags;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 /// How the container's standard streams connect to the caller's.
@@ -88,304 +91,6 @@ fn validate_id(id: &str) -> Result<()> {
 }
 
 impl Container {
-    /// Create the container: its process is cloned into new namespaces, sets
-    /// up its root filesystem and identity, and waits before exec until
-    /// [`start`](Self::start). Fails with the child's own error if setup
-    /// fails or the command cannot be found.
-    ///
-    /// Must be called from a single-threaded process (see `sys::clone_process`).
-    pub fn create(id: &str, bundle: &Path, state_dir: &Path, io: &Io) -> Result<Container> {
-        let spec = load_spec(bundle)?;
-        Self::create_with_spec(id, bundle, &spec, state_dir, io)
-    }
-
-    /// [`create`](Self::create) with the bundle's spec already in memory
-    /// (its caller built it, and need not have it parsed back).
-    pub fn create_with_spec(
-        id: &str,
-        bundle: &Path,
-        spec: &Spec,
-        state_dir: &Path,
-        io: &Io,
-    ) -> Result<Container> {
-        Self::create_supervised(id, bundle, spec, state_dir, io, Supervision::Detached)
-    }
-
-    pub(crate) fn create_supervised(
-        id: &str,
-        bundle: &Path,
-        spec: &Spec,
-        state_dir: &Path,
-        io: &Io,
-        supervision: Supervision,
-    ) -> Result<Container> {
-        validate_id(id)?;
-        let bundle =
-            std::fs::canonicalize(bundle).step(|| format!("bundle {}", bundle.display()))?;
-        std::fs::create_dir_all(state_dir)
-            .step(|| format!("create state dir {}", state_dir.display()))?;
-        let dir = state_dir.join(id);
-        match std::fs::create_dir(&dir) {
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                return Err(Error::setup(format!("container {id:?} already exists")));
-            }
-            r => r.step(|| format!("create {}", dir.display()))?,
-        }
-        let result = Self::create_in(id, &bundle, spec, &dir, io, supervision);
-        if result.is_err() {
-            let _ = std::fs::remove_dir_all(&dir);
-        }
-        result
-    }
-
-    fn create_in(
-        id: &str,
-        bundle: &Path,
-        spec: &Spec,
-        dir: &Path,
-        io: &Io,
-        supervision: Supervision,
-    ) -> Result<Container> {
-        let root = spec
-            .root()
-            .as_ref()
-            .ok_or_else(|| Error::setup("config.json has no root"))?;
-        let rootfs = bundle.join(root.path());
-        let rootfs =
-            std::fs::canonicalize(&rootfs).step(|| format!("rootfs {}", rootfs.display()))?;
-        let terminal = spec
-            .process()
-            .as_ref()
-            .and_then(|p| p.terminal())
-            .unwrap_or(false);
-
-        let mut ns_flags: u64 = 0;
-        let mut join = Vec::new();
-        for ns in spec
-            .linux()
-            .as_ref()
-            .and_then(|l| l.namespaces().as_deref())
-            .unwrap_or_default()
-        {
-            let (flag, name) = match ns.typ() {
-                LinuxNamespaceType::Pid => (libc::CLONE_NEWPID, "pid"),
-                LinuxNamespaceType::Mount => (libc::CLONE_NEWNS, "mount"),
-                LinuxNamespaceType::Uts => (libc::CLONE_NEWUTS, "uts"),
-                LinuxNamespaceType::Ipc => (libc::CLONE_NEWIPC, "ipc"),
-                LinuxNamespaceType::Network => (libc::CLONE_NEWNET, "network"),
-                // Unshared by the child once it is in its cgroup, so that
-                // cgroup is the namespace's root (see setup.rs).
-                LinuxNamespaceType::Cgroup => (libc::CLONE_NEWCGROUP, "cgroup"),
-                LinuxNamespaceType::Time => (libc::CLONE_NEWTIME, "time"),
-                // The runtime writes its uid/gid maps while the child waits for `G`.
-                LinuxNamespaceType::User => (libc::CLONE_NEWUSER, "user"),
-            };
-            match ns.path() {
-                None => ns_flags |= flag as u64,
-                Some(p) if flag == libc::CLONE_NEWPID || flag == libc::CLONE_NEWUSER => {
-                    return Err(Error::setup(format!(
-                        "joining an existing {name} namespace ({}) is not supported",
-                        p.display()
-                    )));
-                }
-                Some(p) => {
-                    let fd = sys::open(p, libc::O_RDONLY)
-                        .step(|| format!("open {name} namespace {}", p.display()))?;
-                    join.push((fd, flag));
-                }
-            }
-        }
-        if ns_flags & libc::CLONE_NEWNS as u64 == 0
-            && join.iter().all(|(_, f)| *f != libc::CLONE_NEWNS)
-        {
-            return Err(Error::setup("config.json must have a mount namespace"));
-        }
-
-        let fifo = dir.join(EXEC_FIFO);
-        let cfifo = sys::cstr(&fifo).step(|| "exec fifo".into())?;
-        // SAFETY: valid path string.
-        sys::cvt(unsafe { libc::mkfifo(cfifo.as_ptr(), 0o600) })
-            .step(|| format!("mkfifo {}", fifo.display()))?;
-        // O_RDWR never blocks on a fifo; the child keeps it and reads.
-        let fifo_fd = sys::open(&fifo, libc::O_RDWR).step(|| format!("open {}", fifo.display()))?;
-        let (parent_sock, child_sock) = sync::pair().step(|| "socketpair".into())?;
-        let mut stdio = match supervision {
-            Supervision::Foreground if !terminal => {
-                Some(crate::relay::Stdio::new(io.interactive).step(|| "stdio pipes".into())?)
-            }
-            _ => None,
-        };
-        let child_stdio = match stdio.as_mut() {
-            Some(s) => std::mem::take(&mut s.child),
-            None => [None, None, None],
-        };
-        let last_cap = crate::capabilities::last_cap();
-        let n = other_threads_gone();
-        if n > 1 {
-            // The child runs setup code (malloc included) after a raw
-            // clone; another thread holding a lock at that instant would
-            // deadlock it. Callers must join their threads first.
-            tracing::warn!("creating container {id} from a process with {n} threads");
-        }
-
-        // Without a PID namespace of its own the container sees this
-        // process, and /proc/PID/exe is the runtime's binary: only from a
-        // sealed one (with its own, the trampoline is all it ever runs).
-        if ns_flags & libc::CLONE_NEWPID as u64 == 0 && !crate::exe::is_sealed() {
-            return Err(Error::setup(
-                "a container without a PID namespace of its own could reach the runtime's \
-                 binary through /proc/PID/exe (CVE-2019-5736): run it from a sealed binary \
-                 (exe::ensure_sealed) or give it a PID namespace",
-            ));
-        }
-        let trampoline = crate::trampoline::memfd().step(|| "exec trampoline".into())?;
-        // Compiled (or fetched from the cache) here, before clone: the child
-        // gets the program in its copy of memory and only installs it.
-        let seccomp = match spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
-            Some(s) => Some(crate::seccomp::prepare(s, Some(&seccomp_cache_dir(dir)))?),
-            None => None,
-        };
-
-        let unshare_cgroupns = ns_flags & libc::CLONE_NEWCGROUP as u64 != 0;
-        ns_flags &= !(libc::CLONE_NEWCGROUP as u64);
-        let cgroup = make_cgroup(id, spec)?;
-        let (into, join_cgroup) = match &cgroup {
-            Some(cg) => match cg.open_v2().and_then(|v2| Ok((v2, cg.open_v1_tasks()?))) {
-                Ok(fds) => fds,
-                Err(e) => {
-                    let _ = cg.destroy();
-                    return Err(Error::setup(format!("cgroup: {e}")));
-                }
-            },
-            None => (None, Vec::new()),
-        };
-        let cloned = sys::clone_process(ns_flags, into.as_ref().map(|f| f.as_fd()));
-        drop(into);
-        let cloned = match cloned {
-            Ok(c) => c,
-            Err(e) => {
-                if let Some(cg) = &cgroup {
-                    let _ = cg.destroy();
-                }
-                return Err(e).step(|| "clone container process".into());
-            }
-        };
-        match cloned {
-            sys::Cloned::Child => {
-                drop(parent_sock);
-                setup::child_main(ChildConfig {
-                    spec,
-                    rootfs,
-                    bundle: bundle.to_path_buf(),
-                    sync: child_sock,
-                    exec_fifo: fifo_fd,
-                    stdin_null: !io.interactive && !terminal,
-                    stdio: child_stdio,
-                    terminal,
-                    last_cap,
-                    new_netns: ns_flags & libc::CLONE_NEWNET as u64 != 0,
-                    new_userns: ns_flags & libc::CLONE_NEWUSER as u64 != 0,
-                    unshare_cgroupns,
-                    join_cgroup,
-                    cgroup_v1: cgroup_v1_view(spec, cgroup.as_ref()),
-                    join,
-                    seccomp: seccomp.as_ref(),
-                    trampoline,
-                    no_pivot: annotation(spec, crate::NO_PIVOT) == Some("true"),
-                    nodev_root: cgroup.is_none() && ns_flags & libc::CLONE_NEWUSER as u64 == 0,
-                })
-            }
-            sys::Cloned::Parent { pid, pidfd } => {
-                drop(child_sock);
-                drop(fifo_fd);
-                drop(trampoline);
-                // The container's ends: only the container may hold them,
-                // or its output would never reach end-of-file.
-                drop(child_stdio);
-                let mut live = Live {
-                    pidfd,
-                    sync: parent_sock,
-                    pty_master: None,
-                    stdio,
-                    own_pid_ns: ns_flags & libc::CLONE_NEWPID as u64 != 0,
-                    program: String::new(),
-                };
-                let fail = |live: &Live, e: Error| {
-                    let _ = sys::pidfd_send_signal(live.pidfd.as_fd(), libc::SIGKILL);
-                    let _ = sys::pidfd_wait(live.pidfd.as_fd(), false);
-                    if let Some(cg) = &cgroup {
-                        let _ = cg.destroy();
-                    }
-                    e
-                };
-                if ns_flags & libc::CLONE_NEWUSER as u64 != 0 {
-                    let linux = spec.linux().as_ref();
-                    let uids = linux
-                        .and_then(|l| l.uid_mappings().as_deref())
-                        .unwrap_or_default();
-                    let gids = linux
-                        .and_then(|l| l.gid_mappings().as_deref())
-                        .unwrap_or_default();
-                    if let Err(e) = crate::userns::write_maps(pid, uids, gids) {
-                        return Err(fail(&live, e));
-                    }
-                }
-                if let Err(e) = sync::send(live.sync.as_fd(), b'G', &[], None) {
-                    return Err(fail(
-                        &live,
-                        Error::setup(format!("start container setup: {e}")),
-                    ));
-                }
-                loop {
-                    match sync::recv(live.sync.as_fd()) {
-                        Ok(Msg::Pty(fd)) => live.pty_master = Some(fd),
-                        Ok(Msg::Ready(program)) => {
-                            live.program = program;
-                            break;
-                        }
-                        Ok(Msg::Failed(e)) => return Err(fail(&live, e)),
-                        Ok(Msg::Eof | Msg::Go | Msg::Detach | Msg::Ack | Msg::ExecFailed(_)) => {
-                            return Err(fail(
-                                &live,
-                                Error::setup("container setup exited unexpectedly"),
-                            ));
-                        }
-                        Err(e) => {
-                            return Err(fail(
-                                &live,
-                                Error::setup(format!("read from container setup: {e}")),
-                            ));
-                        }
-                    }
-                }
-                let state = State {
-                    oci_version: spec.version().clone(),
-                    id: id.to_string(),
-                    status: Status::Created,
-                    pid,
-                    bundle: bundle.to_path_buf(),
-                    annotations: spec.annotations().clone().unwrap_or_default(),
-                    pid_start_time: state::pid_start_time(pid).unwrap_or(0),
-                    cgroup: cgroup.as_ref().map(|c| c.rel().to_path_buf()),
-                };
-                if let Err(e) = state.save(dir) {
-                    return Err(fail(&live, e));
-                }
-                if supervision == Supervision::Detached
-                    && let Err(e) = hand_over(live.sync.as_fd())
-                {
-                    return Err(fail(&live, e));
-                }
-                Ok(Container {
-                    dir: dir.to_path_buf(),
-                    state,
-                    live: Some(live),
-                    cgroup: cgroup.into(),
-                })
-            }
-        }
-    }
-
     /// Load a container created earlier (possibly by another process).
     pub fn load(id: &str, state_dir: &Path) -> Result<Container> {
         validate_id(id)?;
@@ -422,7 +127,7 @@ impl Container {
     pub fn start(&mut self) -> Result<()> {
         let id = self.state.id.clone();
         let fifo = self.dir.join(EXEC_FIFO);
-        let fd = match sys::open(&fifo, libc::O_WRONLY | libc::O_NONBLOCK) {
+        let fd = match sys::open(&fifo, OFlags::WRONLY | OFlags::NONBLOCK) {
             Ok(fd) => fd,
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
                 return Err(Error::setup(format!(
@@ -549,8 +254,9 @@ impl Container {
         self.cgroup().is_some_and(|c| c.oom_killed())
     }
 
-    pub(crate) fn pty_master(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
-        self.live.as_ref()?.pty_master.as_ref().map(|f| f.as_fd())
+    /// The pty master, for the foreground copy (`-t`).
+    pub(crate) fn take_pty_master(&mut self) -> Option<OwnedFd> {
+        self.live.as_mut()?.pty_master.take()
     }
 
     /// The runtime's ends of the stdio pipes, for the foreground relay.
@@ -562,160 +268,12 @@ impl Container {
         self.live.as_ref().is_some_and(|l| l.own_pid_ns)
     }
 
-    pub(crate) fn pidfd_raw(&self) -> Option<i32> {
-        self.live.as_ref().map(|l| l.pidfd.as_raw_fd())
+    pub(crate) fn pidfd(&self) -> Option<BorrowedFd<'_>> {
+        self.live.as_ref().map(|l| l.pidfd.as_fd())
     }
 }
 
 /// The spec's annotation `key`, if set.
 fn annotation<'a>(spec: &'a Spec, key: &str) -> Option<&'a str> {
     spec.annotations().as_ref()?.get(key).map(String::as_str)
-}
-
-/// Whether the container's processes could ever hold CAP_SYS_ADMIN (it
-/// is in the bounding set): then they may mount a cgroup filesystem.
-fn may_mount(spec: &Spec) -> bool {
-    spec.process()
-        .as_ref()
-        .and_then(|p| p.capabilities().as_ref())
-        .and_then(|c| c.bounding().as_ref())
-        .is_none_or(|b| b.contains(&oci_spec::runtime::Capability::SysAdmin))
-}
-
-/// Tell the set-up child it may outlive us, and wait until it has dropped
-/// its parent-death signal: returning (and exiting) before that would kill it.
-fn hand_over(sock: std::os::fd::BorrowedFd<'_>) -> Result<()> {
-    sync::send(sock, b'D', &[], None).step(|| "hand the container over".into())?;
-    match sync::recv(sock) {
-        Ok(Msg::Ack) => Ok(()),
-        Ok(Msg::Failed(e)) => Err(e),
-        Ok(_) => Err(Error::setup("container setup exited unexpectedly")),
-        Err(e) => Err(Error::setup(format!("hand the container over: {e}"))),
-    }
-}
-
-/// Compiled seccomp programs, shared by every container of a state dir:
-/// `<state_dir>/../seccomp-cache` (berth: `<root>/seccomp-cache`). Beside
-/// the state dir rather than in it, where a container id could collide.
-fn seccomp_cache_dir(container_dir: &Path) -> PathBuf {
-    let state_dir = container_dir.parent().unwrap_or(Path::new("/"));
-    state_dir
-        .parent()
-        .unwrap_or(state_dir)
-        .join("seccomp-cache")
-}
-
-/// How many threads this process has, once those already joined have
-/// left: a joined thread's task lingers in /proc/self/task for a moment
-/// after pthread_join returns (the kernel wakes the joiner before it
-/// removes the task), and it holds no lock by then. Waits at most ~10 ms.
-fn other_threads_gone() -> usize {
-    let count = || {
-        std::fs::read_dir("/proc/self/task")
-            .map(|t| t.count())
-            .unwrap_or(1)
-    };
-    let mut n = count();
-    for _ in 0..20 {
-        if n <= 1 {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_micros(500));
-        n = count();
-    }
-    n
-}
-
-/// The container's cgroup, made and limited: the spec's cgroupsPath, or
-/// `/berth/<id>` as runc picks a default. Always one of its own, in every
-/// v1 hierarchy: in one where it stayed in the runtime's cgroup, its cgroup
-/// namespace could be rooted at the hierarchy's root, and a container with
-/// CAP_SYS_ADMIN that mounts it would find `release_agent` there, which the
-/// host runs as root (CVE-2022-0492).
-///
-/// None, the container staying in its creator's cgroups: with the
-/// [`crate::cgroups::MODE`] annotation `disabled` (limits are then
-/// refused), or where no cgroup can be made (rootless without delegation,
-/// or a read-only cgroup filesystem as Docker mounts one in a container)
-/// and the spec asks for no limits: said at debug level only, a run that
-/// works prints nothing. Limits without a cgroup fail, with nothing left.
-/// Its cgroup namespace is then rooted at its creator's cgroups, a
-/// hierarchy's root where the creator sits there: a container with
-/// CAP_SYS_ADMIN could reach `release_agent`, which takes CAP_SYS_ADMIN in
-/// the initial user namespace to write, that is, no more than its creator
-/// (or the container itself, unconfined by a device cgroup) holds anyway.
-fn make_cgroup(id: &str, spec: &Spec) -> Result<Option<Cgroup>> {
-    let linux = spec.linux().as_ref();
-    let resources = linux.and_then(|l| l.resources().as_ref());
-    let limited = resources.is_some_and(crate::cgroups::has_limits);
-    if annotation(spec, crate::cgroups::MODE) == Some("disabled") {
-        if limited {
-            return Err(Error::setup(
-                "cgroup: resource limits need a cgroup, and cgroups are disabled",
-            ));
-        }
-        return Ok(None);
-    }
-    let path = match linux.and_then(|l| l.cgroups_path().as_ref()) {
-        Some(p) => p.to_string_lossy().into_owned(),
-        None => format!("/berth/{id}"),
-    };
-    let layout = Layout::detect().map_err(|e| Error::setup(format!("cgroup: {e}")))?;
-    let mut cg = Cgroup::new(layout, &path).map_err(|e| Error::setup(format!("cgroup: {e}")))?;
-    if used_hierarchies_only(spec) {
-        cg = cg.used_by(resources);
-    }
-    let e = match cg.create(resources) {
-        Ok(()) => return Ok(Some(cg)),
-        Err(e) => e,
-    };
-    // Also what it made in the hierarchies before the one that failed.
-    let _ = cg.destroy();
-    let denied = e.kind() == std::io::ErrorKind::PermissionDenied;
-    let read_only = e.kind() == std::io::ErrorKind::ReadOnlyFilesystem;
-    if (denied || read_only) && !limited {
-        tracing::debug!("running without a cgroup of its own: {e}");
-        return Ok(None);
-    }
-    Err(Error::setup(if denied {
-        format!(
-            "cgroup: resource limits need a cgroup berth may create, and this user may not \
-             (rootless needs a delegated cgroup): {e}"
-        )
-    } else if read_only {
-        match cg.read_only_hierarchy() {
-            Some(h) => format!(
-                "cgroup: resource limits need a writable cgroup hierarchy, and {} is read-only",
-                h.display()
-            ),
-            None => format!("cgroup: resource limits need a writable cgroup hierarchy: {e}"),
-        }
-    } else {
-        format!("cgroup: {e}")
-    }))
-}
-
-/// Whether the container is to be in (and see) only the v1 hierarchies its
-/// resources use: the [`crate::cgroups::V1_HIERARCHIES`] annotation, for a
-/// container that can never mount a cgroup filesystem.
-fn used_hierarchies_only(spec: &Spec) -> bool {
-    annotation(spec, crate::cgroups::V1_HIERARCHIES) == Some("used") && !may_mount(spec)
-}
-
-/// The v1 hierarchies the container's /sys/fs/cgroup shows (None: every
-/// one the host has, or cgroup v2): those of its own cgroup; without one,
-/// under the `used` annotation, those its resources use all the same,
-/// rooted at its creator's cgroups.
-fn cgroup_v1_view(spec: &Spec, cgroup: Option<&Cgroup>) -> Option<Vec<crate::cgroups::Hierarchy>> {
-    match cgroup {
-        Some(cg) => cg.v1_hierarchies().map(<[_]>::to_vec),
-        None if used_hierarchies_only(spec) => {
-            let res = spec.linux().as_ref().and_then(|l| l.resources().as_ref());
-            match Layout::detect().ok()?.used_by(res) {
-                Layout::V1(hs) => Some(hs),
-                Layout::V2 { .. } => None,
-            }
-        }
-        None => None,
-    }
 }

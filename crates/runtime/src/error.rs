@@ -76,6 +76,12 @@ impl<T> Context<T> for std::io::Result<T> {
     }
 }
 
+impl<T> Context<T> for rustix::io::Result<T> {
+    fn step(self, what: impl FnOnce() -> String) -> Result<T> {
+        self.map_err(std::io::Error::from).step(what)
+    }
+}
+
 /// `No such file or directory (os error 2)` → `no such file or directory`,
 /// the way Go (and therefore runc and Docker) print errno.
 pub(crate) fn strip_os_error(e: &std::io::Error) -> String {

@@ -26,76 +26,73 @@ pub fn init_main(argv: &[OsString]) -> ! {
         }
     };
 
-    // Not PID 1 (no PID namespace): still adopt orphans of our subtree.
-    // SAFETY: prctl with integer arguments.
-    if unsafe { libc::getpid() } != 1 {
-        unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+    // Not PID 1 (no PID namespace): still adopt orphans of our subtree
+    // (any non-zero argument makes this process a subreaper).
+    if !rustix::process::getpid().is_init() {
+        let _ = rustix::process::set_child_subreaper(Some(rustix::process::Pid::INIT));
     }
     let shown = args[0].to_string_lossy().into_owned();
 
     // Everything is blocked in init and taken synchronously by sigwaitinfo.
-    // SAFETY: sigfillset initialises the set.
-    let all = unsafe {
-        let mut s: libc::sigset_t = std::mem::zeroed();
-        libc::sigfillset(&mut s);
-        s
-    };
+    let all = sys::sigset_all();
     let old = sys::sigmask(libc::SIG_SETMASK, &all);
 
-    // SAFETY: init is single-threaded; the child only calls async-signal-safe
-    // functions before exec (argv was prepared above).
+    // SAFETY: init is single-threaded, so the child may do anything before
+    // exec; it only execs (argv was prepared above) or exits.
     let child = unsafe { libc::fork() };
     if child < 0 {
         errln!("berth-init: fork: {}", std::io::Error::last_os_error());
         std::process::exit(125);
     }
     if child == 0 {
-        // SAFETY: async-signal-safe calls only, then exec or _exit.
-        unsafe {
-            libc::setpgid(0, 0);
-            // Take the terminal's foreground so ^C reaches the command; SIGTTOU
-            // is still blocked here so this cannot stop us.
-            if libc::isatty(0) == 1 {
-                libc::tcsetpgrp(0, libc::getpgrp());
-            }
-            libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
-            let mut p: Vec<*const libc::c_char> = argv_c.iter().map(|a| a.as_ptr()).collect();
-            p.push(std::ptr::null());
-            libc::execvp(p[0], p.as_ptr());
-            let err = std::io::Error::last_os_error();
-            // init is single-threaded, so formatting after fork is safe.
-            errln!("berth-init: exec {shown}: {err}");
-            libc::_exit(if err.raw_os_error() == Some(libc::ENOENT) {
-                127
-            } else {
-                126
-            });
-        }
+        exec_command(&argv_c, &old, &shown);
     }
+    forward_and_reap(child, &all)
+}
 
+/// The forked child: its own process group, in the terminal's foreground,
+/// with the caller's signal mask, then the command.
+fn exec_command(argv: &[CString], mask: &libc::sigset_t, shown: &str) -> ! {
+    use rustix::stdio::stdin;
+    let _ = rustix::process::setpgid(None, None);
+    // Take the terminal's foreground so ^C reaches the command; SIGTTOU
+    // is still blocked here so this cannot stop us.
+    if rustix::termios::isatty(stdin()) {
+        let _ = rustix::termios::tcsetpgrp(stdin(), rustix::process::getpgrp());
+    }
+    sys::sigmask(libc::SIG_SETMASK, mask);
+    let mut p: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
+    p.push(std::ptr::null());
+    // SAFETY: a NULL-terminated array of pointers into `argv`'s C strings,
+    // which outlive the call.
+    unsafe { libc::execvp(p[0], p.as_ptr()) };
+    let err = std::io::Error::last_os_error();
+    // init is single-threaded, so formatting after fork is safe.
+    errln!("berth-init: exec {shown}: {err}");
+    sys::exit_now(if err.raw_os_error() == Some(libc::ENOENT) {
+        127
+    } else {
+        126
+    })
+}
+
+/// Forward every signal but SIGCHLD to the command; on SIGCHLD reap every
+/// child (orphans re-parented to us as well as the command), and exit with
+/// the command's status once it is gone.
+fn forward_and_reap(child: libc::pid_t, all: &libc::sigset_t) -> ! {
+    use rustix::process::{WaitOptions, wait};
     loop {
-        // SAFETY: siginfo_t is plain data.
-        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
-        // SAFETY: valid set and out-pointer.
-        let sig = unsafe { libc::sigwaitinfo(&all, &mut info) };
-        if sig < 0 {
+        let Ok(sig) = sys::sigwait(all) else {
             continue;
-        }
+        };
         if sig != libc::SIGCHLD {
-            // SAFETY: plain kill; the child may already be gone (ESRCH).
-            unsafe { libc::kill(child, sig) };
+            // The child may already be gone (ESRCH).
+            let _ = sys::kill(child, sig);
             continue;
         }
-        // Reap everything: orphans re-parented to us as well as the command.
-        loop {
-            let mut status = 0;
-            // SAFETY: valid out-pointer.
-            let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
-            if pid <= 0 {
-                break;
-            }
-            if pid == child {
-                std::process::exit(sys::exit_code(status));
+        while let Ok(Some((pid, status))) = wait(WaitOptions::NOHANG) {
+            if pid.as_raw_nonzero().get() == child {
+                std::process::exit(sys::exit_code(status.as_raw()));
             }
         }
     }

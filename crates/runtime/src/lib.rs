@@ -6,26 +6,36 @@
 //! - [`run`]: the foreground path of `berth run`.
 //! - [`init::init_main`]: the tiny init used for `--init`.
 //!
-//! How a container comes to life (crun's shape, in one process image):
+//! How a container comes to life (crun's shape, in one process image; the
+//! messages are drawn in `sync`):
 //! 1. `create` makes `<state_dir>/<id>/exec.fifo` and a seqpacket socketpair,
-//!    then clone3s the child straight into its new namespaces
-//!    (CLONE_NEWPID etc.), so the command will be PID 1.
-//! 2. The container's cgroup is made and limited before the clone (v2: the
-//!    child is cloned into it; v1: the runtime moves it in). The child waits
-//!    for `G` (user-namespace maps will go there too), unshares its cgroup
-//!    namespace, makes mount propagation private, binds the rootfs onto
-//!    itself, mounts the spec's mounts with targets resolved by
-//!    openat2(RESOLVE_IN_ROOT), fills /dev, pivot_root(".", ".") + detach
-//!    (or, refused or [`NO_PIVOT`], a move onto / and chroot), then
-//!    console, masked/read-only paths, read-only root, hostname, rlimits,
-//!    identity and capabilities, and looks the command up in the spec's
-//!    PATH. It reports `R` and blocks reading the exec fifo.
-//!    A `linux.seccomp` filter is compiled (or taken from the cache, see
-//!    [`seccomp`]) before clone and installed by the child: before the
-//!    identity change without no_new_privs, otherwise right before exec.
-//! 3. `start` writes the fifo; the child execs. Its sync socket end is
-//!    close-on-exec: end-of-file means exec worked, an `E` message carries
-//!    the error (mapped to 127/126/125 by [`Error::exit_code`]).
+//!    compiles the `linux.seccomp` filter (or takes it from the cache, see
+//!    [`seccomp`]), makes and limits the container's cgroup, then clone3s
+//!    the child straight into its new namespaces (CLONE_NEWPID etc.), so
+//!    the command will be PID 1, and on cgroup v2 straight into its cgroup
+//!    (CLONE_INTO_CGROUP). A container may have no cgroup of its own: with
+//!    the [`cgroups::MODE`] annotation `disabled`, or where none can be made
+//!    and it asks for no limits; without a user namespace its root is then
+//!    remounted nodev (it has no device cgroup).
+//! 2. The runtime writes the maps of a new user namespace and sends `G`.
+//!    The child moves itself into its v1 cgroup, joins the spec's existing
+//!    namespaces, unshares its cgroup namespace, makes mount propagation
+//!    private, binds the rootfs onto itself, mounts the spec's mounts with
+//!    targets resolved by openat2(RESOLVE_IN_ROOT), fills /dev,
+//!    pivot_root(".", ".") + detach (or, with [`NO_PIVOT`] or where
+//!    pivot_root is refused with EPERM, a move onto / and chroot), then
+//!    console, hostname, sysctls, masked/read-only paths, read-only root,
+//!    rlimits, the seccomp filter (here without no_new_privs, right before
+//!    exec with it), identity and capabilities, and looks the command up in
+//!    the spec's PATH. It reports `R` and blocks on the exec fifo, watching
+//!    the socket: a `create` that returns hands the container over (`D`,
+//!    answered `A`: it drops its parent-death signal), and end-of-file
+//!    before that means the runtime died.
+//! 3. `start` writes the fifo. The child execs the exec trampoline (see
+//!    `trampoline`), a sealed memfd, with its socket end as fd 3; the
+//!    trampoline execs the command. End-of-file on the socket means the
+//!    command runs; `X` carries the errno of a failed exec, `E` an error
+//!    before it (mapped to 127/126/125 by [`Error::exit_code`]).
 //!
 //! The runtime forks with raw clone3 and must be used from a
 //! single-threaded process (tests drive it through the
@@ -59,7 +69,7 @@ pub use container::{Container, Io, load_spec};
 /// Annotation asking for the root switch without pivot_root: the rootfs
 /// is moved onto / and chrooted into (runc's `--no-pivot`). Value `true`.
 /// Without it the runtime still falls back to this when pivot_root is
-/// refused (a seccomp filter such as Docker's default profile).
+/// refused with EPERM (a seccomp filter such as Docker's default profile).
 pub const NO_PIVOT: &str = "org.berth.no-pivot";
 pub use error::{Error, ErrorKind, Result};
 pub use run::{Exit, FORWARDED_SIGNALS, run, run_spec};

@@ -12,7 +12,10 @@
 //! non-blocking so that one full stream never stalls the others or the
 //! signal forwarding in the same poll loop.
 
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use rustix::event::{PollFd, PollFlags, Timespec};
+use rustix::io::Errno;
+use rustix::pipe::SpliceFlags;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 /// The largest chunk one splice or read moves.
 const CHUNK: usize = 1 << 20;
@@ -33,17 +36,20 @@ pub(crate) struct Pump {
 }
 
 /// One end of a pump: a pipe end the runtime owns (closed when the pump
-/// ends, which tells the container) or a caller's fd (left open).
+/// ends, which tells the container) or one of the caller's stdio (left
+/// open).
 enum Pipe {
     Own(OwnedFd),
-    Caller(RawFd),
+    Caller(BorrowedFd<'static>),
+    Closed,
 }
 
 impl Pipe {
-    fn raw(&self) -> RawFd {
+    fn fd(&self) -> Option<BorrowedFd<'_>> {
         match self {
-            Pipe::Own(fd) => fd.as_raw_fd(),
-            Pipe::Caller(fd) => *fd,
+            Pipe::Own(fd) => Some(fd.as_fd()),
+            Pipe::Caller(fd) => Some(*fd),
+            Pipe::Closed => None,
         }
     }
 }
@@ -93,18 +99,19 @@ impl Stdio {
 
     /// The pumps of a started container, to the caller's fds 0–2.
     pub fn pumps(self) -> Vec<Pump> {
+        use rustix::stdio::{stderr, stdin, stdout};
         let mut pumps = vec![
-            Pump::new(Pipe::Own(self.output), Pipe::Caller(1)),
-            Pump::new(Pipe::Own(self.error), Pipe::Caller(2)),
+            Pump::new(Pipe::Own(self.output), Pipe::Caller(stdout())),
+            Pump::new(Pipe::Own(self.error), Pipe::Caller(stderr())),
         ];
         if let Some(input) = self.input {
-            pumps.push(Pump::new(Pipe::Caller(0), Pipe::Own(input)));
+            pumps.push(Pump::new(Pipe::Caller(stdin()), Pipe::Own(input)));
         }
         pumps
     }
 }
 
-fn set_nonblocking(fd: BorrowedFd<'_>) -> std::io::Result<()> {
+pub(crate) fn set_nonblocking(fd: BorrowedFd<'_>) -> std::io::Result<()> {
     use rustix::fs::{OFlags, fcntl_getfl, fcntl_setfl};
     let flags = fcntl_getfl(fd)?;
     fcntl_setfl(fd, flags | OFlags::NONBLOCK)?;
@@ -128,15 +135,19 @@ impl Pump {
         matches!(self.from, Pipe::Own(_))
     }
 
+    /// Both ends, while the pump is open.
+    fn ends(&self) -> Option<(BorrowedFd<'_>, BorrowedFd<'_>)> {
+        self.open.then_some((self.from.fd()?, self.to.fd()?))
+    }
+
     /// The fd and poll events this pump waits for, if it is still open.
-    pub fn interest(&self) -> Option<(RawFd, libc::c_short)> {
-        if !self.open {
-            None
-        } else if self.to_full || !self.pending.is_empty() {
-            Some((self.to.raw(), libc::POLLOUT))
+    pub fn interest(&self) -> Option<PollFd<'_>> {
+        let (from, to) = self.ends()?;
+        Some(if self.to_full || !self.pending.is_empty() {
+            PollFd::from_borrowed_fd(to, PollFlags::OUT)
         } else {
-            Some((self.from.raw(), libc::POLLIN))
-        }
+            PollFd::from_borrowed_fd(from, PollFlags::IN)
+        })
     }
 
     /// Move what can be moved now, after poll reported the fd of
@@ -151,27 +162,30 @@ impl Pump {
             self.flush();
             return;
         }
+        let Some((from, to)) = self.ends() else {
+            return;
+        };
         if self.splice {
-            match splice(self.from.raw(), self.to.raw()) {
+            let flags = SpliceFlags::MOVE | SpliceFlags::NONBLOCK;
+            // Both ends are streams: no offsets.
+            match rustix::pipe::splice(from, None, to, None, CHUNK, flags) {
                 Ok(0) => self.close(),
                 Ok(_) => {}
-                Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => {
+                Err(Errno::AGAIN) => {
                     // Readable by poll, so it is most likely `to` that is
                     // full: wait for it rather than spin on `from`.
                     self.to_full = true;
                 }
-                Err(e) if e.raw_os_error() == Some(libc::EINTR) => {}
+                Err(Errno::INTR) => {}
                 // Neither side refuses splice in a way that write would
                 // accept: an O_APPEND file, a terminal, a socket of some
                 // families. Copy through user space from now on.
-                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => self.splice = false,
+                Err(Errno::INVAL) => self.splice = false,
                 Err(_) => self.close(),
             }
             return;
         }
         let mut buf = vec![0u8; CHUNK.min(64 * 1024)];
-        // SAFETY: the fd is open while the pump is; we only borrow it here.
-        let from = unsafe { BorrowedFd::borrow_raw(self.from.raw()) };
         match rustix::io::read(from, &mut buf) {
             Ok(0) => self.close(),
             Ok(n) => {
@@ -179,24 +193,25 @@ impl Pump {
                 self.pending = buf;
                 self.flush();
             }
-            Err(rustix::io::Errno::AGAIN) | Err(rustix::io::Errno::INTR) => {}
+            Err(Errno::AGAIN) | Err(Errno::INTR) => {}
             Err(_) => self.close(),
         }
     }
 
     fn flush(&mut self) {
-        // SAFETY: as in step().
-        let to = unsafe { BorrowedFd::borrow_raw(self.to.raw()) };
         while !self.pending.is_empty() {
+            let Some((_, to)) = self.ends() else {
+                return;
+            };
             match rustix::io::write(to, &self.pending) {
                 Ok(n) => {
                     self.pending.drain(..n);
                 }
-                Err(rustix::io::Errno::AGAIN) => {
+                Err(Errno::AGAIN) => {
                     self.to_full = true;
                     return;
                 }
-                Err(rustix::io::Errno::INTR) => {}
+                Err(Errno::INTR) => {}
                 Err(_) => {
                     self.close();
                     return;
@@ -213,7 +228,7 @@ impl Pump {
         self.pending = Vec::new();
         for p in [&mut self.from, &mut self.to] {
             if let Pipe::Own(_) = p {
-                *p = Pipe::Caller(-1);
+                *p = Pipe::Closed;
             }
         }
     }
@@ -228,50 +243,28 @@ impl Pump {
             return;
         }
         let mut idle_polls = 0;
+        let now = Timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        let timeout = if all_writers_gone { None } else { Some(&now) };
         while self.open {
-            let (fd, events) = match self.interest() {
-                Some(i) => i,
-                None => break,
-            };
-            let mut p = libc::pollfd {
-                fd,
-                events,
-                revents: 0,
-            };
-            let timeout = if all_writers_gone { -1 } else { 0 };
-            // SAFETY: one valid pollfd.
-            let n = unsafe { libc::poll(&mut p, 1, timeout) };
-            if n == 0 {
-                idle_polls += 1;
-                if idle_polls > 1 {
-                    break;
-                }
-                continue;
-            }
-            if n < 0 && std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
+            let Some(p) = self.interest() else {
                 break;
+            };
+            match rustix::event::poll(&mut [p], timeout) {
+                Ok(0) => {
+                    idle_polls += 1;
+                    if idle_polls > 1 {
+                        break;
+                    }
+                    continue;
+                }
+                Ok(_) | Err(Errno::INTR) => {}
+                Err(_) => break,
             }
             self.step();
         }
         self.close();
-    }
-}
-
-fn splice(from: RawFd, to: RawFd) -> std::io::Result<usize> {
-    // SAFETY: plain integer fds and null offsets (both ends are streams).
-    let n = unsafe {
-        libc::splice(
-            from,
-            std::ptr::null_mut(),
-            to,
-            std::ptr::null_mut(),
-            CHUNK,
-            libc::SPLICE_F_MOVE | libc::SPLICE_F_NONBLOCK,
-        )
-    };
-    if n < 0 {
-        Err(std::io::Error::last_os_error())
-    } else {
-        Ok(n as usize)
     }
 }

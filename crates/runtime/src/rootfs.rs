@@ -1,62 +1,81 @@
 //! The container's filesystem view, built inside its mount namespace: mount
 //! propagation cut off from the host, the rootfs bound onto itself, the
-//! spec's mounts placed strictly inside the rootfs, a fresh /dev, then
-//! pivot_root (or, where it cannot be had, a move onto / and chroot) and the
-//! finishing touches (console, masked and read-only paths, read-only root).
+//! spec's mounts placed strictly inside the rootfs, a fresh /dev (see
+//! `dev`), then pivot_root (or, where it cannot be had, a move onto / and
+//! chroot: see `switch`) and the finishing touches (console, masked and
+//! read-only paths, read-only root).
+
+mod dev;
+mod switch;
+
+pub(crate) use switch::pivot;
 
 use crate::error::{Context, Error, Result};
-use crate::sys::{self, cstr, fd_path, openat2};
+use crate::sys::{self, fd_path, openat2};
 use oci_spec::runtime::{LinuxDeviceType, Mount, Spec};
+use rustix::fs::{FileType, Mode, OFlags, ResolveFlags};
+use rustix::mount::{
+    MountFlags, MountPropagationFlags, mount_bind, mount_bind_recursive, mount_change,
+    mount_remount,
+};
 use std::ffi::OsStr;
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
-use std::os::unix::fs::MetadataExt;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Component, Path, PathBuf};
 
 /// Lookups beneath the rootfs: `..` and absolute symlinks are clamped to the
 /// rootfs, magic links (/proc/self/root and friends) refused.
-const IN_ROOT: u64 = libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS;
+const IN_ROOT: ResolveFlags = ResolveFlags::IN_ROOT.union(ResolveFlags::NO_MAGICLINKS);
+
+/// MS_REMOUNT, which rustix keeps to its `mount_remount`: a spec mount may
+/// ask for it among its options.
+const REMOUNT: MountFlags = MountFlags::from_bits_retain(libc::MS_REMOUNT as u32);
 
 /// Parsed `options` of a spec mount.
-#[derive(Default, Debug)]
+#[derive(Debug)]
 struct MountOptions {
-    flags: libc::c_ulong,
-    propagation: Vec<libc::c_ulong>,
+    flags: MountFlags,
+    propagation: Vec<MountPropagationFlags>,
     data: Vec<String>,
 }
 
 fn parse_options(options: &[String]) -> MountOptions {
-    let mut o = MountOptions::default();
+    use MountFlags as F;
+    let mut o = MountOptions {
+        flags: MountFlags::empty(),
+        propagation: Vec::new(),
+        data: Vec::new(),
+    };
     for opt in options {
         let (set, clear) = match opt.as_str() {
-            "ro" => (libc::MS_RDONLY, 0),
-            "rw" => (0, libc::MS_RDONLY),
-            "nosuid" => (libc::MS_NOSUID, 0),
-            "suid" => (0, libc::MS_NOSUID),
-            "nodev" => (libc::MS_NODEV, 0),
-            "dev" => (0, libc::MS_NODEV),
-            "noexec" => (libc::MS_NOEXEC, 0),
-            "exec" => (0, libc::MS_NOEXEC),
-            "sync" => (libc::MS_SYNCHRONOUS, 0),
-            "async" => (0, libc::MS_SYNCHRONOUS),
-            "dirsync" => (libc::MS_DIRSYNC, 0),
-            "remount" => (libc::MS_REMOUNT, 0),
-            "mand" => (libc::MS_MANDLOCK, 0),
-            "nomand" => (0, libc::MS_MANDLOCK),
-            "atime" => (0, libc::MS_NOATIME),
-            "noatime" => (libc::MS_NOATIME, 0),
-            "diratime" => (0, libc::MS_NODIRATIME),
-            "nodiratime" => (libc::MS_NODIRATIME, 0),
-            "relatime" => (libc::MS_RELATIME, 0),
-            "norelatime" => (0, libc::MS_RELATIME),
-            "strictatime" => (libc::MS_STRICTATIME, 0),
-            "nostrictatime" => (0, libc::MS_STRICTATIME),
-            "bind" => (libc::MS_BIND, 0),
-            "rbind" => (libc::MS_BIND | libc::MS_REC, 0),
+            "ro" => (F::RDONLY, F::empty()),
+            "rw" => (F::empty(), F::RDONLY),
+            "nosuid" => (F::NOSUID, F::empty()),
+            "suid" => (F::empty(), F::NOSUID),
+            "nodev" => (F::NODEV, F::empty()),
+            "dev" => (F::empty(), F::NODEV),
+            "noexec" => (F::NOEXEC, F::empty()),
+            "exec" => (F::empty(), F::NOEXEC),
+            "sync" => (F::SYNCHRONOUS, F::empty()),
+            "async" => (F::empty(), F::SYNCHRONOUS),
+            "dirsync" => (F::DIRSYNC, F::empty()),
+            "remount" => (REMOUNT, F::empty()),
+            "mand" => (F::PERMIT_MANDATORY_FILE_LOCKING, F::empty()),
+            "nomand" => (F::empty(), F::PERMIT_MANDATORY_FILE_LOCKING),
+            "atime" => (F::empty(), F::NOATIME),
+            "noatime" => (F::NOATIME, F::empty()),
+            "diratime" => (F::empty(), F::NODIRATIME),
+            "nodiratime" => (F::NODIRATIME, F::empty()),
+            "relatime" => (F::RELATIME, F::empty()),
+            "norelatime" => (F::empty(), F::RELATIME),
+            "strictatime" => (F::STRICTATIME, F::empty()),
+            "nostrictatime" => (F::empty(), F::STRICTATIME),
+            "bind" => (F::BIND, F::empty()),
+            "rbind" => (F::BIND | F::REC, F::empty()),
             "private" | "rprivate" | "shared" | "rshared" | "slave" | "rslave" | "unbindable"
             | "runbindable" => {
-                o.propagation.push(propagation_flag(opt).unwrap_or(0));
+                o.propagation
+                    .push(propagation_flag(opt).unwrap_or(MountPropagationFlags::empty()));
                 continue;
             }
             // runc-specific hint we do not implement; not a kernel option.
@@ -71,16 +90,17 @@ fn parse_options(options: &[String]) -> MountOptions {
     o
 }
 
-fn propagation_flag(name: &str) -> Option<libc::c_ulong> {
+fn propagation_flag(name: &str) -> Option<MountPropagationFlags> {
+    use MountPropagationFlags as P;
     Some(match name {
-        "private" => libc::MS_PRIVATE,
-        "rprivate" => libc::MS_PRIVATE | libc::MS_REC,
-        "shared" => libc::MS_SHARED,
-        "rshared" => libc::MS_SHARED | libc::MS_REC,
-        "slave" => libc::MS_SLAVE,
-        "rslave" => libc::MS_SLAVE | libc::MS_REC,
-        "unbindable" => libc::MS_UNBINDABLE,
-        "runbindable" => libc::MS_UNBINDABLE | libc::MS_REC,
+        "private" => P::PRIVATE,
+        "rprivate" => P::PRIVATE | P::REC,
+        "shared" => P::SHARED,
+        "rshared" => P::SHARED | P::REC,
+        "slave" => P::DOWNSTREAM,
+        "rslave" => P::DOWNSTREAM | P::REC,
+        "unbindable" => P::UNBINDABLE,
+        "runbindable" => P::UNBINDABLE | P::REC,
         _ => return None,
     })
 }
@@ -124,7 +144,7 @@ fn mkdir_all_once(
     root: BorrowedFd<'_>,
     rel: &Path,
 ) -> io::Result<std::result::Result<OwnedFd, PathBuf>> {
-    let dir_flags = libc::O_PATH | libc::O_DIRECTORY;
+    let dir_flags = OFlags::PATH | OFlags::DIRECTORY;
     let mut cur = PathBuf::from(".");
     let mut fd = openat2(root, &cur, dir_flags, IN_ROOT)?;
     let comps: Vec<Component<'_>> = rel.components().collect();
@@ -134,28 +154,26 @@ fn mkdir_all_once(
         fd = match openat2(root, &cur, dir_flags, IN_ROOT) {
             Ok(f) => f,
             Err(e) if is_enoent(&e) => {
-                let name = cstr(comp.as_os_str())?;
-                // SAFETY: fd is a directory fd, name a valid string.
-                let r = unsafe { libc::mkdirat(fd.as_raw_fd(), name.as_ptr(), 0o755) };
-                if r == -1 {
-                    let e = io::Error::last_os_error();
-                    if e.raw_os_error() != Some(libc::EEXIST) {
-                        return Err(e);
+                let name = comp.as_os_str();
+                match rustix::fs::mkdirat(&fd, name, Mode::from_raw_mode(0o755)) {
+                    Ok(()) => {}
+                    Err(e) if e != rustix::io::Errno::EXIST => return Err(e.into()),
+                    Err(e) => {
+                        // It exists but does not resolve: a dangling symlink.
+                        let Some(target) = read_link(fd.as_fd(), name)? else {
+                            return Err(e.into());
+                        };
+                        let target = target.as_path();
+                        let mut next = if target.is_absolute() {
+                            relative(target)
+                        } else {
+                            parent.join(target)
+                        };
+                        for c in &comps[i + 1..] {
+                            next.push(c.as_os_str());
+                        }
+                        return Ok(Err(next));
                     }
-                    // It exists but does not resolve: a dangling symlink.
-                    let Some(target) = read_link(fd.as_fd(), &name)? else {
-                        return Err(e);
-                    };
-                    let target = target.as_path();
-                    let mut next = if target.is_absolute() {
-                        relative(target)
-                    } else {
-                        parent.join(target)
-                    };
-                    for c in &comps[i + 1..] {
-                        next.push(c.as_os_str());
-                    }
-                    return Ok(Err(next));
                 }
                 openat2(root, &cur, dir_flags, IN_ROOT)?
             }
@@ -174,7 +192,7 @@ fn mount_target(root: BorrowedFd<'_>, dest: &Path, dir: bool) -> io::Result<Owne
     let mut rel = relative(dest);
     // Bounded like the kernel's own symlink following.
     for _ in 0..40 {
-        match openat2(root, &rel, libc::O_PATH, IN_ROOT) {
+        match openat2(root, &rel, OFlags::PATH, IN_ROOT) {
             Ok(fd) => return Ok(fd),
             Err(e) if is_enoent(&e) => {}
             Err(e) => return Err(e),
@@ -187,33 +205,28 @@ fn mount_target(root: BorrowedFd<'_>, dest: &Path, dir: bool) -> io::Result<Owne
             return Err(io::Error::from_raw_os_error(libc::EISDIR));
         };
         let parent = mkdir_all(root, &parent_rel)?;
-        let name = cstr(file_name)?;
         // O_EXCL|O_NOFOLLOW: never follow a (dangling) symlink while creating.
-        // SAFETY: parent is a directory fd, name a valid string.
-        let r = unsafe {
-            libc::openat(
-                parent.as_raw_fd(),
-                name.as_ptr(),
-                libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_WRONLY | libc::O_CLOEXEC,
-                0o644,
-            )
-        };
-        if r != -1 {
-            // SAFETY: r is a fresh fd we own.
-            unsafe { libc::close(r) };
-            return openat2(
-                parent.as_fd(),
-                Path::new(file_name),
-                libc::O_PATH | libc::O_NOFOLLOW,
-                0,
-            );
-        }
-        let e = io::Error::last_os_error();
-        if e.raw_os_error() != Some(libc::EEXIST) {
-            return Err(e);
+        let created = rustix::fs::openat(
+            &parent,
+            file_name,
+            OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::WRONLY | OFlags::CLOEXEC,
+            Mode::from_raw_mode(0o644),
+        );
+        match created {
+            Ok(file) => {
+                drop(file);
+                return openat2(
+                    parent.as_fd(),
+                    Path::new(file_name),
+                    OFlags::PATH | OFlags::NOFOLLOW,
+                    ResolveFlags::empty(),
+                );
+            }
+            Err(e) if e != rustix::io::Errno::EXIST => return Err(e.into()),
+            Err(_) => {}
         }
         // It exists yet did not resolve: a dangling symlink; go where it points.
-        match read_link(parent.as_fd(), &name)? {
+        match read_link(parent.as_fd(), file_name)? {
             Some(target) if target.is_absolute() => rel = relative(&target),
             Some(target) => rel = parent_rel.join(target),
             // Made by someone else meanwhile: look again.
@@ -224,33 +237,46 @@ fn mount_target(root: BorrowedFd<'_>, dest: &Path, dir: bool) -> io::Result<Owne
 }
 
 /// The target of symlink `name` in `dir`, None when it is not a symlink.
-fn read_link(dir: BorrowedFd<'_>, name: &std::ffi::CStr) -> io::Result<Option<PathBuf>> {
-    let mut buf = vec![0u8; libc::PATH_MAX as usize];
-    // SAFETY: buf is a writable buffer of the given length.
-    let n = unsafe {
-        libc::readlinkat(
-            dir.as_raw_fd(),
-            name.as_ptr(),
-            buf.as_mut_ptr().cast(),
-            buf.len(),
-        )
-    };
-    if n < 0 {
-        let e = io::Error::last_os_error();
-        return match e.raw_os_error() {
-            Some(libc::EINVAL) => Ok(None),
-            _ => Err(e),
-        };
+fn read_link(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<Option<PathBuf>> {
+    use std::os::unix::ffi::OsStringExt;
+    // Room for any target: one readlinkat.
+    let buf = Vec::with_capacity(libc::PATH_MAX as usize);
+    match rustix::fs::readlinkat(dir, name, buf) {
+        Ok(target) => Ok(Some(PathBuf::from(std::ffi::OsString::from_vec(
+            target.into_bytes(),
+        )))),
+        Err(rustix::io::Errno::INVAL) => Ok(None),
+        Err(e) => Err(e.into()),
     }
-    buf.truncate(n as usize);
-    Ok(Some(PathBuf::from(OsStr::from_bytes(&buf))))
 }
 
 fn is_dir(fd: BorrowedFd<'_>) -> io::Result<bool> {
-    // SAFETY: stat is plain data; fd is valid.
-    let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    sys::cvt(unsafe { libc::fstat(fd.as_raw_fd(), &mut st) })?;
-    Ok(st.st_mode & libc::S_IFMT == libc::S_IFDIR)
+    let st = rustix::fs::fstat(fd)?;
+    Ok(FileType::from_raw_mode(st.st_mode) == FileType::Directory)
+}
+
+/// The mount flags in effect on the mount holding `path`, limited to the
+/// ones a bind remount must repeat (the kernel refuses to clear locked
+/// nosuid/nodev/noexec on remount, and silently would on a fresh remount).
+fn kept_flags(path: impl rustix::path::Arg) -> io::Result<MountFlags> {
+    Ok(mount_flags_of(rustix::fs::statvfs(path)?.f_flag))
+}
+
+/// The mount flags a bind remount must repeat to keep them, from statvfs.
+fn mount_flags_of(f: rustix::fs::StatVfsMountFlags) -> MountFlags {
+    use rustix::fs::StatVfsMountFlags as S;
+    [
+        (S::RDONLY, MountFlags::RDONLY),
+        (S::NOSUID, MountFlags::NOSUID),
+        (S::NODEV, MountFlags::NODEV),
+        (S::NOEXEC, MountFlags::NOEXEC),
+        (S::NOATIME, MountFlags::NOATIME),
+        (S::NODIRATIME, MountFlags::NODIRATIME),
+        (S::RELATIME, MountFlags::RELATIME),
+    ]
+    .into_iter()
+    .filter(|(s, _)| f.contains(*s))
+    .fold(MountFlags::empty(), |m, (_, flag)| m | flag)
 }
 
 /// Set up everything before pivot_root. `rootfs` is absolute.
@@ -270,41 +296,25 @@ pub(crate) fn prepare(
     // 1. Nothing we mount may propagate back to the host.
     let prop = match linux.and_then(|l| l.rootfs_propagation().as_deref()) {
         Some(p) if !p.is_empty() => propagation_flag(p)
-            .map(|f| f | libc::MS_REC)
+            .map(|f| f | MountPropagationFlags::REC)
             .ok_or_else(|| Error::setup(format!("invalid rootfsPropagation {p:?}")))?,
-        _ => libc::MS_PRIVATE | libc::MS_REC,
+        _ => MountPropagationFlags::PRIVATE | MountPropagationFlags::REC,
     };
-    sys::mount(None, OsStr::new("/"), None, prop, None)
-        .step(|| "make / mount propagation private".into())?;
+    mount_change("/", prop).step(|| "make / mount propagation private".into())?;
 
     // 2. pivot_root needs the new root to be a mount point.
-    sys::mount(
-        Some(rootfs.as_os_str()),
-        rootfs.as_os_str(),
-        None,
-        libc::MS_BIND | libc::MS_REC,
-        None,
-    )
-    .step(|| format!("bind rootfs {} onto itself", rootfs.display()))?;
+    mount_bind_recursive(rootfs, rootfs)
+        .step(|| format!("bind rootfs {} onto itself", rootfs.display()))?;
     // A shared rootfs parent makes pivot_root fail with EINVAL.
-    sys::mount(None, rootfs.as_os_str(), None, libc::MS_PRIVATE, None)
+    mount_change(rootfs, MountPropagationFlags::PRIVATE)
         .step(|| format!("make rootfs {} private", rootfs.display()))?;
     if nodev_root {
         // A bind remount replaces every per-mount flag: keep the others.
-        let kept = rustix::fs::statvfs(rootfs)
-            .map(|v| mount_flags_of(v.f_flag))
-            .map_err(std::io::Error::from)
-            .step(|| format!("statvfs rootfs {}", rootfs.display()))?;
-        sys::mount(
-            None,
-            rootfs.as_os_str(),
-            None,
-            libc::MS_REMOUNT | libc::MS_BIND | libc::MS_NODEV | kept,
-            None,
-        )
-        .step(|| format!("remount rootfs {} nodev", rootfs.display()))?;
+        let kept = kept_flags(rootfs).step(|| format!("statvfs rootfs {}", rootfs.display()))?;
+        mount_remount(rootfs, MountFlags::BIND | MountFlags::NODEV | kept, "")
+            .step(|| format!("remount rootfs {} nodev", rootfs.display()))?;
     }
-    let root = sys::open(rootfs, libc::O_PATH | libc::O_DIRECTORY)
+    let root = sys::open(rootfs, OFlags::PATH | OFlags::DIRECTORY)
         .step(|| format!("open rootfs {}", rootfs.display()))?;
 
     // 3. The spec's mounts, in order.
@@ -323,22 +333,23 @@ pub(crate) fn prepare(
 
     // 4. A fresh /dev gets the standard devices and links, like runc.
     if dev_is_tmpfs {
-        populate_dev(root.as_fd())?;
+        dev::populate(root.as_fd())?;
     }
     for d in linux
         .and_then(|l| l.devices().as_deref())
         .unwrap_or_default()
     {
         let kind = match d.typ() {
-            LinuxDeviceType::C | LinuxDeviceType::U => libc::S_IFCHR,
-            LinuxDeviceType::B => libc::S_IFBLK,
-            LinuxDeviceType::P => libc::S_IFIFO,
+            LinuxDeviceType::C | LinuxDeviceType::U => FileType::CharacterDevice,
+            LinuxDeviceType::B => FileType::BlockDevice,
+            LinuxDeviceType::P => FileType::Fifo,
             LinuxDeviceType::A => continue,
         };
-        make_device(
+        dev::make(
             root.as_fd(),
             d.path(),
-            kind | d.file_mode().unwrap_or(0o666),
+            kind,
+            d.file_mode().unwrap_or(0o666),
             d.major() as u32,
             d.minor() as u32,
             d.uid().zip(d.gid()),
@@ -347,6 +358,8 @@ pub(crate) fn prepare(
     Ok(())
 }
 
+/// One spec mount at its destination inside the rootfs, then the
+/// propagation its options ask for.
 fn mount_one(
     root: BorrowedFd<'_>,
     m: &Mount,
@@ -356,398 +369,119 @@ fn mount_one(
     let dest = m.destination();
     let typ = m.typ().as_deref().unwrap_or("");
     let opts = parse_options(m.options().as_deref().unwrap_or_default());
-    let bind = typ == "bind" || opts.flags & libc::MS_BIND != 0;
-    let data = opts.data.join(",");
-    let what = |src: &str| format!("mount {src} on {}", dest.display());
-
     if typ == "cgroup" || typ == "cgroup2" {
-        let target = mount_target(root, dest, true).step(|| what("cgroup"))?;
-        let reopen = || {
-            openat2(
-                root,
-                &relative(dest),
-                libc::O_PATH | libc::O_DIRECTORY,
-                IN_ROOT,
-            )
-        };
-        return crate::cgroups::mount_cgroupfs(
-            &fd_path(target.as_fd()),
-            reopen,
-            opts.flags,
-            cgroup_v1,
-        )
-        .map_err(|e| Error::setup(format!("{}: {e}", what("cgroup"))));
+        return mount_cgroup(root, dest, &opts, cgroup_v1);
     }
-
-    if bind {
-        let src = m.source().clone().unwrap_or_default();
-        let src = if src.is_relative() {
-            bundle.join(src)
-        } else {
-            src
-        };
-        let shown = src.display().to_string();
-        let src_fd = sys::open(&src, libc::O_PATH).step(|| what(&shown))?;
-        let dir = is_dir(src_fd.as_fd()).step(|| what(&shown))?;
-        let target = mount_target(root, dest, dir).step(|| what(&shown))?;
-        sys::mount(
-            Some(OsStr::new(&fd_path(src_fd.as_fd()))),
-            OsStr::new(&fd_path(target.as_fd())),
-            None,
-            libc::MS_BIND | (opts.flags & libc::MS_REC),
-            None,
-        )
-        .step(|| what(&shown))?;
-        // Bind mounts ignore every other flag: ro, nosuid... need a remount.
-        let extra = opts.flags & !(libc::MS_BIND | libc::MS_REC | libc::MS_REMOUNT);
-        if extra != 0 {
-            let mounted =
-                openat2(root, &relative(dest), libc::O_PATH, IN_ROOT).step(|| what(&shown))?;
-            let p = fd_path(mounted.as_fd());
-            let keep = sys::mount_flags(OsStr::new(&p)).unwrap_or(0) & !libc::MS_RDONLY;
-            sys::mount(
-                None,
-                OsStr::new(&p),
-                None,
-                libc::MS_BIND | libc::MS_REMOUNT | extra | keep,
-                None,
-            )
-            .step(|| format!("remount {} with {:?}", dest.display(), m.options()))?;
-        }
+    if typ == "bind" || opts.flags.contains(MountFlags::BIND) {
+        bind_one(root, m, &opts, bundle)?;
     } else {
-        let source = m
-            .source()
-            .as_ref()
-            .map(|s| s.as_os_str().to_owned())
-            .unwrap_or_else(|| typ.into());
-        let shown = source.to_string_lossy().into_owned();
-        let target = mount_target(root, dest, true).step(|| what(&shown))?;
-        let tpath = fd_path(target.as_fd());
-        let r = sys::mount(
-            Some(&source),
-            OsStr::new(&tpath),
-            Some(typ),
-            opts.flags,
-            Some(&data),
-        );
-        match r {
-            // Without its own network namespace a container may not mount
-            // sysfs; runc binds the host's /sys read-only instead.
-            Err(e) if typ == "sysfs" && e.raw_os_error() == Some(libc::EPERM) => {
-                sys::mount(
-                    Some(OsStr::new("/sys")),
-                    OsStr::new(&tpath),
-                    None,
-                    libc::MS_BIND | libc::MS_REC,
-                    None,
-                )
-                .step(|| what("/sys"))?;
-                let mounted =
-                    openat2(root, &relative(dest), libc::O_PATH, IN_ROOT).step(|| what("/sys"))?;
-                sys::mount(
-                    None,
-                    OsStr::new(&fd_path(mounted.as_fd())),
-                    None,
-                    libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY | opts.flags,
-                    None,
-                )
-                .step(|| what("/sys"))?;
-            }
-            r => r.step(|| format!("mount {shown} ({typ}) on {}", dest.display()))?,
-        }
+        mount_fs(root, m, &opts)?;
     }
     for &p in &opts.propagation {
-        let mounted = openat2(root, &relative(dest), libc::O_PATH, IN_ROOT)
+        let mounted = openat2(root, &relative(dest), OFlags::PATH, IN_ROOT)
             .step(|| format!("open {}", dest.display()))?;
-        sys::mount(None, OsStr::new(&fd_path(mounted.as_fd())), None, p, None)
+        mount_change(fd_path(mounted.as_fd()), p)
             .step(|| format!("set propagation of {}", dest.display()))?;
     }
     Ok(())
 }
 
-/// Character devices every container gets, as runc and Docker provide them.
-const DEFAULT_DEVICES: &[(&str, u32, u32)] = &[
-    ("null", 1, 3),
-    ("zero", 1, 5),
-    ("full", 1, 7),
-    ("random", 1, 8),
-    ("urandom", 1, 9),
-    ("tty", 5, 0),
-];
-
-fn populate_dev(root: BorrowedFd<'_>) -> Result<()> {
-    for &(name, major, minor) in DEFAULT_DEVICES {
-        make_device(
-            root,
-            &Path::new("/dev").join(name),
-            libc::S_IFCHR | 0o666,
-            major,
-            minor,
-            None,
-        )?;
-    }
-    let dev = mkdir_all(root, Path::new("dev")).step(|| "open /dev".into())?;
-    let mut links = vec![
-        ("fd", "/proc/self/fd"),
-        ("stdin", "/proc/self/fd/0"),
-        ("stdout", "/proc/self/fd/1"),
-        ("stderr", "/proc/self/fd/2"),
-        ("ptmx", "pts/ptmx"),
-    ];
-    if Path::new("/proc/kcore").exists() {
-        links.push(("core", "/proc/kcore"));
-    }
-    for (name, target) in links {
-        let n = cstr(name).step(|| name.into())?;
-        let t = cstr(target).step(|| target.into())?;
-        // SAFETY: valid strings; dev is a directory fd.
-        let r = unsafe { libc::symlinkat(t.as_ptr(), dev.as_raw_fd(), n.as_ptr()) };
-        if r == -1 {
-            let e = io::Error::last_os_error();
-            if e.raw_os_error() != Some(libc::EEXIST) {
-                return Err(e).step(|| format!("symlink /dev/{name} -> {target}"));
-            }
-        }
-    }
-    Ok(())
-}
-
-/// mknod a device inside the rootfs; where mknod is not allowed (user
-/// namespaces) bind-mount the host's node instead.
-fn make_device(
+/// A cgroup filesystem (see `cgroups::mount_cgroupfs`).
+fn mount_cgroup(
     root: BorrowedFd<'_>,
-    path: &Path,
-    mode: libc::mode_t,
-    major: u32,
-    minor: u32,
-    owner: Option<(u32, u32)>,
+    dest: &Path,
+    opts: &MountOptions,
+    cgroup_v1: Option<&[crate::cgroups::Hierarchy]>,
 ) -> Result<()> {
-    let what = || format!("create device {}", path.display());
-    let rel = relative(path);
-    let parent = mkdir_all(root, rel.parent().unwrap_or(Path::new("."))).step(what)?;
-    let name = cstr(rel.file_name().unwrap_or_default()).step(what)?;
-    // SAFETY: parent is a directory fd, name a valid string.
-    let r = unsafe {
-        libc::mknodat(
-            parent.as_raw_fd(),
-            name.as_ptr(),
-            mode,
-            libc::makedev(major, minor),
+    let what = || format!("mount cgroup on {}", dest.display());
+    let target = mount_target(root, dest, true).step(what)?;
+    let reopen = || {
+        openat2(
+            root,
+            &relative(dest),
+            OFlags::PATH | OFlags::DIRECTORY,
+            IN_ROOT,
         )
     };
-    if r == -1 {
-        let e = io::Error::last_os_error();
-        match e.raw_os_error() {
-            Some(libc::EEXIST) => return Ok(()),
-            Some(libc::EPERM) => {
-                // The host's node at the same path stands in, and only if it
-                // is the very device asked for: never bind something else.
-                let host = std::fs::metadata(path).step(what)?;
-                let want = if mode & libc::S_IFMT == libc::S_IFBLK {
-                    libc::S_IFBLK
-                } else {
-                    libc::S_IFCHR
-                };
-                if host.mode() & libc::S_IFMT != want || host.rdev() != libc::makedev(major, minor)
-                {
-                    return Err(io::Error::other(format!(
-                        "no node can be made in a user namespace, and the host's {} is another device",
-                        path.display()
-                    )))
-                    .step(what);
-                }
-                let target = mount_target(root, path, false).step(what)?;
-                sys::mount(
-                    Some(path.as_os_str()),
-                    OsStr::new(&fd_path(target.as_fd())),
-                    None,
-                    libc::MS_BIND,
-                    None,
-                )
-                .step(what)?;
-                return Ok(());
-            }
-            _ => return Err(e).step(what),
-        }
-    }
-    if let Some((uid, gid)) = owner {
-        // SAFETY: valid dir fd and name; AT_SYMLINK_NOFOLLOW on a fresh node.
-        sys::cvt(unsafe {
-            libc::fchownat(
-                parent.as_raw_fd(),
-                name.as_ptr(),
-                uid,
-                gid,
-                libc::AT_SYMLINK_NOFOLLOW,
-            )
-        })
-        .step(what)?;
-    }
-    Ok(())
+    crate::cgroups::mount_cgroupfs(&fd_path(target.as_fd()), reopen, opts.flags, cgroup_v1)
+        .map_err(|e| Error::setup(format!("{}: {e}", what())))
 }
 
-/// The mount flags a bind remount must repeat to keep them, from statvfs.
-fn mount_flags_of(f: rustix::fs::StatVfsMountFlags) -> libc::c_ulong {
-    use rustix::fs::StatVfsMountFlags as F;
-    [
-        (F::RDONLY, libc::MS_RDONLY),
-        (F::NOSUID, libc::MS_NOSUID),
-        (F::NODEV, libc::MS_NODEV),
-        (F::NOEXEC, libc::MS_NOEXEC),
-        (F::NOATIME, libc::MS_NOATIME),
-        (F::NODIRATIME, libc::MS_NODIRATIME),
-        (F::RELATIME, libc::MS_RELATIME),
-    ]
-    .into_iter()
-    .filter(|(s, _)| f.contains(*s))
-    .fold(0, |m, (_, flag)| m | flag)
-}
-
-/// Swap the root: pivot_root(".", ".") stacks the old root on top of the new
-/// one, and a lazy unmount of "." then drops it — no chroot, no leftover
-/// directory for the old root. Without pivot_root — asked for (`no_pivot`,
-/// the [`crate::NO_PIVOT`] annotation) or refused with EPERM (a seccomp
-/// filter: Docker's default profile refuses it inside a container) — the
-/// rootfs is moved onto / instead ([`move_root`]).
-pub(crate) fn pivot(rootfs: &Path, no_pivot: bool) -> Result<()> {
-    std::env::set_current_dir(rootfs).step(|| format!("chdir to rootfs {}", rootfs.display()))?;
-    if !no_pivot {
-        let dot = cstr(".").step(|| "pivot_root".into())?;
-        match sys::pivot_root(&dot, &dot) {
-            Ok(()) => return drop_old_root(),
-            Err(e) if e.raw_os_error() == Some(libc::EPERM) => {
-                // fd 2 is the container's stderr by now, which the caller
-                // reads: fine for a debug line, never for more.
-                tracing::debug!("pivot_root refused ({e}): moving the rootfs onto / instead");
-            }
-            Err(e) => return Err(e).step(|| format!("pivot_root to {}", rootfs.display())),
-        }
-    }
-    move_root()
-}
-
-/// After pivot_root(".", "."): the old root is on top of the new one.
-fn drop_old_root() -> Result<()> {
-    // Slave first, so unmounting the old root cannot propagate anywhere.
-    sys::mount(
-        None,
-        OsStr::new("."),
-        None,
-        libc::MS_SLAVE | libc::MS_REC,
-        None,
-    )
-    .step(|| "make old root rslave".into())?;
-    sys::umount2(OsStr::new("."), libc::MNT_DETACH).step(|| "unmount old root".into())?;
-    std::env::set_current_dir("/").step(|| "chdir to new root".into())
-}
-
-/// The root switch without pivot_root, as runc's `--no-pivot`: the rootfs
-/// mount (the cwd) is moved onto / and chrooted into.
-///
-/// What the container can reach stays what pivot_root gives it: `..` from
-/// its root walks to the old root's / and straight back onto the mount on
-/// top of it (so chroot climbing ends at the rootfs), and
-/// /proc/self/mountinfo lists only the mounts under its root (the old
-/// root's are unreachable, so left out, as after pivot_root; the rootfs
-/// line names host paths in both cases).
-///
-/// The limit, which runc documents too: the old root stays underneath, the
-/// root of the mount namespace. A container with CAP_SYS_ADMIN can
-/// `umount -l /` and setns(2) into its own mount namespace, and lands there:
-/// on the host's root filesystem. Nothing cheap prevents it (only mounts
-/// locked by a user namespace cannot be unmounted, and the rootfs mount is
-/// made after the namespace); only pivot_root does, or withholding
-/// CAP_SYS_ADMIN.
-fn move_root() -> Result<()> {
-    // Nothing here propagates to the host: / is rprivate or rslave (see
-    // prepare), and under a shared parent the move is refused (EINVAL).
-    sys::mount(
-        Some(OsStr::new(".")),
-        OsStr::new("/"),
-        None,
-        libc::MS_MOVE,
-        None,
-    )
-    .step(|| "move rootfs onto / (no pivot_root)".into())?;
-    detach_old_mounts().step(|| "detach the old root's mounts".into())?;
-    rustix::process::chroot(".")
-        .map_err(io::Error::from)
-        .step(|| "chroot into rootfs".into())?;
-    std::env::set_current_dir("/").step(|| "chdir to new root".into())
-}
-
-/// After the move, before the chroot: detach every mount on the old root
-/// but the rootfs, so that the old root, uncovered, holds none of the
-/// host's (no /proc or /sys beside which a fresh one could be mounted, as
-/// runc's reason goes; no bind of anything). Newest first, so that a mount
-/// hiding an older one's mount point goes first. Mounts the kernel keeps
-/// (locked to their parent in a user namespace) stay.
-fn detach_old_mounts() -> io::Result<()> {
-    use rustix::fs::{AtFlags, CWD, StatxFlags, statx};
-    let me = statx(CWD, ".", AtFlags::empty(), StatxFlags::MNT_ID)?.stx_mnt_id;
-    // Read through the old root's /proc, and its mount points are paths
-    // from the old root: this process's root is still there.
-    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo")?;
-    let mounts: Vec<(u64, u64, &str)> = mountinfo
-        .lines()
-        .filter_map(|l| {
-            let mut f = l.split(' ');
-            let id = f.next()?.parse().ok()?;
-            let parent = f.next()?.parse().ok()?;
-            Some((id, parent, f.nth(2)?))
-        })
-        .collect();
-    let Some(&(_, old, _)) = mounts.iter().find(|m| m.0 == me) else {
-        return Ok(());
+/// A bind mount of a host path (relative ones from the bundle), remounted
+/// for the flags a bind ignores (ro, nosuid …).
+fn bind_one(root: BorrowedFd<'_>, m: &Mount, opts: &MountOptions, bundle: &Path) -> Result<()> {
+    let dest = m.destination();
+    let src = m.source().clone().unwrap_or_default();
+    let src = if src.is_relative() {
+        bundle.join(src)
+    } else {
+        src
     };
-    for &(id, parent, point) in mounts.iter().rev() {
-        if parent != old || id == me {
-            continue;
-        }
-        let point = unescape(point);
-        match sys::umount2(&point, libc::MNT_DETACH | libc::UMOUNT_NOFOLLOW) {
-            // Locked, hidden under a newer mount, or gone with one.
-            Err(e)
-                if matches!(
-                    e.raw_os_error(),
-                    Some(libc::EINVAL | libc::ENOENT | libc::ENOTDIR | libc::EACCES)
-                ) => {}
-            r => r.map_err(|e| {
-                io::Error::new(
-                    e.kind(),
-                    format!(
-                        "{}: {}",
-                        Path::new(&point).display(),
-                        crate::error::strip_os_error(&e)
-                    ),
-                )
-            })?,
-        }
+    let what = || format!("mount {} on {}", src.display(), dest.display());
+    let src_fd = sys::open(&src, OFlags::PATH).step(what)?;
+    let dir = is_dir(src_fd.as_fd()).step(what)?;
+    let target = mount_target(root, dest, dir).step(what)?;
+    let (from, to) = (fd_path(src_fd.as_fd()), fd_path(target.as_fd()));
+    if opts.flags.contains(MountFlags::REC) {
+        mount_bind_recursive(from, to)
+    } else {
+        mount_bind(from, to)
+    }
+    .step(what)?;
+    // Bind mounts ignore every other flag: ro, nosuid... need a remount.
+    let extra = opts.flags - (MountFlags::BIND | MountFlags::REC | REMOUNT);
+    if !extra.is_empty() {
+        let mounted = openat2(root, &relative(dest), OFlags::PATH, IN_ROOT).step(what)?;
+        let p = fd_path(mounted.as_fd());
+        let keep = kept_flags(p.as_str()).unwrap_or(MountFlags::empty()) - MountFlags::RDONLY;
+        mount_remount(p.as_str(), MountFlags::BIND | extra | keep, "")
+            .step(|| format!("remount {} with {:?}", dest.display(), m.options()))?;
     }
     Ok(())
 }
 
-/// A mountinfo field with its octal escapes (`\040` for a space …) undone.
-fn unescape(field: &str) -> std::ffi::OsString {
-    let b = field.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        let octal = b
-            .get(i + 1..i + 4)
-            .filter(|d| d.iter().all(|c| (b'0'..=b'7').contains(c)));
-        match (b[i], octal) {
-            (b'\\', Some(d)) => {
-                out.push((d[0] - b'0') << 6 | (d[1] - b'0') << 3 | (d[2] - b'0'));
-                i += 4;
-            }
-            (c, _) => {
-                out.push(c);
-                i += 1;
-            }
+/// A filesystem of the mount's type (proc, tmpfs, sysfs …).
+fn mount_fs(root: BorrowedFd<'_>, m: &Mount, opts: &MountOptions) -> Result<()> {
+    let dest = m.destination();
+    let typ = m.typ().as_deref().unwrap_or("");
+    let source = m
+        .source()
+        .as_ref()
+        .map(|s| s.as_os_str().to_owned())
+        .unwrap_or_else(|| typ.into());
+    let shown = source.to_string_lossy().into_owned();
+    let what = |src: &str| format!("mount {src} on {}", dest.display());
+    let target = mount_target(root, dest, true).step(|| what(&shown))?;
+    let tpath = fd_path(target.as_fd());
+    let data = opts.data.join(",");
+    let failed = || format!("mount {shown} ({typ}) on {}", dest.display());
+    let data = (!data.is_empty())
+        .then(|| sys::cstr(&data))
+        .transpose()
+        .step(failed)?;
+    let r = rustix::mount::mount(
+        source.as_os_str(),
+        tpath.as_str(),
+        typ,
+        opts.flags,
+        data.as_deref(),
+    );
+    match r {
+        // Without its own network namespace a container may not mount
+        // sysfs; runc binds the host's /sys read-only instead.
+        Err(rustix::io::Errno::PERM) if typ == "sysfs" => {
+            mount_bind_recursive("/sys", tpath.as_str()).step(|| what("/sys"))?;
+            let mounted =
+                openat2(root, &relative(dest), OFlags::PATH, IN_ROOT).step(|| what("/sys"))?;
+            mount_remount(
+                fd_path(mounted.as_fd()),
+                MountFlags::BIND | MountFlags::RDONLY | opts.flags,
+                "",
+            )
+            .step(|| what("/sys"))
         }
+        r => r.step(failed),
     }
-    std::ffi::OsString::from_vec(out)
 }
 
 /// After pivot_root: masked and read-only paths, then the read-only root.
@@ -771,81 +505,44 @@ pub(crate) fn finish(spec: &Spec) -> Result<()> {
         .and_then(|r| r.readonly())
         .unwrap_or(false)
     {
-        let keep = sys::mount_flags(OsStr::new("/")).unwrap_or(0);
-        sys::mount(
-            None,
-            OsStr::new("/"),
-            None,
-            libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY | keep,
-            None,
-        )
-        .step(|| "remount root read-only".into())?;
+        let keep = kept_flags("/").unwrap_or(MountFlags::empty());
+        mount_remount("/", MountFlags::BIND | MountFlags::RDONLY | keep, "")
+            .step(|| "remount root read-only".into())?;
     }
     Ok(())
 }
 
 fn mask_path(p: &Path) -> Result<()> {
-    let fd = match sys::open(p, libc::O_PATH) {
+    let fd = match sys::open(p, OFlags::PATH) {
         Ok(fd) => fd,
         Err(e) if is_enoent(&e) => return Ok(()),
         Err(e) => return Err(e).step(|| format!("mask {}", p.display())),
     };
     let target = fd_path(fd.as_fd());
     let r = if is_dir(fd.as_fd()).step(|| format!("mask {}", p.display()))? {
-        sys::mount(
-            Some(OsStr::new("tmpfs")),
-            OsStr::new(&target),
-            Some("tmpfs"),
-            libc::MS_RDONLY,
-            None,
-        )
+        rustix::mount::mount("tmpfs", target.as_str(), "tmpfs", MountFlags::RDONLY, None)
     } else {
-        sys::mount(
-            Some(OsStr::new("/dev/null")),
-            OsStr::new(&target),
-            None,
-            libc::MS_BIND,
-            None,
-        )
+        mount_bind("/dev/null", target.as_str())
     };
     r.step(|| format!("mask {}", p.display()))
 }
 
 fn readonly_path(p: &Path) -> Result<()> {
-    match sys::mount(
-        Some(p.as_os_str()),
-        p.as_os_str(),
-        None,
-        libc::MS_BIND | libc::MS_REC,
-        None,
-    ) {
-        Err(e) if is_enoent(&e) => return Ok(()),
+    match mount_bind_recursive(p, p) {
+        Err(rustix::io::Errno::NOENT) => return Ok(()),
         r => r.step(|| format!("bind {} read-only", p.display()))?,
     }
-    let keep = sys::mount_flags(p.as_os_str()).unwrap_or(0);
-    sys::mount(
-        None,
-        p.as_os_str(),
-        None,
-        libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY | libc::MS_REC | keep,
-        None,
-    )
-    .step(|| format!("remount {} read-only", p.display()))
+    let keep = kept_flags(p).unwrap_or(MountFlags::empty());
+    let flags = MountFlags::BIND | MountFlags::RDONLY | MountFlags::REC | keep;
+    mount_remount(p, flags, "").step(|| format!("remount {} read-only", p.display()))
 }
 
 /// Bind the pty slave onto /dev/console, as the container's console.
 pub(crate) fn bind_console(slave: BorrowedFd<'_>) -> Result<()> {
     let what = || "bind pty onto /dev/console".to_string();
-    let root = sys::open(Path::new("/"), libc::O_PATH | libc::O_DIRECTORY).step(what)?;
+    let root = sys::open(Path::new("/"), OFlags::PATH | OFlags::DIRECTORY).step(what)?;
     let target = mount_target(root.as_fd(), Path::new("/dev/console"), false).step(what)?;
-    sys::mount(
-        Some(OsStr::new(&fd_path(slave))),
-        OsStr::new(&fd_path(target.as_fd())),
-        None,
-        libc::MS_BIND,
-        None,
-    )
-    .step(what)
+    mount_bind(fd_path(slave), fd_path(target.as_fd())).step(what)
 }
 
 #[cfg(test)]
@@ -863,18 +560,14 @@ mod tests {
             "size=65536k".into(),
         ]);
         assert_eq!(
-            o.flags,
+            libc::c_ulong::from(o.flags.bits()),
             libc::MS_NOSUID | libc::MS_RDONLY | libc::MS_BIND | libc::MS_REC
         );
-        assert_eq!(o.propagation, vec![libc::MS_SLAVE | libc::MS_REC]);
+        let propagation: Vec<libc::c_ulong> =
+            o.propagation.iter().map(|p| p.bits().into()).collect();
+        assert_eq!(propagation, vec![libc::MS_SLAVE | libc::MS_REC]);
         assert_eq!(o.data, vec!["mode=755", "size=65536k"]);
-        assert_eq!(parse_options(&["ro".into(), "rw".into()]).flags, 0);
-    }
-
-    #[test]
-    fn mountinfo_escapes_are_undone() {
-        assert_eq!(unescape(r"/a\040b\011c\134d\012"), "/a b\tc\\d\n");
-        assert_eq!(unescape(r"/plain\0"), r"/plain\0");
+        assert_eq!(parse_options(&["ro".into(), "rw".into()]).flags.bits(), 0);
     }
 
     #[test]

@@ -7,7 +7,9 @@ use crate::error::{Context, Error, Result};
 use crate::relay::Pump;
 use crate::sys;
 use crate::terminal::{self, RawMode};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use rustix::event::{PollFd, PollFlags};
+use rustix::stdio::{stdin, stdout};
+use std::os::fd::{AsFd, BorrowedFd};
 use std::path::Path;
 
 /// Signals sent to berth that go to the container's PID 1 instead.
@@ -67,15 +69,14 @@ pub fn run_spec(
     // Block before create so no signal is lost (it waits in the signalfd).
     let set = sys::sigset(&FORWARDED_SIGNALS);
     let _mask = MaskGuard(sys::sigmask(libc::SIG_BLOCK, &set));
-    // SAFETY: valid sigset pointer; returns a new fd.
-    let sfd = sys::cvt(unsafe { libc::signalfd(-1, &set, libc::SFD_CLOEXEC | libc::SFD_NONBLOCK) })
-        .step(|| "signalfd".into())?;
-    // SAFETY: fresh fd.
-    let sfd = unsafe { OwnedFd::from_raw_fd(sfd) };
+    let sfd = sys::signalfd(&set).step(|| "signalfd".into())?;
 
     let mut container =
         Container::create_supervised(id, bundle, spec, state_dir, io, Supervision::Foreground)?;
-    let result = supervise(&mut container, sfd.as_fd(), io, on_start);
+    // Closed after the delete below, as when the container held it.
+    let master = container.take_pty_master();
+    let master = master.as_ref().map(|m| m.as_fd());
+    let result = supervise(&mut container, sfd.as_fd(), master, io, on_start);
     match result {
         Ok(code) => {
             let oom_killed = container.oom_killed();
@@ -89,103 +90,41 @@ pub fn run_spec(
     }
 }
 
+/// Start the container and look after it until its PID 1 exits: forward
+/// signals, copy the pty or pump the stdio pipes, then take what output is
+/// left. Docker's exit code for it.
 fn supervise(
     c: &mut Container,
     sfd: BorrowedFd<'_>,
+    master: Option<BorrowedFd<'_>>,
     io: &Io,
     on_start: impl FnOnce(i32),
 ) -> Result<i32> {
-    let master = c.pty_master().map(|m| m.as_raw_fd());
     // Raw mode only when the user types into the container (`-it`), like
     // Docker; the guard restores the terminal on every way out of here.
     let _raw = match master {
-        Some(_) if io.interactive && terminal::is_tty(0) => RawMode::enable(0),
+        Some(_) if io.interactive && terminal::is_tty(stdin()) => RawMode::enable(stdin()),
         _ => None,
     };
     if let Some(m) = master {
-        // SAFETY: m stays open while `c` lives.
-        terminal::copy_window_size(unsafe { BorrowedFd::borrow_raw(m) });
+        terminal::copy_window_size(m);
     }
     // Before the release, so that by the time the command can show
     // anything, the caller has recorded it running (`inspect` gives its PID).
     on_start(c.pid());
     c.start()?;
 
-    let pidfd = c
-        .pidfd_raw()
-        .ok_or_else(|| Error::setup("container has no pidfd"))?;
     let mut pumps: Vec<Pump> = c
         .take_stdio()
         .map(crate::relay::Stdio::pumps)
         .unwrap_or_default();
-    let mut stdin_open = master.is_some() && io.interactive;
-    let mut master_open = master.is_some();
-    let mut buf = vec![0u8; 64 * 1024];
-    // What each pollfd past the first two is for.
-    enum Slot {
-        Master,
-        Stdin,
-        Pump(usize),
-    }
-    loop {
-        let mut fds = vec![
-            libc::pollfd {
-                fd: sfd.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            },
-            libc::pollfd {
-                fd: pidfd,
-                events: libc::POLLIN,
-                revents: 0,
-            },
-        ];
-        let mut slots = Vec::new();
-        let mut watch = |fd: i32, events: libc::c_short, slot: Slot| {
-            fds.push(libc::pollfd {
-                fd,
-                events,
-                revents: 0,
-            });
-            slots.push(slot);
-        };
-        if let (Some(m), true) = (master, master_open) {
-            watch(m, libc::POLLIN, Slot::Master);
-        }
-        if let (Some(_), true) = (master, stdin_open) {
-            watch(0, libc::POLLIN, Slot::Stdin);
-        }
-        for (i, p) in pumps.iter().enumerate() {
-            if let Some((fd, events)) = p.interest() {
-                watch(fd, events, Slot::Pump(i));
-            }
-        }
-        // SAFETY: fds is a valid array of pollfd.
-        let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, -1) };
-        if n < 0 {
-            let e = std::io::Error::last_os_error();
-            if e.kind() == std::io::ErrorKind::Interrupted {
-                continue;
-            }
-            return Err(e).step(|| "poll".into());
-        }
-        if fds[0].revents != 0 {
-            forward_signals(c, sfd, master);
-        }
-        for (p, slot) in fds[2..].iter().zip(&slots) {
-            if p.revents == 0 {
-                continue;
-            }
-            match slot {
-                Slot::Master => master_open = copy(p.fd, 1, &mut buf),
-                Slot::Stdin => stdin_open = copy(0, master.unwrap_or(-1), &mut buf),
-                Slot::Pump(i) => pumps[*i].step(),
-            }
-        }
-        if fds[1].revents != 0 {
-            break;
-        }
-    }
+    let mut tty = Tty {
+        master,
+        master_open: master.is_some(),
+        stdin_open: master.is_some() && io.interactive,
+        buf: vec![0u8; 64 * 1024],
+    };
+    relay_until_exit(c, sfd, &mut tty, &mut pumps)?;
     let code = c.wait()?;
     // PID 1 is gone, so every process of its PID namespace is too and the
     // pty's slave side and the pipes' write ends are closed: copy what is
@@ -195,55 +134,110 @@ fn supervise(
     for p in &mut pumps {
         p.drain(all_gone);
     }
-    if let (Some(m), true) = (master, master_open) {
+    if let (Some(m), true) = (master, tty.master_open) {
         if !all_gone {
-            // SAFETY: fcntl on an fd we hold.
-            unsafe {
-                libc::fcntl(
-                    m,
-                    libc::F_SETFL,
-                    libc::fcntl(m, libc::F_GETFL) | libc::O_NONBLOCK,
-                )
-            };
+            let _ = crate::relay::set_nonblocking(m);
         }
-        while copy(m, 1, &mut buf) {}
+        while copy(m, stdout(), &mut tty.buf) {}
     }
     Ok(code)
 }
 
+/// The pty side of a foreground container (`-t`), if it has one.
+struct Tty<'a> {
+    master: Option<BorrowedFd<'a>>,
+    /// The container's output still comes.
+    master_open: bool,
+    /// The caller's input still goes in (`-it`).
+    stdin_open: bool,
+    buf: Vec<u8>,
+}
+
+/// What each pollfd past the first two is for.
+enum Slot {
+    Master,
+    Stdin,
+    Pump(usize),
+}
+
+/// One poll loop over the signalfd, the container's pidfd, the pty master
+/// and stdin, and the stdio pumps, until PID 1 exits.
+fn relay_until_exit(
+    c: &Container,
+    sfd: BorrowedFd<'_>,
+    tty: &mut Tty<'_>,
+    pumps: &mut [Pump],
+) -> Result<()> {
+    let pidfd = c
+        .pidfd()
+        .ok_or_else(|| Error::setup("container has no pidfd"))?;
+    loop {
+        let mut fds = vec![
+            PollFd::from_borrowed_fd(sfd, PollFlags::IN),
+            PollFd::from_borrowed_fd(pidfd, PollFlags::IN),
+        ];
+        let mut slots = Vec::new();
+        if let (Some(m), true) = (tty.master, tty.master_open) {
+            fds.push(PollFd::from_borrowed_fd(m, PollFlags::IN));
+            slots.push(Slot::Master);
+        }
+        if let (Some(_), true) = (tty.master, tty.stdin_open) {
+            fds.push(PollFd::from_borrowed_fd(stdin(), PollFlags::IN));
+            slots.push(Slot::Stdin);
+        }
+        for (i, p) in pumps.iter().enumerate() {
+            if let Some(pollfd) = p.interest() {
+                fds.push(pollfd);
+                slots.push(Slot::Pump(i));
+            }
+        }
+        match rustix::event::poll(&mut fds, None) {
+            Ok(_) => {}
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(e).step(|| "poll".into()),
+        }
+        let signalled = !fds[0].revents().is_empty();
+        let exited = !fds[1].revents().is_empty();
+        let mut ready = fds[2..].iter().map(|p| !p.revents().is_empty());
+        slots.retain(|_| ready.next().unwrap_or(false));
+        // The pumps' fds are borrowed until here.
+        drop(fds);
+        if signalled {
+            forward_signals(c, sfd, tty.master);
+        }
+        for slot in slots {
+            match (slot, tty.master) {
+                (Slot::Master, Some(m)) => tty.master_open = copy(m, stdout(), &mut tty.buf),
+                (Slot::Stdin, Some(m)) => tty.stdin_open = copy(stdin(), m, &mut tty.buf),
+                (Slot::Pump(i), _) => pumps[i].step(),
+                _ => {}
+            }
+        }
+        if exited {
+            return Ok(());
+        }
+    }
+}
+
 /// Copy one chunk; false on end of input or a broken output.
-fn copy(from: i32, to: i32, buf: &mut [u8]) -> bool {
-    // SAFETY: both fds stay open for the duration of supervise().
-    let (from, to) = unsafe { (BorrowedFd::borrow_raw(from), BorrowedFd::borrow_raw(to)) };
+fn copy(from: BorrowedFd<'_>, to: BorrowedFd<'_>, buf: &mut [u8]) -> bool {
     match sys::read(from, buf) {
         Ok(0) | Err(_) => false,
         Ok(n) => sys::write_all(to, &buf[..n]).is_ok(),
     }
 }
 
-fn forward_signals(c: &Container, sfd: BorrowedFd<'_>, master: Option<i32>) {
-    loop {
-        // SAFETY: signalfd_siginfo is plain data.
-        let mut info: libc::signalfd_siginfo = unsafe { std::mem::zeroed() };
-        let size = std::mem::size_of::<libc::signalfd_siginfo>();
-        // SAFETY: reading one siginfo into a buffer of its size.
-        let n = unsafe {
-            libc::read(
-                sfd.as_raw_fd(),
-                (&mut info as *mut libc::signalfd_siginfo).cast(),
-                size,
-            )
-        };
-        if n != size as isize {
+fn forward_signals(c: &Container, sfd: BorrowedFd<'_>, master: Option<BorrowedFd<'_>>) {
+    // One struct signalfd_siginfo per read; ssi_signo is its first u32.
+    let mut info = [0u8; std::mem::size_of::<libc::signalfd_siginfo>()];
+    while let Ok(n) = rustix::io::read(sfd, &mut info) {
+        if n != info.len() {
             return;
         }
-        let sig = info.ssi_signo as i32;
+        let sig = u32::from_ne_bytes([info[0], info[1], info[2], info[3]]) as i32;
         match master {
             // With a pty the kernel signals the container on a size change.
-            // SAFETY: m stays open while `c` lives.
-            Some(m) if sig == libc::SIGWINCH => {
-                terminal::copy_window_size(unsafe { BorrowedFd::borrow_raw(m) })
-            }
+            Some(m) if sig == libc::SIGWINCH => terminal::copy_window_size(m),
             _ => {
                 let _ = c.kill(sig);
             }

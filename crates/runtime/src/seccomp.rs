@@ -18,7 +18,6 @@ use oci_spec::runtime::{
 };
 use sha2::{Digest, Sha256};
 use std::io::{Read, Seek, Write};
-use std::os::fd::FromRawFd;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
@@ -410,16 +409,9 @@ fn highest_known(arch: ScmpArch) -> Result<u32> {
 
 /// libseccomp 2.5 exports only to a file descriptor: a memfd, read back.
 fn export(ctx: &ScmpFilterContext) -> Result<Vec<u8>> {
-    // SAFETY: memfd_create with a static name; returns a new fd or -1.
-    let fd = unsafe { libc::memfd_create(c"berth-seccomp".as_ptr(), libc::MFD_CLOEXEC) };
-    if fd < 0 {
-        return Err(err(format!(
-            "memfd_create: {}",
-            std::io::Error::last_os_error()
-        )));
-    }
-    // SAFETY: fd is new and owned here.
-    let mut f = unsafe { std::fs::File::from_raw_fd(fd) };
+    let fd = rustix::fs::memfd_create(c"berth-seccomp", rustix::fs::MemfdFlags::CLOEXEC)
+        .map_err(|e| err(format!("memfd_create: {}", std::io::Error::from(e))))?;
+    let mut f = std::fs::File::from(fd);
     ctx.export_bpf(&f)
         .map_err(|e| err(format!("export: {e}")))?;
     let mut bpf = Vec::new();

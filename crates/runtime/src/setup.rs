@@ -3,16 +3,26 @@
 //! filesystem view, sets identity and limits, resolves the command, reports
 //! "ready", blocks on the exec fifo until `start`, then execs. Any failure
 //! is sent to the runtime over the sync socket and the child exits.
+//!
+//! The child is a copy of the single-threaded runtime made by a raw clone
+//! (see `sys::clone_process`): it may allocate, but runs no atfork handler
+//! and leaves through `sys::exit_now`, never through the parent's exit
+//! path. Each step below is a function of its own, in the order the child
+//! takes them; a future `exec` into a running container is to reuse
+//! [`enter_namespaces`], [`set_identity`] and [`exec_command`].
 
 use crate::capabilities;
 use crate::error::{Context, Error, ErrorKind, Result};
 use crate::rootfs;
 use crate::seccomp;
-use crate::sync::{self, Msg};
+use crate::sync::{self, Msg, Outgoing};
 use crate::sys::{self, cstr};
-use oci_spec::runtime::{PosixRlimit, Spec};
+use oci_spec::runtime::{PosixRlimit, Process, Spec};
+use rustix::fs::OFlags;
+use rustix::process::{Resource, Rlimit, Signal};
+use rustix::thread::LinkNameSpaceType;
 use std::ffi::CString;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 pub(crate) struct ChildConfig<'a> {
@@ -35,11 +45,11 @@ pub(crate) struct ChildConfig<'a> {
     pub cgroup_v1: Option<Vec<crate::cgroups::Hierarchy>>,
     /// A fresh user namespace, whose maps the runtime wrote before `G`.
     pub new_userns: bool,
-    /// Unshare the cgroup namespace after `G` (by then the runtime has put
-    /// the child in its cgroup, which becomes the namespace's root).
+    /// Unshare the cgroup namespace after `G` (by then the child is in its
+    /// cgroup, which becomes the namespace's root).
     pub unshare_cgroupns: bool,
     /// Existing namespaces to join (spec namespaces that carry a path).
-    pub join: Vec<(OwnedFd, libc::c_int)>,
+    pub join: Vec<(OwnedFd, LinkNameSpaceType)>,
     /// The compiled `linux.seccomp` filter, if any.
     pub seccomp: Option<&'a seccomp::Program>,
     /// The sealed exec trampoline (see `trampoline`).
@@ -53,86 +63,122 @@ pub(crate) struct ChildConfig<'a> {
 
 /// Entry point of the child. Never returns.
 pub(crate) fn child_main(cfg: ChildConfig<'_>) -> ! {
-    let sync = cfg.sync.as_raw_fd();
     let err = match setup_and_exec(&cfg) {
         Ok(never) => match never {},
         Err(e) => e,
     };
-    // SAFETY: `sync` stays open until _exit; we only borrow it here.
-    sync::send_error(unsafe { BorrowedFd::borrow_raw(sync) }, &err);
-    // SAFETY: _exit skips atexit handlers and destructors that belong to
-    // the parent's copy of this process image.
-    unsafe { libc::_exit(err.exit_code()) }
+    sync::send_error(cfg.sync.as_fd(), &err);
+    sys::exit_now(err.exit_code())
 }
 
 enum Never {}
 
+/// The container's command, resolved before `start` (so that `create`
+/// already fails for a missing one, like runc).
+struct Command {
+    /// Its path, as found in the spec's PATH.
+    program: CString,
+    argv: Vec<CString>,
+    envp: Vec<CString>,
+}
+
 fn setup_and_exec(cfg: &ChildConfig<'_>) -> Result<Never> {
-    let spec = cfg.spec;
     reset_signals();
     // Die with the runtime: until it hands the container over (`D`, a
     // `create` that returns) or, in the foreground, for the container's
     // whole life (it is set again after the identity change clears it).
-    // SAFETY: prctl with integer arguments.
-    unsafe {
-        libc::prctl(
-            libc::PR_SET_PDEATHSIG,
-            libc::SIGKILL as libc::c_ulong,
-            0,
-            0,
-            0,
-        )
-    };
+    die_with_runtime();
+    await_go_ahead(cfg)?;
+    enter_namespaces(cfg)?;
+    attach_stdio(cfg)?;
+    build_view(cfg)?;
+    let process = cfg
+        .spec
+        .process()
+        .as_ref()
+        .ok_or_else(|| Error::setup("config.json has no process"))?;
+    set_identity(cfg, process)?;
+    let command = resolve_command(process)?;
+    await_start(cfg, &command)?;
+    exec_command(cfg, process, &command)
+}
 
-    // Wait for the runtime's go-ahead (uid maps, cgroup placement hook).
+/// The parent-death signal: SIGKILL when the runtime exits.
+fn die_with_runtime() {
+    let _ = rustix::process::set_parent_process_death_signal(Some(Signal::KILL));
+}
+
+/// Wait for the runtime's `G` (by then the maps of a new user namespace
+/// are written), then move into the container's cgroup (v1) before
+/// anything else runs here.
+fn await_go_ahead(cfg: &ChildConfig<'_>) -> Result<()> {
     match sync::recv(cfg.sync.as_fd()).step(|| "wait for runtime".into())? {
         Msg::Go => {}
         _ => return Err(Error::setup("runtime went away during setup")),
     }
-    // Into the container's cgroup (v1) before anything else runs here.
     for fd in &cfg.join_cgroup {
         sys::write_all(fd.as_fd(), b"0").step(|| "join the container's cgroup".into())?;
     }
+    Ok(())
+}
+
+/// Join the spec's existing namespaces, become root of a new user
+/// namespace, unshare the cgroup namespace (now that the child is in its
+/// cgroup, which becomes its root) and bring up a new network namespace's
+/// loopback.
+fn enter_namespaces(cfg: &ChildConfig<'_>) -> Result<()> {
     for (fd, nstype) in &cfg.join {
-        // SAFETY: fd is an open namespace file.
-        sys::cvt(unsafe { libc::setns(fd.as_raw_fd(), *nstype) })
-            .step(|| format!("join namespace (type {nstype:#x})"))?;
+        rustix::thread::move_into_link_name_space(fd.as_fd(), Some(*nstype))
+            .step(|| format!("join namespace (type {:#x})", *nstype as u32))?;
     }
     if cfg.new_userns {
         // Become the namespace's root (the runtime's own ids may not be
         // mapped, as when root remaps to a subordinate range).
-        // SAFETY: integer arguments.
-        sys::cvt(unsafe { libc::setresgid(0, 0, 0) })
+        let root = rustix::process::Gid::ROOT;
+        rustix::thread::set_thread_res_gid(root, root, root)
             .step(|| "setresgid 0 in user namespace".into())?;
-        // SAFETY: integer arguments.
-        sys::cvt(unsafe { libc::setresuid(0, 0, 0) })
+        let root = rustix::process::Uid::ROOT;
+        rustix::thread::set_thread_res_uid(root, root, root)
             .step(|| "setresuid 0 in user namespace".into())?;
     }
     if cfg.unshare_cgroupns {
-        // SAFETY: unshare with a flag only.
-        sys::cvt(unsafe { libc::unshare(libc::CLONE_NEWCGROUP) })
+        // SAFETY: without CLONE_FILES no fd table is unshared, which is
+        // what makes unshare unsafe in rustix's eyes; this process is
+        // single-threaded anyway.
+        unsafe { rustix::thread::unshare_unsafe(rustix::thread::UnshareFlags::NEWCGROUP) }
             .step(|| "unshare cgroup namespace".into())?;
     }
     if cfg.new_netns {
         loopback_up()?;
     }
+    Ok(())
+}
+
+/// The runtime's pipes (or /dev/null) become fds 0–2.
+fn attach_stdio(cfg: &ChildConfig<'_>) -> Result<()> {
     for (target, fd) in cfg.stdio.iter().enumerate() {
         if let Some(fd) = fd {
-            sys::dup2(fd.as_raw_fd(), target as i32).step(|| "attach stdio pipes".into())?;
+            sys::dup_to_stdio(fd.as_fd(), target as i32).step(|| "attach stdio pipes".into())?;
         }
     }
     if cfg.stdin_null {
         let null =
-            sys::open(Path::new("/dev/null"), libc::O_RDONLY).step(|| "open /dev/null".into())?;
-        sys::dup2(null.as_raw_fd(), 0).step(|| "redirect stdin".into())?;
+            sys::open(Path::new("/dev/null"), OFlags::RDONLY).step(|| "open /dev/null".into())?;
+        sys::dup_to_stdio(null.as_fd(), 0).step(|| "redirect stdin".into())?;
     }
-    // Device nodes and mount points get exactly the modes we ask for.
-    // SAFETY: umask cannot fail.
-    unsafe { libc::umask(0) };
-    // New session: no way back to the host's controlling terminal.
-    // SAFETY: setsid has no arguments; fails only if already a leader.
-    unsafe { libc::setsid() };
+    Ok(())
+}
 
+/// The container's filesystem view: the rootfs with its mounts and /dev,
+/// the root switch, the console, sysctls (written before /proc/sys may go
+/// read-only), then masked and read-only paths.
+fn build_view(cfg: &ChildConfig<'_>) -> Result<()> {
+    let spec = cfg.spec;
+    // Device nodes and mount points get exactly the modes we ask for.
+    rustix::process::umask(rustix::fs::Mode::empty());
+    // New session: no way back to the host's controlling terminal (and the
+    // console's pty can become this one's).
+    let _ = rustix::process::setsid();
     rootfs::prepare(
         spec,
         &cfg.rootfs,
@@ -144,28 +190,31 @@ fn setup_and_exec(cfg: &ChildConfig<'_>) -> Result<Never> {
     if cfg.terminal {
         setup_console(cfg.sync.as_fd())?;
     }
-    if let Some(h) = spec.hostname().as_deref().filter(|h| !h.is_empty()) {
-        // SAFETY: pointer and length of a live string.
-        sys::cvt(unsafe { libc::sethostname(h.as_ptr().cast(), h.len()) })
-            .step(|| format!("sethostname {h}"))?;
-    }
-    if let Some(d) = spec.domainname().as_deref().filter(|d| !d.is_empty()) {
-        // SAFETY: pointer and length of a live string.
-        sys::cvt(unsafe { libc::setdomainname(d.as_ptr().cast(), d.len()) })
-            .step(|| format!("setdomainname {d}"))?;
-    }
+    set_names(spec)?;
     if let Some(sysctl) = spec.linux().as_ref().and_then(|l| l.sysctl().as_ref()) {
         for (key, value) in sysctl {
             let path = Path::new("/proc/sys").join(key.replace('.', "/"));
             std::fs::write(&path, value).step(|| format!("sysctl {key}={value}"))?;
         }
     }
-    rootfs::finish(spec)?;
+    rootfs::finish(spec)
+}
 
-    let process = spec
-        .process()
-        .as_ref()
-        .ok_or_else(|| Error::setup("config.json has no process"))?;
+/// Host and domain name, in the container's UTS namespace.
+fn set_names(spec: &Spec) -> Result<()> {
+    if let Some(h) = spec.hostname().as_deref().filter(|h| !h.is_empty()) {
+        rustix::system::sethostname(h.as_bytes()).step(|| format!("sethostname {h}"))?;
+    }
+    if let Some(d) = spec.domainname().as_deref().filter(|d| !d.is_empty()) {
+        rustix::system::setdomainname(d.as_bytes()).step(|| format!("setdomainname {d}"))?;
+    }
+    Ok(())
+}
+
+/// What the process is and may do: OOM score, rlimits, working directory,
+/// seccomp filter (here, unless no_new_privs defers it to exec), then the
+/// user switch with its capabilities, no_new_privs and umask.
+fn set_identity(cfg: &ChildConfig<'_>, process: &Process) -> Result<()> {
     if let Some(adj) = process.oom_score_adj() {
         std::fs::write("/proc/self/oom_score_adj", adj.to_string())
             .step(|| format!("set oom_score_adj {adj}"))?;
@@ -189,48 +238,58 @@ fn setup_and_exec(cfg: &ChildConfig<'_>) -> Result<Never> {
     if let (Some(p), false) = (cfg.seccomp, no_new_privs) {
         seccomp::install(p)?;
     }
+    switch_user(cfg, process)?;
+    if no_new_privs {
+        rustix::thread::set_no_new_privs(true).step(|| "set no_new_privs".into())?;
+    }
+    let umask = process.user().umask().unwrap_or(0o022);
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(umask));
+    Ok(())
+}
 
-    // Identity: bounding set first (needs CAP_SETPCAP), keep permitted
-    // capabilities across setuid, then the final sets.
+/// The spec's user and groups with its capabilities: the bounding set
+/// first (needs CAP_SETPCAP), permitted capabilities kept across setuid,
+/// then the final sets.
+fn switch_user(cfg: &ChildConfig<'_>, process: &Process) -> Result<()> {
+    use rustix::process::{Gid, Uid};
     let caps = process.capabilities().as_ref();
     if let Some(caps) = caps {
-        // SAFETY: prctl with integer arguments.
-        sys::cvt(unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, 1, 0, 0, 0) })
-            .step(|| "keep capabilities".into())?;
+        rustix::thread::set_keep_capabilities(true).step(|| "keep capabilities".into())?;
         capabilities::drop_bounding(caps, cfg.last_cap)?;
     }
     let user = process.user();
-    let groups: Vec<libc::gid_t> = user.additional_gids().clone().unwrap_or_default();
+    let groups: Vec<Gid> = user
+        .additional_gids()
+        .iter()
+        .flatten()
+        .map(|g| Gid::from_raw_unchecked(*g))
+        .collect();
     // A rootless user namespace without newgidmap has setgroups disabled:
     // then there is nothing to drop, and supplementary groups are impossible
     // beyond the primary gid (which Docker lists, and setgid gives anyway).
     let setgroups_denied = cfg.new_userns
         && std::fs::read_to_string("/proc/self/setgroups").is_ok_and(|s| s.trim() == "deny");
-    if !(setgroups_denied && groups.iter().all(|g| *g == user.gid())) {
-        // SAFETY: pointer and length of a live vector.
-        sys::cvt(unsafe { libc::setgroups(groups.len(), groups.as_ptr()) })
-            .step(|| format!("setgroups {groups:?}"))?;
+    if !(setgroups_denied && groups.iter().all(|g| g.as_raw() == user.gid())) {
+        rustix::thread::set_thread_groups(&groups).step(|| {
+            let raw: Vec<u32> = groups.iter().map(|g| g.as_raw()).collect();
+            format!("setgroups {raw:?}")
+        })?;
     }
-    // SAFETY: integer arguments.
-    sys::cvt(unsafe { libc::setgid(user.gid()) }).step(|| format!("setgid {}", user.gid()))?;
-    // SAFETY: integer arguments.
-    sys::cvt(unsafe { libc::setuid(user.uid()) }).step(|| format!("setuid {}", user.uid()))?;
+    // The raw syscalls, for this one thread: the child has no other.
+    rustix::thread::set_thread_gid(Gid::from_raw_unchecked(user.gid()))
+        .step(|| format!("setgid {}", user.gid()))?;
+    rustix::thread::set_thread_uid(Uid::from_raw_unchecked(user.uid()))
+        .step(|| format!("setuid {}", user.uid()))?;
     if let Some(caps) = caps {
-        // SAFETY: prctl with integer arguments.
-        unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, 0, 0, 0, 0) };
+        let _ = rustix::thread::set_keep_capabilities(false);
         capabilities::apply(caps, cfg.last_cap)?;
     }
-    if no_new_privs {
-        // SAFETY: prctl with integer arguments.
-        sys::cvt(unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) })
-            .step(|| "set no_new_privs".into())?;
-    }
-    let umask = user.umask().unwrap_or(0o022);
-    // SAFETY: umask cannot fail.
-    unsafe { libc::umask(umask as libc::mode_t) };
+    Ok(())
+}
 
-    // Resolve the command now, as the container user inside the container,
-    // so `create` already fails for a missing command (like runc).
+/// Resolve the command now, as the container user inside the container,
+/// so `create` already fails for a missing command (like runc).
+fn resolve_command(process: &Process) -> Result<Command> {
     let args = process.args().as_deref().unwrap_or_default();
     let Some(arg0) = args.first() else {
         return Err(Error::setup("process.args in config.json is empty"));
@@ -245,88 +304,64 @@ fn setup_and_exec(cfg: &ChildConfig<'_>) -> Result<Never> {
     let c = |s: &str| cstr(s).step(|| format!("argument {s:?}"));
     let argv: Vec<CString> = args.iter().map(|a| c(a)).collect::<Result<_>>()?;
     let envp: Vec<CString> = env.iter().map(|e| c(e)).collect::<Result<_>>()?;
+    Ok(Command {
+        program,
+        argv,
+        envp,
+    })
+}
 
+/// Report ready (`R`) and block until `start`.
+fn await_start(cfg: &ChildConfig<'_>, command: &Command) -> Result<()> {
     // setuid cleared the parent-death signal: set it again. A runtime that
     // died in between is caught below, by end-of-file on the sync socket.
-    // SAFETY: prctl with integer arguments.
-    unsafe {
-        libc::prctl(
-            libc::PR_SET_PDEATHSIG,
-            libc::SIGKILL as libc::c_ulong,
-            0,
-            0,
-            0,
-        )
-    };
+    die_with_runtime();
     // With the command's path: a failed exec is reported by the trampoline
     // as an errno alone, and the runtime words the message.
-    sync::send(cfg.sync.as_fd(), b'R', program.as_bytes(), None).step(|| "report ready".into())?;
-    wait_for_start(cfg)?;
+    sync::send(cfg.sync.as_fd(), Outgoing::Ready(&command.program))
+        .step(|| "report ready".into())?;
+    wait_for_start(cfg)
+}
 
+/// The last steps before the command runs: every fd but stdio
+/// close-on-exec, the seccomp filter if it waited for no_new_privs, and
+/// the exec through the trampoline.
+fn exec_command(cfg: &ChildConfig<'_>, process: &Process, command: &Command) -> Result<Never> {
     // Only stdio crosses into the container: any fd the caller leaked
     // without O_CLOEXEC closes at exec (as do the fifo and sync socket).
-    // SAFETY: close_range with flags only marks descriptors close-on-exec.
-    unsafe { libc::close_range(3, u32::MAX, libc::CLOSE_RANGE_CLOEXEC as libc::c_int) };
+    let _ = sys::cloexec_from(3);
     // With no_new_privs, the filter goes on as late as possible, so that it
     // constrains only execve and the container's own syscalls.
-    if let (Some(p), true) = (cfg.seccomp, no_new_privs) {
+    if let (Some(p), true) = (cfg.seccomp, process.no_new_privileges().unwrap_or(false)) {
         seccomp::install(p)?;
     }
-    exec_through_trampoline(cfg, &program, &argv, &envp)
+    exec_through_trampoline(cfg, command)
 }
 
 /// Exec the command through the trampoline (see `trampoline`): it gets the
 /// command's path as its argv[0], the command's argv after it, and the
 /// sync socket as fd 3 to report a failed exec on.
-fn exec_through_trampoline(
-    cfg: &ChildConfig<'_>,
-    program: &CString,
-    argv: &[CString],
-    envp: &[CString],
-) -> Result<Never> {
+fn exec_through_trampoline(cfg: &ChildConfig<'_>, command: &Command) -> Result<Never> {
     let report = crate::trampoline::REPORT_FD;
-    let mut tramp = cfg.trampoline.as_raw_fd();
-    if tramp == report {
-        // SAFETY: fcntl duplicating an fd we hold; the copy is close-on-exec.
-        tramp = sys::cvt(unsafe { libc::fcntl(tramp, libc::F_DUPFD_CLOEXEC, report + 1) })
+    let moved;
+    let tramp = if cfg.trampoline.as_raw_fd() == report {
+        moved = rustix::io::fcntl_dupfd_cloexec(&cfg.trampoline, report + 1)
             .step(|| "move the exec trampoline".into())?;
-    }
-    let sync = cfg.sync.as_raw_fd();
-    // SAFETY: fcntl/dup3 on fds we hold; fd 3 is free (everything is close-on-exec).
-    let moved = if sync == report {
-        unsafe { libc::fcntl(report, libc::F_SETFD, 0) }
+        moved.as_fd()
     } else {
-        unsafe { libc::dup3(sync, report, 0) }
+        cfg.trampoline.as_fd()
     };
-    sys::cvt(moved).step(|| "hand the sync socket to the exec trampoline".into())?;
-    let mut argv_p: Vec<*const libc::c_char> = Vec::with_capacity(argv.len() + 2);
-    argv_p.push(program.as_ptr());
-    argv_p.extend(argv.iter().map(|a| a.as_ptr()));
-    argv_p.push(std::ptr::null());
-    let mut envp_p: Vec<*const libc::c_char> = envp.iter().map(|e| e.as_ptr()).collect();
-    envp_p.push(std::ptr::null());
-    // SAFETY: NULL-terminated arrays of pointers into live CStrings; an
-    // empty path with AT_EMPTY_PATH execs the fd itself.
-    unsafe {
-        libc::execveat(
-            tramp,
-            c"".as_ptr(),
-            argv_p.as_ptr().cast(),
-            envp_p.as_ptr().cast(),
-            libc::AT_EMPTY_PATH,
-        )
-    };
-    let e = std::io::Error::last_os_error();
-    if matches!(e.raw_os_error(), Some(libc::EPERM) | Some(libc::ENOSYS)) {
-        // A seccomp profile that allows execve but not execveat: the same
-        // memfd through its /proc link.
-        let path = sys::cstr(format!("/proc/self/fd/{tramp}")).step(|| "trampoline".into())?;
-        // SAFETY: as above.
-        unsafe { libc::execve(path.as_ptr(), argv_p.as_ptr(), envp_p.as_ptr()) };
+    // fd 3 is free: everything else is close-on-exec by now.
+    if cfg.sync.as_raw_fd() == report {
+        rustix::io::fcntl_setfd(&cfg.sync, rustix::io::FdFlags::empty()).map_err(Into::into)
+    } else {
+        sys::dup_onto(cfg.sync.as_fd(), report)
     }
+    .step(|| "hand the sync socket to the exec trampoline".into())?;
+    let e = sys::exec_fd(tramp, &command.program, &command.argv, &command.envp);
     Err(crate::error::exec_failed(
-        &program.to_string_lossy(),
-        &std::io::Error::last_os_error(),
+        &command.program.to_string_lossy(),
+        &e,
     ))
 }
 
@@ -337,31 +372,15 @@ fn exec_through_trampoline(
 fn wait_for_start(cfg: &ChildConfig<'_>) -> Result<()> {
     let mut handed_over = false;
     loop {
-        let mut fds = [
-            libc::pollfd {
-                fd: cfg.exec_fifo.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            },
-            libc::pollfd {
-                fd: if handed_over {
-                    -1
-                } else {
-                    cfg.sync.as_raw_fd()
-                },
-                events: libc::POLLIN,
-                revents: 0,
-            },
-        ];
-        // SAFETY: a valid array of two pollfds.
-        if unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) } < 0 {
-            let e = std::io::Error::last_os_error();
-            if e.kind() == std::io::ErrorKind::Interrupted {
-                continue;
-            }
-            return Err(e).step(|| "wait on exec fifo".into());
-        }
-        if fds[0].revents != 0 {
+        let (fifo, sync) = (cfg.exec_fifo.as_fd(), cfg.sync.as_fd());
+        // Once handed over, the runtime may exit: only the fifo matters.
+        let ready = if handed_over {
+            sys::wait_readable([fifo]).map(|[f]| [f, false])
+        } else {
+            sys::wait_readable([fifo, sync])
+        };
+        let [start, message] = ready.step(|| "wait on exec fifo".into())?;
+        if start {
             let mut byte = [0u8];
             let n =
                 sys::read(cfg.exec_fifo.as_fd(), &mut byte).step(|| "wait on exec fifo".into())?;
@@ -370,17 +389,16 @@ fn wait_for_start(cfg: &ChildConfig<'_>) -> Result<()> {
             }
             return Ok(());
         }
-        if fds[1].revents != 0 {
+        if message {
             match sync::recv(cfg.sync.as_fd()).step(|| "wait for start".into())? {
                 Msg::Detach => {
-                    // SAFETY: prctl with integer arguments.
-                    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, 0, 0, 0, 0) };
-                    sync::send(cfg.sync.as_fd(), b'A', &[], None)
+                    let _ = rustix::process::set_parent_process_death_signal(None);
+                    sync::send(cfg.sync.as_fd(), Outgoing::Ack)
                         .step(|| "acknowledge hand-over".into())?;
                     handed_over = true;
                 }
-                // SAFETY: nothing of this process is shared; no one is left to report to.
-                Msg::Eof => unsafe { libc::_exit(125) },
+                // No one is left to report to.
+                Msg::Eof => sys::exit_now(125),
                 _ => return Err(Error::setup("unexpected message while waiting for start")),
             }
         }
@@ -389,6 +407,7 @@ fn wait_for_start(cfg: &ChildConfig<'_>) -> Result<()> {
 
 /// Bring up `lo` in a new network namespace, as runc does, where allowed.
 fn loopback_up() -> Result<()> {
+    use rustix::net::{AddressFamily, SocketFlags, SocketType};
     // struct ifreq: name, then a union whose first member we use is flags.
     #[repr(C)]
     struct IfReq {
@@ -397,28 +416,35 @@ fn loopback_up() -> Result<()> {
         _rest: [u8; 22],
     }
     let what = || "bring up loopback interface".to_string();
-    // SAFETY: plain socket creation.
-    let sock =
-        sys::cvt(unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) })
-            .step(what)?;
-    // SAFETY: fresh fd.
-    let sock = unsafe { OwnedFd::from_raw_fd(sock) };
+    let sock = rustix::net::socket_with(
+        AddressFamily::INET,
+        SocketType::DGRAM,
+        SocketFlags::CLOEXEC,
+        None,
+    )
+    .step(what)?;
     let mut req = IfReq {
         name: [0; libc::IFNAMSIZ],
         flags: 0,
         _rest: [0; 22],
     };
     req.name[..2].copy_from_slice(b"lo");
-    // SAFETY: req is a valid ifreq-sized buffer for both ioctls.
-    sys::cvt(unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) }).step(what)?;
+    // SAFETY: `req` is an ifreq-sized buffer, which SIOCGIFFLAGS fills.
+    let r = unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) };
+    if r == -1 {
+        return Err(std::io::Error::last_os_error()).step(what);
+    }
     req.flags |= libc::IFF_UP as libc::c_short;
-    // SAFETY: as above.
-    match sys::cvt(unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req) }) {
+    // SAFETY: as above; SIOCSIFFLAGS only reads it.
+    if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req) } == -1 {
+        let e = std::io::Error::last_os_error();
         // No CAP_NET_ADMIN (an engine run in a container with Docker's
         // default capabilities): the namespace stays private, `lo` down.
-        Err(e) if e.raw_os_error() == Some(libc::EPERM) => Ok(()),
-        r => r.map(drop).step(what),
+        if e.raw_os_error() != Some(libc::EPERM) {
+            return Err(e).step(what);
+        }
     }
+    Ok(())
 }
 
 /// PATH used when the spec's environment has none (Docker's default).
@@ -427,47 +453,26 @@ const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/s
 /// Undo what the runtime process had set up: blocked signals (for its
 /// signalfd) and ignored ones (Rust ignores SIGPIPE); exec would keep both.
 fn reset_signals() {
-    for sig in 1..=64 {
-        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
-            continue;
-        }
-        // SAFETY: resetting a disposition to default; invalid numbers fail harmlessly.
-        unsafe { libc::signal(sig, libc::SIG_DFL) };
-    }
-    let all = sys::sigset(&[]);
-    // SAFETY: valid sigset pointer.
-    unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &all, std::ptr::null_mut()) };
+    sys::default_signal_dispositions();
+    sys::sigmask(libc::SIG_SETMASK, &sys::sigset(&[]));
 }
 
 /// Allocate the container's pty inside its own devpts, make the slave the
 /// controlling terminal and fds 0–2, bind it to /dev/console, and hand the
 /// master to the runtime.
 fn setup_console(sync_fd: BorrowedFd<'_>) -> Result<()> {
-    let master = sys::open(Path::new("/dev/ptmx"), libc::O_RDWR | libc::O_NOCTTY)
-        .step(|| "open /dev/ptmx".into())?;
-    let unlock: libc::c_int = 0;
-    // SAFETY: TIOCSPTLCK takes a pointer to int.
-    sys::cvt(unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSPTLCK, &unlock) })
-        .step(|| "unlock pty".into())?;
-    // SAFETY: TIOCGPTPEER returns a new fd for the slave of this master.
-    let slave = sys::cvt(unsafe {
-        libc::ioctl(
-            master.as_raw_fd(),
-            libc::TIOCGPTPEER,
-            libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC,
-        )
-    })
-    .step(|| "open pty slave".into())?;
-    // SAFETY: fresh fd.
-    let slave = unsafe { OwnedFd::from_raw_fd(slave) };
+    use rustix::pty::OpenptFlags;
+    let flags = OpenptFlags::RDWR | OpenptFlags::NOCTTY | OpenptFlags::CLOEXEC;
+    let master = rustix::pty::openpt(flags).step(|| "open /dev/ptmx".into())?;
+    rustix::pty::unlockpt(&master).step(|| "unlock pty".into())?;
+    let slave = rustix::pty::ioctl_tiocgptpeer(&master, flags).step(|| "open pty slave".into())?;
     rootfs::bind_console(slave.as_fd())?;
-    // SAFETY: we are a session leader without a controlling terminal.
-    sys::cvt(unsafe { libc::ioctl(slave.as_raw_fd(), libc::TIOCSCTTY, 0) })
-        .step(|| "set controlling terminal".into())?;
+    // A session leader without a controlling terminal (see build_view).
+    rustix::process::ioctl_tiocsctty(&slave).step(|| "set controlling terminal".into())?;
     for fd in 0..3 {
-        sys::dup2(slave.as_raw_fd(), fd).step(|| "attach pty to stdio".into())?;
+        sys::dup_to_stdio(slave.as_fd(), fd).step(|| "attach pty to stdio".into())?;
     }
-    sync::send(sync_fd, b'T', &[], Some(master.as_fd())).step(|| "send pty master".into())
+    sync::send(sync_fd, Outgoing::Pty(master.as_fd())).step(|| "send pty master".into())
 }
 
 fn set_rlimit(rl: &PosixRlimit) -> Result<()> {
@@ -476,31 +481,30 @@ fn set_rlimit(rl: &PosixRlimit) -> Result<()> {
         .and_then(|v| v.as_str().map(str::to_owned))
         .unwrap_or_default();
     let resource = match name.as_str() {
-        "RLIMIT_CPU" => libc::RLIMIT_CPU,
-        "RLIMIT_FSIZE" => libc::RLIMIT_FSIZE,
-        "RLIMIT_DATA" => libc::RLIMIT_DATA,
-        "RLIMIT_STACK" => libc::RLIMIT_STACK,
-        "RLIMIT_CORE" => libc::RLIMIT_CORE,
-        "RLIMIT_RSS" => libc::RLIMIT_RSS,
-        "RLIMIT_NPROC" => libc::RLIMIT_NPROC,
-        "RLIMIT_NOFILE" => libc::RLIMIT_NOFILE,
-        "RLIMIT_MEMLOCK" => libc::RLIMIT_MEMLOCK,
-        "RLIMIT_AS" => libc::RLIMIT_AS,
-        "RLIMIT_LOCKS" => libc::RLIMIT_LOCKS,
-        "RLIMIT_SIGPENDING" => libc::RLIMIT_SIGPENDING,
-        "RLIMIT_MSGQUEUE" => libc::RLIMIT_MSGQUEUE,
-        "RLIMIT_NICE" => libc::RLIMIT_NICE,
-        "RLIMIT_RTPRIO" => libc::RLIMIT_RTPRIO,
-        "RLIMIT_RTTIME" => libc::RLIMIT_RTTIME,
+        "RLIMIT_CPU" => Resource::Cpu,
+        "RLIMIT_FSIZE" => Resource::Fsize,
+        "RLIMIT_DATA" => Resource::Data,
+        "RLIMIT_STACK" => Resource::Stack,
+        "RLIMIT_CORE" => Resource::Core,
+        "RLIMIT_RSS" => Resource::Rss,
+        "RLIMIT_NPROC" => Resource::Nproc,
+        "RLIMIT_NOFILE" => Resource::Nofile,
+        "RLIMIT_MEMLOCK" => Resource::Memlock,
+        "RLIMIT_AS" => Resource::As,
+        "RLIMIT_LOCKS" => Resource::Locks,
+        "RLIMIT_SIGPENDING" => Resource::Sigpending,
+        "RLIMIT_MSGQUEUE" => Resource::Msgqueue,
+        "RLIMIT_NICE" => Resource::Nice,
+        "RLIMIT_RTPRIO" => Resource::Rtprio,
+        "RLIMIT_RTTIME" => Resource::Rttime,
         other => return Err(Error::setup(format!("unknown rlimit {other:?}"))),
     };
-    let lim = libc::rlimit {
-        rlim_cur: rl.soft(),
-        rlim_max: rl.hard(),
+    let lim = Rlimit {
+        current: Some(rl.soft()),
+        maximum: Some(rl.hard()),
     };
-    // SAFETY: valid rlimit pointer.
-    if unsafe { libc::setrlimit(resource, &lim) } == -1 {
-        let e = std::io::Error::last_os_error();
+    if let Err(e) = rustix::process::setrlimit(resource, lim) {
+        let e = std::io::Error::from(e);
         // Docker's name for it (`nofile`), as the user wrote it in --ulimit.
         let short = name.trim_start_matches("RLIMIT_").to_ascii_lowercase();
         // fs.nr_open is global, so any /proc shows the host's.
@@ -509,7 +513,7 @@ fn set_rlimit(rl: &PosixRlimit) -> Result<()> {
             .and_then(|s| s.trim().parse().ok());
         let why = match e.raw_os_error() {
             Some(libc::EPERM) => match nr_open {
-                Some(n) if resource == libc::RLIMIT_NOFILE && rl.hard() > n => {
+                Some(n) if resource == Resource::Nofile && rl.hard() > n => {
                     format!("hard limit is above fs.nr_open ({n}), which no capability lifts")
                 }
                 _ => "hard limit cannot be raised without CAP_SYS_RESOURCE".to_string(),
@@ -566,8 +570,12 @@ fn executable(p: &Path) -> std::io::Result<()> {
     if meta.is_dir() {
         return Err(std::io::Error::from_raw_os_error(libc::EISDIR));
     }
-    let c = cstr(p)?;
-    // SAFETY: valid string; checks execute permission for the effective ids.
-    sys::cvt(unsafe { libc::faccessat(libc::AT_FDCWD, c.as_ptr(), libc::X_OK, libc::AT_EACCESS) })?;
-    Ok(())
+    // Execute permission for the effective ids.
+    use rustix::fs::{Access, AtFlags, CWD};
+    Ok(rustix::fs::accessat(
+        CWD,
+        p,
+        Access::EXEC_OK,
+        AtFlags::EACCESS,
+    )?)
 }

@@ -1,43 +1,86 @@
-//! The channel between the runtime and the container's setup process: one
+//! The channel between the runtime and the container's set-up process: one
 //! SOCK_SEQPACKET socketpair (message boundaries for free, and it can carry
-//! the pty master as SCM_RIGHTS). Both ends are close-on-exec, so when the
-//! container's command is exec'd the runtime reads end-of-file: that is
-//! how it learns that exec succeeded.
+//! the pty master as SCM_RIGHTS). Both ends are close-on-exec. The child's
+//! end is handed to the exec trampoline as fd 3 (see `trampoline`), which
+//! makes it close-on-exec again before it execs the command: when the
+//! command is running, the runtime reads end-of-file; that is how it
+//! learns that exec succeeded.
 //!
-//! Messages, one per packet, first byte is the tag:
-//! - `G` runtime → child: go on with setup (the hook where uid maps or
-//!   cgroup placement will be done before the child continues).
-//! - `T` child → runtime: pty master fd attached.
-//! - `R` child → runtime: `R<path>`, the command's resolved path; set up,
-//!   now blocked on the exec fifo (and on
-//!   this socket: end-of-file before `D` means the runtime died, and the
-//!   child exits rather than wait for a start that cannot come).
-//! - `D` runtime → child: handed over (a `create` that returns): from now
-//!   on the container may outlive the runtime; the child drops its
-//!   parent-death signal and answers `A`.
-//! - `E` child → runtime: `E<kind><message>`, setup or exec failed.
-//! - `X` trampoline → runtime: `X<errno>`, the exec of the command failed
-//!   (see `trampoline`: it can say no more than that).
+//! One message per packet, its first byte the tag; [`send`] is the only
+//! writer of tags (the trampoline's `X` aside), [`recv`] the only reader.
+//!
+//! ```text
+//!  runtime (create / start)                    child (setup.rs)
+//!  ───────────────────────                    ────────────────
+//!  clone3 ──────────────────────────────────▶ blocks in recv
+//!  uid/gid maps written (user namespace)
+//!  G  go ahead ─────────────────────────────▶ joins its v1 cgroup, enters
+//!                                             namespaces, builds its root,
+//!                                             sets its identity
+//!     ◀────────────────────────── T  pty master (SCM_RIGHTS), `terminal` only
+//!     ◀────────────────────────── R  <the command's resolved path>
+//!  state.json written                         blocks on the exec fifo, and
+//!                                             on this socket: end-of-file
+//!                                             before D means the runtime
+//!                                             died, and it exits
+//!  D  handed over (`create` returns) ───────▶ drops its parent-death signal
+//!     ◀────────────────────────── A  acknowledged
+//!  start: writes the exec fifo ─────────────▶ execs the trampoline
+//!     ◀────────────────────────── end-of-file: the command runs
+//!     ◀────────────────────────── X <errno>: the trampoline's exec failed
+//! ```
+//! At any point the child may send `E<kind><message>` (set-up failed) and
+//! exit; the runtime then kills and reaps it.
 
 use crate::error::Error;
-use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use rustix::net::{
+    AddressFamily, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, SendAncillaryBuffer,
+    SendAncillaryMessage, SendFlags, SocketFlags, SocketType,
+};
+use std::ffi::CStr;
+use std::io::{self, IoSlice, IoSliceMut};
+use std::mem::MaybeUninit;
+use std::os::fd::{BorrowedFd, OwnedFd};
 
-pub fn pair() -> io::Result<(OwnedFd, OwnedFd)> {
-    let mut fds = [0 as RawFd; 2];
-    // SAFETY: fds is a valid out-array of two ints.
-    crate::sys::cvt(unsafe {
-        libc::socketpair(
-            libc::AF_UNIX,
-            libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
-            0,
-            fds.as_mut_ptr(),
-        )
-    })?;
-    // SAFETY: fresh fds owned by nobody else.
-    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+/// The tags, one byte each, shared by [`send`] and [`recv`].
+mod tag {
+    pub const GO: u8 = b'G';
+    pub const PTY: u8 = b'T';
+    pub const READY: u8 = b'R';
+    pub const DETACH: u8 = b'D';
+    pub const ACK: u8 = b'A';
+    pub const FAILED: u8 = b'E';
+    /// Written by the trampoline's machine code, never by [`super::send`].
+    pub const EXEC_FAILED: u8 = b'X';
 }
 
+pub fn pair() -> io::Result<(OwnedFd, OwnedFd)> {
+    Ok(rustix::net::socketpair(
+        AddressFamily::UNIX,
+        SocketType::SEQPACKET,
+        SocketFlags::CLOEXEC,
+        None,
+    )?)
+}
+
+/// A message to send: borrowed, so that sending allocates nothing.
+pub enum Outgoing<'a> {
+    /// runtime → child: go on with set-up (the maps of a new user
+    /// namespace are written).
+    Go,
+    /// child → runtime: the pty master.
+    Pty(BorrowedFd<'a>),
+    /// child → runtime: set up; the command's resolved path.
+    Ready(&'a CStr),
+    /// runtime → child: handed over, the container may outlive the runtime.
+    Detach,
+    /// child → runtime: the parent-death signal is dropped.
+    Ack,
+    /// child → runtime: set-up (or exec) failed.
+    Failed(&'a Error),
+}
+
+/// A message received.
 pub enum Msg {
     Go,
     /// Set up; the command's resolved path.
@@ -52,94 +95,67 @@ pub enum Msg {
     Eof,
 }
 
-pub fn send(
-    sock: BorrowedFd<'_>,
-    tag: u8,
-    body: &[u8],
-    fd: Option<BorrowedFd<'_>>,
-) -> io::Result<()> {
-    let mut buf = Vec::with_capacity(body.len() + 1);
-    buf.push(tag);
-    buf.extend_from_slice(body);
-    let mut iov = libc::iovec {
-        iov_base: buf.as_mut_ptr().cast(),
-        iov_len: buf.len(),
-    };
-    // Room for one fd in the control message; u64 array keeps it aligned.
-    let mut cmsg_buf = [0u64; 4];
-    // SAFETY: msghdr is plain data.
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    if let Some(fd) = fd {
-        // SAFETY: the control buffer is large enough for CMSG_SPACE(sizeof(int))
-        // and CMSG_FIRSTHDR points inside it.
-        unsafe {
-            let space = libc::CMSG_SPACE(std::mem::size_of::<RawFd>() as u32) as usize;
-            msg.msg_control = cmsg_buf.as_mut_ptr().cast();
-            msg.msg_controllen = space;
-            let c = libc::CMSG_FIRSTHDR(&msg);
-            (*c).cmsg_level = libc::SOL_SOCKET;
-            (*c).cmsg_type = libc::SCM_RIGHTS;
-            (*c).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<RawFd>() as u32) as usize;
-            std::ptr::write_unaligned(libc::CMSG_DATA(c) as *mut RawFd, fd.as_raw_fd());
+/// Write `msg` as one packet.
+pub fn send(sock: BorrowedFd<'_>, msg: Outgoing<'_>) -> io::Result<()> {
+    let mut fd = None;
+    let kind;
+    let (tag, body): (u8, &[&[u8]]) = match msg {
+        Outgoing::Go => (tag::GO, &[]),
+        Outgoing::Pty(master) => {
+            fd = Some(master);
+            (tag::PTY, &[])
         }
+        Outgoing::Ready(path) => (tag::READY, &[path.to_bytes()]),
+        Outgoing::Detach => (tag::DETACH, &[]),
+        Outgoing::Ack => (tag::ACK, &[]),
+        Outgoing::Failed(err) => {
+            kind = [err.kind_byte()];
+            (tag::FAILED, &[&kind, err.message.as_bytes()])
+        }
+    };
+    let tag = [tag];
+    let iov: [IoSlice<'_>; 3] = [
+        IoSlice::new(&tag),
+        IoSlice::new(body.first().copied().unwrap_or_default()),
+        IoSlice::new(body.get(1).copied().unwrap_or_default()),
+    ];
+    let fds;
+    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+    let mut control = SendAncillaryBuffer::new(&mut space);
+    if let Some(fd) = fd {
+        fds = [fd];
+        control.push(SendAncillaryMessage::ScmRights(&fds));
     }
     loop {
-        // SAFETY: msg points at live buffers.
-        let r = unsafe { libc::sendmsg(sock.as_raw_fd(), &msg, libc::MSG_NOSIGNAL) };
-        if r < 0 {
-            let e = io::Error::last_os_error();
-            if e.kind() == io::ErrorKind::Interrupted {
-                continue;
-            }
-            return Err(e);
+        match rustix::net::sendmsg(sock, &iov, &mut control, SendFlags::NOSIGNAL) {
+            Err(rustix::io::Errno::INTR) => {}
+            r => return r.map(drop).map_err(io::Error::from),
         }
-        return Ok(());
     }
 }
 
+/// Tell the runtime why set-up failed, if it still listens.
 pub fn send_error(sock: BorrowedFd<'_>, err: &Error) {
-    let mut body = vec![err.kind_byte()];
-    body.extend_from_slice(err.message.as_bytes());
-    let _ = send(sock, b'E', &body, None);
+    let _ = send(sock, Outgoing::Failed(err));
 }
 
 pub fn recv(sock: BorrowedFd<'_>) -> io::Result<Msg> {
     let mut buf = vec![0u8; 8192];
-    let mut iov = libc::iovec {
-        iov_base: buf.as_mut_ptr().cast(),
-        iov_len: buf.len(),
-    };
-    let mut cmsg_buf = [0u64; 4];
-    // SAFETY: msghdr is plain data.
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = cmsg_buf.as_mut_ptr().cast();
-    msg.msg_controllen = std::mem::size_of_val(&cmsg_buf);
+    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+    let mut control = RecvAncillaryBuffer::new(&mut space);
     let n = loop {
-        // SAFETY: msg points at live buffers.
-        let r = unsafe { libc::recvmsg(sock.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC) };
-        if r < 0 {
-            let e = io::Error::last_os_error();
-            if e.kind() == io::ErrorKind::Interrupted {
-                continue;
-            }
-            return Err(e);
+        let mut iov = [IoSliceMut::new(&mut buf)];
+        match rustix::net::recvmsg(sock, &mut iov, &mut control, RecvFlags::CMSG_CLOEXEC) {
+            Err(rustix::io::Errno::INTR) => {}
+            r => break r?.bytes,
         }
-        break r as usize;
     };
     let mut passed_fd = None;
-    // SAFETY: walking the control messages the kernel wrote into cmsg_buf.
-    unsafe {
-        let mut c = libc::CMSG_FIRSTHDR(&msg);
-        while !c.is_null() {
-            if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_RIGHTS {
-                let fd = std::ptr::read_unaligned(libc::CMSG_DATA(c) as *const RawFd);
-                passed_fd = Some(OwnedFd::from_raw_fd(fd));
+    for m in control.drain() {
+        if let RecvAncillaryMessage::ScmRights(fds) = m {
+            for fd in fds {
+                passed_fd = Some(fd);
             }
-            c = libc::CMSG_NXTHDR(&msg, c);
         }
     }
     if n == 0 {
@@ -152,13 +168,13 @@ pub fn recv(sock: BorrowedFd<'_>) -> io::Result<Msg> {
         )
     };
     Ok(match buf[0] {
-        b'G' => Msg::Go,
-        b'R' => Msg::Ready(String::from_utf8_lossy(&buf[1..n]).into_owned()),
-        b'X' if n == 2 => Msg::ExecFailed(i32::from(buf[1])),
-        b'D' => Msg::Detach,
-        b'A' => Msg::Ack,
-        b'T' => Msg::Pty(passed_fd.ok_or_else(bad)?),
-        b'E' if n >= 2 => Msg::Failed(Error::from_kind_byte(
+        tag::GO => Msg::Go,
+        tag::READY => Msg::Ready(String::from_utf8_lossy(&buf[1..n]).into_owned()),
+        tag::EXEC_FAILED if n == 2 => Msg::ExecFailed(i32::from(buf[1])),
+        tag::DETACH => Msg::Detach,
+        tag::ACK => Msg::Ack,
+        tag::PTY => Msg::Pty(passed_fd.ok_or_else(bad)?),
+        tag::FAILED if n >= 2 => Msg::Failed(Error::from_kind_byte(
             buf[1],
             String::from_utf8_lossy(&buf[2..n]).into_owned(),
         )),

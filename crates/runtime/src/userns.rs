@@ -103,26 +103,19 @@ pub fn new_userns(
         .step(|| "clone into a user namespace".into())?
     {
         sys::Cloned::Child => {
-            // SAFETY: prctl and pause with plain arguments; this child only
-            // waits to be killed.
-            unsafe {
-                libc::prctl(
-                    libc::PR_SET_PDEATHSIG,
-                    libc::SIGKILL as libc::c_ulong,
-                    0,
-                    0,
-                    0,
-                );
-                loop {
-                    libc::pause();
-                }
+            // This child only waits to be killed.
+            let _ = rustix::process::set_parent_process_death_signal(Some(
+                rustix::process::Signal::KILL,
+            ));
+            loop {
+                rustix::event::pause();
             }
         }
         sys::Cloned::Parent { pid, pidfd } => {
             let res = write_maps(pid, uid_maps, gid_maps).and_then(|()| {
                 sys::open(
                     std::path::Path::new(&format!("/proc/{pid}/ns/user")),
-                    libc::O_RDONLY,
+                    rustix::fs::OFlags::RDONLY,
                 )
                 .step(|| "open the new user namespace".into())
             });

@@ -25,6 +25,7 @@ fn openpty() -> (OwnedFd, OwnedFd) {
 fn termios(fd: &OwnedFd) -> libc::termios {
     // SAFETY: termios is plain data.
     let mut t: libc::termios = unsafe { std::mem::zeroed() };
+    // SAFETY: an open fd and a termios to fill.
     assert_eq!(unsafe { libc::tcgetattr(fd.as_raw_fd(), &mut t) }, 0);
     t
 }
@@ -66,8 +67,8 @@ fn tty_window_size_ctrl_c_and_mode_restore() {
         }
         let during = termios(&slave);
         // ^C typed by the user travels as a byte and becomes SIGINT inside.
-        // SAFETY: writing one byte from a valid buffer.
         assert_eq!(
+            // SAFETY: writing one byte from a valid buffer.
             unsafe { libc::write(master.as_raw_fd(), [3u8].as_ptr().cast(), 1) },
             1
         );
@@ -126,8 +127,8 @@ fn window_size_changes_reach_the_container() {
             String::from_utf8_lossy(&out)
         );
     }
-    // SAFETY: writing one byte (^C) from a valid buffer.
     assert_eq!(
+        // SAFETY: writing one byte (^C) from a valid buffer.
         unsafe { libc::write(master.as_raw_fd(), [3u8].as_ptr().cast(), 1) },
         1
     );

@@ -34,8 +34,8 @@ fn check(rc: libc::c_long) -> Result<libc::c_long, i32> {
 }
 
 fn probe(name: &str) -> Result<libc::c_long, i32> {
-    // SAFETY (all arms): raw syscalls with constant arguments and pointers
-    // to live static strings; none changes this process's memory.
+    // SAFETY: in every arm, a raw syscall with constant arguments and
+    // pointers to live static strings; none changes this process's memory.
     unsafe {
         match name {
             // KEYCTL_GET_KEYRING_ID of the session keyring, without creating it.
@@ -121,23 +121,18 @@ fn probe(name: &str) -> Result<libc::c_long, i32> {
 }
 
 fn chroot_climb() -> Result<libc::c_long, i32> {
-    let id = |p: &std::ffi::CStr| -> Result<(u64, u64), i32> {
-        // SAFETY: stat is plain data; p is a valid string.
-        let mut st: libc::stat = unsafe { std::mem::zeroed() };
-        check(unsafe { libc::stat(p.as_ptr(), &mut st) } as libc::c_long)?;
+    let id = |p: &str| -> Result<(u64, u64), i32> {
+        let st = rustix::fs::stat(p).map_err(errno)?;
         Ok((st.st_dev, st.st_ino))
     };
-    let top = id(c"/")?;
-    // SAFETY: plain path syscalls on constant strings; this process is
-    // the probe's alone.
-    unsafe {
-        check(libc::chdir(c"/".as_ptr()) as libc::c_long)?;
-        check(libc::chroot(c"/tmp".as_ptr()) as libc::c_long)?;
-        for _ in 0..256 {
-            check(libc::chdir(c"..".as_ptr()) as libc::c_long)?;
-        }
+    let top = id("/")?;
+    // This process is the probe's alone.
+    rustix::process::chdir("/").map_err(errno)?;
+    rustix::process::chroot("/tmp").map_err(errno)?;
+    for _ in 0..256 {
+        rustix::process::chdir("..").map_err(errno)?;
     }
-    if id(c".")? == top {
+    if id(".")? == top {
         Ok(0)
     } else {
         Err(libc::EXDEV)
@@ -145,18 +140,24 @@ fn chroot_climb() -> Result<libc::c_long, i32> {
 }
 
 fn old_root_bare() -> Result<libc::c_long, i32> {
-    // SAFETY: plain syscalls on constant strings and an fd opened here.
-    unsafe {
-        let ns = check(libc::open(c"/proc/self/ns/mnt".as_ptr(), libc::O_RDONLY) as libc::c_long)?;
-        check(libc::umount2(c"/".as_ptr(), libc::MNT_DETACH) as libc::c_long)?;
-        check(libc::setns(ns as libc::c_int, libc::CLONE_NEWNS) as libc::c_long)?;
-    }
+    use rustix::fs::{Mode, OFlags};
+    let ns = rustix::fs::open("/proc/self/ns/mnt", OFlags::RDONLY, Mode::empty()).map_err(errno)?;
+    rustix::mount::unmount("/", rustix::mount::UnmountFlags::DETACH).map_err(errno)?;
+    rustix::thread::move_into_link_name_space(
+        std::os::fd::AsFd::as_fd(&ns),
+        Some(rustix::thread::LinkNameSpaceType::Mount),
+    )
+    .map_err(errno)?;
     for dir in ["/proc", "/sys"] {
         if std::fs::read_dir(dir).is_ok_and(|mut d| d.next().is_some()) {
             return Err(libc::ENOTEMPTY);
         }
     }
     Ok(0)
+}
+
+fn errno(e: rustix::io::Errno) -> i32 {
+    e.raw_os_error()
 }
 
 /// An i386 syscall with null arguments, from 64-bit code.
@@ -187,10 +188,14 @@ fn int80(nr: i64) -> Result<libc::c_long, i32> {
 }
 
 fn socket(family: libc::c_int) -> Result<libc::c_long, i32> {
-    // SAFETY: plain socket creation; the fd is closed at once.
-    let fd = check(unsafe { libc::socket(family, libc::SOCK_STREAM, 0) } as libc::c_long)?;
-    // SAFETY: closing the fd just made.
-    unsafe { libc::close(fd as libc::c_int) };
+    use rustix::net::{AddressFamily, SocketType};
+    // Closed at once (dropped).
+    rustix::net::socket(
+        AddressFamily::from_raw(family as rustix::net::RawAddressFamily),
+        SocketType::STREAM,
+        None,
+    )
+    .map_err(errno)?;
     Ok(0)
 }
 
@@ -198,21 +203,22 @@ fn socket(family: libc::c_int) -> Result<libc::c_long, i32> {
 fn fork_with(flags: libc::c_int) -> Result<libc::c_long, i32> {
     // SAFETY: the child only calls _exit, touching no state of the parent.
     let pid = check(unsafe {
-        libc::syscall(
+        let pid = libc::syscall(
             libc::SYS_clone,
             (flags | libc::SIGCHLD) as libc::c_ulong,
             0,
             0,
             0,
             0,
-        )
+        );
+        if pid == 0 {
+            libc::_exit(0);
+        }
+        pid
     })?;
-    if pid == 0 {
-        // SAFETY: leaving the child without running anything else.
-        unsafe { libc::_exit(0) };
-    }
-    // SAFETY: reaping our own child.
-    unsafe { libc::waitpid(pid as libc::pid_t, std::ptr::null_mut(), 0) };
+    let pid = rustix::process::Pid::from_raw(pid as i32);
+    // Reaping our own child.
+    let _ = rustix::process::waitpid(pid, rustix::process::WaitOptions::empty());
     Ok(0)
 }
 

@@ -105,8 +105,12 @@ fn program(rules: &[LinuxDeviceCgroup]) -> Vec<Insn> {
     p
 }
 
+/// bpf(2), which rustix does not wrap. `attr` is a bpf_attr, zero-padded,
+/// with any pointer in it to memory that lives through the call.
 fn bpf(cmd: libc::c_long, attr: &[u64]) -> io::Result<i64> {
-    // SAFETY: `attr` is a zero-padded bpf_attr of the length passed.
+    // SAFETY: the kernel reads `attr` (of the length passed) and, for the
+    // commands used here, only the buffers it points to, which the caller
+    // keeps alive: the program, the license and the log.
     let r = unsafe {
         libc::syscall(
             libc::SYS_bpf,
@@ -126,8 +130,9 @@ const BPF_PROG_ATTACH: libc::c_long = 8;
 const BPF_PROG_TYPE_CGROUP_DEVICE: u64 = 15;
 const BPF_CGROUP_DEVICE: u64 = 6;
 
-/// `BPF_PROG_LOAD` of `prog` with a verifier log of `log` bytes (0: none).
-fn load(prog: &[Insn], log: &mut [u8]) -> io::Result<i64> {
+/// `BPF_PROG_LOAD` of `prog` with a verifier log of `log` bytes (0: none):
+/// the program's fd.
+fn load(prog: &[Insn], log: &mut [u8]) -> io::Result<OwnedFd> {
     let license = c"Apache-2.0";
     // bpf_attr for BPF_PROG_LOAD: prog_type, insn_cnt | insns | license |
     // log_level, log_size | log_buf | ... (zeroes).
@@ -139,7 +144,9 @@ fn load(prog: &[Insn], log: &mut [u8]) -> io::Result<i64> {
         attr[3] = 1 | ((log.len() as u64) << 32);
         attr[4] = log.as_mut_ptr() as u64;
     }
-    bpf(BPF_PROG_LOAD, &attr)
+    let fd = bpf(BPF_PROG_LOAD, &attr)?;
+    // SAFETY: BPF_PROG_LOAD returned a new fd that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
 }
 
 /// Why the verifier refused `prog`, in one line: its last few lines
@@ -167,11 +174,7 @@ fn verifier_says(prog: &[Insn]) -> String {
                 return tail.collect::<Vec<_>>().join("; ");
             }
             // Loaded this time (a transient failure): say nothing more.
-            Ok(fd) => {
-                // SAFETY: the kernel returned a new fd that nothing else owns.
-                drop(unsafe { OwnedFd::from_raw_fd(fd as i32) });
-                return String::new();
-            }
+            Ok(_) => return String::new(),
         }
     }
 }
@@ -179,7 +182,7 @@ fn verifier_says(prog: &[Insn]) -> String {
 /// Load the program for `rules` and attach it to the cgroup v2 directory `cgroup`.
 pub(crate) fn attach(cgroup: BorrowedFd<'_>, rules: &[LinuxDeviceCgroup]) -> io::Result<()> {
     let prog = program(rules);
-    let fd = load(&prog, &mut []).map_err(|e| {
+    let prog_fd = load(&prog, &mut []).map_err(|e| {
         let why = verifier_says(&prog);
         let why = if why.is_empty() {
             String::new()
@@ -195,8 +198,6 @@ pub(crate) fn attach(cgroup: BorrowedFd<'_>, rules: &[LinuxDeviceCgroup]) -> io:
             ),
         )
     })?;
-    // SAFETY: the kernel returned a new fd that nothing else owns.
-    let prog_fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
     // bpf_attr for BPF_PROG_ATTACH: target_fd, attach_bpf_fd | attach_type, flags.
     let mut attr = [0u64; 4];
     attr[0] = cgroup.as_raw_fd() as u64 | ((prog_fd.as_raw_fd() as u64) << 32);

@@ -2,9 +2,10 @@
 //! `cgroup.subtree_control`, limits in the unified files.
 
 use super::write;
-use oci_spec::runtime::LinuxResources;
+use oci_spec::runtime::{LinuxCpu, LinuxMemory, LinuxResources};
+use rustix::fs::OFlags;
 use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Controllers berth enables for its containers when the host offers them.
 const CONTROLLERS: &[&str] = &["cpu", "cpuset", "io", "memory", "pids"];
@@ -19,8 +20,30 @@ pub(crate) fn shares_to_weight(shares: u64) -> u64 {
     1 + ((s - 2) * 9999) / 262_142
 }
 
+/// Make the cgroup `rel` under the hierarchy at `mount`, with the
+/// controllers `res` needs enabled on the way, and apply `res`.
 pub(super) fn create(mount: &Path, rel: &Path, res: &LinuxResources) -> io::Result<()> {
-    let mut needed: Vec<&str> = Vec::new();
+    let needed = needed_controllers(res);
+    let available = std::fs::read_to_string(mount.join("cgroup.controllers")).unwrap_or_default();
+    let available: Vec<&str> = available.split_whitespace().collect();
+    for c in &needed {
+        if !available.contains(c) {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                format!(
+                    "the {c} controller is not available in the cgroup v2 hierarchy at {}",
+                    mount.display()
+                ),
+            ));
+        }
+    }
+    let dir = make_dirs(mount, rel, &available, &needed)?;
+    set_limits(&dir, res)
+}
+
+/// The controllers `res` cannot do without.
+fn needed_controllers(res: &LinuxResources) -> Vec<&'static str> {
+    let mut needed = Vec::new();
     if let Some(m) = res.memory()
         && (m.limit().is_some() || m.swap().is_some() || m.reservation().is_some())
     {
@@ -40,24 +63,16 @@ pub(super) fn create(mount: &Path, rel: &Path, res: &LinuxResources) -> io::Resu
     if res.block_io().as_ref().is_some_and(super::blockio::wanted) {
         needed.push("io");
     }
-    let available = std::fs::read_to_string(mount.join("cgroup.controllers")).unwrap_or_default();
-    for c in &needed {
-        if !available.split_whitespace().any(|a| a == *c) {
-            return Err(io::Error::new(
-                io::ErrorKind::Unsupported,
-                format!(
-                    "the {c} controller is not available in the cgroup v2 hierarchy at {}",
-                    mount.display()
-                ),
-            ));
-        }
-    }
-    // Enable the controllers in every ancestor, then make the leaf.
+    needed
+}
+
+/// Enable the controllers in every ancestor, then make the leaf; its path.
+/// An enabling that fails matters only for a controller `needed`.
+fn make_dirs(mount: &Path, rel: &Path, available: &[&str], needed: &[&str]) -> io::Result<PathBuf> {
     let mut dir = mount.to_path_buf();
-    let parts: Vec<_> = rel.components().collect();
-    for part in &parts {
+    for part in rel.components() {
         for c in CONTROLLERS {
-            if !available.split_whitespace().any(|a| a == *c) {
+            if !available.contains(c) {
                 continue;
             }
             let enabled =
@@ -80,72 +95,85 @@ pub(super) fn create(mount: &Path, rel: &Path, res: &LinuxResources) -> io::Resu
             }
         }
     }
+    Ok(dir)
+}
+
+/// Write `res` into the unified files of cgroup `dir`.
+fn set_limits(dir: &Path, res: &LinuxResources) -> io::Result<()> {
     if let Some(m) = res.memory() {
-        if let Some(r) = m.reservation() {
-            write(&dir, "memory.low", &r.to_string())?;
-        }
-        if let Some(l) = m.limit() {
-            write(&dir, "memory.max", &max_or(l))?;
-        }
-        // OCI (and Docker) give memory+swap; v2 limits swap alone.
-        if let Some(s) = m.swap() {
-            let swap = match (s, m.limit()) {
-                (s, _) if s < 0 => "max".to_string(),
-                (s, Some(l)) if l > 0 => {
-                    if s < l {
-                        return Err(io::Error::new(
-                            io::ErrorKind::InvalidInput,
-                            format!("memory+swap limit {s} is below the memory limit {l}"),
-                        ));
-                    }
-                    (s - l).to_string()
-                }
-                (s, _) => s.to_string(),
-            };
-            if dir.join("memory.swap.max").exists() {
-                write(&dir, "memory.swap.max", &swap)?;
-            } else {
-                tracing::warn!(
-                    "this kernel has no swap accounting: memory limited without swap limit"
-                );
-            }
-        }
+        set_memory(dir, m)?;
     }
     // An OOM kill takes the whole container, not one process of it (which
     // would leave its PID 1 carrying on without a worker), as crun and
     // Kubernetes set it. Only where the memory controller is on.
     if dir.join("memory.oom.group").exists() {
-        write(&dir, "memory.oom.group", "1")?;
+        write(dir, "memory.oom.group", "1")?;
     }
     if let Some(c) = res.cpu() {
-        if let Some(s) = c.shares() {
-            write(&dir, "cpu.weight", &shares_to_weight(s).to_string())?;
-        }
-        if c.quota().is_some() || c.period().is_some() {
-            let quota = c.quota().filter(|q| *q > 0).map(|q| q.to_string());
-            let period = c.period().unwrap_or(100_000);
-            write(
-                &dir,
-                "cpu.max",
-                &format!("{} {period}", quota.as_deref().unwrap_or("max")),
-            )?;
-        }
-        if let Some(cpus) = c.cpus() {
-            write(&dir, "cpuset.cpus", cpus)?;
-        }
-        if let Some(mems) = c.mems() {
-            write(&dir, "cpuset.mems", mems)?;
-        }
+        set_cpu(dir, c)?;
     }
     if let Some(p) = res.pids() {
-        write(&dir, "pids.max", &max_or(p.limit()))?;
+        write(dir, "pids.max", &max_or(p.limit()))?;
     }
     if let Some(b) = res.block_io() {
-        super::blockio::apply_v2(&dir, b)?;
+        super::blockio::apply_v2(dir, b)?;
     }
     if let Some(rules) = res.devices().as_ref().filter(|d| !d.is_empty()) {
-        let fd = crate::sys::open(&dir, libc::O_RDONLY | libc::O_DIRECTORY)?;
+        let fd = crate::sys::open(dir, OFlags::RDONLY | OFlags::DIRECTORY)?;
         super::devices::attach(std::os::fd::AsFd::as_fd(&fd), rules)?;
+    }
+    Ok(())
+}
+
+fn set_memory(dir: &Path, m: &LinuxMemory) -> io::Result<()> {
+    if let Some(r) = m.reservation() {
+        write(dir, "memory.low", &r.to_string())?;
+    }
+    if let Some(l) = m.limit() {
+        write(dir, "memory.max", &max_or(l))?;
+    }
+    // OCI (and Docker) give memory+swap; v2 limits swap alone.
+    if let Some(s) = m.swap() {
+        let swap = match (s, m.limit()) {
+            (s, _) if s < 0 => "max".to_string(),
+            (s, Some(l)) if l > 0 => {
+                if s < l {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidInput,
+                        format!("memory+swap limit {s} is below the memory limit {l}"),
+                    ));
+                }
+                (s - l).to_string()
+            }
+            (s, _) => s.to_string(),
+        };
+        if dir.join("memory.swap.max").exists() {
+            write(dir, "memory.swap.max", &swap)?;
+        } else {
+            tracing::warn!("this kernel has no swap accounting: memory limited without swap limit");
+        }
+    }
+    Ok(())
+}
+
+fn set_cpu(dir: &Path, c: &LinuxCpu) -> io::Result<()> {
+    if let Some(s) = c.shares() {
+        write(dir, "cpu.weight", &shares_to_weight(s).to_string())?;
+    }
+    if c.quota().is_some() || c.period().is_some() {
+        let quota = c.quota().filter(|q| *q > 0).map(|q| q.to_string());
+        let period = c.period().unwrap_or(100_000);
+        write(
+            dir,
+            "cpu.max",
+            &format!("{} {period}", quota.as_deref().unwrap_or("max")),
+        )?;
+    }
+    if let Some(cpus) = c.cpus() {
+        write(dir, "cpuset.cpus", cpus)?;
+    }
+    if let Some(mems) = c.mems() {
+        write(dir, "cpuset.mems", mems)?;
     }
     Ok(())
 }
