@@ -493,26 +493,8 @@ pub fn parse_ulimit(spec: &str) -> Result<oci_spec::runtime::PosixRlimit> {
     let (name, vals) = spec
         .split_once('=')
         .ok_or_else(|| bad("expected NAME=SOFT[:HARD]"))?;
-    let known = [
-        "core",
-        "cpu",
-        "data",
-        "fsize",
-        "locks",
-        "memlock",
-        "msgqueue",
-        "nice",
-        "nofile",
-        "nproc",
-        "rss",
-        "rtprio",
-        "rttime",
-        "sigpending",
-        "stack",
-    ];
-    if !known.contains(&name) {
-        return Err(bad(&format!("unknown limit {name:?}")));
-    }
+    let limit = berth_linux::rlimit::by_docker_name(name)
+        .ok_or_else(|| bad(&format!("unknown limit {name:?}")))?;
     let num = |s: &str| -> Result<u64> {
         match s {
             "unlimited" | "-1" => Ok(libc::RLIM_INFINITY),
@@ -530,10 +512,9 @@ pub fn parse_ulimit(spec: &str) -> Result<oci_spec::runtime::PosixRlimit> {
             "soft limit {soft} is above hard limit {hard}"
         )));
     }
-    let typ: oci_spec::runtime::PosixRlimitType = serde_json::from_value(
-        serde_json::Value::String(format!("RLIMIT_{}", name.to_ascii_uppercase())),
-    )
-    .map_err(|_| bad(&format!("unknown limit {name:?}")))?;
+    let typ: oci_spec::runtime::PosixRlimitType =
+        serde_json::from_value(serde_json::Value::String(limit.oci.to_string()))
+            .map_err(|_| bad(&format!("unknown limit {name:?}")))?;
     Ok(oci_spec::runtime::PosixRlimitBuilder::default()
         .typ(typ)
         .soft(soft)

@@ -69,7 +69,7 @@ impl Host {
 
     /// Whether berth holds `CAP_NAME` in its effective set.
     pub fn has_cap(&self, name: &str) -> bool {
-        berth_runtime::capabilities::number_of(name).is_some_and(|n| self.cap_eff & (1 << n) != 0)
+        berth_linux::caps::number_of(name).is_some_and(|n| self.cap_eff & (1 << n) != 0)
     }
 
     /// Capabilities the kernel knows that berth's bounding set lacks.
@@ -80,7 +80,7 @@ impl Host {
         } else {
             (1u64 << (last + 1)) - 1
         };
-        berth_runtime::capabilities::names(all & !self.cap_bnd)
+        berth_linux::caps::names(all & !self.cap_bnd)
     }
 
     /// The cgroup filesystem: its version, and whether berth could make
@@ -174,36 +174,16 @@ pub fn userns_available() -> bool {
 pub fn check_ulimit(ulimit: &Ulimit) -> Result<()> {
     let (spec, rl) = (ulimit.spec.as_str(), &ulimit.rlimit);
     let name = spec.split('=').next().unwrap_or(spec);
-    let resource = match name {
-        "core" => libc::RLIMIT_CORE,
-        "cpu" => libc::RLIMIT_CPU,
-        "data" => libc::RLIMIT_DATA,
-        "fsize" => libc::RLIMIT_FSIZE,
-        "locks" => libc::RLIMIT_LOCKS,
-        "memlock" => libc::RLIMIT_MEMLOCK,
-        "msgqueue" => libc::RLIMIT_MSGQUEUE,
-        "nice" => libc::RLIMIT_NICE,
-        "nofile" => libc::RLIMIT_NOFILE,
-        "nproc" => libc::RLIMIT_NPROC,
-        "rss" => libc::RLIMIT_RSS,
-        "rtprio" => libc::RLIMIT_RTPRIO,
-        "rttime" => libc::RLIMIT_RTTIME,
-        "sigpending" => libc::RLIMIT_SIGPENDING,
-        _ => libc::RLIMIT_STACK,
-    };
-    let mut cur = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit writes into the struct we own.
-    if unsafe { libc::getrlimit(resource, &mut cur) } != 0 {
+    // parse_ulimit has checked the name already.
+    let Some(limit) = berth_linux::rlimit::by_docker_name(name) else {
         return Ok(());
-    }
+    };
+    let cur = rustix::process::getrlimit(limit.resource);
     let nr_open = std::fs::read_to_string("/proc/sys/fs/nr_open")
         .ok()
         .and_then(|s| s.trim().parse().ok());
     let host = HostLimit {
-        hard: cur.rlim_max,
+        hard: cur.maximum.unwrap_or(libc::RLIM_INFINITY),
         nr_open: nr_open.filter(|_| name == "nofile"),
         can_raise: Host::get().has_cap("CAP_SYS_RESOURCE"),
     };

@@ -15,6 +15,7 @@
 use std::path::Path;
 
 use anyhow::Result;
+use berth_linux::idmap::Ids;
 use oci_spec::runtime::{LinuxIdMapping, LinuxIdMappingBuilder};
 
 use crate::request::Userns;
@@ -36,9 +37,7 @@ pub fn active() -> bool {
 
 /// Whether this is the rootless berth re-executed in its user namespace.
 pub fn in_own_userns() -> bool {
-    std::env::var_os(IN_USERNS).is_some()
-        && std::fs::read_to_string("/proc/self/uid_map")
-            .is_ok_and(|m| m.split_whitespace().collect::<Vec<_>>() != ["0", "0", "4294967295"])
+    std::env::var_os(IN_USERNS).is_some() && !berth_linux::in_initial_userns()
 }
 
 /// On cgroup v2, the cgroup delegated to this user that berth runs in
@@ -211,20 +210,21 @@ impl Reexec {
 /// Writes the child's id maps with newuidmap and newgidmap; on failure
 /// the child is killed.
 fn write_id_maps(pid: libc::pid_t, maps: &IdMaps) -> Result<()> {
-    let spec_maps = |maps: &[LinuxIdMapping]| -> Vec<String> {
+    use berth_linux::idmap::{HelperError, Range};
+    let ranges = |maps: &[LinuxIdMapping]| -> Vec<Range> {
         maps.iter()
-            .flat_map(|m| [m.container_id(), m.host_id(), m.size()].map(|v| v.to_string()))
+            .map(|m| Range {
+                inside: m.container_id(),
+                outside: m.host_id(),
+                size: m.size(),
+            })
             .collect()
     };
-    for (tool, maps) in [("newuidmap", &maps.uids), ("newgidmap", &maps.gids)] {
-        let out = std::process::Command::new(tool)
-            .arg(pid.to_string())
-            .args(spec_maps(maps))
-            .output();
-        let failed = match out {
-            Ok(o) if o.status.success() => None,
-            Ok(o) => Some(String::from_utf8_lossy(&o.stderr).trim().to_string()),
-            Err(e) => Some(e.to_string()),
+    for (ids, maps) in [(Ids::Uid, &maps.uids), (Ids::Gid, &maps.gids)] {
+        let failed = match berth_linux::idmap::run_helper(ids, pid, &ranges(maps)) {
+            Ok(()) => None,
+            Err(HelperError::Failed(stderr)) => Some(stderr),
+            Err(HelperError::Spawn(e)) => Some(e.to_string()),
         };
         if let Some(why) = failed {
             // SAFETY: kill and waitpid on our own child.
@@ -232,7 +232,7 @@ fn write_id_maps(pid: libc::pid_t, maps: &IdMaps) -> Result<()> {
                 libc::kill(pid, libc::SIGKILL);
                 libc::waitpid(pid, std::ptr::null_mut(), 0);
             }
-            anyhow::bail!("rootless: {tool} for pid {pid}: {why}");
+            anyhow::bail!("rootless: {} for pid {pid}: {why}", ids.helper());
         }
     }
     Ok(())
@@ -305,8 +305,8 @@ pub fn id_maps() -> Result<IdMaps> {
     let name = user_name(uid);
     let mut uids = vec![mapping(0, uid, 1)?];
     let mut gids = vec![mapping(0, gid, 1)?];
-    if has_helper("newuidmap")
-        && has_helper("newgidmap")
+    if has_helper(Ids::Uid.helper())
+        && has_helper(Ids::Gid.helper())
         && let (Some((us, uc)), Some((gs, gc))) = (
             sub_range(Path::new("/etc/subuid"), &name, uid),
             sub_range(Path::new("/etc/subgid"), &name, gid),

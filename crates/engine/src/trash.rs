@@ -109,10 +109,5 @@ fn remove_all(entries: &[PathBuf]) {
 
 /// Number of threads of this process (field 20 of /proc/self/stat).
 fn threads() -> Option<usize> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    stat[stat.rfind(')')? + 2..]
-        .split(' ')
-        .nth(17)?
-        .parse()
-        .ok()
+    berth_linux::stat::Stat::of_self().and_then(|s| s.threads.try_into().ok())
 }

@@ -5,72 +5,11 @@ use crate::error::{Context, Result};
 use oci_spec::runtime::{Capabilities, Capability, LinuxCapabilities};
 use rustix::thread::{CapabilitySet, CapabilitySets};
 
-/// Kernel numbers of the capabilities, by name (linux/capability.h).
-const NAMES: &[&str] = &[
-    "CAP_CHOWN",
-    "CAP_DAC_OVERRIDE",
-    "CAP_DAC_READ_SEARCH",
-    "CAP_FOWNER",
-    "CAP_FSETID",
-    "CAP_KILL",
-    "CAP_SETGID",
-    "CAP_SETUID",
-    "CAP_SETPCAP",
-    "CAP_LINUX_IMMUTABLE",
-    "CAP_NET_BIND_SERVICE",
-    "CAP_NET_BROADCAST",
-    "CAP_NET_ADMIN",
-    "CAP_NET_RAW",
-    "CAP_IPC_LOCK",
-    "CAP_IPC_OWNER",
-    "CAP_SYS_MODULE",
-    "CAP_SYS_RAWIO",
-    "CAP_SYS_CHROOT",
-    "CAP_SYS_PTRACE",
-    "CAP_SYS_PACCT",
-    "CAP_SYS_ADMIN",
-    "CAP_SYS_BOOT",
-    "CAP_SYS_NICE",
-    "CAP_SYS_RESOURCE",
-    "CAP_SYS_TIME",
-    "CAP_SYS_TTY_CONFIG",
-    "CAP_MKNOD",
-    "CAP_LEASE",
-    "CAP_AUDIT_WRITE",
-    "CAP_AUDIT_CONTROL",
-    "CAP_SETFCAP",
-    "CAP_MAC_OVERRIDE",
-    "CAP_MAC_ADMIN",
-    "CAP_SYSLOG",
-    "CAP_WAKE_ALARM",
-    "CAP_BLOCK_SUSPEND",
-    "CAP_AUDIT_READ",
-    "CAP_PERFMON",
-    "CAP_BPF",
-    "CAP_CHECKPOINT_RESTORE",
-];
-
-/// The names (`CAP_…`) of the capabilities in `mask`, lowest first.
-pub fn names(mask: u64) -> Vec<&'static str> {
-    NAMES
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| mask & (1u64 << i) != 0)
-        .map(|(_, n)| *n)
-        .collect()
-}
-
-/// The kernel number of the capability `CAP_NAME`.
-pub fn number_of(name: &str) -> Option<u32> {
-    NAMES.iter().position(|n| *n == name).map(|i| i as u32)
-}
+// The capability names by kernel number are berth-linux's one table.
+use berth_linux::caps::{NAMES, number_of};
 
 fn number(cap: &Capability) -> Option<u32> {
-    let name = serde_json::to_value(cap).ok()?;
-    NAMES
-        .iter()
-        .position(|n| Some(*n) == name.as_str())
-        .map(|i| i as u32)
+    number_of(serde_json::to_value(cap).ok()?.as_str()?)
 }
 
 /// Bitmask of a set, ignoring capabilities this kernel does not know.

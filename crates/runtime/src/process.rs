@@ -11,12 +11,12 @@ use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 use std::time::Duration;
 
-use crate::{state, sys};
+use crate::sys;
 
 /// Start time of `pid` in clock ticks since boot (field 22 of
 /// `/proc/PID/stat`), None if there is no such process.
 pub fn start_time(pid: i32) -> Option<u64> {
-    state::pid_start_time(pid)
+    berth_linux::stat::start_time(pid)
 }
 
 /// Whether `pid` is still the process that started at `start_time` and

@@ -480,24 +480,9 @@ fn set_rlimit(rl: &PosixRlimit) -> Result<()> {
         .ok()
         .and_then(|v| v.as_str().map(str::to_owned))
         .unwrap_or_default();
-    let resource = match name.as_str() {
-        "RLIMIT_CPU" => Resource::Cpu,
-        "RLIMIT_FSIZE" => Resource::Fsize,
-        "RLIMIT_DATA" => Resource::Data,
-        "RLIMIT_STACK" => Resource::Stack,
-        "RLIMIT_CORE" => Resource::Core,
-        "RLIMIT_RSS" => Resource::Rss,
-        "RLIMIT_NPROC" => Resource::Nproc,
-        "RLIMIT_NOFILE" => Resource::Nofile,
-        "RLIMIT_MEMLOCK" => Resource::Memlock,
-        "RLIMIT_AS" => Resource::As,
-        "RLIMIT_LOCKS" => Resource::Locks,
-        "RLIMIT_SIGPENDING" => Resource::Sigpending,
-        "RLIMIT_MSGQUEUE" => Resource::Msgqueue,
-        "RLIMIT_NICE" => Resource::Nice,
-        "RLIMIT_RTPRIO" => Resource::Rtprio,
-        "RLIMIT_RTTIME" => Resource::Rttime,
-        other => return Err(Error::setup(format!("unknown rlimit {other:?}"))),
+    let resource = match berth_linux::rlimit::by_oci_name(&name) {
+        Some(r) => r.resource,
+        None => return Err(Error::setup(format!("unknown rlimit {name:?}"))),
     };
     let lim = Rlimit {
         current: Some(rl.soft()),

@@ -62,28 +62,12 @@ impl State {
     }
 }
 
-/// Start time of a process (field 22 of `/proc/<pid>/stat`), None if gone.
-pub(crate) fn pid_start_time(pid: i32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name (field 2) may contain spaces and parentheses: skip
-    // past its closing parenthesis, then count from field 3.
-    let rest = &stat[stat.rfind(')')? + 2..];
-    rest.split(' ').nth(19)?.parse().ok()
-}
-
 /// Whether `pid` is still the process described by `state` and not a zombie.
 pub(crate) fn is_alive(state: &State) -> bool {
     if state.pid <= 0 {
         return false;
     }
-    match pid_start_time(state.pid) {
-        Some(t) if t == state.pid_start_time => {
-            // A zombie has exited already; it only waits to be reaped.
-            let stat =
-                std::fs::read_to_string(format!("/proc/{}/stat", state.pid)).unwrap_or_default();
-            let st = stat.rfind(')').and_then(|i| stat.get(i + 2..i + 3));
-            st != Some("Z") && st != Some("X")
-        }
-        _ => false,
-    }
+    // A zombie has exited already; it only waits to be reaped.
+    berth_linux::stat::Stat::of(state.pid)
+        .is_some_and(|s| s.start_time == state.pid_start_time && !s.exited())
 }

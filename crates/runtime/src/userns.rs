@@ -5,13 +5,21 @@
 //! /etc/subuid and /etc/subgid, for anything more.
 
 use crate::error::{Error, Result};
+use berth_linux::idmap::{self, HelperError, Ids, Range};
 use oci_spec::runtime::LinuxIdMapping;
-use std::process::Command;
+
+fn ranges(maps: &[LinuxIdMapping]) -> Vec<Range> {
+    maps.iter()
+        .map(|m| Range {
+            inside: m.container_id(),
+            outside: m.host_id(),
+            size: m.size(),
+        })
+        .collect()
+}
 
 fn map_text(maps: &[LinuxIdMapping]) -> String {
-    maps.iter()
-        .map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()))
-        .collect()
+    idmap::map_text(&ranges(maps))
 }
 
 /// Only the caller's own id, mapped once: the kernel lets anyone write that.
@@ -48,45 +56,34 @@ pub(crate) fn write_maps(
     if only_own(uid_maps, euid) {
         proc_write("uid_map", &map_text(uid_maps))?;
     } else {
-        helper("newuidmap", pid, uid_maps)?;
+        helper(Ids::Uid, pid, uid_maps)?;
     }
     if only_own(gid_maps, egid) {
         // Unprivileged gid maps need setgroups disabled (CVE-2014-8989).
         proc_write("setgroups", "deny")?;
         proc_write("gid_map", &map_text(gid_maps))?;
     } else {
-        helper("newgidmap", pid, gid_maps)?;
+        helper(Ids::Gid, pid, gid_maps)?;
     }
     Ok(())
 }
 
-fn helper(name: &str, pid: i32, maps: &[LinuxIdMapping]) -> Result<()> {
-    let mut cmd = Command::new(name);
-    cmd.arg(pid.to_string());
-    for m in maps {
-        cmd.args([
-            m.container_id().to_string(),
-            m.host_id().to_string(),
-            m.size().to_string(),
-        ]);
-    }
-    let out = cmd.output().map_err(|e| {
-        Error::setup(if e.kind() == std::io::ErrorKind::NotFound {
-            format!("{name} not found: install the uidmap package to map more than your own id")
-        } else {
-            format!("{name}: {e}")
+fn helper(ids: Ids, pid: i32, maps: &[LinuxIdMapping]) -> Result<()> {
+    let name = ids.helper();
+    idmap::run_helper(ids, pid, &ranges(maps)).map_err(|e| {
+        Error::setup(match e {
+            HelperError::Spawn(e) if e.kind() == std::io::ErrorKind::NotFound => format!(
+                "{name} not found: install the uidmap package to map more than your own id"
+            ),
+            HelperError::Spawn(e) => format!("{name}: {e}"),
+            HelperError::Failed(why) => format!(
+                "{name} {}: {} (check {})",
+                map_text(maps).trim().replace('\n', ", "),
+                why.lines().last().unwrap_or("failed"),
+                ids.subid_file()
+            ),
         })
-    })?;
-    if !out.status.success() {
-        let why = String::from_utf8_lossy(&out.stderr);
-        let why = why.trim().lines().last().unwrap_or("failed");
-        return Err(Error::setup(format!(
-            "{name} {}: {why} (check /etc/sub{}id)",
-            map_text(maps).trim().replace('\n', ", "),
-            if name == "newuidmap" { "u" } else { "g" }
-        )));
-    }
-    Ok(())
+    })
 }
 
 /// A new user namespace with these maps, held by an fd (for id-mapped

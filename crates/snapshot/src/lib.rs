@@ -97,9 +97,5 @@ pub fn remove_tree(path: &std::path::Path) -> std::io::Result<()> {
 /// other, even as its root, only `user.*` ones work.
 pub fn in_initial_userns() -> bool {
     static ANSWER: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *ANSWER.get_or_init(|| {
-        std::fs::read_to_string("/proc/self/uid_map")
-            .map(|m| m.split_whitespace().collect::<Vec<_>>() == ["0", "0", "4294967295"])
-            .unwrap_or(true)
-    })
+    *ANSWER.get_or_init(berth_linux::in_initial_userns)
 }

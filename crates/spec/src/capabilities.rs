@@ -53,58 +53,13 @@ fn own_bounding_set() -> u64 {
 /// whose root lacks some (CAP_SYS_RESOURCE on some VMs) still runs
 /// privileged containers.
 fn all_capabilities(bounding: u64) -> Vec<Capability> {
-    ALL_CAPABILITY_NAMES
+    berth_linux::caps::NAMES
         .iter()
         .enumerate()
         .filter(|(i, _)| bounding & (1u64 << i) != 0)
         .filter_map(|(_, n)| parse_capability(n).ok())
         .collect()
 }
-
-/// Capability names in kernel number order (CAP_CHOWN = 0 ...).
-const ALL_CAPABILITY_NAMES: [&str; 41] = [
-    "CHOWN",
-    "DAC_OVERRIDE",
-    "DAC_READ_SEARCH",
-    "FOWNER",
-    "FSETID",
-    "KILL",
-    "SETGID",
-    "SETUID",
-    "SETPCAP",
-    "LINUX_IMMUTABLE",
-    "NET_BIND_SERVICE",
-    "NET_BROADCAST",
-    "NET_ADMIN",
-    "NET_RAW",
-    "IPC_LOCK",
-    "IPC_OWNER",
-    "SYS_MODULE",
-    "SYS_RAWIO",
-    "SYS_CHROOT",
-    "SYS_PTRACE",
-    "SYS_PACCT",
-    "SYS_ADMIN",
-    "SYS_BOOT",
-    "SYS_NICE",
-    "SYS_RESOURCE",
-    "SYS_TIME",
-    "SYS_TTY_CONFIG",
-    "MKNOD",
-    "LEASE",
-    "AUDIT_WRITE",
-    "AUDIT_CONTROL",
-    "SETFCAP",
-    "MAC_OVERRIDE",
-    "MAC_ADMIN",
-    "SYSLOG",
-    "WAKE_ALARM",
-    "BLOCK_SUSPEND",
-    "AUDIT_READ",
-    "PERFMON",
-    "BPF",
-    "CHECKPOINT_RESTORE",
-];
 
 /// The container's capability set from Docker's defaults and the flags:
 /// `--privileged` is everything; otherwise drops (ALL: every default) go
@@ -129,7 +84,7 @@ fn capability_set_within(
 ) -> Result<HashSet<Capability>> {
     let is_all = |n: &String| n.eq_ignore_ascii_case("ALL");
     let is_held = |c: &Capability| {
-        ALL_CAPABILITY_NAMES
+        berth_linux::caps::NAMES
             .iter()
             .position(|n| parse_capability(n).ok().as_ref() == Some(c))
             .is_some_and(|i| held & (1u64 << i) != 0)

@@ -7,7 +7,7 @@ use super::{Container, EXEC_FIFO, Io, Live, Supervision, annotation, load_spec, 
 use crate::cgroups::{Cgroup, Layout};
 use crate::error::{Context, Error, Result};
 use crate::setup::{self, ChildConfig};
-use crate::state::{self, State, Status};
+use crate::state::{State, Status};
 use crate::sync::{self, Msg, Outgoing};
 use crate::sys;
 use oci_spec::runtime::{LinuxNamespaceType, Spec};
@@ -340,7 +340,7 @@ impl Container {
                 pid,
                 bundle: req.bundle.to_path_buf(),
                 annotations: req.spec.annotations().clone().unwrap_or_default(),
-                pid_start_time: state::pid_start_time(pid).unwrap_or(0),
+                pid_start_time: berth_linux::stat::start_time(pid).unwrap_or(0),
                 cgroup: cgroup.as_ref().map(|c| c.rel().to_path_buf()),
             };
             state.save(dir)?;
