@@ -185,6 +185,13 @@ pub fn exit_code(status: i32) -> i32 {
 
 /// openat2(2): open `path` beneath `dir` with `resolve` flags (e.g.
 /// RESOLVE_IN_ROOT, so `..` and absolute symlinks stay inside `dir`).
+///
+/// Not berth-snapshot's `Root` resolver, on purpose: this is the bare
+/// syscall, called in the set-up child inside the container's mount
+/// namespace on a borrowed rootfs fd, to pin mount targets as fds. It has
+/// no userspace fallback: without openat2 the runtime fails closed
+/// (ENOSYS) rather than walking paths itself. The snapshot crate's `Root`
+/// carries the fallback walk that unpacking on old kernels needs.
 pub fn openat2(
     dir: BorrowedFd<'_>,
     path: &Path,

@@ -309,6 +309,9 @@ fn normal_components(path: &Path) -> io::Result<Vec<OsString>> {
     Ok(out)
 }
 
+/// The runtime has its own bare openat2 (berth-runtime's `sys::openat2`,
+/// for mount targets in the set-up child, with no fallback): see there why
+/// it does not use this resolver.
 fn openat2_in_root(root: BorrowedFd<'_>, path: &Path, flags: OFlags) -> io::Result<OwnedFd> {
     let path = if path.as_os_str().is_empty() {
         Path::new(".")
