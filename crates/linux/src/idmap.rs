@@ -92,5 +92,4 @@ mod tests {
         assert_eq!(Ids::Gid.helper(), "newgidmap");
         assert_eq!(Ids::Uid.subid_file(), "/etc/subuid");
     }
-
 }

@@ -32,9 +32,9 @@ mod tests {
     #[test]
     fn only_the_full_identity_map_is_the_initial_namespace() {
         assert!(super::is_identity_map("         0          0 4294967295\n"));
-        assert!(!super::is_identity_map("         0       1000          1\n"));
         assert!(!super::is_identity_map(
-            "0 1000 1\n1 100000 65536\n"
+            "         0       1000          1\n"
         ));
+        assert!(!super::is_identity_map("0 1000 1\n1 100000 65536\n"));
     }
 }

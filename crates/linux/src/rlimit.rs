@@ -37,7 +37,11 @@ pub const RLIMITS: [Rlimit; 16] = [
     rl(Some("memlock"), "RLIMIT_MEMLOCK", Resource::Memlock),
     rl(None, "RLIMIT_AS", Resource::As),
     rl(Some("locks"), "RLIMIT_LOCKS", Resource::Locks),
-    rl(Some("sigpending"), "RLIMIT_SIGPENDING", Resource::Sigpending),
+    rl(
+        Some("sigpending"),
+        "RLIMIT_SIGPENDING",
+        Resource::Sigpending,
+    ),
     rl(Some("msgqueue"), "RLIMIT_MSGQUEUE", Resource::Msgqueue),
     rl(Some("nice"), "RLIMIT_NICE", Resource::Nice),
     rl(Some("rtprio"), "RLIMIT_RTPRIO", Resource::Rtprio),

@@ -72,9 +72,9 @@ fn helper(ids: Ids, pid: i32, maps: &[LinuxIdMapping]) -> Result<()> {
     let name = ids.helper();
     idmap::run_helper(ids, pid, &ranges(maps)).map_err(|e| {
         Error::setup(match e {
-            HelperError::Spawn(e) if e.kind() == std::io::ErrorKind::NotFound => format!(
-                "{name} not found: install the uidmap package to map more than your own id"
-            ),
+            HelperError::Spawn(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                format!("{name} not found: install the uidmap package to map more than your own id")
+            }
             HelperError::Spawn(e) => format!("{name}: {e}"),
             HelperError::Failed(why) => format!(
                 "{name} {}: {} (check {})",
