@@ -126,6 +126,7 @@ fn request(args: &RunArgs) -> Result<RunRequest> {
         userns,
         network: args.network.clone(),
         no_pivot: args.no_pivot,
+        ..Default::default()
     })
 }
 

@@ -30,6 +30,7 @@
 pub mod config;
 pub mod host;
 pub mod info;
+pub mod logs;
 pub mod records;
 pub mod remove;
 pub mod request;

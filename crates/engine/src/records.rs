@@ -70,6 +70,123 @@ pub struct ContainerRecord {
     pub labels: BTreeMap<String, String>,
     #[serde(default)]
     pub stop_signal: Option<String>,
+    /// `--stop-timeout`: seconds `stop` waits before SIGKILL (None: 10).
+    #[serde(default)]
+    pub stop_timeout: Option<u32>,
+
+    /// Detached (`run -d`, `create`): a monitor process, not the berth
+    /// that made it, holds its stdio and waits for it; `supervisor` is
+    /// that monitor.
+    #[serde(default)]
+    pub detached: bool,
+    /// `-t`: its stdio is a pty (the monitor holds the master).
+    #[serde(default)]
+    pub tty: bool,
+    /// `-i`: its stdin stays open (fed by `attach`).
+    #[serde(default)]
+    pub open_stdin: bool,
+    /// `--log-driver` and `--log-opt`s.
+    #[serde(default)]
+    pub log: LogConfig,
+    /// `--restart`.
+    #[serde(default)]
+    pub restart: RestartPolicy,
+    /// Restarts made by its policy since it was last started by hand.
+    #[serde(default)]
+    pub restart_count: u32,
+    /// Waiting out the back-off before its policy restarts it.
+    #[serde(default)]
+    pub restarting: bool,
+    /// Stopped by `stop`/`kill`/`rm -f`: no policy restarts it (Docker's
+    /// HasBeenManuallyStopped); `start` clears it.
+    #[serde(default)]
+    pub manually_stopped: bool,
+    /// Frozen by `pause`.
+    #[serde(default)]
+    pub paused: bool,
+}
+
+/// `--restart`: what the monitor does when the container's command exits.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "Name")]
+pub enum RestartPolicy {
+    #[default]
+    No,
+    /// Restart after a non-zero exit, at most `max_retries` times (0: no limit).
+    OnFailure {
+        #[serde(rename = "MaximumRetryCount")]
+        max_retries: u32,
+    },
+    Always,
+    UnlessStopped,
+}
+
+impl RestartPolicy {
+    /// Docker's grammar: `no`, `on-failure[:N]`, `always`, `unless-stopped`.
+    pub fn parse(s: &str) -> Result<RestartPolicy> {
+        let (name, count) = match s.split_once(':') {
+            Some((n, c)) => (n, Some(c)),
+            None => (s, None),
+        };
+        let p = match (name, count) {
+            ("no" | "", None) => RestartPolicy::No,
+            ("always", None) => RestartPolicy::Always,
+            ("unless-stopped", None) => RestartPolicy::UnlessStopped,
+            ("on-failure", None) => RestartPolicy::OnFailure { max_retries: 0 },
+            ("on-failure", Some(c)) => RestartPolicy::OnFailure {
+                max_retries: c.parse().map_err(|_| {
+                    anyhow::anyhow!(
+                        "invalid restart policy {s:?}: maximum retry count must be a number"
+                    )
+                })?,
+            },
+            ("no" | "always" | "unless-stopped", Some(_)) => {
+                bail!(
+                    "invalid restart policy {s:?}: maximum retry count can only be used with 'on-failure'"
+                )
+            }
+            _ => bail!(
+                "invalid restart policy {s:?}: use no, on-failure[:N], always or unless-stopped"
+            ),
+        };
+        Ok(p)
+    }
+
+    /// Docker's name for it (`inspect`'s HostConfig.RestartPolicy.Name).
+    pub fn name(&self) -> &'static str {
+        match self {
+            RestartPolicy::No => "no",
+            RestartPolicy::OnFailure { .. } => "on-failure",
+            RestartPolicy::Always => "always",
+            RestartPolicy::UnlessStopped => "unless-stopped",
+        }
+    }
+}
+
+/// `--log-driver` and its `--log-opt`s (see [`crate::logs`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogConfig {
+    pub driver: LogDriver,
+    /// `max-size`: rotate when the file reaches this many bytes (None: never).
+    #[serde(default)]
+    pub max_size: Option<u64>,
+    /// `max-file`: files kept, the current one included (at least 1).
+    #[serde(default = "one")]
+    pub max_file: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LogDriver {
+    /// Docker's default: `<container dir>/<id>-json.log`, one JSON object a line.
+    #[default]
+    JsonFile,
+    /// Output is discarded; `logs` says so.
+    None,
 }
 
 impl ContainerRecord {
@@ -149,6 +266,21 @@ impl Records {
         f.write_all(&serde_json::to_vec_pretty(c)?)?;
         std::fs::rename(&tmp, dir.join("container.json"))
             .with_context(|| format!("save container {}", c.id))
+    }
+
+    /// Loads container `id`, lets `change` edit it and saves it, under the
+    /// lock: the monitor and the commands that talk to it (stop, pause,
+    /// rename…) never overwrite each other's changes.
+    pub fn update<T>(
+        &self,
+        id: &str,
+        change: impl FnOnce(&mut ContainerRecord) -> Result<T>,
+    ) -> Result<T> {
+        let _lock = self.lock()?;
+        let mut c = self.load(id)?;
+        let out = change(&mut c)?;
+        self.save(&c)?;
+        Ok(out)
     }
 
     /// Finds a container by full id, unique id prefix, or name (Docker's rules).
@@ -245,6 +377,16 @@ mod tests {
             auto_remove: false,
             labels: BTreeMap::new(),
             stop_signal: None,
+            stop_timeout: None,
+            detached: false,
+            tty: false,
+            open_stdin: false,
+            log: LogConfig::default(),
+            restart: RestartPolicy::No,
+            restart_count: 0,
+            restarting: false,
+            manually_stopped: false,
+            paused: false,
         }
     }
 
@@ -275,6 +417,21 @@ mod tests {
         let me = std::process::id() as i32;
         c.supervisor = Some((me, process::start_time(me).unwrap()));
         assert!(c.is_running());
+    }
+
+    #[test]
+    fn restart_policies_parse_as_docker_does() {
+        assert_eq!(
+            RestartPolicy::parse("always").unwrap(),
+            RestartPolicy::Always
+        );
+        assert_eq!(
+            RestartPolicy::parse("on-failure:3").unwrap(),
+            RestartPolicy::OnFailure { max_retries: 3 }
+        );
+        assert!(RestartPolicy::parse("always:3").is_err());
+        assert!(RestartPolicy::parse("sometimes").is_err());
+        assert!(RestartPolicy::parse("on-failure:x").is_err());
     }
 
     #[test]

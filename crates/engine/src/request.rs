@@ -70,6 +70,17 @@ pub struct RunRequest {
     pub network: Network,
     /// `--no-pivot` (the configuration may also ask for it).
     pub no_pivot: bool,
+
+    /// `-d`/`create`: a monitor looks after it; the caller gets it running.
+    pub detach: bool,
+    /// `--restart`.
+    pub restart: crate::records::RestartPolicy,
+    /// `--log-driver`, `--log-opt`.
+    pub log: crate::records::LogConfig,
+    /// `--stop-signal` (None: the image's StopSignal, else SIGTERM).
+    pub stop_signal: Option<String>,
+    /// `--stop-timeout` in seconds (None: 10).
+    pub stop_timeout: Option<u32>,
 }
 
 /// `--pull`: when to pull the image.

@@ -306,6 +306,16 @@ pub(crate) fn create<'e>(
         auto_remove: req.rm,
         labels: Default::default(),
         stop_signal: None,
+        stop_timeout: req.stop_timeout,
+        detached: req.detach,
+        tty: req.io.tty,
+        open_stdin: req.io.interactive,
+        log: req.log.clone(),
+        restart: req.restart,
+        restart_count: 0,
+        restarting: false,
+        manually_stopped: false,
+        paused: false,
     };
     // Saved twice more, at start and (unless --rm removes it) at exit: each
     // save is a new file, and on many hosts a freed block costs a
