@@ -61,6 +61,41 @@ pub enum Command {
     Ps(PsArgs),
     /// Remove one or more containers.
     Rm(RmArgs),
+    /// Create a container without starting it.
+    #[command(disable_help_flag = true)]
+    Create(Box<RunArgs>),
+    /// Start one or more stopped containers.
+    Start(StartArgs),
+    /// Stop one or more running containers.
+    Stop(StopArgs),
+    /// Restart one or more containers.
+    Restart(StopArgs),
+    /// Kill one or more running containers.
+    Kill(KillArgs),
+    /// Block until one or more containers stop, then print their exit codes.
+    Wait {
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
+    /// Pause all processes within one or more containers.
+    Pause {
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
+    /// Unpause all processes within one or more containers.
+    Unpause {
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
+    /// Attach local standard input, output, and error streams to a running container.
+    Attach(AttachArgs),
+    /// A detached container's monitor; not for direct use.
+    #[command(hide = true)]
+    Monitor {
+        id: String,
+        #[arg(long)]
+        held: bool,
+    },
     /// Show containers' details as JSON (State.OOMKilled, ExitCode, ...).
     Inspect {
         #[arg(required = true)]
@@ -168,6 +203,56 @@ pub struct PsArgs {
 }
 
 #[derive(Args, Debug)]
+pub struct StartArgs {
+    #[arg(required = true)]
+    pub containers: Vec<String>,
+    /// Attach STDOUT/STDERR and forward signals.
+    #[arg(short, long)]
+    pub attach: bool,
+    /// Attach container's STDIN.
+    #[arg(short, long)]
+    pub interactive: bool,
+    /// Override the key sequence for detaching a container.
+    #[arg(long)]
+    pub detach_keys: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct StopArgs {
+    #[arg(required = true)]
+    pub containers: Vec<String>,
+    /// Seconds to wait before killing the container.
+    #[arg(short, long, visible_alias = "time")]
+    pub timeout: Option<u32>,
+    /// Signal to send to the container.
+    #[arg(short, long)]
+    pub signal: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct KillArgs {
+    #[arg(required = true)]
+    pub containers: Vec<String>,
+    /// Signal to send to the container.
+    #[arg(short, long, default_value = "KILL")]
+    pub signal: String,
+}
+
+#[derive(Args, Debug)]
+pub struct AttachArgs {
+    pub container: String,
+    /// Override the key sequence for detaching a container.
+    #[arg(long)]
+    pub detach_keys: Option<String>,
+    /// Do not attach STDIN.
+    #[arg(long)]
+    pub no_stdin: bool,
+    /// Proxy all received signals to the process.
+    #[arg(long, default_value = "true", action = clap::ArgAction::Set)]
+    pub sig_proxy: bool,
+}
+
+#[derive(Args, Debug)]
 pub struct RmArgs {
     #[arg(required = true)]
     pub containers: Vec<String>,
@@ -220,6 +305,21 @@ pub struct RunArgs {
     /// Remove the container when it exits.
     #[arg(long)]
     pub rm: bool,
+    /// Run in the background and print the container's id.
+    #[arg(short = 'd', long)]
+    pub detach: bool,
+    /// Override the key sequence for detaching a container.
+    #[arg(long)]
+    pub detach_keys: Option<String>,
+    /// Restart policy: no, on-failure[:N], always, unless-stopped.
+    #[arg(long, value_name = "POLICY")]
+    pub restart: Option<String>,
+    /// Signal to stop the container (default: the image's, else SIGTERM).
+    #[arg(long, value_name = "SIGNAL")]
+    pub stop_signal: Option<String>,
+    /// Seconds to wait for it to stop before killing it (default 10).
+    #[arg(long, value_name = "SECONDS")]
+    pub stop_timeout: Option<u32>,
     #[arg(long)]
     pub name: Option<String>,
     /// Set environment variables (KEY=VALUE, or KEY to pass berth's own).

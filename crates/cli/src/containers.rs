@@ -4,7 +4,7 @@
 use std::io::IsTerminal;
 
 use anyhow::{Result, bail};
-use berth_engine::records::{ContainerRecord, Status};
+use berth_engine::records::{ContainerRecord, RestartPolicy, Status};
 use berth_engine::{Engine, Finished, IoMode, Limits, RunRequest, SecurityOpts, Ulimit, timefmt};
 use berth_image::{Progress, ProgressMode};
 use berth_io::{errln, outln};
@@ -23,11 +23,32 @@ pub fn run(engine: &Engine, args: &RunArgs) -> Result<u8> {
     } else {
         Progress::with_writer(ProgressMode::Lines, Box::new(std::io::stderr()))
     };
-    let Finished { name, code, error } = berth_engine::run(engine, &req, &progress)?;
+    let Finished {
+        id,
+        name,
+        code,
+        error,
+    } = berth_engine::run(engine, &req, &progress)?;
     if let Some(why) = error {
         errln!("berth: run {name}: {why}");
+    } else if req.detach {
+        outln!("{id}");
     }
     Ok(u8::try_from(code).unwrap_or(ENGINE_ERROR))
+}
+
+/// `berth create`: the container made, not started; prints its id.
+pub fn create(engine: &Engine, args: &RunArgs) -> Result<u8> {
+    let mut req = request(args)?;
+    req.detach = true;
+    let progress = if args.quiet {
+        Progress::quiet()
+    } else {
+        Progress::with_writer(ProgressMode::Lines, Box::new(std::io::stderr()))
+    };
+    let f = berth_engine::run::create_only(engine, &req, &progress)?;
+    outln!("{}", f.id);
+    Ok(0)
 }
 
 /// What `berth run` asks of the engine, from its flags: each parsed and
@@ -126,6 +147,18 @@ fn request(args: &RunArgs) -> Result<RunRequest> {
         userns,
         network: args.network.clone(),
         no_pivot: args.no_pivot,
+        detach: args.detach,
+        restart: match &args.restart {
+            Some(p) => RestartPolicy::parse(p)?,
+            None => RestartPolicy::No,
+        },
+        stop_signal: args
+            .stop_signal
+            .as_deref()
+            .map(|s| berth_engine::lifecycle::parse_signal(s).map(|_| s.to_string()))
+            .transpose()?,
+        stop_timeout: args.stop_timeout,
+        detach_keys: args.detach_keys.clone(),
         ..Default::default()
     })
 }
@@ -165,6 +198,7 @@ fn status_text(c: &ContainerRecord) -> String {
 
 /// `berth inspect`: Docker's shape for the fields berth records.
 pub fn inspect(engine: &Engine, keys: &[String]) -> Result<u8> {
+    berth_engine::remove::reap_for_readers(engine);
     let records = engine.records()?;
     let mut out = Vec::new();
     let mut failed = false;
@@ -205,6 +239,7 @@ pub fn inspect(engine: &Engine, keys: &[String]) -> Result<u8> {
 }
 
 pub fn ps(engine: &Engine, args: &PsArgs) -> Result<u8> {
+    berth_engine::remove::reap_for_readers(engine);
     let all = engine.records()?.list()?;
     let shown: Vec<&ContainerRecord> = all.iter().filter(|c| args.all || c.is_running()).collect();
     let id_of = |c: &ContainerRecord| {

@@ -10,6 +10,7 @@ mod cli;
 mod containers;
 mod images;
 mod info;
+mod lifecycle;
 mod runopts;
 mod table;
 
@@ -55,6 +56,14 @@ fn writes_store(c: &cli::Command) -> bool {
         Command::Pull(_)
             | Command::Rmi(_)
             | Command::Run(_)
+            | Command::Create(_)
+            | Command::Start(_)
+            | Command::Stop(_)
+            | Command::Restart(_)
+            | Command::Kill(_)
+            | Command::Pause { .. }
+            | Command::Unpause { .. }
+            | Command::Monitor { .. }
             | Command::Rm(_)
             | Command::Image(ImageCommand::Pull(_) | ImageCommand::Rm(_) | ImageCommand::Prune(_))
     )
@@ -95,6 +104,18 @@ fn run(cli: cli::Cli) -> anyhow::Result<u8> {
         Command::Login(a) => images::login(&engine, a),
         Command::Logout { server } => images::logout(&engine, server.as_deref()),
         Command::Run(a) => containers::run(&engine, a),
+        Command::Create(a) => containers::create(&engine, a),
+        Command::Start(a) => lifecycle::start(&engine, a),
+        Command::Stop(a) => lifecycle::stop(&engine, a),
+        Command::Restart(a) => lifecycle::restart(&engine, a),
+        Command::Kill(a) => lifecycle::kill(&engine, a),
+        Command::Wait { containers: keys } => lifecycle::wait(&engine, keys),
+        Command::Pause { containers: keys } => lifecycle::pause(&engine, keys, true),
+        Command::Unpause { containers: keys } => lifecycle::pause(&engine, keys, false),
+        Command::Attach(a) => lifecycle::attach(&engine, a),
+        Command::Monitor { id, held } => {
+            berth_engine::monitor::main(&engine, id, *held).map(|()| 0)
+        }
         Command::Ps(a) => containers::ps(&engine, a),
         Command::Rm(a) => containers::rm(&engine, a),
         Command::Inspect { containers: keys } => containers::inspect(&engine, keys),

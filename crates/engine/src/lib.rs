@@ -27,10 +27,13 @@
 // outln!/errln! drop what a closed reader cannot take.
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
+pub mod attach;
 pub mod config;
 pub mod host;
 pub mod info;
+pub mod lifecycle;
 pub mod logs;
+pub mod monitor;
 pub mod records;
 pub mod remove;
 pub mod request;

@@ -14,10 +14,32 @@ use crate::{Engine, rootfs_prep, timefmt, trash};
 /// Removes the container `key` names (id, id prefix or name); a running
 /// one only with `force`, killing it first.
 pub fn remove(engine: &Engine, key: &str, force: bool) -> Result<()> {
-    let c = engine.records()?.find(key)?;
-    if c.is_running() {
+    let records = engine.records()?;
+    let c = records.find(key)?;
+    // A monitor in its restart back-off counts as running: it would
+    // start the container again under the remover's feet.
+    if c.is_running() || (c.restarting && c.supervisor_alive()) {
         if !force {
-            bail!("cannot remove container {key}: it is running (stop it first or use rm -f)");
+            bail!(
+                "cannot remove container {key}: container is running: stop the container before removing or force remove"
+            );
+        }
+        let c = records.update(&c.id, |r| {
+            r.manually_stopped = true;
+            Ok(r.clone())
+        })?;
+        if let Some((pid, start)) = c.supervisor
+            && c.restarting
+        {
+            let _ = process::signal(pid, start, libc::SIGTERM);
+        }
+        if c.paused
+            && let Some(path) = &c.cgroup
+            && let Ok(layout) = berth_runtime::cgroups::Layout::detect()
+            && let Ok(cg) = berth_runtime::cgroups::Cgroup::new(layout, path)
+        {
+            // A frozen process takes its SIGKILL only once thawed.
+            let _ = cg.freeze(false);
         }
         if let (Some(pid), Some(start)) = (c.pid, c.pid_start)
             && let Err(e) = process::signal(pid, start, libc::SIGKILL)
@@ -25,11 +47,10 @@ pub fn remove(engine: &Engine, key: &str, force: bool) -> Result<()> {
             tracing::debug!("kill container {key}: {e}");
         }
         // Give the supervisor a moment to record the exit and unmount.
-        for _ in 0..100 {
-            if c.supervisor.is_none_or(|(p, t)| !process::alive(p, t)) {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(20));
+        if let Some((pid, start)) = c.supervisor
+            && let Ok(Some(p)) = Process::open(pid, start)
+        {
+            p.wait_exit(Duration::from_secs(10));
         }
     }
     remove_files(engine, &c.id, true)
@@ -46,7 +67,7 @@ pub fn reap_dead_runs(engine: &Engine) -> Result<()> {
     let records = engine.records()?;
     let _lock = records.lock()?;
     for mut c in records.list()? {
-        if c.status != Status::Running && !(c.status == Status::Created && c.rootfs_mounted) {
+        if c.status != Status::Running && !c.rootfs_mounted {
             continue;
         }
         if c.supervisor.is_none() || c.supervisor_alive() {
@@ -70,11 +91,29 @@ pub fn reap_dead_runs(engine: &Engine) -> Result<()> {
         let _ = std::fs::remove_dir_all(engine.bundle_dir(&c.id));
         c.rootfs_mounted = false;
         c.status = Status::Exited;
-        c.pid = None;
+        c.restarting = false;
+        c.paused = false;
+        if c.pid.take().is_some() {
+            // PID 1 died of the parent-death signal its berth left it.
+            c.exit_code.get_or_insert(128 + libc::SIGKILL);
+        }
         c.finished.get_or_insert_with(timefmt::now_rfc3339);
         records.save(&c)?;
     }
     Ok(())
+}
+
+/// [`reap_dead_runs`] for commands that only read (`ps`, `inspect`), so
+/// that a container whose monitor was killed shows as exited: best effort,
+/// and not for rootless berth, which reads outside the user namespace it
+/// would need to unmount.
+pub fn reap_for_readers(engine: &Engine) {
+    if crate::rootless::active() {
+        return;
+    }
+    if let Err(e) = reap_dead_runs(engine) {
+        tracing::debug!("clean up after dead runs: {e:#}");
+    }
 }
 
 /// A dead run's PID 1 may still run, orphaned: kill it (and with it its PID

@@ -81,6 +81,8 @@ pub struct RunRequest {
     pub stop_signal: Option<String>,
     /// `--stop-timeout` in seconds (None: 10).
     pub stop_timeout: Option<u32>,
+    /// `--detach-keys` of `run -it` (None: ctrl-p,ctrl-q).
+    pub detach_keys: Option<String>,
 }
 
 /// `--pull`: when to pull the image.

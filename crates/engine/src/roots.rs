@@ -30,6 +30,9 @@ pub struct Engine {
     /// tmpfs on when /run is not one.
     exec_root_default: bool,
     pub config: Config,
+    /// The configuration file named on the command line, if one was
+    /// (handed on to the monitors berth starts).
+    pub config_path: Option<PathBuf>,
     pub store: Store,
 }
 
@@ -91,6 +94,7 @@ impl Engine {
             exec_root,
             exec_root_default,
             config,
+            config_path: opts.config.clone(),
             store,
         })
     }
@@ -186,6 +190,18 @@ impl Engine {
     /// in the root.
     pub(crate) fn bundle_dir(&self, id: &str) -> PathBuf {
         self.exec_root.join("bundles").join(id)
+    }
+
+    /// The bundle of container `c`: in the exec root for one run in the
+    /// foreground, which lives only as long as that run; in the
+    /// container's own dir for a detached one, which `start` runs again
+    /// (after a reboot too, when the exec root is gone).
+    pub(crate) fn bundle_of(&self, c: &crate::records::ContainerRecord) -> PathBuf {
+        if c.detached {
+            self.root.join("containers").join(&c.id).join("bundle")
+        } else {
+            self.bundle_dir(&c.id)
+        }
     }
 
     /// Where a container's overlay upper and work dirs go when its own dir

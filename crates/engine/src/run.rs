@@ -22,6 +22,8 @@ use crate::{Engine, remove, rootfs_prep, timefmt};
 /// How a run ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Finished {
+    /// The container's full id.
+    pub id: String,
     /// The container's name.
     pub name: String,
     /// Docker's exit code: the command's own, 128+N when signal N killed
@@ -35,6 +37,19 @@ pub struct Finished {
 /// goes to `progress`. An error is berth's own (a flag refused, an image
 /// not found, a mount that failed): nothing of the container is left.
 pub fn run(engine: &Engine, req: &RunRequest, progress: &Progress) -> Result<Finished> {
+    // `-it` goes through a monitor, attached, so that the detach keys can
+    // leave it running and `attach` can come back to it.
+    let attached = !req.detach && req.io.tty && req.io.interactive;
+    let held;
+    let req = if attached {
+        held = RunRequest {
+            detach: true,
+            ..req.clone()
+        };
+        &held
+    } else {
+        req
+    };
     let plan = check(engine, req)?;
     let clock = Clock(Instant::now());
     remove::reap_dead_runs(engine)?;
@@ -46,6 +61,12 @@ pub fn run(engine: &Engine, req: &RunRequest, progress: &Progress) -> Result<Fin
     clock.phase("spec built");
     write_bundle(&c, &spec)?;
     clock.phase("bundle written");
+    if attached {
+        return start_attached(engine, c, req);
+    }
+    if req.detach {
+        return start_detached(engine, c);
+    }
     let ended = start_and_wait(engine, &mut c, &spec, req.io, &clock);
     let finished = record_exit(&mut c, ended);
     clock.phase("container exited");
@@ -83,6 +104,9 @@ pub(crate) struct Plan {
 pub(crate) fn check(engine: &Engine, req: &RunRequest) -> Result<Plan> {
     if let Some(n) = &req.name {
         records::validate_name(n)?;
+    }
+    if req.rm && req.restart != records::RestartPolicy::No {
+        bail!("conflicting options: cannot both remove and restart containers");
     }
     let own_cgroup = wants_own_cgroup(engine, req)?;
     say_what_is_missing(req);
@@ -329,7 +353,7 @@ pub(crate) fn create<'e>(
     };
     let dir = records.dir(&id);
     engine.exec_root_ready()?;
-    let bundle = engine.bundle_dir(&id);
+    let bundle = engine.bundle_of(&rec);
     std::fs::create_dir_all(bundle.parent().unwrap_or(&bundle))
         .and_then(|()| {
             use std::os::unix::fs::DirBuilderExt;
@@ -435,7 +459,7 @@ fn build_spec(
     } = spec::build(config, req, setup)?;
     c.rec.command = command;
     c.rec.labels = labels;
-    c.rec.stop_signal = stop_signal;
+    c.rec.stop_signal = req.stop_signal.clone().or(stop_signal);
     Ok(spec)
 }
 
@@ -562,10 +586,77 @@ fn record_exit(
         rec.started = rec.finished.clone();
     }
     Finished {
+        id: rec.id.clone(),
         name: rec.name.clone(),
         code,
         error,
     }
+}
+
+/// Hands the container to a monitor of its own and returns once its
+/// command runs (code 0) or could not be run (Docker's 125/126/127 and
+/// why; the monitor has recorded that and cleaned up).
+fn start_detached(engine: &Engine, mut c: Created<'_>) -> Result<Finished> {
+    c.records.save(&c.rec)?;
+    let report = crate::monitor::spawn(engine, &c.id)?;
+    // From here on the container is the monitor's, whatever it said.
+    c.teardown.armed = false;
+    let (code, error) = match report {
+        crate::monitor::Report::Started { .. } => (0, None),
+        crate::monitor::Report::Failed { code, message } => (code, Some(message)),
+    };
+    Ok(Finished {
+        id: c.id,
+        name: c.rec.name,
+        code,
+        error,
+    })
+}
+
+/// [`start_detached`] with the caller attached before the command runs.
+fn start_attached(engine: &Engine, mut c: Created<'_>, req: &RunRequest) -> Result<Finished> {
+    c.records.save(&c.rec)?;
+    let mut pending = crate::monitor::spawn_held(engine, &c.id)?;
+    c.teardown.armed = false;
+    let opts = crate::attach::AttachOptions {
+        stdin: true,
+        detach_keys: req.detach_keys.clone(),
+        sig_proxy: true,
+    };
+    let session = crate::attach::Session::connect(engine, &c.rec, &opts)?;
+    let (code, error) = match pending.report()? {
+        crate::monitor::Report::Failed { code, message } => (code, Some(message)),
+        crate::monitor::Report::Started { .. } => (session.run()?.unwrap_or(0), None),
+    };
+    Ok(Finished {
+        id: c.id,
+        name: c.rec.name,
+        code,
+        error,
+    })
+}
+
+/// `create`: the container made (record, snapshots, bundle) but not
+/// started; its rootfs is mounted again by `start`.
+pub fn create_only(engine: &Engine, req: &RunRequest, progress: &Progress) -> Result<Finished> {
+    let plan = check(engine, req)?;
+    remove::reap_dead_runs(engine)?;
+    let (image, config) = resolve_image(engine, req, progress)?;
+    let mut c = create(engine, req, &plan, &image)?;
+    let rootfs = prepare_rootfs(engine, &c, &image, plan.remap.as_ref(), req.rm)?;
+    let spec = build_spec(engine, req, plan, &config, &mut c, rootfs)?;
+    write_bundle(&c, &spec)?;
+    rootfs_prep::unmount_rootfs(&c.dir)?;
+    c.rec.rootfs_mounted = false;
+    c.rec.supervisor = None;
+    c.records.save(&c.rec)?;
+    c.teardown.armed = false;
+    Ok(Finished {
+        id: c.id,
+        name: c.rec.name,
+        code: 0,
+        error: None,
+    })
 }
 
 /// Unmounts the rootfs; then, unless `rm`, keeps the record (`ps -a`

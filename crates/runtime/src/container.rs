@@ -254,8 +254,9 @@ impl Container {
         self.cgroup().is_some_and(|c| c.oom_killed())
     }
 
-    /// The pty master, for the foreground copy (`-t`).
-    pub(crate) fn take_pty_master(&mut self) -> Option<OwnedFd> {
+    /// The pty master (`process.terminal`): the foreground copy's, or a
+    /// monitor's.
+    pub fn take_pty_master(&mut self) -> Option<OwnedFd> {
         self.live.as_mut()?.pty_master.take()
     }
 
@@ -264,13 +265,37 @@ impl Container {
         self.live.as_mut()?.stdio.take()
     }
 
-    pub(crate) fn has_own_pid_ns(&self) -> bool {
+    /// The holder's ends of the stdio pipes of a container made by
+    /// [`create_held`](Self::create_held) without a terminal.
+    pub fn take_streams(&mut self) -> Option<Streams> {
+        let s = self.take_stdio()?;
+        Some(Streams {
+            input: s.input,
+            output: s.output,
+            error: s.error,
+        })
+    }
+
+    /// Whether the container has its own PID namespace: then the exit of
+    /// its PID 1 ends every process in it (and closes its stdio).
+    pub fn has_own_pid_ns(&self) -> bool {
         self.live.as_ref().is_some_and(|l| l.own_pid_ns)
     }
 
-    pub(crate) fn pidfd(&self) -> Option<BorrowedFd<'_>> {
+    /// The container's PID 1 as a pidfd (readable once it has exited), in
+    /// the process that created it.
+    pub fn pidfd(&self) -> Option<BorrowedFd<'_>> {
         self.live.as_ref().map(|l| l.pidfd.as_fd())
     }
+}
+
+/// The ends of a held container's stdio pipes that its holder keeps, all
+/// non-blocking: stdin's write end (with [`Io::interactive`]), stdout's
+/// and stderr's read ends.
+pub struct Streams {
+    pub input: Option<OwnedFd>,
+    pub output: OwnedFd,
+    pub error: OwnedFd,
 }
 
 /// The spec's annotation `key`, if set.

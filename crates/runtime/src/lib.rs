@@ -57,14 +57,15 @@ mod rootfs;
 mod run;
 pub mod seccomp;
 mod setup;
+pub mod signals;
 mod state;
 mod sync;
 mod sys;
-mod terminal;
+pub mod terminal;
 mod trampoline;
 mod userns;
 
-pub use container::{Container, Io, load_spec};
+pub use container::{Container, Io, Streams, load_spec};
 
 /// Annotation asking for the root switch without pivot_root: the rootfs
 /// is moved onto / and chrooted into (runc's `--no-pivot`). Value `true`.

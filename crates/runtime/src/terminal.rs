@@ -5,14 +5,14 @@ use rustix::termios::{OptionalActions, Termios};
 use std::os::fd::BorrowedFd;
 
 /// Puts a terminal in raw mode; restores the saved mode when dropped.
-pub(crate) struct RawMode {
+pub struct RawMode {
     fd: BorrowedFd<'static>,
     saved: Termios,
 }
 
 impl RawMode {
     /// None when `fd` is not a terminal (nothing to change).
-    pub(crate) fn enable(fd: BorrowedFd<'static>) -> Option<RawMode> {
+    pub fn enable(fd: BorrowedFd<'static>) -> Option<RawMode> {
         let saved = rustix::termios::tcgetattr(fd).ok()?;
         let mut raw = saved.clone();
         raw.make_raw();
@@ -27,13 +27,13 @@ impl Drop for RawMode {
     }
 }
 
-pub(crate) fn is_tty(fd: BorrowedFd<'_>) -> bool {
+pub fn is_tty(fd: BorrowedFd<'_>) -> bool {
     rustix::termios::isatty(fd)
 }
 
 /// Copy the window size of the caller's terminal (stdin, else stdout) to the
 /// pty; the kernel then sends SIGWINCH to the container's foreground group.
-pub(crate) fn copy_window_size(master: BorrowedFd<'_>) {
+pub fn copy_window_size(master: BorrowedFd<'_>) {
     for fd in [rustix::stdio::stdin(), rustix::stdio::stdout()] {
         if let Ok(ws) = rustix::termios::tcgetwinsize(fd) {
             let _ = rustix::termios::tcsetwinsize(master, ws);

@@ -195,6 +195,21 @@ impl Container {
         Self::create_supervised(id, bundle, spec, state_dir, io, Supervision::Detached)
     }
 
+    /// Creates a container that this process holds to the end, as a
+    /// foreground run does, for a monitor: its stdio are pipes (or a pty)
+    /// whose other ends [`take_streams`](Self::take_streams) and
+    /// [`take_pty_master`](Self::take_pty_master) give, its PID 1 is this
+    /// process's child (see [`wait`](Self::wait)) and dies with it.
+    pub fn create_held(
+        id: &str,
+        bundle: &Path,
+        spec: &Spec,
+        state_dir: &Path,
+        io: &Io,
+    ) -> Result<Container> {
+        Self::create_supervised(id, bundle, spec, state_dir, io, Supervision::Foreground)
+    }
+
     pub(crate) fn create_supervised(
         id: &str,
         bundle: &Path,

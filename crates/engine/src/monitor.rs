@@ -1,0 +1,448 @@
+//! A detached container's monitor: berth itself, re-executed as
+//! `berth monitor ID` (the front end routes that hidden command to
+//! [`main`]), one small process per container that outlives the command
+//! that started it, as podman's conmon does, with no second program.
+//!
+//! The monitor creates the container (its PID 1 is the monitor's child),
+//! holds its stdio (pipes, or the pty master with `-t`), writes every byte
+//! of output to the log before it records the exit, waits for PID 1,
+//! records exit code, finish time and OOM kill, applies the restart policy,
+//! and serves `attach` on `<container dir>/attach.sock` ([`attach`]). It
+//! sleeps in one epoll over a pidfd, the output, its clients and a
+//! signalfd: no polling.
+//!
+//! A monitor that is killed takes its container with it: PID 1 keeps the
+//! parent-death signal SIGKILL the runtime gives a held container (and
+//! with it goes its PID namespace). The next berth command that looks
+//! ([`crate::remove::reap_dead_runs`]) records the exit and unmounts.
+//!
+//! The caller learns how the start went from one line on the monitor's
+//! stdout (a pipe), after which the monitor points it at /dev/null.
+
+pub mod attach;
+mod serve;
+
+use std::io::Read;
+use std::os::fd::OwnedFd;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use berth_runtime::signals::SignalFd;
+use oci_spec::runtime::Spec;
+
+use crate::logs::LogWriter;
+use crate::records::{Records, RestartPolicy, Status};
+use crate::{Engine, remove, rootfs_prep, timefmt};
+
+/// The hidden subcommand a front end routes to [`main`].
+pub const SUBCOMMAND: &str = "monitor";
+
+/// How a detached start went, as its monitor reported it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Report {
+    /// The container's command runs; the host PID of its PID 1.
+    Started { pid: i32 },
+    /// It could not be run: Docker's exit code (125, 126, 127) and why.
+    /// The monitor has recorded the exit and cleaned up.
+    Failed { code: i32, message: String },
+}
+
+/// Starts the monitor of container `id`, whose record, bundle and mounted
+/// rootfs are ready, and waits until it has started the container's
+/// command or failed to.
+pub fn spawn(engine: &Engine, id: &str) -> Result<Report> {
+    let mut pending = Pending::spawn(engine, id, false)?;
+    pending.report()
+}
+
+/// Like [`spawn`], for a caller that attaches before the container's
+/// command runs (`start -a`, `run -it`): the monitor waits for the first
+/// client (for a while) before it starts the container, so no output is
+/// missed. Attach to the container, then call [`Pending::report`].
+pub fn spawn_held(engine: &Engine, id: &str) -> Result<Pending> {
+    let mut pending = Pending::spawn(engine, id, true)?;
+    match pending.line()?.as_str() {
+        "ready" => Ok(pending),
+        other => bail!("the container's monitor said {other:?} instead of ready"),
+    }
+}
+
+/// A monitor started by this process, whose report is still to be read.
+pub struct Pending {
+    out: std::process::ChildStdout,
+    log_path: PathBuf,
+}
+
+impl Pending {
+    pub fn spawn(engine: &Engine, id: &str, held: bool) -> Result<Pending> {
+        let cdir = engine.records()?.dir(id);
+        let log_path = cdir.join("monitor.log");
+        let log = std::fs::File::create(&log_path)
+            .with_context(|| format!("create {}", log_path.display()))?;
+        let mut cmd = std::process::Command::new("/proc/self/exe");
+        std::os::unix::process::CommandExt::arg0(&mut cmd, "berth");
+        cmd.arg("--root").arg(&engine.root);
+        cmd.arg("--exec-root").arg(&engine.exec_root);
+        if let Some(c) = &engine.config_path {
+            cmd.arg("--config").arg(c);
+        }
+        cmd.args([SUBCOMMAND, id]);
+        if held {
+            cmd.arg("--held");
+        }
+        cmd.stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(log);
+        let mut child = cmd.spawn().context("start the container's monitor")?;
+        let out = child.stdout.take().context("the monitor's stdout")?;
+        // The first process only forks the monitor proper and exits.
+        let _ = child.wait();
+        Ok(Pending { out, log_path })
+    }
+
+    /// One line of the monitor's, bounded; empty at end of file.
+    fn line(&mut self) -> Result<String> {
+        let mut line = Vec::new();
+        let mut b = [0u8];
+        while line.len() < 64 * 1024 {
+            match self.out.read(&mut b) {
+                Ok(0) => break,
+                Ok(_) if b[0] == b'\n' => break,
+                Ok(_) => line.push(b[0]),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => bail!("read the monitor's report: {e}"),
+            }
+        }
+        Ok(String::from_utf8_lossy(&line).into_owned())
+    }
+
+    /// How the start went.
+    pub fn report(&mut self) -> Result<Report> {
+        let line = self.line()?;
+        parse_report(&line).with_context(|| {
+            format!(
+                "the container's monitor ended without saying how the start went (see {})",
+                self.log_path.display()
+            )
+        })
+    }
+}
+
+fn parse_report(text: &str) -> Result<Report> {
+    if let Some(pid) = text.strip_prefix("ok ") {
+        return Ok(Report::Started {
+            pid: pid.parse().context("bad pid in report")?,
+        });
+    }
+    if let Some(rest) = text.strip_prefix("err ") {
+        let (code, message) = rest.split_once(' ').unwrap_or((rest, ""));
+        return Ok(Report::Failed {
+            code: code.parse().context("bad code in report")?,
+            message: message.to_string(),
+        });
+    }
+    bail!("no report")
+}
+
+/// The monitor process of container `id` (`berth monitor ID`). Returns
+/// when the container has ended for good; the front end exits with 0.
+/// With `held`, it says `ready` and waits for a first attached client
+/// (30 s at most) before it starts the container.
+pub fn main(engine: &Engine, id: &str, held: bool) -> Result<()> {
+    detach()?;
+    let mut m = Monitor::new(engine, id)?;
+    if held {
+        m.say_more("ready");
+        m.attach.wait_for_client(Duration::from_secs(30));
+    }
+    let result = m.run();
+    if let Err(e) = &result {
+        tracing::error!("monitor of {id}: {e:#}");
+    }
+    m.finish();
+    result
+}
+
+/// Leaves the caller: a grandchild that the caller need not reap, in a
+/// session of its own (no terminal's signals reach it).
+fn detach() -> Result<()> {
+    // SAFETY: the monitor is single-threaded here (nothing has started a
+    // thread); the parent only calls _exit, the child goes on as usual.
+    let pid = unsafe { libc::fork() };
+    match pid {
+        0 => {}
+        p if p < 0 => bail!("monitor: fork: {}", std::io::Error::last_os_error()),
+        // SAFETY: _exit is always safe; nothing of the parent needs flushing.
+        _ => unsafe { libc::_exit(0) },
+    }
+    rustix::process::setsid().context("monitor: setsid")?;
+    // Orphans of the container's processes (under --pid host, say) are
+    // ours to reap, not init's.
+    let _ = rustix::process::set_child_subreaper(Some(rustix::process::getpid()));
+    Ok(())
+}
+
+/// What the monitor decides after the container's command exited.
+enum Next {
+    Restart(Duration),
+    Stop,
+}
+
+pub(crate) struct Monitor<'e> {
+    engine: &'e Engine,
+    records: Records,
+    id: String,
+    cdir: PathBuf,
+    bundle: PathBuf,
+    spec: Spec,
+    log: LogWriter,
+    /// The caller's pipe, until the first start is reported.
+    report: Option<OwnedFd>,
+    signals: SignalFd,
+    attach: attach::Server,
+    /// Docker's restart back-off: 0, then 100 ms doubling to a minute;
+    /// back to 0 after a run of 10 s.
+    backoff: Duration,
+}
+
+/// Signals the monitor handles as events: SIGTERM ends a back-off early
+/// (see [`crate::lifecycle`]'s stop), SIGCHLD reaps adopted orphans.
+const SIGNALS: [i32; 4] = [libc::SIGTERM, libc::SIGINT, libc::SIGHUP, libc::SIGCHLD];
+
+impl<'e> Monitor<'e> {
+    fn new(engine: &'e Engine, id: &str) -> Result<Monitor<'e>> {
+        let records = engine.records()?;
+        let me = std::process::id() as i32;
+        let me_start = berth_runtime::process::start_time(me).unwrap_or(0);
+        // Ours from now on: the caller may exit once it has our report.
+        let rec = records.update(id, |c| {
+            c.supervisor = Some((me, me_start));
+            Ok(c.clone())
+        })?;
+        let cdir = records.dir(id);
+        let bundle = engine.bundle_of(&rec);
+        let spec = berth_runtime::load_spec(&bundle)
+            .map_err(|e| anyhow::anyhow!("load the container's spec: {}", e.message))?;
+        let log = LogWriter::open(&crate::logs::log_path(&cdir, id), &rec.log)
+            .context("open the container's log")?;
+        let report = rustix::io::dup(std::io::stdout()).ok();
+        let null = std::fs::File::open("/dev/null")?;
+        rustix::stdio::dup2_stdout(&null).context("monitor: stdout")?;
+        let signals = SignalFd::block(&SIGNALS).context("monitor: signalfd")?;
+        let attach = attach::Server::bind(&cdir)?;
+        Ok(Monitor {
+            engine,
+            records,
+            id: id.to_string(),
+            cdir,
+            bundle,
+            spec,
+            log,
+            report,
+            signals,
+            attach,
+            backoff: Duration::ZERO,
+        })
+    }
+
+    /// Runs the container until it ends for good: the first start
+    /// (reported to the caller), then as many restarts as its policy asks.
+    fn run(&mut self) -> Result<()> {
+        loop {
+            let began = Instant::now();
+            let code = match self.start_once() {
+                Ok(c) => self.serve(c)?,
+                Err(e) => {
+                    let code = e.exit_code();
+                    self.record_exit(code, false, Some(&e.message))?;
+                    if self.report.is_some() {
+                        self.say(&format!("err {code} {}", e.message.replace('\n', " ")));
+                        return Ok(());
+                    }
+                    tracing::warn!("restart {}: {}", self.id, e.message);
+                    code
+                }
+            };
+            match self.next(code, began.elapsed())? {
+                Next::Stop => return Ok(()),
+                Next::Restart(delay) => {
+                    if !self.back_off(delay)? {
+                        return Ok(());
+                    }
+                }
+            }
+        }
+    }
+
+    /// Creates and starts the container from its bundle, recorded running
+    /// (with its PID) before its command is released.
+    fn start_once(&mut self) -> berth_runtime::Result<berth_runtime::Container> {
+        let rec = self.records.load(&self.id).map_err(setup_error)?;
+        let io = berth_runtime::Io {
+            interactive: rec.open_stdin,
+        };
+        let mut c = berth_runtime::Container::create_held(
+            &self.id,
+            &self.bundle,
+            &self.spec,
+            &self.engine.runtime_dir(),
+            &io,
+        )?;
+        let pid = c.pid();
+        self.records
+            .update(&self.id, |r| {
+                r.pid = Some(pid);
+                r.pid_start = berth_runtime::process::start_time(pid);
+                r.status = Status::Running;
+                r.restarting = false;
+                r.started = Some(timefmt::now_rfc3339());
+                r.finished = None;
+                r.exit_code = None;
+                r.oom_killed = false;
+                Ok(())
+            })
+            .map_err(setup_error)?;
+        if let Err(e) = c.start() {
+            let _ = c.delete(true);
+            return Err(e);
+        }
+        if self.report.is_some() {
+            self.say(&format!("ok {pid}"));
+        }
+        Ok(c)
+    }
+
+    /// A line to the caller before the report.
+    fn say_more(&mut self, line: &str) {
+        if let Some(fd) = &self.report {
+            let _ = rustix::io::write(fd, format!("{line}\n").as_bytes());
+        }
+    }
+
+    /// Tells the caller how the first start went, once.
+    fn say(&mut self, line: &str) {
+        if let Some(fd) = self.report.take() {
+            let _ = rustix::io::write(&fd, format!("{line}\n").as_bytes());
+        }
+    }
+
+    /// The exit, in the record: code, time, OOM kill.
+    fn record_exit(&mut self, code: i32, oom_killed: bool, error: Option<&str>) -> Result<()> {
+        if let Err(e) = self.log.finish() {
+            tracing::warn!("write the log of {}: {e}", self.id);
+        }
+        self.records.update(&self.id, |r| {
+            r.status = Status::Exited;
+            r.exit_code = Some(code);
+            r.oom_killed = oom_killed;
+            r.pid = None;
+            r.paused = false;
+            r.finished = Some(timefmt::now_rfc3339());
+            if r.started.is_none() {
+                r.started = r.finished.clone();
+            }
+            if let Some(e) = error {
+                tracing::debug!("container {} failed: {e}", r.id);
+            }
+            Ok(())
+        })
+    }
+
+    /// Docker's restart rules: never after `stop`/`kill`; `on-failure`
+    /// after a non-zero exit, up to its count; `always` and
+    /// `unless-stopped` after any exit.
+    fn next(&mut self, code: i32, ran: Duration) -> Result<Next> {
+        let rec = self.records.load(&self.id)?;
+        let again = !rec.manually_stopped
+            && match rec.restart {
+                RestartPolicy::No => false,
+                RestartPolicy::Always | RestartPolicy::UnlessStopped => true,
+                RestartPolicy::OnFailure { max_retries } => {
+                    code != 0 && (max_retries == 0 || rec.restart_count < max_retries)
+                }
+            };
+        if !again {
+            return Ok(Next::Stop);
+        }
+        if ran >= Duration::from_secs(10) {
+            self.backoff = Duration::ZERO;
+        }
+        self.backoff = if self.backoff.is_zero() {
+            Duration::from_millis(100)
+        } else {
+            (self.backoff * 2).min(Duration::from_secs(60))
+        };
+        Ok(Next::Restart(self.backoff))
+    }
+
+    /// Waits out the back-off, recorded as restarting; false when a `stop`
+    /// (or `rm -f`) ended it.
+    fn back_off(&mut self, delay: Duration) -> Result<bool> {
+        self.records.update(&self.id, |r| {
+            r.restarting = true;
+            r.restart_count += 1;
+            Ok(())
+        })?;
+        let deadline = Instant::now() + delay;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Ok(true);
+            }
+            let mut fds = [rustix::event::PollFd::new(
+                &self.signals,
+                rustix::event::PollFlags::IN,
+            )];
+            let timeout = rustix::event::Timespec::try_from(left).ok();
+            let _ = rustix::event::poll(&mut fds, timeout.as_ref());
+            while let Some(sig) = self.signals.next() {
+                self.reap_orphans(sig);
+            }
+            if self.records.load(&self.id)?.manually_stopped {
+                return Ok(false);
+            }
+        }
+    }
+
+    /// Reaps adopted orphans (of `--pid host` containers), once PID 1 has
+    /// been waited for: a wait for any child must not take PID 1 from the
+    /// runtime, which waits for it through its pidfd.
+    fn reap_orphans(&self, sig: i32) {
+        if sig != libc::SIGCHLD {
+            return;
+        }
+        use rustix::process::{WaitId, WaitIdOptions, waitid};
+        while let Ok(Some(_)) = waitid(WaitId::All, WaitIdOptions::EXITED | WaitIdOptions::NOHANG) {
+        }
+    }
+
+    /// Unmounts the rootfs and marks the container ended for good (or
+    /// removes it, under `--rm`).
+    fn finish(&mut self) {
+        self.say("err 125 the monitor stopped before the container started");
+        self.attach.close();
+        if let Err(e) = rootfs_prep::unmount_rootfs(&self.cdir) {
+            tracing::warn!("unmount the rootfs of {}: {e:#}", self.id);
+        }
+        let rec = self.records.update(&self.id, |r| {
+            r.rootfs_mounted = false;
+            r.restarting = false;
+            if r.status != Status::Exited {
+                r.status = Status::Exited;
+                r.finished.get_or_insert_with(timefmt::now_rfc3339);
+            }
+            Ok(r.clone())
+        });
+        if let Ok(rec) = rec
+            && rec.auto_remove
+            && let Err(e) = remove::remove_files(self.engine, &self.id, false)
+        {
+            tracing::warn!("remove {}: {e:#}", self.id);
+        }
+    }
+}
+
+fn setup_error(e: anyhow::Error) -> berth_runtime::Error {
+    berth_runtime::Error::setup(format!("{e:#}"))
+}

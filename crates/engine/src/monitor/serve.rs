@@ -1,0 +1,285 @@
+//! The monitor while the container runs: one poll over the signalfd, PID
+//! 1's pidfd, the container's output, the attach socket and its clients,
+//! until PID 1 exits; then the rest of the output, the exit code, the
+//! record.
+
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+
+use anyhow::{Context, Result};
+use berth_runtime::Container;
+use rustix::event::{PollFd, PollFlags};
+use rustix::io::Errno;
+
+use super::Monitor;
+use super::attach::{self, Request};
+use crate::logs::Stream;
+
+/// One of the container's output streams.
+struct Output {
+    stream: Stream,
+    fd: OwnedFd,
+    open: bool,
+}
+
+/// Where input from attached clients goes: the stdin pipe's write end, or
+/// the pty master.
+struct Input {
+    fd: Option<OwnedFd>,
+    /// Bytes not yet taken by the pipe (bounded by what clients send
+    /// before it drains).
+    pending: Vec<u8>,
+    close_when_drained: bool,
+}
+
+enum Slot {
+    Output(usize),
+    Listener,
+    Client(usize),
+    Input,
+}
+
+impl Monitor<'_> {
+    /// Looks after the started container `c` until its PID 1 has exited
+    /// and everything it wrote is logged; records the exit. Its exit code.
+    pub(super) fn serve(&mut self, mut c: Container) -> Result<i32> {
+        let (mut outputs, mut input, master) = streams(&mut c)?;
+        let mut buf = vec![0u8; 1 << 20];
+        let pidfd = c.pidfd().context("container has no pidfd")?;
+        let mut signals = Vec::new();
+        loop {
+            let exited = self.wait_once(
+                pidfd,
+                &mut outputs,
+                &mut input,
+                &mut buf,
+                master.as_ref(),
+                &mut signals,
+            )?;
+            for sig in signals.drain(..) {
+                let _ = c.kill(sig);
+            }
+            if exited {
+                break;
+            }
+        }
+        // PID 1 is gone; with a PID namespace of its own, so is every
+        // process that could write, and reading to end-of-file ends.
+        for o in &mut outputs {
+            while o.open && self.pump(o, &mut buf) {}
+        }
+        let code = c.wait().map_err(|e| anyhow::anyhow!("{}", e.message))?;
+        let oom = c.oom_killed();
+        if let Err(e) = c.delete(true) {
+            tracing::warn!("delete container {}: {}", self.id, e.message);
+        }
+        self.reap_orphans(libc::SIGCHLD);
+        self.record_exit(code, oom, None)?;
+        self.attach.exited(code);
+        Ok(code)
+    }
+
+    /// One poll and what it found; true once PID 1 has exited.
+    fn wait_once(
+        &mut self,
+        pidfd: BorrowedFd<'_>,
+        outputs: &mut [Output],
+        input: &mut Input,
+        buf: &mut [u8],
+        master: Option<&OwnedFd>,
+        signals: &mut Vec<i32>,
+    ) -> Result<bool> {
+        let mut fds = vec![
+            PollFd::from_borrowed_fd(self.signals.as_fd(), PollFlags::IN),
+            PollFd::from_borrowed_fd(pidfd, PollFlags::IN),
+            PollFd::from_borrowed_fd(self.attach.listener(), PollFlags::IN),
+        ];
+        let mut slots = vec![Slot::Listener];
+        for (i, o) in outputs.iter().enumerate() {
+            if o.open {
+                fds.push(PollFd::from_borrowed_fd(o.fd.as_fd(), PollFlags::IN));
+                slots.push(Slot::Output(i));
+            }
+        }
+        for (i, cl) in self.attach.clients.iter().enumerate() {
+            let mut flags = PollFlags::IN;
+            if cl.wants_out() {
+                flags |= PollFlags::OUT;
+            }
+            fds.push(PollFd::from_borrowed_fd(cl.fd(), flags));
+            slots.push(Slot::Client(i));
+        }
+        if let (Some(fd), false) = (&input.fd, input.pending.is_empty()) {
+            fds.push(PollFd::from_borrowed_fd(fd.as_fd(), PollFlags::OUT));
+            slots.push(Slot::Input);
+        }
+        match rustix::event::poll(&mut fds, None) {
+            Ok(_) | Err(Errno::INTR) => {}
+            Err(e) => return Err(e).context("monitor: poll"),
+        }
+        let signalled = !fds[0].revents().is_empty();
+        let exited = !fds[1].revents().is_empty();
+        let mut ready = fds[2..].iter().map(|p| !p.revents().is_empty());
+        slots.retain(|_| ready.next().unwrap_or(false));
+        drop(fds);
+        if signalled {
+            // Orphans are reaped once PID 1 has been waited for; nothing
+            // else is for the monitor (a SIGTERM ends only a back-off).
+            while self.signals.next().is_some() {}
+        }
+        let mut requests = Vec::new();
+        let mut gone = Vec::new();
+        for slot in slots {
+            match slot {
+                Slot::Output(i) => {
+                    self.pump(&mut outputs[i], buf);
+                }
+                Slot::Listener => self.attach.accept(),
+                Slot::Client(i) => {
+                    if !self.attach.read_client(i, &mut requests) {
+                        gone.push(i);
+                    }
+                }
+                Slot::Input => input.drain(),
+            }
+        }
+        for i in gone.into_iter().rev() {
+            self.attach.clients.remove(i);
+        }
+        self.attach.flush();
+        for r in requests {
+            match r {
+                Request::Input(data) => input.feed(&data),
+                Request::CloseInput => input.close(),
+                Request::Signal(sig) => signals.push(sig),
+                Request::Resize(rows, cols) => {
+                    if let Some(m) = master {
+                        let ws = rustix::termios::Winsize {
+                            ws_row: rows,
+                            ws_col: cols,
+                            ws_xpixel: 0,
+                            ws_ypixel: 0,
+                        };
+                        let _ = rustix::termios::tcsetwinsize(m, ws);
+                    }
+                }
+            }
+        }
+        Ok(exited)
+    }
+
+    /// Moves one read's worth of `o` to the log and to attached clients;
+    /// false once there is nothing more to read now.
+    fn pump(&mut self, o: &mut Output, buf: &mut [u8]) -> bool {
+        match rustix::io::read(&o.fd, &mut *buf) {
+            Ok(0) => {
+                o.open = false;
+                false
+            }
+            Ok(n) => {
+                if let Err(e) = self.log.write(o.stream, &buf[..n]) {
+                    tracing::warn!("write the log of {}: {e}", self.id);
+                }
+                let kind = match o.stream {
+                    Stream::Stdout => attach::STDOUT,
+                    Stream::Stderr => attach::STDERR,
+                };
+                self.attach.broadcast(kind, &buf[..n]);
+                true
+            }
+            Err(Errno::INTR) => true,
+            Err(Errno::AGAIN) => false,
+            // EIO: a pty whose every slave end is closed.
+            Err(_) => {
+                o.open = false;
+                false
+            }
+        }
+    }
+}
+
+/// The container's output streams, where attached input goes, and the pty
+/// master (for window sizes).
+fn streams(c: &mut Container) -> Result<(Vec<Output>, Input, Option<OwnedFd>)> {
+    if let Some(master) = c.take_pty_master() {
+        set_nonblocking(master.as_fd())?;
+        let out = rustix::io::fcntl_dupfd_cloexec(&master, 3).context("dup pty master")?;
+        let input = rustix::io::fcntl_dupfd_cloexec(&master, 3).context("dup pty master")?;
+        let outputs = vec![Output {
+            stream: Stream::Stdout,
+            fd: out,
+            open: true,
+        }];
+        return Ok((outputs, Input::new(Some(input)), Some(master)));
+    }
+    let s = c.take_streams().context("container has no stdio pipes")?;
+    let outputs = vec![
+        Output {
+            stream: Stream::Stdout,
+            fd: s.output,
+            open: true,
+        },
+        Output {
+            stream: Stream::Stderr,
+            fd: s.error,
+            open: true,
+        },
+    ];
+    Ok((outputs, Input::new(s.input), None))
+}
+
+fn set_nonblocking(fd: BorrowedFd<'_>) -> Result<()> {
+    use rustix::fs::{OFlags, fcntl_getfl, fcntl_setfl};
+    let flags = fcntl_getfl(fd)?;
+    fcntl_setfl(fd, flags | OFlags::NONBLOCK)?;
+    Ok(())
+}
+
+/// What clients may send ahead of a container that does not read.
+const INPUT_BACKLOG: usize = 4 << 20;
+
+impl Input {
+    fn new(fd: Option<OwnedFd>) -> Input {
+        Input {
+            fd,
+            pending: Vec::new(),
+            close_when_drained: false,
+        }
+    }
+
+    fn feed(&mut self, data: &[u8]) {
+        if self.fd.is_some() && self.pending.len() + data.len() <= INPUT_BACKLOG {
+            self.pending.extend_from_slice(data);
+            self.drain();
+        }
+    }
+
+    fn drain(&mut self) {
+        let Some(fd) = &self.fd else {
+            return;
+        };
+        while !self.pending.is_empty() {
+            match rustix::io::write(fd, &self.pending) {
+                Ok(n) => {
+                    self.pending.drain(..n);
+                }
+                Err(Errno::INTR) => {}
+                Err(Errno::AGAIN) => return,
+                Err(_) => {
+                    self.pending.clear();
+                    self.fd = None;
+                    return;
+                }
+            }
+        }
+        if self.close_when_drained {
+            self.fd = None;
+        }
+    }
+
+    /// End of input: the pipe closes once what is pending has gone in (a
+    /// pty stays: its end of input is the client's ^D).
+    fn close(&mut self) {
+        self.close_when_drained = true;
+        self.drain();
+    }
+}
