@@ -105,9 +105,13 @@ pub fn attach(engine: &Engine, args: &AttachArgs) -> Result<u8> {
         sig_proxy: args.sig_proxy,
     };
     Ok(
-        match berth_engine::attach::attach(engine, &args.container, &opts)? {
-            Some(code) => u8::try_from(code).unwrap_or(crate::ENGINE_ERROR),
-            None => 0,
+        match berth_engine::attach::attach(engine, &args.container, &opts) {
+            Ok(Some(code)) => u8::try_from(code).unwrap_or(crate::ENGINE_ERROR),
+            Ok(None) => 0,
+            Err(e) => {
+                errln!("Error response from daemon: {e:#}");
+                1
+            }
         },
     )
 }

@@ -183,8 +183,22 @@ fn detach() -> Result<()> {
     Ok(())
 }
 
+/// Docker's restart rules: never after `stop`/`kill`; `on-failure`
+/// after a non-zero exit, up to its count; `always` and `unless-stopped`
+/// after any exit.
+fn restarts(r: &crate::records::ContainerRecord, code: i32) -> bool {
+    !r.manually_stopped
+        && match r.restart {
+            RestartPolicy::No => false,
+            RestartPolicy::Always | RestartPolicy::UnlessStopped => true,
+            RestartPolicy::OnFailure { max_retries } => {
+                code != 0 && (max_retries == 0 || r.restart_count < max_retries)
+            }
+        }
+}
+
 /// What the monitor decides after the container's command exited.
-enum Next {
+pub(super) enum Next {
     Restart(Duration),
     Stop,
 }
@@ -201,9 +215,10 @@ pub(crate) struct Monitor<'e> {
     report: Option<OwnedFd>,
     signals: SignalFd,
     attach: attach::Server,
-    /// Docker's restart back-off: 0, then 100 ms doubling to a minute;
-    /// back to 0 after a run of 10 s.
+    /// The last restart back-off (zero before the first).
     backoff: Duration,
+    /// When the container's command was last started.
+    began: Instant,
 }
 
 /// Signals the monitor handles as events: SIGTERM ends a back-off early
@@ -243,6 +258,7 @@ impl<'e> Monitor<'e> {
             signals,
             attach,
             backoff: Duration::ZERO,
+            began: Instant::now(),
         })
     }
 
@@ -250,21 +266,24 @@ impl<'e> Monitor<'e> {
     /// (reported to the caller), then as many restarts as its policy asks.
     fn run(&mut self) -> Result<()> {
         loop {
-            let began = Instant::now();
-            let code = match self.start_once() {
+            self.began = Instant::now();
+            let next = match self.start_once() {
                 Ok(c) => self.serve(c)?,
                 Err(e) => {
                     let code = e.exit_code();
-                    self.record_exit(code, false, Some(&e.message))?;
-                    if self.report.is_some() {
+                    let first = self.report.is_some();
+                    // A command that cannot run is not restarted from the
+                    // first start: `run -d` reports it instead.
+                    let next = self.record_exit(code, false, !first)?;
+                    if first {
                         self.say(&format!("err {code} {}", e.message.replace('\n', " ")));
                         return Ok(());
                     }
                     tracing::warn!("restart {}: {}", self.id, e.message);
-                    code
+                    next
                 }
             };
-            match self.next(code, began.elapsed())? {
+            match next {
                 Next::Stop => return Ok(()),
                 Next::Restart(delay) => {
                     if !self.back_off(delay)? {
@@ -327,12 +346,20 @@ impl<'e> Monitor<'e> {
         }
     }
 
-    /// The exit, in the record: code, time, OOM kill.
-    fn record_exit(&mut self, code: i32, oom_killed: bool, error: Option<&str>) -> Result<()> {
+    /// The exit, in the record (code, time, OOM kill), with what the
+    /// restart policy makes of it, in one update: a `wait` never sees the
+    /// exit of a container about to restart as its end.
+    pub(super) fn record_exit(
+        &mut self,
+        code: i32,
+        oom_killed: bool,
+        may_restart: bool,
+    ) -> Result<Next> {
         if let Err(e) = self.log.finish() {
             tracing::warn!("write the log of {}: {e}", self.id);
         }
-        self.records.update(&self.id, |r| {
+        let ran = self.began.elapsed();
+        let rec = self.records.update(&self.id, |r| {
             r.status = Status::Exited;
             r.exit_code = Some(code);
             r.oom_killed = oom_killed;
@@ -342,29 +369,17 @@ impl<'e> Monitor<'e> {
             if r.started.is_none() {
                 r.started = r.finished.clone();
             }
-            if let Some(e) = error {
-                tracing::debug!("container {} failed: {e}", r.id);
+            r.restarting = may_restart && restarts(r, code);
+            if r.restarting {
+                r.restart_count += 1;
             }
-            Ok(())
-        })
-    }
-
-    /// Docker's restart rules: never after `stop`/`kill`; `on-failure`
-    /// after a non-zero exit, up to its count; `always` and
-    /// `unless-stopped` after any exit.
-    fn next(&mut self, code: i32, ran: Duration) -> Result<Next> {
-        let rec = self.records.load(&self.id)?;
-        let again = !rec.manually_stopped
-            && match rec.restart {
-                RestartPolicy::No => false,
-                RestartPolicy::Always | RestartPolicy::UnlessStopped => true,
-                RestartPolicy::OnFailure { max_retries } => {
-                    code != 0 && (max_retries == 0 || rec.restart_count < max_retries)
-                }
-            };
-        if !again {
+            Ok(r.clone())
+        })?;
+        if !rec.restarting {
             return Ok(Next::Stop);
         }
+        // Docker's back-off: 100 ms, doubling to a minute; from 100 ms
+        // again after a run of 10 s.
         if ran >= Duration::from_secs(10) {
             self.backoff = Duration::ZERO;
         }
@@ -376,14 +391,8 @@ impl<'e> Monitor<'e> {
         Ok(Next::Restart(self.backoff))
     }
 
-    /// Waits out the back-off, recorded as restarting; false when a `stop`
-    /// (or `rm -f`) ended it.
+    /// Waits out the back-off; false when a `stop` (or `rm -f`) ended it.
     fn back_off(&mut self, delay: Duration) -> Result<bool> {
-        self.records.update(&self.id, |r| {
-            r.restarting = true;
-            r.restart_count += 1;
-            Ok(())
-        })?;
         let deadline = Instant::now() + delay;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());

@@ -10,8 +10,8 @@ use berth_runtime::Container;
 use rustix::event::{PollFd, PollFlags};
 use rustix::io::Errno;
 
-use super::Monitor;
 use super::attach::{self, Request};
+use super::{Monitor, Next};
 use crate::logs::Stream;
 
 /// One of the container's output streams.
@@ -40,8 +40,8 @@ enum Slot {
 
 impl Monitor<'_> {
     /// Looks after the started container `c` until its PID 1 has exited
-    /// and everything it wrote is logged; records the exit. Its exit code.
-    pub(super) fn serve(&mut self, mut c: Container) -> Result<i32> {
+    /// and everything it wrote is logged; records the exit and what comes next.
+    pub(super) fn serve(&mut self, mut c: Container) -> Result<Next> {
         let (mut outputs, mut input, master) = streams(&mut c)?;
         let mut buf = vec![0u8; 1 << 20];
         let pidfd = c.pidfd().context("container has no pidfd")?;
@@ -73,9 +73,9 @@ impl Monitor<'_> {
             tracing::warn!("delete container {}: {}", self.id, e.message);
         }
         self.reap_orphans(libc::SIGCHLD);
-        self.record_exit(code, oom, None)?;
+        let next = self.record_exit(code, oom, true)?;
         self.attach.exited(code);
-        Ok(code)
+        Ok(next)
     }
 
     /// One poll and what it found; true once PID 1 has exited.
