@@ -15,10 +15,12 @@ python3 scripts/sizes.py
 cargo clippy --workspace --all-targets -- -D warnings
 cargo test --workspace -- --test-threads="${BERTH_TEST_THREADS:-4}"
 
-# Rootless: the run tests again, with berth run by an ordinary user.
-BERTH_TEST_USER="$user" cargo test -p berth --test run -- --test-threads="${BERTH_TEST_THREADS:-4}"
+# Rootless: the run and lifecycle tests again, with berth run by an ordinary user.
+for suite in run lifecycle; do
+	BERTH_TEST_USER="$user" cargo test -p berth --test "$suite" -- --test-threads="${BERTH_TEST_THREADS:-4}"
+done
 
 # cgroup v2: this machine kind is a v1 hybrid, so the cgroup, limits, escape,
-# run and adapt suites run again in a small VM that is a pure v2 host (about 5
+# run, adapt and lifecycle suites run again in a small VM that is a pure v2 host (about 5
 # minutes under software emulation; see fixture/v2vm.sh and the README).
 fixture/v2vm.sh

@@ -327,6 +327,11 @@ fn cgroup_of(c: &ContainerRecord) -> Result<berth_runtime::cgroups::Cgroup> {
         );
     };
     let layout = berth_runtime::cgroups::Layout::detect().context("find the cgroup filesystems")?;
+    if crate::rootless::active() && !layout.is_v2() {
+        bail!(
+            "pause needs cgroup v2 for a rootless container (cgroup v1 is not delegated to users)"
+        );
+    }
     berth_runtime::cgroups::Cgroup::new(layout, path).context("find the container's cgroup")
 }
 

@@ -104,13 +104,10 @@ pub fn reap_dead_runs(engine: &Engine) -> Result<()> {
 }
 
 /// [`reap_dead_runs`] for commands that only read (`ps`, `inspect`), so
-/// that a container whose monitor was killed shows as exited: best effort,
-/// and not for rootless berth, which reads outside the user namespace it
-/// would need to unmount.
+/// that a container whose monitor was killed shows as exited: best effort.
+/// (Rootless berth reads outside its user namespace, where it cannot
+/// unmount; its rootfs mounts lived in the dead monitor's namespace.)
 pub fn reap_for_readers(engine: &Engine) {
-    if crate::rootless::active() {
-        return;
-    }
     if let Err(e) = reap_dead_runs(engine) {
         tracing::debug!("clean up after dead runs: {e:#}");
     }
