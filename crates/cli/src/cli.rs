@@ -89,6 +89,10 @@ pub enum Command {
     },
     /// Attach local standard input, output, and error streams to a running container.
     Attach(AttachArgs),
+    /// Start every container whose restart policy asks to run again after
+    /// a reboot (always; unless-stopped and on-failure unless stopped by
+    /// hand). For a boot unit to call: berth has no daemon.
+    Boot,
     /// A detached container's monitor; not for direct use.
     #[command(hide = true)]
     Monitor {

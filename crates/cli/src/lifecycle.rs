@@ -115,3 +115,18 @@ pub fn attach(engine: &Engine, args: &AttachArgs) -> Result<u8> {
         },
     )
 }
+
+/// `berth boot`: the names of the containers started, one a line.
+pub fn boot(engine: &Engine) -> Result<u8> {
+    let mut failed = false;
+    for (name, r) in lifecycle::boot(engine)? {
+        match r {
+            Ok(()) => outln!("{name}"),
+            Err(e) => {
+                errln!("berth: boot {name}: {e:#}");
+                failed = true;
+            }
+        }
+    }
+    Ok(u8::from(failed))
+}

@@ -64,6 +64,7 @@ fn writes_store(c: &cli::Command) -> bool {
             | Command::Pause { .. }
             | Command::Unpause { .. }
             | Command::Monitor { .. }
+            | Command::Boot
             | Command::Rm(_)
             | Command::Image(ImageCommand::Pull(_) | ImageCommand::Rm(_) | ImageCommand::Prune(_))
     )
@@ -113,6 +114,7 @@ fn run(cli: cli::Cli) -> anyhow::Result<u8> {
         Command::Pause { containers: keys } => lifecycle::pause(&engine, keys, true),
         Command::Unpause { containers: keys } => lifecycle::pause(&engine, keys, false),
         Command::Attach(a) => lifecycle::attach(&engine, a),
+        Command::Boot => lifecycle::boot(&engine),
         Command::Monitor { id, held } => {
             berth_engine::monitor::main(&engine, id, *held).map(|()| 0)
         }

@@ -574,3 +574,45 @@ fn run_it_detaches_with_ctrl_p_ctrl_q_and_attach_comes_back() {
     assert_eq!(code(&o), 6, "{}{}", stdout(&o), stderr(&o));
     assert_eq!(record(&r, "tt")["exit_code"], 6);
 }
+
+#[test]
+fn boot_starts_what_the_restart_policies_ask_for_after_a_reboot() {
+    let r = Root::new();
+    for (name, policy) in [
+        ("always", "always"),
+        ("unless", "unless-stopped"),
+        ("stopped-unless", "unless-stopped"),
+        ("failure", "on-failure"),
+        ("never", "no"),
+    ] {
+        run_d(
+            &r,
+            &["--name", name, "--restart", policy, BUSYBOX, "sleep", "100"],
+        );
+    }
+    assert_eq!(code(&b(&r, &["stop", "-t", "0", "stopped-unless"])), 0);
+    // A reboot: every monitor and container dies without a word.
+    for name in ["always", "unless", "failure", "never"] {
+        let mon = record(&r, name)["supervisor"][0].as_i64().unwrap();
+        Command::new("kill")
+            .args(["-9", &mon.to_string()])
+            .status()
+            .unwrap();
+        wait_until("the monitor to die", 10, || !alive(mon));
+    }
+    let o = b(&r, &["boot"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let out = stdout(&o);
+    let mut started: Vec<&str> = out.lines().collect();
+    started.sort();
+    assert_eq!(started, ["always", "failure", "unless"]);
+    for (name, running) in [
+        ("always", true),
+        ("unless", true),
+        ("failure", true),
+        ("stopped-unless", false),
+        ("never", false),
+    ] {
+        assert_eq!(record(&r, name)["status"] == "running", running, "{name}");
+    }
+}

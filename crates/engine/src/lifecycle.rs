@@ -371,3 +371,35 @@ fn wait_for_monitor(c: &ContainerRecord) -> Result<()> {
     }
     Ok(())
 }
+
+/// Starts, after a reboot (or whenever a boot unit calls it), every
+/// container whose restart policy asks to run again, as Docker's daemon
+/// does when it starts: `always` ones, `unless-stopped` ones not stopped
+/// by hand, `on-failure` ones not stopped by hand whose last exit was a
+/// failure (a reboot ends a running one with SIGKILL: 137). Returns the
+/// names started, and the failures.
+pub fn boot(engine: &Engine) -> Result<Vec<(String, Result<()>)>> {
+    remove::reap_dead_runs(engine)?;
+    let mut out = Vec::new();
+    for c in engine.records()?.list()? {
+        if c.is_running() || c.supervisor_alive() {
+            continue;
+        }
+        let wanted = match c.restart {
+            crate::records::RestartPolicy::No => false,
+            crate::records::RestartPolicy::Always => true,
+            crate::records::RestartPolicy::UnlessStopped => !c.manually_stopped,
+            crate::records::RestartPolicy::OnFailure { .. } => {
+                !c.manually_stopped && c.exit_code.is_some_and(|x| x != 0)
+            }
+        };
+        if wanted {
+            let r = start(engine, &c.id).and_then(|r| match r {
+                Report::Started { .. } => Ok(()),
+                Report::Failed { message, .. } => Err(anyhow::anyhow!(message)),
+            });
+            out.push((c.name.clone(), r));
+        }
+    }
+    Ok(out)
+}
