@@ -93,13 +93,6 @@ pub enum Command {
     /// a reboot (always; unless-stopped and on-failure unless stopped by
     /// hand). For a boot unit to call: berth has no daemon.
     Boot,
-    /// A detached container's monitor; not for direct use.
-    #[command(hide = true)]
-    Monitor {
-        id: String,
-        #[arg(long)]
-        held: bool,
-    },
     /// Show containers' details as JSON (State.OOMKilled, ExitCode, ...).
     Inspect {
         #[arg(required = true)]

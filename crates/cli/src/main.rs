@@ -23,6 +23,20 @@ use clap::Parser;
 pub(crate) const ENGINE_ERROR: u8 = 125;
 
 fn main() -> ExitCode {
+    // A monitor is dispatched before anything else runs: it idles for as
+    // long as its container, keeping what its stack and heap ever held.
+    if std::env::args_os().nth(1).as_deref()
+        == Some(std::ffi::OsStr::new(berth_engine::monitor::SUBCOMMAND))
+    {
+        return monitor();
+    }
+    front_end()
+}
+
+/// Everything but the monitor. Not inlined: main's frame stays small, and
+/// a monitor's stack never holds this one's (it idles for days).
+#[inline(never)]
+fn front_end() -> ExitCode {
     let cli = match cli::Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
@@ -47,6 +61,39 @@ fn main() -> ExitCode {
     }
 }
 
+/// `berth monitor ID [--held] --root R --exec-root E [--config C]`, as
+/// berth-engine's `monitor::spawn` runs it: a grammar of berth's own, not
+/// for users, parsed by hand (clap's command tree would stay resident).
+#[inline(never)]
+fn monitor() -> ExitCode {
+    let mut args = std::env::args_os().skip(2);
+    let mut opts = berth_engine::Options::default();
+    let (mut id, mut held) = (None, false);
+    while let Some(a) = args.next() {
+        match a.to_str() {
+            Some("--held") => held = true,
+            Some("--root") => opts.root = args.next().map(Into::into),
+            Some("--exec-root") => opts.exec_root = args.next().map(Into::into),
+            Some("--config") => opts.config = args.next().map(Into::into),
+            _ => id = a.into_string().ok(),
+        }
+    }
+    init_logging("warn");
+    let result = id
+        .ok_or_else(|| anyhow::anyhow!("monitor: no container id"))
+        .and_then(|id| {
+            let engine = berth_engine::Engine::open(&opts)?;
+            berth_engine::monitor::main(&engine, &id, held)
+        });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            errln!("berth: {e:#}");
+            ExitCode::from(ENGINE_ERROR)
+        }
+    }
+}
+
 /// Commands that write the store or run containers: rootless berth runs
 /// them inside its own user namespace.
 fn writes_store(c: &cli::Command) -> bool {
@@ -63,7 +110,6 @@ fn writes_store(c: &cli::Command) -> bool {
             | Command::Kill(_)
             | Command::Pause { .. }
             | Command::Unpause { .. }
-            | Command::Monitor { .. }
             | Command::Boot
             | Command::Rm(_)
             | Command::Image(ImageCommand::Pull(_) | ImageCommand::Rm(_) | ImageCommand::Prune(_))
@@ -115,9 +161,6 @@ fn run(cli: cli::Cli) -> anyhow::Result<u8> {
         Command::Unpause { containers: keys } => lifecycle::pause(&engine, keys, false),
         Command::Attach(a) => lifecycle::attach(&engine, a),
         Command::Boot => lifecycle::boot(&engine),
-        Command::Monitor { id, held } => {
-            berth_engine::monitor::main(&engine, id, *held).map(|()| 0)
-        }
         Command::Ps(a) => containers::ps(&engine, a),
         Command::Rm(a) => containers::rm(&engine, a),
         Command::Inspect { containers: keys } => containers::inspect(&engine, keys),

@@ -1,6 +1,6 @@
 //! A detached container's monitor: berth itself, re-executed as
-//! `berth monitor ID` (the front end routes that hidden command to
-//! [`main`]), one small process per container that outlives the command
+//! `berth monitor ID [--held] --root R --exec-root E [--config C]` (the
+//! front end routes that to [`main`] before anything else), one small process per container that outlives the command
 //! that started it, as podman's conmon does, with no second program.
 //!
 //! The monitor creates the container (its PID 1 is the monitor's child),
@@ -29,7 +29,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use berth_runtime::signals::SignalFd;
-use oci_spec::runtime::Spec;
 
 use crate::logs::LogWriter;
 use crate::records::{Records, RestartPolicy, Status};
@@ -82,14 +81,14 @@ impl Pending {
             .with_context(|| format!("create {}", log_path.display()))?;
         let mut cmd = std::process::Command::new("/proc/self/exe");
         std::os::unix::process::CommandExt::arg0(&mut cmd, "berth");
+        cmd.args([SUBCOMMAND, id]);
+        if held {
+            cmd.arg("--held");
+        }
         cmd.arg("--root").arg(&engine.root);
         cmd.arg("--exec-root").arg(&engine.exec_root);
         if let Some(c) = &engine.config_path {
             cmd.arg("--config").arg(c);
-        }
-        cmd.args([SUBCOMMAND, id]);
-        if held {
-            cmd.arg("--held");
         }
         cmd.stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::piped())
@@ -209,7 +208,6 @@ pub(crate) struct Monitor<'e> {
     id: String,
     cdir: PathBuf,
     bundle: PathBuf,
-    spec: Spec,
     log: LogWriter,
     /// The caller's pipe, until the first start is reported.
     report: Option<OwnedFd>,
@@ -237,8 +235,6 @@ impl<'e> Monitor<'e> {
         })?;
         let cdir = records.dir(id);
         let bundle = engine.bundle_of(&rec);
-        let spec = berth_runtime::load_spec(&bundle)
-            .map_err(|e| anyhow::anyhow!("load the container's spec: {}", e.message))?;
         let log = LogWriter::open(&crate::logs::log_path(&cdir, id), &rec.log)
             .context("open the container's log")?;
         let report = rustix::io::dup(std::io::stdout()).ok();
@@ -252,7 +248,6 @@ impl<'e> Monitor<'e> {
             id: id.to_string(),
             cdir,
             bundle,
-            spec,
             log,
             report,
             signals,
@@ -301,13 +296,18 @@ impl<'e> Monitor<'e> {
         let io = berth_runtime::Io {
             interactive: rec.open_stdin,
         };
+        // Read for each start rather than kept: the monitor idles for as
+        // long as the container runs, and a spec with a seccomp profile is
+        // tens of KiB.
+        let spec = berth_runtime::load_spec(&self.bundle)?;
         let mut c = berth_runtime::Container::create_held(
             &self.id,
             &self.bundle,
-            &self.spec,
+            &spec,
             &self.engine.runtime_dir(),
             &io,
         )?;
+        drop(spec);
         let pid = c.pid();
         self.records
             .update(&self.id, |r| {
@@ -450,6 +450,51 @@ impl<'e> Monitor<'e> {
             tracing::warn!("remove {}: {e:#}", self.id);
         }
     }
+}
+
+/// Gives the kernel back the memory that set-up used and no longer needs:
+/// a monitor idles for as long as its container runs, and what it keeps
+/// resident is what every detached container costs. Free heap pages go
+/// (malloc_trim), and the stack pages below the deepest the monitor's
+/// loop goes (set-up's, clap's and the runtime's frames were deeper).
+pub(super) fn release_free_memory() {
+    // SAFETY: malloc_trim only returns free heap pages to the kernel.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+    let here = 0u8;
+    let sp = std::ptr::addr_of!(here) as usize;
+    let Some(low) = stack_low() else {
+        return;
+    };
+    // Nothing below the stack pointer is live (no signal handlers run on
+    // it: the monitor takes signals from a signalfd); only madvise's own
+    // frame, called from here, must stay.
+    const KEEP: usize = 16 * 1024;
+    let page = 4096;
+    let top = (sp.saturating_sub(KEEP)) & !(page - 1);
+    if top > low {
+        // SAFETY: [low, top) is this thread's stack below every live
+        // frame (madvise's is above sp - KEEP); MADV_DONTNEED only drops
+        // those pages, which fault back in as zeros if ever used again.
+        unsafe {
+            libc::madvise(low as *mut libc::c_void, top - low, libc::MADV_DONTNEED);
+        }
+    }
+}
+
+/// The lowest address of the main thread's stack mapping.
+fn stack_low() -> Option<usize> {
+    let maps = berth_io::read_capped_string(
+        std::path::Path::new("/proc/self/maps"),
+        berth_io::MIB,
+        "maps",
+    )
+    .ok()?;
+    let line = maps.lines().find(|l| l.ends_with("[stack]"))?;
+    let (range, _) = line.split_once(' ')?;
+    let (low, _) = range.split_once('-')?;
+    usize::from_str_radix(low, 16).ok()
 }
 
 fn setup_error(e: anyhow::Error) -> berth_runtime::Error {

@@ -43,6 +43,7 @@ impl Monitor<'_> {
     /// and everything it wrote is logged; records the exit and what comes next.
     pub(super) fn serve(&mut self, mut c: Container) -> Result<Next> {
         let (mut outputs, mut input, master) = streams(&mut c)?;
+        super::release_free_memory();
         let mut buf = vec![0u8; 1 << 20];
         let pidfd = c.pidfd().context("container has no pidfd")?;
         let mut signals = Vec::new();
