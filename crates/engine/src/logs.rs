@@ -1,2 +1,0 @@
-//! Container logs in Docker's `json-file` format: the monitor writes them,
-//! `logs` reads them back.
