@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::io::{self, Write};
 
 use base64::Engine as _;
+use memchr::memrchr;
 use serde::Deserialize;
 
 use super::{ReadOptions, json, time};
@@ -15,8 +16,12 @@ use super::{ReadOptions, json, time};
 const STREAM_AT: &[u8] = b"\",\"stream\":\"";
 const TIME_AT: &[u8] = b"\",\"time\":\"";
 const TIME_LEN: usize = 30;
-const TAIL: usize = STREAM_AT.len() + 6 + TIME_AT.len() + TIME_LEN + 2;
+/// From `log`'s closing quote to the time's (the `}` or `raw` after it
+/// not counted).
+const TAIL: usize = STREAM_AT.len() + 6 + TIME_AT.len() + TIME_LEN + 1;
 const HEAD: &[u8] = b"{\"log\":\"";
+const RAW_AT: &[u8] = b"\",\"raw\":\"";
+const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 
 /// Output buffered per stream up to this before it is written.
 const OUT_CHUNK: usize = 128 * 1024;
@@ -85,6 +90,9 @@ impl<'a> Sink<'a> {
     /// The form berth writes (and Docker, when its time has nine digits):
     /// decoded straight into the output. False: not that form.
     fn fast(&mut self, l: &[u8]) -> io::Result<bool> {
+        let Some((l, raw)) = split_raw(l) else {
+            return Ok(false);
+        };
         if l.len() < HEAD.len() + TAIL || !l.starts_with(HEAD) {
             return Ok(false);
         }
@@ -97,7 +105,7 @@ impl<'a> Sink<'a> {
         };
         let Some(ts) = rest
             .strip_prefix(TIME_AT)
-            .and_then(|r| r.strip_suffix(b"\"}"))
+            .and_then(|r| r.strip_suffix(b"\""))
             .filter(|ts| ts.len() == TIME_LEN && ts[TIME_LEN - 1] == b'Z')
         else {
             return Ok(false);
@@ -116,23 +124,25 @@ impl<'a> Sink<'a> {
                 return Ok(true);
             }
         }
-        // The string ends at the quote that begins the tail: decode up to
-        // and including it, and it must be the first unescaped one.
-        let body = &l[HEAD.len()..=l.len() - TAIL];
         self.switch_to(s)?;
         let mark = self.buf[s].len();
         self.prefix(s, ts, None);
-        match json::unescape_into(&mut self.buf[s], body) {
-            Some(end) if end == body.len() - 1 => {
-                self.ended(s);
-                self.maybe_write(s)?;
-                Ok(true)
+        let ok = match raw {
+            Some(r) => B64.decode_vec(r, &mut self.buf[s]).is_ok(),
+            None => {
+                // The string ends at the quote that begins the tail: it
+                // must be the first one not escaped.
+                let body = &l[HEAD.len()..=l.len() - TAIL];
+                json::unescape_into(&mut self.buf[s], body) == Some(body.len() - 1)
             }
-            _ => {
-                self.buf[s].truncate(mark);
-                Ok(false)
-            }
+        };
+        if !ok {
+            self.buf[s].truncate(mark);
+            return Ok(false);
         }
+        self.ended(s);
+        self.maybe_write(s)?;
+        Ok(true)
     }
 
     fn general(&mut self, e: Entry) -> io::Result<()> {
@@ -144,11 +154,7 @@ impl<'a> Sink<'a> {
         if !self.wanted(s) || !self.in_range(when) {
             return Ok(());
         }
-        let text = match e
-            .raw
-            .as_deref()
-            .map(|r| base64::engine::general_purpose::STANDARD.decode(r))
-        {
+        let text = match e.raw.as_deref().map(|r| B64.decode(r)) {
             Some(Ok(bytes)) => bytes,
             _ => e.log.into_bytes(),
         };
@@ -229,6 +235,20 @@ impl<'a> Sink<'a> {
         self.write_out(self.last)?;
         self.w[0].flush()?;
         self.w[1].flush()
+    }
+}
+
+/// An entry `{…}` without its `}` and berth's `raw` (which comes last, and
+/// has no quotes in it): the rest, through the time's closing quote, and
+/// raw's value.
+fn split_raw(l: &[u8]) -> Option<(&[u8], Option<&[u8]>)> {
+    let l = l.strip_suffix(b"}")?;
+    let before_last = l.len().checked_sub(1)?;
+    let q = memrchr(b'"', &l[..before_last])?;
+    if l[..=q].ends_with(RAW_AT) {
+        Some((&l[..q + 2 - RAW_AT.len()], Some(&l[q + 1..before_last])))
+    } else {
+        Some((l, None))
     }
 }
 

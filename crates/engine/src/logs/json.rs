@@ -25,14 +25,19 @@ fn special(w: u64) -> u64 {
     (below_space | quote | backslash | w) & HI
 }
 
+/// Eight bytes as a word, the first lowest.
+#[inline]
+fn word(c: &[u8]) -> u64 {
+    u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]])
+}
+
 /// Length of the run of [`plain`] bytes `s` starts with.
 #[inline]
 pub fn plain_prefix(s: &[u8]) -> usize {
     let mut chunks = s.chunks_exact(8);
     let mut i = 0;
     for c in &mut chunks {
-        let w = u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
-        let m = special(w);
+        let m = special(word(c));
         if m != 0 {
             return i + (m.trailing_zeros() / 8) as usize;
         }
@@ -46,15 +51,23 @@ pub fn plain_prefix(s: &[u8]) -> usize {
 }
 
 /// Length of the valid UTF-8 character `s` starts with (a non-ASCII
-/// lead byte), or None.
+/// lead byte), or None. By hand rather than `str::from_utf8`: binary
+/// output is mostly bytes that fail at the first test.
+#[inline]
 fn utf8_char(s: &[u8]) -> Option<usize> {
-    let n = match s[0] {
-        0xC2..=0xDF => 2,
-        0xE0..=0xEF => 3,
-        0xF0..=0xF4 => 4,
+    let cont = |i: usize, lo: u8, hi: u8| s.get(i).is_some_and(|b| (lo..=hi).contains(b));
+    let (n, lo, hi) = match s[0] {
+        0xC2..=0xDF => (2, 0x80, 0xBF),
+        0xE0 => (3, 0xA0, 0xBF),
+        0xED => (3, 0x80, 0x9F),
+        0xE1..=0xEF => (3, 0x80, 0xBF),
+        0xF0 => (4, 0x90, 0xBF),
+        0xF4 => (4, 0x80, 0x8F),
+        0xF1..=0xF3 => (4, 0x80, 0xBF),
         _ => return None,
     };
-    std::str::from_utf8(s.get(..n)?).ok().map(|_| n)
+    let ok = cont(1, lo, hi) && (n < 3 || cont(2, 0x80, 0xBF)) && (n < 4 || cont(3, 0x80, 0xBF));
+    ok.then_some(n)
 }
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
@@ -62,43 +75,133 @@ const HEX: &[u8; 16] = b"0123456789abcdef";
 /// Appends `s` escaped as the inside of a JSON string. Bytes that are not
 /// UTF-8 become U+FFFD, as in Docker's logs; returns false when that
 /// happened (the line is then not `s` any more).
+#[inline]
 pub fn escape_into(out: &mut Vec<u8>, s: &[u8]) -> bool {
-    let mut exact = true;
+    let run = plain_prefix(s);
+    out.extend_from_slice(&s[..run]);
+    match &s[run..] {
+        [] => true,
+        // A line of plain text: the common case.
+        b"\n" => {
+            out.extend_from_slice(b"\\n");
+            true
+        }
+        rest => escape_dense(out, rest),
+    }
+}
+
+/// How each byte is written inside a JSON string: up to six bytes and
+/// their count; count 0 for the lead bytes of multi-byte UTF-8 characters
+/// (checked one by one); `lossy` for bytes never valid in UTF-8, written
+/// as U+FFFD.
+#[derive(Clone, Copy)]
+struct Esc {
+    bytes: [u8; 8],
+    len: u8,
+    lossy: bool,
+}
+
+const ESCAPES: [Esc; 256] = {
+    let mut t = [Esc {
+        bytes: [0; 8],
+        len: 0,
+        lossy: false,
+    }; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        let e = &mut t[b];
+        let short = match c {
+            b'"' => b'"',
+            b'\\' => b'\\',
+            b'\n' => b'n',
+            b'\r' => b'r',
+            b'\t' => b't',
+            _ => 0,
+        };
+        if short != 0 {
+            (e.bytes[0], e.bytes[1], e.len) = (b'\\', short, 2);
+        } else if c < 0x20 {
+            e.bytes = [b'\\', b'u', b'0', b'0', HEX[b >> 4], HEX[b & 15], 0, 0];
+            e.len = 6;
+        } else if c < 0x80 {
+            (e.bytes[0], e.len) = (c, 1);
+        } else if c < 0xC2 || c > 0xF4 {
+            (e.bytes[0], e.bytes[1], e.bytes[2]) = (0xEF, 0xBF, 0xBD);
+            (e.len, e.lossy) = (3, true);
+        }
+        b += 1;
+    }
+    t
+};
+
+/// The rest of [`escape_into`], from the first byte that needs care, into
+/// room made for the worst case (six bytes each: `\u00XX`, and sixteen to
+/// spare for whole-word stores): eight bytes are looked at a time, their
+/// plain run stored as a word, the byte after it from the table. Few
+/// branches: text full of quotes (JSON logs) and binary output (as many
+/// kinds of byte as bytes) both go at a steady pace.
+fn escape_dense(out: &mut Vec<u8>, s: &[u8]) -> bool {
+    let mut o = out.len();
+    out.resize(o + s.len() * 6 + 16, 0);
+    let mut lossy = false;
     let mut i = 0;
     while i < s.len() {
-        let run = plain_prefix(&s[i..]);
-        out.extend_from_slice(&s[i..i + run]);
-        i += run;
-        let Some(&b) = s.get(i) else { break };
-        match b {
-            b'"' => out.extend_from_slice(b"\\\""),
-            b'\\' => out.extend_from_slice(b"\\\\"),
-            b'\n' => out.extend_from_slice(b"\\n"),
-            b'\r' => out.extend_from_slice(b"\\r"),
-            b'\t' => out.extend_from_slice(b"\\t"),
-            0..0x20 => out.extend_from_slice(&[
-                b'\\',
-                b'u',
-                b'0',
-                b'0',
-                HEX[(b >> 4) as usize],
-                HEX[(b & 15) as usize],
-            ]),
-            _ => match utf8_char(&s[i..]) {
-                Some(n) => {
-                    out.extend_from_slice(&s[i..i + n]);
-                    i += n;
-                    continue;
-                }
-                None => {
-                    out.extend_from_slice("\u{fffd}".as_bytes());
-                    exact = false;
-                }
-            },
+        if let Some(c) = s.get(i..i + 8) {
+            let w = word(c);
+            let m = special(w);
+            out[o..o + 8].copy_from_slice(&w.to_le_bytes());
+            let run = if m == 0 {
+                8
+            } else {
+                (m.trailing_zeros() / 8) as usize
+            };
+            (o, i) = (o + run, i + run);
+            if run == 8 {
+                continue;
+            }
         }
-        i += 1;
+        let e = &ESCAPES[s[i] as usize];
+        if e.len != 0 {
+            out[o..o + 8].copy_from_slice(&e.bytes);
+            o += e.len as usize;
+            lossy |= e.lossy;
+            i += 1;
+            continue;
+        }
+        match utf8_char(&s[i..]) {
+            Some(n) => {
+                out[o..o + n].copy_from_slice(&s[i..i + n]);
+                (o, i) = (o + n, i + n);
+            }
+            None => {
+                out[o..o + 3].copy_from_slice("\u{fffd}".as_bytes());
+                (o, i, lossy) = (o + 3, i + 1, true);
+            }
+        }
     }
-    exact
+    out.truncate(o);
+    !lossy
+}
+
+/// The first `"` or `\\` in `s`: a word at a time over the first bytes
+/// (the next escape is often near), memchr's vector search beyond.
+#[inline]
+fn quote_or_backslash(s: &[u8]) -> Option<usize> {
+    let mut i = 0;
+    while let Some(c) = s.get(i..i + 8)
+        && i < 32
+    {
+        let w = word(c);
+        let q = w ^ (LO * b'"' as u64);
+        let b = w ^ (LO * b'\\' as u64);
+        let m = (q.wrapping_sub(LO) & !q | b.wrapping_sub(LO) & !b) & HI;
+        if m != 0 {
+            return Some(i + (m.trailing_zeros() / 8) as usize);
+        }
+        i += 8;
+    }
+    memchr2(b'"', b'\\', &s[i..]).map(|j| i + j)
 }
 
 /// Where a JSON string's inside `s` (just after its opening quote) ends:
@@ -107,7 +210,7 @@ pub fn escape_into(out: &mut Vec<u8>, s: &[u8]) -> bool {
 pub fn unescape_into(out: &mut Vec<u8>, s: &[u8]) -> Option<usize> {
     let mut i = 0;
     loop {
-        let j = i + memchr2(b'"', b'\\', &s[i..])?;
+        let j = i + quote_or_backslash(&s[i..])?;
         out.extend_from_slice(&s[i..j]);
         if s[j] == b'"' {
             return Some(j);

@@ -534,3 +534,115 @@ fn escaping_agrees_with_serde_json() {
         assert_eq!(un, s.as_bytes());
     }
 }
+
+/// CPU time of this thread, in seconds (the machine is shared: wall time
+/// says little).
+fn cpu() -> f64 {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+    t.tv_sec as f64 + t.tv_nsec as f64 / 1e9
+}
+
+/// Writer and reader throughput: `BERTH_LOG_BENCH_MB` (default 1024) MB
+/// of 100-byte lines, of 1 MiB lines, and of binary, fed in 64 KiB
+/// chunks as pipe reads give them; then read back. Run with
+/// `cargo test -p berth-engine --lib logs::tests::throughput -- --ignored --nocapture`.
+#[test]
+#[ignore]
+#[allow(clippy::print_stderr)]
+fn throughput() {
+    let mb: usize = std::env::var("BERTH_LOG_BENCH_MB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1024);
+    let dir = tempfile::tempdir_in("/var/tmp").unwrap();
+    let mut rng = Rng(1);
+    let text_line = |rng: &mut Rng| {
+        let mut l: Vec<u8> = (0..99)
+            .map(|_| b"abcdefghijklmnopqrstuvwxyz ABCDEFGHIJ0123456789:=.,-"[rng.below(52)])
+            .collect();
+        l.push(b'\n');
+        l
+    };
+    let short: Vec<u8> = (0..8000).flat_map(|_| text_line(&mut rng)).collect();
+    let long: Vec<u8> = (0..1 << 20)
+        .map(|i| {
+            if i % (1 << 20) == (1 << 20) - 1 {
+                b'\n'
+            } else {
+                b'a' + (i % 26) as u8
+            }
+        })
+        .collect();
+    let json_line = |rng: &mut Rng| {
+        format!(
+            "{{\"level\":\"info\",\"ts\":\"2026-01-02T03:04:05.{:06}Z\",\"msg\":\"request done\",\"path\":\"/api/v1/items/{}\",\"status\":200}}\n",
+            rng.below(1_000_000),
+            rng.below(100_000)
+        )
+        .into_bytes()
+    };
+    let app: Vec<u8> = (0..8000).flat_map(|_| json_line(&mut rng)).collect();
+    let binary: Vec<u8> = (0..1 << 20).map(|_| rng.next() as u8).collect();
+    let only = std::env::var("BERTH_LOG_BENCH_ONLY").unwrap_or_default();
+    for (name, data) in [
+        ("100-byte lines", &short),
+        ("json app lines", &app),
+        ("1 MiB lines", &long),
+        ("binary", &binary),
+    ] {
+        if !name.starts_with(&only) {
+            continue;
+        }
+        let path = log_path(dir.path(), name.split(' ').next().unwrap());
+        let total = mb << 20;
+        let t = std::time::Instant::now();
+        let c = cpu();
+        let mut w = LogWriter::open(&path, &json_file(None, 1)).unwrap();
+        let mut done = 0;
+        let mut at = 0;
+        while done < total {
+            let end = (at + 65536).min(data.len());
+            w.write(Stream::Stdout, &data[at..end]).unwrap();
+            done += end - at;
+            at = if end == data.len() { 0 } else { end };
+        }
+        w.finish().unwrap();
+        let (wt, wc) = (t.elapsed().as_secs_f64(), cpu() - c);
+        let size = std::fs::metadata(&path).unwrap().len();
+        let t = std::time::Instant::now();
+        let c = cpu();
+        let (mut out, mut err) = (std::io::sink(), std::io::sink());
+        read(&path, &ReadOptions::default(), &mut out, &mut err, &|| true).unwrap();
+        let (rt, rc) = (t.elapsed().as_secs_f64(), cpu() - c);
+        eprintln!(
+            "{name}: {mb} MB written in {wt:.2} s, {wc:.2} s of CPU ({:.0} MB/s a CPU second; file {} MB); \
+             read back in {rt:.2} s, {rc:.2} s of CPU ({:.0} MB/s)",
+            mb as f64 / wc,
+            size >> 20,
+            mb as f64 / rc
+        );
+        std::fs::remove_file(&path).unwrap();
+    }
+}
+
+#[test]
+fn utf8_checked_as_std_does() {
+    let mut rng = Rng(5);
+    for _ in 0..200_000 {
+        let n = 1 + rng.below(6);
+        let s: Vec<u8> = (0..n)
+            .map(|_| match rng.below(3) {
+                0 => 0x80 + rng.below(0x40) as u8,
+                1 => 0xC0 + rng.below(0x40) as u8,
+                _ => rng.next() as u8,
+            })
+            .collect();
+        let mut out = Vec::new();
+        let exact = json::escape_into(&mut out, &s);
+        assert_eq!(exact, std::str::from_utf8(&s).is_ok(), "{s:x?}");
+        let back: String = serde_json::from_slice(&[b"\"", &out[..], b"\""].concat()).unwrap();
+        if exact {
+            assert_eq!(back.as_bytes(), s);
+        }
+    }
+}
