@@ -4,7 +4,7 @@
 use std::io::IsTerminal;
 
 use anyhow::{Result, bail};
-use berth_engine::records::{ContainerRecord, Status};
+use berth_engine::records::{ContainerRecord, LogConfig, Status};
 use berth_engine::{Engine, Finished, IoMode, Limits, RunRequest, SecurityOpts, Ulimit, timefmt};
 use berth_image::{Progress, ProgressMode};
 use berth_io::{errln, outln};
@@ -126,6 +126,7 @@ fn request(args: &RunArgs) -> Result<RunRequest> {
         userns,
         network: args.network.clone(),
         no_pivot: args.no_pivot,
+        log: LogConfig::parse(args.log_driver.as_deref(), &args.log_opt)?,
         ..Default::default()
     })
 }

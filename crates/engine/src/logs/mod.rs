@@ -47,7 +47,7 @@ use anyhow::{Result, bail};
 use crate::Engine;
 use crate::records::{ContainerRecord, LogDriver};
 
-pub use time::parse_bound;
+pub use time::{now_nanos, parse_bound};
 pub use writer::LogWriter;
 
 /// A line's content longer than this is cut into partial entries (Docker's
