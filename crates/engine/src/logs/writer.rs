@@ -215,7 +215,7 @@ impl LogWriter {
             for n in (1..keep).rev() {
                 rename_if_there(&rotated(&self.path, n), &rotated(&self.path, n + 1))?;
             }
-            std::fs::rename(&self.path, rotated(&self.path, 1))?;
+            rename_if_there(&self.path, &rotated(&self.path, 1))?;
         }
         self.file = Some(open_log(&self.path)?);
         self.size = 0;
