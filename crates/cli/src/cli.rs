@@ -98,6 +98,11 @@ pub enum Command {
         #[arg(required = true)]
         containers: Vec<String>,
     },
+    /// Fetch the logs of a container.
+    Logs(LogsArgs),
+    /// Manage containers.
+    #[command(subcommand)]
+    Container(ContainerCommand),
     /// Show what berth runs on, and what it had to do without here.
     Info {
         /// Output format: table (default) or json (also `{{json .}}`).
@@ -125,6 +130,35 @@ pub enum ImageCommand {
     Inspect { images: Vec<String> },
     /// Remove unused images and blobs no image references.
     Prune(PruneArgs),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ContainerCommand {
+    /// Fetch the logs of a container.
+    Logs(LogsArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct LogsArgs {
+    /// Follow log output (until the container stops).
+    #[arg(short, long)]
+    pub follow: bool,
+    /// Number of lines to show from the end of the logs ("all": every line).
+    #[arg(short = 'n', long, default_value = "all", allow_hyphen_values = true)]
+    pub tail: String,
+    /// Show timestamps.
+    #[arg(short, long)]
+    pub timestamps: bool,
+    /// Show logs since a timestamp (2013-01-02T13:23:37Z) or relative (42m).
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Show logs before a timestamp (2013-01-02T13:23:37Z) or relative (42m).
+    #[arg(long)]
+    pub until: Option<String>,
+    /// Show extra details provided to logs.
+    #[arg(long)]
+    pub details: bool,
+    pub container: String,
 }
 
 #[derive(Args, Debug)]
@@ -437,6 +471,12 @@ pub struct RunArgs {
     /// root filesystem beneath (without the host's mounts).
     #[arg(long)]
     pub no_pivot: bool,
+    /// Logging driver: json-file (default) or none.
+    #[arg(long, value_name = "DRIVER")]
+    pub log_driver: Option<String>,
+    /// Log driver option: max-size=SIZE, max-file=N (json-file).
+    #[arg(long, value_name = "OPT")]
+    pub log_opt: Vec<String>,
     /// User namespace: host (default), or remap[:USER] to map the
     /// container's root to USER's /etc/subuid range (USER: berth).
     #[arg(long, default_value = "host")]

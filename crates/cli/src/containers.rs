@@ -4,7 +4,7 @@
 use std::io::IsTerminal;
 
 use anyhow::{Result, bail};
-use berth_engine::records::{ContainerRecord, RestartPolicy, Status};
+use berth_engine::records::{ContainerRecord, LogConfig, RestartPolicy, Status};
 use berth_engine::{Engine, Finished, IoMode, Limits, RunRequest, SecurityOpts, Ulimit, timefmt};
 use berth_image::{Progress, ProgressMode};
 use berth_io::{errln, outln};
@@ -159,6 +159,7 @@ fn request(args: &RunArgs) -> Result<RunRequest> {
             .transpose()?,
         stop_timeout: args.stop_timeout,
         detach_keys: args.detach_keys.clone(),
+        log: LogConfig::parse(args.log_driver.as_deref(), &args.log_opt)?,
         ..Default::default()
     })
 }

@@ -11,6 +11,7 @@ mod containers;
 mod images;
 mod info;
 mod lifecycle;
+mod logs;
 mod runopts;
 mod table;
 
@@ -128,7 +129,7 @@ fn init_logging(level: &str) {
 }
 
 fn run(cli: cli::Cli) -> anyhow::Result<u8> {
-    use cli::{Command, ImageCommand};
+    use cli::{Command, ContainerCommand, ImageCommand};
     // `--init` runs the container's private copy of berth as
     // `/sbin/berth-init init -- CMD…`: chosen by the subcommand berth put
     // in the spec, never by the name an image gives a file.
@@ -164,6 +165,7 @@ fn run(cli: cli::Cli) -> anyhow::Result<u8> {
         Command::Ps(a) => containers::ps(&engine, a),
         Command::Rm(a) => containers::rm(&engine, a),
         Command::Inspect { containers: keys } => containers::inspect(&engine, keys),
+        Command::Logs(a) | Command::Container(ContainerCommand::Logs(a)) => logs::logs(&engine, a),
         Command::Info { format } => info::info(&engine, *format),
         Command::Init { .. } => unreachable!("handled above"),
     }

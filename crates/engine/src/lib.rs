@@ -12,7 +12,7 @@
 //!   spec, finished in one place.
 //! - [`records`]: container records, names and ids; [`remove`]: removal
 //!   and the sweep of runs whose berth died; `trash`: deletion in the
-//!   background.
+//!   background; [`logs`]: containers' logs in Docker's json-file format.
 //! - [`rootfs_prep`]: an image's snapshots prepared, a container's rootfs
 //!   mounted (the snapshot store itself is berth-rootfs's).
 //! - [`rootless`]: berth run by an ordinary user (its re-exec into a user

@@ -143,6 +143,11 @@ impl Monitor<'_> {
                 Slot::Input => input.drain(),
             }
         }
+        // What was read is in the log before the monitor sleeps again
+        // (`logs -f` follows it).
+        if let Err(e) = self.log.flush() {
+            tracing::warn!("write the log of {}: {e}", self.id);
+        }
         for i in gone.into_iter().rev() {
             self.attach.clients.remove(i);
         }
