@@ -18,11 +18,13 @@ pub fn pull(engine: &Engine, args: &PullArgs) -> Result<u8> {
     } else {
         ProgressMode::Auto
     };
-    rootfs_prep::pull(engine, &args.image, &opts, &Progress::new(mode))?;
-    if args.quiet {
-        let r = berth_image::Reference::parse(&args.image)?.with_default_tag();
-        outln!("{r}");
+    let r = berth_image::Reference::parse(&args.image)?;
+    if !args.quiet && r.tag.is_none() && r.digest.is_none() {
+        outln!("Using default tag: latest");
     }
+    rootfs_prep::pull(engine, &args.image, &opts, &Progress::new(mode))?;
+    // Docker ends with the full reference pulled, quiet or not.
+    outln!("{}", r.with_default_tag());
     Ok(0)
 }
 
@@ -123,7 +125,7 @@ pub fn rmi(engine: &Engine, args: &RmiArgs) -> Result<u8> {
             failed = true;
         }
     }
-    Ok(if failed { crate::ENGINE_ERROR } else { 0 })
+    Ok(u8::from(failed))
 }
 
 pub fn inspect(engine: &Engine, names: &[String]) -> Result<u8> {
@@ -142,8 +144,8 @@ pub fn inspect(engine: &Engine, names: &[String]) -> Result<u8> {
             }
         }
     }
-    outln!("{}", serde_json::to_string_pretty(&out)?);
-    Ok(if failed { crate::ENGINE_ERROR } else { 0 })
+    outln!("{}", crate::containers::inspect::pretty(&out)?);
+    Ok(u8::from(failed))
 }
 
 pub fn prune(engine: &Engine, args: &PruneArgs) -> Result<u8> {
