@@ -10,10 +10,11 @@ use crate::records::{self, NameConflict};
 pub fn rename(engine: &Engine, key: &str, new: &str) -> Result<()> {
     // Docker takes `/NEW` too: the leading slash is how it stores names.
     let new = new.strip_prefix('/').unwrap_or(new);
-    records::validate_name(new)?;
     let records = engine.records()?;
     let _lock = records.lock()?;
+    // Docker's order: the container first, then the new name.
     let mut c = records.find(key)?;
+    records::validate_name(new)?;
     if c.name == new {
         bail!("Renaming a container with the same name as its current name");
     }
