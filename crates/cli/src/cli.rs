@@ -176,9 +176,9 @@ pub struct ImagesArgs {
     /// Only show image ids.
     #[arg(short, long)]
     pub quiet: bool,
-    /// Output format: table (default) or json.
-    #[arg(long, value_enum, default_value = "table")]
-    pub format: Format,
+    /// Format output: table, `table TEMPLATE`, json, or a Go template.
+    #[arg(long)]
+    pub format: Option<String>,
     /// Show full ids.
     #[arg(long)]
     pub no_trunc: bool,

@@ -10,6 +10,7 @@ mod view;
 
 pub use manage::{prune, rename};
 pub use ps::ps;
+pub use view::go_time;
 
 use std::io::IsTerminal;
 

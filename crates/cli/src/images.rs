@@ -47,45 +47,40 @@ pub fn images(engine: &Engine, args: &ImagesArgs) -> Result<u8> {
         }
         return Ok(0);
     }
-    match args.format {
-        crate::cli::Format::Table => {
-            let rows: Vec<Vec<String>> = rows
-                .iter()
-                .map(|r| {
-                    vec![
-                        r.repository.clone(),
-                        r.tag.clone(),
-                        if args.no_trunc {
-                            r.id.as_str()
-                        } else {
-                            r.id.short()
-                        }
-                        .to_string(),
-                        r.created
-                            .as_deref()
-                            .map(|c| format!("{} ago", timefmt::since(c)))
-                            .unwrap_or_else(|| "N/A".into()),
-                        table::human_size(r.size),
-                    ]
-                })
-                .collect();
-            table::print(&["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"], &rows);
-        }
-        // Docker's `--format json`: one JSON object a line.
-        crate::cli::Format::Json => {
-            for r in &rows {
-                let v = serde_json::json!({
-                    "Repository": r.repository,
-                    "Tag": r.tag,
-                    "ID": r.id.short(),
-                    "CreatedAt": r.created.clone().unwrap_or_default(),
-                    "CreatedSince": r.created.as_deref().map(timefmt::since).unwrap_or_default(),
-                    "Size": table::human_size(r.size),
-                });
-                outln!("{v}");
-            }
-        }
-    }
+    let format = crate::format::Format::parse(
+        args.format.as_deref(),
+        "{{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}",
+    )?;
+    let items: Vec<serde_json::Value> = rows
+        .iter()
+        .map(|r| {
+            // Docker's ImageContext: every field a string.
+            serde_json::json!({
+                "Containers": "N/A",
+                "CreatedAt": r.created.as_deref().map(crate::containers::go_time).unwrap_or_default(),
+                "CreatedSince": r.created.as_deref().map_or_else(|| "N/A".into(), |c| format!("{} ago", timefmt::since(c))),
+                "Digest": "<none>",
+                "ID": if args.no_trunc { r.id.as_str() } else { r.id.short() },
+                "Repository": r.repository,
+                "SharedSize": "N/A",
+                "Size": table::human_size(r.size),
+                "Tag": r.tag,
+                "UniqueSize": "N/A",
+                "VirtualSize": table::human_size(r.size),
+            })
+        })
+        .collect();
+    let headers = serde_json::json!({
+        "Containers": "CONTAINERS", "CreatedAt": "CREATED AT", "CreatedSince": "CREATED",
+        "Digest": "DIGEST", "ID": "IMAGE ID", "Repository": "REPOSITORY",
+        "SharedSize": "SHARED SIZE", "Size": "SIZE", "Tag": "TAG",
+        "UniqueSize": "UNIQUE SIZE", "VirtualSize": "VIRTUAL SIZE",
+    });
+    let none = |_: usize, _: &str, _: &[crate::template::Val]| None;
+    berth_io::out!(
+        "{}",
+        format.render(&items, &headers, "*formatter.ImageContext", &none)?
+    );
     Ok(0)
 }
 

@@ -1,22 +1,6 @@
 //! Docker-style column output, as the docker CLI's Go tabwriter lays it
 //! out: columns at least 10 wide, three spaces past their widest cell.
 
-use berth_io::out;
-
-pub fn print(header: &[&str], rows: &[Vec<String>]) {
-    out!("{}", render(header, rows));
-}
-
-pub fn render(header: &[&str], rows: &[Vec<String>]) -> String {
-    let mut text = header.join("\t");
-    text.push('\n');
-    for r in rows {
-        text.push_str(&r.join("\t"));
-        text.push('\n');
-    }
-    tabwriter(&text)
-}
-
 /// Go's text/tabwriter with the docker CLI's settings (min width 10, tab
 /// width 1, padding 3, spaces): a cell is text ended by a tab, and a column
 /// is as wide as its widest cell among the consecutive lines that have it;
@@ -101,12 +85,9 @@ mod tests {
 
     #[test]
     fn columns_align() {
-        let s = render(&["A", "LONGER"], &[vec!["xyz".into(), "1".into()]]);
+        let s = tabwriter("A\tLONGER\nxyz\t1\n");
         assert_eq!(s, "A         LONGER\nxyz       1\n");
-        let s = render(
-            &["CONTAINER ID", "PORTS", "NAMES"],
-            &[vec!["abc".into(), "".into(), "x".into()]],
-        );
+        let s = tabwriter("CONTAINER ID\tPORTS\tNAMES\nabc\t\tx\n");
         assert_eq!(
             s,
             "CONTAINER ID   PORTS     NAMES\nabc                      x\n"

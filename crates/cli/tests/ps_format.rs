@@ -358,6 +358,22 @@ fn docker_exit_codes_and_messages() {
         Some("127.0.0.1:5500/busybox:latest"),
         "{out}"
     );
+    // images takes the same templates.
+    let o = r
+        .berth()
+        .args(["images", "--format", "{{.Repository}}:{{.Tag}}"])
+        .output()
+        .unwrap();
+    assert_eq!(ok(&o), "127.0.0.1:5500/busybox:latest\n");
+    let o = r
+        .berth()
+        .args(["images", "--format", "table {{.Tag}}\\t{{.Repository}}"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        ok(&o),
+        "TAG       REPOSITORY\nlatest    127.0.0.1:5500/busybox\n"
+    );
     let o = r.berth().args(["pull", "-q", BUSYBOX]).output().unwrap();
     assert_eq!(ok(&o), format!("{BUSYBOX}\n"));
     // run says which tag it did not find; its errors keep 125.
