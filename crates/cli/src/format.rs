@@ -46,9 +46,10 @@ impl Format {
         })
     }
 
-    /// Whether the template names `.FIELD`.
+    /// Whether the template names `.FIELD` (costly fields, like ps's
+    /// Size, are only worked out when asked for).
     pub fn uses(&self, field: &str) -> bool {
-        self.text.contains(&format!(".{field}")) || self.text.contains("json .}}")
+        self.text.contains(&format!(".{field}"))
     }
 
     /// The output for `items`: a header row first for a table (each field
