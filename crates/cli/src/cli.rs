@@ -93,13 +93,12 @@ pub enum Command {
     /// a reboot (always; unless-stopped and on-failure unless stopped by
     /// hand). For a boot unit to call: berth has no daemon.
     Boot,
-    /// Show containers' details as JSON (State.OOMKilled, ExitCode, ...).
-    Inspect {
-        #[arg(required = true)]
-        containers: Vec<String>,
-    },
     /// Fetch the logs of a container.
     Logs(LogsArgs),
+    /// Low-level information on containers or images, as JSON or a template.
+    Inspect(InspectArgs),
+    /// Rename a container.
+    Rename(RenameArgs),
     /// Manage containers.
     #[command(subcommand)]
     Container(ContainerCommand),
@@ -132,10 +131,69 @@ pub enum ImageCommand {
     Prune(PruneArgs),
 }
 
+/// `berth container …`: Docker's names for the container commands.
 #[derive(Subcommand, Debug)]
 pub enum ContainerCommand {
+    /// List containers.
+    #[command(visible_aliases = ["ps", "list"])]
+    Ls(PsArgs),
+    /// Remove one or more containers.
+    #[command(alias = "remove")]
+    Rm(RmArgs),
+    /// Display detailed information on one or more containers.
+    Inspect(ContainerInspectArgs),
+    /// Rename a container.
+    Rename(RenameArgs),
+    /// Remove all stopped containers.
+    Prune(ContainerPruneArgs),
     /// Fetch the logs of a container.
     Logs(LogsArgs),
+    /// Run a command in a new container.
+    #[command(disable_help_flag = true)]
+    Run(Box<RunArgs>),
+}
+
+#[derive(Args, Debug)]
+pub struct InspectArgs {
+    #[arg(required = true)]
+    pub names: Vec<String>,
+    /// Format output using a Go template (or `json`).
+    #[arg(short, long)]
+    pub format: Option<String>,
+    /// Display total file sizes (SizeRw, SizeRootFs) of containers.
+    #[arg(short, long)]
+    pub size: bool,
+    /// Only inspect objects of this type: container or image.
+    #[arg(long = "type", value_parser = ["container", "image"])]
+    pub kind: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct ContainerInspectArgs {
+    #[arg(required = true)]
+    pub containers: Vec<String>,
+    /// Format output using a Go template (or `json`).
+    #[arg(short, long)]
+    pub format: Option<String>,
+    /// Display total file sizes.
+    #[arg(short, long)]
+    pub size: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct RenameArgs {
+    pub container: String,
+    pub new_name: String,
+}
+
+#[derive(Args, Debug)]
+pub struct ContainerPruneArgs {
+    /// Do not prompt for confirmation.
+    #[arg(short, long)]
+    pub force: bool,
+    /// Provide filter values (`until=24h`, `label=k`, `label!=k=v`).
+    #[arg(long)]
+    pub filter: Vec<String>,
 }
 
 #[derive(Args, Debug)]
@@ -177,9 +235,9 @@ pub struct ImagesArgs {
     /// Only show image ids.
     #[arg(short, long)]
     pub quiet: bool,
-    /// Output format: table (default) or json.
-    #[arg(long, value_enum, default_value = "table")]
-    pub format: Format,
+    /// Format output: table, `table TEMPLATE`, json, or a Go template.
+    #[arg(long)]
+    pub format: Option<String>,
     /// Show full ids.
     #[arg(long)]
     pub no_trunc: bool,
@@ -226,11 +284,25 @@ pub struct PsArgs {
     /// Only show ids.
     #[arg(short, long)]
     pub quiet: bool,
+    /// Don't truncate output.
     #[arg(long)]
     pub no_trunc: bool,
-    /// Output format: table (default) or json.
-    #[arg(long, value_enum, default_value = "table")]
-    pub format: Format,
+    /// Filter output based on conditions provided (status=, name=, id=,
+    /// label=, ancestor=, exited=, before=, since=).
+    #[arg(short, long)]
+    pub filter: Vec<String>,
+    /// Format output: table, `table TEMPLATE`, json, or a Go template.
+    #[arg(long)]
+    pub format: Option<String>,
+    /// Show n last created containers (includes all states).
+    #[arg(short = 'n', long, default_value_t = -1, allow_hyphen_values = true)]
+    pub last: i64,
+    /// Show the latest created container (includes all states).
+    #[arg(short, long)]
+    pub latest: bool,
+    /// Display total file sizes.
+    #[arg(short, long)]
+    pub size: bool,
 }
 
 #[derive(Args, Debug)]

@@ -1,16 +1,27 @@
-//! Container commands: run, ps, rm, inspect. The engine does the work;
-//! here are the flags it is given, what is printed, and the exit codes.
+//! Container commands: run, ps, rm, inspect, rename, prune. The engine
+//! does the work; here are the flags it is given, what is printed, and the
+//! exit codes.
+
+mod filter;
+pub mod inspect;
+mod manage;
+mod ps;
+mod view;
+
+pub use manage::{prune, rename};
+pub use ps::ps;
+pub use view::go_time;
 
 use std::io::IsTerminal;
 
 use anyhow::{Result, bail};
-use berth_engine::records::{ContainerRecord, LogConfig, RestartPolicy, Status};
-use berth_engine::{Engine, Finished, IoMode, Limits, RunRequest, SecurityOpts, Ulimit, timefmt};
+use berth_engine::records::{LogConfig, RestartPolicy};
+use berth_engine::{Engine, Finished, IoMode, Limits, RunRequest, SecurityOpts, Ulimit};
 use berth_image::{Progress, ProgressMode};
 use berth_io::{errln, outln};
 
-use crate::cli::{CgroupsMode, Format, PsArgs, PullPolicy, RmArgs, RunArgs};
-use crate::{ENGINE_ERROR, runopts, table};
+use crate::cli::{CgroupsMode, PullPolicy, RmArgs, RunArgs};
+use crate::{ENGINE_ERROR, runopts};
 
 /// `berth run`: the container's own exit code (128+N when signal N killed
 /// it), 125 for berth's errors, 126 when its command cannot be executed,
@@ -160,149 +171,21 @@ fn request(args: &RunArgs) -> Result<RunRequest> {
         stop_timeout: args.stop_timeout,
         detach_keys: args.detach_keys.clone(),
         log: LogConfig::parse(args.log_driver.as_deref(), &args.log_opt)?,
-        ..Default::default()
     })
 }
 
+/// `rm`: each container's name as given once removed; an error line for
+/// each that could not be, and exit 1.
 pub fn rm(engine: &Engine, args: &RmArgs) -> Result<u8> {
     let mut failed = false;
     for key in &args.containers {
         match berth_engine::remove::remove(engine, key, args.force) {
             Ok(()) => outln!("{key}"),
             Err(e) => {
-                errln!("berth: rm {key}: {e:#}");
+                errln!("{}", crate::error_line(&e, &format!("rm {key}")));
                 failed = true;
             }
         }
     }
-    Ok(if failed { ENGINE_ERROR } else { 0 })
-}
-
-/// Docker's STATUS column: `Up 3 seconds`, `Exited (0) 2 minutes ago`.
-fn status_text(c: &ContainerRecord) -> String {
-    match c.status {
-        Status::Created => "Created".into(),
-        Status::Running if c.is_running() => {
-            format!(
-                "Up {}",
-                timefmt::since(c.started.as_deref().unwrap_or(&c.created))
-            )
-        }
-        Status::Running => "Exited (unknown): berth died".into(),
-        Status::Exited => format!(
-            "Exited ({}) {} ago",
-            c.exit_code.unwrap_or(-1),
-            timefmt::since(c.finished.as_deref().unwrap_or(&c.created))
-        ),
-    }
-}
-
-/// `berth inspect`: Docker's shape for the fields berth records.
-pub fn inspect(engine: &Engine, keys: &[String]) -> Result<u8> {
-    berth_engine::remove::reap_for_readers(engine);
-    let records = engine.records()?;
-    let mut out = Vec::new();
-    let mut failed = false;
-    for key in keys {
-        match records.find(key) {
-            Ok(c) => {
-                let running = c.is_running();
-                out.push(serde_json::json!({
-                    "Id": c.id,
-                    "Name": format!("/{}", c.name),
-                    "Created": c.created,
-                    "Path": c.command.first(),
-                    "Args": c.command.get(1..).unwrap_or_default(),
-                    "State": {
-                        "Status": if running { "running" } else { match c.status {
-                            Status::Created => "created",
-                            _ => "exited",
-                        }},
-                        "Running": running,
-                        "OOMKilled": c.oom_killed,
-                        "Pid": if running { c.pid.unwrap_or(0) } else { 0 },
-                        "ExitCode": c.exit_code.unwrap_or(0),
-                        "StartedAt": c.started,
-                        "FinishedAt": c.finished,
-                    },
-                    "Image": c.image_id,
-                    "Config": { "Image": c.image, "Labels": c.labels },
-                }));
-            }
-            Err(e) => {
-                errln!("berth: inspect {key}: {e:#}");
-                failed = true;
-            }
-        }
-    }
-    outln!("{}", serde_json::to_string_pretty(&out)?);
-    Ok(if failed { 1 } else { 0 })
-}
-
-pub fn ps(engine: &Engine, args: &PsArgs) -> Result<u8> {
-    berth_engine::remove::reap_for_readers(engine);
-    let all = engine.records()?.list()?;
-    let shown: Vec<&ContainerRecord> = all.iter().filter(|c| args.all || c.is_running()).collect();
-    let id_of = |c: &ContainerRecord| {
-        if args.no_trunc {
-            c.id.clone()
-        } else {
-            c.id[..12].to_string()
-        }
-    };
-    if args.quiet {
-        for c in shown {
-            outln!("{}", id_of(c));
-        }
-        return Ok(0);
-    }
-    let command = |c: &ContainerRecord| {
-        let s = c.command.join(" ");
-        let s = if !args.no_trunc && s.chars().count() > 20 {
-            format!("{}…", s.chars().take(19).collect::<String>())
-        } else {
-            s
-        };
-        format!("\"{s}\"")
-    };
-    match args.format {
-        Format::Table => {
-            let rows: Vec<Vec<String>> = shown
-                .iter()
-                .map(|c| {
-                    vec![
-                        id_of(c),
-                        c.image.clone(),
-                        command(c),
-                        format!("{} ago", timefmt::since(&c.created)),
-                        status_text(c),
-                        c.name.clone(),
-                    ]
-                })
-                .collect();
-            table::print(
-                &[
-                    "CONTAINER ID",
-                    "IMAGE",
-                    "COMMAND",
-                    "CREATED",
-                    "STATUS",
-                    "NAMES",
-                ],
-                &rows,
-            );
-        }
-        Format::Json => {
-            for c in shown {
-                let v = serde_json::json!({
-                    "ID": id_of(c), "Image": c.image, "Command": command(c),
-                    "CreatedAt": c.created, "Status": status_text(c), "Names": c.name,
-                    "State": if c.is_running() { "running" } else if c.status == Status::Created { "created" } else { "exited" },
-                    "ExitCode": c.exit_code, "Labels": c.labels,
-                });
-                outln!("{v}");
-            }
-        }
-    }
-    Ok(0)
+    Ok(u8::from(failed))
 }

@@ -18,11 +18,13 @@ pub fn pull(engine: &Engine, args: &PullArgs) -> Result<u8> {
     } else {
         ProgressMode::Auto
     };
-    rootfs_prep::pull(engine, &args.image, &opts, &Progress::new(mode))?;
-    if args.quiet {
-        let r = berth_image::Reference::parse(&args.image)?.with_default_tag();
-        outln!("{r}");
+    let r = berth_image::Reference::parse(&args.image)?;
+    if !args.quiet && r.tag.is_none() && r.digest.is_none() {
+        outln!("Using default tag: latest");
     }
+    rootfs_prep::pull(engine, &args.image, &opts, &Progress::new(mode))?;
+    // Docker ends with the full reference pulled, quiet or not.
+    outln!("{}", r.with_default_tag());
     Ok(0)
 }
 
@@ -45,45 +47,40 @@ pub fn images(engine: &Engine, args: &ImagesArgs) -> Result<u8> {
         }
         return Ok(0);
     }
-    match args.format {
-        crate::cli::Format::Table => {
-            let rows: Vec<Vec<String>> = rows
-                .iter()
-                .map(|r| {
-                    vec![
-                        r.repository.clone(),
-                        r.tag.clone(),
-                        if args.no_trunc {
-                            r.id.as_str()
-                        } else {
-                            r.id.short()
-                        }
-                        .to_string(),
-                        r.created
-                            .as_deref()
-                            .map(|c| format!("{} ago", timefmt::since(c)))
-                            .unwrap_or_else(|| "N/A".into()),
-                        table::human_size(r.size),
-                    ]
-                })
-                .collect();
-            table::print(&["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"], &rows);
-        }
-        // Docker's `--format json`: one JSON object a line.
-        crate::cli::Format::Json => {
-            for r in &rows {
-                let v = serde_json::json!({
-                    "Repository": r.repository,
-                    "Tag": r.tag,
-                    "ID": r.id.short(),
-                    "CreatedAt": r.created.clone().unwrap_or_default(),
-                    "CreatedSince": r.created.as_deref().map(timefmt::since).unwrap_or_default(),
-                    "Size": table::human_size(r.size),
-                });
-                outln!("{v}");
-            }
-        }
-    }
+    let format = crate::format::Format::parse(
+        args.format.as_deref(),
+        "{{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}",
+    )?;
+    let items: Vec<serde_json::Value> = rows
+        .iter()
+        .map(|r| {
+            // Docker's ImageContext: every field a string.
+            serde_json::json!({
+                "Containers": "N/A",
+                "CreatedAt": r.created.as_deref().map(crate::containers::go_time).unwrap_or_default(),
+                "CreatedSince": r.created.as_deref().map_or_else(|| "N/A".into(), |c| format!("{} ago", timefmt::since(c))),
+                "Digest": "<none>",
+                "ID": if args.no_trunc { r.id.as_str() } else { r.id.short() },
+                "Repository": r.repository,
+                "SharedSize": "N/A",
+                "Size": table::human_size(r.size),
+                "Tag": r.tag,
+                "UniqueSize": "N/A",
+                "VirtualSize": table::human_size(r.size),
+            })
+        })
+        .collect();
+    let headers = serde_json::json!({
+        "Containers": "CONTAINERS", "CreatedAt": "CREATED AT", "CreatedSince": "CREATED",
+        "Digest": "DIGEST", "ID": "IMAGE ID", "Repository": "REPOSITORY",
+        "SharedSize": "SHARED SIZE", "Size": "SIZE", "Tag": "TAG",
+        "UniqueSize": "UNIQUE SIZE", "VirtualSize": "VIRTUAL SIZE",
+    });
+    let none = |_: usize, _: &str, _: &[crate::template::Val]| None;
+    berth_io::out!(
+        "{}",
+        format.render(&items, &headers, "*formatter.ImageContext", &none)?
+    );
     Ok(0)
 }
 
@@ -123,7 +120,7 @@ pub fn rmi(engine: &Engine, args: &RmiArgs) -> Result<u8> {
             failed = true;
         }
     }
-    Ok(if failed { crate::ENGINE_ERROR } else { 0 })
+    Ok(u8::from(failed))
 }
 
 pub fn inspect(engine: &Engine, names: &[String]) -> Result<u8> {
@@ -142,8 +139,8 @@ pub fn inspect(engine: &Engine, names: &[String]) -> Result<u8> {
             }
         }
     }
-    outln!("{}", serde_json::to_string_pretty(&out)?);
-    Ok(if failed { crate::ENGINE_ERROR } else { 0 })
+    outln!("{}", crate::containers::inspect::pretty(&out)?);
+    Ok(u8::from(failed))
 }
 
 pub fn prune(engine: &Engine, args: &PruneArgs) -> Result<u8> {

@@ -8,20 +8,54 @@
 
 mod cli;
 mod containers;
+mod format;
 mod images;
 mod info;
 mod lifecycle;
 mod logs;
 mod runopts;
 mod table;
+mod template;
 
 use std::process::ExitCode;
 
 use berth_io::errln;
 use clap::Parser;
 
-/// Docker's exit code for the engine's own errors.
+/// Docker's exit code for the engine's own errors in `run` (and `create`,
+/// `exec`, `start -a`), which keep 126, 127 and the container's own codes
+/// apart from them; every other command fails with 1.
 pub(crate) const ENGINE_ERROR: u8 = 125;
+
+/// The exit code of a failed `c`: 125 for the commands that run a
+/// container (their codes are the container's), 1 for the rest.
+fn failure_code(c: &cli::Command) -> u8 {
+    use cli::{Command, ContainerCommand};
+    match c {
+        Command::Run(_) | Command::Container(ContainerCommand::Run(_)) | Command::Create(_) => {
+            ENGINE_ERROR
+        }
+        _ => 1,
+    }
+}
+
+/// An error as one line: the daemon's errors scripts look for (`No such
+/// container`, a name conflict) in Docker's words, `Error response from
+/// daemon: …`; any other `berth: WHAT: why`.
+pub(crate) fn error_line(e: &anyhow::Error, what: &str) -> String {
+    use berth_engine::records::{NameConflict, NoSuchContainer};
+    let daemon = e.chain().find_map(|c| {
+        c.downcast_ref::<NoSuchContainer>()
+            .map(ToString::to_string)
+            .or_else(|| c.downcast_ref::<NameConflict>().map(ToString::to_string))
+    });
+    match (daemon, what) {
+        (Some(d), "run") => format!("berth: Error response from daemon: {d}"),
+        (Some(d), _) => format!("Error response from daemon: {d}"),
+        (None, "" | "run") => format!("berth: {e:#}"),
+        (None, w) => format!("berth: {w}: {e:#}"),
+    }
+}
 
 fn main() -> ExitCode {
     // A monitor is dispatched before anything else runs: it idles for as
@@ -47,17 +81,19 @@ fn front_end() -> ExitCode {
         }
     };
     init_logging(&cli.log_level);
+    let failed = failure_code(&cli.command);
+    let what = if failed == ENGINE_ERROR { "run" } else { "" };
     if writes_store(&cli.command)
         && let Err(e) = berth_engine::rootless::reexec_in_userns()
     {
-        errln!("berth: {e:#}");
-        return ExitCode::from(ENGINE_ERROR);
+        errln!("{}", error_line(&e, what));
+        return ExitCode::from(failed);
     }
     match run(cli) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            errln!("berth: {e:#}");
-            ExitCode::from(ENGINE_ERROR)
+            errln!("{}", error_line(&e, what));
+            ExitCode::from(failed)
         }
     }
 }
@@ -98,7 +134,7 @@ fn monitor() -> ExitCode {
 /// Commands that write the store or run containers: rootless berth runs
 /// them inside its own user namespace.
 fn writes_store(c: &cli::Command) -> bool {
-    use cli::{Command, ImageCommand};
+    use cli::{Command, ContainerCommand, ImageCommand};
     matches!(
         c,
         Command::Pull(_)
@@ -114,6 +150,9 @@ fn writes_store(c: &cli::Command) -> bool {
             | Command::Boot
             | Command::Rm(_)
             | Command::Image(ImageCommand::Pull(_) | ImageCommand::Rm(_) | ImageCommand::Prune(_))
+            | Command::Container(
+                ContainerCommand::Run(_) | ContainerCommand::Rm(_) | ContainerCommand::Prune(_)
+            )
     )
 }
 
@@ -130,6 +169,7 @@ fn init_logging(level: &str) {
 
 fn run(cli: cli::Cli) -> anyhow::Result<u8> {
     use cli::{Command, ContainerCommand, ImageCommand};
+    use containers::inspect::{Kind, inspect};
     // `--init` runs the container's private copy of berth as
     // `/sbin/berth-init init -- CMD…`: chosen by the subcommand berth put
     // in the spec, never by the name an image gives a file.
@@ -151,7 +191,30 @@ fn run(cli: cli::Cli) -> anyhow::Result<u8> {
         Command::Image(ImageCommand::Prune(a)) => images::prune(&engine, a),
         Command::Login(a) => images::login(&engine, a),
         Command::Logout { server } => images::logout(&engine, server.as_deref()),
-        Command::Run(a) => containers::run(&engine, a),
+        Command::Run(a) | Command::Container(ContainerCommand::Run(a)) => {
+            containers::run(&engine, a)
+        }
+        Command::Ps(a) | Command::Container(ContainerCommand::Ls(a)) => containers::ps(&engine, a),
+        Command::Rm(a) | Command::Container(ContainerCommand::Rm(a)) => containers::rm(&engine, a),
+        Command::Inspect(a) => {
+            let kind = match a.kind.as_deref() {
+                Some("container") => Kind::Container,
+                Some("image") => Kind::Image,
+                _ => Kind::Any,
+            };
+            inspect(&engine, &a.names, kind, a.format.as_deref(), a.size)
+        }
+        Command::Container(ContainerCommand::Inspect(a)) => inspect(
+            &engine,
+            &a.containers,
+            Kind::Container,
+            a.format.as_deref(),
+            a.size,
+        ),
+        Command::Rename(a) | Command::Container(ContainerCommand::Rename(a)) => {
+            containers::rename(&engine, a)
+        }
+        Command::Container(ContainerCommand::Prune(a)) => containers::prune(&engine, a),
         Command::Create(a) => containers::create(&engine, a),
         Command::Start(a) => lifecycle::start(&engine, a),
         Command::Stop(a) => lifecycle::stop(&engine, a),
@@ -162,9 +225,6 @@ fn run(cli: cli::Cli) -> anyhow::Result<u8> {
         Command::Unpause { containers: keys } => lifecycle::pause(&engine, keys, false),
         Command::Attach(a) => lifecycle::attach(&engine, a),
         Command::Boot => lifecycle::boot(&engine),
-        Command::Ps(a) => containers::ps(&engine, a),
-        Command::Rm(a) => containers::rm(&engine, a),
-        Command::Inspect { containers: keys } => containers::inspect(&engine, keys),
         Command::Logs(a) | Command::Container(ContainerCommand::Logs(a)) => logs::logs(&engine, a),
         Command::Info { format } => info::info(&engine, *format),
         Command::Init { .. } => unreachable!("handled above"),

@@ -1,57 +1,75 @@
-//! Docker-style column output: left-aligned columns separated by at least
-//! three spaces, header in capitals.
+//! Docker-style column output, as the docker CLI's Go tabwriter lays it
+//! out: columns at least 10 wide, three spaces past their widest cell.
 
-use berth_io::out;
-
-pub fn print(header: &[&str], rows: &[Vec<String>]) {
-    out!("{}", render(header, rows));
-}
-
-pub fn render(header: &[&str], rows: &[Vec<String>]) -> String {
-    let mut width: Vec<usize> = header.iter().map(|h| h.len()).collect();
-    for r in rows {
-        for (w, c) in width.iter_mut().zip(r) {
-            *w = (*w).max(c.chars().count());
+/// Go's text/tabwriter with the docker CLI's settings (min width 10, tab
+/// width 1, padding 3, spaces): a cell is text ended by a tab, and a column
+/// is as wide as its widest cell among the consecutive lines that have it;
+/// the text after a line's last tab is not padded.
+pub fn tabwriter(text: &str) -> String {
+    const MIN_WIDTH: usize = 10;
+    const PADDING: usize = 3;
+    let lines: Vec<Vec<&str>> = text
+        .split_terminator('\n')
+        .map(|l| l.split('\t').collect())
+        .collect();
+    let columns = lines.iter().map(|l| l.len()).max().unwrap_or(1) - 1;
+    // width[i][j]: the width of line i's cell j.
+    let mut width: Vec<Vec<usize>> = lines.iter().map(|l| vec![0; l.len()]).collect();
+    for j in 0..columns {
+        let mut i = 0;
+        while i < lines.len() {
+            if lines[i].len() <= j + 1 {
+                i += 1;
+                continue;
+            }
+            let start = i;
+            let mut w = MIN_WIDTH;
+            while i < lines.len() && lines[i].len() > j + 1 {
+                w = w.max(lines[i][j].chars().count() + PADDING);
+                i += 1;
+            }
+            for row in &mut width[start..i] {
+                row[j] = w;
+            }
         }
     }
-    let mut out = String::new();
-    let mut line = |cells: Vec<&str>| {
-        let n = cells.len();
-        for (i, c) in cells.into_iter().enumerate() {
+    let mut out = String::with_capacity(text.len() * 2);
+    for (cells, w) in lines.iter().zip(&width) {
+        let last = cells.len() - 1;
+        for (j, c) in cells.iter().enumerate() {
             out.push_str(c);
-            if i + 1 < n {
-                out.push_str(&" ".repeat(width[i] - c.chars().count() + 3));
+            if j < last {
+                let n = w[j].saturating_sub(c.chars().count());
+                out.extend(std::iter::repeat_n(' ', n));
             }
         }
         out.push('\n');
-    };
-    line(header.to_vec());
-    for r in rows {
-        line(r.iter().map(String::as_str).collect());
     }
     out
 }
 
-/// Docker's human sizes: 4.26MB, 1.2GB (decimal units, 3 significant digits).
+/// Docker's human sizes: 4.26MB, 1.2GB (decimal units, 3 significant
+/// digits: go-units' HumanSizeWithPrecision(size, 3)).
 pub fn human_size(bytes: u64) -> String {
-    let units = ["B", "kB", "MB", "GB", "TB"];
+    human_size_precision(bytes, 3)
+}
+
+/// go-units' HumanSizeWithPrecision: `%.{precision}g` of the size in the
+/// largest decimal unit that keeps it under 1000.
+pub fn human_size_precision(bytes: u64, precision: usize) -> String {
+    let units = ["B", "kB", "MB", "GB", "TB", "PB", "EB"];
     let mut v = bytes as f64;
     let mut i = 0;
     while v >= 1000.0 && i + 1 < units.len() {
         v /= 1000.0;
         i += 1;
     }
-    if i == 0 {
-        return format!("{bytes}B");
+    if v == 0.0 {
+        return "0B".into();
     }
-    // Three significant digits, rounded, like Go's %.4g in Docker.
-    let decimals = if v >= 100.0 {
-        0
-    } else if v >= 10.0 {
-        1
-    } else {
-        2
-    };
+    // Go's %g: `precision` significant digits, trailing zeros dropped.
+    let magnitude = v.log10().floor() as i64;
+    let decimals = (precision as i64 - 1 - magnitude).max(0) as usize;
     let s = format!("{v:.decimals$}");
     let s = if s.contains('.') {
         s.trim_end_matches('0').trim_end_matches('.')
@@ -67,8 +85,22 @@ mod tests {
 
     #[test]
     fn columns_align() {
-        let s = render(&["A", "LONGER"], &[vec!["xyz".into(), "1".into()]]);
-        assert_eq!(s, "A     LONGER\nxyz   1\n");
+        let s = tabwriter("A\tLONGER\nxyz\t1\n");
+        assert_eq!(s, "A         LONGER\nxyz       1\n");
+        let s = tabwriter("CONTAINER ID\tPORTS\tNAMES\nabc\t\tx\n");
+        assert_eq!(
+            s,
+            "CONTAINER ID   PORTS     NAMES\nabc                      x\n"
+        );
+        // A line with fewer cells ends the column block above it.
+        assert_eq!(
+            tabwriter("a\tb\nlonger-than-ten\tc\nx\n"),
+            "a                 b\nlonger-than-ten   c\nx\n"
+        );
+        assert_eq!(
+            tabwriter("a\tb\nx\nlonger-than-ten\tc\n"),
+            "a         b\nx\nlonger-than-ten   c\n"
+        );
     }
 
     #[test]
@@ -78,5 +110,8 @@ mod tests {
         assert_eq!(human_size(1_200_000_000), "1.2GB");
         assert_eq!(human_size(12_300), "12.3kB");
         assert_eq!(human_size(123_456_789), "123MB");
+        assert_eq!(human_size(0), "0B");
+        assert_eq!(human_size_precision(1_234_567, 4), "1.235MB");
+        assert_eq!(human_size_precision(212, 4), "212B");
     }
 }

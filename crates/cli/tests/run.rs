@@ -334,7 +334,11 @@ fn ps_and_rm_track_finished_containers() {
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     assert_eq!(stdout(&r.berth().args(["ps", "-aq"]).output().unwrap()), "");
     let o = r.berth().args(["rm", "done"]).output().unwrap();
-    assert_eq!(code(&o), 125);
+    assert_eq!(code(&o), 1);
+    assert_eq!(
+        stderr(&o),
+        "Error response from daemon: No such container: done\n"
+    );
 }
 
 #[test]
@@ -342,7 +346,7 @@ fn rmi_refuses_an_image_in_use_unless_forced() {
     let r = Root::new();
     assert_eq!(code(&r.run(&["--name", "user", BUSYBOX, "true"])), 0);
     let o = r.berth().args(["rmi", BUSYBOX]).output().unwrap();
-    assert_eq!(code(&o), 125);
+    assert_eq!(code(&o), 1);
     assert!(
         stderr(&o).contains("user") || stderr(&o).contains("container"),
         "{}",

@@ -291,7 +291,7 @@ impl Records {
         }
         let matches: Vec<_> = all.iter().filter(|c| c.id.starts_with(key)).collect();
         match matches.len() {
-            0 => bail!("no such container: {key}"),
+            0 => Err(NoSuchContainer(key.to_string()).into()),
             1 => Ok(matches[0].clone()),
             _ => bail!("multiple containers match {key}: use more characters of the id"),
         }
@@ -305,6 +305,40 @@ impl Records {
             .map(|c| c.id))
     }
 }
+
+/// No container has this id, id prefix or name. Worded as Docker's daemon
+/// words it, capital N and all: scripts grep for "No such container".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NoSuchContainer(pub String);
+
+impl std::fmt::Display for NoSuchContainer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "No such container: {}", self.0)
+    }
+}
+
+impl std::error::Error for NoSuchContainer {}
+
+/// A name another container has: Docker's message, which scripts match.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NameConflict {
+    pub name: String,
+    /// The full id of the container that has it.
+    pub id: String,
+}
+
+impl std::fmt::Display for NameConflict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Conflict. The container name \"/{}\" is already in use by container \"{}\". \
+             You have to remove (or rename) that container to be able to reuse that name.",
+            self.name, self.id
+        )
+    }
+}
+
+impl std::error::Error for NameConflict {}
 
 /// 64 hex characters from the kernel's random pool, like Docker's ids.
 pub fn new_id() -> Result<String> {
@@ -404,7 +438,7 @@ mod tests {
             cs.find("zzz")
                 .unwrap_err()
                 .to_string()
-                .contains("no such container")
+                .contains("No such container: zzz")
         );
     }
 

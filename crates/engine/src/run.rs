@@ -256,7 +256,11 @@ pub(crate) fn resolve_image(
         ),
         (true, local, ..) => {
             if local.is_none() {
-                progress.status(&format!("Unable to find image '{}' locally", req.image));
+                // Docker names it with its tag: 'busybox:latest'.
+                let named = berth_image::Reference::parse(&req.image)
+                    .map(|r| r.with_default_tag().familiar())
+                    .unwrap_or_else(|_| req.image.clone());
+                progress.status(&format!("Unable to find image '{named}' locally"));
             }
             let opts = engine.pull_options(req.platform.as_deref())?;
             rootfs_prep::pull(engine, &req.image, &opts, progress)?
@@ -294,10 +298,11 @@ pub(crate) fn create<'e>(
     let name = match &req.name {
         Some(n) => {
             if let Some(other) = records.name_taken(n)? {
-                bail!(
-                    "conflict: the container name \"{n}\" is already in use by container {}; remove it or choose another name",
-                    &other[..12.min(other.len())]
-                );
+                return Err(records::NameConflict {
+                    name: n.clone(),
+                    id: other,
+                }
+                .into());
             }
             n.clone()
         }

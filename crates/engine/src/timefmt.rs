@@ -68,36 +68,59 @@ pub fn parse_rfc3339(s: &str) -> Option<i64> {
     Some(days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + se - off)
 }
 
-/// Docker's human durations: "Less than a second", "3 minutes", "2 days".
-pub fn human_duration(secs: i64) -> String {
-    let s = secs.max(0);
-    let plural = |n: i64, unit: &str| {
-        if n == 1 {
-            format!("1 {unit}")
-        } else {
-            format!("{n} {unit}s")
-        }
-    };
-    match s {
-        0 => "Less than a second".into(),
-        1..=59 => plural(s, "second"),
-        60..=3599 => plural(s / 60, "minute"),
-        3600..=172_799 => plural(s / 3600, "hour"),
-        172_800..=1_209_599 => plural(s / 86400, "day"),
-        1_209_600..=5_183_999 => plural(s / 604_800, "week"),
-        5_184_000..=63_071_999 => plural(s / 2_592_000, "month"),
-        _ => plural(s / 31_536_000, "year"),
+/// Docker's human durations (go-units' HumanDuration), from milliseconds:
+/// "Less than a second", "1 second", "About a minute", "About an hour",
+/// "3 days"; hours are rounded, everything else truncated.
+pub fn human_duration_ms(ms: i64) -> String {
+    let secs = ms.max(0) / 1000;
+    let minutes = secs / 60;
+    // int(d.Hours() + 0.5)
+    let hours = (ms.max(0) + 1_800_000) / 3_600_000;
+    match () {
+        _ if secs < 1 => "Less than a second".into(),
+        _ if secs == 1 => "1 second".into(),
+        _ if secs < 60 => format!("{secs} seconds"),
+        _ if minutes == 1 => "About a minute".into(),
+        _ if minutes < 60 => format!("{minutes} minutes"),
+        _ if hours == 1 => "About an hour".into(),
+        _ if hours < 48 => format!("{hours} hours"),
+        _ if hours < 24 * 7 * 2 => format!("{} days", hours / 24),
+        _ if hours < 24 * 30 * 2 => format!("{} weeks", hours / 24 / 7),
+        _ if hours < 24 * 365 * 2 => format!("{} months", hours / 24 / 30),
+        _ => format!("{} years", ms / 3_600_000 / 24 / 365),
     }
+}
+
+/// [`human_duration_ms`] of whole seconds.
+pub fn human_duration(secs: i64) -> String {
+    human_duration_ms(secs.saturating_mul(1000))
+}
+
+/// Milliseconds since the epoch of an RFC 3339 timestamp (its fraction kept).
+pub fn parse_rfc3339_ms(s: &str) -> Option<i64> {
+    let secs = parse_rfc3339(s)?;
+    let frac = s.get(19..).and_then(|r| r.strip_prefix('.')).unwrap_or("");
+    let digits: String = frac
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .take(3)
+        .collect();
+    let ms = format!("{digits:0<3}").parse::<i64>().unwrap_or(0);
+    Some(secs * 1000 + ms)
+}
+
+/// Now, in milliseconds since the epoch.
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }
 
 /// Time since an RFC 3339 timestamp, humanised ("N/A" if unparsable).
 pub fn since(ts: &str) -> String {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0);
-    match parse_rfc3339(ts) {
-        Some(t) => human_duration(now - t),
+    match parse_rfc3339_ms(ts) {
+        Some(t) => human_duration_ms(now_ms() - t),
         None => "N/A".into(),
     }
 }
@@ -127,7 +150,26 @@ mod tests {
     fn durations_read_like_docker() {
         assert_eq!(human_duration(0), "Less than a second");
         assert_eq!(human_duration(1), "1 second");
+        assert_eq!(human_duration_ms(999), "Less than a second");
+        assert_eq!(human_duration(2), "2 seconds");
+        assert_eq!(human_duration(59), "59 seconds");
+        assert_eq!(human_duration(60), "About a minute");
+        assert_eq!(human_duration(119), "About a minute");
         assert_eq!(human_duration(125), "2 minutes");
+        assert_eq!(human_duration(3599), "59 minutes");
+        assert_eq!(human_duration(3600), "About an hour");
+        // Hours are rounded: 1h30m is "2 hours".
+        assert_eq!(human_duration(5399), "About an hour");
+        assert_eq!(human_duration(5400), "2 hours");
+        assert_eq!(human_duration(47 * 3600), "47 hours");
+        assert_eq!(human_duration(48 * 3600), "2 days");
         assert_eq!(human_duration(3 * 86400), "3 days");
+        assert_eq!(human_duration(14 * 86400), "2 weeks");
+        assert_eq!(human_duration(60 * 86400), "2 months");
+        assert_eq!(human_duration(2 * 365 * 86400), "2 years");
+        assert_eq!(
+            parse_rfc3339_ms("2000-02-29T00:00:01.5Z"),
+            Some(951_782_401_500)
+        );
     }
 }
