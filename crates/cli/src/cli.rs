@@ -66,6 +66,16 @@ pub enum Command {
         #[arg(required = true)]
         containers: Vec<String>,
     },
+    /// Copy files/folders between a container and the local filesystem
+    /// (CONTAINER:SRC_PATH DEST_PATH|- or SRC_PATH|- CONTAINER:DEST_PATH).
+    Cp(CpArgs),
+    /// Display the running processes of a container.
+    Top(TopArgs),
+    /// Display a live stream of containers' resource usage.
+    Stats(StatsArgs),
+    /// Manage containers.
+    #[command(subcommand)]
+    Container(ContainerCommand),
     /// Show what berth runs on, and what it had to do without here.
     Info {
         /// Output format: table (default) or json (also `{{json .}}`).
@@ -93,6 +103,57 @@ pub enum ImageCommand {
     Inspect { images: Vec<String> },
     /// Remove unused images and blobs no image references.
     Prune(PruneArgs),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ContainerCommand {
+    /// Copy files/folders between a container and the local filesystem.
+    Cp(CpArgs),
+    /// Display the running processes of a container.
+    Top(TopArgs),
+    /// Display a live stream of containers' resource usage.
+    Stats(StatsArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct CpArgs {
+    /// Archive mode (copy all uid/gid information).
+    #[arg(short, long)]
+    pub archive: bool,
+    /// Always follow a symbolic link in SRC_PATH.
+    #[arg(short = 'L', long)]
+    pub follow_link: bool,
+    /// Suppress progress output during copy.
+    #[arg(short, long)]
+    pub quiet: bool,
+    pub src: String,
+    pub dst: String,
+}
+
+#[derive(Args, Debug)]
+pub struct TopArgs {
+    pub container: String,
+    /// Options for ps (default -ef).
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub ps_args: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct StatsArgs {
+    /// Show all containers (default shows just running).
+    #[arg(short, long)]
+    pub all: bool,
+    /// Disable streaming stats and only pull the first result.
+    #[arg(long)]
+    pub no_stream: bool,
+    /// Do not truncate output.
+    #[arg(long)]
+    pub no_trunc: bool,
+    /// Format output: table, json, or a Go-like template
+    /// (`table {{.Name}}\t{{.CPUPerc}}`, `{{json .}}`).
+    #[arg(long)]
+    pub format: Option<String>,
+    pub containers: Vec<String>,
 }
 
 #[derive(Args, Debug)]

@@ -8,6 +8,7 @@
 
 mod cli;
 mod containers;
+mod cptop;
 mod images;
 mod info;
 mod runopts;
@@ -49,13 +50,15 @@ fn main() -> ExitCode {
 /// Commands that write the store or run containers: rootless berth runs
 /// them inside its own user namespace.
 fn writes_store(c: &cli::Command) -> bool {
-    use cli::{Command, ImageCommand};
+    use cli::{Command, ContainerCommand, ImageCommand};
     matches!(
         c,
         Command::Pull(_)
             | Command::Rmi(_)
             | Command::Run(_)
             | Command::Rm(_)
+            | Command::Cp(_)
+            | Command::Container(ContainerCommand::Cp(_))
             | Command::Image(ImageCommand::Pull(_) | ImageCommand::Rm(_) | ImageCommand::Prune(_))
     )
 }
@@ -72,7 +75,7 @@ fn init_logging(level: &str) {
 }
 
 fn run(cli: cli::Cli) -> anyhow::Result<u8> {
-    use cli::{Command, ImageCommand};
+    use cli::{Command, ContainerCommand, ImageCommand};
     // `--init` runs the container's private copy of berth as
     // `/sbin/berth-init init -- CMD…`: chosen by the subcommand berth put
     // in the spec, never by the name an image gives a file.
@@ -98,6 +101,11 @@ fn run(cli: cli::Cli) -> anyhow::Result<u8> {
         Command::Ps(a) => containers::ps(&engine, a),
         Command::Rm(a) => containers::rm(&engine, a),
         Command::Inspect { containers: keys } => containers::inspect(&engine, keys),
+        Command::Cp(a) | Command::Container(ContainerCommand::Cp(a)) => cptop::cp(&engine, a),
+        Command::Top(a) | Command::Container(ContainerCommand::Top(a)) => cptop::top(&engine, a),
+        Command::Stats(a) | Command::Container(ContainerCommand::Stats(a)) => {
+            cptop::stats(&engine, a)
+        }
         Command::Info { format } => info::info(&engine, *format),
         Command::Init { .. } => unreachable!("handled above"),
     }

@@ -28,6 +28,7 @@
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
 pub mod config;
+pub mod cp;
 pub mod host;
 pub mod info;
 pub mod logs;
@@ -39,7 +40,9 @@ pub mod rootless;
 mod roots;
 pub mod run;
 pub mod spec;
+pub mod stats;
 pub mod timefmt;
+pub mod top;
 mod trash;
 
 pub use request::{
