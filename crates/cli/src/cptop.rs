@@ -44,10 +44,11 @@ pub fn cp(engine: &Engine, a: &CpArgs) -> Result<u8> {
         archive: a.archive,
         follow_link: a.follow_link,
     };
+    let usage = |m: &str| Err(anyhow::anyhow!("{m}"));
     let res = match (split_cp_arg(&a.src), split_cp_arg(&a.dst)) {
-        ((Some(_), _), (Some(_), _)) => bail!("copying between containers is not supported"),
-        ((None, _), (None, _)) => bail!("must specify at least one container source"),
-        ((Some(_), ""), _) | (_, (Some(_), "")) => bail!("container path must not be empty"),
+        ((Some(_), _), (Some(_), _)) => usage("copying between containers is not supported"),
+        ((None, _), (None, _)) => usage("must specify at least one container source"),
+        ((Some(_), ""), _) | (_, (Some(_), "")) => usage("container path must not be empty"),
         ((Some(c), src), (None, dst)) => {
             if dst == "-" {
                 let mut stdout = std::io::stdout().lock();
@@ -149,7 +150,11 @@ fn fields(s: &Sample, no_trunc: bool) -> Vec<(&'static str, String)> {
         })
     };
     let pct = |p: Option<f64>| p.map_or_else(dash, |v| format!("{v:.2}%"));
-    let id = if no_trunc { &s.id[..] } else { &s.id[..12.min(s.id.len())] };
+    let id = if no_trunc {
+        &s.id[..]
+    } else {
+        &s.id[..12.min(s.id.len())]
+    };
     let mem = match (s.mem_usage, s.mem_limit) {
         (Some(u), Some(l)) => format!("{} / {}", binary_size(u), binary_size(l)),
         (Some(u), None) => format!("{} / --", binary_size(u)),
@@ -182,8 +187,7 @@ fn header_of(field: &str) -> &'static str {
     }
 }
 
-const DEFAULT_FORMAT: &str =
-    "table {{.ID}}\\t{{.Name}}\\t{{.CPUPerc}}\\t{{.MemUsage}}\\t{{.MemPerc}}\\t{{.NetIO}}\\t{{.BlockIO}}\\t{{.PIDs}}";
+const DEFAULT_FORMAT: &str = "table {{.ID}}\\t{{.Name}}\\t{{.CPUPerc}}\\t{{.MemUsage}}\\t{{.MemPerc}}\\t{{.NetIO}}\\t{{.BlockIO}}\\t{{.PIDs}}";
 
 /// A `--format` template: literal text and `{{.Field}}`s.
 enum Piece {
@@ -242,7 +246,9 @@ fn output_of(format: Option<&str>) -> Result<Output> {
     }
     if f == "table" {
         return Ok(Output::Table(parse_template(
-            DEFAULT_FORMAT.strip_prefix("table ").unwrap_or(DEFAULT_FORMAT),
+            DEFAULT_FORMAT
+                .strip_prefix("table ")
+                .unwrap_or(DEFAULT_FORMAT),
         )?));
     }
     match f.strip_prefix("table ") {
@@ -320,9 +326,9 @@ fn chosen(engine: &Engine, a: &StatsArgs) -> Result<Vec<ContainerRecord>> {
     a.containers
         .iter()
         .map(|k| {
-            records.find(k).map_err(|_| {
-                anyhow::Error::from(DaemonError(format!("No such container: {k}")))
-            })
+            records
+                .find(k)
+                .map_err(|_| anyhow::Error::from(DaemonError(format!("No such container: {k}"))))
         })
         .collect()
 }
@@ -415,9 +421,15 @@ mod tests {
         };
         let t = block(&output_of(None).unwrap(), std::slice::from_ref(&smp), false);
         let lines: Vec<&str> = t.lines().collect();
-        assert!(lines[0].starts_with("CONTAINER ID   NAME   CPU %   MEM USAGE / LIMIT"), "{t}");
+        assert!(
+            lines[0].starts_with("CONTAINER ID   NAME   CPU %   MEM USAGE / LIMIT"),
+            "{t}"
+        );
         assert!(lines[1].contains("1.5MiB / 64MiB"), "{t}");
-        assert!(lines[1].contains("1.23%") && lines[1].contains("0B / 0B"), "{t}");
+        assert!(
+            lines[1].contains("1.23%") && lines[1].contains("0B / 0B"),
+            "{t}"
+        );
         assert!(lines[1].contains("--"), "unknown block I/O: {t}");
         let l = block(
             &output_of(Some("{{.Name}}: {{.PIDs}}")).unwrap(),

@@ -79,13 +79,12 @@ pub enum HostSrc<'a> {
 
 /// The container `key` names, as `cp` reports a missing one.
 fn find(engine: &Engine, key: &str) -> Result<ContainerRecord> {
-    engine
-        .records()?
-        .find(key)
-        .map_err(|e| match e.to_string().strip_prefix("no such container: ") {
+    engine.records()?.find(key).map_err(|e| {
+        match e.to_string().strip_prefix("no such container: ") {
             Some(k) => daemon(format!("No such container: {k}")),
             None => e,
-        })
+        }
+    })
 }
 
 /// A container's root, open.
@@ -314,8 +313,8 @@ pub fn copy_in(
     let c = find(engine, key)?;
     let ctr = open_root(engine, &c)?;
     let path = in_root(dst);
-    let dkind = archive::stat_path(&ctr.root, &path, true)
-        .map_err(|e| daemon(format!("{dst}: {e}")))?;
+    let dkind =
+        archive::stat_path(&ctr.root, &path, true).map_err(|e| daemon(format!("{dst}: {e}")))?;
     let st = rustix::fs::fstat(ctr.root.fd()).context("stat the container's root")?;
     let owner = (!opts.archive).then_some((st.st_uid, st.st_gid));
     let xopts = |under: PathBuf| ApplyOptions {
@@ -328,7 +327,11 @@ pub fn copy_in(
     let src = match src {
         HostSrc::Stream(r) => {
             match dkind {
-                None => return Err(daemon(format!("Could not find the file {dst} in container {key}"))),
+                None => {
+                    return Err(daemon(format!(
+                        "Could not find the file {dst} in container {key}"
+                    )));
+                }
                 Some(Kind::Dir) => {}
                 Some(_) => return Err(daemon("extraction point is not a directory".into())),
             }
@@ -376,18 +379,24 @@ fn container_dest(
     key: &str,
 ) -> Result<(PathBuf, PathBuf)> {
     if !exists && dst.ends_with('/') && !src_is_dir {
-        return Err(daemon(format!("destination directory {dst} does not exist in container {key}")));
+        return Err(daemon(format!(
+            "destination directory {dst} does not exist in container {key}"
+        )));
     }
     let name = path
         .file_name()
         .map(PathBuf::from)
         .ok_or_else(|| daemon(format!("invalid destination {dst}")))?;
-    let parent = path.parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+    let parent = path
+        .parent()
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
     match archive::stat_path(root, &parent, true).map_err(|e| daemon(format!("{dst}: {e}")))? {
         Some(Kind::Dir) => Ok((parent, name)),
         _ => Err(daemon(format!(
             "Could not find the file {} in container {key}",
-            Path::new("/").join(parent.strip_prefix(".").unwrap_or(&parent)).display()
+            Path::new("/")
+                .join(parent.strip_prefix(".").unwrap_or(&parent))
+                .display()
         ))),
     }
 }
@@ -399,7 +408,9 @@ fn host_source(src: &Path, shown: &str) -> (PathBuf, PathBuf) {
     if contents_of(shown) || abs.file_name().is_none() {
         return (abs, PathBuf::from("."));
     }
-    let dir = abs.parent().map_or_else(|| PathBuf::from("/"), Path::to_path_buf);
+    let dir = abs
+        .parent()
+        .map_or_else(|| PathBuf::from("/"), Path::to_path_buf);
     let name = PathBuf::from(abs.file_name().unwrap_or_default());
     (dir, name)
 }

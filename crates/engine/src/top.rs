@@ -200,6 +200,10 @@ mod tests {
     #[test]
     fn own_process_found_in_its_namespace() {
         let me = std::process::id() as i32;
-        assert_eq!(same_pid_ns(me), vec![me], "the host's namespace is never scanned");
+        assert_eq!(
+            same_pid_ns(me),
+            vec![me],
+            "the host's namespace is never scanned"
+        );
     }
 }

@@ -151,7 +151,9 @@ fn open_at(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<Option<(Stat, Node)>
             )?,
             &st,
         )?)),
-        FileType::Symlink => Node::Link(rustix::fs::readlinkat(dir, name, Vec::new())?.into_bytes()),
+        FileType::Symlink => {
+            Node::Link(rustix::fs::readlinkat(dir, name, Vec::new())?.into_bytes())
+        }
         FileType::Socket => Node::Socket,
         _ => Node::Special,
     };

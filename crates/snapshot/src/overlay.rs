@@ -191,9 +191,7 @@ pub fn remount_rootfs(
         return Ok(false);
     }
     if container_dir.join("idmapped").exists() {
-        anyhow::bail!(
-            "the files of a --userns remap container can be reached only while it runs"
-        );
+        anyhow::bail!("the files of a --userns remap container can be reached only while it runs");
     }
     let place = std::iter::once(container_dir)
         .chain(scratch)
@@ -218,7 +216,10 @@ pub fn remount_rootfs(
     }
     let data = overlay_options(&lowers, &place.join("upper"), &place.join("work"));
     if data.len() >= MOUNT_DATA_MAX {
-        anyhow::bail!("{} lower dirs make mount options longer than a page", lowers.len());
+        anyhow::bail!(
+            "{} lower dirs make mount options longer than a page",
+            lowers.len()
+        );
     }
     std::fs::create_dir_all(place.join("work"))?;
     mount_overlay(&rootfs, &data, false)

@@ -94,9 +94,15 @@ mod tests {
     #[test]
     fn v2_files_read_as_docker_reads_them() {
         let d = files(&[
-            ("cpu.stat", "usage_usec 2500\nuser_usec 2000\nsystem_usec 500\n"),
+            (
+                "cpu.stat",
+                "usage_usec 2500\nuser_usec 2000\nsystem_usec 500\n",
+            ),
             ("memory.current", "10485760\n"),
-            ("memory.stat", "anon 4096\nfile 8192\ninactive_file 4194304\n"),
+            (
+                "memory.stat",
+                "anon 4096\nfile 8192\ninactive_file 4194304\n",
+            ),
             ("memory.max", "67108864\n"),
             (
                 "io.stat",

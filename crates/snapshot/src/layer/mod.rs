@@ -170,7 +170,11 @@ pub fn apply_layer_gated(
 /// and [`ApplyMode::Plain`] unless `opts` say otherwise; every other rule
 /// of [`apply_layer`] holds (names resolved in the target, `..` above it
 /// refused, a symlink never followed out of it).
-pub fn extract_archive(reader: impl Read, target: &Path, opts: &ApplyOptions) -> Result<ApplyReport> {
+pub fn extract_archive(
+    reader: impl Read,
+    target: &Path,
+    opts: &ApplyOptions,
+) -> Result<ApplyReport> {
     apply(reader, target, None, opts, &|| true)
 }
 
