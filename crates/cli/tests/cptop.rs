@@ -271,6 +271,31 @@ fn cp_follows_dockers_rules_for_files_and_dirs() {
     ok(&["cp", &p("tree"), "cc:/d/sub"]);
     ok(&["cp", "cc:/d/sub/tree/in/x", &p("x-back")]);
     assert_eq!(std::fs::read_to_string(p("x-back")).unwrap(), "x");
+    // -L on the host side: an absolute link's target is the host's.
+    std::os::unix::fs::symlink(p("x-back"), p("hostlink")).unwrap();
+    ok(&["cp", "-L", &p("hostlink"), "cc:/d/followed"]);
+    ok(&["cp", &p("hostlink"), "cc:/d/unfollowed"]);
+    let o = berth(&root, &["cp", "cc:/d", "-"]);
+    let mut ar = tar::Archive::new(&o.stdout[..]);
+    let kinds: Vec<(String, tar::EntryType)> = ar
+        .entries()
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            (
+                e.path().unwrap().display().to_string(),
+                e.header().entry_type(),
+            )
+        })
+        .collect();
+    assert!(
+        kinds.contains(&("d/followed".into(), tar::EntryType::Regular)),
+        "{kinds:?}"
+    );
+    assert!(
+        kinds.contains(&("d/unfollowed".into(), tar::EntryType::Symlink)),
+        "{kinds:?}"
+    );
     let o = berth(&root, &["cp", &p("nope"), "cc:/d"]);
     assert_eq!(code(&o), 1);
     // Nothing stays mounted after copies of a stopped container.

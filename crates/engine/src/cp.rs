@@ -360,10 +360,10 @@ pub fn copy_in(
         }
         _ => container_dest(&ctr.root, dst, &path, dkind.is_some(), meta.is_dir(), key)?,
     };
-    let (host_dir, host_name) = host_source(src, &shown);
-    let host = Root::open(&host_dir).with_context(|| format!("open {}", host_dir.display()))?;
+    let host_path = host_source(src)?;
+    let host = Root::open(Path::new("/")).context("open /")?;
     piped(
-        |w| archive::write_archive(&host, &host_name, follow, &name, w),
+        |w| archive::write_archive(&host, &host_path, follow, &name, w),
         |r| berth_snapshot::extract_archive(r, &into, &xopts(under)).map(drop),
     )
 }
@@ -401,18 +401,12 @@ fn container_dest(
     }
 }
 
-/// A host source as a directory to open and the name in it (the host's
-/// paths are the user's own: resolved as the host resolves them).
-fn host_source(src: &Path, shown: &str) -> (PathBuf, PathBuf) {
-    let abs = std::path::absolute(src).unwrap_or_else(|_| src.to_path_buf());
-    if contents_of(shown) || abs.file_name().is_none() {
-        return (abs, PathBuf::from("."));
-    }
-    let dir = abs
-        .parent()
-        .map_or_else(|| PathBuf::from("/"), Path::to_path_buf);
-    let name = PathBuf::from(abs.file_name().unwrap_or_default());
-    (dir, name)
+/// A host source as a path from the host's `/`: the host's paths are the
+/// user's own, their symlinks resolved as the host resolves them (`-L` to
+/// an absolute target included).
+fn host_source(src: &Path) -> Result<PathBuf> {
+    let abs = std::path::absolute(src).with_context(|| format!("{}", src.display()))?;
+    Ok(abs.strip_prefix("/").unwrap_or(&abs).to_path_buf())
 }
 
 #[cfg(test)]

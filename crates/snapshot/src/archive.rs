@@ -67,8 +67,21 @@ fn lookup(root: &Root, path: &Path, follow: bool) -> io::Result<Stat> {
     Ok(rustix::fs::statat(&p, &n, AtFlags::SYMLINK_NOFOLLOW)?)
 }
 
+/// `path` made relative to the root with `..` folded lexically and never
+/// above the root, as Docker's `filepath.Clean` of a container path is
+/// (the root is `/`: `/..` is `/`).
 fn clean_io(path: &Path) -> io::Result<std::path::PathBuf> {
-    clean(path.as_os_str().as_bytes()).map_err(|m| io::Error::new(io::ErrorKind::InvalidInput, m))
+    let mut parts: Vec<&[u8]> = Vec::new();
+    for c in path.as_os_str().as_bytes().split(|b| *b == b'/') {
+        match c {
+            b"" | b"." => {}
+            b".." => {
+                parts.pop();
+            }
+            c => parts.push(c),
+        }
+    }
+    clean(&parts.join(&b'/')).map_err(|m| io::Error::new(io::ErrorKind::InvalidInput, m))
 }
 
 /// Writes `path` of `root` (its last component followed when `follow`,
