@@ -99,6 +99,13 @@ pub enum Command {
     Inspect(InspectArgs),
     /// Rename a container.
     Rename(RenameArgs),
+    /// Copy files/folders between a container and the local filesystem
+    /// (CONTAINER:SRC_PATH DEST_PATH|- or SRC_PATH|- CONTAINER:DEST_PATH).
+    Cp(CpArgs),
+    /// Display the running processes of a container.
+    Top(TopArgs),
+    /// Display a live stream of containers' resource usage.
+    Stats(StatsArgs),
     /// Manage containers.
     #[command(subcommand)]
     Container(ContainerCommand),
@@ -148,6 +155,12 @@ pub enum ContainerCommand {
     Prune(ContainerPruneArgs),
     /// Fetch the logs of a container.
     Logs(LogsArgs),
+    /// Copy files/folders between a container and the local filesystem.
+    Cp(CpArgs),
+    /// Display the running processes of a container.
+    Top(TopArgs),
+    /// Display a live stream of containers' resource usage.
+    Stats(StatsArgs),
     /// Run a command in a new container.
     #[command(disable_help_flag = true)]
     Run(Box<RunArgs>),
@@ -217,6 +230,47 @@ pub struct LogsArgs {
     #[arg(long)]
     pub details: bool,
     pub container: String,
+}
+
+#[derive(Args, Debug)]
+pub struct CpArgs {
+    /// Archive mode (copy all uid/gid information).
+    #[arg(short, long)]
+    pub archive: bool,
+    /// Always follow a symbolic link in SRC_PATH.
+    #[arg(short = 'L', long)]
+    pub follow_link: bool,
+    /// Suppress progress output during copy.
+    #[arg(short, long)]
+    pub quiet: bool,
+    pub src: String,
+    pub dst: String,
+}
+
+#[derive(Args, Debug)]
+pub struct TopArgs {
+    pub container: String,
+    /// Options for ps (default -ef).
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub ps_args: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct StatsArgs {
+    /// Show all containers (default shows just running).
+    #[arg(short, long)]
+    pub all: bool,
+    /// Disable streaming stats and only pull the first result.
+    #[arg(long)]
+    pub no_stream: bool,
+    /// Do not truncate output.
+    #[arg(long)]
+    pub no_trunc: bool,
+    /// Format output: table, json, or a Go-like template
+    /// (`table {{.Name}}\t{{.CPUPerc}}`, `{{json .}}`).
+    #[arg(long)]
+    pub format: Option<String>,
+    pub containers: Vec<String>,
 }
 
 #[derive(Args, Debug)]

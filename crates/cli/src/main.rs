@@ -8,6 +8,7 @@
 
 mod cli;
 mod containers;
+mod cptop;
 mod format;
 mod images;
 mod info;
@@ -149,6 +150,8 @@ fn writes_store(c: &cli::Command) -> bool {
             | Command::Unpause { .. }
             | Command::Boot
             | Command::Rm(_)
+            | Command::Cp(_)
+            | Command::Container(ContainerCommand::Cp(_))
             | Command::Image(ImageCommand::Pull(_) | ImageCommand::Rm(_) | ImageCommand::Prune(_))
             | Command::Container(
                 ContainerCommand::Run(_) | ContainerCommand::Rm(_) | ContainerCommand::Prune(_)
@@ -226,6 +229,11 @@ fn run(cli: cli::Cli) -> anyhow::Result<u8> {
         Command::Attach(a) => lifecycle::attach(&engine, a),
         Command::Boot => lifecycle::boot(&engine),
         Command::Logs(a) | Command::Container(ContainerCommand::Logs(a)) => logs::logs(&engine, a),
+        Command::Cp(a) | Command::Container(ContainerCommand::Cp(a)) => cptop::cp(&engine, a),
+        Command::Top(a) | Command::Container(ContainerCommand::Top(a)) => cptop::top(&engine, a),
+        Command::Stats(a) | Command::Container(ContainerCommand::Stats(a)) => {
+            cptop::stats(&engine, a)
+        }
         Command::Info { format } => info::info(&engine, *format),
         Command::Init { .. } => unreachable!("handled above"),
     }

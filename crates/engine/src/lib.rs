@@ -15,6 +15,9 @@
 //!   background; [`logs`]: containers' logs in Docker's json-file format.
 //! - [`rootfs_prep`]: an image's snapshots prepared, a container's rootfs
 //!   mounted (the snapshot store itself is berth-rootfs's).
+//! - [`cp`]: files in and out of a container, resolved in its root;
+//!   [`top`]: its processes (`ps` cut down to them); [`stats`]: its usage,
+//!   from its cgroup and /proc.
 //! - [`rootless`]: berth run by an ordinary user (its re-exec into a user
 //!   namespace, id maps, `--userns remap`); [`host`]: what this host lets
 //!   berth do; [`info`]: the data behind `berth info`.
@@ -29,6 +32,7 @@
 
 pub mod attach;
 pub mod config;
+pub mod cp;
 pub mod host;
 pub mod info;
 pub mod lifecycle;
@@ -44,7 +48,9 @@ pub mod rootless;
 mod roots;
 pub mod run;
 pub mod spec;
+pub mod stats;
 pub mod timefmt;
+pub mod top;
 mod trash;
 
 pub use request::{

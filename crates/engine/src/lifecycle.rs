@@ -128,6 +128,8 @@ fn mount_again(engine: &Engine, c: &ContainerRecord) -> Result<()> {
         .with_context(|| format!("the image of container {} ({})", c.name, c.image))?;
     let lowers = rootfs_prep::prepare(engine, &image)?;
     let records = engine.records()?;
+    // Waits for a `cp` that holds the stopped container's filesystem.
+    let _fs = records.fs_lock(&c.id)?;
     rootfs_prep::mount_rootfs(
         &lowers,
         &records.dir(&c.id),

@@ -230,6 +230,15 @@ impl Records {
         Ok(f)
     }
 
+    /// Container `id`'s filesystem lock, held while its rootfs is mounted
+    /// by `start` or held open by a `cp` into the stopped container: two
+    /// overlays over one upper dir are undefined in the kernel.
+    pub fn fs_lock(&self, id: &str) -> Result<File> {
+        let f = File::create(self.dir(id).join(".fs.lock")).context("container lock")?;
+        f.lock().context("container lock")?;
+        Ok(f)
+    }
+
     pub fn list(&self) -> Result<Vec<ContainerRecord>> {
         let mut out = Vec::new();
         for e in std::fs::read_dir(&self.dir).context("list containers")? {

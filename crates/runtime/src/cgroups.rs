@@ -11,8 +11,11 @@
 
 mod blockio;
 mod devices;
+mod stats;
 mod v1;
 mod v2;
+
+pub use stats::Stats;
 
 use crate::sys;
 use oci_spec::runtime::LinuxResources;

@@ -16,6 +16,9 @@
 //! - [`snapshot`]: snapshots keyed by chain id, unpacked once, published atomically.
 //! - [`overlay`]: a container rootfs as an overlay of snapshots (copy fallback).
 //! - [`copy`]: copying between snapshot trees (copy-up, flattening).
+//! - [`archive`]: a tar stream of a tree in a root, never following a
+//!   symlink out of it (`cp` out of a container; [`extract_archive`] is
+//!   the way in).
 //! - [`lowers`]: which snapshots of a chain show through.
 //! - `whiteout` and `tree`: what unpacking and copying share: whiteouts and
 //!   opaque markers in their layer and overlayfs forms; listing and removing
@@ -64,6 +67,7 @@
 // outln!/errln! drop what a closed reader cannot take.
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
+pub mod archive;
 pub mod copy;
 pub mod layer;
 pub mod lowers;
@@ -76,11 +80,11 @@ mod whiteout;
 pub use copy::flatten_snapshots;
 pub use layer::{
     ApplyMode, ApplyOptions, ApplyReport, DEFAULT_MAX_BYTES, apply_layer, apply_layer_gated,
-    diff_id_of,
+    diff_id_of, extract_archive,
 };
 pub use overlay::{
     ContainerRootfs, RootfsKind, RootfsOptions, mount_rootfs, mount_rootfs_with, release_rootfs,
-    remove_rootfs,
+    remount_rootfs, remove_rootfs,
 };
 pub use resolve::{Resolver, Root};
 pub use snapshot::{LayerDesc, Snapshots, chain_ids};

@@ -174,6 +174,59 @@ pub fn mount_rootfs_with(
     })
 }
 
+/// The rootfs of a container that is not running, mounted again on
+/// `container_dir/rootfs` over the upper dir it kept (in `container_dir`
+/// or `scratch`), for `cp`. Returns whether this call mounted it: not
+/// when it is mounted already (a run is starting it) or is a copy (a
+/// plain directory). Unlike [`mount_rootfs_with`] it never makes an upper
+/// dir nor, when the mount fails, deletes one: that one holds the
+/// container's files.
+pub fn remount_rootfs(
+    container_dir: &Path,
+    lowers: &[PathBuf],
+    scratch: Option<&Path>,
+) -> Result<bool> {
+    let rootfs = container_dir.join("rootfs");
+    if is_mount_point(&rootfs) {
+        return Ok(false);
+    }
+    if container_dir.join("idmapped").exists() {
+        anyhow::bail!("the files of a --userns remap container can be reached only while it runs");
+    }
+    let place = std::iter::once(container_dir)
+        .chain(scratch)
+        .find(|p| p.join("upper").is_dir());
+    let Some(place) = place else {
+        let copied = std::fs::read_dir(&rootfs).is_ok_and(|mut d| d.next().is_some());
+        if copied {
+            return Ok(false);
+        }
+        anyhow::bail!("the container's root filesystem is gone");
+    };
+    let mut lowers = visible_lowers(lowers).to_vec();
+    for l in &lowers {
+        if !l.is_dir() {
+            anyhow::bail!("the image layer snapshot {} is gone", l.display());
+        }
+    }
+    if lowers.is_empty() {
+        let empty = container_dir.join("empty");
+        std::fs::create_dir_all(&empty)?;
+        lowers.push(empty);
+    }
+    let data = overlay_options(&lowers, &place.join("upper"), &place.join("work"));
+    if data.len() >= MOUNT_DATA_MAX {
+        anyhow::bail!(
+            "{} lower dirs make mount options longer than a page",
+            lowers.len()
+        );
+    }
+    std::fs::create_dir_all(place.join("work"))?;
+    mount_overlay(&rootfs, &data, false)
+        .with_context(|| format!("mount overlay on {}", rootfs.display()))?;
+    Ok(true)
+}
+
 /// Whether `p` is on overlayfs.
 pub fn is_overlayfs(p: &Path) -> bool {
     rustix::fs::statfs(p).is_ok_and(|s| s.f_type == OVERLAYFS_MAGIC)

@@ -82,6 +82,10 @@ impl Root {
                 Err(e) if e.raw_os_error() == Some(Errno::NOSYS.raw_os_error()) => {
                     OPENAT2_MISSING.store(true, Ordering::Relaxed);
                 }
+                // `..` under RESOLVE_IN_ROOT fails with EAGAIN while any
+                // mount or rename happens on the host, which on a busy one
+                // may be always: the walk does the same without that check.
+                Err(e) if e.raw_os_error() == Some(Errno::AGAIN.raw_os_error()) => {}
                 other => return other,
             }
         }

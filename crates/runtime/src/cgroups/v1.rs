@@ -3,7 +3,7 @@
 use super::{Hierarchy, write};
 use oci_spec::runtime::{LinuxDeviceCgroup, LinuxResources};
 use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Controllers berth places containers in (every one the host mounts).
 pub(super) const CONTROLLERS: &[&str] = &[
@@ -144,4 +144,53 @@ pub(crate) fn device_rule(rule: &LinuxDeviceCgroup) -> String {
     let num = |n: Option<i64>| n.map_or("*".to_string(), |n| n.to_string());
     let access = rule.access().clone().unwrap_or_else(|| "rwm".to_string());
     format!("{typ} {}:{} {access}", num(rule.major()), num(rule.minor()))
+}
+
+/// The usage figures of a v1 cgroup, `dir_of(controller)` being its
+/// directory in that controller's hierarchy when it is in it (see
+/// [`super::Stats`]).
+pub(super) fn stats(dir_of: &dyn Fn(&str) -> Option<PathBuf>) -> super::Stats {
+    use super::stats::{keyed, number, read, without_cache};
+    // What v1 writes for "no limit": the largest page-aligned i64.
+    const UNLIMITED: u64 = 0x7FFF_FFFF_FFFF_F000;
+    let mem = dir_of("memory");
+    let mem = mem.as_deref();
+    let inactive = mem
+        .and_then(|d| read(d, "memory.stat"))
+        .and_then(|t| keyed(&t, "total_inactive_file"));
+    let (mut io_read, mut io_write) = (None, None);
+    let blkio = dir_of("blkio");
+    let text = blkio.as_deref().and_then(|d| {
+        read(d, "blkio.throttle.io_service_bytes_recursive")
+            .filter(|t| !t.trim().is_empty())
+            .or_else(|| read(d, "blkio.throttle.io_service_bytes"))
+    });
+    if let Some(text) = text {
+        // `MAJ:MIN Read N` lines per device and op, then a `Total N`.
+        let (mut r, mut w) = (0u64, 0u64);
+        for l in text.lines() {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            if let [_, op, n] = f[..] {
+                let n: u64 = n.parse().unwrap_or(0);
+                match op {
+                    "Read" => r = r.saturating_add(n),
+                    "Write" => w = w.saturating_add(n),
+                    _ => {}
+                }
+            }
+        }
+        (io_read, io_write) = (Some(r), Some(w));
+    }
+    super::Stats {
+        cpu_usage_ns: dir_of("cpuacct").and_then(|d| number(&d, "cpuacct.usage")),
+        memory_usage: mem
+            .and_then(|d| number(d, "memory.usage_in_bytes"))
+            .map(|u| without_cache(u, inactive)),
+        memory_limit: mem
+            .and_then(|d| number(d, "memory.limit_in_bytes"))
+            .filter(|l| *l < UNLIMITED),
+        io_read_bytes: io_read,
+        io_write_bytes: io_write,
+        pids: dir_of("pids").and_then(|d| number(&d, "pids.current")),
+    }
 }

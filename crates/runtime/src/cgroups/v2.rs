@@ -185,3 +185,36 @@ fn max_or(v: i64) -> String {
         "max".to_string()
     }
 }
+
+/// The usage figures of the v2 cgroup `dir` (see [`super::Stats`]).
+pub(super) fn stats(dir: &Path) -> super::Stats {
+    use super::stats::{keyed, number, read, without_cache};
+    let (mut io_read, mut io_write) = (None, None);
+    if let Some(text) = read(dir, "io.stat") {
+        // `MAJ:MIN rbytes=N wbytes=N …`, a line per device.
+        let (mut r, mut w) = (0u64, 0u64);
+        for field in text.split_whitespace() {
+            if let Some((k, v)) = field.split_once('=') {
+                let v: u64 = v.parse().unwrap_or(0);
+                match k {
+                    "rbytes" => r = r.saturating_add(v),
+                    "wbytes" => w = w.saturating_add(v),
+                    _ => {}
+                }
+            }
+        }
+        (io_read, io_write) = (Some(r), Some(w));
+    }
+    let inactive = read(dir, "memory.stat").and_then(|t| keyed(&t, "inactive_file"));
+    super::Stats {
+        cpu_usage_ns: read(dir, "cpu.stat")
+            .and_then(|t| keyed(&t, "usage_usec"))
+            .map(|us| us.saturating_mul(1000)),
+        memory_usage: number(dir, "memory.current").map(|u| without_cache(u, inactive)),
+        // "max": no limit.
+        memory_limit: number(dir, "memory.max"),
+        io_read_bytes: io_read,
+        io_write_bytes: io_write,
+        pids: number(dir, "pids.current"),
+    }
+}

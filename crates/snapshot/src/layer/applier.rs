@@ -12,7 +12,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, Timestamps, XattrFlags};
 use rustix::io::Errno;
 
-use super::{Applier, DirFixup, Meta};
+use super::{Applier, ApplyMode, DirFixup, Meta};
 use crate::resolve::{Root, clean};
 use crate::tree::remove_all_at;
 use crate::whiteout::{WHITEOUT_PREFIX, is_whiteout};
@@ -43,14 +43,21 @@ impl Applier<'_> {
         let meta = self.meta(e)?;
 
         if path.as_os_str().is_empty() {
+            if !self.opts.under.as_os_str().is_empty() {
+                // `./` of a `cp` stream: the destination keeps its own metadata.
+                return Ok(());
+            }
             return self.root_entry(kind, path, &meta);
         }
+        let path = self.opts.under.join(path);
 
         let name = path
             .file_name()
             .expect("cleaned non-empty path has a name")
             .as_bytes();
-        if let Some(rest) = name.strip_prefix(WHITEOUT_PREFIX) {
+        if self.opts.mode != ApplyMode::Plain
+            && let Some(rest) = name.strip_prefix(WHITEOUT_PREFIX)
+        {
             return self.whiteout(&path, name, rest, meta.mtime);
         }
 
@@ -187,6 +194,7 @@ impl Applier<'_> {
         if target.as_os_str().is_empty() {
             bail!("hardlink to the root directory");
         }
+        let target = self.opts.under.join(target);
         if target == path {
             return Ok(false);
         }
@@ -217,11 +225,13 @@ impl Applier<'_> {
                 (ft, rustix::fs::makedev(major, minor))
             }
         };
-        if ft != FileType::Fifo && !self.privileged {
-            self.warn(format!(
-                "{}: device node skipped (not running as root)",
-                path.display()
-            ));
+        if ft != FileType::Fifo && (!self.privileged || self.opts.skip_devices) {
+            let why = if self.privileged {
+                "not copied out of a container"
+            } else {
+                "not running as root"
+            };
+            self.warn(format!("{}: device node skipped ({why})", path.display()));
             return Ok(false);
         }
         self.clear_slot(parent, name, false)?;
@@ -265,6 +275,7 @@ impl Applier<'_> {
         let mode = h.mode().context("bad mode field")? & 0o7777;
         let uid = u32::try_from(h.uid().context("bad uid field")?).context("uid out of range")?;
         let gid = u32::try_from(h.gid().context("bad gid field")?).context("gid out of range")?;
+        let (uid, gid) = self.opts.owner.unwrap_or((uid, gid));
         let mtime = h.mtime().unwrap_or(0);
         let mut xattrs = Vec::new();
         let mut dropped = Vec::new();

@@ -65,6 +65,9 @@ pub enum ApplyMode {
         /// Snapshot dirs of the earlier layers, bottom first.
         lowers: Vec<PathBuf>,
     },
+    /// Not a layer (`cp` into a container or out of one): `.wh.` names
+    /// are ordinary names, as in Docker's `cp`, and nothing is deleted.
+    Plain,
 }
 
 /// Options for [`apply_layer`].
@@ -79,6 +82,19 @@ pub struct ApplyOptions {
     /// Whether to chown, create devices and set `trusted.*` xattrs.
     /// `None`: when running as uid 0.
     pub privileged: Option<bool>,
+    /// Entries land below this directory of the target (a `cp`
+    /// destination, resolved in the target like every entry's parents),
+    /// `..` in their names never climbing above it; the stream's own `./`
+    /// entry is then skipped (the destination keeps its metadata).
+    /// Empty: the target itself.
+    pub under: PathBuf,
+    /// Every entry owned by this uid/gid instead of the stream's (`cp`
+    /// without `-a`); when privileged only, like all chowns.
+    pub owner: Option<(u32, u32)>,
+    /// Skip device nodes (with a warning) even when privileged: `cp` out
+    /// of a container must not plant the container's device nodes on the
+    /// host.
+    pub skip_devices: bool,
 }
 
 impl Default for ApplyOptions {
@@ -88,6 +104,9 @@ impl Default for ApplyOptions {
             max_bytes: DEFAULT_MAX_BYTES,
             resolver: Resolver::Auto,
             privileged: None,
+            under: PathBuf::new(),
+            owner: None,
+            skip_devices: false,
         }
     }
 }
@@ -144,6 +163,31 @@ pub fn apply_layer_gated(
         .filter(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))
         .ok_or_else(|| anyhow!("layer diff_id {diff_id:?} is not a sha256 digest"))?
         .to_ascii_lowercase();
+    apply(reader, target, Some((diff_id, &want)), opts, lowers_ready)
+}
+
+/// Extract a tar stream that is not a layer (`cp`'s): no digest to check,
+/// and [`ApplyMode::Plain`] unless `opts` say otherwise; every other rule
+/// of [`apply_layer`] holds (names resolved in the target, `..` above it
+/// refused, a symlink never followed out of it).
+pub fn extract_archive(
+    reader: impl Read,
+    target: &Path,
+    opts: &ApplyOptions,
+) -> Result<ApplyReport> {
+    apply(reader, target, None, opts, &|| true)
+}
+
+/// The unpacking shared by layers (`digest`: the diff_id as given and its
+/// hex, checked at the end) and other archives.
+fn apply(
+    reader: impl Read,
+    target: &Path,
+    digest: Option<(&str, &str)>,
+    opts: &ApplyOptions,
+    lowers_ready: &dyn Fn() -> bool,
+) -> Result<ApplyReport> {
+    let what = digest.map_or_else(|| "archive".to_string(), |d| format!("layer {}", d.0));
     let root = Root::open_with(target, opts.resolver)
         .with_context(|| format!("opening layer target {}", target.display()))?;
     let privileged = opts
@@ -172,32 +216,34 @@ pub fn apply_layer_gated(
         let mut archive = tar::Archive::new(&mut hr);
         let entries = archive
             .entries()
-            .map_err(|e| anyhow!("layer {diff_id}: not a valid tar stream: {e}"))?;
+            .map_err(|e| anyhow!("{what}: not a valid tar stream: {e}"))?;
         for entry in entries {
-            let mut entry = entry.map_err(|e| tar_error(diff_id, e))?;
+            let mut entry = entry.map_err(|e| tar_error(&what, e))?;
             let shown = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
             ap.entry(&mut entry)
-                .with_context(|| format!("layer {diff_id}: entry {shown:?}"))?;
+                .with_context(|| format!("{what}: entry {shown:?}"))?;
             ap.report.entries += 1;
         }
     }
     // The digest covers the whole stream, end-of-archive blocks and padding too.
-    io::copy(&mut hr, &mut io::sink()).map_err(|e| tar_error(diff_id, e))?;
+    io::copy(&mut hr, &mut io::sink()).map_err(|e| tar_error(&what, e))?;
     let got = hex::encode(hr.hasher.finalize_reset());
-    if got != want {
+    if let Some((_, want)) = digest
+        && got != want
+    {
         bail!("layer content digest mismatch: expected sha256:{want}, got sha256:{got}");
     }
     ap.finish_dirs()
-        .with_context(|| format!("layer {diff_id}: setting directory metadata"))?;
+        .with_context(|| format!("{what}: setting directory metadata"))?;
     ap.report.bytes_read = hr.count;
     Ok(ap.report)
 }
 
-fn tar_error(diff_id: &str, e: io::Error) -> anyhow::Error {
+fn tar_error(what: &str, e: io::Error) -> anyhow::Error {
     if e.kind() == io::ErrorKind::FileTooLarge {
-        return anyhow!("layer {diff_id}: {e}");
+        return anyhow!("{what}: {e}");
     }
-    anyhow!("layer {diff_id}: not a valid tar stream (or truncated): {e}")
+    anyhow!("{what}: not a valid tar stream (or truncated): {e}")
 }
 
 /// sha256 and size cap over the decompressed stream.
