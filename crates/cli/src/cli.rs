@@ -57,6 +57,8 @@ pub enum Command {
     /// Run a command in a new container.
     #[command(disable_help_flag = true)]
     Run(Box<RunArgs>),
+    /// Execute a command in a running container.
+    Exec(ExecArgs),
     /// List containers.
     Ps(PsArgs),
     /// Remove one or more containers.
@@ -78,6 +80,41 @@ pub enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<std::ffi::OsString>,
     },
+}
+
+/// `berth exec`: Docker's flags.
+#[derive(Args, Debug)]
+pub struct ExecArgs {
+    /// Detached mode: run the command in the background.
+    #[arg(short, long)]
+    pub detach: bool,
+    /// Accepted for Docker's sake; berth has no detach sequence yet.
+    #[arg(long, value_name = "KEYS")]
+    pub detach_keys: Option<String>,
+    /// Set environment variables (KEY=VALUE, or KEY to pass berth's own).
+    #[arg(short = 'e', long = "env")]
+    pub env: Vec<String>,
+    /// Read in a file of environment variables.
+    #[arg(long)]
+    pub env_file: Vec<PathBuf>,
+    /// Keep STDIN open.
+    #[arg(short, long)]
+    pub interactive: bool,
+    /// Give the command all capabilities.
+    #[arg(long)]
+    pub privileged: bool,
+    /// Allocate a pseudo-TTY.
+    #[arg(short, long)]
+    pub tty: bool,
+    /// Username or UID (format: "<name|uid>[:<group|gid>]").
+    #[arg(short, long)]
+    pub user: Option<String>,
+    /// Working directory inside the container.
+    #[arg(short, long)]
+    pub workdir: Option<String>,
+    pub container: String,
+    #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
+    pub command: Vec<String>,
 }
 
 #[derive(Subcommand, Debug)]

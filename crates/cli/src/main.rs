@@ -8,6 +8,7 @@
 
 mod cli;
 mod containers;
+mod exec;
 mod images;
 mod info;
 mod runopts;
@@ -95,6 +96,7 @@ fn run(cli: cli::Cli) -> anyhow::Result<u8> {
         Command::Login(a) => images::login(&engine, a),
         Command::Logout { server } => images::logout(&engine, server.as_deref()),
         Command::Run(a) => containers::run(&engine, a),
+        Command::Exec(a) => exec::exec(&engine, a),
         Command::Ps(a) => containers::ps(&engine, a),
         Command::Rm(a) => containers::rm(&engine, a),
         Command::Inspect { containers: keys } => containers::inspect(&engine, keys),

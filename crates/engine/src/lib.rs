@@ -10,6 +10,7 @@
 //!   image → create → prepare rootfs → build spec → write bundle → start
 //!   and wait → record exit → tear down); [`spec`]: the container's OCI
 //!   spec, finished in one place.
+//! - [`exec`](mod@exec): a new process in a running container.
 //! - [`records`]: container records, names and ids; [`remove`]: removal
 //!   and the sweep of runs whose berth died; `trash`: deletion in the
 //!   background.
@@ -28,6 +29,7 @@
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
 pub mod config;
+pub mod exec;
 pub mod host;
 pub mod info;
 pub mod logs;
@@ -42,6 +44,7 @@ pub mod spec;
 pub mod timefmt;
 mod trash;
 
+pub use exec::{ExecEnded, ExecRequest, Refused};
 pub use request::{
     CgroupsMode, Device, IoLimits, IoMode, Limits, Network, PullPolicy, RunRequest, SecurityOpts,
     Ulimit, Userns,
