@@ -371,6 +371,9 @@ fn join_main(cfg: Child<'_>) -> ! {
 }
 
 fn join(cfg: &Child<'_>) -> Result<()> {
+    // Inherited by the exec'd child; set while /proc/self is still writable
+    // by its owner (a non-dumpable process's belongs to root).
+    setup::set_oom_score_adj(cfg.process)?;
     // Until exec, this process's /proc/PID/exe is the runtime's binary and
     // its fds the runtime's: no process of the container may open them
     // (CVE-2019-5736; runc's exec does the same). Its memory belongs to the

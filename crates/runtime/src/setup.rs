@@ -118,6 +118,7 @@ fn setup_and_exec(cfg: &ChildConfig<'_>) -> Result<Never> {
         .process()
         .as_ref()
         .ok_or_else(|| Error::setup("config.json has no process"))?;
+    set_oom_score_adj(process)?;
     set_identity(&cfg.identity(), process)?;
     let command = resolve_command(process)?;
     await_start(cfg, &command)?;
@@ -250,14 +251,21 @@ fn set_names(spec: &Spec) -> Result<()> {
     Ok(())
 }
 
-/// What the process is and may do: OOM score, rlimits, working directory,
-/// seccomp filter (here, unless no_new_privs defers it to exec), then the
-/// user switch with its capabilities, no_new_privs and umask.
-pub(crate) fn set_identity(id: &Identity<'_>, process: &Process) -> Result<()> {
+/// The process's OOM score (inherited by its children: exec sets it in the
+/// child that forks the exec'd process, while its /proc/self is still its
+/// own to write).
+pub(crate) fn set_oom_score_adj(process: &Process) -> Result<()> {
     if let Some(adj) = process.oom_score_adj() {
         std::fs::write("/proc/self/oom_score_adj", adj.to_string())
             .step(|| format!("set oom_score_adj {adj}"))?;
     }
+    Ok(())
+}
+
+/// What the process is and may do: rlimits, working directory,
+/// seccomp filter (here, unless no_new_privs defers it to exec), then the
+/// user switch with its capabilities, no_new_privs and umask.
+pub(crate) fn set_identity(id: &Identity<'_>, process: &Process) -> Result<()> {
     for rl in process.rlimits().as_deref().unwrap_or_default() {
         set_rlimit(rl)?;
     }

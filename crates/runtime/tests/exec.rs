@@ -73,7 +73,10 @@ fn delete(b: &Bundle) {
 
 #[test]
 fn exec_joins_the_containers_user_namespace_and_the_rest() {
-    let b = started_in_userns();
+    let mut b = started_in_userns();
+    // For the exec'd processes only (the helper reads the bundle again).
+    b.config["process"]["oomScoreAdj"] = serde_json::json!(123);
+    b.write_config();
     let view = |p: &str| {
         format!(
             "for n in user pid mnt uts ipc net cgroup; do readlink /proc/{p}/ns/$n; done; \
@@ -88,6 +91,9 @@ fn exec_joins_the_containers_user_namespace_and_the_rest() {
     // Root of the namespace, which is 200000 outside.
     let o = exec(&b, &[], &["id", "-u"]);
     assert_eq!(stdout(&o), "0\n");
+    // The process's OOM score, though it is made non-dumpable.
+    let o = exec(&b, &[], &["cat", "/proc/self/oom_score_adj"]);
+    assert_eq!(stdout(&o), "123\n", "{}", stderr(&o));
     let o = exec(&b, &[], &["sh", "-c", "exit 7"]);
     assert_eq!(o.status.code(), Some(7));
     let o = exec(&b, &[], &["missing"]);
