@@ -73,7 +73,6 @@ def make_bundle(name, seccomp):
 def main():
     proc, pid, cid = start_berth()
     seccomp = berth_seccomp(cid)
-    bundle = make_bundle("bundle", seccomp)
     contenders = {
         "nsenter -a (floor)": ["nsenter", "-a", "-t", str(pid), "/bin/true"],
         "berth exec": berth + ["exec", "bench-exec", "true"],
@@ -84,6 +83,7 @@ def main():
             continue
         state = os.path.join(work, rt)
         name = f"bench-{rt}"
+        bundle = make_bundle(f"bundle-{rt}", seccomp)
         subprocess.run([rt, "--root", state, "run", "-d", "--bundle", bundle, name], check=True,
                        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
         started.append((rt, state, name))

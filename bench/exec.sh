@@ -26,6 +26,10 @@ cleanup() {
     umount /sys/fs/cgroup/hugetlb && rmdir /sys/fs/cgroup/hugetlb
   fi
   "$BERTH" --root "$BERTH_BENCH_ROOT" rm -f bench-exec >/dev/null 2>&1 || true
+  # crun and runc leave the (empty) parent of their containers' cgroups.
+  for d in /sys/fs/cgroup/*/berth-bench /sys/fs/cgroup/berth-bench; do
+    [ -d "$d" ] && rmdir "$d"/bundle-crun "$d"/bundle-runc "$d" 2>/dev/null || true
+  done
   rm -rf "$BERTH_BENCH_ROOT"
 }
 trap cleanup EXIT
