@@ -9,6 +9,7 @@
 mod cli;
 mod containers;
 mod cptop;
+mod exec;
 mod format;
 mod images;
 mod info;
@@ -33,9 +34,9 @@ pub(crate) const ENGINE_ERROR: u8 = 125;
 fn failure_code(c: &cli::Command) -> u8 {
     use cli::{Command, ContainerCommand};
     match c {
-        Command::Run(_) | Command::Container(ContainerCommand::Run(_)) | Command::Create(_) => {
-            ENGINE_ERROR
-        }
+        Command::Run(_)
+        | Command::Container(ContainerCommand::Run(_) | ContainerCommand::Create(_))
+        | Command::Create(_) => ENGINE_ERROR,
         _ => 1,
     }
 }
@@ -154,7 +155,16 @@ fn writes_store(c: &cli::Command) -> bool {
             | Command::Container(ContainerCommand::Cp(_))
             | Command::Image(ImageCommand::Pull(_) | ImageCommand::Rm(_) | ImageCommand::Prune(_))
             | Command::Container(
-                ContainerCommand::Run(_) | ContainerCommand::Rm(_) | ContainerCommand::Prune(_)
+                ContainerCommand::Run(_)
+                    | ContainerCommand::Rm(_)
+                    | ContainerCommand::Prune(_)
+                    | ContainerCommand::Create(_)
+                    | ContainerCommand::Start(_)
+                    | ContainerCommand::Stop(_)
+                    | ContainerCommand::Restart(_)
+                    | ContainerCommand::Kill(_)
+                    | ContainerCommand::Pause { .. }
+                    | ContainerCommand::Unpause { .. }
             )
     )
 }
@@ -218,15 +228,36 @@ fn run(cli: cli::Cli) -> anyhow::Result<u8> {
             containers::rename(&engine, a)
         }
         Command::Container(ContainerCommand::Prune(a)) => containers::prune(&engine, a),
-        Command::Create(a) => containers::create(&engine, a),
-        Command::Start(a) => lifecycle::start(&engine, a),
-        Command::Stop(a) => lifecycle::stop(&engine, a),
-        Command::Restart(a) => lifecycle::restart(&engine, a),
-        Command::Kill(a) => lifecycle::kill(&engine, a),
-        Command::Wait { containers: keys } => lifecycle::wait(&engine, keys),
-        Command::Pause { containers: keys } => lifecycle::pause(&engine, keys, true),
-        Command::Unpause { containers: keys } => lifecycle::pause(&engine, keys, false),
-        Command::Attach(a) => lifecycle::attach(&engine, a),
+        Command::Create(a) | Command::Container(ContainerCommand::Create(a)) => {
+            containers::create(&engine, a)
+        }
+        Command::Start(a) | Command::Container(ContainerCommand::Start(a)) => {
+            lifecycle::start(&engine, a)
+        }
+        Command::Stop(a) | Command::Container(ContainerCommand::Stop(a)) => {
+            lifecycle::stop(&engine, a)
+        }
+        Command::Restart(a) | Command::Container(ContainerCommand::Restart(a)) => {
+            lifecycle::restart(&engine, a)
+        }
+        Command::Kill(a) | Command::Container(ContainerCommand::Kill(a)) => {
+            lifecycle::kill(&engine, a)
+        }
+        Command::Wait { containers: keys }
+        | Command::Container(ContainerCommand::Wait { containers: keys }) => {
+            lifecycle::wait(&engine, keys)
+        }
+        Command::Pause { containers: keys }
+        | Command::Container(ContainerCommand::Pause { containers: keys }) => {
+            lifecycle::pause(&engine, keys, true)
+        }
+        Command::Unpause { containers: keys }
+        | Command::Container(ContainerCommand::Unpause { containers: keys }) => {
+            lifecycle::pause(&engine, keys, false)
+        }
+        Command::Attach(a) | Command::Container(ContainerCommand::Attach(a)) => {
+            lifecycle::attach(&engine, a)
+        }
         Command::Boot => lifecycle::boot(&engine),
         Command::Logs(a) | Command::Container(ContainerCommand::Logs(a)) => logs::logs(&engine, a),
         Command::Cp(a) | Command::Container(ContainerCommand::Cp(a)) => cptop::cp(&engine, a),
@@ -234,6 +265,7 @@ fn run(cli: cli::Cli) -> anyhow::Result<u8> {
         Command::Stats(a) | Command::Container(ContainerCommand::Stats(a)) => {
             cptop::stats(&engine, a)
         }
+        Command::Exec(a) | Command::Container(ContainerCommand::Exec(a)) => exec::exec(&engine, a),
         Command::Info { format } => info::info(&engine, *format),
         Command::Init { .. } => unreachable!("handled above"),
     }

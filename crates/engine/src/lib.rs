@@ -10,6 +10,7 @@
 //!   image → create → prepare rootfs → build spec → write bundle → start
 //!   and wait → record exit → tear down); [`spec`]: the container's OCI
 //!   spec, finished in one place.
+//! - [`exec`](mod@exec): a new process in a running container.
 //! - [`records`]: container records, names and ids; [`remove`]: removal
 //!   and the sweep of runs whose berth died; `trash`: deletion in the
 //!   background; [`logs`]: containers' logs in Docker's json-file format.
@@ -33,6 +34,7 @@
 pub mod attach;
 pub mod config;
 pub mod cp;
+pub mod exec;
 pub mod host;
 pub mod info;
 pub mod lifecycle;
@@ -53,6 +55,7 @@ pub mod timefmt;
 pub mod top;
 mod trash;
 
+pub use exec::{ExecEnded, ExecRequest, Refused};
 pub use request::{
     CgroupsMode, Device, IoLimits, IoMode, Limits, Network, PullPolicy, RunRequest, SecurityOpts,
     Ulimit, Userns,

@@ -8,6 +8,8 @@
 
 mod create;
 
+pub(crate) use create::seccomp_cache_dir;
+
 use crate::cgroups::{Cgroup, Layout};
 use crate::error::{Context, Error, Result};
 use crate::state::{self, State, Status};
@@ -75,7 +77,7 @@ pub fn load_spec(bundle: &Path) -> Result<Spec> {
         .map_err(|e| Error::setup(format!("load {}: {e}", config.display())))
 }
 
-fn validate_id(id: &str) -> Result<()> {
+pub(crate) fn validate_id(id: &str) -> Result<()> {
     let ok = !id.is_empty()
         && id.len() <= 1024
         && id != "."

@@ -4,6 +4,8 @@
 //! - [`Container`]: the OCI lifecycle (create / start / kill / state /
 //!   delete) with state in `<state_dir>/<id>/state.json`.
 //! - [`run`]: the foreground path of `berth run`.
+//! - [`exec`](fn@exec), [`exec_detached`]: a new process in a running
+//!   container (`berth exec`, and the OCI runtime's `exec`).
 //! - [`init::init_main`]: the tiny init used for `--init`.
 //!
 //! How a container comes to life (crun's shape, in one process image; the
@@ -50,6 +52,8 @@ pub mod cgroups;
 mod container;
 mod error;
 pub mod exe;
+mod exec;
+mod foreground;
 pub mod init;
 pub mod process;
 mod relay;
@@ -73,6 +77,8 @@ pub use container::{Container, Io, Streams, load_spec};
 /// refused with EPERM (a seccomp filter such as Docker's default profile).
 pub const NO_PIVOT: &str = "org.berth.no-pivot";
 pub use error::{Error, ErrorKind, Result};
-pub use run::{Exit, FORWARDED_SIGNALS, run, run_spec};
+pub use exec::{Detached, DetachedStdio, Exec, exec, exec_detached};
+pub use foreground::FORWARDED_SIGNALS;
+pub use run::{Exit, run, run_spec};
 pub use state::{State, Status};
 pub use userns::new_userns;

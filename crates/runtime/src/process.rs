@@ -60,6 +60,11 @@ impl Process {
         Ok(Some(Process { pidfd }))
     }
 
+    /// Its pidfd (setns(2) takes it to join the process's namespaces).
+    pub(crate) fn pidfd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.pidfd.as_fd()
+    }
+
     /// Sends `sig` (any signal number, as kill(2) takes it).
     pub fn signal(&self, sig: i32) -> io::Result<()> {
         match sys::pidfd_send_signal(self.pidfd.as_fd(), sig) {

@@ -1,36 +1,13 @@
 //! `berth run` in the foreground: create + start, forward signals, copy the
-//! pty if there is one, wait, delete. Single-threaded: one poll loop over a
-//! signalfd, the container's pidfd, the pty master and stdin.
+//! pty if there is one, wait, delete (the loop is `foreground`'s, which
+//! `exec` shares).
 
 use crate::container::{Container, Io, Supervision};
-use crate::error::{Context, Error, Result};
+use crate::error::{Error, Result};
+use crate::foreground::{self, Tty};
 use crate::relay::Pump;
-use crate::sys;
-use crate::terminal::{self, RawMode};
-use rustix::event::{PollFd, PollFlags};
-use rustix::stdio::{stdin, stdout};
 use std::os::fd::{AsFd, BorrowedFd};
 use std::path::Path;
-
-/// Signals sent to berth that go to the container's PID 1 instead.
-pub const FORWARDED_SIGNALS: [i32; 7] = [
-    libc::SIGINT,
-    libc::SIGTERM,
-    libc::SIGHUP,
-    libc::SIGQUIT,
-    libc::SIGUSR1,
-    libc::SIGUSR2,
-    libc::SIGWINCH,
-];
-
-/// Restores the caller's signal mask on drop.
-struct MaskGuard(libc::sigset_t);
-
-impl Drop for MaskGuard {
-    fn drop(&mut self) {
-        sys::sigmask(libc::SIG_SETMASK, &self.0);
-    }
-}
 
 /// How a container run in the foreground ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,9 +44,7 @@ pub fn run_spec(
     on_start: impl FnOnce(i32),
 ) -> Result<Exit> {
     // Block before create so no signal is lost (it waits in the signalfd).
-    let set = sys::sigset(&FORWARDED_SIGNALS);
-    let _mask = MaskGuard(sys::sigmask(libc::SIG_BLOCK, &set));
-    let sfd = sys::signalfd(&set).step(|| "signalfd".into())?;
+    let (_mask, sfd) = foreground::catch_signals()?;
 
     let mut container =
         Container::create_supervised(id, bundle, spec, state_dir, io, Supervision::Foreground)?;
@@ -100,15 +75,8 @@ fn supervise(
     io: &Io,
     on_start: impl FnOnce(i32),
 ) -> Result<i32> {
-    // Raw mode only when the user types into the container (`-it`), like
-    // Docker; the guard restores the terminal on every way out of here.
-    let _raw = match master {
-        Some(_) if io.interactive && terminal::is_tty(stdin()) => RawMode::enable(stdin()),
-        _ => None,
-    };
-    if let Some(m) = master {
-        terminal::copy_window_size(m);
-    }
+    // The guard restores the terminal on every way out of here.
+    let _raw = foreground::prepare_terminal(master, io.interactive);
     // Before the release, so that by the time the command can show
     // anything, the caller has recorded it running (`inspect` gives its PID).
     on_start(c.pid());
@@ -118,129 +86,15 @@ fn supervise(
         .take_stdio()
         .map(crate::relay::Stdio::pumps)
         .unwrap_or_default();
-    let mut tty = Tty {
-        master,
-        master_open: master.is_some(),
-        stdin_open: master.is_some() && io.interactive,
-        buf: vec![0u8; 64 * 1024],
-    };
-    relay_until_exit(c, sfd, &mut tty, &mut pumps)?;
-    let code = c.wait()?;
-    // PID 1 is gone, so every process of its PID namespace is too and the
-    // pty's slave side and the pipes' write ends are closed: copy what is
-    // left until end-of-file. Without a PID namespace a leftover process
-    // may hold them open for ever: take only what is already buffered.
-    let all_gone = c.has_own_pid_ns();
-    for p in &mut pumps {
-        p.drain(all_gone);
-    }
-    if let (Some(m), true) = (master, tty.master_open) {
-        if !all_gone {
-            let _ = crate::relay::set_nonblocking(m);
-        }
-        while copy(m, stdout(), &mut tty.buf) {}
-    }
-    Ok(code)
-}
-
-/// The pty side of a foreground container (`-t`), if it has one.
-struct Tty<'a> {
-    master: Option<BorrowedFd<'a>>,
-    /// The container's output still comes.
-    master_open: bool,
-    /// The caller's input still goes in (`-it`).
-    stdin_open: bool,
-    buf: Vec<u8>,
-}
-
-/// What each pollfd past the first two is for.
-enum Slot {
-    Master,
-    Stdin,
-    Pump(usize),
-}
-
-/// One poll loop over the signalfd, the container's pidfd, the pty master
-/// and stdin, and the stdio pumps, until PID 1 exits.
-fn relay_until_exit(
-    c: &Container,
-    sfd: BorrowedFd<'_>,
-    tty: &mut Tty<'_>,
-    pumps: &mut [Pump],
-) -> Result<()> {
+    let mut tty = Tty::new(master, io.interactive);
     let pidfd = c
         .pidfd()
         .ok_or_else(|| Error::setup("container has no pidfd"))?;
-    loop {
-        let mut fds = vec![
-            PollFd::from_borrowed_fd(sfd, PollFlags::IN),
-            PollFd::from_borrowed_fd(pidfd, PollFlags::IN),
-        ];
-        let mut slots = Vec::new();
-        if let (Some(m), true) = (tty.master, tty.master_open) {
-            fds.push(PollFd::from_borrowed_fd(m, PollFlags::IN));
-            slots.push(Slot::Master);
-        }
-        if let (Some(_), true) = (tty.master, tty.stdin_open) {
-            fds.push(PollFd::from_borrowed_fd(stdin(), PollFlags::IN));
-            slots.push(Slot::Stdin);
-        }
-        for (i, p) in pumps.iter().enumerate() {
-            if let Some(pollfd) = p.interest() {
-                fds.push(pollfd);
-                slots.push(Slot::Pump(i));
-            }
-        }
-        match rustix::event::poll(&mut fds, None) {
-            Ok(_) => {}
-            Err(rustix::io::Errno::INTR) => continue,
-            Err(e) => return Err(e).step(|| "poll".into()),
-        }
-        let signalled = !fds[0].revents().is_empty();
-        let exited = !fds[1].revents().is_empty();
-        let mut ready = fds[2..].iter().map(|p| !p.revents().is_empty());
-        slots.retain(|_| ready.next().unwrap_or(false));
-        // The pumps' fds are borrowed until here.
-        drop(fds);
-        if signalled {
-            forward_signals(c, sfd, tty.master);
-        }
-        for slot in slots {
-            match (slot, tty.master) {
-                (Slot::Master, Some(m)) => tty.master_open = copy(m, stdout(), &mut tty.buf),
-                (Slot::Stdin, Some(m)) => tty.stdin_open = copy(stdin(), m, &mut tty.buf),
-                (Slot::Pump(i), _) => pumps[i].step(),
-                _ => {}
-            }
-        }
-        if exited {
-            return Ok(());
-        }
-    }
-}
-
-/// Copy one chunk; false on end of input or a broken output.
-fn copy(from: BorrowedFd<'_>, to: BorrowedFd<'_>, buf: &mut [u8]) -> bool {
-    match sys::read(from, buf) {
-        Ok(0) | Err(_) => false,
-        Ok(n) => sys::write_all(to, &buf[..n]).is_ok(),
-    }
-}
-
-fn forward_signals(c: &Container, sfd: BorrowedFd<'_>, master: Option<BorrowedFd<'_>>) {
-    // One struct signalfd_siginfo per read; ssi_signo is its first u32.
-    let mut info = [0u8; std::mem::size_of::<libc::signalfd_siginfo>()];
-    while let Ok(n) = rustix::io::read(sfd, &mut info) {
-        if n != info.len() {
-            return;
-        }
-        let sig = u32::from_ne_bytes([info[0], info[1], info[2], info[3]]) as i32;
-        match master {
-            // With a pty the kernel signals the container on a size change.
-            Some(m) if sig == libc::SIGWINCH => terminal::copy_window_size(m),
-            _ => {
-                let _ = c.kill(sig);
-            }
-        }
-    }
+    foreground::relay_until_exit(pidfd, sfd, &mut tty, &mut pumps)?;
+    let code = c.wait()?;
+    // PID 1 is gone, so with a PID namespace of its own every process of
+    // the container is too. Without one a leftover process may hold the
+    // pty or pipes open for ever.
+    foreground::drain_after_exit(&mut tty, &mut pumps, c.has_own_pid_ns());
+    Ok(code)
 }

@@ -8,8 +8,9 @@
 //! (see `sys::clone_process`): it may allocate, but runs no atfork handler
 //! and leaves through `sys::exit_now`, never through the parent's exit
 //! path. Each step below is a function of its own, in the order the child
-//! takes them; a future `exec` into a running container is to reuse
-//! [`enter_namespaces`], [`set_identity`] and [`exec_command`].
+//! takes them; `exec` into a running container (see `exec`) takes the
+//! same [`set_identity`], [`resolve_command`] and [`exec_command`] after
+//! joining the container's namespaces instead of making them.
 
 use crate::capabilities;
 use crate::error::{Context, Error, ErrorKind, Result};
@@ -61,6 +62,26 @@ pub(crate) struct ChildConfig<'a> {
     pub nodev_root: bool,
 }
 
+/// What [`set_identity`] needs besides the spec's process.
+pub(crate) struct Identity<'a> {
+    /// The compiled `linux.seccomp` filter, if any.
+    pub seccomp: Option<&'a seccomp::Program>,
+    pub last_cap: u32,
+    /// In a user namespace other than the runtime's (made or joined): its
+    /// setgroups may be denied.
+    pub userns: bool,
+}
+
+impl ChildConfig<'_> {
+    fn identity(&self) -> Identity<'_> {
+        Identity {
+            seccomp: self.seccomp,
+            last_cap: self.last_cap,
+            userns: self.new_userns,
+        }
+    }
+}
+
 /// Entry point of the child. Never returns.
 pub(crate) fn child_main(cfg: ChildConfig<'_>) -> ! {
     let err = match setup_and_exec(&cfg) {
@@ -71,13 +92,13 @@ pub(crate) fn child_main(cfg: ChildConfig<'_>) -> ! {
     sys::exit_now(err.exit_code())
 }
 
-enum Never {}
+pub(crate) enum Never {}
 
 /// The container's command, resolved before `start` (so that `create`
 /// already fails for a missing one, like runc).
-struct Command {
+pub(crate) struct Command {
     /// Its path, as found in the spec's PATH.
-    program: CString,
+    pub program: CString,
     argv: Vec<CString>,
     envp: Vec<CString>,
 }
@@ -97,14 +118,21 @@ fn setup_and_exec(cfg: &ChildConfig<'_>) -> Result<Never> {
         .process()
         .as_ref()
         .ok_or_else(|| Error::setup("config.json has no process"))?;
-    set_identity(cfg, process)?;
+    set_oom_score_adj(process)?;
+    set_identity(&cfg.identity(), process)?;
     let command = resolve_command(process)?;
     await_start(cfg, &command)?;
-    exec_command(cfg, process, &command)
+    exec_command(
+        cfg.sync.as_fd(),
+        cfg.trampoline.as_fd(),
+        cfg.seccomp,
+        process,
+        &command,
+    )
 }
 
 /// The parent-death signal: SIGKILL when the runtime exits.
-fn die_with_runtime() {
+pub(crate) fn die_with_runtime() {
     let _ = rustix::process::set_parent_process_death_signal(Some(Signal::KILL));
 }
 
@@ -132,14 +160,7 @@ fn enter_namespaces(cfg: &ChildConfig<'_>) -> Result<()> {
             .step(|| format!("join namespace (type {:#x})", *nstype as u32))?;
     }
     if cfg.new_userns {
-        // Become the namespace's root (the runtime's own ids may not be
-        // mapped, as when root remaps to a subordinate range).
-        let root = rustix::process::Gid::ROOT;
-        rustix::thread::set_thread_res_gid(root, root, root)
-            .step(|| "setresgid 0 in user namespace".into())?;
-        let root = rustix::process::Uid::ROOT;
-        rustix::thread::set_thread_res_uid(root, root, root)
-            .step(|| "setresuid 0 in user namespace".into())?;
+        become_userns_root()?;
     }
     if cfg.unshare_cgroupns {
         // SAFETY: without CLONE_FILES no fd table is unshared, which is
@@ -154,6 +175,17 @@ fn enter_namespaces(cfg: &ChildConfig<'_>) -> Result<()> {
     Ok(())
 }
 
+/// Become root of the user namespace just made or joined (the runtime's
+/// own ids may not be mapped, as when root remaps to a subordinate range).
+pub(crate) fn become_userns_root() -> Result<()> {
+    let root = rustix::process::Gid::ROOT;
+    rustix::thread::set_thread_res_gid(root, root, root)
+        .step(|| "setresgid 0 in user namespace".into())?;
+    let root = rustix::process::Uid::ROOT;
+    rustix::thread::set_thread_res_uid(root, root, root)
+        .step(|| "setresuid 0 in user namespace".into())
+}
+
 /// The runtime's pipes (or /dev/null) become fds 0–2.
 fn attach_stdio(cfg: &ChildConfig<'_>) -> Result<()> {
     for (target, fd) in cfg.stdio.iter().enumerate() {
@@ -162,9 +194,17 @@ fn attach_stdio(cfg: &ChildConfig<'_>) -> Result<()> {
         }
     }
     if cfg.stdin_null {
-        let null =
-            sys::open(Path::new("/dev/null"), OFlags::RDONLY).step(|| "open /dev/null".into())?;
-        sys::dup_to_stdio(null.as_fd(), 0).step(|| "redirect stdin".into())?;
+        null_stdio(&[0])?;
+    }
+    Ok(())
+}
+
+/// /dev/null (the container's, once in its mount namespace) as these of
+/// fds 0–2.
+pub(crate) fn null_stdio(targets: &[i32]) -> Result<()> {
+    let null = sys::open(Path::new("/dev/null"), OFlags::RDWR).step(|| "open /dev/null".into())?;
+    for &fd in targets {
+        sys::dup_to_stdio(null.as_fd(), fd).step(|| "redirect stdio to /dev/null".into())?;
     }
     Ok(())
 }
@@ -211,14 +251,21 @@ fn set_names(spec: &Spec) -> Result<()> {
     Ok(())
 }
 
-/// What the process is and may do: OOM score, rlimits, working directory,
-/// seccomp filter (here, unless no_new_privs defers it to exec), then the
-/// user switch with its capabilities, no_new_privs and umask.
-fn set_identity(cfg: &ChildConfig<'_>, process: &Process) -> Result<()> {
+/// The process's OOM score (inherited by its children: exec sets it in the
+/// child that forks the exec'd process, while its /proc/self is still its
+/// own to write).
+pub(crate) fn set_oom_score_adj(process: &Process) -> Result<()> {
     if let Some(adj) = process.oom_score_adj() {
         std::fs::write("/proc/self/oom_score_adj", adj.to_string())
             .step(|| format!("set oom_score_adj {adj}"))?;
     }
+    Ok(())
+}
+
+/// What the process is and may do: rlimits, working directory,
+/// seccomp filter (here, unless no_new_privs defers it to exec), then the
+/// user switch with its capabilities, no_new_privs and umask.
+pub(crate) fn set_identity(id: &Identity<'_>, process: &Process) -> Result<()> {
     for rl in process.rlimits().as_deref().unwrap_or_default() {
         set_rlimit(rl)?;
     }
@@ -235,10 +282,10 @@ fn set_identity(cfg: &ChildConfig<'_>, process: &Process) -> Result<()> {
     // capability (as runc does); the syscalls left until exec (setgroups,
     // setuid, capset, prctl, execve …) are ones Docker's profile allows.
     let no_new_privs = process.no_new_privileges().unwrap_or(false);
-    if let (Some(p), false) = (cfg.seccomp, no_new_privs) {
+    if let (Some(p), false) = (id.seccomp, no_new_privs) {
         seccomp::install(p)?;
     }
-    switch_user(cfg, process)?;
+    switch_user(id, process)?;
     if no_new_privs {
         rustix::thread::set_no_new_privs(true).step(|| "set no_new_privs".into())?;
     }
@@ -250,12 +297,12 @@ fn set_identity(cfg: &ChildConfig<'_>, process: &Process) -> Result<()> {
 /// The spec's user and groups with its capabilities: the bounding set
 /// first (needs CAP_SETPCAP), permitted capabilities kept across setuid,
 /// then the final sets.
-fn switch_user(cfg: &ChildConfig<'_>, process: &Process) -> Result<()> {
+fn switch_user(id: &Identity<'_>, process: &Process) -> Result<()> {
     use rustix::process::{Gid, Uid};
     let caps = process.capabilities().as_ref();
     if let Some(caps) = caps {
         rustix::thread::set_keep_capabilities(true).step(|| "keep capabilities".into())?;
-        capabilities::drop_bounding(caps, cfg.last_cap)?;
+        capabilities::drop_bounding(caps, id.last_cap)?;
     }
     let user = process.user();
     let groups: Vec<Gid> = user
@@ -267,7 +314,7 @@ fn switch_user(cfg: &ChildConfig<'_>, process: &Process) -> Result<()> {
     // A rootless user namespace without newgidmap has setgroups disabled:
     // then there is nothing to drop, and supplementary groups are impossible
     // beyond the primary gid (which Docker lists, and setgid gives anyway).
-    let setgroups_denied = cfg.new_userns
+    let setgroups_denied = id.userns
         && std::fs::read_to_string("/proc/self/setgroups").is_ok_and(|s| s.trim() == "deny");
     if !(setgroups_denied && groups.iter().all(|g| g.as_raw() == user.gid())) {
         rustix::thread::set_thread_groups(&groups).step(|| {
@@ -282,14 +329,14 @@ fn switch_user(cfg: &ChildConfig<'_>, process: &Process) -> Result<()> {
         .step(|| format!("setuid {}", user.uid()))?;
     if let Some(caps) = caps {
         let _ = rustix::thread::set_keep_capabilities(false);
-        capabilities::apply(caps, cfg.last_cap)?;
+        capabilities::apply(caps, id.last_cap)?;
     }
     Ok(())
 }
 
 /// Resolve the command now, as the container user inside the container,
 /// so `create` already fails for a missing command (like runc).
-fn resolve_command(process: &Process) -> Result<Command> {
+pub(crate) fn resolve_command(process: &Process) -> Result<Command> {
     let args = process.args().as_deref().unwrap_or_default();
     let Some(arg0) = args.first() else {
         return Err(Error::setup("process.args in config.json is empty"));
@@ -326,36 +373,46 @@ fn await_start(cfg: &ChildConfig<'_>, command: &Command) -> Result<()> {
 /// The last steps before the command runs: every fd but stdio
 /// close-on-exec, the seccomp filter if it waited for no_new_privs, and
 /// the exec through the trampoline.
-fn exec_command(cfg: &ChildConfig<'_>, process: &Process, command: &Command) -> Result<Never> {
+pub(crate) fn exec_command(
+    sync: BorrowedFd<'_>,
+    trampoline: BorrowedFd<'_>,
+    seccomp: Option<&seccomp::Program>,
+    process: &Process,
+    command: &Command,
+) -> Result<Never> {
     // Only stdio crosses into the container: any fd the caller leaked
     // without O_CLOEXEC closes at exec (as do the fifo and sync socket).
     let _ = sys::cloexec_from(3);
     // With no_new_privs, the filter goes on as late as possible, so that it
     // constrains only execve and the container's own syscalls.
-    if let (Some(p), true) = (cfg.seccomp, process.no_new_privileges().unwrap_or(false)) {
+    if let (Some(p), true) = (seccomp, process.no_new_privileges().unwrap_or(false)) {
         seccomp::install(p)?;
     }
-    exec_through_trampoline(cfg, command)
+    exec_through_trampoline(sync, trampoline, command)
 }
 
 /// Exec the command through the trampoline (see `trampoline`): it gets the
 /// command's path as its argv[0], the command's argv after it, and the
 /// sync socket as fd 3 to report a failed exec on.
-fn exec_through_trampoline(cfg: &ChildConfig<'_>, command: &Command) -> Result<Never> {
+fn exec_through_trampoline(
+    sync: BorrowedFd<'_>,
+    trampoline: BorrowedFd<'_>,
+    command: &Command,
+) -> Result<Never> {
     let report = crate::trampoline::REPORT_FD;
     let moved;
-    let tramp = if cfg.trampoline.as_raw_fd() == report {
-        moved = rustix::io::fcntl_dupfd_cloexec(&cfg.trampoline, report + 1)
+    let tramp = if trampoline.as_raw_fd() == report {
+        moved = rustix::io::fcntl_dupfd_cloexec(trampoline, report + 1)
             .step(|| "move the exec trampoline".into())?;
         moved.as_fd()
     } else {
-        cfg.trampoline.as_fd()
+        trampoline
     };
     // fd 3 is free: everything else is close-on-exec by now.
-    if cfg.sync.as_raw_fd() == report {
-        rustix::io::fcntl_setfd(&cfg.sync, rustix::io::FdFlags::empty()).map_err(Into::into)
+    if sync.as_raw_fd() == report {
+        rustix::io::fcntl_setfd(sync, rustix::io::FdFlags::empty()).map_err(Into::into)
     } else {
-        sys::dup_onto(cfg.sync.as_fd(), report)
+        sys::dup_onto(sync, report)
     }
     .step(|| "hand the sync socket to the exec trampoline".into())?;
     let e = sys::exec_fd(tramp, &command.program, &command.argv, &command.envp);
@@ -452,7 +509,7 @@ const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/s
 
 /// Undo what the runtime process had set up: blocked signals (for its
 /// signalfd) and ignored ones (Rust ignores SIGPIPE); exec would keep both.
-fn reset_signals() {
+pub(crate) fn reset_signals() {
     sys::default_signal_dispositions();
     sys::sigmask(libc::SIG_SETMASK, &sys::sigset(&[]));
 }
@@ -461,13 +518,25 @@ fn reset_signals() {
 /// controlling terminal and fds 0–2, bind it to /dev/console, and hand the
 /// master to the runtime.
 fn setup_console(sync_fd: BorrowedFd<'_>) -> Result<()> {
+    let (master, slave) = open_pty()?;
+    rootfs::bind_console(slave.as_fd())?;
+    attach_pty(sync_fd, master, slave)
+}
+
+/// A pty from the /dev/ptmx this process sees (the container's own devpts,
+/// once in its mount namespace): master and slave.
+pub(crate) fn open_pty() -> Result<(OwnedFd, OwnedFd)> {
     use rustix::pty::OpenptFlags;
     let flags = OpenptFlags::RDWR | OpenptFlags::NOCTTY | OpenptFlags::CLOEXEC;
     let master = rustix::pty::openpt(flags).step(|| "open /dev/ptmx".into())?;
     rustix::pty::unlockpt(&master).step(|| "unlock pty".into())?;
     let slave = rustix::pty::ioctl_tiocgptpeer(&master, flags).step(|| "open pty slave".into())?;
-    rootfs::bind_console(slave.as_fd())?;
-    // A session leader without a controlling terminal (see build_view).
+    Ok((master, slave))
+}
+
+/// The slave becomes the controlling terminal (of a session leader without
+/// one) and fds 0–2; the master goes to the runtime.
+pub(crate) fn attach_pty(sync_fd: BorrowedFd<'_>, master: OwnedFd, slave: OwnedFd) -> Result<()> {
     rustix::process::ioctl_tiocsctty(&slave).step(|| "set controlling terminal".into())?;
     for fd in 0..3 {
         sys::dup_to_stdio(slave.as_fd(), fd).step(|| "attach pty to stdio".into())?;

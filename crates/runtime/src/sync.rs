@@ -31,6 +31,19 @@
 //! ```
 //! At any point the child may send `E<kind><message>` (set-up failed) and
 //! exit; the runtime then kills and reaps it.
+//!
+//! `exec` into a running container (see `exec`) has two children on the
+//! channel: one that joins the container's namespaces, and its own child,
+//! born in them (in the container's PID namespace) as the runtime's child:
+//! ```text
+//!  runtime                     joining child            exec'd child
+//!  clone3 (into the cgroup) ─▶ setns, clone3 ─────────▶ sets its identity
+//!     ◀──────────────────────  P <pid> + its pidfd       (any order from here)
+//!                              exits
+//!     ◀────────────────────────────────────────────────  T  pty master
+//!     ◀────────────────────────────────────────────────  R  <path>
+//!     ◀────────────────────────────────────────────────  end-of-file / X / E
+//! ```
 
 use crate::error::Error;
 use rustix::net::{
@@ -50,6 +63,7 @@ mod tag {
     pub const DETACH: u8 = b'D';
     pub const ACK: u8 = b'A';
     pub const FAILED: u8 = b'E';
+    pub const PID: u8 = b'P';
     /// Written by the trampoline's machine code, never by [`super::send`].
     pub const EXEC_FAILED: u8 = b'X';
 }
@@ -78,6 +92,9 @@ pub enum Outgoing<'a> {
     Ack,
     /// child → runtime: set-up (or exec) failed.
     Failed(&'a Error),
+    /// exec's joining child → runtime: the exec'd child, by its host pid
+    /// and a pidfd.
+    Pid(i32, BorrowedFd<'a>),
 }
 
 /// A message received.
@@ -91,6 +108,8 @@ pub enum Msg {
     Ack,
     Pty(OwnedFd),
     Failed(Error),
+    /// The exec'd child: its host pid and a pidfd.
+    Pid(i32, OwnedFd),
     /// The peer closed its end: exec succeeded (or the process died).
     Eof,
 }
@@ -99,6 +118,7 @@ pub enum Msg {
 pub fn send(sock: BorrowedFd<'_>, msg: Outgoing<'_>) -> io::Result<()> {
     let mut fd = None;
     let kind;
+    let pid;
     let (tag, body): (u8, &[&[u8]]) = match msg {
         Outgoing::Go => (tag::GO, &[]),
         Outgoing::Pty(master) => {
@@ -111,6 +131,11 @@ pub fn send(sock: BorrowedFd<'_>, msg: Outgoing<'_>) -> io::Result<()> {
         Outgoing::Failed(err) => {
             kind = [err.kind_byte()];
             (tag::FAILED, &[&kind, err.message.as_bytes()])
+        }
+        Outgoing::Pid(p, pidfd) => {
+            fd = Some(pidfd);
+            pid = p.to_ne_bytes();
+            (tag::PID, &[&pid])
         }
     };
     let tag = [tag];
@@ -174,6 +199,10 @@ pub fn recv(sock: BorrowedFd<'_>) -> io::Result<Msg> {
         tag::DETACH => Msg::Detach,
         tag::ACK => Msg::Ack,
         tag::PTY => Msg::Pty(passed_fd.ok_or_else(bad)?),
+        tag::PID if n == 5 => Msg::Pid(
+            i32::from_ne_bytes([buf[1], buf[2], buf[3], buf[4]]),
+            passed_fd.ok_or_else(bad)?,
+        ),
         tag::FAILED if n >= 2 => Msg::Failed(Error::from_kind_byte(
             buf[1],
             String::from_utf8_lossy(&buf[2..n]).into_owned(),

@@ -53,15 +53,19 @@ pub enum Cloned {
 /// single-threaded (another thread could hold the malloc lock forever in
 /// the child) and the child should only do setup work and then exec or
 /// [`exit_now`]. With `cgroup` (a cgroup v2 directory fd) the child starts
-/// in that cgroup.
+/// in that cgroup. `ns_flags` may also hold CLONE_PARENT (the child is the
+/// caller's sibling, as exec's second child is the runtime's own).
 pub fn clone_process(ns_flags: u64, cgroup: Option<BorrowedFd<'_>>) -> io::Result<Cloned> {
     let mut pidfd: libc::c_int = -1;
+    // clone3 refuses an exit signal with CLONE_PARENT: the child then
+    // signals its (new) parent as the caller does, with SIGCHLD.
+    let sibling = ns_flags & libc::CLONE_PARENT as u64 != 0;
     let mut args = libc::clone_args {
         flags: ns_flags | libc::CLONE_PIDFD as u64,
         pidfd: &mut pidfd as *mut libc::c_int as u64,
         child_tid: 0,
         parent_tid: 0,
-        exit_signal: libc::SIGCHLD as u64,
+        exit_signal: if sibling { 0 } else { libc::SIGCHLD as u64 },
         stack: 0,
         stack_size: 0,
         tls: 0,

@@ -46,7 +46,7 @@ pub(crate) fn env_key(kv: &str) -> &str {
 /// `KEY` (no `=`) removes KEY (Docker's ReplaceOrAppendEnvValues). One pass:
 /// keys are indexed, so an image with 100,000s of entries costs as many
 /// hash lookups, not their square.
-fn merge_env(base: Vec<String>, layers: &[&[String]]) -> Vec<String> {
+pub fn merge_env(base: Vec<String>, layers: &[&[String]]) -> Vec<String> {
     let mut slots: Vec<Option<String>> = Vec::with_capacity(base.len());
     let mut index: HashMap<String, usize> = HashMap::new();
     let overrides = layers.iter().flat_map(|l| l.iter());

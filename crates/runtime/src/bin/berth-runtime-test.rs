@@ -14,7 +14,9 @@
 //!   berth-runtime-test create STATE_DIR ID BUNDLE
 //!   berth-runtime-test start|state|delete STATE_DIR ID
 //!   berth-runtime-test kill   STATE_DIR ID SIGNAL
-//! Exits with the container's exit code, or the error's Docker exit code.
+//!   berth-runtime-test exec   STATE_DIR ID BUNDLE [-i] [-t] [-d] -- CMD [ARG...]
+//! Exits with the container's (or exec'd command's) exit code, or the
+//! error's Docker exit code; `exec -d` prints the exec'd process's pid.
 
 use berth_runtime::{Container, Io};
 use std::ffi::OsString;
@@ -84,6 +86,7 @@ fn main() {
         "kill" => Container::load(id, state_dir)
             .and_then(|c| c.kill(args[4].parse().unwrap_or(libc::SIGTERM)))
             .map(|_| 0),
+        "exec" => exec(state_dir, id, &args[4..]),
         "delete" => Container::load(id, state_dir)
             .and_then(|c| c.delete(false))
             .map(|_| 0),
@@ -99,6 +102,35 @@ fn main() {
             std::process::exit(e.exit_code());
         }
     }
+}
+
+/// `exec BUNDLE [-i] [-t] [-d] -- CMD...`: the bundle's process with CMD
+/// as its args (and a terminal with -t), in the running container.
+fn exec(state_dir: &Path, id: &str, args: &[String]) -> berth_runtime::Result<i32> {
+    let split = args.iter().position(|a| a == "--").unwrap_or(args.len());
+    let (flags, cmd) = (&args[..split], args.get(split + 1..).unwrap_or_default());
+    let flag = |f: &str| flags.iter().any(|a| a == f);
+    let spec = berth_runtime::load_spec(Path::new(&flags[0]))?;
+    let mut process = spec.process().clone().unwrap_or_default();
+    process.set_args(Some(cmd.to_vec()));
+    process.set_terminal(Some(flag("-t")));
+    let x = berth_runtime::Exec {
+        id,
+        state_dir,
+        spec: &spec,
+        process: &process,
+    };
+    if flag("-d") {
+        let d = berth_runtime::exec_detached(&x, berth_runtime::DetachedStdio::Inherit)?;
+        println!("{}", d.pid);
+        return Ok(0);
+    }
+    berth_runtime::exec(
+        &x,
+        &Io {
+            interactive: flag("-i"),
+        },
+    )
 }
 
 fn deny_pivot_root(errno: &str) {

@@ -405,7 +405,9 @@ impl Container {
                     return Ok(());
                 }
                 Ok(Msg::Failed(e)) => return Err(e),
-                Ok(Msg::Eof | Msg::Go | Msg::Detach | Msg::Ack | Msg::ExecFailed(_)) => {
+                Ok(
+                    Msg::Eof | Msg::Go | Msg::Detach | Msg::Ack | Msg::ExecFailed(_) | Msg::Pid(..),
+                ) => {
                     return Err(Error::setup("container setup exited unexpectedly"));
                 }
                 Err(e) => {
@@ -441,7 +443,7 @@ fn hand_over(sock: std::os::fd::BorrowedFd<'_>) -> Result<()> {
 /// Compiled seccomp programs, shared by every container of a state dir:
 /// `<state_dir>/../seccomp-cache` (berth: `<root>/seccomp-cache`). Beside
 /// the state dir rather than in it, where a container id could collide.
-fn seccomp_cache_dir(container_dir: &Path) -> PathBuf {
+pub(crate) fn seccomp_cache_dir(container_dir: &Path) -> PathBuf {
     let state_dir = container_dir.parent().unwrap_or(Path::new("/"));
     state_dir
         .parent()
