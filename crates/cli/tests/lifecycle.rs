@@ -616,3 +616,109 @@ fn boot_starts_what_the_restart_policies_ask_for_after_a_reboot() {
         assert_eq!(record(&r, name)["status"] == "running", running, "{name}");
     }
 }
+
+#[test]
+fn logs_give_back_what_the_container_wrote_byte_for_byte() {
+    let r = Root::new();
+    // ~100 MB: numbered lines on stdout, a different stream on stderr,
+    // interleaved, with a last line that has no newline.
+    let script = "i=0; while [ $i -lt 4 ]; do \
+        seq 1 2500000 | sed \"s/^/out $i /\"; seq 1 100000 | sed \"s/^/err $i /\" >&2; i=$((i+1)); done; \
+        printf 'tail-without-newline'";
+    let id = run_d(&r, &["--name", "big", BUSYBOX, "sh", "-c", script]);
+    assert_eq!(stdout(&b(&r, &["wait", "big"])), "0\n");
+    let o = b(&r, &["logs", "big"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let mut want_out = String::new();
+    let mut want_err = String::new();
+    for i in 0..4 {
+        for n in 1..=2_500_000 {
+            want_out.push_str(&format!("out {i} {n}\n"));
+        }
+        for n in 1..=100_000 {
+            want_err.push_str(&format!("err {i} {n}\n"));
+        }
+    }
+    want_out.push_str("tail-without-newline");
+    assert!(o.stdout.len() > 90_000_000, "{}", o.stdout.len());
+    assert!(
+        o.stdout == want_out.as_bytes(),
+        "stdout differs ({} vs {} bytes)",
+        o.stdout.len(),
+        want_out.len()
+    );
+    assert!(
+        o.stderr == want_err.as_bytes(),
+        "stderr differs ({} vs {} bytes)",
+        o.stderr.len(),
+        want_err.len()
+    );
+    let o = b(&r, &["logs", "--tail", "2", "big"]);
+    assert!(
+        stdout(&o).ends_with("out 3 2500000\ntail-without-newline"),
+        "{}",
+        stdout(&o)
+    );
+    let _ = id;
+}
+
+#[test]
+fn a_container_that_dies_ends_logs_follow_and_attach() {
+    let r = Root::new();
+    run_d(
+        &r,
+        &[
+            "--name",
+            "dies",
+            BUSYBOX,
+            "sh",
+            "-c",
+            "echo first; sleep 1; echo last; exit 3",
+        ],
+    );
+    let follow = r
+        .berth()
+        .args(["logs", "-f", "dies"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let attach = r
+        .berth()
+        .args(["attach", "dies"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let t = Instant::now();
+    let f = follow.wait_with_output().unwrap();
+    let a = attach.wait_with_output().unwrap();
+    assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
+    assert_eq!(stdout(&f), "first\nlast\n");
+    assert!(stdout(&a).ends_with("last\n"), "{}", stdout(&a));
+    assert_eq!(code(&a), 3);
+}
+
+#[test]
+fn run_dt_logs_the_pty_and_exec_reaches_the_container() {
+    let r = Root::new();
+    run_d(
+        &r,
+        &[
+            "-t",
+            "--name",
+            "tty",
+            BUSYBOX,
+            "sh",
+            "-c",
+            "tty; echo on-a-pty; exec sleep 100",
+        ],
+    );
+    wait_until("the pty's output in the log", 10, || {
+        stdout(&b(&r, &["logs", "tty"])).contains("on-a-pty")
+    });
+    let logs = stdout(&b(&r, &["logs", "tty"]));
+    assert!(logs.contains("/dev/pts/0"), "{logs}");
+    let o = b(&r, &["exec", "tty", "cat", "/proc/1/cmdline"]);
+    assert_eq!(stdout(&o), "sleep\0100\0");
+    let o = b(&r, &["rm", "-f", "tty"]);
+    assert_eq!(code(&o), 0);
+}
