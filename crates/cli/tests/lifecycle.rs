@@ -91,6 +91,14 @@ fn assert_no_process_of(r: &Root) {
     assert!(left.is_empty(), "processes left: {left:#?}");
 }
 
+/// No hierarchy has a cgroup of container `id` left.
+fn assert_no_cgroup(id: &str) {
+    for h in std::fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
+        let d = h.path().join("berth").join(id);
+        assert!(!d.exists(), "{} left", d.display());
+    }
+}
+
 #[test]
 fn run_d_returns_at_once_and_the_monitor_logs_what_it_writes() {
     let r = Root::new();
@@ -439,8 +447,7 @@ fn twenty_detached_containers_start_and_go_concurrently_leaving_nothing() {
             .all(|m| !m.contains("/containers/"))
     );
     for id in &ids {
-        assert!(!std::path::Path::new(&format!("/sys/fs/cgroup/memory/berth/{id}")).exists());
-        assert!(!std::path::Path::new(&format!("/sys/fs/cgroup/unified/berth/{id}")).exists());
+        assert_no_cgroup(id);
     }
     assert_no_process_of(&r);
 }
@@ -493,6 +500,9 @@ fn pause_freezes_every_process_until_unpause() {
     let o = b(&r, &["stop", "-t", "1", "pp"]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     assert_eq!(record(&r, "pp")["status"], "exited");
+    // The freezer pause added goes with the rest of its cgroup.
+    let id = stdout(&b(&r, &["ps", "-aq", "--no-trunc"])).trim().to_string();
+    assert_no_cgroup(&id);
 }
 
 #[test]

@@ -304,6 +304,10 @@ pub fn pause(engine: &Engine, key: &str, frozen: bool) -> Result<()> {
         _ => {}
     }
     let cg = cgroup_of(&c)?;
+    if frozen {
+        cg.ensure_freezer()
+            .with_context(|| format!("pause container {}", c.name))?;
+    }
     cg.freeze(frozen).with_context(|| {
         format!(
             "{} container {}",

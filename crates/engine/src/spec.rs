@@ -122,12 +122,13 @@ pub fn build(image: &ImageConfiguration, req: &RunRequest, setup: Setup) -> Resu
     berth_spec::seccomp::apply(&mut spec, &req.security, req.privileged)?;
     if !own_cgroup {
         without_cgroup(&mut spec, req);
-    } else if cgroup_mount_impossible(&spec, req) && req.cgroup_parent.is_none() && !req.detach {
-        // On cgroup v1, only the hierarchies its limits use (saves ~0.5 ms):
+    } else if cgroup_mount_impossible(&spec, req) && req.cgroup_parent.is_none() {
+        // On cgroup v1, only the hierarchies its limits use (saves ~1 ms):
         // it can never mount a cgroup filesystem, so the hierarchies it is
         // not in are out of its sight. Under a parent the user names it
-        // joins every one, so that the parent's limits bind it; a detached
-        // one too, for `pause` (freezer) and `stats` (cpuacct, memory…).
+        // joins every one, so that the parent's limits bind it. (`pause`
+        // adds a freezer when it needs one; `stats` reads /proc where a
+        // controller is missing.)
         annotate(&mut spec, berth_runtime::cgroups::V1_HIERARCHIES, "used");
     }
     if no_pivot {

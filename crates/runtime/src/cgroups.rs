@@ -443,6 +443,61 @@ impl Cgroup {
         })
     }
 
+    /// On v1, gives the cgroup a freezer if it has none yet: a container
+    /// made in only the hierarchies its limits use ([`V1_HIERARCHIES`])
+    /// gets one when first paused, every process of it moved in, again
+    /// until none is left out (a process forked meanwhile shows up in the
+    /// next listing, its parent already moved).
+    pub fn ensure_freezer(&self) -> io::Result<()> {
+        let Layout::V1(hs) = &self.layout else {
+            return Ok(());
+        };
+        let is_freezer = |h: &Hierarchy| h.controllers.iter().any(|c| c == "freezer");
+        let Some(fz) = hs.iter().find(|h| is_freezer(h)) else {
+            return Ok(());
+        };
+        let dir = fz.mount.join(&self.rel);
+        if dir.exists() {
+            return Ok(());
+        }
+        let others: Vec<PathBuf> = hs
+            .iter()
+            .filter(|h| !is_freezer(h))
+            .map(|h| h.mount.join(&self.rel))
+            .filter(|d| d.exists())
+            .collect();
+        if others.is_empty() {
+            return Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                "the container has no cgroup to find its processes in",
+            ));
+        }
+        std::fs::create_dir_all(&dir)?;
+        let listed = |d: &Path| -> Vec<i32> {
+            std::fs::read_to_string(d.join("cgroup.procs"))
+                .map(|s| s.lines().filter_map(|l| l.trim().parse().ok()).collect())
+                .unwrap_or_default()
+        };
+        for _ in 0..100 {
+            let inside: std::collections::HashSet<i32> = listed(&dir).into_iter().collect();
+            let missing: Vec<i32> = listed(&others[0])
+                .into_iter()
+                .filter(|p| !inside.contains(p))
+                .collect();
+            if missing.is_empty() {
+                return Ok(());
+            }
+            for pid in missing {
+                // A process that exited meanwhile is no longer there to move.
+                let _ = write(&dir, "cgroup.procs", &pid.to_string());
+            }
+        }
+        Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!("{}: processes kept appearing", dir.display()),
+        ))
+    }
+
     /// Freeze (or thaw) every process in the cgroup, for `pause`: v2's
     /// `cgroup.freeze`, v1's freezer controller. Returns once the kernel
     /// says they all are (a task in a system call may take a moment).

@@ -236,6 +236,13 @@ impl Container {
         if let Some(cg) = self.cgroup() {
             cg.destroy()
                 .map_err(|e| Error::setup(format!("remove cgroup: {e}")))?;
+            // A freezer that a v1 `pause` added later is in no hierarchy
+            // the runtime made the cgroup in.
+            if let Some(Layout::V1(hs)) = cg.v1_hierarchies().and_then(|_| Layout::detect().ok())
+                && let Ok(all) = Cgroup::from_rel(Layout::V1(hs), cg.rel())
+            {
+                let _ = all.destroy();
+            }
         }
         std::fs::remove_dir_all(&self.dir).step(|| format!("remove {}", self.dir.display()))
     }
