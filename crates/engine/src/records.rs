@@ -19,15 +19,16 @@ use anyhow::{Context, Result, bail};
 use berth_runtime::process;
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
+    #[default]
     Created,
     Running,
     Exited,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ContainerRecord {
     pub id: String,
     pub name: String,
@@ -406,30 +407,7 @@ mod tests {
             image_id: "sha256:00".into(),
             command: vec!["sh".into()],
             created: timefmt::now_rfc3339(),
-            started: None,
-            finished: None,
-            status: Status::Created,
-            exit_code: None,
-            oom_killed: false,
-            pid: None,
-            pid_start: None,
-            cgroup: None,
-            supervisor: None,
-            snapshots: vec![],
-            rootfs_mounted: false,
-            auto_remove: false,
-            labels: BTreeMap::new(),
-            stop_signal: None,
-            stop_timeout: None,
-            detached: false,
-            tty: false,
-            open_stdin: false,
-            log: LogConfig::default(),
-            restart: RestartPolicy::No,
-            restart_count: 0,
-            restarting: false,
-            manually_stopped: false,
-            paused: false,
+            ..Default::default()
         }
     }
 

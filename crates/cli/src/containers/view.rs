@@ -128,7 +128,6 @@ pub fn go_time(ts: &str) -> String {
 #[cfg(test)]
 pub mod tests {
     use super::*;
-    use berth_engine::records::{LogConfig, RestartPolicy};
 
     /// A record made by hand, `secs_ago` seconds old at [`NOW`].
     pub fn record(name: &str, status: Status, secs_ago: i64) -> ContainerRecord {
@@ -147,26 +146,8 @@ pub mod tests {
             finished: (status == Status::Exited).then(|| at(secs_ago / 2)),
             status,
             exit_code: (status == Status::Exited).then_some(3),
-            oom_killed: false,
-            pid: None,
-            pid_start: None,
-            cgroup: None,
-            supervisor: None,
-            snapshots: vec![],
-            rootfs_mounted: false,
-            auto_remove: false,
             labels: [("app".to_string(), "web".to_string())].into(),
-            stop_signal: None,
-            stop_timeout: None,
-            detached: false,
-            tty: false,
-            open_stdin: false,
-            log: LogConfig::default(),
-            restart: RestartPolicy::No,
-            restart_count: 0,
-            restarting: false,
-            manually_stopped: false,
-            paused: false,
+            ..Default::default()
         }
     }
 
