@@ -15,8 +15,8 @@ python3 scripts/sizes.py
 cargo clippy --workspace --all-targets -- -D warnings
 cargo test --workspace -- --test-threads="${BERTH_TEST_THREADS:-4}"
 
-# Rootless: the run and lifecycle tests again, with berth run by an ordinary user.
-for suite in run lifecycle; do
+# Rootless: the run, lifecycle, exec and ps tests again, with berth run by an ordinary user.
+for suite in run lifecycle exec ps_format; do
 	BERTH_TEST_USER="$user" cargo test -p berth --test "$suite" -- --test-threads="${BERTH_TEST_THREADS:-4}"
 done
 

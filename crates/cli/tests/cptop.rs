@@ -9,7 +9,17 @@ mod common;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
-use common::{BUSYBOX, Root, code, stderr, stdout};
+use common::{BUSYBOX, Root, code, stderr, stdout, test_user};
+
+/// A host directory for copies, owned by whoever runs berth (the test
+/// user when rootless).
+fn host_dir() -> tempfile::TempDir {
+    let d = tempfile::tempdir().unwrap();
+    if let Some((uid, gid, _)) = test_user() {
+        std::os::unix::fs::chown(d.path(), Some(uid), Some(gid)).unwrap();
+    }
+    d
+}
 
 /// Symlinks a hostile image or process would plant, all pointing "out".
 const HOSTILE: &str = "ln -s / /hostroot; ln -s ../../../../../ /up; \
@@ -50,12 +60,12 @@ fn running(root: &Root, name: &str, script: &str, flags: &[&str]) -> Running {
 fn cp_out_through_hostile_symlinks_reads_the_containers_files() {
     let root = Root::new();
     // A host file the container must not reach through its links.
-    let host = tempfile::tempdir().unwrap();
+    let host = host_dir();
     let secret = host.path().join("secret");
     std::fs::write(&secret, "host secret").unwrap();
     let script = format!("{HOSTILE}; ln -s {} /data/to-host", secret.display());
     stopped(&root, "evil1", &script);
-    let out = tempfile::tempdir().unwrap();
+    let out = host_dir();
     let ctr_passwd = stdout(&root.run(&["--rm", "-q", BUSYBOX, "cat", "/etc/passwd"]));
     let host_passwd = std::fs::read_to_string("/etc/passwd").unwrap();
     assert_ne!(ctr_passwd, host_passwd);
@@ -110,7 +120,7 @@ fn cp_out_through_hostile_symlinks_reads_the_containers_files() {
 fn cp_in_through_hostile_symlinks_writes_inside_the_container() {
     let root = Root::new();
     stopped(&root, "evil1", HOSTILE);
-    let host = tempfile::tempdir().unwrap();
+    let host = host_dir();
     let name = format!("berth-cp-{}", std::process::id());
     let src = host.path().join("f");
     std::fs::write(&src, "copied in").unwrap();
@@ -217,7 +227,7 @@ fn cp_follows_dockers_rules_for_files_and_dirs() {
         "cc",
         "mkdir -p /d/sub; echo one > /d/one; echo two > /d/sub/two; ln -s /d/one /lnk; chown 1000:1000 /d/one",
     );
-    let h = tempfile::tempdir().unwrap();
+    let h = host_dir();
     let p = |s: &str| h.path().join(s).to_str().unwrap().to_string();
     let ok = |args: &[&str]| {
         let o = berth(&root, args);
@@ -307,7 +317,7 @@ fn cp_follows_dockers_rules_for_files_and_dirs() {
 fn cp_with_a_running_container_is_seen_at_once() {
     let root = Root::new();
     let _c = running(&root, "live", "echo hi > /tmp/greeting", &[]);
-    let h = tempfile::tempdir().unwrap();
+    let h = host_dir();
     let src = h.path().join("in.txt");
     std::fs::write(&src, "from the host").unwrap();
     let o = berth(&root, &["cp", src.to_str().unwrap(), "live:/tmp/"]);
