@@ -71,6 +71,9 @@ pub fn spawn_held(engine: &Engine, id: &str) -> Result<Pending> {
 pub struct Pending {
     out: std::process::ChildStdout,
     log_path: PathBuf,
+    /// The first process, which only forks the monitor proper and exits:
+    /// reaped once the report is in, off the path to it.
+    first: std::process::Child,
 }
 
 impl Pending {
@@ -93,11 +96,13 @@ impl Pending {
         cmd.stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::piped())
             .stderr(log);
-        let mut child = cmd.spawn().context("start the container's monitor")?;
-        let out = child.stdout.take().context("the monitor's stdout")?;
-        // The first process only forks the monitor proper and exits.
-        let _ = child.wait();
-        Ok(Pending { out, log_path })
+        let mut first = cmd.spawn().context("start the container's monitor")?;
+        let out = first.stdout.take().context("the monitor's stdout")?;
+        Ok(Pending {
+            out,
+            log_path,
+            first,
+        })
     }
 
     /// One line of the monitor's, bounded; empty at end of file.
@@ -119,12 +124,20 @@ impl Pending {
     /// How the start went.
     pub fn report(&mut self) -> Result<Report> {
         let line = self.line()?;
+        let _ = self.first.wait();
         parse_report(&line).with_context(|| {
             format!(
                 "the container's monitor ended without saying how the start went (see {})",
                 self.log_path.display()
             )
         })
+    }
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        // Never left a zombie, whatever became of the report.
+        let _ = self.first.wait();
     }
 }
 
