@@ -91,6 +91,15 @@ fn assert_no_process_of(r: &Root) {
     assert!(left.is_empty(), "processes left: {left:#?}");
 }
 
+/// Nothing of this root's containers is mounted.
+fn assert_no_mounts(r: &Root) {
+    let left: Vec<String> = host_mounts(r.path())
+        .into_iter()
+        .filter(|m| m.contains("/containers/"))
+        .collect();
+    assert!(left.is_empty(), "mounts left: {left:#?}");
+}
+
 /// No hierarchy has a cgroup of container `id` left.
 fn assert_no_cgroup(id: &str) {
     for h in std::fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
@@ -166,11 +175,7 @@ fn run_d_errors_come_back_with_docker_codes() {
     let rec = record(&r, "nf");
     assert_eq!(rec["exit_code"], 127);
     assert_eq!(rec["rootfs_mounted"], false);
-    assert!(
-        host_mounts(r.path())
-            .iter()
-            .all(|m| !m.contains("/containers/"))
-    );
+    assert_no_mounts(&r);
 }
 
 #[test]
@@ -227,11 +232,7 @@ fn stop_sends_the_stop_signal_then_kills_after_the_timeout() {
         assert_eq!(rec["status"], "exited");
         assert_eq!(rec["rootfs_mounted"], false);
     }
-    assert!(
-        host_mounts(r.path())
-            .iter()
-            .all(|m| !m.contains("/containers/"))
-    );
+    assert_no_mounts(&r);
 }
 
 #[test]
@@ -403,11 +404,7 @@ fn a_berth_killed_mid_run_d_leaves_nothing_unseen() {
         assert_eq!(code(&o), 0, "{}", stderr(&o));
     }
     assert!(r.container_ids().is_empty());
-    assert!(
-        host_mounts(r.path())
-            .iter()
-            .all(|m| !m.contains("/containers/"))
-    );
+    assert_no_mounts(&r);
     assert_no_process_of(&r);
 }
 
@@ -441,11 +438,7 @@ fn twenty_detached_containers_start_and_go_concurrently_leaving_nothing() {
     });
     assert!(r.container_ids().is_empty());
     assert!(pids.iter().all(|&p| !alive(p)));
-    assert!(
-        host_mounts(r.path())
-            .iter()
-            .all(|m| !m.contains("/containers/"))
-    );
+    assert_no_mounts(&r);
     for id in &ids {
         assert_no_cgroup(id);
     }
@@ -501,7 +494,9 @@ fn pause_freezes_every_process_until_unpause() {
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     assert_eq!(record(&r, "pp")["status"], "exited");
     // The freezer pause added goes with the rest of its cgroup.
-    let id = stdout(&b(&r, &["ps", "-aq", "--no-trunc"])).trim().to_string();
+    let id = stdout(&b(&r, &["ps", "-aq", "--no-trunc"]))
+        .trim()
+        .to_string();
     assert_no_cgroup(&id);
 }
 

@@ -72,6 +72,11 @@ fn claim(engine: &Engine, key: &str) -> Result<Option<ContainerRecord>> {
     if c.paused && c.is_running() {
         bail!("cannot start a paused container, try unpause instead");
     }
+    if !c.is_running() && !c.restarting {
+        // A monitor still finishing (unmounting, recording) after its
+        // container exited: wait for it, as a `start` after `wait` must work.
+        wait_for_monitor(&c)?;
+    }
     let me = std::process::id() as i32;
     let me_start = berth_runtime::process::start_time(me).unwrap_or(0);
     records.update(&c.id, |r| {

@@ -230,6 +230,8 @@ pub(crate) struct Monitor<'e> {
     backoff: Duration,
     /// When the container's command was last started.
     began: Instant,
+    /// Why the first start failed, for the caller once cleaned up.
+    failure: Option<String>,
 }
 
 /// Signals the monitor handles as events: SIGTERM ends a back-off early
@@ -267,6 +269,7 @@ impl<'e> Monitor<'e> {
             attach,
             backoff: Duration::ZERO,
             began: Instant::now(),
+            failure: None,
         })
     }
 
@@ -284,7 +287,9 @@ impl<'e> Monitor<'e> {
                     // first start: `run -d` reports it instead.
                     let next = self.record_exit(code, false, !first)?;
                     if first {
-                        self.say(&format!("err {code} {}", e.message.replace('\n', " ")));
+                        // Said once cleaned up (see finish): a caller that
+                        // hears of the failure finds nothing left mounted.
+                        self.failure = Some(format!("err {code} {}", e.message.replace('\n', " ")));
                         return Ok(());
                     }
                     tracing::warn!("restart {}: {}", self.id, e.message);
@@ -442,7 +447,6 @@ impl<'e> Monitor<'e> {
     /// Unmounts the rootfs and marks the container ended for good (or
     /// removes it, under `--rm`).
     fn finish(&mut self) {
-        self.say("err 125 the monitor stopped before the container started");
         self.attach.close();
         if let Err(e) = rootfs_prep::unmount_rootfs(&self.cdir) {
             tracing::warn!("unmount the rootfs of {}: {e:#}", self.id);
@@ -462,6 +466,12 @@ impl<'e> Monitor<'e> {
         {
             tracing::warn!("remove {}: {e:#}", self.id);
         }
+        let failure = self.failure.take();
+        self.say(
+            failure
+                .as_deref()
+                .unwrap_or("err 125 the monitor stopped before the container started"),
+        );
     }
 }
 
