@@ -725,3 +725,13 @@ fn run_dt_logs_the_pty_and_exec_reaches_the_container() {
     let o = b(&r, &["rm", "-f", "tty"]);
     assert_eq!(code(&o), 0);
 }
+
+#[test]
+fn a_detached_rm_container_is_gone_once_it_exits() {
+    let r = Root::new();
+    let id = run_d(&r, &["--rm", BUSYBOX, "sh", "-c", "sleep 0.3; exit 3"]);
+    wait_until("its removal", 20, || r.container_ids().is_empty());
+    assert_no_mounts(&r);
+    assert_no_cgroup(&id);
+    assert_no_process_of(&r);
+}
