@@ -7,15 +7,18 @@ use std::io::IsTerminal;
 use std::path::Path;
 use std::time::Duration;
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 use berth_engine::Engine;
 use berth_engine::cp::{CpOptions, DaemonError, HostDst, HostSrc};
 use berth_engine::records::ContainerRecord;
 use berth_engine::stats::{Reading, Sample};
 use berth_io::{errln, out};
+use serde_json::{Value, json};
 
 use crate::cli::{CpArgs, StatsArgs, TopArgs};
+use crate::format::Format;
 use crate::table;
+use crate::template::Val;
 
 /// Prints `e` as Docker's CLI would and gives its exit code, 1.
 fn failed(e: &anyhow::Error) -> u8 {
@@ -78,75 +81,23 @@ pub fn top(engine: &Engine, a: &TopArgs) -> Result<u8> {
         Ok(t) => t,
         Err(e) => return Ok(failed(&e)),
     };
-    out!("{}", tabwriter(&t.titles, &t.processes));
+    // Docker's top.go: tabwriter.NewWriter(out, 20, 1, 3, ' ', 0).
+    let mut text = t.titles.join("\t") + "\n";
+    for p in &t.processes {
+        text.push_str(&p.join("\t"));
+        text.push('\n');
+    }
+    out!("{}", table::tabwriter_min(&text, 20));
     Ok(0)
 }
 
-/// Go's tabwriter as Docker's `top` sets it up (minimum width 20,
-/// padding 3): every column but the last padded to its widest cell.
-fn tabwriter(titles: &[String], rows: &[Vec<String>]) -> String {
-    let mut width: Vec<usize> = titles.iter().map(|t| t.chars().count()).collect();
-    for r in rows {
-        for (w, c) in width.iter_mut().zip(r) {
-            *w = (*w).max(c.chars().count());
-        }
-    }
-    let mut s = String::new();
-    for line in std::iter::once(titles).chain(rows.iter().map(Vec::as_slice)) {
-        for (i, c) in line.iter().enumerate() {
-            s.push_str(c);
-            if i + 1 < line.len() {
-                let w = (width[i] + 3).max(20);
-                s.push_str(&" ".repeat(w - c.chars().count()));
-            }
-        }
-        s.push('\n');
-    }
-    s
-}
-
-/// Go's `%.Ng`: `prec` significant digits, trailing zeros dropped.
-fn fmt_g(v: f64, prec: usize) -> String {
-    if v == 0.0 {
-        return "0".into();
-    }
-    let magnitude = v.abs().log10().floor() as i64;
-    let decimals = (prec as i64 - 1 - magnitude).max(0) as usize;
-    let s = format!("{v:.decimals$}");
-    if s.contains('.') {
-        s.trim_end_matches('0').trim_end_matches('.').to_string()
-    } else {
-        s
-    }
-}
-
-/// go-units' CustomSize: divide by `base` while it fits, `%.{prec}g`.
-fn custom_size(bytes: u64, base: f64, units: &[&str], prec: usize) -> String {
-    let mut v = bytes as f64;
-    let mut i = 0;
-    while v >= base && i + 1 < units.len() {
-        v /= base;
-        i += 1;
-    }
-    format!("{}{}", fmt_g(v, prec), units[i])
-}
-
-/// Docker's memory sizes (go-units BytesSize): `1.5MiB`, `23.42GiB`.
-fn binary_size(bytes: u64) -> String {
-    custom_size(bytes, 1024.0, &["B", "KiB", "MiB", "GiB", "TiB", "PiB"], 4)
-}
-
-/// Docker's I/O sizes (HumanSizeWithPrecision(…, 3)): `4.1kB`, `0B`.
-fn decimal_size(bytes: u64) -> String {
-    custom_size(bytes, 1000.0, &["B", "kB", "MB", "GB", "TB", "PB"], 3)
-}
-
-/// The fields of a `stats` line, by template name.
-fn fields(s: &Sample, no_trunc: bool) -> Vec<(&'static str, String)> {
+/// The fields of a `stats` line, as Docker's statsContext gives them (and
+/// `{{json .}}` prints them): every one a string, `--` when unknown.
+fn context(s: &Sample, no_trunc: bool) -> Value {
     let dash = || "--".to_string();
     let pair = |p: Option<(u64, u64)>| {
         p.map_or_else(dash, |(a, b)| {
-            format!("{} / {}", decimal_size(a), decimal_size(b))
+            format!("{} / {}", table::human_size(a), table::human_size(b))
         })
     };
     let pct = |p: Option<f64>| p.map_or_else(dash, |v| format!("{v:.2}%"));
@@ -156,166 +107,70 @@ fn fields(s: &Sample, no_trunc: bool) -> Vec<(&'static str, String)> {
         &s.id[..12.min(s.id.len())]
     };
     let mem = match (s.mem_usage, s.mem_limit) {
-        (Some(u), Some(l)) => format!("{} / {}", binary_size(u), binary_size(l)),
-        (Some(u), None) => format!("{} / --", binary_size(u)),
+        (Some(u), Some(l)) => format!("{} / {}", table::bytes_size(u), table::bytes_size(l)),
+        (Some(u), None) => format!("{} / --", table::bytes_size(u)),
         _ => "-- / --".into(),
     };
-    vec![
-        ("ID", id.to_string()),
-        ("Container", id.to_string()),
-        ("Name", s.name.clone()),
-        ("CPUPerc", pct(s.cpu_percent)),
-        ("MemUsage", mem),
-        ("MemPerc", pct(s.mem_percent)),
-        ("NetIO", pair(s.net)),
-        ("BlockIO", pair(s.block_io)),
-        ("PIDs", s.pids.map_or_else(dash, |p| p.to_string())),
-    ]
+    json!({
+        "ID": id,
+        "Container": id,
+        "Name": s.name,
+        "CPUPerc": pct(s.cpu_percent),
+        "MemUsage": mem,
+        "MemPerc": pct(s.mem_percent),
+        "NetIO": pair(s.net),
+        "BlockIO": pair(s.block_io),
+        "PIDs": s.pids.map_or_else(dash, |p| p.to_string()),
+    })
 }
 
-fn header_of(field: &str) -> &'static str {
-    match field {
-        "ID" => "CONTAINER ID",
-        "Container" => "CONTAINER",
-        "Name" => "NAME",
-        "CPUPerc" => "CPU %",
-        "MemUsage" => "MEM USAGE / LIMIT",
-        "MemPerc" => "MEM %",
-        "NetIO" => "NET I/O",
-        "BlockIO" => "BLOCK I/O",
-        _ => "PIDS",
-    }
+/// Docker's column titles for the stats fields.
+fn headers() -> Value {
+    json!({
+        "ID": "CONTAINER ID", "Container": "CONTAINER", "Name": "NAME", "CPUPerc": "CPU %",
+        "MemUsage": "MEM USAGE / LIMIT", "MemPerc": "MEM %", "NetIO": "NET I/O",
+        "BlockIO": "BLOCK I/O", "PIDs": "PIDS",
+    })
 }
 
-const DEFAULT_FORMAT: &str = "table {{.ID}}\\t{{.Name}}\\t{{.CPUPerc}}\\t{{.MemUsage}}\\t{{.MemPerc}}\\t{{.NetIO}}\\t{{.BlockIO}}\\t{{.PIDs}}";
+/// Docker's default stats columns (its `defaultStatsTableFormat`).
+const DEFAULT_TABLE: &str = "{{.ID}}\t{{.Name}}\t{{.CPUPerc}}\t{{.MemUsage}}\t{{.MemPerc}}\t{{.NetIO}}\t{{.BlockIO}}\t{{.PIDs}}";
 
-/// A `--format` template: literal text and `{{.Field}}`s.
-enum Piece {
-    Text(String),
-    Field(&'static str),
+/// The Go type Docker's stats templates run against, named in its errors.
+const CONTEXT_TYPE: &str = "*container.statsContext";
+
+fn no_methods(_: usize, _: &str, _: &[Val]) -> Option<Result<Val, String>> {
+    None
 }
 
-/// Parses a template (Go's `\t` and `\n` escapes taken as Docker's CLI
-/// takes them); unknown fields are an error, as in Go's templates.
-fn parse_template(t: &str) -> Result<Vec<Piece>> {
-    const NAMES: &[&str] = &[
-        "ID",
-        "Container",
-        "Name",
-        "CPUPerc",
-        "MemUsage",
-        "MemPerc",
-        "NetIO",
-        "BlockIO",
-        "PIDs",
-    ];
-    let t = t.replace("\\t", "\t").replace("\\n", "\n");
-    let mut out = Vec::new();
-    let mut rest = t.as_str();
-    while let Some(start) = rest.find("{{") {
-        out.push(Piece::Text(rest[..start].to_string()));
-        let Some(end) = rest[start..].find("}}") else {
-            bail!("template: unclosed action in {t:?}");
-        };
-        let inner = rest[start + 2..start + end].trim();
-        let name = inner.strip_prefix('.').unwrap_or(inner);
-        let Some(f) = NAMES.iter().find(|n| **n == name) else {
-            bail!("template: can't evaluate field {inner} in stats");
-        };
-        out.push(Piece::Field(f));
-        rest = &rest[start + end + 2..];
-    }
-    out.push(Piece::Text(rest.to_string()));
-    Ok(out)
+/// `--format` for stats. The template is tried once on a stand-in
+/// container, so a bad field is an error up front, even with nothing to
+/// show, rather than a second into the stream.
+fn stats_format(format: Option<&str>) -> Result<Format> {
+    let f = Format::parse(format, DEFAULT_TABLE)?;
+    let probe = Sample {
+        id: String::new(),
+        name: String::new(),
+        cpu_percent: None,
+        mem_usage: None,
+        mem_limit: None,
+        mem_percent: None,
+        net: None,
+        block_io: None,
+        pids: None,
+    };
+    f.render(
+        &[context(&probe, false)],
+        &headers(),
+        CONTEXT_TYPE,
+        &no_methods,
+    )?;
+    Ok(f)
 }
 
-/// How `stats` prints.
-enum Output {
-    /// A header, then the template's lines aligned in columns.
-    Table(Vec<Piece>),
-    /// The template's lines as they are.
-    Lines(Vec<Piece>),
-    /// One JSON object a line.
-    Json,
-}
-
-fn output_of(format: Option<&str>) -> Result<Output> {
-    let f = format.unwrap_or("table").trim();
-    if f == "json" || f == "{{json .}}" {
-        return Ok(Output::Json);
-    }
-    if f == "table" {
-        return Ok(Output::Table(parse_template(
-            DEFAULT_FORMAT
-                .strip_prefix("table ")
-                .unwrap_or(DEFAULT_FORMAT),
-        )?));
-    }
-    match f.strip_prefix("table ") {
-        Some(t) => Ok(Output::Table(parse_template(t)?)),
-        None => Ok(Output::Lines(parse_template(f)?)),
-    }
-}
-
-fn render(pieces: &[Piece], vals: &[(&'static str, String)]) -> String {
-    let mut s = String::new();
-    for p in pieces {
-        match p {
-            Piece::Text(t) => s.push_str(t),
-            Piece::Field(f) => {
-                s.push_str(vals.iter().find(|(k, _)| k == f).map_or("", |(_, v)| v));
-            }
-        }
-    }
-    s
-}
-
-fn block(output: &Output, samples: &[Sample], no_trunc: bool) -> String {
-    match output {
-        Output::Json => {
-            let mut s = String::new();
-            for smp in samples {
-                let map: serde_json::Map<String, serde_json::Value> = fields(smp, no_trunc)
-                    .into_iter()
-                    .map(|(k, v)| (k.to_string(), serde_json::Value::String(v)))
-                    .collect();
-                s.push_str(&serde_json::Value::Object(map).to_string());
-                s.push('\n');
-            }
-            s
-        }
-        Output::Lines(p) => samples
-            .iter()
-            .map(|smp| render(p, &fields(smp, no_trunc)) + "\n")
-            .collect(),
-        Output::Table(p) => {
-            // The header is the template with each field's title in it.
-            let titles: Vec<(&'static str, String)> = p
-                .iter()
-                .filter_map(|x| match x {
-                    Piece::Field(f) => Some((*f, header_of(f).to_string())),
-                    Piece::Text(_) => None,
-                })
-                .collect();
-            let header_line = render(p, &titles);
-            let header: Vec<&str> = header_line.split('\t').collect();
-            let rows: Vec<Vec<String>> = samples
-                .iter()
-                .map(|smp| {
-                    render(p, &fields(smp, no_trunc))
-                        .split('\t')
-                        .map(str::to_string)
-                        .collect()
-                })
-                .collect();
-            let mut text = header.join("\t") + "\n";
-            for r in &rows {
-                text.push_str(&r.join("\t"));
-                text.push('\n');
-            }
-            table::tabwriter(&text)
-        }
-    }
+fn block(format: &Format, samples: &[Sample], no_trunc: bool) -> Result<String> {
+    let items: Vec<Value> = samples.iter().map(|s| context(s, no_trunc)).collect();
+    format.render(&items, &headers(), CONTEXT_TYPE, &no_methods)
 }
 
 /// The containers `stats` shows this round.
@@ -340,7 +195,7 @@ fn chosen(engine: &Engine, a: &StatsArgs) -> Result<Vec<ContainerRecord>> {
 
 /// `berth stats [--no-stream] [--no-trunc] [-a] [--format T] [CONTAINER…]`.
 pub fn stats(engine: &Engine, a: &StatsArgs) -> Result<u8> {
-    let output = output_of(a.format.as_deref())?;
+    let format = stats_format(a.format.as_deref())?;
     let tty = std::io::stdout().is_terminal();
     let mut prev: HashMap<String, Reading> = HashMap::new();
     loop {
@@ -371,7 +226,7 @@ pub fn stats(engine: &Engine, a: &StatsArgs) -> Result<u8> {
                 None => berth_engine::stats::stopped(c),
             })
             .collect();
-        let text = block(&output, &samples, a.no_trunc);
+        let text = block(&format, &samples, a.no_trunc)?;
         if tty && !a.no_stream {
             // Docker's redraw: clear the screen, home the cursor.
             out!("\x1b[2J\x1b[H{text}");
@@ -391,18 +246,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn sizes_as_docker_prints_them() {
-        assert_eq!(binary_size(0), "0B");
-        assert_eq!(binary_size(1536 * 1024), "1.5MiB");
-        assert_eq!(binary_size(64 << 20), "64MiB");
-        assert_eq!(binary_size(25_143_000_000), "23.42GiB");
-        assert_eq!(decimal_size(0), "0B");
-        assert_eq!(decimal_size(4096), "4.1kB");
-        assert_eq!(decimal_size(999), "999B");
-        assert_eq!(decimal_size(12_345_678), "12.3MB");
-    }
-
-    #[test]
     fn cp_arguments_split_as_docker_splits_them() {
         assert_eq!(split_cp_arg("c:/etc"), (Some("c"), "/etc"));
         assert_eq!(split_cp_arg("/a:b"), (None, "/a:b"));
@@ -411,37 +254,71 @@ mod tests {
         assert_eq!(split_cp_arg("-"), (None, "-"));
     }
 
-    #[test]
-    fn templates_render_and_refuse_unknown_fields() {
-        let smp = berth_engine::stats::Sample {
+    fn web() -> Sample {
+        Sample {
             id: "0123456789abcdef".into(),
             name: "web".into(),
             cpu_percent: Some(1.234),
             mem_usage: Some(1536 * 1024),
             mem_limit: Some(64 << 20),
             mem_percent: Some(2.34375),
-            net: Some((0, 0)),
+            net: Some((0, 4096)),
             block_io: None,
             pids: Some(2),
-        };
-        let t = block(&output_of(None).unwrap(), std::slice::from_ref(&smp), false);
-        let lines: Vec<&str> = t.lines().collect();
-        assert!(
-            lines[0].starts_with("CONTAINER ID   NAME   CPU %   MEM USAGE / LIMIT"),
-            "{t}"
+        }
+    }
+
+    fn shown(format: Option<&str>, no_trunc: bool) -> String {
+        block(&stats_format(format).unwrap(), &[web()], no_trunc).unwrap()
+    }
+
+    #[test]
+    fn the_default_table_is_dockers() {
+        assert_eq!(
+            shown(None, false),
+            "CONTAINER ID   NAME      CPU %     MEM USAGE / LIMIT   MEM %     \
+             NET I/O      BLOCK I/O   PIDS\n\
+             0123456789ab   web       1.23%     1.5MiB / 64MiB      2.34%     \
+             0B / 4.1kB   --          2\n"
         );
-        assert!(lines[1].contains("1.5MiB / 64MiB"), "{t}");
-        assert!(
-            lines[1].contains("1.23%") && lines[1].contains("0B / 0B"),
-            "{t}"
+        assert_eq!(shown(Some("table"), false), shown(None, false));
+        let full = shown(None, true);
+        assert!(full.contains("\n0123456789abcdef   web "), "{full}");
+    }
+
+    #[test]
+    fn templates_tables_and_json() {
+        assert_eq!(
+            shown(Some("table {{.Name}}\\t{{.CPUPerc}}"), false),
+            "NAME      CPU %\nweb       1.23%\n"
         );
-        assert!(lines[1].contains("--"), "unknown block I/O: {t}");
-        let l = block(
-            &output_of(Some("{{.Name}}: {{.PIDs}}")).unwrap(),
-            &[smp],
-            false,
+        assert_eq!(
+            shown(Some("table {{.Container}}\\t{{.PIDs}}"), false),
+            "CONTAINER      PIDS\n0123456789ab   2\n"
         );
-        assert_eq!(l, "web: 2\n");
-        assert!(output_of(Some("{{.Nope}}")).is_err());
+        assert_eq!(shown(Some("{{.Name}}: {{.PIDs}}"), false), "web: 2\n");
+        let json = "{\"BlockIO\":\"--\",\"CPUPerc\":\"1.23%\",\"Container\":\"0123456789ab\",\
+                    \"ID\":\"0123456789ab\",\"MemPerc\":\"2.34%\",\"MemUsage\":\"1.5MiB / 64MiB\",\
+                    \"Name\":\"web\",\"NetIO\":\"0B / 4.1kB\",\"PIDs\":\"2\"}\n";
+        assert_eq!(shown(Some("json"), false), json);
+        assert_eq!(shown(Some("{{json .}}"), false), json);
+        // No containers: a table is its header, a template nothing.
+        let f = stats_format(Some("table {{.Name}}\\t{{.MemPerc}}")).unwrap();
+        assert_eq!(block(&f, &[], false).unwrap(), "NAME      MEM %\n");
+        let f = stats_format(Some("{{.Name}}")).unwrap();
+        assert_eq!(block(&f, &[], false).unwrap(), "");
+    }
+
+    #[test]
+    fn unknown_fields_are_refused_by_name() {
+        for f in ["{{.Nope}}", "table {{.Name}}\\t{{.Nope}}"] {
+            let e = stats_format(Some(f)).err().unwrap().to_string();
+            assert!(
+                e.contains("can't evaluate field Nope in type *container.statsContext"),
+                "{f}: {e}"
+            );
+        }
+        let e = stats_format(Some("{{nope}}")).err().unwrap().to_string();
+        assert!(e.contains("function \"nope\" not defined"), "{e}");
     }
 }

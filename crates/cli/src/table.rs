@@ -1,12 +1,18 @@
 //! Docker-style column output, as the docker CLI's Go tabwriter lays it
-//! out: columns at least 10 wide, three spaces past their widest cell.
+//! out: columns at least 10 wide (20 for `top`), three spaces past their
+//! widest cell; and Docker's human-readable sizes.
 
-/// Go's text/tabwriter with the docker CLI's settings (min width 10, tab
-/// width 1, padding 3, spaces): a cell is text ended by a tab, and a column
-/// is as wide as its widest cell among the consecutive lines that have it;
-/// the text after a line's last tab is not padded.
+/// Go's text/tabwriter with the docker CLI's formatter settings (min width
+/// 10, tab width 1, padding 3, spaces), as every `--format` table uses it.
 pub fn tabwriter(text: &str) -> String {
-    const MIN_WIDTH: usize = 10;
+    tabwriter_min(text, 10)
+}
+
+/// Go's text/tabwriter with padding 3 and spaces, columns at least
+/// `min_width` wide (`top` asks for 20): a cell is text ended by a tab, and
+/// a column is as wide as its widest cell among the consecutive lines that
+/// have it; the text after a line's last tab is not padded.
+pub fn tabwriter_min(text: &str, min_width: usize) -> String {
     const PADDING: usize = 3;
     let lines: Vec<Vec<&str>> = text
         .split_terminator('\n')
@@ -23,7 +29,7 @@ pub fn tabwriter(text: &str) -> String {
                 continue;
             }
             let start = i;
-            let mut w = MIN_WIDTH;
+            let mut w = min_width;
             while i < lines.len() && lines[i].len() > j + 1 {
                 w = w.max(lines[i][j].chars().count() + PADDING);
                 i += 1;
@@ -58,14 +64,26 @@ pub fn human_size(bytes: u64) -> String {
 /// largest decimal unit that keeps it under 1000.
 pub fn human_size_precision(bytes: u64, precision: usize) -> String {
     let units = ["B", "kB", "MB", "GB", "TB", "PB", "EB"];
+    custom_size(bytes, 1000.0, &units, precision)
+}
+
+/// go-units' BytesSize, Docker's memory sizes: binary units, 4 significant
+/// digits (`1.5MiB`, `23.42GiB`).
+pub fn bytes_size(bytes: u64) -> String {
+    let units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
+    custom_size(bytes, 1024.0, &units, 4)
+}
+
+/// go-units' CustomSize: divide by `base` while it fits, `%.{precision}g`.
+fn custom_size(bytes: u64, base: f64, units: &[&str], precision: usize) -> String {
     let mut v = bytes as f64;
     let mut i = 0;
-    while v >= 1000.0 && i + 1 < units.len() {
-        v /= 1000.0;
+    while v >= base && i + 1 < units.len() {
+        v /= base;
         i += 1;
     }
     if v == 0.0 {
-        return "0B".into();
+        return format!("0{}", units[0]);
     }
     // Go's %g: `precision` significant digits, trailing zeros dropped.
     let magnitude = v.log10().floor() as i64;
@@ -101,6 +119,12 @@ mod tests {
             tabwriter("a\tb\nx\nlonger-than-ten\tc\n"),
             "a         b\nx\nlonger-than-ten   c\n"
         );
+        // `top`'s minimum of 20; the last column is never padded.
+        assert_eq!(
+            tabwriter_min("UID\tPID\tCMD\nroot\t1\tsleep 1000\n", 20),
+            "UID                 PID                 CMD\n\
+             root                1                   sleep 1000\n"
+        );
     }
 
     #[test]
@@ -113,5 +137,11 @@ mod tests {
         assert_eq!(human_size(0), "0B");
         assert_eq!(human_size_precision(1_234_567, 4), "1.235MB");
         assert_eq!(human_size_precision(212, 4), "212B");
+        assert_eq!(bytes_size(0), "0B");
+        assert_eq!(bytes_size(1536 * 1024), "1.5MiB");
+        assert_eq!(bytes_size(64 << 20), "64MiB");
+        assert_eq!(bytes_size(25_143_000_000), "23.42GiB");
+        assert_eq!(human_size(4096), "4.1kB");
+        assert_eq!(human_size(12_345_678), "12.3MB");
     }
 }
