@@ -326,6 +326,7 @@ impl<'e> Monitor<'e> {
             let _ = c.delete(true);
             return Err(e);
         }
+        crate::events::container(self.engine, &rec, "start");
         if self.report.is_some() {
             self.say(&format!("ok {pid}"));
         }
@@ -375,6 +376,7 @@ impl<'e> Monitor<'e> {
             }
             Ok(r.clone())
         })?;
+        crate::events::died(self.engine, &rec);
         if !rec.restarting {
             return Ok(Next::Stop);
         }
