@@ -117,6 +117,17 @@ pub enum Command {
         #[arg(short, long, value_enum, default_value = "table")]
         format: Format,
     },
+    /// Get real time events from the server (berth: every berth's actions).
+    Events(EventsArgs),
+    /// Show the berth version information.
+    Version {
+        /// Format output: json, or a Go template (`{{.Client.Version}}`).
+        #[arg(short, long)]
+        format: Option<String>,
+    },
+    /// Manage berth: disk usage, prune, events.
+    #[command(subcommand)]
+    System(SystemCommand),
     /// Tiny init run as a container's PID 1 (`--init`); not for direct use.
     #[command(hide = true)]
     Init {
@@ -173,6 +184,57 @@ pub enum ImageCommand {
     Inspect { images: Vec<String> },
     /// Remove unused images and blobs no image references.
     Prune(PruneArgs),
+}
+
+/// `berth system …`.
+#[derive(Subcommand, Debug)]
+pub enum SystemCommand {
+    /// Show disk usage.
+    Df(DfArgs),
+    /// Remove unused data (stopped containers, dangling images).
+    Prune(SystemPruneArgs),
+    /// Get real time events from the server.
+    Events(EventsArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct EventsArgs {
+    /// Show all events created since timestamp (RFC 3339, Unix seconds, or a duration back from now).
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Stream events until this timestamp.
+    #[arg(long)]
+    pub until: Option<String>,
+    /// Filter output based on conditions provided (type=, event=,
+    /// container=, image=, label=, scope=).
+    #[arg(short, long)]
+    pub filter: Vec<String>,
+    /// Format output: json, or a Go template (`{{.Action}}`, `{{json .}}`).
+    #[arg(long)]
+    pub format: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct DfArgs {
+    /// Show detailed information on space usage.
+    #[arg(short, long)]
+    pub verbose: bool,
+    /// Format output: table, json, or a Go template.
+    #[arg(long)]
+    pub format: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct SystemPruneArgs {
+    /// Remove all unused images, not just dangling ones.
+    #[arg(short, long)]
+    pub all: bool,
+    /// Do not prompt for confirmation.
+    #[arg(short, long)]
+    pub force: bool,
+    /// Provide filter values (`until=24h`, `label=k`, `label!=k=v`).
+    #[arg(long)]
+    pub filter: Vec<String>,
 }
 
 /// `berth container …`: Docker's names for the container commands.

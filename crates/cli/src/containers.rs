@@ -8,6 +8,7 @@ mod manage;
 mod ps;
 mod view;
 
+pub(crate) use manage::{PruneFilter, confirm};
 pub use manage::{prune, rename};
 pub use ps::ps;
 pub use view::go_time;

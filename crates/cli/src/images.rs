@@ -84,30 +84,11 @@ pub fn images(engine: &Engine, args: &ImagesArgs) -> Result<u8> {
     Ok(0)
 }
 
-/// Names of containers (any state) whose image is `id`.
-fn users_of(engine: &Engine, id: &str) -> Result<Vec<String>> {
-    Ok(engine
-        .records()?
-        .list()?
-        .into_iter()
-        .filter(|c| c.image_id == id)
-        .map(|c| c.name)
-        .collect())
-}
-
 pub fn rmi(engine: &Engine, args: &RmiArgs) -> Result<u8> {
     let mut failed = false;
     for name in &args.images {
         let res = (|| -> Result<()> {
-            let img = engine.store.resolve(name)?;
-            let users = users_of(engine, img.id.as_str())?;
-            if !users.is_empty() && !args.force {
-                bail!(
-                    "conflict: unable to remove {name}: image is in use by container {} (use -f to force)",
-                    users.join(", ")
-                );
-            }
-            for ev in engine.store.remove(name, args.force, !users.is_empty())? {
+            for ev in berth_engine::system::remove_image(engine, name, args.force)? {
                 match ev {
                     RemoveEvent::Untagged(t) => outln!("Untagged: {t}"),
                     RemoveEvent::Deleted(d) => outln!("Deleted: {d}"),
@@ -144,24 +125,16 @@ pub fn inspect(engine: &Engine, names: &[String]) -> Result<u8> {
 }
 
 pub fn prune(engine: &Engine, args: &PruneArgs) -> Result<u8> {
-    let used: HashSet<String> = engine
-        .records()?
-        .list()?
-        .into_iter()
-        .map(|c| c.image_id)
+    // Docker prunes dangling (untagged) images; -a also tagged ones no container uses.
+    let pruned = berth_engine::system::prune_images(engine, args.all, |_| true)?;
+    let deleted: Vec<String> = pruned
+        .events
+        .iter()
+        .filter_map(|ev| match ev {
+            RemoveEvent::Deleted(d) => Some(d.to_string()),
+            RemoveEvent::Untagged(_) => None,
+        })
         .collect();
-    let mut deleted = Vec::new();
-    for img in engine.store.images()? {
-        // Docker prunes dangling (untagged) images; -a also tagged ones no container uses.
-        let removable = img.repo_tags.is_empty() || args.all;
-        if removable && !used.contains(img.id.as_str()) {
-            for ev in engine.store.remove(img.id.as_str(), true, false)? {
-                if let RemoveEvent::Deleted(d) = ev {
-                    deleted.push(d.to_string());
-                }
-            }
-        }
-    }
     let (blobs, bytes) = engine.store.prune_blobs()?;
     let snaps = rootfs_prep::prune(engine)?;
     for d in &deleted {

@@ -9,6 +9,7 @@
 mod cli;
 mod containers;
 mod cptop;
+mod events;
 mod exec;
 mod format;
 mod images;
@@ -16,6 +17,7 @@ mod info;
 mod lifecycle;
 mod logs;
 mod runopts;
+mod system;
 mod table;
 mod template;
 
@@ -152,6 +154,7 @@ fn writes_store(c: &cli::Command) -> bool {
             | Command::Boot
             | Command::Rm(_)
             | Command::Cp(_)
+            | Command::System(cli::SystemCommand::Prune(_))
             | Command::Container(ContainerCommand::Cp(_))
             | Command::Image(ImageCommand::Pull(_) | ImageCommand::Rm(_) | ImageCommand::Prune(_))
             | Command::Container(
@@ -267,6 +270,12 @@ fn run(cli: cli::Cli) -> anyhow::Result<u8> {
         }
         Command::Exec(a) | Command::Container(ContainerCommand::Exec(a)) => exec::exec(&engine, a),
         Command::Info { format } => info::info(&engine, *format),
+        Command::Events(a) | Command::System(cli::SystemCommand::Events(a)) => {
+            events::events(&engine, a)
+        }
+        Command::Version { format } => system::version(format.as_deref()),
+        Command::System(cli::SystemCommand::Df(a)) => system::df(&engine, a),
+        Command::System(cli::SystemCommand::Prune(a)) => system::prune(&engine, a),
         Command::Init { .. } => unreachable!("handled above"),
     }
 }

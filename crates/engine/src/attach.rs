@@ -93,6 +93,7 @@ impl Session {
         let keys = parse_detach_keys(opts.detach_keys.as_deref().unwrap_or("ctrl-p,ctrl-q"))?;
         let sock = wire::connect(&engine.records()?.dir(&c.id))
             .with_context(|| format!("attach to container {}", c.name))?;
+        crate::events::container(engine, c, "attach");
         Ok(Session {
             sock,
             keys,

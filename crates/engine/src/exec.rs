@@ -93,6 +93,17 @@ pub fn exec(engine: &Engine, req: &ExecRequest) -> Result<ExecEnded> {
         Err(e) => bail!("exec {}: {e}", rec.name),
     };
     let process = exec_process(&spec, &rec, req)?;
+    // Docker's exec events name the exec by an id of its own, the action
+    // by its command.
+    let exec_id = crate::records::new_id()?;
+    let ev = |what: &str, extra: &[(&str, &str)]| {
+        let mut attrs = vec![("execID", exec_id.as_str())];
+        attrs.extend_from_slice(extra);
+        crate::events::container_with(engine, &rec, what, &attrs);
+    };
+    let command = req.command.join(" ");
+    ev(&format!("exec_create: {command}"), &[]);
+    ev(&format!("exec_start: {command}"), &[]);
     let state_dir = engine.runtime_dir();
     let x = Exec {
         id: &rec.id,
@@ -108,6 +119,15 @@ pub fn exec(engine: &Engine, req: &ExecRequest) -> Result<ExecEnded> {
         };
         berth_runtime::exec(&x, &io).map(|code| (code, None))
     };
+    // A detached exec's end is not seen: it has no exec_die.
+    let died = match &ended {
+        Ok((code, None)) => Some(*code),
+        Ok(_) => None,
+        Err(e) => Some(e.exit_code()),
+    };
+    if let Some(code) = died {
+        ev("exec_die", &[("exitCode", &code.to_string())]);
+    }
     Ok(match ended {
         Ok((code, pid)) => ExecEnded {
             code,

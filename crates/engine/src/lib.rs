@@ -22,6 +22,9 @@
 //! - [`rootless`]: berth run by an ordinary user (its re-exec into a user
 //!   namespace, id maps, `--userns remap`); [`host`]: what this host lets
 //!   berth do; [`info`]: the data behind `berth info`.
+//! - [`events`]: Docker's events, appended to a file under the root by
+//!   whichever berth acts, read and followed by `berth events`;
+//!   [`system`]: disk usage, prunes and image removal.
 //!
 //! Crates: cli → engine → {image, rootfs, runtime} (and io, which all may
 //! use). The engine never prints a table or maps an exit code; image,
@@ -34,6 +37,7 @@
 pub mod attach;
 pub mod config;
 pub mod cp;
+pub mod events;
 pub mod exec;
 pub mod host;
 pub mod info;
@@ -51,6 +55,7 @@ mod roots;
 pub mod run;
 pub mod spec;
 pub mod stats;
+pub mod system;
 pub mod timefmt;
 pub mod top;
 mod trash;

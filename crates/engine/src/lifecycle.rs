@@ -167,11 +167,15 @@ pub fn stop(engine: &Engine, key: &str, timeout: Option<u32>, signal: Option<i32
         thaw(&c)?;
     }
     let _ = p.signal(sig);
+    crate::events::container_with(engine, &c, "kill", &[("signal", &sig.to_string())]);
     if !p.wait_exit(Duration::from_secs(u64::from(secs))) {
         let _ = p.signal(libc::SIGKILL);
+        crate::events::container_with(engine, &c, "kill", &[("signal", "9")]);
         p.wait_exit(Duration::from_secs(10));
     }
-    wait_for_monitor(&c)
+    wait_for_monitor(&c)?;
+    crate::events::container(engine, &c, "stop");
+    Ok(())
 }
 
 /// The container's stop signal as a number: its own (`--stop-signal` or
@@ -246,13 +250,19 @@ pub fn kill(engine: &Engine, key: &str, sig: i32) -> Result<()> {
         Ok(())
     })?;
     p.signal(sig)
-        .with_context(|| format!("kill container {}", c.name))
+        .with_context(|| format!("kill container {}", c.name))?;
+    crate::events::container_with(engine, &c, "kill", &[("signal", &sig.to_string())]);
+    Ok(())
 }
 
 /// `restart`: stop (if running), then start.
 pub fn restart(engine: &Engine, key: &str, timeout: Option<u32>) -> Result<Report> {
     stop(engine, key, timeout, None)?;
-    start(engine, key)
+    let report = start(engine, key)?;
+    if let (Report::Started { .. }, Ok(c)) = (&report, engine.records()?.find(key)) {
+        crate::events::container(engine, &c, "restart");
+    }
+    Ok(report)
 }
 
 /// Blocks until the container is not running (and not about to be
@@ -323,7 +333,9 @@ pub fn pause(engine: &Engine, key: &str, frozen: bool) -> Result<()> {
     records.update(&c.id, |r| {
         r.paused = frozen;
         Ok(())
-    })
+    })?;
+    crate::events::container(engine, &c, if frozen { "pause" } else { "unpause" });
+    Ok(())
 }
 
 fn thaw(c: &ContainerRecord) -> Result<()> {

@@ -344,6 +344,7 @@ impl<'e> Monitor<'e> {
             let _ = c.delete(true);
             return Err(e);
         }
+        crate::events::container(self.engine, &rec, "start");
         if self.report.is_some() {
             self.say(&format!("ok {pid}"));
         }
@@ -393,6 +394,7 @@ impl<'e> Monitor<'e> {
             }
             Ok(r.clone())
         })?;
+        crate::events::died(self.engine, &rec);
         if !rec.restarting {
             return Ok(Next::Stop);
         }

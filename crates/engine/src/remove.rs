@@ -99,6 +99,7 @@ pub fn reap_dead_runs(engine: &Engine) -> Result<()> {
         }
         c.finished.get_or_insert_with(timefmt::now_rfc3339);
         records.save(&c)?;
+        crate::events::died(engine, &c);
     }
     Ok(())
 }
@@ -155,8 +156,9 @@ pub(crate) fn remove_files(engine: &Engine, id: &str, sweep_cgroup: bool) -> Res
     if let Ok(c) = berth_runtime::Container::load(id, &runtime_dir) {
         let _ = c.delete(true);
     }
-    if sweep_cgroup && let Ok(c) = records.load(id) {
-        remove_cgroup(&c);
+    let rec = records.load(id).ok();
+    if sweep_cgroup && let Some(c) = &rec {
+        remove_cgroup(c);
     }
     let _ = std::fs::remove_dir_all(runtime_dir.join(id));
     let _ = std::fs::remove_dir_all(engine.bundle_dir(id));
@@ -169,5 +171,9 @@ pub(crate) fn remove_files(engine: &Engine, id: &str, sweep_cgroup: bool) -> Res
         }
         _ => {}
     }
-    trash::discard(&engine.root, &cdir)
+    trash::discard(&engine.root, &cdir)?;
+    if let Some(c) = &rec {
+        crate::events::container(engine, c, "destroy");
+    }
+    Ok(())
 }

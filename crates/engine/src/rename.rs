@@ -25,6 +25,8 @@ pub fn rename(engine: &Engine, key: &str, new: &str) -> Result<()> {
         }
         .into());
     }
-    c.name = new.to_string();
-    records.save(&c)
+    let old = std::mem::replace(&mut c.name, new.to_string());
+    records.save(&c)?;
+    crate::events::container_with(engine, &c, "rename", &[("oldName", &old)]);
+    Ok(())
 }

@@ -77,7 +77,18 @@ pub fn pull(
     let pulled =
         berth_image::pull_with_unpack(&engine.store, reference, opts, progress, Some(&sink))?;
     prepare(engine, &pulled.image)?;
+    pulled_event(engine, reference);
     Ok(pulled.image)
+}
+
+/// Docker's `pull` event: the reference as pulled (with its tag), named
+/// by its repository.
+fn pulled_event(engine: &Engine, reference: &str) {
+    let (name, id) = match berth_image::Reference::parse(reference) {
+        Ok(r) => (r.familiar_name(), r.with_default_tag().familiar()),
+        Err(_) => (reference.to_string(), reference.to_string()),
+    };
+    crate::events::image(engine, "pull", &id, &name);
 }
 
 /// Mounts the container's rootfs at `<cdir>/rootfs` and returns that path;

@@ -69,6 +69,7 @@ pub fn run(engine: &Engine, req: &RunRequest, progress: &Progress) -> Result<Fin
     }
     let ended = start_and_wait(engine, &mut c, &spec, req.io, &clock);
     let finished = record_exit(&mut c, ended);
+    crate::events::died(engine, &c.rec);
     clock.phase("container exited");
     match tear_down(c, req.rm, &clock) {
         Ok(()) => Ok(finished),
@@ -351,6 +352,7 @@ pub(crate) fn create<'e>(
     // synchronous discard.
     records.save(&rec)?;
     drop(lock);
+    crate::events::container(engine, &rec, "create");
     let teardown = Teardown {
         engine,
         id: id.clone(),
@@ -566,6 +568,7 @@ fn start_and_wait(
         if let Err(e) = records.save(rec) {
             tracing::warn!("record container start: {e:#}");
         }
+        crate::events::container(engine, rec, "start");
     };
     berth_runtime::run_spec(id, bundle, spec, &engine.runtime_dir(), &rio, on_start)
 }

@@ -39,7 +39,7 @@ pub fn prune(engine: &Engine, args: &ContainerPruneArgs) -> Result<u8> {
 }
 
 /// Docker's prompt: `[y/N]`, anything but y or yes (or no answer) is no.
-fn confirm(warning: &str) -> Result<bool> {
+pub(crate) fn confirm(warning: &str) -> Result<bool> {
     let mut o = std::io::stdout();
     let _ = write!(o, "{warning}\nAre you sure you want to continue? [y/N] ");
     let _ = o.flush();
@@ -56,7 +56,7 @@ fn confirm(warning: &str) -> Result<bool> {
 
 /// `container prune`'s filters: `until` (a duration back from now, an
 /// RFC 3339 time or Unix seconds), `label`, `label!`.
-struct PruneFilter {
+pub(crate) struct PruneFilter {
     /// Only containers created before this, milliseconds since the epoch.
     until: Option<i64>,
     labels: Vec<String>,
@@ -64,7 +64,7 @@ struct PruneFilter {
 }
 
 impl PruneFilter {
-    fn new(args: &[String]) -> Result<PruneFilter> {
+    pub(crate) fn new(args: &[String]) -> Result<PruneFilter> {
         let m = filter::parse(args, &["until", "label", "label!"])?;
         let get = |k: &str| m.get(k).cloned().unwrap_or_default();
         let until = match get("until").as_slice() {
@@ -79,17 +79,24 @@ impl PruneFilter {
         })
     }
 
-    fn matches(&self, c: &ContainerRecord) -> bool {
-        let created = timefmt::parse_rfc3339_ms(&c.created).unwrap_or(0);
+    pub(crate) fn matches(&self, c: &ContainerRecord) -> bool {
+        self.selects(&c.created, &c.labels)
+    }
+
+    /// Whether something created at `created` (RFC 3339) with `labels`
+    /// is to be pruned (a container, an image).
+    pub(crate) fn selects(
+        &self,
+        created: &str,
+        labels: &std::collections::BTreeMap<String, String>,
+    ) -> bool {
+        let created = timefmt::parse_rfc3339_ms(created).unwrap_or(0);
         self.until.is_none_or(|u| created < u)
-            && self
-                .labels
-                .iter()
-                .all(|l| filter::label_matches(&c.labels, l))
+            && self.labels.iter().all(|l| filter::label_matches(labels, l))
             && !self
                 .not_labels
                 .iter()
-                .any(|l| filter::label_matches(&c.labels, l))
+                .any(|l| filter::label_matches(labels, l))
     }
 }
 
