@@ -11,6 +11,7 @@ mod containers;
 mod cptop;
 mod exec;
 mod format;
+mod healthopts;
 mod images;
 mod info;
 mod lifecycle;

@@ -35,6 +35,7 @@ pub mod attach;
 pub mod config;
 pub mod cp;
 pub mod exec;
+pub mod health;
 pub mod host;
 pub mod info;
 pub mod lifecycle;

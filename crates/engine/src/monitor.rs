@@ -20,6 +20,7 @@
 //! stdout (a pipe), after which the monitor points it at /dev/null.
 
 pub mod attach;
+mod health;
 mod serve;
 
 use std::io::Read;
@@ -217,6 +218,8 @@ pub(crate) struct Monitor<'e> {
     backoff: Duration,
     /// When the container's command was last started.
     began: Instant,
+    /// Its health checks, while it runs (None without a healthcheck).
+    health: Option<health::Checker>,
 }
 
 /// Signals the monitor handles as events: SIGTERM ends a back-off early
@@ -254,6 +257,7 @@ impl<'e> Monitor<'e> {
             attach,
             backoff: Duration::ZERO,
             began: Instant::now(),
+            health: None,
         })
     }
 
@@ -319,6 +323,13 @@ impl<'e> Monitor<'e> {
                 r.finished = None;
                 r.exit_code = None;
                 r.oom_killed = false;
+                // Docker's: each start is checked anew, from `starting`
+                // (the log of earlier runs kept).
+                if r.healthcheck.as_ref().is_some_and(|h| h.active()) {
+                    let h = r.health.get_or_insert_with(Default::default);
+                    h.status = crate::health::HealthStatus::Starting;
+                    h.failing_streak = 0;
+                }
                 Ok(())
             })
             .map_err(setup_error)?;
@@ -326,6 +337,7 @@ impl<'e> Monitor<'e> {
             let _ = c.delete(true);
             return Err(e);
         }
+        self.health = health::Checker::new(rec.healthcheck.as_ref(), Instant::now());
         if self.report.is_some() {
             self.say(&format!("ok {pid}"));
         }
