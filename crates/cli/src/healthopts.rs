@@ -13,21 +13,21 @@ pub struct HealthArgs {
     #[arg(long, value_name = "STRING")]
     pub health_cmd: Option<String>,
     /// Time between running the check (ms|s|m|h) (default 30s).
-    #[arg(long, value_name = "DURATION", value_parser = duration)]
+    #[arg(long, value_name = "DURATION", value_parser = duration, allow_hyphen_values = true)]
     pub health_interval: Option<i64>,
     /// Maximum time to allow one check to run (ms|s|m|h) (default 30s).
-    #[arg(long, value_name = "DURATION", value_parser = duration)]
+    #[arg(long, value_name = "DURATION", value_parser = duration, allow_hyphen_values = true)]
     pub health_timeout: Option<i64>,
     /// Start period for the container to initialize before starting
     /// health-retries countdown (ms|s|m|h) (default 0s).
-    #[arg(long, value_name = "DURATION", value_parser = duration)]
+    #[arg(long, value_name = "DURATION", value_parser = duration, allow_hyphen_values = true)]
     pub health_start_period: Option<i64>,
     /// Time between running the check during the start period (ms|s|m|h)
     /// (default 5s).
-    #[arg(long, value_name = "DURATION", value_parser = duration)]
+    #[arg(long, value_name = "DURATION", value_parser = duration, allow_hyphen_values = true)]
     pub health_start_interval: Option<i64>,
     /// Consecutive failures needed to report unhealthy (default 3).
-    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    #[arg(long, value_name = "N", allow_hyphen_values = true)]
     pub health_retries: Option<i64>,
     /// Disable any container-specified HEALTHCHECK.
     #[arg(long)]

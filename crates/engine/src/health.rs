@@ -322,7 +322,11 @@ mod tests {
             test: vec!["NONE".into()],
             ..Default::default()
         };
-        assert!(!Healthcheck::merge(Some(none), Some(image)).unwrap().active());
+        assert!(
+            !Healthcheck::merge(Some(none), Some(image))
+                .unwrap()
+                .active()
+        );
     }
 
     #[test]

@@ -168,7 +168,9 @@ mod tests {
     fn filters(args: &[&str]) -> Filters {
         let m = parse(
             &args.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
-            &["status", "name", "id", "label", "exited", "ancestor", "health"],
+            &[
+                "status", "name", "id", "label", "exited", "ancestor", "health",
+            ],
         )
         .unwrap();
         let get = |k: &str| m.get(k).cloned().unwrap_or_default();

@@ -219,13 +219,17 @@ pub mod tests {
             ..Default::default()
         });
         assert_eq!(status(&c, NOW), "Up 3 seconds (health: starting)");
-        let mut h = berth_engine::health::Health::default();
-        h.status = berth_engine::health::HealthStatus::Unhealthy;
-        c.health = Some(h);
+        c.health = Some(berth_engine::health::Health {
+            status: berth_engine::health::HealthStatus::Unhealthy,
+            ..Default::default()
+        });
         assert_eq!(status(&c, NOW), "Up 3 seconds (unhealthy)");
         assert_eq!(health(&c), "unhealthy");
         c.healthcheck.as_mut().unwrap().test = vec!["NONE".into()];
-        assert_eq!((status(&c, NOW).as_str(), health(&c)), ("Up 3 seconds", "none"));
+        assert_eq!(
+            (status(&c, NOW).as_str(), health(&c)),
+            ("Up 3 seconds", "none")
+        );
         c.healthcheck = None;
         c.paused = true;
         assert_eq!(

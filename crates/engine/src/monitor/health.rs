@@ -207,7 +207,9 @@ impl Monitor<'_> {
         let in_start_period = now.duration_since(ch.began) < ch.hc.start_period();
         match self.spawn_check(&ch.hc) {
             Ok(Some(d)) => {
-                let output = d.output.filter(|o| super::serve::set_nonblocking(o.as_fd()).is_ok());
+                let output = d
+                    .output
+                    .filter(|o| super::serve::set_nonblocking(o.as_fd()).is_ok());
                 ch.probe = Some(Probe {
                     pid: d.pid,
                     pidfd: d.pidfd,
@@ -300,12 +302,12 @@ impl Monitor<'_> {
         let Some(mut ch) = self.health.take() else {
             return;
         };
-        if let Some(mut p) = ch.probe.take() {
-            if p.reap(false).is_none() {
-                p.kill();
-                // SIGKILLed: it goes.
-                p.reap(true);
-            }
+        if let Some(mut p) = ch.probe.take()
+            && p.reap(false).is_none()
+        {
+            p.kill();
+            // SIGKILLed: it goes.
+            p.reap(true);
         }
     }
 }
