@@ -736,6 +736,8 @@ pub struct RunArgs {
     /// container's root to USER's /etc/subuid range (USER: berth).
     #[arg(long, default_value = "host")]
     pub userns: String,
+    #[command(flatten)]
+    pub health: crate::healthopts::HealthArgs,
     pub image: String,
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     pub command: Vec<String>,

@@ -172,6 +172,7 @@ fn request(args: &RunArgs) -> Result<RunRequest> {
         stop_timeout: args.stop_timeout,
         detach_keys: args.detach_keys.clone(),
         log: LogConfig::parse(args.log_driver.as_deref(), &args.log_opt)?,
+        healthcheck: crate::healthopts::healthcheck(&args.health)?,
     })
 }
 

@@ -12,6 +12,7 @@ mod cptop;
 mod events;
 mod exec;
 mod format;
+mod healthopts;
 mod images;
 mod info;
 mod lifecycle;

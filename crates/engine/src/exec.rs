@@ -169,7 +169,11 @@ fn running(engine: &Engine, key: &str) -> Result<ContainerRecord> {
 
 /// The exec'd process: the container's own, with the request's command,
 /// environment, user, working directory, terminal and capabilities.
-fn exec_process(spec: &Spec, rec: &ContainerRecord, req: &ExecRequest) -> Result<Process> {
+pub(crate) fn exec_process(
+    spec: &Spec,
+    rec: &ContainerRecord,
+    req: &ExecRequest,
+) -> Result<Process> {
     if req.command.is_empty() {
         bail!("exec needs a command to run");
     }

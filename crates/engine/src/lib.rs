@@ -39,6 +39,7 @@ pub mod config;
 pub mod cp;
 pub mod events;
 pub mod exec;
+pub mod health;
 pub mod host;
 pub mod info;
 pub mod lifecycle;

@@ -20,6 +20,7 @@
 //! stdout (a pipe), after which the monitor points it at /dev/null.
 
 pub mod attach;
+mod health;
 mod serve;
 
 use std::io::Read;
@@ -232,6 +233,8 @@ pub(crate) struct Monitor<'e> {
     began: Instant,
     /// Why the first start failed, for the caller once cleaned up.
     failure: Option<String>,
+    /// Its health checks, while it runs (None without a healthcheck).
+    health: Option<health::Checker>,
 }
 
 /// Signals the monitor handles as events: SIGTERM ends a back-off early
@@ -270,6 +273,7 @@ impl<'e> Monitor<'e> {
             backoff: Duration::ZERO,
             began: Instant::now(),
             failure: None,
+            health: None,
         })
     }
 
@@ -337,6 +341,13 @@ impl<'e> Monitor<'e> {
                 r.finished = None;
                 r.exit_code = None;
                 r.oom_killed = false;
+                // Docker's: each start is checked anew, from `starting`
+                // (the log of earlier runs kept).
+                if r.healthcheck.as_ref().is_some_and(|h| h.active()) {
+                    let h = r.health.get_or_insert_with(Default::default);
+                    h.status = crate::health::HealthStatus::Starting;
+                    h.failing_streak = 0;
+                }
                 Ok(())
             })
             .map_err(setup_error)?;
@@ -345,6 +356,7 @@ impl<'e> Monitor<'e> {
             return Err(e);
         }
         crate::events::container(self.engine, &rec, "start");
+        self.health = health::Checker::new(rec.healthcheck.as_ref(), Instant::now());
         if self.report.is_some() {
             self.say(&format!("ok {pid}"));
         }

@@ -105,6 +105,13 @@ pub struct ContainerRecord {
     /// Frozen by `pause`.
     #[serde(default)]
     pub paused: bool,
+    /// What it is checked with (the image's HEALTHCHECK merged with the
+    /// `--health-*` flags): Docker's Config.Healthcheck.
+    #[serde(default)]
+    pub healthcheck: Option<crate::health::Healthcheck>,
+    /// What its checks found: Docker's State.Health (kept when it stops).
+    #[serde(default)]
+    pub health: Option<crate::health::Health>,
 }
 
 /// `--restart`: what the monitor does when the container's command exits.

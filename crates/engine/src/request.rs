@@ -83,6 +83,9 @@ pub struct RunRequest {
     pub stop_timeout: Option<u32>,
     /// `--detach-keys` of `run -it` (None: ctrl-p,ctrl-q).
     pub detach_keys: Option<String>,
+    /// `--health-*` (unset fields 0: the image's, else Docker's
+    /// defaults); `--no-healthcheck` is `Test: ["NONE"]`.
+    pub healthcheck: Option<crate::health::Healthcheck>,
 }
 
 /// `--pull`: when to pull the image.

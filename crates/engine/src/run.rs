@@ -346,6 +346,8 @@ pub(crate) fn create<'e>(
         restarting: false,
         manually_stopped: false,
         paused: false,
+        healthcheck: healthcheck(engine, req, image)?,
+        health: None,
     };
     // Saved twice more, at start and (unless --rm removes it) at exit: each
     // save is a new file, and on many hosts a freed block costs a
@@ -375,6 +377,24 @@ pub(crate) fn create<'e>(
         bundle,
         teardown,
     })
+}
+
+/// The container's healthcheck: `--health-*` over the image's HEALTHCHECK.
+fn healthcheck(
+    engine: &Engine,
+    req: &RunRequest,
+    image: &ImageRecord,
+) -> Result<Option<crate::health::Healthcheck>> {
+    let from_image = engine
+        .store
+        .config_json(image)
+        .ok()
+        .and_then(|c| crate::health::Healthcheck::from_image_config(&c));
+    let merged = crate::health::Healthcheck::merge(req.healthcheck.clone(), from_image);
+    if let Some(h) = &merged {
+        h.validate()?;
+    }
+    Ok(merged)
 }
 
 /// Cleans up a container that failed before or while running, unless disarmed.

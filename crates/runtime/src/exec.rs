@@ -61,6 +61,9 @@ pub enum DetachedStdio {
     Null,
     /// The caller's own (an OCI runtime's caller made them for it).
     Inherit,
+    /// stdin /dev/null, stdout and stderr one pipe whose read end comes
+    /// back in [`Detached::output`] (a health check's combined output).
+    Output,
 }
 
 /// A detached exec once its command runs.
@@ -68,6 +71,12 @@ pub enum DetachedStdio {
 pub struct Detached {
     /// Its pid as the host sees it.
     pub pid: i32,
+    /// Its pidfd: the process is the caller's child (born with
+    /// CLONE_PARENT), which may wait for it through this.
+    pub pidfd: OwnedFd,
+    /// With [`DetachedStdio::Output`]: the read end of its stdout and
+    /// stderr (close-on-exec, blocking).
+    pub output: Option<OwnedFd>,
     /// With `process.terminal`: the pty master (the caller keeps it, or
     /// passes it on, as to runc's `--console-socket`).
     pub pty_master: Option<OwnedFd>,
@@ -107,6 +116,8 @@ pub fn exec_detached(x: &Exec<'_>, stdio: DetachedStdio) -> Result<Detached> {
     let s = spawn(x, Mode::Detached(stdio))?;
     Ok(Detached {
         pid: s.pid,
+        pidfd: s.pidfd,
+        output: s.output,
         pty_master: s.pty_master,
     })
 }
@@ -123,6 +134,8 @@ struct Spawned {
     pidfd: OwnedFd,
     pty_master: Option<OwnedFd>,
     stdio: Option<Stdio>,
+    /// The read end of [`DetachedStdio::Output`]'s pipe.
+    output: Option<OwnedFd>,
 }
 
 /// The container's PID 1 as this process is to join it.
@@ -257,6 +270,7 @@ fn spawn(x: &Exec<'_>, mode: Mode) -> Result<Spawned> {
         None => (None, Vec::new()),
     };
     let (parent_sock, child_sock) = sync::pair().step(|| "socketpair".into())?;
+    let mut output = None;
     let (mut pipes, stdio, foreground) = match mode {
         Mode::Foreground(_) if terminal => (None, ChildStdio::Pty, true),
         Mode::Foreground(mut p) => {
@@ -266,6 +280,13 @@ fn spawn(x: &Exec<'_>, mode: Mode) -> Result<Spawned> {
         Mode::Detached(_) if terminal => (None, ChildStdio::Pty, false),
         Mode::Detached(DetachedStdio::Null) => (None, ChildStdio::Null, false),
         Mode::Detached(DetachedStdio::Inherit) => (None, ChildStdio::Inherit, false),
+        Mode::Detached(DetachedStdio::Output) => {
+            let (r, w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
+                .step(|| "output pipe".into())?;
+            let w2 = rustix::io::fcntl_dupfd_cloexec(&w, 3).step(|| "output pipe".into())?;
+            output = Some(r);
+            (None, ChildStdio::Pipes([None, Some(w), Some(w2)]), false)
+        }
     };
     let child = Child {
         process: x.process,
@@ -294,6 +315,7 @@ fn spawn(x: &Exec<'_>, mode: Mode) -> Result<Spawned> {
             drop(child);
             let mut s = await_exec(parent_sock.as_fd(), pidfd.as_fd())?;
             s.stdio = pipes.take();
+            s.output = output;
             Ok(s)
         }
         Err(e) => Err(e).step(|| "clone exec process".into()),
@@ -336,6 +358,7 @@ fn await_exec(sock: BorrowedFd<'_>, joiner: BorrowedFd<'_>) -> Result<Spawned> {
             pidfd,
             pty_master,
             stdio: None,
+            output: None,
         }),
         (child, failed) => {
             if let Some((_, pidfd)) = child {

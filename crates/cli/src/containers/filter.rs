@@ -48,6 +48,8 @@ pub fn label_matches(labels: &BTreeMap<String, String>, want: &str) -> bool {
 /// The compiled `ps` filters.
 pub struct Filters {
     status: Vec<String>,
+    /// `health=`: starting, healthy, unhealthy or none.
+    health: Vec<String>,
     names: Vec<Regex>,
     ids: Vec<String>,
     labels: Vec<String>,
@@ -63,13 +65,18 @@ pub struct Filters {
 impl Filters {
     pub fn new(engine: &Engine, records: &Records, args: &[String]) -> Result<Filters> {
         const KEYS: &[&str] = &[
-            "ancestor", "before", "exited", "id", "label", "name", "since", "status",
+            "ancestor", "before", "exited", "health", "id", "label", "name", "since", "status",
         ];
         let m = parse(args, KEYS)?;
         let get = |k: &str| m.get(k).cloned().unwrap_or_default();
         for s in get("status") {
             if !STATES.contains(&s.as_str()) {
                 bail!("invalid filter 'status={s}'");
+            }
+        }
+        for h in get("health") {
+            if !["starting", "healthy", "unhealthy", "none"].contains(&h.as_str()) {
+                bail!("Unrecognised filter value for health: {h}");
             }
         }
         let names = get("name")
@@ -105,6 +112,7 @@ impl Filters {
         };
         Ok(Filters {
             status: get("status"),
+            health: get("health"),
             names,
             ids: get("id"),
             labels: get("label"),
@@ -124,6 +132,7 @@ impl Filters {
         let any = |v: &[String], f: &dyn Fn(&String) -> bool| v.is_empty() || v.iter().any(f);
         let state = view::state(c);
         any(&self.status, &|s| s == state)
+            && any(&self.health, &|h| h == view::health(c))
             && (self.names.is_empty()
                 || self
                     .names
@@ -159,12 +168,15 @@ mod tests {
     fn filters(args: &[&str]) -> Filters {
         let m = parse(
             &args.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
-            &["status", "name", "id", "label", "exited", "ancestor"],
+            &[
+                "status", "name", "id", "label", "exited", "ancestor", "health",
+            ],
         )
         .unwrap();
         let get = |k: &str| m.get(k).cloned().unwrap_or_default();
         Filters {
             status: get("status"),
+            health: get("health"),
             names: get("name").iter().map(|n| Regex::new(n).unwrap()).collect(),
             ids: get("id"),
             labels: get("label"),
@@ -210,6 +222,8 @@ mod tests {
         );
         assert!(names(&["ancestor=alpine"]).is_empty());
         assert_eq!(names(&[&format!("id={}", &created.id[..6])]), ["db"]);
+        assert_eq!(names(&["health=none"]).len(), 3);
+        assert!(names(&["health=starting"]).is_empty());
     }
 
     #[test]

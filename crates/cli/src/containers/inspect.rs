@@ -62,6 +62,9 @@ pub fn document(engine: &Engine, c: &ContainerRecord, size: Option<(u64, u64)>) 
     if let Some(t) = c.stop_timeout {
         config["StopTimeout"] = json!(t);
     }
+    if let Some(h) = &c.healthcheck {
+        config["Healthcheck"] = json!(h);
+    }
     let mut doc = json!({
         "Id": c.id,
         "Created": c.created,
@@ -92,6 +95,10 @@ pub fn document(engine: &Engine, c: &ContainerRecord, size: Option<(u64, u64)>) 
         },
         "Config": config,
     });
+    // Docker's State.Health: there with a healthcheck, kept when it stops.
+    if c.healthcheck.as_ref().is_some_and(|h| h.active()) {
+        doc["State"]["Health"] = json!(c.health.clone().unwrap_or_default());
+    }
     if let Some((rw, rootfs)) = size {
         doc["SizeRw"] = json!(rw);
         doc["SizeRootFs"] = json!(rootfs);

@@ -45,9 +45,23 @@ pub fn status(c: &ContainerRecord, now_ms: i64) -> String {
     match state(c) {
         "restarting" => format!("Restarting ({}) {} ago", exit_code(c), ago(finished)),
         "paused" => format!("Up {} (Paused)", ago(started)),
-        "running" => format!("Up {}", ago(started)),
+        "running" => match health(c) {
+            "none" => format!("Up {}", ago(started)),
+            "starting" => format!("Up {} (health: starting)", ago(started)),
+            h => format!("Up {} ({h})", ago(started)),
+        },
         "created" => "Created".into(),
         _ => format!("Exited ({}) {} ago", exit_code(c), ago(finished)),
+    }
+}
+
+/// Docker's health of a container: `none` without a healthcheck, else
+/// its State.Health.Status (`starting` until its first check ends).
+pub fn health(c: &ContainerRecord) -> &'static str {
+    match (&c.healthcheck, &c.health) {
+        (Some(hc), Some(h)) if hc.active() => h.status.as_str(),
+        (Some(hc), None) if hc.active() => "starting",
+        _ => "none",
     }
 }
 
@@ -179,6 +193,23 @@ pub mod tests {
         assert_eq!(status(&c, NOW - 2500), "Up Less than a second");
         assert_eq!(status(&c, NOW + 60_000), "Up About a minute");
         assert_eq!(status(&c, NOW + 2 * 3_600_000), "Up 2 hours");
+        c.healthcheck = Some(berth_engine::health::Healthcheck {
+            test: vec!["CMD".into(), "true".into()],
+            ..Default::default()
+        });
+        assert_eq!(status(&c, NOW), "Up 3 seconds (health: starting)");
+        c.health = Some(berth_engine::health::Health {
+            status: berth_engine::health::HealthStatus::Unhealthy,
+            ..Default::default()
+        });
+        assert_eq!(status(&c, NOW), "Up 3 seconds (unhealthy)");
+        assert_eq!(health(&c), "unhealthy");
+        c.healthcheck.as_mut().unwrap().test = vec!["NONE".into()];
+        assert_eq!(
+            (status(&c, NOW).as_str(), health(&c)),
+            ("Up 3 seconds", "none")
+        );
+        c.healthcheck = None;
         c.paused = true;
         assert_eq!(
             (state(&c), status(&c, NOW).as_str()),

@@ -36,6 +36,7 @@ enum Slot {
     Listener,
     Client(usize),
     Input,
+    Health,
 }
 
 impl Monitor<'_> {
@@ -63,6 +64,7 @@ impl Monitor<'_> {
                 break;
             }
         }
+        self.stop_health();
         // PID 1 is gone; with a PID namespace of its own, so is every
         // process that could write, and reading to end-of-file ends.
         for o in &mut outputs {
@@ -113,7 +115,17 @@ impl Monitor<'_> {
             fds.push(PollFd::from_borrowed_fd(fd.as_fd(), PollFlags::OUT));
             slots.push(Slot::Input);
         }
-        match rustix::event::poll(&mut fds, None) {
+        // Health checks: the running one's pidfd and output, and the timer
+        // (none at all without a healthcheck).
+        let mut timeout = None;
+        if let Some(h) = &self.health {
+            for fd in h.fds() {
+                fds.push(PollFd::from_borrowed_fd(fd, PollFlags::IN));
+                slots.push(Slot::Health);
+            }
+            timeout = rustix::event::Timespec::try_from(h.poll_timeout()).ok();
+        }
+        match rustix::event::poll(&mut fds, timeout.as_ref()) {
             Ok(_) | Err(Errno::INTR) => {}
             Err(e) => return Err(e).context("monitor: poll"),
         }
@@ -141,8 +153,10 @@ impl Monitor<'_> {
                     }
                 }
                 Slot::Input => input.drain(),
+                Slot::Health => {}
             }
         }
+        self.tend_health();
         // What was read is in the log before the monitor sleeps again
         // (`logs -f` follows it).
         if let Err(e) = self.log.flush() {
@@ -233,7 +247,7 @@ fn streams(c: &mut Container) -> Result<(Vec<Output>, Input, Option<OwnedFd>)> {
     Ok((outputs, Input::new(s.input), None))
 }
 
-fn set_nonblocking(fd: BorrowedFd<'_>) -> Result<()> {
+pub(super) fn set_nonblocking(fd: BorrowedFd<'_>) -> Result<()> {
     use rustix::fs::{OFlags, fcntl_getfl, fcntl_setfl};
     let flags = fcntl_getfl(fd)?;
     fcntl_setfl(fd, flags | OFlags::NONBLOCK)?;
