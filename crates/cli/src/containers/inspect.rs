@@ -95,9 +95,10 @@ pub fn document(engine: &Engine, c: &ContainerRecord, size: Option<(u64, u64)>) 
         },
         "Config": config,
     });
-    // Docker's State.Health: there with a healthcheck, kept when it stops.
-    if c.healthcheck.as_ref().is_some_and(|h| h.active()) {
-        doc["State"]["Health"] = json!(c.health.clone().unwrap_or_default());
+    // Docker's State.Health: there once a container with a healthcheck
+    // has started, kept when it stops.
+    if let (true, Some(h)) = (view::health(c) != "none", &c.health) {
+        doc["State"]["Health"] = json!(h);
     }
     if let Some((rw, rootfs)) = size {
         doc["SizeRw"] = json!(rw);

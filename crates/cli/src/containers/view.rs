@@ -55,12 +55,11 @@ pub fn status(c: &ContainerRecord, now_ms: i64) -> String {
     }
 }
 
-/// Docker's health of a container: `none` without a healthcheck, else
-/// its State.Health.Status (`starting` until its first check ends).
+/// Docker's health of a container: `none` without a healthcheck (or
+/// before its monitor first started it), else its State.Health.Status.
 pub fn health(c: &ContainerRecord) -> &'static str {
     match (&c.healthcheck, &c.health) {
         (Some(hc), Some(h)) if hc.active() => h.status.as_str(),
-        (Some(hc), None) if hc.active() => "starting",
         _ => "none",
     }
 }
@@ -197,6 +196,8 @@ pub mod tests {
             test: vec!["CMD".into(), "true".into()],
             ..Default::default()
         });
+        assert_eq!(status(&c, NOW), "Up 3 seconds");
+        c.health = Some(Default::default());
         assert_eq!(status(&c, NOW), "Up 3 seconds (health: starting)");
         c.health = Some(berth_engine::health::Health {
             status: berth_engine::health::HealthStatus::Unhealthy,
