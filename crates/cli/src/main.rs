@@ -120,7 +120,7 @@ fn monitor() -> ExitCode {
             _ => id = a.into_string().ok(),
         }
     }
-    init_logging("warn");
+    berth_engine::monitor::warnings::to_stderr();
     let result = id
         .ok_or_else(|| anyhow::anyhow!("monitor: no container id"))
         .and_then(|id| {

@@ -22,6 +22,7 @@
 pub mod attach;
 mod health;
 mod serve;
+pub mod warnings;
 
 use std::io::Read;
 use std::os::fd::OwnedFd;
@@ -164,6 +165,7 @@ fn parse_report(text: &str) -> Result<Report> {
 /// (30 s at most) before it starts the container.
 pub fn main(engine: &Engine, id: &str, held: bool) -> Result<()> {
     detach()?;
+    fix_mmap_threshold();
     let mut m = Monitor::new(engine, id)?;
     if held {
         m.say_more("ready");
@@ -517,6 +519,18 @@ pub(super) fn release_free_memory() {
         unsafe {
             libc::madvise(low as *mut libc::c_void, top - low, libc::MADV_DONTNEED);
         }
+    }
+}
+
+/// Makes every allocation of 128 KiB or more a mapping of its own, given
+/// back to the kernel when freed. glibc would otherwise raise the
+/// threshold after the first such free, and a dropped output buffer would
+/// stay in the heap, resident, for as long as the container idles.
+fn fix_mmap_threshold() {
+    // SAFETY: mallopt only sets an allocator parameter; the process is
+    // single-threaded here.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
     }
 }
 

@@ -58,7 +58,7 @@ impl LogWriter {
             path: path.to_path_buf(),
             max_size: config.max_size,
             max_file: config.max_file.max(1),
-            buf: Vec::with_capacity(FLUSH_AT + 64 * 1024),
+            buf: Vec::new(),
             size,
             partial: [Vec::new(), Vec::new()],
             tail: [Vec::new(), Vec::new()],
@@ -73,6 +73,9 @@ impl LogWriter {
     pub fn write(&mut self, stream: Stream, bytes: &[u8]) -> io::Result<()> {
         if self.file.is_none() || bytes.is_empty() {
             return Ok(());
+        }
+        if self.buf.capacity() == 0 {
+            self.buf.reserve(FLUSH_AT + 64 * 1024);
         }
         self.stamp(time::now_nanos());
         let s = stream as usize;
@@ -137,6 +140,14 @@ impl LogWriter {
         self.size += self.buf.len() as u64;
         self.buf.clear();
         r
+    }
+
+    /// Gives the buffer's memory back while nothing is buffered (the
+    /// monitor idles); the next write takes it again.
+    pub fn release(&mut self) {
+        if self.buf.is_empty() {
+            self.buf = Vec::new();
+        }
     }
 
     /// The container has exited: the lines it left unfinished become

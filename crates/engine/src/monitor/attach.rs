@@ -168,12 +168,13 @@ impl Server {
         });
     }
 
-    /// Reads what client `i` sent; false when it has gone.
-    pub fn read_client(&mut self, i: usize, out: &mut Vec<Request>) -> bool {
+    /// Reads what client `i` sent, through the caller's `buf` (a big
+    /// buffer on the stack would keep the monitor's idle stack big);
+    /// false when it has gone.
+    pub fn read_client(&mut self, i: usize, buf: &mut [u8], out: &mut Vec<Request>) -> bool {
         let c = &mut self.clients[i];
-        let mut buf = [0u8; 64 * 1024];
         loop {
-            match c.stream.read(&mut buf) {
+            match c.stream.read(buf) {
                 Ok(0) => return false,
                 Ok(n) => c.inbuf.extend_from_slice(&buf[..n]),
                 Err(e) if e.kind() == ErrorKind::WouldBlock => break,

@@ -4,6 +4,7 @@
 //! record.
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use berth_runtime::Container;
@@ -13,6 +14,19 @@ use rustix::io::Errno;
 use super::attach::{self, Request};
 use super::{Monitor, Next};
 use crate::logs::Stream;
+
+/// After this long with nothing to do, the monitor gives back the pages
+/// its last burst of work dirtied (the read buffer, the log's buffer, the
+/// stack): an idle container then costs what an idle monitor costs,
+/// however much it once wrote. One timed wait after activity, not a
+/// periodic wake-up.
+const IDLE_RELEASE: Duration = Duration::from_secs(2);
+
+/// The read buffer: untouched pages of a mapping of its own until output
+/// comes (see `fix_mmap_threshold`), so it costs nothing resident.
+fn read_buffer() -> Vec<u8> {
+    vec![0u8; 1 << 20]
+}
 
 /// One of the container's output streams.
 struct Output {
@@ -31,6 +45,14 @@ struct Input {
     close_when_drained: bool,
 }
 
+/// What one poll found.
+struct Wake {
+    /// PID 1 has exited.
+    exited: bool,
+    /// Nothing at all: the poll timed out.
+    idle: bool,
+}
+
 enum Slot {
     Output(usize),
     Listener,
@@ -45,23 +67,33 @@ impl Monitor<'_> {
     pub(super) fn serve(&mut self, mut c: Container) -> Result<Next> {
         let (mut outputs, mut input, master) = streams(&mut c)?;
         super::release_free_memory();
-        let mut buf = vec![0u8; 1 << 20];
+        let mut buf = read_buffer();
         let pidfd = c.pidfd().context("container has no pidfd")?;
         let mut signals = Vec::new();
+        let mut dirty = false;
         loop {
-            let exited = self.wait_once(
+            let wake = self.wait_once(
                 pidfd,
                 &mut outputs,
                 &mut input,
                 &mut buf,
                 master.as_ref(),
                 &mut signals,
+                dirty.then_some(IDLE_RELEASE),
             )?;
             for sig in signals.drain(..) {
                 let _ = c.kill(sig);
             }
-            if exited {
+            if wake.exited {
                 break;
+            }
+            if !wake.idle {
+                dirty = true;
+            } else if dirty {
+                buf = read_buffer();
+                self.log.release();
+                super::release_free_memory();
+                dirty = false;
             }
         }
         self.stop_health();
@@ -81,7 +113,8 @@ impl Monitor<'_> {
         Ok(next)
     }
 
-    /// One poll and what it found; true once PID 1 has exited.
+    /// One poll (at most `idle` long, if given) and what it found.
+    #[allow(clippy::too_many_arguments)]
     fn wait_once(
         &mut self,
         pidfd: BorrowedFd<'_>,
@@ -90,7 +123,8 @@ impl Monitor<'_> {
         buf: &mut [u8],
         master: Option<&OwnedFd>,
         signals: &mut Vec<i32>,
-    ) -> Result<bool> {
+        idle: Option<Duration>,
+    ) -> Result<Wake> {
         let mut fds = vec![
             PollFd::from_borrowed_fd(self.signals.as_fd(), PollFlags::IN),
             PollFd::from_borrowed_fd(pidfd, PollFlags::IN),
@@ -123,12 +157,17 @@ impl Monitor<'_> {
                 fds.push(PollFd::from_borrowed_fd(fd, PollFlags::IN));
                 slots.push(Slot::Health);
             }
-            timeout = rustix::event::Timespec::try_from(h.poll_timeout()).ok();
+            timeout = Some(h.poll_timeout());
         }
-        match rustix::event::poll(&mut fds, timeout.as_ref()) {
-            Ok(_) | Err(Errno::INTR) => {}
+        if let Some(idle) = idle {
+            timeout = Some(timeout.map_or(idle, |t| t.min(idle)));
+        }
+        let timeout = timeout.and_then(|t| rustix::event::Timespec::try_from(t).ok());
+        let woken = match rustix::event::poll(&mut fds, timeout.as_ref()) {
+            Ok(n) => n,
+            Err(Errno::INTR) => 1,
             Err(e) => return Err(e).context("monitor: poll"),
-        }
+        };
         let signalled = !fds[0].revents().is_empty();
         let exited = !fds[1].revents().is_empty();
         let mut ready = fds[2..].iter().map(|p| !p.revents().is_empty());
@@ -148,7 +187,7 @@ impl Monitor<'_> {
                 }
                 Slot::Listener => self.attach.accept(),
                 Slot::Client(i) => {
-                    if !self.attach.read_client(i, &mut requests) {
+                    if !self.attach.read_client(i, buf, &mut requests) {
                         gone.push(i);
                     }
                 }
@@ -184,7 +223,10 @@ impl Monitor<'_> {
                 }
             }
         }
-        Ok(exited)
+        Ok(Wake {
+            exited,
+            idle: woken == 0,
+        })
     }
 
     /// Moves one read's worth of `o` to the log and to attached clients;
