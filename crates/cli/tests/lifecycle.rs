@@ -750,3 +750,16 @@ fn a_detached_rm_container_is_gone_once_it_exits() {
         })
     });
 }
+
+#[test]
+fn wait_gives_the_exit_code_of_a_detached_rm_container_whose_record_goes() {
+    let r = Root::new();
+    let id = run_d(
+        &r,
+        &["--rm", BUSYBOX, "sh", "-c", "seq 1 50000; sleep 1; exit 3"],
+    );
+    let o = b(&r, &["wait", &id]);
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "3\n");
+    wait_until("its removal", 20, || r.container_ids().is_empty());
+}

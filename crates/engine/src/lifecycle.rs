@@ -272,6 +272,16 @@ pub fn wait(engine: &Engine, key: &str) -> Result<i32> {
     let id = records.find(key)?.id;
     loop {
         let c = records.load(&id)?;
+        // A monitor says the exit code on its socket, which is there even
+        // for a --rm container whose record goes with its exit.
+        if c.detached
+            && c.status == Status::Running
+            && !c.restarting
+            && c.supervisor_alive()
+            && let Some(code) = exit_from_monitor(&records.dir(&id))
+        {
+            return Ok(code);
+        }
         if let Some(p) = open_pid1(&c)? {
             // Sleeps until PID 1 exits (a pidfd poll); the monitor then records it.
             while !p.wait_exit(Duration::from_secs(3600)) {}
@@ -287,6 +297,34 @@ pub fn wait(engine: &Engine, key: &str) -> Result<i32> {
             continue;
         }
         return Ok(c.exit_code.unwrap_or(0));
+    }
+}
+
+/// Listens on the monitor's attach socket (output read and dropped) until
+/// it says the container's exit code; None if it closes without one (it
+/// had already said it, or it was killed).
+fn exit_from_monitor(cdir: &std::path::Path) -> Option<i32> {
+    use crate::monitor::attach::{self as wire, next_frame};
+    use std::io::Read;
+    let mut sock = wire::connect(cdir).ok()?;
+    let mut pending = Vec::new();
+    let mut chunk = vec![0u8; 64 * 1024];
+    loop {
+        match sock.read(&mut chunk) {
+            Ok(0) => return None,
+            Ok(n) => pending.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return None,
+        }
+        while let Some(frame) = next_frame(&mut pending) {
+            match frame {
+                Ok((wire::EXIT, p)) if p.len() == 4 => {
+                    return Some(i32::from_be_bytes([p[0], p[1], p[2], p[3]]));
+                }
+                Ok(_) => {}
+                Err(_) => return None,
+            }
+        }
     }
 }
 
