@@ -15,8 +15,9 @@ python3 scripts/sizes.py
 cargo clippy --workspace --all-targets -- -D warnings
 cargo test --workspace -- --test-threads="${BERTH_TEST_THREADS:-4}"
 
-# Rootless: the run, lifecycle, exec and ps tests again, with berth run by an ordinary user.
-for suite in run lifecycle exec ps_format; do
+# Rootless: the run, lifecycle, exec, cp/top/stats and ps tests again, with berth
+# run by an ordinary user. (The logs suite writes its fixtures as root.)
+for suite in run lifecycle exec cptop ps_format; do
 	BERTH_TEST_USER="$user" cargo test -p berth --test "$suite" -- --test-threads="${BERTH_TEST_THREADS:-4}"
 done
 

@@ -154,9 +154,7 @@ fn writes_store(c: &cli::Command) -> bool {
             | Command::Unpause { .. }
             | Command::Boot
             | Command::Rm(_)
-            | Command::Cp(_)
             | Command::System(cli::SystemCommand::Prune(_))
-            | Command::Container(ContainerCommand::Cp(_))
             | Command::Image(ImageCommand::Pull(_) | ImageCommand::Rm(_) | ImageCommand::Prune(_))
             | Command::Container(
                 ContainerCommand::Run(_)

@@ -122,6 +122,9 @@ fn running_root(c: &ContainerRecord) -> Result<Option<Root>> {
 }
 
 fn open_root(engine: &Engine, c: &ContainerRecord) -> Result<CtrRoot> {
+    if crate::rootless::active() && !crate::rootless::in_own_userns() {
+        rootless_enter(c)?;
+    }
     if c.is_running()
         && let Some(root) = running_root(c)?
     {
@@ -163,6 +166,23 @@ fn open_root(engine: &Engine, c: &ContainerRecord) -> Result<CtrRoot> {
         root: root?,
         _fs_lock: Some(fs_lock),
     })
+}
+
+/// Rootless, a container's files are reached from inside a user
+/// namespace: a running container's own (a fresh one of berth's, as other
+/// commands use, is a stranger to it, and /proc would refuse its root); for
+/// a stopped one, berth's, where its overlay can be mounted (this process
+/// runs again there).
+fn rootless_enter(c: &ContainerRecord) -> Result<()> {
+    if c.is_running()
+        && let (Some(pid), Some(start)) = (c.pid, c.pid_start)
+        && let Some(p) = Process::open(pid, start)?
+    {
+        return p
+            .join_user_namespace()
+            .with_context(|| format!("join the user namespace of container {}", c.name));
+    }
+    crate::rootless::reexec_in_userns()
 }
 
 /// The last name of `p` as `cp` names the copy: `.` for a `/.` source

@@ -65,6 +65,19 @@ impl Process {
         self.pidfd.as_fd()
     }
 
+    /// Moves the calling process, which must be single-threaded, into this
+    /// process's user namespace. A rootless berth outside a namespace of
+    /// its own does this to reach a container's files: as their owner it
+    /// may, and there it has the container root's rights, which /proc's
+    /// checks on the container's root want.
+    pub fn join_user_namespace(&self) -> io::Result<()> {
+        rustix::thread::move_into_thread_name_spaces(
+            self.pidfd.as_fd(),
+            rustix::thread::ThreadNameSpaceType::USER,
+        )
+        .map_err(io::Error::from)
+    }
+
     /// Sends `sig` (any signal number, as kill(2) takes it).
     pub fn signal(&self, sig: i32) -> io::Result<()> {
         match sys::pidfd_send_signal(self.pidfd.as_fd(), sig) {
