@@ -763,3 +763,56 @@ fn wait_gives_the_exit_code_of_a_detached_rm_container_whose_record_goes() {
     assert_eq!(String::from_utf8_lossy(&o.stdout), "3\n");
     wait_until("its removal", 20, || r.container_ids().is_empty());
 }
+
+#[test]
+fn a_foreground_container_is_logged_and_starts_again_under_a_monitor() {
+    let r = Root::new();
+    let script = "echo out; echo err >&2; echo run >> /runs; exit 4";
+    let o = b(
+        &r,
+        &["run", "-q", "--name", "fg", BUSYBOX, "sh", "-c", script],
+    );
+    assert_eq!(code(&o), 4, "{}", stderr(&o));
+    assert_eq!((stdout(&o), stderr(&o)), ("out\n".into(), "err\n".into()));
+    let o = b(&r, &["logs", "fg"]);
+    assert_eq!((stdout(&o), stderr(&o)), ("out\n".into(), "err\n".into()));
+    // Docker's `start -a` of it: the same command on the same filesystem,
+    // its output appended to the log.
+    let o = b(&r, &["start", "-a", "fg"]);
+    assert_eq!(code(&o), 4, "{}", stderr(&o));
+    assert_eq!(stdout(&o), "out\n");
+    let o = b(&r, &["logs", "fg"]);
+    assert_eq!(stdout(&o), "out\nout\n");
+    assert_eq!(stderr(&o), "err\nerr\n");
+    let o = b(&r, &["start", "-a", "fg"]);
+    assert_eq!(code(&o), 4);
+    let o = b(&r, &["run", "--rm", "-q", BUSYBOX, "true"]);
+    assert_eq!(code(&o), 0);
+    assert_eq!(record(&r, "fg")["exit_code"], 4);
+    let o = b(&r, &["cp", "fg:/runs", "-"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(
+        o.stdout.windows(12).any(|w| w == b"run\nrun\nrun\n"),
+        "three runs on one filesystem"
+    );
+    // With --log-driver none nothing is kept.
+    let o = b(
+        &r,
+        &[
+            "run",
+            "--name",
+            "quiet",
+            "--log-driver",
+            "none",
+            BUSYBOX,
+            "echo",
+            "x",
+        ],
+    );
+    assert_eq!(stdout(&o), "x\n");
+    let o = b(&r, &["logs", "quiet"]);
+    assert_eq!(stdout(&o), "");
+    assert_eq!(code(&b(&r, &["rm", "fg", "quiet"])), 0);
+    assert!(r.container_ids().is_empty());
+    assert_no_mounts(&r);
+}

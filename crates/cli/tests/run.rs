@@ -673,7 +673,12 @@ fn killed_berth(rm: bool) {
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .collect();
     let rootfs = r.path().join("containers").join(&id).join("rootfs");
-    let bundle = exec_root(&r).join("bundles").join(&id);
+    // A --rm run's bundle is in the exec root; a kept one's in its own dir,
+    // for `start`.
+    let bundle = match rm {
+        true => exec_root(&r).join("bundles").join(&id),
+        false => r.path().join("containers").join(&id).join("bundle"),
+    };
     assert!(
         bundle.join("config.json").exists(),
         "no bundle for the dead run"
@@ -692,7 +697,7 @@ fn killed_berth(rm: bool) {
     assert_eq!(code(&r.run(&["--rm", "-q", BUSYBOX, "true"])), 0);
     assert!(!mounted(), "rootfs still mounted");
     let ps = stdout(&r.berth().args(["ps", "-a"]).output().unwrap());
-    assert!(!bundle.exists(), "the dead run's bundle is left");
+    assert_eq!(bundle.exists(), !rm, "the dead run's bundle");
     if rm {
         // Removed whole, as its own berth would have done at exit.
         assert!(!ps.contains("orphan"), "{ps}");
@@ -728,6 +733,7 @@ fn a_running_containers_bundle_and_state_are_in_the_exec_root_and_go_with_it() {
         .berth()
         .args([
             "run",
+            "--rm",
             "-q",
             BUSYBOX,
             "sh",
@@ -778,7 +784,7 @@ fn a_running_containers_bundle_and_state_are_in_the_exec_root_and_go_with_it() {
 }
 
 #[test]
-fn an_exited_containers_bundle_is_gone_and_exec_root_is_honoured() {
+fn an_exited_containers_bundle_stays_with_it_and_exec_root_is_honoured() {
     let r = Root::new();
     let exec = r.path().join("exec");
     let out = r
@@ -791,9 +797,10 @@ fn an_exited_containers_bundle_is_gone_and_exec_root_is_honoured() {
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     let id = r.container_ids().concat();
     assert_eq!(stdout(&out).trim(), &id[..12]);
-    // Kept (no --rm), but its bundle served that run only.
-    assert!(r.path().join("containers").join(&id).is_dir());
-    assert!(exec.join("bundles").is_dir() && !exec.join("bundles").join(&id).exists());
+    // Kept (no --rm): its bundle with it, for `start`; nothing in the exec root.
+    let cdir = r.path().join("containers").join(&id);
+    assert!(cdir.join("bundle").join("config.json").is_file());
+    assert!(exec.join("runtime").is_dir() && !exec.join("bundles").join(&id).exists());
     assert!(!exec.join("runtime").join(&id).exists());
     // A directory given by the user is used as it is: nothing mounted on
     // it (whatever file system it is on; in fixture/v2vm.sh's VM, a tmpfs).

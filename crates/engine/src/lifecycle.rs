@@ -121,18 +121,26 @@ fn launch<T>(
 
 /// Mounts a stopped container's rootfs again over its kept upper dir.
 fn mount_again(engine: &Engine, c: &ContainerRecord) -> Result<()> {
+    let records = engine.records()?;
     if !c.detached {
-        bail!(
-            "container {} was run in the foreground and cannot be started again; run it with -d or create it",
-            c.name
-        );
+        // Run in the foreground: from now on a monitor looks after it.
+        // (Records from before foreground bundles were kept have none.)
+        if !engine.bundle_of(c).join("config.json").exists() {
+            bail!(
+                "container {} was run in the foreground and cannot be started again; run it with -d or create it",
+                c.name
+            );
+        }
+        records.update(&c.id, |r| {
+            r.detached = true;
+            Ok(())
+        })?;
     }
     let image = engine
         .store
         .resolve(&c.image_id)
         .with_context(|| format!("the image of container {} ({})", c.name, c.image))?;
     let lowers = rootfs_prep::prepare(engine, &image)?;
-    let records = engine.records()?;
     // Waits for a `cp` that holds the stopped container's filesystem.
     let _fs = records.fs_lock(&c.id)?;
     rootfs_prep::mount_rootfs(
@@ -272,9 +280,11 @@ pub fn wait(engine: &Engine, key: &str) -> Result<i32> {
     let id = records.find(key)?.id;
     loop {
         let c = records.load(&id)?;
-        // A monitor says the exit code on its socket, which is there even
-        // for a --rm container whose record goes with its exit.
+        // The record of a --rm container goes with its exit; its monitor
+        // says the exit code on its socket first. (Others are waited for
+        // through their record, across restarts.)
         if c.detached
+            && c.auto_remove
             && c.status == Status::Running
             && !c.restarting
             && c.supervisor_alive()

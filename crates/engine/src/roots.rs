@@ -193,11 +193,11 @@ impl Engine {
     }
 
     /// The bundle of container `c`: in the exec root for one run in the
-    /// foreground, which lives only as long as that run; in the
-    /// container's own dir for a detached one, which `start` runs again
-    /// (after a reboot too, when the exec root is gone).
+    /// foreground with --rm, which lives only as long as that run; in the
+    /// container's own dir for any other, which `start` runs again (after
+    /// a reboot too, when the exec root is gone).
     pub(crate) fn bundle_of(&self, c: &crate::records::ContainerRecord) -> PathBuf {
-        if c.detached {
+        if c.detached || !c.auto_remove {
             self.root.join("containers").join(&c.id).join("bundle")
         } else {
             self.bundle_dir(&c.id)

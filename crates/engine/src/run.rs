@@ -13,6 +13,7 @@ use berth_image::{ImageRecord, Platform, Progress};
 use oci_spec::image::ImageConfiguration;
 use oci_spec::runtime::{Mount, MountBuilder, Spec};
 
+use crate::logs::{LogWriter, Stream};
 use crate::records::{self, ContainerRecord, Records, Status};
 use crate::request::{CgroupsMode, IoMode, Network, PullPolicy, RunRequest};
 use crate::rootless::{self, IdMaps};
@@ -579,6 +580,24 @@ fn start_and_wait(
         bundle,
         ..
     } = c;
+    // A kept container's output is logged as a detached one's is, so that
+    // `logs` shows it afterwards; a --rm one's goes with it, so it is not
+    // (and keeps the spliced, copy-free relay); neither is one with
+    // `--log-driver none`.
+    let logged = !rec.auto_remove && !matches!(rec.log.driver, records::LogDriver::None);
+    let mut log = match logged {
+        false => None,
+        true => {
+            let path = crate::logs::log_path(&records.dir(id), id);
+            match LogWriter::open(&path, &rec.log) {
+                Ok(w) => Some(LogTap(w)),
+                Err(e) => {
+                    tracing::warn!("open the log of {id}: {e}");
+                    None
+                }
+            }
+        }
+    };
     let on_start = |pid| {
         clock.phase("container started");
         rec.pid = Some(pid);
@@ -590,7 +609,37 @@ fn start_and_wait(
         }
         crate::events::container(engine, rec, "start");
     };
-    berth_runtime::run_spec(id, bundle, spec, &engine.runtime_dir(), &rio, on_start)
+    let tap = log.as_mut().map(|t| t as &mut dyn berth_runtime::OutputTap);
+    let exit =
+        berth_runtime::run_spec(id, bundle, spec, &engine.runtime_dir(), &rio, on_start, tap);
+    if let Some(LogTap(mut w)) = log
+        && let Err(e) = w.finish()
+    {
+        tracing::warn!("write the log of {id}: {e}");
+    }
+    exit
+}
+
+/// A foreground container's output into its json-file log.
+struct LogTap(LogWriter);
+
+impl berth_runtime::OutputTap for LogTap {
+    fn output(&mut self, fd: u8, bytes: &[u8]) {
+        let stream = if fd == 2 {
+            Stream::Stderr
+        } else {
+            Stream::Stdout
+        };
+        if let Err(e) = self.0.write(stream, bytes) {
+            tracing::warn!("write the container's log: {e}");
+        }
+    }
+
+    fn idle(&mut self) {
+        if let Err(e) = self.0.flush() {
+            tracing::warn!("write the container's log: {e}");
+        }
+    }
 }
 
 /// The record of how it ended (in memory; [`tear_down`] saves it).
@@ -696,9 +745,7 @@ fn tear_down(mut c: Created<'_>, rm: bool, clock: &Clock) -> Result<()> {
     rootfs_prep::unmount_rootfs(&c.dir)?;
     c.rec.rootfs_mounted = false;
     if !rm {
-        if let Err(e) = std::fs::remove_dir_all(&c.bundle) {
-            tracing::warn!("remove {}: {e}", c.bundle.display());
-        }
+        // Its bundle stays (in its own dir): `start` runs it again.
         c.records.save(&c.rec)?;
     }
     c.teardown.armed = rm;

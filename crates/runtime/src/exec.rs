@@ -97,16 +97,20 @@ pub fn exec(x: &Exec<'_>, io: &Io) -> Result<i32> {
     let master = spawned.pty_master.take();
     let master = master.as_ref().map(|m| m.as_fd());
     let _raw = foreground::prepare_terminal(master, io.interactive);
-    let mut pumps = spawned.stdio.take().map(Stdio::pumps).unwrap_or_default();
+    let mut pumps = spawned
+        .stdio
+        .take()
+        .map(|s| s.pumps(false))
+        .unwrap_or_default();
     let mut tty = Tty::new(master, io.interactive);
     let pidfd = spawned.pidfd.as_fd();
-    foreground::relay_until_exit(pidfd, sfd.as_fd(), &mut tty, &mut pumps)?;
+    foreground::relay_until_exit(pidfd, sfd.as_fd(), &mut tty, &mut pumps, None)?;
     let status = sys::pidfd_wait(pidfd, false)
         .step(|| "wait for the exec'd process".into())?
         .unwrap_or(0);
     // Other processes of the container may hold its pipes or pty open for
     // ever: what is already buffered is all there is to take.
-    foreground::drain_after_exit(&mut tty, &mut pumps, false);
+    foreground::drain_after_exit(&mut tty, &mut pumps, false, None);
     Ok(sys::exit_code(status))
 }
 

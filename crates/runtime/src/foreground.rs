@@ -5,7 +5,7 @@
 //! signalfd, the process's pidfd, the pty master and stdin, and the pumps.
 
 use crate::error::{Context, Result};
-use crate::relay::Pump;
+use crate::relay::{OutputTap, Pump};
 use crate::sys;
 use crate::terminal::{self, RawMode};
 use rustix::event::{PollFd, PollFlags};
@@ -92,8 +92,12 @@ pub(crate) fn relay_until_exit(
     sfd: BorrowedFd<'_>,
     tty: &mut Tty<'_>,
     pumps: &mut [Pump],
+    mut tap: Option<&mut (dyn OutputTap + '_)>,
 ) -> Result<()> {
     loop {
+        if let Some(t) = tap.as_deref_mut() {
+            t.idle();
+        }
         let mut fds = vec![
             PollFd::from_borrowed_fd(sfd, PollFlags::IN),
             PollFd::from_borrowed_fd(pidfd, PollFlags::IN),
@@ -129,9 +133,11 @@ pub(crate) fn relay_until_exit(
         }
         for slot in slots {
             match (slot, tty.master) {
-                (Slot::Master, Some(m)) => tty.master_open = copy(m, stdout(), &mut tty.buf),
-                (Slot::Stdin, Some(m)) => tty.stdin_open = copy(stdin(), m, &mut tty.buf),
-                (Slot::Pump(i), _) => pumps[i].step(),
+                (Slot::Master, Some(m)) => {
+                    tty.master_open = copy(m, stdout(), &mut tty.buf, tap.as_deref_mut())
+                }
+                (Slot::Stdin, Some(m)) => tty.stdin_open = copy(stdin(), m, &mut tty.buf, None),
+                (Slot::Pump(i), _) => pumps[i].step(tap.as_deref_mut()),
                 _ => {}
             }
         }
@@ -146,23 +152,39 @@ pub(crate) fn relay_until_exit(
 /// pipes' write ends is gone: the container's PID 1 exited, taking its
 /// PID namespace with it) until end-of-file; otherwise (a process of the
 /// container may hold them for ever) only what is already buffered.
-pub(crate) fn drain_after_exit(tty: &mut Tty<'_>, pumps: &mut [Pump], all_gone: bool) {
+pub(crate) fn drain_after_exit(
+    tty: &mut Tty<'_>,
+    pumps: &mut [Pump],
+    all_gone: bool,
+    mut tap: Option<&mut (dyn OutputTap + '_)>,
+) {
     for p in pumps {
-        p.drain(all_gone);
+        p.drain(all_gone, tap.as_deref_mut());
     }
     if let (Some(m), true) = (tty.master, tty.master_open) {
         if !all_gone {
             let _ = crate::relay::set_nonblocking(m);
         }
-        while copy(m, stdout(), &mut tty.buf) {}
+        while copy(m, stdout(), &mut tty.buf, tap.as_deref_mut()) {}
     }
 }
 
-/// Copy one chunk; false on end of input or a broken output.
-fn copy(from: BorrowedFd<'_>, to: BorrowedFd<'_>, buf: &mut [u8]) -> bool {
+/// Copy one chunk (a pty's output: past `tap` as fd 1); false on end of
+/// input or a broken output.
+fn copy(
+    from: BorrowedFd<'_>,
+    to: BorrowedFd<'_>,
+    buf: &mut [u8],
+    tap: Option<&mut (dyn OutputTap + '_)>,
+) -> bool {
     match sys::read(from, buf) {
         Ok(0) | Err(_) => false,
-        Ok(n) => sys::write_all(to, &buf[..n]).is_ok(),
+        Ok(n) => {
+            if let Some(t) = tap {
+                t.output(1, &buf[..n]);
+            }
+            sys::write_all(to, &buf[..n]).is_ok()
+        }
     }
 }
 

@@ -79,6 +79,7 @@ pub const NO_PIVOT: &str = "org.berth.no-pivot";
 pub use error::{Error, ErrorKind, Result};
 pub use exec::{Detached, DetachedStdio, Exec, exec, exec_detached};
 pub use foreground::FORWARDED_SIGNALS;
+pub use relay::OutputTap;
 pub use run::{Exit, run, run_spec};
 pub use state::{State, Status};
 pub use userns::new_userns;

@@ -23,8 +23,20 @@ const CHUNK: usize = 1 << 20;
 /// The size asked for the output pipes.
 const PIPE_SIZE: usize = 1 << 20;
 
+/// Sees a foreground container's output on its way to the caller (berth
+/// logs it, so that `logs` shows what a container run in the foreground
+/// wrote). Tapped output is read and written, not spliced.
+pub trait OutputTap {
+    /// `bytes` the container wrote to its fd `fd` (1 or 2).
+    fn output(&mut self, fd: u8, bytes: &[u8]);
+    /// Nothing more to read for now (a moment to write out).
+    fn idle(&mut self);
+}
+
 /// A one-way copy from `from` to `to`.
 pub(crate) struct Pump {
+    /// The container's fd this pump serves (0, 1 or 2).
+    fd: u8,
     from: Pipe,
     to: Pipe,
     splice: bool,
@@ -98,14 +110,18 @@ impl Stdio {
     }
 
     /// The pumps of a started container, to the caller's fds 0–2.
-    pub fn pumps(self) -> Vec<Pump> {
+    /// The pumps; with `tapped`, the outputs go through user space.
+    pub fn pumps(self, tapped: bool) -> Vec<Pump> {
         use rustix::stdio::{stderr, stdin, stdout};
         let mut pumps = vec![
-            Pump::new(Pipe::Own(self.output), Pipe::Caller(stdout())),
-            Pump::new(Pipe::Own(self.error), Pipe::Caller(stderr())),
+            Pump::new(1, Pipe::Own(self.output), Pipe::Caller(stdout())),
+            Pump::new(2, Pipe::Own(self.error), Pipe::Caller(stderr())),
         ];
+        for p in &mut pumps {
+            p.splice = !tapped;
+        }
         if let Some(input) = self.input {
-            pumps.push(Pump::new(Pipe::Caller(stdin()), Pipe::Own(input)));
+            pumps.push(Pump::new(0, Pipe::Caller(stdin()), Pipe::Own(input)));
         }
         pumps
     }
@@ -119,8 +135,9 @@ pub(crate) fn set_nonblocking(fd: BorrowedFd<'_>) -> std::io::Result<()> {
 }
 
 impl Pump {
-    fn new(from: Pipe, to: Pipe) -> Pump {
+    fn new(fd: u8, from: Pipe, to: Pipe) -> Pump {
         Pump {
+            fd,
             from,
             to,
             splice: true,
@@ -152,8 +169,8 @@ impl Pump {
 
     /// Move what can be moved now, after poll reported the fd of
     /// [`interest`](Self::interest) ready. Never blocks on the runtime's
-    /// own (non-blocking) pipe ends.
-    pub fn step(&mut self) {
+    /// own (non-blocking) pipe ends. Output read goes past `tap` too.
+    pub fn step(&mut self, tap: Option<&mut (dyn OutputTap + '_)>) {
         if !self.open {
             return;
         }
@@ -190,6 +207,9 @@ impl Pump {
             Ok(0) => self.close(),
             Ok(n) => {
                 buf.truncate(n);
+                if let (Some(t), true) = (tap, self.is_output()) {
+                    t.output(self.fd, &buf);
+                }
                 self.pending = buf;
                 self.flush();
             }
@@ -237,7 +257,7 @@ impl Pump {
     /// still holds, to its end. With `all_writers_gone` end-of-file is
     /// certain to come; otherwise (no PID namespace: a leftover process may
     /// keep the pipe open for ever) only what is already buffered is taken.
-    pub fn drain(&mut self, all_writers_gone: bool) {
+    pub fn drain(&mut self, all_writers_gone: bool, mut tap: Option<&mut (dyn OutputTap + '_)>) {
         if !self.is_output() {
             self.close();
             return;
@@ -263,7 +283,7 @@ impl Pump {
                 Ok(_) | Err(Errno::INTR) => {}
                 Err(_) => break,
             }
-            self.step();
+            self.step(tap.as_deref_mut());
         }
         self.close();
     }

@@ -5,7 +5,7 @@
 use crate::container::{Container, Io, Supervision};
 use crate::error::{Error, Result};
 use crate::foreground::{self, Tty};
-use crate::relay::Pump;
+use crate::relay::{OutputTap, Pump};
 use std::os::fd::{AsFd, BorrowedFd};
 use std::path::Path;
 
@@ -31,10 +31,11 @@ pub fn run(
     on_start: impl FnOnce(i32),
 ) -> Result<Exit> {
     let spec = crate::container::load_spec(bundle)?;
-    run_spec(id, bundle, &spec, state_dir, io, on_start)
+    run_spec(id, bundle, &spec, state_dir, io, on_start, None)
 }
 
-/// [`run`] with the bundle's spec already in memory.
+/// [`run`] with the bundle's spec already in memory, and the container's
+/// output shown to `tap` on its way.
 pub fn run_spec(
     id: &str,
     bundle: &Path,
@@ -42,6 +43,7 @@ pub fn run_spec(
     state_dir: &Path,
     io: &Io,
     on_start: impl FnOnce(i32),
+    tap: Option<&mut (dyn OutputTap + '_)>,
 ) -> Result<Exit> {
     // Block before create so no signal is lost (it waits in the signalfd).
     let (_mask, sfd) = foreground::catch_signals()?;
@@ -51,7 +53,7 @@ pub fn run_spec(
     // Closed after the delete below, as when the container held it.
     let master = container.take_pty_master();
     let master = master.as_ref().map(|m| m.as_fd());
-    let result = supervise(&mut container, sfd.as_fd(), master, io, on_start);
+    let result = supervise(&mut container, sfd.as_fd(), master, io, on_start, tap);
     match result {
         Ok(code) => {
             let oom_killed = container.oom_killed();
@@ -74,6 +76,7 @@ fn supervise(
     master: Option<BorrowedFd<'_>>,
     io: &Io,
     on_start: impl FnOnce(i32),
+    mut tap: Option<&mut (dyn OutputTap + '_)>,
 ) -> Result<i32> {
     // The guard restores the terminal on every way out of here.
     let _raw = foreground::prepare_terminal(master, io.interactive);
@@ -84,17 +87,20 @@ fn supervise(
 
     let mut pumps: Vec<Pump> = c
         .take_stdio()
-        .map(crate::relay::Stdio::pumps)
+        .map(|s| s.pumps(tap.is_some()))
         .unwrap_or_default();
     let mut tty = Tty::new(master, io.interactive);
     let pidfd = c
         .pidfd()
         .ok_or_else(|| Error::setup("container has no pidfd"))?;
-    foreground::relay_until_exit(pidfd, sfd, &mut tty, &mut pumps)?;
+    foreground::relay_until_exit(pidfd, sfd, &mut tty, &mut pumps, tap.as_deref_mut())?;
     let code = c.wait()?;
     // PID 1 is gone, so with a PID namespace of its own every process of
     // the container is too. Without one a leftover process may hold the
     // pty or pipes open for ever.
-    foreground::drain_after_exit(&mut tty, &mut pumps, c.has_own_pid_ns());
+    foreground::drain_after_exit(&mut tty, &mut pumps, c.has_own_pid_ns(), tap.as_deref_mut());
+    if let Some(t) = tap {
+        t.idle();
+    }
     Ok(code)
 }
