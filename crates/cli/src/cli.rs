@@ -613,6 +613,12 @@ pub struct RunArgs {
     pub env: Vec<String>,
     #[arg(long)]
     pub env_file: Vec<PathBuf>,
+    /// Set metadata on a container (KEY=VALUE, or KEY for an empty value).
+    #[arg(short = 'l', long = "label")]
+    pub label: Vec<String>,
+    /// Read in a line delimited file of labels.
+    #[arg(long)]
+    pub label_file: Vec<PathBuf>,
     /// Working directory inside the container.
     #[arg(short = 'w', long)]
     pub workdir: Option<String>,

@@ -120,8 +120,17 @@ fn request(args: &RunArgs) -> Result<RunRequest> {
     for e in &args.env {
         env.extend(runopts::parse_env(e)?);
     }
+    let mut labels = std::collections::BTreeMap::new();
+    for f in &args.label_file {
+        labels.extend(runopts::read_label_file(f)?);
+    }
+    for l in &args.label {
+        let (k, v) = runopts::parse_label(l)?;
+        labels.insert(k, v);
+    }
     let security = SecurityOpts::parse(&args.security_opt)?;
     Ok(RunRequest {
+        labels,
         image: args.image.clone(),
         platform: args.platform.clone(),
         pull: match args.pull {

@@ -329,6 +329,32 @@ pub fn read_env_file(path: &Path) -> Result<Vec<String>> {
     Ok(out)
 }
 
+/// `--label KEY=VALUE` (or `KEY`: an empty value), as Docker takes it.
+pub fn parse_label(l: &str) -> Result<(String, String)> {
+    let (k, v) = l.split_once('=').unwrap_or((l, ""));
+    if k.trim().is_empty() {
+        bail!("invalid label {l:?}: empty name");
+    }
+    Ok((k.to_string(), v.to_string()))
+}
+
+/// `--label-file`: one label a line, `#` comments and blank lines skipped.
+pub fn read_label_file(path: &Path) -> Result<Vec<(String, String)>> {
+    let text = berth_io::read_capped_string(path, berth_io::MIB, "--label-file")?;
+    let mut out = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim_start();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        match parse_label(line) {
+            Ok(kv) => out.push(kv),
+            Err(e) => bail!("--label-file {} line {}: {e}", path.display(), n + 1),
+        }
+    }
+    Ok(out)
+}
+
 /// A size as Docker's RAMInBytes takes it: `1024`, `512k`, `64m`, `1.5g`,
 /// `2gb` (binary units, any case).
 pub fn parse_bytes(flag: &str, v: &str) -> Result<i64> {
@@ -524,6 +550,22 @@ pub fn parse_ulimit(spec: &str) -> Result<oci_spec::runtime::PosixRlimit> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn labels_parse_like_docker() {
+        use super::parse_label as p;
+        assert_eq!(p("a=b=c").unwrap(), ("a".into(), "b=c".into()));
+        assert_eq!(p("flag").unwrap(), ("flag".into(), String::new()));
+        assert_eq!(p("k=").unwrap(), ("k".into(), String::new()));
+        assert!(p("=v").is_err() && p("").is_err());
+        let f = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(f.path(), "# comment\n\n  a=1\nb\n=bad\n").unwrap();
+        let e = super::read_label_file(f.path()).unwrap_err().to_string();
+        assert!(e.contains("line 5"), "{e}");
+        std::fs::write(f.path(), "# comment\n\n  a=1\nb\n").unwrap();
+        let got = super::read_label_file(f.path()).unwrap();
+        assert_eq!(got, [("a".into(), "1".into()), ("b".into(), String::new())]);
+    }
+
     #[test]
     fn devices_parse_like_docker() {
         use oci_spec::runtime::LinuxDeviceType;

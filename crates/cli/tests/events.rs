@@ -45,9 +45,22 @@ fn actions(evs: &[Value]) -> Vec<String> {
 fn container_life_is_recorded_in_order() {
     fixture();
     let r = Root::new();
-    let id = ok(&r, &["run", "-d", "--name", "web", BUSYBOX, "sleep", "60"])
-        .trim()
-        .to_string();
+    let id = ok(
+        &r,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "web",
+            "--label",
+            "tier=front",
+            BUSYBOX,
+            "sleep",
+            "60",
+        ],
+    )
+    .trim()
+    .to_string();
     ok(&r, &["kill", "-s", "USR1", "web"]);
     ok(&r, &["exec", "web", "true"]);
     ok(&r, &["stop", "-t", "0", "web"]);
@@ -78,6 +91,8 @@ fn container_life_is_recorded_in_order() {
         assert_eq!(e["from"], BUSYBOX);
         assert_eq!(e["scope"], "local");
         assert_eq!(e["Actor"]["Attributes"]["image"], BUSYBOX);
+        // Every event, create's too, carries the container's labels.
+        assert_eq!(e["Actor"]["Attributes"]["tier"], "front", "{e}");
         let t = e["timeNano"].as_i64().unwrap();
         assert_eq!(e["time"].as_i64().unwrap(), t / 1_000_000_000);
     }
@@ -112,7 +127,7 @@ fn container_life_is_recorded_in_order() {
     );
     assert!(
         text.ends_with(&format!(
-            "Z container rename {id} (image={BUSYBOX}, name=db, oldName=web, org.berth.fixture=busybox)\n"
+            "Z container rename {id} (image={BUSYBOX}, name=db, oldName=web, org.berth.fixture=busybox, tier=front)\n"
         )),
         "{text}"
     );

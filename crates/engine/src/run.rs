@@ -355,7 +355,6 @@ pub(crate) fn create<'e>(
     // synchronous discard.
     records.save(&rec)?;
     drop(lock);
-    crate::events::container(engine, &rec, "create");
     let teardown = Teardown {
         engine,
         id: id.clone(),
@@ -455,7 +454,7 @@ pub(crate) fn prepare_rootfs(
 
 /// Writes the files the container binds in (its /etc files, berth's init)
 /// and builds its final spec; the record takes the command, labels and
-/// stop signal.
+/// stop signal, and the container's `create` event is emitted.
 fn build_spec(
     engine: &Engine,
     req: &RunRequest,
@@ -488,6 +487,8 @@ fn build_spec(
     c.rec.command = command;
     c.rec.labels = labels;
     c.rec.stop_signal = req.stop_signal.clone().or(stop_signal);
+    // Now that the record has its labels (the image's and --label's).
+    crate::events::container(engine, &c.rec, "create");
     Ok(spec)
 }
 

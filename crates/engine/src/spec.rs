@@ -144,7 +144,11 @@ pub fn build(image: &ImageConfiguration, req: &RunRequest, setup: Setup) -> Resu
     Ok(ContainerSpec {
         spec,
         command,
-        labels: built.labels.into_iter().collect(),
+        labels: built
+            .labels
+            .into_iter()
+            .chain(req.labels.iter().map(|(k, v)| (k.clone(), v.clone())))
+            .collect(),
         stop_signal: built.stop_signal,
     })
 }
