@@ -313,20 +313,29 @@ pub fn parse_env(spec: &str) -> Result<Option<String>> {
 
 /// `--env-file`: one variable a line, `#` comments and blank lines skipped.
 pub fn read_env_file(path: &Path) -> Result<Vec<String>> {
-    let text = berth_io::read_capped_string(path, berth_io::MIB, "--env-file")?;
     let mut out = Vec::new();
+    for_each_line(path, "--env-file", |line| {
+        out.extend(parse_env(line)?);
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+/// Calls `f` on each line of the file that says something (not blank, not
+/// a `#` comment), leading blanks trimmed; an error names `flag`, the file
+/// and the line.
+fn for_each_line(path: &Path, flag: &str, mut f: impl FnMut(&str) -> Result<()>) -> Result<()> {
+    let text = berth_io::read_capped_string(path, berth_io::MIB, flag)?;
     for (n, line) in text.lines().enumerate() {
         let line = line.trim_start();
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
-        match parse_env(line) {
-            Ok(Some(v)) => out.push(v),
-            Ok(None) => {}
-            Err(e) => bail!("--env-file {} line {}: {e}", path.display(), n + 1),
+        if let Err(e) = f(line) {
+            bail!("{flag} {} line {}: {e}", path.display(), n + 1);
         }
     }
-    Ok(out)
+    Ok(())
 }
 
 /// `--label KEY=VALUE` (or `KEY`: an empty value), as Docker takes it.
@@ -340,18 +349,11 @@ pub fn parse_label(l: &str) -> Result<(String, String)> {
 
 /// `--label-file`: one label a line, `#` comments and blank lines skipped.
 pub fn read_label_file(path: &Path) -> Result<Vec<(String, String)>> {
-    let text = berth_io::read_capped_string(path, berth_io::MIB, "--label-file")?;
     let mut out = Vec::new();
-    for (n, line) in text.lines().enumerate() {
-        let line = line.trim_start();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        match parse_label(line) {
-            Ok(kv) => out.push(kv),
-            Err(e) => bail!("--label-file {} line {}: {e}", path.display(), n + 1),
-        }
-    }
+    for_each_line(path, "--label-file", |line| {
+        out.push(parse_label(line)?);
+        Ok(())
+    })?;
     Ok(out)
 }
 
