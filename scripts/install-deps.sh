@@ -12,6 +12,7 @@ packages=(
   openssl curl zstd ca-certificates
   libseccomp-dev    # libseccomp.a, linked into the static berth binary
   uidmap iproute2 tmux util-linux procps
+  nftables          # the bridge network's masquerade rules (berth's own table)
   qemu-system-x86 linux-image-amd64 cpio  # the cgroup v2 test VM (fixture/v2vm.sh)
   # The in-container tests (fixture/dockerd.sh): berth runs inside Debian's
   # dockerd and podman. docker.io brings containerd and runc; podman runs its

@@ -570,8 +570,9 @@ fn network(s: &str) -> Result<berth_engine::Network, String> {
     match s {
         "none" => Ok(berth_engine::Network::None),
         "host" => Ok(berth_engine::Network::Host),
+        "bridge" => Ok(berth_engine::Network::Bridge),
         n => Err(format!(
-            "network {n:?} is not supported yet: use none or host"
+            "network {n:?} is not supported yet: use bridge, none or host"
         )),
     }
 }

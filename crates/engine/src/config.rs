@@ -42,6 +42,10 @@ pub struct Config {
     /// `run --no-pivot` (podman's containers.conf has `no_pivot_root`).
     #[serde(default)]
     pub no_pivot: bool,
+    /// The default bridge's address and prefix (Docker's key):
+    /// `172.17.0.1/16` unless set.
+    #[serde(default)]
+    pub bip: Option<String>,
 }
 
 /// Where the config file is when `--config` is not given.

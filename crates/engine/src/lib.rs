@@ -45,6 +45,7 @@ pub mod info;
 pub mod lifecycle;
 pub mod logs;
 pub mod monitor;
+pub mod network;
 pub mod prune;
 pub mod records;
 pub mod remove;

@@ -317,6 +317,20 @@ impl<'e> Monitor<'e> {
     /// (with its PID) before its command is released.
     fn start_once(&mut self) -> berth_runtime::Result<berth_runtime::Container> {
         let rec = self.records.load(&self.id).map_err(setup_error)?;
+        // Its network lives while it runs: made for each start, taken
+        // away after each exit (serve), or here when it does not start.
+        crate::network::connect(self.engine, &rec, &self.bundle).map_err(setup_error)?;
+        let started = self.create_and_start(&rec);
+        if started.is_err() {
+            crate::network::disconnect(self.engine, &rec);
+        }
+        started
+    }
+
+    fn create_and_start(
+        &mut self,
+        rec: &crate::records::ContainerRecord,
+    ) -> berth_runtime::Result<berth_runtime::Container> {
         let io = berth_runtime::Io {
             interactive: rec.open_stdin,
         };
@@ -357,7 +371,7 @@ impl<'e> Monitor<'e> {
             let _ = c.delete(true);
             return Err(e);
         }
-        crate::events::container(self.engine, &rec, "start");
+        crate::events::container(self.engine, rec, "start");
         self.health = health::Checker::new(rec.healthcheck.as_ref(), Instant::now());
         if self.report.is_some() {
             self.say(&format!("ok {pid}"));
@@ -464,6 +478,9 @@ impl<'e> Monitor<'e> {
     /// removes it, under `--rm`).
     fn finish(&mut self) {
         self.attach.close();
+        if let Ok(rec) = self.records.load(&self.id) {
+            crate::network::disconnect(self.engine, &rec);
+        }
         if let Err(e) = rootfs_prep::unmount_rootfs(&self.cdir) {
             tracing::warn!("unmount the rootfs of {}: {e:#}", self.id);
         }

@@ -112,6 +112,10 @@ pub struct ContainerRecord {
     /// What its checks found: Docker's State.Health (kept when it stops).
     #[serde(default)]
     pub health: Option<crate::health::Health>,
+    /// `--network`: `none`, `host` or `bridge` (empty in records of
+    /// before it was kept: `none` or `host`, which need nothing).
+    #[serde(default)]
+    pub network: String,
 }
 
 /// `--restart`: what the monitor does when the container's command exits.

@@ -82,6 +82,7 @@ pub fn reap_dead_runs(engine: &Engine) -> Result<()> {
             let _ = rt.delete(true);
         }
         remove_cgroup(&c);
+        crate::network::disconnect(engine, &c);
         rootfs_prep::unmount_rootfs(&records.dir(&c.id))?;
         if c.auto_remove {
             // --rm: removed at exit, as its berth would have done.
@@ -159,6 +160,9 @@ pub(crate) fn remove_files(engine: &Engine, id: &str, sweep_cgroup: bool) -> Res
     let rec = records.load(id).ok();
     if sweep_cgroup && let Some(c) = &rec {
         remove_cgroup(c);
+    }
+    if let Some(c) = &rec {
+        crate::network::disconnect(engine, c);
     }
     let _ = std::fs::remove_dir_all(runtime_dir.join(id));
     let _ = std::fs::remove_dir_all(engine.bundle_dir(id));

@@ -108,6 +108,19 @@ pub enum Network {
     None,
     /// The host's network namespace.
     Host,
+    /// Docker's default bridge (see [`crate::network`]).
+    Bridge,
+}
+
+impl Network {
+    /// Its name, as `--network` takes it and the record keeps it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Network::None => "none",
+            Network::Host => "host",
+            Network::Bridge => "bridge",
+        }
+    }
 }
 
 /// `--cgroups` (podman's name) and the configuration key `cgroups`:

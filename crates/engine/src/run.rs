@@ -68,7 +68,12 @@ pub fn run(engine: &Engine, req: &RunRequest, progress: &Progress) -> Result<Fin
     if req.detach {
         return start_detached(engine, c);
     }
+    crate::network::connect(engine, &c.rec, &c.bundle)?;
+    clock.phase("network connected");
     let ended = start_and_wait(engine, &mut c, &spec, req.io, &clock);
+    clock.phase("container ended");
+    crate::network::disconnect(engine, &c.rec);
+    clock.phase("network disconnected");
     let finished = record_exit(&mut c, ended);
     crate::events::died(engine, &c.rec);
     clock.phase("container exited");
@@ -349,6 +354,7 @@ pub(crate) fn create<'e>(
         paused: false,
         healthcheck: healthcheck(engine, req, image)?,
         health: None,
+        network: req.network.name().to_string(),
     };
     // Saved twice more, at start and (unless --rm removes it) at exit: each
     // save is a new file, and on many hosts a freed block costs a
@@ -477,6 +483,8 @@ fn build_spec(
         cgroups_path: c.rec.cgroup.clone(),
         remap: plan.remap,
         no_pivot: req.no_pivot || engine.config.no_pivot,
+        network_ns: (req.network == Network::Bridge)
+            .then(|| crate::network::netns_path(engine, &c.id)),
     };
     let ContainerSpec {
         spec,

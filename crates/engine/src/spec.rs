@@ -42,6 +42,8 @@ pub struct Setup {
     /// Switch the root without pivot_root (`--no-pivot`, or the
     /// configuration's `no-pivot`).
     pub no_pivot: bool,
+    /// The network namespace the engine made (`--network bridge`).
+    pub network_ns: Option<PathBuf>,
 }
 
 /// The final spec, and what the container's record keeps of it.
@@ -67,6 +69,7 @@ pub fn build(image: &ImageConfiguration, req: &RunRequest, setup: Setup) -> Resu
         cgroups_path,
         remap,
         no_pivot,
+        network_ns,
     } = setup;
     let own_cgroup = cgroups_path.is_some();
     let mut mounts = req.mounts.clone();
@@ -105,6 +108,7 @@ pub fn build(image: &ImageConfiguration, req: &RunRequest, setup: Setup) -> Resu
             tty: req.io.tty,
             readonly_rootfs: req.read_only,
             host_network: req.network == Network::Host,
+            network_ns: network_ns.clone(),
             mounts,
             privileged: req.privileged,
             cap_add: req.cap_add.clone(),

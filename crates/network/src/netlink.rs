@@ -103,11 +103,23 @@ impl Netlink {
     }
 
     /// Adds a veth pair: `host` here, and its peer made straight in the
-    /// network namespace `peer_ns` as `peer`, so that no name of the
-    /// container's is ever seen among the host's links.
-    pub fn add_veth(&mut self, host: &str, peer: &str, peer_ns: BorrowedFd<'_>) -> Result<()> {
+    /// network namespace `peer_ns` as `peer` (with hardware address
+    /// `peer_mac`, if given), so that no name of the container's is ever
+    /// seen among the host's links.
+    pub fn add_veth(
+        &mut self,
+        host: &str,
+        peer: &str,
+        peer_ns: BorrowedFd<'_>,
+        peer_mac: Option<[u8; 6]>,
+    ) -> Result<()> {
         let mut peer_msg = LinkMessage::default();
         peer_msg.attributes.push(LinkAttribute::IfName(peer.into()));
+        if let Some(mac) = peer_mac {
+            peer_msg
+                .attributes
+                .push(LinkAttribute::Address(mac.to_vec()));
+        }
         peer_msg
             .attributes
             .push(LinkAttribute::NetNsFd(peer_ns.as_raw_fd()));

@@ -47,7 +47,7 @@ fn up_with(nl: &mut Netlink, name: &str, addr: Ipv4Addr) {
 fn container(path: &Path, host_veth: &str, bridge: u32, addr: Ipv4Addr) -> NetNs {
     let ns = NetNs::create(path).unwrap();
     let mut host = Netlink::open().unwrap();
-    host.add_veth(host_veth, "eth0", ns.fd()).unwrap();
+    host.add_veth(host_veth, "eth0", ns.fd(), None).unwrap();
     let i = host.link_index(host_veth).unwrap().unwrap();
     host.set_up(i, Some(bridge)).unwrap();
     ns.run(|| {
@@ -150,7 +150,7 @@ fn a_bridge_and_veth_pairs_carry_tcp_between_namespaces_and_go_with_them() {
 
     // Errors name what failed.
     let e = host
-        .add_veth("veth-ta", "eth1", a.fd())
+        .add_veth("veth-ta", "eth1", a.fd(), None)
         .unwrap_err()
         .to_string();
     assert!(

@@ -143,7 +143,7 @@ fn linux(opts: &RunOptions) -> Result<Linux> {
         (&MASKED_PATHS, &READONLY_PATHS)
     };
     let mut linux = LinuxBuilder::default()
-        .namespaces(namespaces(opts.host_network)?)
+        .namespaces(namespaces(opts.host_network, opts.network_ns.as_deref())?)
         .masked_paths(masked.iter().map(|s| s.to_string()).collect::<Vec<_>>())
         .readonly_paths(readonly.iter().map(|s| s.to_string()).collect::<Vec<_>>())
         .resources(resources)
@@ -156,8 +156,11 @@ fn linux(opts: &RunOptions) -> Result<Linux> {
 }
 
 /// Docker's namespaces: pid, mount, uts, ipc, network (not with
-/// `--network host`) and cgroup.
-fn namespaces(host_network: bool) -> Result<Vec<LinuxNamespace>> {
+/// `--network host`; `network_ns` when the engine made it) and cgroup.
+fn namespaces(
+    host_network: bool,
+    network_ns: Option<&std::path::Path>,
+) -> Result<Vec<LinuxNamespace>> {
     let mut namespaces = Vec::new();
     for t in [
         LinuxNamespaceType::Pid,
@@ -170,7 +173,11 @@ fn namespaces(host_network: bool) -> Result<Vec<LinuxNamespace>> {
         if t == LinuxNamespaceType::Network && host_network {
             continue;
         }
-        namespaces.push(LinuxNamespaceBuilder::default().typ(t).build()?);
+        let mut ns = LinuxNamespaceBuilder::default().typ(t);
+        if let (LinuxNamespaceType::Network, Some(p)) = (t, network_ns) {
+            ns = ns.path(p);
+        }
+        namespaces.push(ns.build()?);
     }
     Ok(namespaces)
 }

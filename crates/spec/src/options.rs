@@ -33,6 +33,8 @@ pub struct RunOptions {
     pub readonly_rootfs: bool,
     /// `--network host`: no network namespace.
     pub host_network: bool,
+    /// A network namespace to join (kept on this file) instead of a new one.
+    pub network_ns: Option<std::path::PathBuf>,
     /// Extra mounts (volumes, tmpfs, /etc/hosts, ...); one with the same
     /// destination as a default mount replaces it.
     pub mounts: Vec<Mount>,

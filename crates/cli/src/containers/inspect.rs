@@ -16,6 +16,28 @@ const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
 
 /// Docker's inspect document for a container, as far as berth knows it;
 /// with `size`, also SizeRw and SizeRootFs.
+/// Docker's NetworkSettings: the container's address on the bridge while
+/// it runs there, empty strings otherwise.
+fn network_settings(engine: &Engine, c: &ContainerRecord) -> Value {
+    let a = berth_engine::network::attachment_of(engine, c);
+    let ip = a.map(|a| a.address.to_string()).unwrap_or_default();
+    let gw = a.map(|a| a.gateway.to_string()).unwrap_or_default();
+    let prefix = a.map_or(0, |a| a.prefix);
+    let mut networks = serde_json::Map::new();
+    if !c.network.is_empty() {
+        networks.insert(
+            c.network.clone(),
+            json!({"IPAddress": ip, "IPPrefixLen": prefix, "Gateway": gw}),
+        );
+    }
+    json!({
+        "IPAddress": ip,
+        "IPPrefixLen": prefix,
+        "Gateway": gw,
+        "Networks": networks,
+    })
+}
+
 pub fn document(engine: &Engine, c: &ContainerRecord, size: Option<(u64, u64)>) -> Value {
     let state = view::state(c);
     let running = matches!(state, "running" | "paused" | "restarting");
@@ -92,8 +114,10 @@ pub fn document(engine: &Engine, c: &ContainerRecord, size: Option<(u64, u64)>) 
             "LogConfig": {"Type": log_type, "Config": log_opts},
             "RestartPolicy": {"Name": c.restart.name(), "MaximumRetryCount": restart_max},
             "AutoRemove": c.auto_remove,
+            "NetworkMode": if c.network.is_empty() { "none" } else { c.network.as_str() },
         },
         "Config": config,
+        "NetworkSettings": network_settings(engine, c),
     });
     // Docker's State.Health: there once a container with a healthcheck
     // has started, kept when it stops.

@@ -1,0 +1,435 @@
+//! `--network bridge` for real, as root, network safety first: every berth
+//! here runs inside a network and mount namespace the test made (a
+//! [`Sandbox`]), so its bridge, veths, addresses and nftables table are
+//! the sandbox's, never the machine's; the "outside world" is one more
+//! namespace the test made and wired to the sandbox. No packet goes
+//! anywhere else.
+
+mod common;
+
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// A network and mount namespace of the test's own, held by a sleeping
+/// process; commands enter it with nsenter.
+struct Sandbox {
+    holder: Child,
+}
+
+impl Sandbox {
+    fn new() -> Sandbox {
+        let holder = namespace_holder(&["--net", "--mount"]);
+        let sb = Sandbox { holder };
+        sb.sh("ip link set lo up");
+        sb
+    }
+
+    fn pid(&self) -> String {
+        self.holder.id().to_string()
+    }
+
+    /// `sh -c script` in the sandbox; its stdout, asserted to succeed.
+    fn sh(&self, script: &str) -> String {
+        let o = Command::new("nsenter")
+            .args([
+                "-t",
+                &self.pid(),
+                "--net",
+                "--mount",
+                "--",
+                "sh",
+                "-c",
+                script,
+            ])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{script}: {}", stderr(&o));
+        stdout(&o)
+    }
+
+    /// berth in the sandbox.
+    fn berth(&self, r: &Root, args: &[&str]) -> Output {
+        let mut c = r.berth();
+        let exe = c.get_program().to_owned();
+        let mut n = Command::new("nsenter");
+        n.args(["-t", &self.pid(), "--net", "--mount", "--"])
+            .arg(exe);
+        n.args(c.get_args()).args(args);
+        for (k, v) in c.get_envs() {
+            match v {
+                Some(v) => n.env(k, v),
+                None => n.env_remove(k),
+            };
+        }
+        n.stdin(Stdio::null());
+        c.stdin(Stdio::null());
+        n.output().unwrap()
+    }
+
+    fn ok(&self, r: &Root, args: &[&str]) -> String {
+        let o = self.berth(r, args);
+        assert_eq!(code(&o), 0, "{args:?}: {}", stderr(&o));
+        stdout(&o)
+    }
+
+    /// Waits until the sandbox has no veth left: a pair goes with its
+    /// container's namespace, which the kernel takes down in the background.
+    fn no_veths_left(&self) {
+        let t = Instant::now();
+        while !self.veths().is_empty() {
+            assert!(
+                t.elapsed() < Duration::from_secs(10),
+                "veths left: {:?}",
+                self.veths()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The sandbox's veths (the host ends of containers' pairs).
+    fn veths(&self) -> Vec<String> {
+        self.sh("ip -o link show")
+            .lines()
+            .filter_map(|l| l.split(':').nth(1).map(|n| n.trim().to_string()))
+            .filter(|n| n.starts_with("veth"))
+            .collect()
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        let _ = self.holder.kill();
+        let _ = self.holder.wait();
+    }
+}
+
+/// A process in new namespaces of the kinds `flags` names (unshare's),
+/// once it is in them.
+fn namespace_holder(flags: &[&str]) -> Child {
+    let own = std::fs::read_link("/proc/self/ns/net").unwrap();
+    let child = Command::new("unshare")
+        .args(flags)
+        .args(["--", "sleep", "3600"])
+        .spawn()
+        .unwrap();
+    let t = Instant::now();
+    while std::fs::read_link(format!("/proc/{}/ns/net", child.id())).ok() == Some(own.clone()) {
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "unshare did not start"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // unshare execs sleep once the namespaces are made.
+    while !std::fs::read_to_string(format!("/proc/{}/comm", child.id()))
+        .unwrap_or_default()
+        .starts_with("sleep")
+    {
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "unshare did not exec"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    child
+}
+
+/// A root with the fixture's busybox pulled (from the machine's fixture
+/// registry, before any sandbox: inside one there is no route to it).
+fn root_with_busybox() -> Root {
+    let r = Root::new();
+    let o = r.berth().args(["pull", "-q", BUSYBOX]).output().unwrap();
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    r
+}
+
+fn leases(r: &Root) -> Vec<String> {
+    std::fs::read_dir(r.path().join("networks/bridge/leases"))
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn bridge_gives_a_container_an_address_route_and_name_and_takes_them_back() {
+    let r = root_with_busybox();
+    let sb = Sandbox::new();
+    let out = sb.ok(
+        &r,
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "bridge",
+            "--hostname",
+            "box",
+            BUSYBOX,
+            "sh",
+            "-c",
+            "ip -4 -o addr show eth0; ip route; grep box /etc/hosts",
+        ],
+    );
+    assert!(out.contains("inet 172.17.0.2/16"), "{out}");
+    assert!(out.contains("default via 172.17.0.1 dev eth0"), "{out}");
+    assert!(out.contains("172.17.0.2\tbox"), "{out}");
+    // The bridge is the gateway; berth's table masquerades the subnet.
+    let br = sb.sh("ip -4 -o addr show berth0");
+    assert!(br.contains("172.17.0.1/16"), "{br}");
+    let nft = sb.sh("nft list table ip berth");
+    assert!(
+        nft.contains("ip saddr 172.17.0.0/16") && nft.contains("masquerade"),
+        "{nft}"
+    );
+    assert!(leases(&r).is_empty(), "a --rm run left its lease");
+    sb.no_veths_left();
+
+    // A server: reached from the host (the sandbox) and from a container.
+    let id = sb.ok(
+        &r,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "srv",
+            "--network",
+            "bridge",
+            BUSYBOX,
+            "sh",
+            "-c",
+            "while true; do echo pong | nc -l -p 8000; done",
+        ],
+    );
+    let id = id.trim();
+    let ip = sb.ok(
+        &r,
+        &["inspect", "-f", "{{.NetworkSettings.IPAddress}}", "srv"],
+    );
+    let ip = ip.trim();
+    assert_eq!(ip, "172.17.0.2", "the lowest free address again");
+    let gw = sb.ok(
+        &r,
+        &[
+            "inspect",
+            "-f",
+            "{{.NetworkSettings.Gateway}} {{.HostConfig.NetworkMode}}",
+            "srv",
+        ],
+    );
+    assert_eq!(gw.trim(), "172.17.0.1 bridge");
+    let pong = |from_container: bool| {
+        let t = Instant::now();
+        loop {
+            let got = if from_container {
+                let o = sb.berth(
+                    &r,
+                    &[
+                        "run",
+                        "--rm",
+                        "--network",
+                        "bridge",
+                        BUSYBOX,
+                        "sh",
+                        "-c",
+                        &format!("nc -w 2 {ip} 8000 </dev/null"),
+                    ],
+                );
+                stdout(&o)
+            } else {
+                let o = Command::new("nsenter")
+                    .args([
+                        "-t",
+                        &sb.pid(),
+                        "--net",
+                        "--",
+                        "busybox",
+                        "nc",
+                        "-w",
+                        "2",
+                        ip,
+                        "8000",
+                    ])
+                    .stdin(Stdio::null())
+                    .output()
+                    .unwrap();
+                stdout(&o)
+            };
+            if got.trim() == "pong" {
+                return;
+            }
+            assert!(
+                t.elapsed() < Duration::from_secs(20),
+                "no pong from {ip}: {got:?}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    pong(false);
+    pong(true);
+    // The server's pair stays (the clients' go with their namespaces).
+    let t = Instant::now();
+    while sb.veths().len() != 1 {
+        assert!(t.elapsed() < Duration::from_secs(10), "{:?}", sb.veths());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    // Stopped, it holds nothing; started, it is back; removed, all is gone.
+    sb.ok(&r, &["stop", "-t", "1", "srv"]);
+    assert!(leases(&r).is_empty());
+    sb.no_veths_left();
+    let ip = sb.ok(
+        &r,
+        &["inspect", "-f", "{{.NetworkSettings.IPAddress}}", "srv"],
+    );
+    assert_eq!(ip.trim(), "");
+    sb.ok(&r, &["start", "srv"]);
+    assert_eq!(leases(&r), ["172.17.0.2"]);
+    sb.ok(&r, &["rm", "-f", "srv"]);
+    assert!(leases(&r).is_empty());
+    sb.no_veths_left();
+    let netns = sb.sh(&format!("ls /run/berth/netns/ | grep -c {id} || true"));
+    assert_eq!(netns.trim(), "0", "the namespace's file is gone");
+}
+
+#[test]
+fn outbound_traffic_is_masqueraded_to_an_upstream_the_test_made() {
+    let forwarding = || std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").unwrap();
+    let host_before = forwarding();
+    let r = root_with_busybox();
+    let sb = Sandbox::new();
+    // The "outside world": one more namespace, wired to the sandbox.
+    let mut outside = namespace_holder(&["--net"]);
+    let op = outside.id().to_string();
+    sb.sh(&format!(
+        "ip link add up0 type veth peer name up1 netns {op} && \
+         ip addr add 10.200.0.1/24 dev up0 && ip link set up0 up"
+    ));
+    let o = Command::new("nsenter")
+        .args([
+            "-t",
+            &op,
+            "--net",
+            "--",
+            "sh",
+            "-c",
+            "ip addr add 10.200.0.2/24 dev up1 && ip link set up1 up && ip link set lo up",
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    // It answers each client with the address it came from.
+    let mut server = Command::new("nsenter")
+        .args([
+            "-t",
+            &op,
+            "--net",
+            "--",
+            "python3",
+            "-c",
+            "import socket\n\
+             s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n\
+             s.bind(('10.200.0.2', 9000)); s.listen(4)\n\
+             while True:\n    c, a = s.accept(); c.sendall((a[0] + '\\n').encode()); c.close()\n",
+        ])
+        .spawn()
+        .unwrap();
+    let t = Instant::now();
+    let seen = loop {
+        let o = sb.berth(
+            &r,
+            &[
+                "run",
+                "--rm",
+                "--network",
+                "bridge",
+                BUSYBOX,
+                "sh",
+                "-c",
+                "nc -w 2 10.200.0.2 9000 </dev/null",
+            ],
+        );
+        if !stdout(&o).trim().is_empty() {
+            break stdout(&o);
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "no answer: {}",
+            stderr(&o)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let _ = server.kill();
+    let _ = server.wait();
+    let _ = outside.kill();
+    let _ = outside.wait();
+    assert_eq!(
+        seen.trim(),
+        "10.200.0.1",
+        "the container's address is masqueraded"
+    );
+    // Forwarding is on in the sandbox; the machine's own setting, bridge
+    // and tables were never touched.
+    let inside = sb.sh("cat /proc/sys/net/ipv4/ip_forward");
+    assert_eq!(inside.trim(), "1");
+    assert_eq!(forwarding(), host_before);
+    assert!(!std::path::Path::new("/sys/class/net/berth0").exists());
+}
+
+#[test]
+fn twenty_containers_at_once_get_twenty_addresses_and_leave_nothing() {
+    let r = root_with_busybox();
+    let sb = Sandbox::new();
+    let addrs: Vec<String> = std::thread::scope(|s| {
+        let hs: Vec<_> = (0..20)
+            .map(|_| {
+                s.spawn(|| {
+                    sb.ok(
+                        &r,
+                        &[
+                            "run",
+                            "--rm",
+                            "--network",
+                            "bridge",
+                            BUSYBOX,
+                            "sh",
+                            "-c",
+                            "ip -4 -o addr show eth0 | awk '{print $4}'; sleep 1",
+                        ],
+                    )
+                    .trim()
+                    .to_string()
+                })
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let mut uniq = addrs.clone();
+    uniq.sort();
+    uniq.dedup();
+    assert_eq!(uniq.len(), 20, "{addrs:?}");
+    assert!(
+        uniq.iter()
+            .all(|a| a.starts_with("172.17.0.") && a.ends_with("/16")),
+        "{uniq:?}"
+    );
+    assert!(leases(&r).is_empty(), "{:?}", leases(&r));
+    sb.no_veths_left();
+    assert!(r.container_ids().is_empty());
+}
+
+#[test]
+fn an_unknown_network_is_refused_before_anything_is_made() {
+    let r = root_with_busybox();
+    let o = r
+        .berth()
+        .args(["run", "--rm", "--network", "nope", BUSYBOX, "true"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 125);
+    assert!(stderr(&o).contains("network \"nope\""), "{}", stderr(&o));
+    assert!(r.container_ids().is_empty());
+}
