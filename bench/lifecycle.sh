@@ -9,11 +9,8 @@
 # PODMAN=0 to leave podman out.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/install-deps.sh >/dev/null
-bash fixture/registry.sh up >/dev/null
-cargo build --release -p berth
-BERTH="$PWD/target/x86_64-unknown-linux-gnu/release/berth"
-IMAGE=127.0.0.1:5500/busybox:latest
+source bench/lib.sh
+bench_berth
 N=${N:-15} M=${M:-50} PODMAN=${PODMAN:-1}
 command -v podman >/dev/null || PODMAN=0
 root=$(mktemp -d /var/tmp/berth-bench-root.XXXX)

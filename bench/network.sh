@@ -6,11 +6,8 @@
 # namespace's, never the machine's. By hand, as root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/install-deps.sh >/dev/null
-bash fixture/registry.sh up >/dev/null
-cargo build --release -p berth
-BERTH="$PWD/target/x86_64-unknown-linux-gnu/release/berth"
-IMAGE=127.0.0.1:5500/busybox:latest
+source bench/lib.sh
+bench_berth
 N=${N:-30}
 root=$(mktemp -d /var/tmp/berth-bench-net.XXXX)
 trap 'rm -rf "$root"' EXIT

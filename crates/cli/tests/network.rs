@@ -145,6 +145,42 @@ fn root_with_busybox() -> Root {
     r
 }
 
+/// What `nc ADDR PORT` in a new container on the bridge hears (retried
+/// for a while: a server may still be starting).
+fn heard_from(sb: &Sandbox, r: &Root, addr: &str, port: u16) -> String {
+    let script = format!("nc -w 2 {addr} {port} </dev/null");
+    let t = Instant::now();
+    loop {
+        let o = on_bridge(sb, r, &script);
+        if !stdout(&o).trim().is_empty() {
+            return stdout(&o);
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "nothing from {addr}:{port}: {}",
+            stderr(&o)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// `run --rm --network bridge busybox sh -c script` in the sandbox.
+fn on_bridge(sb: &Sandbox, r: &Root, script: &str) -> Output {
+    sb.berth(
+        r,
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "bridge",
+            BUSYBOX,
+            "sh",
+            "-c",
+            script,
+        ],
+    )
+}
+
 fn leases(r: &Root) -> Vec<String> {
     std::fs::read_dir(r.path().join("networks/bridge/leases"))
         .map(|rd| {
@@ -221,55 +257,33 @@ fn bridge_gives_a_container_an_address_route_and_name_and_takes_them_back() {
         ],
     );
     assert_eq!(gw.trim(), "172.17.0.1 bridge");
-    let pong = |from_container: bool| {
-        let t = Instant::now();
-        loop {
-            let got = if from_container {
-                let o = sb.berth(
-                    &r,
-                    &[
-                        "run",
-                        "--rm",
-                        "--network",
-                        "bridge",
-                        BUSYBOX,
-                        "sh",
-                        "-c",
-                        &format!("nc -w 2 {ip} 8000 </dev/null"),
-                    ],
-                );
-                stdout(&o)
-            } else {
-                let o = Command::new("nsenter")
-                    .args([
-                        "-t",
-                        &sb.pid(),
-                        "--net",
-                        "--",
-                        "busybox",
-                        "nc",
-                        "-w",
-                        "2",
-                        ip,
-                        "8000",
-                    ])
-                    .stdin(Stdio::null())
-                    .output()
-                    .unwrap();
-                stdout(&o)
-            };
-            if got.trim() == "pong" {
-                return;
-            }
-            assert!(
-                t.elapsed() < Duration::from_secs(20),
-                "no pong from {ip}: {got:?}"
-            );
-            std::thread::sleep(Duration::from_millis(100));
+    // From the host (the sandbox), once the server listens.
+    let t = Instant::now();
+    loop {
+        let o = Command::new("nsenter")
+            .args([
+                "-t",
+                &sb.pid(),
+                "--net",
+                "--",
+                "busybox",
+                "nc",
+                "-w",
+                "2",
+                ip,
+                "8000",
+            ])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        if stdout(&o).trim() == "pong" {
+            break;
         }
-    };
-    pong(false);
-    pong(true);
+        assert!(t.elapsed() < Duration::from_secs(20), "no pong from {ip}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // From another container.
+    assert_eq!(heard_from(&sb, &r, ip, 8000).trim(), "pong");
     // The server's pair stays (the clients' go with their namespaces).
     let t = Instant::now();
     while sb.veths().len() != 1 {
@@ -337,31 +351,7 @@ fn outbound_traffic_is_masqueraded_to_an_upstream_the_test_made() {
         ])
         .spawn()
         .unwrap();
-    let t = Instant::now();
-    let seen = loop {
-        let o = sb.berth(
-            &r,
-            &[
-                "run",
-                "--rm",
-                "--network",
-                "bridge",
-                BUSYBOX,
-                "sh",
-                "-c",
-                "nc -w 2 10.200.0.2 9000 </dev/null",
-            ],
-        );
-        if !stdout(&o).trim().is_empty() {
-            break stdout(&o);
-        }
-        assert!(
-            t.elapsed() < Duration::from_secs(20),
-            "no answer: {}",
-            stderr(&o)
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let seen = heard_from(&sb, &r, "10.200.0.2", 9000);
     let _ = server.kill();
     let _ = server.wait();
     let _ = outside.kill();
@@ -387,21 +377,13 @@ fn twenty_containers_at_once_get_twenty_addresses_and_leave_nothing() {
         let hs: Vec<_> = (0..20)
             .map(|_| {
                 s.spawn(|| {
-                    sb.ok(
+                    let o = on_bridge(
+                        &sb,
                         &r,
-                        &[
-                            "run",
-                            "--rm",
-                            "--network",
-                            "bridge",
-                            BUSYBOX,
-                            "sh",
-                            "-c",
-                            "ip -4 -o addr show eth0 | awk '{print $4}'; sleep 1",
-                        ],
-                    )
-                    .trim()
-                    .to_string()
+                        "ip -4 -o addr show eth0 | awk '{print $4}'; sleep 1",
+                    );
+                    assert_eq!(code(&o), 0, "{}", stderr(&o));
+                    stdout(&o).trim().to_string()
                 })
             })
             .collect();
