@@ -617,6 +617,18 @@ pub struct RunArgs {
     /// Set metadata on a container (KEY=VALUE, or KEY for an empty value).
     #[arg(short = 'l', long = "label")]
     pub label: Vec<String>,
+    /// Set custom DNS servers.
+    #[arg(long)]
+    pub dns: Vec<String>,
+    /// Set custom DNS search domains.
+    #[arg(long)]
+    pub dns_search: Vec<String>,
+    /// Set DNS options.
+    #[arg(long, alias = "dns-opt")]
+    pub dns_option: Vec<String>,
+    /// Add a custom host-to-IP mapping (host:ip, or host:host-gateway).
+    #[arg(long)]
+    pub add_host: Vec<String>,
     /// Read in a line delimited file of labels.
     #[arg(long)]
     pub label_file: Vec<PathBuf>,

@@ -128,9 +128,24 @@ fn request(args: &RunArgs) -> Result<RunRequest> {
         let (k, v) = runopts::parse_label(l)?;
         labels.insert(k, v);
     }
+    let dns = berth_engine::etc_files::DnsOptions {
+        servers: args
+            .dns
+            .iter()
+            .map(|s| berth_engine::etc_files::parse_dns(s))
+            .collect::<Result<_>>()?,
+        search: args.dns_search.clone(),
+        options: args.dns_option.clone(),
+        hosts: args
+            .add_host
+            .iter()
+            .map(|h| berth_engine::etc_files::parse_add_host(h))
+            .collect::<Result<_>>()?,
+    };
     let security = SecurityOpts::parse(&args.security_opt)?;
     Ok(RunRequest {
         labels,
+        dns,
         image: args.image.clone(),
         platform: args.platform.clone(),
         pull: match args.pull {

@@ -415,3 +415,58 @@ fn an_unknown_network_is_refused_before_anything_is_made() {
     assert!(stderr(&o).contains("network \"nope\""), "{}", stderr(&o));
     assert!(r.container_ids().is_empty());
 }
+
+#[test]
+fn dns_flags_and_add_host_write_the_containers_files() {
+    let r = root_with_busybox();
+    let sb = Sandbox::new();
+    let out = sb.ok(
+        &r,
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "bridge",
+            "--dns",
+            "192.0.2.53",
+            "--dns-search",
+            "a.example",
+            "--dns-option",
+            "ndots:3",
+            "--add-host",
+            "db:10.1.1.1",
+            "--add-host",
+            "gw=host-gateway",
+            BUSYBOX,
+            "sh",
+            "-c",
+            "cat /etc/resolv.conf; tail -3 /etc/hosts",
+        ],
+    );
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines[..3],
+        [
+            "nameserver 192.0.2.53",
+            "search a.example",
+            "options ndots:3"
+        ],
+        "{out}"
+    );
+    assert!(
+        lines[3].starts_with("172.17.0.2\t"),
+        "the container's own name: {out}"
+    );
+    assert_eq!(lines[4..], ["10.1.1.1\tdb", "172.17.0.1\tgw"], "{out}");
+    let o = sb.berth(
+        &r,
+        &["run", "--rm", "--dns", "dns.example", BUSYBOX, "true"],
+    );
+    assert_eq!(code(&o), 125);
+    assert!(
+        stderr(&o).contains("dns.example is not an ip address"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(r.container_ids().is_empty());
+}

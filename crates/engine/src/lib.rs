@@ -37,6 +37,7 @@
 pub mod attach;
 pub mod config;
 pub mod cp;
+pub mod etc_files;
 pub mod events;
 pub mod exec;
 pub mod health;

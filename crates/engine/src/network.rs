@@ -57,6 +57,11 @@ fn bridge_subnet(engine: &Engine) -> Result<(Subnet, Ipv4Addr)> {
     Ok((subnet, gateway))
 }
 
+/// The default bridge's address (what `--add-host NAME:host-gateway` names).
+pub fn gateway(engine: &Engine) -> Result<Ipv4Addr> {
+    Ok(bridge_subnet(engine)?.1)
+}
+
 fn leases(engine: &Engine) -> Result<Leases> {
     Ok(Leases::new(
         &engine.root.join("networks").join("bridge").join("leases"),
@@ -242,18 +247,18 @@ pub fn connect(engine: &Engine, c: &ContainerRecord, bundle: &Path) -> Result<()
     let hosts = bundle.join("hosts");
     let text =
         std::fs::read_to_string(&hosts).with_context(|| format!("read {}", hosts.display()))?;
+    let name_file = bundle.join("hostname");
+    let hostname = std::fs::read_to_string(&name_file)
+        .with_context(|| format!("read {}", name_file.display()))?;
+    let hostname = hostname.trim();
     let mut out = String::with_capacity(text.len() + 16);
     for line in text.lines() {
-        // The line that names the container: 127.0.1.1 without a network,
-        // its address before (a restart).
-        let names_it = line.split_once('\t').is_some_and(|(ip, _)| {
-            ip == "127.0.1.1"
-                || ip
-                    .parse::<Ipv4Addr>()
-                    .is_ok_and(|ip| ip != Ipv4Addr::LOCALHOST)
-        });
-        match (names_it, line.split_once('\t')) {
-            (true, Some((_, names))) => out.push_str(&format!("{}\t{names}\n", a.address)),
+        // The line that names the container: 127.0.1.1 before it had an
+        // address, its address of a previous start after. Not --add-host's.
+        match line.split_once('\t') {
+            Some((ip, names)) if names == hostname && ip.parse::<Ipv4Addr>().is_ok() => {
+                out.push_str(&format!("{}\t{names}\n", a.address));
+            }
             _ => {
                 out.push_str(line);
                 out.push('\n');

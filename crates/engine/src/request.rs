@@ -29,6 +29,8 @@ pub struct RunRequest {
     pub entrypoint: Option<String>,
     /// `KEY=VALUE`s (`--env-file` then `-e`); a bare `KEY` removes KEY.
     pub env: Vec<String>,
+    /// `--dns`, `--dns-search`, `--dns-option`, `--add-host`.
+    pub dns: crate::etc_files::DnsOptions,
     /// `--label-file` then `--label`: over the image's labels.
     pub labels: std::collections::BTreeMap<String, String>,
     /// `--user`: `name|uid[:group|gid]`.

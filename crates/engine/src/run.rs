@@ -11,7 +11,7 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use berth_image::{ImageRecord, Platform, Progress};
 use oci_spec::image::ImageConfiguration;
-use oci_spec::runtime::{Mount, MountBuilder, Spec};
+use oci_spec::runtime::Spec;
 
 use crate::logs::{LogWriter, Stream};
 use crate::records::{self, ContainerRecord, Records, Status};
@@ -473,7 +473,17 @@ fn build_spec(
         .hostname
         .clone()
         .unwrap_or_else(|| c.id[..12].to_string());
-    let etc_mounts = write_etc_files(&c.bundle, &hostname, req.network == Network::Host)?;
+    let gateway = match req.network {
+        Network::Bridge => crate::network::gateway(engine).ok().map(Into::into),
+        _ => None,
+    };
+    let etc_mounts = crate::etc_files::write(
+        &c.bundle,
+        &hostname,
+        req.network == Network::Host,
+        &req.dns,
+        gateway,
+    )?;
     let init_binary = req.init.then(|| init_copy(&c.dir)).transpose()?;
     let setup = Setup {
         rootfs,
@@ -498,47 +508,6 @@ fn build_spec(
     // Now that the record has its labels (the image's and --label's).
     crate::events::container(engine, &c.rec, "create");
     Ok(spec)
-}
-
-/// A host file copied into the container: empty when missing; bounded,
-/// since a huge one would be copied into every container.
-fn host_file(path: &str) -> Result<String> {
-    match berth_io::read_capped_string(Path::new(path), berth_io::MIB, "host file") {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(String::new()),
-        r => Ok(r?),
-    }
-}
-
-/// Files every container gets of its own, bind-mounted over the image's.
-fn write_etc_files(bundle: &Path, hostname: &str, host_network: bool) -> Result<Vec<Mount>> {
-    let hosts = if host_network {
-        host_file("/etc/hosts")?
-    } else {
-        format!(
-            "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n\
-             fe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\n\
-             ff02::2\tip6-allrouters\n127.0.1.1\t{hostname}\n"
-        )
-    };
-    let resolv = host_file("/etc/resolv.conf")?;
-    let mut mounts = Vec::new();
-    for (name, text) in [
-        ("hostname", format!("{hostname}\n")),
-        ("hosts", hosts),
-        ("resolv.conf", resolv),
-    ] {
-        let p = bundle.join(name);
-        std::fs::write(&p, text).with_context(|| format!("write {}", p.display()))?;
-        mounts.push(
-            MountBuilder::default()
-                .typ("bind")
-                .source(p)
-                .destination(PathBuf::from(format!("/etc/{name}")))
-                .options(vec!["rbind".to_string(), "rprivate".into()])
-                .build()?,
-        );
-    }
-    Ok(mounts)
 }
 
 /// A private copy of berth's own binary in the container's directory, for
