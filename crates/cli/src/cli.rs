@@ -101,6 +101,8 @@ pub enum Command {
     Inspect(InspectArgs),
     /// Rename a container.
     Rename(RenameArgs),
+    /// List port mappings or a specific mapping for the container.
+    Port(PortArgs),
     /// Copy files/folders between a container and the local filesystem
     /// (CONTAINER:SRC_PATH DEST_PATH|- or SRC_PATH|- CONTAINER:DEST_PATH).
     Cp(CpArgs),
@@ -250,6 +252,8 @@ pub enum ContainerCommand {
     Inspect(ContainerInspectArgs),
     /// Rename a container.
     Rename(RenameArgs),
+    /// List port mappings or a specific mapping for the container.
+    Port(PortArgs),
     /// Remove all stopped containers.
     Prune(ContainerPruneArgs),
     /// Fetch the logs of a container.
@@ -326,6 +330,13 @@ pub struct ContainerInspectArgs {
 pub struct RenameArgs {
     pub container: String,
     pub new_name: String,
+}
+
+#[derive(Args, Debug)]
+pub struct PortArgs {
+    pub container: String,
+    /// PRIVATE_PORT[/PROTO]
+    pub port: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -617,6 +628,13 @@ pub struct RunArgs {
     /// Set metadata on a container (KEY=VALUE, or KEY for an empty value).
     #[arg(short = 'l', long = "label")]
     pub label: Vec<String>,
+    /// Publish a container's port(s) to the host
+    /// ([HOSTIP:][HOSTPORT:]CONTAINERPORT[/PROTO]).
+    #[arg(short = 'p', long = "publish")]
+    pub publish: Vec<String>,
+    /// Publish all exposed ports to random ports.
+    #[arg(short = 'P', long)]
+    pub publish_all: bool,
     /// Set custom DNS servers.
     #[arg(long)]
     pub dns: Vec<String>,

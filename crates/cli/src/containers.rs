@@ -143,9 +143,15 @@ fn request(args: &RunArgs) -> Result<RunRequest> {
             .collect::<Result<_>>()?,
     };
     let security = SecurityOpts::parse(&args.security_opt)?;
+    let mut publish = Vec::new();
+    for p in &args.publish {
+        publish.extend(berth_engine::ports::parse(p)?);
+    }
     Ok(RunRequest {
         labels,
         dns,
+        publish,
+        publish_all: args.publish_all,
         image: args.image.clone(),
         platform: args.platform.clone(),
         pull: match args.pull {

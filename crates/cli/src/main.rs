@@ -171,6 +171,45 @@ fn writes_store(c: &cli::Command) -> bool {
     )
 }
 
+/// `port CONTAINER [PRIVATE_PORT[/PROTO]]`: Docker's `80/tcp -> 0.0.0.0:8080` lines.
+fn port(engine: &berth_engine::Engine, a: &cli::PortArgs) -> anyhow::Result<u8> {
+    let c = engine.records()?.find(&a.container)?;
+    let want = match &a.port {
+        None => None,
+        Some(p) => {
+            let (n, proto) = p.split_once('/').unwrap_or((p, "tcp"));
+            let n: u16 = n
+                .parse()
+                .map_err(|_| anyhow::anyhow!("invalid port {p:?}"))?;
+            Some((n, proto.to_string()))
+        }
+    };
+    let mut found = false;
+    for p in &c.published {
+        if want
+            .as_ref()
+            .is_some_and(|(n, proto)| (*n, proto.as_str()) != (p.container_port, p.proto.name()))
+        {
+            continue;
+        }
+        found = true;
+        let host = p.host_ip.unwrap_or(std::net::Ipv4Addr::UNSPECIFIED);
+        match &a.port {
+            Some(_) => berth_io::outln!("{host}:{}", p.host_port),
+            None => berth_io::outln!(
+                "{}/{} -> {host}:{}",
+                p.container_port,
+                p.proto.name(),
+                p.host_port
+            ),
+        }
+    }
+    if let (Some((n, proto)), false) = (&want, found) {
+        anyhow::bail!("No public port '{n}/{proto}' published for {}", c.name);
+    }
+    Ok(0)
+}
+
 fn init_logging(level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_new(level)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
@@ -226,6 +265,7 @@ fn run(cli: cli::Cli) -> anyhow::Result<u8> {
             a.format.as_deref(),
             a.size,
         ),
+        Command::Port(a) | Command::Container(ContainerCommand::Port(a)) => port(&engine, a),
         Command::Rename(a) | Command::Container(ContainerCommand::Rename(a)) => {
             containers::rename(&engine, a)
         }

@@ -258,30 +258,7 @@ fn bridge_gives_a_container_an_address_route_and_name_and_takes_them_back() {
     );
     assert_eq!(gw.trim(), "172.17.0.1 bridge");
     // From the host (the sandbox), once the server listens.
-    let t = Instant::now();
-    loop {
-        let o = Command::new("nsenter")
-            .args([
-                "-t",
-                &sb.pid(),
-                "--net",
-                "--",
-                "busybox",
-                "nc",
-                "-w",
-                "2",
-                ip,
-                "8000",
-            ])
-            .stdin(Stdio::null())
-            .output()
-            .unwrap();
-        if stdout(&o).trim() == "pong" {
-            break;
-        }
-        assert!(t.elapsed() < Duration::from_secs(20), "no pong from {ip}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    assert_eq!(nc_from(&sb.pid(), ip, "8000").trim(), "pong");
     // From another container.
     assert_eq!(heard_from(&sb, &r, ip, 8000).trim(), "pong");
     // The server's pair stays (the clients' go with their namespaces).
@@ -316,25 +293,8 @@ fn outbound_traffic_is_masqueraded_to_an_upstream_the_test_made() {
     let r = root_with_busybox();
     let sb = Sandbox::new();
     // The "outside world": one more namespace, wired to the sandbox.
-    let mut outside = namespace_holder(&["--net"]);
+    let mut outside = other_host(&sb);
     let op = outside.id().to_string();
-    sb.sh(&format!(
-        "ip link add up0 type veth peer name up1 netns {op} && \
-         ip addr add 10.200.0.1/24 dev up0 && ip link set up0 up"
-    ));
-    let o = Command::new("nsenter")
-        .args([
-            "-t",
-            &op,
-            "--net",
-            "--",
-            "sh",
-            "-c",
-            "ip addr add 10.200.0.2/24 dev up1 && ip link set up1 up && ip link set lo up",
-        ])
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", stderr(&o));
     // It answers each client with the address it came from.
     let mut server = Command::new("nsenter")
         .args([
@@ -469,4 +429,181 @@ fn dns_flags_and_add_host_write_the_containers_files() {
         stderr(&o)
     );
     assert!(r.container_ids().is_empty());
+}
+
+/// A namespace wired to the sandbox as "another host": the sandbox is
+/// 10.200.0.1, it is 10.200.0.2. Returns its holder.
+fn other_host(sb: &Sandbox) -> Child {
+    let other = namespace_holder(&["--net"]);
+    let op = other.id().to_string();
+    sb.sh(&format!(
+        "ip link add up0 type veth peer name up1 netns {op} && \
+         ip addr add 10.200.0.1/24 dev up0 && ip link set up0 up"
+    ));
+    let o = Command::new("nsenter")
+        .args([
+            "-t",
+            &op,
+            "--net",
+            "--",
+            "sh",
+            "-c",
+            "ip addr add 10.200.0.2/24 dev up1 && ip link set up1 up && ip link set lo up",
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    other
+}
+
+/// `busybox nc ADDR PORT` run in the namespace of process `pid`, retried
+/// until it hears something (a server may still be starting).
+fn nc_from(pid: &str, addr: &str, port: &str) -> String {
+    let t = Instant::now();
+    loop {
+        let o = Command::new("nsenter")
+            .args([
+                "-t", pid, "--net", "--", "busybox", "nc", "-w", "2", addr, port,
+            ])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        if !stdout(&o).trim().is_empty() {
+            return stdout(&o);
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "nothing from {addr}:{port}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn published_ports_reach_the_container_from_other_hosts_the_host_and_containers() {
+    let r = root_with_busybox();
+    let sb = Sandbox::new();
+    let mut other = other_host(&sb);
+    let server = "while true; do echo pong | nc -l -p 80; done";
+    sb.ok(
+        &r,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "web",
+            "--network",
+            "bridge",
+            "-p",
+            "8080:80",
+            "-p",
+            "127.0.0.1::80",
+            BUSYBOX,
+            "sh",
+            "-c",
+            server,
+        ],
+    );
+    // Where they went: ps, port, inspect.
+    let ps = sb.ok(&r, &["ps", "--format", "{{.Ports}}"]);
+    let random: u16 = ps
+        .trim()
+        .strip_prefix("0.0.0.0:8080->80/tcp, 127.0.0.1:")
+        .and_then(|s| s.strip_suffix("->80/tcp"))
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("{ps}"));
+    let port = sb.ok(&r, &["port", "web"]);
+    assert_eq!(
+        port,
+        format!("80/tcp -> 0.0.0.0:8080\n80/tcp -> 127.0.0.1:{random}\n")
+    );
+    let o = sb.berth(&r, &["port", "web", "81"]);
+    assert_eq!(code(&o), 1);
+    assert!(
+        stderr(&o).contains("No public port '81/tcp' published for web"),
+        "{}",
+        stderr(&o)
+    );
+    let ports = sb.ok(
+        &r,
+        &["inspect", "-f", "{{json .NetworkSettings.Ports}}", "web"],
+    );
+    let v: serde_json::Value = serde_json::from_str(&ports).unwrap();
+    assert_eq!(v["80/tcp"][0]["HostPort"], "8080", "{v}");
+
+    // From another host, from the host itself (loopback too), from a container.
+    let op = other.id().to_string();
+    assert_eq!(nc_from(&op, "10.200.0.1", "8080").trim(), "pong");
+    assert_eq!(nc_from(&sb.pid(), "127.0.0.1", "8080").trim(), "pong");
+    assert_eq!(
+        nc_from(&sb.pid(), "127.0.0.1", &random.to_string()).trim(),
+        "pong"
+    );
+    assert_eq!(heard_from(&sb, &r, "172.17.0.1", 8080).trim(), "pong");
+
+    // A port another container has, or a host process holds: Docker's error.
+    let o = sb.berth(
+        &r,
+        &[
+            "run",
+            "-d",
+            "--network",
+            "bridge",
+            "-p",
+            "8080:80",
+            BUSYBOX,
+            "true",
+        ],
+    );
+    assert_eq!(code(&o), 125);
+    assert!(
+        stderr(&o).contains("Bind for 0.0.0.0:8080 failed: port is already allocated"),
+        "{}",
+        stderr(&o)
+    );
+    let mut holder = Command::new("nsenter")
+        .args([
+            "-t",
+            &sb.pid(),
+            "--net",
+            "--",
+            "busybox",
+            "nc",
+            "-l",
+            "-p",
+            "9090",
+        ])
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let o = sb.berth(
+        &r,
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "bridge",
+            "-p",
+            "9090:80",
+            BUSYBOX,
+            "true",
+        ],
+    );
+    let _ = holder.kill();
+    let _ = holder.wait();
+    assert_eq!(code(&o), 125);
+    assert!(
+        stderr(&o).contains("Bind for 0.0.0.0:9090 failed"),
+        "{}",
+        stderr(&o)
+    );
+    let o = sb.berth(&r, &["run", "--rm", "-p", "80", BUSYBOX, "true"]);
+    assert_eq!(code(&o), 125, "-p without a network");
+
+    // Removed, its entries are gone from the maps.
+    sb.ok(&r, &["rm", "-f", "web"]);
+    let maps = sb.sh("nft list table ip berth");
+    assert!(!maps.contains("elements"), "{maps}");
+    let _ = other.kill();
+    let _ = other.wait();
 }

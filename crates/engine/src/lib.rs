@@ -47,6 +47,7 @@ pub mod lifecycle;
 pub mod logs;
 pub mod monitor;
 pub mod network;
+pub mod ports;
 pub mod prune;
 pub mod records;
 pub mod remove;

@@ -18,10 +18,11 @@
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use berth_network::{Leases, NetNs, Netlink, Subnet};
 
 use crate::Engine;
+use crate::ports::{Proto, Published};
 use crate::records::ContainerRecord;
 use crate::request::Network;
 
@@ -162,6 +163,10 @@ fn ensure_bridge(engine: &Engine, nl: &mut Netlink, gateway: Ipv4Addr, prefix: u
         .with_context(|| format!("bridge {BRIDGE} gone after it was made"))?;
     nl.add_address(i, gateway, prefix)?;
     nl.set_up(i, None)?;
+    // A published port reached through 127.0.0.1 leaves for the bridge
+    // with a loopback source (masqueraded there).
+    let localnet = format!("/proc/sys/net/ipv4/conf/{BRIDGE}/route_localnet");
+    std::fs::write(&localnet, "1").with_context(|| format!("write {localnet}"))?;
     Ok(i)
 }
 
@@ -177,9 +182,28 @@ fn masquerade(gateway: Ipv4Addr, prefix: u8) -> Result<()> {
         "table ip berth\n\
          delete table ip berth\n\
          table ip berth {{\n\
+         \tmap tcp-ports {{ type inet_service : ipv4_addr . inet_service; }}\n\
+         \tmap udp-ports {{ type inet_service : ipv4_addr . inet_service; }}\n\
+         \tmap tcp-addr-ports {{ type ipv4_addr . inet_service : ipv4_addr . inet_service; }}\n\
+         \tmap udp-addr-ports {{ type ipv4_addr . inet_service : ipv4_addr . inet_service; }}\n\
+         \tchain prerouting {{\n\
+         \t\ttype nat hook prerouting priority dstnat; policy accept;\n\
+         \t\tfib daddr type local jump published\n\
+         \t}}\n\
+         \tchain output {{\n\
+         \t\ttype nat hook output priority -100; policy accept;\n\
+         \t\tfib daddr type local jump published\n\
+         \t}}\n\
+         \tchain published {{\n\
+         \t\tdnat ip to ip daddr . tcp dport map @tcp-addr-ports\n\
+         \t\tdnat ip to ip daddr . udp dport map @udp-addr-ports\n\
+         \t\tdnat ip to tcp dport map @tcp-ports\n\
+         \t\tdnat ip to udp dport map @udp-ports\n\
+         \t}}\n\
          \tchain postrouting {{\n\
          \t\ttype nat hook postrouting priority srcnat; policy accept;\n\
          \t\tip saddr {subnet} oifname != \"{BRIDGE}\" masquerade\n\
+         \t\tip saddr 127.0.0.0/8 oifname \"{BRIDGE}\" masquerade\n\
          \t}}\n\
          \tchain forward {{\n\
          \t\ttype filter hook forward priority filter; policy accept;\n\
@@ -267,15 +291,145 @@ pub fn connect(engine: &Engine, c: &ContainerRecord, bundle: &Path) -> Result<()
     }
     // In place: the file is bind-mounted by inode.
     std::fs::write(&hosts, out).with_context(|| format!("write {}", hosts.display()))?;
+    if !c.ports.is_empty()
+        && let Err(e) = publish(engine, c, a.address)
+    {
+        let _ = detach(engine, &c.id);
+        return Err(e);
+    }
     Ok(())
+}
+
+/// Publishes container `c`'s ports to `address`: each host port checked
+/// free (a free one chosen when none was asked), then every map entry
+/// made at once; the record says where they went.
+fn publish(engine: &Engine, c: &ContainerRecord, address: Ipv4Addr) -> Result<()> {
+    let mut published = Vec::new();
+    let mut taken = Vec::new();
+    for b in &c.ports {
+        let ip = b.host_ip.unwrap_or(Ipv4Addr::UNSPECIFIED);
+        let port = match b.host_port {
+            Some(p) => {
+                if !port_free(ip, p, b.proto) {
+                    bail!("Bind for {ip}:{p} failed: port is already allocated");
+                }
+                p
+            }
+            None => free_port(ip, b.proto, &taken)?,
+        };
+        taken.push((port, b.proto));
+        published.push(Published {
+            host_ip: b.host_ip,
+            host_port: port,
+            container_port: b.container_port,
+            proto: b.proto,
+        });
+    }
+    let mut rules = String::new();
+    for p in &published {
+        let proto = p.proto.name();
+        match p.host_ip {
+            None => rules.push_str(&format!(
+                "create element ip berth {proto}-ports {{ {} : {address} . {} }}\n",
+                p.host_port, p.container_port
+            )),
+            Some(ip) => rules.push_str(&format!(
+                "create element ip berth {proto}-addr-ports {{ {ip} . {} : {address} . {} }}\n",
+                p.host_port, p.container_port
+            )),
+        }
+    }
+    if let Err(e) = run_nft(&rules) {
+        // Most likely another container publishes one of them.
+        let first = published
+            .first()
+            .map(|p| (p.host_ip.unwrap_or(Ipv4Addr::UNSPECIFIED), p.host_port));
+        return match (format!("{e:#}").contains("exists"), first) {
+            (true, Some((ip, port))) if published.len() == 1 => {
+                bail!("Bind for {ip}:{port} failed: port is already allocated")
+            }
+            (true, _) => bail!(
+                "a port of {} is already allocated",
+                Published::list(&published)
+            ),
+            _ => Err(e.context("publish ports")),
+        };
+    }
+    engine.records()?.update(&c.id, |r| {
+        r.published = published.clone();
+        Ok(())
+    })?;
+    Ok(())
+}
+
+/// Takes container `c`'s published ports out of the maps.
+fn unpublish(engine: &Engine, c: &ContainerRecord) {
+    let Ok(records) = engine.records() else {
+        return;
+    };
+    // The record as it is now: a monitor may have published since `c` was read.
+    let published = records.load(&c.id).map(|r| r.published).unwrap_or_default();
+    if published.is_empty() {
+        return;
+    }
+    for p in &published {
+        let proto = p.proto.name();
+        let rule = match p.host_ip {
+            None => format!(
+                "delete element ip berth {proto}-ports {{ {} }}\n",
+                p.host_port
+            ),
+            Some(ip) => format!(
+                "delete element ip berth {proto}-addr-ports {{ {ip} . {} }}\n",
+                p.host_port
+            ),
+        };
+        // One at a time: one already gone must not keep the rest.
+        if let Err(e) = run_nft(&rule) {
+            tracing::debug!("unpublish {}: {e:#}", p.display());
+        }
+    }
+    let _ = records.update(&c.id, |r| {
+        r.published.clear();
+        Ok(())
+    });
+}
+
+/// Whether nothing on the host holds `ip:port` (bound, so that the
+/// kernel would hand it to a host process rather than the container).
+fn port_free(ip: Ipv4Addr, port: u16, proto: Proto) -> bool {
+    let addr = std::net::SocketAddrV4::new(ip, port);
+    match proto {
+        Proto::Tcp => std::net::TcpListener::bind(addr).is_ok(),
+        Proto::Udp => std::net::UdpSocket::bind(addr).is_ok(),
+    }
+}
+
+/// A free port from the kernel's ephemeral range (not one of `taken`).
+fn free_port(ip: Ipv4Addr, proto: Proto, taken: &[(u16, Proto)]) -> Result<u16> {
+    for _ in 0..64 {
+        let addr = std::net::SocketAddrV4::new(ip, 0);
+        let port = match proto {
+            Proto::Tcp => std::net::TcpListener::bind(addr).and_then(|l| l.local_addr()),
+            Proto::Udp => std::net::UdpSocket::bind(addr).and_then(|l| l.local_addr()),
+        }
+        .with_context(|| format!("find a free {} port", proto.name()))?
+        .port();
+        if !taken.contains(&(port, proto)) {
+            return Ok(port);
+        }
+    }
+    bail!("no free {} port found", proto.name())
 }
 
 /// [`detach`] for container `c` if it is on the bridge; a failure is
 /// only warned about (what is left, the next attach or sweep takes).
 pub fn disconnect(engine: &Engine, c: &ContainerRecord) {
-    if c.network == Network::Bridge.name()
-        && let Err(e) = detach(engine, &c.id)
-    {
+    if c.network != Network::Bridge.name() {
+        return;
+    }
+    unpublish(engine, c);
+    if let Err(e) = detach(engine, &c.id) {
         tracing::warn!("disconnect container {} from network bridge: {e:#}", c.name);
     }
 }

@@ -116,6 +116,12 @@ pub struct ContainerRecord {
     /// before it was kept: `none` or `host`, which need nothing).
     #[serde(default)]
     pub network: String,
+    /// `-p` and `-P`: the ports asked to be published.
+    #[serde(default)]
+    pub ports: Vec<crate::ports::PortBinding>,
+    /// Where they are published while it runs (empty when it does not).
+    #[serde(default)]
+    pub published: Vec<crate::ports::Published>,
 }
 
 /// `--restart`: what the monitor does when the container's command exits.

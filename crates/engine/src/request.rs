@@ -29,6 +29,10 @@ pub struct RunRequest {
     pub entrypoint: Option<String>,
     /// `KEY=VALUE`s (`--env-file` then `-e`); a bare `KEY` removes KEY.
     pub env: Vec<String>,
+    /// `-p`, in order.
+    pub publish: Vec<crate::ports::PortBinding>,
+    /// `-P`: every port the image exposes, to a free host port.
+    pub publish_all: bool,
     /// `--dns`, `--dns-search`, `--dns-option`, `--add-host`.
     pub dns: crate::etc_files::DnsOptions,
     /// `--label-file` then `--label`: over the image's labels.

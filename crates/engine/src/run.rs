@@ -115,6 +115,12 @@ pub(crate) fn check(engine: &Engine, req: &RunRequest) -> Result<Plan> {
     if req.rm && req.restart != records::RestartPolicy::No {
         bail!("conflicting options: cannot both remove and restart containers");
     }
+    if (!req.publish.is_empty() || req.publish_all) && req.network == Network::None {
+        bail!("published ports need a network: use --network bridge (--network none has none)");
+    }
+    if !req.publish.is_empty() && req.network == Network::Host {
+        berth_io::errln!("WARNING: Published ports are discarded when using host network mode");
+    }
     let own_cgroup = wants_own_cgroup(engine, req)?;
     say_what_is_missing(req);
     berth_spec::resources::resources(&req.limits)?;
@@ -355,6 +361,8 @@ pub(crate) fn create<'e>(
         healthcheck: healthcheck(engine, req, image)?,
         health: None,
         network: req.network.name().to_string(),
+        ports: ports(engine, req, image),
+        published: Vec::new(),
     };
     // Saved twice more, at start and (unless --rm removes it) at exit: each
     // save is a new file, and on many hosts a freed block costs a
@@ -383,6 +391,37 @@ pub(crate) fn create<'e>(
         bundle,
         teardown,
     })
+}
+
+/// The ports to publish: `-p`'s, then with `-P` every port the image
+/// exposes that `-p` did not name. None without a network of its own to
+/// publish from (the checks refused `none`; `host` needs none).
+fn ports(engine: &Engine, req: &RunRequest, image: &ImageRecord) -> Vec<crate::ports::PortBinding> {
+    if req.network != Network::Bridge {
+        return Vec::new();
+    }
+    let mut ports = req.publish.clone();
+    if req.publish_all {
+        let keys: Vec<String> = engine
+            .store
+            .config_json(image)
+            .ok()
+            .and_then(|c| {
+                c["config"]["ExposedPorts"]
+                    .as_object()
+                    .map(|o| o.keys().cloned().collect())
+            })
+            .unwrap_or_default();
+        for p in crate::ports::exposed(&keys) {
+            if !ports
+                .iter()
+                .any(|q| q.container_port == p.container_port && q.proto == p.proto)
+            {
+                ports.push(p);
+            }
+        }
+    }
+    ports
 }
 
 /// The container's healthcheck: `--health-*` over the image's HEALTHCHECK.

@@ -30,11 +30,24 @@ fn network_settings(engine: &Engine, c: &ContainerRecord) -> Value {
             json!({"IPAddress": ip, "IPPrefixLen": prefix, "Gateway": gw}),
         );
     }
+    let mut ports = serde_json::Map::new();
+    for p in &c.published {
+        let key = format!("{}/{}", p.container_port, p.proto.name());
+        let host = p
+            .host_ip
+            .unwrap_or(std::net::Ipv4Addr::UNSPECIFIED)
+            .to_string();
+        let entry = ports.entry(key).or_insert_with(|| json!([]));
+        if let Some(list) = entry.as_array_mut() {
+            list.push(json!({"HostIp": host, "HostPort": p.host_port.to_string()}));
+        }
+    }
     json!({
         "IPAddress": ip,
         "IPPrefixLen": prefix,
         "Gateway": gw,
         "Networks": networks,
+        "Ports": ports,
     })
 }
 

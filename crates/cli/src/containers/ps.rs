@@ -110,7 +110,7 @@ pub fn context(c: &ContainerRecord, no_trunc: bool, size: Option<String>, now_ms
         "Mounts": "",
         "Names": c.name,
         "Networks": "",
-        "Ports": "",
+        "Ports": berth_engine::ports::Published::list(&c.published),
         "RunningFor": format!("{} ago", timefmt::human_duration_ms(now_ms - created)),
         "Size": size.unwrap_or_else(|| "0B".into()),
         "State": view::state(c),
