@@ -115,6 +115,12 @@ pub(crate) fn check(engine: &Engine, req: &RunRequest) -> Result<Plan> {
     if req.rm && req.restart != records::RestartPolicy::No {
         bail!("conflicting options: cannot both remove and restart containers");
     }
+    if req.network == Network::Bridge && rootless::active() {
+        bail!(
+            "network bridge needs root: its bridge and firewall are the host's; rootless \
+             berth has --network none and host for now"
+        );
+    }
     if (!req.publish.is_empty() || req.publish_all) && req.network == Network::None {
         bail!("published ports need a network: use --network bridge (--network none has none)");
     }
