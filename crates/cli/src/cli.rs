@@ -582,8 +582,11 @@ fn network(s: &str) -> Result<berth_engine::Network, String> {
         "none" => Ok(berth_engine::Network::None),
         "host" => Ok(berth_engine::Network::Host),
         "bridge" => Ok(berth_engine::Network::Bridge),
+        n if n.starts_with("container:") && n.len() > "container:".len() => Ok(
+            berth_engine::Network::Container(n["container:".len()..].to_string()),
+        ),
         n => Err(format!(
-            "network {n:?} is not supported yet: use bridge, none or host"
+            "network {n:?} is not supported yet: use bridge, none, host or container:NAME"
         )),
     }
 }

@@ -607,3 +607,108 @@ fn published_ports_reach_the_container_from_other_hosts_the_host_and_containers(
     let _ = other.kill();
     let _ = other.wait();
 }
+
+#[test]
+fn network_container_name_joins_another_containers_namespace() {
+    let r = root_with_busybox();
+    let sb = Sandbox::new();
+    // One on the bridge, one with loopback only: each serves on 127.0.0.1 too.
+    for (name, net, word) in [("onbr", "bridge", "br-pong"), ("lone", "none", "lo-pong")] {
+        let server = format!("while true; do echo {word} | nc -l -p 80; done");
+        sb.ok(
+            &r,
+            &[
+                "run",
+                "-d",
+                "--name",
+                name,
+                "--network",
+                net,
+                BUSYBOX,
+                "sh",
+                "-c",
+                &server,
+            ],
+        );
+    }
+    let join = |name: &str, script: &str| {
+        let t = Instant::now();
+        loop {
+            let net = format!("container:{name}");
+            let o = sb.berth(
+                &r,
+                &[
+                    "run",
+                    "--rm",
+                    "--network",
+                    &net,
+                    BUSYBOX,
+                    "sh",
+                    "-c",
+                    script,
+                ],
+            );
+            if code(&o) == 0 && stdout(&o).contains("pong") {
+                return stdout(&o);
+            }
+            assert!(
+                t.elapsed() < Duration::from_secs(20),
+                "{name}: {}",
+                stderr(&o)
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    let out = join(
+        "onbr",
+        "ip -4 -o addr show eth0; nc -w 2 127.0.0.1 80 </dev/null",
+    );
+    assert!(
+        out.contains("inet 172.17.0.2/16") && out.contains("br-pong"),
+        "{out}"
+    );
+    let out = join("lone", "nc -w 2 127.0.0.1 80 </dev/null");
+    assert_eq!(out.trim(), "lo-pong");
+    // Docker's refusals.
+    for (args, says) in [
+        (
+            vec!["--network", "container:nope"],
+            "No such container: nope",
+        ),
+        (
+            vec!["--network", "container:onbr", "-p", "80"],
+            "conflicting options: port publishing",
+        ),
+        (
+            vec!["--network", "container:onbr", "--hostname", "h"],
+            "conflicting options: hostname",
+        ),
+    ] {
+        let mut a = vec!["run", "--rm"];
+        a.extend(args);
+        a.extend([BUSYBOX, "true"]);
+        let o = sb.berth(&r, &a);
+        assert_eq!(code(&o), 125, "{a:?}");
+        assert!(stderr(&o).contains(says), "{a:?}: {}", stderr(&o));
+    }
+    sb.ok(&r, &["stop", "-t", "0", "lone"]);
+    let o = sb.berth(
+        &r,
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "container:lone",
+            BUSYBOX,
+            "true",
+        ],
+    );
+    assert_eq!(code(&o), 125);
+    assert!(
+        stderr(&o).contains("non running container: lone"),
+        "{}",
+        stderr(&o)
+    );
+    sb.ok(&r, &["rm", "-f", "onbr", "lone"]);
+    assert!(r.container_ids().is_empty());
+}

@@ -24,7 +24,6 @@ use berth_network::{Leases, NetNs, Netlink, Subnet};
 use crate::Engine;
 use crate::ports::{Proto, Published};
 use crate::records::ContainerRecord;
-use crate::request::Network;
 
 /// The default bridge's device.
 pub const BRIDGE: &str = "berth0";
@@ -56,6 +55,30 @@ fn bridge_subnet(engine: &Engine) -> Result<(Subnet, Ipv4Addr)> {
     let subnet =
         Subnet::new(Ipv4Addr::from(u32::from(gateway) & mask), prefix).with_context(bad)?;
     Ok((subnet, gateway))
+}
+
+/// `--network container:KEY`: the id of running container KEY and the
+/// network namespace to join: the one berth keeps for a container on the
+/// bridge, else its PID 1's (good while it runs).
+pub fn namespace_of(engine: &Engine, key: &str) -> Result<(String, PathBuf)> {
+    let c = engine.records()?.find(key)?;
+    if !c.is_running() {
+        bail!("cannot join network of a non running container: {}", c.name);
+    }
+    if c.network == "host" {
+        bail!(
+            "cannot join network of container {}: it uses the host's",
+            c.name
+        );
+    }
+    let kept = netns_path(engine, &c.id);
+    if c.network == "bridge" && kept.exists() {
+        return Ok((c.id, kept));
+    }
+    let pid = c
+        .pid
+        .with_context(|| format!("container {} has no process to join", c.name))?;
+    Ok((c.id, PathBuf::from(format!("/proc/{pid}/ns/net"))))
 }
 
 /// The default bridge's address (what `--add-host NAME:host-gateway` names).
@@ -264,7 +287,7 @@ pub fn detach(engine: &Engine, id: &str) -> Result<()> {
 /// [`attach`] for container `c` if it is on the bridge, and its
 /// `/etc/hosts` (in `bundle`) names it by its address, as Docker's does.
 pub fn connect(engine: &Engine, c: &ContainerRecord, bundle: &Path) -> Result<()> {
-    if c.network != Network::Bridge.name() {
+    if c.network != "bridge" {
         return Ok(());
     }
     let a = attach(engine, &c.id)?;
@@ -425,7 +448,7 @@ fn free_port(ip: Ipv4Addr, proto: Proto, taken: &[(u16, Proto)]) -> Result<u16> 
 /// [`detach`] for container `c` if it is on the bridge; a failure is
 /// only warned about (what is left, the next attach or sweep takes).
 pub fn disconnect(engine: &Engine, c: &ContainerRecord) {
-    if c.network != Network::Bridge.name() {
+    if c.network != "bridge" {
         return;
     }
     unpublish(engine, c);
@@ -436,7 +459,7 @@ pub fn disconnect(engine: &Engine, c: &ContainerRecord) {
 
 /// Container `c`'s place on the bridge, while it runs there.
 pub fn attachment_of(engine: &Engine, c: &ContainerRecord) -> Option<Attachment> {
-    if c.network != Network::Bridge.name() {
+    if c.network != "bridge" {
         return None;
     }
     let address = leases(engine)

@@ -116,15 +116,19 @@ pub enum Network {
     Host,
     /// Docker's default bridge (see [`crate::network`]).
     Bridge,
+    /// `container:NAME`: the network namespace of that running container.
+    Container(String),
 }
 
 impl Network {
-    /// Its name, as `--network` takes it and the record keeps it.
-    pub fn name(&self) -> &'static str {
+    /// Its name, as `--network` takes it and the record keeps it (for a
+    /// container's, its id once resolved).
+    pub fn name(&self) -> String {
         match self {
-            Network::None => "none",
-            Network::Host => "host",
-            Network::Bridge => "bridge",
+            Network::None => "none".into(),
+            Network::Host => "host".into(),
+            Network::Bridge => "bridge".into(),
+            Network::Container(c) => format!("container:{c}"),
         }
     }
 }

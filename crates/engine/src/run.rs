@@ -104,6 +104,9 @@ pub(crate) struct Plan {
     pub own_cgroup: bool,
     /// `--userns remap`'s id maps.
     pub remap: Option<IdMaps>,
+    /// `--network container:NAME`: that container's id and the network
+    /// namespace to join.
+    pub network_of: Option<(String, PathBuf)>,
 }
 
 /// Checks what the front end could not: what depends on this host, its
@@ -121,6 +124,18 @@ pub(crate) fn check(engine: &Engine, req: &RunRequest) -> Result<Plan> {
              berth has --network none and host for now"
         );
     }
+    let network_of = match &req.network {
+        Network::Container(key) => {
+            if req.hostname.is_some() {
+                bail!("conflicting options: hostname and the network mode");
+            }
+            if !req.publish.is_empty() || req.publish_all {
+                bail!("conflicting options: port publishing and the container type network mode");
+            }
+            Some(crate::network::namespace_of(engine, key)?)
+        }
+        _ => None,
+    };
     if (!req.publish.is_empty() || req.publish_all) && req.network == Network::None {
         bail!("published ports need a network: use --network bridge (--network none has none)");
     }
@@ -139,7 +154,11 @@ pub(crate) fn check(engine: &Engine, req: &RunRequest) -> Result<Plan> {
     req.security
         .seccomp
         .check_syscall_names(berth_runtime::seccomp::known_syscall)?;
-    Ok(Plan { own_cgroup, remap })
+    Ok(Plan {
+        own_cgroup,
+        remap,
+        network_of,
+    })
 }
 
 /// Whether the container gets a cgroup of its own. Without a writable
@@ -366,7 +385,14 @@ pub(crate) fn create<'e>(
         paused: false,
         healthcheck: healthcheck(engine, req, image)?,
         health: None,
-        network: req.network.name().to_string(),
+        network: match &req.network {
+            // Kept by id: the other may be renamed.
+            Network::Container(_) => format!(
+                "container:{}",
+                plan.network_of.as_ref().map_or("", |(id, _)| id.as_str())
+            ),
+            n => n.name(),
+        },
         ports: ports(engine, req, image),
         published: Vec::new(),
     };
@@ -538,8 +564,11 @@ fn build_spec(
         cgroups_path: c.rec.cgroup.clone(),
         remap: plan.remap,
         no_pivot: req.no_pivot || engine.config.no_pivot,
-        network_ns: (req.network == Network::Bridge)
-            .then(|| crate::network::netns_path(engine, &c.id)),
+        network_ns: match &req.network {
+            Network::Bridge => Some(crate::network::netns_path(engine, &c.id)),
+            Network::Container(_) => plan.network_of.map(|(_, ns)| ns),
+            _ => None,
+        },
     };
     let ContainerSpec {
         spec,
