@@ -712,3 +712,77 @@ fn network_container_name_joins_another_containers_namespace() {
     sb.ok(&r, &["rm", "-f", "onbr", "lone"]);
     assert!(r.container_ids().is_empty());
 }
+
+#[test]
+fn a_killed_berth_leaves_nothing_of_its_network_that_the_next_command_keeps() {
+    let r = root_with_busybox();
+    let sb = Sandbox::new();
+    let mut cmd = r.berth();
+    let exe = cmd.get_program().to_owned();
+    let mut berth = Command::new("nsenter");
+    berth
+        .args(["-t", &sb.pid(), "--net", "--mount", "--"])
+        .arg(exe)
+        .args(cmd.get_args())
+        .args([
+            "run",
+            "--name",
+            "doomed",
+            "--network",
+            "bridge",
+            "-p",
+            "8080:80",
+            BUSYBOX,
+            "sh",
+            "-c",
+            "echo ready; exec sleep 600",
+        ])
+        .envs(cmd.get_envs().filter_map(|(k, v)| Some((k, v?))))
+        .stdout(Stdio::piped());
+    cmd.stdin(Stdio::null());
+    let mut child = berth.spawn().unwrap();
+    let mut ready = [0u8; 6];
+    std::io::Read::read_exact(child.stdout.as_mut().unwrap(), &mut ready).unwrap();
+    assert_eq!(leases(&r).len(), 1);
+    let maps = sb.sh("nft list map ip berth tcp-ports");
+    assert!(maps.contains("8080 : 172.17.0.2 . 80"), "{maps}");
+    // SIGKILL: berth gets no chance to disconnect anything.
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // The next command finds the dead run and takes its network away.
+    let t = Instant::now();
+    loop {
+        let ps = sb.ok(&r, &["ps", "-a", "--format", "{{.Names}} {{.State}}"]);
+        if ps.trim() == "doomed exited" {
+            break;
+        }
+        assert!(t.elapsed() < Duration::from_secs(20), "{ps}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(leases(&r).is_empty(), "{:?}", leases(&r));
+    let maps = sb.sh("nft list map ip berth tcp-ports");
+    assert!(!maps.contains("elements"), "{maps}");
+    let id = sb.ok(&r, &["ps", "-aq", "--no-trunc"]);
+    assert!(
+        !std::path::Path::new("/run/berth/netns")
+            .join(id.trim())
+            .exists(),
+        "its namespace's file is gone"
+    );
+    sb.no_veths_left();
+    // And its port is free for the next container.
+    sb.ok(
+        &r,
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "bridge",
+            "-p",
+            "8080:80",
+            BUSYBOX,
+            "true",
+        ],
+    );
+    sb.ok(&r, &["rm", "doomed"]);
+}

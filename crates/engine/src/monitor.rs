@@ -316,15 +316,30 @@ impl<'e> Monitor<'e> {
     /// Creates and starts the container from its bundle, recorded running
     /// (with its PID) before its command is released.
     fn start_once(&mut self) -> berth_runtime::Result<berth_runtime::Container> {
-        let rec = self.records.load(&self.id).map_err(setup_error)?;
+        let mut rec = self.records.load(&self.id).map_err(setup_error)?;
         // Its network lives while it runs: made for each start, taken
         // away after each exit (serve), or here when it does not start.
-        crate::network::connect(self.engine, &rec, &self.bundle).map_err(setup_error)?;
+        crate::network::connect(self.engine, &mut rec, &self.bundle).map_err(setup_error)?;
         let started = self.create_and_start(&rec);
         if started.is_err() {
-            crate::network::disconnect(self.engine, &rec);
+            self.disconnect();
         }
         started
+    }
+
+    /// Takes the container's network away, and its published ports out of
+    /// its record.
+    pub(super) fn disconnect(&self) {
+        if let Ok(mut rec) = self.records.load(&self.id) {
+            let had_ports = !rec.published.is_empty();
+            crate::network::disconnect(self.engine, &mut rec);
+            if had_ports {
+                let _ = self.records.update(&self.id, |r| {
+                    r.published.clear();
+                    Ok(())
+                });
+            }
+        }
     }
 
     fn create_and_start(
@@ -478,9 +493,7 @@ impl<'e> Monitor<'e> {
     /// removes it, under `--rm`).
     fn finish(&mut self) {
         self.attach.close();
-        if let Ok(rec) = self.records.load(&self.id) {
-            crate::network::disconnect(self.engine, &rec);
-        }
+        self.disconnect();
         if let Err(e) = rootfs_prep::unmount_rootfs(&self.cdir) {
             tracing::warn!("unmount the rootfs of {}: {e:#}", self.id);
         }

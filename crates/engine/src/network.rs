@@ -286,7 +286,7 @@ pub fn detach(engine: &Engine, id: &str) -> Result<()> {
 
 /// [`attach`] for container `c` if it is on the bridge, and its
 /// `/etc/hosts` (in `bundle`) names it by its address, as Docker's does.
-pub fn connect(engine: &Engine, c: &ContainerRecord, bundle: &Path) -> Result<()> {
+pub fn connect(engine: &Engine, c: &mut ContainerRecord, bundle: &Path) -> Result<()> {
     if c.network != "bridge" {
         return Ok(());
     }
@@ -326,7 +326,7 @@ pub fn connect(engine: &Engine, c: &ContainerRecord, bundle: &Path) -> Result<()
 /// Publishes container `c`'s ports to `address`: each host port checked
 /// free (a free one chosen when none was asked), then every map entry
 /// made at once; the record says where they went.
-fn publish(engine: &Engine, c: &ContainerRecord, address: Ipv4Addr) -> Result<()> {
+fn publish(engine: &Engine, c: &mut ContainerRecord, address: Ipv4Addr) -> Result<()> {
     let mut published = Vec::new();
     let mut taken = Vec::new();
     for b in &c.ports {
@@ -378,20 +378,29 @@ fn publish(engine: &Engine, c: &ContainerRecord, address: Ipv4Addr) -> Result<()
             _ => Err(e.context("publish ports")),
         };
     }
+    // Both: the caller's copy is saved again later, the record is what
+    // others (and a sweep after a killed berth) read.
     engine.records()?.update(&c.id, |r| {
         r.published = published.clone();
         Ok(())
     })?;
+    c.published = published;
     Ok(())
 }
 
 /// Takes container `c`'s published ports out of the maps.
-fn unpublish(engine: &Engine, c: &ContainerRecord) {
+fn unpublish(engine: &Engine, c: &mut ContainerRecord) {
     let Ok(records) = engine.records() else {
         return;
     };
-    // The record as it is now: a monitor may have published since `c` was read.
-    let published = records.load(&c.id).map(|r| r.published).unwrap_or_default();
+    // The caller's copy and the record as it is now (a monitor may have
+    // published since `c` was read).
+    let mut published = std::mem::take(&mut c.published);
+    for p in records.load(&c.id).map(|r| r.published).unwrap_or_default() {
+        if !published.contains(&p) {
+            published.push(p);
+        }
+    }
     if published.is_empty() {
         return;
     }
@@ -412,10 +421,6 @@ fn unpublish(engine: &Engine, c: &ContainerRecord) {
             tracing::debug!("unpublish {}: {e:#}", p.display());
         }
     }
-    let _ = records.update(&c.id, |r| {
-        r.published.clear();
-        Ok(())
-    });
 }
 
 /// Whether nothing on the host holds `ip:port` (bound, so that the
@@ -445,9 +450,11 @@ fn free_port(ip: Ipv4Addr, proto: Proto, taken: &[(u16, Proto)]) -> Result<u16> 
     bail!("no free {} port found", proto.name())
 }
 
-/// [`detach`] for container `c` if it is on the bridge; a failure is
-/// only warned about (what is left, the next attach or sweep takes).
-pub fn disconnect(engine: &Engine, c: &ContainerRecord) {
+/// [`detach`] for container `c` if it is on the bridge, its published
+/// ports taken out of the maps and out of `c` (which the caller saves:
+/// it may hold the records lock); a failure is only warned about (what is
+/// left, the next attach or sweep takes).
+pub fn disconnect(engine: &Engine, c: &mut ContainerRecord) {
     if c.network != "bridge" {
         return;
     }

@@ -82,7 +82,7 @@ pub fn reap_dead_runs(engine: &Engine) -> Result<()> {
             let _ = rt.delete(true);
         }
         remove_cgroup(&c);
-        crate::network::disconnect(engine, &c);
+        crate::network::disconnect(engine, &mut c);
         rootfs_prep::unmount_rootfs(&records.dir(&c.id))?;
         if c.auto_remove {
             // --rm: removed at exit, as its berth would have done.
@@ -161,8 +161,8 @@ pub(crate) fn remove_files(engine: &Engine, id: &str, sweep_cgroup: bool) -> Res
     if sweep_cgroup && let Some(c) = &rec {
         remove_cgroup(c);
     }
-    if let Some(c) = &rec {
-        crate::network::disconnect(engine, c);
+    if let Some(mut c) = rec.clone() {
+        crate::network::disconnect(engine, &mut c);
     }
     let _ = std::fs::remove_dir_all(runtime_dir.join(id));
     let _ = std::fs::remove_dir_all(engine.bundle_dir(id));

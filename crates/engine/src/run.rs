@@ -68,11 +68,11 @@ pub fn run(engine: &Engine, req: &RunRequest, progress: &Progress) -> Result<Fin
     if req.detach {
         return start_detached(engine, c);
     }
-    crate::network::connect(engine, &c.rec, &c.bundle)?;
+    crate::network::connect(engine, &mut c.rec, &c.bundle)?;
     clock.phase("network connected");
     let ended = start_and_wait(engine, &mut c, &spec, req.io, &clock);
     clock.phase("container ended");
-    crate::network::disconnect(engine, &c.rec);
+    crate::network::disconnect(engine, &mut c.rec);
     clock.phase("network disconnected");
     let finished = record_exit(&mut c, ended);
     crate::events::died(engine, &c.rec);

@@ -107,9 +107,7 @@ impl Monitor<'_> {
         if let Err(e) = c.delete(true) {
             tracing::warn!("delete container {}: {}", self.id, e.message);
         }
-        if let Ok(rec) = self.records.load(&self.id) {
-            crate::network::disconnect(self.engine, &rec);
-        }
+        self.disconnect();
         self.reap_orphans(libc::SIGCHLD);
         let next = self.record_exit(code, oom, true)?;
         self.attach.exited(code);
