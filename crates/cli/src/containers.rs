@@ -65,6 +65,48 @@ pub fn create(engine: &Engine, args: &RunArgs) -> Result<u8> {
 
 /// What `berth run` asks of the engine, from its flags: each parsed and
 /// checked as far as its grammar goes, before anything is pulled or made.
+/// `--label-file` then `--label`.
+fn labels(args: &RunArgs) -> Result<std::collections::BTreeMap<String, String>> {
+    let mut labels = std::collections::BTreeMap::new();
+    for f in &args.label_file {
+        labels.extend(runopts::read_label_file(f)?);
+    }
+    for l in &args.label {
+        let (k, v) = runopts::parse_label(l)?;
+        labels.insert(k, v);
+    }
+    Ok(labels)
+}
+
+/// `--dns*`, `--add-host` and `-p`.
+fn network_flags(
+    args: &RunArgs,
+) -> Result<(
+    berth_engine::etc_files::DnsOptions,
+    Vec<berth_engine::ports::PortBinding>,
+)> {
+    use berth_engine::etc_files::{DnsOptions, parse_add_host, parse_dns};
+    let dns = DnsOptions {
+        servers: args
+            .dns
+            .iter()
+            .map(|s| parse_dns(s))
+            .collect::<Result<_>>()?,
+        search: args.dns_search.clone(),
+        options: args.dns_option.clone(),
+        hosts: args
+            .add_host
+            .iter()
+            .map(|h| parse_add_host(h))
+            .collect::<Result<_>>()?,
+    };
+    let mut publish = Vec::new();
+    for p in &args.publish {
+        publish.extend(berth_engine::ports::parse(p)?);
+    }
+    Ok((dns, publish))
+}
+
 fn request(args: &RunArgs) -> Result<RunRequest> {
     // Checked first: -v below makes the host dirs it names that are
     // missing, which a refused run must not leave behind.
@@ -120,35 +162,10 @@ fn request(args: &RunArgs) -> Result<RunRequest> {
     for e in &args.env {
         env.extend(runopts::parse_env(e)?);
     }
-    let mut labels = std::collections::BTreeMap::new();
-    for f in &args.label_file {
-        labels.extend(runopts::read_label_file(f)?);
-    }
-    for l in &args.label {
-        let (k, v) = runopts::parse_label(l)?;
-        labels.insert(k, v);
-    }
-    let dns = berth_engine::etc_files::DnsOptions {
-        servers: args
-            .dns
-            .iter()
-            .map(|s| berth_engine::etc_files::parse_dns(s))
-            .collect::<Result<_>>()?,
-        search: args.dns_search.clone(),
-        options: args.dns_option.clone(),
-        hosts: args
-            .add_host
-            .iter()
-            .map(|h| berth_engine::etc_files::parse_add_host(h))
-            .collect::<Result<_>>()?,
-    };
     let security = SecurityOpts::parse(&args.security_opt)?;
-    let mut publish = Vec::new();
-    for p in &args.publish {
-        publish.extend(berth_engine::ports::parse(p)?);
-    }
+    let (dns, publish) = network_flags(args)?;
     Ok(RunRequest {
-        labels,
+        labels: labels(args)?,
         dns,
         publish,
         publish_all: args.publish_all,

@@ -142,6 +142,41 @@ fn range(s: &str) -> Result<(u16, u16)> {
     }
 }
 
+/// The ports to publish: `-p`'s, then with `-P` every port the image
+/// exposes that `-p` did not name. None without a network of its own to
+/// publish from (the checks refused `none`; `host` needs none).
+pub(crate) fn requested(
+    engine: &crate::Engine,
+    req: &crate::request::RunRequest,
+    image: &berth_image::ImageRecord,
+) -> Vec<PortBinding> {
+    if req.network != crate::request::Network::Bridge {
+        return Vec::new();
+    }
+    let mut ports = req.publish.clone();
+    if req.publish_all {
+        let keys: Vec<String> = engine
+            .store
+            .config_json(image)
+            .ok()
+            .and_then(|c| {
+                c["config"]["ExposedPorts"]
+                    .as_object()
+                    .map(|o| o.keys().cloned().collect())
+            })
+            .unwrap_or_default();
+        for p in exposed(&keys) {
+            if !ports
+                .iter()
+                .any(|q| q.container_port == p.container_port && q.proto == p.proto)
+            {
+                ports.push(p);
+            }
+        }
+    }
+    ports
+}
+
 /// The image's `ExposedPorts` keys (`80/tcp`) as bindings to free host
 /// ports, for `-P`.
 pub fn exposed(keys: &[String]) -> Vec<PortBinding> {

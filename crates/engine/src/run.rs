@@ -393,7 +393,7 @@ pub(crate) fn create<'e>(
             ),
             n => n.name(),
         },
-        ports: ports(engine, req, image),
+        ports: crate::ports::requested(engine, req, image),
         published: Vec::new(),
     };
     // Saved twice more, at start and (unless --rm removes it) at exit: each
@@ -423,37 +423,6 @@ pub(crate) fn create<'e>(
         bundle,
         teardown,
     })
-}
-
-/// The ports to publish: `-p`'s, then with `-P` every port the image
-/// exposes that `-p` did not name. None without a network of its own to
-/// publish from (the checks refused `none`; `host` needs none).
-fn ports(engine: &Engine, req: &RunRequest, image: &ImageRecord) -> Vec<crate::ports::PortBinding> {
-    if req.network != Network::Bridge {
-        return Vec::new();
-    }
-    let mut ports = req.publish.clone();
-    if req.publish_all {
-        let keys: Vec<String> = engine
-            .store
-            .config_json(image)
-            .ok()
-            .and_then(|c| {
-                c["config"]["ExposedPorts"]
-                    .as_object()
-                    .map(|o| o.keys().cloned().collect())
-            })
-            .unwrap_or_default();
-        for p in crate::ports::exposed(&keys) {
-            if !ports
-                .iter()
-                .any(|q| q.container_port == p.container_port && q.proto == p.proto)
-            {
-                ports.push(p);
-            }
-        }
-    }
-    ports
 }
 
 /// The container's healthcheck: `--health-*` over the image's HEALTHCHECK.
