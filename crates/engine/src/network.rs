@@ -104,7 +104,7 @@ fn host_veth(id: &str) -> String {
 pub fn attach(engine: &Engine, id: &str) -> Result<Attachment> {
     let (subnet, gateway) = bridge_subnet(engine)?;
     let mut nl = Netlink::open()?;
-    let bridge = ensure_bridge(engine, &mut nl, gateway, subnet.prefix())?;
+    let bridge = ensure_bridge(engine, &mut nl, gateway, &subnet)?;
     let leases = leases(engine)?;
     // Leases whose container is gone (a berth killed before it detached).
     let records = engine.records()?;
@@ -165,7 +165,12 @@ fn plumb(engine: &Engine, nl: &mut Netlink, id: &str, bridge: u32, a: &Attachmen
 
 /// The bridge's index; made, addressed and set up the first time, under
 /// a lock so that concurrent berths make it once.
-fn ensure_bridge(engine: &Engine, nl: &mut Netlink, gateway: Ipv4Addr, prefix: u8) -> Result<u32> {
+fn ensure_bridge(
+    engine: &Engine,
+    nl: &mut Netlink,
+    gateway: Ipv4Addr,
+    subnet: &Subnet,
+) -> Result<u32> {
     if let Some(i) = nl.link_index(BRIDGE)? {
         return Ok(i);
     }
@@ -179,12 +184,12 @@ fn ensure_bridge(engine: &Engine, nl: &mut Netlink, gateway: Ipv4Addr, prefix: u
     if let Some(i) = nl.link_index(BRIDGE)? {
         return Ok(i);
     }
-    masquerade(gateway, prefix)?;
+    masquerade(subnet)?;
     nl.add_bridge(BRIDGE)?;
     let i = nl
         .link_index(BRIDGE)?
         .with_context(|| format!("bridge {BRIDGE} gone after it was made"))?;
-    nl.add_address(i, gateway, prefix)?;
+    nl.add_address(i, gateway, subnet.prefix())?;
     nl.set_up(i, None)?;
     // A published port reached through 127.0.0.1 leaves for the bridge
     // with a loopback source (masqueraded there).
@@ -198,9 +203,7 @@ fn ensure_bridge(engine: &Engine, nl: &mut Netlink, gateway: Ipv4Addr, prefix: u
 /// and forwarding to and from the bridge is accepted; IP forwarding on,
 /// as Docker turns it on. Replaced whole, at once (`nft -f`), when the
 /// bridge is made: once per boot, never per container.
-fn masquerade(gateway: Ipv4Addr, prefix: u8) -> Result<()> {
-    let mask = u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0);
-    let subnet = format!("{}/{prefix}", Ipv4Addr::from(u32::from(gateway) & mask));
+fn masquerade(subnet: &Subnet) -> Result<()> {
     let rules = format!(
         "table ip berth\n\
          delete table ip berth\n\
@@ -291,11 +294,13 @@ pub fn connect(engine: &Engine, c: &mut ContainerRecord, bundle: &Path) -> Resul
         return Ok(());
     }
     let a = attach(engine, &c.id)?;
+    // Both are bind-mounted into the container, which may have written
+    // them: read bounded.
     let hosts = bundle.join("hosts");
-    let text =
-        std::fs::read_to_string(&hosts).with_context(|| format!("read {}", hosts.display()))?;
+    let text = berth_io::read_capped_string(&hosts, berth_io::MIB, "/etc/hosts")
+        .with_context(|| format!("read {}", hosts.display()))?;
     let name_file = bundle.join("hostname");
-    let hostname = std::fs::read_to_string(&name_file)
+    let hostname = berth_io::read_capped_string(&name_file, 4096, "/etc/hostname")
         .with_context(|| format!("read {}", name_file.display()))?;
     let hostname = hostname.trim();
     let mut out = String::with_capacity(text.len() + 16);
@@ -348,6 +353,13 @@ fn publish(engine: &Engine, c: &mut ContainerRecord, address: Ipv4Addr) -> Resul
             proto: b.proto,
         });
     }
+    // Recorded before the maps get them: a berth killed in between leaves
+    // entries its record names, which the sweep takes out.
+    engine.records()?.update(&c.id, |r| {
+        r.published = published.clone();
+        Ok(())
+    })?;
+    c.published = published.clone();
     let mut rules = String::new();
     for p in &published {
         let proto = p.proto.name();
@@ -363,6 +375,12 @@ fn publish(engine: &Engine, c: &mut ContainerRecord, address: Ipv4Addr) -> Resul
         }
     }
     if let Err(e) = run_nft(&rules) {
+        // None of them went in (nft -f is all or nothing).
+        c.published.clear();
+        let _ = engine.records()?.update(&c.id, |r| {
+            r.published.clear();
+            Ok(())
+        });
         // Most likely another container publishes one of them.
         let first = published
             .first()
@@ -378,13 +396,6 @@ fn publish(engine: &Engine, c: &mut ContainerRecord, address: Ipv4Addr) -> Resul
             _ => Err(e.context("publish ports")),
         };
     }
-    // Both: the caller's copy is saved again later, the record is what
-    // others (and a sweep after a killed berth) read.
-    engine.records()?.update(&c.id, |r| {
-        r.published = published.clone();
-        Ok(())
-    })?;
-    c.published = published;
     Ok(())
 }
 

@@ -67,7 +67,8 @@ pub fn parse_bound(flag: &str, s: &str, now: i64) -> Result<i64> {
     if let Some(t) = unix_seconds(s) {
         return t.ok_or_else(bad);
     }
-    if let Some(d) = go_duration(s) {
+    // A Go duration (`10m`, `1h30m`, `0`): that long before now.
+    if let Ok(d) = crate::health::parse_go_duration(s) {
         return now.checked_sub(d).ok_or_else(bad);
     }
     if s.len() == 10 {
@@ -89,46 +90,4 @@ fn unix_seconds(s: &str) -> Option<Option<i64>> {
             .ok()
             .and_then(|i| i.checked_mul(NANOS)?.checked_add(fraction_nanos(frac)?)),
     )
-}
-
-/// Go's time.ParseDuration: `[-+]?(NUMBER UNIT)+`, units ns us µs ms s m h
-/// (`0` alone is zero), as nanoseconds.
-fn go_duration(s: &str) -> Option<i64> {
-    let (neg, mut rest) = match s.as_bytes().first()? {
-        b'-' => (true, &s[1..]),
-        b'+' => (false, &s[1..]),
-        _ => (false, s),
-    };
-    if rest == "0" {
-        return Some(0);
-    }
-    if rest.is_empty() {
-        return None;
-    }
-    let mut total = 0f64;
-    while !rest.is_empty() {
-        let n = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .filter(|&n| n > 0)?;
-        let value: f64 = rest[..n].parse().ok()?;
-        rest = &rest[n..];
-        let u = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let unit = match &rest[..u] {
-            "ns" => 1.0,
-            "us" | "µs" | "μs" => 1e3,
-            "ms" => 1e6,
-            "s" => 1e9,
-            "m" => 60e9,
-            "h" => 3600e9,
-            _ => return None,
-        };
-        rest = &rest[u..];
-        total += value * unit;
-    }
-    if total > i64::MAX as f64 {
-        return None;
-    }
-    Some(if neg { -(total as i64) } else { total as i64 })
 }
