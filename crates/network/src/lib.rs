@@ -1,12 +1,14 @@
 //! berth's container networks, the host side of them: network namespaces
 //! kept on files ([`netns`]), links, addresses and routes set over
 //! rtnetlink in-process ([`netlink`]: microseconds a call, where each run
-//! of `ip` costs a fork and an exec), and address leases ([`ipam`]).
+//! of `ip` costs a fork and an exec), address leases ([`ipam`]), and the
+//! DNS server of a user-defined network ([`dns`]).
 //!
 //! It knows nothing of containers or images: the engine says which
 //! namespace gets which address on which bridge, and the runtime joins the
 //! namespace by path.
 
+pub mod dns;
 pub mod ipam;
 pub mod netlink;
 pub mod netns;
