@@ -113,6 +113,9 @@ pub enum Command {
     /// Manage containers.
     #[command(subcommand)]
     Container(ContainerCommand),
+    /// Manage networks.
+    #[command(subcommand)]
+    Network(crate::network::NetworkCommand),
     /// Show what berth runs on, and what it had to do without here.
     Info {
         /// Output format: table (default) or json (also `{{json .}}`).
@@ -575,22 +578,6 @@ pub enum PullPolicy {
     Never,
 }
 
-/// `run --network`. Not a plain ValueEnum: user-defined networks and
-/// `container:NAME` will be names.
-fn network(s: &str) -> Result<berth_engine::Network, String> {
-    match s {
-        "none" => Ok(berth_engine::Network::None),
-        "host" => Ok(berth_engine::Network::Host),
-        "bridge" => Ok(berth_engine::Network::Bridge),
-        n if n.starts_with("container:") && n.len() > "container:".len() => Ok(
-            berth_engine::Network::Container(n["container:".len()..].to_string()),
-        ),
-        n => Err(format!(
-            "network {n:?} is not supported yet: use bridge, none, host or container:NAME"
-        )),
-    }
-}
-
 /// `--cgroups` (podman's name; the config key `cgroups` is the engine's).
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CgroupsMode {
@@ -693,9 +680,16 @@ pub struct RunArgs {
     /// Allocate a pseudo-terminal.
     #[arg(short = 't', long)]
     pub tty: bool,
-    /// none (loopback only, default) or host.
-    #[arg(long, alias = "net", default_value = "none", value_parser = network)]
-    pub network: berth_engine::Network,
+    /// bridge (the default), a network's name, none (loopback only),
+    /// host, or container:NAME.
+    #[arg(long, alias = "net")]
+    pub network: Option<String>,
+    /// Add network-scoped aliases for the container.
+    #[arg(long, alias = "net-alias")]
+    pub network_alias: Vec<String>,
+    /// IPv4 address on the network (e.g. 172.30.100.104).
+    #[arg(long)]
+    pub ip: Option<String>,
     /// Suppress pull progress.
     #[arg(short, long)]
     pub quiet: bool,

@@ -28,7 +28,7 @@ use crate::{ENGINE_ERROR, runopts};
 /// it), 125 for berth's errors, 126 when its command cannot be executed,
 /// 127 when it is not found.
 pub fn run(engine: &Engine, args: &RunArgs) -> Result<u8> {
-    let req = request(args)?;
+    let req = request(engine, args)?;
     // The container's stdout is the user's: pull chatter goes to stderr.
     let progress = if args.quiet {
         Progress::quiet()
@@ -51,7 +51,7 @@ pub fn run(engine: &Engine, args: &RunArgs) -> Result<u8> {
 
 /// `berth create`: the container made, not started; prints its id.
 pub fn create(engine: &Engine, args: &RunArgs) -> Result<u8> {
-    let mut req = request(args)?;
+    let mut req = request(engine, args)?;
     req.detach = true;
     let progress = if args.quiet {
         Progress::quiet()
@@ -107,7 +107,31 @@ fn network_flags(
     Ok((dns, publish))
 }
 
-fn request(args: &RunArgs) -> Result<RunRequest> {
+/// `--network` (the config's default when not given) and `--ip`.
+struct NetworkMode {
+    network: berth_engine::Network,
+    ip: Option<std::net::Ipv4Addr>,
+}
+
+fn network_mode(engine: &Engine, args: &RunArgs) -> Result<NetworkMode> {
+    let network = berth_engine::Network::parse(
+        &args
+            .network
+            .clone()
+            .unwrap_or_else(|| berth_engine::network::default_mode(engine)),
+    );
+    let ip = args
+        .ip
+        .as_deref()
+        .map(|ip| {
+            ip.parse()
+                .map_err(|_| anyhow::anyhow!("invalid IPv4 address: {ip}"))
+        })
+        .transpose()?;
+    Ok(NetworkMode { network, ip })
+}
+
+fn request(engine: &Engine, args: &RunArgs) -> Result<RunRequest> {
     // Checked first: -v below makes the host dirs it names that are
     // missing, which a refused run must not leave behind.
     if let Some(n) = &args.name {
@@ -164,6 +188,7 @@ fn request(args: &RunArgs) -> Result<RunRequest> {
     }
     let security = SecurityOpts::parse(&args.security_opt)?;
     let (dns, publish) = network_flags(args)?;
+    let net = network_mode(engine, args)?;
     Ok(RunRequest {
         labels: labels(args)?,
         dns,
@@ -204,7 +229,9 @@ fn request(args: &RunArgs) -> Result<RunRequest> {
         devices,
         security,
         userns,
-        network: args.network.clone(),
+        network: net.network,
+        network_aliases: args.network_alias.clone(),
+        ip: net.ip,
         no_pivot: args.no_pivot,
         detach: args.detach,
         restart: match &args.restart {

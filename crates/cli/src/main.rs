@@ -17,6 +17,7 @@ mod images;
 mod info;
 mod lifecycle;
 mod logs;
+mod network;
 mod runopts;
 mod system;
 mod table;
@@ -70,6 +71,11 @@ fn main() -> ExitCode {
     {
         return monitor();
     }
+    if std::env::args_os().nth(1).as_deref()
+        == Some(std::ffi::OsStr::new(berth_engine::network::dns::SUBCOMMAND))
+    {
+        return dns_server();
+    }
     front_end()
 }
 
@@ -99,6 +105,21 @@ fn front_end() -> ExitCode {
         Err(e) => {
             errln!("{}", error_line(&e, what));
             ExitCode::from(failed)
+        }
+    }
+}
+
+/// `berth dns-server NAMES LOCK LISTEN`, as berth-engine's network DNS
+/// starts it: a user-defined network's name server.
+#[inline(never)]
+fn dns_server() -> ExitCode {
+    let args: Vec<_> = std::env::args_os().skip(2).collect();
+    berth_engine::monitor::warnings::to_stderr();
+    match berth_engine::network::dns::main(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            errln!("berth: dns-server: {e:#}");
+            ExitCode::from(1)
         }
     }
 }
@@ -248,6 +269,7 @@ fn run(cli: cli::Cli) -> anyhow::Result<u8> {
         Command::Run(a) | Command::Container(ContainerCommand::Run(a)) => {
             containers::run(&engine, a)
         }
+        Command::Network(c) => network::run(&engine, c),
         Command::Ps(a) | Command::Container(ContainerCommand::Ls(a)) => containers::ps(&engine, a),
         Command::Rm(a) | Command::Container(ContainerCommand::Rm(a)) => containers::rm(&engine, a),
         Command::Inspect(a) => {

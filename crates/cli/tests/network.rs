@@ -7,143 +7,11 @@
 
 mod common;
 
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use common::sandbox::*;
 use common::*;
-
-/// A network and mount namespace of the test's own, held by a sleeping
-/// process; commands enter it with nsenter.
-struct Sandbox {
-    holder: Child,
-}
-
-impl Sandbox {
-    fn new() -> Sandbox {
-        let holder = namespace_holder(&["--net", "--mount"]);
-        let sb = Sandbox { holder };
-        sb.sh("ip link set lo up");
-        sb
-    }
-
-    fn pid(&self) -> String {
-        self.holder.id().to_string()
-    }
-
-    /// `sh -c script` in the sandbox; its stdout, asserted to succeed.
-    fn sh(&self, script: &str) -> String {
-        let o = Command::new("nsenter")
-            .args([
-                "-t",
-                &self.pid(),
-                "--net",
-                "--mount",
-                "--",
-                "sh",
-                "-c",
-                script,
-            ])
-            .output()
-            .unwrap();
-        assert!(o.status.success(), "{script}: {}", stderr(&o));
-        stdout(&o)
-    }
-
-    /// berth in the sandbox.
-    fn berth(&self, r: &Root, args: &[&str]) -> Output {
-        let mut c = r.berth();
-        let exe = c.get_program().to_owned();
-        let mut n = Command::new("nsenter");
-        n.args(["-t", &self.pid(), "--net", "--mount", "--"])
-            .arg(exe);
-        n.args(c.get_args()).args(args);
-        for (k, v) in c.get_envs() {
-            match v {
-                Some(v) => n.env(k, v),
-                None => n.env_remove(k),
-            };
-        }
-        n.stdin(Stdio::null());
-        c.stdin(Stdio::null());
-        n.output().unwrap()
-    }
-
-    fn ok(&self, r: &Root, args: &[&str]) -> String {
-        let o = self.berth(r, args);
-        assert_eq!(code(&o), 0, "{args:?}: {}", stderr(&o));
-        stdout(&o)
-    }
-
-    /// Waits until the sandbox has no veth left: a pair goes with its
-    /// container's namespace, which the kernel takes down in the background.
-    fn no_veths_left(&self) {
-        let t = Instant::now();
-        while !self.veths().is_empty() {
-            assert!(
-                t.elapsed() < Duration::from_secs(10),
-                "veths left: {:?}",
-                self.veths()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// The sandbox's veths (the host ends of containers' pairs).
-    fn veths(&self) -> Vec<String> {
-        self.sh("ip -o link show")
-            .lines()
-            .filter_map(|l| l.split(':').nth(1).map(|n| n.trim().to_string()))
-            .filter(|n| n.starts_with("veth"))
-            .collect()
-    }
-}
-
-impl Drop for Sandbox {
-    fn drop(&mut self) {
-        let _ = self.holder.kill();
-        let _ = self.holder.wait();
-    }
-}
-
-/// A process in new namespaces of the kinds `flags` names (unshare's),
-/// once it is in them.
-fn namespace_holder(flags: &[&str]) -> Child {
-    let own = std::fs::read_link("/proc/self/ns/net").unwrap();
-    let child = Command::new("unshare")
-        .args(flags)
-        .args(["--", "sleep", "3600"])
-        .spawn()
-        .unwrap();
-    let t = Instant::now();
-    while std::fs::read_link(format!("/proc/{}/ns/net", child.id())).ok() == Some(own.clone()) {
-        assert!(
-            t.elapsed() < Duration::from_secs(10),
-            "unshare did not start"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    // unshare execs sleep once the namespaces are made.
-    while !std::fs::read_to_string(format!("/proc/{}/comm", child.id()))
-        .unwrap_or_default()
-        .starts_with("sleep")
-    {
-        assert!(
-            t.elapsed() < Duration::from_secs(10),
-            "unshare did not exec"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    child
-}
-
-/// A root with the fixture's busybox pulled (from the machine's fixture
-/// registry, before any sandbox: inside one there is no route to it).
-fn root_with_busybox() -> Root {
-    let r = Root::new();
-    let o = r.berth().args(["pull", "-q", BUSYBOX]).output().unwrap();
-    assert_eq!(code(&o), 0, "{}", stderr(&o));
-    r
-}
 
 /// What `nc ADDR PORT` in a new container on the bridge hears (retried
 /// for a while: a server may still be starting).
@@ -216,9 +84,11 @@ fn bridge_gives_a_container_an_address_route_and_name_and_takes_them_back() {
     // The bridge is the gateway; berth's table masquerades the subnet.
     let br = sb.sh("ip -4 -o addr show berth0");
     assert!(br.contains("172.17.0.1/16"), "{br}");
-    let nft = sb.sh("nft list table ip berth");
+    let nat = sb.sh("nft list set ip berth nat");
+    assert!(nat.contains("elements = { 172.17.0.0/16 }"), "{nat}");
+    let nft = sb.sh("nft list chain ip berth postrouting");
     assert!(
-        nft.contains("ip saddr 172.17.0.0/16") && nft.contains("masquerade"),
+        nft.contains("ip saddr @nat oifname != @bridges masquerade"),
         "{nft}"
     );
     assert!(leases(&r).is_empty(), "a --rm run left its lease");
@@ -372,7 +242,11 @@ fn an_unknown_network_is_refused_before_anything_is_made() {
         .output()
         .unwrap();
     assert_eq!(code(&o), 125);
-    assert!(stderr(&o).contains("network \"nope\""), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("network nope not found"),
+        "{}",
+        stderr(&o)
+    );
     assert!(r.container_ids().is_empty());
 }
 
@@ -429,54 +303,6 @@ fn dns_flags_and_add_host_write_the_containers_files() {
         stderr(&o)
     );
     assert!(r.container_ids().is_empty());
-}
-
-/// A namespace wired to the sandbox as "another host": the sandbox is
-/// 10.200.0.1, it is 10.200.0.2. Returns its holder.
-fn other_host(sb: &Sandbox) -> Child {
-    let other = namespace_holder(&["--net"]);
-    let op = other.id().to_string();
-    sb.sh(&format!(
-        "ip link add up0 type veth peer name up1 netns {op} && \
-         ip addr add 10.200.0.1/24 dev up0 && ip link set up0 up"
-    ));
-    let o = Command::new("nsenter")
-        .args([
-            "-t",
-            &op,
-            "--net",
-            "--",
-            "sh",
-            "-c",
-            "ip addr add 10.200.0.2/24 dev up1 && ip link set up1 up && ip link set lo up",
-        ])
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", stderr(&o));
-    other
-}
-
-/// `busybox nc ADDR PORT` run in the namespace of process `pid`, retried
-/// until it hears something (a server may still be starting).
-fn nc_from(pid: &str, addr: &str, port: &str) -> String {
-    let t = Instant::now();
-    loop {
-        let o = Command::new("nsenter")
-            .args([
-                "-t", pid, "--net", "--", "busybox", "nc", "-w", "2", addr, port,
-            ])
-            .stdin(Stdio::null())
-            .output()
-            .unwrap();
-        if !stdout(&o).trim().is_empty() {
-            return stdout(&o);
-        }
-        assert!(
-            t.elapsed() < Duration::from_secs(20),
-            "nothing from {addr}:{port}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 #[test]
@@ -602,8 +428,10 @@ fn published_ports_reach_the_container_from_other_hosts_the_host_and_containers(
 
     // Removed, its entries are gone from the maps.
     sb.ok(&r, &["rm", "-f", "web"]);
-    let maps = sb.sh("nft list table ip berth");
-    assert!(!maps.contains("elements"), "{maps}");
+    for map in ["tcp-ports", "tcp-addr-ports"] {
+        let maps = sb.sh(&format!("nft list map ip berth {map}"));
+        assert!(!maps.contains("elements"), "{maps}");
+    }
     let _ = other.kill();
     let _ = other.wait();
 }

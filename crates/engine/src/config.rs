@@ -46,6 +46,22 @@ pub struct Config {
     /// `172.17.0.1/16` unless set.
     #[serde(default)]
     pub bip: Option<String>,
+    /// Where `network create` takes subnets from when not given one
+    /// (Docker's key): `[{"base": "10.10.0.0/16", "size": 24}]`.
+    #[serde(default)]
+    pub default_address_pools: Option<Vec<AddressPool>>,
+    /// The network of `run` without `--network` (berth's key): `bridge`
+    /// unless set, as in Docker; `none` keeps containers off every network.
+    #[serde(default)]
+    pub default_network: Option<String>,
+}
+
+/// One of `default-address-pools`: subnets of prefix `size` cut from `base`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AddressPool {
+    pub base: String,
+    pub size: u8,
 }
 
 /// Where the config file is when `--config` is not given.

@@ -150,7 +150,7 @@ pub(crate) fn requested(
     req: &crate::request::RunRequest,
     image: &berth_image::ImageRecord,
 ) -> Vec<PortBinding> {
-    if req.network != crate::request::Network::Bridge {
+    if !req.network.is_bridge() {
         return Vec::new();
     }
     let mut ports = req.publish.clone();

@@ -112,7 +112,8 @@ pub struct ContainerRecord {
     /// What its checks found: Docker's State.Health (kept when it stops).
     #[serde(default)]
     pub health: Option<crate::health::Health>,
-    /// `--network`: `none`, `host` or `bridge` (empty in records of
+    /// `--network` (Docker's NetworkMode): `none`, `host`,
+    /// `container:ID` or the first network's name (empty in records of
     /// before it was kept: `none` or `host`, which need nothing).
     #[serde(default)]
     pub network: String,
@@ -122,6 +123,13 @@ pub struct ContainerRecord {
     /// Where they are published while it runs (empty when it does not).
     #[serde(default)]
     pub published: Vec<crate::ports::Published>,
+    /// The networks it is on (`--network NAME`, `network connect`), in
+    /// the order of its interfaces.
+    #[serde(default)]
+    pub networks: Vec<crate::network::Endpoint>,
+    /// `--hostname`, when given: one more of its names in a network's DNS.
+    #[serde(default)]
+    pub hostname: Option<String>,
 }
 
 /// `--restart`: what the monitor does when the container's command exits.

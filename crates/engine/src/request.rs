@@ -76,6 +76,10 @@ pub struct RunRequest {
     pub userns: Userns,
     /// `--network`.
     pub network: Network,
+    /// `--network-alias`: more names on a user-defined network's DNS.
+    pub network_aliases: Vec<String>,
+    /// `--ip`: the address on the network (else the first free one).
+    pub ip: Option<std::net::Ipv4Addr>,
     /// `--no-pivot` (the configuration may also ask for it).
     pub no_pivot: bool,
 
@@ -114,20 +118,38 @@ pub enum Network {
     None,
     /// The host's network namespace.
     Host,
-    /// Docker's default bridge (see [`crate::network`]).
-    Bridge,
+    /// A bridge network by name: Docker's default `bridge` or one of
+    /// `network create`'s (see [`crate::network`]).
+    Bridge(String),
     /// `container:NAME`: the network namespace of that running container.
     Container(String),
 }
 
 impl Network {
+    /// `--network`'s value: a mode, or a network's name.
+    pub fn parse(s: &str) -> Network {
+        match s {
+            "none" => Network::None,
+            "host" => Network::Host,
+            n => match n.strip_prefix("container:") {
+                Some(c) => Network::Container(c.to_string()),
+                None => Network::Bridge(n.to_string()),
+            },
+        }
+    }
+
+    /// Whether it is a bridge network (the container gets an address).
+    pub fn is_bridge(&self) -> bool {
+        matches!(self, Network::Bridge(_))
+    }
+
     /// Its name, as `--network` takes it and the record keeps it (for a
     /// container's, its id once resolved).
     pub fn name(&self) -> String {
         match self {
             Network::None => "none".into(),
             Network::Host => "host".into(),
-            Network::Bridge => "bridge".into(),
+            Network::Bridge(n) => n.clone(),
             Network::Container(c) => format!("container:{c}"),
         }
     }

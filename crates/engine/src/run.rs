@@ -118,12 +118,14 @@ pub(crate) fn check(engine: &Engine, req: &RunRequest) -> Result<Plan> {
     if req.rm && req.restart != records::RestartPolicy::No {
         bail!("conflicting options: cannot both remove and restart containers");
     }
-    if req.network == Network::Bridge && rootless::active() {
+    if req.network.is_bridge() && rootless::active() {
         bail!(
-            "network bridge needs root: its bridge and firewall are the host's; rootless \
-             berth has --network none and host for now"
+            "network {} needs root: its bridge and firewall are the host's; rootless \
+             berth has --network none and host for now",
+            req.network.name()
         );
     }
+    crate::network::check(engine, req)?;
     let network_of = match &req.network {
         Network::Container(key) => {
             if req.hostname.is_some() {
@@ -385,16 +387,11 @@ pub(crate) fn create<'e>(
         paused: false,
         healthcheck: healthcheck(engine, req, image)?,
         health: None,
-        network: match &req.network {
-            // Kept by id: the other may be renamed.
-            Network::Container(_) => format!(
-                "container:{}",
-                plan.network_of.as_ref().map_or("", |(id, _)| id.as_str())
-            ),
-            n => n.name(),
-        },
+        network: crate::network::mode_of(engine, req, plan.network_of.as_ref())?,
         ports: crate::ports::requested(engine, req, image),
         published: Vec::new(),
+        networks: crate::network::endpoints_of(engine, req)?,
+        hostname: req.hostname.clone(),
     };
     // Saved twice more, at start and (unless --rm removes it) at exit: each
     // save is a new file, and on many hosts a freed block costs a
@@ -513,16 +510,24 @@ fn build_spec(
         .hostname
         .clone()
         .unwrap_or_else(|| c.id[..12].to_string());
-    let gateway = match req.network {
-        Network::Bridge => crate::network::gateway(engine).ok().map(Into::into),
+    let net = match &req.network {
+        Network::Bridge(n) => Some(crate::network::store::find(engine, n)?),
         _ => None,
     };
+    // A user-defined network's containers ask its DNS server (on the
+    // gateway), unless --dns says otherwise.
+    let mut dns = req.dns.clone();
+    if let Some(net) = net.as_ref().filter(|n| n.has_dns())
+        && dns.servers.is_empty()
+    {
+        dns.servers.push(net.gateway()?.into());
+    }
     let etc_mounts = crate::etc_files::write(
         &c.bundle,
         &hostname,
         req.network == Network::Host,
-        &req.dns,
-        gateway,
+        &dns,
+        net.and_then(|n| n.gateway).map(Into::into),
     )?;
     let init_binary = req.init.then(|| init_copy(&c.dir)).transpose()?;
     let setup = Setup {
@@ -534,7 +539,7 @@ fn build_spec(
         remap: plan.remap,
         no_pivot: req.no_pivot || engine.config.no_pivot,
         network_ns: match &req.network {
-            Network::Bridge => Some(crate::network::netns_path(engine, &c.id)),
+            Network::Bridge(_) => Some(crate::network::netns_path(engine, &c.id)),
             Network::Container(_) => plan.network_of.map(|(_, ns)| ns),
             _ => None,
         },

@@ -48,6 +48,11 @@ impl Subnet {
         self.prefix
     }
 
+    /// The network's own (first) address.
+    pub fn network(&self) -> Ipv4Addr {
+        self.net
+    }
+
     fn mask(&self) -> u32 {
         u32::MAX
             .checked_shl(32 - u32::from(self.prefix))

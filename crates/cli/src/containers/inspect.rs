@@ -19,15 +19,53 @@ const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
 /// Docker's NetworkSettings: the container's address on the bridge while
 /// it runs there, empty strings otherwise.
 fn network_settings(engine: &Engine, c: &ContainerRecord) -> Value {
-    let a = berth_engine::network::attachment_of(engine, c);
+    let attached = berth_engine::network::attachments_of(engine, c);
+    let mut networks = serde_json::Map::new();
+    for ep in berth_engine::network::endpoints(c) {
+        let a = attached
+            .iter()
+            .find(|(e, _)| e.network == ep.network)
+            .map(|(_, a)| *a);
+        let ip = a.map(|a| a.address.to_string()).unwrap_or_default();
+        let mac = a
+            .map(|a| {
+                let o = a.address.octets();
+                format!("02:42:{:02x}:{:02x}:{:02x}:{:02x}", o[0], o[1], o[2], o[3])
+            })
+            .unwrap_or_default();
+        let net_id = berth_engine::network::store::find(engine, &ep.network)
+            .map(|n| n.id)
+            .unwrap_or_default();
+        networks.insert(
+            ep.network.clone(),
+            json!({
+                "IPAMConfig": ep.ip.map(|ip| json!({"IPv4Address": ip.to_string()})),
+                "Aliases": ep.aliases,
+                "NetworkID": net_id,
+                "IPAddress": ip,
+                "IPPrefixLen": a.map_or(0, |a| a.prefix),
+                "Gateway": a.map(|a| a.gateway.to_string()).unwrap_or_default(),
+                "MacAddress": mac,
+            }),
+        );
+    }
+    // The top-level fields are the default bridge's (Docker's, deprecated).
+    let a = attached
+        .iter()
+        .find(|(e, _)| e.network == "bridge")
+        .map(|(_, a)| *a);
     let ip = a.map(|a| a.address.to_string()).unwrap_or_default();
     let gw = a.map(|a| a.gateway.to_string()).unwrap_or_default();
     let prefix = a.map_or(0, |a| a.prefix);
-    let mut networks = serde_json::Map::new();
-    if !c.network.is_empty() {
+    if c.network == "host" || c.network == "none" || c.network.is_empty() {
+        let name = if c.network.is_empty() {
+            "none"
+        } else {
+            c.network.as_str()
+        };
         networks.insert(
-            c.network.clone(),
-            json!({"IPAddress": ip, "IPPrefixLen": prefix, "Gateway": gw}),
+            name.into(),
+            json!({"IPAddress": "", "IPPrefixLen": 0, "Gateway": ""}),
         );
     }
     let mut ports = serde_json::Map::new();
