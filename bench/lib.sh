@@ -42,11 +42,12 @@ bench_medians() {
 }
 
 # The set-up of the container benches: dependencies, the fixture registry,
-# a release berth in $BERTH, the fixture's busybox in $IMAGE.
+# a release berth in $BERTH (built where CARGO_TARGET_DIR says), the
+# fixture's busybox in $IMAGE.
 bench_berth() {
   scripts/install-deps.sh >/dev/null
   bash fixture/registry.sh up >/dev/null
   cargo build --release -p berth
-  BERTH="$PWD/target/x86_64-unknown-linux-gnu/release/berth"
+  BERTH="${CARGO_TARGET_DIR:-$PWD/target}/x86_64-unknown-linux-gnu/release/berth"
   IMAGE=127.0.0.1:5500/busybox:latest
 }

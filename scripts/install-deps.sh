@@ -18,6 +18,9 @@ packages=(
   # dockerd and podman. docker.io brings containerd and runc; podman runs its
   # boxes with runc too (crun refuses this machine's hybrid cgroups).
   docker.io containerd runc podman conmon
+  # bench/network.sh: podman's own network stack, and container-to-container
+  # throughput (iperf3 bind-mounted into the busybox fixture image).
+  netavark aardvark-dns iperf3
 )
 
 missing=()
