@@ -393,9 +393,15 @@ fn containers_on_a_network_find_each_other_by_name_and_alias_and_the_world_by_it
         &["exec", "early", "ping", "-c", "1", "-W", "2", "cache"],
     );
     assert_eq!(code(&o), 0, "{}", stdout(&o));
-    // Removed, it stops resolving; a container on another network never did.
-    sb.ok(&r, &["rm", "-f", "late"]);
+    // Renamed, it answers to its new name only.
+    sb.ok(&r, &["rename", "late", "later"]);
+    let o = sb.berth(&r, &["exec", "early", "nslookup", "later"]);
+    assert!(stdout(&o).contains(&addr), "{}", stdout(&o));
     let o = sb.berth(&r, &["exec", "early", "nslookup", "late"]);
+    assert!(!stdout(&o).contains(&addr), "{}", stdout(&o));
+    // Removed, it stops resolving; a container on another network never did.
+    sb.ok(&r, &["rm", "-f", "later"]);
+    let o = sb.berth(&r, &["exec", "early", "nslookup", "later"]);
     assert!(!stdout(&o).contains(&addr), "{}", stdout(&o));
     assert_ne!(code(&o), 0, "{}", stdout(&o));
     sb.ok(&r, &["network", "create", "elsewhere"]);
@@ -415,6 +421,84 @@ fn containers_on_a_network_find_each_other_by_name_and_alias_and_the_world_by_it
         std::thread::sleep(Duration::from_millis(100));
     }
     std::fs::remove_file(world.path().join("names")).unwrap();
+    let _ = other.kill();
+    let _ = other.wait();
+}
+
+/// Asks the name server at ADDR:5353 for `udp.test` over UDP from the
+/// network namespace of process `pid`: the address in its answer, or
+/// nothing when none came within a second.
+fn ask_udp(pid: &str, addr: &str) -> String {
+    let script = r"
+import socket, struct, sys
+q = struct.pack('>HHHHHH', 0x1234, 0x0100, 1, 0, 0, 0) + b'\x03udp\x04test\x00' + struct.pack('>HH', 1, 1)
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.settimeout(1)
+s.sendto(q, (sys.argv[1], 5353))
+try:
+    d = s.recv(512)
+    print('.'.join(map(str, d[-4:])))
+except socket.timeout:
+    pass
+";
+    let o = Command::new("nsenter")
+        .args(["-t", pid, "--net", "--", "python3", "-c", script, addr])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    stdout(&o).trim().to_string()
+}
+
+#[test]
+fn a_published_udp_port_answers_the_host_and_other_hosts() {
+    let r = root_with_busybox();
+    let sb = Sandbox::new();
+    let mut other = other_host(&sb);
+    sb.ok(&r, &["network", "create", "udpnet"]);
+    // A UDP server the image lacks: berth's own name server, bind-mounted
+    // in, answering udp.test.
+    let exe = format!("{}:/berth:ro", env!("CARGO_BIN_EXE_berth"));
+    let serve = "echo 10.9.9.9 udp.test > /tmp/names && \
+                 /berth dns-server /tmp/names /tmp/lock 0.0.0.0:53 && exec sleep 600";
+    sb.ok(
+        &r,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "udp",
+            "--network",
+            "udpnet",
+            "-v",
+            &exe,
+            "-p",
+            "5353:53/udp",
+            "-p",
+            "127.0.0.1::53/udp",
+            BUSYBOX,
+            "sh",
+            "-c",
+            serve,
+        ],
+    );
+    let ports = sb.ok(&r, &["port", "udp"]);
+    assert!(
+        ports.starts_with("53/udp -> 0.0.0.0:5353\n53/udp -> 127.0.0.1:"),
+        "{ports}"
+    );
+    let t = Instant::now();
+    // Retried: the server may not be up yet.
+    while ask_udp(&sb.pid(), "127.0.0.1") != "10.9.9.9" {
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "no answer over UDP from the host"
+        );
+    }
+    assert_eq!(ask_udp(&other.id().to_string(), "10.200.0.1"), "10.9.9.9");
+    sb.ok(&r, &["rm", "-f", "udp"]);
+    let udp = sb.sh("nft list map ip berth udp-ports");
+    assert!(!udp.contains("elements"), "{udp}");
+    assert_eq!(ask_udp(&other.id().to_string(), "10.200.0.1"), "");
     let _ = other.kill();
     let _ = other.wait();
 }

@@ -27,6 +27,8 @@ pub fn rename(engine: &Engine, key: &str, new: &str) -> Result<()> {
     }
     let old = std::mem::replace(&mut c.name, new.to_string());
     records.save(&c)?;
+    // A running container answers to its new name at once (Docker's too).
+    crate::network::rename(engine, &c);
     crate::events::container_with(engine, &c, "rename", &[("oldName", &old)]);
     Ok(())
 }

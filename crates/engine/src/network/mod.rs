@@ -439,6 +439,21 @@ pub fn disconnect(engine: &Engine, c: &mut ContainerRecord) {
     }
 }
 
+/// Container `c`, renamed, by its new name in its networks' DNS (while it
+/// runs there); a failure is only warned about.
+pub fn rename(engine: &Engine, c: &ContainerRecord) {
+    for (ep, a) in attachments_of(engine, c) {
+        let Ok(net) = store::find(engine, &ep.network) else {
+            continue;
+        };
+        if net.has_dns()
+            && let Err(e) = dns::add(engine, &net, c, &ep, a.address)
+        {
+            tracing::warn!("rename {} in network {}: {e:#}", c.name, net.name);
+        }
+    }
+}
+
 /// Container `c`'s place on each of its networks, while it runs there.
 pub fn attachments_of(engine: &Engine, c: &ContainerRecord) -> Vec<(Endpoint, Attachment)> {
     let mut out = Vec::new();
