@@ -48,10 +48,27 @@ fn address(sb: &Sandbox, r: &Root, name: &str, net: &str) -> String {
 /// Waits until `nc ADDR 80` from NET hears `word` (a server may be starting).
 fn wait_for(sb: &Sandbox, r: &Root, net: &str, addr: &str, word: &str) {
     let t = Instant::now();
-    while hear(sb, r, net, addr).trim() != word {
+    loop {
+        let o = sb.berth(
+            r,
+            &[
+                "run",
+                "--rm",
+                "--network",
+                net,
+                BUSYBOX,
+                "sh",
+                "-c",
+                &format!("nc -w 1 {addr} 80 </dev/null"),
+            ],
+        );
+        if stdout(&o).trim() == word {
+            return;
+        }
         assert!(
             t.elapsed() < Duration::from_secs(20),
-            "{addr} on {net} never said {word}"
+            "{addr} on {net} never said {word}: {}",
+            stderr(&o)
         );
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -501,4 +518,113 @@ fn a_published_udp_port_answers_the_host_and_other_hosts() {
     assert_eq!(ask_udp(&other.id().to_string(), "10.200.0.1"), "");
     let _ = other.kill();
     let _ = other.wait();
+}
+
+/// Debian's dockerd with Docker's defaults (its bridge, iptables rules
+/// and FORWARD policy drop), in the sandbox: its sysfs made the sandbox's
+/// own (dockerd reads its bridge there), the cgroup mounts kept. Returns
+/// its process and directory once it is up.
+fn dockerd_in(sb: &Sandbox) -> (std::process::Child, tempfile::TempDir) {
+    let dir = tempfile::Builder::new()
+        .prefix("dockerd-")
+        .tempdir_in("/var/tmp")
+        .unwrap();
+    let d = dir.path().display();
+    sb.sh(&format!(
+        "mkdir -p {d}/cg && mount --rbind /sys/fs/cgroup {d}/cg && \
+         mount -t sysfs sysfs /sys && mount --move {d}/cg /sys/fs/cgroup"
+    ));
+    let log = std::fs::File::create(dir.path().join("log")).unwrap();
+    let child = Command::new("nsenter")
+        .args([
+            "-t",
+            &sb.pid(),
+            "--net",
+            "--mount",
+            "--",
+            "/usr/sbin/dockerd",
+        ])
+        .arg(format!("--data-root={d}/data"))
+        .arg(format!("--exec-root={d}/exec"))
+        .arg(format!("--pidfile={d}/pid"))
+        .arg(format!("-H=unix://{d}/sock"))
+        .stdin(std::process::Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let t = Instant::now();
+    while !sb
+        .sh("iptables -w -S 2>/dev/null || true")
+        .contains("-N DOCKER-USER")
+    {
+        let text = std::fs::read_to_string(dir.path().join("log")).unwrap_or_default();
+        assert!(
+            t.elapsed() < Duration::from_secs(60),
+            "dockerd did not start: {text}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    (child, dir)
+}
+
+#[test]
+fn bridges_work_beside_dockers_forward_drop_and_leave_its_rules_alone() {
+    let r = root_with_busybox();
+    let sb = Sandbox::new();
+    let mut other = other_host(&sb);
+    let mut world = Command::new("nsenter")
+        .args(["-t", &other.id().to_string(), "--net", "--"])
+        .args(["busybox", "sh", "-c"])
+        .arg("while true; do echo world | busybox nc -l -p 80; done")
+        .spawn()
+        .unwrap();
+    let (mut dockerd, _dir) = dockerd_in(&sb);
+    let forward = sb.sh("iptables -w -S FORWARD");
+    assert!(forward.contains("-P FORWARD DROP"), "{forward}");
+    sb.ok(&r, &["network", "create", "beside"]);
+    // Out through Docker's drop, on the default bridge and a network of its own.
+    wait_for(&sb, &r, "bridge", "10.200.0.2", "world");
+    wait_for(&sb, &r, "beside", "10.200.0.2", "world");
+    let user = sb.sh("iptables -w -S DOCKER-USER");
+    assert!(
+        user.contains("-A DOCKER-USER -i berth0 -j ACCEPT"),
+        "{user}"
+    );
+    // Docker's own rules are as Docker made them (Docker itself rewrites
+    // the chain for a while after it starts: compared rule by rule).
+    let after = sb.sh("iptables -w -S FORWARD");
+    for rule in [
+        "-P FORWARD DROP",
+        "-A FORWARD -j DOCKER-USER",
+        "-A FORWARD -o docker0 -j DOCKER",
+        "-A FORWARD -i docker0 -o docker0 -j ACCEPT",
+    ] {
+        assert!(after.contains(rule), "{rule}: {after}");
+    }
+    assert!(!after.contains("berth"), "{after}");
+    // A removed network takes its rules out of DOCKER-USER.
+    sb.ok(&r, &["network", "rm", "beside"]);
+    let user = sb.sh("iptables -w -S DOCKER-USER");
+    assert!(!user.contains("br-"), "{user}");
+    stop_gently(&mut dockerd);
+    let _ = world.kill();
+    let _ = world.wait();
+    let _ = other.kill();
+    let _ = other.wait();
+}
+
+/// SIGTERM, then a wait for the process to end (dockerd stops its
+/// containerd first).
+fn stop_gently(child: &mut std::process::Child) {
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let t = Instant::now();
+    while child.try_wait().ok().flatten().is_none() {
+        if t.elapsed() > Duration::from_secs(20) {
+            let _ = child.kill();
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }

@@ -202,6 +202,41 @@ impl Netlink {
         Ok(())
     }
 
+    /// The destinations of the main table's IPv4 routes, as address,
+    /// prefix (the default route is 0.0.0.0/0) and output link (0 when
+    /// none): what subnets the host already reaches some other way.
+    pub fn route_destinations(&mut self) -> Result<Vec<(Ipv4Addr, u8, u32)>> {
+        let mut msg = RouteMessage::default();
+        msg.header.address_family = AddressFamily::Inet;
+        let answers = self.request(RouteNetlinkMessage::GetRoute(msg), NLM_F_DUMP, || {
+            "list routes".into()
+        })?;
+        Ok(answers
+            .into_iter()
+            .filter_map(|a| match a {
+                RouteNetlinkMessage::NewRoute(r)
+                    if r.header.table == libc::RT_TABLE_MAIN
+                        && r.header.address_family == AddressFamily::Inet =>
+                {
+                    let dst = r.attributes.iter().find_map(|a| match a {
+                        RouteAttribute::Destination(RouteAddress::Inet(d)) => Some(*d),
+                        _ => None,
+                    });
+                    let oif = r.attributes.iter().find_map(|a| match a {
+                        RouteAttribute::Oif(i) => Some(*i),
+                        _ => None,
+                    });
+                    Some((
+                        dst.unwrap_or(Ipv4Addr::UNSPECIFIED),
+                        r.header.destination_prefix_length,
+                        oif.unwrap_or(0),
+                    ))
+                }
+                _ => None,
+            })
+            .collect())
+    }
+
     /// Sends `msg` and collects its answers until the kernel's
     /// acknowledgement (or the end of a dump); an error names `what`.
     fn request(

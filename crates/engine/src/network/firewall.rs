@@ -112,6 +112,7 @@ pub fn add_network(n: &NetworkRecord, others: &[NetworkRecord]) -> Result<()> {
     }
     rules.push_str(&elements(n, "add"));
     run_nft(&rules).with_context(|| format!("set up the firewall of network {}", n.name))?;
+    let_through_docker(n)?;
     std::fs::write("/proc/sys/net/ipv4/ip_forward", "1")
         .context("turn on IP forwarding (/proc/sys/net/ipv4/ip_forward)")
 }
@@ -119,6 +120,7 @@ pub fn add_network(n: &NetworkRecord, others: &[NetworkRecord]) -> Result<()> {
 /// Forgets network `n` (its bridge being deleted). Missing elements, or no
 /// table at all, are fine.
 pub fn remove_network(n: &NetworkRecord) {
+    forget_docker(n);
     // One at a time: one already gone must not keep the rest.
     for rule in elements(n, "delete").lines() {
         if let Err(e) = run_nft(rule) {
@@ -163,6 +165,87 @@ pub fn unpublish(published: &[Published]) {
         if let Err(e) = run_nft(&rule) {
             tracing::debug!("unpublish {}: {e:#}", p.display());
         }
+    }
+}
+
+/// Docker sets the policy of iptables' FORWARD chain to drop, and an
+/// accept in berth's table cannot override a drop in another's: a
+/// bridge's traffic would stop at Docker's. Docker's documented way for
+/// other bridges is the DOCKER-USER chain, which it keeps across its
+/// restarts: `iptables` puts two rules there per bridge (through iptables
+/// itself, so that Docker's iptables can still read its table), when the
+/// chain is there. Nothing without Docker.
+pub fn let_through_docker(n: &NetworkRecord) -> Result<()> {
+    let dev = n.device.as_str();
+    let rules: [&[&str]; 2] = [
+        &["-i", dev, "-j", "ACCEPT"],
+        &[
+            "-o",
+            dev,
+            "-m",
+            "conntrack",
+            "--ctstate",
+            "RELATED,ESTABLISHED",
+            "-j",
+            "ACCEPT",
+        ],
+    ];
+    if !iptables(&["-S", "DOCKER-USER"]).unwrap_or(false) {
+        return Ok(());
+    }
+    for r in rules {
+        let check = [&["-C", "DOCKER-USER"][..], r].concat();
+        if iptables(&check)? {
+            continue;
+        }
+        let insert = [&["-I", "DOCKER-USER"][..], r].concat();
+        if !iptables(&insert)? {
+            anyhow::bail!("iptables -I DOCKER-USER {} failed", r.join(" "));
+        }
+    }
+    Ok(())
+}
+
+/// Takes network `n`'s rules out of DOCKER-USER, if they are there.
+pub fn forget_docker(n: &NetworkRecord) {
+    let dev = n.device.as_str();
+    let rules: [&[&str]; 2] = [
+        &["-i", dev, "-j", "ACCEPT"],
+        &[
+            "-o",
+            dev,
+            "-m",
+            "conntrack",
+            "--ctstate",
+            "RELATED,ESTABLISHED",
+            "-j",
+            "ACCEPT",
+        ],
+    ];
+    for r in rules {
+        let delete = [&["-D", "DOCKER-USER"][..], r].concat();
+        // At most as many as could have been put there.
+        for _ in 0..4 {
+            if !iptables(&delete).unwrap_or(false) {
+                break;
+            }
+        }
+    }
+}
+
+/// `iptables -w ARGS` (the filter table): whether it succeeded; an error
+/// only when it cannot run. No iptables, no Docker to let through.
+fn iptables(args: &[&str]) -> Result<bool> {
+    match std::process::Command::new("iptables")
+        .arg("-w")
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+    {
+        Ok(s) => Ok(s.success()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e).context("run iptables"),
     }
 }
 

@@ -132,9 +132,17 @@ pub fn lock(engine: &Engine) -> Result<std::fs::File> {
     Ok(f)
 }
 
-/// The default bridge, from the config's `bip`.
+/// The default bridge, from the config's `bip`, else the subnet chosen
+/// for it the first time.
 pub fn default_bridge(engine: &Engine) -> Result<NetworkRecord> {
-    let bip = engine.config.bip.as_deref().unwrap_or(DEFAULT_BIP);
+    let chosen;
+    let bip = match engine.config.bip.as_deref() {
+        Some(b) => b,
+        None => {
+            chosen = chosen_bip(engine)?;
+            chosen.as_str()
+        }
+    };
     let bad = || format!("config key bip {bip:?}: expected ADDRESS/PREFIX, like 172.17.0.1/16");
     let (addr, prefix) = bip.split_once('/').with_context(bad)?;
     let gateway: Ipv4Addr = addr.parse().ok().with_context(bad)?;
@@ -154,6 +162,73 @@ pub fn default_bridge(engine: &Engine) -> Result<NetworkRecord> {
         user_subnet: engine.config.bip.is_some(),
         labels: BTreeMap::new(),
     })
+}
+
+/// The default bridge's address when the config has no `bip`: Docker's
+/// 172.17.0.1/16, unless the host already routes that subnet elsewhere
+/// (Docker's own docker0 has it, say), then the first pool subnet it does
+/// not route, as Docker chooses. Chosen once and kept in
+/// `<root>/networks/bridge/bip`: leases and records rely on it.
+fn chosen_bip(engine: &Engine) -> Result<String> {
+    let d = network_dir(engine, DEFAULT);
+    let kept = d.join("bip");
+    let read = || berth_io::read_capped_string(&kept, 64, "networks/bridge/bip").ok();
+    if let Some(b) = read() {
+        return Ok(b.trim().to_string());
+    }
+    std::fs::create_dir_all(&d).with_context(|| format!("create {}", d.display()))?;
+    // A lock of its own: the networks lock may be held by the caller.
+    let lock_path = d.join(".bip.lock");
+    let lock = std::fs::File::create(&lock_path)
+        .with_context(|| format!("create {}", lock_path.display()))?;
+    lock.lock()
+        .with_context(|| format!("lock {}", lock_path.display()))?;
+    if let Some(b) = read() {
+        return Ok(b.trim().to_string());
+    }
+    let mut taken = user_subnets(engine);
+    taken.extend(routed(Some(DEFAULT_DEVICE)));
+    let subnet = free_in_pools(&default_pools(), &taken)
+        .unwrap_or_else(|_| DEFAULT_BIP.parse().expect("a valid subnet"));
+    let bip = format!("{}/{}", subnet.gateway(), subnet.prefix());
+    let tmp = d.join(".bip.tmp");
+    std::fs::write(&tmp, &bip).with_context(|| format!("write {}", tmp.display()))?;
+    std::fs::rename(&tmp, &kept).with_context(|| format!("write {}", kept.display()))?;
+    Ok(bip)
+}
+
+/// The subnets the host routes (not its default route), but for those
+/// through link `except` (the bridge whose subnet is being chosen).
+fn routed(except: Option<&str>) -> Vec<Subnet> {
+    let Ok(mut nl) = berth_network::Netlink::open() else {
+        return Vec::new();
+    };
+    let skip = except.and_then(|e| nl.link_index(e).ok().flatten());
+    let Ok(routes) = nl.route_destinations() else {
+        return Vec::new();
+    };
+    routes
+        .into_iter()
+        .filter(|(_, prefix, _)| *prefix > 0)
+        .filter(|r| skip.is_none_or(|i| r.2 != i))
+        .filter_map(|(dst, prefix, _)| {
+            // A host route (/31, /32) taken as its /30: Subnet's smallest.
+            let prefix = prefix.min(30);
+            let mask = u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0);
+            Subnet::new(Ipv4Addr::from(u32::from(dst) & mask), prefix).ok()
+        })
+        .collect()
+}
+
+/// The subnets of the user-defined networks' records.
+fn user_subnets(engine: &Engine) -> Vec<Subnet> {
+    let Ok(rd) = std::fs::read_dir(dir(engine)) else {
+        return Vec::new();
+    };
+    rd.flatten()
+        .filter_map(|e| load(engine, &e.file_name().to_string_lossy()).ok())
+        .filter_map(|n| n.subnet().ok())
+        .collect()
 }
 
 fn predefined(name: &str, driver: &str) -> NetworkRecord {
@@ -303,7 +378,8 @@ fn save(engine: &Engine, rec: &NetworkRecord) -> Result<()> {
         .with_context(|| format!("save network {}", rec.name))
 }
 
-/// The first subnet of the pools that no network has.
+/// The first subnet of the pools that neither a network nor a route of
+/// the host's has.
 fn free_subnet(engine: &Engine, taken: &[Subnet]) -> Result<Subnet> {
     let pools: Vec<(Subnet, u8)> = match &engine.config.default_address_pools {
         Some(p) => p
@@ -322,26 +398,37 @@ fn free_subnet(engine: &Engine, taken: &[Subnet]) -> Result<Subnet> {
                 Ok((base, p.size))
             })
             .collect::<Result<_>>()?,
-        None => DEFAULT_POOLS
-            .iter()
-            .map(|(b, s)| Ok((b.parse::<Subnet>()?, *s)))
-            .collect::<Result<_>>()?,
+        None => default_pools(),
     };
+    let mut taken = taken.to_vec();
+    taken.extend(routed(None));
+    free_in_pools(&pools, &taken)
+}
+
+fn default_pools() -> Vec<(Subnet, u8)> {
+    DEFAULT_POOLS
+        .iter()
+        .filter_map(|(b, s)| Some((b.parse::<Subnet>().ok()?, *s)))
+        .collect()
+}
+
+fn free_in_pools(pools: &[(Subnet, u8)], taken: &[Subnet]) -> Result<Subnet> {
     for (base, size) in pools {
         // At most 2^14 candidates per pool (a /16 in /30s): linear, bounded.
-        let step = 1u64 << (32 - u32::from(size));
+        let step = 1u64 << (32 - u32::from(*size));
         let count = (1u64 << (size - base.prefix())).min(1 << 14);
         let first = u64::from(u32::from(base.network()));
         for i in 0..count {
             let net = Ipv4Addr::from((first + i * step) as u32);
-            let candidate = Subnet::new(net, size)?;
+            let candidate = Subnet::new(net, *size)?;
             if !taken.iter().any(|t| t.overlaps(&candidate)) {
                 return Ok(candidate);
             }
         }
     }
     bail!(
-        "could not find an available, non-overlapping IPv4 address pool among the defaults to assign to the network"
+        "could not find an available, non-overlapping IPv4 address pool among the defaults to \
+         assign to the network"
     )
 }
 
