@@ -290,6 +290,9 @@ pub fn detach(engine: &Engine, id: &str) -> Result<()> {
 /// [`attach`] for container `c` if it is on the bridge, and its
 /// `/etc/hosts` (in `bundle`) names it by its address, as Docker's does.
 pub fn connect(engine: &Engine, c: &mut ContainerRecord, bundle: &Path) -> Result<()> {
+    if crate::pasta::serves(c) {
+        return crate::pasta::connect(engine, c, bundle);
+    }
     if c.network != "bridge" {
         return Ok(());
     }
@@ -445,7 +448,7 @@ fn port_free(ip: Ipv4Addr, port: u16, proto: Proto) -> bool {
 }
 
 /// A free port from the kernel's ephemeral range (not one of `taken`).
-fn free_port(ip: Ipv4Addr, proto: Proto, taken: &[(u16, Proto)]) -> Result<u16> {
+pub(crate) fn free_port(ip: Ipv4Addr, proto: Proto, taken: &[(u16, Proto)]) -> Result<u16> {
     for _ in 0..64 {
         let addr = std::net::SocketAddrV4::new(ip, 0);
         let port = match proto {
@@ -466,6 +469,9 @@ fn free_port(ip: Ipv4Addr, proto: Proto, taken: &[(u16, Proto)]) -> Result<u16> 
 /// it may hold the records lock); a failure is only warned about (what is
 /// left, the next attach or sweep takes).
 pub fn disconnect(engine: &Engine, c: &mut ContainerRecord) {
+    if crate::pasta::serves(c) {
+        return crate::pasta::disconnect(engine, c);
+    }
     if c.network != "bridge" {
         return;
     }

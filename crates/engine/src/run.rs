@@ -118,11 +118,8 @@ pub(crate) fn check(engine: &Engine, req: &RunRequest) -> Result<Plan> {
     if req.rm && req.restart != records::RestartPolicy::No {
         bail!("conflicting options: cannot both remove and restart containers");
     }
-    if req.network == Network::Bridge && rootless::active() {
-        bail!(
-            "network bridge needs root: its bridge and firewall are the host's; rootless \
-             berth has --network none and host for now"
-        );
+    if crate::pasta::wanted(req) {
+        crate::pasta::find()?;
     }
     let network_of = match &req.network {
         Network::Container(key) => {
@@ -524,6 +521,7 @@ fn build_spec(
         &req.dns,
         gateway,
     )?;
+    crate::pasta::forward_dns(req, &c.bundle)?;
     let init_binary = req.init.then(|| init_copy(&c.dir)).transpose()?;
     let setup = Setup {
         rootfs,
