@@ -13,6 +13,7 @@ packages=(
   libseccomp-dev    # libseccomp.a, linked into the static berth binary
   uidmap iproute2 tmux util-linux procps
   nftables          # the bridge network's masquerade rules (berth's own table)
+  passt             # pasta: --network bridge for rootless containers (and its tests)
   qemu-system-x86 linux-image-amd64 cpio  # the cgroup v2 test VM (fixture/v2vm.sh)
   # The in-container tests (fixture/dockerd.sh): berth runs inside Debian's
   # dockerd and podman. docker.io brings containerd and runc; podman runs its

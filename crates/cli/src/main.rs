@@ -76,6 +76,15 @@ fn main() -> ExitCode {
     {
         return dns_server();
     }
+    // The runtime's createRuntime hook of a rootless container on the
+    // bridge: not for users, and never re-executed in a namespace.
+    if std::env::args_os().nth(1).as_deref()
+        == Some(std::ffi::OsStr::new(berth_engine::pasta::HOOK))
+    {
+        let Err(e) = berth_engine::pasta::hook_main();
+        errln!("berth: {}: {e:#}", berth_engine::pasta::HOOK);
+        return ExitCode::from(ENGINE_ERROR);
+    }
     front_end()
 }
 

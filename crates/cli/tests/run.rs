@@ -1332,21 +1332,3 @@ fn a_root_on_overlayfs_unpacks_whiteouts_and_mounts_overlay_roots() {
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     assert!(!scratch.exists(), "{} outlived rm", scratch.display());
 }
-
-#[test]
-fn rootless_bridge_network_is_refused_before_anything_is_made() {
-    // Only the rootless pass has something to check here: as root the
-    // bridge works (the network suite, in namespaces of its own).
-    if test_user().is_none() {
-        return;
-    }
-    let r = Root::new();
-    let o = r.run(&["--rm", "--network", "bridge", BUSYBOX, "true"]);
-    assert_eq!(code(&o), 125);
-    assert!(
-        stderr(&o).contains("network bridge needs root"),
-        "{}",
-        stderr(&o)
-    );
-    assert!(r.container_ids().is_empty());
-}

@@ -20,8 +20,9 @@
 //!   [`top`]: its processes (`ps` cut down to them); [`stats`]: its usage,
 //!   from its cgroup and /proc.
 //! - [`rootless`]: berth run by an ordinary user (its re-exec into a user
-//!   namespace, id maps, `--userns remap`); [`host`]: what this host lets
-//!   berth do; [`info`]: the data behind `berth info`.
+//!   namespace, id maps, `--userns remap`); [`pasta`]: its `--network
+//!   bridge`; [`host`]: what this host lets berth do; [`info`]: the data
+//!   behind `berth info`.
 //! - [`events`]: Docker's events, appended to a file under the root by
 //!   whichever berth acts, read and followed by `berth events`;
 //!   [`system`]: disk usage, prunes and image removal.
@@ -47,6 +48,7 @@ pub mod lifecycle;
 pub mod logs;
 pub mod monitor;
 pub mod network;
+pub mod pasta;
 pub mod ports;
 pub mod prune;
 pub mod records;

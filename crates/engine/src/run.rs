@@ -118,12 +118,8 @@ pub(crate) fn check(engine: &Engine, req: &RunRequest) -> Result<Plan> {
     if req.rm && req.restart != records::RestartPolicy::No {
         bail!("conflicting options: cannot both remove and restart containers");
     }
-    if req.network.is_bridge() && rootless::active() {
-        bail!(
-            "network {} needs root: its bridge and firewall are the host's; rootless \
-             berth has --network none and host for now",
-            req.network.name()
-        );
+    if crate::pasta::wanted(req) {
+        crate::pasta::find()?;
     }
     crate::network::check(engine, req)?;
     let network_of = match &req.network {
@@ -529,6 +525,7 @@ fn build_spec(
         &dns,
         net.and_then(|n| n.gateway).map(Into::into),
     )?;
+    crate::pasta::forward_dns(req, &c.bundle)?;
     let init_binary = req.init.then(|| init_copy(&c.dir)).transpose()?;
     let setup = Setup {
         rootfs,

@@ -7,7 +7,8 @@
 //! what is said here is berth's: the seccomp profile for the final
 //! capability set, the runtime's annotations (no cgroup, the v1
 //! hierarchies it joins, no pivot_root), rootless mode and `--userns
-//! remap`, and `--init` as PID 1.
+//! remap`, rootless `--network bridge` (pasta's hook), and `--init` as
+//! PID 1.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -72,6 +73,10 @@ pub fn build(image: &ImageConfiguration, req: &RunRequest, setup: Setup) -> Resu
         network_ns,
     } = setup;
     let own_cgroup = cgroups_path.is_some();
+    // Rootless, the bridge is pasta's: a namespace the runtime makes, in
+    // the container's user namespace, rather than one the engine keeps.
+    let pasta = crate::pasta::wanted(req);
+    let network_ns = network_ns.filter(|_| !pasta);
     let mut mounts = req.mounts.clone();
     mounts.extend(etc_mounts);
     // No node can be made in a user namespace: bind the host's.
@@ -143,6 +148,9 @@ pub fn build(image: &ImageConfiguration, req: &RunRequest, setup: Setup) -> Resu
     }
     if let Some(maps) = remap {
         add_userns(&mut spec, maps)?;
+    }
+    if pasta {
+        crate::pasta::add_hook(&mut spec)?;
     }
     let command = init_as_pid1(&mut spec, init_binary.is_some())?;
     Ok(ContainerSpec {

@@ -123,9 +123,10 @@ impl Container {
         self.state.pid
     }
 
-    /// Let the container's process exec its command. In the creating process
-    /// this also waits for the exec and reports its failure (e.g. a
-    /// permission error) as an [`Error`].
+    /// Let the container's process exec its command, then run the
+    /// poststart hooks. In the creating process this also waits for the
+    /// exec and reports its failure (e.g. a permission error) as an
+    /// [`Error`].
     pub fn start(&mut self) -> Result<()> {
         let id = self.state.id.clone();
         let fifo = self.dir.join(EXEC_FIFO);
@@ -168,6 +169,7 @@ impl Container {
         }
         // Not saved: see load().
         self.state.status = Status::Running;
+        crate::hooks::poststart(&self.state);
         Ok(())
     }
 
@@ -218,7 +220,8 @@ impl Container {
     }
 
     /// Remove the container. A container whose process still runs is only
-    /// removed with `force`, which kills it first.
+    /// removed with `force`, which kills it first. The poststop hooks run
+    /// once it is gone.
     pub fn delete(mut self, force: bool) -> Result<()> {
         let st = self.state()?;
         if st.status != Status::Stopped {
@@ -244,7 +247,9 @@ impl Container {
                 let _ = all.destroy();
             }
         }
-        std::fs::remove_dir_all(&self.dir).step(|| format!("remove {}", self.dir.display()))
+        std::fs::remove_dir_all(&self.dir).step(|| format!("remove {}", self.dir.display()))?;
+        crate::hooks::poststop(&st);
+        Ok(())
     }
 
     fn cgroup(&self) -> Option<&Cgroup> {

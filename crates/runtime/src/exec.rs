@@ -345,7 +345,7 @@ fn await_exec(sock: BorrowedFd<'_>, joiner: BorrowedFd<'_>) -> Result<Spawned> {
                 let e = std::io::Error::from_raw_os_error(errno);
                 failed = Some(crate::error::exec_failed(&program, &e));
             }
-            Ok(Msg::Go | Msg::Detach | Msg::Ack) => {
+            Ok(Msg::Go | Msg::Hooks | Msg::Detach | Msg::Ack) => {
                 failed = Some(Error::setup("unexpected message from exec process"));
             }
             Err(e) => {

@@ -23,8 +23,9 @@
 //!    The child moves itself into its v1 cgroup, joins the spec's existing
 //!    namespaces, unshares its cgroup namespace, makes mount propagation
 //!    private, binds the rootfs onto itself, mounts the spec's mounts with
-//!    targets resolved by openat2(RESOLVE_IN_ROOT), fills /dev,
-//!    pivot_root(".", ".") + detach (or, with [`NO_PIVOT`] or where
+//!    targets resolved by openat2(RESOLVE_IN_ROOT), fills /dev, asks the
+//!    runtime to run the prestart and createRuntime hooks if there are any
+//!    (`H`, answered `G`; see [`hooks`]), pivot_root(".", ".") + detach (or, with [`NO_PIVOT`] or where
 //!    pivot_root is refused with EPERM, a move onto / and chroot), then
 //!    console, hostname, sysctls, masked/read-only paths, read-only root,
 //!    rlimits, the seccomp filter (here without no_new_privs, right before
@@ -37,7 +38,8 @@
 //!    `trampoline`), a sealed memfd, with its socket end as fd 3; the
 //!    trampoline execs the command. End-of-file on the socket means the
 //!    command runs; `X` carries the errno of a failed exec, `E` an error
-//!    before it (mapped to 127/126/125 by [`Error::exit_code`]).
+//!    before it (mapped to 127/126/125 by [`Error::exit_code`]). Then
+//!    the poststart hooks run; `delete` runs the poststop ones.
 //!
 //! The runtime forks with raw clone3 and must be used from a
 //! single-threaded process (tests drive it through the
@@ -54,6 +56,7 @@ mod error;
 pub mod exe;
 mod exec;
 mod foreground;
+pub mod hooks;
 pub mod init;
 pub mod process;
 mod relay;

@@ -60,6 +60,9 @@ pub(crate) struct ChildConfig<'a> {
     /// No device cgroup of its own and no user namespace: device nodes on
     /// the root filesystem must not open (see `rootfs::prepare`).
     pub nodev_root: bool,
+    /// The spec has prestart or createRuntime hooks: the runtime runs them
+    /// between the rootfs mounts and the root switch (see `hooks`).
+    pub runtime_hooks: bool,
 }
 
 /// What [`set_identity`] needs besides the spec's process.
@@ -226,6 +229,9 @@ fn build_view(cfg: &ChildConfig<'_>) -> Result<()> {
         cfg.cgroup_v1.as_deref(),
         cfg.nodev_root,
     )?;
+    if cfg.runtime_hooks {
+        await_runtime_hooks(cfg.sync.as_fd())?;
+    }
     rootfs::pivot(&cfg.rootfs, cfg.no_pivot)?;
     if cfg.terminal {
         setup_console(cfg.sync.as_fd())?;
@@ -238,6 +244,19 @@ fn build_view(cfg: &ChildConfig<'_>) -> Result<()> {
         }
     }
     rootfs::finish(spec)
+}
+
+/// Has the runtime run the createRuntime hooks, now that the namespaces
+/// exist and the rootfs is mounted (the runtime kills this child if one
+/// fails).
+fn await_runtime_hooks(sock: BorrowedFd<'_>) -> Result<()> {
+    sync::send(sock, Outgoing::Hooks).step(|| "ask for the createRuntime hooks".into())?;
+    match sync::recv(sock).step(|| "wait for the createRuntime hooks".into())? {
+        Msg::Go => Ok(()),
+        _ => Err(Error::setup(
+            "runtime went away during the createRuntime hooks",
+        )),
+    }
 }
 
 /// Host and domain name, in the container's UTS namespace.

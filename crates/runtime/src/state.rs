@@ -39,6 +39,14 @@ pub struct State {
         skip_serializing_if = "Option::is_none"
     )]
     pub cgroup: Option<PathBuf>,
+    /// The poststart and poststop hooks, for a `start` or `delete` in
+    /// another process (the others have run by the time this is written).
+    #[serde(
+        default,
+        rename = "berthHooks",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub hooks: Option<oci_spec::runtime::Hooks>,
 }
 
 pub(crate) const FILE: &str = "state.json";

@@ -15,8 +15,11 @@
 //!  clone3 ──────────────────────────────────▶ blocks in recv
 //!  uid/gid maps written (user namespace)
 //!  G  go ahead ─────────────────────────────▶ joins its v1 cgroup, enters
-//!                                             namespaces, builds its root,
-//!                                             sets its identity
+//!                                             namespaces, mounts its root
+//!     ◀────────────────────────── H  run the createRuntime hooks (if any)
+//!  runs them (see hooks)
+//!  G  go on ────────────────────────────────▶ switches root, sets its
+//!                                             identity
 //!     ◀────────────────────────── T  pty master (SCM_RIGHTS), `terminal` only
 //!     ◀────────────────────────── R  <the command's resolved path>
 //!  state.json written                         blocks on the exec fifo, and
@@ -58,6 +61,7 @@ use std::os::fd::{BorrowedFd, OwnedFd};
 /// The tags, one byte each, shared by [`send`] and [`recv`].
 mod tag {
     pub const GO: u8 = b'G';
+    pub const HOOKS: u8 = b'H';
     pub const PTY: u8 = b'T';
     pub const READY: u8 = b'R';
     pub const DETACH: u8 = b'D';
@@ -80,8 +84,11 @@ pub fn pair() -> io::Result<(OwnedFd, OwnedFd)> {
 /// A message to send: borrowed, so that sending allocates nothing.
 pub enum Outgoing<'a> {
     /// runtime → child: go on with set-up (the maps of a new user
-    /// namespace are written).
+    /// namespace are written; the createRuntime hooks have run).
     Go,
+    /// child → runtime: namespaces and rootfs are ready, run the
+    /// createRuntime hooks now.
+    Hooks,
     /// child → runtime: the pty master.
     Pty(BorrowedFd<'a>),
     /// child → runtime: set up; the command's resolved path.
@@ -100,6 +107,7 @@ pub enum Outgoing<'a> {
 /// A message received.
 pub enum Msg {
     Go,
+    Hooks,
     /// Set up; the command's resolved path.
     Ready(String),
     /// The trampoline's exec of the command failed with this errno.
@@ -121,6 +129,7 @@ pub fn send(sock: BorrowedFd<'_>, msg: Outgoing<'_>) -> io::Result<()> {
     let pid;
     let (tag, body): (u8, &[&[u8]]) = match msg {
         Outgoing::Go => (tag::GO, &[]),
+        Outgoing::Hooks => (tag::HOOKS, &[]),
         Outgoing::Pty(master) => {
             fd = Some(master);
             (tag::PTY, &[])
@@ -194,6 +203,7 @@ pub fn recv(sock: BorrowedFd<'_>) -> io::Result<Msg> {
     };
     Ok(match buf[0] {
         tag::GO => Msg::Go,
+        tag::HOOKS => Msg::Hooks,
         tag::READY => Msg::Ready(String::from_utf8_lossy(&buf[1..n]).into_owned()),
         tag::EXEC_FAILED if n == 2 => Msg::ExecFailed(i32::from(buf[1])),
         tag::DETACH => Msg::Detach,

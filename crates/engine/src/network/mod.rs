@@ -21,7 +21,7 @@
 pub mod dns;
 mod firewall;
 pub mod manage;
-mod publish;
+pub(crate) mod publish;
 pub mod store;
 
 use std::net::Ipv4Addr;
@@ -69,15 +69,20 @@ pub fn endpoints(c: &ContainerRecord) -> Vec<Endpoint> {
 }
 
 /// The network of `run` without `--network`: the config's
-/// `default-network`, else Docker's `bridge`; `none` where a bridge cannot
-/// be made (a rootless berth, or one without CAP_NET_ADMIN).
+/// `default-network`, else Docker's `bridge` (through pasta for a rootless
+/// berth, as podman's); `none` where no bridge can be had (no pasta, or no
+/// CAP_NET_ADMIN, as inside a container).
 pub fn default_mode(engine: &Engine) -> String {
     if let Some(n) = &engine.config.default_network {
         return n.clone();
     }
-    let host = crate::host::Host::get();
-    if crate::rootless::active() || !host.has_cap("CAP_NET_ADMIN") {
-        tracing::info!("containers get no network by default here: no CAP_NET_ADMIN");
+    let bridge = if crate::rootless::active() {
+        crate::pasta::find().is_ok()
+    } else {
+        crate::host::Host::get().has_cap("CAP_NET_ADMIN")
+    };
+    if !bridge {
+        tracing::info!("containers get no network by default here");
         return "none".into();
     }
     store::DEFAULT.into()
@@ -122,6 +127,12 @@ pub(crate) fn check(engine: &Engine, req: &RunRequest) -> Result<()> {
     let net = store::find(engine, name)?;
     if !net.is_bridge() {
         bail!("network {name} is not a bridge network");
+    }
+    if crate::rootless::active() && net.name != store::DEFAULT {
+        bail!(
+            "network {name} needs root: user-defined networks are bridges of the host's; rootless \
+             berth has bridge (through pasta), none and host"
+        );
     }
     if !net.has_dns() && !req.network_aliases.is_empty() {
         bail!("network-scoped aliases are only supported for user-defined networks");
@@ -372,6 +383,9 @@ fn give_back(engine: &Engine, net: &NetworkRecord, id: &str) -> Result<()> {
 /// (in `bundle`) naming it by its address, as Docker's does, and its
 /// ports published.
 pub fn connect(engine: &Engine, c: &mut ContainerRecord, bundle: &Path) -> Result<()> {
+    if crate::pasta::serves(c) {
+        return crate::pasta::connect(engine, c, bundle);
+    }
     let eps = endpoints(c);
     if eps.is_empty() {
         return Ok(());
@@ -430,6 +444,9 @@ fn name_in_hosts(bundle: &Path, address: Ipv4Addr) -> Result<()> {
 /// it may hold the records lock); a failure is only warned about (what is
 /// left, the next attach or sweep takes).
 pub fn disconnect(engine: &Engine, c: &mut ContainerRecord) {
+    if crate::pasta::serves(c) {
+        return crate::pasta::disconnect(engine, c);
+    }
     if endpoints(c).is_empty() {
         return;
     }

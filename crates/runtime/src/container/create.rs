@@ -249,6 +249,7 @@ impl Container {
     /// runtime's side of set-up ([`Self::bring_up`]).
     fn create_in(req: &Request<'_>, dir: &Path) -> Result<Container> {
         let spec = req.spec;
+        crate::hooks::check(spec)?;
         let rootfs = rootfs_of(spec, req.bundle)?;
         let terminal = spec
             .process()
@@ -302,6 +303,7 @@ impl Container {
             trampoline,
             no_pivot: annotation(spec, crate::NO_PIVOT) == Some("true"),
             nodev_root: cgroup.is_none() && !ns.is_new(LinkNameSpaceType::User),
+            runtime_hooks: crate::hooks::any_before_root_switch(spec),
         };
         let cloned = sys::clone_process(ns.clone_flags, into.as_ref().map(|f| f.as_fd()));
         drop(into);
@@ -347,17 +349,19 @@ impl Container {
         mut live: Live,
         cgroup: Option<Cgroup>,
     ) -> Result<Container> {
-        let result = Self::await_ready(req.spec, pid, new_userns, &mut live).and_then(|()| {
-            let state = State {
-                oci_version: req.spec.version().clone(),
-                id: req.id.to_string(),
-                status: Status::Created,
-                pid,
-                bundle: req.bundle.to_path_buf(),
-                annotations: req.spec.annotations().clone().unwrap_or_default(),
-                pid_start_time: berth_linux::stat::start_time(pid).unwrap_or(0),
-                cgroup: cgroup.as_ref().map(|c| c.rel().to_path_buf()),
-            };
+        let mut state = State {
+            oci_version: req.spec.version().clone(),
+            id: req.id.to_string(),
+            status: Status::Creating,
+            pid,
+            bundle: req.bundle.to_path_buf(),
+            annotations: req.spec.annotations().clone().unwrap_or_default(),
+            pid_start_time: berth_linux::stat::start_time(pid).unwrap_or(0),
+            cgroup: cgroup.as_ref().map(|c| c.rel().to_path_buf()),
+            hooks: crate::hooks::kept(req.spec),
+        };
+        let result = Self::await_ready(req.spec, &state, new_userns, &mut live).and_then(|()| {
+            state.status = Status::Created;
             state.save(dir)?;
             if req.supervision == Supervision::Detached {
                 hand_over(live.sync.as_fd())?;
@@ -383,8 +387,10 @@ impl Container {
     }
 
     /// Write the maps of a new user namespace, send `G`, and wait for the
-    /// child's `R` (taking the pty master it may send before).
-    fn await_ready(spec: &Spec, pid: i32, new_userns: bool, live: &mut Live) -> Result<()> {
+    /// child's `R` (taking the pty master it may send before, and running
+    /// the createRuntime hooks when it asks with `H`).
+    fn await_ready(spec: &Spec, state: &State, new_userns: bool, live: &mut Live) -> Result<()> {
+        let pid = state.pid;
         if new_userns {
             let linux = spec.linux().as_ref();
             let uids = linux
@@ -400,6 +406,11 @@ impl Container {
         loop {
             match sync::recv(live.sync.as_fd()) {
                 Ok(Msg::Pty(fd)) => live.pty_master = Some(fd),
+                Ok(Msg::Hooks) => {
+                    crate::hooks::create_runtime(spec, state)?;
+                    sync::send(live.sync.as_fd(), Outgoing::Go)
+                        .map_err(|e| Error::setup(format!("resume container setup: {e}")))?;
+                }
                 Ok(Msg::Ready(program)) => {
                     live.program = program;
                     return Ok(());
