@@ -254,7 +254,7 @@ fn status_word(s: Status) -> &'static str {
 }
 
 /// `system prune [-a] [-f] [--filter until=|label=]`: stopped
-/// containers, then the images none uses (dangling only, or all with
+/// containers, the networks none is on, then the images none uses (dangling only, or all with
 /// `-a`), then the blobs and snapshots left over.
 pub fn prune(engine: &Engine, args: &SystemPruneArgs) -> Result<u8> {
     let select = PruneFilter::new(&args.filter)?;
@@ -262,12 +262,15 @@ pub fn prune(engine: &Engine, args: &SystemPruneArgs) -> Result<u8> {
         true => "  - all images without at least one container associated to them",
         false => "  - all dangling images",
     };
-    let warning = format!("WARNING! This will remove:\n  - all stopped containers\n{images}\n");
+    let warning = format!(
+        "WARNING! This will remove:\n  - all stopped containers\n  - all networks not used by at least one container\n{images}\n"
+    );
     if !args.force && !confirm(&warning)? {
         return Ok(0);
     }
     berth_engine::remove::reap_dead_runs(engine)?;
     let containers = berth_engine::prune::prune_containers(engine, |c| select.matches(c))?;
+    let networks = berth_engine::network::manage::prune(engine)?;
     let images = berth_engine::system::prune_images(engine, args.all, |img| {
         let labels = engine
             .store
@@ -286,6 +289,13 @@ pub fn prune(engine: &Engine, args: &SystemPruneArgs) -> Result<u8> {
         outln!("Deleted Containers:");
         for c in &containers {
             outln!("{}", c.id);
+        }
+        outln!("");
+    }
+    if !networks.is_empty() {
+        outln!("Deleted Networks:");
+        for n in &networks {
+            outln!("{n}");
         }
         outln!("");
     }

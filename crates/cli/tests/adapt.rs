@@ -139,7 +139,11 @@ fn the_config_file_can_disable_cgroups() {
     }
     let r = Root::new();
     let config = r.path().join("nocg.json");
-    std::fs::write(&config, r#"{"cgroups": "disabled"}"#).unwrap();
+    std::fs::write(
+        &config,
+        r#"{"cgroups": "disabled", "default-network": "none"}"#,
+    )
+    .unwrap();
     let out = r
         .berth()
         .env("BERTH_CONFIG", &config)

@@ -306,7 +306,7 @@ fn version_df_and_prune() {
     let o = r.berth().args(["system", "prune"]).output().unwrap();
     assert!(
         stdout(&o).starts_with(
-            "WARNING! This will remove:\n  - all stopped containers\n  - all dangling images\n"
+            "WARNING! This will remove:\n  - all stopped containers\n  - all networks not used by at least one container\n  - all dangling images\n"
         ),
         "{}",
         stdout(&o)

@@ -178,7 +178,8 @@ fn docker_hub_names_go_through_the_configured_mirror() {
     let cfg = r.path().join("mirror.json");
     std::fs::write(
         &cfg,
-        format!(r#"{{"registry-mirrors": ["http://{PLAIN}"]}}"#),
+        // No bridge on the machine's network: none, as in the tests' config.
+        format!(r#"{{"registry-mirrors": ["http://{PLAIN}"], "default-network": "none"}}"#),
     )
     .unwrap();
     let o = r

@@ -424,6 +424,10 @@ fn containers_on_a_network_find_each_other_by_name_and_alias_and_the_world_by_it
     sb.ok(&r, &["network", "create", "elsewhere"]);
     let (out, _) = client(&sb, &r, "elsewhere", "nslookup early");
     assert!(!out.contains("172.18."), "{out}");
+    // Nor by asking the other network's name server itself.
+    let early_addr = address(&sb, &r, "early", "app");
+    let (out, _) = client(&sb, &r, "elsewhere", "nslookup early 172.18.0.1");
+    assert!(!out.contains(&early_addr), "{out}");
     // The default bridge has no names (Docker's): the host's resolver.
     let (out, _) = client(&sb, &r, "bridge", "cat /etc/resolv.conf");
     assert_eq!(out, "nameserver 10.200.0.2\n");
@@ -627,4 +631,58 @@ fn stop_gently(child: &mut std::process::Child) {
         }
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+#[test]
+fn a_killed_berth_leaves_no_name_lease_or_interface_on_a_user_network() {
+    let r = root_with_busybox();
+    let sb = Sandbox::new();
+    sb.ok(&r, &["network", "create", "frail"]);
+    let mut cmd = r.berth();
+    let exe = cmd.get_program().to_owned();
+    let mut berth = Command::new("nsenter");
+    berth
+        .args(["-t", &sb.pid(), "--net", "--mount", "--"])
+        .arg(exe)
+        .args(cmd.get_args())
+        .args([
+            "run",
+            "--name",
+            "doomed",
+            "--network",
+            "frail",
+            BUSYBOX,
+            "sh",
+            "-c",
+            "echo ready; exec sleep 600",
+        ])
+        .envs(cmd.get_envs().filter_map(|(k, v)| Some((k, v?))))
+        .stdout(std::process::Stdio::piped());
+    cmd.stdin(std::process::Stdio::null());
+    let mut child = berth.spawn().unwrap();
+    let mut ready = [0u8; 6];
+    std::io::Read::read_exact(child.stdout.as_mut().unwrap(), &mut ready).unwrap();
+    // Another container on the network resolves it while it runs.
+    let (out, _) = client(&sb, &r, "frail", "nslookup doomed");
+    assert!(out.contains("172.18.0.2"), "{out}");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // The next command finds the dead run and takes its network away.
+    let t = Instant::now();
+    loop {
+        let ps = sb.ok(&r, &["ps", "-a", "--format", "{{.Names}} {{.State}}"]);
+        if ps.trim() == "doomed exited" {
+            break;
+        }
+        assert!(t.elapsed() < Duration::from_secs(20), "{ps}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let leases = r.path().join("networks/frail/leases");
+    let left: Vec<_> = std::fs::read_dir(&leases).unwrap().flatten().collect();
+    assert!(left.is_empty(), "{left:?}");
+    let (out, code) = client(&sb, &r, "frail", "nslookup doomed");
+    assert!(!out.contains("172.18.0.2") && code != 0, "{out}");
+    sb.no_veths_left();
+    sb.ok(&r, &["rm", "doomed"]);
+    sb.ok(&r, &["network", "rm", "frail"]);
 }

@@ -4,7 +4,7 @@
 //! network, including those started later; other names are forwarded to
 //! the host's resolvers.
 //!
-//! Per network, a names file (`<exec root>/networks/NAME/names`, hosts
+//! Per network, a names file (`<exec root>/networks/ID/names`, hosts
 //! syntax, each container's line after a `# ID` comment) that attach and
 //! detach rewrite under a lock, and one server process, berth itself
 //! re-executed (`berth dns-server`), listening on the gateway's port 53
@@ -25,8 +25,9 @@ use crate::records::ContainerRecord;
 /// The hidden subcommand of the server process.
 pub const SUBCOMMAND: &str = "dns-server";
 
+/// By id: two roots may share an exec root (and have networks of one name).
 fn dir(engine: &Engine, net: &NetworkRecord) -> PathBuf {
-    engine.exec_root.join("networks").join(&net.name)
+    engine.exec_root.join("networks").join(&net.id)
 }
 
 fn lock(d: &Path) -> Result<std::fs::File> {
@@ -109,7 +110,7 @@ pub fn add(
     }
     text.push_str(&format!("# {}\n{line}\n", c.id));
     store(&names, &text)?;
-    ensure_server(engine, net, &d, &names)
+    ensure_server(net, &d, &names)
         .with_context(|| format!("start the DNS server of network {}", net.name))
 }
 
@@ -133,7 +134,7 @@ pub fn forget(engine: &Engine, net: &NetworkRecord) {
 
 /// Starts network `net`'s server unless one holds its lock, and waits for
 /// it to say it listens. Called under the names lock.
-fn ensure_server(engine: &Engine, net: &NetworkRecord, d: &Path, names: &Path) -> Result<()> {
+fn ensure_server(net: &NetworkRecord, d: &Path, names: &Path) -> Result<()> {
     let running = d.join("server.lock");
     let f =
         std::fs::File::create(&running).with_context(|| format!("create {}", running.display()))?;
@@ -156,7 +157,6 @@ fn ensure_server(engine: &Engine, net: &NetworkRecord, d: &Path, names: &Path) -
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
         .stderr(log);
-    let _ = engine;
     let mut first = cmd.spawn().context("spawn")?;
     let mut out = first.stdout.take().context("its stdout")?;
     let mut said = Vec::new();

@@ -10,6 +10,9 @@
 //!   `tcp-addr-ports`, `udp-addr-ports` (host address . host port → …):
 //!   published ports.
 //!
+//! Port 53 of a gateway (a network's name server) only from that
+//! network's bridge.
+//!
 //! Forwarding: within a network, yes; into or out of an internal one, no;
 //! to a published port, yes from anywhere; between two networks, no
 //! (Docker's isolation); out of a network, yes, and back only as replies.
@@ -23,7 +26,7 @@ use crate::ports::Published;
 
 /// Marks the table's current shape: a table without it (an older berth's)
 /// is replaced whole.
-const SHAPE: &str = "berth-2";
+const SHAPE: &str = "berth-3";
 
 fn table() -> String {
     format!(
@@ -34,6 +37,8 @@ fn table() -> String {
          \tset own {{ type ifname . ifname; }}\n\
          \tset members {{ type ifname . ipv4_addr; flags interval; }}\n\
          \tset nat {{ type ipv4_addr; flags interval; }}\n\
+         \tset gateways {{ type ipv4_addr; }}\n\
+         \tset dns {{ type ipv4_addr . ifname; }}\n\
          \tmap tcp-ports {{ type inet_service : ipv4_addr . inet_service; }}\n\
          \tmap udp-ports {{ type inet_service : ipv4_addr . inet_service; }}\n\
          \tmap tcp-addr-ports {{ type ipv4_addr . inet_service : ipv4_addr . inet_service; }}\n\
@@ -59,6 +64,11 @@ fn table() -> String {
          \t\tct status dnat oifname . ip saddr @members masquerade\n\
          \t\tip saddr 127.0.0.0/8 oifname @bridges masquerade\n\
          \t}}\n\
+         \tchain input {{\n\
+         \t\ttype filter hook input priority filter; policy accept;\n\
+         \t\tmeta l4proto {{ tcp, udp }} th dport 53 ip daddr . iifname @dns accept\n\
+         \t\tmeta l4proto {{ tcp, udp }} th dport 53 ip daddr @gateways drop\n\
+         \t}}\n\
          \tchain forward {{\n\
          \t\ttype filter hook forward priority filter; policy accept;\n\
          \t\tiifname . oifname @own accept\n\
@@ -82,6 +92,14 @@ fn elements(n: &NetworkRecord, verb: &str) -> String {
          {verb} element ip berth own {{ \"{dev}\" . \"{dev}\" }}\n\
          {verb} element ip berth members {{ \"{dev}\" . {subnet} }}\n"
     );
+    // A network's name server answers its own containers only: not other
+    // networks' (their names are theirs), not other hosts (no open resolver).
+    if let Some(g) = n.gateway {
+        s.push_str(&format!(
+            "{verb} element ip berth gateways {{ {g} }}\n\
+             {verb} element ip berth dns {{ {g} . \"{dev}\" }}\n"
+        ));
+    }
     if n.internal {
         s.push_str(&format!(
             "{verb} element ip berth internal {{ \"{dev}\" }}\n"
