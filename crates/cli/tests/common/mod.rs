@@ -132,16 +132,25 @@ fn reachable_copies() -> (PathBuf, PathBuf) {
 }
 
 /// berth as a shell command line (for script(1) and the like), run as the
-/// test user when there is one.
+/// test user when there is one, with the tests' config (no bridge on the
+/// machine's network, whatever script(1) passes on).
 pub fn berth_shell() -> String {
     match test_user() {
-        Some((_, _, home)) => format!(
-            "runuser -u {} -- env HOME={} {}",
-            std::env::var("BERTH_TEST_USER").unwrap(),
-            home.display(),
-            reachable_copies().0.display()
+        Some((_, _, home)) => {
+            let (exe, config) = reachable_copies();
+            format!(
+                "runuser -u {} -- env HOME={} BERTH_CONFIG={} {}",
+                std::env::var("BERTH_TEST_USER").unwrap(),
+                home.display(),
+                config.display(),
+                exe.display()
+            )
+        }
+        None => format!(
+            "env BERTH_CONFIG={} {}",
+            workspace().join("crates/cli/tests/config.json").display(),
+            env!("CARGO_BIN_EXE_berth")
         ),
-        None => env!("CARGO_BIN_EXE_berth").to_string(),
     }
 }
 
