@@ -558,10 +558,20 @@ fn dockerd_in(sb: &Sandbox) -> (std::process::Child, tempfile::TempDir) {
         .spawn()
         .unwrap();
     let t = Instant::now();
-    while !sb
-        .sh("iptables -w -S 2>/dev/null || true")
-        .contains("-N DOCKER-USER")
-    {
+    // Up once it answers on its socket and has made all its rules, its
+    // DOCKER-USER chain last (in the background, after it answers): berth
+    // lets a bridge through there when it makes the bridge.
+    let ping = format!("curl -s --max-time 2 --unix-socket {d}/sock http://docker/_ping || true");
+    let made = |rules: &str| {
+        [
+            "-N DOCKER-USER",
+            "-A FORWARD -j DOCKER-USER",
+            "-A FORWARD -i docker0 -o docker0 -j ACCEPT",
+        ]
+        .iter()
+        .all(|r| rules.contains(r))
+    };
+    while sb.sh(&ping) != "OK" || !made(&sb.sh("iptables -w -S 2>/dev/null || true")) {
         let text = std::fs::read_to_string(dir.path().join("log")).unwrap_or_default();
         assert!(
             t.elapsed() < Duration::from_secs(60),
@@ -595,6 +605,11 @@ fn bridges_work_beside_dockers_forward_drop_and_leave_its_rules_alone() {
         user.contains("-A DOCKER-USER -i berth0 -j ACCEPT"),
         "{user}"
     );
+    // docker0 has Docker's 172.17.0.0/16: berth's default bridge took the
+    // next subnet, as Docker would have.
+    let f = "{{range .IPAM.Config}}{{.Subnet}}{{end}}";
+    let subnet = sb.ok(&r, &["network", "inspect", "-f", f, "bridge"]);
+    assert_eq!(subnet.trim(), "172.18.0.0/16");
     // Docker's own rules are as Docker made them (Docker itself rewrites
     // the chain for a while after it starts: compared rule by rule).
     let after = sb.sh("iptables -w -S FORWARD");
