@@ -7,7 +7,7 @@
 
 mod common;
 
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use common::sandbox::*;
@@ -545,14 +545,9 @@ fn network_container_name_joins_another_containers_namespace() {
 fn a_killed_berth_leaves_nothing_of_its_network_that_the_next_command_keeps() {
     let r = root_with_busybox();
     let sb = Sandbox::new();
-    let mut cmd = r.berth();
-    let exe = cmd.get_program().to_owned();
-    let mut berth = Command::new("nsenter");
-    berth
-        .args(["-t", &sb.pid(), "--net", "--mount", "--"])
-        .arg(exe)
-        .args(cmd.get_args())
-        .args([
+    let mut child = sb.doomed(
+        &r,
+        &[
             "run",
             "--name",
             "doomed",
@@ -564,13 +559,8 @@ fn a_killed_berth_leaves_nothing_of_its_network_that_the_next_command_keeps() {
             "sh",
             "-c",
             "echo ready; exec sleep 600",
-        ])
-        .envs(cmd.get_envs().filter_map(|(k, v)| Some((k, v?))))
-        .stdout(Stdio::piped());
-    cmd.stdin(Stdio::null());
-    let mut child = berth.spawn().unwrap();
-    let mut ready = [0u8; 6];
-    std::io::Read::read_exact(child.stdout.as_mut().unwrap(), &mut ready).unwrap();
+        ],
+    );
     assert_eq!(leases(&r).len(), 1);
     let maps = sb.sh("nft list map ip berth tcp-ports");
     assert!(maps.contains("8080 : 172.17.0.2 . 80"), "{maps}");

@@ -653,14 +653,9 @@ fn a_killed_berth_leaves_no_name_lease_or_interface_on_a_user_network() {
     let r = root_with_busybox();
     let sb = Sandbox::new();
     sb.ok(&r, &["network", "create", "frail"]);
-    let mut cmd = r.berth();
-    let exe = cmd.get_program().to_owned();
-    let mut berth = Command::new("nsenter");
-    berth
-        .args(["-t", &sb.pid(), "--net", "--mount", "--"])
-        .arg(exe)
-        .args(cmd.get_args())
-        .args([
+    let mut child = sb.doomed(
+        &r,
+        &[
             "run",
             "--name",
             "doomed",
@@ -670,13 +665,8 @@ fn a_killed_berth_leaves_no_name_lease_or_interface_on_a_user_network() {
             "sh",
             "-c",
             "echo ready; exec sleep 600",
-        ])
-        .envs(cmd.get_envs().filter_map(|(k, v)| Some((k, v?))))
-        .stdout(std::process::Stdio::piped());
-    cmd.stdin(std::process::Stdio::null());
-    let mut child = berth.spawn().unwrap();
-    let mut ready = [0u8; 6];
-    std::io::Read::read_exact(child.stdout.as_mut().unwrap(), &mut ready).unwrap();
+        ],
+    );
     // Another container on the network resolves it while it runs.
     let (out, _) = client(&sb, &r, "frail", "nslookup doomed");
     assert!(out.contains("172.18.0.2"), "{out}");

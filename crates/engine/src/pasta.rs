@@ -186,26 +186,7 @@ pub fn disconnect(engine: &Engine, c: &mut ContainerRecord) {
 /// Each binding's host port: the one asked for, once the host lets this
 /// user bind it, else a free one.
 fn choose_ports(ports: &[PortBinding]) -> Result<Vec<Published>> {
-    let mut published = Vec::new();
-    let mut taken = Vec::new();
-    for b in ports {
-        let ip = b.host_ip.unwrap_or(Ipv4Addr::UNSPECIFIED);
-        let port = match b.host_port {
-            Some(p) => {
-                bindable(ip, p, b.proto)?;
-                p
-            }
-            None => crate::network::publish::free_port(ip, b.proto, &taken)?,
-        };
-        taken.push((port, b.proto));
-        published.push(Published {
-            host_ip: b.host_ip,
-            host_port: port,
-            container_port: b.container_port,
-            proto: b.proto,
-        });
-    }
-    Ok(published)
+    crate::network::publish::choose_ports(ports, bindable)
 }
 
 /// Whether this user may bind `ip:port` on the host, as pasta is to.

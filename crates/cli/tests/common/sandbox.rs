@@ -63,6 +63,26 @@ impl Sandbox {
         n.output().unwrap()
     }
 
+    /// berth `args` in the sandbox, left running in the foreground (to be
+    /// killed mid-run), once the container's command has said `ready`.
+    pub fn doomed(&self, r: &Root, args: &[&str]) -> Child {
+        let cmd = r.berth();
+        let mut berth = Command::new("nsenter");
+        berth
+            .args(["-t", &self.pid(), "--net", "--mount", "--"])
+            .arg(cmd.get_program())
+            .args(cmd.get_args())
+            .args(args)
+            .envs(cmd.get_envs().filter_map(|(k, v)| Some((k, v?))))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped());
+        let mut child = berth.spawn().unwrap();
+        let mut ready = [0u8; 6];
+        std::io::Read::read_exact(child.stdout.as_mut().unwrap(), &mut ready).unwrap();
+        assert_eq!(&ready, b"ready\n");
+        child
+    }
+
     pub fn ok(&self, r: &Root, args: &[&str]) -> String {
         let o = self.berth(r, args);
         assert_eq!(code(&o), 0, "{args:?}: {}", stderr(&o));

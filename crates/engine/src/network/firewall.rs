@@ -195,28 +195,16 @@ pub fn unpublish(published: &[Published]) {
 /// chain is there. Nothing without Docker.
 pub fn let_through_docker(n: &NetworkRecord) -> Result<()> {
     let dev = n.device.as_str();
-    let rules: [&[&str]; 2] = [
-        &["-i", dev, "-j", "ACCEPT"],
-        &[
-            "-o",
-            dev,
-            "-m",
-            "conntrack",
-            "--ctstate",
-            "RELATED,ESTABLISHED",
-            "-j",
-            "ACCEPT",
-        ],
-    ];
+    let rules = docker_user_rules(dev);
     if !iptables(&["-S", "DOCKER-USER"]).unwrap_or(false) {
         return Ok(());
     }
     for r in rules {
-        let check = [&["-C", "DOCKER-USER"][..], r].concat();
+        let check = [&["-C", "DOCKER-USER"][..], &r].concat();
         if iptables(&check)? {
             continue;
         }
-        let insert = [&["-I", "DOCKER-USER"][..], r].concat();
+        let insert = [&["-I", "DOCKER-USER"][..], &r].concat();
         if !iptables(&insert)? {
             anyhow::bail!("iptables -I DOCKER-USER {} failed", r.join(" "));
         }
@@ -227,9 +215,24 @@ pub fn let_through_docker(n: &NetworkRecord) -> Result<()> {
 /// Takes network `n`'s rules out of DOCKER-USER, if they are there.
 pub fn forget_docker(n: &NetworkRecord) {
     let dev = n.device.as_str();
-    let rules: [&[&str]; 2] = [
-        &["-i", dev, "-j", "ACCEPT"],
-        &[
+    let rules = docker_user_rules(dev);
+    for r in rules {
+        let delete = [&["-D", "DOCKER-USER"][..], &r].concat();
+        // At most as many as could have been put there.
+        for _ in 0..4 {
+            if !iptables(&delete).unwrap_or(false) {
+                break;
+            }
+        }
+    }
+}
+
+/// What lets bridge `dev`'s traffic through Docker's FORWARD drop: out
+/// of it, and back in as replies.
+fn docker_user_rules(dev: &str) -> [Vec<&str>; 2] {
+    [
+        vec!["-i", dev, "-j", "ACCEPT"],
+        vec![
             "-o",
             dev,
             "-m",
@@ -239,16 +242,7 @@ pub fn forget_docker(n: &NetworkRecord) {
             "-j",
             "ACCEPT",
         ],
-    ];
-    for r in rules {
-        let delete = [&["-D", "DOCKER-USER"][..], r].concat();
-        // At most as many as could have been put there.
-        for _ in 0..4 {
-            if !iptables(&delete).unwrap_or(false) {
-                break;
-            }
-        }
-    }
+    ]
 }
 
 /// `iptables -w ARGS` (the filter table): whether it succeeded; an error

@@ -7,34 +7,19 @@ use anyhow::{Context, Result, bail};
 
 use super::firewall;
 use crate::Engine;
-use crate::ports::{Proto, Published};
+use crate::ports::{PortBinding, Proto, Published};
 use crate::records::ContainerRecord;
 
 /// Publishes container `c`'s ports to `address`: each host port checked
 /// free (a free one chosen when none was asked), then every map entry
 /// made at once; the record says where they went.
 pub fn publish(engine: &Engine, c: &mut ContainerRecord, address: Ipv4Addr) -> Result<()> {
-    let mut published = Vec::new();
-    let mut taken = Vec::new();
-    for b in &c.ports {
-        let ip = b.host_ip.unwrap_or(Ipv4Addr::UNSPECIFIED);
-        let port = match b.host_port {
-            Some(p) => {
-                if !port_free(ip, p, b.proto) {
-                    bail!("Bind for {ip}:{p} failed: port is already allocated");
-                }
-                p
-            }
-            None => free_port(ip, b.proto, &taken)?,
-        };
-        taken.push((port, b.proto));
-        published.push(Published {
-            host_ip: b.host_ip,
-            host_port: port,
-            container_port: b.container_port,
-            proto: b.proto,
-        });
-    }
+    let published = choose_ports(&c.ports, |ip, p, proto| {
+        if !port_free(ip, p, proto) {
+            bail!("Bind for {ip}:{p} failed: port is already allocated");
+        }
+        Ok(())
+    })?;
     // Recorded before the maps get them: a berth killed in between leaves
     // entries its record names, which the sweep takes out.
     engine.records()?.update(&c.id, |r| {
@@ -67,6 +52,34 @@ pub fn publish(engine: &Engine, c: &mut ContainerRecord, address: Ipv4Addr) -> R
     Ok(())
 }
 
+/// Each binding's host port: the one asked for once `usable` says so,
+/// else a free one.
+pub(crate) fn choose_ports(
+    ports: &[PortBinding],
+    usable: impl Fn(Ipv4Addr, u16, Proto) -> Result<()>,
+) -> Result<Vec<Published>> {
+    let mut published = Vec::new();
+    let mut taken = Vec::new();
+    for b in ports {
+        let ip = b.host_ip.unwrap_or(Ipv4Addr::UNSPECIFIED);
+        let port = match b.host_port {
+            Some(p) => {
+                usable(ip, p, b.proto)?;
+                p
+            }
+            None => free_port(ip, b.proto, &taken)?,
+        };
+        taken.push((port, b.proto));
+        published.push(Published {
+            host_ip: b.host_ip,
+            host_port: port,
+            container_port: b.container_port,
+            proto: b.proto,
+        });
+    }
+    Ok(published)
+}
+
 /// Takes container `c`'s published ports out of the maps.
 pub fn unpublish(engine: &Engine, c: &mut ContainerRecord) {
     let Ok(records) = engine.records() else {
@@ -94,7 +107,7 @@ fn port_free(ip: Ipv4Addr, port: u16, proto: Proto) -> bool {
 }
 
 /// A free port from the kernel's ephemeral range (not one of `taken`).
-pub fn free_port(ip: Ipv4Addr, proto: Proto, taken: &[(u16, Proto)]) -> Result<u16> {
+fn free_port(ip: Ipv4Addr, proto: Proto, taken: &[(u16, Proto)]) -> Result<u16> {
     for _ in 0..64 {
         let addr = std::net::SocketAddrV4::new(ip, 0);
         let port = match proto {
