@@ -226,7 +226,9 @@ fn user_subnets(engine: &Engine) -> Vec<Subnet> {
         return Vec::new();
     };
     rd.flatten()
-        .filter_map(|e| load(engine, &e.file_name().to_string_lossy()).ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.starts_with('.') && network_dir(engine, n).join("network.json").exists())
+        .filter_map(|n| load(engine, &n).ok())
         .filter_map(|n| n.subnet().ok())
         .collect()
 }
@@ -262,8 +264,13 @@ pub fn list(engine: &Engine) -> Result<Vec<NetworkRecord>> {
     };
     for e in entries {
         let name = e?.file_name().to_string_lossy().into_owned();
-        // A directory without a record: the default bridge's leases, or a
-        // create that died before its record was written.
+        // Not a network's (the lock), or a directory without a record:
+        // the default bridge's leases, or a create that died before its
+        // record was written. Looked at first: an error (and its
+        // backtrace, under RUST_BACKTRACE) costs milliseconds.
+        if name.starts_with('.') || !network_dir(engine, &name).join("network.json").exists() {
+            continue;
+        }
         if let Ok(n) = load(engine, &name) {
             user.push(n);
         }
