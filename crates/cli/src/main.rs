@@ -18,6 +18,7 @@ mod info;
 mod lifecycle;
 mod logs;
 mod network;
+mod runc;
 mod runopts;
 mod system;
 mod table;
@@ -64,6 +65,10 @@ pub(crate) fn error_line(e: &anyhow::Error, what: &str) -> String {
 }
 
 fn main() -> ExitCode {
+    // Called by runc's name: runc's grammar (for containerd, dockerd, podman).
+    if runc::invoked_as_runc() {
+        return runc::main();
+    }
     // A monitor is dispatched before anything else runs: it idles for as
     // long as its container, keeping what its stack and heap ever held.
     if std::env::args_os().nth(1).as_deref()

@@ -110,12 +110,14 @@ pub fn exec(engine: &Engine, req: &ExecRequest) -> Result<ExecEnded> {
         state_dir: &state_dir,
         spec: &spec,
         process: &process,
+        preserve_fds: 0,
     };
     let ended = if req.detach {
         berth_runtime::exec_detached(&x, DetachedStdio::Null).map(|d| (0, Some(d.pid)))
     } else {
         let io = berth_runtime::Io {
             interactive: req.interactive,
+            ..Default::default()
         };
         berth_runtime::exec(&x, &io).map(|code| (code, None))
     };

@@ -348,6 +348,7 @@ impl<'e> Monitor<'e> {
     ) -> berth_runtime::Result<berth_runtime::Container> {
         let io = berth_runtime::Io {
             interactive: rec.open_stdin,
+            ..Default::default()
         };
         // Read for each start rather than kept: the monitor idles for as
         // long as the container runs, and a spec with a seccomp profile is

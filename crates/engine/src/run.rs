@@ -595,6 +595,7 @@ fn start_and_wait(
 ) -> std::result::Result<berth_runtime::Exit, berth_runtime::Error> {
     let rio = berth_runtime::Io {
         interactive: io.interactive,
+        ..Default::default()
     };
     let Created {
         id,

@@ -540,6 +540,20 @@ impl Cgroup {
         ))
     }
 
+    /// Whether the cgroup is frozen (a paused container).
+    pub fn is_frozen(&self) -> bool {
+        let read = |p: PathBuf| std::fs::read_to_string(p).unwrap_or_default();
+        match &self.layout {
+            Layout::V2 { mount, .. } => {
+                read(mount.join(&self.rel).join("cgroup.freeze")).trim() == "1"
+            }
+            Layout::V1(hs) => hs
+                .iter()
+                .filter(|h| h.controllers.iter().any(|c| c == "freezer"))
+                .any(|h| read(h.mount.join(&self.rel).join("freezer.state")).trim() == "FROZEN"),
+        }
+    }
+
     /// Kill whatever is left in the cgroup and remove its directories (the
     /// leaf only: parents like /berth stay for the next container), with
     /// any cgroups made inside it (by systemd or an engine in the

@@ -30,6 +30,10 @@ pub struct Io {
     /// [`Container::create`] inherits the caller's fds, which the caller
     /// (containerd, say) made for it.
     pub interactive: bool,
+    /// fds 3..3+preserve_fds of the caller stay open into the container's
+    /// command (runc's `--preserve-fds`, and `LISTEN_FDS`); every other fd
+    /// past stdio is closed at its exec.
+    pub preserve_fds: u32,
 }
 
 /// Who looks after the container once `create` has returned.
@@ -77,7 +81,8 @@ pub fn load_spec(bundle: &Path) -> Result<Spec> {
         .map_err(|e| Error::setup(format!("load {}: {e}", config.display())))
 }
 
-pub(crate) fn validate_id(id: &str) -> Result<()> {
+/// Whether `id` is a valid container id (a single, harmless path component).
+pub fn validate_id(id: &str) -> Result<()> {
     let ok = !id.is_empty()
         && id.len() <= 1024
         && id != "."
@@ -252,7 +257,9 @@ impl Container {
         Ok(())
     }
 
-    fn cgroup(&self) -> Option<&Cgroup> {
+    /// The container's cgroup, if it has one of its own (for pause,
+    /// resume, update, its processes and its stats).
+    pub fn cgroup(&self) -> Option<&Cgroup> {
         self.cgroup
             .get_or_init(|| {
                 let rel = self.state.cgroup.as_ref()?;

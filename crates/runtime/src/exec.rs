@@ -52,6 +52,9 @@ pub struct Exec<'a> {
     /// What to run, as a whole OCI process (runc exec's `--process`): its
     /// args, env, cwd, user, capabilities, rlimits, no_new_privs, terminal.
     pub process: &'a Process,
+    /// fds 3..3+preserve_fds of the caller stay open into the command
+    /// (runc exec's `--preserve-fds`).
+    pub preserve_fds: u32,
 }
 
 /// Where a detached exec's fds 0–2 go.
@@ -247,6 +250,7 @@ struct Child<'a> {
     stdio: ChildStdio,
     identity: Identity<'a>,
     trampoline: OwnedFd,
+    kept_fds: u32,
     foreground: bool,
 }
 
@@ -304,7 +308,9 @@ fn spawn(x: &Exec<'_>, mode: Mode) -> Result<Spawned> {
             last_cap: crate::capabilities::last_cap(),
             userns: target.join.contains(Ns::USER),
         },
-        trampoline: crate::trampoline::memfd().step(|| "exec trampoline".into())?,
+        trampoline: crate::trampoline::memfd(crate::trampoline::report_fd(x.preserve_fds))
+            .step(|| "exec trampoline".into())?,
+        kept_fds: x.preserve_fds,
         foreground,
     };
     let cloned = sys::clone_process(0, into.as_ref().map(|f| f.as_fd()));
@@ -456,6 +462,7 @@ fn set_up_and_exec(cfg: &Child<'_>) -> Result<Never> {
         cfg.identity.seccomp,
         cfg.process,
         &command,
+        cfg.kept_fds,
     )
 }
 

@@ -72,7 +72,7 @@ pub mod terminal;
 mod trampoline;
 mod userns;
 
-pub use container::{Container, Io, Streams, load_spec};
+pub use container::{Container, Io, Streams, load_spec, validate_id};
 
 /// Annotation asking for the root switch without pivot_root: the rootfs
 /// is moved onto / and chrooted into (runc's `--no-pivot`). Value `true`.

@@ -110,6 +110,13 @@ impl Process {
     }
 }
 
+/// Wait for a child of this process by its pidfd (a detached exec's, say)
+/// and give Docker's exit code for it: its own, or 128+N for signal N.
+pub fn wait_child(pidfd: std::os::fd::BorrowedFd<'_>) -> io::Result<i32> {
+    let status = crate::sys::pidfd_wait(pidfd, false)?.unwrap_or(0);
+    Ok(crate::sys::exit_code(status))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

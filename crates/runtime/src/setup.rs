@@ -55,6 +55,9 @@ pub(crate) struct ChildConfig<'a> {
     pub seccomp: Option<&'a seccomp::Program>,
     /// The sealed exec trampoline (see `trampoline`).
     pub trampoline: OwnedFd,
+    /// fds 3..3+kept_fds stay open into the command (runc's
+    /// `--preserve-fds`); the trampoline reports on the next one.
+    pub kept_fds: u32,
     /// Switch root without pivot_root (the [`crate::NO_PIVOT`] annotation).
     pub no_pivot: bool,
     /// No device cgroup of its own and no user namespace: device nodes on
@@ -131,6 +134,7 @@ fn setup_and_exec(cfg: &ChildConfig<'_>) -> Result<Never> {
         cfg.seccomp,
         process,
         &command,
+        cfg.kept_fds,
     )
 }
 
@@ -398,27 +402,31 @@ pub(crate) fn exec_command(
     seccomp: Option<&seccomp::Program>,
     process: &Process,
     command: &Command,
+    kept_fds: u32,
 ) -> Result<Never> {
-    // Only stdio crosses into the container: any fd the caller leaked
-    // without O_CLOEXEC closes at exec (as do the fifo and sync socket).
-    let _ = sys::cloexec_from(3);
+    // Only stdio (and the fds the caller asked to keep) cross into the
+    // container: any fd the caller leaked without O_CLOEXEC closes at exec
+    // (as do the fifo and sync socket).
+    let report = crate::trampoline::report_fd(kept_fds);
+    let _ = sys::cloexec_from(report);
     // With no_new_privs, the filter goes on as late as possible, so that it
     // constrains only execve and the container's own syscalls.
     if let (Some(p), true) = (seccomp, process.no_new_privileges().unwrap_or(false)) {
         seccomp::install(p)?;
     }
-    exec_through_trampoline(sync, trampoline, command)
+    exec_through_trampoline(sync, trampoline, command, report)
 }
 
 /// Exec the command through the trampoline (see `trampoline`): it gets the
 /// command's path as its argv[0], the command's argv after it, and the
-/// sync socket as fd 3 to report a failed exec on.
+/// sync socket as fd `report` (3, or the first after the kept fds) to
+/// report a failed exec on.
 fn exec_through_trampoline(
     sync: BorrowedFd<'_>,
     trampoline: BorrowedFd<'_>,
     command: &Command,
+    report: i32,
 ) -> Result<Never> {
-    let report = crate::trampoline::REPORT_FD;
     let moved;
     let tramp = if trampoline.as_raw_fd() == report {
         moved = rustix::io::fcntl_dupfd_cloexec(trampoline, report + 1)
@@ -427,7 +435,7 @@ fn exec_through_trampoline(
     } else {
         trampoline
     };
-    // fd 3 is free: everything else is close-on-exec by now.
+    // The report fd is free: everything from it on is close-on-exec by now.
     if sync.as_raw_fd() == report {
         rustix::io::fcntl_setfd(sync, rustix::io::FdFlags::empty()).map_err(Into::into)
     } else {

@@ -32,6 +32,10 @@ pub struct State {
     /// 22); tells our process apart from a later one that reused the PID.
     #[serde(default, rename = "berthPidStartTime")]
     pub pid_start_time: u64,
+    /// When `create` made it, in nanoseconds since the Unix epoch (runc's
+    /// `state` shows it as `created`).
+    #[serde(default, rename = "berthCreated")]
+    pub created: u64,
     /// The container's cgroup, relative to the hierarchy roots, if it has one.
     #[serde(
         default,

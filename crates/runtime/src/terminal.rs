@@ -41,3 +41,36 @@ pub fn copy_window_size(master: BorrowedFd<'_>) {
         }
     }
 }
+
+/// Hand a pty master to whoever listens on the unix socket at `path`
+/// (runc's `--console-socket`: containerd's shim, conmon): one message
+/// carrying the fd (SCM_RIGHTS) and, as runc sends, the name "/dev/ptmx".
+pub fn send_to_console_socket(
+    path: &std::path::Path,
+    master: BorrowedFd<'_>,
+) -> std::io::Result<()> {
+    use rustix::net::{
+        AddressFamily, SendAncillaryBuffer, SendAncillaryMessage, SendFlags, SocketAddrUnix,
+        SocketFlags, SocketType,
+    };
+    use std::mem::MaybeUninit;
+    let sock = rustix::net::socket_with(
+        AddressFamily::UNIX,
+        SocketType::STREAM,
+        SocketFlags::CLOEXEC,
+        None,
+    )?;
+    rustix::net::connect(&sock, &SocketAddrUnix::new(path)?)?;
+    let name = b"/dev/ptmx";
+    let iov = [std::io::IoSlice::new(name)];
+    let fds = [master];
+    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+    let mut control = SendAncillaryBuffer::new(&mut space);
+    control.push(SendAncillaryMessage::ScmRights(&fds));
+    loop {
+        match rustix::net::sendmsg(&sock, &iov, &mut control, SendFlags::NOSIGNAL) {
+            Err(rustix::io::Errno::INTR) => {}
+            r => return r.map(drop).map_err(Into::into),
+        }
+    }
+}

@@ -67,8 +67,17 @@ const CODE: [u8; 99] = [
     0x00, 0x0f, 0x05,
 ];
 
-/// The fd on which the trampoline reports a failed exec.
+/// The fd on which the trampoline reports a failed exec, unless fds are
+/// kept for the command (runc's `--preserve-fds`): then the first after them.
 pub(crate) const REPORT_FD: i32 = 3;
+
+/// Where in [`CODE`] the two `mov edi, 3` keep their immediate (the fd).
+const REPORT_FD_IMMEDIATES: [usize; 2] = [1, 68];
+
+/// The trampoline's report fd when the command keeps fds 3..3+`kept`.
+pub(crate) fn report_fd(kept: u32) -> i32 {
+    REPORT_FD + kept.min(65536) as i32
+}
 
 /// Where the image is mapped (at least vm.mmap_min_addr).
 const BASE: u64 = 0x1_0000;
@@ -78,7 +87,7 @@ const PHNUM: usize = 2;
 
 /// The trampoline as a static ELF executable: a header, two program
 /// headers (the code, read + execute; a non-executable stack), the code.
-fn image() -> Vec<u8> {
+fn image(report_fd: i32) -> Vec<u8> {
     let size = (EHDR + PHDR * PHNUM + CODE.len()) as u64;
     let mut elf = Vec::with_capacity(size as usize);
     let mut put = |b: &[u8]| elf.extend_from_slice(b);
@@ -107,19 +116,23 @@ fn image() -> Vec<u8> {
     for word in [0u64, 0, 0, 0, 0, 16] {
         put(&word.to_le_bytes());
     }
-    put(&CODE);
+    let mut code = CODE;
+    for at in REPORT_FD_IMMEDIATES {
+        code[at..at + 4].copy_from_slice(&(report_fd as u32).to_le_bytes());
+    }
+    put(&code);
     elf
 }
 
 /// A sealed memfd holding the trampoline (close-on-exec): nothing can
 /// write, grow or shrink it, and it has no name in any filesystem.
-pub(crate) fn memfd() -> std::io::Result<OwnedFd> {
+pub(crate) fn memfd(report_fd: i32) -> std::io::Result<OwnedFd> {
     use rustix::fs::{MemfdFlags, SealFlags};
     let fd = rustix::fs::memfd_create(
         c"berth-exec",
         MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING,
     )?;
-    let image = image();
+    let image = image(report_fd);
     let mut written = 0;
     while written < image.len() {
         written += rustix::io::write(&fd, &image[written..])?;
@@ -135,12 +148,33 @@ pub(crate) fn memfd() -> std::io::Result<OwnedFd> {
 mod tests {
     #[test]
     fn the_image_is_a_well_formed_static_executable() {
-        let elf = super::image();
+        let elf = super::image(super::REPORT_FD);
         assert_eq!(elf.len(), 64 + 2 * 56 + 99);
         assert_eq!(&elf[..4], b"\x7fELF");
         // The entry point is the first byte of the code.
         let entry = u64::from_le_bytes(elf[24..32].try_into().unwrap());
         assert_eq!(entry - super::BASE, 64 + 2 * 56);
         assert_eq!(&elf[176..181], &[0xbf, 0x03, 0, 0, 0]);
+    }
+
+    #[test]
+    fn kept_fds_move_both_uses_of_the_report_fd() {
+        // Both immediates are the listing's `mov edi, 3` (bf 03 00 00 00).
+        for at in super::REPORT_FD_IMMEDIATES {
+            assert_eq!(&super::CODE[at - 1..at + 4], &[0xbf, 3, 0, 0, 0]);
+        }
+        let fd = super::report_fd(5);
+        assert_eq!(fd, 8);
+        let code = &super::image(fd)[176..];
+        for at in super::REPORT_FD_IMMEDIATES {
+            assert_eq!(&code[at - 1..at + 4], &[0xbf, 8, 0, 0, 0]);
+        }
+        // Nothing else changed.
+        let n = code
+            .iter()
+            .zip(super::CODE)
+            .filter(|(a, b)| **a != *b)
+            .count();
+        assert_eq!(n, 2);
     }
 }

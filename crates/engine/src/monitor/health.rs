@@ -253,6 +253,7 @@ impl Monitor<'_> {
             state_dir: &state_dir,
             spec: &spec,
             process: &process,
+            preserve_fds: 0,
         };
         match berth_runtime::exec_detached(&x, DetachedStdio::Output) {
             Ok(d) => Ok(Some(d)),

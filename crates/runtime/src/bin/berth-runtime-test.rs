@@ -56,6 +56,7 @@ fn main() {
         "run" => {
             let io = Io {
                 interactive: args.iter().any(|a| a == "-i"),
+                ..Default::default()
             };
             berth_runtime::run(id, Path::new(&args[4]), state_dir, &io, |pid| {
                 if let Ok(f) = std::env::var("BERTH_TEST_PIDFILE") {
@@ -119,6 +120,7 @@ fn exec(state_dir: &Path, id: &str, args: &[String]) -> berth_runtime::Result<i3
         state_dir,
         spec: &spec,
         process: &process,
+        preserve_fds: 0,
     };
     if flag("-d") {
         let d = berth_runtime::exec_detached(&x, berth_runtime::DetachedStdio::Inherit)?;
@@ -129,6 +131,7 @@ fn exec(state_dir: &Path, id: &str, args: &[String]) -> berth_runtime::Result<i3
         &x,
         &Io {
             interactive: flag("-i"),
+            ..Default::default()
         },
     )
 }

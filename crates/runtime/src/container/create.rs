@@ -272,7 +272,9 @@ impl Container {
         let last_cap = crate::capabilities::last_cap();
         warn_if_threaded(req.id);
         ns.check_exe_unreachable()?;
-        let trampoline = crate::trampoline::memfd().step(|| "exec trampoline".into())?;
+        let kept_fds = req.io.preserve_fds;
+        let trampoline = crate::trampoline::memfd(crate::trampoline::report_fd(kept_fds))
+            .step(|| "exec trampoline".into())?;
         // Compiled (or fetched from the cache) here, before clone: the child
         // gets the program in its copy of memory and only installs it.
         let seccomp = match spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
@@ -301,6 +303,7 @@ impl Container {
             join: std::mem::take(&mut ns.join),
             seccomp: seccomp.as_ref(),
             trampoline,
+            kept_fds,
             no_pivot: annotation(spec, crate::NO_PIVOT) == Some("true"),
             nodev_root: cgroup.is_none() && !ns.is_new(LinkNameSpaceType::User),
             runtime_hooks: crate::hooks::any_before_root_switch(spec),
@@ -357,6 +360,9 @@ impl Container {
             bundle: req.bundle.to_path_buf(),
             annotations: req.spec.annotations().clone().unwrap_or_default(),
             pid_start_time: berth_linux::stat::start_time(pid).unwrap_or(0),
+            created: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos() as u64),
             cgroup: cgroup.as_ref().map(|c| c.rel().to_path_buf()),
             hooks: crate::hooks::kept(req.spec),
         };
