@@ -8,6 +8,9 @@ cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 cargo build --release -p berth
 install -m 0755 target/x86_64-unknown-linux-gnu/release/berth /usr/local/bin/berth
+# The same binary called berth-runc speaks runc's command line, for
+# containerd, dockerd and podman (README: "berth as the runtime of other engines").
+ln -sf berth /usr/local/bin/berth-runc
 bash fixture/registry.sh up
 
 # Without internet, Docker Hub names come from the fixture registry as a mirror.

@@ -22,8 +22,8 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
 
+use common::peers::*;
 use common::*;
 
 /// The box's PID 1 carries this as its $0, so a container that could see
@@ -39,116 +39,6 @@ enum Kind {
     Docker,
     Podman,
     Control,
-}
-
-/// The fixture's env file: dockerd's socket, podman's store, image names.
-struct Fixture {
-    vars: Vec<(String, String)>,
-}
-
-impl Fixture {
-    fn get(&self, k: &str) -> &str {
-        self.vars
-            .iter()
-            .find(|(n, _)| n == k)
-            .map(|(_, v)| v.as_str())
-            .unwrap_or_else(|| panic!("fixture/dockerd.sh env has no {k}"))
-    }
-
-    fn docker(&self) -> Vec<String> {
-        vec![
-            self.get("BERTH_DOCKER").into(),
-            "-H".into(),
-            self.get("BERTH_DOCKER_HOST").into(),
-        ]
-    }
-
-    fn podman(&self) -> Vec<String> {
-        let mut v = vec![self.get("BERTH_PODMAN").to_string()];
-        v.extend(self.get("BERTH_PODMAN_ARGS").split(' ').map(String::from));
-        v
-    }
-
-    fn log_tail(&self) -> String {
-        let log = std::fs::read_to_string(self.get("BERTH_DOCKER_LOG")).unwrap_or_default();
-        let lines: Vec<&str> = log.lines().collect();
-        lines[lines.len().saturating_sub(25)..].join("\n")
-    }
-}
-
-/// `fixture/dockerd.sh up` once per test binary (the registry too); a
-/// daemon that cannot start fails the test with its log's tail.
-fn fixture_env() -> &'static Fixture {
-    static F: OnceLock<Fixture> = OnceLock::new();
-    F.get_or_init(|| {
-        fixture();
-        let script = workspace().join("fixture/dockerd.sh");
-        let o = Command::new("bash")
-            .arg(&script)
-            .arg("up")
-            .stdin(Stdio::null())
-            .output()
-            .expect("run fixture/dockerd.sh");
-        assert!(
-            o.status.success(),
-            "fixture/dockerd.sh up failed:\n{}",
-            stderr(&o)
-        );
-        let o = Command::new("bash")
-            .arg(&script)
-            .arg("env")
-            .output()
-            .unwrap();
-        let vars = stdout(&o)
-            .lines()
-            .filter_map(|l| l.strip_prefix("export "))
-            .filter_map(|l| l.split_once('='))
-            .map(|(k, v)| (k.to_string(), v.trim_matches('\'').to_string()))
-            .collect();
-        Fixture { vars }
-    })
-}
-
-/// Runs `argv`, killed after `secs`: a hung engine or berth fails the
-/// test instead of hanging the suite.
-fn output_within(argv: &[String], secs: u64) -> Output {
-    let mut child = Command::new(&argv[0])
-        .args(&argv[1..])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("spawn {argv:?}: {e}"));
-    // Drain both pipes while waiting, so a chatty child cannot block.
-    let mut out = child.stdout.take().unwrap();
-    let mut err = child.stderr.take().unwrap();
-    let t_out = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        std::io::Read::read_to_end(&mut out, &mut v).unwrap();
-        v
-    });
-    let t_err = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        std::io::Read::read_to_end(&mut err, &mut v).unwrap();
-        v
-    });
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    let status = loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            break st;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{argv:?} did not finish within {secs} s");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    Output {
-        status,
-        stdout: t_out.join().unwrap(),
-        stderr: t_err.join().unwrap(),
-    }
 }
 
 fn strings(v: &[&str]) -> Vec<String> {

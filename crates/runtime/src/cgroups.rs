@@ -11,18 +11,17 @@
 
 mod blockio;
 mod devices;
+mod mount;
 mod stats;
 mod v1;
 mod v2;
 
 pub use stats::Stats;
 
-use crate::sys;
+pub(crate) use mount::mount_cgroupfs;
 use oci_spec::runtime::LinuxResources;
 use rustix::fs::OFlags;
-use rustix::mount::{MountFlags, mount, mount_remount};
 use rustix::process::{Pid, Signal};
-use std::ffi::OsStr;
 use std::io;
 use std::os::fd::OwnedFd;
 use std::path::{Component, Path, PathBuf};
@@ -39,6 +38,17 @@ pub enum Layout {
         /// This process's own cgroup in it (relative paths start there).
         own: PathBuf,
     },
+}
+
+/// What a container's /sys/fs/cgroup shows on v1: these hierarchies, each
+/// mounted afresh (rooted at its cgroup namespace), or with `bind` the
+/// container's own cgroup (that path under each hierarchy) bound from the
+/// host's, as runc does for a container without a cgroup namespace, which
+/// would otherwise see every hierarchy from its root (dockerd on v1).
+#[derive(Debug, Clone)]
+pub(crate) struct V1View {
+    pub hierarchies: Vec<Hierarchy>,
+    pub bind: Option<PathBuf>,
 }
 
 /// One v1 hierarchy.
@@ -125,7 +135,8 @@ impl Layout {
     pub fn used_by(self, res: Option<&LinuxResources>) -> Layout {
         match self {
             Layout::V1(hs) => {
-                let used = used_controllers(res);
+                let res = res.map(zeros_unset);
+                let used = used_controllers(res.as_ref());
                 Layout::V1(
                     hs.into_iter()
                         .filter(|h| h.controllers.iter().any(|c| used.contains(&c.as_str())))
@@ -359,8 +370,8 @@ impl Cgroup {
     /// Make the cgroup and apply `resources`. An existing cgroup is reused
     /// (its limits rewritten), as runc does.
     pub fn create(&self, resources: Option<&LinuxResources>) -> io::Result<()> {
-        let empty = LinuxResources::default();
-        let res = resources.unwrap_or(&empty);
+        let res = resources.map(zeros_unset).unwrap_or_default();
+        let res = &res;
         match &self.layout {
             Layout::V2 { mount, .. } => v2::create(mount, &self.rel, res),
             Layout::V1(hs) => v1::create(hs, &self.rel, res),
@@ -646,9 +657,48 @@ pub fn remove(cgroups_path: &str) -> io::Result<()> {
     cg.destroy()
 }
 
+/// `res` with the zeros that mean "no limit" taken out, as runc reads
+/// them: dockerd sends `cpu.shares: 0` and `blockIO.weight: 0` for a
+/// container without limits, and a 0 written would be a limit (cpu.shares
+/// 0 is clamped to 2, the least CPU there is; blkio weight 0 is refused).
+pub fn zeros_unset(res: &LinuxResources) -> LinuxResources {
+    let mut r = res.clone();
+    if let Some(mut c) = r.cpu().clone() {
+        let nz_u = |v: Option<u64>| v.filter(|v| *v != 0);
+        let nz_i = |v: Option<i64>| v.filter(|v| *v != 0);
+        c.set_shares(nz_u(c.shares()));
+        c.set_quota(nz_i(c.quota()));
+        c.set_period(nz_u(c.period()));
+        c.set_realtime_runtime(nz_i(c.realtime_runtime()));
+        c.set_realtime_period(nz_u(c.realtime_period()));
+        c.set_cpus(c.cpus().clone().filter(|s| !s.is_empty()));
+        c.set_mems(c.mems().clone().filter(|s| !s.is_empty()));
+        r.set_cpu(Some(c));
+    }
+    if let Some(mut m) = *r.memory() {
+        let nz = |v: Option<i64>| v.filter(|v| *v != 0);
+        m.set_limit(nz(m.limit()));
+        m.set_reservation(nz(m.reservation()));
+        m.set_swap(nz(m.swap()));
+        m.set_kernel(nz(m.kernel()));
+        m.set_kernel_tcp(nz(m.kernel_tcp()));
+        r.set_memory(Some(m));
+    }
+    if r.pids().is_some_and(|p| p.limit() == 0) {
+        r.set_pids(None);
+    }
+    if let Some(mut b) = r.block_io().clone() {
+        b.set_weight(b.weight().filter(|w| *w != 0));
+        b.set_leaf_weight(b.leaf_weight().filter(|w| *w != 0));
+        r.set_block_io(Some(b));
+    }
+    r
+}
+
 /// Whether `res` limits anything (device rules alone do not count: they
 /// are the default of every container).
 pub fn has_limits(res: &LinuxResources) -> bool {
+    let res = &zeros_unset(res);
     res.memory()
         .is_some_and(|m| m.limit().is_some() || m.swap().is_some() || m.reservation().is_some())
         || res.cpu().as_ref().is_some_and(|c| {
@@ -699,95 +749,30 @@ fn with_path(e: io::Error, p: &Path) -> io::Error {
 
 const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
 
-/// Mount the cgroup filesystem(s) at `target` (a path, usually a
-/// /proc/self/fd link). On a cgroup v2 host that is one cgroup2 mount; on a
-/// v1 or hybrid host a tmpfs with one mount per host hierarchy, each showing
-/// the container's cgroup namespace root, like runc.
-/// `reopen` opens the mount point again, after the tmpfs went on top.
-/// `only`: on v1, the hierarchies to mount (the container's own), in
-/// place of every one the host has.
-pub(crate) fn mount_cgroupfs(
-    target: &str,
-    reopen: impl Fn() -> io::Result<std::os::fd::OwnedFd>,
-    flags: MountFlags,
-    only: Option<&[Hierarchy]>,
-) -> io::Result<()> {
-    let flags = flags - (MountFlags::BIND | MountFlags::REC);
-    if fs_magic(Path::new("/sys/fs/cgroup"))? == CGROUP2_SUPER_MAGIC {
-        return Ok(mount("cgroup2", target, "cgroup2", flags, None)?);
-    }
-    mount(
-        "tmpfs",
-        target,
-        "tmpfs",
-        flags - MountFlags::RDONLY,
-        Some(c"mode=755"),
-    )?;
-    // The fd behind `target` still names the mounted-over directory; a
-    // fresh lookup lands on the tmpfs.
-    let base = reopen()?;
-    let base_path = sys::fd_path(std::os::fd::AsFd::as_fd(&base));
-    let mount_one = |name: &str, fstype: &str, data: &str| -> io::Result<()> {
-        let dir = Path::new(&base_path).join(name);
-        std::fs::create_dir(&dir)?;
-        let cdata = (!data.is_empty()).then(|| sys::cstr(data)).transpose()?;
-        mount(fstype, &dir, fstype, flags, cdata.as_deref()).map_err(|e| {
-            let e = io::Error::from(e);
-            io::Error::new(
-                e.kind(),
-                format!("mount {fstype} ({data}) on /sys/fs/cgroup/{name}: {e}"),
-            )
-        })
-    };
-    if let Some(hs) = only {
-        for h in hs {
-            if let Some(name) = h.mount.file_name().and_then(OsStr::to_str) {
-                mount_one(name, "cgroup", &h.controllers.join(","))?;
-            }
-        }
-        return remount_ro(&base_path, flags);
-    }
-    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo")?;
-    for line in mountinfo.lines() {
-        let Some((pre, post)) = line.split_once(" - ") else {
-            continue;
-        };
-        let mut post = post.split(' ');
-        let (fstype, _source, superopts) = (post.next(), post.next(), post.next().unwrap_or(""));
-        let Some(mountpoint) = pre.split(' ').nth(4) else {
-            continue;
-        };
-        let Some(name) = mountpoint.strip_prefix("/sys/fs/cgroup/") else {
-            continue;
-        };
-        if name.contains('/') {
-            continue;
-        }
-        let (fstype, data) = match fstype {
-            Some("cgroup") => (
-                "cgroup",
-                superopts
-                    .split(',')
-                    .filter(|o| *o != "rw" && *o != "ro")
-                    .collect::<Vec<_>>()
-                    .join(","),
-            ),
-            Some("cgroup2") => ("cgroup2", String::new()),
-            _ => continue,
-        };
-        mount_one(name, fstype, &data)?;
-    }
-    remount_ro(&base_path, flags)
-}
-
-/// The tmpfs holding the hierarchies goes read-only when the mount asks.
-fn remount_ro(base_path: &str, flags: MountFlags) -> io::Result<()> {
-    if flags.contains(MountFlags::RDONLY) {
-        mount_remount(base_path, flags | MountFlags::RDONLY, "mode=755")?;
-    }
-    Ok(())
-}
-
 fn fs_magic(p: &Path) -> io::Result<i64> {
     Ok(rustix::fs::statfs(p)?.f_type)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// dockerd's resources for a container without limits.
+    #[test]
+    fn dockerds_zeros_are_no_limits() {
+        let res: LinuxResources = serde_json::from_str(
+            r#"{"devices":[{"allow":false,"access":"rwm"}],"memory":{"disableOOMKiller":false},
+                "cpu":{"shares":0},"blockIO":{"weight":0}}"#,
+        )
+        .unwrap();
+        assert!(!has_limits(&res));
+        let r = zeros_unset(&res);
+        assert_eq!(r.cpu().as_ref().unwrap().shares(), None);
+        assert_eq!(r.block_io().as_ref().unwrap().weight(), None);
+        assert_eq!(r.devices().as_ref().unwrap().len(), 1);
+        let limited: LinuxResources =
+            serde_json::from_str(r#"{"cpu":{"shares":512},"blockIO":{"weight":300}}"#).unwrap();
+        assert!(has_limits(&limited));
+        assert_eq!(zeros_unset(&limited), limited);
+    }
 }

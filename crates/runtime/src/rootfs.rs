@@ -281,7 +281,7 @@ fn mount_flags_of(f: rustix::fs::StatVfsMountFlags) -> MountFlags {
 
 /// Set up everything before pivot_root. `rootfs` is absolute.
 /// `cgroup_v1`: the v1 hierarchies the container is in, when it has a
-/// cgroup on v1: its /sys/fs/cgroup shows those. `nodev_root`: device
+/// cgroup on v1: its /sys/fs/cgroup shows those (see `cgroups::V1View`). `nodev_root`: device
 /// nodes on the root filesystem do not open (a container without a
 /// device cgroup of its own would otherwise reach any device an image
 /// ships a node for; its /dev is a mount of its own).
@@ -289,7 +289,7 @@ pub(crate) fn prepare(
     spec: &Spec,
     rootfs: &Path,
     bundle: &Path,
-    cgroup_v1: Option<&[crate::cgroups::Hierarchy]>,
+    cgroup_v1: Option<&crate::cgroups::V1View>,
     nodev_root: bool,
 ) -> Result<()> {
     let linux = spec.linux().as_ref();
@@ -364,7 +364,7 @@ fn mount_one(
     root: BorrowedFd<'_>,
     m: &Mount,
     bundle: &Path,
-    cgroup_v1: Option<&[crate::cgroups::Hierarchy]>,
+    cgroup_v1: Option<&crate::cgroups::V1View>,
 ) -> Result<()> {
     let dest = m.destination();
     let typ = m.typ().as_deref().unwrap_or("");
@@ -391,7 +391,7 @@ fn mount_cgroup(
     root: BorrowedFd<'_>,
     dest: &Path,
     opts: &MountOptions,
-    cgroup_v1: Option<&[crate::cgroups::Hierarchy]>,
+    cgroup_v1: Option<&crate::cgroups::V1View>,
 ) -> Result<()> {
     let what = || format!("mount cgroup on {}", dest.display());
     let target = mount_target(root, dest, true).step(what)?;

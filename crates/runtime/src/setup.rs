@@ -43,7 +43,7 @@ pub(crate) struct ChildConfig<'a> {
     /// v1 cgroup `tasks` files: the child moves itself in first thing.
     pub join_cgroup: Vec<OwnedFd>,
     /// The v1 hierarchies of the container's cgroup, if it has one on v1.
-    pub cgroup_v1: Option<Vec<crate::cgroups::Hierarchy>>,
+    pub cgroup_v1: Option<crate::cgroups::V1View>,
     /// A fresh user namespace, whose maps the runtime wrote before `G`.
     pub new_userns: bool,
     /// Unshare the cgroup namespace after `G` (by then the child is in its
@@ -230,7 +230,7 @@ fn build_view(cfg: &ChildConfig<'_>) -> Result<()> {
         spec,
         &cfg.rootfs,
         &cfg.bundle,
-        cfg.cgroup_v1.as_deref(),
+        cfg.cgroup_v1.as_ref(),
         cfg.nodev_root,
     )?;
     if cfg.runtime_hooks {

@@ -35,6 +35,7 @@ fn prepared_spec(a: &CreateArgs, bundle: &Path) -> Result<(Spec, u32)> {
         ann.insert(berth_runtime::NO_PIVOT.into(), "true".into());
         spec.set_annotations(Some(ann));
     }
+    allow_runc_default_devices(&mut spec);
     let mut keep = a.preserve_fds;
     let listen = std::env::var("LISTEN_FDS")
         .ok()
@@ -50,6 +51,48 @@ fn prepared_spec(a: &CreateArgs, bundle: &Path) -> Result<(Spec, u32)> {
     }
     check_kept_fds(keep)?;
     Ok((spec, keep))
+}
+
+/// runc's default device rules, appended after the spec's as runc does:
+/// engines count on them (dockerd's own list has no pty, yet `docker run
+/// -t` opens /dev/ptmx and /dev/pts/N).
+fn allow_runc_default_devices(spec: &mut Spec) {
+    use oci_spec::runtime::{LinuxDeviceCgroup, LinuxDeviceType as T};
+    let Some(res) = spec
+        .linux_mut()
+        .as_mut()
+        .and_then(|l| l.resources_mut().as_mut())
+    else {
+        return;
+    };
+    let Some(rules) = res.devices_mut().as_mut() else {
+        return;
+    };
+    let rule = |typ: T, major: Option<i64>, minor: Option<i64>, access: &str| {
+        let mut r = LinuxDeviceCgroup::default();
+        r.set_allow(true);
+        r.set_typ(Some(typ));
+        r.set_major(major);
+        r.set_minor(minor);
+        r.set_access(Some(access.into()));
+        r
+    };
+    rules.push(rule(T::C, None, None, "m"));
+    rules.push(rule(T::B, None, None, "m"));
+    // null, zero, full, random, urandom, tty, console, ptmx, the ptys.
+    for (major, minor) in [
+        (1, 3),
+        (1, 5),
+        (1, 7),
+        (1, 8),
+        (1, 9),
+        (5, 0),
+        (5, 1),
+        (5, 2),
+    ] {
+        rules.push(rule(T::C, Some(major), Some(minor), "rwm"));
+    }
+    rules.push(rule(T::C, Some(136), None, "rwm"));
 }
 
 /// fds 3..3+n must be the caller's: a gap would let one of the runtime's

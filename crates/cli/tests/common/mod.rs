@@ -5,6 +5,7 @@
 
 #![allow(dead_code)]
 
+pub mod peers;
 pub mod sandbox;
 
 use std::io::Read as _;

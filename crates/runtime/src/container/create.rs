@@ -299,7 +299,7 @@ impl Container {
             new_userns: ns.is_new(LinkNameSpaceType::User),
             unshare_cgroupns: ns.unshare_cgroupns,
             join_cgroup,
-            cgroup_v1: cgroup_v1_view(spec, cgroup.as_ref()),
+            cgroup_v1: cgroup_v1_view(spec, cgroup.as_ref(), ns.unshare_cgroupns),
             join: std::mem::take(&mut ns.join),
             seccomp: seccomp.as_ref(),
             trampoline,
@@ -547,14 +547,26 @@ fn used_hierarchies_only(spec: &Spec) -> bool {
 /// The v1 hierarchies the container's /sys/fs/cgroup shows (None: every
 /// one the host has, or cgroup v2): those of its own cgroup; without one,
 /// under the `used` annotation, those its resources use all the same,
-/// rooted at its creator's cgroups.
-fn cgroup_v1_view(spec: &Spec, cgroup: Option<&Cgroup>) -> Option<Vec<crate::cgroups::Hierarchy>> {
+/// rooted at its creator's cgroups. Without a cgroup namespace of its own
+/// its cgroup is bound from the host's hierarchies (runc's way).
+fn cgroup_v1_view(
+    spec: &Spec,
+    cgroup: Option<&Cgroup>,
+    own_cgroupns: bool,
+) -> Option<crate::cgroups::V1View> {
+    use crate::cgroups::V1View;
     match cgroup {
-        Some(cg) => cg.v1_hierarchies().map(<[_]>::to_vec),
+        Some(cg) => cg.v1_hierarchies().map(|hs| V1View {
+            hierarchies: hs.to_vec(),
+            bind: (!own_cgroupns).then(|| cg.rel().to_path_buf()),
+        }),
         None if used_hierarchies_only(spec) => {
             let res = spec.linux().as_ref().and_then(|l| l.resources().as_ref());
             match Layout::detect().ok()?.used_by(res) {
-                Layout::V1(hs) => Some(hs),
+                Layout::V1(hs) => Some(V1View {
+                    hierarchies: hs,
+                    bind: None,
+                }),
                 Layout::V2 { .. } => None,
             }
         }
