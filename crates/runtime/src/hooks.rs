@@ -29,9 +29,14 @@
 //! `timeout` (default [`DEFAULT_TIMEOUT`], where runc would wait for
 //! ever), then kills the group.
 //!
-//! Not run: `createContainer` and `startContainer`, which run inside the
-//! container's namespaces; a spec that has them is refused, not run
-//! without them.
+//! - `createContainer`: by the set-up child itself, in the container's
+//!   namespaces once its mounts are made and after `createRuntime`, before
+//!   the root switch, so the path still resolves as the runtime sees it;
+//!   the state's pid is the child's host PID. A failure fails `create`.
+//! - `startContainer`: by the container's process, after `start` and
+//!   right before the command's exec, with the container's root, identity
+//!   and PID (its own, as runc gives it). A failure fails the start: the
+//!   command never runs.
 
 use crate::error::{Error, Result, strip_os_error};
 use crate::state::{State, Status};
@@ -89,18 +94,9 @@ pub(crate) fn check(spec: &Spec) -> Result<()> {
     let Some(hooks) = spec.hooks() else {
         return Ok(());
     };
-    for (phase, list) in [
+    let later = [
         ("createContainer", hooks.create_container()),
         ("startContainer", hooks.start_container()),
-    ] {
-        if list.as_ref().is_some_and(|l| !l.is_empty()) {
-            return Err(Error::setup(format!(
-                "{phase} hooks are not supported (they run inside the container); \
-                 prestart, createRuntime, poststart and poststop are"
-            )));
-        }
-    }
-    let later = [
         ("poststart", hooks.poststart()),
         ("poststop", hooks.poststop()),
     ];
@@ -149,6 +145,77 @@ pub(crate) fn create_runtime(spec: &Spec, state: &State) -> Result<()> {
     let input = encode(state, Status::Creating)?;
     for (phase, hook) in before_root_switch(spec) {
         run(hook, &input, &state.bundle)
+            .map_err(|why| Error::setup(format!("{phase} hook {} {why}", hook.path().display())))?;
+    }
+    Ok(())
+}
+
+/// Runs the createContainer hooks from the set-up child (see the module
+/// doc); the first failure is the error.
+pub(crate) fn create_container(spec: &Spec, id: &str, bundle: &Path) -> Result<()> {
+    let hooks = spec
+        .hooks()
+        .as_ref()
+        .and_then(|h| h.create_container().as_ref());
+    // /proc is still the runtime's: its `self` is this process's host PID.
+    let pid = std::fs::read_link("/proc/self")
+        .ok()
+        .and_then(|p| p.to_str()?.parse().ok())
+        .unwrap_or(0);
+    in_container("createContainer", hooks, spec, id, bundle, pid, bundle)
+}
+
+/// Runs the startContainer hooks from the container's process, right
+/// before its command (see the module doc).
+pub(crate) fn start_container(spec: &Spec, id: &str, bundle: &Path) -> Result<()> {
+    let hooks = spec
+        .hooks()
+        .as_ref()
+        .and_then(|h| h.start_container().as_ref());
+    let pid = rustix::process::getpid().as_raw_nonzero().get();
+    in_container(
+        "startContainer",
+        hooks,
+        spec,
+        id,
+        bundle,
+        pid,
+        Path::new("/"),
+    )
+}
+
+fn in_container(
+    phase: &str,
+    hooks: Option<&Vec<Hook>>,
+    spec: &Spec,
+    id: &str,
+    bundle: &Path,
+    pid: i32,
+    cwd: &Path,
+) -> Result<()> {
+    let Some(hooks) = hooks.filter(|h| !h.is_empty()) else {
+        return Ok(());
+    };
+    let state = State {
+        oci_version: spec.version().clone(),
+        id: id.to_string(),
+        status: Status::Created,
+        pid,
+        bundle: bundle.to_path_buf(),
+        annotations: spec.annotations().clone().unwrap_or_default(),
+        pid_start_time: 0,
+        created: 0,
+        cgroup: None,
+        hooks: None,
+    };
+    let status = if phase == "createContainer" {
+        Status::Creating
+    } else {
+        Status::Created
+    };
+    let input = encode(&state, status)?;
+    for hook in hooks {
+        run(hook, &input, cwd)
             .map_err(|why| Error::setup(format!("{phase} hook {} {why}", hook.path().display())))?;
     }
     Ok(())

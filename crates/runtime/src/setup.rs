@@ -27,6 +27,8 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 pub(crate) struct ChildConfig<'a> {
+    /// The container's id (for the hooks the child runs).
+    pub id: &'a str,
     pub spec: &'a Spec,
     pub rootfs: PathBuf,
     pub bundle: PathBuf,
@@ -236,6 +238,7 @@ fn build_view(cfg: &ChildConfig<'_>) -> Result<()> {
     if cfg.runtime_hooks {
         await_runtime_hooks(cfg.sync.as_fd())?;
     }
+    crate::hooks::create_container(spec, cfg.id, &cfg.bundle)?;
     rootfs::pivot(&cfg.rootfs, cfg.no_pivot)?;
     if cfg.terminal {
         setup_console(cfg.sync.as_fd())?;
@@ -390,7 +393,8 @@ fn await_start(cfg: &ChildConfig<'_>, command: &Command) -> Result<()> {
     // as an errno alone, and the runtime words the message.
     sync::send(cfg.sync.as_fd(), Outgoing::Ready(&command.program))
         .step(|| "report ready".into())?;
-    wait_for_start(cfg)
+    wait_for_start(cfg)?;
+    crate::hooks::start_container(cfg.spec, cfg.id, &cfg.bundle)
 }
 
 /// The last steps before the command runs: every fd but stdio

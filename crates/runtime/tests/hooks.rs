@@ -1,6 +1,6 @@
-//! OCI hooks run by the runtime (prestart, createRuntime, poststart,
-//! poststop): what each is given, when it runs, and what its failure or
-//! its timeout does. Hooks here are /bin/sh scripts that write into a
+//! OCI hooks run by the runtime (prestart, createRuntime, createContainer,
+//! startContainer, poststart, poststop): what each is given, when and
+//! where it runs, and what its failure or its timeout does. Hooks here are /bin/sh scripts that write into a
 //! directory of the test's.
 
 mod common;
@@ -242,8 +242,8 @@ fn hooks_the_runtime_cannot_run_are_refused_before_anything_is_made() {
     relative["path"] = json!("bin/sh");
     for (hooks, why) in [
         (
-            json!({"createContainer": [hook(&out, "true")]}),
-            "createContainer hooks are not supported",
+            json!({"startContainer": [{"path": "sh", "args": ["sh"]}]}),
+            "startContainer hook sh: the path must be absolute",
         ),
         (
             json!({"createRuntime": [zero]}),
@@ -261,4 +261,72 @@ fn hooks_the_runtime_cannot_run_are_refused_before_anything_is_made() {
         assert!(!b.rootfs().join("tmp/ran").exists());
         assert!(!b.state_dir().join("c1").exists());
     }
+}
+
+/// createContainer runs in the container's namespaces before the root
+/// switch (a host path still resolves); startContainer in the container,
+/// after start, right before the command, with the container's root and PID.
+#[test]
+fn hooks_inside_the_container_run_there_and_in_order() {
+    let (mut b, out) = bundle("cat /start.json > /tmp/seen; echo ran > /tmp/ran");
+    let create = r#"
+        cat > "$OUT/create-container.json"
+        readlink /proc/self/ns/net > "$OUT/netns"
+        readlink /proc/self/ns/mnt > "$OUT/mntns"
+        [ -e "$ROOTFS/tmp/ran" ] && echo early >> "$OUT/log"
+        echo createContainer >> "$OUT/log""#;
+    let mut create_hook = hook(&out, create);
+    create_hook["env"] = json!([
+        format!("OUT={}", out.display()),
+        format!("ROOTFS={}", b.rootfs().display())
+    ]);
+    // Inside the container: its own /bin/sh, its own root.
+    let start_hook = json!({"path": "/bin/sh", "args": ["sh", "-c", "cat > /start.json"]});
+    b.config["hooks"] = json!({
+        "createRuntime": [hook(&out, "echo createRuntime >> \"$OUT/log\"")],
+        "createContainer": [create_hook],
+        "startContainer": [start_hook],
+        "poststart": [hook(&out, "echo poststart >> \"$OUT/log\"")],
+    });
+    let o = b.run();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(
+        read(&out.join("log")),
+        "createRuntime\ncreateContainer\npoststart\n"
+    );
+    let created = json_of(&out.join("create-container.json"));
+    assert_eq!(created["status"], "creating");
+    assert_eq!(created["id"], "c1");
+    assert!(created["pid"].as_i64().unwrap() > 1, "{created}");
+    // The container's namespaces, not the runtime's.
+    for ns in ["net", "mnt"] {
+        let own = std::fs::read_link(format!("/proc/self/ns/{ns}")).unwrap();
+        assert_ne!(
+            read(&out.join(format!("{ns}ns"))).trim(),
+            own.to_str().unwrap(),
+            "{ns}"
+        );
+    }
+    // startContainer wrote into the container's root before the command ran.
+    let seen: Value = serde_json::from_str(&read(&b.rootfs().join("tmp/seen"))).unwrap();
+    assert_eq!(seen["status"], "created");
+    assert_eq!(seen["pid"], 1);
+    assert_eq!(seen["id"], "c1");
+}
+
+/// A failing startContainer hook keeps the command from running.
+#[test]
+fn a_failing_start_container_hook_fails_the_start() {
+    let (mut b, _out) = bundle("echo ran > /tmp/ran");
+    b.config["hooks"] = json!({
+        "startContainer": [{"path": "/bin/sh", "args": ["sh", "-c", "echo no >&2; exit 3"]}]
+    });
+    let o = b.run();
+    assert_ne!(o.status.code(), Some(0));
+    assert!(
+        stderr(&o).contains("startContainer hook /bin/sh failed: exit status 3: no"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!b.rootfs().join("tmp/ran").exists());
 }

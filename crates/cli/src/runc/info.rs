@@ -69,7 +69,10 @@ pub fn features() -> Result<()> {
     let doc = serde_json::json!({
         "ociVersionMin": "1.0.0",
         "ociVersionMax": OCI_VERSION,
-        "hooks": ["prestart", "createRuntime", "poststart", "poststop"],
+        "hooks": [
+            "prestart", "createRuntime", "createContainer", "startContainer", "poststart",
+            "poststop"
+        ],
         "mountOptions": [
             "async", "atime", "bind", "defaults", "dev", "diratime", "dirsync", "exec",
             "lazytime", "mand", "noatime", "nodev", "nodiratime", "noexec", "nolazytime",

@@ -286,6 +286,7 @@ impl Container {
         // All the child is to have, made before clone: after it, the
         // child only uses them, and the runtime drops its copies at once.
         let child = ChildConfig {
+            id: req.id,
             spec,
             rootfs,
             bundle: req.bundle.to_path_buf(),
