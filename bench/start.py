@@ -139,6 +139,12 @@ def main():
         contenders["crun run (docker-like)"] = ["crun", "--root", os.path.join(work, "crun"), "run", "--bundle", dlike, "bench-crun2"]
     if shutil.which("runc"):
         contenders["runc run (plain)"] = ["runc", "--root", os.path.join(work, "runc"), "run", "--bundle", plain, "bench-runc"]
+        contenders["runc run (docker-like)"] = ["runc", "--root", os.path.join(work, "runc"), "run", "--bundle", dlike, "bench-runc2"]
+    # berth's runtime through its runc command line (issue 15), same bundles.
+    runc_name = os.environ.get("BERTH_RUNC")
+    if runc_name:
+        contenders["berth-runc run (plain)"] = [runc_name, "--root", os.path.join(work, "berth-runc"), "run", "--bundle", plain, "bench-b"]
+        contenders["berth-runc run (docker-like)"] = [runc_name, "--root", os.path.join(work, "berth-runc"), "run", "--bundle", dlike, "bench-b2"]
     podman = os.environ.get("PODMAN_ARGS")
     if podman:
         contenders["podman run --rm"] = podman.split() + ["run", "--rm", "--network", "none",
@@ -160,11 +166,11 @@ def main():
     med = {k: statistics.median(v) for k, v in times.items() if v}
     ref = next((med[k] for k in med if k.startswith("crun run (plain)")), None)
     dref = next((med[k] for k in med if k.startswith("crun run (docker-like)")), None)
-    print(f"{'contender':28} {'median ms':>10} {'vs crun':>8} {'vs crun docker-like':>20} {'peak RSS MiB':>13} {'runs':>5}")
+    print(f"{'contender':30} {'median ms':>10} {'vs crun':>8} {'vs crun docker-like':>20} {'peak RSS MiB':>13} {'runs':>5}")
     for k, v in med.items():
         ratio = f"{v / ref:.2f}x" if ref else "-"
         dratio = f"{v / dref:.2f}x" if dref else "-"
-        print(f"{k:28} {v * 1000:10.1f} {ratio:>8} {dratio:>20} {rss[k] / 1024:13.1f} {len(times[k]):5}")
+        print(f"{k:30} {v * 1000:10.1f} {ratio:>8} {dratio:>20} {rss[k] / 1024:13.1f} {len(times[k]):5}")
     shutil.rmtree(work, ignore_errors=True)
 
 

@@ -11,6 +11,9 @@ bash fixture/registry.sh up
 cargo build --release -p berth
 export BERTH="$PWD/target/x86_64-unknown-linux-gnu/release/berth"
 export BERTH_BENCH_ROOT=$(mktemp -d /var/tmp/berth-bench-root.XXXX)
+# The same binary by its runc name: berth's runtime on crun's and runc's bundles.
+ln -sf "$BERTH" "$BERTH_BENCH_ROOT/berth-runc"
+export BERTH_RUNC="$BERTH_BENCH_ROOT/berth-runc"
 "$BERTH" --root "$BERTH_BENCH_ROOT" pull -q 127.0.0.1:5500/busybox:latest
 # The first start compiles the default seccomp profile (~20 ms) into the
 # root's cache; every later one loads it, and those are what is measured.

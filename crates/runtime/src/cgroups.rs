@@ -710,6 +710,7 @@ pub fn has_limits(res: &LinuxResources) -> bool {
         })
         || res.pids().is_some()
         || res.block_io().as_ref().is_some_and(blockio::wanted)
+        || res.unified().as_ref().is_some_and(|u| !u.is_empty())
 }
 
 /// Write `value` to the existing cgroup file `dir/name` (never creating

@@ -202,6 +202,66 @@ fn v2_writes_the_unified_files_with_v2_values() {
     assert_eq!(read("pids.max"), "max");
 }
 
+/// `linux.resources.unified`: files by name, written after the fields
+/// (so they win); a name that is not a file of the cgroup is refused; on
+/// v1 the whole map is refused.
+#[test]
+fn unified_resources_are_written_last_and_only_as_file_names() {
+    let (t, leaf) = fake_v2(&[
+        "memory.max",
+        "memory.high",
+        "memory.swap.max",
+        "memory.low",
+        "cpu.max",
+        "cpu.weight",
+        "cpuset.cpus",
+        "pids.max",
+    ]);
+    let layout = Layout::V2 {
+        mount: t.path().to_path_buf(),
+        own: PathBuf::from("/"),
+    };
+    let cg = Cgroup::new(layout, "/berth/c1").unwrap();
+    let mut r = limits();
+    r.set_unified(Some(
+        [("memory.max", "1000000"), ("memory.high", "900000")]
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .into(),
+    ));
+    cg.create(Some(&r)).unwrap();
+    let read = |f: &str| fs::read_to_string(leaf.join(f)).unwrap();
+    assert_eq!(
+        read("memory.max"),
+        "1000000",
+        "unified wins over memory.limit"
+    );
+    assert_eq!(read("memory.high"), "900000");
+    assert_eq!(read("pids.max"), "50");
+    for bad in ["../memory.max", "cgroup", ".hidden.x"] {
+        r.set_unified(Some([(bad.to_string(), "1".to_string())].into()));
+        let e = cg.create(Some(&r)).unwrap_err();
+        assert!(
+            e.to_string().contains("not a cgroup file name"),
+            "{bad}: {e}"
+        );
+    }
+    assert!(!t.path().join("berth/memory.max").exists());
+
+    let (t1, _) = fake_v2(&[]);
+    let v1 = Layout::V1(vec![berth_runtime::cgroups::Hierarchy {
+        mount: t1.path().join("memory"),
+        controllers: vec!["memory".into()],
+        own: PathBuf::from("/"),
+    }]);
+    let mut r = LinuxResources::default();
+    r.set_unified(Some([("memory.max".to_string(), "1".to_string())].into()));
+    let e = Cgroup::new(v1, "/berth/c1")
+        .unwrap()
+        .create(Some(&r))
+        .unwrap_err();
+    assert!(e.to_string().contains("needs cgroup v2"), "{e}");
+}
+
 #[test]
 fn v2_missing_controller_is_a_clear_error() {
     let (t, _leaf) = fake_v2(&[]);

@@ -24,6 +24,12 @@ pub(super) const CONTROLLERS: &[&str] = &[
 ];
 
 pub(super) fn create(hs: &[Hierarchy], rel: &Path, res: &LinuxResources) -> io::Result<()> {
+    if res.unified().as_ref().is_some_and(|u| !u.is_empty()) {
+        return Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "linux.resources.unified needs cgroup v2, and this host has v1",
+        ));
+    }
     for h in hs {
         let cpuset = h.controllers.iter().any(|c| c == "cpuset");
         let mut dir = h.mount.clone();

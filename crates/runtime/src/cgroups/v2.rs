@@ -122,6 +122,18 @@ fn set_limits(dir: &Path, res: &LinuxResources) -> io::Result<()> {
         let fd = crate::sys::open(dir, OFlags::RDONLY | OFlags::DIRECTORY)?;
         super::devices::attach(std::os::fd::AsFd::as_fd(&fd), rules)?;
     }
+    // `unified`: the cgroup's own files by name, last, so they win over
+    // what the fields above wrote (runc's order).
+    for (key, value) in res.unified().iter().flatten() {
+        let plain = !key.contains('/') && !key.starts_with('.') && key.contains('.');
+        if !plain {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("linux.resources.unified: {key:?} is not a cgroup file name"),
+            ));
+        }
+        write(dir, key, value)?;
+    }
     Ok(())
 }
 
