@@ -529,12 +529,7 @@ fn containerd_tty() {
             "-c",
             "tty; echo tty-ok; exit 7",
         ]));
-        let line = argv
-            .iter()
-            .map(|a| format!("'{a}'"))
-            .collect::<Vec<_>>()
-            .join(" ");
-        let o = output_within(&strings(&["script", "-qec", &line, "/dev/null"]), 60);
+        let o = in_script(&argv);
         assert_eq!(code(&o), 7, "berth {berth}: {}", stdout(&o));
         // Two ptys (script's and the container's) each add their \r.
         let text = stdout(&o).replace('\r', "");
@@ -643,6 +638,16 @@ impl Engine {
     }
 }
 
+/// `argv` run by script(1), on a real pty of its own.
+fn in_script(argv: &[String]) -> Output {
+    let line = argv
+        .iter()
+        .map(|a| format!("'{a}'"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    output_within(&strings(&["script", "-qec", &line, "/dev/null"]), 120)
+}
+
 /// What both engines are checked for with berth as their runtime.
 fn engine_runs_containers_with_berth(e: &Engine) {
     // I/O and exit codes, as with the engine's own runtime.
@@ -707,6 +712,16 @@ fn engine_runs_containers_with_berth(e: &Engine) {
         e.name,
         stderr(&o)
     );
+    // exec -it: a pty of the container's, through a real one.
+    let argv = e.argv(None, "exec", &["-it", &id, "sh", "-c", "tty; exit 5"]);
+    let o = in_script(&argv);
+    assert_eq!(code(&o), 5, "{} exec -it: {}", e.name, stdout(&o));
+    assert!(
+        stdout(&o).contains("/dev/pts/"),
+        "{} exec -it: {:?}",
+        e.name,
+        stdout(&o)
+    );
     wait_until("the container's first line", || {
         e.ok(None, "logs", &[&id]).contains("started")
     });
@@ -730,12 +745,7 @@ fn engine_runs_containers_with_berth(e: &Engine) {
         "run",
         &["--rm", "-it", &e.image, "sh", "-c", "tty; exit 4"],
     );
-    let line = argv
-        .iter()
-        .map(|a| format!("'{a}'"))
-        .collect::<Vec<_>>()
-        .join(" ");
-    let o = output_within(&strings(&["script", "-qec", &line, "/dev/null"]), 120);
+    let o = in_script(&argv);
     assert_eq!(code(&o), 4, "{} -it: {}", e.name, stdout(&o));
     assert!(
         stdout(&o).contains("/dev/pts/0"),
