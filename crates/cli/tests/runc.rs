@@ -214,6 +214,14 @@ fn lifecycle_in_runcs_words() {
     let pids: Vec<i32> = serde_json::from_str(&r.ok(&["ps", "--format", "json", "c1"])).unwrap();
     assert!(pids.contains(&pid) && pids.contains(&epid), "{pids:?}");
 
+    // update, as the stats event reads the cgroup back.
+    r.ok(&["update", "--memory", "64m", "--pids-limit", "50", "c1"]);
+    let ev: serde_json::Value = serde_json::from_str(&r.ok(&["events", "--stats", "c1"])).unwrap();
+    assert_eq!(ev["type"], "stats");
+    assert_eq!(ev["id"], "c1");
+    assert_eq!(ev["data"]["memory"]["usage"]["limit"], 64 << 20, "{ev}");
+    assert!(ev["data"]["pids"]["current"].as_u64().unwrap() >= 2, "{ev}");
+
     r.ok(&["pause", "c1"]);
     assert_eq!(r.state("c1")["status"], "paused");
     let o = r.run(&["exec", "c1", "true"]);
