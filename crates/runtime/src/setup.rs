@@ -655,12 +655,22 @@ fn executable(p: &Path) -> std::io::Result<()> {
     if meta.is_dir() {
         return Err(std::io::Error::from_raw_os_error(libc::EISDIR));
     }
-    // Execute permission for the effective ids.
+    // Execute permission for the container's ids. The seccomp filter may
+    // already be on (without no_new_privs it goes on before the identity
+    // change): plain faccessat, in every profile, not faccessat2 (which
+    // AT_EACCESS needs, and older profiles refuse); the real ids are the
+    // effective ones by now (setuid set both). Refused all the same, the
+    // mode bits decide, as Go's LookPath (runc's) does.
     use rustix::fs::{Access, AtFlags, CWD};
-    Ok(rustix::fs::accessat(
-        CWD,
-        p,
-        Access::EXEC_OK,
-        AtFlags::EACCESS,
-    )?)
+    match rustix::fs::accessat(CWD, p, Access::EXEC_OK, AtFlags::empty()) {
+        Err(rustix::io::Errno::PERM | rustix::io::Errno::NOSYS) => {
+            use std::os::unix::fs::PermissionsExt;
+            if meta.permissions().mode() & 0o111 != 0 {
+                Ok(())
+            } else {
+                Err(std::io::Error::from_raw_os_error(libc::EACCES))
+            }
+        }
+        r => Ok(r?),
+    }
 }

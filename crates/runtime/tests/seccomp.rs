@@ -210,6 +210,41 @@ fn filter_is_installed_with_and_without_no_new_privs() {
     }
 }
 
+/// A profile that refuses the access checks (older ones lack faccessat2,
+/// and runtime-tools' default refuses it) still runs a command found in
+/// PATH and an absolute one: the lookup works with what is left, as
+/// runc's does. The filter is on before the lookup without no_new_privs.
+#[test]
+fn a_profile_refusing_access_checks_still_finds_the_command() {
+    for (args, nnp) in [
+        (json!(["sh", "-c", "echo found"]), false),
+        (json!(["/bin/sh", "-c", "echo found"]), false),
+        (json!(["sh", "-c", "echo found"]), true),
+    ] {
+        let mut b = Bundle::sh("true");
+        b.config["process"]["args"] = args.clone();
+        b.config["process"]["noNewPrivileges"] = json!(nnp);
+        b.config["linux"]["seccomp"] = json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
+            "syscalls": [{"names": ["faccessat2", "faccessat", "access"], "action": "SCMP_ACT_ERRNO"}]
+        });
+        let o = b.run();
+        assert_eq!(o.status.code(), Some(0), "{args} nnp={nnp}: {}", stderr(&o));
+        assert_eq!(stdout(&o), "found\n", "{args} nnp={nnp}");
+    }
+    // A file without an execute bit is still refused (126).
+    let mut b = Bundle::sh("true");
+    std::fs::write(b.rootfs().join("noexec"), "#!/bin/sh\n").unwrap();
+    b.config["process"]["args"] = json!(["/noexec"]);
+    b.config["linux"]["seccomp"] = json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "syscalls": [{"names": ["faccessat2", "faccessat", "access"], "action": "SCMP_ACT_ERRNO"}]
+    });
+    let o = b.run();
+    assert_eq!(o.status.code(), Some(126), "{}", stderr(&o));
+}
+
 #[test]
 fn without_seccomp_in_the_spec_there_is_no_filter() {
     let b = Bundle::sh("grep '^Seccomp:' /proc/self/status; mkdir /x && echo made");
