@@ -279,6 +279,28 @@ fn mount_flags_of(f: rustix::fs::StatVfsMountFlags) -> MountFlags {
     .fold(MountFlags::empty(), |m, (_, flag)| m | flag)
 }
 
+/// The mount point `path` is on: the longest mount point of
+/// /proc/self/mountinfo that is `path` or one of its ancestors.
+fn parent_mount(path: &Path) -> std::io::Result<PathBuf> {
+    let info = berth_io::read_capped(
+        Path::new("/proc/self/mountinfo"),
+        16 * berth_io::MIB,
+        "mountinfo",
+    )?;
+    let mut best = PathBuf::from("/");
+    for line in String::from_utf8_lossy(&info).lines() {
+        let Some(point) = line.split(' ').nth(4) else {
+            continue;
+        };
+        // mountinfo escapes space, tab, newline and backslash as octal.
+        let point = PathBuf::from(switch::unescape(point));
+        if path.starts_with(&point) && point.as_os_str().len() > best.as_os_str().len() {
+            best = point;
+        }
+    }
+    Ok(best)
+}
+
 /// Set up everything before pivot_root. `rootfs` is absolute.
 /// `cgroup_v1`: the v1 hierarchies the container is in, when it has a
 /// cgroup on v1: its /sys/fs/cgroup shows those (see `cgroups::V1View`). `nodev_root`: device
@@ -301,6 +323,15 @@ pub(crate) fn prepare(
         _ => MountPropagationFlags::PRIVATE | MountPropagationFlags::REC,
     };
     mount_change("/", prop).step(|| "make / mount propagation private".into())?;
+    if prop.contains(MountPropagationFlags::SHARED) {
+        // pivot_root refuses a new root whose parent mount is shared (and
+        // a bind of a shared mount would be shared too): that one mount
+        // goes private, the rest keeps the propagation asked for (runc's
+        // rootfsParentMountPrivate).
+        let parent = parent_mount(rootfs).step(|| "read /proc/self/mountinfo".into())?;
+        mount_change(&parent, MountPropagationFlags::PRIVATE)
+            .step(|| format!("make {} private", parent.display()))?;
+    }
 
     // 2. pivot_root needs the new root to be a mount point.
     mount_bind_recursive(rootfs, rootfs)

@@ -229,6 +229,27 @@ fn mounts_inside_are_the_containers_and_nothing_leaks_out() {
     );
 }
 
+/// Every rootfsPropagation runs (pivot_root refuses a shared parent), and
+/// none of the container's mounts is left on the host, shared or not.
+#[test]
+fn every_rootfs_propagation_runs_and_leaks_nothing() {
+    for prop in [
+        "shared", "rshared", "slave", "rslave", "private", "rprivate",
+    ] {
+        let mut b = Bundle::new(&["echo", "ran"]);
+        b.config["linux"]["rootfsPropagation"] = serde_json::json!(prop);
+        let o = b.run();
+        assert_eq!(o.status.code(), Some(0), "{prop}: {}", stderr(&o));
+        assert_eq!(stdout(&o), "ran\n", "{prop}");
+        let host = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        let bundle = b.path().to_string_lossy().into_owned();
+        assert!(
+            !host.contains(&bundle),
+            "{prop}: container mount left on host: {host}"
+        );
+    }
+}
+
 #[test]
 fn no_process_outlives_the_container() {
     // A unique duration identifies the background sleep in the host's /proc.

@@ -117,7 +117,7 @@ fn detach_old_mounts() -> io::Result<()> {
 }
 
 /// A mountinfo field with its octal escapes (`\040` for a space …) undone.
-fn unescape(field: &str) -> std::ffi::OsString {
+pub(super) fn unescape(field: &str) -> std::ffi::OsString {
     let b = field.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
