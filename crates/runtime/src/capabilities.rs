@@ -47,7 +47,9 @@ pub(crate) fn drop_bounding(caps: &LinuxCapabilities, last_cap: u32) -> Result<(
 }
 
 /// Set effective/permitted/inheritable, then the ambient set (which only
-/// accepts capabilities already permitted and inheritable).
+/// accepts capabilities already permitted and inheritable: others are left
+/// out, as runc and crun leave them; `runc spec` itself asks for ambient
+/// capabilities that are not inheritable).
 pub(crate) fn apply(caps: &LinuxCapabilities, last_cap: u32) -> Result<()> {
     let set = |s| CapabilitySet::from_bits_retain(mask(s, last_cap));
     let sets = CapabilitySets {
@@ -57,7 +59,14 @@ pub(crate) fn apply(caps: &LinuxCapabilities, last_cap: u32) -> Result<()> {
     };
     rustix::thread::set_capabilities(None, sets).step(|| "capset".into())?;
     rustix::thread::clear_ambient_capability_set().step(|| "clear ambient capabilities".into())?;
-    let a = mask(caps.ambient().as_ref(), last_cap);
+    let wanted = mask(caps.ambient().as_ref(), last_cap);
+    let a = wanted & sets.permitted.bits() & sets.inheritable.bits();
+    if a != wanted {
+        tracing::debug!(
+            "ambient capabilities not permitted and inheritable left out: {:#x}",
+            wanted & !a
+        );
+    }
     for n in 0..=last_cap {
         if a & (1 << n) != 0 {
             rustix::thread::configure_capability_in_ambient_set(one(n), true)

@@ -454,6 +454,26 @@ fn bind_mount_target_symlink_stays_inside_rootfs() {
     assert_eq!(std::fs::read_dir(host_target.path()).unwrap().count(), 0);
 }
 
+/// Ambient capabilities the kernel cannot raise (not inheritable, as
+/// `runc spec` asks for them) are left out; inheritable ones are raised.
+#[test]
+fn ambient_capabilities_only_where_inheritable() {
+    for (inheritable, amb) in [
+        (serde_json::json!([]), "0000000000000000"),
+        (serde_json::json!(["CAP_KILL"]), "0000000000000020"),
+    ] {
+        let mut b = Bundle::sh("grep CapAmb /proc/self/status");
+        let all = serde_json::json!(["CAP_KILL", "CAP_NET_BIND_SERVICE", "CAP_AUDIT_WRITE"]);
+        b.config["process"]["capabilities"] = serde_json::json!({
+            "bounding": all, "effective": all, "permitted": all,
+            "inheritable": inheritable, "ambient": all
+        });
+        let o = b.run();
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        assert_eq!(stdout(&o), format!("CapAmb:\t{amb}\n"));
+    }
+}
+
 #[test]
 fn devices_and_dev_links() {
     let o = Bundle::sh(
