@@ -95,10 +95,7 @@ fn used_controllers(res: Option<&LinuxResources>) -> Vec<&'static str> {
     if res.devices().as_ref().is_some_and(|d| !d.is_empty()) {
         used.push("devices");
     }
-    if res
-        .memory()
-        .is_some_and(|m| m.limit().is_some() || m.swap().is_some() || m.reservation().is_some())
-    {
+    if res.memory().as_ref().is_some_and(memory_wanted) {
         used.push("memory");
     }
     if let Some(c) = res.cpu() {
@@ -695,12 +692,21 @@ pub fn zeros_unset(res: &LinuxResources) -> LinuxResources {
     r
 }
 
+/// Whether a memory section asks for anything (`disableOOMKiller: false`,
+/// which dockerd always sends, does not).
+pub(crate) fn memory_wanted(m: &oci_spec::runtime::LinuxMemory) -> bool {
+    m.limit().is_some()
+        || m.swap().is_some()
+        || m.reservation().is_some()
+        || m.swappiness().is_some()
+        || m.disable_oom_killer() == Some(true)
+}
+
 /// Whether `res` limits anything (device rules alone do not count: they
 /// are the default of every container).
 pub fn has_limits(res: &LinuxResources) -> bool {
     let res = &zeros_unset(res);
-    res.memory()
-        .is_some_and(|m| m.limit().is_some() || m.swap().is_some() || m.reservation().is_some())
+    res.memory().as_ref().is_some_and(memory_wanted)
         || res.cpu().as_ref().is_some_and(|c| {
             c.shares().is_some()
                 || c.quota().is_some()

@@ -351,6 +351,51 @@ fn v2_for_real_on_this_hosts_cgroup2_mount() {
     }
 }
 
+/// v1's memory.swappiness and memory.oom_control from the spec; dockerd's
+/// `disableOOMKiller: false` alone makes no memory cgroup setting.
+#[test]
+fn v1_for_real_swappiness_and_oom_killer() {
+    let layout = Layout::detect().unwrap();
+    let Layout::V1(hs) = &layout else {
+        eprintln!("needs a cgroup v1 host (this machine kind): skipped");
+        return;
+    };
+    let Some(mem) = hs
+        .iter()
+        .find(|h| h.controllers.iter().any(|c| c == "memory"))
+    else {
+        eprintln!("no v1 memory controller: skipped");
+        return;
+    };
+    let path = format!("/berth-test/swap-{}", std::process::id());
+    let cg = Cgroup::new(layout.clone(), &path).unwrap();
+    let mut r = LinuxResources::default();
+    let mut m = LinuxMemory::default();
+    m.set_swappiness(Some(10));
+    m.set_disable_oom_killer(Some(true));
+    r.set_memory(Some(m));
+    assert!(berth_runtime::cgroups::has_limits(&r));
+    cg.create(Some(&r)).unwrap();
+    let dir = mem.mount.join(path.trim_start_matches('/'));
+    let read = |f: &str| fs::read_to_string(dir.join(f)).unwrap();
+    assert_eq!(read("memory.swappiness").trim(), "10");
+    assert!(read("memory.oom_control").contains("oom_kill_disable 1"));
+    m.set_swappiness(Some(101));
+    r.set_memory(Some(m));
+    assert!(
+        cg.create(Some(&r))
+            .unwrap_err()
+            .to_string()
+            .contains("above 100")
+    );
+    cg.destroy().unwrap();
+    let mut m = LinuxMemory::default();
+    m.set_disable_oom_killer(Some(false));
+    let mut r = LinuxResources::default();
+    r.set_memory(Some(m));
+    assert!(!berth_runtime::cgroups::has_limits(&r));
+}
+
 #[test]
 fn v1_for_real_limits_placement_oom_flag_and_removal() {
     let layout = Layout::detect().unwrap();

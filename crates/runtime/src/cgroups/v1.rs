@@ -67,10 +67,20 @@ pub(super) fn create(hs: &[Hierarchy], rel: &Path, res: &LinuxResources) -> io::
                 )
             })
     };
-    if let Some(m) = res.memory()
-        && (m.limit().is_some() || m.swap().is_some() || m.reservation().is_some())
-    {
+    if let Some(m) = res.memory().as_ref().filter(|m| super::memory_wanted(m)) {
         let dir = dir_of("memory", "a memory limit")?;
+        if let Some(s) = m.swappiness() {
+            if s > 100 {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("memory swappiness {s} is above 100"),
+                ));
+            }
+            write(&dir, "memory.swappiness", &s.to_string())?;
+        }
+        if m.disable_oom_killer() == Some(true) {
+            write(&dir, "memory.oom_control", "1")?;
+        }
         if let Some(r) = m.reservation() {
             write(&dir, "memory.soft_limit_in_bytes", &r.to_string())?;
         }
