@@ -108,6 +108,57 @@ fn without_a_pid_namespace_only_a_sealed_runtime_runs_a_container() {
     }
 }
 
+/// A PID namespace given by path is joined: the container's processes
+/// are born in it and see its processes (runc's `--pid container:`).
+#[test]
+fn an_existing_pid_namespace_is_joined() {
+    // A namespace of the test's own, held by a sleep that is its PID 1.
+    let mut holder = std::process::Command::new("unshare")
+        .args(["--pid", "--fork", "--mount-proc", "sleep", "60"])
+        .spawn()
+        .unwrap();
+    let ns_path = || -> Option<String> {
+        let kids = std::fs::read_to_string(format!(
+            "/proc/{}/task/{}/children",
+            holder.id(),
+            holder.id()
+        ))
+        .ok()?;
+        let pid = kids.split_whitespace().next()?.to_string();
+        Some(format!("/proc/{pid}/ns/pid"))
+    };
+    let mut path = None;
+    for _ in 0..200 {
+        path = ns_path();
+        if path.is_some() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let path = path.expect("the holder's namespace");
+    let mut b = Bundle::sh("cat /proc/1/comm; echo $$");
+    for n in b.config["linux"]["namespaces"].as_array_mut().unwrap() {
+        if n["type"] == "pid" {
+            n["path"] = serde_json::json!(path);
+        }
+    }
+    // Without a PID namespace of its own it could see the runtime: sealed.
+    let mut cmd = b.command(false);
+    cmd.env("BERTH_TEST_SEAL", "memfd");
+    let o = cmd.output().unwrap();
+    let _ = holder.kill();
+    let _ = holder.wait();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let out = stdout(&o);
+    let mut lines = out.lines();
+    assert_eq!(lines.next(), Some("sleep"), "{out}");
+    let own: i32 = lines.next().unwrap().parse().unwrap();
+    assert!(
+        own > 1,
+        "born in the joined namespace, not as its PID 1: {out}"
+    );
+}
+
 #[test]
 fn missing_command_is_127() {
     let b = Bundle::new(&["nosuchcmd"]);

@@ -46,12 +46,16 @@ struct Namespaces {
     unshare_cgroupns: bool,
     /// Existing namespaces (spec namespaces with a path), opened.
     join: Vec<(OwnedFd, LinkNameSpaceType)>,
+    /// An existing PID namespace: a process cannot move itself into one,
+    /// so the runtime enters it for its children just around the clone.
+    join_pid: Option<OwnedFd>,
 }
 
 impl Namespaces {
     fn of(spec: &Spec) -> Result<Namespaces> {
         let mut new: u64 = 0;
         let mut join = Vec::new();
+        let mut join_pid = None;
         for ns in spec
             .linux()
             .as_ref()
@@ -72,11 +76,16 @@ impl Namespaces {
             };
             match ns.path() {
                 None => new |= typ as u64,
-                Some(p) if matches!(typ, T::ProcessID | T::User) => {
+                Some(p) if typ == T::User => {
                     return Err(Error::setup(format!(
                         "joining an existing {name} namespace ({}) is not supported",
                         p.display()
                     )));
+                }
+                Some(p) if typ == T::ProcessID => {
+                    let fd = sys::open(p, OFlags::RDONLY)
+                        .step(|| format!("open {name} namespace {}", p.display()))?;
+                    join_pid = Some(fd);
                 }
                 Some(p) => {
                     let fd = sys::open(p, OFlags::RDONLY)
@@ -95,6 +104,7 @@ impl Namespaces {
             clone_flags: new & !cgroup,
             unshare_cgroupns: new & cgroup != 0,
             join,
+            join_pid,
         })
     }
 
@@ -116,6 +126,26 @@ impl Namespaces {
         }
         Ok(())
     }
+}
+
+/// The clone, born in an existing PID namespace when the spec names one:
+/// this process enters it for its children only (pid_for_children) and
+/// goes back to its own right after.
+fn clone_into(
+    ns: &Namespaces,
+    into: Option<std::os::fd::BorrowedFd<'_>>,
+) -> std::io::Result<sys::Cloned> {
+    let Some(target) = &ns.join_pid else {
+        return sys::clone_process(ns.clone_flags, into);
+    };
+    let own = sys::open(Path::new("/proc/self/ns/pid_for_children"), OFlags::RDONLY)?;
+    let pid = Some(LinkNameSpaceType::ProcessID);
+    rustix::thread::move_into_link_name_space(target.as_fd(), pid)?;
+    let cloned = sys::clone_process(ns.clone_flags, into);
+    if let Ok(sys::Cloned::Parent { .. }) = &cloned {
+        rustix::thread::move_into_link_name_space(own.as_fd(), pid)?;
+    }
+    cloned
 }
 
 /// `<dir>/exec.fifo`, which `start` writes, opened for the child to read.
@@ -309,7 +339,7 @@ impl Container {
             nodev_root: cgroup.is_none() && !ns.is_new(LinkNameSpaceType::User),
             runtime_hooks: crate::hooks::any_before_root_switch(spec),
         };
-        let cloned = sys::clone_process(ns.clone_flags, into.as_ref().map(|f| f.as_fd()));
+        let cloned = clone_into(&ns, into.as_ref().map(|f| f.as_fd()));
         drop(into);
         match cloned {
             Ok(sys::Cloned::Child) => {
