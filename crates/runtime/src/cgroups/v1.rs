@@ -68,35 +68,7 @@ pub(super) fn create(hs: &[Hierarchy], rel: &Path, res: &LinuxResources) -> io::
             })
     };
     if let Some(m) = res.memory().as_ref().filter(|m| super::memory_wanted(m)) {
-        let dir = dir_of("memory", "a memory limit")?;
-        if let Some(s) = m.swappiness() {
-            if s > 100 {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidInput,
-                    format!("memory swappiness {s} is above 100"),
-                ));
-            }
-            write(&dir, "memory.swappiness", &s.to_string())?;
-        }
-        if m.disable_oom_killer() == Some(true) {
-            write(&dir, "memory.oom_control", "1")?;
-        }
-        if let Some(r) = m.reservation() {
-            write(&dir, "memory.soft_limit_in_bytes", &r.to_string())?;
-        }
-        // memory before memory+swap: memsw may never be below memory.
-        if let Some(l) = m.limit() {
-            write(&dir, "memory.limit_in_bytes", &l.to_string())?;
-        }
-        if let Some(s) = m.swap() {
-            if dir.join("memory.memsw.limit_in_bytes").exists() {
-                write(&dir, "memory.memsw.limit_in_bytes", &s.to_string())?;
-            } else {
-                tracing::warn!(
-                    "this kernel has no swap accounting: memory limited without swap limit"
-                );
-            }
-        }
+        set_memory(&dir_of("memory", "a memory limit")?, m)?;
     }
     if let Some(c) = res.cpu() {
         if c.shares().is_some() || c.quota().is_some() || c.period().is_some() {
@@ -146,6 +118,37 @@ pub(super) fn create(hs: &[Hierarchy], rel: &Path, res: &LinuxResources) -> io::
                 "devices.deny"
             };
             write(&dir, file, &device_rule(rule))?;
+        }
+    }
+    Ok(())
+}
+
+/// The memory controller's files of cgroup `dir`.
+fn set_memory(dir: &Path, m: &oci_spec::runtime::LinuxMemory) -> io::Result<()> {
+    if let Some(s) = m.swappiness() {
+        if s > 100 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("memory swappiness {s} is above 100"),
+            ));
+        }
+        write(dir, "memory.swappiness", &s.to_string())?;
+    }
+    if m.disable_oom_killer() == Some(true) {
+        write(dir, "memory.oom_control", "1")?;
+    }
+    if let Some(r) = m.reservation() {
+        write(dir, "memory.soft_limit_in_bytes", &r.to_string())?;
+    }
+    // memory before memory+swap: memsw may never be below memory.
+    if let Some(l) = m.limit() {
+        write(dir, "memory.limit_in_bytes", &l.to_string())?;
+    }
+    if let Some(s) = m.swap() {
+        if dir.join("memory.memsw.limit_in_bytes").exists() {
+            write(dir, "memory.memsw.limit_in_bytes", &s.to_string())?;
+        } else {
+            tracing::warn!("this kernel has no swap accounting: memory limited without swap limit");
         }
     }
     Ok(())
