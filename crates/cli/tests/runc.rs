@@ -772,3 +772,59 @@ fn docker_runs_containers_with_berth() {
 fn podman_runs_containers_with_berth() {
     engine_runs_containers_with_berth(&Engine::podman());
 }
+
+/// What the runtime says of itself, and what it refuses clearly.
+#[test]
+fn features_version_and_refusals() {
+    let r = Runc::new();
+    let f: serde_json::Value = serde_json::from_str(&r.ok(&["features"])).unwrap();
+    assert_eq!(f["ociVersionMin"], "1.0.0");
+    let hooks: Vec<&str> = f["hooks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h.as_str().unwrap())
+        .collect();
+    for h in [
+        "prestart",
+        "createRuntime",
+        "createContainer",
+        "startContainer",
+        "poststart",
+        "poststop",
+    ] {
+        assert!(hooks.contains(&h), "{h}: {f}");
+    }
+    let caps = f["linux"]["capabilities"].as_array().unwrap();
+    assert!(caps.iter().any(|c| c == "CAP_SYS_ADMIN"), "{f}");
+    assert_eq!(f["linux"]["cgroup"]["systemd"], false);
+    assert!(r.ok(&["--version"]).starts_with("berth-runc version "));
+    if !Path::new("/run/systemd/system").exists() {
+        let o = r.run(&["--systemd-cgroup", "list"]);
+        assert_eq!(code(&o), 1);
+        assert!(stderr(&o).contains("systemd"), "{}", stderr(&o));
+    }
+    let o = r.run(&["checkpoint", "x"]);
+    assert_eq!(code(&o), 1);
+    assert!(stderr(&o).contains("not supported"), "{}", stderr(&o));
+    // Bad input: one line, exit 1, nothing made.
+    for args in [
+        &["state", "../x"][..],
+        &["kill", "nope", "KILL"],
+        &["create", "--bundle", "/nonexistent", "b1"],
+        &["kill", "nope", "NOTASIGNAL"],
+    ] {
+        let o = r.run(args);
+        assert_eq!(code(&o), 1, "{args:?}");
+        if args[1] == "../x" {
+            assert!(stderr(&o).contains("invalid container id"), "{}", stderr(&o));
+        }
+        assert_eq!(stderr(&o).lines().count(), 1, "{args:?}: {}", stderr(&o));
+    }
+    let spec_dir = tempfile::tempdir().unwrap();
+    let sd = spec_dir.path().to_str().unwrap();
+    r.ok(&["spec", "--bundle", sd]);
+    let o = r.run(&["spec", "--bundle", sd]);
+    assert!(stderr(&o).contains("exists"), "{}", stderr(&o));
+    assert_eq!(r.ok(&["list", "-q"]), "");
+}

@@ -18,6 +18,7 @@ fn not_found(id: &str) -> anyhow::Error {
 
 /// Load `id`, or runc's error for one that is not there.
 pub(super) fn load(g: &Global, id: &str) -> Result<Container> {
+    berth_runtime::validate_id(id).map_err(|e| anyhow!("{e}"))?;
     if !g.state_dir.join(id).join("state.json").exists() {
         return Err(not_found(id));
     }
@@ -351,10 +352,11 @@ pub fn kill(g: &Global, id: &str, signal: &str, all: bool) -> Result<()> {
 }
 
 pub fn delete(g: &Global, id: &str, force: bool) -> Result<()> {
+    berth_runtime::validate_id(id).map_err(|e| anyhow!("{e}"))?;
     let dir = g.state_dir.join(id);
     if !dir.join("state.json").exists() {
         // An aborted create can leave the directory without its state.
-        if dir.is_dir() && berth_runtime::validate_id(id).is_ok() {
+        if dir.is_dir() {
             let _ = std::fs::remove_dir_all(&dir);
         }
         if force {
