@@ -133,7 +133,9 @@ fn bundle(args: &[&str], terminal: bool) -> tempfile::TempDir {
     let bin = dir.path().join("rootfs/bin");
     std::fs::create_dir_all(&bin).unwrap();
     std::fs::copy("/bin/busybox", bin.join("busybox")).unwrap();
-    for applet in ["sh", "echo", "cat", "sleep", "ls", "true", "readlink"] {
+    for applet in [
+        "sh", "echo", "cat", "sleep", "ls", "true", "readlink", "id", "grep",
+    ] {
         std::os::unix::fs::symlink("busybox", bin.join(applet)).unwrap();
     }
     let o = Command::new(runtime())
@@ -200,6 +202,40 @@ fn lifecycle_in_runcs_words() {
     // exec, attached (exit code through) and detached (pid file).
     let o = r.run(&["exec", "c1", "sh", "-c", "echo in-exec; exit 4"]);
     assert_eq!((code(&o), stdout(&o).as_str()), (4, "in-exec\n"));
+    // runc's exec flags change the container's own process.
+    let o = r.run(&[
+        "exec",
+        "--env",
+        "FOO=bar",
+        "--cwd",
+        "/bin",
+        "--user",
+        "1000:1001",
+        "c1",
+        "sh",
+        "-c",
+        "echo $FOO; pwd; id -u; id -g",
+    ]);
+    assert_eq!(stdout(&o), "bar\n/bin\n1000\n1001\n", "{}", stderr(&o));
+    let caps = |extra: &[&str]| {
+        let mut a = vec!["exec"];
+        a.extend(extra);
+        a.extend(["c1", "grep", "CapEff", "/proc/self/status"]);
+        u64::from_str_radix(r.ok(&a).trim().rsplit('\t').next().unwrap(), 16).unwrap()
+    };
+    const CAP_NET_ADMIN: u64 = 1 << 12;
+    assert_eq!(caps(&[]) & CAP_NET_ADMIN, 0);
+    assert_ne!(caps(&["--cap", "CAP_NET_ADMIN"]) & CAP_NET_ADMIN, 0);
+    let o = r.run(&[
+        "exec",
+        "--no-new-privs",
+        "c1",
+        "grep",
+        "NoNewPrivs",
+        "/proc/self/status",
+    ]);
+    assert!(stdout(&o).contains("NoNewPrivs:\t1"), "{}", stdout(&o));
+
     let epid = b.path().join("exec.pid");
     r.detached_ok(&[
         "exec",
@@ -817,7 +853,11 @@ fn features_version_and_refusals() {
         let o = r.run(args);
         assert_eq!(code(&o), 1, "{args:?}");
         if args[1] == "../x" {
-            assert!(stderr(&o).contains("invalid container id"), "{}", stderr(&o));
+            assert!(
+                stderr(&o).contains("invalid container id"),
+                "{}",
+                stderr(&o)
+            );
         }
         assert_eq!(stderr(&o).lines().count(), 1, "{args:?}: {}", stderr(&o));
     }

@@ -11,7 +11,6 @@ use clap::Args;
 use oci_spec::runtime::{Capability, Process, User};
 use std::os::fd::AsFd;
 use std::path::PathBuf;
-use std::str::FromStr;
 
 #[derive(Args, Debug)]
 pub struct ExecArgs {
@@ -160,8 +159,15 @@ fn process_from_flags(mut p: Process, a: &ExecArgs) -> Result<Process> {
     if !a.cap.is_empty() {
         let mut caps = p.capabilities().clone().unwrap_or_default();
         for name in &a.cap {
-            let cap =
-                Capability::from_str(name).map_err(|_| anyhow!("unknown capability {name:?}"))?;
+            // As the spec spells them (CAP_NET_ADMIN); runc takes that form.
+            let upper = name.to_ascii_uppercase();
+            let full = if upper.starts_with("CAP_") {
+                upper
+            } else {
+                format!("CAP_{upper}")
+            };
+            let cap: Capability = serde_json::from_value(serde_json::Value::String(full))
+                .map_err(|_| anyhow!("unknown capability {name:?}"))?;
             let add = |s: &Option<oci_spec::runtime::Capabilities>| {
                 let mut s = s.clone().unwrap_or_default();
                 s.insert(cap);
