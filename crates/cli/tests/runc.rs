@@ -868,3 +868,36 @@ fn features_version_and_refusals() {
     assert!(stderr(&o).contains("exists"), "{}", stderr(&o));
     assert_eq!(r.ok(&["list", "-q"]), "");
 }
+
+/// `events` reports the OOM killer, then ends with the container.
+#[test]
+fn events_report_an_oom_kill() {
+    let r = Runc::new();
+    let b = bundle(&["sh", "-c", "sleep 0.3; tail /dev/zero; sleep 0.3"], false);
+    let path = b.path().join("config.json");
+    let mut spec: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    spec["linux"]["resources"]["memory"] = serde_json::json!({"limit": 16 << 20, "swap": 16 << 20});
+    std::fs::write(&path, spec.to_string()).unwrap();
+    std::os::unix::fs::symlink("busybox", b.path().join("rootfs/bin/tail")).unwrap();
+    let bp = b.path().to_str().unwrap();
+    r.detached_ok(&["create", "--bundle", bp, "o1"]);
+    let events = r
+        .cmd(&["events", "--interval", "100ms", "o1"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    r.ok(&["start", "o1"]);
+    let o = events.wait_with_output().unwrap();
+    let lines: Vec<serde_json::Value> = stdout(&o)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(
+        lines.iter().any(|e| e["type"] == "oom" && e["id"] == "o1"),
+        "{}",
+        stdout(&o)
+    );
+    assert!(lines.iter().any(|e| e["type"] == "stats"), "{}", stdout(&o));
+    r.ok(&["delete", "o1"]);
+}
