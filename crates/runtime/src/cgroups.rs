@@ -120,8 +120,13 @@ fn used_controllers(res: Option<&LinuxResources>) -> Vec<&'static str> {
     if res.block_io().is_some() {
         used.push("blkio");
     }
-    if res.network().is_some() {
-        used.extend(["net_cls", "net_prio"]);
+    if let Some(n) = res.network() {
+        if n.class_id().is_some() {
+            used.push("net_cls");
+        }
+        if n.priorities().as_ref().is_some_and(|p| !p.is_empty()) {
+            used.push("net_prio");
+        }
     }
     used
 }
@@ -717,6 +722,13 @@ pub fn has_limits(res: &LinuxResources) -> bool {
         || res.pids().is_some()
         || res.block_io().as_ref().is_some_and(blockio::wanted)
         || res.unified().as_ref().is_some_and(|u| !u.is_empty())
+        || res
+            .hugepage_limits()
+            .as_ref()
+            .is_some_and(|h| !h.is_empty())
+        || res.network().as_ref().is_some_and(|n| {
+            n.class_id().is_some() || n.priorities().as_ref().is_some_and(|p| !p.is_empty())
+        })
 }
 
 /// Write `value` to the existing cgroup file `dir/name` (never creating

@@ -396,6 +396,36 @@ fn v1_for_real_swappiness_and_oom_killer() {
     assert!(!berth_runtime::cgroups::has_limits(&r));
 }
 
+/// Hugepage and network limits are applied where their controllers are,
+/// and refused with a clear error where they are not: never dropped.
+#[test]
+fn hugepage_and_network_limits_are_applied_or_refused() {
+    let layout = Layout::detect().unwrap();
+    let has = |c: &str| match &layout {
+        Layout::V1(hs) => hs.iter().any(|h| h.controllers.iter().any(|x| x == c)),
+        Layout::V2 { .. } => c == "hugetlb",
+    };
+    let path = format!("/berth-test/hn-{}", std::process::id());
+    let hp: LinuxResources =
+        serde_json::from_str(r#"{"hugepageLimits":[{"pageSize":"2MB","limit":4194304}]}"#).unwrap();
+    let net: LinuxResources = serde_json::from_str(r#"{"network":{"classID":1048577}}"#).unwrap();
+    assert!(berth_runtime::cgroups::has_limits(&hp) && berth_runtime::cgroups::has_limits(&net));
+    for (res, controller) in [(&hp, "hugetlb"), (&net, "net_cls")] {
+        let cg = Cgroup::new(layout.clone(), &path).unwrap();
+        let r = cg.create(Some(res));
+        if has(controller) && r.is_ok() {
+            let _ = cg.destroy();
+            continue;
+        }
+        let _ = cg.destroy();
+        let e = r.expect_err(controller).to_string();
+        assert!(
+            e.contains(controller) || e.contains("hugetlb"),
+            "{controller}: {e}"
+        );
+    }
+}
+
 #[test]
 fn v1_for_real_limits_placement_oom_flag_and_removal() {
     let layout = Layout::detect().unwrap();

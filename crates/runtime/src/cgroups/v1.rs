@@ -120,6 +120,30 @@ pub(super) fn create(hs: &[Hierarchy], rel: &Path, res: &LinuxResources) -> io::
             write(&dir, file, &device_rule(rule))?;
         }
     }
+    if let Some(pages) = res.hugepage_limits().as_ref().filter(|h| !h.is_empty()) {
+        let dir = dir_of("hugetlb", "a hugepage limit")?;
+        for p in pages {
+            let file = format!("hugetlb.{}.limit_in_bytes", p.page_size());
+            write(&dir, &file, &p.limit().to_string())?;
+        }
+    }
+    if let Some(n) = res.network() {
+        if let Some(id) = n.class_id() {
+            write(
+                &dir_of("net_cls", "a network class id")?,
+                "net_cls.classid",
+                &id.to_string(),
+            )?;
+        }
+        for p in n.priorities().iter().flatten() {
+            let line = format!("{} {}", p.name(), p.priority());
+            write(
+                &dir_of("net_prio", "a network priority")?,
+                "net_prio.ifpriomap",
+                &line,
+            )?;
+        }
+    }
     Ok(())
 }
 

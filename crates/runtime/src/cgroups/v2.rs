@@ -8,7 +8,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 /// Controllers berth enables for its containers when the host offers them.
-const CONTROLLERS: &[&str] = &["cpu", "cpuset", "io", "memory", "pids"];
+const CONTROLLERS: &[&str] = &["cpu", "cpuset", "hugetlb", "io", "memory", "pids"];
 
 /// Docker's cpu-shares (2..262144, default 1024) on v2's weight scale
 /// (1..10000, default 100), the conversion runc and crun use.
@@ -59,6 +59,13 @@ fn needed_controllers(res: &LinuxResources) -> Vec<&'static str> {
     }
     if res.pids().is_some() {
         needed.push("pids");
+    }
+    if res
+        .hugepage_limits()
+        .as_ref()
+        .is_some_and(|h| !h.is_empty())
+    {
+        needed.push("hugetlb");
     }
     if res.block_io().as_ref().is_some_and(super::blockio::wanted) {
         needed.push("io");
@@ -121,6 +128,22 @@ fn set_limits(dir: &Path, res: &LinuxResources) -> io::Result<()> {
     if let Some(rules) = res.devices().as_ref().filter(|d| !d.is_empty()) {
         let fd = crate::sys::open(dir, OFlags::RDONLY | OFlags::DIRECTORY)?;
         super::devices::attach(std::os::fd::AsFd::as_fd(&fd), rules)?;
+    }
+    for p in res.hugepage_limits().iter().flatten() {
+        write(
+            dir,
+            &format!("hugetlb.{}.max", p.page_size()),
+            &p.limit().to_string(),
+        )?;
+    }
+    // Never dropped silently: v2 has no net_cls or net_prio.
+    if res.network().as_ref().is_some_and(|n| {
+        n.class_id().is_some() || n.priorities().as_ref().is_some_and(|p| !p.is_empty())
+    }) {
+        return Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "linux.resources.network needs cgroup v1's net_cls and net_prio; cgroup v2 has neither",
+        ));
     }
     // `unified`: the cgroup's own files by name, last, so they win over
     // what the fields above wrote (runc's order).
