@@ -120,6 +120,15 @@ pub(super) fn create(hs: &[Hierarchy], rel: &Path, res: &LinuxResources) -> io::
             write(&dir, file, &device_rule(rule))?;
         }
     }
+    set_hugetlb_and_network(res, &dir_of)
+}
+
+/// Hugepage limits and network classes, each in its controller's
+/// hierarchy (`dir_of` names a missing one).
+fn set_hugetlb_and_network(
+    res: &LinuxResources,
+    dir_of: &dyn Fn(&str, &str) -> io::Result<PathBuf>,
+) -> io::Result<()> {
     if let Some(pages) = res.hugepage_limits().as_ref().filter(|h| !h.is_empty()) {
         let dir = dir_of("hugetlb", "a hugepage limit")?;
         for p in pages {
