@@ -335,6 +335,29 @@ fn run_exit_codes_and_kept_fds() {
         !fds.contains(&"4".to_string()),
         "fd 4 leaked into the container: {fds:?}"
     );
+    // Socket activation: LISTEN_FDS fds are kept and the container told.
+    let b2 = bundle(
+        &["sh", "-c", "echo $LISTEN_FDS $LISTEN_PID; echo on3 >&3"],
+        false,
+    );
+    let kept2 = b2.path().join("kept");
+    let f2 = std::fs::File::create(&kept2).unwrap();
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&f2);
+    let mut c = r.cmd(&["run", "--bundle", b2.path().to_str().unwrap(), "r4"]);
+    c.env("LISTEN_FDS", "1");
+    // SAFETY: fcntl and dup2 before exec, async-signal-safe.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut c, move || {
+            let a = libc::fcntl(fd, libc::F_DUPFD, 100);
+            if a < 0 || libc::dup2(a, 3) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let o = c.output().unwrap();
+    assert_eq!(stdout(&o), "1 1\n", "{}", stderr(&o));
+    assert_eq!(std::fs::read_to_string(&kept2).unwrap(), "on3\n");
     // A gap in the kept fds is refused rather than filled by berth's own.
     let o = r.run(&["run", "--preserve-fds", "2", "--bundle", bp, "r3"]);
     assert_eq!(code(&o), 1);

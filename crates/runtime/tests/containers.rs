@@ -159,6 +159,21 @@ fn an_existing_pid_namespace_is_joined() {
     );
 }
 
+/// Intel RDT asked for is refused, never run without.
+#[test]
+fn intel_rdt_is_refused() {
+    let mut b = Bundle::new(&["echo", "ran"]);
+    b.config["linux"]["intelRdt"] = serde_json::json!({"closID": "c1", "l3CacheSchema": "L3:0=ff"});
+    let o = b.run();
+    assert_eq!(o.status.code(), Some(125));
+    assert!(
+        stderr(&o).contains("intelRdt is not supported"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!stdout(&o).contains("ran"));
+}
+
 #[test]
 fn missing_command_is_127() {
     let b = Bundle::new(&["nosuchcmd"]);

@@ -280,6 +280,16 @@ impl Container {
     fn create_in(req: &Request<'_>, dir: &Path) -> Result<Container> {
         let spec = req.spec;
         crate::hooks::check(spec)?;
+        // Never run without what was asked for: this runtime has no resctrl.
+        if spec
+            .linux()
+            .as_ref()
+            .is_some_and(|l| l.intel_rdt().is_some())
+        {
+            return Err(Error::setup(
+                "linux.intelRdt is not supported by this runtime",
+            ));
+        }
         let rootfs = rootfs_of(spec, req.bundle)?;
         let terminal = spec
             .process()
