@@ -4,6 +4,9 @@
 # by hand, not in CI.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Like for like with the runtimes' bare bundles, and nothing on the host's
+# network: berth's containers default to no network here (bench/config.json).
+export BERTH_CONFIG="$PWD/bench/config.json"
 for p in crun runc nsenter; do
   command -v "$p" >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends crun runc >/dev/null
 done

@@ -15,6 +15,9 @@
 # `docker exec` round trip nor bash's start-up is in the numbers. Root only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Like for like with the runtimes' bare bundles, and nothing on the host's
+# network: berth's containers default to no network here (bench/config.json).
+export BERTH_CONFIG="$PWD/bench/config.json"
 . bench/lib.sh
 N="${N:-30}"
 IMAGE=127.0.0.1:5500/busybox:latest

@@ -9,6 +9,9 @@
 # PODMAN=0 to leave podman out.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Like for like with the runtimes' bare bundles, and nothing on the host's
+# network: berth's containers default to no network here (bench/config.json).
+export BERTH_CONFIG="$PWD/bench/config.json"
 source bench/lib.sh
 bench_berth
 N=${N:-15} M=${M:-50} PODMAN=${PODMAN:-1}

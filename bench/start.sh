@@ -3,6 +3,9 @@
 # podman and the unshare+chroot floor, measured in the same run. Root only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Like for like with the runtimes' bare bundles, and nothing on the host's
+# network: berth's containers default to no network here (bench/config.json).
+export BERTH_CONFIG="$PWD/bench/config.json"
 scripts/install-deps.sh
 for p in crun runc podman /usr/bin/time; do
   command -v "$p" >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends crun runc podman time >/dev/null

@@ -5,6 +5,9 @@
 # run, alternating, for a before/after. Root only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Like for like with the runtimes' bare bundles, and nothing on the host's
+# network: berth's containers default to no network here (bench/config.json).
+export BERTH_CONFIG="$PWD/bench/config.json"
 scripts/install-deps.sh
 bash fixture/registry.sh up
 cargo build --release -p berth
