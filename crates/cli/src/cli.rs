@@ -47,6 +47,10 @@ pub enum Command {
     Images(ImagesArgs),
     /// Remove one or more images.
     Rmi(RmiArgs),
+    /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE.
+    Tag(TagArgs),
+    /// Show the history of an image.
+    History(HistoryArgs),
     /// Manage images.
     #[command(subcommand)]
     Image(ImageCommand),
@@ -185,6 +189,10 @@ pub enum ImageCommand {
     Ls(ImagesArgs),
     /// Remove one or more images.
     Rm(RmiArgs),
+    /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE.
+    Tag(TagArgs),
+    /// Show the history of an image.
+    History(HistoryArgs),
     /// Display detailed information on one or more images (JSON).
     Inspect { images: Vec<String> },
     /// Remove unused images and blobs no image references.
@@ -438,8 +446,36 @@ pub struct ImagesArgs {
     /// Show full ids.
     #[arg(long)]
     pub no_trunc: bool,
+    /// Show digests.
+    #[arg(long)]
+    pub digests: bool,
     /// Repository filter, like `berth images busybox`.
     pub repository: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct TagArgs {
+    /// SOURCE_IMAGE[:TAG]
+    pub source: String,
+    /// TARGET_IMAGE[:TAG]
+    pub target: String,
+}
+
+#[derive(Args, Debug)]
+pub struct HistoryArgs {
+    pub image: String,
+    /// Format output: table, `table TEMPLATE`, json, or a Go template.
+    #[arg(long)]
+    pub format: Option<String>,
+    /// Print sizes and dates in human readable format.
+    #[arg(short = 'H', long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub human: bool,
+    /// Don't truncate output.
+    #[arg(long)]
+    pub no_trunc: bool,
+    /// Only show image ids.
+    #[arg(short, long)]
+    pub quiet: bool,
 }
 
 #[derive(Args, Debug)]

@@ -1,4 +1,5 @@
-//! Image commands: pull, images, rmi, image inspect, image prune, login, logout.
+//! Image commands: pull, images, rmi, tag, history, image inspect, image
+//! prune, login, logout.
 
 use std::collections::HashSet;
 use std::io::{BufRead, IsTerminal, Read};
@@ -8,7 +9,7 @@ use berth_engine::{Engine, rootfs_prep, timefmt};
 use berth_image::{Progress, ProgressMode, RemoveEvent};
 use berth_io::{errln, outln};
 
-use crate::cli::{ImagesArgs, LoginArgs, PruneArgs, PullArgs, RmiArgs};
+use crate::cli::{HistoryArgs, ImagesArgs, LoginArgs, PruneArgs, PullArgs, RmiArgs, TagArgs};
 use crate::table;
 
 pub fn pull(engine: &Engine, args: &PullArgs) -> Result<u8> {
@@ -47,10 +48,27 @@ pub fn images(engine: &Engine, args: &ImagesArgs) -> Result<u8> {
         }
         return Ok(0);
     }
-    let format = crate::format::Format::parse(
-        args.format.as_deref(),
-        "{{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}",
-    )?;
+    let default = if args.digests {
+        "{{.Repository}}\t{{.Tag}}\t{{.Digest}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}"
+    } else {
+        "{{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}"
+    };
+    let format = crate::format::Format::parse(args.format.as_deref(), default)?;
+    // `name@digest` of each image, for the DIGEST column: the one of the
+    // row's repository (what the registry served for that name).
+    let records = engine.store.images()?;
+    let digest_of = |r: &berth_image::ImageSummary| {
+        records
+            .iter()
+            .find(|rec| rec.id == r.id)
+            .and_then(|rec| {
+                rec.repo_digests.iter().find_map(|d| {
+                    let (name, digest) = d.split_once('@')?;
+                    (name == r.repository).then(|| digest.to_string())
+                })
+            })
+            .unwrap_or_else(|| "<none>".into())
+    };
     let items: Vec<serde_json::Value> = rows
         .iter()
         .map(|r| {
@@ -59,7 +77,7 @@ pub fn images(engine: &Engine, args: &ImagesArgs) -> Result<u8> {
                 "Containers": "N/A",
                 "CreatedAt": r.created.as_deref().map(crate::containers::go_time).unwrap_or_default(),
                 "CreatedSince": r.created.as_deref().map_or_else(|| "N/A".into(), |c| format!("{} ago", timefmt::since(c))),
-                "Digest": "<none>",
+                "Digest": digest_of(r),
                 "ID": if args.no_trunc { r.id.as_str() } else { r.id.short() },
                 "Repository": r.repository,
                 "SharedSize": "N/A",
@@ -82,6 +100,102 @@ pub fn images(engine: &Engine, args: &ImagesArgs) -> Result<u8> {
         format.render(&items, &headers, "*formatter.ImageContext", &none)?
     );
     Ok(0)
+}
+
+/// `tag SOURCE TARGET`: Docker prints nothing.
+pub fn tag(engine: &Engine, args: &TagArgs) -> Result<u8> {
+    engine.store.tag(&args.source, &args.target)?;
+    Ok(0)
+}
+
+/// `history IMAGE`: the config's history, newest first, each entry that
+/// made a layer with that layer's size (`<missing>` for every entry but
+/// the image's own, as Docker shows pulled images).
+pub fn history(engine: &Engine, args: &HistoryArgs) -> Result<u8> {
+    let img = engine.store.resolve(&args.image)?;
+    let config = engine.store.config_json(&img)?;
+    let mut sizes = img.layers.iter().map(|l| l.unpacked_size);
+    let mut rows: Vec<serde_json::Value> = Vec::new();
+    let entries = config["history"].as_array().cloned().unwrap_or_default();
+    for h in &entries {
+        let empty = h["empty_layer"].as_bool().unwrap_or(false);
+        let size = if empty { 0 } else { sizes.next().unwrap_or(0) };
+        rows.push(history_row(h, size, args));
+    }
+    // Layers the history does not account for (or no history at all).
+    for size in sizes {
+        rows.push(history_row(&serde_json::Value::Null, size, args));
+    }
+    rows.reverse();
+    let id = if args.no_trunc {
+        img.id.as_str()
+    } else {
+        img.id.short()
+    };
+    for (i, r) in rows.iter_mut().enumerate() {
+        r["ID"] = serde_json::json!(if i == 0 { id } else { "<missing>" });
+    }
+    if args.quiet {
+        for r in &rows {
+            outln!("{}", r["ID"].as_str().unwrap_or_default());
+        }
+        return Ok(0);
+    }
+    let format = crate::format::Format::parse(
+        args.format.as_deref(),
+        "{{.ID}}\t{{.CreatedSince}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}",
+    )?;
+    let headers = serde_json::json!({
+        "ID": "IMAGE", "CreatedSince": "CREATED", "CreatedAt": "CREATED AT",
+        "CreatedBy": "CREATED BY", "Size": "SIZE", "Comment": "COMMENT",
+    });
+    let none = |_: usize, _: &str, _: &[crate::template::Val]| None;
+    berth_io::out!(
+        "{}",
+        format.render(&rows, &headers, "*formatter.historyContext", &none)?
+    );
+    Ok(0)
+}
+
+/// One row of `history`, Docker's historyContext: every field a string.
+fn history_row(h: &serde_json::Value, size: u64, args: &HistoryArgs) -> serde_json::Value {
+    let created = h["created"].as_str();
+    let created_by = h["created_by"]
+        .as_str()
+        .unwrap_or_default()
+        .replace('\t', " ");
+    let created_by = if args.no_trunc {
+        created_by
+    } else {
+        ellipsis(&created_by, 45)
+    };
+    let (since, at, size) = if args.human {
+        (
+            created.map_or_else(|| "N/A".into(), |c| format!("{} ago", timefmt::since(c))),
+            created.map(crate::containers::go_time).unwrap_or_default(),
+            table::human_size(size),
+        )
+    } else {
+        let at = created.unwrap_or_default().to_string();
+        (at.clone(), at, size.to_string())
+    };
+    serde_json::json!({
+        "CreatedSince": since,
+        "CreatedAt": at,
+        "CreatedBy": created_by,
+        "Size": size,
+        "Comment": h["comment"].as_str().unwrap_or_default(),
+    })
+}
+
+/// Docker's Ellipsis: `s` cut to `max` characters, the last one `…`.
+fn ellipsis(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        return s.to_string();
+    }
+    let mut out: String = s.chars().take(max - 1).collect();
+    out.push('…');
+    out
 }
 
 pub fn rmi(engine: &Engine, args: &RmiArgs) -> Result<u8> {

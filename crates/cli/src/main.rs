@@ -179,6 +179,7 @@ fn writes_store(c: &cli::Command) -> bool {
         c,
         Command::Pull(_)
             | Command::Rmi(_)
+            | Command::Tag(_)
             | Command::Run(_)
             | Command::Create(_)
             | Command::Start(_)
@@ -190,7 +191,12 @@ fn writes_store(c: &cli::Command) -> bool {
             | Command::Boot
             | Command::Rm(_)
             | Command::System(cli::SystemCommand::Prune(_))
-            | Command::Image(ImageCommand::Pull(_) | ImageCommand::Rm(_) | ImageCommand::Prune(_))
+            | Command::Image(
+                ImageCommand::Pull(_)
+                    | ImageCommand::Rm(_)
+                    | ImageCommand::Prune(_)
+                    | ImageCommand::Tag(_)
+            )
             | Command::Container(
                 ContainerCommand::Run(_)
                     | ContainerCommand::Rm(_)
@@ -276,6 +282,10 @@ fn run(cli: cli::Cli) -> anyhow::Result<u8> {
         Command::Pull(a) | Command::Image(ImageCommand::Pull(a)) => images::pull(&engine, a),
         Command::Images(a) | Command::Image(ImageCommand::Ls(a)) => images::images(&engine, a),
         Command::Rmi(a) | Command::Image(ImageCommand::Rm(a)) => images::rmi(&engine, a),
+        Command::Tag(a) | Command::Image(ImageCommand::Tag(a)) => images::tag(&engine, a),
+        Command::History(a) | Command::Image(ImageCommand::History(a)) => {
+            images::history(&engine, a)
+        }
         Command::Image(ImageCommand::Inspect { images: names }) => images::inspect(&engine, names),
         Command::Image(ImageCommand::Prune(a)) => images::prune(&engine, a),
         Command::Login(a) => images::login(&engine, a),

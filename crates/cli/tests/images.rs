@@ -218,3 +218,134 @@ fn uppercase_repository_is_an_invalid_reference() {
         assert_eq!(e.lines().count(), 1, "{args:?}: {e}");
     }
 }
+
+/// `tag` names an image again (rmi of one name keeps it), `history` shows
+/// the config's history with layer sizes, newest first, as Docker does,
+/// and `images --digests` the digest the registry served.
+#[test]
+fn tag_history_and_digests() {
+    let r = Root::new();
+    let long = "/bin/sh -c #(nop) ADD file:0123456789abcdef0123456789abcdef01234567 in / ";
+    let img = push_image(
+        "history",
+        &[Entry::File("hello", b"hi\n")],
+        serde_json::json!({"history": [
+            {"created": "2020-01-01T00:00:00Z", "created_by": long},
+            {"created": "2021-01-01T00:00:00Z", "created_by": "/bin/sh -c echo hi > /hello", "comment": "by hand"},
+            {"created": "2021-01-01T00:00:01Z", "created_by": "/bin/sh -c #(nop)  CMD [\"sh\"]", "empty_layer": true},
+        ]}),
+    );
+    let ok = |args: &[&str]| {
+        let o = r.berth().args(args).output().unwrap();
+        assert_eq!(code(&o), 0, "{args:?}: {}", stderr(&o));
+        stdout(&o)
+    };
+    ok(&["pull", "-q", &img]);
+    let id = ok(&["images", "-q", "--no-trunc"]).trim().to_string();
+
+    let table = ok(&["history", &img]);
+    let lines: Vec<&str> = table.lines().collect();
+    assert_eq!(lines.len(), 4, "{table}");
+    for col in ["IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT"] {
+        assert!(lines[0].contains(col), "{table}");
+    }
+    assert!(
+        lines[1].starts_with(&id["sha256:".len()..][..12]),
+        "{table}"
+    );
+    assert!(
+        lines[1].contains("CMD [\"sh\"]") && lines[1].contains(" 0B "),
+        "{table}"
+    );
+    assert!(
+        lines[2].starts_with("<missing>") && lines[2].ends_with("by hand"),
+        "{table}"
+    );
+    // Docker's truncation: 44 characters and an ellipsis.
+    let cut: String = long.chars().take(44).collect::<String>() + "…";
+    assert!(lines[3].contains(&cut), "{table}");
+    let full = ok(&[
+        "history",
+        "--no-trunc",
+        "--format",
+        "{{.ID}}|{{.CreatedBy}}",
+        &img,
+    ]);
+    assert_eq!(
+        full.lines().next().unwrap(),
+        format!("{id}|/bin/sh -c #(nop)  CMD [\"sh\"]")
+    );
+    assert_eq!(full.lines().last().unwrap(), format!("<missing>|{long}"));
+    let sizes = ok(&[
+        "history",
+        "-H=false",
+        "--format",
+        "{{.Size}} {{.CreatedAt}}",
+        &img,
+    ]);
+    let sizes: Vec<&str> = sizes.lines().collect();
+    assert_eq!(sizes[0], "0 2021-01-01T00:00:01Z", "{sizes:?}");
+    let own: u64 = sizes[1].split(' ').next().unwrap().parse().unwrap();
+    let base: u64 = sizes[2].split(' ').next().unwrap().parse().unwrap();
+    assert!(own > 0 && own < 10_000 && base > 500_000, "{sizes:?}");
+    assert_eq!(
+        ok(&["history", "-q", &img])
+            .lines()
+            .filter(|l| *l == "<missing>")
+            .count(),
+        2
+    );
+
+    // tag: another name for the same image; rmi of it keeps the image.
+    assert_eq!(ok(&["tag", &img, "local/app:v1"]), "");
+    ok(&["image", "tag", &img, "local/app"]);
+    let rows = ok(&["images", "--format", "{{.Repository}}:{{.Tag}} {{.ID}}"]);
+    let short = &id["sha256:".len()..][..12];
+    for name in ["local/app:v1", "local/app:latest", img.as_str()] {
+        assert!(rows.contains(&format!("{name} {short}")), "{name}: {rows}");
+    }
+    assert_eq!(
+        ok(&["rmi", "local/app:v1"]).trim(),
+        "Untagged: local/app:v1"
+    );
+    assert_eq!(ok(&["images", "-q", "--no-trunc"]).trim(), id);
+    // --digests: the pulled name has the registry's digest, a local tag none.
+    let digests = ok(&[
+        "images",
+        "--digests",
+        "--format",
+        "{{.Repository}} {{.Digest}}",
+    ]);
+    let pulled_repo = img.rsplit_once(':').unwrap().0;
+    assert!(
+        digests
+            .lines()
+            .any(|l| l.starts_with(pulled_repo) && l.contains(" sha256:")),
+        "{digests}"
+    );
+    assert!(digests.contains("local/app <none>"), "{digests}");
+    assert!(
+        ok(&["images", "--digests"])
+            .lines()
+            .next()
+            .unwrap()
+            .contains("DIGEST")
+    );
+
+    // Bad input: one line, exit 1, nothing changed.
+    for args in [
+        &["tag", "nope:1", "local/x"][..],
+        &[
+            "tag",
+            &img,
+            "local/x@sha256:0000000000000000000000000000000000000000000000000000000000000000",
+        ],
+        &["tag", &img, "Bad/Name"],
+        &["history", "nope:1"],
+    ] {
+        let o = r.berth().args(args).output().unwrap();
+        assert_eq!(code(&o), 1, "{args:?}");
+        assert_eq!(stderr(&o).lines().count(), 1, "{args:?}: {}", stderr(&o));
+    }
+    assert!(!ok(&["images"]).contains("local/x"));
+}

@@ -405,7 +405,8 @@ fn push_blob(repo: &str, data: &[u8]) -> String {
 
 /// Builds and pushes an image made of the fixture's busybox layer plus one
 /// layer of `entries`, with `config` merged into its config's `config`
-/// (Env, User, WorkingDir…); returns its reference, tagged by content.
+/// (Env, User, WorkingDir…), but for `history`, which becomes the image
+/// config's own; returns its reference, tagged by content.
 pub fn push_image(repo: &str, entries: &[Entry<'_>], config: serde_json::Value) -> String {
     push_image_stacked(repo, entries, config, 1)
 }
@@ -504,17 +505,25 @@ pub fn push_image_stacked(
         "Cmd": ["sh"],
         "Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
     });
+    let mut history = None;
     for (k, v) in config.as_object().into_iter().flatten() {
-        cfg[k] = v.clone();
+        if k == "history" {
+            history = Some(v.clone());
+        } else {
+            cfg[k] = v.clone();
+        }
     }
     let mut diff_ids = vec![bb_cfg["rootfs"]["diff_ids"][0].clone()];
     diff_ids.extend(std::iter::repeat_n(serde_json::json!(diff_id), copies));
-    let image_config = serde_json::json!({
+    let mut image_config = serde_json::json!({
         "architecture": "amd64",
         "os": "linux",
         "config": cfg,
         "rootfs": {"type": "layers", "diff_ids": diff_ids},
     });
+    if let Some(h) = history {
+        image_config["history"] = h;
+    }
     let image_config = serde_json::to_vec(&image_config).unwrap();
     let config_digest = push_blob(&repo, &image_config);
     let gzip = "application/vnd.oci.image.layer.v1.tar+gzip";
