@@ -4,6 +4,9 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+mod image_args;
+pub use image_args::*;
+
 #[derive(Parser, Debug)]
 #[command(
     name = "berth",
@@ -422,91 +425,6 @@ pub struct StatsArgs {
     #[arg(long)]
     pub format: Option<String>,
     pub containers: Vec<String>,
-}
-
-#[derive(Args, Debug)]
-pub struct PullArgs {
-    pub image: String,
-    /// Suppress progress output.
-    #[arg(short, long)]
-    pub quiet: bool,
-    /// Platform to pull, e.g. linux/arm64 or linux/arm/v7.
-    #[arg(long)]
-    pub platform: Option<String>,
-}
-
-#[derive(Args, Debug)]
-pub struct ImagesArgs {
-    /// Only show image ids.
-    #[arg(short, long)]
-    pub quiet: bool,
-    /// Format output: table, `table TEMPLATE`, json, or a Go template.
-    #[arg(long)]
-    pub format: Option<String>,
-    /// Show full ids.
-    #[arg(long)]
-    pub no_trunc: bool,
-    /// Show digests.
-    #[arg(long)]
-    pub digests: bool,
-    /// Repository filter, like `berth images busybox`.
-    pub repository: Option<String>,
-}
-
-#[derive(Args, Debug)]
-pub struct TagArgs {
-    /// SOURCE_IMAGE[:TAG]
-    pub source: String,
-    /// TARGET_IMAGE[:TAG]
-    pub target: String,
-}
-
-#[derive(Args, Debug)]
-pub struct HistoryArgs {
-    pub image: String,
-    /// Format output: table, `table TEMPLATE`, json, or a Go template.
-    #[arg(long)]
-    pub format: Option<String>,
-    /// Print sizes and dates in human readable format.
-    #[arg(short = 'H', long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
-    pub human: bool,
-    /// Don't truncate output.
-    #[arg(long)]
-    pub no_trunc: bool,
-    /// Only show image ids.
-    #[arg(short, long)]
-    pub quiet: bool,
-}
-
-#[derive(Args, Debug)]
-pub struct RmiArgs {
-    #[arg(required = true)]
-    pub images: Vec<String>,
-    /// Remove even if a container uses the image.
-    #[arg(short, long)]
-    pub force: bool,
-}
-
-#[derive(Args, Debug)]
-pub struct PruneArgs {
-    /// Also remove images that have tags but no container uses.
-    #[arg(short, long)]
-    pub all: bool,
-    /// Do not prompt (berth never prompts; accepted for Docker compatibility).
-    #[arg(short, long)]
-    pub force: bool,
-}
-
-#[derive(Args, Debug)]
-pub struct LoginArgs {
-    pub server: Option<String>,
-    #[arg(short, long)]
-    pub username: Option<String>,
-    #[arg(short, long)]
-    pub password: Option<String>,
-    /// Read the password from standard input.
-    #[arg(long)]
-    pub password_stdin: bool,
 }
 
 #[derive(Args, Debug)]
