@@ -115,6 +115,8 @@ pub enum Command {
     Cp(CpArgs),
     /// Display the running processes of a container.
     Top(TopArgs),
+    /// Inspect changes to files or directories on a container's filesystem.
+    Diff { container: String },
     /// Display a live stream of containers' resource usage.
     Stats(StatsArgs),
     /// Manage containers.
@@ -276,6 +278,8 @@ pub enum ContainerCommand {
     Cp(CpArgs),
     /// Display the running processes of a container.
     Top(TopArgs),
+    /// Inspect changes to files or directories on a container's filesystem.
+    Diff { container: String },
     /// Display a live stream of containers' resource usage.
     Stats(StatsArgs),
     /// Execute a command in a running container.

@@ -1,4 +1,4 @@
-//! `cp`, `top` and `stats` (also as `container cp|top|stats`): arguments
+//! `cp`, `top`, `stats` and `diff` (also as `container cp|top|stats|diff`): arguments
 //! as Docker's CLI takes them, its output, its errors (the container
 //! side's as `Error response from daemon: …`) and exit code 1.
 
@@ -321,4 +321,12 @@ mod tests {
         let e = stats_format(Some("{{nope}}")).err().unwrap().to_string();
         assert!(e.contains("function \"nope\" not defined"), "{e}");
     }
+}
+
+/// `diff CONTAINER`: Docker's `A /path`, `C /path`, `D /path` lines.
+pub fn diff(engine: &Engine, key: &str) -> Result<u8> {
+    for (kind, path) in berth_engine::diff::changes(engine, key)? {
+        out!("{} {path}\n", kind.letter());
+    }
+    Ok(0)
 }

@@ -350,6 +350,9 @@ fn run(cli: cli::Cli) -> anyhow::Result<u8> {
         Command::Logs(a) | Command::Container(ContainerCommand::Logs(a)) => logs::logs(&engine, a),
         Command::Cp(a) | Command::Container(ContainerCommand::Cp(a)) => cptop::cp(&engine, a),
         Command::Top(a) | Command::Container(ContainerCommand::Top(a)) => cptop::top(&engine, a),
+        Command::Diff { container } | Command::Container(ContainerCommand::Diff { container }) => {
+            cptop::diff(&engine, container)
+        }
         Command::Stats(a) | Command::Container(ContainerCommand::Stats(a)) => {
             cptop::stats(&engine, a)
         }

@@ -449,3 +449,34 @@ fn stats_shows_cpu_memory_and_pids() {
         assert!(v["BlockIO"].as_str().unwrap().contains(" / "), "{v}");
     }
 }
+
+/// `diff`: what a container added, changed and deleted, Docker's lines in
+/// path order, without what berth prepares in every container (/etc/hosts
+/// and the like); a replaced directory is changed, its new files added.
+#[test]
+fn diff_lists_what_the_container_changed() {
+    let root = Root::new();
+    stopped(
+        &root,
+        "changer",
+        "mkdir /newdir; touch /newdir/f /tmp/t; rm /bin/ls; echo x >> /etc/passwd",
+    );
+    let o = berth(&root, &["diff", "changer"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(
+        stdout(&o),
+        "C /bin\nD /bin/ls\nC /etc\nC /etc/passwd\nA /newdir\nA /newdir/f\nC /tmp\nA /tmp/t\n"
+    );
+    stopped(&root, "replacer", "rm -rf /tmp; mkdir /tmp; touch /tmp/new");
+    let o = berth(&root, &["container", "diff", "replacer"]);
+    assert_eq!(stdout(&o), "C /tmp\nA /tmp/new\n", "{}", stderr(&o));
+    // A container that changed nothing has nothing to show.
+    stopped(&root, "idle", "true");
+    assert_eq!(stdout(&berth(&root, &["diff", "idle"])), "");
+    let o = berth(&root, &["diff", "nope"]);
+    assert_eq!(code(&o), 1);
+    assert_eq!(
+        stderr(&o).trim(),
+        "Error response from daemon: No such container: nope"
+    );
+}

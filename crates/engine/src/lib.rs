@@ -38,6 +38,7 @@
 pub mod attach;
 pub mod config;
 pub mod cp;
+pub mod diff;
 pub mod etc_files;
 pub mod events;
 pub mod exec;
