@@ -174,7 +174,7 @@ mod tests {
         }
         rustix::fs::mknodat(
             rustix::fs::CWD,
-            &u.join("bin/ls"),
+            u.join("bin/ls"),
             rustix::fs::FileType::CharacterDevice,
             rustix::fs::Mode::empty(),
             0,
