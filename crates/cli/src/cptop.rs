@@ -241,6 +241,14 @@ pub fn stats(engine: &Engine, a: &StatsArgs) -> Result<u8> {
     }
 }
 
+/// `diff CONTAINER`: Docker's `A /path`, `C /path`, `D /path` lines.
+pub fn diff(engine: &Engine, key: &str) -> Result<u8> {
+    for (kind, path) in berth_engine::diff::changes(engine, key)? {
+        out!("{} {path}\n", kind.letter());
+    }
+    Ok(0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -321,12 +329,4 @@ mod tests {
         let e = stats_format(Some("{{nope}}")).err().unwrap().to_string();
         assert!(e.contains("function \"nope\" not defined"), "{e}");
     }
-}
-
-/// `diff CONTAINER`: Docker's `A /path`, `C /path`, `D /path` lines.
-pub fn diff(engine: &Engine, key: &str) -> Result<u8> {
-    for (kind, path) in berth_engine::diff::changes(engine, key)? {
-        out!("{} {path}\n", kind.letter());
-    }
-    Ok(0)
 }
