@@ -117,6 +117,13 @@ pub enum Command {
     Top(TopArgs),
     /// Inspect changes to files or directories on a container's filesystem.
     Diff { container: String },
+    /// Export a container's filesystem as a tar archive.
+    Export {
+        /// Write to a file, instead of STDOUT.
+        #[arg(short, long)]
+        output: Option<std::path::PathBuf>,
+        container: String,
+    },
     /// Display a live stream of containers' resource usage.
     Stats(StatsArgs),
     /// Manage containers.
@@ -280,6 +287,13 @@ pub enum ContainerCommand {
     Top(TopArgs),
     /// Inspect changes to files or directories on a container's filesystem.
     Diff { container: String },
+    /// Export a container's filesystem as a tar archive.
+    Export {
+        /// Write to a file, instead of STDOUT.
+        #[arg(short, long)]
+        output: Option<std::path::PathBuf>,
+        container: String,
+    },
     /// Display a live stream of containers' resource usage.
     Stats(StatsArgs),
     /// Execute a command in a running container.

@@ -24,7 +24,8 @@ use crate::template::Val;
 fn failed(e: &anyhow::Error) -> u8 {
     match e.downcast_ref::<DaemonError>() {
         Some(d) => errln!("Error response from daemon: {d}"),
-        None => errln!("berth: {e:#}"),
+        // A missing container in Docker's words too.
+        None => errln!("{}", crate::error_line(e, "")),
     }
     1
 }
@@ -238,6 +239,76 @@ pub fn stats(engine: &Engine, a: &StatsArgs) -> Result<u8> {
         }
         prev = now;
         std::thread::sleep(Duration::from_secs(1));
+    }
+}
+
+/// `export [-o FILE] CONTAINER`: its whole filesystem as a tar stream
+/// (cp's archive of `/`, owners kept). A file is written whole or not at
+/// all (a temporary file renamed into place); a terminal is refused.
+pub fn export(engine: &Engine, key: &str, output: Option<&Path>) -> Result<u8> {
+    use berth_engine::cp::copy_out;
+    let opts = CpOptions {
+        archive: true,
+        follow_link: false,
+    };
+    let Some(path) = output else {
+        if std::io::stdout().is_terminal() {
+            errln!("berth: cowardly refusing to save to a terminal. Use the -o flag or redirect");
+            return Ok(1);
+        }
+        let mut stdout = std::io::stdout().lock();
+        return Ok(
+            match copy_out(engine, key, "/", HostDst::Stream(&mut stdout), opts) {
+                Ok(()) => 0,
+                Err(e) => failed(&e),
+            },
+        );
+    };
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let tmp = path.with_file_name(format!(".{name}.berth-export-{}", std::process::id()));
+    let res = (|| {
+        let mut f = LazyFile {
+            path: &tmp,
+            file: None,
+        };
+        copy_out(engine, key, "/", HostDst::Stream(&mut f), opts)?;
+        std::io::Write::flush(&mut f)?;
+        std::fs::rename(&tmp, path)?;
+        anyhow::Ok(())
+    })();
+    Ok(match res {
+        Ok(()) => 0,
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            failed(&e)
+        }
+    })
+}
+
+/// A file made at its first write: rootless, the copy may go on in a
+/// re-executed berth (in its user namespace), and the first process must
+/// leave no file behind it.
+struct LazyFile<'a> {
+    path: &'a Path,
+    file: Option<std::io::BufWriter<std::fs::File>>,
+}
+
+impl LazyFile<'_> {
+    fn file(&mut self) -> std::io::Result<&mut std::io::BufWriter<std::fs::File>> {
+        if self.file.is_none() {
+            self.file = Some(std::io::BufWriter::new(std::fs::File::create(self.path)?));
+        }
+        Ok(self.file.as_mut().expect("just made"))
+    }
+}
+
+impl std::io::Write for LazyFile<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.file()?.write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file()?.flush()
     }
 }
 

@@ -353,6 +353,10 @@ fn run(cli: cli::Cli) -> anyhow::Result<u8> {
         Command::Diff { container } | Command::Container(ContainerCommand::Diff { container }) => {
             cptop::diff(&engine, container)
         }
+        Command::Export { output, container }
+        | Command::Container(ContainerCommand::Export { output, container }) => {
+            cptop::export(&engine, container, output.as_deref())
+        }
         Command::Stats(a) | Command::Container(ContainerCommand::Stats(a)) => {
             cptop::stats(&engine, a)
         }

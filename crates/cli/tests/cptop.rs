@@ -480,3 +480,65 @@ fn diff_lists_what_the_container_changed() {
         "Error response from daemon: No such container: nope"
     );
 }
+
+/// `export`: the container's whole filesystem as a tar, to stdout or
+/// whole into `-o FILE`; a missing container leaves no file.
+#[test]
+fn export_writes_the_whole_filesystem() {
+    let root = Root::new();
+    stopped(&root, "exp", "echo hi > /hello; rm /bin/ls");
+    let o = berth(&root, &["export", "exp"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let names = |tar_bytes: &[u8]| -> Vec<String> {
+        let mut a = tar::Archive::new(tar_bytes);
+        a.entries()
+            .unwrap()
+            .map(|e| {
+                e.unwrap()
+                    .path()
+                    .unwrap()
+                    .to_string_lossy()
+                    .trim_start_matches("./")
+                    .to_string()
+            })
+            .collect()
+    };
+    let listed = names(&o.stdout);
+    assert!(listed.iter().any(|n| n == "hello"), "{listed:?}");
+    assert!(listed.iter().any(|n| n == "bin/busybox"), "{listed:?}");
+    assert!(
+        !listed.iter().any(|n| n == "bin/ls"),
+        "a deleted file exported: {listed:?}"
+    );
+    let mut a = tar::Archive::new(&o.stdout[..]);
+    let mut hello = a
+        .entries()
+        .unwrap()
+        .map(|e| e.unwrap())
+        .find(|e| e.path().unwrap().ends_with("hello"))
+        .unwrap();
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut hello, &mut text).unwrap();
+    assert_eq!(text, "hi\n");
+
+    let dir = host_dir();
+    let file = dir.path().join("exp.tar");
+    let o = berth(
+        &root,
+        &["container", "export", "-o", file.to_str().unwrap(), "exp"],
+    );
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(names(&std::fs::read(&file).unwrap()), listed);
+    let missing = dir.path().join("missing.tar");
+    let o = berth(&root, &["export", "-o", missing.to_str().unwrap(), "nope"]);
+    assert_eq!(code(&o), 1);
+    assert_eq!(
+        stderr(&o).trim(),
+        "Error response from daemon: No such container: nope"
+    );
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        1,
+        "a partial file was left"
+    );
+}
