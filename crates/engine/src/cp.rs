@@ -148,12 +148,7 @@ fn open_root(engine: &Engine, c: &ContainerRecord) -> Result<CtrRoot> {
     }
     let cdir = records.dir(&c.id);
     let fs_lock = records.fs_lock(&c.id)?;
-    let snaps = berth_snapshot::Snapshots::new(engine.root.join("snapshots"))?;
-    let lowers = c
-        .snapshots
-        .iter()
-        .map(|chain| snaps.path(chain))
-        .collect::<Result<Vec<_>>>()?;
+    let lowers = crate::rootfs_prep::lowers_of(engine, &c)?;
     let scratch = engine.scratch_dir(&c.id);
     let mounted = berth_snapshot::remount_rootfs(&cdir, &lowers, Some(&scratch))?;
     let rootfs = cdir.join("rootfs");

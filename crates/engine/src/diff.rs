@@ -65,13 +65,7 @@ pub fn changes(engine: &Engine, key: &str) -> Result<Vec<(Kind, String)>> {
             c.name
         );
     };
-    let snaps = berth_snapshot::Snapshots::new(engine.root.join("snapshots"))?;
-    let lowers = c
-        .snapshots
-        .iter()
-        .map(|chain| snaps.path(chain))
-        .collect::<Result<Vec<_>>>()?;
-    walk(&upper, &lowers)
+    walk(&upper, &crate::rootfs_prep::lowers_of(engine, &c)?)
 }
 
 /// The changes in `upper` over `lowers`.

@@ -24,6 +24,13 @@ fn snapshots(engine: &Engine) -> Result<Snapshots> {
     Snapshots::new(engine.root.join("snapshots"))
 }
 
+/// The snapshot dirs a container's rootfs stands on, bottom first (from
+/// its record's chain ids).
+pub fn lowers_of(engine: &Engine, c: &crate::records::ContainerRecord) -> Result<Vec<PathBuf>> {
+    let snaps = snapshots(engine)?;
+    c.snapshots.iter().map(|chain| snaps.path(chain)).collect()
+}
+
 fn descs(diff_ids: impl IntoIterator<Item = impl AsRef<str>>) -> Vec<LayerDesc> {
     diff_ids
         .into_iter()
