@@ -13,18 +13,10 @@ bash fixture/dockerd.sh up
 ln -sfn "$PWD/target/x86_64-unknown-linux-gnu/release/berth" "$BERTH_DOCKER_RUNTIME_LINK.bench"
 mv -T "$BERTH_DOCKER_RUNTIME_LINK.bench" "$BERTH_DOCKER_RUNTIME_LINK"
 
-# crun refuses hybrid cgroups while cgroup2 owns hugetlb (shared PEERS notes):
-# mount hugetlb as v1 for the run, undo afterwards.
-undo=""
-if [ -d /sys/fs/cgroup/unified ] && grep -qw hugetlb /sys/fs/cgroup/unified/cgroup.controllers 2>/dev/null \
-   && [ ! -d /sys/fs/cgroup/hugetlb ]; then
-  mkdir /sys/fs/cgroup/hugetlb && mount -t cgroup -o hugetlb cgroup /sys/fs/cgroup/hugetlb && undo=1
-fi
+. bench/lib.sh
+hugetlb_v1_on
 cleanup() {
-  if [ -n "$undo" ]; then
-    find /sys/fs/cgroup/hugetlb -mindepth 1 -depth -type d -exec rmdir {} \; 2>/dev/null || true
-    umount /sys/fs/cgroup/hugetlb && rmdir /sys/fs/cgroup/hugetlb
-  fi
+  hugetlb_v1_off
 }
 trap cleanup EXIT
 

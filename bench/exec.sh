@@ -16,18 +16,10 @@ export BERTH="$PWD/target/x86_64-unknown-linux-gnu/release/berth"
 export BERTH_BENCH_ROOT=$(mktemp -d /var/tmp/berth-bench-root.XXXX)
 "$BERTH" --root "$BERTH_BENCH_ROOT" pull -q 127.0.0.1:5500/busybox:latest
 
-# crun refuses hybrid cgroups while cgroup2 owns hugetlb (as in start.sh):
-# mount hugetlb as v1 for the run, undo afterwards.
-undo=""
-if [ -d /sys/fs/cgroup/unified ] && grep -qw hugetlb /sys/fs/cgroup/unified/cgroup.controllers 2>/dev/null \
-   && [ ! -d /sys/fs/cgroup/hugetlb ]; then
-  mkdir /sys/fs/cgroup/hugetlb && mount -t cgroup -o hugetlb cgroup /sys/fs/cgroup/hugetlb && undo=1
-fi
+. bench/lib.sh
+hugetlb_v1_on
 cleanup() {
-  if [ -n "$undo" ]; then
-    find /sys/fs/cgroup/hugetlb -mindepth 1 -depth -type d -exec rmdir {} \; 2>/dev/null || true
-    umount /sys/fs/cgroup/hugetlb && rmdir /sys/fs/cgroup/hugetlb
-  fi
+  hugetlb_v1_off
   "$BERTH" --root "$BERTH_BENCH_ROOT" rm -f bench-exec >/dev/null 2>&1 || true
   # crun and runc leave the (empty) parent of their containers' cgroups.
   for d in /sys/fs/cgroup/*/berth-bench /sys/fs/cgroup/berth-bench; do

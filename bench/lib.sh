@@ -1,4 +1,5 @@
-# Shared by the bench scripts: alternate contenders, time them, print medians.
+# Shared by the bench scripts: alternate contenders, time them, print medians;
+# crun's hugetlb workaround for this machine (hugetlb_v1_on/off).
 # A script defines run_<name> DIR for each name in "contenders", sets N and
 # tmp, then calls bench_loop and bench_medians (which fills "med").
 
@@ -50,4 +51,20 @@ bench_berth() {
   cargo build --release -p berth
   BERTH="${CARGO_TARGET_DIR:-$PWD/target}/x86_64-unknown-linux-gnu/release/berth"
   IMAGE=127.0.0.1:5500/busybox:latest
+}
+
+# crun refuses hybrid cgroups while cgroup2 owns hugetlb (shared PEERS notes):
+# hugetlb_v1_on mounts hugetlb as v1 for the run, hugetlb_v1_off undoes it.
+hugetlb_undo=""
+hugetlb_v1_on() {
+  if [ -d /sys/fs/cgroup/unified ] && grep -qw hugetlb /sys/fs/cgroup/unified/cgroup.controllers 2>/dev/null \
+     && [ ! -d /sys/fs/cgroup/hugetlb ]; then
+    mkdir /sys/fs/cgroup/hugetlb && mount -t cgroup -o hugetlb cgroup /sys/fs/cgroup/hugetlb && hugetlb_undo=1
+  fi
+}
+hugetlb_v1_off() {
+  if [ -n "$hugetlb_undo" ]; then
+    find /sys/fs/cgroup/hugetlb -mindepth 1 -depth -type d -exec rmdir {} \; 2>/dev/null || true
+    umount /sys/fs/cgroup/hugetlb && rmdir /sys/fs/cgroup/hugetlb
+  fi
 }

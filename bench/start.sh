@@ -22,18 +22,10 @@ export BERTH_RUNC="$BERTH_BENCH_ROOT/berth-runc"
 # root's cache; every later one loads it, and those are what is measured.
 "$BERTH" --root "$BERTH_BENCH_ROOT" run --rm -q 127.0.0.1:5500/busybox:latest true
 
-# crun refuses hybrid cgroups while cgroup2 owns hugetlb (see shared PEERS notes):
-# mount hugetlb as v1 for the run, undo afterwards.
-undo=""
-if [ -d /sys/fs/cgroup/unified ] && grep -qw hugetlb /sys/fs/cgroup/unified/cgroup.controllers 2>/dev/null \
-   && [ ! -d /sys/fs/cgroup/hugetlb ]; then
-  mkdir /sys/fs/cgroup/hugetlb && mount -t cgroup -o hugetlb cgroup /sys/fs/cgroup/hugetlb && undo=1
-fi
+. bench/lib.sh
+hugetlb_v1_on
 cleanup() {
-  if [ -n "$undo" ]; then
-    find /sys/fs/cgroup/hugetlb -mindepth 1 -depth -type d -exec rmdir {} \; 2>/dev/null || true
-    umount /sys/fs/cgroup/hugetlb && rmdir /sys/fs/cgroup/hugetlb
-  fi
+  hugetlb_v1_off
   rm -rf "$BERTH_BENCH_ROOT" "${PR:-}"
 }
 trap cleanup EXIT
