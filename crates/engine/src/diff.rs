@@ -12,7 +12,7 @@
 //! leaves out its init layer.
 
 use std::collections::BTreeMap;
-use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Result, bail};
@@ -68,37 +68,59 @@ pub fn changes(engine: &Engine, key: &str) -> Result<Vec<(Kind, String)>> {
     walk(&upper, &crate::rootfs_prep::lowers_of(engine, &c)?)
 }
 
-/// The changes in `upper` over `lowers`.
+/// The changes in `upper` over `lowers`. The upper dir of a running
+/// container is the container's to change while this reads it: every
+/// directory is opened beneath the upper dir's own fd with no symlink
+/// followed (openat2), every entry looked at without following it, so a
+/// directory swapped for a symlink never leads outside.
 fn walk(upper: &Path, lowers: &[PathBuf]) -> Result<Vec<(Kind, String)>> {
+    use rustix::fs::{AtFlags, FileType, Mode, OFlags, ResolveFlags};
     let in_lower = |rel: &Path| {
         lowers
             .iter()
             .any(|l| l.join(rel).symlink_metadata().is_ok())
     };
+    let dir_flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC | OFlags::NOFOLLOW;
+    let root = rustix::fs::open(upper, dir_flags, Mode::empty())?;
+    let beneath = ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS;
     // Path → kind; a BTreeMap keeps Docker's order.
     let mut out: BTreeMap<PathBuf, Kind> = BTreeMap::new();
     let mut todo: Vec<PathBuf> = vec![PathBuf::new()];
     let mut seen = 0usize;
     while let Some(dir) = todo.pop() {
-        for entry in std::fs::read_dir(upper.join(&dir))? {
+        let at = if dir.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            dir.as_path()
+        };
+        // Gone, or no longer a directory, since it was listed: nothing under it.
+        let Ok(fd) = rustix::fs::openat2(&root, at, dir_flags, Mode::empty(), beneath) else {
+            continue;
+        };
+        for entry in rustix::fs::Dir::read_from(&fd)? {
+            let entry = entry?;
+            let name = entry.file_name();
+            if name == c"." || name == c".." {
+                continue;
+            }
             seen += 1;
             if seen > MAX_ENTRIES {
                 bail!("more than {MAX_ENTRIES} changed entries: too many to list");
             }
-            let entry = entry?;
-            let rel = dir.join(entry.file_name());
+            let rel = dir.join(std::ffi::OsStr::from_bytes(name.to_bytes()));
             if PREPARED.iter().any(|p| rel == Path::new(p)) {
                 continue;
             }
-            let meta = entry.metadata()?;
-            let ft = meta.file_type();
-            if ft.is_char_device() && meta.rdev() == 0 {
+            let Ok(st) = rustix::fs::statat(&fd, name, AtFlags::SYMLINK_NOFOLLOW) else {
+                continue;
+            };
+            let ft = FileType::from_raw_mode(st.st_mode);
+            if ft == FileType::CharacterDevice && st.st_rdev == 0 {
                 out.insert(rel, Kind::Deleted);
-            } else if ft.is_dir() {
-                let existed = in_lower(&rel);
-                if !existed {
+            } else if ft == FileType::Directory {
+                if !in_lower(&rel) {
                     out.insert(rel.clone(), Kind::Added);
-                } else if opaque(&upper.join(&rel)) {
+                } else if opaque(&fd, name) {
                     out.insert(rel.clone(), Kind::Changed);
                 }
                 todo.push(rel);
@@ -127,14 +149,20 @@ fn walk(upper: &Path, lowers: &[PathBuf]) -> Result<Vec<(Kind, String)>> {
         .collect())
 }
 
-/// Whether overlayfs marked `dir` opaque (its lower contents hidden): as
-/// root `trusted.overlay.opaque`, rootless `user.overlay.opaque`.
-fn opaque(dir: &Path) -> bool {
+/// Whether overlayfs marked the directory `name` in `dir` opaque (its lower
+/// contents hidden): as root `trusted.overlay.opaque`, rootless
+/// `user.overlay.opaque`. Opened without following a link.
+fn opaque(dir: &std::os::fd::OwnedFd, name: &std::ffi::CStr) -> bool {
+    use rustix::fs::{Mode, OFlags};
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC | OFlags::NOFOLLOW;
+    let Ok(fd) = rustix::fs::openat(dir, name, flags, Mode::empty()) else {
+        return false;
+    };
     ["trusted.overlay.opaque", "user.overlay.opaque"]
         .iter()
-        .any(|name| {
+        .any(|attr| {
             let mut v = [0u8; 1];
-            rustix::fs::lgetxattr(dir, *name, &mut v).is_ok_and(|n| n == 1 && v[0] == b'y')
+            rustix::fs::fgetxattr(&fd, *attr, &mut v).is_ok_and(|n| n == 1 && v[0] == b'y')
         })
 }
 
@@ -193,5 +221,22 @@ mod tests {
                 "A /tmp/t",
             ]
         );
+    }
+
+    /// A symlink in the upper dir (a directory swapped for one, say) is an
+    /// entry like any other: nothing of where it points is listed.
+    #[test]
+    fn links_are_never_followed() {
+        let lower = tempfile::tempdir().unwrap();
+        let upper = tempfile::tempdir().unwrap();
+        let host = tempfile::tempdir().unwrap();
+        std::fs::write(host.path().join("secret"), "s").unwrap();
+        std::os::unix::fs::symlink(host.path(), upper.path().join("evil")).unwrap();
+        let got: Vec<String> = walk(upper.path(), &[lower.path().to_path_buf()])
+            .unwrap()
+            .into_iter()
+            .map(|(k, p)| format!("{} {p}", k.letter()))
+            .collect();
+        assert_eq!(got, ["A /evil"]);
     }
 }
