@@ -150,20 +150,23 @@ fn fake_v2(files_in_leaf: &[&str]) -> (tempfile::TempDir, PathBuf) {
     (t, leaf)
 }
 
+/// The v2 files `limits()` writes.
+const LIMIT_FILES: &[&str] = &[
+    "memory.max",
+    "memory.swap.max",
+    "memory.low",
+    "cpu.max",
+    "cpu.weight",
+    "cpuset.cpus",
+    "pids.max",
+];
+
 #[test]
 fn v2_writes_the_unified_files_with_v2_values() {
     // Proven here: which files get which values, in which order of
     // ancestors. Only a v2 kernel can prove the kernel accepts them (and
     // that CLONE_INTO_CGROUP lands the process there).
-    let (t, leaf) = fake_v2(&[
-        "memory.max",
-        "memory.swap.max",
-        "memory.low",
-        "cpu.max",
-        "cpu.weight",
-        "cpuset.cpus",
-        "pids.max",
-    ]);
+    let (t, leaf) = fake_v2(LIMIT_FILES);
     let layout = Layout::V2 {
         mount: t.path().to_path_buf(),
         own: PathBuf::from("/"),
@@ -207,16 +210,7 @@ fn v2_writes_the_unified_files_with_v2_values() {
 /// v1 the whole map is refused.
 #[test]
 fn unified_resources_are_written_last_and_only_as_file_names() {
-    let (t, leaf) = fake_v2(&[
-        "memory.max",
-        "memory.high",
-        "memory.swap.max",
-        "memory.low",
-        "cpu.max",
-        "cpu.weight",
-        "cpuset.cpus",
-        "pids.max",
-    ]);
+    let (t, leaf) = fake_v2(&[LIMIT_FILES, &["memory.high"]].concat());
     let layout = Layout::V2 {
         mount: t.path().to_path_buf(),
         own: PathBuf::from("/"),
