@@ -712,7 +712,7 @@ fn in_script(argv: &[String]) -> Output {
         .map(|a| format!("'{a}'"))
         .collect::<Vec<_>>()
         .join(" ");
-    output_within(&strings(&["script", "-qec", &line, "/dev/null"]), 120)
+    interactive_within(&strings(&["script", "-qec", &line, "/dev/null"]), 120)
 }
 
 /// What both engines are checked for with berth as their runtime.

@@ -90,9 +90,26 @@ fn up(name: &str) -> Fixture {
 /// Runs `argv`, killed after `secs`: a hung engine or berth fails the
 /// test instead of hanging the suite.
 pub fn output_within(argv: &[String], secs: u64) -> Output {
+    within(argv, secs, false)
+}
+
+/// As [`output_within`], with a stdin that stays open and silent until the
+/// child exits, as a user's terminal does. With stdin at EOF, `script`
+/// sends the terminal's EOF character, podman forwards it, and conmon may
+/// close the attach socket with it unread, which resets the connection
+/// and loses output podman had not yet read (runc loses it too).
+pub fn interactive_within(argv: &[String], secs: u64) -> Output {
+    within(argv, secs, true)
+}
+
+fn within(argv: &[String], secs: u64, open_stdin: bool) -> Output {
     let mut child = Command::new(&argv[0])
         .args(&argv[1..])
-        .stdin(Stdio::null())
+        .stdin(if open_stdin {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -110,6 +127,7 @@ pub fn output_within(argv: &[String], secs: u64) -> Output {
         std::io::Read::read_to_end(&mut err, &mut v).unwrap();
         v
     });
+    let _stdin = child.stdin.take();
     let deadline = Instant::now() + Duration::from_secs(secs);
     let status = loop {
         if let Some(st) = child.try_wait().unwrap() {
