@@ -28,6 +28,14 @@
 //! ImageRecord::chain_ids(&self) -> Vec<Digest>                                // snapshot keys, bottom first
 //! Store::open_layer(&self, &LayerInfo) -> Result<Box<dyn Read + Send>>        // DECOMPRESSED tar stream
 //!
+//! // writing images (commit, import, load, build): hold a write guard throughout
+//! Store::write_guard(&self) -> Result<WriteGuard>                             // image prune waits
+//! Store::blob_writer(&self) -> Result<BlobWriter>   // io::Write; .commit(&store, expect) -> Blob
+//! Store::put_blob(&self, &mut dyn Read, expect: Option<&Digest>, max) -> Result<Blob>
+//! Store::put_blob_bytes(&self, &[u8]) -> Result<Blob>
+//! Store::record_layer(&self, blob, diff_id, unpacked_size)                    // facts its writer checked
+//! Store::add_image(&self, manifest: &Digest, tag: Option<&str>) -> Result<ImageRecord>
+//!
 //! // registry credentials
 //! login(&RegistryOptions, registry, user, pass, auth_file: Option<&Path>) -> Result<()>
 //! logout(&RegistryOptions, registry, auth_file: Option<&Path>) -> Result<bool>
@@ -92,4 +100,6 @@ pub use progress::{Progress, ProgressMode};
 pub use pull::{LayerSink, PullOptions, Pulled, SinkLayer, pull, pull_with_unpack};
 pub use reference::{Reference, ReferenceError};
 pub use registry::RegistryOptions;
-pub use store::{ImageRecord, ImageSummary, LayerInfo, RemoveEvent, Store};
+pub use store::{
+    Blob, BlobWriter, ImageRecord, ImageSummary, LayerInfo, RemoveEvent, Store, WriteGuard,
+};

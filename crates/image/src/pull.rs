@@ -17,15 +17,13 @@ use crate::manifest::{Descriptor, ImageManifest, Manifest, Platform, select_plat
 use crate::progress::Progress;
 use crate::reference::{DOCKER_HUB, Reference};
 use crate::registry::{FetchedManifest, RegistryOptions, Session, Transient, is_transient};
-use crate::store::{ImageRecord, LayerInfo, Store};
+use crate::store::{ImageRecord, LayerInfo, MAX_CONFIG_BYTES, Store};
 use layer::LayerFetcher;
 use verify::is_cancelled;
 
 mod layer;
 mod verify;
 
-/// Largest image config berth accepts (real ones are a few KiB).
-const MAX_CONFIG_BYTES: u64 = 16 * 1024 * 1024;
 /// Most layers an image may have (Docker's own limit).
 const MAX_LAYERS: usize = 125;
 

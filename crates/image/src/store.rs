@@ -27,10 +27,12 @@ use blobs::TMP_GRACE;
 pub use images::{ImageRecord, ImageSummary, RemoveEvent, chain_ids};
 pub(crate) use layers::LayerFacts;
 pub use layers::LayerInfo;
+pub use write::{Blob, BlobWriter, MAX_CONFIG_BYTES, WriteGuard, familiar_tag};
 
 mod blobs;
 mod images;
 mod layers;
+mod write;
 
 /// The store. Cheap to open; holds no lock between calls.
 #[derive(Clone, Debug)]

@@ -260,15 +260,7 @@ impl Store {
     /// (`name[:tag]`, tag defaults to `latest`), taking the tag away from any other image.
     pub fn tag(&self, source: &str, target: &str) -> Result<ImageRecord> {
         let img = self.resolve(source)?;
-        let t = Reference::parse(target)?.with_default_tag();
-        if t.digest.is_some() {
-            bail!("refusing to create a tag with a digest reference: {target}");
-        }
-        let tag = format!(
-            "{}:{}",
-            t.familiar_name(),
-            t.tag.as_deref().unwrap_or("latest")
-        );
+        let tag = super::write::familiar_tag(target)?;
         self.update_index(|idx| {
             for other in &mut idx.images {
                 if other.id != img.id {
