@@ -39,7 +39,10 @@ use sha2::{Digest, Sha256};
 use crate::resolve::{Resolver, Root};
 
 mod applier;
+mod from_upper;
 mod whiteouts;
+
+pub use from_upper::{UpperReport, write_upper};
 
 /// Default cap on a layer's decompressed size: far above any real layer,
 /// low enough that a decompression bomb stops before filling a disk.
