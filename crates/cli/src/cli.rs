@@ -54,6 +54,10 @@ pub enum Command {
     Tag(TagArgs),
     /// Show the history of an image.
     History(HistoryArgs),
+    /// Create a new image from a container's changes.
+    Commit(CommitArgs),
+    /// Import the contents from a tarball to create a filesystem image.
+    Import(ImportArgs),
     /// Manage images.
     #[command(subcommand)]
     Image(ImageCommand),
@@ -207,6 +211,8 @@ pub enum ImageCommand {
     History(HistoryArgs),
     /// Display detailed information on one or more images (JSON).
     Inspect { images: Vec<String> },
+    /// Import the contents from a tarball to create a filesystem image.
+    Import(ImportArgs),
     /// Remove unused images and blobs no image references.
     Prune(PruneArgs),
 }
@@ -285,6 +291,8 @@ pub enum ContainerCommand {
     Cp(CpArgs),
     /// Display the running processes of a container.
     Top(TopArgs),
+    /// Create a new image from a container's changes.
+    Commit(CommitArgs),
     /// Inspect changes to files or directories on a container's filesystem.
     Diff { container: String },
     /// Export a container's filesystem as a tar archive.

@@ -1,5 +1,5 @@
 //! Image commands: pull, images, rmi, tag, history, image inspect, image
-//! prune, login, logout.
+//! prune, login, logout, and the images made here: commit, import.
 
 use std::collections::HashSet;
 use std::io::{BufRead, IsTerminal, Read};
@@ -9,7 +9,10 @@ use berth_engine::{Engine, rootfs_prep, timefmt};
 use berth_image::{Progress, ProgressMode, RemoveEvent};
 use berth_io::{errln, outln};
 
-use crate::cli::{HistoryArgs, ImagesArgs, LoginArgs, PruneArgs, PullArgs, RmiArgs, TagArgs};
+use crate::cli::{
+    CommitArgs, HistoryArgs, ImagesArgs, ImportArgs, LoginArgs, PruneArgs, PullArgs, RmiArgs,
+    TagArgs,
+};
 use crate::table;
 
 pub fn pull(engine: &Engine, args: &PullArgs) -> Result<u8> {
@@ -105,6 +108,52 @@ pub fn images(engine: &Engine, args: &ImagesArgs) -> Result<u8> {
 /// `tag SOURCE TARGET`: Docker prints nothing.
 pub fn tag(engine: &Engine, args: &TagArgs) -> Result<u8> {
     engine.store.tag(&args.source, &args.target)?;
+    Ok(0)
+}
+
+/// `commit CONTAINER [REPO[:TAG]]`: prints the new image's id.
+pub fn commit(engine: &Engine, args: &CommitArgs) -> Result<u8> {
+    use berth_engine::commit::{CommitRequest, commit};
+    let req = CommitRequest {
+        container: args.container.clone(),
+        reference: args.reference.clone(),
+        message: args.message.clone(),
+        author: args.author.clone(),
+        changes: args.change.clone(),
+        pause: args.pause,
+        compression: if args.compress == "zstd" {
+            berth_image::Compression::Zstd
+        } else {
+            berth_image::Compression::Gzip
+        },
+    };
+    let rec = commit(engine, &req)?;
+    outln!("{}", rec.id);
+    Ok(0)
+}
+
+/// `import FILE|- [REPO[:TAG]]`: prints the new image's id. URLs are not
+/// fetched (berth reads files and stdin only).
+pub fn import(engine: &Engine, args: &ImportArgs) -> Result<u8> {
+    use berth_engine::import::{ImportRequest, import};
+    let req = ImportRequest {
+        reference: args.reference.clone(),
+        message: args.message.clone(),
+        changes: args.change.clone(),
+        source: args.file.clone(),
+    };
+    let rec = if args.file == "-" {
+        import(engine, std::io::stdin().lock(), &req)?
+    } else if args.file.contains("://") {
+        bail!(
+            "import {}: importing from a URL is not supported: download it and import the file",
+            args.file
+        );
+    } else {
+        let f = std::fs::File::open(&args.file).with_context(|| format!("import {}", args.file))?;
+        import(engine, f, &req).with_context(|| format!("import {}", args.file))?
+    };
+    outln!("{}", rec.id);
     Ok(0)
 }
 

@@ -283,6 +283,10 @@ fn run(cli: cli::Cli) -> anyhow::Result<u8> {
         Command::Images(a) | Command::Image(ImageCommand::Ls(a)) => images::images(&engine, a),
         Command::Rmi(a) | Command::Image(ImageCommand::Rm(a)) => images::rmi(&engine, a),
         Command::Tag(a) | Command::Image(ImageCommand::Tag(a)) => images::tag(&engine, a),
+        Command::Commit(a) | Command::Container(ContainerCommand::Commit(a)) => {
+            images::commit(&engine, a)
+        }
+        Command::Import(a) | Command::Image(ImageCommand::Import(a)) => images::import(&engine, a),
         Command::History(a) | Command::Image(ImageCommand::History(a)) => {
             images::history(&engine, a)
         }

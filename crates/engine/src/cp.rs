@@ -168,7 +168,7 @@ fn open_root(engine: &Engine, c: &ContainerRecord) -> Result<CtrRoot> {
 /// commands use, is a stranger to it, and /proc would refuse its root); for
 /// a stopped one, berth's, where its overlay can be mounted (this process
 /// runs again there).
-fn rootless_enter(c: &ContainerRecord) -> Result<()> {
+pub(crate) fn rootless_enter(c: &ContainerRecord) -> Result<()> {
     if c.is_running()
         && let (Some(pid), Some(start)) = (c.pid, c.pid_start)
         && let Some(p) = Process::open(pid, start)?

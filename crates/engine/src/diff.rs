@@ -20,7 +20,7 @@ use anyhow::{Result, bail};
 use crate::Engine;
 
 /// What berth prepares in every container's upper directory.
-const PREPARED: &[&str] = &[
+pub(crate) const PREPARED: &[&str] = &[
     "etc/hosts",
     "etc/hostname",
     "etc/resolv.conf",

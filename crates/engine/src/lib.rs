@@ -36,6 +36,7 @@
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
 pub mod attach;
+pub mod commit;
 pub mod config;
 pub mod cp;
 pub mod diff;
@@ -44,7 +45,9 @@ pub mod events;
 pub mod exec;
 pub mod health;
 pub mod host;
+pub mod import;
 pub mod info;
+pub mod instructions;
 pub mod lifecycle;
 pub mod logs;
 pub mod monitor;

@@ -27,7 +27,10 @@ use blobs::TMP_GRACE;
 pub use images::{ImageRecord, ImageSummary, RemoveEvent, chain_ids};
 pub(crate) use layers::LayerFacts;
 pub use layers::LayerInfo;
-pub use write::{Blob, BlobWriter, MAX_CONFIG_BYTES, WriteGuard, familiar_tag};
+pub use write::{
+    Blob, BlobWriter, Compressor, MAX_CONFIG_BYTES, WriteGuard, familiar_tag, gzip_reader,
+    zstd_reader,
+};
 
 mod blobs;
 mod images;

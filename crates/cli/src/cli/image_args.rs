@@ -87,3 +87,39 @@ pub struct LoginArgs {
     #[arg(long)]
     pub password_stdin: bool,
 }
+
+#[derive(Args, Debug)]
+pub struct CommitArgs {
+    pub container: String,
+    /// REPOSITORY[:TAG] for the new image.
+    pub reference: Option<String>,
+    /// Commit message.
+    #[arg(short, long)]
+    pub message: Option<String>,
+    /// Author (e.g., "John Hannibal Smith <hannibal@a-team.com>").
+    #[arg(short, long)]
+    pub author: Option<String>,
+    /// Apply Dockerfile instruction to the created image.
+    #[arg(short, long = "change")]
+    pub change: Vec<String>,
+    /// Pause container during commit.
+    #[arg(short, long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub pause: bool,
+    /// Layer compression: gzip or zstd.
+    #[arg(long, default_value = "gzip", value_parser = ["gzip", "zstd"])]
+    pub compress: String,
+}
+
+#[derive(Args, Debug)]
+pub struct ImportArgs {
+    /// A tar archive (plain, gzip or zstd), or - for stdin.
+    pub file: String,
+    /// REPOSITORY[:TAG] for the new image.
+    pub reference: Option<String>,
+    /// Set commit message for imported image.
+    #[arg(short, long)]
+    pub message: Option<String>,
+    /// Apply Dockerfile instruction to the created image.
+    #[arg(short, long = "change")]
+    pub change: Vec<String>,
+}

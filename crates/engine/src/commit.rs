@@ -1,0 +1,306 @@
+//! `commit`: a new image from a container's changes. Its overlay upper dir
+//! becomes one more layer (OCI whiteouts, deterministic tar, gzip or
+//! zstd) over the image it was made from; the config is the container's
+//! (its environment, command and labels), with `-c` changes, the new
+//! diff_id and a history entry. Everything goes through the store's write
+//! API, so an interrupted commit leaves no image and no visible blob that
+//! does not hash to its name.
+
+use std::io::{self, Write};
+
+use anyhow::{Context, Result, anyhow, bail};
+use berth_image::digest::{Digest, Hasher};
+use berth_image::manifest::{ImageManifest, Manifest, media};
+use berth_image::{Compression, ImageRecord};
+use serde_json::{Map, Value, json};
+
+use crate::Engine;
+use crate::records::ContainerRecord;
+
+/// What `commit` is asked.
+#[derive(Debug, Clone)]
+pub struct CommitRequest {
+    pub container: String,
+    /// `REPO[:TAG]`; none leaves the image untagged.
+    pub reference: Option<String>,
+    pub message: Option<String>,
+    pub author: Option<String>,
+    /// Dockerfile instructions (`-c`), see [`crate::instructions`].
+    pub changes: Vec<String>,
+    /// Freeze a running container while its changes are read (Docker's default).
+    pub pause: bool,
+    /// `Gzip` or `Zstd`.
+    pub compression: Compression,
+}
+
+/// Make the image; returns its record.
+pub fn commit(engine: &Engine, req: &CommitRequest) -> Result<ImageRecord> {
+    let records = engine.records()?;
+    let c = records.find(&req.container)?;
+    if crate::rootless::active() && !crate::rootless::in_own_userns() {
+        crate::cp::rootless_enter(&c)?;
+    }
+    if let Some(r) = &req.reference {
+        berth_image::store::familiar_tag(r)?;
+    }
+    let base = engine
+        .store
+        .resolve(&c.image_id)
+        .with_context(|| format!("the image of container {} is gone", c.name))?;
+    // The config first: a bad -c fails before anything is written.
+    let mut config = engine.store.config_json(&base)?;
+    container_config(engine, &c, &base, &mut config, &req.changes)?;
+
+    let upper = upper_dir(engine, &c)?;
+    let _fs = records.fs_lock(&c.id)?;
+    let thaw = freeze(engine, &c, req.pause)?;
+    let guard = engine.store.write_guard()?;
+    let layer = write_layer(engine, &upper, req.compression);
+    drop(thaw);
+    let (blob, diff_id) = layer?;
+    // Docker's types unless the base is OCI-typed.
+    let docker = docker_types(engine, &base)?.unwrap_or(true);
+
+    add_history(&mut config, &c, req, &diff_id);
+    let cfg = engine.store.put_blob_bytes(&serde_json::to_vec(&config)?)?;
+    let manifest = manifest(engine, &base, &cfg, &blob, req.compression, docker)?;
+    let m = engine
+        .store
+        .put_blob_bytes(&serde_json::to_vec(&manifest)?)?;
+    let rec = engine
+        .store
+        .add_image(&m.digest, req.reference.as_deref())?;
+    drop(guard);
+    crate::events::container(engine, &c, "commit");
+    Ok(rec)
+}
+
+fn upper_dir(engine: &Engine, c: &ContainerRecord) -> Result<std::path::PathBuf> {
+    let records = engine.records()?;
+    [
+        records.dir(&c.id).join("upper"),
+        engine.scratch_dir(&c.id).join("upper"),
+    ]
+    .into_iter()
+    .find(|p| p.is_dir())
+    .ok_or_else(|| {
+        anyhow!(
+            "{}: its root filesystem is a copy, not an overlay: commit needs an overlay's upper layer",
+            c.name
+        )
+    })
+}
+
+/// Thaws the container again when dropped.
+struct Thaw<'a>(Option<(&'a Engine, String)>);
+
+impl Drop for Thaw<'_> {
+    fn drop(&mut self) {
+        if let Some((engine, id)) = self.0.take() {
+            let _ = crate::lifecycle::pause(engine, &id, false);
+        }
+    }
+}
+
+fn freeze<'a>(engine: &'a Engine, c: &ContainerRecord, pause: bool) -> Result<Thaw<'a>> {
+    if !pause || !c.is_running() || c.paused {
+        return Ok(Thaw(None));
+    }
+    crate::lifecycle::pause(engine, &c.id, true)?;
+    Ok(Thaw(Some((engine, c.id.clone()))))
+}
+
+/// A writer that hashes what goes through it: the diff_id of the tar
+/// that the compressor gets.
+struct Tee<W> {
+    inner: W,
+    hasher: Hasher,
+}
+
+impl<W: Write> Write for Tee<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// The upper dir as a compressed layer blob, with its diff_id.
+fn write_layer(
+    engine: &Engine,
+    upper: &std::path::Path,
+    compression: Compression,
+) -> Result<(berth_image::Blob, Digest)> {
+    let store = &engine.store;
+    let w = io::BufWriter::with_capacity(256 * 1024, store.blob_writer()?);
+    let skip = crate::diff::PREPARED;
+    let enc = berth_image::store::Compressor::new(w, compression)?;
+    let (tee, _) = berth_snapshot::write_upper(upper, skip, tee(enc))?;
+    let size = tee.hasher.len();
+    let diff_id = tee.hasher.finish();
+    let w = tee.inner.finish()?;
+    let w = w.into_inner().map_err(|e| e.into_error())?;
+    let blob = w.commit(store, None)?;
+    store.record_layer(&blob.digest, &diff_id, size)?;
+    Ok((blob, diff_id))
+}
+
+fn tee<W: Write>(inner: W) -> Tee<W> {
+    Tee {
+        inner,
+        hasher: Hasher::new(),
+    }
+}
+
+/// Whether the base image's manifest is Docker's (else OCI); none when
+/// the manifest cannot say.
+fn docker_types(engine: &Engine, base: &ImageRecord) -> Result<Option<bool>> {
+    let m = base_manifest(engine, base)?;
+    Ok(m.media_type.map(|t| t == media::DOCKER_MANIFEST))
+}
+
+fn base_manifest(engine: &Engine, base: &ImageRecord) -> Result<ImageManifest> {
+    let b = engine.store.read_blob_capped(
+        &base.manifest_digest,
+        berth_image::manifest::MAX_MANIFEST_BYTES,
+        "manifest",
+    )?;
+    match Manifest::parse(None, &b)? {
+        Manifest::Image(m) => Ok(m),
+        Manifest::Index(_) => bail!("manifest {} is an index", base.manifest_digest),
+    }
+}
+
+/// The new manifest: the base's layers, then the new one.
+fn manifest(
+    engine: &Engine,
+    base: &ImageRecord,
+    cfg: &berth_image::Blob,
+    layer: &berth_image::Blob,
+    compression: Compression,
+    docker: bool,
+) -> Result<Value> {
+    let old = base_manifest(engine, base)?;
+    let (mt, cfg_mt, layer_mt) = match (docker, compression) {
+        (true, Compression::Zstd) => (
+            media::DOCKER_MANIFEST,
+            media::DOCKER_CONFIG,
+            media::DOCKER_LAYER_ZSTD,
+        ),
+        (true, _) => (
+            media::DOCKER_MANIFEST,
+            media::DOCKER_CONFIG,
+            media::DOCKER_LAYER_GZIP,
+        ),
+        (false, Compression::Zstd) => (
+            media::OCI_MANIFEST,
+            media::OCI_CONFIG,
+            media::OCI_LAYER_ZSTD,
+        ),
+        (false, _) => (
+            media::OCI_MANIFEST,
+            media::OCI_CONFIG,
+            media::OCI_LAYER_GZIP,
+        ),
+    };
+    let mut layers: Vec<Value> = old
+        .layers
+        .iter()
+        .map(|l| json!({"mediaType": l.media_type, "digest": l.digest, "size": l.size}))
+        .collect();
+    layers.push(json!({"mediaType": layer_mt, "digest": layer.digest, "size": layer.size}));
+    Ok(json!({
+        "schemaVersion": 2,
+        "mediaType": mt,
+        "config": {"mediaType": cfg_mt, "digest": cfg.digest, "size": cfg.size},
+        "layers": layers,
+    }))
+}
+
+/// The container's config over the image's: its environment, working
+/// dir, command and labels, as Docker's commit keeps them, then `changes`.
+fn container_config(
+    engine: &Engine,
+    c: &ContainerRecord,
+    base: &ImageRecord,
+    config: &mut Value,
+    changes: &[String],
+) -> Result<()> {
+    let obj = config
+        .as_object_mut()
+        .ok_or_else(|| anyhow!("image config {} is not an object", base.id))?;
+    let inner = obj.entry("config").or_insert_with(|| json!({}));
+    if !inner.is_object() {
+        *inner = json!({});
+    }
+    let inner = inner.as_object_mut().expect("an object");
+    if let Ok(spec) = berth_runtime::load_spec(&engine.bundle_of(c))
+        && let Some(p) = spec.process()
+    {
+        if let Some(env) = p.env() {
+            // HOSTNAME (and a terminal's TERM) are the run's, not the image's.
+            let env: Vec<&String> = env.iter().filter(|e| !e.starts_with("HOSTNAME=")).collect();
+            inner.insert("Env".into(), json!(env));
+        }
+        let cwd = p.cwd().display().to_string();
+        if cwd != "/" || inner.contains_key("WorkingDir") {
+            inner.insert("WorkingDir".into(), json!(cwd));
+        }
+    }
+    let entrypoint: Vec<String> = strings(inner.get("Entrypoint"));
+    if !c.command.is_empty() {
+        let cmd = c
+            .command
+            .strip_prefix(entrypoint.as_slice())
+            .unwrap_or(&c.command);
+        inner.insert("Cmd".into(), json!(cmd));
+    }
+    if !c.labels.is_empty() {
+        inner.insert("Labels".into(), json!(c.labels));
+    }
+    crate::instructions::apply(inner, changes)
+}
+
+fn strings(v: Option<&Value>) -> Vec<String> {
+    v.and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The new diff_id, creation time, author and a history entry.
+fn add_history(config: &mut Value, c: &ContainerRecord, req: &CommitRequest, diff_id: &Digest) {
+    let now = crate::timefmt::now_rfc3339();
+    let Some(obj) = config.as_object_mut() else {
+        return;
+    };
+    let rootfs = obj
+        .entry("rootfs")
+        .or_insert_with(|| json!({"type": "layers", "diff_ids": []}));
+    if let Some(ids) = rootfs.get_mut("diff_ids").and_then(Value::as_array_mut) {
+        ids.push(json!(diff_id));
+    }
+    let mut entry = Map::new();
+    entry.insert("created".into(), json!(now));
+    entry.insert("created_by".into(), json!(c.command.join(" ")));
+    if let Some(a) = &req.author {
+        entry.insert("author".into(), json!(a));
+        obj.insert("author".into(), json!(a));
+    }
+    if let Some(m) = &req.message {
+        entry.insert("comment".into(), json!(m));
+    }
+    let history = obj.entry("history").or_insert_with(|| json!([]));
+    if let Some(h) = history.as_array_mut() {
+        h.push(Value::Object(entry));
+    }
+    obj.insert("created".into(), json!(now));
+    obj.remove("container_config");
+    obj.insert("container".into(), json!(c.id));
+}
