@@ -37,7 +37,8 @@ pub struct CommitRequest {
 pub fn commit(engine: &Engine, req: &CommitRequest) -> Result<ImageRecord> {
     let records = engine.records()?;
     let c = records.find(&req.container)?;
-    if crate::rootless::active() && !crate::rootless::in_own_userns() {
+    let rootless = crate::rootless::active();
+    if rootless && !crate::rootless::in_own_userns() {
         crate::cp::rootless_enter(&c)?;
     }
     if let Some(r) = &req.reference {
@@ -53,7 +54,7 @@ pub fn commit(engine: &Engine, req: &CommitRequest) -> Result<ImageRecord> {
 
     let upper = upper_dir(engine, &c)?;
     let _fs = records.fs_lock(&c.id)?;
-    let thaw = freeze(engine, &c, req.pause)?;
+    let thaw = freeze(engine, &c, req.pause, rootless)?;
     let guard = engine.store.write_guard()?;
     let layer = write_layer(engine, &upper, req.compression);
     drop(thaw);
@@ -102,12 +103,22 @@ impl Drop for Thaw<'_> {
     }
 }
 
-fn freeze<'a>(engine: &'a Engine, c: &ContainerRecord, pause: bool) -> Result<Thaw<'a>> {
+fn freeze<'a>(
+    engine: &'a Engine,
+    c: &ContainerRecord,
+    pause: bool,
+    rootless: bool,
+) -> Result<Thaw<'a>> {
     if !pause || !c.is_running() || c.paused {
         return Ok(Thaw(None));
     }
-    crate::lifecycle::pause(engine, &c.id, true)?;
-    Ok(Thaw(Some((engine, c.id.clone()))))
+    match crate::lifecycle::pause(engine, &c.id, true) {
+        Ok(()) => Ok(Thaw(Some((engine, c.id.clone())))),
+        // Rootless on cgroup v1 there is no freezer of the user's: the
+        // changes are read as they are, as with --pause=false.
+        Err(_) if rootless => Ok(Thaw(None)),
+        Err(e) => Err(e),
+    }
 }
 
 /// A writer that hashes what goes through it: the diff_id of the tar
