@@ -148,8 +148,10 @@ fn write_layer(
     let store = &engine.store;
     let w = io::BufWriter::with_capacity(256 * 1024, store.blob_writer()?);
     let skip = crate::diff::PREPARED;
-    let enc = berth_image::store::Compressor::new(w, compression)?;
-    let (tee, _) = berth_snapshot::write_upper(upper, skip, tee(enc))?;
+    let enc = berth_image::compress::Compressor::new(w, compression)?;
+    // Walking and hashing here, compressing and writing on a second core.
+    let bg = berth_image::compress::Background::new(enc, |e| e.finish());
+    let (tee, _) = berth_snapshot::write_upper(upper, skip, tee(bg))?;
     let size = tee.hasher.len();
     let diff_id = tee.hasher.finish();
     let w = tee.inner.finish()?;

@@ -12,9 +12,9 @@ use std::io::{self, BufRead, BufReader, Read, Write};
 use std::path::{Component, Path};
 
 use anyhow::{Context, Result, bail};
+use berth_image::compress::Compressor;
 use berth_image::digest::Hasher;
 use berth_image::manifest::media;
-use berth_image::store::Compressor;
 use berth_image::{Compression, ImageRecord, Platform};
 use serde_json::{Map, Value, json};
 
@@ -96,9 +96,9 @@ fn decompressed<'a>(src: impl Read + 'a) -> Result<Box<dyn Read + 'a>> {
     let mut r = BufReader::with_capacity(256 * 1024, src);
     let head = r.fill_buf().context("read the archive")?.to_vec();
     Ok(if head.starts_with(&[0x1f, 0x8b]) {
-        Box::new(berth_image::store::gzip_reader(r))
+        Box::new(berth_image::compress::gzip_reader(r))
     } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-        Box::new(berth_image::store::zstd_reader(r)?)
+        Box::new(berth_image::compress::zstd_reader(r)?)
     } else if head.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0]) || head.starts_with(b"BZh") {
         bail!("xz and bzip2 archives are not supported: decompress it first, or use gzip or zstd")
     } else {

@@ -83,6 +83,7 @@
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
 pub mod auth;
+pub mod compress;
 pub mod digest;
 pub mod login;
 pub mod manifest;

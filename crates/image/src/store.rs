@@ -27,10 +27,7 @@ use blobs::TMP_GRACE;
 pub use images::{ImageRecord, ImageSummary, RemoveEvent, chain_ids};
 pub(crate) use layers::LayerFacts;
 pub use layers::LayerInfo;
-pub use write::{
-    Blob, BlobWriter, Compressor, MAX_CONFIG_BYTES, WriteGuard, familiar_tag, gzip_reader,
-    zstd_reader,
-};
+pub use write::{Blob, BlobWriter, MAX_CONFIG_BYTES, WriteGuard, familiar_tag};
 
 mod blobs;
 mod images;

@@ -14,7 +14,7 @@ use serde::Deserialize;
 use super::blobs::TempFile;
 use super::{ImageRecord, LayerFacts, LayerInfo, LockGuard, Store};
 use crate::digest::{Digest, Hasher};
-use crate::manifest::{Compression, MAX_MANIFEST_BYTES, Manifest, layer_compression};
+use crate::manifest::{MAX_MANIFEST_BYTES, Manifest, layer_compression};
 use crate::reference::Reference;
 
 /// Most bytes an image config may have (pull's limit too).
@@ -73,64 +73,6 @@ impl BlobWriter {
         }
         Ok(Blob { digest, size })
     }
-}
-
-/// A writer that compresses a layer as `Compression` says; [`finish`]
-/// ends the stream and gives the inner writer back.
-///
-/// [`finish`]: Compressor::finish
-pub enum Compressor<W: Write> {
-    Gzip(flate2::write::GzEncoder<W>),
-    Zstd(zstd::stream::write::Encoder<'static, W>),
-    None(W),
-}
-
-impl<W: Write> Compressor<W> {
-    pub fn new(inner: W, c: Compression) -> Result<Self> {
-        Ok(match c {
-            Compression::Gzip => Compressor::Gzip(flate2::write::GzEncoder::new(
-                inner,
-                flate2::Compression::default(),
-            )),
-            Compression::Zstd => Compressor::Zstd(zstd::stream::write::Encoder::new(inner, 3)?),
-            Compression::None => Compressor::None(inner),
-        })
-    }
-
-    pub fn finish(self) -> io::Result<W> {
-        match self {
-            Compressor::Gzip(e) => e.finish(),
-            Compressor::Zstd(e) => e.finish(),
-            Compressor::None(w) => Ok(w),
-        }
-    }
-}
-
-impl<W: Write> Write for Compressor<W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match self {
-            Compressor::Gzip(e) => e.write(buf),
-            Compressor::Zstd(e) => e.write(buf),
-            Compressor::None(w) => w.write(buf),
-        }
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        match self {
-            Compressor::Gzip(e) => e.flush(),
-            Compressor::Zstd(e) => e.flush(),
-            Compressor::None(w) => w.flush(),
-        }
-    }
-}
-
-/// A gzip stream's content (members one after another, as `gzip` makes).
-pub fn gzip_reader<R: io::BufRead>(r: R) -> impl Read {
-    flate2::bufread::MultiGzDecoder::new(r)
-}
-
-/// A zstd stream's content.
-pub fn zstd_reader<'a, R: io::BufRead + 'a>(r: R) -> Result<impl Read + 'a> {
-    Ok(zstd::stream::read::Decoder::with_buffer(r)?)
 }
 
 /// What an image config must say for a record to be made of it.

@@ -196,9 +196,11 @@ impl<W: Write> Walk<W> {
         h.set_entry_type(EntryType::Regular);
         h.set_size(st.st_size as u64);
         let file = std::fs::File::from(fd);
+        // Large reads: a big file in few syscalls.
+        let cap = (st.st_size as usize).clamp(8 * 1024, 1024 * 1024);
         // A file that grows meanwhile is cut at the size in its header;
         // one that shrinks is an error (the tar would be short).
-        let mut body = file.take(st.st_size as u64);
+        let mut body = io::BufReader::with_capacity(cap, file).take(st.st_size as u64);
         self.append(rel, h, &xattrs, &mut body)
     }
 
