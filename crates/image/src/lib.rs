@@ -1,5 +1,5 @@
 //! berth-image: the image side of berth — references, the registry client, the
-//! content-addressed store, and pulling. berth-engine stands on it (and the
+//! content-addressed store, pulling and pushing. berth-engine stands on it (and the
 //! CLI, for listings and pull progress); it imports none of berth's crates
 //! but berth-io: not rootfs, not the runtime, not the engine.
 //!
@@ -16,6 +16,7 @@
 //! Store::open(root) -> Result<Store>
 //! pull(&Store, reference: &str, &PullOptions, &Progress) -> Result<Pulled>    // Pulled.image: ImageRecord
 //! pull_with_unpack(.., Option<LayerSink>) -> Result<Pulled>  // also streams each decompressed layer to a sink
+//! push(&Store, "host/repo[:tag]", &PushOptions, &Progress) -> Result<Vec<Pushed>> // one per tag (--all-tags)
 //! Store::tag(&self, source, target) -> Result<ImageRecord>                    // docker tag
 //! Store::resolve(&self, name_or_id: &str) -> Result<ImageRecord>              // name[:tag], repo@digest, id, short id
 //! Store::list(&self) -> Result<Vec<ImageSummary>>                             // docker images rows
@@ -76,7 +77,8 @@
 //! # Not done
 //! - Schema 1 manifests, foreign-layer `urls`, client certificates in certs.d,
 //!   CIDR ranges in `insecure_registries`, credential helpers (`credsStore`),
-//!   identity tokens, pushing.
+//!   identity tokens, pushing a multi-platform index (berth stores only the
+//!   pulled platform's manifest, so that is what a push sends).
 
 // println!/eprintln! panic on a closed pipe (`berth … | head`): berth_io's
 // outln!/errln! drop what a closed reader cannot take.
@@ -89,6 +91,7 @@ pub mod login;
 pub mod manifest;
 pub mod progress;
 pub mod pull;
+pub mod push;
 pub mod reference;
 pub mod registry;
 pub mod store;
@@ -99,6 +102,7 @@ pub use login::{login, logout};
 pub use manifest::{Compression, Platform};
 pub use progress::{Progress, ProgressMode};
 pub use pull::{LayerSink, PullOptions, Pulled, SinkLayer, pull, pull_with_unpack};
+pub use push::{PushOptions, Pushed, push};
 pub use reference::{Reference, ReferenceError};
 pub use registry::RegistryOptions;
 pub use store::{

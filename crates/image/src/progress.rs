@@ -1,4 +1,4 @@
-//! Pull progress on stdout, as Docker prints it: per-layer bars on a terminal,
+//! Pull and push progress on stdout, as Docker prints it: per-layer bars on a terminal,
 //! one line per layer event otherwise, nothing in quiet mode.
 
 use std::collections::HashMap;
@@ -83,6 +83,14 @@ impl Progress {
     }
 
     pub(crate) fn layer_start(&self, d: &Digest, size: u64) {
+        if !self.layer_bar(d, size, "Downloading") {
+            self.layer_event(d, &format!("Downloading {}", human(size)));
+        }
+    }
+
+    /// A bar for layer `d` of `size` bytes, labelled `what`, on a terminal;
+    /// false (and nothing shown) when lines are printed instead.
+    pub(crate) fn layer_bar(&self, d: &Digest, size: u64, what: &str) -> bool {
         if let Some(m) = &self.multi {
             let b = m.add(ProgressBar::new(size));
             b.set_style(
@@ -93,13 +101,14 @@ impl Progress {
                 .progress_chars("=> "),
             );
             b.set_prefix(d.short().to_string());
-            b.set_message("Downloading");
+            b.set_message(what.to_string());
             self.bars
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .insert(d.clone(), b);
+            true
         } else {
-            self.layer_event(d, &format!("Downloading {}", human(size)));
+            false
         }
     }
 

@@ -30,6 +30,9 @@ use low_speed::LowSpeed;
 mod challenge;
 mod endpoint;
 mod low_speed;
+mod upload;
+
+pub use upload::Started;
 
 /// How to reach registries. The CLI fills this from its config and flags.
 #[derive(Clone, Debug)]
@@ -142,6 +145,9 @@ pub struct Session {
     ep: Endpoint,
     repository: String,
     creds: Option<Credentials>,
+    /// The token scopes asked for: `repository:<repo>:pull` (and `push`, and
+    /// `pull` on the repositories a push may mount blobs from).
+    scopes: Vec<String>,
     auth: Mutex<AuthState>,
     attempts: u32,
     low_speed: LowSpeed,
@@ -171,6 +177,37 @@ impl Session {
         repository: &str,
         creds: Option<Credentials>,
     ) -> Result<Session> {
+        let scopes = if repository.is_empty() {
+            Vec::new()
+        } else {
+            vec![format!("repository:{repository}:pull")]
+        };
+        Self::connect_scoped(opts, host, base, repository, creds, scopes)
+    }
+
+    /// Connect for pushing to `repository`: the token asks for `pull,push` on
+    /// it and `pull` on each of `mount_from` (repositories on the same
+    /// registry that blobs may be mounted from).
+    pub fn connect_push(
+        opts: &RegistryOptions,
+        host: &str,
+        repository: &str,
+        mount_from: &[String],
+    ) -> Result<Session> {
+        let creds = auth::lookup(&opts.auth_file(), host)?;
+        let mut scopes = vec![format!("repository:{repository}:pull,push")];
+        scopes.extend(mount_from.iter().map(|r| format!("repository:{r}:pull")));
+        Self::connect_scoped(opts, host, None, repository, creds, scopes)
+    }
+
+    fn connect_scoped(
+        opts: &RegistryOptions,
+        host: &str,
+        base: Option<&str>,
+        repository: &str,
+        creds: Option<Credentials>,
+        scopes: Vec<String>,
+    ) -> Result<Session> {
         let tls = tls_config(opts, host)?;
         let foreign = agent(
             opts,
@@ -194,6 +231,7 @@ impl Session {
                 },
                 repository: repository.to_string(),
                 creds: creds.clone(),
+                scopes: scopes.clone(),
                 auth: Mutex::new(AuthState::None),
                 attempts: opts.attempts.max(1),
                 low_speed: LowSpeed {

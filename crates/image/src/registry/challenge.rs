@@ -44,8 +44,8 @@ impl Session {
         Ok(())
     }
 
-    /// A bearer token for pulling the session's repository, from the
-    /// challenge's realm, as an Authorization value.
+    /// A bearer token for the session's scopes (pulling its repository, or
+    /// pushing to it), from the challenge's realm, as an Authorization value.
     fn fetch_token(&self, ch: &Challenge) -> Result<String> {
         let realm = ch
             .params
@@ -56,16 +56,10 @@ impl Session {
         if let Some(s) = ch.params.get("service") {
             q.push(format!("service={}", percent_encode(s)));
         }
-        let ours = format!("repository:{}:pull", self.repository);
-        let ours = if self.repository.is_empty() {
-            String::new()
-        } else {
-            ours
-        };
-        if !ours.is_empty() {
-            q.push(format!("scope={}", percent_encode(&ours)));
+        for ours in &self.scopes {
+            q.push(format!("scope={}", percent_encode(ours)));
         }
-        if let Some(s) = ch.params.get("scope").filter(|s| **s != ours) {
+        if let Some(s) = ch.params.get("scope").filter(|s| !self.scopes.contains(s)) {
             q.push(format!("scope={}", percent_encode(s)));
         }
         url.push(if url.contains('?') { '&' } else { '?' });

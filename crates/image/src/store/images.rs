@@ -120,6 +120,20 @@ impl Store {
         Ok(out)
     }
 
+    /// Note that the image `id` is at `repo_digest` (`name@digest`, one per
+    /// name, as Docker keeps them) after a push; an image gone meanwhile is left alone.
+    pub(crate) fn add_repo_digest(&self, id: &Digest, repo_digest: &str) -> Result<()> {
+        let name = repo_digest.split('@').next().unwrap_or("");
+        self.update_index(|idx| {
+            if let Some(rec) = idx.images.iter_mut().find(|x| x.id == *id) {
+                rec.repo_digests
+                    .retain(|x| x.split('@').next() != Some(name));
+                rec.repo_digests.push(repo_digest.to_string());
+            }
+            Ok(())
+        })
+    }
+
     /// Record a pulled image: add/move `repo_tag` and add `repo_digest` (both optional).
     pub(crate) fn record_image(
         &self,
