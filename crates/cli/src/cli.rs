@@ -46,6 +46,8 @@ pub fn absolute(s: &str) -> Result<PathBuf, String> {
 pub enum Command {
     /// Pull an image from a registry.
     Pull(PullArgs),
+    /// Upload an image to a registry.
+    Push(PushArgs),
     /// List images.
     Images(ImagesArgs),
     /// Remove one or more images.
@@ -200,6 +202,8 @@ pub struct ExecArgs {
 pub enum ImageCommand {
     /// Pull an image from a registry.
     Pull(PullArgs),
+    /// Upload an image to a registry.
+    Push(PushArgs),
     /// List images.
     #[command(alias = "list")]
     Ls(ImagesArgs),

@@ -1,5 +1,5 @@
-//! Image commands: pull, images, rmi, tag, history, image inspect, image
-//! prune, login, logout, and the images made here: commit, import.
+//! Image commands: pull, push, images, rmi, tag, history, image inspect,
+//! image prune, login, logout, and the images made here: commit, import.
 
 use std::collections::HashSet;
 use std::io::{BufRead, IsTerminal, Read};
@@ -10,8 +10,8 @@ use berth_image::{Progress, ProgressMode, RemoveEvent};
 use berth_io::{errln, outln};
 
 use crate::cli::{
-    CommitArgs, HistoryArgs, ImagesArgs, ImportArgs, LoginArgs, PruneArgs, PullArgs, RmiArgs,
-    TagArgs,
+    CommitArgs, HistoryArgs, ImagesArgs, ImportArgs, LoginArgs, PruneArgs, PullArgs, PushArgs,
+    RmiArgs, TagArgs,
 };
 use crate::table;
 
@@ -29,6 +29,27 @@ pub fn pull(engine: &Engine, args: &PullArgs) -> Result<u8> {
     rootfs_prep::pull(engine, &args.image, &opts, &Progress::new(mode))?;
     // Docker ends with the full reference pulled, quiet or not.
     outln!("{}", r.with_default_tag());
+    Ok(0)
+}
+
+/// `push [-a] [-q] NAME[:TAG]`: Docker's lines (`The push refers to
+/// repository [...]`, one per layer, `TAG: digest: … size: N`).
+pub fn push(engine: &Engine, args: &PushArgs) -> Result<u8> {
+    let mode = if args.quiet {
+        ProgressMode::Quiet
+    } else {
+        ProgressMode::Auto
+    };
+    let r = berth_image::Reference::parse(&args.name)?;
+    if !args.quiet && !args.all_tags && r.tag.is_none() && r.digest.is_none() {
+        outln!("Using default tag: latest");
+    }
+    let opts = berth_image::PushOptions {
+        registry: engine.registry_options(),
+        all_tags: args.all_tags,
+        ..Default::default()
+    };
+    berth_image::push(&engine.store, &args.name, &opts, &Progress::new(mode))?;
     Ok(0)
 }
 

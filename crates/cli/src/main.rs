@@ -280,6 +280,7 @@ fn run(cli: cli::Cli) -> anyhow::Result<u8> {
     })?;
     match &cli.command {
         Command::Pull(a) | Command::Image(ImageCommand::Pull(a)) => images::pull(&engine, a),
+        Command::Push(a) | Command::Image(ImageCommand::Push(a)) => images::push(&engine, a),
         Command::Images(a) | Command::Image(ImageCommand::Ls(a)) => images::images(&engine, a),
         Command::Rmi(a) | Command::Image(ImageCommand::Rm(a)) => images::rmi(&engine, a),
         Command::Tag(a) | Command::Image(ImageCommand::Tag(a)) => images::tag(&engine, a),

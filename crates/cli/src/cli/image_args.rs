@@ -1,4 +1,4 @@
-//! The arguments of the image commands (pull, images, tag, history, rmi,
+//! The arguments of the image commands (pull, push, images, tag, history, rmi,
 //! prune, login).
 
 use clap::Args;
@@ -12,6 +12,18 @@ pub struct PullArgs {
     /// Platform to pull, e.g. linux/arm64 or linux/arm/v7.
     #[arg(long)]
     pub platform: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct PushArgs {
+    /// NAME[:TAG]
+    pub name: String,
+    /// Push all tags of the repository.
+    #[arg(short, long)]
+    pub all_tags: bool,
+    /// Suppress progress output.
+    #[arg(short, long)]
+    pub quiet: bool,
 }
 
 #[derive(Args, Debug)]
