@@ -1,7 +1,8 @@
 # Shared by the bench scripts: alternate contenders, time them, print medians;
 # crun's hugetlb workaround for this machine (hugetlb_v1_on/off).
 # A script defines run_<name> DIR for each name in "contenders", sets N and
-# tmp, then calls bench_loop and bench_medians (which fills "med").
+# tmp, then calls bench_loop and bench_medians (which fills "med"). An
+# optional bench_prepare NAME DIR runs before each timed run, untimed.
 
 now() { date +%s.%N; }
 sub() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.3f", a - b}'; }
@@ -21,6 +22,7 @@ bench_loop() {
     k=$(((i - 1) % ${#contenders[@]}))
     for c in "${contenders[@]:$k}" "${contenders[@]:0:$k}"; do
       d="$tmp/$c-$i"
+      if declare -F bench_prepare >/dev/null; then bench_prepare "$c" "$d"; fi
       sync
       t0=$(now)
       "run_$c" "$d" || { echo "bench: $c failed in iteration $i" >&2; exit 1; }
