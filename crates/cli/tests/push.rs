@@ -137,6 +137,8 @@ fn push_uploads_skips_the_second_time_and_round_trips() {
     assert_eq!(out.matches(": Pushed\n").count(), 4, "{out}");
     assert!(!out.contains("Using default tag"), "{out}");
     assert!(!out.contains('\x1b'), "piped: no bars {out:?}");
+    assert!(!out.contains("Pushing"), "piped: Docker's lines only {out}");
+    assert_eq!(out.matches(": Preparing\n").count(), 4, "{out}");
     let last = out.lines().last().unwrap();
     assert!(
         last.starts_with(&format!("v1: digest: {orig} size: ")),
@@ -327,6 +329,11 @@ fn push_errors() {
     assert_eq!(
         stderr(&o),
         format!("berth: An image does not exist locally with the tag: {PLAIN}/nope-here\n")
+    );
+    assert_eq!(
+        stdout(&o),
+        format!("Using default tag: latest\nThe push refers to repository [{PLAIN}/nope-here]\n"),
+        "Docker's lines before its error"
     );
     ok(&r, &["pull", "-q", BUSYBOX]);
     ok(&r, &["tag", BUSYBOX, "busybox"]);

@@ -83,15 +83,16 @@ pub fn push(
             r.familiar_name()
         );
     }
+    // Docker says this first, even of an image it then does not find.
+    progress.status(&format!("The push refers to repository [{}]", r.name()));
+    // Keeps `image prune` from taking blobs while they upload.
+    let _guard = store.write_guard()?;
     let targets = local_targets(store, &r, opts.all_tags)?;
     let what = if opts.all_tags {
         r.familiar_name()
     } else {
         r.clone().with_default_tag().familiar()
     };
-    // Keeps `image prune` from taking blobs while they upload.
-    let _guard = store.write_guard()?;
-    progress.status(&format!("The push refers to repository [{}]", r.name()));
     let records: Vec<&ImageRecord> = targets.iter().map(|(_, i)| i).collect();
     let from = mount_sources(&r, &records);
     let session = Session::connect_push(&opts.registry, r.api_host(), &r.repository, &from)
@@ -325,8 +326,9 @@ impl BlobCtx<'_> {
             }
             Started::Upload(l) => l,
         };
-        if shown && !self.progress.layer_bar(&d.digest, d.size, "Pushing") {
-            self.progress.layer_event(&d.digest, "Pushing");
+        // A bar on a terminal; piped, Docker prints no line for this.
+        if shown {
+            self.progress.layer_bar(&d.digest, d.size, "Pushing");
         }
         let on_bytes = |n: u64| self.progress.layer_bytes(&d.digest, n);
         s.upload_blob(&location, &d.digest, path, d.size, &on_bytes)?;
