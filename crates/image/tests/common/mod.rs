@@ -226,6 +226,17 @@ fn serve(
         }
         head.push(line.clone());
     }
+    // A request body (blob uploads, manifest PUTs) is read whole, then forwarded.
+    let body_len = head
+        .iter()
+        .find_map(|h| {
+            let (k, v) = h.split_once(':')?;
+            k.eq_ignore_ascii_case("content-length")
+                .then(|| v.trim().parse::<usize>().ok())?
+        })
+        .unwrap_or(0);
+    let mut request_body = vec![0u8; body_len];
+    r.read_exact(&mut request_body)?;
     // Lets the proxy stand in for a Docker Hub mirror: library/x is served from x.
     let request_line = request_line.replace(" /v2/library/", " /v2/");
     let authed = head
@@ -312,6 +323,7 @@ fn serve(
         up.write_all(h.as_bytes())?;
     }
     up.write_all(b"\r\n")?;
+    up.write_all(&request_body)?;
     let mut resp = Vec::new();
     up.read_to_end(&mut resp)?;
     let split = resp
@@ -320,10 +332,16 @@ fn serve(
         .map(|i| i + 4)
         .unwrap_or(resp.len());
     let (rhead, body) = resp.split_at(split);
-    let mut rhead = String::from_utf8_lossy(rhead).replace(
-        &format!("http://{ISSUER}/token"),
-        &format!("http://{me}/token"),
-    );
+    // Upload Locations too, so uploads come back through here.
+    let mut rhead = String::from_utf8_lossy(rhead)
+        .replace(
+            &format!("http://{ISSUER}/token"),
+            &format!("http://{me}/token"),
+        )
+        .replace(
+            &format!("http://{upstream}/v2/"),
+            &format!("http://{me}/v2/"),
+        );
     let mut body = body.to_vec();
     let set_len = |h: &str, n: usize| {
         h.lines()
