@@ -178,6 +178,7 @@ fn writes_store(c: &cli::Command) -> bool {
     matches!(
         c,
         Command::Pull(_)
+            | Command::Push(_)
             | Command::Rmi(_)
             | Command::Tag(_)
             | Command::Run(_)
@@ -193,6 +194,7 @@ fn writes_store(c: &cli::Command) -> bool {
             | Command::System(cli::SystemCommand::Prune(_))
             | Command::Image(
                 ImageCommand::Pull(_)
+                    | ImageCommand::Push(_)
                     | ImageCommand::Rm(_)
                     | ImageCommand::Prune(_)
                     | ImageCommand::Tag(_)

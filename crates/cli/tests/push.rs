@@ -415,3 +415,42 @@ fn push_killed_midway_then_completes() {
     assert_eq!(inspect(&r, &target)["Id"], id.as_str());
     assert_eq!(repo_digest(&r, &target, &format!("{TLS}/{repo}")), orig);
 }
+
+#[test]
+fn push_of_a_multi_platform_image_sends_the_pulled_platform_manifest() {
+    let r = Root::new();
+    let src = format!("{PLAIN}/multiarch:latest");
+    ok(&r, &["pull", "-q", &src]);
+    let o = Command::new("skopeo")
+        .args([
+            "inspect",
+            "--raw",
+            "--tls-verify=false",
+            &format!("docker://{src}"),
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "skopeo: {}", stderr(&o));
+    let index: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let amd64 = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["platform"]["architecture"] == "amd64")
+        .unwrap()["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let repo = unique("multi");
+    let target = format!("{PLAIN}/{repo}:latest");
+    ok(&r, &["tag", &src, &target]);
+    let out = ok(&r, &["image", "push", &target]);
+    // Known under the index's repository, so mounted from there.
+    assert_eq!(
+        out.matches(": Mounted from multiarch\n").count(),
+        2,
+        "{out}"
+    );
+    assert!(out.contains(&format!("latest: digest: {amd64} ")), "{out}");
+    assert_eq!(skopeo_digest(&target), amd64, "one platform, not the index");
+}
