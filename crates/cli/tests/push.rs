@@ -454,3 +454,28 @@ fn push_of_a_multi_platform_image_sends_the_pulled_platform_manifest() {
     assert!(out.contains(&format!("latest: digest: {amd64} ")), "{out}");
     assert_eq!(skopeo_digest(&target), amd64, "one platform, not the index");
 }
+
+#[test]
+fn push_on_a_terminal_draws_bars() {
+    let r = Root::new();
+    ok(&r, &["pull", "-q", BUSYBOX]);
+    let repo = unique("tty");
+    let target = format!("{TLS}/{repo}:latest");
+    ok(&r, &["tag", BUSYBOX, &target]);
+    let cmd = format!(
+        "env DOCKER_CONFIG={}/docker-config {} --root {} push {target}",
+        r.path().display(),
+        berth_shell(),
+        r.path().display()
+    );
+    let o = Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+    let out = stdout(&o);
+    assert!(out.contains('\x1b'), "bars redraw in place: {out:?}");
+    assert!(out.contains("Pushed") && out.contains("B/"), "{out:?}");
+    assert!(out.contains("latest: digest: sha256:"), "{out:?}");
+}
