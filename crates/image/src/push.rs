@@ -29,6 +29,10 @@ use crate::store::{ImageRecord, Store};
 /// Most repositories a push asks to mount blobs from (each is a token scope).
 const MAX_MOUNT_SOURCES: usize = 4;
 
+/// First chunk size when a body limit (413) forces chunked uploads; halved
+/// while it is still too large.
+const CHUNK: u64 = 8 << 20;
+
 /// Options of one push.
 #[derive(Clone, Debug)]
 pub struct PushOptions {
@@ -331,17 +335,33 @@ impl BlobCtx<'_> {
             self.progress.layer_bar(&d.digest, d.size, "Pushing");
         }
         let on_bytes = |n: u64| self.progress.layer_bytes(&d.digest, n);
-        s.upload_blob(&location, &d.digest, path, d.size, &on_bytes)?;
+        match s.upload_blob(&location, &d.digest, path, d.size, &on_bytes) {
+            Err(e) if status_of(&e) == Some(413) => {
+                // A proxy in front of the registry limits bodies: in chunks,
+                // on a new upload session (the refused one may be spent).
+                if shown {
+                    self.progress.layer_retry(&d.digest, "in chunks");
+                }
+                let Started::Upload(location) = s.start_upload(None)? else {
+                    bail!("registry mounted a blob it was not asked to");
+                };
+                s.upload_blob_chunked(&location, &d.digest, path, d.size, CHUNK, &on_bytes)?;
+            }
+            r => r?,
+        }
         Ok("Pushed".to_string())
     }
 }
 
 /// Whether `e` is the registry refusing us (401/403).
 fn is_denied(e: &anyhow::Error) -> bool {
-    e.chain().any(|c| {
-        c.downcast_ref::<StatusError>()
-            .is_some_and(StatusError::is_denied)
-    })
+    status_of(e).is_some_and(|s| matches!(s, 401 | 403))
+}
+
+/// The HTTP status `e` reports, if it is a registry's answer.
+fn status_of(e: &anyhow::Error) -> Option<u16> {
+    e.chain()
+        .find_map(|c| c.downcast_ref::<StatusError>().map(|s| s.status))
 }
 
 #[cfg(test)]

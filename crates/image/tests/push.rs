@@ -126,3 +126,53 @@ fn a_denied_upload_is_not_retried() {
     assert!(!e.contains("blob "), "a denial names the repository: {e}");
     assert!(proxy.seen("POST /v2/") <= 2, "{}", proxy.seen("POST /v2/"));
 }
+
+#[test]
+fn a_body_limit_in_front_of_the_registry_means_chunks() {
+    let proxy = Proxy::start();
+    let repo = unique("chunks");
+    let target = format!("{}/{repo}:latest", proxy.addr);
+    let (d, s, digest) = busybox_as(&target);
+    // The layer's one-PUT upload, then its first two PATCHes (8 and 4 MiB)
+    // are too large for the "proxy"; 2 MiB chunks go through.
+    proxy.fault("&digest=", Fault::Status(413), 1);
+    proxy.fault("?_state=", Fault::Status(413), 2);
+    let one = PushOptions {
+        parallel_layers: 1,
+        ..push_opts(d.path())
+    };
+    let pushed = push(&s, &target, &one, &quiet()).unwrap();
+    assert_eq!(pushed[0].digest.to_string(), digest);
+    assert_eq!(proxy.seen("PATCH /v2/"), 3);
+    let (d2, s2) = new_store();
+    let back = pull(&s2, &format!("{PLAIN}/{repo}"), &opts(d2.path()), &quiet()).unwrap();
+    assert_eq!(back.image.manifest_digest.to_string(), digest);
+}
+
+/// A blob larger than a chunk goes in several PATCHes, each to the
+/// Location the previous one answered with, and arrives whole.
+#[test]
+fn chunks_follow_each_location() {
+    fixture();
+    let (d, s) = new_store();
+    let src = format!("{PLAIN}/large:latest");
+    let p = pull(&s, &src, &opts(d.path()), &quiet()).unwrap();
+    let proxy = Proxy::start();
+    let repo = unique("chunks-large");
+    let target = format!("{}/{repo}:latest", proxy.addr);
+    s.tag(&src, &target).unwrap();
+    // One at a time, top layer first: that layer's one-PUT upload is refused.
+    proxy.fault("&digest=", Fault::Status(413), 1);
+    let one = PushOptions {
+        parallel_layers: 1,
+        ..push_opts(d.path())
+    };
+    let pushed = push(&s, &target, &one, &quiet()).unwrap();
+    let top = p.image.layers.last().unwrap().size;
+    assert!(top > 8 << 20, "{top}");
+    assert_eq!(proxy.seen("PATCH /v2/") as u64, top.div_ceil(8 << 20));
+    let (d2, s2) = new_store();
+    let back = pull(&s2, &format!("{PLAIN}/{repo}"), &opts(d2.path()), &quiet()).unwrap();
+    assert_eq!(back.image.manifest_digest, pushed[0].digest);
+    assert_eq!(back.image.manifest_digest, p.image.manifest_digest);
+}

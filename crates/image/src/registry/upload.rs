@@ -1,14 +1,14 @@
 //! The push side of a session (distribution API v2): whether the registry
 //! has a blob (HEAD), starting an upload or mounting a blob from another
-//! repository of the same registry (POST), streaming a blob in one PUT, and
-//! putting a manifest.
+//! repository of the same registry (POST), streaming a blob in one PUT (or
+//! in PATCH chunks when a proxy limits bodies), and putting a manifest.
 //!
 //! Requests carry the session's Authorization to its own host only; an
 //! upload Location on another host (some registries hand uploads to blob
 //! storage) gets none. A 401 fetches a fresh token once, as for pulls.
 
 use std::fs::File;
-use std::io::{self, Cursor, Read};
+use std::io::{self, Cursor, Read, Seek, SeekFrom};
 use std::path::Path;
 use std::time::Duration;
 
@@ -34,12 +34,20 @@ pub enum Started {
 enum Payload<'a> {
     Empty,
     Bytes(&'a [u8]),
-    /// A file of `size` bytes; `on_bytes` is told of every chunk read.
+    /// `len` bytes of a file from `offset`; `on_bytes` is told of every read.
     File {
         path: &'a Path,
-        size: u64,
+        offset: u64,
+        len: u64,
         on_bytes: &'a (dyn Fn(u64) + Sync),
     },
+}
+
+/// `location` with `digest=<d>` added to its query (which may carry the
+/// registry's `_state` already).
+fn digest_url(location: &str, d: &Digest) -> String {
+    let sep = if location.contains('?') { '&' } else { '?' };
+    format!("{location}{sep}digest={}", percent_encode(d.as_str()))
 }
 
 /// Counts what the HTTP client reads of a blob.
@@ -103,17 +111,61 @@ impl Session {
         size: u64,
         on_bytes: &(dyn Fn(u64) + Sync),
     ) -> Result<()> {
-        let sep = if location.contains('?') { '&' } else { '?' };
-        let url = format!("{location}{sep}digest={}", percent_encode(d.as_str()));
         let body = Payload::File {
             path,
-            size,
+            offset: 0,
+            len: size,
             on_bytes,
         };
         // Not retried here: the upload session may be spent; the caller starts over.
-        let resp = self.send_push(Method::PUT, &url, None, &body, false)?;
+        let resp = self.send_push(Method::PUT, &digest_url(location, d), None, &body, false)?;
+        self.upload_answer(resp, 201, d)
+    }
+
+    /// Upload `path` in PATCH requests of at most `chunk` bytes (halved, down
+    /// to 256 KiB, while a proxy in front of the registry answers 413 Payload
+    /// Too Large), each to the Location the previous one answered with, then
+    /// close it with `PUT <location>?digest=<d>` and no body.
+    pub fn upload_blob_chunked(
+        &self,
+        location: &str,
+        d: &Digest,
+        path: &Path,
+        size: u64,
+        mut chunk: u64,
+        on_bytes: &(dyn Fn(u64) + Sync),
+    ) -> Result<()> {
+        const MIN_CHUNK: u64 = 256 * 1024;
+        let mut location = location.to_string();
+        let mut offset = 0;
+        while offset < size {
+            let len = chunk.min(size - offset);
+            let body = Payload::File {
+                path,
+                offset,
+                len,
+                on_bytes,
+            };
+            let resp = self.send_push(Method::PATCH, &location, None, &body, false)?;
+            if resp.status() == StatusCode::PAYLOAD_TOO_LARGE && chunk > MIN_CHUNK {
+                chunk = (chunk / 2).max(MIN_CHUNK);
+                continue;
+            }
+            if resp.status() != StatusCode::ACCEPTED {
+                return self.upload_answer(resp, 202, d);
+            }
+            location = self::location(&resp, &location)?;
+            offset += len;
+        }
+        let url = digest_url(&location, d);
+        let resp = self.send_push(Method::PUT, &url, None, &Payload::Empty, false)?;
+        self.upload_answer(resp, 201, d)
+    }
+
+    /// An upload request's answer: `want`, a transient server error, or the registry's error.
+    fn upload_answer(&self, resp: Response<ureq::Body>, want: u16, d: &Digest) -> Result<()> {
         match resp.status().as_u16() {
-            201 => Ok(()),
+            s if s == want => Ok(()),
             s @ 500.. => {
                 Err(Transient(format!("upload of {}: server error ({s})", d.short())).into())
             }
@@ -217,18 +269,26 @@ impl Session {
             }
             Payload::File {
                 path,
-                size,
+                offset,
+                len,
                 on_bytes,
             } => {
-                let f = File::open(path).with_context(|| format!("open {}", path.display()))?;
+                let mut f = File::open(path).with_context(|| format!("open {}", path.display()))?;
+                f.seek(SeekFrom::Start(*offset))
+                    .with_context(|| format!("seek {}", path.display()))?;
                 let mut r = Counting {
                     inner: f,
                     on_bytes: *on_bytes,
                 };
-                let req = req
+                let mut req = req
                     .header("Content-Type", "application/octet-stream")
-                    .header("Content-Length", size.to_string());
-                let mut limited = (&mut r).take(*size);
+                    .header("Content-Length", len.to_string());
+                if method == Method::PATCH {
+                    // distribution's form: no "bytes " unit.
+                    let end = (offset + len).saturating_sub(1);
+                    req = req.header("Content-Range", format!("{offset}-{end}"));
+                }
+                let mut limited = (&mut r).take(*len);
                 agent.run(req.body(SendBody::from_reader(&mut limited))?)
             }
         };
@@ -249,6 +309,20 @@ fn location(resp: &Response<ureq::Body>, url: &str) -> Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn digest_goes_after_the_registry_query() {
+        let d = Digest::of(b"");
+        let hex = d.hex();
+        assert_eq!(
+            digest_url("http://r/v2/x/blobs/uploads/u?_state=a%3D", &d),
+            format!("http://r/v2/x/blobs/uploads/u?_state=a%3D&digest=sha256%3A{hex}")
+        );
+        assert_eq!(
+            digest_url("http://r/v2/x/blobs/uploads/u", &d),
+            format!("http://r/v2/x/blobs/uploads/u?digest=sha256%3A{hex}")
+        );
+    }
 
     #[test]
     fn upload_locations_resolve() {
