@@ -74,6 +74,14 @@
 //!   registries try HTTPS (unverified unless a CA is configured) then plain HTTP.
 //!   Redirects are followed by hand; Authorization is never sent to another host.
 //!
+//! - Push: blobs the repository has are skipped (HEAD), blobs of an image
+//!   known in another repository of the same registry are mounted from it,
+//!   the rest uploaded in one PUT (PATCH chunks if a proxy answers 413),
+//!   5 at a time; the manifest goes last, byte for byte as stored, so its
+//!   digest is the pulled one and a killed push leaves no half image.
+//!   Transient failures start a blob over, up to `attempts` times; 401/403
+//!   are never retried and name the repository.
+//!
 //! # Not done
 //! - Schema 1 manifests, foreign-layer `urls`, client certificates in certs.d,
 //!   CIDR ranges in `insecure_registries`, credential helpers (`credsStore`),
