@@ -322,3 +322,65 @@ fn hostile_or_broken_archives_are_refused_with_nothing_stored() {
         stderr(&o)
     );
 }
+
+/// A committed image pushed to the registry is what other tools see:
+/// skopeo copies it into an OCI layout, umoci unpacks that to exactly the
+/// container's tree, and a fresh pull of it runs.
+#[test]
+fn a_pushed_commit_unpacks_in_umoci_as_the_container_was() {
+    let root = Root::new();
+    let o = root.run(&["-q", "--name", "src", BUSYBOX, "sh", "-c", CHANGES]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let repo = format!("{}/committed-{}", common::PLAIN, std::process::id());
+    let target = format!("{repo}:v1");
+    ok(&root, &["commit", "src", &target]);
+    ok(&root, &["push", "-q", &target]);
+
+    let dir = tempfile::tempdir().unwrap();
+    let layout = dir.path().join("layout");
+    let st = std::process::Command::new("skopeo")
+        .args(["copy", "-q", "--src-tls-verify=false"])
+        .arg(format!("docker://{target}"))
+        .arg(format!("oci:{}:v1", layout.display()))
+        .status()
+        .unwrap();
+    assert!(st.success(), "skopeo copy");
+    let bundle = dir.path().join("bundle");
+    let o = std::process::Command::new("umoci")
+        .args(["unpack", "--image"])
+        .arg(format!("{}:v1", layout.display()))
+        .arg(&bundle)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "umoci: {}", stderr(&o));
+    // umoci's tree as a tar, to compare entry for entry with the export.
+    let t = std::process::Command::new("tar")
+        .args(["-C"])
+        .arg(bundle.join("rootfs"))
+        .args(["--numeric-owner", "-cf", "-", "."])
+        .output()
+        .unwrap();
+    assert!(t.status.success());
+    let strip = |m: BTreeMap<String, String>| -> BTreeMap<String, String> {
+        m.into_iter()
+            .map(|(k, v)| (k.trim_start_matches("./").to_string(), v))
+            .filter(|(k, _)| !k.is_empty() && k != ".")
+            .collect()
+    };
+    let umoci = strip(tree(&t.stdout));
+    let container = strip(exported(&root, "src"));
+    // Directory modes and kinds, file bytes, links: the same tree.
+    let keys = |m: &BTreeMap<String, String>| m.keys().cloned().collect::<Vec<_>>();
+    assert_eq!(keys(&umoci), keys(&container));
+    for (k, v) in &container {
+        // Which name of a hardlinked file holds the bytes is tar(1)'s choice.
+        let u = &umoci[k];
+        if !v.starts_with("Link") && !u.starts_with("Link") {
+            assert_eq!(v, u, "{k}");
+        }
+    }
+
+    ok(&root, &["rmi", &target]);
+    let o = root.run(&["--rm", &target, "cat", "/newdir/sub/f"]);
+    assert_eq!(stdout(&o), "hi\n", "{}", stderr(&o));
+}
