@@ -8,7 +8,7 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::process::{Output, Stdio};
+use std::process::Output;
 
 use common::{BUSYBOX, Root, code, stderr, stdout};
 
@@ -20,22 +20,6 @@ fn ok(root: &Root, args: &[&str]) -> String {
     let o = berth(root, args);
     assert_eq!(code(&o), 0, "{args:?}: {}", stderr(&o));
     stdout(&o)
-}
-
-fn with_stdin(root: &Root, args: &[&str], input: &[u8]) -> Output {
-    let mut c = root
-        .berth()
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut i = c.stdin.take().unwrap();
-    // The import may refuse before reading it all.
-    let _ = i.write_all(input);
-    drop(i);
-    c.wait_with_output().unwrap()
 }
 
 /// path → (kind, mode, owner, size, content hash, link) of an exported
@@ -231,8 +215,7 @@ fn import_makes_an_image_of_an_exported_filesystem() {
     ]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     let tarball = berth(&root, &["export", "src"]).stdout;
-    let o = with_stdin(
-        &root,
+    let o = root.with_stdin(
         &[
             "import",
             "-c",
@@ -303,7 +286,7 @@ fn hostile_or_broken_archives_are_refused_with_nothing_stored() {
         ("truncated", truncated, "read"),
         ("xz", &xz[..], "not supported"),
     ] {
-        let o = with_stdin(&root, &["import", "-", &format!("bad:{what}")], input);
+        let o = root.with_stdin(&["import", "-", &format!("bad:{what}")], input);
         assert_eq!(code(&o), 1, "{what}: {}", stderr(&o));
         assert!(stderr(&o).contains(why), "{what}: {}", stderr(&o));
         assert_eq!(stderr(&o).lines().count(), 1, "{what}: {}", stderr(&o));

@@ -7,7 +7,7 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 
 use common::{BUSYBOX, Root, code, stderr, stdout, test_user};
 
@@ -176,38 +176,19 @@ fn tar_of(entries: &[(&str, &[u8])]) -> Vec<u8> {
     out
 }
 
-fn cp_stdin(root: &Root, args: &[&str], input: &[u8]) -> std::process::Output {
-    let mut child = root
-        .berth()
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let data = input.to_vec();
-    let w = std::thread::spawn(move || {
-        let _ = std::io::Write::write_all(&mut stdin, &data);
-    });
-    let o = child.wait_with_output().unwrap();
-    w.join().unwrap();
-    o
-}
-
 #[test]
 fn cp_in_tar_stream_refuses_names_climbing_out() {
     let root = Root::new();
     stopped(&root, "evil1", HOSTILE);
     let marker = format!("berth-cp-dotdot-{}", std::process::id());
     let bad = tar_of(&[(&format!("../../../../tmp/{marker}"), b"out")]);
-    let o = cp_stdin(&root, &["cp", "-", "evil1:/data"], &bad);
+    let o = root.with_stdin(&["cp", "-", "evil1:/data"], &bad);
     assert_eq!(code(&o), 1, "{}", stderr(&o));
     assert!(stderr(&o).contains(".."), "{}", stderr(&o));
     assert!(!Path::new("/tmp").join(&marker).exists());
     // A good stream lands in the destination directory.
     let good = tar_of(&[("a/b.txt", b"fine")]);
-    let o = cp_stdin(&root, &["cp", "-", "evil1:/hostroot/data"], &good);
+    let o = root.with_stdin(&["cp", "-", "evil1:/hostroot/data"], &good);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     let o = berth(&root, &["cp", "evil1:/data/a/b.txt", "-"]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));

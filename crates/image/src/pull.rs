@@ -9,7 +9,6 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use anyhow::{Context, Result, anyhow, bail};
-use serde::Deserialize;
 
 use crate::auth;
 use crate::digest::Digest;
@@ -17,7 +16,7 @@ use crate::manifest::{Descriptor, ImageManifest, Manifest, Platform, select_plat
 use crate::progress::Progress;
 use crate::reference::{DOCKER_HUB, Reference};
 use crate::registry::{FetchedManifest, RegistryOptions, Session, Transient, is_transient};
-use crate::store::{ImageRecord, LayerInfo, MAX_CONFIG_BYTES, Store};
+use crate::store::{ConfigFacts, ImageRecord, LayerInfo, MAX_CONFIG_BYTES, Store};
 use layer::LayerFetcher;
 use verify::is_cancelled;
 
@@ -70,27 +69,6 @@ pub struct Pulled {
     pub digest: Digest,
     /// Whether anything had to be downloaded.
     pub downloaded: bool,
-}
-
-/// What a pull reads of an image config.
-#[derive(Deserialize)]
-struct ConfigSummary {
-    #[serde(default)]
-    architecture: String,
-    #[serde(default)]
-    os: String,
-    #[serde(default)]
-    variant: Option<String>,
-    #[serde(default)]
-    created: Option<String>,
-    rootfs: RootFs,
-}
-
-#[derive(Deserialize)]
-struct RootFs {
-    #[serde(rename = "type")]
-    kind: String,
-    diff_ids: Vec<Digest>,
 }
 
 /// Pull `reference` into `store`. Errors read `pull <reference>: <why>`.
@@ -299,7 +277,7 @@ fn fetch_config(
     session: &Session,
     manifest: &ImageManifest,
     opts: &PullOptions,
-) -> Result<(ConfigSummary, bool)> {
+) -> Result<(ConfigFacts, bool)> {
     let cfg_desc = &manifest.config;
     if cfg_desc.size > MAX_CONFIG_BYTES {
         bail!(
@@ -317,7 +295,7 @@ fn fetch_config(
         store.put_verified_bytes(&cfg_desc.digest, &b)?;
         b
     };
-    let cfg: ConfigSummary = serde_json::from_slice(&cfg_bytes)
+    let cfg: ConfigFacts = serde_json::from_slice(&cfg_bytes)
         .with_context(|| format!("image config {} is not valid", cfg_desc.digest))?;
     if cfg.rootfs.kind != "layers" {
         bail!(
@@ -430,7 +408,7 @@ fn record_pulled(
     r: &Reference,
     top: &FetchedManifest,
     chosen: PlatformManifest,
-    cfg: ConfigSummary,
+    cfg: ConfigFacts,
     layers: Vec<LayerInfo>,
 ) -> Result<ImageRecord> {
     store.put_verified_bytes(&chosen.digest, &chosen.bytes)?;

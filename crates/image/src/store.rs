@@ -27,6 +27,7 @@ use blobs::TMP_GRACE;
 pub use images::{ImageRecord, ImageSummary, RemoveEvent, chain_ids};
 pub(crate) use layers::LayerFacts;
 pub use layers::LayerInfo;
+pub(crate) use write::ConfigFacts;
 pub use write::{Blob, BlobWriter, MAX_CONFIG_BYTES, WriteGuard, familiar_tag};
 
 mod blobs;

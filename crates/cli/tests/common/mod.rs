@@ -230,6 +230,28 @@ impl Root {
         stdout(&out).lines().map(str::to_string).collect()
     }
 
+    /// `berth ARGS…` with `input` on its stdin (fed by a thread, so a
+    /// child that writes while it reads never blocks), output captured.
+    pub fn with_stdin(&self, args: &[&str], input: &[u8]) -> Output {
+        let mut child = self
+            .berth()
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        let data = input.to_vec();
+        // The child may refuse before reading it all.
+        let w = std::thread::spawn(move || {
+            let _ = std::io::Write::write_all(&mut stdin, &data);
+        });
+        let o = child.wait_with_output().unwrap();
+        w.join().unwrap();
+        o
+    }
+
     /// `berth run --rm IMAGE args…`, output captured.
     pub fn run(&self, args: &[&str]) -> Output {
         self.berth().arg("run").args(args).output().unwrap()

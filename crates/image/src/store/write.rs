@@ -75,25 +75,26 @@ impl BlobWriter {
     }
 }
 
-/// What an image config must say for a record to be made of it.
+/// What an image record is made of in an image config (pull reads the
+/// same).
 #[derive(Deserialize)]
-struct ConfigFacts {
+pub(crate) struct ConfigFacts {
     #[serde(default)]
-    architecture: String,
+    pub(crate) architecture: String,
     #[serde(default)]
-    os: String,
+    pub(crate) os: String,
     #[serde(default)]
-    variant: Option<String>,
+    pub(crate) variant: Option<String>,
     #[serde(default)]
-    created: Option<String>,
-    rootfs: RootFs,
+    pub(crate) created: Option<String>,
+    pub(crate) rootfs: RootFs,
 }
 
 #[derive(Deserialize)]
-struct RootFs {
+pub(crate) struct RootFs {
     #[serde(rename = "type")]
-    kind: String,
-    diff_ids: Vec<Digest>,
+    pub(crate) kind: String,
+    pub(crate) diff_ids: Vec<Digest>,
 }
 
 impl Store {
