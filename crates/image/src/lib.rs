@@ -37,6 +37,10 @@
 //! Store::record_layer(&self, blob, diff_id, unpacked_size)                    // facts its writer checked
 //! Store::add_image(&self, manifest: &Digest, tag: Option<&str>) -> Result<ImageRecord>
 //!
+//! // image archives (docker save / load, oci-archive); see archive's doc
+//! archive::save(&Store, names: &[String], &mut dyn Write) -> Result<()>
+//! archive::load(&Store, &mut dyn Read) -> Result<Vec<Loaded>>              // Loaded: id, tags
+//!
 //! // registry credentials
 //! login(&RegistryOptions, registry, user, pass, auth_file: Option<&Path>) -> Result<()>
 //! logout(&RegistryOptions, registry, auth_file: Option<&Path>) -> Result<bool>
@@ -92,6 +96,7 @@
 // outln!/errln! drop what a closed reader cannot take.
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
+pub mod archive;
 pub mod auth;
 pub mod compress;
 pub mod digest;

@@ -1,0 +1,382 @@
+//! `load`: images into the store from a Docker archive (old or new format)
+//! or an OCI layout in a tar. See the module doc for formats and guarantees.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{self, Read};
+use std::path::{Component, Path};
+
+use anyhow::{Context, Result, anyhow, bail};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::MAX_META_BYTES;
+use crate::digest::Digest;
+use crate::manifest::{ImageManifest, Manifest, Platform, media, select_platform};
+use crate::store::{Blob, MAX_CONFIG_BYTES, Store, familiar_tag};
+
+/// An image now in the store and the names it was loaded under.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Loaded {
+    pub id: Digest,
+    pub tags: Vec<String>,
+}
+
+/// What the archive held: its blobs (in the store now) by archive path,
+/// and its small metadata files.
+#[derive(Default)]
+struct Staged {
+    blobs: HashMap<String, Blob>,
+    meta: HashMap<String, Vec<u8>>,
+}
+
+/// An image to record: its manifest blob and names.
+struct Plan {
+    manifest: Digest,
+    tags: Vec<String>,
+}
+
+const META: [&str; 4] = ["manifest.json", "index.json", "repositories", "oci-layout"];
+
+/// Read the archive from `input` and record the images in it. Nothing is
+/// recorded unless every image in it checked out.
+pub fn load(store: &Store, input: &mut dyn Read) -> Result<Vec<Loaded>> {
+    let _guard = store.write_guard()?;
+    let staged = stage(store, input)?;
+    let plans = plan(store, &staged)?;
+    for p in &plans {
+        check_layers(store, &p.manifest)?;
+    }
+    let mut out = Vec::new();
+    for p in plans {
+        let rec = store.add_image(&p.manifest, p.tags.first().map(String::as_str))?;
+        for t in p.tags.iter().skip(1) {
+            store.tag(rec.id.as_str(), t)?;
+        }
+        out.push(Loaded {
+            id: rec.id,
+            tags: p.tags,
+        });
+    }
+    Ok(out)
+}
+
+/// Stream every entry: blobs into the store (checked against their names),
+/// metadata into memory (capped); anything else refused or skipped.
+fn stage(store: &Store, input: &mut dyn Read) -> Result<Staged> {
+    let mut staged = Staged::default();
+    let mut input = EofReader {
+        inner: input,
+        eof: false,
+    };
+    let mut ar = tar::Archive::new(&mut input);
+    for entry in ar.entries().context("read archive")? {
+        let mut e = entry.context("read archive")?;
+        let raw = e.path().context("archive entry path")?.into_owned();
+        let path = clean_path(&raw)?;
+        let kind = e.header().entry_type();
+        if kind.is_dir() {
+            continue;
+        }
+        if !(kind.is_file() || kind == tar::EntryType::Continuous) {
+            bail!("archive entry {path:?}: {kind:?} entries are not allowed");
+        }
+        let size = e.header().size()?;
+        if META.contains(&path.as_str()) {
+            if size > MAX_META_BYTES {
+                bail!("{path} is larger than {} MiB", MAX_META_BYTES >> 20);
+            }
+            let mut b = Vec::with_capacity(size as usize);
+            e.read_to_end(&mut b)?;
+            if b.len() as u64 != size {
+                bail!("archive is truncated (in {path})");
+            }
+            if staged.meta.insert(path.clone(), b).is_some() {
+                bail!("archive has {path} twice");
+            }
+            continue;
+        }
+        let expect = match blob_name(&path)? {
+            Some(d) => Some(d),
+            None if is_layer_tar(&path) || is_config_file(&path) => None,
+            None => continue, // v1 `<id>/json`, `<id>/VERSION`: not needed
+        };
+        let mut w = store.blob_writer()?;
+        let n = io::copy(&mut e, &mut w).with_context(|| format!("read {path}"))?;
+        if n != size {
+            bail!("archive is truncated (in {path})");
+        }
+        let blob = w.commit(store, expect.as_ref())?;
+        staged.blobs.insert(path, blob);
+    }
+    // The tar crate takes an end of input between entries for the end of
+    // the archive; a whole archive ends with zero blocks, read before it.
+    if input.eof {
+        bail!("archive is truncated (no end-of-archive marker)");
+    }
+    Ok(staged)
+}
+
+/// A reader that notes whether its input ran out.
+struct EofReader<'a> {
+    inner: &'a mut dyn Read,
+    eof: bool,
+}
+
+impl Read for EofReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if n == 0 && !buf.is_empty() {
+            self.eof = true;
+        }
+        Ok(n)
+    }
+}
+
+/// A relative path inside the archive, `./` dropped; `..`, absolute and
+/// non-UTF-8 paths refused.
+fn clean_path(p: &Path) -> Result<String> {
+    let mut parts = Vec::new();
+    for c in p.components() {
+        match c {
+            Component::Normal(s) => parts.push(
+                s.to_str()
+                    .ok_or_else(|| anyhow!("archive entry {p:?}: name is not UTF-8"))?,
+            ),
+            Component::CurDir => {}
+            _ => bail!("archive entry {p:?}: path leaves the archive"),
+        }
+    }
+    Ok(parts.join("/"))
+}
+
+/// The digest a `blobs/sha256/<hex>` path names; other paths none.
+fn blob_name(path: &str) -> Result<Option<Digest>> {
+    let Some(rest) = path.strip_prefix("blobs/") else {
+        return Ok(None);
+    };
+    let (algo, hex) = rest
+        .split_once('/')
+        .ok_or_else(|| anyhow!("archive entry {path:?}: not a blob path"))?;
+    Ok(Some(
+        Digest::parse(&format!("{algo}:{hex}"))
+            .map_err(|e| anyhow!("archive entry {path:?}: {e}"))?,
+    ))
+}
+
+fn is_layer_tar(path: &str) -> bool {
+    path.ends_with("/layer.tar") && path.matches('/').count() == 1
+}
+
+fn is_config_file(path: &str) -> bool {
+    path.ends_with(".json") && !path.contains('/')
+}
+
+/// Docker's manifest.json entries.
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct DockerEntry {
+    config: String,
+    #[serde(default)]
+    repo_tags: Option<Vec<String>>,
+    layers: Vec<String>,
+}
+
+/// The images the archive holds, each with its manifest in the store.
+fn plan(store: &Store, st: &Staged) -> Result<Vec<Plan>> {
+    let index = match st.meta.get("index.json") {
+        Some(b) => Some(oci_images(store, st, b)?),
+        None => None,
+    };
+    let Some(b) = st.meta.get("manifest.json") else {
+        return index.ok_or_else(|| anyhow!("archive has neither manifest.json nor index.json"));
+    };
+    let entries: Vec<DockerEntry> =
+        serde_json::from_slice(b).context("manifest.json is not valid")?;
+    let mut plans = Vec::new();
+    for e in entries {
+        let config = archive_blob(st, &e.config, "manifest.json")?;
+        if let Some(stem) = e.config.strip_suffix(".json")
+            && !e.config.contains('/')
+            && stem != config.digest.hex()
+        {
+            bail!(
+                "config {} hashes to {}, manifest.json names it {stem}",
+                e.config,
+                config.digest
+            );
+        }
+        let layers = e
+            .layers
+            .iter()
+            .map(|l| archive_blob(st, l, "manifest.json"))
+            .collect::<Result<Vec<_>>>()?;
+        let mut tags = Vec::new();
+        for t in e.repo_tags.into_iter().flatten() {
+            tags.push(familiar_tag(&t).with_context(|| format!("manifest.json tag {t:?}"))?);
+        }
+        let known = index.iter().flatten().find(|p| {
+            manifest_of(store, &p.manifest).is_ok_and(|m| {
+                m.config.digest == config.digest
+                    && m.layers
+                        .iter()
+                        .map(|l| &l.digest)
+                        .eq(layers.iter().map(|b| &b.digest))
+            })
+        });
+        let manifest = match known {
+            Some(p) => p.manifest.clone(),
+            None => synthesise(store, config, &layers)?,
+        };
+        plans.push(Plan { manifest, tags });
+    }
+    Ok(plans)
+}
+
+/// The blob at archive path `path`, named by `by`.
+fn archive_blob<'a>(st: &'a Staged, path: &str, by: &str) -> Result<&'a Blob> {
+    let p = clean_path(Path::new(path))?;
+    st.blobs
+        .get(&p)
+        .ok_or_else(|| anyhow!("{path} (named by {by}) is not in the archive"))
+}
+
+fn manifest_of(store: &Store, d: &Digest) -> Result<ImageManifest> {
+    let b = store.read_blob_capped(d, MAX_META_BYTES, "manifest")?;
+    match Manifest::parse(None, &b)? {
+        Manifest::Image(m) => Ok(m),
+        Manifest::Index(_) => bail!("{d} is an index, not an image manifest"),
+    }
+}
+
+/// The images of an OCI index.json: image manifests (an index resolved to
+/// the host's platform), each with every blob present in the archive.
+fn oci_images(store: &Store, st: &Staged, bytes: &[u8]) -> Result<Vec<Plan>> {
+    #[derive(Deserialize)]
+    struct Index {
+        manifests: Vec<Desc>,
+    }
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Desc {
+        #[serde(default)]
+        media_type: String,
+        digest: Digest,
+        size: u64,
+        #[serde(default)]
+        annotations: HashMap<String, String>,
+    }
+    let idx: Index = serde_json::from_slice(bytes).context("index.json is not valid")?;
+    let mut plans: Vec<Plan> = Vec::new();
+    for d in idx.manifests {
+        let mut digest = in_archive(st, &d.digest, d.size, "index.json")?;
+        if d.media_type == media::OCI_INDEX || d.media_type == media::DOCKER_LIST {
+            let b = store.read_blob_capped(&digest, MAX_META_BYTES, "index")?;
+            let Manifest::Index(i) = Manifest::parse(None, &b)? else {
+                bail!("{digest} is not an index");
+            };
+            let pick = select_platform(&i, &Platform::host())?;
+            digest = in_archive(st, &pick.digest, pick.size, "an index")?;
+        }
+        let m = manifest_of(store, &digest)?;
+        in_archive(st, &m.config.digest, m.config.size, "a manifest")?;
+        for l in &m.layers {
+            in_archive(st, &l.digest, l.size, "a manifest")?;
+        }
+        let name = d
+            .annotations
+            .get("io.containerd.image.name")
+            .or_else(|| {
+                d.annotations
+                    .get("org.opencontainers.image.ref.name")
+                    .filter(|n| n.contains(':') || n.contains('/'))
+            })
+            .map(|n| familiar_tag(n).with_context(|| format!("index.json name {n:?}")))
+            .transpose()?;
+        match plans.iter_mut().find(|p| p.manifest == digest) {
+            Some(p) => p.tags.extend(name),
+            None => plans.push(Plan {
+                manifest: digest,
+                tags: name.into_iter().collect(),
+            }),
+        }
+    }
+    Ok(plans)
+}
+
+/// `d` checked to be a blob of the archive of `size` bytes.
+fn in_archive(st: &Staged, d: &Digest, size: u64, by: &str) -> Result<Digest> {
+    let b = st
+        .blobs
+        .get(&format!("blobs/sha256/{}", d.hex()))
+        .ok_or_else(|| anyhow!("blob {d} (named by {by}) is not in the archive"))?;
+    if b.size != size {
+        bail!("blob {d} has {} bytes, {by} says {size}", b.size);
+    }
+    Ok(d.clone())
+}
+
+/// An OCI manifest for a config and layers (from Docker's manifest.json),
+/// each layer's compression told by its first bytes; an uncompressed
+/// layer's facts recorded at once (its digest is its diff_id).
+fn synthesise(store: &Store, config: &Blob, layers: &[&Blob]) -> Result<Digest> {
+    let mut descs = Vec::new();
+    for l in layers {
+        let mut magic = [0u8; 4];
+        let n = File::open(store.blob_path(&l.digest))?.read(&mut magic)?;
+        let mt = match &magic[..n] {
+            [0x1f, 0x8b, ..] => media::OCI_LAYER_GZIP,
+            [0x28, 0xb5, 0x2f, 0xfd] => media::OCI_LAYER_ZSTD,
+            _ => {
+                store.record_layer(&l.digest, &l.digest, l.size)?;
+                media::OCI_LAYER
+            }
+        };
+        descs.push(json!({"mediaType": mt, "digest": l.digest, "size": l.size}));
+    }
+    let m = json!({
+        "schemaVersion": 2,
+        "mediaType": media::OCI_MANIFEST,
+        "config": {"mediaType": media::OCI_CONFIG, "digest": config.digest, "size": config.size},
+        "layers": descs,
+    });
+    Ok(store.put_blob_bytes(&serde_json::to_vec(&m)?)?.digest)
+}
+
+/// Every layer of manifest `d` unpacks to the diff_id its config says
+/// (decompressing those not yet known), before anything is recorded.
+fn check_layers(store: &Store, d: &Digest) -> Result<()> {
+    #[derive(Deserialize)]
+    struct Cfg {
+        rootfs: RootFs,
+    }
+    #[derive(Deserialize)]
+    struct RootFs {
+        diff_ids: Vec<Digest>,
+    }
+    let m = manifest_of(store, d)?;
+    let b = store.read_blob_capped(&m.config.digest, MAX_CONFIG_BYTES, "config")?;
+    let cfg: Cfg = serde_json::from_slice(&b)
+        .with_context(|| format!("image config {} is not valid", m.config.digest))?;
+    if cfg.rootfs.diff_ids.len() != m.layers.len() {
+        bail!(
+            "image {} has {} layers, its config {} diff_ids",
+            m.config.digest,
+            m.layers.len(),
+            cfg.rootfs.diff_ids.len()
+        );
+    }
+    for (l, want) in m.layers.iter().zip(&cfg.rootfs.diff_ids) {
+        let got = match store.layer_facts(&l.digest).map(|f| f.diff_id) {
+            Some(d) => d,
+            None => store.verify_layer(&l.digest, &l.media_type)?,
+        };
+        if got != *want {
+            bail!(
+                "layer {} unpacks to {got}, its config says {want}",
+                l.digest
+            );
+        }
+    }
+    Ok(())
+}

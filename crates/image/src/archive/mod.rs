@@ -1,0 +1,59 @@
+//! Image archives: `docker save` / `docker load` tars and OCI layouts in a tar.
+//!
+//! # What `save` writes (what Docker 25+ writes)
+//!
+//! ```text
+//! blobs/sha256/<hex>   every manifest, config and layer blob, once, as the store
+//!                      has it (layers compressed as pulled)
+//! index.json           OCI index: one descriptor per tag (io.containerd.image.name
+//!                      and org.opencontainers.image.ref.name), one per untagged image
+//! manifest.json        Docker's: [{Config, RepoTags, Layers}] with blobs/sha256/<hex> paths
+//! oci-layout           {"imageLayoutVersion":"1.0.0"}
+//! repositories         Docker's {"repo":{"tag":"<top layer hex>"}}
+//! ```
+//!
+//! Entries are sorted, owned by 0:0, mode 0644 (dirs 0755), mtime 0: saving
+//! the same images twice gives the same bytes. Docker 20.10's `docker load`
+//! reads manifest.json and decompresses each layer itself, so compressed
+//! layers are fine for it.
+//!
+//! # What `load` reads
+//!
+//! - Docker's new format (the above), preferring manifest.json for names and
+//!   the archive's own image manifest when index.json has one that matches;
+//! - Docker's old format (20.10's `docker save`): manifest.json, `<hex>.json`
+//!   configs, `<id>/layer.tar` uncompressed layers; a manifest is made for
+//!   each image (OCI, deterministic), its layers stored uncompressed as given;
+//! - a plain OCI image layout in a tar (skopeo's `oci-archive`), named by the
+//!   index's `io.containerd.image.name` or a `name:tag` in
+//!   `org.opencontainers.image.ref.name`; an index in it is resolved to the
+//!   host's platform.
+//!
+//! # Guarantees of `load`
+//! - The tar is streamed: layers go straight into store blobs, hashed as they
+//!   are written; only the small JSON files are held in memory, each capped
+//!   ([`MAX_META_BYTES`]).
+//! - Every blob is checked: `blobs/sha256/<hex>` must hash to `<hex>`, a
+//!   `<hex>.json` config too; descriptor sizes must match; every layer's
+//!   diff_id is checked against its config before any image is recorded.
+//! - Refused: absolute paths, `..`, links, devices, fifos, a truncated entry.
+//!   A refused archive records no image; the blobs it already wrote are ones
+//!   whose name is their content (pruned by `image prune` as unreferenced).
+//!   A write guard is held throughout, so a concurrent prune takes none.
+//!
+//! # Not done
+//! - Symlinked `layer.tar` entries (older Docker writes one for a layer
+//!   repeated under another v1 id): refused like every link.
+//! - Foreign layers (`LayerSources`), progress bars.
+
+mod load;
+mod save;
+
+pub use load::{Loaded, load};
+pub use save::save;
+
+/// Largest manifest.json, index.json, repositories or oci-layout read.
+pub const MAX_META_BYTES: u64 = 4 * 1024 * 1024;
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,285 @@
+//! Archives by value: round trips, Docker's old format, and hostile tars.
+
+use std::io::Write;
+
+use super::*;
+use crate::digest::Digest;
+use crate::manifest::media;
+use crate::store::Store;
+
+fn store() -> (tempfile::TempDir, Store) {
+    let d = tempfile::tempdir().unwrap();
+    let s = Store::open(d.path()).unwrap();
+    (d, s)
+}
+
+/// A layer tar with one file.
+fn layer(name: &str, data: &[u8]) -> Vec<u8> {
+    let mut t = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_ustar();
+    h.set_size(data.len() as u64);
+    h.set_mode(0o644);
+    t.append_data(&mut h, name, data).unwrap();
+    t.into_inner().unwrap()
+}
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    e.write_all(data).unwrap();
+    e.finish().unwrap()
+}
+
+fn config(diff_ids: &[Digest]) -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({
+        "architecture": "amd64", "os": "linux",
+        "rootfs": {"type": "layers", "diff_ids": diff_ids},
+    }))
+    .unwrap()
+}
+
+/// A two-layer gzip image in `s`, tagged `tag`.
+fn image(s: &Store, tag: &str, seed: &str) -> crate::ImageRecord {
+    let tars = [layer("a", b"base"), layer("b", seed.as_bytes())];
+    let blobs: Vec<_> = tars
+        .iter()
+        .map(|t| s.put_blob_bytes(&gzip(t)).unwrap())
+        .collect();
+    let cfg = s
+        .put_blob_bytes(&config(
+            &tars.iter().map(|t| Digest::of(t)).collect::<Vec<_>>(),
+        ))
+        .unwrap();
+    let layers: Vec<_> = blobs
+        .iter()
+        .map(|b| serde_json::json!({"mediaType": media::DOCKER_LAYER_GZIP, "digest": b.digest, "size": b.size}))
+        .collect();
+    let m = serde_json::json!({
+        "schemaVersion": 2, "mediaType": media::DOCKER_MANIFEST,
+        "config": {"mediaType": media::DOCKER_CONFIG, "digest": cfg.digest, "size": cfg.size},
+        "layers": layers,
+    });
+    let m = s.put_blob_bytes(&serde_json::to_vec(&m).unwrap()).unwrap();
+    s.add_image(&m.digest, Some(tag)).unwrap()
+}
+
+fn saved(s: &Store, names: &[&str]) -> Vec<u8> {
+    let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+    let mut out = Vec::new();
+    save(s, &names, &mut out).unwrap();
+    out
+}
+
+/// A tar of (path, kind, bytes) entries, as a hostile archive is built.
+fn tar_of(entries: &[(&str, tar::EntryType, &[u8])]) -> Vec<u8> {
+    let mut t = tar::Builder::new(Vec::new());
+    for (p, kind, data) in entries {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(*kind);
+        h.set_mode(0o644);
+        h.set_size(data.len() as u64);
+        if *kind == tar::EntryType::Symlink || *kind == tar::EntryType::Link {
+            h.set_size(0);
+            h.set_link_name("/etc/passwd").unwrap();
+            t.append_data(&mut h, p, &[][..]).unwrap();
+            continue;
+        }
+        // Written by hand: append_data refuses `..`.
+        let name = h.as_old_mut();
+        name.name[..p.len()].copy_from_slice(p.as_bytes());
+        h.set_cksum();
+        t.append(&h, *data).unwrap();
+    }
+    t.into_inner().unwrap()
+}
+
+/// `load` of `bytes` fails with a message containing `want`, and leaves no
+/// image and no temp file.
+fn refused(bytes: &[u8], want: &str) {
+    let (_d, s) = store();
+    let e = format!("{:#}", load(&s, &mut &bytes[..]).unwrap_err());
+    assert!(e.contains(want), "{e}");
+    assert!(s.images().unwrap().is_empty(), "no image after: {e}");
+    assert!(
+        s.temp_names().unwrap().is_empty(),
+        "no temp file after: {e}"
+    );
+}
+
+#[test]
+fn save_is_deterministic_and_round_trips() {
+    let (_d, s) = store();
+    let a = image(&s, "app:v1", "one");
+    s.tag("app:v1", "app:v2").unwrap();
+    let b = image(&s, "127.0.0.1:5500/other", "two");
+    let bytes = saved(&s, &["app:v1", "app:v2", "127.0.0.1:5500/other:latest"]);
+    assert_eq!(
+        bytes,
+        saved(&s, &["app:v1", "app:v2", "127.0.0.1:5500/other:latest"])
+    );
+
+    let (_d2, s2) = store();
+    let loaded = load(&s2, &mut &bytes[..]).unwrap();
+    assert_eq!(loaded.len(), 2);
+    assert_eq!(loaded[0].id, a.id);
+    assert_eq!(loaded[0].tags, ["app:v1", "app:v2"]);
+    assert_eq!(loaded[1].tags, ["127.0.0.1:5500/other:latest"]);
+    let a2 = s2.resolve("app:v2").unwrap();
+    assert_eq!((a2.id, a2.manifest_digest), (a.id, a.manifest_digest));
+    assert_eq!(s2.resolve("127.0.0.1:5500/other").unwrap().id, b.id);
+    // The shared base layer is in the archive once.
+    let base = &a.layers[0].digest;
+    let n = tar::Archive::new(&bytes[..])
+        .entries()
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().path().unwrap().ends_with(base.hex()))
+        .count();
+    assert_eq!(n, 1);
+}
+
+#[test]
+fn an_image_saved_by_id_loads_untagged() {
+    let (_d, s) = store();
+    let a = image(&s, "app:v1", "one");
+    let bytes = saved(&s, &[a.short_id()]);
+    let (_d2, s2) = store();
+    let loaded = load(&s2, &mut &bytes[..]).unwrap();
+    assert_eq!((loaded[0].id.clone(), loaded[0].tags.len()), (a.id, 0));
+}
+
+#[test]
+fn docker_old_format_loads_with_a_made_manifest() {
+    let tars = [layer("a", b"base"), layer("b", b"top")];
+    let cfg = config(&tars.iter().map(|t| Digest::of(t)).collect::<Vec<_>>());
+    let id = Digest::of(&cfg);
+    let manifest = serde_json::to_vec(&serde_json::json!([{
+        "Config": format!("{}.json", id.hex()),
+        "RepoTags": ["busybox:latest"],
+        "Layers": ["l0/layer.tar", "l1/layer.tar"],
+    }]))
+    .unwrap();
+    let f = tar::EntryType::Regular;
+    let cfg_name = format!("{}.json", id.hex());
+    let bytes = tar_of(&[
+        ("l0/layer.tar", f, &tars[0]),
+        ("l0/json", f, b"{}"),
+        ("l1/layer.tar", f, &tars[1]),
+        (&cfg_name, f, &cfg),
+        ("manifest.json", f, &manifest),
+    ]);
+    let (_d, s) = store();
+    let loaded = load(&s, &mut &bytes[..]).unwrap();
+    assert_eq!(
+        loaded,
+        [Loaded {
+            id: id.clone(),
+            tags: vec!["busybox:latest".into()]
+        }]
+    );
+    let rec = s.resolve("busybox").unwrap();
+    assert_eq!(rec.layers[1].media_type, media::OCI_LAYER);
+    assert_eq!(rec.layers[1].diff_id, Digest::of(&tars[1]));
+    // Loading it again makes the very same manifest.
+    let (_d2, s2) = store();
+    let again = load(&s2, &mut &bytes[..]).unwrap();
+    assert_eq!(again[0].id, id);
+    assert_eq!(
+        s2.resolve("busybox").unwrap().manifest_digest,
+        rec.manifest_digest
+    );
+
+    // A config named for another id is refused.
+    let lie = format!("{}.json", Digest::of(b"x").hex());
+    let manifest = String::from_utf8(manifest)
+        .unwrap()
+        .replace(&cfg_name, &lie);
+    refused(
+        &tar_of(&[
+            ("l0/layer.tar", f, &tars[0]),
+            ("l1/layer.tar", f, &tars[1]),
+            (&lie, f, &cfg),
+            ("manifest.json", f, manifest.as_bytes()),
+        ]),
+        "manifest.json names it",
+    );
+}
+
+#[test]
+fn hostile_archives_are_refused_leaving_nothing() {
+    let (_d, s) = store();
+    image(&s, "app:v1", "one");
+    let good = saved(&s, &["app:v1"]);
+    let f = tar::EntryType::Regular;
+    refused(&tar_of(&[("../evil", f, b"x")]), "path leaves the archive");
+    refused(
+        &tar_of(&[("/etc/evil", f, b"x")]),
+        "path leaves the archive",
+    );
+    refused(
+        &tar_of(&[("blobs/x", tar::EntryType::Symlink, b"")]),
+        "Symlink entries are not allowed",
+    );
+    refused(
+        &tar_of(&[("blobs/x", tar::EntryType::Link, b"")]),
+        "Link entries are not allowed",
+    );
+    refused(
+        &tar_of(&[("dev", tar::EntryType::Char, b"")]),
+        "Char entries are not allowed",
+    );
+    let big = vec![b' '; (MAX_META_BYTES + 1) as usize];
+    refused(
+        &tar_of(&[("manifest.json", f, &big)]),
+        "manifest.json is larger than 4 MiB",
+    );
+    let liar = format!("blobs/sha256/{}", Digest::of(b"other").hex());
+    refused(&tar_of(&[(&liar, f, b"hello")]), "hashes to");
+    refused(
+        &tar_of(&[("oci-layout", f, b"{}")]),
+        "neither manifest.json nor index.json",
+    );
+    // Truncated anywhere: in a blob, or with the metadata cut off.
+    for cut in [good.len() / 3, good.len() / 2, good.len() - 2048] {
+        let (_d2, s2) = store();
+        assert!(load(&s2, &mut &good[..cut]).is_err(), "cut at {cut}");
+        assert!(s2.images().unwrap().is_empty());
+        assert!(s2.temp_names().unwrap().is_empty());
+    }
+}
+
+#[test]
+fn a_layer_that_is_not_what_its_config_says_records_nothing() {
+    let (_d, s) = store();
+    let a = image(&s, "app:v1", "one");
+    // Another layer in place of the top one, under its own (true) name.
+    let other = gzip(&layer("b", b"changed"));
+    let bytes = saved(&s, &["app:v1"]);
+    let top = a.layers[1].digest.hex().to_string();
+    let mut t = tar::Builder::new(Vec::new());
+    let od = Digest::of(&other);
+    for e in tar::Archive::new(&bytes[..]).entries().unwrap() {
+        let mut e = e.unwrap();
+        let p = e.path().unwrap().to_string_lossy().into_owned();
+        let mut h = e.header().clone();
+        let mut data = Vec::new();
+        std::io::Read::read_to_end(&mut e, &mut data).unwrap();
+        if p == "index.json" {
+            continue; // manifest.json alone names the image
+        }
+        let (p, data) = if p.ends_with(&top) {
+            (format!("blobs/sha256/{}", od.hex()), other.clone())
+        } else if p == "manifest.json" {
+            (
+                p,
+                String::from_utf8(data)
+                    .unwrap()
+                    .replace(&top, od.hex())
+                    .into_bytes(),
+            )
+        } else {
+            (p, data)
+        };
+        h.set_size(data.len() as u64);
+        t.append_data(&mut h, p, &data[..]).unwrap();
+    }
+    refused(&t.into_inner().unwrap(), "its config says");
+}
