@@ -60,6 +60,10 @@ pub enum Command {
     Commit(CommitArgs),
     /// Import the contents from a tarball to create a filesystem image.
     Import(ImportArgs),
+    /// Save one or more images to a tar archive (streamed to STDOUT by default).
+    Save(SaveArgs),
+    /// Load an image from a tar archive or STDIN.
+    Load(LoadArgs),
     /// Manage images.
     #[command(subcommand)]
     Image(ImageCommand),
@@ -213,6 +217,10 @@ pub enum ImageCommand {
     Tag(TagArgs),
     /// Show the history of an image.
     History(HistoryArgs),
+    /// Save one or more images to a tar archive (streamed to STDOUT by default).
+    Save(SaveArgs),
+    /// Load an image from a tar archive or STDIN.
+    Load(LoadArgs),
     /// Display detailed information on one or more images (JSON).
     Inspect { images: Vec<String> },
     /// Import the contents from a tarball to create a filesystem image.

@@ -251,38 +251,50 @@ pub fn export(engine: &Engine, key: &str, output: Option<&Path>) -> Result<u8> {
         archive: true,
         follow_link: false,
     };
+    let res = to_output(output, "export", |w| {
+        copy_out(engine, key, "/", HostDst::Stream(w), opts)
+    });
+    Ok(match res {
+        Ok(Some(())) => 0,
+        Ok(None) => 1,
+        Err(e) => failed(&e),
+    })
+}
+
+/// Run `write` on stdout, or on `-o FILE` made whole or not at all (a
+/// temporary file renamed into place, removed on failure). A terminal is
+/// refused with Docker's message: `None`, with the message printed.
+pub(crate) fn to_output<T>(
+    output: Option<&Path>,
+    what: &str,
+    write: impl FnOnce(&mut dyn std::io::Write) -> Result<T>,
+) -> Result<Option<T>> {
     let Some(path) = output else {
         if std::io::stdout().is_terminal() {
             errln!("berth: cowardly refusing to save to a terminal. Use the -o flag or redirect");
-            return Ok(1);
+            return Ok(None);
         }
         let mut stdout = std::io::stdout().lock();
-        return Ok(
-            match copy_out(engine, key, "/", HostDst::Stream(&mut stdout), opts) {
-                Ok(()) => 0,
-                Err(e) => failed(&e),
-            },
-        );
+        let v = write(&mut stdout)?;
+        std::io::Write::flush(&mut stdout)?;
+        return Ok(Some(v));
     };
     let name = path.file_name().unwrap_or_default().to_string_lossy();
-    let tmp = path.with_file_name(format!(".{name}.berth-export-{}", std::process::id()));
+    let tmp = path.with_file_name(format!(".{name}.berth-{what}-{}", std::process::id()));
     let res = (|| {
         let mut f = LazyFile {
             path: &tmp,
             file: None,
         };
-        copy_out(engine, key, "/", HostDst::Stream(&mut f), opts)?;
+        let v = write(&mut f)?;
         std::io::Write::flush(&mut f)?;
         std::fs::rename(&tmp, path)?;
-        anyhow::Ok(())
+        anyhow::Ok(v)
     })();
-    Ok(match res {
-        Ok(()) => 0,
-        Err(e) => {
-            let _ = std::fs::remove_file(&tmp);
-            failed(&e)
-        }
-    })
+    if res.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    res.map(Some)
 }
 
 /// A file made at its first write: rootless, the copy may go on in a

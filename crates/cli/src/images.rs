@@ -1,5 +1,6 @@
-//! Image commands: pull, push, images, rmi, tag, history, image inspect,
-//! image prune, login, logout, and the images made here: commit, import.
+//! Image commands: pull, push, images, rmi, tag, history, save, load, image
+//! inspect, image prune, login, logout, and the images made here: commit,
+//! import.
 
 use std::collections::HashSet;
 use std::io::{BufRead, IsTerminal, Read};
@@ -10,8 +11,8 @@ use berth_image::{Progress, ProgressMode, RemoveEvent};
 use berth_io::{errln, outln};
 
 use crate::cli::{
-    CommitArgs, HistoryArgs, ImagesArgs, ImportArgs, LoginArgs, PruneArgs, PullArgs, PushArgs,
-    RmiArgs, TagArgs,
+    CommitArgs, HistoryArgs, ImagesArgs, ImportArgs, LoadArgs, LoginArgs, PruneArgs, PullArgs,
+    PushArgs, RmiArgs, SaveArgs, TagArgs,
 };
 use crate::table;
 
@@ -50,6 +51,46 @@ pub fn push(engine: &Engine, args: &PushArgs) -> Result<u8> {
         ..Default::default()
     };
     berth_image::push(&engine.store, &args.name, &opts, &Progress::new(mode))?;
+    Ok(0)
+}
+
+/// `save [-o FILE] IMAGE…`: Docker's archive (with an OCI layout inside),
+/// to stdout or written whole to FILE.
+pub fn save(engine: &Engine, args: &SaveArgs) -> Result<u8> {
+    let done = crate::cptop::to_output(args.output.as_deref(), "save", |w| {
+        berth_image::archive::save(&engine.store, &args.images, w)
+    })
+    .context("save")?;
+    Ok(if done.is_some() { 0 } else { 1 })
+}
+
+/// `load [-i FILE] [-q]`: Docker's archives (old and new) and OCI layouts
+/// in a tar, from stdin or FILE; Docker's `Loaded image…` lines.
+pub fn load(engine: &Engine, args: &LoadArgs) -> Result<u8> {
+    let loaded = (|| {
+        let mut input: Box<dyn Read> = match &args.input {
+            Some(p) => Box::new(std::io::BufReader::with_capacity(
+                1 << 20,
+                std::fs::File::open(p).with_context(|| format!("open {}", p.display()))?,
+            )),
+            None => {
+                if std::io::stdin().is_terminal() {
+                    bail!("requested load from stdin, but stdin is empty");
+                }
+                Box::new(std::io::BufReader::with_capacity(1 << 20, std::io::stdin()))
+            }
+        };
+        berth_image::archive::load(&engine.store, &mut input)
+    })()
+    .context("load")?;
+    for l in loaded {
+        if l.tags.is_empty() {
+            outln!("Loaded image ID: {}", l.id);
+        }
+        for t in &l.tags {
+            outln!("Loaded image: {t}");
+        }
+    }
     Ok(0)
 }
 

@@ -42,6 +42,10 @@ fn failure_code(c: &cli::Command) -> u8 {
         Command::Run(_)
         | Command::Container(ContainerCommand::Run(_) | ContainerCommand::Create(_))
         | Command::Create(_) => ENGINE_ERROR,
+        // An archive refused: the engine's error, as the load issue asks.
+        Command::Save(_)
+        | Command::Load(_)
+        | Command::Image(cli::ImageCommand::Save(_) | cli::ImageCommand::Load(_)) => ENGINE_ERROR,
         _ => 1,
     }
 }
@@ -179,6 +183,7 @@ fn writes_store(c: &cli::Command) -> bool {
         c,
         Command::Pull(_)
             | Command::Push(_)
+            | Command::Load(_)
             | Command::Rmi(_)
             | Command::Tag(_)
             | Command::Run(_)
@@ -195,6 +200,7 @@ fn writes_store(c: &cli::Command) -> bool {
             | Command::Image(
                 ImageCommand::Pull(_)
                     | ImageCommand::Push(_)
+                    | ImageCommand::Load(_)
                     | ImageCommand::Rm(_)
                     | ImageCommand::Prune(_)
                     | ImageCommand::Tag(_)
@@ -293,6 +299,8 @@ fn run(cli: cli::Cli) -> anyhow::Result<u8> {
         Command::History(a) | Command::Image(ImageCommand::History(a)) => {
             images::history(&engine, a)
         }
+        Command::Save(a) | Command::Image(ImageCommand::Save(a)) => images::save(&engine, a),
+        Command::Load(a) | Command::Image(ImageCommand::Load(a)) => images::load(&engine, a),
         Command::Image(ImageCommand::Inspect { images: names }) => images::inspect(&engine, names),
         Command::Image(ImageCommand::Prune(a)) => images::prune(&engine, a),
         Command::Login(a) => images::login(&engine, a),

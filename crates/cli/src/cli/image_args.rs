@@ -1,5 +1,5 @@
 //! The arguments of the image commands (pull, push, images, tag, history, rmi,
-//! prune, login).
+//! prune, save, load, login, commit, import).
 
 use clap::Args;
 
@@ -134,4 +134,23 @@ pub struct ImportArgs {
     /// Apply Dockerfile instruction to the created image.
     #[arg(short, long = "change")]
     pub change: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct SaveArgs {
+    /// Write to a file, instead of STDOUT.
+    #[arg(short, long)]
+    pub output: Option<std::path::PathBuf>,
+    #[arg(required = true)]
+    pub images: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct LoadArgs {
+    /// Read from tar archive file, instead of STDIN.
+    #[arg(short, long)]
+    pub input: Option<std::path::PathBuf>,
+    /// Suppress the load output.
+    #[arg(short, long)]
+    pub quiet: bool,
 }
