@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 use std::path::{Component, Path};
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -11,8 +11,11 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::MAX_META_BYTES;
+use super::inflate::{Inflater, sniff};
 use crate::digest::Digest;
-use crate::manifest::{ImageManifest, Manifest, Platform, media, select_platform};
+use crate::manifest::{
+    Compression, ImageManifest, Manifest, Platform, layer_compression, media, select_platform,
+};
 use crate::store::{Blob, MAX_CONFIG_BYTES, Store, familiar_tag};
 
 /// An image now in the store and the names it was loaded under.
@@ -28,6 +31,15 @@ pub struct Loaded {
 struct Staged {
     blobs: HashMap<String, Blob>,
     meta: HashMap<String, Vec<u8>>,
+    /// What each compressed blob inflated to while it streamed in.
+    inflated: HashMap<Digest, Inflated>,
+}
+
+/// A compressed blob's content: its compression, digest and size.
+struct Inflated {
+    compression: Compression,
+    diff_id: Digest,
+    size: u64,
 }
 
 /// An image to record: its manifest blob and names.
@@ -45,7 +57,7 @@ pub fn load(store: &Store, input: &mut dyn Read) -> Result<Vec<Loaded>> {
     let staged = stage(store, input)?;
     let plans = plan(store, &staged)?;
     for p in &plans {
-        check_layers(store, &p.manifest)?;
+        check_layers(store, &staged, &p.manifest)?;
     }
     let mut out = Vec::new();
     for p in plans {
@@ -101,12 +113,10 @@ fn stage(store: &Store, input: &mut dyn Read) -> Result<Staged> {
             None if is_layer_tar(&path) || is_config_file(&path) => None,
             None => continue, // v1 `<id>/json`, `<id>/VERSION`: not needed
         };
-        let mut w = store.blob_writer()?;
-        let n = io::copy(&mut e, &mut w).with_context(|| format!("read {path}"))?;
-        if n != size {
-            bail!("archive is truncated (in {path})");
+        let (blob, inflated) = put_blob(store, &mut e, size, expect.as_ref(), &path)?;
+        if let Some(i) = inflated {
+            staged.inflated.insert(blob.digest.clone(), i);
         }
-        let blob = w.commit(store, expect.as_ref())?;
         staged.blobs.insert(path, blob);
     }
     // The tar crate takes an end of input between entries for the end of
@@ -115,6 +125,57 @@ fn stage(store: &Store, input: &mut dyn Read) -> Result<Staged> {
         bail!("archive is truncated (no end-of-archive marker)");
     }
     Ok(staged)
+}
+
+/// Stream an entry of `size` bytes into a blob (checked against `expect`),
+/// inflating it on the side when its first bytes say it is compressed.
+fn put_blob(
+    store: &Store,
+    e: &mut dyn Read,
+    size: u64,
+    expect: Option<&Digest>,
+    path: &str,
+) -> Result<(Blob, Option<Inflated>)> {
+    let mut w = store.blob_writer()?;
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut inflater: Option<(Compression, Inflater)> = None;
+    let mut n = 0u64;
+    loop {
+        let got = match e.read(&mut buf) {
+            Ok(0) => break,
+            Ok(got) => got,
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+            Err(err) => return Err(err).with_context(|| format!("read {path}")),
+        };
+        // Known facts (a blob the store has unpacked before): no inflating.
+        let known = expect.is_some_and(|d| store.layer_facts(d).is_some());
+        if n == 0 && !known {
+            let c = sniff(&buf[..got]);
+            if c != Compression::None {
+                inflater = Some((c, Inflater::new(c)));
+            }
+        }
+        n += got as u64;
+        w.write_all(&buf[..got])?;
+        if let Some((_, i)) = &mut inflater {
+            i.feed(&buf[..got]);
+        }
+    }
+    if n != size {
+        bail!("archive is truncated (in {path})");
+    }
+    let blob = w.commit(store, expect)?;
+    // A blob that does not inflate is no layer of ours, or a broken one:
+    // checking it again from the store says which.
+    let inflated = inflater.and_then(|(compression, i)| {
+        let (diff_id, size) = i.finish().ok()?;
+        Some(Inflated {
+            compression,
+            diff_id,
+            size,
+        })
+    });
+    Ok((blob, inflated))
 }
 
 /// A reader that notes whether its input ran out.
@@ -317,20 +378,16 @@ fn in_archive(st: &Staged, d: &Digest, size: u64, by: &str) -> Result<Digest> {
 }
 
 /// An OCI manifest for a config and layers (from Docker's manifest.json),
-/// each layer's compression told by its first bytes; an uncompressed
-/// layer's facts recorded at once (its digest is its diff_id).
+/// each layer's compression told by its first bytes.
 fn synthesise(store: &Store, config: &Blob, layers: &[&Blob]) -> Result<Digest> {
     let mut descs = Vec::new();
     for l in layers {
         let mut magic = [0u8; 4];
         let n = File::open(store.blob_path(&l.digest))?.read(&mut magic)?;
-        let mt = match &magic[..n] {
-            [0x1f, 0x8b, ..] => media::OCI_LAYER_GZIP,
-            [0x28, 0xb5, 0x2f, 0xfd] => media::OCI_LAYER_ZSTD,
-            _ => {
-                store.record_layer(&l.digest, &l.digest, l.size)?;
-                media::OCI_LAYER
-            }
+        let mt = match sniff(&magic[..n]) {
+            Compression::Gzip => media::OCI_LAYER_GZIP,
+            Compression::Zstd => media::OCI_LAYER_ZSTD,
+            Compression::None => media::OCI_LAYER,
         };
         descs.push(json!({"mediaType": mt, "digest": l.digest, "size": l.size}));
     }
@@ -343,9 +400,11 @@ fn synthesise(store: &Store, config: &Blob, layers: &[&Blob]) -> Result<Digest> 
     Ok(store.put_blob_bytes(&serde_json::to_vec(&m)?)?.digest)
 }
 
-/// Every layer of manifest `d` unpacks to the diff_id its config says
-/// (decompressing those not yet known), before anything is recorded.
-fn check_layers(store: &Store, d: &Digest) -> Result<()> {
+/// Every layer of manifest `d` unpacks to the diff_id its config says,
+/// before anything is recorded. What a layer unpacks to is known already
+/// (from the store), or was learnt while it streamed in (an uncompressed
+/// one's digest is its diff_id), or else it is inflated again from the store.
+fn check_layers(store: &Store, st: &Staged, d: &Digest) -> Result<()> {
     #[derive(Deserialize)]
     struct Cfg {
         rootfs: RootFs,
@@ -367,9 +426,18 @@ fn check_layers(store: &Store, d: &Digest) -> Result<()> {
         );
     }
     for (l, want) in m.layers.iter().zip(&cfg.rootfs.diff_ids) {
-        let got = match store.layer_facts(&l.digest).map(|f| f.diff_id) {
-            Some(d) => d,
-            None => store.verify_layer(&l.digest, &l.media_type)?,
+        let c = layer_compression(&l.media_type)?;
+        let got = match (store.layer_facts(&l.digest), st.inflated.get(&l.digest)) {
+            (Some(f), _) => f.diff_id,
+            (None, _) if c == Compression::None => {
+                store.record_layer(&l.digest, &l.digest, l.size)?;
+                l.digest.clone()
+            }
+            (None, Some(i)) if i.compression == c => {
+                store.record_layer(&l.digest, &i.diff_id, i.size)?;
+                i.diff_id.clone()
+            }
+            (None, _) => store.verify_layer(&l.digest, &l.media_type)?,
         };
         if got != *want {
             bail!(

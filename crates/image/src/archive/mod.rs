@@ -31,8 +31,9 @@
 //!
 //! # Guarantees of `load`
 //! - The tar is streamed: layers go straight into store blobs, hashed as they
-//!   are written; only the small JSON files are held in memory, each capped
-//!   ([`MAX_META_BYTES`]).
+//!   are written, and a compressed one is inflated and hashed on a second
+//!   thread in the same pass (its diff_id); only the small JSON files are held
+//!   in memory, each capped ([`MAX_META_BYTES`]). About 10 MB resident.
 //! - Every blob is checked: `blobs/sha256/<hex>` must hash to `<hex>`, a
 //!   `<hex>.json` config too; descriptor sizes must match; every layer's
 //!   diff_id is checked against its config before any image is recorded.
@@ -46,6 +47,7 @@
 //!   repeated under another v1 id): refused like every link.
 //! - Foreign layers (`LayerSources`), progress bars.
 
+mod inflate;
 mod load;
 mod save;
 

@@ -283,3 +283,46 @@ fn a_layer_that_is_not_what_its_config_says_records_nothing() {
     }
     refused(&t.into_inner().unwrap(), "its config says");
 }
+
+#[test]
+fn a_layer_whose_media_type_lies_about_its_compression_is_refused() {
+    // An OCI layout whose manifest calls a gzip layer uncompressed: its
+    // digest is then its diff_id, which is not what the config says.
+    let tar = layer("a", b"base");
+    let gz = gzip(&tar);
+    let cfg = config(&[Digest::of(&tar)]);
+    let (cd, ld) = (Digest::of(&cfg), Digest::of(&gz));
+    let m = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2, "mediaType": media::OCI_MANIFEST,
+        "config": {"mediaType": media::OCI_CONFIG, "digest": cd, "size": cfg.len()},
+        "layers": [{"mediaType": media::OCI_LAYER, "digest": ld, "size": gz.len()}],
+    }))
+    .unwrap();
+    let index = |m: &[u8]| {
+        serde_json::to_vec(&serde_json::json!({
+            "schemaVersion": 2,
+            "manifests": [{"mediaType": media::OCI_MANIFEST, "digest": Digest::of(m), "size": m.len()}],
+        }))
+        .unwrap()
+    };
+    let (md, idx) = (Digest::of(&m), index(&m));
+    let f = tar::EntryType::Regular;
+    let path = |d: &Digest| format!("blobs/sha256/{}", d.hex());
+    let (pc, pl, pm) = (path(&cd), path(&ld), path(&md));
+    let mut entries = vec![(pc.as_str(), f, &cfg[..]), (pl.as_str(), f, &gz[..])];
+    entries.extend([(pm.as_str(), f, &m[..]), ("index.json", f, &idx[..])]);
+    refused(&tar_of(&entries), "its config says");
+    // Called zstd, it is inflated again from the store, and fails.
+    let m2 = String::from_utf8(m.clone())
+        .unwrap()
+        .replace(media::OCI_LAYER, media::OCI_LAYER_ZSTD);
+    let md2 = Digest::of(m2.as_bytes());
+    let idx2 = index(m2.as_bytes());
+    let pm2 = path(&md2);
+    let mut entries = vec![(pc.as_str(), f, &cfg[..]), (pl.as_str(), f, &gz[..])];
+    entries.extend([
+        (pm2.as_str(), f, m2.as_bytes()),
+        ("index.json", f, &idx2[..]),
+    ]);
+    refused(&tar_of(&entries), "decompress layer");
+}
