@@ -1,10 +1,13 @@
-//! Layers decompressed and hashed while they stream in, on a thread of
-//! their own: `load` learns each compressed blob's diff_id in the pass that
-//! writes it, instead of reading it back and inflating it after (a second
-//! pass over every layer, and on one core).
+//! Compressed blobs inflated and hashed on threads of their own, from the
+//! store (still in the page cache) once each is written, while the archive
+//! streams on: `load` learns each layer's diff_id alongside reading the
+//! archive instead of after it, and on as many cores as there are (several
+//! layers at once), not one layer after another on one.
 
-use std::io::{self, Read};
-use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::collections::{HashMap, VecDeque};
+use std::fs::File;
+use std::io::{self, BufReader, Read};
+use std::path::PathBuf;
 use std::thread::JoinHandle;
 
 use anyhow::{Context, Result};
@@ -21,87 +24,92 @@ pub(super) fn sniff(head: &[u8]) -> Compression {
     }
 }
 
-/// A decompressing hasher fed chunk by chunk; bounded (8 chunks in flight).
-pub(super) struct Inflater {
-    tx: Option<SyncSender<Vec<u8>>>,
-    thread: Option<JoinHandle<Result<(Digest, u64)>>>,
+/// What a compressed blob inflated to.
+pub(super) struct Inflated {
+    pub compression: Compression,
+    pub diff_id: Digest,
+    pub size: u64,
 }
 
-impl Inflater {
-    pub(super) fn new(c: Compression) -> Inflater {
-        let (tx, rx) = sync_channel::<Vec<u8>>(8);
+struct Job {
+    blob: Digest,
+    compression: Compression,
+    thread: JoinHandle<Result<(Digest, u64)>>,
+}
+
+/// Blobs being inflated, at most `max` at once; every thread is joined
+/// before this is dropped.
+pub(super) struct Inflating {
+    jobs: VecDeque<Job>,
+    done: HashMap<Digest, Inflated>,
+    max: usize,
+}
+
+impl Inflating {
+    pub(super) fn new() -> Inflating {
+        let max = std::thread::available_parallelism().map_or(2, |n| n.get().clamp(1, 4));
+        Inflating {
+            jobs: VecDeque::new(),
+            done: HashMap::new(),
+            max,
+        }
+    }
+
+    /// Inflate blob `blob` (at `path`, compressed with `c`) on a thread.
+    pub(super) fn start(&mut self, blob: Digest, path: PathBuf, c: Compression) {
+        while self.jobs.len() >= self.max {
+            self.join_oldest();
+        }
         let thread = std::thread::spawn(move || {
-            let src = Chunks {
-                rx,
-                buf: Vec::new(),
-                pos: 0,
-            };
+            let f = BufReader::with_capacity(256 * 1024, File::open(&path)?);
             let mut dec: Box<dyn Read> = match c {
-                Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(src)),
-                Compression::Zstd => Box::new(zstd::stream::read::Decoder::new(src)?),
-                Compression::None => Box::new(src),
+                Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(f)),
+                Compression::Zstd => Box::new(zstd::stream::read::Decoder::with_buffer(f)?),
+                Compression::None => Box::new(f),
             };
             let mut h = Hasher::new();
             io::copy(&mut dec, &mut h).context("decompress")?;
             let n = h.len();
             Ok((h.finish(), n))
         });
-        Inflater {
-            tx: Some(tx),
-            thread: Some(thread),
+        self.jobs.push_back(Job {
+            blob,
+            compression: c,
+            thread,
+        });
+    }
+
+    /// A blob that does not inflate is no layer, or a broken one: left out,
+    /// it is checked again from the store when a manifest names it a layer.
+    fn join_oldest(&mut self) {
+        let Some(j) = self.jobs.pop_front() else {
+            return;
+        };
+        if let Ok(Ok((diff_id, size))) = j.thread.join() {
+            self.done.insert(
+                j.blob,
+                Inflated {
+                    compression: j.compression,
+                    diff_id,
+                    size,
+                },
+            );
         }
     }
 
-    /// More of the blob. A decoder that failed already takes nothing more.
-    pub(super) fn feed(&mut self, buf: &[u8]) {
-        if let Some(tx) = &self.tx
-            && tx.send(buf.to_vec()).is_err()
-        {
-            self.tx = None;
+    /// Every blob's result, once all are done.
+    pub(super) fn finish(mut self) -> HashMap<Digest, Inflated> {
+        while !self.jobs.is_empty() {
+            self.join_oldest();
         }
-    }
-
-    /// The digest and size of the decompressed stream.
-    pub(super) fn finish(mut self) -> Result<(Digest, u64)> {
-        self.tx = None;
-        match self.thread.take().map(JoinHandle::join) {
-            Some(Ok(r)) => r,
-            _ => anyhow::bail!("decompressing thread failed"),
-        }
+        std::mem::take(&mut self.done)
     }
 }
 
-impl Drop for Inflater {
+impl Drop for Inflating {
     fn drop(&mut self) {
-        // Closing the channel ends the thread's input; join it.
-        self.tx = None;
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
+        for j in self.jobs.drain(..) {
+            let _ = j.thread.join();
         }
-    }
-}
-
-/// The receiving end, as a reader.
-struct Chunks {
-    rx: Receiver<Vec<u8>>,
-    buf: Vec<u8>,
-    pos: usize,
-}
-
-impl Read for Chunks {
-    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
-        while self.pos == self.buf.len() {
-            match self.rx.recv() {
-                Ok(chunk) => {
-                    self.buf = chunk;
-                    self.pos = 0;
-                }
-                Err(_) => return Ok(0),
-            }
-        }
-        let n = out.len().min(self.buf.len() - self.pos);
-        out[..n].copy_from_slice(&self.buf[self.pos..self.pos + n]);
-        self.pos += n;
-        Ok(n)
     }
 }

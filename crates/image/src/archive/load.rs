@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::MAX_META_BYTES;
-use super::inflate::{Inflater, sniff};
+use super::inflate::{Inflated, Inflating, sniff};
 use crate::digest::Digest;
 use crate::manifest::{
     Compression, ImageManifest, Manifest, Platform, layer_compression, media, select_platform,
@@ -31,15 +31,8 @@ pub struct Loaded {
 struct Staged {
     blobs: HashMap<String, Blob>,
     meta: HashMap<String, Vec<u8>>,
-    /// What each compressed blob inflated to while it streamed in.
+    /// What each compressed blob inflated to, learnt while the archive streamed in.
     inflated: HashMap<Digest, Inflated>,
-}
-
-/// A compressed blob's content: its compression, digest and size.
-struct Inflated {
-    compression: Compression,
-    diff_id: Digest,
-    size: u64,
 }
 
 /// An image to record: its manifest blob and names.
@@ -77,6 +70,7 @@ pub fn load(store: &Store, input: &mut dyn Read) -> Result<Vec<Loaded>> {
 /// metadata into memory (capped); anything else refused or skipped.
 fn stage(store: &Store, input: &mut dyn Read) -> Result<Staged> {
     let mut staged = Staged::default();
+    let mut inflating = Inflating::new();
     let mut input = EofReader {
         inner: input,
         eof: false,
@@ -113,9 +107,10 @@ fn stage(store: &Store, input: &mut dyn Read) -> Result<Staged> {
             None if is_layer_tar(&path) || is_config_file(&path) => None,
             None => continue, // v1 `<id>/json`, `<id>/VERSION`: not needed
         };
-        let (blob, inflated) = put_blob(store, &mut e, size, expect.as_ref(), &path)?;
-        if let Some(i) = inflated {
-            staged.inflated.insert(blob.digest.clone(), i);
+        let (blob, compression) = put_blob(store, &mut e, size, expect.as_ref(), &path)?;
+        if compression != Compression::None && store.layer_facts(&blob.digest).is_none() {
+            let p = store.blob_path(&blob.digest);
+            inflating.start(blob.digest.clone(), p, compression);
         }
         staged.blobs.insert(path, blob);
     }
@@ -124,21 +119,22 @@ fn stage(store: &Store, input: &mut dyn Read) -> Result<Staged> {
     if input.eof {
         bail!("archive is truncated (no end-of-archive marker)");
     }
+    staged.inflated = inflating.finish();
     Ok(staged)
 }
 
-/// Stream an entry of `size` bytes into a blob (checked against `expect`),
-/// inflating it on the side when its first bytes say it is compressed.
+/// Stream an entry of `size` bytes into a blob (checked against `expect`);
+/// with the compression its first bytes tell.
 fn put_blob(
     store: &Store,
     e: &mut dyn Read,
     size: u64,
     expect: Option<&Digest>,
     path: &str,
-) -> Result<(Blob, Option<Inflated>)> {
+) -> Result<(Blob, Compression)> {
     let mut w = store.blob_writer()?;
     let mut buf = vec![0u8; 256 * 1024];
-    let mut inflater: Option<(Compression, Inflater)> = None;
+    let mut compression = Compression::None;
     let mut n = 0u64;
     loop {
         let got = match e.read(&mut buf) {
@@ -147,35 +143,16 @@ fn put_blob(
             Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
             Err(err) => return Err(err).with_context(|| format!("read {path}")),
         };
-        // Known facts (a blob the store has unpacked before): no inflating.
-        let known = expect.is_some_and(|d| store.layer_facts(d).is_some());
-        if n == 0 && !known {
-            let c = sniff(&buf[..got]);
-            if c != Compression::None {
-                inflater = Some((c, Inflater::new(c)));
-            }
+        if n == 0 {
+            compression = sniff(&buf[..got]);
         }
         n += got as u64;
         w.write_all(&buf[..got])?;
-        if let Some((_, i)) = &mut inflater {
-            i.feed(&buf[..got]);
-        }
     }
     if n != size {
         bail!("archive is truncated (in {path})");
     }
-    let blob = w.commit(store, expect)?;
-    // A blob that does not inflate is no layer of ours, or a broken one:
-    // checking it again from the store says which.
-    let inflated = inflater.and_then(|(compression, i)| {
-        let (diff_id, size) = i.finish().ok()?;
-        Some(Inflated {
-            compression,
-            diff_id,
-            size,
-        })
-    });
-    Ok((blob, inflated))
+    Ok((w.commit(store, expect)?, compression))
 }
 
 /// A reader that notes whether its input ran out.
@@ -402,7 +379,7 @@ fn synthesise(store: &Store, config: &Blob, layers: &[&Blob]) -> Result<Digest> 
 
 /// Every layer of manifest `d` unpacks to the diff_id its config says,
 /// before anything is recorded. What a layer unpacks to is known already
-/// (from the store), or was learnt while it streamed in (an uncompressed
+/// (from the store), or was learnt while the archive streamed in (an uncompressed
 /// one's digest is its diff_id), or else it is inflated again from the store.
 fn check_layers(store: &Store, st: &Staged, d: &Digest) -> Result<()> {
     #[derive(Deserialize)]

@@ -31,9 +31,10 @@
 //!
 //! # Guarantees of `load`
 //! - The tar is streamed: layers go straight into store blobs, hashed as they
-//!   are written, and a compressed one is inflated and hashed on a second
-//!   thread in the same pass (its diff_id); only the small JSON files are held
-//!   in memory, each capped ([`MAX_META_BYTES`]). About 10 MB resident.
+//!   are written; each compressed one is then inflated and hashed (its
+//!   diff_id) on a thread of its own while the archive streams on (as many
+//!   at once as there are cores, at most 4); only the small JSON files are
+//!   held in memory, each capped ([`MAX_META_BYTES`]). About 10 MB resident.
 //! - Every blob is checked: `blobs/sha256/<hex>` must hash to `<hex>`, a
 //!   `<hex>.json` config too; descriptor sizes must match; every layer's
 //!   diff_id is checked against its config before any image is recorded.
