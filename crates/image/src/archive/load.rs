@@ -2,9 +2,11 @@
 //! or an OCI layout in a tar. See the module doc for formats and guarantees.
 
 use std::collections::HashMap;
+use std::ffi::{OsStr, OsString};
 use std::fs::File;
 use std::io::{self, Read, Write};
-use std::path::{Component, Path};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::path::{Component, Path, PathBuf};
 
 use anyhow::{Context, Result, anyhow, bail};
 use serde::Deserialize;
@@ -76,27 +78,30 @@ fn stage(store: &Store, input: &mut dyn Read) -> Result<Staged> {
         eof: false,
     };
     let mut ar = tar::Archive::new(&mut input);
-    for entry in ar.entries().context("read archive")? {
+    // Raw entries: the tar crate would read a long name or pax header of
+    // any size into memory; here they are capped.
+    let mut long_name: Option<PathBuf> = None;
+    for entry in ar.entries().context("read archive")?.raw(true) {
         let mut e = entry.context("read archive")?;
-        let raw = e.path().context("archive entry path")?.into_owned();
-        let path = clean_path(&raw)?;
         let kind = e.header().entry_type();
+        let size = e.header().size()?;
+        if let Some(name) = extension(&mut e, kind, size)? {
+            long_name = name.or(long_name);
+            continue;
+        }
+        let raw = match long_name.take() {
+            Some(p) => p,
+            None => e.path().context("archive entry path")?.into_owned(),
+        };
+        let path = clean_path(&raw)?;
         if kind.is_dir() {
             continue;
         }
         if !(kind.is_file() || kind == tar::EntryType::Continuous) {
             bail!("archive entry {path:?}: {kind:?} entries are not allowed");
         }
-        let size = e.header().size()?;
         if META.contains(&path.as_str()) {
-            if size > MAX_META_BYTES {
-                bail!("{path} is larger than {} MiB", MAX_META_BYTES >> 20);
-            }
-            let mut b = Vec::with_capacity(size as usize);
-            e.read_to_end(&mut b)?;
-            if b.len() as u64 != size {
-                bail!("archive is truncated (in {path})");
-            }
+            let b = read_entry(&mut e, size, MAX_META_BYTES, &path)?;
             if staged.meta.insert(path.clone(), b).is_some() {
                 bail!("archive has {path} twice");
             }
@@ -121,6 +126,63 @@ fn stage(store: &Store, input: &mut dyn Read) -> Result<Staged> {
     }
     staged.inflated = inflating.finish();
     Ok(staged)
+}
+
+/// Most bytes of a GNU long name or a pax header.
+const MAX_EXT_BYTES: u64 = 64 * 1024;
+
+/// For an extension entry (GNU long name or link, pax header): consumed,
+/// with the name it gives the next entry, if any. `None` for other entries.
+fn extension(e: &mut dyn Read, kind: tar::EntryType, size: u64) -> Result<Option<Option<PathBuf>>> {
+    use tar::EntryType::*;
+    match kind {
+        GNULongName => {
+            let mut b = read_entry(e, size, MAX_EXT_BYTES, "a long name")?;
+            while b.last() == Some(&0) {
+                b.pop();
+            }
+            Ok(Some(Some(PathBuf::from(OsString::from_vec(b)))))
+        }
+        XHeader => {
+            let b = read_entry(e, size, MAX_EXT_BYTES, "a pax header")?;
+            let mut name = None;
+            for ext in tar::PaxExtensions::new(&b) {
+                let ext = ext.context("pax header")?;
+                match ext.key() {
+                    Ok("path") => name = Some(PathBuf::from(OsStr::from_bytes(ext.value_bytes()))),
+                    Ok("size") => bail!("entries of more than 8 GiB (pax size) are not supported"),
+                    _ => {}
+                }
+            }
+            Ok(Some(name))
+        }
+        XGlobalHeader | GNULongLink => {
+            read_entry(e, size, MAX_EXT_BYTES, "a pax or link header")?;
+            Ok(Some(None))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// An entry of `size` bytes read whole: refused past `max`, or cut short.
+fn read_entry(e: &mut dyn Read, size: u64, max: u64, what: &str) -> Result<Vec<u8>> {
+    if size > max {
+        bail!("{what} is larger than {}", human(max));
+    }
+    let mut b = Vec::with_capacity(size as usize);
+    e.take(size).read_to_end(&mut b)?;
+    if b.len() as u64 != size {
+        bail!("archive is truncated (in {what})");
+    }
+    Ok(b)
+}
+
+fn human(n: u64) -> String {
+    if n >= 1 << 20 {
+        format!("{} MiB", n >> 20)
+    } else {
+        format!("{} KiB", n >> 10)
+    }
 }
 
 /// Stream an entry of `size` bytes into a blob (checked against `expect`);

@@ -38,7 +38,9 @@
 //! - Every blob is checked: `blobs/sha256/<hex>` must hash to `<hex>`, a
 //!   `<hex>.json` config too; descriptor sizes must match; every layer's
 //!   diff_id is checked against its config before any image is recorded.
-//! - Refused: absolute paths, `..`, links, devices, fifos, a truncated entry.
+//! - Refused: absolute paths, `..`, links, devices, fifos, a truncated entry
+//!   or archive (no end marker). Names from GNU long-name and pax entries are
+//!   read by berth, capped at 64 KiB (the tar crate would read any size).
 //!   A refused archive records no image; the blobs it already wrote are ones
 //!   whose name is their content (pruned by `image prune` as unreferenced).
 //!   A write guard is held throughout, so a concurrent prune takes none.

@@ -137,6 +137,40 @@ fn save_is_deterministic_and_round_trips() {
 }
 
 #[test]
+fn long_names_are_read() {
+    let (_d, s) = store();
+    let a = image(&s, "app:v1", "one");
+    let bytes = saved(&s, &["app:v1"]);
+    // Every name given by a GNU long-name entry, past 100 bytes.
+    let mut t = tar::Builder::new(Vec::new());
+    for e in tar::Archive::new(&bytes[..]).entries().unwrap() {
+        let mut e = e.unwrap();
+        let long = format!("{}{}\0", "./".repeat(60), e.path().unwrap().display());
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::GNULongName);
+        h.set_size(long.len() as u64);
+        h.as_old_mut().name[..13].copy_from_slice(b"././@LongLink");
+        h.set_cksum();
+        t.append(&h, long.as_bytes()).unwrap();
+        let mut h = e.header().clone();
+        h.as_old_mut().name = [0; 100];
+        h.as_old_mut().name[0] = b'x';
+        h.set_cksum();
+        let mut data = Vec::new();
+        std::io::Read::read_to_end(&mut e, &mut data).unwrap();
+        t.append(&h, &data[..]).unwrap();
+    }
+    let bytes = t.into_inner().unwrap();
+    let mut ar = tar::Archive::new(&bytes[..]);
+    let longs = ar.entries().unwrap().raw(true);
+    let longs = longs.filter(|e| e.as_ref().unwrap().header().entry_type().is_gnu_longname());
+    assert!(longs.count() > 5);
+    let (_d2, s2) = store();
+    let loaded = load(&s2, &mut &bytes[..]).unwrap();
+    assert_eq!(loaded[0].id, a.id);
+}
+
+#[test]
 fn an_image_saved_by_id_loads_untagged() {
     let (_d, s) = store();
     let a = image(&s, "app:v1", "one");
@@ -226,6 +260,16 @@ fn hostile_archives_are_refused_leaving_nothing() {
         &tar_of(&[("dev", tar::EntryType::Char, b"")]),
         "Char entries are not allowed",
     );
+    // Names from GNU long-name and pax entries are checked alike, and capped.
+    let long = tar::EntryType::GNULongName;
+    let pax = tar::EntryType::XHeader;
+    let evil = [("././@LongLink", long, &b"../evil\0"[..]), ("x", f, b"x")];
+    refused(&tar_of(&evil), "path leaves the archive");
+    let evil = [("pax", pax, &b"16 path=../evil\n"[..]), ("x", f, b"x")];
+    refused(&tar_of(&evil), "path leaves the archive");
+    let huge = vec![b'a'; 70_000];
+    let evil = [("././@LongLink", long, &huge[..]), ("x", f, b"x")];
+    refused(&tar_of(&evil), "a long name is larger than 64 KiB");
     let big = vec![b' '; (MAX_META_BYTES + 1) as usize];
     refused(
         &tar_of(&[("manifest.json", f, &big)]),
