@@ -10,7 +10,7 @@ use std::io::{self, BufReader, Read};
 use std::path::PathBuf;
 use std::thread::JoinHandle;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 
 use crate::digest::{Digest, Hasher};
 use crate::manifest::Compression;
@@ -24,11 +24,16 @@ pub(super) fn sniff(head: &[u8]) -> Compression {
     }
 }
 
-/// What a compressed blob inflated to.
+/// What a compressed blob inflated to (digest and size), or why it did not.
 pub(super) struct Inflated {
     pub compression: Compression,
-    pub diff_id: Digest,
-    pub size: u64,
+    pub result: Result<(Digest, u64), String>,
+}
+
+/// How far a blob may inflate: 100 times its size, and always 1 GiB (pull's
+/// defaults; see `PullOptions::max_inflate_ratio`).
+fn inflate_cap(size: u64) -> u64 {
+    size.saturating_mul(100).max(1 << 30)
 }
 
 struct Job {
@@ -56,20 +61,26 @@ impl Inflating {
     }
 
     /// Inflate blob `blob` (at `path`, compressed with `c`) on a thread.
-    pub(super) fn start(&mut self, blob: Digest, path: PathBuf, c: Compression) {
+    pub(super) fn start(&mut self, blob: Digest, size: u64, path: PathBuf, c: Compression) {
         while self.jobs.len() >= self.max {
             self.join_oldest();
         }
         let thread = std::thread::spawn(move || {
             let f = BufReader::with_capacity(256 * 1024, File::open(&path)?);
-            let mut dec: Box<dyn Read> = match c {
+            let dec: Box<dyn Read> = match c {
                 Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(f)),
                 Compression::Zstd => Box::new(zstd::stream::read::Decoder::with_buffer(f)?),
                 Compression::None => Box::new(f),
             };
+            let cap = inflate_cap(size);
             let mut h = Hasher::new();
-            io::copy(&mut dec, &mut h).context("decompress")?;
+            io::copy(&mut dec.take(cap + 1), &mut h).context("decompress")?;
             let n = h.len();
+            if n > cap {
+                bail!(
+                    "inflates past {cap} bytes, more than 100 times its {size}: refused as a decompression bomb"
+                );
+            }
             Ok((h.finish(), n))
         });
         self.jobs.push_back(Job {
@@ -79,22 +90,23 @@ impl Inflating {
         });
     }
 
-    /// A blob that does not inflate is no layer, or a broken one: left out,
-    /// it is checked again from the store when a manifest names it a layer.
+    /// A blob that does not inflate is no layer, or a broken or hostile
+    /// one: which, only a manifest naming it a layer tells.
     fn join_oldest(&mut self) {
         let Some(j) = self.jobs.pop_front() else {
             return;
         };
-        if let Ok(Ok((diff_id, size))) = j.thread.join() {
-            self.done.insert(
-                j.blob,
-                Inflated {
-                    compression: j.compression,
-                    diff_id,
-                    size,
-                },
-            );
-        }
+        let result = match j.thread.join() {
+            Ok(r) => r.map_err(|e| format!("{e:#}")),
+            Err(_) => Err("inflating thread panicked".into()),
+        };
+        self.done.insert(
+            j.blob,
+            Inflated {
+                compression: j.compression,
+                result,
+            },
+        );
     }
 
     /// Every blob's result, once all are done.

@@ -115,7 +115,7 @@ fn stage(store: &Store, input: &mut dyn Read) -> Result<Staged> {
         let (blob, compression) = put_blob(store, &mut e, size, expect.as_ref(), &path)?;
         if compression != Compression::None && store.layer_facts(&blob.digest).is_none() {
             let p = store.blob_path(&blob.digest);
-            inflating.start(blob.digest.clone(), p, compression);
+            inflating.start(blob.digest.clone(), blob.size, p, compression);
         }
         staged.blobs.insert(path, blob);
     }
@@ -473,8 +473,12 @@ fn check_layers(store: &Store, st: &Staged, d: &Digest) -> Result<()> {
                 l.digest.clone()
             }
             (None, Some(i)) if i.compression == c => {
-                store.record_layer(&l.digest, &i.diff_id, i.size)?;
-                i.diff_id.clone()
+                let (diff_id, size) = i
+                    .result
+                    .as_ref()
+                    .map_err(|e| anyhow!("layer {}: {e}", l.digest))?;
+                store.record_layer(&l.digest, diff_id, *size)?;
+                diff_id.clone()
             }
             (None, _) => store.verify_layer(&l.digest, &l.media_type)?,
         };

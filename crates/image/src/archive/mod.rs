@@ -38,6 +38,8 @@
 //! - Every blob is checked: `blobs/sha256/<hex>` must hash to `<hex>`, a
 //!   `<hex>.json` config too; descriptor sizes must match; every layer's
 //!   diff_id is checked against its config before any image is recorded.
+//! - A layer inflating past 100 times its size (and past 1 GiB) is refused
+//!   as a decompression bomb, as pull refuses it.
 //! - Refused: absolute paths, `..`, links, devices, fifos, a truncated entry
 //!   or archive (no end marker). Names from GNU long-name and pax entries are
 //!   read by berth, capped at 64 KiB (the tar crate would read any size).

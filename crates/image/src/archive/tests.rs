@@ -370,3 +370,34 @@ fn a_layer_whose_media_type_lies_about_its_compression_is_refused() {
     ]);
     refused(&tar_of(&entries), "decompress layer");
 }
+
+#[test]
+fn a_decompression_bomb_is_refused() {
+    // 1 GiB + 1 MiB of zeros in one gzip layer (about 1 MB): past both
+    // 100 times its size and the 1 GiB floor.
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    let zeros = vec![0u8; 1 << 20];
+    for _ in 0..1025 {
+        e.write_all(&zeros).unwrap();
+    }
+    let bomb = e.finish().unwrap();
+    let cfg = config(&[Digest::of(b"whatever")]);
+    let (cd, ld) = (Digest::of(&cfg), Digest::of(&bomb));
+    let manifest = serde_json::to_vec(&serde_json::json!([{
+        "Config": format!("blobs/sha256/{}", cd.hex()),
+        "RepoTags": ["bomb:v1"],
+        "Layers": [format!("blobs/sha256/{}", ld.hex())],
+    }]))
+    .unwrap();
+    let f = tar::EntryType::Regular;
+    let (pc, pl) = (
+        format!("blobs/sha256/{}", cd.hex()),
+        format!("blobs/sha256/{}", ld.hex()),
+    );
+    let bytes = tar_of(&[
+        (&pc, f, &cfg),
+        (&pl, f, &bomb),
+        ("manifest.json", f, &manifest),
+    ]);
+    refused(&bytes, "refused as a decompression bomb");
+}
