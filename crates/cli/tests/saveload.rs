@@ -364,3 +364,44 @@ fn a_load_killed_midway_leaves_a_consistent_store() {
     let o = r2.run(&["--rm", &reference, "sh", "-c", "wc -c < /noise"]);
     assert_eq!(ok(o).trim(), (24 << 20).to_string());
 }
+
+#[test]
+fn a_layer_repeated_in_an_image_goes_both_ways() {
+    // The same layer twice on busybox: docker 20.10's save links the
+    // second layer.tar to the first.
+    let r = Root::new();
+    let reference = push_image_stacked(
+        "saveload-repeated",
+        &[Entry::File("twice.txt", b"twice\n")],
+        serde_json::json!({}),
+        2,
+    );
+    ok(r.berth().args(["pull", "-q", &reference]).output().unwrap());
+    let id = image_id(&r, &reference);
+    let file = r.path().join("berth.tar");
+    ok(r.berth()
+        .args(["save", "-o"])
+        .arg(&file)
+        .arg(&reference)
+        .output()
+        .unwrap());
+    ok(docker(&["load", "-i", file.to_str().unwrap()]));
+    let dfile = r.path().join("docker.tar");
+    ok(docker(&["save", "-o", dfile.to_str().unwrap(), &reference]));
+    let _ = docker(&["rmi", &reference]);
+    let bytes = std::fs::read(&dfile).unwrap();
+    let links = tar::Archive::new(&bytes[..])
+        .entries()
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().header().entry_type() == tar::EntryType::Symlink)
+        .count();
+    assert_eq!(links, 1, "docker links the repeated layer");
+    let r2 = Root::new();
+    assert_eq!(
+        ok(load_file(&r2, &dfile)),
+        format!("Loaded image: {reference}\n")
+    );
+    assert_eq!(image_id(&r2, &reference), id);
+    let o = r2.run(&["--rm", &reference, "cat", "/twice.txt"]);
+    assert_eq!(ok(o), "twice\n");
+}

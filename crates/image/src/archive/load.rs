@@ -80,21 +80,32 @@ fn stage(store: &Store, input: &mut dyn Read) -> Result<Staged> {
     let mut ar = tar::Archive::new(&mut input);
     // Raw entries: the tar crate would read a long name or pax header of
     // any size into memory; here they are capped.
-    let mut long_name: Option<PathBuf> = None;
+    let mut names = Names::default();
+    let mut links = Vec::new();
     for entry in ar.entries().context("read archive")?.raw(true) {
         let mut e = entry.context("read archive")?;
         let kind = e.header().entry_type();
         let size = e.header().size()?;
-        if let Some(name) = extension(&mut e, kind, size)? {
-            long_name = name.or(long_name);
+        if let Some(n) = extension(&mut e, kind, size)? {
+            names.path = n.path.or(names.path);
+            names.link = n.link.or(names.link);
             continue;
         }
-        let raw = match long_name.take() {
+        let n = std::mem::take(&mut names);
+        let raw = match n.path {
             Some(p) => p,
             None => e.path().context("archive entry path")?.into_owned(),
         };
         let path = clean_path(&raw)?;
         if kind.is_dir() {
+            continue;
+        }
+        if kind == tar::EntryType::Symlink && is_layer_tar(&path) {
+            let target = match n.link {
+                Some(l) => l,
+                None => e.link_name()?.unwrap_or_default().into_owned(),
+            };
+            links.push((layer_link(&path, &target)?, path));
             continue;
         }
         if !(kind.is_file() || kind == tar::EntryType::Continuous) {
@@ -124,44 +135,81 @@ fn stage(store: &Store, input: &mut dyn Read) -> Result<Staged> {
     if input.eof {
         bail!("archive is truncated (no end-of-archive marker)");
     }
+    for (to, from) in links {
+        let blob = staged.blobs.get(&to).cloned().ok_or_else(|| {
+            anyhow!("archive entry {from:?}: links to {to:?}, which is not in the archive")
+        })?;
+        staged.blobs.insert(from, blob);
+    }
     staged.inflated = inflating.finish();
     Ok(staged)
+}
+
+/// Where a symlinked `<id>/layer.tar` points: another layer.tar of the
+/// archive, relative to it (Docker 20.10 writes one for a layer it saved
+/// already under another id). Resolved by name, never on a filesystem.
+fn layer_link(path: &str, target: &Path) -> Result<String> {
+    let mut parts: Vec<&str> = path.split('/').collect();
+    parts.pop();
+    for c in target.components() {
+        match c {
+            Component::Normal(s) => parts.push(s.to_str().unwrap_or("\u{fffd}")),
+            Component::CurDir => {}
+            Component::ParentDir if parts.pop().is_some() => {}
+            _ => bail!("archive entry {path:?}: symlink to {target:?} leaves the archive"),
+        }
+    }
+    let to = parts.join("/");
+    if !is_layer_tar(&to) {
+        bail!("archive entry {path:?}: symlink to {target:?} is not a layer");
+    }
+    Ok(to)
 }
 
 /// Most bytes of a GNU long name or a pax header.
 const MAX_EXT_BYTES: u64 = 64 * 1024;
 
+/// The path and link target extension entries give the next entry.
+#[derive(Default)]
+struct Names {
+    path: Option<PathBuf>,
+    link: Option<PathBuf>,
+}
+
 /// For an extension entry (GNU long name or link, pax header): consumed,
-/// with the name it gives the next entry, if any. `None` for other entries.
-fn extension(e: &mut dyn Read, kind: tar::EntryType, size: u64) -> Result<Option<Option<PathBuf>>> {
+/// with the names it gives the next entry. `None` for other entries.
+fn extension(e: &mut dyn Read, kind: tar::EntryType, size: u64) -> Result<Option<Names>> {
     use tar::EntryType::*;
-    match kind {
-        GNULongName => {
-            let mut b = read_entry(e, size, MAX_EXT_BYTES, "a long name")?;
-            while b.last() == Some(&0) {
-                b.pop();
-            }
-            Ok(Some(Some(PathBuf::from(OsString::from_vec(b)))))
+    let long = |e: &mut dyn Read| -> Result<PathBuf> {
+        let mut b = read_entry(e, size, MAX_EXT_BYTES, "a long name")?;
+        while b.last() == Some(&0) {
+            b.pop();
         }
+        Ok(PathBuf::from(OsString::from_vec(b)))
+    };
+    let mut n = Names::default();
+    match kind {
+        GNULongName => n.path = Some(long(e)?),
+        GNULongLink => n.link = Some(long(e)?),
         XHeader => {
             let b = read_entry(e, size, MAX_EXT_BYTES, "a pax header")?;
-            let mut name = None;
             for ext in tar::PaxExtensions::new(&b) {
                 let ext = ext.context("pax header")?;
+                let value = || PathBuf::from(OsStr::from_bytes(ext.value_bytes()));
                 match ext.key() {
-                    Ok("path") => name = Some(PathBuf::from(OsStr::from_bytes(ext.value_bytes()))),
+                    Ok("path") => n.path = Some(value()),
+                    Ok("linkpath") => n.link = Some(value()),
                     Ok("size") => bail!("entries of more than 8 GiB (pax size) are not supported"),
                     _ => {}
                 }
             }
-            Ok(Some(name))
         }
-        XGlobalHeader | GNULongLink => {
-            read_entry(e, size, MAX_EXT_BYTES, "a pax or link header")?;
-            Ok(Some(None))
+        XGlobalHeader => {
+            read_entry(e, size, MAX_EXT_BYTES, "a pax header")?;
         }
-        _ => Ok(None),
+        _ => return Ok(None),
     }
+    Ok(Some(n))
 }
 
 /// An entry of `size` bytes read whole: refused past `max`, or cut short.

@@ -23,7 +23,10 @@
 //!   the archive's own image manifest when index.json has one that matches;
 //! - Docker's old format (20.10's `docker save`): manifest.json, `<hex>.json`
 //!   configs, `<id>/layer.tar` uncompressed layers; a manifest is made for
-//!   each image (OCI, deterministic), its layers stored uncompressed as given;
+//!   each image (OCI, deterministic), its layers stored uncompressed as given.
+//!   A `layer.tar` may be a symlink to another `layer.tar` of the archive (20.10
+//!   writes one for a layer an image holds twice): resolved by name, never on
+//!   a filesystem; every other link is refused;
 //! - a plain OCI image layout in a tar (skopeo's `oci-archive`), named by the
 //!   index's `io.containerd.image.name` or a `name:tag` in
 //!   `org.opencontainers.image.ref.name`; an index in it is resolved to the
@@ -40,7 +43,7 @@
 //!   diff_id is checked against its config before any image is recorded.
 //! - A layer inflating past 100 times its size (and past 1 GiB) is refused
 //!   as a decompression bomb, as pull refuses it.
-//! - Refused: absolute paths, `..`, links, devices, fifos, a truncated entry
+//! - Refused: absolute paths, `..`, links (but the above), devices, fifos, a truncated entry
 //!   or archive (no end marker). Names from GNU long-name and pax entries are
 //!   read by berth, capped at 64 KiB (the tar crate would read any size).
 //!   A refused archive records no image; the blobs it already wrote are ones
@@ -48,8 +51,6 @@
 //!   A write guard is held throughout, so a concurrent prune takes none.
 //!
 //! # Not done
-//! - Symlinked `layer.tar` entries (older Docker writes one for a layer
-//!   repeated under another v1 id): refused like every link.
 //! - Foreign layers (`LayerSources`), progress bars.
 
 mod inflate;

@@ -79,7 +79,11 @@ fn tar_of(entries: &[(&str, tar::EntryType, &[u8])]) -> Vec<u8> {
         h.set_size(data.len() as u64);
         if *kind == tar::EntryType::Symlink || *kind == tar::EntryType::Link {
             h.set_size(0);
-            h.set_link_name("/etc/passwd").unwrap();
+            let target = match data {
+                [] => "/etc/passwd",
+                d => std::str::from_utf8(d).unwrap(),
+            };
+            h.set_link_name(target).unwrap();
             t.append_data(&mut h, p, &[][..]).unwrap();
             continue;
         }
@@ -182,18 +186,24 @@ fn an_image_saved_by_id_loads_untagged() {
 
 #[test]
 fn docker_old_format_loads_with_a_made_manifest() {
+    // The base layer again on top: Docker links it to the one saved.
     let tars = [layer("a", b"base"), layer("b", b"top")];
-    let cfg = config(&tars.iter().map(|t| Digest::of(t)).collect::<Vec<_>>());
+    let cfg = config(&[
+        Digest::of(&tars[0]),
+        Digest::of(&tars[1]),
+        Digest::of(&tars[0]),
+    ]);
     let id = Digest::of(&cfg);
     let manifest = serde_json::to_vec(&serde_json::json!([{
         "Config": format!("{}.json", id.hex()),
         "RepoTags": ["busybox:latest"],
-        "Layers": ["l0/layer.tar", "l1/layer.tar"],
+        "Layers": ["l0/layer.tar", "l1/layer.tar", "l2/layer.tar"],
     }]))
     .unwrap();
     let f = tar::EntryType::Regular;
     let cfg_name = format!("{}.json", id.hex());
     let bytes = tar_of(&[
+        ("l2/layer.tar", tar::EntryType::Symlink, b"../l0/layer.tar"),
         ("l0/layer.tar", f, &tars[0]),
         ("l0/json", f, b"{}"),
         ("l1/layer.tar", f, &tars[1]),
