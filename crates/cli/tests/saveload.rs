@@ -150,6 +150,49 @@ fn skopeo_reads_berth_archives_and_berth_loads_oci_archives() {
 }
 
 #[test]
+fn save_refuses_a_terminal_and_a_failed_save_leaves_no_file() {
+    let r = Root::new();
+    let reference = image(&r, "saveload-tty", "tty\n");
+    let cmd = format!(
+        "{} --root {} save {reference}",
+        berth_shell(),
+        r.path().display()
+    );
+    let o = Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let out = stdout(&o);
+    assert!(
+        out.contains("cowardly refusing to save to a terminal. Use the -o flag or redirect"),
+        "{out}"
+    );
+    assert_eq!(code(&o), 1, "{out}");
+    assert!(!out.contains("oci-layout"), "no tar on the terminal");
+
+    let file = r.path().join("out.tar");
+    let o = r
+        .berth()
+        .args(["save", "-o"])
+        .arg(&file)
+        .args([&reference, "nope:missing"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 125);
+    assert_eq!(stderr(&o), "berth: save: No such image: nope:missing\n");
+    let left: Vec<_> = std::fs::read_dir(r.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert!(
+        !left.iter().any(|n| n.to_string_lossy().contains("out.tar")),
+        "{left:?}"
+    );
+}
+
+#[test]
 fn save_rmi_load_keeps_id_and_tags_and_saves_the_same_bytes() {
     let r = Root::new();
     let reference = image(&r, "saveload-trip", "round trip\n");
