@@ -67,15 +67,44 @@ fn docker_loads_what_berth_saves_and_berth_loads_what_docker_saves() {
     let r = Root::new();
     let reference = image(&r, "saveload-docker", "saved by berth\n");
     let id = image_id(&r, &reference);
+    // Two images sharing busybox's layer, in one archive: the layer once.
+    ok(r.berth().args(["pull", "-q", BUSYBOX]).output().unwrap());
+    ok(r.berth()
+        .args(["tag", BUSYBOX, "saveload-bb:v1"])
+        .output()
+        .unwrap());
     let file = r.path().join("berth.tar");
     ok(r.berth()
         .args(["save", "-o"])
         .arg(&file)
-        .arg(&reference)
+        .args([&reference, "saveload-bb:v1"])
         .output()
         .unwrap());
+    let bytes = std::fs::read(&file).unwrap();
+    let mut names: Vec<String> = tar::Archive::new(&bytes[..])
+        .entries()
+        .unwrap()
+        .map(|e| e.unwrap().path().unwrap().display().to_string())
+        .collect();
+    let n = names.len();
+    names.dedup();
+    assert_eq!(names.len(), n, "each entry once");
     let out = ok(docker(&["load", "-i", file.to_str().unwrap()]));
-    assert_eq!(out.trim(), format!("Loaded image: {reference}"));
+    assert_eq!(
+        out,
+        format!("Loaded image: {reference}\nLoaded image: saveload-bb:v1\n")
+    );
+    let out = ok(docker(&[
+        "run",
+        "--rm",
+        "--net",
+        "none",
+        "saveload-bb:v1",
+        "echo",
+        "bb",
+    ]));
+    assert_eq!(out, "bb\n");
+    let _ = docker(&["rmi", "saveload-bb:v1"]);
     let out = ok(docker(&[
         "run",
         "--rm",
