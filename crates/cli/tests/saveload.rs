@@ -58,6 +58,12 @@ fn temp_files(r: &Root) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// A file docker wrote (root's, 0600) readable by a rootless berth.
+fn readable(file: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o644)).unwrap();
+}
+
 fn load_file(r: &Root, file: &Path) -> Output {
     r.berth().args(["load", "-i"]).arg(file).output().unwrap()
 }
@@ -127,6 +133,7 @@ fn docker_loads_what_berth_saves_and_berth_loads_what_docker_saves() {
         dfile.to_str().unwrap(),
         "saveload-from-docker:v1",
     ]));
+    readable(&dfile);
     let _ = docker(&["rmi", "saveload-from-docker:v1", &reference]);
     let r2 = Root::new();
     let out = ok(load_file(&r2, &dfile));
@@ -460,6 +467,7 @@ fn a_layer_repeated_in_an_image_goes_both_ways() {
     ok(docker(&["load", "-i", file.to_str().unwrap()]));
     let dfile = r.path().join("docker.tar");
     ok(docker(&["save", "-o", dfile.to_str().unwrap(), &reference]));
+    readable(&dfile);
     let _ = docker(&["rmi", &reference]);
     let bytes = std::fs::read(&dfile).unwrap();
     let links = tar::Archive::new(&bytes[..])
