@@ -19,6 +19,8 @@ pub mod media {
         "application/vnd.docker.distribution.manifest.v1+prettyjws";
     pub const DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
     pub const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
+    /// Uncompressed: what Docker's own archives and containerd call a plain tar layer.
+    pub const DOCKER_LAYER: &str = "application/vnd.docker.image.rootfs.diff.tar";
     pub const DOCKER_LAYER_GZIP: &str = "application/vnd.docker.image.rootfs.diff.tar.gzip";
     pub const DOCKER_LAYER_ZSTD: &str = "application/vnd.docker.image.rootfs.diff.tar.zstd";
     pub const DOCKER_FOREIGN_LAYER_GZIP: &str =
@@ -60,7 +62,7 @@ pub fn layer_compression(media_type: &str) -> Result<Compression> {
             Compression::Gzip
         }
         DOCKER_LAYER_ZSTD | OCI_LAYER_ZSTD | OCI_LAYER_ND_ZSTD => Compression::Zstd,
-        OCI_LAYER | OCI_LAYER_ND => Compression::None,
+        DOCKER_LAYER | OCI_LAYER | OCI_LAYER_ND => Compression::None,
         other => bail!("unsupported layer media type {other:?}"),
     })
 }

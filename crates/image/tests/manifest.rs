@@ -130,4 +130,8 @@ fn parses_docker_schema2() {
         layer_compression(media::OCI_LAYER_ZSTD).unwrap(),
         Compression::Zstd
     );
+    assert_eq!(
+        layer_compression(media::DOCKER_LAYER).unwrap(),
+        Compression::None
+    );
 }
