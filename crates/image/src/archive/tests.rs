@@ -411,3 +411,58 @@ fn a_decompression_bomb_is_refused() {
     ]);
     refused(&bytes, "refused as a decompression bomb");
 }
+
+#[test]
+fn an_oci_index_in_the_layout_loads_the_host_platform() {
+    let (_d, s) = store();
+    let a = image(&s, "app:v1", "one");
+    let bytes = saved(&s, &["app:v1"]);
+    let m = s.read_blob(&a.manifest_digest).unwrap();
+    // Another platform's manifest, absent from the archive, is never read.
+    let host = crate::Platform::host();
+    let index = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2, "mediaType": media::OCI_INDEX,
+        "manifests": [
+            {"mediaType": media::DOCKER_MANIFEST, "digest": Digest::of(b"elsewhere"), "size": 9,
+             "platform": {"os": "linux", "architecture": "s390x"}},
+            {"mediaType": media::DOCKER_MANIFEST, "digest": a.manifest_digest, "size": m.len(),
+             "platform": {"os": host.os, "architecture": host.architecture}},
+        ],
+    }))
+    .unwrap();
+    let id = Digest::of(&index);
+    let top = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "manifests": [{"mediaType": media::OCI_INDEX, "digest": id, "size": index.len(),
+            "annotations": {"org.opencontainers.image.ref.name": "multi:v2"}}],
+    }))
+    .unwrap();
+    // The saved archive's blobs, the index, and that index.json alone.
+    let mut t = tar::Builder::new(Vec::new());
+    for e in tar::Archive::new(&bytes[..]).entries().unwrap() {
+        let mut e = e.unwrap();
+        let p = e.path().unwrap().display().to_string();
+        if !p.starts_with("blobs/") {
+            continue;
+        }
+        let mut h = e.header().clone();
+        let mut data = Vec::new();
+        std::io::Read::read_to_end(&mut e, &mut data).unwrap();
+        t.append_data(&mut h, p, &data[..]).unwrap();
+    }
+    let mut h = tar::Header::new_gnu();
+    h.set_size(index.len() as u64);
+    t.append_data(&mut h, format!("blobs/sha256/{}", id.hex()), &index[..])
+        .unwrap();
+    h.set_size(top.len() as u64);
+    t.append_data(&mut h, "index.json", &top[..]).unwrap();
+    let (_d2, s2) = store();
+    let loaded = load(&s2, &mut &t.into_inner().unwrap()[..]).unwrap();
+    assert_eq!(
+        loaded,
+        [Loaded {
+            id: a.id,
+            tags: vec!["multi:v2".into()]
+        }]
+    );
+}
