@@ -21,8 +21,9 @@ struct Saved {
 }
 
 /// Write the images `names` (names, ids or short ids, in that order) as one
-/// tar to `out`. An image named by a tag is saved under that tag; one named
-/// by id under none, as Docker does.
+/// tar to `out`. An image named by a tag is saved under that tag, a
+/// repository name without a tag saves all its tags, an image named by id
+/// is saved under none: as Docker does.
 pub fn save(store: &Store, names: &[String], out: &mut dyn Write) -> Result<()> {
     let images = resolve(store, names)?;
     let mut blobs = BTreeSet::new();
@@ -63,37 +64,65 @@ pub fn save(store: &Store, names: &[String], out: &mut dyn Write) -> Result<()> 
 fn resolve(store: &Store, names: &[String]) -> Result<Vec<Saved>> {
     let mut out: Vec<Saved> = Vec::new();
     for name in names {
-        let rec = store.resolve(name)?;
-        let tag = familiar_tag(name)
-            .ok()
-            .filter(|t| rec.repo_tags.contains(t));
-        let i = match out.iter().position(|s| s.rec.id == rec.id) {
-            Some(i) => i,
-            None => {
-                let bytes =
-                    store.read_blob_capped(&rec.manifest_digest, MAX_CONFIG_BYTES, "manifest")?;
-                let manifest_media_type = match Manifest::parse(None, &bytes)? {
-                    Manifest::Image(m) => {
-                        m.media_type.unwrap_or_else(|| media::OCI_MANIFEST.into())
-                    }
-                    Manifest::Index(_) => media::OCI_INDEX.into(),
-                };
-                out.push(Saved {
-                    rec,
-                    manifest_media_type,
-                    manifest_size: bytes.len() as u64,
-                    tags: Vec::new(),
-                });
-                out.len() - 1
+        for (rec, tag) in expand(store, name)? {
+            let i = match out.iter().position(|s| s.rec.id == rec.id) {
+                Some(i) => i,
+                None => {
+                    out.push(saved(store, rec)?);
+                    out.len() - 1
+                }
+            };
+            if let Some(t) = tag
+                && !out[i].tags.contains(&t)
+            {
+                out[i].tags.push(t);
             }
-        };
-        if let Some(t) = tag
-            && !out[i].tags.contains(&t)
-        {
-            out[i].tags.push(t);
         }
     }
     Ok(out)
+}
+
+/// What a name saves, as Docker reads it: a repository without a tag
+/// every tag of it; else the image it names, under that tag if it is one.
+fn expand(store: &Store, name: &str) -> Result<Vec<(ImageRecord, Option<String>)>> {
+    if let Ok(r) = Reference::parse(name)
+        && r.tag.is_none()
+        && r.digest.is_none()
+    {
+        let repo = r.familiar_name();
+        let mut all = Vec::new();
+        for rec in store.images()? {
+            for t in &rec.repo_tags {
+                if t.rsplit_once(':').map(|(n, _)| n) == Some(repo.as_str()) {
+                    all.push((rec.clone(), Some(t.clone())));
+                }
+            }
+        }
+        if !all.is_empty() {
+            all.sort_by(|a, b| a.1.cmp(&b.1));
+            return Ok(all);
+        }
+    }
+    let rec = store.resolve(name)?;
+    let tag = familiar_tag(name)
+        .ok()
+        .filter(|t| rec.repo_tags.contains(t));
+    Ok(vec![(rec, tag)])
+}
+
+/// An image to save, its manifest's media type and size read.
+fn saved(store: &Store, rec: ImageRecord) -> Result<Saved> {
+    let bytes = store.read_blob_capped(&rec.manifest_digest, MAX_CONFIG_BYTES, "manifest")?;
+    let manifest_media_type = match Manifest::parse(None, &bytes)? {
+        Manifest::Image(m) => m.media_type.unwrap_or_else(|| media::OCI_MANIFEST.into()),
+        Manifest::Index(_) => media::OCI_INDEX.into(),
+    };
+    Ok(Saved {
+        rec,
+        manifest_media_type,
+        manifest_size: bytes.len() as u64,
+        tags: Vec::new(),
+    })
 }
 
 /// The OCI index: a descriptor per tag, as Docker 25 writes it.

@@ -175,6 +175,29 @@ fn long_names_are_read() {
 }
 
 #[test]
+fn a_repository_name_saves_all_its_tags() {
+    let (_d, s) = store();
+    let a = image(&s, "app:v1", "one");
+    s.tag("app:v1", "app:v2").unwrap();
+    let b = image(&s, "app:v3", "three");
+    image(&s, "other:v1", "other");
+    let (_d2, s2) = store();
+    let loaded = load(&s2, &mut &saved(&s, &["app"])[..]).unwrap();
+    let want = [
+        Loaded {
+            id: a.id,
+            tags: vec!["app:v1".into(), "app:v2".into()],
+        },
+        Loaded {
+            id: b.id,
+            tags: vec!["app:v3".into()],
+        },
+    ];
+    assert_eq!(loaded, want);
+    assert!(s2.resolve("other:v1").is_err());
+}
+
+#[test]
 fn an_image_saved_by_id_loads_untagged() {
     let (_d, s) = store();
     let a = image(&s, "app:v1", "one");
