@@ -42,10 +42,6 @@ fn failure_code(c: &cli::Command) -> u8 {
         Command::Run(_)
         | Command::Container(ContainerCommand::Run(_) | ContainerCommand::Create(_))
         | Command::Create(_) => ENGINE_ERROR,
-        // An archive refused: the engine's error, as the load issue asks.
-        Command::Save(_)
-        | Command::Load(_)
-        | Command::Image(cli::ImageCommand::Save(_) | cli::ImageCommand::Load(_)) => ENGINE_ERROR,
         _ => 1,
     }
 }

@@ -215,7 +215,7 @@ fn save_refuses_a_terminal_and_a_failed_save_leaves_no_file() {
         .args([&reference, "nope:missing"])
         .output()
         .unwrap();
-    assert_eq!(code(&o), 125);
+    assert_eq!(code(&o), 1);
     assert_eq!(stderr(&o), "berth: save: No such image: nope:missing\n");
     let left: Vec<_> = std::fs::read_dir(r.path())
         .unwrap()
@@ -357,7 +357,7 @@ fn hostile_archives_are_refused_leaving_nothing() {
         let file = r2.path().join("hostile.tar");
         std::fs::write(&file, &bytes).unwrap();
         let o = load_file(&r2, &file);
-        assert_eq!(code(&o), 125, "{what}: {}", stderr(&o));
+        assert_eq!(code(&o), 1, "{what}: {}", stderr(&o));
         let err = stderr(&o);
         assert!(
             err.starts_with("berth: load: ") && err.contains(want),
