@@ -250,6 +250,50 @@ fn import_makes_an_image_of_an_exported_filesystem() {
     );
 }
 
+/// An imported filesystem whose symlinks point at the host's root: the
+/// image is a filesystem like any other (a rootfs has absolute symlinks),
+/// and writing through them at unpack lands inside the container's root,
+/// never on the host.
+#[test]
+fn an_imported_symlink_to_the_root_stays_in_the_container() {
+    let root = Root::new();
+    let marker = format!("berth-import-escape-{}", std::process::id());
+    let mut tarball = Vec::new();
+    {
+        let mut b = tar::Builder::new(&mut tarball);
+        let mut busybox = std::fs::File::open("/bin/busybox").unwrap();
+        b.append_file("bin/busybox", &mut busybox).unwrap();
+        for (name, target) in [("bin/sh", "busybox"), ("bin/cat", "busybox"), ("up", "/")] {
+            let mut h = tar::Header::new_gnu();
+            h.set_entry_type(tar::EntryType::Symlink);
+            h.set_size(0);
+            h.set_mode(0o777);
+            h.set_uid(0);
+            h.set_gid(0);
+            h.set_mtime(0);
+            b.append_link(&mut h, name, target).unwrap();
+        }
+        let mut h = tar::Header::new_gnu();
+        h.set_size(3);
+        h.set_mode(0o644);
+        h.set_entry_type(tar::EntryType::Regular);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(0);
+        b.append_data(&mut h, format!("up/tmp/{marker}"), &b"in\n"[..])
+            .unwrap();
+        b.finish().unwrap();
+    }
+    let o = root.with_stdin(&["import", "-", "links:v1"], &tarball);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let o = root.run(&["--rm", "links:v1", "/bin/cat", &format!("/tmp/{marker}")]);
+    assert_eq!(stdout(&o), "in\n", "{}", stderr(&o));
+    assert!(
+        !std::path::Path::new("/tmp").join(&marker).exists(),
+        "written on the host"
+    );
+}
+
 /// A tar whose entry climbs out, one cut short, one that is not a tar
 /// compression berth reads: each refused, and nothing is left.
 #[test]
@@ -274,16 +318,36 @@ fn hostile_or_broken_archives_are_refused_with_nothing_stored() {
         let mut h = tar::Header::new_gnu();
         h.set_size(100_000);
         h.set_mode(0o644);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(0);
         h.set_entry_type(tar::EntryType::Regular);
         b.append_data(&mut h, "big", &vec![7u8; 100_000][..])
             .unwrap();
         b.finish().unwrap();
     }
     let truncated = &good[..50_000];
+    // A header whose owner is not a number (the applier would refuse it
+    // only when the image first runs).
+    let mut bad_uid = good.clone();
+    bad_uid[108..116].copy_from_slice(b"zzzzzzz\0");
+    let sum: u32 = bad_uid[..512]
+        .iter()
+        .enumerate()
+        .map(|(i, b)| {
+            if (148..156).contains(&i) {
+                32
+            } else {
+                *b as u32
+            }
+        })
+        .sum();
+    bad_uid[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
     let xz = b"\xfd7zXZ\x00rest of it";
     for (what, input, why) in [
         ("climbing", climbing.as_slice(), "climbs out"),
         ("truncated", truncated, "read"),
+        ("bad-uid", bad_uid.as_slice(), "uid"),
         ("xz", &xz[..], "not supported"),
     ] {
         let o = root.with_stdin(&["import", "-", &format!("bad:{what}")], input);

@@ -135,6 +135,14 @@ fn check_tar(r: &mut impl Read) -> Result<()> {
         }
         let path = e.path().context("an entry's name")?.into_owned();
         climbs(&path)?;
+        // What unpacking will read of the header: refused here if it is not
+        // numbers, rather than when the image is first run.
+        let h = e.header();
+        h.mode()
+            .and(h.uid())
+            .and(h.gid())
+            .and(h.mtime())
+            .with_context(|| format!("archive entry {:?}", path.display()))?;
         if e.header().entry_type() == tar::EntryType::Link
             && let Some(target) = e.link_name().context("a hardlink's target")?
         {
