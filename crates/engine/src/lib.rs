@@ -36,6 +36,7 @@
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
 pub mod attach;
+pub mod build;
 pub mod commit;
 pub mod config;
 pub mod cp;

@@ -1,0 +1,387 @@
+//! The Dockerfile parser: parser directives (`# escape=`), comments, line
+//! continuations, instructions in any case, exec (JSON) and shell forms,
+//! `--flag=value`s, `FROM image [AS name]` and the `ARG`s before the
+//! first `FROM` (the only instruction allowed there). Errors name the
+//! file and line, as Docker's do: `Dockerfile:7: unknown instruction: RUNN`.
+//! Substitution is left to the build, which knows each step's variables.
+
+use anyhow::{Result, anyhow};
+
+/// Every instruction Docker knows.
+const KNOWN: &[&str] = &[
+    "ADD",
+    "ARG",
+    "CMD",
+    "COPY",
+    "ENTRYPOINT",
+    "ENV",
+    "EXPOSE",
+    "FROM",
+    "HEALTHCHECK",
+    "LABEL",
+    "MAINTAINER",
+    "ONBUILD",
+    "RUN",
+    "SHELL",
+    "STOPSIGNAL",
+    "USER",
+    "VOLUME",
+    "WORKDIR",
+];
+
+/// A parsed Dockerfile.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dockerfile {
+    /// The `ARG`s before the first `FROM` (usable in `FROM` lines, and in a
+    /// stage that declares them again without a value).
+    pub global_args: Vec<Instruction>,
+    pub stages: Vec<Stage>,
+}
+
+/// `FROM base [AS name]` and what follows until the next `FROM`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stage {
+    /// The base as written (before substitution); `scratch` for none.
+    pub base: String,
+    /// `AS name`, lowercased as Docker does.
+    pub name: Option<String>,
+    /// `FROM --platform=…` and the like.
+    pub flags: Vec<(String, String)>,
+    pub line: usize,
+    pub instructions: Vec<Instruction>,
+}
+
+/// One instruction, its arguments not yet substituted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Instruction {
+    /// Its first line in the file.
+    pub line: usize,
+    /// Upper case: `RUN`.
+    pub keyword: String,
+    /// Leading `--name=value` flags (`--from=build`, `--chown=1:1`).
+    pub flags: Vec<(String, String)>,
+    pub args: Args,
+}
+
+/// The exec (JSON array) or shell form of the arguments.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Args {
+    Exec(Vec<String>),
+    Shell(String),
+}
+
+impl Instruction {
+    /// The instruction as one line (`RUN echo hi`), as a history entry and
+    /// the progress show it.
+    pub fn text(&self) -> String {
+        let mut s = self.keyword.clone();
+        for (k, v) in &self.flags {
+            s.push_str(&format!(" --{k}={v}"));
+        }
+        match &self.args {
+            Args::Exec(v) => s.push_str(&format!(
+                " {}",
+                serde_json::to_string(v).unwrap_or_default()
+            )),
+            Args::Shell(t) if !t.is_empty() => s.push_str(&format!(" {t}")),
+            Args::Shell(_) => {}
+        }
+        s
+    }
+
+    /// The flag `name`'s value.
+    pub fn flag(&self, name: &str) -> Option<&str> {
+        self.flags
+            .iter()
+            .rev()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The shell form's text; the exec form's words joined by spaces.
+    pub fn shell_text(&self) -> String {
+        match &self.args {
+            Args::Shell(t) => t.clone(),
+            Args::Exec(v) => v.join(" "),
+        }
+    }
+}
+
+/// Parse `text`; `file` names it in errors.
+pub fn parse(text: &str, file: &str) -> Result<Dockerfile> {
+    let err = |line: usize, msg: String| anyhow!("{file}:{line}: {msg}");
+    let lines = logical_lines(text);
+    let mut global_args = Vec::new();
+    let mut stages: Vec<Stage> = Vec::new();
+    for (line, content) in lines {
+        let (word, rest) = content
+            .split_once(|c: char| c.is_whitespace())
+            .unwrap_or((content.as_str(), ""));
+        let keyword = word.to_ascii_uppercase();
+        if !KNOWN.contains(&keyword.as_str()) {
+            return Err(err(line, format!("unknown instruction: {word}")));
+        }
+        let (flags, rest) = if matches!(keyword.as_str(), "FROM" | "COPY" | "ADD" | "RUN") {
+            split_flags(rest.trim())
+        } else {
+            (Vec::new(), rest.trim())
+        };
+        if keyword == "FROM" {
+            stages.push(from(line, flags, rest).map_err(|e| err(line, e.to_string()))?);
+            continue;
+        }
+        let args = match json_form(rest) {
+            Some(v) if exec_capable(&keyword) => Args::Exec(v),
+            _ => Args::Shell(rest.to_string()),
+        };
+        if needs_args(&keyword) && matches!(&args, Args::Shell(s) if s.is_empty()) {
+            return Err(err(
+                line,
+                format!("{keyword} requires at least one argument"),
+            ));
+        }
+        let inst = Instruction {
+            line,
+            keyword,
+            flags,
+            args,
+        };
+        match stages.last_mut() {
+            Some(s) => s.instructions.push(inst),
+            None if inst.keyword == "ARG" => global_args.push(inst),
+            None => {
+                return Err(err(
+                    line,
+                    format!(
+                        "{} before the first FROM: no build stage in current context",
+                        inst.keyword
+                    ),
+                ));
+            }
+        }
+    }
+    if stages.is_empty() {
+        return Err(anyhow!("{file}: file with no instructions: no FROM"));
+    }
+    Ok(Dockerfile {
+        global_args,
+        stages,
+    })
+}
+
+fn needs_args(keyword: &str) -> bool {
+    !matches!(keyword, "CMD" | "ENTRYPOINT")
+}
+
+fn exec_capable(keyword: &str) -> bool {
+    matches!(
+        keyword,
+        "RUN" | "CMD" | "ENTRYPOINT" | "SHELL" | "COPY" | "ADD" | "VOLUME" | "HEALTHCHECK"
+    )
+}
+
+/// `["a", "b"]` as its strings; None when it is not a JSON array of
+/// strings (then Docker takes it as the shell form).
+pub fn json_form(s: &str) -> Option<Vec<String>> {
+    if !s.starts_with('[') {
+        return None;
+    }
+    serde_json::from_str::<Vec<String>>(s).ok()
+}
+
+fn from(line: usize, flags: Vec<(String, String)>, rest: &str) -> Result<Stage> {
+    let words: Vec<&str> = rest.split_whitespace().collect();
+    let (base, name) = match words.as_slice() {
+        [b] => (b.to_string(), None),
+        [b, as_, n] if as_.eq_ignore_ascii_case("as") => {
+            let n = n.to_ascii_lowercase();
+            if !valid_stage_name(&n) {
+                anyhow::bail!(
+                    "invalid name for build stage: {n:?}, name can't start with a number or contain symbols"
+                );
+            }
+            (b.to_string(), Some(n))
+        }
+        [] => anyhow::bail!("FROM requires either one or three arguments"),
+        _ => anyhow::bail!("FROM requires either one or three arguments"),
+    };
+    Ok(Stage {
+        base,
+        name,
+        flags,
+        line,
+        instructions: Vec::new(),
+    })
+}
+
+fn valid_stage_name(n: &str) -> bool {
+    n.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+        && n.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+}
+
+/// Leading `--name=value` words (a bare `--name` is `true`).
+fn split_flags(mut rest: &str) -> (Vec<(String, String)>, &str) {
+    let mut flags = Vec::new();
+    while let Some(f) = rest.strip_prefix("--") {
+        let end = f.find(char::is_whitespace).unwrap_or(f.len());
+        let word = &f[..end];
+        let (k, v) = word.split_once('=').unwrap_or((word, "true"));
+        flags.push((k.to_ascii_lowercase(), v.to_string()));
+        rest = f[end..].trim_start();
+    }
+    (flags, rest)
+}
+
+/// The instructions' logical lines with their
+/// first line numbers: directives read off the top, comments and empty
+/// lines dropped (also inside a continuation, as Docker does), lines
+/// ending in the escape character joined with the next.
+fn logical_lines(text: &str) -> Vec<(usize, String)> {
+    let mut escape = '\\';
+    let mut in_directives = true;
+    let mut out = Vec::new();
+    let mut cur: Option<(usize, String)> = None;
+    for (i, raw) in text.lines().enumerate() {
+        let n = i + 1;
+        let trimmed = raw.trim();
+        if in_directives {
+            if let Some(d) = directive(trimmed) {
+                if d.0 == "escape" && matches!(d.1.as_str(), "\\" | "`") {
+                    escape = d.1.chars().next().unwrap_or('\\');
+                }
+                continue;
+            }
+            in_directives = false;
+        }
+        if trimmed.starts_with('#') || (trimmed.is_empty() && cur.is_none()) {
+            continue;
+        }
+        if trimmed.is_empty() {
+            continue;
+        }
+        let (start, mut acc) = cur.take().unwrap_or((n, String::new()));
+        let body = raw.trim_end();
+        if let Some(stripped) = body.strip_suffix(escape) {
+            acc.push_str(stripped);
+            cur = Some((start, acc));
+        } else {
+            acc.push_str(body);
+            out.push((start, acc.trim().to_string()));
+        }
+    }
+    if let Some((start, acc)) = cur
+        && !acc.trim().is_empty()
+    {
+        out.push((start, acc.trim().to_string()));
+    }
+    out
+}
+
+/// `# name=value` at the top of the file.
+fn directive(line: &str) -> Option<(String, String)> {
+    let body = line.strip_prefix('#')?.trim();
+    let (k, v) = body.split_once('=')?;
+    let k = k.trim().to_ascii_lowercase();
+    if k.is_empty() || !k.chars().all(|c| c.is_ascii_alphabetic()) {
+        return None;
+    }
+    Some((k, v.trim().to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(s: &str) -> Dockerfile {
+        parse(s, "Dockerfile").unwrap()
+    }
+
+    #[test]
+    fn continuations_comments_and_case() {
+        let d = p(
+            "# a comment\nfrom busybox AS Build\nrun echo a \\\n  # inside\n  && echo b\n\nCmd [\"sh\", \"-c\"]\n",
+        );
+        assert_eq!(d.stages.len(), 1);
+        let s = &d.stages[0];
+        assert_eq!(
+            (s.base.as_str(), s.name.as_deref(), s.line),
+            ("busybox", Some("build"), 2)
+        );
+        assert_eq!(s.instructions[0].keyword, "RUN");
+        assert_eq!(s.instructions[0].line, 3);
+        assert_eq!(
+            s.instructions[0].args,
+            Args::Shell("echo a   && echo b".into())
+        );
+        assert_eq!(
+            s.instructions[1].args,
+            Args::Exec(vec!["sh".into(), "-c".into()])
+        );
+        assert_eq!(s.instructions[1].line, 7);
+    }
+
+    #[test]
+    fn escape_directive() {
+        let d = p("# escape=`\nFROM scratch\nRUN dir c:\\ `\n  x\n");
+        assert_eq!(
+            d.stages[0].instructions[0].args,
+            Args::Shell("dir c:\\   x".into())
+        );
+        // Not at the top: a comment.
+        let d = p("FROM scratch\n# escape=`\nRUN a \\\n b\n");
+        assert_eq!(d.stages[0].instructions[0].args, Args::Shell("a  b".into()));
+    }
+
+    #[test]
+    fn errors_name_the_line() {
+        let e = parse("FROM busybox\n\nRUN true\n\n\n\nRUNN x\n", "Dockerfile").unwrap_err();
+        assert_eq!(e.to_string(), "Dockerfile:7: unknown instruction: RUNN");
+        let e = parse("RUN x\nFROM a\n", "f").unwrap_err();
+        assert!(
+            e.to_string().starts_with("f:1: RUN before the first FROM"),
+            "{e}"
+        );
+        let e = parse("FROM a b\n", "Dockerfile").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "Dockerfile:1: FROM requires either one or three arguments"
+        );
+        assert!(parse("# only\n", "Dockerfile").is_err());
+        assert!(
+            parse("FROM a\nCOPY\n", "Dockerfile")
+                .unwrap_err()
+                .to_string()
+                .starts_with("Dockerfile:2:")
+        );
+    }
+
+    #[test]
+    fn args_flags_and_stages() {
+        let d = p(
+            "ARG V=1\nARG BASE\nFROM ${BASE} as one\nCOPY --from=one --chown=1:2 a b\nFROM scratch\nRUN [\"x\"]\nRUN [not json\n",
+        );
+        assert_eq!(d.global_args.len(), 2);
+        assert_eq!(d.stages.len(), 2);
+        let c = &d.stages[0].instructions[0];
+        assert_eq!(c.flag("from"), Some("one"));
+        assert_eq!(c.flag("chown"), Some("1:2"));
+        assert_eq!(c.args, Args::Shell("a b".into()));
+        assert_eq!(c.text(), "COPY --from=one --chown=1:2 a b");
+        assert_eq!(d.stages[1].base, "scratch");
+        assert_eq!(
+            d.stages[1].instructions[0].args,
+            Args::Exec(vec!["x".into()])
+        );
+        assert_eq!(
+            d.stages[1].instructions[1].args,
+            Args::Shell("[not json".into())
+        );
+        // ENV's value is never JSON.
+        let d = p("FROM a\nENV X [\"1\"]\n");
+        assert_eq!(
+            d.stages[0].instructions[0].args,
+            Args::Shell("X [\"1\"]".into())
+        );
+    }
+}

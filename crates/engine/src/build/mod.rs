@@ -1,0 +1,4 @@
+//! `build`: images from a Dockerfile.
+
+pub mod dockerfile;
+pub mod ignore;
