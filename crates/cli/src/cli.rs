@@ -64,6 +64,8 @@ pub enum Command {
     Save(SaveArgs),
     /// Load an image from a tar archive or STDIN.
     Load(LoadArgs),
+    /// Build an image from a Dockerfile.
+    Build(BuildArgs),
     /// Manage images.
     #[command(subcommand)]
     Image(ImageCommand),
@@ -225,6 +227,8 @@ pub enum ImageCommand {
     Inspect { images: Vec<String> },
     /// Import the contents from a tarball to create a filesystem image.
     Import(ImportArgs),
+    /// Build an image from a Dockerfile.
+    Build(BuildArgs),
     /// Remove unused images and blobs no image references.
     Prune(PruneArgs),
 }

@@ -6,6 +6,7 @@
 // outln!/errln! drop what a closed reader cannot take.
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
+mod build;
 mod cli;
 mod containers;
 mod cptop;
@@ -180,6 +181,7 @@ fn writes_store(c: &cli::Command) -> bool {
         Command::Pull(_)
             | Command::Push(_)
             | Command::Load(_)
+            | Command::Build(_)
             | Command::Rmi(_)
             | Command::Tag(_)
             | Command::Run(_)
@@ -195,6 +197,7 @@ fn writes_store(c: &cli::Command) -> bool {
             | Command::System(cli::SystemCommand::Prune(_))
             | Command::Image(
                 ImageCommand::Pull(_)
+                    | ImageCommand::Build(_)
                     | ImageCommand::Push(_)
                     | ImageCommand::Load(_)
                     | ImageCommand::Rm(_)
@@ -292,6 +295,7 @@ fn run(cli: cli::Cli) -> anyhow::Result<u8> {
             images::commit(&engine, a)
         }
         Command::Import(a) | Command::Image(ImageCommand::Import(a)) => images::import(&engine, a),
+        Command::Build(a) | Command::Image(ImageCommand::Build(a)) => build::build(&engine, a),
         Command::History(a) | Command::Image(ImageCommand::History(a)) => {
             images::history(&engine, a)
         }

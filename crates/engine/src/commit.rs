@@ -59,24 +59,44 @@ pub fn commit(engine: &Engine, req: &CommitRequest) -> Result<ImageRecord> {
     let layer = write_layer(engine, &upper, req.compression);
     drop(thaw);
     let (blob, diff_id) = layer?;
-    // Docker's types unless the base is OCI-typed.
-    let docker = docker_types(engine, &base)?.unwrap_or(true);
-
     add_history(&mut config, &c, req, &diff_id);
-    let cfg = engine.store.put_blob_bytes(&serde_json::to_vec(&config)?)?;
-    let manifest = manifest(engine, &base, &cfg, &blob, req.compression, docker)?;
-    let m = engine
-        .store
-        .put_blob_bytes(&serde_json::to_vec(&manifest)?)?;
-    let rec = engine
-        .store
-        .add_image(&m.digest, req.reference.as_deref())?;
+    let rec = store_image(
+        engine,
+        Some(&base),
+        &config,
+        Some(&blob),
+        req.compression,
+        req.reference.as_deref(),
+    )?;
     drop(guard);
     crate::events::container(engine, &c, "commit");
     Ok(rec)
 }
 
-fn upper_dir(engine: &Engine, c: &ContainerRecord) -> Result<std::path::PathBuf> {
+/// Stores `config` and a manifest of `base`'s layers (none for
+/// `scratch`) and `layer`, in Docker's media types unless the base is
+/// OCI-typed, as an image tagged `tag`. Inside the caller's write guard.
+pub(crate) fn store_image(
+    engine: &Engine,
+    base: Option<&ImageRecord>,
+    config: &Value,
+    layer: Option<&berth_image::Blob>,
+    compression: Compression,
+    tag: Option<&str>,
+) -> Result<ImageRecord> {
+    let docker = match base {
+        Some(b) => docker_types(engine, b)?.unwrap_or(true),
+        None => true,
+    };
+    let cfg = engine.store.put_blob_bytes(&serde_json::to_vec(config)?)?;
+    let manifest = manifest(engine, base, &cfg, layer, compression, docker)?;
+    let m = engine
+        .store
+        .put_blob_bytes(&serde_json::to_vec(&manifest)?)?;
+    engine.store.add_image(&m.digest, tag)
+}
+
+pub(crate) fn upper_dir(engine: &Engine, c: &ContainerRecord) -> Result<std::path::PathBuf> {
     let records = engine.records()?;
     [
         records.dir(&c.id).join("upper"),
@@ -140,7 +160,7 @@ impl<W: Write> Write for Tee<W> {
 }
 
 /// The upper dir as a compressed layer blob, with its diff_id.
-fn write_layer(
+pub(crate) fn write_layer(
     engine: &Engine,
     upper: &std::path::Path,
     compression: Compression,
@@ -190,13 +210,12 @@ fn base_manifest(engine: &Engine, base: &ImageRecord) -> Result<ImageManifest> {
 /// The new manifest: the base's layers, then the new one.
 fn manifest(
     engine: &Engine,
-    base: &ImageRecord,
+    base: Option<&ImageRecord>,
     cfg: &berth_image::Blob,
-    layer: &berth_image::Blob,
+    layer: Option<&berth_image::Blob>,
     compression: Compression,
     docker: bool,
 ) -> Result<Value> {
-    let old = base_manifest(engine, base)?;
     let (mt, cfg_mt, layer_mt) = match (docker, compression) {
         (true, Compression::Zstd) => (
             media::DOCKER_MANIFEST,
@@ -219,12 +238,17 @@ fn manifest(
             media::OCI_LAYER_GZIP,
         ),
     };
-    let mut layers: Vec<Value> = old
-        .layers
-        .iter()
-        .map(|l| json!({"mediaType": l.media_type, "digest": l.digest, "size": l.size}))
-        .collect();
-    layers.push(json!({"mediaType": layer_mt, "digest": layer.digest, "size": layer.size}));
+    let mut layers: Vec<Value> = match base {
+        Some(b) => base_manifest(engine, b)?
+            .layers
+            .iter()
+            .map(|l| json!({"mediaType": l.media_type, "digest": l.digest, "size": l.size}))
+            .collect(),
+        None => Vec::new(),
+    };
+    if let Some(layer) = layer {
+        layers.push(json!({"mediaType": layer_mt, "digest": layer.digest, "size": layer.size}));
+    }
     Ok(json!({
         "schemaVersion": 2,
         "mediaType": mt,

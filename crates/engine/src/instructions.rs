@@ -19,12 +19,24 @@ pub fn apply(config: &mut Map<String, Value>, changes: &[String]) -> Result<()> 
 }
 
 fn apply_one(config: &mut Map<String, Value>, change: &str, cmd_set: &mut bool) -> Result<()> {
+    apply_instruction(config, change, &[], cmd_set)
+}
+
+/// One Dockerfile instruction, its `$VAR`s also taken from `args` (a
+/// build's `K=V` ARGs, which the config's own ENV overrides); `cmd_set`:
+/// whether a CMD came before it (then an ENTRYPOINT keeps that CMD).
+pub fn apply_instruction(
+    config: &mut Map<String, Value>,
+    change: &str,
+    args: &[String],
+    cmd_set: &mut bool,
+) -> Result<()> {
     let change = change.trim();
     let (word, rest) = change
         .split_once(char::is_whitespace)
         .unwrap_or((change, ""));
     let rest = rest.trim();
-    let env = env_of(config);
+    let env = [args, env_of(config).as_slice()].concat();
     match word.to_ascii_uppercase().as_str() {
         "CMD" => {
             config.insert("Cmd".into(), json!(command(rest)?));

@@ -154,3 +154,36 @@ pub struct LoadArgs {
     #[arg(short, long)]
     pub quiet: bool,
 }
+
+#[derive(Args, Debug)]
+pub struct BuildArgs {
+    /// The build context: a directory.
+    pub context: std::path::PathBuf,
+    /// Name and optionally a tag in the "name:tag" format.
+    #[arg(short = 't', long = "tag")]
+    pub tags: Vec<String>,
+    /// Name of the Dockerfile (default: "CONTEXT/Dockerfile").
+    #[arg(short = 'f', long = "file")]
+    pub file: Option<std::path::PathBuf>,
+    /// Set build-time variables (KEY=VALUE, or KEY for the environment's).
+    #[arg(long = "build-arg")]
+    pub build_args: Vec<String>,
+    /// Set the target build stage to build.
+    #[arg(long)]
+    pub target: Option<String>,
+    /// Do not use cache when building the image.
+    #[arg(long)]
+    pub no_cache: bool,
+    /// Suppress the build output and print image ID on success.
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Write the image ID to the file.
+    #[arg(long)]
+    pub iidfile: Option<std::path::PathBuf>,
+    /// The RUN steps' network: none, host or a network's name (default: the configuration's).
+    #[arg(long)]
+    pub network: Option<String>,
+    /// Set type of progress output (auto, plain, tty): plain is what berth prints.
+    #[arg(long, default_value = "auto")]
+    pub progress: String,
+}

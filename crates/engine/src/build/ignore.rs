@@ -97,7 +97,7 @@ fn matches(pat: &[String], path: &[String]) -> bool {
 }
 
 /// One component against one pattern component: `*`, `?`, `[…]`, `\x`.
-fn component(pat: &str, name: &str) -> bool {
+pub(crate) fn component(pat: &str, name: &str) -> bool {
     let p: Vec<char> = pat.chars().collect();
     let n: Vec<char> = name.chars().collect();
     glob(&p, &n)

@@ -1,4 +1,186 @@
-//! `build`: images from a Dockerfile.
+//! `build`: images from a Dockerfile. The Dockerfile is parsed
+//! ([`dockerfile`]), the stages the target needs are built in order, each
+//! RUN a container made by the engine from the previous step's image (the
+//! isolation and defaults of `berth run`), committed to an intermediate
+//! image as `commit` makes one; COPY and ADD of the context ([`copy`])
+//! land through the safe extraction of `cp`; the config-only instructions
+//! go through [`crate::instructions`] and add history entries, no layers.
+//!
+//! The cache ([`cache`]) keys each step on its parent's key, its text
+//! after substitution, the ARGs a RUN sees and, for COPY/ADD, the content
+//! hash of what it copies: a hit reuses the intermediate image.
 
+pub mod cache;
+pub mod copy;
 pub mod dockerfile;
 pub mod ignore;
+mod steps;
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::{Context as _, Result, anyhow, bail};
+use berth_image::{Compression, ImageRecord};
+
+use crate::Engine;
+use crate::request::Network;
+use dockerfile::{Args, Dockerfile, Instruction};
+
+/// What `build` is asked.
+#[derive(Debug, Clone)]
+pub struct BuildRequest {
+    /// The context directory.
+    pub context: PathBuf,
+    /// `-f`; None: `CONTEXT/Dockerfile`.
+    pub dockerfile: Option<PathBuf>,
+    /// `-t`s.
+    pub tags: Vec<String>,
+    /// `--build-arg K=V`s, in order.
+    pub build_args: Vec<(String, String)>,
+    /// `--target`: the stage to build (else the last).
+    pub target: Option<String>,
+    /// `--no-cache`.
+    pub no_cache: bool,
+    /// The RUN containers' network.
+    pub network: Network,
+    pub compression: Compression,
+}
+
+/// A build's result.
+#[derive(Debug, Clone)]
+pub struct Built {
+    pub image: ImageRecord,
+    /// How many steps (FROM, RUN, COPY, ADD) came from the cache.
+    pub cached: usize,
+    pub steps: usize,
+}
+
+/// A RUN that failed: its command and exit code.
+#[derive(Debug)]
+pub struct StepFailed {
+    pub command: String,
+    pub code: i32,
+}
+
+impl std::fmt::Display for StepFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "process \"{}\" did not complete successfully: exit code: {}",
+            self.command, self.code
+        )
+    }
+}
+
+impl std::error::Error for StepFailed {}
+
+/// Builds `req`, plain progress to `out`; each RUN's output goes where
+/// berth's own stdout and stderr go.
+pub fn build(engine: &Engine, req: &BuildRequest, out: &mut dyn Write) -> Result<Built> {
+    let path = req
+        .dockerfile
+        .clone()
+        .unwrap_or_else(|| req.context.join("Dockerfile"));
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("failed to read dockerfile {}", path.display()))?;
+    let shown = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "Dockerfile".into());
+    let df = dockerfile::parse(&text, &shown)?;
+    for t in &req.tags {
+        berth_image::store::familiar_tag(t)?;
+    }
+    let ctx = copy::Context::open(&req.context)?;
+    let globals = global_args(&df, &req.build_args)?;
+    let target = match &req.target {
+        Some(t) => stage_index(&df, &t.to_ascii_lowercase())
+            .ok_or_else(|| anyhow!("target stage {t:?} could not be found"))?,
+        None => df.stages.len() - 1,
+    };
+    let needed = needed_stages(&df, target);
+    let mut b = steps::Builder::new(engine, req, &ctx, out, &df, &globals)?;
+    for (i, _) in df.stages.iter().enumerate().take(target + 1) {
+        if needed[i] {
+            b.stage(i)?;
+        }
+    }
+    b.finish(target)
+}
+
+/// The ARGs before the first FROM: `K=V`, a `--build-arg` over the default.
+fn global_args(df: &Dockerfile, build_args: &[(String, String)]) -> Result<Vec<String>> {
+    let mut out: Vec<String> = Vec::new();
+    for a in &df.global_args {
+        for (k, v) in arg_pairs(a, &out, build_args)? {
+            if let Some(v) = v {
+                out.push(format!("{k}={v}"));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// An ARG's names and values (None: declared, no value): a build arg's
+/// value over the default (substituted with `env`).
+pub(crate) fn arg_pairs(
+    inst: &Instruction,
+    env: &[String],
+    build_args: &[(String, String)],
+) -> Result<Vec<(String, Option<String>)>> {
+    let text = match &inst.args {
+        Args::Shell(t) => t.clone(),
+        Args::Exec(v) => v.join(" "),
+    };
+    let mut out = Vec::new();
+    for w in text.split_whitespace() {
+        let (k, default) = match w.split_once('=') {
+            Some((k, v)) => (k, Some(crate::instructions::words(v, env)?.join(" "))),
+            None => (w, None),
+        };
+        if k.is_empty() {
+            bail!("ARG names must not be empty");
+        }
+        let given = build_args
+            .iter()
+            .rev()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.clone());
+        out.push((k.to_string(), given.or(default)));
+    }
+    Ok(out)
+}
+
+/// The stage named (or numbered) `name`.
+pub(crate) fn stage_index(df: &Dockerfile, name: &str) -> Option<usize> {
+    df.stages
+        .iter()
+        .position(|s| s.name.as_deref() == Some(name))
+        .or_else(|| name.parse::<usize>().ok().filter(|i| *i < df.stages.len()))
+}
+
+/// The stages `target` needs: its base stage and its `COPY --from`s,
+/// recursively (earlier stages only, as in Docker).
+fn needed_stages(df: &Dockerfile, target: usize) -> Vec<bool> {
+    let mut needed = vec![false; df.stages.len()];
+    let mut todo = vec![target];
+    while let Some(i) = todo.pop() {
+        if needed[i] {
+            continue;
+        }
+        needed[i] = true;
+        let s = &df.stages[i];
+        let mut refs: Vec<String> = vec![s.base.to_ascii_lowercase()];
+        for inst in &s.instructions {
+            if let Some(f) = inst.flag("from") {
+                refs.push(f.to_ascii_lowercase());
+            }
+        }
+        for r in refs {
+            if let Some(j) = stage_index(df, &r).filter(|j| *j < i) {
+                todo.push(j);
+            }
+        }
+    }
+    needed
+}

@@ -1,0 +1,78 @@
+//! `build` / `image build`: an image from a Dockerfile. Progress and the
+//! RUN steps' output go to stderr (as BuildKit's do); `-q` keeps them
+//! quiet and prints the image id on stdout. A failed build exits 1 and
+//! leaves no image.
+
+use std::os::fd::AsFd;
+
+use anyhow::{Context, Result, bail};
+use berth_engine::Engine;
+use berth_engine::build::{BuildRequest, build as run_build};
+use berth_io::outln;
+
+use crate::cli::BuildArgs;
+
+pub fn build(engine: &Engine, args: &BuildArgs) -> Result<u8> {
+    if !args.context.is_dir() {
+        bail!(
+            "unable to prepare context: path {:?} not found or not a directory",
+            args.context.display()
+        );
+    }
+    let mut build_args = Vec::new();
+    for a in &args.build_args {
+        match a.split_once('=') {
+            Some((k, v)) => build_args.push((k.to_string(), v.to_string())),
+            // `--build-arg K`: the environment's value, if it has one.
+            None => {
+                if let Ok(v) = std::env::var(a) {
+                    build_args.push((a.clone(), v));
+                }
+            }
+        }
+    }
+    let network = args
+        .network
+        .clone()
+        .unwrap_or_else(|| berth_engine::network::default_mode(engine));
+    let req = BuildRequest {
+        context: args.context.clone(),
+        dockerfile: args.file.clone(),
+        tags: args.tags.clone(),
+        build_args,
+        target: args.target.clone(),
+        no_cache: args.no_cache,
+        network: berth_engine::Network::parse(&network),
+        compression: berth_image::Compression::Gzip,
+    };
+    // The RUN steps write to berth's stdout: it is stderr (or nothing,
+    // quiet) for as long as the build runs.
+    let saved = rustix::io::dup(std::io::stdout().as_fd()).context("dup stdout")?;
+    let sink = if args.quiet {
+        Some(std::fs::OpenOptions::new().write(true).open("/dev/null")?)
+    } else {
+        None
+    };
+    let stderr = std::io::stderr();
+    let into = match &sink {
+        Some(f) => f.as_fd(),
+        None => stderr.as_fd(),
+    };
+    rustix::stdio::dup2_stdout(into).context("redirect stdout")?;
+    let mut progress: Box<dyn std::io::Write> = if args.quiet {
+        Box::new(std::io::sink())
+    } else {
+        Box::new(std::io::stderr())
+    };
+    let built = run_build(engine, &req, &mut progress);
+    rustix::stdio::dup2_stdout(&saved).context("restore stdout")?;
+    let built = built?;
+    if let Some(f) = &args.iidfile {
+        std::fs::write(f, built.image.id.to_string())
+            .with_context(|| format!("write the image id to {}", f.display()))?;
+    }
+    if args.quiet {
+        outln!("{}", built.image.id);
+    }
+    Ok(0)
+}

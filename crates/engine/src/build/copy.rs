@@ -1,0 +1,350 @@
+//! COPY and ADD sources: resolved in the build context (or another
+//! stage's image), packed into one tar stream named as they land in the
+//! image, with the content hash the cache keys on.
+//!
+//! The context is read through a [`Root`]: `..` and symlinks stop at the
+//! context directory, nothing below a source is followed (a symlink is
+//! copied as a symlink), and a source naming a path outside the context
+//! (`../x`) is refused, so nothing outside the context is ever read.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, Result, anyhow, bail};
+use berth_image::digest::Hasher;
+use berth_snapshot::Root;
+
+use super::ignore::{Ignore, component};
+
+/// The build context: its directory, opened, and its `.dockerignore`.
+pub struct Context {
+    pub dir: PathBuf,
+    root: Root,
+    pub ignore: Ignore,
+}
+
+/// Where a COPY's files come from.
+pub enum From<'a> {
+    Context(&'a Context),
+    /// A container made from another stage's (or an image's) snapshot.
+    Container(&'a crate::Engine, &'a str),
+}
+
+/// What lands where: ownership and mode overrides.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Meta {
+    pub owner: Option<(u32, u32)>,
+    pub mode: Option<u32>,
+}
+
+/// A packed COPY: its tar stream and content hash (names, kinds, modes,
+/// owners, link targets and bytes; never mtimes).
+pub struct Packed {
+    pub tar: Vec<u8>,
+    pub hash: String,
+}
+
+impl Context {
+    pub fn open(dir: &Path) -> Result<Context> {
+        let root =
+            Root::open(dir).with_context(|| format!("open the build context {}", dir.display()))?;
+        let ignore = match std::fs::read_to_string(dir.join(".dockerignore")) {
+            Ok(t) => Ignore::parse(&t),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ignore::default(),
+            Err(e) => return Err(e).context("read .dockerignore"),
+        };
+        Ok(Context {
+            dir: dir.to_path_buf(),
+            root,
+            ignore,
+        })
+    }
+
+    /// The context paths `src` names: itself, or what its glob matches
+    /// (never an excluded path); `../x` refused.
+    pub fn sources(&self, src: &str) -> Result<Vec<String>> {
+        let parts = inside(src)?;
+        let joined = parts.join("/");
+        if !parts.iter().any(|p| p.contains(['*', '?', '['])) {
+            if !joined.is_empty() && self.ignore.excluded(&joined) {
+                bail!("file not found in build context or excluded by .dockerignore: {src}");
+            }
+            return Ok(vec![joined]);
+        }
+        let mut out = Vec::new();
+        self.glob(Path::new(""), &parts, &mut out)?;
+        out.retain(|p| !self.ignore.excluded(p));
+        if out.is_empty() {
+            bail!(
+                "file not found in build context or excluded by .dockerignore: {src}: no source files were specified"
+            );
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// Paths below `dir` whose components match `pat`, read without
+    /// following symlinks.
+    fn glob(&self, dir: &Path, pat: &[String], out: &mut Vec<String>) -> Result<()> {
+        let Some((first, rest)) = pat.split_first() else {
+            out.push(dir.to_string_lossy().into_owned());
+            return Ok(());
+        };
+        let flags = rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::DIRECTORY;
+        let names = match self.root.open_path(dir, flags) {
+            Ok(fd) => list(fd)?,
+            Err(_) => return Ok(()),
+        };
+        for (name, is_dir) in names {
+            if component(first, &name) && (rest.is_empty() || is_dir) {
+                self.glob(&dir.join(&name), rest, out)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The entries of an open directory: names and whether each is a
+/// directory (a symlink is not).
+fn list(fd: std::os::fd::OwnedFd) -> Result<Vec<(String, bool)>> {
+    let dir = rustix::fs::Dir::read_from(&fd)?;
+    let mut out = Vec::new();
+    for e in dir {
+        let e = e?;
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name == "." || name == ".." {
+            continue;
+        }
+        out.push((name, e.file_type() == rustix::fs::FileType::Directory));
+    }
+    Ok(out)
+}
+
+/// `src`'s components inside the context; an error when it climbs out.
+fn inside(src: &str) -> Result<Vec<String>> {
+    let mut parts: Vec<String> = Vec::new();
+    for c in src.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => {
+                if parts.pop().is_none() {
+                    bail!("forbidden path outside the build context: {src}");
+                }
+            }
+            c => parts.push(c.to_string()),
+        }
+    }
+    Ok(parts)
+}
+
+/// Packs `srcs` (paths in `from`) to land at `dest` (absolute, a
+/// directory when `dest_dir`): a directory's contents go into it, a
+/// file by its name into a directory `dest`, else to `dest` itself.
+pub fn pack(
+    from: &From<'_>,
+    srcs: &[String],
+    dest: &str,
+    dest_dir: bool,
+    meta: Meta,
+) -> Result<Packed> {
+    let mut out = tar::Builder::new(Vec::new());
+    let mut hasher = Hasher::new();
+    let dest = dest
+        .trim_start_matches('/')
+        .trim_end_matches('/')
+        .to_string();
+    for src in srcs {
+        let raw = read_source(from, src)?;
+        let mut a = tar::Archive::new(raw.as_slice());
+        for e in a.entries().context("reading a source's tar")? {
+            let mut e = e?;
+            let name = e.path()?.to_string_lossy().into_owned();
+            let below = name
+                .trim_end_matches('/')
+                .split_once('/')
+                .map(|(_, b)| b.to_string());
+            let is_dir = e.header().entry_type().is_dir();
+            let target = match (&below, is_dir) {
+                // A directory source's own entry: its contents land in dest.
+                (None, true) => continue,
+                (None, false) if dest_dir => join(&dest, base(src)),
+                (None, false) => dest.clone(),
+                (Some(b), _) => {
+                    if let From::Context(c) = from
+                        && c.ignore.excluded(&format!("{src}/{b}"))
+                    {
+                        continue;
+                    }
+                    join(&dest, b)
+                }
+            };
+            append(&mut out, &mut hasher, &mut e, &target, meta, src, &dest)?;
+        }
+    }
+    let tar = out.into_inner().context("finishing the COPY stream")?;
+    Ok(Packed {
+        tar,
+        hash: hasher.finish().to_string(),
+    })
+}
+
+fn base(src: &str) -> &str {
+    src.trim_end_matches('/').rsplit('/').next().unwrap_or(src)
+}
+
+fn join(dest: &str, rest: &str) -> String {
+    if dest.is_empty() {
+        rest.to_string()
+    } else {
+        format!("{dest}/{rest}")
+    }
+}
+
+/// `src` of `from` as a tar stream whose first entry is its base name.
+fn read_source(from: &From<'_>, src: &str) -> Result<Vec<u8>> {
+    let mut raw = Vec::new();
+    match from {
+        From::Context(c) => {
+            let path = if src.is_empty() { "." } else { src };
+            let name = Path::new(if src.is_empty() { "." } else { base(src) });
+            berth_snapshot::archive::write_archive(&c.root, Path::new(path), false, name, &mut raw)
+                .map_err(|e| {
+                    anyhow!(
+                        "file not found in build context or excluded by .dockerignore: {src}: {e}"
+                    )
+                })?;
+        }
+        From::Container(engine, id) => {
+            let opts = crate::cp::CpOptions::default();
+            crate::cp::copy_out(
+                engine,
+                id,
+                &format!("/{src}"),
+                crate::cp::HostDst::Stream(&mut raw),
+                opts,
+            )?;
+        }
+    }
+    Ok(raw)
+}
+
+/// One entry, renamed to `target`, owners and mode as `meta` says, into
+/// the stream and the hash.
+fn append(
+    out: &mut tar::Builder<Vec<u8>>,
+    hasher: &mut Hasher,
+    e: &mut tar::Entry<'_, &[u8]>,
+    target: &str,
+    meta: Meta,
+    src: &str,
+    dest: &str,
+) -> Result<()> {
+    let mut h = e.header().clone();
+    if let Some((u, g)) = meta.owner {
+        h.set_uid(u.into());
+        h.set_gid(g.into());
+    }
+    if let Some(m) = meta.mode {
+        h.set_mode(m);
+    }
+    let kind = h.entry_type();
+    let link = e.link_name()?.map(|l| l.to_string_lossy().into_owned());
+    let mut data = Vec::new();
+    e.read_to_end(&mut data)?;
+    let line = format!(
+        "{target}\0{:?}\0{:o}\0{}\0{}\0{}\0{}\n",
+        kind,
+        h.mode()?,
+        h.uid()?,
+        h.gid()?,
+        link.as_deref().unwrap_or(""),
+        data.len()
+    );
+    hasher.update(line.as_bytes());
+    hasher.update(&data);
+    match (kind, link) {
+        (tar::EntryType::Link, Some(l)) => {
+            // A hard link names another entry of the same source.
+            let rest = l.split_once('/').map(|(_, r)| r.to_string());
+            let to = match rest {
+                Some(r) => join(dest, &r),
+                None => join(dest, base(src)),
+            };
+            out.append_link(&mut h, target, to)?;
+        }
+        (tar::EntryType::Symlink, Some(l)) => out.append_link(&mut h, target, l)?,
+        _ => out.append_data(&mut h, target, data.as_slice())?,
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sources_stay_inside() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir(d.path().join("src")).unwrap();
+        std::fs::write(d.path().join("src/a.txt"), "a").unwrap();
+        std::fs::write(d.path().join("src/b.txt"), "b").unwrap();
+        std::fs::write(d.path().join("src/c.log"), "c").unwrap();
+        std::fs::write(d.path().join(".dockerignore"), "src/b.txt\n").unwrap();
+        let c = Context::open(d.path()).unwrap();
+        assert_eq!(c.sources("src/*.txt").unwrap(), vec!["src/a.txt"]);
+        assert_eq!(c.sources("./src/../src/c.log").unwrap(), vec!["src/c.log"]);
+        assert!(
+            c.sources("../x")
+                .unwrap_err()
+                .to_string()
+                .contains("outside the build context")
+        );
+        assert!(c.sources("src/b.txt").is_err());
+        assert!(c.sources("*.none").is_err());
+    }
+
+    #[test]
+    fn pack_names_and_hash() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(d.path().join("dir/sub")).unwrap();
+        std::fs::write(d.path().join("dir/sub/x"), "x").unwrap();
+        std::fs::write(d.path().join("f"), "f").unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", d.path().join("dir/out")).unwrap();
+        let c = Context::open(d.path()).unwrap();
+        let from = From::Context(&c);
+        let srcs = vec!["dir".to_string(), "f".to_string()];
+        let p = pack(&from, &srcs, "/app/", true, Meta::default()).unwrap();
+        let mut names: Vec<String> = tar::Archive::new(p.tar.as_slice())
+            .entries()
+            .unwrap()
+            .map(|e| e.unwrap().path().unwrap().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(names, vec!["app/f", "app/out", "app/sub", "app/sub/x"]);
+        // mtimes do not count; bytes and owners do.
+        let again = pack(&from, &srcs, "/app/", true, Meta::default()).unwrap();
+        assert_eq!(p.hash, again.hash);
+        std::fs::write(d.path().join("f"), "g").unwrap();
+        assert_ne!(
+            p.hash,
+            pack(&from, &srcs, "/app/", true, Meta::default())
+                .unwrap()
+                .hash
+        );
+        let owned = Meta {
+            owner: Some((1, 2)),
+            mode: None,
+        };
+        assert_ne!(
+            p.hash,
+            pack(&from, &srcs, "/app/", true, owned).unwrap().hash
+        );
+        let one = pack(&from, &["f".to_string()], "/x", false, Meta::default()).unwrap();
+        let e: Vec<String> = tar::Archive::new(one.tar.as_slice())
+            .entries()
+            .unwrap()
+            .map(|e| e.unwrap().path().unwrap().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(e, vec!["x"]);
+    }
+}

@@ -1,0 +1,699 @@
+//! The steps of a build: each stage from its base, one instruction at a
+//! time, with the cache and Docker's plain progress lines.
+
+use std::io::Write;
+use std::time::Instant;
+
+use anyhow::{Context as _, Result, anyhow, bail};
+use berth_image::{ImageRecord, Progress};
+use serde_json::{Map, Value, json};
+
+use super::cache::{Cache, key};
+use super::copy::{self, Context, From, Meta};
+use super::dockerfile::{Args, Dockerfile, Instruction};
+use super::{BuildRequest, Built, StepFailed};
+use crate::Engine;
+use crate::request::{Network, PullPolicy, RunRequest};
+
+/// A stage as far as it is built.
+#[derive(Clone)]
+struct State {
+    /// The last image stored (None: scratch, nothing yet).
+    image: Option<ImageRecord>,
+    /// The image config as it is now.
+    config: Value,
+    /// The cache key of everything so far.
+    key: String,
+    /// Whether `config` has changes `image` has not.
+    dirty: bool,
+    /// This stage's ARGs, `K=V`.
+    args: Vec<String>,
+    /// Whether a CMD came earlier in the stage.
+    cmd_set: bool,
+}
+
+impl State {
+    fn inner(&mut self) -> &mut Map<String, Value> {
+        let obj = self
+            .config
+            .as_object_mut()
+            .expect("an image config is an object");
+        let inner = obj.entry("config").or_insert_with(|| json!({}));
+        if !inner.is_object() {
+            *inner = json!({});
+        }
+        inner.as_object_mut().expect("an object")
+    }
+
+    fn get(&self, k: &str) -> Option<&Value> {
+        self.config.get("config").and_then(|c| c.get(k))
+    }
+
+    fn env(&self) -> Vec<String> {
+        strings(self.get("Env"))
+    }
+
+    /// The ARGs, then the ENV over them: what `$VAR`s see.
+    fn vars(&self) -> Vec<String> {
+        [self.args.clone(), self.env()].concat()
+    }
+
+    fn shell(&self) -> Vec<String> {
+        let s = strings(self.get("Shell"));
+        if s.is_empty() {
+            vec!["/bin/sh".into(), "-c".into()]
+        } else {
+            s
+        }
+    }
+
+    fn push_history(&mut self, created_by: &str, empty: bool, diff_id: Option<&str>) {
+        let now = crate::timefmt::now_rfc3339();
+        let obj = self.config.as_object_mut().expect("an object");
+        if let Some(d) = diff_id {
+            let rootfs = obj
+                .entry("rootfs")
+                .or_insert_with(|| json!({"type": "layers", "diff_ids": []}));
+            if let Some(ids) = rootfs.get_mut("diff_ids").and_then(Value::as_array_mut) {
+                ids.push(json!(d));
+            }
+        }
+        let mut e = Map::new();
+        e.insert("created".into(), json!(now));
+        e.insert("created_by".into(), json!(created_by));
+        e.insert("comment".into(), json!("buildkit.dockerfile.v0"));
+        if empty {
+            e.insert("empty_layer".into(), json!(true));
+        }
+        let h = obj.entry("history").or_insert_with(|| json!([]));
+        if let Some(h) = h.as_array_mut() {
+            h.push(Value::Object(e));
+        }
+        obj.insert("created".into(), json!(now));
+    }
+}
+
+fn strings(v: Option<&Value>) -> Vec<String> {
+    v.and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+pub(super) struct Builder<'a> {
+    engine: &'a Engine,
+    req: &'a BuildRequest,
+    ctx: &'a Context,
+    out: &'a mut dyn Write,
+    df: &'a Dockerfile,
+    globals: &'a [String],
+    cache: Cache<'a>,
+    done: Vec<Option<State>>,
+    /// The `#N` of the last step shown.
+    shown: usize,
+    cached: usize,
+    steps: usize,
+}
+
+impl<'a> Builder<'a> {
+    pub(super) fn new(
+        engine: &'a Engine,
+        req: &'a BuildRequest,
+        ctx: &'a Context,
+        out: &'a mut dyn Write,
+        df: &'a Dockerfile,
+        globals: &'a [String],
+    ) -> Result<Builder<'a>> {
+        Ok(Builder {
+            engine,
+            req,
+            ctx,
+            out,
+            df,
+            globals,
+            cache: Cache::new(engine),
+            done: vec![None; df.stages.len()],
+            shown: 0,
+            cached: 0,
+            steps: 0,
+        })
+    }
+
+    fn say(&mut self, line: &str) {
+        let _ = writeln!(self.out, "#{} {line}", self.shown);
+        let _ = self.out.flush();
+    }
+
+    fn begin(&mut self, label: &str, what: &str) -> Instant {
+        self.shown += 1;
+        self.steps += 1;
+        self.say(&format!("{label} {what}"));
+        Instant::now()
+    }
+
+    fn done_in(&mut self, t: Instant) {
+        self.say(&format!("DONE {:.1}s", t.elapsed().as_secs_f64()));
+    }
+
+    fn hit(&mut self, st: &mut State, k: &str) -> Result<bool> {
+        if self.req.no_cache {
+            return Ok(false);
+        }
+        let Some(img) = self.cache.get(k) else {
+            return Ok(false);
+        };
+        st.config = self.engine.store.config_json(&img)?;
+        st.image = Some(img);
+        st.dirty = false;
+        st.key = k.to_string();
+        self.cached += 1;
+        self.say("CACHED");
+        Ok(true)
+    }
+
+    /// Builds stage `i`.
+    pub(super) fn stage(&mut self, i: usize) -> Result<()> {
+        let df = self.df;
+        let s = &df.stages[i];
+        let n = 1 + s
+            .instructions
+            .iter()
+            .filter(|x| matches!(x.keyword.as_str(), "RUN" | "COPY" | "ADD"))
+            .count();
+        let label = |k: usize| match &s.name {
+            Some(name) => format!("[{name} {k}/{n}]"),
+            None => format!("[{k}/{n}]"),
+        };
+        let at = |e: anyhow::Error, line: usize| anyhow!("Dockerfile:{line}: {e:#}");
+        let base =
+            crate::instructions::substitute(&s.base, self.globals).map_err(|e| at(e, s.line))?;
+        let mut st = self.from(&base, i, &label(1)).map_err(|e| at(e, s.line))?;
+        let mut k = 1;
+        for inst in &s.instructions {
+            let r = match inst.keyword.as_str() {
+                "RUN" => {
+                    k += 1;
+                    self.run(&mut st, inst, &label(k))
+                }
+                "COPY" | "ADD" => {
+                    k += 1;
+                    self.copy(&mut st, inst, &label(k), i)
+                }
+                "ARG" => self.arg(&mut st, inst),
+                "SHELL" => shell(&mut st, inst),
+                "HEALTHCHECK" => Err(anyhow!("HEALTHCHECK is not supported by berth build yet")),
+                "MAINTAINER" => {
+                    let who = inst.shell_text();
+                    st.config["author"] = json!(who);
+                    st.key = key(&st.key, &["MAINTAINER", &who]);
+                    st.dirty = true;
+                    Ok(())
+                }
+                _ => meta(&mut st, inst),
+            };
+            r.map_err(|e| match e.downcast::<StepFailed>() {
+                Ok(f) => anyhow::Error::new(f),
+                Err(e) => at(e, inst.line),
+            })?;
+        }
+        self.done[i] = Some(st);
+        Ok(())
+    }
+
+    /// The state `FROM base` starts from: an earlier stage, scratch or an
+    /// image (pulled when missing).
+    fn from(&mut self, base: &str, i: usize, label: &str) -> Result<State> {
+        let t = self.begin(label, &format!("FROM {base}"));
+        let lower = base.to_ascii_lowercase();
+        let earlier = self.df.stages[..i]
+            .iter()
+            .position(|s| s.name.as_deref() == Some(lower.as_str()));
+        let st = if let Some(j) = earlier {
+            let mut st = self.done[j]
+                .clone()
+                .ok_or_else(|| anyhow!("stage {base} was not built"))?;
+            st.args.clear();
+            st.cmd_set = false;
+            st
+        } else if lower == "scratch" {
+            State {
+                image: None,
+                config: scratch_config(),
+                key: key("", &["FROM", "scratch"]),
+                dirty: true,
+                args: Vec::new(),
+                cmd_set: false,
+            }
+        } else {
+            let img = self.image(base)?;
+            State {
+                config: self.engine.store.config_json(&img)?,
+                key: key("", &["FROM", &img.id.to_string()]),
+                image: Some(img),
+                dirty: false,
+                args: Vec::new(),
+                cmd_set: false,
+            }
+        };
+        self.done_in(t);
+        Ok(st)
+    }
+
+    /// A local image, else pulled.
+    fn image(&self, name: &str) -> Result<ImageRecord> {
+        let rr = RunRequest {
+            image: name.to_string(),
+            pull: PullPolicy::Missing,
+            ..Default::default()
+        };
+        Ok(crate::run::resolve_image(self.engine, &rr, &Progress::quiet())?.0)
+    }
+
+    fn arg(&mut self, st: &mut State, inst: &Instruction) -> Result<()> {
+        for (k, v) in super::arg_pairs(inst, &st.vars(), &self.req.build_args)? {
+            let global = self
+                .globals
+                .iter()
+                .rev()
+                .find_map(|g| g.strip_prefix(k.as_str())?.strip_prefix('='))
+                .map(String::from);
+            st.args.retain(|a| a.split('=').next() != Some(k.as_str()));
+            if let Some(v) = v.or(global) {
+                st.args.push(format!("{k}={v}"));
+                st.key = key(&st.key, &["ARG", &k, &v]);
+            }
+        }
+        Ok(())
+    }
+
+    fn run(&mut self, st: &mut State, inst: &Instruction, label: &str) -> Result<()> {
+        let argv = match &inst.args {
+            Args::Exec(v) => v.clone(),
+            Args::Shell(t) => [st.shell(), vec![t.clone()]].concat(),
+        };
+        let shown = argv.join(" ");
+        let t = self.begin(label, &format!("RUN {}", inst.shell_text()));
+        let k = key(
+            &st.key,
+            &["RUN", &serde_json::to_string(&argv)?, &st.args.join("\n")],
+        );
+        if self.hit(st, &k)? {
+            return Ok(());
+        }
+        let img = st.image.clone().ok_or_else(|| {
+            anyhow!("RUN in an empty stage (FROM scratch): there is nothing to run")
+        })?;
+        let nonempty = |v: Option<&Value>| {
+            v.and_then(Value::as_str)
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+        };
+        let rr = RunRequest {
+            image: img.id.to_string(),
+            pull: PullPolicy::Never,
+            command: argv.clone(),
+            entrypoint: Some(String::new()),
+            env: [st.env(), st.args.clone()].concat(),
+            user: nonempty(st.get("User")),
+            workdir: nonempty(st.get("WorkingDir")),
+            network: self.req.network.clone(),
+            ..Default::default()
+        };
+        let finished = crate::run::run(self.engine, &rr, &Progress::quiet())?;
+        let made = if finished.code != 0 {
+            Err(anyhow::Error::new(StepFailed {
+                command: shown.clone(),
+                code: finished.code,
+            }))
+        } else {
+            self.commit(st, &finished.id, &format!("RUN {shown} # buildkit"))
+        };
+        let removed = crate::remove::remove(self.engine, &finished.id, true);
+        if let Err(e) = &made {
+            self.say(&format!("ERROR: {e}"));
+        }
+        made?;
+        removed?;
+        self.cache
+            .put(&k, st.image.as_ref().expect("just committed"))?;
+        st.key = k;
+        self.done_in(t);
+        Ok(())
+    }
+
+    /// The container's changes as a new layer over `st`.
+    fn commit(&mut self, st: &mut State, id: &str, created_by: &str) -> Result<()> {
+        let records = self.engine.records()?;
+        let c = records.find(id)?;
+        let upper = crate::commit::upper_dir(self.engine, &c)?;
+        let _fs = records.fs_lock(&c.id)?;
+        self.layer(st, &upper, created_by)
+    }
+
+    /// `dir` (an upper dir, or a staging dir of a scratch stage) as a new
+    /// layer over `st`, stored as an untagged image.
+    fn layer(&mut self, st: &mut State, dir: &std::path::Path, created_by: &str) -> Result<()> {
+        let guard = self.engine.store.write_guard()?;
+        let (blob, diff_id) = crate::commit::write_layer(self.engine, dir, self.req.compression)?;
+        st.push_history(created_by, false, Some(&diff_id.to_string()));
+        let rec = crate::commit::store_image(
+            self.engine,
+            st.image.as_ref(),
+            &st.config,
+            Some(&blob),
+            self.req.compression,
+            None,
+        )?;
+        drop(guard);
+        st.image = Some(rec);
+        st.dirty = false;
+        Ok(())
+    }
+
+    fn copy(
+        &mut self,
+        st: &mut State,
+        inst: &Instruction,
+        label: &str,
+        stage: usize,
+    ) -> Result<()> {
+        let t = self.begin(label, &inst.text());
+        let vars = st.vars();
+        let words = match &inst.args {
+            Args::Exec(v) => v
+                .iter()
+                .map(|w| crate::instructions::substitute(w, &vars))
+                .collect::<Result<Vec<_>>>()?,
+            Args::Shell(s) => crate::instructions::words(s, &vars)?,
+        };
+        let Some((dest, srcs)) = words.split_last().filter(|(_, s)| !s.is_empty()) else {
+            bail!("{} requires at least two arguments", inst.keyword);
+        };
+        if inst.keyword == "ADD" {
+            refuse_add(srcs)?;
+        }
+        let workdir = st
+            .get("WorkingDir")
+            .and_then(Value::as_str)
+            .unwrap_or("/")
+            .to_string();
+        let dest_abs = if dest.starts_with('/') {
+            dest.clone()
+        } else {
+            format!("{}/{dest}", workdir.trim_end_matches('/'))
+        };
+        let meta = Meta {
+            owner: inst.flag("chown").map(chown).transpose()?,
+            mode: inst.flag("chmod").map(chmod).transpose()?,
+        };
+        let (packed, from_key) = self.pack(inst, srcs, &dest_abs, dest, meta, stage)?;
+        let text = format!("{} {}", inst.text(), words.join(" "));
+        let k = key(&st.key, &[&text, &packed.hash, &from_key]);
+        if self.hit(st, &k)? {
+            return Ok(());
+        }
+        let created_by = format!("{} {} {} # buildkit", inst.keyword, srcs.join(" "), dest);
+        match st.image.clone() {
+            Some(img) => {
+                let id = self.container(&img)?;
+                let put = crate::cp::copy_in(
+                    self.engine,
+                    &id,
+                    "/",
+                    crate::cp::HostSrc::Stream(&mut packed.tar.as_slice()),
+                    crate::cp::CpOptions {
+                        archive: true,
+                        follow_link: false,
+                    },
+                )
+                .and_then(|()| self.commit(st, &id, &created_by));
+                let removed = crate::remove::remove(self.engine, &id, true);
+                put?;
+                removed?;
+            }
+            None => {
+                let dir = tempdir(self.engine)?;
+                let opts = berth_snapshot::ApplyOptions {
+                    mode: berth_snapshot::ApplyMode::Plain,
+                    ..Default::default()
+                };
+                let made =
+                    berth_snapshot::extract_archive(packed.tar.as_slice(), dir.path(), &opts)
+                        .and_then(|_| self.layer(st, dir.path(), &created_by));
+                made?;
+            }
+        }
+        self.cache
+            .put(&k, st.image.as_ref().expect("just stored"))?;
+        st.key = k;
+        self.done_in(t);
+        Ok(())
+    }
+
+    /// The COPY's sources packed, and the key of where they come from.
+    fn pack(
+        &mut self,
+        inst: &Instruction,
+        srcs: &[String],
+        dest_abs: &str,
+        dest: &str,
+        mut meta: Meta,
+        stage: usize,
+    ) -> Result<(copy::Packed, String)> {
+        let Some(from) = inst.flag("from") else {
+            let mut paths = Vec::new();
+            for s in srcs {
+                paths.extend(self.ctx.sources(s)?);
+            }
+            let dir = dest.ends_with('/') || dest.ends_with("/.") || dest == "." || paths.len() > 1;
+            if srcs.len() > 1 && !dir {
+                bail!(
+                    "When using {} with more than one source file, the destination must be a directory and end with a /",
+                    inst.keyword
+                );
+            }
+            meta.owner = meta.owner.or(Some((0, 0)));
+            let p = copy::pack(&From::Context(self.ctx), &paths, dest_abs, dir, meta)?;
+            return Ok((p, "context".into()));
+        };
+        let img =
+            match super::stage_index(self.df, &from.to_ascii_lowercase()).filter(|j| *j < stage) {
+                Some(j) => {
+                    let mut st = self.done[j]
+                        .clone()
+                        .ok_or_else(|| anyhow!("stage {from} was not built"))?;
+                    self.materialize(&mut st)?;
+                    st.image
+                        .clone()
+                        .ok_or_else(|| anyhow!("stage {from} is empty"))?
+                }
+                None => self.image(from)?,
+            };
+        let paths: Vec<String> = srcs
+            .iter()
+            .map(|s| s.trim_start_matches('/').to_string())
+            .collect();
+        let dir = dest.ends_with('/') || dest == "." || paths.len() > 1;
+        let id = self.container(&img)?;
+        let p = copy::pack(
+            &From::Container(self.engine, &id),
+            &paths,
+            dest_abs,
+            dir,
+            meta,
+        );
+        crate::remove::remove(self.engine, &id, true)?;
+        Ok((p?, img.id.to_string()))
+    }
+
+    /// A container made (not started) from `img`, for its filesystem.
+    fn container(&self, img: &ImageRecord) -> Result<String> {
+        let rr = RunRequest {
+            image: img.id.to_string(),
+            pull: PullPolicy::Never,
+            command: vec!["/".into()],
+            entrypoint: Some(String::new()),
+            network: Network::None,
+            ..Default::default()
+        };
+        Ok(crate::run::create_only(self.engine, &rr, &Progress::quiet())?.id)
+    }
+
+    /// An image with `st`'s config, when the last one stored has not got it.
+    fn materialize(&mut self, st: &mut State) -> Result<()> {
+        if !st.dirty && st.image.is_some() {
+            return Ok(());
+        }
+        let k = key(&st.key, &["config"]);
+        if !self.req.no_cache
+            && let Some(img) = self.cache.get(&k)
+        {
+            st.image = Some(img);
+            st.dirty = false;
+            return Ok(());
+        }
+        let guard = self.engine.store.write_guard()?;
+        let rec = crate::commit::store_image(
+            self.engine,
+            st.image.as_ref(),
+            &st.config,
+            None,
+            self.req.compression,
+            None,
+        )?;
+        drop(guard);
+        self.cache.put(&k, &rec)?;
+        st.image = Some(rec);
+        st.dirty = false;
+        Ok(())
+    }
+
+    /// The target stage's image, tagged.
+    pub(super) fn finish(mut self, target: usize) -> Result<Built> {
+        let mut st = self.done[target]
+            .take()
+            .ok_or_else(|| anyhow!("the target stage was not built"))?;
+        self.materialize(&mut st)?;
+        let img = st.image.expect("materialized");
+        self.shown += 1;
+        self.say(&format!("writing image {} done", img.id));
+        for t in &self.req.tags {
+            let _guard = self.engine.store.write_guard()?;
+            self.engine.store.add_image(&img.manifest_digest, Some(t))?;
+            self.say(&format!("naming to {t} done"));
+        }
+        let image = self
+            .engine
+            .store
+            .resolve(&img.id.to_string())
+            .unwrap_or(img);
+        Ok(Built {
+            image,
+            cached: self.cached,
+            steps: self.steps,
+        })
+    }
+}
+
+/// A config-only instruction through [`crate::instructions`].
+fn meta(st: &mut State, inst: &Instruction) -> Result<()> {
+    let text = match (&inst.args, inst.keyword.as_str()) {
+        (Args::Shell(t), "CMD" | "ENTRYPOINT") if !t.is_empty() => {
+            let argv = [st.shell(), vec![t.clone()]].concat();
+            format!("{} {}", inst.keyword, serde_json::to_string(&argv)?)
+        }
+        _ => inst.text(),
+    };
+    let args = st.args.clone();
+    let mut cmd_set = st.cmd_set;
+    crate::instructions::apply_instruction(st.inner(), &text, &args, &mut cmd_set)?;
+    st.cmd_set = cmd_set || inst.keyword == "CMD";
+    let inner = serde_json::to_string(&st.get("Env").cloned().unwrap_or(Value::Null))?;
+    let all = serde_json::to_string(&st.config.get("config"))?;
+    st.key = key(&st.key, &[&text, &args.join("\n"), &inner, &all]);
+    st.push_history(&format!("{text} # buildkit"), true, None);
+    st.dirty = true;
+    Ok(())
+}
+
+/// `SHELL ["…", …]` (exec form only, as in Docker).
+fn shell(st: &mut State, inst: &Instruction) -> Result<()> {
+    let Args::Exec(v) = &inst.args else {
+        bail!("SHELL requires the arguments to be in JSON form");
+    };
+    if v.is_empty() {
+        bail!("SHELL requires at least one argument");
+    }
+    st.inner().insert("Shell".into(), json!(v));
+    st.key = key(&st.key, &["SHELL", &serde_json::to_string(v)?]);
+    st.push_history(&format!("{} # buildkit", inst.text()), true, None);
+    st.dirty = true;
+    Ok(())
+}
+
+/// ADD of a URL or an archive: not in this slice.
+fn refuse_add(srcs: &[String]) -> Result<()> {
+    for s in srcs {
+        if s.contains("://") {
+            bail!("ADD of a remote URL ({s}) is not supported by berth build yet");
+        }
+        let archive = [
+            ".tar", ".tar.gz", ".tgz", ".tar.xz", ".txz", ".tar.bz2", ".tbz2", ".tar.zst",
+        ];
+        if archive.iter().any(|a| s.ends_with(a)) {
+            bail!(
+                "ADD of a local archive ({s}) is not supported by berth build yet: use COPY and RUN tar"
+            );
+        }
+    }
+    Ok(())
+}
+
+/// `--chown=UID[:GID]` (numeric, or root).
+fn chown(v: &str) -> Result<(u32, u32)> {
+    let id = |s: &str| -> Result<u32> {
+        match s {
+            "root" => Ok(0),
+            s => s
+                .parse()
+                .map_err(|_| anyhow!("--chown={v}: only numeric ids (and root) are supported yet")),
+        }
+    };
+    let (u, g) = v.split_once(':').unwrap_or((v, v));
+    Ok((id(u)?, id(g)?))
+}
+
+/// `--chmod=OCTAL`.
+fn chmod(v: &str) -> Result<u32> {
+    u32::from_str_radix(v, 8)
+        .ok()
+        .filter(|m| *m <= 0o7777)
+        .ok_or_else(|| anyhow!("invalid --chmod={v}: an octal mode is needed"))
+}
+
+fn scratch_config() -> Value {
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "arm" => "arm",
+        other => other,
+    };
+    json!({
+        "architecture": arch,
+        "os": "linux",
+        "config": {"Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]},
+        "rootfs": {"type": "layers", "diff_ids": []},
+        "history": [],
+    })
+}
+
+/// A staging directory under the engine's root.
+fn tempdir(engine: &Engine) -> Result<TempDir> {
+    let dir = engine.root.join("build-tmp").join(format!(
+        "{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos()
+    ));
+    std::fs::create_dir_all(&dir).context("create a build staging dir")?;
+    Ok(TempDir(dir))
+}
+
+struct TempDir(std::path::PathBuf);
+
+impl TempDir {
+    fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
