@@ -206,7 +206,8 @@ fn read_source(from: &From<'_>, src: &str) -> Result<Vec<u8>> {
     match from {
         From::Context(c) => {
             let path = if src.is_empty() { "." } else { src };
-            let name = Path::new(if src.is_empty() { "." } else { base(src) });
+            // Any name but "." (which tar readers drop from entries' paths).
+            let name = Path::new("s");
             berth_snapshot::archive::write_archive(&c.root, Path::new(path), false, name, &mut raw)
                 .map_err(|e| {
                     anyhow!(

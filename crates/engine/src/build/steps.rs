@@ -109,6 +109,8 @@ pub(super) struct Builder<'a> {
     ctx: &'a Context,
     out: &'a mut dyn Write,
     df: &'a Dockerfile,
+    /// The Dockerfile's name in errors.
+    file: String,
     globals: &'a [String],
     cache: Cache<'a>,
     done: Vec<Option<State>>,
@@ -125,6 +127,7 @@ impl<'a> Builder<'a> {
         ctx: &'a Context,
         out: &'a mut dyn Write,
         df: &'a Dockerfile,
+        file: &str,
         globals: &'a [String],
     ) -> Result<Builder<'a>> {
         Ok(Builder {
@@ -133,6 +136,7 @@ impl<'a> Builder<'a> {
             ctx,
             out,
             df,
+            file: file.to_string(),
             globals,
             cache: Cache::new(engine),
             done: vec![None; df.stages.len()],
@@ -187,7 +191,8 @@ impl<'a> Builder<'a> {
             Some(name) => format!("[{name} {k}/{n}]"),
             None => format!("[{k}/{n}]"),
         };
-        let at = |e: anyhow::Error, line: usize| anyhow!("Dockerfile:{line}: {e:#}");
+        let file = self.file.clone();
+        let at = |e: anyhow::Error, line: usize| anyhow!("{file}:{line}: {e:#}");
         let base =
             crate::instructions::substitute(&s.base, self.globals).map_err(|e| at(e, s.line))?;
         let mut st = self.from(&base, i, &label(1)).map_err(|e| at(e, s.line))?;
@@ -282,8 +287,9 @@ impl<'a> Builder<'a> {
                 .map(String::from);
             st.args.retain(|a| a.split('=').next() != Some(k.as_str()));
             if let Some(v) = v.or(global) {
+                // Not in the key: a RUN sees the ARGs (its key has them),
+                // other steps their values substituted in their text.
                 st.args.push(format!("{k}={v}"));
-                st.key = key(&st.key, &["ARG", &k, &v]);
             }
         }
         Ok(())
@@ -591,9 +597,9 @@ fn meta(st: &mut State, inst: &Instruction) -> Result<()> {
     let mut cmd_set = st.cmd_set;
     crate::instructions::apply_instruction(st.inner(), &text, &args, &mut cmd_set)?;
     st.cmd_set = cmd_set || inst.keyword == "CMD";
-    let inner = serde_json::to_string(&st.get("Env").cloned().unwrap_or(Value::Null))?;
-    let all = serde_json::to_string(&st.config.get("config"))?;
-    st.key = key(&st.key, &[&text, &args.join("\n"), &inner, &all]);
+    // The config after it: the instruction with its `$VAR`s substituted.
+    let after = serde_json::to_string(&st.config.get("config"))?;
+    st.key = key(&st.key, &[&text, &after]);
     st.push_history(&format!("{text} # buildkit"), true, None);
     st.dirty = true;
     Ok(())

@@ -1,0 +1,511 @@
+//! `berth build` against the fixture busybox: every instruction of this
+//! slice, multi-stage builds, the cache (hits and misses, counted by the
+//! steps that say CACHED), `.dockerignore`, a context that tries to reach
+//! out of itself, a failing RUN and parse errors.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use common::{BUSYBOX, Root, code, stderr, stdout};
+
+fn berth(root: &Root, args: &[&str]) -> Output {
+    root.berth().args(args).output().unwrap()
+}
+
+fn ok(root: &Root, args: &[&str]) -> String {
+    let o = berth(root, args);
+    assert_eq!(code(&o), 0, "{args:?}: {}{}", stdout(&o), stderr(&o));
+    stdout(&o)
+}
+
+/// A context dir under the root with `files` (path, content) in it.
+fn context(root: &Root, name: &str, files: &[(&str, &str)]) -> PathBuf {
+    let dir = root.path().join(name);
+    for (p, c) in files {
+        let p = dir.join(p);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, c).unwrap();
+    }
+    dir
+}
+
+fn build(root: &Root, ctx: &Path, args: &[&str]) -> Output {
+    let mut all = vec!["build"];
+    all.extend_from_slice(args);
+    let c = ctx.display().to_string();
+    all.push(&c);
+    berth(root, &all)
+}
+
+fn built(root: &Root, ctx: &Path, args: &[&str]) -> String {
+    let o = build(root, ctx, args);
+    assert_eq!(code(&o), 0, "{args:?}: {}", stderr(&o));
+    stderr(&o)
+}
+
+/// The steps (`RUN …`, `COPY …`) the progress says came from the cache.
+fn cached(progress: &str) -> Vec<String> {
+    let mut steps = std::collections::HashMap::new();
+    let mut out = Vec::new();
+    for l in progress.lines() {
+        let Some((n, rest)) = l.strip_prefix('#').and_then(|l| l.split_once(' ')) else {
+            continue;
+        };
+        if rest.starts_with('[') {
+            let text = rest.split_once("] ").map(|x| x.1).unwrap_or(rest);
+            steps.insert(n.to_string(), text.to_string());
+        } else if rest == "CACHED" {
+            out.push(steps[n].clone());
+        }
+    }
+    out
+}
+
+fn cat(root: &Root, image: &str, path: &str) -> String {
+    ok(
+        root,
+        &["run", "--rm", "--entrypoint", "", image, "cat", path],
+    )
+}
+
+fn config(root: &Root, image: &str) -> serde_json::Value {
+    let v: serde_json::Value =
+        serde_json::from_str(&ok(root, &["image", "inspect", image])).unwrap();
+    v[0]["Config"].clone()
+}
+
+#[test]
+fn every_instruction() {
+    let root = Root::new();
+    let ctx = context(
+        &root,
+        "ctx",
+        &[
+            ("src/a.txt", "A\n"),
+            ("src/b.txt", "B\n"),
+            ("src/c.md", "C\n"),
+            ("tool.sh", "echo tool\n"),
+            (
+                "Dockerfile",
+                r#"# syntax and comments are fine
+ARG BASE=busybox
+FROM ${BASE} AS base
+ARG WHO=world
+ENV GREETING="hello $WHO" \
+    EMPTY=
+WORKDIR /app
+WORKDIR sub
+COPY src/*.txt ./txt/
+COPY --chown=1000:1001 --chmod=750 tool.sh /usr/local/bin/tool
+run echo "$GREETING in $(pwd) as $(id -u)" > greeting && echo "WHO=$WHO"
+SHELL ["/bin/sh", "-e", "-c"]
+RUN test "$0" = /bin/sh && ls txt > listing
+RUN ["/bin/sh", "-c", "echo exec form > exec"]
+USER 1000:1001
+EXPOSE 8080 53/udp
+LABEL org.example.a=1 "org.example.b"="two words"
+VOLUME ["/data"]
+STOPSIGNAL SIGUSR1
+ENTRYPOINT ["/bin/echo"]
+CMD ["default", "cmd"]
+"#,
+            ),
+        ],
+    );
+    let base = BUSYBOX.to_string();
+    let arg = format!("BASE={base}");
+    let out = built(
+        &root,
+        &ctx,
+        &[
+            "-t",
+            "every:1",
+            "-t",
+            "every:2",
+            "--build-arg",
+            &arg,
+            "--build-arg",
+            "WHO=berth",
+        ],
+    );
+    assert!(
+        out.contains("#1 [base 1/6] FROM 127.0.0.1:5500/busybox:latest"),
+        "{out}"
+    );
+    assert!(
+        out.contains("WHO=berth"),
+        "the RUN's output is streamed: {out}"
+    );
+    assert!(out.contains("naming to every:2 done"), "{out}");
+    assert_eq!(
+        cat(&root, "every:1", "/app/sub/greeting"),
+        "hello berth in /app/sub as 0\n"
+    );
+    assert_eq!(cat(&root, "every:1", "/app/sub/listing"), "a.txt\nb.txt\n");
+    assert_eq!(cat(&root, "every:1", "/app/sub/exec"), "exec form\n");
+    let st = ok(
+        &root,
+        &[
+            "run",
+            "--rm",
+            "--entrypoint",
+            "",
+            "every:1",
+            "stat",
+            "-c",
+            "%u:%g %a",
+            "/usr/local/bin/tool",
+            "/app/sub/txt/a.txt",
+        ],
+    );
+    assert_eq!(st, "1000:1001 750\n0:0 644\n");
+    // ENTRYPOINT and CMD: what a plain run prints; the user is 1000.
+    assert_eq!(ok(&root, &["run", "--rm", "every:2"]), "default cmd\n");
+    assert_eq!(
+        ok(
+            &root,
+            &["run", "--rm", "--entrypoint", "", "every:1", "id", "-u"]
+        ),
+        "1000\n"
+    );
+    let c = config(&root, "every:1");
+    assert_eq!(c["WorkingDir"], "/app/sub");
+    assert_eq!(c["User"], "1000:1001");
+    assert_eq!(c["Entrypoint"], serde_json::json!(["/bin/echo"]));
+    assert_eq!(c["Cmd"], serde_json::json!(["default", "cmd"]));
+    assert_eq!(c["Shell"], serde_json::json!(["/bin/sh", "-e", "-c"]));
+    assert_eq!(c["StopSignal"], "SIGUSR1");
+    assert_eq!(c["Labels"]["org.example.b"], "two words");
+    assert_eq!(c["Labels"]["org.example.a"], "1");
+    assert!(
+        c["ExposedPorts"].get("8080/tcp").is_some() && c["ExposedPorts"].get("53/udp").is_some()
+    );
+    assert!(c["Volumes"].get("/data").is_some());
+    let env: Vec<String> = serde_json::from_value(c["Env"].clone()).unwrap();
+    assert!(env.contains(&"GREETING=hello berth".to_string()), "{env:?}");
+    assert!(env.contains(&"EMPTY=".to_string()), "{env:?}");
+    assert!(
+        !env.iter().any(|e| e.starts_with("WHO=")),
+        "an ARG is not in the image: {env:?}"
+    );
+
+    // -q prints the id only; --iidfile writes it; `image build` is the same command.
+    let iid = root.path().join("iid");
+    let iidfile = iid.display().to_string();
+    let c = ctx.display().to_string();
+    let o = berth(
+        &root,
+        &[
+            "image",
+            "build",
+            "-q",
+            "--iidfile",
+            &iidfile,
+            "--build-arg",
+            &arg,
+            "--build-arg",
+            "WHO=berth",
+            &c,
+        ],
+    );
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let id = stdout(&o).trim().to_string();
+    assert!(id.starts_with("sha256:"), "{id}");
+    assert_eq!(std::fs::read_to_string(&iid).unwrap(), id);
+    assert_eq!(stderr(&o), "", "quiet");
+    let inspect: serde_json::Value =
+        serde_json::from_str(&ok(&root, &["image", "inspect", "every:1"])).unwrap();
+    assert_eq!(inspect[0]["Id"], id, "fully cached: the same image");
+}
+
+#[test]
+fn multi_stage_copy_from_and_target() {
+    let root = Root::new();
+    let df = format!(
+        "FROM {BUSYBOX} AS build\nRUN mkdir /out && echo built > /out/tool && ln -s tool /out/link\n\
+         FROM {BUSYBOX} AS unused\nRUN exit 9\n\
+         FROM {BUSYBOX}\nCOPY --from=build /out/ /opt/\nCOPY --from=0 /out/tool /usr/bin/one\n"
+    );
+    let ctx = context(&root, "ctx", &[("Dockerfile", &df)]);
+    let out = built(&root, &ctx, &["-t", "multi"]);
+    assert!(
+        !out.contains("exit 9"),
+        "the unused stage is not built: {out}"
+    );
+    assert_eq!(cat(&root, "multi", "/opt/tool"), "built\n");
+    assert_eq!(cat(&root, "multi", "/usr/bin/one"), "built\n");
+    assert_eq!(
+        ok(&root, &["run", "--rm", "multi", "readlink", "/opt/link"]),
+        "tool\n"
+    );
+    // --target: the build stage only.
+    built(&root, &ctx, &["-t", "only", "--target", "build"]);
+    assert_eq!(cat(&root, "only", "/out/tool"), "built\n");
+    let o = build(&root, &ctx, &["--target", "unused"]);
+    assert_eq!(code(&o), 1);
+    assert!(stderr(&o).contains("exit code: 9"), "{}", stderr(&o));
+    let o = build(&root, &ctx, &["--target", "nope"]);
+    assert_eq!(code(&o), 1);
+    assert!(
+        stderr(&o).contains("target stage \"nope\" could not be found"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn cache_hits_and_misses() {
+    let root = Root::new();
+    let df = |extra: &str| {
+        format!(
+            "FROM {BUSYBOX}\nARG V=1\nCOPY a /a\nRUN echo $V > /v\nCOPY b /b\nRUN cat /b > /b2{extra}\nCMD [\"cat\", \"/b2\"]\n"
+        )
+    };
+    let ctx = context(
+        &root,
+        "ctx",
+        &[("a", "a1"), ("b", "b1"), ("Dockerfile", &df(""))],
+    );
+    let all = vec![
+        "COPY a /a",
+        "RUN echo $V > /v",
+        "COPY b /b",
+        "RUN cat /b > /b2",
+    ];
+    let first = built(&root, &ctx, &["-t", "c"]);
+    assert!(cached(&first).is_empty(), "{first}");
+    let id = config_id(&root, "c");
+    let again = built(&root, &ctx, &["-t", "c"]);
+    assert_eq!(cached(&again), all, "{again}");
+    assert_eq!(
+        config_id(&root, "c"),
+        id,
+        "a fully cached build is the same image"
+    );
+
+    // An mtime alone changes nothing.
+    let t = std::time::SystemTime::now() + std::time::Duration::from_secs(3600);
+    std::fs::File::options()
+        .write(true)
+        .open(ctx.join("a"))
+        .unwrap()
+        .set_modified(t)
+        .unwrap();
+    assert_eq!(cached(&built(&root, &ctx, &["-t", "c"])), all);
+
+    // A changed file: from its COPY on.
+    std::fs::write(ctx.join("b"), "b2").unwrap();
+    let out = built(&root, &ctx, &["-t", "c"]);
+    assert_eq!(cached(&out), all[..2], "{out}");
+    assert_eq!(ok(&root, &["run", "--rm", "c"]), "b2");
+
+    // A changed ARG: from the RUN that sees it on.
+    let out = built(&root, &ctx, &["-t", "c", "--build-arg", "V=2"]);
+    assert_eq!(cached(&out), all[..1], "{out}");
+    assert_eq!(cat(&root, "c", "/v"), "2\n");
+
+    // A changed instruction: from it on.
+    std::fs::write(ctx.join("Dockerfile"), df(" && true")).unwrap();
+    let out = built(&root, &ctx, &["-t", "c"]);
+    assert_eq!(cached(&out), all[..3], "{out}");
+
+    // Modes count.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(ctx.join("a"), std::fs::Permissions::from_mode(0o600)).unwrap();
+    assert!(cached(&built(&root, &ctx, &["-t", "c"])).is_empty());
+
+    // --no-cache: nothing from the cache, the same files.
+    let out = built(&root, &ctx, &["-t", "c", "--no-cache"]);
+    assert!(cached(&out).is_empty(), "{out}");
+    assert_eq!(ok(&root, &["run", "--rm", "c"]), "b2");
+    assert!(
+        root.container_ids().is_empty(),
+        "no step's container is left"
+    );
+}
+
+fn config_id(root: &Root, image: &str) -> String {
+    let v: serde_json::Value =
+        serde_json::from_str(&ok(root, &["image", "inspect", image])).unwrap();
+    v[0]["Id"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn dockerignore() {
+    let root = Root::new();
+    let df = format!("FROM {BUSYBOX}\nCOPY . /ctx/\nRUN cd /ctx && find . | sort > /list\n");
+    let ctx = context(
+        &root,
+        "ctx",
+        &[
+            ("Dockerfile", &df),
+            (
+                ".dockerignore",
+                "# comment\n*.log\n!keep.log\n/secret/\n**/*.tmp\n",
+            ),
+            ("a.log", "x"),
+            ("keep.log", "x"),
+            ("secret/key", "x"),
+            ("src/main.c", "x"),
+            ("src/deep/x.tmp", "x"),
+            ("src/y.tmp", "x"),
+        ],
+    );
+    built(&root, &ctx, &["-t", "ign"]);
+    assert_eq!(
+        cat(&root, "ign", "/list"),
+        ".\n./.dockerignore\n./Dockerfile\n./keep.log\n./src\n./src/deep\n./src/main.c\n"
+    );
+    let o = build(
+        &root,
+        &ctx,
+        &[
+            "-f",
+            &write(
+                &ctx,
+                "Dockerfile.2",
+                &format!("FROM {BUSYBOX}\nCOPY secret/key /k\n"),
+            ),
+        ],
+    );
+    assert_eq!(code(&o), 1);
+    assert!(
+        stderr(&o).contains("excluded by .dockerignore"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> String {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p.display().to_string()
+}
+
+#[test]
+fn nothing_outside_the_context_is_read() {
+    let root = Root::new();
+    let outside = context(
+        &root,
+        "outside",
+        &[("secret", "OUTSIDE SECRET"), ("dir/f", "OUTSIDE DIR")],
+    );
+    let ctx = context(&root, "ctx", &[("in", "inside")]);
+    std::os::unix::fs::symlink(outside.join("secret"), ctx.join("abs")).unwrap();
+    std::os::unix::fs::symlink("../outside/secret", ctx.join("rel")).unwrap();
+    std::os::unix::fs::symlink(outside.join("dir"), ctx.join("dirlink")).unwrap();
+    let df = format!(
+        "FROM {BUSYBOX}\nCOPY abs rel in /c/\nRUN cat /c/* > /all 2>&1; readlink /c/abs > /links; readlink /c/rel >> /links\n"
+    );
+    std::fs::write(ctx.join("Dockerfile"), df).unwrap();
+    built(&root, &ctx, &["-t", "links"]);
+    // Copied as the symlinks they are, dangling in the image.
+    assert_eq!(
+        cat(&root, "links", "/links"),
+        format!("{}\n../outside/secret\n", outside.join("secret").display())
+    );
+    assert!(!cat(&root, "links", "/all").contains("OUTSIDE"));
+    // A path through a symlinked dir stays in the context: not found.
+    for (name, df) in [
+        (
+            "Dockerfile.dir",
+            format!("FROM {BUSYBOX}\nCOPY dirlink/f /f\n"),
+        ),
+        (
+            "Dockerfile.up",
+            format!("FROM {BUSYBOX}\nCOPY ../outside/secret /s\n"),
+        ),
+        (
+            "Dockerfile.glob",
+            format!("FROM {BUSYBOX}\nCOPY ../*/secret /s\n"),
+        ),
+    ] {
+        let f = write(&ctx, name, &df);
+        let o = build(&root, &ctx, &["-t", "bad", "-f", &f]);
+        assert_eq!(code(&o), 1, "{name}: {}", stderr(&o));
+        assert!(!stdout(&o).contains("OUTSIDE") && !stderr(&o).contains("OUTSIDE"));
+    }
+    let o = build(
+        &root,
+        &ctx,
+        &["-f", &ctx.join("Dockerfile.up").display().to_string()],
+    );
+    assert!(
+        stderr(&o).contains(
+            "Dockerfile.up:2: forbidden path outside the build context: ../outside/secret"
+        ),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(
+        code(&berth(&root, &["image", "inspect", "bad"])),
+        1,
+        "no image"
+    );
+}
+
+#[test]
+fn failing_run_leaves_no_image() {
+    let root = Root::new();
+    let df = format!("FROM {BUSYBOX}\nRUN echo before\nRUN echo failing; exit 3\nRUN echo never\n");
+    let ctx = context(&root, "ctx", &[("Dockerfile", &df)]);
+    let before = ok(&root, &["images", "-q"]);
+    let o = build(&root, &ctx, &["-t", "fails"]);
+    assert_eq!(code(&o), 1);
+    let err = stderr(&o);
+    assert!(err.contains("failing"), "{err}");
+    assert!(!err.contains("never"), "{err}");
+    assert!(
+        err.contains("process \"/bin/sh -c echo failing; exit 3\" did not complete successfully: exit code: 3"),
+        "{err}"
+    );
+    assert_eq!(code(&berth(&root, &["image", "inspect", "fails"])), 1);
+    assert!(
+        root.container_ids().is_empty(),
+        "the failed step's container is removed"
+    );
+    // Only the cached first step's image is new.
+    let after = ok(&root, &["images", "-q"]);
+    assert_eq!(
+        after.lines().count(),
+        before.lines().count() + 2,
+        "{before}\n{after}"
+    );
+}
+
+#[test]
+fn parse_errors_name_the_line() {
+    let root = Root::new();
+    let df = format!("FROM {BUSYBOX}\n\n# fine\nRUN true \\\n  && true\n\nRUNN x\n");
+    let ctx = context(&root, "ctx", &[("Dockerfile", &df)]);
+    let o = build(&root, &ctx, &[]);
+    assert_eq!(code(&o), 1);
+    assert_eq!(
+        stderr(&o),
+        "berth: Dockerfile:7: unknown instruction: RUNN\n"
+    );
+    let o = berth(&root, &["build", "/nonexistent-context"]);
+    assert_eq!(code(&o), 1);
+}
+
+#[test]
+fn copy_onto_scratch() {
+    let root = Root::new();
+    let df = format!(
+        "FROM scratch AS files\nCOPY hello /etc/hello\nCMD [\"x\"]\nFROM {BUSYBOX}\nCOPY --from=files /etc/hello /hello\n"
+    );
+    let ctx = context(
+        &root,
+        "ctx",
+        &[("hello", "from scratch"), ("Dockerfile", &df)],
+    );
+    built(&root, &ctx, &["-t", "scratchy", "--target", "files"]);
+    built(&root, &ctx, &["-t", "usescratch"]);
+    assert_eq!(cat(&root, "usescratch", "/hello"), "from scratch");
+    let v: serde_json::Value =
+        serde_json::from_str(&ok(&root, &["image", "inspect", "scratchy"])).unwrap();
+    assert_eq!(v[0]["RootFS"]["Layers"].as_array().unwrap().len(), 1, "{v}");
+    assert_eq!(v[0]["Config"]["Cmd"], serde_json::json!(["x"]));
+}
