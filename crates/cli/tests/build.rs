@@ -509,3 +509,37 @@ fn copy_onto_scratch() {
     assert_eq!(v[0]["RootFS"]["Layers"].as_array().unwrap().len(), 1, "{v}");
     assert_eq!(v[0]["Config"]["Cmd"], serde_json::json!(["x"]));
 }
+
+#[test]
+fn copy_destinations_and_arg_env_precedence() {
+    let root = Root::new();
+    let df = format!(
+        "FROM {BUSYBOX}\nARG X=arg\nENV X=env\nCOPY f /tmp\nCOPY f /new/file\nCOPY f g /multi/\n\
+         WORKDIR /w\nCOPY g .\nRUN echo $X > /x && stat -c %a /tmp > /tmpmode\n"
+    );
+    let ctx = context(&root, "ctx", &[("f", "F"), ("g", "G"), ("Dockerfile", &df)]);
+    built(&root, &ctx, &["-t", "dests"]);
+    assert_eq!(cat(&root, "dests", "/tmp/f"), "F", "into the existing dir");
+    assert_eq!(
+        cat(&root, "dests", "/tmpmode"),
+        "1777\n",
+        "which keeps its mode"
+    );
+    assert_eq!(cat(&root, "dests", "/new/file"), "F");
+    assert_eq!(cat(&root, "dests", "/multi/f"), "F");
+    assert_eq!(cat(&root, "dests", "/multi/g"), "G");
+    assert_eq!(cat(&root, "dests", "/w/g"), "G");
+    assert_eq!(cat(&root, "dests", "/x"), "env\n", "ENV over ARG");
+    let f = write(
+        &ctx,
+        "Dockerfile.two",
+        &format!("FROM {BUSYBOX}\nCOPY f g /file\n"),
+    );
+    let o = build(&root, &ctx, &["-f", &f]);
+    assert_eq!(code(&o), 1);
+    assert!(
+        stderr(&o).contains("Dockerfile.two:2: When using COPY with more than one source file"),
+        "{}",
+        stderr(&o)
+    );
+}

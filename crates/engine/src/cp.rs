@@ -331,6 +331,14 @@ fn broken_pipe(e: &anyhow::Error) -> bool {
     })
 }
 
+/// Whether `path` (its symlinks followed, in the root) is a directory
+/// in container `key`.
+pub(crate) fn is_dir(engine: &Engine, key: &str, path: &str) -> Result<bool> {
+    let c = find(engine, key)?;
+    let ctr = open_root(engine, &c)?;
+    Ok(archive::stat_path(&ctr.root, &in_root(path), true)? == Some(Kind::Dir))
+}
+
 /// Copies `src` from the host into container `key` at `dst`.
 pub fn copy_in(
     engine: &Engine,

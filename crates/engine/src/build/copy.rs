@@ -42,6 +42,8 @@ pub struct Meta {
 pub struct Packed {
     pub tar: Vec<u8>,
     pub hash: String,
+    /// Whether it was packed for a directory destination.
+    pub dir: bool,
 }
 
 impl Context {
@@ -185,6 +187,7 @@ pub fn pack(
     Ok(Packed {
         tar,
         hash: hasher.finish().to_string(),
+        dir: dest_dir,
     })
 }
 

@@ -322,7 +322,8 @@ impl<'a> Builder<'a> {
             pull: PullPolicy::Never,
             command: argv.clone(),
             entrypoint: Some(String::new()),
-            env: [st.env(), st.args.clone()].concat(),
+            // The ENV over the ARGs of the same name, as in Docker.
+            env: st.vars(),
             user: nonempty(st.get("User")),
             workdir: nonempty(st.get("WorkingDir")),
             network: self.req.network.clone(),
@@ -415,7 +416,8 @@ impl<'a> Builder<'a> {
             owner: inst.flag("chown").map(chown).transpose()?,
             mode: inst.flag("chmod").map(chmod).transpose()?,
         };
-        let (packed, from_key) = self.pack(inst, srcs, &dest_abs, dest, meta, stage)?;
+        let (mut packed, from_key) =
+            self.pack(inst, srcs, (&dest_abs, dest), meta, stage, false)?;
         let text = format!("{} {}", inst.text(), words.join(" "));
         let k = key(&st.key, &[&text, &packed.hash, &from_key]);
         if self.hit(st, &k)? {
@@ -425,6 +427,21 @@ impl<'a> Builder<'a> {
         match st.image.clone() {
             Some(img) => {
                 let id = self.container(&img)?;
+                // `COPY f /existing-dir` copies into it, as Docker does
+                // (a key for the same parent always meets the same dir).
+                let into_dir = (!packed.dir && crate::cp::is_dir(self.engine, &id, &dest_abs)?)
+                    .then(|| self.pack(inst, srcs, (&dest_abs, dest), meta, stage, true))
+                    .transpose();
+                let into_dir = match into_dir {
+                    Ok(p) => p,
+                    Err(e) => {
+                        let _ = crate::remove::remove(self.engine, &id, true);
+                        return Err(e);
+                    }
+                };
+                if let Some((p, _)) = into_dir {
+                    packed = p;
+                }
                 let put = crate::cp::copy_in(
                     self.engine,
                     &id,
@@ -464,18 +481,18 @@ impl<'a> Builder<'a> {
         &mut self,
         inst: &Instruction,
         srcs: &[String],
-        dest_abs: &str,
-        dest: &str,
+        (dest_abs, dest): (&str, &str),
         mut meta: Meta,
         stage: usize,
+        into_dir: bool,
     ) -> Result<(copy::Packed, String)> {
         let Some(from) = inst.flag("from") else {
             let mut paths = Vec::new();
             for s in srcs {
                 paths.extend(self.ctx.sources(s)?);
             }
-            let dir = dest.ends_with('/') || dest.ends_with("/.") || dest == "." || paths.len() > 1;
-            if srcs.len() > 1 && !dir {
+            let dir = into_dir || dest_is_dir(dest);
+            if paths.len() > 1 && !dest_is_dir(dest) {
                 bail!(
                     "When using {} with more than one source file, the destination must be a directory and end with a /",
                     inst.keyword
@@ -502,7 +519,7 @@ impl<'a> Builder<'a> {
             .iter()
             .map(|s| s.trim_start_matches('/').to_string())
             .collect();
-        let dir = dest.ends_with('/') || dest == "." || paths.len() > 1;
+        let dir = into_dir || dest_is_dir(dest) || paths.len() > 1;
         let id = self.container(&img)?;
         let p = copy::pack(
             &From::Container(self.engine, &id),
@@ -582,6 +599,11 @@ impl<'a> Builder<'a> {
             steps: self.steps,
         })
     }
+}
+
+/// A destination named as a directory.
+fn dest_is_dir(dest: &str) -> bool {
+    dest.ends_with('/') || dest.ends_with("/.") || dest == "."
 }
 
 /// A config-only instruction through [`crate::instructions`].
