@@ -543,3 +543,198 @@ fn copy_destinations_and_arg_env_precedence() {
         stderr(&o)
     );
 }
+
+/// The same Dockerfile built by Podman (buildah's builder; Debian's
+/// buildah itself is not installed here): images whose configs and file
+/// trees (both unpacked by umoci) match berth's.
+#[test]
+fn same_image_as_podman_build() {
+    if std::process::Command::new("podman")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("podman not installed: skipped");
+        return;
+    }
+    let root = Root::new();
+    let df = format!(
+        "ARG BASE={BUSYBOX}\nFROM $BASE AS build\nRUN mkdir -p /out && echo built > /out/bin && chmod 755 /out/bin\n\
+         FROM $BASE\nARG WHO=someone\nENV A=1 B=\"two words\" WHO=$WHO\nWORKDIR /app\n\
+         COPY src/ ./src/\nCOPY --chown=1000:1000 top.txt /etc/top.txt\nCOPY --from=build /out/bin /usr/local/bin/tool\n\
+         RUN echo \"$A $WHO\" > made && mkdir -p /var/x && ln -s /app/made /var/x/link && rm /etc/motd 2>/dev/null; true\n\
+         USER 1000:1000\nEXPOSE 8080 53/udp\nLABEL a=1 b=\"x y\"\nSTOPSIGNAL SIGTERM\n\
+         ENTRYPOINT [\"/bin/sh\", \"-c\"]\nCMD [\"cat /app/made\"]\n"
+    );
+    let ctx = context(
+        &root,
+        "ctx",
+        &[
+            ("Dockerfile", &df),
+            ("src/a", "a\n"),
+            ("src/sub/b", "b\n"),
+            ("top.txt", "top\n"),
+        ],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let repo = format!("{}/built-{}", common::PLAIN, std::process::id());
+    let target = format!("{repo}:v1");
+    built(&root, &ctx, &["-t", &target, "--build-arg", "WHO=cmp"]);
+    ok(&root, &["push", "-q", &target]);
+    let berth_layout = dir.path().join("berth");
+    let st = std::process::Command::new("skopeo")
+        .args(["copy", "-q", "--src-tls-verify=false"])
+        .arg(format!("docker://{target}"))
+        .arg(format!("oci:{}:v1", berth_layout.display()))
+        .status()
+        .unwrap();
+    assert!(st.success(), "skopeo copy");
+
+    let pm = dir.path().join("podman");
+    std::fs::create_dir_all(&pm).unwrap();
+    let conf = pm.join("storage.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "[storage]\ndriver = \"vfs\"\nrunroot = \"{0}/run\"\ngraphroot = \"{0}/root\"\n",
+            pm.display()
+        ),
+    )
+    .unwrap();
+    let podman = |args: &[&str]| {
+        let o = std::process::Command::new("podman")
+            .env("CONTAINERS_STORAGE_CONF", &conf)
+            .args(["--cgroup-manager=cgroupfs", "--events-backend=none"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "podman {args:?}: {}", stderr(&o));
+    };
+    let c = ctx.display().to_string();
+    podman(&[
+        "build",
+        "-q",
+        "--tls-verify=false",
+        "--isolation=chroot",
+        "--build-arg",
+        "WHO=cmp",
+        "-t",
+        "cmp",
+        &c,
+    ]);
+    let podman_layout = dir.path().join("podman-layout");
+    podman(&[
+        "push",
+        "-q",
+        "cmp",
+        &format!("oci:{}:v1", podman_layout.display()),
+    ]);
+
+    let (b_cfg, b_tree) = unpacked(&berth_layout, &dir.path().join("b"));
+    let (p_cfg, p_tree) = unpacked(&podman_layout, &dir.path().join("p"));
+    for k in [
+        "Entrypoint",
+        "Cmd",
+        "Env",
+        "WorkingDir",
+        "User",
+        "ExposedPorts",
+        "StopSignal",
+    ] {
+        assert_eq!(b_cfg[k], p_cfg[k], "{k}");
+    }
+    let mut p_labels = p_cfg["Labels"].clone();
+    p_labels
+        .as_object_mut()
+        .unwrap()
+        .remove("io.buildah.version");
+    assert_eq!(b_cfg["Labels"], p_labels);
+    // Buildah leaves its RUN mount points in the image, empty: not ours.
+    let mut p_tree = p_tree;
+    for k in [
+        "/dev",
+        "/proc",
+        "/sys",
+        "/run",
+        "/etc/hostname",
+        "/etc/hosts",
+        "/etc/resolv.conf",
+    ] {
+        if !b_tree.contains_key(k)
+            && let Some(v) = p_tree.remove(k)
+        {
+            assert!(v.starts_with("dir") || v.starts_with("file 0 "), "{k}: {v}");
+        }
+    }
+    let keys =
+        |m: &std::collections::BTreeMap<String, String>| m.keys().cloned().collect::<Vec<_>>();
+    assert_eq!(keys(&b_tree), keys(&p_tree));
+    for (k, v) in &b_tree {
+        assert_eq!(v, &p_tree[k], "{k}");
+    }
+}
+
+/// umoci's unpack of `layout:v1`: the image's `config` and its tree,
+/// path → kind, mode, owner, bytes' hash, link target (no mtimes).
+fn unpacked(
+    layout: &Path,
+    bundle: &Path,
+) -> (
+    serde_json::Value,
+    std::collections::BTreeMap<String, String>,
+) {
+    let o = std::process::Command::new("umoci")
+        .args(["unpack", "--image"])
+        .arg(format!("{}:v1", layout.display()))
+        .arg(bundle)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "umoci: {}", stderr(&o));
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
+    let blob = |d: &str| {
+        layout
+            .join("blobs/sha256")
+            .join(d.trim_start_matches("sha256:"))
+    };
+    let manifest: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(blob(index["manifests"][0]["digest"].as_str().unwrap())).unwrap(),
+    )
+    .unwrap();
+    let config: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(blob(manifest["config"]["digest"].as_str().unwrap())).unwrap(),
+    )
+    .unwrap();
+    let mut tree = std::collections::BTreeMap::new();
+    walk(&bundle.join("rootfs"), "", &mut tree);
+    (config["config"].clone(), tree)
+}
+
+fn walk(dir: &Path, rel: &str, out: &mut std::collections::BTreeMap<String, String>) {
+    use std::os::unix::fs::MetadataExt;
+    for e in std::fs::read_dir(dir).unwrap() {
+        let e = e.unwrap();
+        let name = format!("{rel}/{}", e.file_name().to_string_lossy());
+        let m = std::fs::symlink_metadata(e.path()).unwrap();
+        let what = if m.file_type().is_symlink() {
+            format!("link {}", std::fs::read_link(e.path()).unwrap().display())
+        } else if m.is_file() {
+            let data = std::fs::read(e.path()).unwrap();
+            let h = data
+                .iter()
+                .fold(0u64, |a, b| a.wrapping_mul(31).wrapping_add(*b as u64));
+            format!("file {} {h:x}", data.len())
+        } else if m.is_dir() {
+            "dir".to_string()
+        } else {
+            "other".to_string()
+        };
+        out.insert(
+            name.clone(),
+            format!("{what} {:o} {}:{}", m.mode() & 0o7777, m.uid(), m.gid()),
+        );
+        if m.is_dir() {
+            walk(&e.path(), &name, out);
+        }
+    }
+}
