@@ -738,3 +738,46 @@ fn walk(dir: &Path, rel: &str, out: &mut std::collections::BTreeMap<String, Stri
         }
     }
 }
+
+#[test]
+fn killed_midway_then_rebuilt() {
+    let root = Root::new();
+    let df = format!(
+        "FROM {BUSYBOX}\nRUN echo one > /one\nRUN sleep 30 && echo two > /two\nCMD [\"cat\", \"/one\"]\n"
+    );
+    let ctx = context(&root, "ctx", &[("Dockerfile", &df)]);
+    let mut child = root
+        .berth()
+        .args(["build", "-t", "killed"])
+        .arg(&ctx)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Until the sleeping step has started.
+    let mut err = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    while std::io::BufRead::read_line(&mut err, &mut line).unwrap() > 0
+        && !line.contains("RUN sleep")
+    {
+        line.clear();
+    }
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(
+        code(&berth(&root, &["image", "inspect", "killed"])),
+        1,
+        "no image"
+    );
+    // The rebuild sweeps the killed step's container and reuses the first step.
+    std::fs::write(ctx.join("Dockerfile"), df.replace("sleep 30", "sleep 0")).unwrap();
+    let out = built(&root, &ctx, &["-t", "killed"]);
+    assert_eq!(cached(&out), vec!["RUN echo one > /one"], "{out}");
+    assert!(
+        root.container_ids().is_empty(),
+        "{:?}",
+        root.container_ids()
+    );
+    assert_eq!(ok(&root, &["run", "--rm", "killed"]), "one\n");
+}

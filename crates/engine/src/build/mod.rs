@@ -99,6 +99,7 @@ pub fn build(engine: &Engine, req: &BuildRequest, out: &mut dyn Write) -> Result
         None => df.stages.len() - 1,
     };
     let needed = needed_stages(&df, target);
+    steps::sweep(engine)?;
     let mut b = steps::Builder::new(engine, req, &ctx, out, &df, &shown, &globals)?;
     for (i, _) in df.stages.iter().enumerate().take(target + 1) {
         if needed[i] {

@@ -327,6 +327,7 @@ impl<'a> Builder<'a> {
             user: nonempty(st.get("User")),
             workdir: nonempty(st.get("WorkingDir")),
             network: self.req.network.clone(),
+            labels: step_label(),
             ..Default::default()
         };
         let finished = crate::run::run(self.engine, &rr, &Progress::quiet())?;
@@ -540,6 +541,7 @@ impl<'a> Builder<'a> {
             command: vec!["/".into()],
             entrypoint: Some(String::new()),
             network: Network::None,
+            labels: step_label(),
             ..Default::default()
         };
         Ok(crate::run::create_only(self.engine, &rr, &Progress::quiet())?.id)
@@ -599,6 +601,30 @@ impl<'a> Builder<'a> {
             steps: self.steps,
         })
     }
+}
+
+/// The label of a step's container: the pid of the berth building.
+const STEP_LABEL: &str = "org.berth.build-step";
+
+fn step_label() -> std::collections::BTreeMap<String, String> {
+    [(STEP_LABEL.to_string(), std::process::id().to_string())].into()
+}
+
+/// Removes the step containers a killed build left (their berth is gone;
+/// a running build's are never touched).
+pub(super) fn sweep(engine: &Engine) -> Result<()> {
+    for c in engine.records()?.list()? {
+        let Some(pid) = c.labels.get(STEP_LABEL) else {
+            continue;
+        };
+        if !c.is_running()
+            && !std::path::Path::new("/proc").join(pid).exists()
+            && let Err(e) = crate::remove::remove(engine, &c.id, true)
+        {
+            tracing::debug!("sweep build step {}: {e:#}", c.id);
+        }
+    }
+    Ok(())
 }
 
 /// A destination named as a directory.
