@@ -108,6 +108,7 @@ EXPOSE 8080 53/udp
 LABEL org.example.a=1 "org.example.b"="two words"
 VOLUME ["/data"]
 STOPSIGNAL SIGUSR1
+HEALTHCHECK --interval=5s --retries=2 CMD test -e /app/sub/greeting || exit 1
 ENTRYPOINT ["/bin/echo"]
 CMD ["default", "cmd"]
 "#,
@@ -177,6 +178,10 @@ CMD ["default", "cmd"]
     assert_eq!(c["Cmd"], serde_json::json!(["default", "cmd"]));
     assert_eq!(c["Shell"], serde_json::json!(["/bin/sh", "-e", "-c"]));
     assert_eq!(c["StopSignal"], "SIGUSR1");
+    assert_eq!(
+        c["Healthcheck"],
+        serde_json::json!({"Test": ["CMD-SHELL", "test -e /app/sub/greeting || exit 1"], "Interval": 5_000_000_000u64, "Retries": 2})
+    );
     assert_eq!(c["Labels"]["org.example.b"], "two words");
     assert_eq!(c["Labels"]["org.example.a"], "1");
     assert!(

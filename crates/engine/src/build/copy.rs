@@ -282,6 +282,46 @@ fn append(
     Ok(())
 }
 
+/// ADD of a URL or an archive: not in this slice.
+pub fn refuse_add(srcs: &[String]) -> Result<()> {
+    for s in srcs {
+        if s.contains("://") {
+            bail!("ADD of a remote URL ({s}) is not supported by berth build yet");
+        }
+        let archive = [
+            ".tar", ".tar.gz", ".tgz", ".tar.xz", ".txz", ".tar.bz2", ".tbz2", ".tar.zst",
+        ];
+        if archive.iter().any(|a| s.ends_with(a)) {
+            bail!(
+                "ADD of a local archive ({s}) is not supported by berth build yet: use COPY and RUN tar"
+            );
+        }
+    }
+    Ok(())
+}
+
+/// `--chown=UID[:GID]` (numeric, or root).
+pub fn chown(v: &str) -> Result<(u32, u32)> {
+    let id = |s: &str| -> Result<u32> {
+        match s {
+            "root" => Ok(0),
+            s => s
+                .parse()
+                .map_err(|_| anyhow!("--chown={v}: only numeric ids (and root) are supported yet")),
+        }
+    };
+    let (u, g) = v.split_once(':').unwrap_or((v, v));
+    Ok((id(u)?, id(g)?))
+}
+
+/// `--chmod=OCTAL`.
+pub fn chmod(v: &str) -> Result<u32> {
+    u32::from_str_radix(v, 8)
+        .ok()
+        .filter(|m| *m <= 0o7777)
+        .ok_or_else(|| anyhow!("invalid --chmod={v}: an octal mode is needed"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -121,7 +121,10 @@ pub fn parse(text: &str, file: &str) -> Result<Dockerfile> {
         if !KNOWN.contains(&keyword.as_str()) {
             return Err(err(line, format!("unknown instruction: {word}")));
         }
-        let (flags, rest) = if matches!(keyword.as_str(), "FROM" | "COPY" | "ADD" | "RUN") {
+        let (flags, rest) = if matches!(
+            keyword.as_str(),
+            "FROM" | "COPY" | "ADD" | "RUN" | "HEALTHCHECK"
+        ) {
             split_flags(rest.trim())
         } else {
             (Vec::new(), rest.trim())

@@ -209,7 +209,7 @@ impl<'a> Builder<'a> {
                 }
                 "ARG" => self.arg(&mut st, inst),
                 "SHELL" => shell(&mut st, inst),
-                "HEALTHCHECK" => Err(anyhow!("HEALTHCHECK is not supported by berth build yet")),
+                "HEALTHCHECK" => healthcheck(&mut st, inst),
                 "MAINTAINER" => {
                     let who = inst.shell_text();
                     st.config["author"] = json!(who);
@@ -401,7 +401,7 @@ impl<'a> Builder<'a> {
             bail!("{} requires at least two arguments", inst.keyword);
         };
         if inst.keyword == "ADD" {
-            refuse_add(srcs)?;
+            copy::refuse_add(srcs)?;
         }
         let workdir = st
             .get("WorkingDir")
@@ -414,8 +414,8 @@ impl<'a> Builder<'a> {
             format!("{}/{dest}", workdir.trim_end_matches('/'))
         };
         let meta = Meta {
-            owner: inst.flag("chown").map(chown).transpose()?,
-            mode: inst.flag("chmod").map(chmod).transpose()?,
+            owner: inst.flag("chown").map(copy::chown).transpose()?,
+            mode: inst.flag("chmod").map(copy::chmod).transpose()?,
         };
         let (mut packed, from_key) =
             self.pack(inst, srcs, (&dest_abs, dest), meta, stage, false)?;
@@ -653,6 +653,56 @@ fn meta(st: &mut State, inst: &Instruction) -> Result<()> {
     Ok(())
 }
 
+/// `HEALTHCHECK [--interval=D …] CMD …` or `HEALTHCHECK NONE`: the
+/// config's Healthcheck, durations in nanoseconds, unset ones left out.
+fn healthcheck(st: &mut State, inst: &Instruction) -> Result<()> {
+    let rest = inst.shell_text();
+    let (word, cmd) = rest
+        .split_once(char::is_whitespace)
+        .map(|(w, c)| (w, c.trim()))
+        .unwrap_or((rest.as_str(), ""));
+    let mut h = Map::new();
+    match word.to_ascii_uppercase().as_str() {
+        "NONE" if cmd.is_empty() && inst.flags.is_empty() => {
+            h.insert("Test".into(), json!(["NONE"]));
+        }
+        "NONE" => bail!("HEALTHCHECK NONE takes no arguments"),
+        "CMD" if !cmd.is_empty() => {
+            let test = match super::dockerfile::json_form(cmd) {
+                Some(v) => [vec!["CMD".to_string()], v].concat(),
+                None => vec!["CMD-SHELL".to_string(), cmd.to_string()],
+            };
+            h.insert("Test".into(), json!(test));
+            for (k, v) in &inst.flags {
+                let (name, value) = match k.as_str() {
+                    "interval" => ("Interval", json!(crate::health::parse_go_duration(v)?)),
+                    "timeout" => ("Timeout", json!(crate::health::parse_go_duration(v)?)),
+                    "start-period" => ("StartPeriod", json!(crate::health::parse_go_duration(v)?)),
+                    "start-interval" => {
+                        ("StartInterval", json!(crate::health::parse_go_duration(v)?))
+                    }
+                    "retries" => (
+                        "Retries",
+                        json!(
+                            v.parse::<u32>()
+                                .map_err(|_| anyhow!("invalid --retries={v}"))?
+                        ),
+                    ),
+                    other => bail!("unknown flag: --{other}"),
+                };
+                h.insert(name.into(), value);
+            }
+        }
+        _ => bail!("HEALTHCHECK needs CMD and a command, or NONE"),
+    }
+    st.inner().insert("Healthcheck".into(), Value::Object(h));
+    let after = serde_json::to_string(&st.get("Healthcheck"))?;
+    st.key = key(&st.key, &[&inst.text(), &after]);
+    st.push_history(&format!("{} # buildkit", inst.text()), true, None);
+    st.dirty = true;
+    Ok(())
+}
+
 /// `SHELL ["…", …]` (exec form only, as in Docker).
 fn shell(st: &mut State, inst: &Instruction) -> Result<()> {
     let Args::Exec(v) = &inst.args else {
@@ -666,46 +716,6 @@ fn shell(st: &mut State, inst: &Instruction) -> Result<()> {
     st.push_history(&format!("{} # buildkit", inst.text()), true, None);
     st.dirty = true;
     Ok(())
-}
-
-/// ADD of a URL or an archive: not in this slice.
-fn refuse_add(srcs: &[String]) -> Result<()> {
-    for s in srcs {
-        if s.contains("://") {
-            bail!("ADD of a remote URL ({s}) is not supported by berth build yet");
-        }
-        let archive = [
-            ".tar", ".tar.gz", ".tgz", ".tar.xz", ".txz", ".tar.bz2", ".tbz2", ".tar.zst",
-        ];
-        if archive.iter().any(|a| s.ends_with(a)) {
-            bail!(
-                "ADD of a local archive ({s}) is not supported by berth build yet: use COPY and RUN tar"
-            );
-        }
-    }
-    Ok(())
-}
-
-/// `--chown=UID[:GID]` (numeric, or root).
-fn chown(v: &str) -> Result<(u32, u32)> {
-    let id = |s: &str| -> Result<u32> {
-        match s {
-            "root" => Ok(0),
-            s => s
-                .parse()
-                .map_err(|_| anyhow!("--chown={v}: only numeric ids (and root) are supported yet")),
-        }
-    };
-    let (u, g) = v.split_once(':').unwrap_or((v, v));
-    Ok((id(u)?, id(g)?))
-}
-
-/// `--chmod=OCTAL`.
-fn chmod(v: &str) -> Result<u32> {
-    u32::from_str_radix(v, 8)
-        .ok()
-        .filter(|m| *m <= 0o7777)
-        .ok_or_else(|| anyhow!("invalid --chmod={v}: an octal mode is needed"))
 }
 
 fn scratch_config() -> Value {
