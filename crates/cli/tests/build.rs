@@ -786,3 +786,30 @@ fn killed_midway_then_rebuilt() {
     );
     assert_eq!(ok(&root, &["run", "--rm", "killed"]), "one\n");
 }
+
+#[test]
+fn copy_chown_by_name() {
+    let root = Root::new();
+    let df = format!(
+        "FROM {BUSYBOX}\nARG WHO=daemon\nCOPY --chown=app:staff f /a\nCOPY --chown=nobody f /b\nCOPY --chown=$WHO f /c\n\
+         RUN stat -c '%u:%g' /a /b /c > /owners\n"
+    );
+    let ctx = context(&root, "ctx", &[("f", "F"), ("Dockerfile", &df)]);
+    built(&root, &ctx, &["-t", "owned"]);
+    assert_eq!(
+        cat(&root, "owned", "/owners"),
+        "1000:50\n65534:65534\n1:1\n"
+    );
+    let f = write(
+        &ctx,
+        "Dockerfile.bad",
+        &format!("FROM {BUSYBOX}\nCOPY --chown=nosuch f /a\n"),
+    );
+    let o = build(&root, &ctx, &["-f", &f]);
+    assert_eq!(code(&o), 1);
+    assert!(
+        stderr(&o).contains("unable to find nosuch in the image's /etc/passwd"),
+        "{}",
+        stderr(&o)
+    );
+}

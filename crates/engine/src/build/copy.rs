@@ -300,18 +300,32 @@ pub fn refuse_add(srcs: &[String]) -> Result<()> {
     Ok(())
 }
 
-/// `--chown=UID[:GID]` (numeric, or root).
-pub fn chown(v: &str) -> Result<(u32, u32)> {
-    let id = |s: &str| -> Result<u32> {
-        match s {
-            "root" => Ok(0),
-            s => s
-                .parse()
-                .map_err(|_| anyhow!("--chown={v}: only numeric ids (and root) are supported yet")),
+/// `--chown=USER[:GROUP]`, ids or names; a name is looked up by
+/// `lookup(file, name)` (`passwd` or `group`, the image's); without a
+/// group, the user's id is the group's too, as in Docker.
+pub fn chown(v: &str, lookup: &mut dyn FnMut(&str, &str) -> Result<u32>) -> Result<(u32, u32)> {
+    let mut id = |s: &str, file: &str| -> Result<u32> {
+        match s.parse() {
+            Ok(n) => Ok(n),
+            Err(_) if s.is_empty() => bail!("invalid --chown={v}"),
+            Err(_) => lookup(file, s).with_context(|| format!("--chown={v}")),
         }
     };
-    let (u, g) = v.split_once(':').unwrap_or((v, v));
-    Ok((id(u)?, id(g)?))
+    match v.split_once(':') {
+        Some((u, g)) => Ok((id(u, "passwd")?, id(g, "group")?)),
+        None => {
+            let u = id(v, "passwd")?;
+            Ok((u, u))
+        }
+    }
+}
+
+/// The id of `name` in an `/etc/passwd` or `/etc/group` text.
+pub fn id_in(text: &str, name: &str) -> Option<u32> {
+    text.lines()
+        .map(|l| l.split(':').collect::<Vec<_>>())
+        .find(|f| f.len() > 2 && f[0] == name)
+        .and_then(|f| f[2].parse().ok())
 }
 
 /// `--chmod=OCTAL`.
@@ -325,6 +339,23 @@ pub fn chmod(v: &str) -> Result<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn chown_names_and_ids() {
+        let passwd = "root:x:0:0::/root:/bin/sh\napp:x:1000:1001::/home/app:/bin/sh\n";
+        let group = "root:x:0:\nstaff:x:50:\n";
+        let mut look = |file: &str, name: &str| -> Result<u32> {
+            id_in(if file == "passwd" { passwd } else { group }, name)
+                .ok_or_else(|| anyhow!("unable to find {name} in /etc/{file}"))
+        };
+        assert_eq!(chown("1:2", &mut look).unwrap(), (1, 2));
+        assert_eq!(chown("7", &mut look).unwrap(), (7, 7));
+        assert_eq!(chown("app", &mut look).unwrap(), (1000, 1000));
+        assert_eq!(chown("app:staff", &mut look).unwrap(), (1000, 50));
+        assert_eq!(chown("root:5", &mut look).unwrap(), (0, 5));
+        assert!(chown("nobody", &mut look).is_err());
+        assert!(chown(":1", &mut look).is_err());
+    }
 
     #[test]
     fn sources_stay_inside() {

@@ -11,97 +11,10 @@ use serde_json::{Map, Value, json};
 use super::cache::{Cache, key};
 use super::copy::{self, Context, From, Meta};
 use super::dockerfile::{Args, Dockerfile, Instruction};
+use super::state::{State, scratch_config};
 use super::{BuildRequest, Built, StepFailed};
 use crate::Engine;
 use crate::request::{Network, PullPolicy, RunRequest};
-
-/// A stage as far as it is built.
-#[derive(Clone)]
-struct State {
-    /// The last image stored (None: scratch, nothing yet).
-    image: Option<ImageRecord>,
-    /// The image config as it is now.
-    config: Value,
-    /// The cache key of everything so far.
-    key: String,
-    /// Whether `config` has changes `image` has not.
-    dirty: bool,
-    /// This stage's ARGs, `K=V`.
-    args: Vec<String>,
-    /// Whether a CMD came earlier in the stage.
-    cmd_set: bool,
-}
-
-impl State {
-    fn inner(&mut self) -> &mut Map<String, Value> {
-        let obj = self
-            .config
-            .as_object_mut()
-            .expect("an image config is an object");
-        let inner = obj.entry("config").or_insert_with(|| json!({}));
-        if !inner.is_object() {
-            *inner = json!({});
-        }
-        inner.as_object_mut().expect("an object")
-    }
-
-    fn get(&self, k: &str) -> Option<&Value> {
-        self.config.get("config").and_then(|c| c.get(k))
-    }
-
-    fn env(&self) -> Vec<String> {
-        strings(self.get("Env"))
-    }
-
-    /// The ARGs, then the ENV over them: what `$VAR`s see.
-    fn vars(&self) -> Vec<String> {
-        [self.args.clone(), self.env()].concat()
-    }
-
-    fn shell(&self) -> Vec<String> {
-        let s = strings(self.get("Shell"));
-        if s.is_empty() {
-            vec!["/bin/sh".into(), "-c".into()]
-        } else {
-            s
-        }
-    }
-
-    fn push_history(&mut self, created_by: &str, empty: bool, diff_id: Option<&str>) {
-        let now = crate::timefmt::now_rfc3339();
-        let obj = self.config.as_object_mut().expect("an object");
-        if let Some(d) = diff_id {
-            let rootfs = obj
-                .entry("rootfs")
-                .or_insert_with(|| json!({"type": "layers", "diff_ids": []}));
-            if let Some(ids) = rootfs.get_mut("diff_ids").and_then(Value::as_array_mut) {
-                ids.push(json!(d));
-            }
-        }
-        let mut e = Map::new();
-        e.insert("created".into(), json!(now));
-        e.insert("created_by".into(), json!(created_by));
-        e.insert("comment".into(), json!("buildkit.dockerfile.v0"));
-        if empty {
-            e.insert("empty_layer".into(), json!(true));
-        }
-        let h = obj.entry("history").or_insert_with(|| json!([]));
-        if let Some(h) = h.as_array_mut() {
-            h.push(Value::Object(e));
-        }
-        obj.insert("created".into(), json!(now));
-    }
-}
-
-fn strings(v: Option<&Value>) -> Vec<String> {
-    v.and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(|s| s.as_str().map(String::from))
-                .collect()
-        })
-        .unwrap_or_default()
-}
 
 pub(super) struct Builder<'a> {
     engine: &'a Engine,
@@ -413,8 +326,24 @@ impl<'a> Builder<'a> {
         } else {
             format!("{}/{dest}", workdir.trim_end_matches('/'))
         };
+        let owner = match inst.flag("chown") {
+            Some(v) => {
+                let v = crate::instructions::substitute(v, &vars)?;
+                let img = st.image.clone();
+                let mut lookup = |file: &str, name: &str| -> Result<u32> {
+                    let text = match &img {
+                        Some(img) => self.image_file(img, &format!("/etc/{file}"))?,
+                        None => String::new(),
+                    };
+                    copy::id_in(&text, name)
+                        .ok_or_else(|| anyhow!("unable to find {name} in the image's /etc/{file}"))
+                };
+                Some(copy::chown(&v, &mut lookup)?)
+            }
+            None => None,
+        };
         let meta = Meta {
-            owner: inst.flag("chown").map(copy::chown).transpose()?,
+            owner,
             mode: inst.flag("chmod").map(copy::chmod).transpose()?,
         };
         let (mut packed, from_key) =
@@ -531,6 +460,32 @@ impl<'a> Builder<'a> {
         );
         crate::remove::remove(self.engine, &id, true)?;
         Ok((p?, img.id.to_string()))
+    }
+
+    /// The text of `path` in `img` (empty when it has none).
+    fn image_file(&self, img: &ImageRecord, path: &str) -> Result<String> {
+        let id = self.container(img)?;
+        let mut raw = Vec::new();
+        let opts = crate::cp::CpOptions {
+            archive: true,
+            follow_link: true,
+        };
+        let got = crate::cp::copy_out(
+            self.engine,
+            &id,
+            path,
+            crate::cp::HostDst::Stream(&mut raw),
+            opts,
+        );
+        crate::remove::remove(self.engine, &id, true)?;
+        if got.is_err() {
+            return Ok(String::new());
+        }
+        let mut text = String::new();
+        if let Some(e) = tar::Archive::new(raw.as_slice()).entries()?.next() {
+            std::io::Read::read_to_string(&mut std::io::Read::take(e?, 16 << 20), &mut text)?;
+        }
+        Ok(text)
     }
 
     /// A container made (not started) from `img`, for its filesystem.
@@ -716,22 +671,6 @@ fn shell(st: &mut State, inst: &Instruction) -> Result<()> {
     st.push_history(&format!("{} # buildkit", inst.text()), true, None);
     st.dirty = true;
     Ok(())
-}
-
-fn scratch_config() -> Value {
-    let arch = match std::env::consts::ARCH {
-        "x86_64" => "amd64",
-        "aarch64" => "arm64",
-        "arm" => "arm",
-        other => other,
-    };
-    json!({
-        "architecture": arch,
-        "os": "linux",
-        "config": {"Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]},
-        "rootfs": {"type": "layers", "diff_ids": []},
-        "history": [],
-    })
 }
 
 /// A staging directory under the engine's root.
