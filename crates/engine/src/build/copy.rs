@@ -7,7 +7,7 @@
 //! copied as a symlink), and a source naming a path outside the context
 //! (`../x`) is refused, so nothing outside the context is ever read.
 
-use std::io::Read;
+use std::io::{self, Read, Seek};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result, anyhow, bail};
@@ -40,7 +40,8 @@ pub struct Meta {
 /// A packed COPY: its tar stream and content hash (names, kinds, modes,
 /// owners, link targets and bytes; never mtimes).
 pub struct Packed {
-    pub tar: Vec<u8>,
+    /// The stream, spooled to an unlinked file, read from its start.
+    pub tar: std::fs::File,
     pub hash: String,
     /// Whether it was packed for a directory destination.
     pub dir: bool,
@@ -142,22 +143,23 @@ fn inside(src: &str) -> Result<Vec<String>> {
 /// Packs `srcs` (paths in `from`) to land at `dest` (absolute, a
 /// directory when `dest_dir`): a directory's contents go into it, a
 /// file by its name into a directory `dest`, else to `dest` itself.
+/// The streams are spooled to files in `spool`, never held in memory.
 pub fn pack(
     from: &From<'_>,
     srcs: &[String],
-    dest: &str,
-    dest_dir: bool,
+    (dest, dest_dir): (&str, bool),
     meta: Meta,
+    spool: &Path,
 ) -> Result<Packed> {
-    let mut out = tar::Builder::new(Vec::new());
+    let mut out = tar::Builder::new(io::BufWriter::new(spool_file(spool)?));
     let mut hasher = Hasher::new();
     let dest = dest
         .trim_start_matches('/')
         .trim_end_matches('/')
         .to_string();
     for src in srcs {
-        let raw = read_source(from, src)?;
-        let mut a = tar::Archive::new(raw.as_slice());
+        let raw = read_source(from, src, spool)?;
+        let mut a = tar::Archive::new(io::BufReader::new(raw));
         for e in a.entries().context("reading a source's tar")? {
             let mut e = e?;
             let name = e.path()?.to_string_lossy().into_owned();
@@ -183,7 +185,9 @@ pub fn pack(
             append(&mut out, &mut hasher, &mut e, &target, meta, src, &dest)?;
         }
     }
-    let tar = out.into_inner().context("finishing the COPY stream")?;
+    let w = out.into_inner().context("finishing the COPY stream")?;
+    let mut tar = w.into_inner().map_err(|e| e.into_error())?;
+    tar.seek(io::SeekFrom::Start(0))?;
     Ok(Packed {
         tar,
         hash: hasher.finish().to_string(),
@@ -204,8 +208,8 @@ fn join(dest: &str, rest: &str) -> String {
 }
 
 /// `src` of `from` as a tar stream whose first entry is its base name.
-fn read_source(from: &From<'_>, src: &str) -> Result<Vec<u8>> {
-    let mut raw = Vec::new();
+fn read_source(from: &From<'_>, src: &str, spool: &Path) -> Result<std::fs::File> {
+    let mut raw = io::BufWriter::new(spool_file(spool)?);
     match from {
         From::Context(c) => {
             let path = if src.is_empty() { "." } else { src };
@@ -229,15 +233,47 @@ fn read_source(from: &From<'_>, src: &str) -> Result<Vec<u8>> {
             )?;
         }
     }
-    Ok(raw)
+    let mut f = raw.into_inner().map_err(|e| e.into_error())?;
+    f.seek(io::SeekFrom::Start(0))?;
+    Ok(f)
+}
+
+/// A file in `dir`, unlinked at once: gone with its last descriptor.
+fn spool_file(dir: &Path) -> Result<std::fs::File> {
+    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let path = dir.join(format!("spool-{}-{n}", std::process::id()));
+    let f = std::fs::File::options()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(&path)
+        .with_context(|| format!("create {}", path.display()))?;
+    std::fs::remove_file(&path)?;
+    Ok(f)
+}
+
+/// Hashes what is read through it.
+struct Hashing<'h, R> {
+    inner: R,
+    hasher: &'h mut Hasher,
+}
+
+impl<R: Read> Read for Hashing<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
 }
 
 /// One entry, renamed to `target`, owners and mode as `meta` says, into
 /// the stream and the hash.
-fn append(
-    out: &mut tar::Builder<Vec<u8>>,
+fn append<W: io::Write, R: Read>(
+    out: &mut tar::Builder<W>,
     hasher: &mut Hasher,
-    e: &mut tar::Entry<'_, &[u8]>,
+    e: &mut tar::Entry<'_, R>,
     target: &str,
     meta: Meta,
     src: &str,
@@ -253,8 +289,6 @@ fn append(
     }
     let kind = h.entry_type();
     let link = e.link_name()?.map(|l| l.to_string_lossy().into_owned());
-    let mut data = Vec::new();
-    e.read_to_end(&mut data)?;
     let line = format!(
         "{target}\0{:?}\0{:o}\0{}\0{}\0{}\0{}\n",
         kind,
@@ -262,10 +296,9 @@ fn append(
         h.uid()?,
         h.gid()?,
         link.as_deref().unwrap_or(""),
-        data.len()
+        h.size()?
     );
     hasher.update(line.as_bytes());
-    hasher.update(&data);
     match (kind, link) {
         (tar::EntryType::Link, Some(l)) => {
             // A hard link names another entry of the same source.
@@ -277,7 +310,7 @@ fn append(
             out.append_link(&mut h, target, to)?;
         }
         (tar::EntryType::Symlink, Some(l)) => out.append_link(&mut h, target, l)?,
-        _ => out.append_data(&mut h, target, data.as_slice())?,
+        _ => out.append_data(&mut h, target, Hashing { inner: e, hasher })?,
     }
     Ok(())
 }
@@ -387,15 +420,28 @@ mod tests {
         std::os::unix::fs::symlink("/etc/passwd", d.path().join("dir/out")).unwrap();
         let c = Context::open(d.path()).unwrap();
         let from = From::Context(&c);
+        let sp = tempfile::tempdir().unwrap();
+        let pack = |from: &From<'_>, srcs: &[String], dest: &str, dir: bool, meta: Meta| {
+            pack(from, srcs, (dest, dir), meta, sp.path())
+        };
+        let names = |p: Packed| -> Vec<String> {
+            tar::Archive::new(p.tar)
+                .entries()
+                .unwrap()
+                .map(|e| e.unwrap().path().unwrap().to_string_lossy().into_owned())
+                .collect()
+        };
         let srcs = vec!["dir".to_string(), "f".to_string()];
         let p = pack(&from, &srcs, "/app/", true, Meta::default()).unwrap();
-        let mut names: Vec<String> = tar::Archive::new(p.tar.as_slice())
-            .entries()
-            .unwrap()
-            .map(|e| e.unwrap().path().unwrap().to_string_lossy().into_owned())
-            .collect();
-        names.sort();
-        assert_eq!(names, vec!["app/f", "app/out", "app/sub", "app/sub/x"]);
+        let hash = p.hash.clone();
+        let mut all = names(p);
+        all.sort();
+        assert_eq!(all, vec!["app/f", "app/out", "app/sub", "app/sub/x"]);
+        let p = Packed {
+            tar: tempfile::tempfile().unwrap(),
+            hash,
+            dir: true,
+        };
         // mtimes do not count; bytes and owners do.
         let again = pack(&from, &srcs, "/app/", true, Meta::default()).unwrap();
         assert_eq!(p.hash, again.hash);
@@ -415,11 +461,6 @@ mod tests {
             pack(&from, &srcs, "/app/", true, owned).unwrap().hash
         );
         let one = pack(&from, &["f".to_string()], "/x", false, Meta::default()).unwrap();
-        let e: Vec<String> = tar::Archive::new(one.tar.as_slice())
-            .entries()
-            .unwrap()
-            .map(|e| e.unwrap().path().unwrap().to_string_lossy().into_owned())
-            .collect();
-        assert_eq!(e, vec!["x"]);
+        assert_eq!(names(one), vec!["x"]);
     }
 }

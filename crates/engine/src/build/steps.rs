@@ -376,7 +376,7 @@ impl<'a> Builder<'a> {
                     self.engine,
                     &id,
                     "/",
-                    crate::cp::HostSrc::Stream(&mut packed.tar.as_slice()),
+                    crate::cp::HostSrc::Stream(&mut packed.tar),
                     crate::cp::CpOptions {
                         archive: true,
                         follow_link: false,
@@ -393,9 +393,8 @@ impl<'a> Builder<'a> {
                     mode: berth_snapshot::ApplyMode::Plain,
                     ..Default::default()
                 };
-                let made =
-                    berth_snapshot::extract_archive(packed.tar.as_slice(), dir.path(), &opts)
-                        .and_then(|_| self.layer(st, dir.path(), &created_by));
+                let made = berth_snapshot::extract_archive(&mut packed.tar, dir.path(), &opts)
+                    .and_then(|_| self.layer(st, dir.path(), &created_by));
                 made?;
             }
         }
@@ -429,7 +428,14 @@ impl<'a> Builder<'a> {
                 );
             }
             meta.owner = meta.owner.or(Some((0, 0)));
-            let p = copy::pack(&From::Context(self.ctx), &paths, dest_abs, dir, meta)?;
+            let spool = self.engine.root.join("build-tmp");
+            let p = copy::pack(
+                &From::Context(self.ctx),
+                &paths,
+                (dest_abs, dir),
+                meta,
+                &spool,
+            )?;
             return Ok((p, "context".into()));
         };
         let img =
@@ -451,13 +457,9 @@ impl<'a> Builder<'a> {
             .collect();
         let dir = into_dir || dest_is_dir(dest) || paths.len() > 1;
         let id = self.container(&img)?;
-        let p = copy::pack(
-            &From::Container(self.engine, &id),
-            &paths,
-            dest_abs,
-            dir,
-            meta,
-        );
+        let spool = self.engine.root.join("build-tmp");
+        let from = From::Container(self.engine, &id);
+        let p = copy::pack(&from, &paths, (dest_abs, dir), meta, &spool);
         crate::remove::remove(self.engine, &id, true)?;
         Ok((p?, img.id.to_string()))
     }
