@@ -813,3 +813,42 @@ fn copy_chown_by_name() {
         stderr(&o)
     );
 }
+
+#[test]
+fn onbuild_triggers_run_in_the_child() {
+    let root = Root::new();
+    let df = format!(
+        "FROM {BUSYBOX}\nONBUILD COPY f /from-trigger\nONBUILD RUN echo trig > /t\nCMD [\"true\"]\n"
+    );
+    let ctx = context(&root, "base", &[("f", "base context"), ("Dockerfile", &df)]);
+    built(&root, &ctx, &["-t", "withtriggers"]);
+    let c = config(&root, "withtriggers");
+    assert_eq!(
+        c["OnBuild"],
+        serde_json::json!(["COPY f /from-trigger", "RUN echo trig > /t"])
+    );
+    // Not run in the build that declares them.
+    let o = root.run(&["--rm", "withtriggers", "ls", "/t"]);
+    assert_ne!(code(&o), 0);
+    let child = context(
+        &root,
+        "child",
+        &[
+            ("f", "child context"),
+            ("Dockerfile", "FROM withtriggers\nRUN cat /t\n"),
+        ],
+    );
+    let out = built(&root, &child, &["-t", "child"]);
+    assert!(out.contains("[onbuild 2/2] RUN echo trig > /t"), "{out}");
+    assert_eq!(cat(&root, "child", "/from-trigger"), "child context");
+    assert_eq!(cat(&root, "child", "/t"), "trig\n");
+    assert!(
+        config(&root, "child")
+            .get("OnBuild")
+            .is_none_or(|v| v.is_null()),
+        "not inherited"
+    );
+    // Cached the second time, triggers included.
+    let out = built(&root, &child, &["-t", "child"]);
+    assert_eq!(cached(&out).len(), 3, "{out}");
+}

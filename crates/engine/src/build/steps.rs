@@ -109,35 +109,70 @@ impl<'a> Builder<'a> {
         let base =
             crate::instructions::substitute(&s.base, self.globals).map_err(|e| at(e, s.line))?;
         let mut st = self.from(&base, i, &label(1)).map_err(|e| at(e, s.line))?;
+        self.onbuild(&mut st, i).map_err(|e| at(e, s.line))?;
         let mut k = 1;
         for inst in &s.instructions {
-            let r = match inst.keyword.as_str() {
-                "RUN" => {
-                    k += 1;
-                    self.run(&mut st, inst, &label(k))
+            if matches!(inst.keyword.as_str(), "RUN" | "COPY" | "ADD") {
+                k += 1;
+            }
+            self.step(&mut st, inst, &label(k), i).map_err(|e| {
+                match e.downcast::<StepFailed>() {
+                    Ok(f) => anyhow::Error::new(f),
+                    Err(e) => at(e, inst.line),
                 }
-                "COPY" | "ADD" => {
-                    k += 1;
-                    self.copy(&mut st, inst, &label(k), i)
-                }
-                "ARG" => self.arg(&mut st, inst),
-                "SHELL" => shell(&mut st, inst),
-                "HEALTHCHECK" => healthcheck(&mut st, inst),
-                "MAINTAINER" => {
-                    let who = inst.shell_text();
-                    st.config["author"] = json!(who);
-                    st.key = key(&st.key, &["MAINTAINER", &who]);
-                    st.dirty = true;
-                    Ok(())
-                }
-                _ => meta(&mut st, inst),
-            };
-            r.map_err(|e| match e.downcast::<StepFailed>() {
-                Ok(f) => anyhow::Error::new(f),
-                Err(e) => at(e, inst.line),
             })?;
         }
         self.done[i] = Some(st);
+        Ok(())
+    }
+
+    /// One instruction of stage `i`.
+    fn step(&mut self, st: &mut State, inst: &Instruction, label: &str, i: usize) -> Result<()> {
+        match inst.keyword.as_str() {
+            "RUN" => self.run(st, inst, label),
+            "COPY" | "ADD" => self.copy(st, inst, label, i),
+            "ARG" => self.arg(st, inst),
+            "SHELL" => shell(st, inst),
+            "HEALTHCHECK" => healthcheck(st, inst),
+            "MAINTAINER" => {
+                let who = inst.shell_text();
+                st.config["author"] = json!(who);
+                st.key = key(&st.key, &["MAINTAINER", &who]);
+                st.dirty = true;
+                Ok(())
+            }
+            _ => meta(st, inst),
+        }
+    }
+
+    /// The base's ONBUILD triggers, run first, as Docker runs them; the
+    /// new image does not keep them.
+    fn onbuild(&mut self, st: &mut State, i: usize) -> Result<()> {
+        let triggers = super::state::strings(st.get("OnBuild"));
+        if triggers.is_empty() {
+            return Ok(());
+        }
+        st.inner().remove("OnBuild");
+        st.key = key(&st.key, &["ONBUILD", &triggers.join("\n")]);
+        st.dirty = true;
+        let text = format!("FROM scratch\n{}\n", triggers.join("\n"));
+        let parsed = super::dockerfile::parse(&text, "ONBUILD")?;
+        let insts = &parsed.stages[0].instructions;
+        let m = insts
+            .iter()
+            .filter(|x| matches!(x.keyword.as_str(), "RUN" | "COPY" | "ADD"))
+            .count();
+        let mut j = 0;
+        for inst in insts {
+            if matches!(inst.keyword.as_str(), "ONBUILD" | "FROM" | "MAINTAINER") {
+                bail!("{} isn't allowed as an ONBUILD trigger", inst.keyword);
+            }
+            if matches!(inst.keyword.as_str(), "RUN" | "COPY" | "ADD") {
+                j += 1;
+            }
+            self.step(st, inst, &format!("[onbuild {j}/{m}]"), i)
+                .map_err(|e| anyhow!("ONBUILD {}: {e:#}", inst.text()))?;
+        }
         Ok(())
     }
 
