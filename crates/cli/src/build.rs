@@ -5,6 +5,8 @@
 
 use std::os::fd::AsFd;
 
+use std::io::Read;
+
 use anyhow::{Context, Result, bail};
 use berth_engine::Engine;
 use berth_engine::build::{BuildRequest, build as run_build};
@@ -35,9 +37,20 @@ pub fn build(engine: &Engine, args: &BuildArgs) -> Result<u8> {
         .network
         .clone()
         .unwrap_or_else(|| berth_engine::network::default_mode(engine));
+    // `-f -`: the Dockerfile from stdin.
+    let stdin = args.file.as_deref() == Some(std::path::Path::new("-"));
+    let dockerfile_text = if stdin {
+        let mut t = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin().take(16 << 20), &mut t)
+            .context("read the Dockerfile from stdin")?;
+        Some(t)
+    } else {
+        None
+    };
     let req = BuildRequest {
         context: args.context.clone(),
-        dockerfile: args.file.clone(),
+        dockerfile: args.file.clone().filter(|_| !stdin),
+        dockerfile_text,
         tags: args.tags.clone(),
         build_args,
         target: args.target.clone(),

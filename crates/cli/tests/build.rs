@@ -852,3 +852,46 @@ fn onbuild_triggers_run_in_the_child() {
     let out = built(&root, &child, &["-t", "child"]);
     assert_eq!(cached(&out).len(), 3, "{out}");
 }
+
+#[test]
+fn stdin_dockerfile_proxy_args_and_source_date_epoch() {
+    let root = Root::new();
+    let ctx = context(&root, "ctx", &[("f", "F")]);
+    let df = format!("FROM {BUSYBOX}\nCOPY f /f\nRUN echo \"proxy=$http_proxy\" > /p\n");
+    let mut c = root
+        .berth()
+        .args([
+            "build",
+            "-f",
+            "-",
+            "-t",
+            "fromstdin",
+            "--build-arg",
+            "http_proxy=http://127.0.0.1:9",
+        ])
+        .args(["--build-arg", "UNUSED=1"])
+        .arg(&ctx)
+        .env("SOURCE_DATE_EPOCH", "1700000000")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut c.stdin.take().unwrap(), df.as_bytes()).unwrap();
+    let o = c.wait_with_output().unwrap();
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("[Warning] One or more build-args [UNUSED] were not consumed"),
+        "{}",
+        stderr(&o)
+    );
+    // A predefined proxy ARG reaches the RUN, not the image.
+    assert_eq!(cat(&root, "fromstdin", "/p"), "proxy=http://127.0.0.1:9\n");
+    let v: serde_json::Value =
+        serde_json::from_str(&ok(&root, &["image", "inspect", "fromstdin"])).unwrap();
+    assert!(!v[0]["Config"]["Env"].to_string().contains("proxy"));
+    let created = v[0]["Created"].as_str().unwrap();
+    assert!(created.starts_with("2023-11-14T22:13:20"), "{created}");
+    let h = ok(&root, &["history", "--no-trunc", "fromstdin"]);
+    assert!(!h.contains("127.0.0.1:9"), "{h}");
+}

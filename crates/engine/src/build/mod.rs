@@ -27,6 +27,20 @@ use crate::Engine;
 use crate::request::Network;
 use dockerfile::{Args, Dockerfile, Instruction};
 
+/// Docker's predefined ARGs: usable without an ARG instruction.
+pub const PROXY_ARGS: &[&str] = &[
+    "HTTP_PROXY",
+    "http_proxy",
+    "HTTPS_PROXY",
+    "https_proxy",
+    "FTP_PROXY",
+    "ftp_proxy",
+    "NO_PROXY",
+    "no_proxy",
+    "ALL_PROXY",
+    "all_proxy",
+];
+
 /// What `build` is asked.
 #[derive(Debug, Clone)]
 pub struct BuildRequest {
@@ -34,6 +48,8 @@ pub struct BuildRequest {
     pub context: PathBuf,
     /// `-f`; None: `CONTEXT/Dockerfile`.
     pub dockerfile: Option<PathBuf>,
+    /// `-f -`: the Dockerfile's text (read from stdin by the front end).
+    pub dockerfile_text: Option<String>,
     /// `-t`s.
     pub tags: Vec<String>,
     /// `--build-arg K=V`s, in order.
@@ -78,16 +94,22 @@ impl std::error::Error for StepFailed {}
 /// Builds `req`, plain progress to `out`; each RUN's output goes where
 /// berth's own stdout and stderr go.
 pub fn build(engine: &Engine, req: &BuildRequest, out: &mut dyn Write) -> Result<Built> {
-    let path = req
-        .dockerfile
-        .clone()
-        .unwrap_or_else(|| req.context.join("Dockerfile"));
-    let text = std::fs::read_to_string(&path)
-        .with_context(|| format!("failed to read dockerfile {}", path.display()))?;
-    let shown = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "Dockerfile".into());
+    let (text, shown) = match &req.dockerfile_text {
+        Some(t) => (t.clone(), "Dockerfile".to_string()),
+        None => {
+            let path = req
+                .dockerfile
+                .clone()
+                .unwrap_or_else(|| req.context.join("Dockerfile"));
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("failed to read dockerfile {}", path.display()))?;
+            let shown = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "Dockerfile".into());
+            (text, shown)
+        }
+    };
     let df = dockerfile::parse(&text, &shown)?;
     for t in &req.tags {
         berth_image::store::familiar_tag(t)?;
@@ -107,7 +129,39 @@ pub fn build(engine: &Engine, req: &BuildRequest, out: &mut dyn Write) -> Result
             b.stage(i)?;
         }
     }
-    b.finish(target)
+    let built = b.finish(target)?;
+    unconsumed(&df, &req.build_args, out);
+    Ok(built)
+}
+
+/// Docker's warning for `--build-arg`s no ARG declared.
+fn unconsumed(df: &Dockerfile, build_args: &[(String, String)], out: &mut dyn Write) {
+    let declared: Vec<String> = df
+        .global_args
+        .iter()
+        .chain(df.stages.iter().flat_map(|s| &s.instructions))
+        .filter(|i| i.keyword == "ARG")
+        .flat_map(|i| {
+            i.shell_text()
+                .split_whitespace()
+                .map(|w| w.split('=').next().unwrap_or(w).to_string())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let mut unused: Vec<&str> = build_args
+        .iter()
+        .map(|(k, _)| k.as_str())
+        .filter(|k| !declared.iter().any(|d| d == k) && !PROXY_ARGS.contains(k))
+        .collect();
+    unused.sort();
+    unused.dedup();
+    if !unused.is_empty() {
+        let _ = writeln!(
+            out,
+            "[Warning] One or more build-args [{}] were not consumed",
+            unused.join(" ")
+        );
+    }
 }
 
 /// The ARGs before the first FROM: `K=V`, a `--build-arg` over the default.

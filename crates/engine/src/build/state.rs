@@ -57,7 +57,7 @@ impl State {
     }
 
     pub(super) fn push_history(&mut self, created_by: &str, empty: bool, diff_id: Option<&str>) {
-        let now = crate::timefmt::now_rfc3339();
+        let now = created();
         let obj = self.config.as_object_mut().expect("an object");
         if let Some(d) = diff_id {
             let rootfs = obj
@@ -106,4 +106,16 @@ pub(super) fn scratch_config() -> Value {
         "rootfs": {"type": "layers", "diff_ids": []},
         "history": [],
     })
+}
+
+/// The time history entries and the image record: `SOURCE_DATE_EPOCH`
+/// when set (reproducible builds), else now.
+pub(super) fn created() -> String {
+    match std::env::var("SOURCE_DATE_EPOCH")
+        .ok()
+        .and_then(|v| v.trim().parse::<i64>().ok())
+    {
+        Some(secs) => crate::timefmt::format_unix(secs, 0),
+        None => crate::timefmt::now_rfc3339(),
+    }
 }

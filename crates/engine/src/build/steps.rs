@@ -126,6 +126,17 @@ impl<'a> Builder<'a> {
         Ok(())
     }
 
+    /// The predefined proxy ARGs given with --build-arg: in a RUN's
+    /// environment without an ARG, never in the cache key or history.
+    fn proxy_args(&self) -> Vec<String> {
+        self.req
+            .build_args
+            .iter()
+            .filter(|(k, _)| super::PROXY_ARGS.contains(&k.as_str()))
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect()
+    }
+
     /// One instruction of stage `i`.
     fn step(&mut self, st: &mut State, inst: &Instruction, label: &str, i: usize) -> Result<()> {
         match inst.keyword.as_str() {
@@ -271,7 +282,7 @@ impl<'a> Builder<'a> {
             command: argv.clone(),
             entrypoint: Some(String::new()),
             // The ENV over the ARGs of the same name, as in Docker.
-            env: st.vars(),
+            env: [st.vars(), self.proxy_args()].concat(),
             user: nonempty(st.get("User")),
             workdir: nonempty(st.get("WorkingDir")),
             network: self.req.network.clone(),
