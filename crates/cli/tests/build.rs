@@ -397,23 +397,30 @@ fn nothing_outside_the_context_is_read() {
         "outside",
         &[("secret", "OUTSIDE SECRET"), ("dir/f", "OUTSIDE DIR")],
     );
-    let ctx = context(&root, "ctx", &[("in", "inside")]);
+    let ctx = context(&root, "ctx", &[("in", "inside"), ("d/f", "in d")]);
     std::os::unix::fs::symlink(outside.join("secret"), ctx.join("abs")).unwrap();
     std::os::unix::fs::symlink("../outside/secret", ctx.join("rel")).unwrap();
     std::os::unix::fs::symlink(outside.join("dir"), ctx.join("dirlink")).unwrap();
+    std::os::unix::fs::symlink("in", ctx.join("inlink")).unwrap();
+    std::os::unix::fs::symlink(outside.join("secret"), ctx.join("d/out")).unwrap();
     let df = format!(
-        "FROM {BUSYBOX}\nCOPY abs rel in /c/\nRUN cat /c/* > /all 2>&1; readlink /c/abs > /links; readlink /c/rel >> /links\n"
+        "FROM {BUSYBOX}\nCOPY inlink d /c/\nRUN cat /c/* > /all 2>&1; readlink /c/out > /links\n"
     );
     std::fs::write(ctx.join("Dockerfile"), df).unwrap();
     built(&root, &ctx, &["-t", "links"]);
-    // Copied as the symlinks they are, dangling in the image.
+    // A source named by a symlink is followed, in the context (as buildah
+    // and BuildKit do); one below a copied dir is copied as the link it is.
+    assert_eq!(cat(&root, "links", "/c/inlink"), "inside");
     assert_eq!(
         cat(&root, "links", "/links"),
-        format!("{}\n../outside/secret\n", outside.join("secret").display())
+        format!("{}\n", outside.join("secret").display())
     );
     assert!(!cat(&root, "links", "/all").contains("OUTSIDE"));
-    // A path through a symlinked dir stays in the context: not found.
+    // Links out, a path through a symlinked dir, ../: resolved in the
+    // context (not found) or refused.
     for (name, df) in [
+        ("Dockerfile.abs", format!("FROM {BUSYBOX}\nCOPY abs /s\n")),
+        ("Dockerfile.rel", format!("FROM {BUSYBOX}\nCOPY rel /s\n")),
         (
             "Dockerfile.dir",
             format!("FROM {BUSYBOX}\nCOPY dirlink/f /f\n"),
@@ -566,7 +573,7 @@ fn same_image_as_podman_build() {
     let df = format!(
         "ARG BASE={BUSYBOX}\nFROM $BASE AS build\nRUN mkdir -p /out && echo built > /out/bin && chmod 755 /out/bin\n\
          FROM $BASE\nARG WHO=someone\nENV A=1 B=\"two words\" WHO=$WHO\nWORKDIR /app\n\
-         COPY src/ ./src/\nCOPY --chown=1000:1000 top.txt /etc/top.txt\nCOPY --from=build /out/bin /usr/local/bin/tool\n\
+         COPY src/ ./src/\nCOPY --chown=1000:1000 top.txt /etc/top.txt\nCOPY --from=build /out/bin /usr/local/bin/tool\nCOPY link /etc/linked\n\
          RUN echo \"$A $WHO\" > made && mkdir -p /var/x && ln -s /app/made /var/x/link && rm /etc/motd 2>/dev/null; true\n\
          USER 1000:1000\nEXPOSE 8080 53/udp\nLABEL a=1 b=\"x y\"\nSTOPSIGNAL SIGTERM\n\
          ENTRYPOINT [\"/bin/sh\", \"-c\"]\nCMD [\"cat /app/made\"]\n"
@@ -581,6 +588,7 @@ fn same_image_as_podman_build() {
             ("top.txt", "top\n"),
         ],
     );
+    std::os::unix::fs::symlink("top.txt", ctx.join("link")).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let repo = format!("{}/built-{}", common::PLAIN, std::process::id());
     let target = format!("{repo}:v1");

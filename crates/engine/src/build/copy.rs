@@ -215,7 +215,7 @@ fn read_source(from: &From<'_>, src: &str, spool: &Path) -> Result<std::fs::File
             let path = if src.is_empty() { "." } else { src };
             // Any name but "." (which tar readers drop from entries' paths).
             let name = Path::new("s");
-            berth_snapshot::archive::write_archive(&c.root, Path::new(path), false, name, &mut raw)
+            berth_snapshot::archive::write_archive(&c.root, Path::new(path), true, name, &mut raw)
                 .map_err(|e| {
                     anyhow!(
                         "file not found in build context or excluded by .dockerignore: {src}: {e}"
