@@ -55,6 +55,16 @@ pub fn build(engine: &Engine, args: &BuildArgs) -> Result<u8> {
         build_args,
         target: args.target.clone(),
         no_cache: args.no_cache,
+        pull: args.pull,
+        platform: args.platform.clone(),
+        labels: args
+            .labels
+            .iter()
+            .map(|l| match l.split_once('=') {
+                Some((k, v)) => (k.to_string(), v.to_string()),
+                None => (l.clone(), String::new()),
+            })
+            .collect(),
         network: berth_engine::Network::parse(&network),
         compression: berth_image::Compression::Gzip,
     };

@@ -903,3 +903,41 @@ fn stdin_dockerfile_proxy_args_and_source_date_epoch() {
     let h = ok(&root, &["history", "--no-trunc", "fromstdin"]);
     assert!(!h.contains("127.0.0.1:9"), "{h}");
 }
+
+#[test]
+fn labels_pull_and_platform() {
+    let root = Root::new();
+    let arch = if cfg!(target_arch = "x86_64") {
+        "amd64"
+    } else {
+        "arm64"
+    };
+    let df = format!("FROM --platform=linux/{arch} {BUSYBOX}\nLABEL from=file\n");
+    let ctx = context(&root, "ctx", &[("Dockerfile", &df)]);
+    let out = built(
+        &root,
+        &ctx,
+        &[
+            "-t",
+            "labelled",
+            "--pull",
+            "--label",
+            "a=b",
+            "--label",
+            "from=flag",
+            "--label",
+            "c",
+        ],
+    );
+    assert!(out.contains("FROM 127.0.0.1:5500/busybox:latest"), "{out}");
+    let c = config(&root, "labelled");
+    assert_eq!(c["Labels"]["a"], "b");
+    assert_eq!(c["Labels"]["c"], "");
+    assert_eq!(
+        c["Labels"]["from"], "flag",
+        "--label over LABEL, as in Docker"
+    );
+    let v: serde_json::Value =
+        serde_json::from_str(&ok(&root, &["image", "inspect", "labelled"])).unwrap();
+    assert_eq!(v[0]["Architecture"], arch);
+}

@@ -174,6 +174,15 @@ pub struct BuildArgs {
     /// Do not use cache when building the image.
     #[arg(long)]
     pub no_cache: bool,
+    /// Always attempt to pull a newer version of the base images.
+    #[arg(long)]
+    pub pull: bool,
+    /// Set the base images' platform (e.g. linux/arm64).
+    #[arg(long)]
+    pub platform: Option<String>,
+    /// Set metadata for an image (KEY=VALUE).
+    #[arg(long = "label")]
+    pub labels: Vec<String>,
     /// Suppress the build output and print image ID on success.
     #[arg(short, long)]
     pub quiet: bool,

@@ -58,6 +58,12 @@ pub struct BuildRequest {
     pub target: Option<String>,
     /// `--no-cache`.
     pub no_cache: bool,
+    /// `--pull`: pull every base image, even one there is locally.
+    pub pull: bool,
+    /// `--platform`: the base images' platform (else the host's).
+    pub platform: Option<String>,
+    /// `--label K=V`s: on the image built.
+    pub labels: Vec<(String, String)>,
     /// The RUN containers' network.
     pub network: Network,
     pub compression: Compression,

@@ -108,7 +108,15 @@ impl<'a> Builder<'a> {
         let at = |e: anyhow::Error, line: usize| anyhow!("{file}:{line}: {e:#}");
         let base =
             crate::instructions::substitute(&s.base, self.globals).map_err(|e| at(e, s.line))?;
-        let mut st = self.from(&base, i, &label(1)).map_err(|e| at(e, s.line))?;
+        let platform = match s.flags.iter().find(|(k, _)| k == "platform") {
+            Some((_, p)) => {
+                Some(crate::instructions::substitute(p, self.globals).map_err(|e| at(e, s.line))?)
+            }
+            None => None,
+        };
+        let mut st = self
+            .from(&base, platform.as_deref(), i, &label(1))
+            .map_err(|e| at(e, s.line))?;
         self.onbuild(&mut st, i).map_err(|e| at(e, s.line))?;
         let mut k = 1;
         for inst in &s.instructions {
@@ -189,7 +197,7 @@ impl<'a> Builder<'a> {
 
     /// The state `FROM base` starts from: an earlier stage, scratch or an
     /// image (pulled when missing).
-    fn from(&mut self, base: &str, i: usize, label: &str) -> Result<State> {
+    fn from(&mut self, base: &str, platform: Option<&str>, i: usize, label: &str) -> Result<State> {
         let t = self.begin(label, &format!("FROM {base}"));
         let lower = base.to_ascii_lowercase();
         let earlier = self.df.stages[..i]
@@ -212,7 +220,7 @@ impl<'a> Builder<'a> {
                 cmd_set: false,
             }
         } else {
-            let img = self.image(base)?;
+            let img = self.image(base, platform)?;
             State {
                 config: self.engine.store.config_json(&img)?,
                 key: key("", &["FROM", &img.id.to_string()]),
@@ -227,10 +235,15 @@ impl<'a> Builder<'a> {
     }
 
     /// A local image, else pulled.
-    fn image(&self, name: &str) -> Result<ImageRecord> {
+    fn image(&self, name: &str, platform: Option<&str>) -> Result<ImageRecord> {
         let rr = RunRequest {
             image: name.to_string(),
-            pull: PullPolicy::Missing,
+            pull: if self.req.pull {
+                PullPolicy::Always
+            } else {
+                PullPolicy::Missing
+            },
+            platform: platform.or(self.req.platform.as_deref()).map(String::from),
             ..Default::default()
         };
         Ok(crate::run::resolve_image(self.engine, &rr, &Progress::quiet())?.0)
@@ -495,7 +508,7 @@ impl<'a> Builder<'a> {
                         .clone()
                         .ok_or_else(|| anyhow!("stage {from} is empty"))?
                 }
-                None => self.image(from)?,
+                None => self.image(from, None)?,
             };
         let paths: Vec<String> = srcs
             .iter()
@@ -584,6 +597,20 @@ impl<'a> Builder<'a> {
         let mut st = self.done[target]
             .take()
             .ok_or_else(|| anyhow!("the target stage was not built"))?;
+        if !self.req.labels.is_empty() {
+            let labels = st.inner().entry("Labels").or_insert_with(|| json!({}));
+            if !labels.is_object() {
+                *labels = json!({});
+            }
+            for (k, v) in &self.req.labels {
+                labels[k] = json!(v);
+            }
+            st.key = key(
+                &st.key,
+                &["--label", &serde_json::to_string(&self.req.labels)?],
+            );
+            st.dirty = true;
+        }
         self.materialize(&mut st)?;
         let img = st.image.expect("materialized");
         self.shown += 1;
