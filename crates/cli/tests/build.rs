@@ -941,3 +941,44 @@ fn labels_pull_and_platform() {
         serde_json::from_str(&ok(&root, &["image", "inspect", "labelled"])).unwrap();
     assert_eq!(v[0]["Architecture"], arch);
 }
+
+#[test]
+fn workdir_is_made() {
+    let root = Root::new();
+    let df = format!(
+        "FROM {BUSYBOX}\nWORKDIR /tmp\nWORKDIR /srv/app\nUSER 1000\nCMD [\"pwd\"]\n\
+         FROM scratch AS s\nWORKDIR /w\n"
+    );
+    let ctx = context(&root, "ctx", &[("Dockerfile", &df)]);
+    built(&root, &ctx, &["-t", "wd", "--target", "0"]);
+    let o = ok(
+        &root,
+        &[
+            "run",
+            "--rm",
+            "--user",
+            "0",
+            "--entrypoint",
+            "",
+            "wd",
+            "stat",
+            "-c",
+            "%a %u",
+            "/srv/app",
+            "/tmp",
+        ],
+    );
+    assert_eq!(
+        o, "755 0\n1777 0\n",
+        "made root's 0755; an existing one untouched"
+    );
+    let again = built(&root, &ctx, &["-t", "wd", "--target", "0"]);
+    assert!(
+        !again.contains("DONE") || again.matches("DONE").count() == 1,
+        "{again}"
+    );
+    built(&root, &ctx, &["-t", "wds", "--target", "s"]);
+    let v: serde_json::Value =
+        serde_json::from_str(&ok(&root, &["image", "inspect", "wds"])).unwrap();
+    assert_eq!(v[0]["RootFS"]["Layers"].as_array().unwrap().len(), 1);
+}

@@ -14,6 +14,7 @@ pub mod cache;
 pub mod copy;
 pub mod dockerfile;
 pub mod ignore;
+mod meta;
 mod state;
 mod steps;
 

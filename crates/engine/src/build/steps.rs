@@ -6,11 +6,12 @@ use std::time::Instant;
 
 use anyhow::{Context as _, Result, anyhow, bail};
 use berth_image::{ImageRecord, Progress};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use super::cache::{Cache, key};
 use super::copy::{self, Context, From, Meta};
 use super::dockerfile::{Args, Dockerfile, Instruction};
+use super::meta::{healthcheck, meta, shell};
 use super::state::{State, scratch_config};
 use super::{BuildRequest, Built, StepFailed};
 use crate::Engine;
@@ -151,6 +152,10 @@ impl<'a> Builder<'a> {
             "RUN" => self.run(st, inst, label),
             "COPY" | "ADD" => self.copy(st, inst, label, i),
             "ARG" => self.arg(st, inst),
+            "WORKDIR" => {
+                meta(st, inst)?;
+                self.mkdir_workdir(st)
+            }
             "SHELL" => shell(st, inst),
             "HEALTHCHECK" => healthcheck(st, inst),
             "MAINTAINER" => {
@@ -523,6 +528,81 @@ impl<'a> Builder<'a> {
         Ok((p?, img.id.to_string()))
     }
 
+    /// A WORKDIR that does not exist is made (root's, 0755), as Docker
+    /// makes it, in a layer of its own; cached like a step.
+    fn mkdir_workdir(&mut self, st: &mut State) -> Result<()> {
+        let Some(dir) = st
+            .get("WorkingDir")
+            .and_then(Value::as_str)
+            .map(String::from)
+        else {
+            return Ok(());
+        };
+        let k = key(&st.key, &["mkdir", &dir]);
+        if !self.req.no_cache
+            && let Some(img) = self.cache.get(&k)
+        {
+            st.config = self.engine.store.config_json(&img)?;
+            st.image = Some(img);
+            st.dirty = false;
+            st.key = k;
+            return Ok(());
+        }
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Directory);
+        h.set_mode(0o755);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_size(0);
+        let mut b = tar::Builder::new(Vec::new());
+        b.append_data(
+            &mut h,
+            format!("{}/", dir.trim_matches('/')),
+            std::io::empty(),
+        )?;
+        let tar = b.into_inner()?;
+        let created_by = format!("WORKDIR {dir} # buildkit");
+        match st.image.clone() {
+            Some(img) => {
+                let id = self.container(&img)?;
+                let made = match crate::cp::is_dir(self.engine, &id, &dir) {
+                    Ok(true) => Ok(false),
+                    Ok(false) => crate::cp::copy_in(
+                        self.engine,
+                        &id,
+                        "/",
+                        crate::cp::HostSrc::Stream(&mut tar.as_slice()),
+                        crate::cp::CpOptions {
+                            archive: true,
+                            follow_link: false,
+                        },
+                    )
+                    .and_then(|()| self.commit(st, &id, &created_by))
+                    .map(|()| true),
+                    Err(e) => Err(e),
+                };
+                let removed = crate::remove::remove(self.engine, &id, true);
+                if !made? {
+                    // There already: the same image, its config stored.
+                    self.materialize(st)?;
+                }
+                removed?;
+            }
+            None => {
+                let staging = tempdir(self.engine)?;
+                let opts = berth_snapshot::ApplyOptions {
+                    mode: berth_snapshot::ApplyMode::Plain,
+                    ..Default::default()
+                };
+                berth_snapshot::extract_archive(tar.as_slice(), staging.path(), &opts)?;
+                self.layer(st, staging.path(), &created_by)?;
+            }
+        }
+        self.cache.put(&k, st.image.as_ref().expect("stored"))?;
+        st.key = k;
+        Ok(())
+    }
+
     /// The text of `path` in `img` (empty when it has none).
     fn image_file(&self, img: &ImageRecord, path: &str) -> Result<String> {
         let id = self.container(img)?;
@@ -660,92 +740,6 @@ pub(super) fn sweep(engine: &Engine) -> Result<()> {
 /// A destination named as a directory.
 fn dest_is_dir(dest: &str) -> bool {
     dest.ends_with('/') || dest.ends_with("/.") || dest == "."
-}
-
-/// A config-only instruction through [`crate::instructions`].
-fn meta(st: &mut State, inst: &Instruction) -> Result<()> {
-    let text = match (&inst.args, inst.keyword.as_str()) {
-        (Args::Shell(t), "CMD" | "ENTRYPOINT") if !t.is_empty() => {
-            let argv = [st.shell(), vec![t.clone()]].concat();
-            format!("{} {}", inst.keyword, serde_json::to_string(&argv)?)
-        }
-        _ => inst.text(),
-    };
-    let args = st.args.clone();
-    let mut cmd_set = st.cmd_set;
-    crate::instructions::apply_instruction(st.inner(), &text, &args, &mut cmd_set)?;
-    st.cmd_set = cmd_set || inst.keyword == "CMD";
-    // The config after it: the instruction with its `$VAR`s substituted.
-    let after = serde_json::to_string(&st.config.get("config"))?;
-    st.key = key(&st.key, &[&text, &after]);
-    st.push_history(&format!("{text} # buildkit"), true, None);
-    st.dirty = true;
-    Ok(())
-}
-
-/// `HEALTHCHECK [--interval=D …] CMD …` or `HEALTHCHECK NONE`: the
-/// config's Healthcheck, durations in nanoseconds, unset ones left out.
-fn healthcheck(st: &mut State, inst: &Instruction) -> Result<()> {
-    let rest = inst.shell_text();
-    let (word, cmd) = rest
-        .split_once(char::is_whitespace)
-        .map(|(w, c)| (w, c.trim()))
-        .unwrap_or((rest.as_str(), ""));
-    let mut h = Map::new();
-    match word.to_ascii_uppercase().as_str() {
-        "NONE" if cmd.is_empty() && inst.flags.is_empty() => {
-            h.insert("Test".into(), json!(["NONE"]));
-        }
-        "NONE" => bail!("HEALTHCHECK NONE takes no arguments"),
-        "CMD" if !cmd.is_empty() => {
-            let test = match super::dockerfile::json_form(cmd) {
-                Some(v) => [vec!["CMD".to_string()], v].concat(),
-                None => vec!["CMD-SHELL".to_string(), cmd.to_string()],
-            };
-            h.insert("Test".into(), json!(test));
-            for (k, v) in &inst.flags {
-                let (name, value) = match k.as_str() {
-                    "interval" => ("Interval", json!(crate::health::parse_go_duration(v)?)),
-                    "timeout" => ("Timeout", json!(crate::health::parse_go_duration(v)?)),
-                    "start-period" => ("StartPeriod", json!(crate::health::parse_go_duration(v)?)),
-                    "start-interval" => {
-                        ("StartInterval", json!(crate::health::parse_go_duration(v)?))
-                    }
-                    "retries" => (
-                        "Retries",
-                        json!(
-                            v.parse::<u32>()
-                                .map_err(|_| anyhow!("invalid --retries={v}"))?
-                        ),
-                    ),
-                    other => bail!("unknown flag: --{other}"),
-                };
-                h.insert(name.into(), value);
-            }
-        }
-        _ => bail!("HEALTHCHECK needs CMD and a command, or NONE"),
-    }
-    st.inner().insert("Healthcheck".into(), Value::Object(h));
-    let after = serde_json::to_string(&st.get("Healthcheck"))?;
-    st.key = key(&st.key, &[&inst.text(), &after]);
-    st.push_history(&format!("{} # buildkit", inst.text()), true, None);
-    st.dirty = true;
-    Ok(())
-}
-
-/// `SHELL ["…", …]` (exec form only, as in Docker).
-fn shell(st: &mut State, inst: &Instruction) -> Result<()> {
-    let Args::Exec(v) = &inst.args else {
-        bail!("SHELL requires the arguments to be in JSON form");
-    };
-    if v.is_empty() {
-        bail!("SHELL requires at least one argument");
-    }
-    st.inner().insert("Shell".into(), json!(v));
-    st.key = key(&st.key, &["SHELL", &serde_json::to_string(v)?]);
-    st.push_history(&format!("{} # buildkit", inst.text()), true, None);
-    st.dirty = true;
-    Ok(())
 }
 
 /// A staging directory under the engine's root.
