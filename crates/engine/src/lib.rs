@@ -23,6 +23,8 @@
 //!   namespace, id maps, `--userns remap`); [`pasta`]: its `--network
 //!   bridge`; [`host`]: what this host lets berth do; [`info`]: the data
 //!   behind `berth info`.
+//! - [`build`](mod@build): images from a Dockerfile, each RUN a container
+//!   of [`run`](mod@run), each layer written as [`commit`] writes one.
 //! - [`events`]: Docker's events, appended to a file under the root by
 //!   whichever berth acts, read and followed by `berth events`;
 //!   [`system`]: disk usage, prunes and image removal.

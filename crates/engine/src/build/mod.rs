@@ -1,14 +1,37 @@
-//! `build`: images from a Dockerfile. The Dockerfile is parsed
-//! ([`dockerfile`]), the stages the target needs are built in order, each
-//! RUN a container made by the engine from the previous step's image (the
-//! isolation and defaults of `berth run`), committed to an intermediate
-//! image as `commit` makes one; COPY and ADD of the context ([`copy`])
-//! land through the safe extraction of `cp`; the config-only instructions
-//! go through [`crate::instructions`] and add history entries, no layers.
+//! `build`: images from a Dockerfile, as `docker build` makes them.
 //!
-//! The cache ([`cache`]) keys each step on its parent's key, its text
-//! after substitution, the ARGs a RUN sees and, for COPY/ADD, the content
-//! hash of what it copies: a hit reuses the intermediate image.
+//! 1. The Dockerfile is parsed ([`dockerfile`]); the global ARGs are
+//!    resolved with the `--build-arg`s; the target stage and the stages it
+//!    needs (its base stage, its `COPY --from`s) are picked, the rest never
+//!    built.
+//! 2. The context is opened once as a root ([`copy::Context`]) with its
+//!    `.dockerignore` ([`ignore`]); every source is resolved in it, so a
+//!    symlink or `..` never leads out of it, and `../x` is refused.
+//! 3. Each stage starts from its base (an image, pulled when missing; an
+//!    earlier stage; `scratch`) and runs the base's ONBUILD triggers
+//!    (`steps`). A RUN is a container made by the engine from the previous
+//!    step's image, with `berth run`'s isolation and defaults, labelled
+//!    with the building berth's pid; its upper dir becomes a layer through
+//!    `commit`'s writer into an untagged intermediate image, and the
+//!    container is removed. A COPY/ADD packs its sources into one tar
+//!    (spooled to an unlinked file, hashed on the way) and lands it through
+//!    `cp`'s safe extraction into a created (never started) container,
+//!    committed the same way. The config-only instructions (`meta`,
+//!    [`crate::instructions`]) add history entries, no layers; WORKDIR
+//!    also makes its directory when missing.
+//! 4. The cache ([`cache`]) keys each step on its parent's key, its text
+//!    after substitution, the ARGs a RUN sees and, for COPY/ADD, the
+//!    content hash of the names, modes, owners and bytes copied (never
+//!    mtimes); a hit adopts the intermediate image. Entries are one small
+//!    file each, written by rename; one whose image was pruned is a miss.
+//! 5. The target's image is stored (a config-only image when its last
+//!    steps changed only the config) and tagged.
+//!
+//! Guarantees: a failed or killed build leaves no image of its own and no
+//! half blob (everything goes through the store's write API); the step
+//! containers a killed build left are swept by the next build. Not yet:
+//! ADD of URLs and archives, heredocs, `builder prune`, a stat cache (each
+//! build reads the files it copies again), reproducible layer digests.
 
 pub mod cache;
 pub mod copy;
