@@ -982,3 +982,44 @@ fn workdir_is_made() {
         serde_json::from_str(&ok(&root, &["image", "inspect", "wds"])).unwrap();
     assert_eq!(v[0]["RootFS"]["Layers"].as_array().unwrap().len(), 1);
 }
+
+#[test]
+fn add_local_files_and_copy_from_an_image() {
+    let root = Root::new();
+    let df = format!(
+        "FROM scratch\nCOPY --from={BUSYBOX} /bin/busybox /bin/sh\nADD [\"a file\", \"/dst/\"]\nCOPY [\"a file\", \"/x y\"]\n"
+    );
+    let ctx = context(&root, "ctx", &[("a file", "spaced"), ("Dockerfile", &df)]);
+    built(&root, &ctx, &["-t", "fromimage"]);
+    let o = ok(
+        &root,
+        &[
+            "run",
+            "--rm",
+            "--entrypoint",
+            "",
+            "fromimage",
+            "/bin/sh",
+            "-c",
+            "cat '/dst/a file' '/x y'",
+        ],
+    );
+    assert_eq!(o, "spacedspaced");
+    for (name, df, want) in [
+        (
+            "Dockerfile.url",
+            "FROM scratch\nADD http://127.0.0.1:9/x /x\n",
+            "ADD of a remote URL (http://127.0.0.1:9/x) is not supported",
+        ),
+        (
+            "Dockerfile.tar",
+            "FROM scratch\nADD a.tar.gz /x/\n",
+            "ADD of a local archive (a.tar.gz) is not supported",
+        ),
+    ] {
+        let f = write(&ctx, name, df);
+        let o = build(&root, &ctx, &["-f", &f]);
+        assert_eq!(code(&o), 1);
+        assert!(stderr(&o).contains(want), "{}", stderr(&o));
+    }
+}
