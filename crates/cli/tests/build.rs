@@ -1023,3 +1023,36 @@ fn add_local_files_and_copy_from_an_image() {
         assert!(stderr(&o).contains(want), "{}", stderr(&o));
     }
 }
+
+#[test]
+fn heredocs() {
+    let root = Root::new();
+    let df = format!(
+        "FROM {BUSYBOX}\nARG WHO=berth\nRUN <<EOF\nset -e\necho one > /one\n# a comment in the script\necho \"$WHO\" >> /one\nEOF\n\
+         RUN cat <<-\"END\" > /two\n\tliteral $WHO\n\tEND\n\
+         COPY <<EOF /etc/conf\nwho=$WHO\nEOF\n\
+         COPY --chmod=755 <<EOF /usr/local/bin/\n#!/bin/sh\necho hi\nEOF\n"
+    );
+    let ctx = context(&root, "ctx", &[("Dockerfile", &df)]);
+    built(&root, &ctx, &["-t", "here"]);
+    assert_eq!(cat(&root, "here", "/one"), "one\nberth\n");
+    assert_eq!(cat(&root, "here", "/two"), "literal $WHO\n");
+    assert_eq!(cat(&root, "here", "/etc/conf"), "who=berth\n");
+    assert_eq!(
+        ok(
+            &root,
+            &[
+                "run",
+                "--rm",
+                "--entrypoint",
+                "",
+                "here",
+                "/usr/local/bin/EOF"
+            ]
+        ),
+        "hi\n"
+    );
+    let out = built(&root, &ctx, &["-t", "here", "--build-arg", "WHO=other"]);
+    assert_eq!(cached(&out), Vec::<String>::new(), "{out}");
+    assert_eq!(cat(&root, "here", "/etc/conf"), "who=other\n");
+}

@@ -195,6 +195,50 @@ pub fn pack(
     })
 }
 
+/// A heredoc's `content` as the file `name` (0644, root's unless `meta`
+/// says otherwise) landing at `dest`.
+pub fn pack_inline(
+    name: &str,
+    content: &[u8],
+    (dest, dest_dir): (&str, bool),
+    meta: Meta,
+    spool: &Path,
+) -> Result<Packed> {
+    let dest = dest.trim_start_matches('/').trim_end_matches('/');
+    let target = if dest_dir {
+        join(dest, name)
+    } else {
+        dest.to_string()
+    };
+    let (uid, gid) = meta.owner.unwrap_or((0, 0));
+    let mode = meta.mode.unwrap_or(0o644);
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(tar::EntryType::Regular);
+    h.set_mode(mode);
+    h.set_uid(uid.into());
+    h.set_gid(gid.into());
+    h.set_size(content.len() as u64);
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+    h.set_mtime(now.map(|d| d.as_secs()).unwrap_or(0));
+    let mut hasher = Hasher::new();
+    let line = format!(
+        "{target}\0inline\0{mode:o}\0{uid}\0{gid}\0{}\n",
+        content.len()
+    );
+    hasher.update(line.as_bytes());
+    hasher.update(content);
+    let mut out = tar::Builder::new(io::BufWriter::new(spool_file(spool)?));
+    out.append_data(&mut h, &target, content)?;
+    let w = out.into_inner().context("finishing the COPY stream")?;
+    let mut tar = w.into_inner().map_err(|e| e.into_error())?;
+    tar.seek(io::SeekFrom::Start(0))?;
+    Ok(Packed {
+        tar,
+        hash: hasher.finish().to_string(),
+        dir: dest_dir,
+    })
+}
+
 fn base(src: &str) -> &str {
     src.trim_end_matches('/').rsplit('/').next().unwrap_or(src)
 }
@@ -367,6 +411,34 @@ pub fn chmod(v: &str) -> Result<u32> {
         .ok()
         .filter(|m| *m <= 0o7777)
         .ok_or_else(|| anyhow!("invalid --chmod={v}: an octal mode is needed"))
+}
+
+/// A staging directory under the engine's root.
+pub(super) fn tempdir(engine: &crate::Engine) -> Result<TempDir> {
+    let dir = engine.root.join("build-tmp").join(format!(
+        "{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos()
+    ));
+    std::fs::create_dir_all(&dir).context("create a build staging dir")?;
+    Ok(TempDir(dir))
+}
+
+pub(super) struct TempDir(std::path::PathBuf);
+
+impl TempDir {
+    pub(super) fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 #[cfg(test)]

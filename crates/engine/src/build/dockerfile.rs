@@ -61,6 +61,39 @@ pub struct Instruction {
     /// Leading `--name=value` flags (`--from=build`, `--chown=1:1`).
     pub flags: Vec<(String, String)>,
     pub args: Args,
+    /// A heredoc (`RUN <<EOF` … `EOF`) after the line.
+    pub heredoc: Option<Heredoc>,
+}
+
+/// A heredoc's word and body (each line with its newline).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Heredoc {
+    pub name: String,
+    pub body: String,
+    /// Unquoted word: `$VAR`s in the body are expanded.
+    pub expand: bool,
+}
+
+impl Heredoc {
+    /// `<<EOF`, `<<-EOF`, `<<"EOF"`: the word, whether tabs are stripped,
+    /// whether it was unquoted.
+    fn marker(line: &str) -> Option<(String, bool, bool)> {
+        let at = line.find("<<")?;
+        let rest = &line[at + 2..];
+        let (strip, rest) = match rest.strip_prefix('-') {
+            Some(r) => (true, r),
+            None => (false, rest),
+        };
+        let quote = rest.chars().next().filter(|c| *c == '"' || *c == '\'');
+        let word: String = match quote {
+            Some(q) => rest[1..].chars().take_while(|c| *c != q).collect(),
+            None => rest
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect(),
+        };
+        (!word.is_empty()).then_some((word, strip, quote.is_none()))
+    }
 }
 
 /// The exec (JSON array) or shell form of the arguments.
@@ -98,6 +131,24 @@ impl Instruction {
             .map(|(_, v)| v.as_str())
     }
 
+    /// The shell form's text `t` with the heredoc: `RUN <<EOF` alone runs
+    /// the body as the script; `RUN cmd <<EOF` gives the shell it whole.
+    pub fn script(&self, t: &str) -> String {
+        let Some(h) = &self.heredoc else {
+            return t.to_string();
+        };
+        let marker = t
+            .trim()
+            .trim_start_matches("<<")
+            .trim_start_matches('-')
+            .trim_matches(|c| c == '"' || c == '\'');
+        if marker == h.name {
+            h.body.clone()
+        } else {
+            format!("{t}\n{}{}", h.body, h.name)
+        }
+    }
+
     /// The shell form's text; the exec form's words joined by spaces.
     pub fn shell_text(&self) -> String {
         match &self.args {
@@ -113,7 +164,7 @@ pub fn parse(text: &str, file: &str) -> Result<Dockerfile> {
     let lines = logical_lines(text);
     let mut global_args = Vec::new();
     let mut stages: Vec<Stage> = Vec::new();
-    for (line, content) in lines {
+    for (line, content, heredoc) in lines {
         let (word, rest) = content
             .split_once(|c: char| c.is_whitespace())
             .unwrap_or((content.as_str(), ""));
@@ -148,6 +199,7 @@ pub fn parse(text: &str, file: &str) -> Result<Dockerfile> {
             keyword,
             flags,
             args,
+            heredoc,
         };
         match stages.last_mut() {
             Some(s) => s.instructions.push(inst),
@@ -240,13 +292,32 @@ fn split_flags(mut rest: &str) -> (Vec<(String, String)>, &str) {
 /// first line numbers: directives read off the top, comments and empty
 /// lines dropped (also inside a continuation, as Docker does), lines
 /// ending in the escape character joined with the next.
-fn logical_lines(text: &str) -> Vec<(usize, String)> {
+fn logical_lines(text: &str) -> Vec<(usize, String, Option<Heredoc>)> {
     let mut escape = '\\';
     let mut in_directives = true;
-    let mut out = Vec::new();
+    let mut out: Vec<(usize, String, Option<Heredoc>)> = Vec::new();
     let mut cur: Option<(usize, String)> = None;
+    // A heredoc being read: its word, whether tabs are stripped, its doc.
+    let mut doc: Option<(String, bool, Heredoc)> = None;
     for (i, raw) in text.lines().enumerate() {
         let n = i + 1;
+        if let Some((word, strip, mut d)) = doc.take() {
+            let line = if strip {
+                raw.trim_start_matches('\t')
+            } else {
+                raw
+            };
+            if line == word {
+                if let Some(last) = out.last_mut() {
+                    last.2 = Some(d);
+                }
+            } else {
+                d.body.push_str(line);
+                d.body.push('\n');
+                doc = Some((word, strip, d));
+            }
+            continue;
+        }
         let trimmed = raw.trim();
         if in_directives {
             if let Some(d) = directive(trimmed) {
@@ -257,10 +328,7 @@ fn logical_lines(text: &str) -> Vec<(usize, String)> {
             }
             in_directives = false;
         }
-        if trimmed.starts_with('#') || (trimmed.is_empty() && cur.is_none()) {
-            continue;
-        }
-        if trimmed.is_empty() {
+        if trimmed.starts_with('#') || trimmed.is_empty() {
             continue;
         }
         let (start, mut acc) = cur.take().unwrap_or((n, String::new()));
@@ -268,15 +336,31 @@ fn logical_lines(text: &str) -> Vec<(usize, String)> {
         if let Some(stripped) = body.strip_suffix(escape) {
             acc.push_str(stripped);
             cur = Some((start, acc));
-        } else {
-            acc.push_str(body);
-            out.push((start, acc.trim().to_string()));
+            continue;
         }
+        acc.push_str(body);
+        let line = acc.trim().to_string();
+        let first = line
+            .split_whitespace()
+            .next()
+            .unwrap_or("")
+            .to_ascii_uppercase();
+        if matches!(first.as_str(), "RUN" | "COPY" | "ADD")
+            && let Some((word, strip, expand)) = Heredoc::marker(&line)
+        {
+            let d = Heredoc {
+                name: word.clone(),
+                body: String::new(),
+                expand,
+            };
+            doc = Some((word, strip, d));
+        }
+        out.push((start, line, None));
     }
     if let Some((start, acc)) = cur
         && !acc.trim().is_empty()
     {
-        out.push((start, acc.trim().to_string()));
+        out.push((start, acc.trim().to_string(), None));
     }
     out
 }
@@ -322,6 +406,28 @@ mod tests {
             Args::Exec(vec!["sh".into(), "-c".into()])
         );
         assert_eq!(s.instructions[1].line, 7);
+    }
+
+    #[test]
+    fn heredocs() {
+        let d = p(
+            "FROM a\nRUN <<EOF\necho one\n# not a comment\n\necho two\nEOF\nrun cat <<-\"END\" > /f\n\t$X\n\tEND\nCOPY <<EOF /x\nhi\nEOF\nCMD x\n",
+        );
+        let i = &d.stages[0].instructions;
+        assert_eq!(i.len(), 4);
+        let h = i[0].heredoc.as_ref().unwrap();
+        assert_eq!(
+            (h.name.as_str(), h.body.as_str(), h.expand),
+            ("EOF", "echo one\n# not a comment\n\necho two\n", true)
+        );
+        assert_eq!(i[0].args, Args::Shell("<<EOF".into()));
+        let h = i[1].heredoc.as_ref().unwrap();
+        assert_eq!(
+            (h.name.as_str(), h.body.as_str(), h.expand),
+            ("END", "$X\n", false)
+        );
+        assert_eq!(i[2].heredoc.as_ref().unwrap().body, "hi\n");
+        assert_eq!(i[3].keyword, "CMD");
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use std::io::Write;
 use std::time::Instant;
 
-use anyhow::{Context as _, Result, anyhow, bail};
+use anyhow::{Result, anyhow, bail};
 use berth_image::{ImageRecord, Progress};
 use serde_json::{Value, json};
 
@@ -275,7 +275,7 @@ impl<'a> Builder<'a> {
     fn run(&mut self, st: &mut State, inst: &Instruction, label: &str) -> Result<()> {
         let argv = match &inst.args {
             Args::Exec(v) => v.clone(),
-            Args::Shell(t) => [st.shell(), vec![t.clone()]].concat(),
+            Args::Shell(t) => [st.shell(), vec![inst.script(t)]].concat(),
         };
         let shown = argv.join(" ");
         let t = self.begin(label, &format!("RUN {}", inst.shell_text()));
@@ -410,8 +410,13 @@ impl<'a> Builder<'a> {
             owner,
             mode: inst.flag("chmod").map(copy::chmod).transpose()?,
         };
+        let inline = heredoc_content(inst, srcs, &vars)?;
+        let what = match (&inst.heredoc, &inline) {
+            (Some(h), Some(content)) => Srcs::Inline(&h.name, content),
+            _ => Srcs::Files(srcs),
+        };
         let (mut packed, from_key) =
-            self.pack(inst, srcs, (&dest_abs, dest), meta, stage, false)?;
+            self.pack(inst, what, (&dest_abs, dest), meta, stage, false)?;
         let text = format!("{} {}", inst.text(), words.join(" "));
         let k = key(&st.key, &[&text, &packed.hash, &from_key]);
         if self.hit(st, &k)? {
@@ -424,7 +429,7 @@ impl<'a> Builder<'a> {
                 // `COPY f /existing-dir` copies into it, as Docker does
                 // (a key for the same parent always meets the same dir).
                 let into_dir = (!packed.dir && crate::cp::is_dir(self.engine, &id, &dest_abs)?)
-                    .then(|| self.pack(inst, srcs, (&dest_abs, dest), meta, stage, true))
+                    .then(|| self.pack(inst, what, (&dest_abs, dest), meta, stage, true))
                     .transpose();
                 let into_dir = match into_dir {
                     Ok(p) => p,
@@ -452,7 +457,7 @@ impl<'a> Builder<'a> {
                 removed?;
             }
             None => {
-                let dir = tempdir(self.engine)?;
+                let dir = copy::tempdir(self.engine)?;
                 let opts = berth_snapshot::ApplyOptions {
                     mode: berth_snapshot::ApplyMode::Plain,
                     ..Default::default()
@@ -473,18 +478,26 @@ impl<'a> Builder<'a> {
     fn pack(
         &mut self,
         inst: &Instruction,
-        srcs: &[String],
+        srcs: Srcs<'_>,
         (dest_abs, dest): (&str, &str),
         mut meta: Meta,
         stage: usize,
         into_dir: bool,
     ) -> Result<(copy::Packed, String)> {
+        let spool = self.engine.root.join("build-tmp");
+        let dir = into_dir || dest_is_dir(dest);
+        let srcs = match srcs {
+            Srcs::Inline(name, content) => {
+                let p = copy::pack_inline(name, content.as_bytes(), (dest_abs, dir), meta, &spool)?;
+                return Ok((p, "heredoc".into()));
+            }
+            Srcs::Files(f) => f,
+        };
         let Some(from) = inst.flag("from") else {
             let mut paths = Vec::new();
             for s in srcs {
                 paths.extend(self.ctx.sources(s)?);
             }
-            let dir = into_dir || dest_is_dir(dest);
             if paths.len() > 1 && !dest_is_dir(dest) {
                 bail!(
                     "When using {} with more than one source file, the destination must be a directory and end with a /",
@@ -492,7 +505,6 @@ impl<'a> Builder<'a> {
                 );
             }
             meta.owner = meta.owner.or(Some((0, 0)));
-            let spool = self.engine.root.join("build-tmp");
             let p = copy::pack(
                 &From::Context(self.ctx),
                 &paths,
@@ -519,9 +531,8 @@ impl<'a> Builder<'a> {
             .iter()
             .map(|s| s.trim_start_matches('/').to_string())
             .collect();
-        let dir = into_dir || dest_is_dir(dest) || paths.len() > 1;
+        let dir = dir || paths.len() > 1;
         let id = self.container(&img)?;
-        let spool = self.engine.root.join("build-tmp");
         let from = From::Container(self.engine, &id);
         let p = copy::pack(&from, &paths, (dest_abs, dir), meta, &spool);
         crate::remove::remove(self.engine, &id, true)?;
@@ -589,7 +600,7 @@ impl<'a> Builder<'a> {
                 removed?;
             }
             None => {
-                let staging = tempdir(self.engine)?;
+                let staging = copy::tempdir(self.engine)?;
                 let opts = berth_snapshot::ApplyOptions {
                     mode: berth_snapshot::ApplyMode::Plain,
                     ..Default::default()
@@ -737,35 +748,27 @@ pub(super) fn sweep(engine: &Engine) -> Result<()> {
     Ok(())
 }
 
+/// A COPY's heredoc text, `$VAR`s expanded unless its word was quoted.
+fn heredoc_content(inst: &Instruction, srcs: &[String], vars: &[String]) -> Result<Option<String>> {
+    Ok(match &inst.heredoc {
+        Some(h) if srcs.len() == 1 && srcs[0].starts_with("<<") => Some(if h.expand {
+            crate::instructions::substitute(&h.body, vars)?
+        } else {
+            h.body.clone()
+        }),
+        Some(_) => bail!("a heredoc must be the only source of {}", inst.keyword),
+        None => None,
+    })
+}
+
+/// What a COPY copies: files, or a heredoc's text (its word, its text).
+#[derive(Clone, Copy)]
+enum Srcs<'a> {
+    Files(&'a [String]),
+    Inline(&'a str, &'a str),
+}
+
 /// A destination named as a directory.
 fn dest_is_dir(dest: &str) -> bool {
     dest.ends_with('/') || dest.ends_with("/.") || dest == "."
-}
-
-/// A staging directory under the engine's root.
-fn tempdir(engine: &Engine) -> Result<TempDir> {
-    let dir = engine.root.join("build-tmp").join(format!(
-        "{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_nanos()
-    ));
-    std::fs::create_dir_all(&dir).context("create a build staging dir")?;
-    Ok(TempDir(dir))
-}
-
-struct TempDir(std::path::PathBuf);
-
-impl TempDir {
-    fn path(&self) -> &std::path::Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
