@@ -96,6 +96,12 @@ pub fn load(engine: &Engine, args: &LoadArgs) -> Result<u8> {
 
 pub fn images(engine: &Engine, args: &ImagesArgs) -> Result<u8> {
     let mut rows = engine.store.list()?;
+    if !args.all {
+        // A build's intermediate images (its cache), untagged, as Docker
+        // hides them.
+        let cached = berth_engine::build::cache::Cache::new(engine).image_ids();
+        rows.retain(|r| r.repository != "<none>" || !cached.contains(&r.id.to_string()));
+    }
     if let Some(repo) = &args.repository {
         rows.retain(|r| &r.repository == repo);
     }

@@ -281,6 +281,9 @@ fn cache_hits_and_misses() {
     ];
     let first = built(&root, &ctx, &["-t", "c"]);
     assert!(cached(&first).is_empty(), "{first}");
+    // The intermediate images are the cache: hidden unless -a, as in Docker.
+    assert_eq!(ok(&root, &["images", "-q"]).lines().count(), 2);
+    assert_eq!(ok(&root, &["images", "-aq"]).lines().count(), 6);
     let id = config_id(&root, "c");
     let again = built(&root, &ctx, &["-t", "c"]);
     assert_eq!(cached(&again), all, "{again}");
@@ -463,7 +466,7 @@ fn failing_run_leaves_no_image() {
     let root = Root::new();
     let df = format!("FROM {BUSYBOX}\nRUN echo before\nRUN echo failing; exit 3\nRUN echo never\n");
     let ctx = context(&root, "ctx", &[("Dockerfile", &df)]);
-    let before = ok(&root, &["images", "-q"]);
+    let before = ok(&root, &["images", "-aq"]);
     let o = build(&root, &ctx, &["-t", "fails"]);
     assert_eq!(code(&o), 1);
     let err = stderr(&o);
@@ -479,7 +482,7 @@ fn failing_run_leaves_no_image() {
         "the failed step's container is removed"
     );
     // Only the cached first step's image is new.
-    let after = ok(&root, &["images", "-q"]);
+    let after = ok(&root, &["images", "-aq"]);
     assert_eq!(
         after.lines().count(),
         before.lines().count() + 2,

@@ -28,6 +28,9 @@ pub struct PushArgs {
 
 #[derive(Args, Debug)]
 pub struct ImagesArgs {
+    /// Show all images (default hides intermediate images).
+    #[arg(short, long)]
+    pub all: bool,
     /// Only show image ids.
     #[arg(short, long)]
     pub quiet: bool,

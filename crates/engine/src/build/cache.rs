@@ -48,6 +48,19 @@ impl<'a> Cache<'a> {
         (img.id.to_string() == id.trim()).then_some(img)
     }
 
+    /// The ids of the images the cache holds: a build's intermediate
+    /// images, which `images` hides as Docker hides them (unless `-a`).
+    pub fn image_ids(&self) -> std::collections::HashSet<String> {
+        let Ok(dir) = std::fs::read_dir(&self.dir) else {
+            return Default::default();
+        };
+        dir.flatten()
+            .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+            .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+            .map(|id| id.trim().to_string())
+            .collect()
+    }
+
     /// Records `img` under `key`.
     pub fn put(&self, key: &str, img: &ImageRecord) -> Result<()> {
         std::fs::create_dir_all(&self.dir).context("create the build cache")?;
