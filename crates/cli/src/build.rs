@@ -99,3 +99,21 @@ pub fn build(engine: &Engine, args: &BuildArgs) -> Result<u8> {
     }
     Ok(0)
 }
+
+/// `builder prune`: every cache entry, and the intermediate images no tag
+/// and no container keeps; then the blobs and snapshots nothing needs.
+pub fn prune(engine: &Engine) -> Result<u8> {
+    let pruned = berth_engine::build::cache::prune(engine)?;
+    let (blobs, bytes) = engine.store.prune_blobs()?;
+    let snaps = berth_engine::rootfs_prep::prune(engine)?;
+    for ev in &pruned.events {
+        if let berth_image::RemoveEvent::Deleted(d) = ev {
+            outln!("deleted: {d}");
+        }
+    }
+    outln!(
+        "Total reclaimed space: {} ({blobs} blobs, {snaps} snapshots)",
+        crate::table::human_size(bytes)
+    );
+    Ok(0)
+}

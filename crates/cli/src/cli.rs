@@ -66,6 +66,9 @@ pub enum Command {
     Load(LoadArgs),
     /// Build an image from a Dockerfile.
     Build(BuildArgs),
+    /// Manage builds.
+    #[command(subcommand)]
+    Builder(BuilderCommand),
     /// Manage images.
     #[command(subcommand)]
     Image(ImageCommand),
@@ -202,6 +205,13 @@ pub struct ExecArgs {
     pub container: String,
     #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
     pub command: Vec<String>,
+}
+
+/// `berth builder …`.
+#[derive(Subcommand, Debug)]
+pub enum BuilderCommand {
+    /// Remove the build cache (its entries and the intermediate images no tag and no container keeps).
+    Prune(PruneArgs),
 }
 
 #[derive(Subcommand, Debug)]

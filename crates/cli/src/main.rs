@@ -182,6 +182,7 @@ fn writes_store(c: &cli::Command) -> bool {
             | Command::Push(_)
             | Command::Load(_)
             | Command::Build(_)
+            | Command::Builder(_)
             | Command::Rmi(_)
             | Command::Tag(_)
             | Command::Run(_)
@@ -296,6 +297,7 @@ fn run(cli: cli::Cli) -> anyhow::Result<u8> {
         }
         Command::Import(a) | Command::Image(ImageCommand::Import(a)) => images::import(&engine, a),
         Command::Build(a) | Command::Image(ImageCommand::Build(a)) => build::build(&engine, a),
+        Command::Builder(cli::BuilderCommand::Prune(_)) => build::prune(&engine),
         Command::History(a) | Command::Image(ImageCommand::History(a)) => {
             images::history(&engine, a)
         }

@@ -332,6 +332,15 @@ fn cache_hits_and_misses() {
         root.container_ids().is_empty(),
         "no step's container is left"
     );
+
+    // builder prune: the cache and its images go, the tagged image stays.
+    let pruned = ok(&root, &["builder", "prune", "-f"]);
+    assert!(pruned.contains("deleted: sha256:"), "{pruned}");
+    // (--no-cache left the images it replaced in the cache dangling: shown,
+    // for image prune.)
+    assert_eq!(ok(&root, &["images", "-aq"]), ok(&root, &["images", "-q"]));
+    assert_eq!(ok(&root, &["run", "--rm", "c"]), "b2");
+    assert!(cached(&built(&root, &ctx, &["-t", "c"])).is_empty());
 }
 
 fn config_id(root: &Root, image: &str) -> String {

@@ -78,3 +78,17 @@ impl<'a> Cache<'a> {
         Ok(())
     }
 }
+
+/// `builder prune`: drops every entry, then the images they named that no
+/// tag and no container keeps (the blobs are the caller's to prune).
+pub fn prune(engine: &Engine) -> Result<crate::system::PrunedImages> {
+    let cache = Cache::new(engine);
+    let ids = cache.image_ids();
+    if let Ok(dir) = std::fs::read_dir(&cache.dir) {
+        for e in dir.flatten() {
+            std::fs::remove_file(e.path())
+                .with_context(|| format!("remove {}", e.path().display()))?;
+        }
+    }
+    crate::system::prune_images(engine, false, |img| ids.contains(&img.id.to_string()))
+}

@@ -30,7 +30,7 @@
 //! Guarantees: a failed or killed build leaves no image of its own and no
 //! half blob (everything goes through the store's write API); the step
 //! containers a killed build left are swept by the next build. Not yet:
-//! ADD of URLs and archives, `builder prune`, a stat cache (each
+//! ADD of URLs and archives, a stat cache (each
 //! build reads the files it copies again), reproducible layer digests.
 
 pub mod cache;
