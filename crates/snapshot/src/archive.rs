@@ -95,6 +95,20 @@ pub fn write_archive(
     name: &Path,
     out: impl Write,
 ) -> Result<()> {
+    write_archive_pruned(root, path, follow, name, out, &|_, _| false)
+}
+
+/// [`write_archive`] without what `pruned(name, is_dir)` says to leave
+/// out: an entry below the first, and for a directory everything in it,
+/// never read nor walked (a build's `.dockerignore`).
+pub fn write_archive_pruned(
+    root: &Root,
+    path: &Path,
+    follow: bool,
+    name: &Path,
+    out: impl Write,
+    pruned: &dyn Fn(&Path, bool) -> bool,
+) -> Result<()> {
     let cleaned = clean_io(path)?;
     let (st, node) = if follow || cleaned.as_os_str().is_empty() {
         open_followed(root, &cleaned)?
@@ -104,7 +118,7 @@ pub fn write_archive(
     };
     let mut tar = tar::Builder::new(out);
     tar.follow_symlinks(false);
-    emit(&mut tar, name, &st, node, 0)?;
+    emit(&mut tar, name, &st, node, 0, pruned)?;
     tar.finish().context("writing the tar stream")?;
     Ok(())
 }
@@ -190,6 +204,7 @@ fn emit<W: Write>(
     st: &Stat,
     node: Node,
     depth: usize,
+    pruned: &dyn Fn(&Path, bool) -> bool,
 ) -> Result<()> {
     let written = |r: io::Result<()>| r.with_context(|| format!("archiving {}", name.display()));
     match node {
@@ -229,7 +244,11 @@ fn emit<W: Write>(
             for c in children {
                 // Gone since it was listed: a running container's churn.
                 if let Some((cst, cnode)) = open_at(fd.as_fd(), &c)? {
-                    emit(tar, &name.join(&c), &cst, cnode, depth + 1)?;
+                    let child = name.join(&c);
+                    let is_dir = FileType::from_raw_mode(cst.st_mode) == FileType::Directory;
+                    if !pruned(&child, is_dir) {
+                        emit(tar, &child, &cst, cnode, depth + 1, pruned)?;
+                    }
                 }
             }
             Ok(())

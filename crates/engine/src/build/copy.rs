@@ -259,12 +259,24 @@ fn read_source(from: &From<'_>, src: &str, spool: &Path) -> Result<std::fs::File
             let path = if src.is_empty() { "." } else { src };
             // Any name but "." (which tar readers drop from entries' paths).
             let name = Path::new("s");
-            berth_snapshot::archive::write_archive(&c.root, Path::new(path), true, name, &mut raw)
-                .map_err(|e| {
-                    anyhow!(
-                        "file not found in build context or excluded by .dockerignore: {src}: {e}"
-                    )
-                })?;
+            // What .dockerignore excludes is never read, nor an excluded
+            // directory walked unless an exception may take something in it.
+            let pruned = |entry: &Path, is_dir: bool| {
+                let below = entry.strip_prefix(name).unwrap_or(entry).to_string_lossy();
+                let rel = format!("{src}/{below}");
+                c.ignore.excluded(&rel) && !(is_dir && c.ignore.may_include_below(&rel))
+            };
+            berth_snapshot::archive::write_archive_pruned(
+                &c.root,
+                Path::new(path),
+                true,
+                name,
+                &mut raw,
+                &pruned,
+            )
+            .map_err(|e| {
+                anyhow!("file not found in build context or excluded by .dockerignore: {src}: {e}")
+            })?;
         }
         From::Container(engine, id) => {
             let opts = crate::cp::CpOptions::default();
@@ -481,6 +493,35 @@ mod tests {
         );
         assert!(c.sources("src/b.txt").is_err());
         assert!(c.sources("*.none").is_err());
+    }
+
+    #[test]
+    fn ignored_files_are_never_read() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("keep"), "k").unwrap();
+        std::fs::write(d.path().join(".dockerignore"), "deep\n").unwrap();
+        // Deeper than any archive may go: walking it would fail the copy.
+        let mut p = d.path().join("deep");
+        for _ in 0..1100 {
+            p = p.join("d");
+        }
+        std::fs::create_dir_all(&p).unwrap();
+        let c = Context::open(d.path()).unwrap();
+        let sp = tempfile::tempdir().unwrap();
+        let packed = pack(
+            &From::Context(&c),
+            &[String::new()],
+            ("/app/", true),
+            Meta::default(),
+            sp.path(),
+        )
+        .unwrap();
+        let names: Vec<String> = tar::Archive::new(packed.tar)
+            .entries()
+            .unwrap()
+            .map(|e| e.unwrap().path().unwrap().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, vec!["app/.dockerignore", "app/keep"]);
     }
 
     #[test]
