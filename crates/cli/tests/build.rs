@@ -1068,3 +1068,19 @@ fn heredocs() {
     assert_eq!(cached(&out), Vec::<String>::new(), "{out}");
     assert_eq!(cat(&root, "here", "/etc/conf"), "who=other\n");
 }
+
+/// A `.dockerignore` that is a symlink to a file outside the context is
+/// resolved inside the context (where nothing is), never read from the
+/// host: here the host file would have excluded the file the build copies.
+#[test]
+fn a_dockerignore_symlink_is_not_followed_out_of_the_context() {
+    let root = Root::new();
+    let outside = root.path().join("outside-ignore");
+    std::fs::write(&outside, "keep\n").unwrap();
+    let df = format!("FROM {BUSYBOX}\nCOPY keep /keep\n");
+    let ctx = context(&root, "ctx", &[("Dockerfile", &df), ("keep", "kept\n")]);
+    std::os::unix::fs::symlink(&outside, ctx.join(".dockerignore")).unwrap();
+    built(&root, &ctx, &["-t", "ign:v1"]);
+    let o = root.run(&["--rm", "ign:v1", "cat", "/keep"]);
+    assert_eq!(stdout(&o), "kept\n", "{}", stderr(&o));
+}

@@ -51,10 +51,12 @@ impl Context {
     pub fn open(dir: &Path) -> Result<Context> {
         let root =
             Root::open(dir).with_context(|| format!("open the build context {}", dir.display()))?;
-        let ignore = match std::fs::read_to_string(dir.join(".dockerignore")) {
-            Ok(t) => Ignore::parse(&t),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ignore::default(),
-            Err(e) => return Err(e).context("read .dockerignore"),
+        // Through the context's root: a .dockerignore that is a symlink
+        // resolves inside the context, like every other name in it.
+        let ignore = match root.read_file(Path::new(".dockerignore"), 4 << 20) {
+            Ok(Some(b)) => Ignore::parse(&String::from_utf8_lossy(&b)),
+            Ok(None) => Ignore::default(),
+            Err(e) => bail!("read .dockerignore: {e}"),
         };
         Ok(Context {
             dir: dir.to_path_buf(),
