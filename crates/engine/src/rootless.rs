@@ -102,9 +102,10 @@ pub fn reexec_in_userns() -> Result<()> {
     // SAFETY: berth is single-threaded here (this runs before anything
     // starts a thread); the child only makes async-signal-safe calls on
     // memory prepared above, then execs or _exits.
+    let parent = rustix::process::getpid().as_raw_nonzero().get();
     let pid = unsafe { libc::fork() };
     if pid == 0 {
-        again.child(ready_w.as_raw_fd(), go_r.as_raw_fd());
+        again.child(parent, ready_w.as_raw_fd(), go_r.as_raw_fd());
     }
     if pid < 0 {
         anyhow::bail!("rootless: fork: {}", std::io::Error::last_os_error());
@@ -173,18 +174,10 @@ impl Reexec {
 
     /// The child of fork: makes its namespaces, says so on `ready`, waits
     /// on `go` for its id maps, becomes root there and execs berth again.
-    fn child(&self, ready: libc::c_int, go: libc::c_int) -> ! {
+    fn child(&self, parent: libc::pid_t, ready: libc::c_int, go: libc::c_int) -> ! {
         // SAFETY: raw syscalls on fds and buffers that stay valid (made
         // before fork); only async-signal-safe calls, then exec or _exit.
         unsafe {
-            // Dies with the berth that waits for it, as if one process.
-            libc::prctl(
-                libc::PR_SET_PDEATHSIG,
-                libc::SIGKILL as libc::c_ulong,
-                0,
-                0,
-                0,
-            );
             if libc::unshare(libc::CLONE_NEWUSER | libc::CLONE_NEWNS) != 0 {
                 libc::_exit(125);
             }
@@ -195,6 +188,19 @@ impl Reexec {
                 libc::_exit(125);
             }
             if libc::setresgid(0, 0, 0) != 0 || libc::setresuid(0, 0, 0) != 0 {
+                libc::_exit(125);
+            }
+            // Dies with the berth that waits for it, as if one process. Set
+            // only now: a change of credentials clears it. A parent already
+            // gone by then is noticed by its pid.
+            libc::prctl(
+                libc::PR_SET_PDEATHSIG,
+                libc::SIGKILL as libc::c_ulong,
+                0,
+                0,
+                0,
+            );
+            if libc::getppid() != parent {
                 libc::_exit(125);
             }
             libc::execve(
