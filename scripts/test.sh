@@ -15,10 +15,10 @@ python3 scripts/sizes.py
 cargo clippy --workspace --all-targets -- -D warnings
 cargo test --workspace -- --test-threads="${BERTH_TEST_THREADS:-4}"
 
-# Rootless: the run, lifecycle, exec, cp/top/stats, ps and commit tests again, with berth
+# Rootless: the run, lifecycle, exec, cp/top/stats, ps, commit and build tests again, with berth
 # run by an ordinary user (the logs suite writes its fixtures as root), and
 # the pasta suite, which runs only then.
-for suite in run lifecycle exec cptop ps_format commit pasta; do
+for suite in run lifecycle exec cptop ps_format commit build pasta; do
 	BERTH_TEST_USER="$user" cargo test -p berth --test "$suite" -- --test-threads="${BERTH_TEST_THREADS:-4}"
 done
 

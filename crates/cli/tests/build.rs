@@ -28,6 +28,16 @@ fn context(root: &Root, name: &str, files: &[(&str, &str)]) -> PathBuf {
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();
         std::fs::write(p, c).unwrap();
     }
+    // Rootless, the context is the building user's, as theirs would be.
+    if let Some((uid, gid, _)) = common::test_user() {
+        let st = std::process::Command::new("chown")
+            .arg("-R")
+            .arg(format!("{uid}:{gid}"))
+            .arg(&dir)
+            .status()
+            .unwrap();
+        assert!(st.success());
+    }
     dir
 }
 

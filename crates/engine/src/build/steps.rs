@@ -734,18 +734,32 @@ fn step_label() -> std::collections::BTreeMap<String, String> {
 /// Removes the step containers a killed build left (their berth is gone;
 /// a running build's are never touched).
 pub(super) fn sweep(engine: &Engine) -> Result<()> {
+    // A killed build's step is recorded running until someone looks.
+    crate::remove::reap_dead_runs(engine)?;
     for c in engine.records()?.list()? {
         let Some(pid) = c.labels.get(STEP_LABEL) else {
             continue;
         };
         if !c.is_running()
-            && !std::path::Path::new("/proc").join(pid).exists()
+            && !alive(pid)
             && let Err(e) = crate::remove::remove(engine, &c.id, true)
         {
             tracing::debug!("sweep build step {}: {e:#}", c.id);
         }
     }
     Ok(())
+}
+
+/// Whether process `pid` lives: a zombie does not (a killed rootless
+/// berth's re-executed self may wait unreaped under an init that reaps
+/// nothing).
+fn alive(pid: &str) -> bool {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // The state follows the command name's closing parenthesis.
+    match stat.rsplit_once(')') {
+        Some((_, rest)) => !rest.trim_start().starts_with(['Z', 'X']),
+        None => false,
+    }
 }
 
 /// A COPY's heredoc text, `$VAR`s expanded unless its word was quoted.
