@@ -19,6 +19,7 @@ packages=(
   # dockerd and podman. docker.io brings containerd and runc; podman runs its
   # boxes with runc too (crun refuses this machine's hybrid cgroups).
   docker.io containerd runc podman conmon
+  buildah           # peer for `berth build`: same-image test and bench/build.sh
   # bench/network.sh: podman's own network stack, and container-to-container
   # throughput (iperf3 bind-mounted into the busybox fixture image).
   netavark aardvark-dns iperf3

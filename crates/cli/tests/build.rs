@@ -578,17 +578,36 @@ fn copy_destinations_and_arg_env_precedence() {
     );
 }
 
-/// The same Dockerfile built by Podman (buildah's builder; Debian's
-/// buildah itself is not installed here): images whose configs and file
-/// trees (both unpacked by umoci) match berth's.
+/// The same Dockerfile built by Podman (buildah's builder as a library):
+/// images whose configs and file trees (both unpacked by umoci) match berth's.
 #[test]
 fn same_image_as_podman_build() {
-    if std::process::Command::new("podman")
+    same_image_as_peer(
+        "podman",
+        &["--cgroup-manager=cgroupfs", "--events-backend=none"],
+        "build",
+    );
+}
+
+/// Issue 17's own comparison: Debian's `buildah bud`, with its own vfs
+/// storage and chroot isolation, base pulled from the fixture registry.
+#[test]
+fn same_image_as_buildah_bud() {
+    same_image_as_peer("buildah", &["--storage-driver=vfs"], "bud");
+}
+
+/// Builds one Dockerfile (multi-stage COPY --from, ARG/ENV, WORKDIR, USER,
+/// EXPOSE, LABEL, ENTRYPOINT/CMD, RUN creating and removing files) with
+/// berth and with `peer` (podman or buildah), and compares the configs and
+/// the umoci-unpacked trees. Known differences: the empty mount points
+/// buildah leaves from RUN, and its io.buildah.version label.
+fn same_image_as_peer(peer: &str, global: &[&str], build_cmd: &str) {
+    if std::process::Command::new(peer)
         .arg("--version")
         .output()
         .is_err()
     {
-        eprintln!("podman not installed: skipped");
+        eprintln!("{peer} not installed: skipped");
         return;
     }
     let root = Root::new();
@@ -625,7 +644,7 @@ fn same_image_as_podman_build() {
         .unwrap();
     assert!(st.success(), "skopeo copy");
 
-    let pm = dir.path().join("podman");
+    let pm = dir.path().join(peer);
     std::fs::create_dir_all(&pm).unwrap();
     let conf = pm.join("storage.conf");
     std::fs::write(
@@ -637,17 +656,17 @@ fn same_image_as_podman_build() {
     )
     .unwrap();
     let podman = |args: &[&str]| {
-        let o = std::process::Command::new("podman")
+        let o = std::process::Command::new(peer)
             .env("CONTAINERS_STORAGE_CONF", &conf)
-            .args(["--cgroup-manager=cgroupfs", "--events-backend=none"])
+            .args(global)
             .args(args)
             .output()
             .unwrap();
-        assert!(o.status.success(), "podman {args:?}: {}", stderr(&o));
+        assert!(o.status.success(), "{peer} {args:?}: {}", stderr(&o));
     };
     let c = ctx.display().to_string();
     podman(&[
-        "build",
+        build_cmd,
         "-q",
         "--tls-verify=false",
         "--isolation=chroot",
