@@ -1055,7 +1055,7 @@ fn add_local_files_and_copy_from_an_image() {
         (
             "Dockerfile.tar",
             "FROM scratch\nADD a.tar.gz /x/\n",
-            "ADD of a local archive (a.tar.gz) is not supported",
+            "file not found in build context",
         ),
     ] {
         let f = write(&ctx, name, df);
@@ -1112,4 +1112,109 @@ fn a_dockerignore_symlink_is_not_followed_out_of_the_context() {
     built(&root, &ctx, &["-t", "ign:v1"]);
     let o = root.run(&["--rm", "ign:v1", "cat", "/keep"]);
     assert_eq!(stdout(&o), "kept\n", "{}", stderr(&o));
+}
+
+/// A tar of `entries` (name as raw bytes, kind, mode, link target or
+/// content), names written as given: `..` and absolute ones too.
+fn raw_tar(entries: &[(&str, tar::EntryType, u32, &str)]) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    for (name, kind, mode, body) in entries {
+        let mut h = tar::Header::new_old();
+        h.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
+        h.set_entry_type(*kind);
+        h.set_mode(*mode);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(1_600_000_000);
+        let data: &[u8] = if *kind == tar::EntryType::Symlink {
+            h.as_old_mut().linkname[..body.len()].copy_from_slice(body.as_bytes());
+            b""
+        } else {
+            body.as_bytes()
+        };
+        h.set_size(data.len() as u64);
+        // Old headers have no magic; a ustar one is what ADD recognises.
+        h.as_old_mut().pad[..6].copy_from_slice(b"ustar\0");
+        h.set_cksum();
+        b.append(&h, data).unwrap();
+    }
+    b.into_inner().unwrap()
+}
+
+#[test]
+fn add_unpacks_local_archives_safely() {
+    use std::io::Write as _;
+    let root = Root::new();
+    let ctx = context(&root, "ctx", &[("plain.txt", "not an archive")]);
+    let reg = tar::EntryType::Regular;
+    let good = raw_tar(&[
+        ("app/", tar::EntryType::Directory, 0o750, ""),
+        ("app/run.sh", reg, 0o755, "echo hi"),
+        ("app/data", reg, 0o600, "data"),
+    ]);
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(&good).unwrap();
+    std::fs::write(ctx.join("good.tgz.bin"), gz.finish().unwrap()).unwrap();
+    let u = format!("berth-add-{}", std::process::id());
+    let hostile = raw_tar(&[
+        ("evil", tar::EntryType::Symlink, 0o777, "/"),
+        (&format!("evil/tmp/{u}-x"), reg, 0o644, "x"),
+        (&format!("/tmp/{u}-abs"), reg, 0o644, "abs"),
+    ]);
+    std::fs::write(ctx.join("hostile.tar"), hostile).unwrap();
+    let climb = raw_tar(&[(&format!("../../../../../../tmp/{u}-up"), reg, 0o644, "up")]);
+    std::fs::write(ctx.join("climb.tar"), climb).unwrap();
+    let df = format!("FROM {BUSYBOX}\nADD good.tgz.bin plain.txt /dest/\nADD hostile.tar /h/\n");
+    write(&ctx, "Dockerfile", &df);
+    built(&root, &ctx, &["-t", "added"]);
+    let sh = |cmd: &str| {
+        ok(
+            &root,
+            &["run", "--rm", "--entrypoint", "", "added", "sh", "-c", cmd],
+        )
+    };
+    let got = sh("stat -c '%n %a' /dest/app /dest/app/run.sh /dest/app/data; cat /dest/plain.txt");
+    assert_eq!(
+        got,
+        "/dest/app 750\n/dest/app/run.sh 755\n/dest/app/data 600\nnot an archive"
+    );
+    // The symlink resolves inside the image; the absolute name lands below /h.
+    let got = sh(&format!(
+        "cat /tmp/{u}-x /h/tmp/{u}-abs; [ -L /h/evil ] && echo link"
+    ));
+    assert_eq!(got, "xabslink\n");
+    for p in [
+        format!("/tmp/{u}-x"),
+        format!("/tmp/{u}-abs"),
+        format!("/tmp/{u}-up"),
+    ] {
+        assert!(!Path::new(&p).exists(), "{p} written on the host");
+    }
+    // `..` above the destination is refused, and nothing lands anywhere.
+    let f = write(
+        &ctx,
+        "Dockerfile.climb",
+        &format!("FROM {BUSYBOX}\nADD climb.tar /c/\n"),
+    );
+    let o = build(&root, &ctx, &["-f", &f]);
+    assert_eq!(code(&o), 1, "{}", stderr(&o));
+    assert!(!Path::new(&format!("/tmp/{u}-up")).exists());
+    // The archive's content is in the cache key.
+    assert_eq!(cached(&built(&root, &ctx, &["-t", "added"])).len(), 2);
+    std::fs::write(ctx.join("hostile.tar"), raw_tar(&[("y", reg, 0o644, "y")])).unwrap();
+    let again = cached(&built(&root, &ctx, &["-t", "added2"]));
+    assert_eq!(again.len(), 1, "{again:?}");
+    // bzip2 is refused, clearly.
+    std::fs::write(ctx.join("b.tar.bz2"), b"BZh91AY&SY").unwrap();
+    let f = write(
+        &ctx,
+        "Dockerfile.bz",
+        &format!("FROM {BUSYBOX}\nADD b.tar.bz2 /b/\n"),
+    );
+    let o = build(&root, &ctx, &["-f", &f]);
+    assert!(
+        stderr(&o).contains("bzip2 archives are not supported"),
+        "{}",
+        stderr(&o)
+    );
 }

@@ -200,7 +200,7 @@ fn contents_of(p: &str) -> bool {
 /// A container path as the resolver takes it: relative to the root, `..`
 /// stopping there (Docker's leading `/` is optional).
 /// `..` is folded first, as Docker's `filepath.Clean` does, never above `/`.
-fn in_root(p: &str) -> PathBuf {
+pub(crate) fn in_root(p: &str) -> PathBuf {
     let mut parts: Vec<&str> = Vec::new();
     for c in p.split('/') {
         match c {
@@ -337,6 +337,26 @@ pub(crate) fn is_dir(engine: &Engine, key: &str, path: &str) -> Result<bool> {
     let c = find(engine, key)?;
     let ctr = open_root(engine, &c)?;
     Ok(archive::stat_path(&ctr.root, &in_root(path), true)? == Some(Kind::Dir))
+}
+
+/// Extracts the tar stream `r` into container `key` below `under` (made
+/// when missing), `..` never climbing above it, owners as in the stream:
+/// ADD's unpacking of a local archive.
+pub(crate) fn extract_under(
+    engine: &Engine,
+    key: &str,
+    under: &str,
+    r: &mut dyn Read,
+) -> Result<()> {
+    let c = find(engine, key)?;
+    let ctr = open_root(engine, &c)?;
+    let xopts = ApplyOptions {
+        mode: ApplyMode::Plain,
+        under: in_root(under),
+        ..Default::default()
+    };
+    berth_snapshot::extract_archive(r, &ctr.path(), &xopts)?;
+    Ok(())
 }
 
 /// Copies `src` from the host into container `key` at `dst`.

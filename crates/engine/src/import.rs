@@ -92,7 +92,7 @@ pub fn import(engine: &crate::Engine, src: impl Read, req: &ImportRequest) -> Re
 }
 
 /// `src` decompressed by its magic bytes: gzip, zstd or none.
-fn decompressed<'a>(src: impl Read + 'a) -> Result<Box<dyn Read + 'a>> {
+pub(crate) fn decompressed<'a>(src: impl Read + 'a) -> Result<Box<dyn Read + 'a>> {
     let mut r = BufReader::with_capacity(256 * 1024, src);
     let head = r.fill_buf().context("read the archive")?.to_vec();
     Ok(if head.starts_with(&[0x1f, 0x8b]) {

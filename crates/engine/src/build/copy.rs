@@ -65,6 +65,20 @@ impl Context {
         })
     }
 
+    /// The context file `path` opened, when it is a regular file (its
+    /// symlinks resolved inside the context); `None` otherwise.
+    pub fn open_file(&self, path: &str) -> Result<Option<std::fs::File>> {
+        let fd = match self
+            .root
+            .open_path(Path::new(path), rustix::fs::OFlags::RDONLY)
+        {
+            Ok(fd) => fd,
+            Err(_) => return Ok(None),
+        };
+        let f = std::fs::File::from(fd);
+        Ok(f.metadata()?.is_file().then_some(f))
+    }
+
     /// The context paths `src` names: itself, or what its glob matches
     /// (never an excluded path); `../x` refused.
     pub fn sources(&self, src: &str) -> Result<Vec<String>> {
@@ -373,19 +387,11 @@ fn append<W: io::Write, R: Read>(
     Ok(())
 }
 
-/// ADD of a URL or an archive: not in this slice.
+/// ADD of a URL: not in this slice.
 pub fn refuse_add(srcs: &[String]) -> Result<()> {
     for s in srcs {
         if s.contains("://") {
             bail!("ADD of a remote URL ({s}) is not supported by berth build yet");
-        }
-        let archive = [
-            ".tar", ".tar.gz", ".tgz", ".tar.xz", ".txz", ".tar.bz2", ".tbz2", ".tar.zst",
-        ];
-        if archive.iter().any(|a| s.ends_with(a)) {
-            bail!(
-                "ADD of a local archive ({s}) is not supported by berth build yet: use COPY and RUN tar"
-            );
         }
     }
     Ok(())

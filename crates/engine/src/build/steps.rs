@@ -17,6 +17,8 @@ use super::{BuildRequest, Built, StepFailed};
 use crate::Engine;
 use crate::request::{Network, PullPolicy, RunRequest};
 
+mod add;
+
 pub(super) struct Builder<'a> {
     engine: &'a Engine,
     req: &'a BuildRequest,
@@ -377,9 +379,13 @@ impl<'a> Builder<'a> {
         let Some((dest, srcs)) = words.split_last().filter(|(_, s)| !s.is_empty()) else {
             bail!("{} requires at least two arguments", inst.keyword);
         };
-        if inst.keyword == "ADD" {
+        let inline = heredoc_content(inst, srcs, &vars)?;
+        let (files, archives) = if inst.keyword == "ADD" && inline.is_none() {
             copy::refuse_add(srcs)?;
-        }
+            add::split(self.ctx, srcs)?
+        } else {
+            (srcs.to_vec(), Vec::new())
+        };
         let workdir = st
             .get("WorkingDir")
             .and_then(Value::as_str)
@@ -390,35 +396,24 @@ impl<'a> Builder<'a> {
         } else {
             format!("{}/{dest}", workdir.trim_end_matches('/'))
         };
-        let owner = match inst.flag("chown") {
-            Some(v) => {
-                let v = crate::instructions::substitute(v, &vars)?;
-                let img = st.image.clone();
-                let mut lookup = |file: &str, name: &str| -> Result<u32> {
-                    let text = match &img {
-                        Some(img) => self.image_file(img, &format!("/etc/{file}"))?,
-                        None => String::new(),
-                    };
-                    copy::id_in(&text, name)
-                        .ok_or_else(|| anyhow!("unable to find {name} in the image's /etc/{file}"))
-                };
-                Some(copy::chown(&v, &mut lookup)?)
-            }
-            None => None,
-        };
+        let owner = self.chown_flag(st, inst, &vars)?;
         let meta = Meta {
             owner,
             mode: inst.flag("chmod").map(copy::chmod).transpose()?,
         };
-        let inline = heredoc_content(inst, srcs, &vars)?;
         let what = match (&inst.heredoc, &inline) {
             (Some(h), Some(content)) => Srcs::Inline(&h.name, content),
-            _ => Srcs::Files(srcs),
+            _ => Srcs::Files(&files),
         };
         let (mut packed, from_key) =
             self.pack(inst, what, (&dest_abs, dest), meta, stage, false)?;
         let text = format!("{} {}", inst.text(), words.join(" "));
-        let k = key(&st.key, &[&text, &packed.hash, &from_key]);
+        let unpacked = add::hash(self.ctx, &archives)?;
+        let mut parts = vec![text.as_str(), &packed.hash, &from_key];
+        if !archives.is_empty() {
+            parts.push(&unpacked);
+        }
+        let k = key(&st.key, &parts);
         if self.hit(st, &k)? {
             return Ok(());
         }
@@ -451,6 +446,11 @@ impl<'a> Builder<'a> {
                         follow_link: false,
                     },
                 )
+                .and_then(|()| {
+                    add::unpack(self.ctx, &archives, &mut |r| {
+                        crate::cp::extract_under(self.engine, &id, &dest_abs, r)
+                    })
+                })
                 .and_then(|()| self.commit(st, &id, &created_by));
                 let removed = crate::remove::remove(self.engine, &id, true);
                 put?;
@@ -463,7 +463,13 @@ impl<'a> Builder<'a> {
                     ..Default::default()
                 };
                 let made = berth_snapshot::extract_archive(&mut packed.tar, dir.path(), &opts)
-                    .and_then(|_| self.layer(st, dir.path(), &created_by));
+                    .and_then(|_| {
+                        add::unpack(self.ctx, &archives, &mut |r| {
+                            berth_snapshot::extract_archive(r, dir.path(), &add::under(&dest_abs))
+                                .map(drop)
+                        })
+                    })
+                    .and_then(|()| self.layer(st, dir.path(), &created_by));
                 made?;
             }
         }

@@ -1,0 +1,136 @@
+//! ADD of local tar archives, Docker's rule: a context file that is a tar
+//! (plain, gzip or zstd, known by its bytes, never by its name) is
+//! unpacked into the destination directory instead of copied; any other
+//! file is copied as COPY copies it.
+//!
+//! The unpacking is the safe applier's ([`berth_snapshot::extract_archive`],
+//! [`berth_snapshot::ApplyMode::Plain`], the destination as `under`): an
+//! entry naming `..` never climbs above the destination, an absolute name
+//! lands below it, and a symlink (planted earlier in the archive or already
+//! in the image) is resolved inside the step's rootfs, so nothing is ever
+//! written outside it.
+
+use std::io::{BufRead, BufReader, Cursor, Read};
+
+use anyhow::{Context as _, Result, anyhow, bail};
+use berth_image::digest::Hasher;
+
+use super::super::copy::{self, Context};
+use super::super::dockerfile::Instruction;
+use super::super::state::State;
+use super::Builder;
+
+/// An ADD's context sources, split into those copied and the archives
+/// unpacked (both as context paths, globs expanded).
+pub(super) fn split(ctx: &Context, srcs: &[String]) -> Result<(Vec<String>, Vec<String>)> {
+    let (mut files, mut archives) = (Vec::new(), Vec::new());
+    for s in srcs {
+        for p in ctx.sources(s)? {
+            if open(ctx, &p)?.is_some() {
+                archives.push(p);
+            } else {
+                files.push(p);
+            }
+        }
+    }
+    Ok((files, archives))
+}
+
+/// The context file `path` as a decompressed tar stream, when it is a tar
+/// archive; `None` for anything else (copied as it is).
+fn open(ctx: &Context, path: &str) -> Result<Option<Box<dyn Read>>> {
+    let Some(f) = ctx.open_file(path)? else {
+        return Ok(None);
+    };
+    let mut r = BufReader::new(f);
+    let head = r.fill_buf().with_context(|| format!("read {path}"))?;
+    if head.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0]) || head.starts_with(b"BZh91") {
+        bail!(
+            "ADD {path}: xz and bzip2 archives are not supported by berth build: use a plain, gzip or zstd tar"
+        );
+    }
+    let Ok(mut d) = crate::import::decompressed(r) else {
+        return Ok(None);
+    };
+    let mut block = vec![0u8; 512];
+    let mut n = 0;
+    while n < block.len() {
+        match d.read(&mut block[n..]) {
+            Ok(0) | Err(_) => return Ok(None),
+            Ok(k) => n += k,
+        }
+    }
+    // A ustar, pax or GNU header: "ustar" at its magic field.
+    if &block[257..262] != b"ustar" {
+        return Ok(None);
+    }
+    Ok(Some(Box::new(Cursor::new(block).chain(d))))
+}
+
+/// What the cache key takes of `archives`: their names and raw bytes.
+pub(super) fn hash(ctx: &Context, archives: &[String]) -> Result<String> {
+    let mut h = Hasher::new();
+    for p in archives {
+        h.update(format!("{p}\0archive\0").as_bytes());
+        let mut f = ctx
+            .open_file(p)?
+            .ok_or_else(|| anyhow!("ADD {p}: the archive is gone"))?;
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let n = f.read(&mut buf).with_context(|| format!("read {p}"))?;
+            if n == 0 {
+                break;
+            }
+            h.update(&buf[..n]);
+        }
+    }
+    Ok(h.finish().to_string())
+}
+
+/// Each of `archives`, decompressed, to `into` (which extracts it).
+pub(super) fn unpack(
+    ctx: &Context,
+    archives: &[String],
+    into: &mut dyn FnMut(&mut dyn Read) -> Result<()>,
+) -> Result<()> {
+    for p in archives {
+        let mut r = open(ctx, p)?.ok_or_else(|| anyhow!("ADD {p}: no longer a tar archive"))?;
+        into(&mut r).with_context(|| format!("ADD {p}: unpacking"))?;
+    }
+    Ok(())
+}
+
+/// Options extracting an ADD's archive below `dest` of a rootfs.
+pub(super) fn under(dest: &str) -> berth_snapshot::ApplyOptions {
+    berth_snapshot::ApplyOptions {
+        mode: berth_snapshot::ApplyMode::Plain,
+        under: crate::cp::in_root(dest),
+        ..Default::default()
+    }
+}
+
+impl Builder<'_> {
+    /// The owner a COPY's or ADD's `--chown` names, names looked up in
+    /// the image's `/etc/passwd` and `/etc/group`.
+    pub(super) fn chown_flag(
+        &self,
+        st: &State,
+        inst: &Instruction,
+        vars: &[String],
+    ) -> Result<Option<(u32, u32)>> {
+        let Some(v) = inst.flag("chown") else {
+            return Ok(None);
+        };
+        let v = crate::instructions::substitute(v, vars)?;
+        let img = st.image.clone();
+        let mut lookup = |file: &str, name: &str| -> Result<u32> {
+            let text = match &img {
+                Some(img) => self.image_file(img, &format!("/etc/{file}"))?,
+                None => String::new(),
+            };
+            copy::id_in(&text, name)
+                .ok_or_else(|| anyhow!("unable to find {name} in the image's /etc/{file}"))
+        };
+        Ok(Some(copy::chown(&v, &mut lookup)?))
+    }
+}
