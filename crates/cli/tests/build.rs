@@ -1218,3 +1218,86 @@ fn add_unpacks_local_archives_safely() {
         stderr(&o)
     );
 }
+
+#[test]
+fn source_date_epoch_gives_the_same_layers() {
+    let df = format!(
+        "FROM {BUSYBOX}\nRUN mkdir -p /d/e && echo hi > /d/f && touch /d/e/g\nCOPY f /app/f\n"
+    );
+    // The layers' digests, the image id and the manifest's digest.
+    let build_in = |root: &Root, epoch: Option<(&str, bool)>| {
+        let ctx = context(root, "ctx", &[("f", "F"), ("Dockerfile", &df)]);
+        let mut c = root.berth();
+        c.args(["build", "--no-cache", "-t", "repro"]);
+        match epoch {
+            Some((e, true)) => {
+                c.env("SOURCE_DATE_EPOCH", e);
+            }
+            Some((e, false)) => {
+                c.args(["--build-arg", &format!("SOURCE_DATE_EPOCH={e}")]);
+            }
+            None => {
+                c.env_remove("SOURCE_DATE_EPOCH");
+            }
+        }
+        let o = c.arg(&ctx).output().unwrap();
+        assert_eq!(code(&o), 0, "{}", stderr(&o));
+        assert!(!stderr(&o).contains("not consumed"), "{}", stderr(&o));
+        let v: serde_json::Value =
+            serde_json::from_str(&ok(root, &["image", "inspect", "repro"])).unwrap();
+        let layers: Vec<String> = v[0]["RootFS"]["Layers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l.as_str().unwrap().to_string())
+            .collect();
+        (layers, v[0]["Id"].clone(), blobs(root.path()))
+    };
+    let (a, b, c) = (Root::new(), Root::new(), Root::new());
+    let one = build_in(&a, Some(("1700000000", true)));
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let two = build_in(&b, Some(("1700000000", false)));
+    assert_eq!(one.0, two.0);
+    assert_eq!(one.1, two.1);
+    let n = one.0.len();
+    assert!(n >= 3, "{one:?}");
+    // Every blob, the manifests too, the same: so the manifest digest.
+    assert_eq!(one.2, two.2);
+    assert!(one.2.len() > n + 2, "{:?}", one.2);
+    // Without it the RUN layer keeps the time its files were made.
+    let three = build_in(&c, None);
+    assert_ne!(one.0[n - 2], three.0[n - 2]);
+    // Mtimes are clamped, not all set: the base's older ones stay.
+    let sh = |cmd: &str| {
+        ok(
+            &a,
+            &["run", "--rm", "--entrypoint", "", "repro", "sh", "-c", cmd],
+        )
+    };
+    assert_eq!(
+        sh("stat -c %Y /d/f /d/e/g /app/f"),
+        "1700000000\n1700000000\n1700000000\n"
+    );
+}
+
+/// The names of every blob stored below `dir` (in any `blobs/sha256`).
+fn blobs(dir: &Path) -> std::collections::BTreeSet<String> {
+    let mut out = std::collections::BTreeSet::new();
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for e in rd.flatten() {
+        let p = e.path();
+        if !e.file_type().unwrap().is_dir() {
+            continue;
+        }
+        if p.ends_with("blobs/sha256") {
+            for b in std::fs::read_dir(&p).unwrap().flatten() {
+                out.insert(b.file_name().to_string_lossy().into_owned());
+            }
+        } else {
+            out.extend(blobs(&p));
+        }
+    }
+    out
+}

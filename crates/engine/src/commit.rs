@@ -56,7 +56,7 @@ pub fn commit(engine: &Engine, req: &CommitRequest) -> Result<ImageRecord> {
     let _fs = records.fs_lock(&c.id)?;
     let thaw = freeze(engine, &c, req.pause, rootless)?;
     let guard = engine.store.write_guard()?;
-    let layer = write_layer(engine, &upper, req.compression);
+    let layer = write_layer(engine, &upper, req.compression, None);
     drop(thaw);
     let (blob, diff_id) = layer?;
     add_history(&mut config, &c, req, &diff_id);
@@ -159,11 +159,13 @@ impl<W: Write> Write for Tee<W> {
     }
 }
 
-/// The upper dir as a compressed layer blob, with its diff_id.
+/// The upper dir as a compressed layer blob, with its diff_id; mtimes
+/// later than `mtime_max` written as it (`SOURCE_DATE_EPOCH`).
 pub(crate) fn write_layer(
     engine: &Engine,
     upper: &std::path::Path,
     compression: Compression,
+    mtime_max: Option<u64>,
 ) -> Result<(berth_image::Blob, Digest)> {
     let store = &engine.store;
     let w = io::BufWriter::with_capacity(256 * 1024, store.blob_writer()?);
@@ -171,7 +173,8 @@ pub(crate) fn write_layer(
     let enc = berth_image::compress::Compressor::new(w, compression)?;
     // Walking and hashing here, compressing and writing on a second core.
     let bg = berth_image::compress::Background::new(enc, |e| e.finish());
-    let (tee, _) = berth_snapshot::write_upper(upper, skip, tee(bg))?;
+    let opts = berth_snapshot::UpperOptions { skip, mtime_max };
+    let (tee, _) = berth_snapshot::write_upper_with(upper, &opts, tee(bg))?;
     let size = tee.hasher.len();
     let diff_id = tee.hasher.finish();
     let w = tee.inner.finish()?;

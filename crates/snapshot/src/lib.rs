@@ -79,8 +79,8 @@ mod whiteout;
 
 pub use copy::flatten_snapshots;
 pub use layer::{
-    ApplyMode, ApplyOptions, ApplyReport, DEFAULT_MAX_BYTES, UpperReport, apply_layer,
-    apply_layer_gated, diff_id_of, extract_archive, write_upper,
+    ApplyMode, ApplyOptions, ApplyReport, DEFAULT_MAX_BYTES, UpperOptions, UpperReport,
+    apply_layer, apply_layer_gated, diff_id_of, extract_archive, write_upper, write_upper_with,
 };
 pub use overlay::{
     ContainerRootfs, RootfsKind, RootfsOptions, mount_rootfs, mount_rootfs_with, release_rootfs,

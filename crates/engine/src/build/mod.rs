@@ -181,7 +181,9 @@ fn unconsumed(df: &Dockerfile, build_args: &[(String, String)], out: &mut dyn Wr
     let mut unused: Vec<&str> = build_args
         .iter()
         .map(|(k, _)| k.as_str())
-        .filter(|k| !declared.iter().any(|d| d == k) && !PROXY_ARGS.contains(k))
+        .filter(|k| {
+            !declared.iter().any(|d| d == k) && !PROXY_ARGS.contains(k) && *k != "SOURCE_DATE_EPOCH"
+        })
         .collect();
     unused.sort();
     unused.dedup();
@@ -192,6 +194,19 @@ fn unconsumed(df: &Dockerfile, build_args: &[(String, String)], out: &mut dyn Wr
             unused.join(" ")
         );
     }
+}
+
+/// `SOURCE_DATE_EPOCH`: a `--build-arg` (as BuildKit takes it), else
+/// the environment of `berth build`; unset or not a number: none.
+pub(super) fn source_date_epoch(req: &BuildRequest) -> Option<i64> {
+    let arg = req
+        .build_args
+        .iter()
+        .rev()
+        .find(|(k, _)| k == "SOURCE_DATE_EPOCH")
+        .map(|(_, v)| v.clone());
+    arg.or_else(|| std::env::var("SOURCE_DATE_EPOCH").ok())
+        .and_then(|v| v.trim().parse().ok())
 }
 
 /// The ARGs before the first FROM: `K=V`, a `--build-arg` over the default.

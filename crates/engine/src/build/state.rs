@@ -19,6 +19,9 @@ pub(super) struct State {
     pub(super) args: Vec<String>,
     /// Whether a CMD came earlier in the stage.
     pub(super) cmd_set: bool,
+    /// `SOURCE_DATE_EPOCH`, when set: history times, and the latest
+    /// mtime a layer holds.
+    pub(super) epoch: Option<i64>,
 }
 
 impl State {
@@ -57,7 +60,7 @@ impl State {
     }
 
     pub(super) fn push_history(&mut self, created_by: &str, empty: bool, diff_id: Option<&str>) {
-        let now = created();
+        let now = created(self.epoch);
         let obj = self.config.as_object_mut().expect("an object");
         if let Some(d) = diff_id {
             let rootfs = obj
@@ -110,11 +113,8 @@ pub(super) fn scratch_config() -> Value {
 
 /// The time history entries and the image record: `SOURCE_DATE_EPOCH`
 /// when set (reproducible builds), else now.
-pub(super) fn created() -> String {
-    match std::env::var("SOURCE_DATE_EPOCH")
-        .ok()
-        .and_then(|v| v.trim().parse::<i64>().ok())
-    {
+pub(super) fn created(epoch: Option<i64>) -> String {
+    match epoch {
         Some(secs) => crate::timefmt::format_unix(secs, 0),
         None => crate::timefmt::now_rfc3339(),
     }

@@ -225,6 +225,7 @@ impl<'a> Builder<'a> {
                 dirty: true,
                 args: Vec::new(),
                 cmd_set: false,
+                epoch: super::source_date_epoch(self.req),
             }
         } else {
             let img = self.image(base, platform)?;
@@ -235,6 +236,7 @@ impl<'a> Builder<'a> {
                 dirty: false,
                 args: Vec::new(),
                 cmd_set: false,
+                epoch: super::source_date_epoch(self.req),
             }
         };
         self.done_in(t);
@@ -344,7 +346,9 @@ impl<'a> Builder<'a> {
     /// layer over `st`, stored as an untagged image.
     fn layer(&mut self, st: &mut State, dir: &std::path::Path, created_by: &str) -> Result<()> {
         let guard = self.engine.store.write_guard()?;
-        let (blob, diff_id) = crate::commit::write_layer(self.engine, dir, self.req.compression)?;
+        let epoch = st.epoch.map(|s| s.max(0) as u64);
+        let (blob, diff_id) =
+            crate::commit::write_layer(self.engine, dir, self.req.compression, epoch)?;
         st.push_history(created_by, false, Some(&diff_id.to_string()));
         let rec = crate::commit::store_image(
             self.engine,

@@ -35,10 +35,36 @@ pub struct UpperReport {
     pub whiteouts: u64,
 }
 
+/// How [`write_upper_with`] writes a layer.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct UpperOptions<'a> {
+    /// Top-level relative paths left out (what the engine itself puts in
+    /// every container's upper dir).
+    pub skip: &'a [&'a str],
+    /// Every mtime later than this (seconds since the epoch) written as
+    /// this: BuildKit's rewrite-timestamp for `SOURCE_DATE_EPOCH`, so the
+    /// same tree gives the same bytes whenever it was made.
+    pub mtime_max: Option<u64>,
+}
+
 /// Write the layer tar of `upper` to `out`, leaving out the top-level
 /// relative paths in `skip` (what the engine itself puts in every
 /// container's upper dir). Returns `out` with the tar finished.
 pub fn write_upper<W: Write>(upper: &Path, skip: &[&str], out: W) -> Result<(W, UpperReport)> {
+    let opts = UpperOptions {
+        skip,
+        mtime_max: None,
+    };
+    write_upper_with(upper, &opts, out)
+}
+
+/// [`write_upper`] with every option.
+pub fn write_upper_with<W: Write>(
+    upper: &Path,
+    opts: &UpperOptions<'_>,
+    out: W,
+) -> Result<(W, UpperReport)> {
+    let skip = opts.skip;
     let dir_flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC | OFlags::NOFOLLOW;
     let root = rustix::fs::open(upper, dir_flags, Mode::empty())
         .with_context(|| format!("open {}", upper.display()))?;
@@ -47,6 +73,7 @@ pub fn write_upper<W: Write>(upper: &Path, skip: &[&str], out: W) -> Result<(W, 
         tar: tar::Builder::new(out),
         links: HashMap::new(),
         report: UpperReport::default(),
+        mtime_max: opts.mtime_max,
     };
     let mut todo = w.children(Path::new(""))?;
     while let Some(rel) = todo.pop() {
@@ -72,6 +99,7 @@ struct Walk<W: Write> {
     /// (dev, ino) of files with several links → the name stored first.
     links: HashMap<(u64, u64), PathBuf>,
     report: UpperReport,
+    mtime_max: Option<u64>,
 }
 
 fn beneath() -> ResolveFlags {
@@ -127,7 +155,8 @@ impl<W: Write> Walk<W> {
         h.set_mode(st.st_mode & 0o7777);
         h.set_uid(st.st_uid.into());
         h.set_gid(st.st_gid.into());
-        h.set_mtime(st.st_mtime.max(0) as u64);
+        let mtime = st.st_mtime.max(0) as u64;
+        h.set_mtime(self.mtime_max.map_or(mtime, |m| mtime.min(m)));
         h.set_size(0);
         match ft {
             FileType::CharacterDevice if st.st_rdev == 0 => {
@@ -318,6 +347,29 @@ fn opaque(raw: &[(Vec<u8>, Vec<u8>)]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mtimes_clamped_never_raised() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir(d.path().join("dir")).unwrap();
+        std::fs::write(d.path().join("dir/f"), "f").unwrap();
+        let mtimes = |max: Option<u64>| -> Vec<u64> {
+            let opts = UpperOptions {
+                skip: &[],
+                mtime_max: max,
+            };
+            let (tar, _) = write_upper_with(d.path(), &opts, Vec::new()).unwrap();
+            tar::Archive::new(tar.as_slice())
+                .entries()
+                .unwrap()
+                .map(|e| e.unwrap().header().mtime().unwrap())
+                .collect()
+        };
+        assert_eq!(mtimes(Some(1_000)), vec![1_000, 1_000]);
+        let now = mtimes(None);
+        assert!(now.iter().all(|m| *m > 1_000));
+        assert_eq!(mtimes(Some(4_000_000_000)), now);
+    }
 
     #[test]
     fn pax_lengths_count_themselves() {

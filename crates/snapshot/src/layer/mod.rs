@@ -42,7 +42,7 @@ mod applier;
 mod from_upper;
 mod whiteouts;
 
-pub use from_upper::{UpperReport, write_upper};
+pub use from_upper::{UpperOptions, UpperReport, write_upper, write_upper_with};
 
 /// Default cap on a layer's decompressed size: far above any real layer,
 /// low enough that a decompression bomb stops before filling a disk.
