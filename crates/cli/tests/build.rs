@@ -1267,6 +1267,20 @@ fn source_date_epoch_gives_the_same_layers() {
     // Without it the RUN layer keeps the time its files were made.
     let three = build_in(&c, None);
     assert_ne!(one.0[n - 2], three.0[n - 2]);
+    // The epoch is in the cache key: no layer of the build without it
+    // is taken, and the layers come out as with it elsewhere.
+    let o = c
+        .berth()
+        .args(["build", "-t", "repro"])
+        .env("SOURCE_DATE_EPOCH", "1700000000")
+        .arg(c.path().join("ctx"))
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(cached(&stderr(&o)), Vec::<String>::new());
+    let v: serde_json::Value =
+        serde_json::from_str(&ok(&c, &["image", "inspect", "repro"])).unwrap();
+    assert_eq!(v[0]["Id"], one.1);
     // Mtimes are clamped, not all set: the base's older ones stay.
     let sh = |cmd: &str| {
         ok(

@@ -30,8 +30,9 @@
 //! Guarantees: a failed or killed build leaves no image of its own and no
 //! half blob (everything goes through the store's write API); the step
 //! containers a killed build left are swept by the next build. Not yet:
-//! ADD of URLs and archives, a stat cache (each
-//! build reads the files it copies again), reproducible layer digests.
+//! ADD of URLs, a stat cache (each build reads the files it copies again).
+//! ADD of a local tar unpacks it (`steps/add.rs`); `SOURCE_DATE_EPOCH`
+//! clamps every layer mtime, so layers are reproducible.
 
 pub mod cache;
 pub mod copy;

@@ -221,7 +221,7 @@ impl<'a> Builder<'a> {
             State {
                 image: None,
                 config: scratch_config(),
-                key: key("", &["FROM", "scratch"]),
+                key: from_key(self.req, "scratch"),
                 dirty: true,
                 args: Vec::new(),
                 cmd_set: false,
@@ -231,7 +231,7 @@ impl<'a> Builder<'a> {
             let img = self.image(base, platform)?;
             State {
                 config: self.engine.store.config_json(&img)?,
-                key: key("", &["FROM", &img.id.to_string()]),
+                key: from_key(self.req, img.id.as_str()),
                 image: Some(img),
                 dirty: false,
                 args: Vec::new(),
@@ -790,6 +790,15 @@ fn heredoc_content(inst: &Instruction, srcs: &[String], vars: &[String]) -> Resu
 enum Srcs<'a> {
     Files(&'a [String]),
     Inline(&'a str, &'a str),
+}
+
+/// A stage's first key: its base and, when set, `SOURCE_DATE_EPOCH`
+/// (the mtimes its layers hold depend on it).
+fn from_key(req: &BuildRequest, base: &str) -> String {
+    match super::source_date_epoch(req) {
+        Some(e) => key("", &["FROM", base, &format!("SOURCE_DATE_EPOCH={e}")]),
+        None => key("", &["FROM", base]),
+    }
 }
 
 /// A destination named as a directory.
