@@ -134,3 +134,65 @@ impl Builder<'_> {
         Ok(Some(copy::chown(&v, &mut lookup)?))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use berth_image::Compression;
+    use berth_image::compress::Compressor;
+    use std::io::Write;
+
+    fn tar_of(name: &str, body: &[u8]) -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_ustar();
+        h.set_size(body.len() as u64);
+        h.set_mode(0o644);
+        b.append_data(&mut h, name, body).unwrap();
+        b.into_inner().unwrap()
+    }
+
+    fn compressed(bytes: &[u8], c: Compression) -> Vec<u8> {
+        let mut w = Compressor::new(Vec::new(), c).unwrap();
+        w.write_all(bytes).unwrap();
+        w.finish().unwrap()
+    }
+
+    #[test]
+    fn archives_known_by_their_bytes() {
+        let d = tempfile::tempdir().unwrap();
+        let tar = tar_of("in", b"inside");
+        let files: [(&str, Vec<u8>); 5] = [
+            ("plain.bin", tar.clone()),
+            ("gz.bin", compressed(&tar, Compression::Gzip)),
+            ("zst.bin", compressed(&tar, Compression::Zstd)),
+            ("text.tar.gz", compressed(b"not a tar", Compression::Gzip)),
+            ("short.tar", b"ustar".to_vec()),
+        ];
+        for (n, b) in &files {
+            std::fs::write(d.path().join(n), b).unwrap();
+        }
+        let ctx = Context::open(d.path()).unwrap();
+        let srcs: Vec<String> = files.iter().map(|(n, _)| n.to_string()).collect();
+        let (copied, unpacked) = split(&ctx, &srcs).unwrap();
+        assert_eq!(copied, vec!["text.tar.gz", "short.tar"]);
+        assert_eq!(unpacked, vec!["plain.bin", "gz.bin", "zst.bin"]);
+        for a in &unpacked {
+            let mut names = Vec::new();
+            unpack(&ctx, std::slice::from_ref(a), &mut |r| {
+                for e in tar::Archive::new(r).entries()? {
+                    names.push(e?.path()?.to_string_lossy().into_owned());
+                }
+                Ok(())
+            })
+            .unwrap();
+            assert_eq!(names, vec!["in"], "{a}");
+        }
+        assert_ne!(
+            hash(&ctx, &unpacked[..1]).unwrap(),
+            hash(&ctx, &unpacked[1..2]).unwrap()
+        );
+        std::fs::write(d.path().join("x.bz2"), b"BZh91AY&SY").unwrap();
+        let e = split(&ctx, &["x.bz2".to_string()]).unwrap_err();
+        assert!(e.to_string().contains("bzip2"), "{e}");
+    }
+}
