@@ -384,12 +384,7 @@ impl<'a> Builder<'a> {
             bail!("{} requires at least two arguments", inst.keyword);
         };
         let inline = heredoc_content(inst, srcs, &vars)?;
-        let (files, archives) = if inst.keyword == "ADD" && inline.is_none() {
-            copy::refuse_add(srcs)?;
-            add::split(self.ctx, srcs)?
-        } else {
-            (srcs.to_vec(), Vec::new())
-        };
+        let (files, archives) = add::sources(self.ctx, inst, srcs, dest, inline.is_some())?;
         let workdir = st
             .get("WorkingDir")
             .and_then(Value::as_str)

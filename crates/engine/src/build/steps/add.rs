@@ -20,9 +20,33 @@ use super::super::dockerfile::Instruction;
 use super::super::state::State;
 use super::Builder;
 
+/// A COPY's or ADD's sources, and the archives an ADD of context files
+/// (not a heredoc's) unpacks instead; a URL refused.
+pub(super) fn sources(
+    ctx: &Context,
+    inst: &Instruction,
+    srcs: &[String],
+    dest: &str,
+    heredoc: bool,
+) -> Result<(Vec<String>, Vec<String>)> {
+    if inst.keyword != "ADD" {
+        return Ok((srcs.to_vec(), Vec::new()));
+    }
+    copy::refuse_add(srcs)?;
+    if heredoc || inst.flag("from").is_some() {
+        return Ok((srcs.to_vec(), Vec::new()));
+    }
+    split(ctx, srcs, super::dest_is_dir(dest))
+}
+
 /// An ADD's context sources, split into those copied and the archives
-/// unpacked (both as context paths, globs expanded).
-pub(super) fn split(ctx: &Context, srcs: &[String]) -> Result<(Vec<String>, Vec<String>)> {
+/// unpacked (both as context paths, globs expanded); several need a
+/// directory destination (`dest_dir`), as in Docker.
+pub(super) fn split(
+    ctx: &Context,
+    srcs: &[String],
+    dest_dir: bool,
+) -> Result<(Vec<String>, Vec<String>)> {
     let (mut files, mut archives) = (Vec::new(), Vec::new());
     for s in srcs {
         for p in ctx.sources(s)? {
@@ -32,6 +56,11 @@ pub(super) fn split(ctx: &Context, srcs: &[String]) -> Result<(Vec<String>, Vec<
                 files.push(p);
             }
         }
+    }
+    if !archives.is_empty() && files.len() + archives.len() > 1 && !dest_dir {
+        bail!(
+            "When using ADD with more than one source file, the destination must be a directory and end with a /"
+        );
     }
     Ok((files, archives))
 }
@@ -173,7 +202,8 @@ mod tests {
         }
         let ctx = Context::open(d.path()).unwrap();
         let srcs: Vec<String> = files.iter().map(|(n, _)| n.to_string()).collect();
-        let (copied, unpacked) = split(&ctx, &srcs).unwrap();
+        let (copied, unpacked) = split(&ctx, &srcs, true).unwrap();
+        assert!(split(&ctx, &srcs, false).is_err());
         assert_eq!(copied, vec!["text.tar.gz", "short.tar"]);
         assert_eq!(unpacked, vec!["plain.bin", "gz.bin", "zst.bin"]);
         for a in &unpacked {
@@ -192,7 +222,7 @@ mod tests {
             hash(&ctx, &unpacked[1..2]).unwrap()
         );
         std::fs::write(d.path().join("x.bz2"), b"BZh91AY&SY").unwrap();
-        let e = split(&ctx, &["x.bz2".to_string()]).unwrap_err();
+        let e = split(&ctx, &["x.bz2".to_string()], true).unwrap_err();
         assert!(e.to_string().contains("bzip2"), "{e}");
     }
 }
