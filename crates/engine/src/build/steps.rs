@@ -18,6 +18,10 @@ use crate::Engine;
 use crate::request::{Network, PullPolicy, RunRequest};
 
 mod add;
+mod sweep;
+
+use sweep::step_label;
+pub(super) use sweep::sweep;
 
 pub(super) struct Builder<'a> {
     engine: &'a Engine,
@@ -726,44 +730,6 @@ impl<'a> Builder<'a> {
             cached: self.cached,
             steps: self.steps,
         })
-    }
-}
-
-/// The label of a step's container: the pid of the berth building.
-const STEP_LABEL: &str = "org.berth.build-step";
-
-fn step_label() -> std::collections::BTreeMap<String, String> {
-    [(STEP_LABEL.to_string(), std::process::id().to_string())].into()
-}
-
-/// Removes the step containers a killed build left (their berth is gone;
-/// a running build's are never touched).
-pub(super) fn sweep(engine: &Engine) -> Result<()> {
-    // A killed build's step is recorded running until someone looks.
-    crate::remove::reap_dead_runs(engine)?;
-    for c in engine.records()?.list()? {
-        let Some(pid) = c.labels.get(STEP_LABEL) else {
-            continue;
-        };
-        if !c.is_running()
-            && !alive(pid)
-            && let Err(e) = crate::remove::remove(engine, &c.id, true)
-        {
-            tracing::debug!("sweep build step {}: {e:#}", c.id);
-        }
-    }
-    Ok(())
-}
-
-/// Whether process `pid` lives: a zombie does not (a killed rootless
-/// berth's re-executed self may wait unreaped under an init that reaps
-/// nothing).
-fn alive(pid: &str) -> bool {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // The state follows the command name's closing parenthesis.
-    match stat.rsplit_once(')') {
-        Some((_, rest)) => !rest.trim_start().starts_with(['Z', 'X']),
-        None => false,
     }
 }
 
