@@ -320,12 +320,7 @@ fn add_history(config: &mut Value, c: &ContainerRecord, req: &CommitRequest, dif
     let Some(obj) = config.as_object_mut() else {
         return;
     };
-    let rootfs = obj
-        .entry("rootfs")
-        .or_insert_with(|| json!({"type": "layers", "diff_ids": []}));
-    if let Some(ids) = rootfs.get_mut("diff_ids").and_then(Value::as_array_mut) {
-        ids.push(json!(diff_id));
-    }
+    push_diff_id(obj, diff_id.as_str());
     let mut entry = Map::new();
     entry.insert("created".into(), json!(now));
     entry.insert("created_by".into(), json!(c.command.join(" ")));
@@ -343,4 +338,14 @@ fn add_history(config: &mut Value, c: &ContainerRecord, req: &CommitRequest, dif
     obj.insert("created".into(), json!(now));
     obj.remove("container_config");
     obj.insert("container".into(), json!(c.id));
+}
+
+/// One more layer in an image config's `rootfs.diff_ids`.
+pub(crate) fn push_diff_id(config: &mut Map<String, Value>, diff_id: &str) {
+    let rootfs = config
+        .entry("rootfs")
+        .or_insert_with(|| json!({"type": "layers", "diff_ids": []}));
+    if let Some(ids) = rootfs.get_mut("diff_ids").and_then(Value::as_array_mut) {
+        ids.push(json!(diff_id));
+    }
 }

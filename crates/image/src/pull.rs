@@ -413,19 +413,7 @@ fn record_pulled(
 ) -> Result<ImageRecord> {
     store.put_verified_bytes(&chosen.digest, &chosen.bytes)?;
     store.put_verified_bytes(&top.digest, &top.bytes)?;
-    let rec = ImageRecord {
-        id: chosen.manifest.config.digest,
-        manifest_digest: chosen.digest,
-        repo_tags: Vec::new(),
-        repo_digests: Vec::new(),
-        created: cfg.created,
-        os: cfg.os,
-        architecture: cfg.architecture,
-        variant: cfg.variant,
-        size: layers.iter().map(|l| l.unpacked_size).sum(),
-        layers,
-        updated: 0,
-    };
+    let rec = ImageRecord::of(chosen.manifest.config.digest, chosen.digest, cfg, layers);
     let repo_tag = r
         .tag
         .as_ref()

@@ -63,12 +63,7 @@ impl State {
         let now = created(self.epoch);
         let obj = self.config.as_object_mut().expect("an object");
         if let Some(d) = diff_id {
-            let rootfs = obj
-                .entry("rootfs")
-                .or_insert_with(|| json!({"type": "layers", "diff_ids": []}));
-            if let Some(ids) = rootfs.get_mut("diff_ids").and_then(Value::as_array_mut) {
-                ids.push(json!(d));
-            }
+            crate::commit::push_diff_id(obj, d);
         }
         let mut e = Map::new();
         e.insert("created".into(), json!(now));

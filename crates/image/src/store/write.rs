@@ -97,6 +97,31 @@ pub(crate) struct RootFs {
     pub(crate) diff_ids: Vec<Digest>,
 }
 
+impl ImageRecord {
+    /// A record, not yet named, of the image whose config is `id` (saying
+    /// `cfg`) and whose platform manifest is `manifest`.
+    pub(crate) fn of(
+        id: Digest,
+        manifest: Digest,
+        cfg: ConfigFacts,
+        layers: Vec<LayerInfo>,
+    ) -> ImageRecord {
+        ImageRecord {
+            id,
+            manifest_digest: manifest,
+            repo_tags: Vec::new(),
+            repo_digests: Vec::new(),
+            created: cfg.created,
+            os: cfg.os,
+            architecture: cfg.architecture,
+            variant: cfg.variant,
+            size: layers.iter().map(|l| l.unpacked_size).sum(),
+            layers,
+            updated: 0,
+        }
+    }
+}
+
 impl Store {
     /// Keep `image prune` from taking blobs before they are named.
     pub fn write_guard(&self) -> Result<WriteGuard> {
@@ -217,19 +242,7 @@ impl Store {
                 path: Default::default(),
             });
         }
-        let rec = ImageRecord {
-            id: m.config.digest.clone(),
-            manifest_digest: manifest.clone(),
-            repo_tags: Vec::new(),
-            repo_digests: Vec::new(),
-            created: cfg.created,
-            os: cfg.os,
-            architecture: cfg.architecture,
-            variant: cfg.variant,
-            size: layers.iter().map(|l| l.unpacked_size).sum(),
-            layers,
-            updated: 0,
-        };
+        let rec = ImageRecord::of(m.config.digest.clone(), manifest.clone(), cfg, layers);
         let tag = tag.map(familiar_tag).transpose()?;
         self.record_image(rec, tag, None)
     }
