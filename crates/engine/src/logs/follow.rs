@@ -114,12 +114,20 @@ fn catch_up(path: &Path, cur: &mut Current, pump: &mut Pump, sink: &mut Sink) ->
         return Ok(any);
     }
     // Rotated (or made at last): the old file has all it will get.
-    if let Some(old) = cur.file.take() {
-        pump.run(&old.file, &mut cur.pos, None, sink)?;
+    let (between, newest) = match cur.file.take() {
+        Some(old) => {
+            pump.run(&old.file, &mut cur.pos, None, sink)?;
+            pump.end_of_file(sink)?;
+            since(path, old.ino)?
+        }
+        None => (Vec::new(), LogFile::open(path)?),
+    };
+    for f in between {
+        let mut pos = 0;
+        any |= pump.run(&f, &mut pos, None, sink)?;
         pump.end_of_file(sink)?;
-        any |= newer_than(path, old.ino, pump, sink)?;
     }
-    cur.file = LogFile::open(path)?;
+    cur.file = newest;
     cur.pos = 0;
     if let Some(f) = &cur.file {
         any |= pump.run(&f.file, &mut cur.pos, None, sink)?;
@@ -127,26 +135,36 @@ fn catch_up(path: &Path, cur: &mut Current, pump: &mut Pump, sink: &mut Sink) ->
     Ok(any)
 }
 
-/// Reads, oldest first, the rotated files newer than the one with inode
-/// `ino` (more than one rotation since the last look). If that one is
-/// gone (rotated out, or max-file 1) there is nothing to tell what is
-/// newer: none is read.
-fn newer_than(path: &Path, ino: u64, pump: &mut Pump, sink: &mut Sink) -> io::Result<bool> {
-    let mut k = 1;
-    loop {
-        match std::fs::metadata(rotated(path, k)) {
-            Ok(m) if m.ino() == ino => break,
-            Ok(_) => k += 1,
-            Err(_) => return Ok(false),
+/// The rotated files newer than the one with inode `ino` (more than one
+/// rotation since the last look), oldest first, and the current file, all
+/// opened: an open file keeps its inode whatever is renamed after. The
+/// names shift while a writer rotates, so the look is taken again until
+/// the current file is the same before and after it. If `ino` is gone
+/// (rotated out, or max-file 1) nothing tells what is newer: none is read.
+fn since(path: &Path, ino: u64) -> io::Result<(Vec<File>, Option<LogFile>)> {
+    for _ in 0..100 {
+        let newest = LogFile::open(path)?;
+        let newest_ino = newest.as_ref().map(|f| f.ino);
+        let mut between: Vec<(u64, File)> = Vec::new();
+        let mut k = 1;
+        let found = loop {
+            let Ok(f) = File::open(rotated(path, k)) else {
+                break false;
+            };
+            let i = f.metadata()?.ino();
+            if i == ino {
+                break true;
+            }
+            if Some(i) != newest_ino && !between.iter().any(|(b, _)| *b == i) {
+                between.push((i, f));
+            }
+            k += 1;
+        };
+        let settled = std::fs::metadata(path).ok().map(|m| m.ino()) == newest_ino;
+        if settled {
+            let between = if found { between } else { Vec::new() };
+            return Ok((between.into_iter().rev().map(|(_, f)| f).collect(), newest));
         }
     }
-    let mut any = false;
-    for j in (1..k).rev() {
-        if let Ok(f) = File::open(rotated(path, j)) {
-            let mut pos = 0;
-            any |= pump.run(&f, &mut pos, None, sink)?;
-            pump.end_of_file(sink)?;
-        }
-    }
-    Ok(any)
+    Ok((Vec::new(), LogFile::open(path)?))
 }
