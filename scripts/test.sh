@@ -13,7 +13,7 @@ cargo fmt --all -- --check
 scripts/unused-deps.sh
 python3 scripts/sizes.py
 cargo clippy --workspace --all-targets -- -D warnings
-cargo test --workspace -- --test-threads="${BERTH_TEST_THREADS:-4}"
+cargo test --workspace --no-fail-fast -- --test-threads="${BERTH_TEST_THREADS:-4}"
 
 # Rootless: the run, lifecycle, exec, cp/top/stats, ps, commit and build tests again, with berth
 # run by an ordinary user (the logs suite writes its fixtures as root), and

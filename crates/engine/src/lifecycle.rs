@@ -174,11 +174,13 @@ pub fn stop(engine: &Engine, key: &str, timeout: Option<u32>, signal: Option<i32
     if c.paused {
         thaw(&c)?;
     }
-    let _ = p.signal(sig);
+    // Each kill is recorded before it is sent: the monitor records the
+    // death it causes, and that must come after.
     crate::events::container_with(engine, &c, "kill", &[("signal", &sig.to_string())]);
+    let _ = p.signal(sig);
     if !p.wait_exit(Duration::from_secs(u64::from(secs))) {
-        let _ = p.signal(libc::SIGKILL);
         crate::events::container_with(engine, &c, "kill", &[("signal", "9")]);
+        let _ = p.signal(libc::SIGKILL);
         p.wait_exit(Duration::from_secs(10));
     }
     wait_for_monitor(&c)?;
@@ -257,9 +259,10 @@ pub fn kill(engine: &Engine, key: &str, sig: i32) -> Result<()> {
         r.manually_stopped = true;
         Ok(())
     })?;
+    // Recorded before it is sent, so the death it causes comes after it.
+    crate::events::container_with(engine, &c, "kill", &[("signal", &sig.to_string())]);
     p.signal(sig)
         .with_context(|| format!("kill container {}", c.name))?;
-    crate::events::container_with(engine, &c, "kill", &[("signal", &sig.to_string())]);
     Ok(())
 }
 
