@@ -201,14 +201,7 @@ pub fn pack(
             append(&mut out, &mut hasher, &mut e, &target, meta, src, &dest)?;
         }
     }
-    let w = out.into_inner().context("finishing the COPY stream")?;
-    let mut tar = w.into_inner().map_err(|e| e.into_error())?;
-    tar.seek(io::SeekFrom::Start(0))?;
-    Ok(Packed {
-        tar,
-        hash: hasher.finish().to_string(),
-        dir: dest_dir,
-    })
+    packed(out, hasher, dest_dir)
 }
 
 /// A heredoc's `content` as the file `name` (0644, root's unless `meta`
@@ -245,13 +238,22 @@ pub fn pack_inline(
     hasher.update(content);
     let mut out = tar::Builder::new(io::BufWriter::new(spool_file(spool)?));
     out.append_data(&mut h, &target, content)?;
+    packed(out, hasher, dest_dir)
+}
+
+/// The finished stream, rewound, with its hash.
+fn packed(
+    out: tar::Builder<io::BufWriter<std::fs::File>>,
+    hasher: Hasher,
+    dir: bool,
+) -> Result<Packed> {
     let w = out.into_inner().context("finishing the COPY stream")?;
     let mut tar = w.into_inner().map_err(|e| e.into_error())?;
     tar.seek(io::SeekFrom::Start(0))?;
     Ok(Packed {
         tar,
         hash: hasher.finish().to_string(),
-        dir: dest_dir,
+        dir,
     })
 }
 

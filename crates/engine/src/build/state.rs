@@ -80,15 +80,7 @@ impl State {
     }
 }
 
-pub(super) fn strings(v: Option<&Value>) -> Vec<String> {
-    v.and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(|s| s.as_str().map(String::from))
-                .collect()
-        })
-        .unwrap_or_default()
-}
+pub(super) use crate::commit::strings;
 
 pub(super) fn scratch_config() -> Value {
     let arch = match std::env::consts::ARCH {
