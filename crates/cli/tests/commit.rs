@@ -7,7 +7,7 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::process::Output;
 
 use common::{BUSYBOX, Root, code, stderr, stdout};
@@ -430,4 +430,34 @@ fn a_pushed_commit_unpacks_in_umoci_as_the_container_was() {
     ok(&root, &["rmi", &target]);
     let o = root.run(&["--rm", &target, "cat", "/newdir/sub/f"]);
     assert_eq!(stdout(&o), "hi\n", "{}", stderr(&o));
+}
+
+/// A gzip that inflates a thousandfold (a tar of one 2 GiB file of
+/// zeros) is refused once it passes 1 GiB, with nothing stored.
+#[test]
+fn an_import_bomb_is_refused() {
+    let root = Root::new();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    {
+        let mut b = tar::Builder::new(&mut gz);
+        let mut h = tar::Header::new_gnu();
+        h.set_size(2 << 30);
+        h.set_mode(0o644);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(0);
+        h.set_entry_type(tar::EntryType::Regular);
+        b.append_data(&mut h, "zeros", std::io::repeat(0).take(2 << 30))
+            .unwrap();
+        b.finish().unwrap();
+    }
+    let bomb = gz.finish().unwrap();
+    let o = root.with_stdin(&["import", "-", "bomb:v1"], &bomb);
+    assert_eq!(code(&o), 1, "{}", stderr(&o));
+    assert!(stderr(&o).contains("inflates past"), "{}", stderr(&o));
+    assert_eq!(ok(&root, &["images", "-q"]), "");
+    let left: Vec<_> = std::fs::read_dir(root.path().join("tmp"))
+        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "temp files left: {left:?}");
 }

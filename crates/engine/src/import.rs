@@ -42,8 +42,14 @@ pub fn import(engine: &crate::Engine, src: impl Read, req: &ImportRequest) -> Re
     let store = &engine.store;
     let guard = store.write_guard()?;
     let out = io::BufWriter::with_capacity(256 * 1024, store.blob_writer()?);
+    let read = std::rc::Rc::new(std::cell::Cell::new(0u64));
+    let counted = Counted {
+        inner: src,
+        n: read.clone(),
+    };
     let mut tee = TeeReader {
-        src: decompressed(src)?,
+        src: decompressed(counted)?,
+        read,
         out: Compressor::new(out, Compression::Gzip)?,
         hasher: Hasher::new(),
     };
@@ -106,18 +112,44 @@ pub(crate) fn decompressed<'a>(src: impl Read + 'a) -> Result<Box<dyn Read + 'a>
     })
 }
 
-/// Reads `src`, and writes what it read to `out`, hashed.
+/// A reader that counts the bytes it gives.
+struct Counted<R> {
+    inner: R,
+    n: std::rc::Rc<std::cell::Cell<u64>>,
+}
+
+impl<R: Read> Read for Counted<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.n.set(self.n.get() + n as u64);
+        Ok(n)
+    }
+}
+
+/// Reads `src` (the archive decompressed; `read` counts what came in),
+/// and writes what it read to `out`, hashed.
 struct TeeReader<'a, W: Write> {
     src: Box<dyn Read + 'a>,
+    read: std::rc::Rc<std::cell::Cell<u64>>,
     out: W,
     hasher: Hasher,
 }
+
+/// An archive inflating past this many times its size, and past 1 GiB,
+/// is refused as a decompression bomb (pull's and load's rule).
+const MAX_RATIO: u64 = 100;
 
 impl<W: Write> Read for TeeReader<'_, W> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.src.read(buf)?;
         self.out.write_all(&buf[..n])?;
         self.hasher.update(&buf[..n]);
+        let inflated = self.hasher.len();
+        if inflated > 1 << 30 && inflated / MAX_RATIO > self.read.get() {
+            return Err(io::Error::other(format!(
+                "the archive inflates past {MAX_RATIO} times its size: refusing it"
+            )));
+        }
         Ok(n)
     }
 }
