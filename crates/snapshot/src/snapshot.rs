@@ -63,6 +63,39 @@ fn hex_of(digest: &str) -> Result<&str> {
         .ok_or_else(|| anyhow!("{digest:?} is not a sha256 digest"))
 }
 
+/// Removes `path` (relative, `/`-separated) below `top`, its parents
+/// opened with no symlink followed: a parent that is a symlink or missing
+/// means there is nothing of ours to remove.
+fn remove_beneath(top: &File, path: &str) -> std::io::Result<()> {
+    use rustix::fs::{Mode, OFlags};
+    use std::os::fd::AsFd;
+    let mut parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
+    let Some(last) = parts.pop() else {
+        return Ok(());
+    };
+    let mut dir: std::os::fd::OwnedFd = top.as_fd().try_clone_to_owned()?;
+    for p in parts {
+        let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        dir = match rustix::fs::openat(&dir, p, flags, Mode::empty()) {
+            Ok(fd) => fd,
+            Err(_) => return Ok(()),
+        };
+    }
+    // The directory keeps its times, as the layer has them.
+    let st = rustix::fs::fstat(&dir)?;
+    crate::tree::remove_all_at(dir.as_fd(), std::ffi::OsStr::new(last))?;
+    let t = |s: i64, ns: u64| rustix::fs::Timespec {
+        tv_sec: s,
+        tv_nsec: ns as _,
+    };
+    let times = rustix::fs::Timestamps {
+        last_access: t(st.st_atime, st.st_atime_nsec as u64),
+        last_modification: t(st.st_mtime, st.st_mtime_nsec as u64),
+    };
+    rustix::fs::futimens(&dir, &times)?;
+    Ok(())
+}
+
 /// A directory of snapshots.
 #[derive(Debug, Clone)]
 pub struct Snapshots {
@@ -231,16 +264,7 @@ impl Snapshots {
                 ..self.apply.clone()
             };
             let report = apply_layer_gated(reader, &tmp, &layer.diff_id, &opts, &lowers_ready)?;
-            self.mark_base(hex, report.self_contained)?;
-            // Data (and mark) on disk before the name: a crash after the
-            // rename must not leave a complete-looking snapshot with empty
-            // files, or one whose lowers would show through.
-            let fd = File::open(&tmp)?;
-            rustix::fs::syncfs(&fd)?;
-            std::fs::rename(&tmp, &final_dir)
-                .with_context(|| format!("moving snapshot into {}", final_dir.display()))?;
-            File::open(&self.dir)?.sync_all()?;
-            Ok(())
+            self.publish(hex, &tmp, report.self_contained)
         })();
         if let Err(e) = res {
             let _ = remove_tree(&tmp);
@@ -250,6 +274,59 @@ impl Snapshots {
             return Err(e.context(format!("unpacking layer {i} ({})", layer.diff_id)));
         }
         Ok(Some(final_dir))
+    }
+
+    /// Takes `dir`, an unmounted overlay upper dir whose changes were just
+    /// written as the layer that makes `chain`, as that chain's snapshot
+    /// instead of unpacking the layer again: the top-level `skip` entries
+    /// (what the engine put there and the layer leaves out) are removed,
+    /// the data synced, and the dir renamed into place. The caller vouches
+    /// that nothing else in `dir` differs from the layer. `false` when it
+    /// was not taken: the snapshot exists, or `dir` is on another
+    /// filesystem; `dir` is then left as it was.
+    pub fn adopt(&self, chain: &str, dir: &std::path::Path, skip: &[&str]) -> Result<bool> {
+        let hex = hex_of(chain)?;
+        let final_dir = self.dir.join(hex);
+        if final_dir.is_dir() {
+            return Ok(false);
+        }
+        let _lock = self.lock(hex)?;
+        if final_dir.is_dir() {
+            return Ok(false);
+        }
+        self.clean_temps(hex)?;
+        let tmp = self.dir.join(format!(".tmp-{hex}-{}", std::process::id()));
+        match std::fs::rename(dir, &tmp) {
+            Ok(()) => {}
+            Err(e) if e.raw_os_error() == Some(libc::EXDEV) => return Ok(false),
+            Err(e) => return Err(e).with_context(|| format!("taking {}", dir.display())),
+        }
+        let res = (|| -> Result<()> {
+            let top = File::open(&tmp)?;
+            for path in skip {
+                remove_beneath(&top, path).with_context(|| format!("removing {path}"))?;
+            }
+            self.publish(hex, &tmp, false)
+        })();
+        if let Err(e) = res {
+            let _ = remove_tree(&tmp);
+            return Err(e.context(format!("taking the snapshot of {chain}")));
+        }
+        Ok(true)
+    }
+
+    /// Names the complete snapshot `tmp` for `hex`, marked self-contained
+    /// or not. Data (and mark) go on disk before the name: a crash after the
+    /// rename must not leave a complete-looking snapshot with empty files,
+    /// or one whose lowers would show through.
+    fn publish(&self, hex: &str, tmp: &std::path::Path, base: bool) -> Result<()> {
+        self.mark_base(hex, base)?;
+        rustix::fs::syncfs(File::open(tmp)?)?;
+        let final_dir = self.dir.join(hex);
+        std::fs::rename(tmp, &final_dir)
+            .with_context(|| format!("moving snapshot into {}", final_dir.display()))?;
+        File::open(&self.dir)?.sync_all()?;
+        Ok(())
     }
 
     /// Marks the snapshot of `hex` self-contained, or makes sure it is

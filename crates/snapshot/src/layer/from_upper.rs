@@ -33,6 +33,10 @@ const MAX_ENTRIES: u64 = 10_000_000;
 pub struct UpperReport {
     pub entries: u64,
     pub whiteouts: u64,
+    /// Entries the layer does not hold as the upper dir has them: sockets
+    /// (left out), and overlayfs's redirected directories and metacopy
+    /// files. With none, the upper dir is the layer's snapshot as it is.
+    pub not_in_layer: u64,
 }
 
 /// How [`write_upper_with`] writes a layer.
@@ -168,10 +172,12 @@ impl<W: Write> Walk<W> {
             }
             FileType::Directory => {
                 let dir = self.open(rel, OFlags::RDONLY | OFlags::DIRECTORY)?;
-                let xattrs = xattrs(&dir);
+                let raw = xattrs_raw(&dir);
+                self.report.not_in_layer += u64::from(overlay_private(&raw));
+                let xattrs = layer_xattrs(raw.clone());
                 h.set_entry_type(EntryType::Directory);
                 self.append(rel, &mut h, &xattrs, io::empty())?;
-                if opaque(&xattrs_raw(&dir)) {
+                if opaque(&raw) {
                     self.marker(&rel.join(".wh..wh..opq"), &h)?;
                 }
                 Ok(true)
@@ -199,7 +205,11 @@ impl<W: Write> Walk<W> {
                 self.append(rel, &mut h, &[], io::empty())?;
                 Ok(false)
             }
-            _ => Ok(false), // sockets: not content
+            _ => {
+                // Sockets: not content.
+                self.report.not_in_layer += 1;
+                Ok(false)
+            }
         }
     }
 
@@ -221,7 +231,9 @@ impl<W: Write> Walk<W> {
         if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
             bail!("{}: changed while it was read", rel.display());
         }
-        let xattrs = xattrs(&fd);
+        let raw = xattrs_raw(&fd);
+        self.report.not_in_layer += u64::from(overlay_private(&raw));
+        let xattrs = layer_xattrs(raw);
         h.set_entry_type(EntryType::Regular);
         h.set_size(st.st_size as u64);
         let file = std::fs::File::from(fd);
@@ -331,11 +343,21 @@ fn xattrs_raw(fd: &impl AsFd) -> Vec<(Vec<u8>, Vec<u8>)> {
 }
 
 /// The xattrs that belong in a layer: not overlayfs's own.
-fn xattrs(fd: &impl AsFd) -> Vec<(Vec<u8>, Vec<u8>)> {
-    xattrs_raw(fd)
-        .into_iter()
+fn layer_xattrs(raw: Vec<(Vec<u8>, Vec<u8>)>) -> Vec<(Vec<u8>, Vec<u8>)> {
+    raw.into_iter()
         .filter(|(k, _)| !k.starts_with(b"trusted.overlay.") && !k.starts_with(b"user.overlay."))
         .collect()
+}
+
+/// An overlayfs redirect or metacopy mark: the entry means more than it
+/// holds (a renamed lower directory, a file whose data is below).
+fn overlay_private(raw: &[(Vec<u8>, Vec<u8>)]) -> bool {
+    raw.iter().any(|(k, _)| {
+        let k = k
+            .strip_prefix(b"trusted.overlay.")
+            .or_else(|| k.strip_prefix(b"user.overlay."));
+        matches!(k, Some(b"redirect" | b"metacopy"))
+    })
 }
 
 fn opaque(raw: &[(Vec<u8>, Vec<u8>)]) -> bool {
