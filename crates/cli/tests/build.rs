@@ -359,6 +359,101 @@ fn config_id(root: &Root, image: &str) -> String {
     v[0]["Id"].as_str().unwrap().to_string()
 }
 
+/// The chain id of each layer of `image`, bottom first.
+fn chain_ids(root: &Root, image: &str) -> Vec<String> {
+    use sha2::Digest;
+    let v: serde_json::Value =
+        serde_json::from_str(&ok(root, &["image", "inspect", image])).unwrap();
+    let mut out: Vec<String> = Vec::new();
+    for d in v[0]["RootFS"]["Layers"].as_array().unwrap() {
+        let d = d.as_str().unwrap();
+        let next = match out.last() {
+            None => d.to_string(),
+            Some(p) => format!("sha256:{:x}", sha2::Sha256::digest(format!("{p} {d}"))),
+        };
+        out.push(next);
+    }
+    out
+}
+
+/// A step's upper dir becomes its layer's snapshot rather than being
+/// unpacked again: what later steps see must be exactly what unpacking the
+/// layers gives (whiteouts, opaque dirs, copied-up files, links, modes),
+/// and the skipped engine-made entries must not show.
+#[test]
+fn steps_see_the_same_tree_from_taken_or_unpacked_snapshots() {
+    let df = format!(
+        r#"FROM {BUSYBOX}
+RUN mkdir -p /t/keep /t/gone /t/opq && echo a > /t/keep/a && echo b > /t/gone/b && echo c > /t/opq/c && ln -s keep/a /t/link && echo h > /t/h1 && ln /t/h1 /t/h2 && mkfifo /t/fifo && rm /bin/tr
+RUN rm -rf /t/gone /t/opq && mkdir /t/opq && echo d > /t/opq/d && chmod 0700 /t/keep && echo more >> /t/keep/a && rm /etc/group && chown 7:8 /t/h1
+COPY f /t/copied
+RUN find / -xdev -path /proc -prune -o -path /sys -prune -o -path /dev -prune -o -print | grep -v -e '^/etc/host' -e '^/etc/resolv.conf' -e '^/listing' | sort | while read p; do stat -c '%n %F %a %u %g %s %h' "$p"; if [ -f "$p" ]; then md5sum "$p"; fi; done > /listing
+"#
+    );
+    let listing = |epoch: Option<&str>| {
+        let root = Root::new();
+        let ctx = context(&root, "ctx", &[("f", "F"), ("Dockerfile", &df)]);
+        let mut args = vec!["-t", "tree"];
+        if let Some(e) = epoch {
+            args.extend(["--build-arg", e]);
+        }
+        built(&root, &ctx, &args);
+        let chains = chain_ids(&root, "tree");
+        let top = root
+            .path()
+            .join("snapshots")
+            .join(chains.last().unwrap().trim_start_matches("sha256:"));
+        // (Before anything runs the image, which unpacks what is missing.)
+        let had = top.is_dir();
+        (cat(&root, "tree", "/listing"), had)
+    };
+    // Without SOURCE_DATE_EPOCH every step's upper dir is taken (so even
+    // the last layer, which no step ran on, has a snapshot); with it none
+    // is (their mtimes are not the layers'), and each is unpacked.
+    let (taken, last_taken) = listing(None);
+    let (unpacked, last_unpacked) = listing(Some("SOURCE_DATE_EPOCH=1700000000"));
+    assert!(last_taken && !last_unpacked);
+    assert!(taken.contains("/t/opq/d "), "{taken}");
+    assert!(!taken.contains("/t/gone"), "{taken}");
+    assert!(!taken.contains("/bin/tr "), "{taken}");
+    assert!(!taken.contains("/etc/group "), "{taken}");
+    // (A copy-up breaks a hardlink: overlayfs without its index.)
+    assert!(taken.contains("/t/h1 regular file 644 7 8 2 1"), "{taken}");
+    assert!(taken.contains("/t/keep directory 700"), "{taken}");
+    assert_eq!(taken, unpacked);
+}
+
+/// The stat cache never hides a change: a file rewritten with the same
+/// size, its mtime put back, is read again (its ctime moved).
+#[test]
+fn a_rewrite_that_keeps_size_and_mtime_is_seen() {
+    let root = Root::new();
+    let df = format!("FROM {BUSYBOX}\nCOPY f /f\n");
+    let ctx = context(&root, "ctx", &[("f", "one"), ("Dockerfile", &df)]);
+    let f = ctx.join("f");
+    let old = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_600_000_000);
+    std::fs::File::options()
+        .write(true)
+        .open(&f)
+        .unwrap()
+        .set_modified(old)
+        .unwrap();
+    // Settled, so the stat cache remembers its digest.
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    built(&root, &ctx, &["-t", "s"]);
+    assert_eq!(cached(&built(&root, &ctx, &["-t", "s"])), vec!["COPY f /f"]);
+    std::fs::write(&f, "two").unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&f)
+        .unwrap()
+        .set_modified(old)
+        .unwrap();
+    let out = built(&root, &ctx, &["-t", "s"]);
+    assert!(cached(&out).is_empty(), "{out}");
+    assert_eq!(cat(&root, "s", "/f"), "two");
+}
+
 #[test]
 fn dockerignore() {
     let root = Root::new();

@@ -58,7 +58,7 @@ pub fn commit(engine: &Engine, req: &CommitRequest) -> Result<ImageRecord> {
     let guard = engine.store.write_guard()?;
     let layer = write_layer(engine, &upper, req.compression, None);
     drop(thaw);
-    let (blob, diff_id) = layer?;
+    let (blob, diff_id, _) = layer?;
     add_history(&mut config, &c, req, &diff_id);
     let rec = store_image(
         engine,
@@ -166,7 +166,7 @@ pub(crate) fn write_layer(
     upper: &std::path::Path,
     compression: Compression,
     mtime_max: Option<u64>,
-) -> Result<(berth_image::Blob, Digest)> {
+) -> Result<(berth_image::Blob, Digest, berth_snapshot::UpperReport)> {
     let store = &engine.store;
     let w = io::BufWriter::with_capacity(256 * 1024, store.blob_writer()?);
     let skip = crate::diff::PREPARED;
@@ -174,14 +174,14 @@ pub(crate) fn write_layer(
     // Walking and hashing here, compressing and writing on a second core.
     let bg = berth_image::compress::Background::new(enc, |e| e.finish());
     let opts = berth_snapshot::UpperOptions { skip, mtime_max };
-    let (tee, _) = berth_snapshot::write_upper_with(upper, &opts, tee(bg))?;
+    let (tee, report) = berth_snapshot::write_upper_with(upper, &opts, tee(bg))?;
     let size = tee.hasher.len();
     let diff_id = tee.hasher.finish();
     let w = tee.inner.finish()?;
     let w = w.into_inner().map_err(|e| e.into_error())?;
     let blob = w.commit(store, None)?;
     store.record_layer(&blob.digest, &diff_id, size)?;
-    Ok((blob, diff_id))
+    Ok((blob, diff_id, report))
 }
 
 fn tee<W: Write>(inner: W) -> Tee<W> {

@@ -51,6 +51,13 @@ pub fn prepare(engine: &Engine, img: &ImageRecord) -> Result<Lowers> {
     Ok(Lowers { dirs })
 }
 
+/// Takes a container's unmounted upper dir, just written as the layer
+/// that makes `chain`, as that chain's snapshot (see
+/// [`Snapshots::adopt`]); false when it could not be taken.
+pub(crate) fn adopt(engine: &Engine, chain: &str, upper: &Path) -> Result<bool> {
+    snapshots(engine)?.adopt(chain, upper, crate::diff::PREPARED)
+}
+
 /// Pulls `reference`, unpacking each layer while it downloads when the
 /// layers below it are already unpacked (decompressed once, on the pull's
 /// threads); [`prepare`] then finishes the rest from the stored blobs.

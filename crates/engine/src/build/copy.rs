@@ -1,6 +1,6 @@
-//! COPY and ADD sources: resolved in the build context (or another
-//! stage's image), packed into one tar stream named as they land in the
-//! image, with the content hash the cache keys on.
+//! COPY and ADD sources: resolved in the build context (the files are
+//! walked by [`super::walk`]) or in another stage's image (packed here into
+//! one tar stream named as they land), and the `--chown`/`--chmod` flags.
 //!
 //! The context is read through a [`Root`]: `..` and symlinks stop at the
 //! context directory, nothing below a source is followed (a symlink is
@@ -15,19 +15,15 @@ use berth_image::digest::Hasher;
 use berth_snapshot::Root;
 
 use super::ignore::{Ignore, component};
+use super::statcache::StatCache;
 
 /// The build context: its directory, opened, and its `.dockerignore`.
 pub struct Context {
     pub dir: PathBuf,
     root: Root,
     pub ignore: Ignore,
-}
-
-/// Where a COPY's files come from.
-pub enum From<'a> {
-    Context(&'a Context),
-    /// A container made from another stage's (or an image's) snapshot.
-    Container(&'a crate::Engine, &'a str),
+    /// The digests of its files, by their stat.
+    pub stat: std::sync::Mutex<StatCache>,
 }
 
 /// What lands where: ownership and mode overrides.
@@ -35,16 +31,6 @@ pub enum From<'a> {
 pub struct Meta {
     pub owner: Option<(u32, u32)>,
     pub mode: Option<u32>,
-}
-
-/// A packed COPY: its tar stream and content hash (names, kinds, modes,
-/// owners, link targets and bytes; never mtimes).
-pub struct Packed {
-    /// The stream, spooled to an unlinked file, read from its start.
-    pub tar: std::fs::File,
-    pub hash: String,
-    /// Whether it was packed for a directory destination.
-    pub dir: bool,
 }
 
 impl Context {
@@ -62,7 +48,27 @@ impl Context {
             dir: dir.to_path_buf(),
             root,
             ignore,
+            stat: std::sync::Mutex::new(StatCache::none()),
         })
+    }
+
+    /// The context with its stat cache under the engine's `root`.
+    pub fn with_stat_cache(self, root: &Path) -> Context {
+        let stat = StatCache::load(root, &self.dir);
+        Context {
+            stat: std::sync::Mutex::new(stat),
+            ..self
+        }
+    }
+
+    /// Writes back what the build learnt of the context's files.
+    pub fn save_stat_cache(&self) -> Result<()> {
+        self.stat.lock().unwrap_or_else(|e| e.into_inner()).save()
+    }
+
+    /// The context directory, opened.
+    pub(super) fn root(&self) -> &Root {
+        &self.root
     }
 
     /// The context file `path` opened, when it is a regular file (its
@@ -156,25 +162,26 @@ fn inside(src: &str) -> Result<Vec<String>> {
     Ok(parts)
 }
 
-/// Packs `srcs` (paths in `from`) to land at `dest` (absolute, a
-/// directory when `dest_dir`): a directory's contents go into it, a
-/// file by its name into a directory `dest`, else to `dest` itself.
-/// The streams are spooled to files in `spool`, never held in memory.
+/// Packs `srcs` (paths in the container `id`, made from another stage's
+/// or an image's snapshot) to land at `dest` (absolute, a directory when
+/// `dest_dir`): a directory's contents go into it, a file by its name into
+/// a directory `dest`, else to `dest` itself. The stream is spooled to a
+/// file in `spool`, never held in memory, and returned rewound.
 pub fn pack(
-    from: &From<'_>,
+    engine: &crate::Engine,
+    id: &str,
     srcs: &[String],
     (dest, dest_dir): (&str, bool),
     meta: Meta,
     spool: &Path,
-) -> Result<Packed> {
+) -> Result<std::fs::File> {
     let mut out = tar::Builder::new(io::BufWriter::new(spool_file(spool)?));
-    let mut hasher = Hasher::new();
     let dest = dest
         .trim_start_matches('/')
         .trim_end_matches('/')
         .to_string();
     for src in srcs {
-        let raw = read_source(from, src, spool)?;
+        let raw = read_source(engine, id, src, spool)?;
         let mut a = tar::Archive::new(io::BufReader::new(raw));
         for e in a.entries().context("reading a source's tar")? {
             let mut e = e?;
@@ -189,30 +196,26 @@ pub fn pack(
                 (None, true) => continue,
                 (None, false) if dest_dir => join(&dest, base(src)),
                 (None, false) => dest.clone(),
-                (Some(b), _) => {
-                    if let From::Context(c) = from
-                        && c.ignore.excluded(&format!("{src}/{b}"))
-                    {
-                        continue;
-                    }
-                    join(&dest, b)
-                }
+                (Some(b), _) => join(&dest, b),
             };
-            append(&mut out, &mut hasher, &mut e, &target, meta, src, &dest)?;
+            append(&mut out, &mut e, &target, meta, src, &dest)?;
         }
     }
-    packed(out, hasher, dest_dir)
+    let w = out.into_inner().context("finishing the COPY stream")?;
+    let mut tar = w.into_inner().map_err(|e| e.into_error())?;
+    tar.seek(io::SeekFrom::Start(0))?;
+    Ok(tar)
 }
 
 /// A heredoc's `content` as the file `name` (0644, root's unless `meta`
-/// says otherwise) landing at `dest`.
+/// says otherwise) landing at `dest`: a tar stream, and the key of what
+/// lands.
 pub fn pack_inline(
     name: &str,
     content: &[u8],
     (dest, dest_dir): (&str, bool),
     meta: Meta,
-    spool: &Path,
-) -> Result<Packed> {
+) -> Result<(Vec<u8>, String)> {
     let dest = dest.trim_start_matches('/').trim_end_matches('/');
     let target = if dest_dir {
         join(dest, name)
@@ -236,25 +239,9 @@ pub fn pack_inline(
     );
     hasher.update(line.as_bytes());
     hasher.update(content);
-    let mut out = tar::Builder::new(io::BufWriter::new(spool_file(spool)?));
+    let mut out = tar::Builder::new(Vec::new());
     out.append_data(&mut h, &target, content)?;
-    packed(out, hasher, dest_dir)
-}
-
-/// The finished stream, rewound, with its hash.
-fn packed(
-    out: tar::Builder<io::BufWriter<std::fs::File>>,
-    hasher: Hasher,
-    dir: bool,
-) -> Result<Packed> {
-    let w = out.into_inner().context("finishing the COPY stream")?;
-    let mut tar = w.into_inner().map_err(|e| e.into_error())?;
-    tar.seek(io::SeekFrom::Start(0))?;
-    Ok(Packed {
-        tar,
-        hash: hasher.finish().to_string(),
-        dir,
-    })
+    Ok((out.into_inner()?, hasher.finish().to_string()))
 }
 
 fn base(src: &str) -> &str {
@@ -269,44 +256,18 @@ fn join(dest: &str, rest: &str) -> String {
     }
 }
 
-/// `src` of `from` as a tar stream whose first entry is its base name.
-fn read_source(from: &From<'_>, src: &str, spool: &Path) -> Result<std::fs::File> {
+/// `src` of the container `id` as a tar stream whose first entry is its
+/// base name.
+fn read_source(engine: &crate::Engine, id: &str, src: &str, spool: &Path) -> Result<std::fs::File> {
     let mut raw = io::BufWriter::new(spool_file(spool)?);
-    match from {
-        From::Context(c) => {
-            let path = if src.is_empty() { "." } else { src };
-            // Any name but "." (which tar readers drop from entries' paths).
-            let name = Path::new("s");
-            // What .dockerignore excludes is never read, nor an excluded
-            // directory walked unless an exception may take something in it.
-            let pruned = |entry: &Path, is_dir: bool| {
-                let below = entry.strip_prefix(name).unwrap_or(entry).to_string_lossy();
-                let rel = format!("{src}/{below}");
-                c.ignore.excluded(&rel) && !(is_dir && c.ignore.may_include_below(&rel))
-            };
-            berth_snapshot::archive::write_archive_pruned(
-                &c.root,
-                Path::new(path),
-                true,
-                name,
-                &mut raw,
-                &pruned,
-            )
-            .map_err(|e| {
-                anyhow!("file not found in build context or excluded by .dockerignore: {src}: {e}")
-            })?;
-        }
-        From::Container(engine, id) => {
-            let opts = crate::cp::CpOptions::default();
-            crate::cp::copy_out(
-                engine,
-                id,
-                &format!("/{src}"),
-                crate::cp::HostDst::Stream(&mut raw),
-                opts,
-            )?;
-        }
-    }
+    let opts = crate::cp::CpOptions::default();
+    crate::cp::copy_out(
+        engine,
+        id,
+        &format!("/{src}"),
+        crate::cp::HostDst::Stream(&mut raw),
+        opts,
+    )?;
     let mut f = raw.into_inner().map_err(|e| e.into_error())?;
     f.seek(io::SeekFrom::Start(0))?;
     Ok(f)
@@ -328,25 +289,10 @@ fn spool_file(dir: &Path) -> Result<std::fs::File> {
     Ok(f)
 }
 
-/// Hashes what is read through it.
-struct Hashing<'h, R> {
-    inner: R,
-    hasher: &'h mut Hasher,
-}
-
-impl<R: Read> Read for Hashing<'_, R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.hasher.update(&buf[..n]);
-        Ok(n)
-    }
-}
-
 /// One entry, renamed to `target`, owners and mode as `meta` says, into
-/// the stream and the hash.
+/// the stream.
 fn append<W: io::Write, R: Read>(
     out: &mut tar::Builder<W>,
-    hasher: &mut Hasher,
     e: &mut tar::Entry<'_, R>,
     target: &str,
     meta: Meta,
@@ -361,19 +307,8 @@ fn append<W: io::Write, R: Read>(
     if let Some(m) = meta.mode {
         h.set_mode(m);
     }
-    let kind = h.entry_type();
     let link = e.link_name()?.map(|l| l.to_string_lossy().into_owned());
-    let line = format!(
-        "{target}\0{:?}\0{:o}\0{}\0{}\0{}\0{}\n",
-        kind,
-        h.mode()?,
-        h.uid()?,
-        h.gid()?,
-        link.as_deref().unwrap_or(""),
-        h.size()?
-    );
-    hasher.update(line.as_bytes());
-    match (kind, link) {
+    match (h.entry_type(), link) {
         (tar::EntryType::Link, Some(l)) => {
             // A hard link names another entry of the same source.
             let rest = l.split_once('/').map(|(_, r)| r.to_string());
@@ -384,7 +319,7 @@ fn append<W: io::Write, R: Read>(
             out.append_link(&mut h, target, to)?;
         }
         (tar::EntryType::Symlink, Some(l)) => out.append_link(&mut h, target, l)?,
-        _ => out.append_data(&mut h, target, Hashing { inner: e, hasher })?,
+        _ => out.append_data(&mut h, target, e)?,
     }
     Ok(())
 }
@@ -503,87 +438,5 @@ mod tests {
         );
         assert!(c.sources("src/b.txt").is_err());
         assert!(c.sources("*.none").is_err());
-    }
-
-    #[test]
-    fn ignored_files_are_never_read() {
-        let d = tempfile::tempdir().unwrap();
-        std::fs::write(d.path().join("keep"), "k").unwrap();
-        std::fs::write(d.path().join(".dockerignore"), "deep\n").unwrap();
-        // Deeper than any archive may go: walking it would fail the copy.
-        let mut p = d.path().join("deep");
-        for _ in 0..1100 {
-            p = p.join("d");
-        }
-        std::fs::create_dir_all(&p).unwrap();
-        let c = Context::open(d.path()).unwrap();
-        let sp = tempfile::tempdir().unwrap();
-        let packed = pack(
-            &From::Context(&c),
-            &[String::new()],
-            ("/app/", true),
-            Meta::default(),
-            sp.path(),
-        )
-        .unwrap();
-        let names: Vec<String> = tar::Archive::new(packed.tar)
-            .entries()
-            .unwrap()
-            .map(|e| e.unwrap().path().unwrap().to_string_lossy().into_owned())
-            .collect();
-        assert_eq!(names, vec!["app/.dockerignore", "app/keep"]);
-    }
-
-    #[test]
-    fn pack_names_and_hash() {
-        let d = tempfile::tempdir().unwrap();
-        std::fs::create_dir_all(d.path().join("dir/sub")).unwrap();
-        std::fs::write(d.path().join("dir/sub/x"), "x").unwrap();
-        std::fs::write(d.path().join("f"), "f").unwrap();
-        std::os::unix::fs::symlink("/etc/passwd", d.path().join("dir/out")).unwrap();
-        let c = Context::open(d.path()).unwrap();
-        let from = From::Context(&c);
-        let sp = tempfile::tempdir().unwrap();
-        let pack = |from: &From<'_>, srcs: &[String], dest: &str, dir: bool, meta: Meta| {
-            pack(from, srcs, (dest, dir), meta, sp.path())
-        };
-        let names = |p: Packed| -> Vec<String> {
-            tar::Archive::new(p.tar)
-                .entries()
-                .unwrap()
-                .map(|e| e.unwrap().path().unwrap().to_string_lossy().into_owned())
-                .collect()
-        };
-        let srcs = vec!["dir".to_string(), "f".to_string()];
-        let p = pack(&from, &srcs, "/app/", true, Meta::default()).unwrap();
-        let hash = p.hash.clone();
-        let mut all = names(p);
-        all.sort();
-        assert_eq!(all, vec!["app/f", "app/out", "app/sub", "app/sub/x"]);
-        let p = Packed {
-            tar: tempfile::tempfile().unwrap(),
-            hash,
-            dir: true,
-        };
-        // mtimes do not count; bytes and owners do.
-        let again = pack(&from, &srcs, "/app/", true, Meta::default()).unwrap();
-        assert_eq!(p.hash, again.hash);
-        std::fs::write(d.path().join("f"), "g").unwrap();
-        assert_ne!(
-            p.hash,
-            pack(&from, &srcs, "/app/", true, Meta::default())
-                .unwrap()
-                .hash
-        );
-        let owned = Meta {
-            owner: Some((1, 2)),
-            mode: None,
-        };
-        assert_ne!(
-            p.hash,
-            pack(&from, &srcs, "/app/", true, owned).unwrap().hash
-        );
-        let one = pack(&from, &["f".to_string()], "/x", false, Meta::default()).unwrap();
-        assert_eq!(names(one), vec!["x"]);
     }
 }

@@ -12,35 +12,43 @@
 //!    (`steps`). A RUN is a container made by the engine from the previous
 //!    step's image, with `berth run`'s isolation and defaults, labelled
 //!    with the building berth's pid; its upper dir becomes a layer through
-//!    `commit`'s writer into an untagged intermediate image, and the
-//!    container is removed. A COPY/ADD packs its sources into one tar
-//!    (spooled to an unlinked file, hashed on the way) and lands it through
-//!    `cp`'s safe extraction into a created (never started) container,
+//!    `commit`'s writer into an untagged intermediate image, and then,
+//!    unmounted, that layer's snapshot (so the next step does not unpack
+//!    what this one wrote), and the container is removed. A COPY/ADD
+//!    streams its files from the context walk (`walk`) through a pipe
+//!    into `cp`'s safe extraction in a created (never started) container,
 //!    committed the same way. The config-only instructions (`meta`,
 //!    [`crate::instructions`]) add history entries, no layers; WORKDIR
 //!    also makes its directory when missing.
 //! 4. The cache ([`cache`]) keys each step on its parent's key, its text
 //!    after substitution, the ARGs a RUN sees and, for COPY/ADD, the
-//!    content hash of the names, modes, owners and bytes copied (never
-//!    mtimes); a hit adopts the intermediate image. Entries are one small
-//!    file each, written by rename; one whose image was pruned is a miss.
+//!    names, modes, owners and content digests copied (never mtimes), or
+//!    for `COPY --from` the image's id. A context file's digest comes from
+//!    the stat cache (`statcache`) while its stat is unchanged, so a hit
+//!    reads no file; a miss checks every file it copies against the
+//!    digest its key took. A hit takes the intermediate image. Entries are
+//!    one small file each, written by rename; one whose image was pruned
+//!    is a miss.
 //! 5. The target's image is stored (a config-only image when its last
 //!    steps changed only the config) and tagged.
 //!
 //! Guarantees: a failed or killed build leaves no image of its own and no
 //! half blob (everything goes through the store's write API); the step
-//! containers a killed build left are swept by the next build. Not yet:
-//! ADD of URLs, a stat cache (each build reads the files it copies again).
-//! ADD of a local tar unpacks it (`steps/add.rs`); `SOURCE_DATE_EPOCH`
-//! clamps every layer mtime, so layers are reproducible.
+//! containers a killed build left are swept by the next build. ADD of a
+//! local tar unpacks it (`steps/add.rs`); `SOURCE_DATE_EPOCH` clamps
+//! every layer mtime, so layers are reproducible (and steps then unpack
+//! their parent's layer rather than take its upper dir, whose mtimes are
+//! not clamped).
 
 pub mod cache;
 pub mod copy;
 pub mod dockerfile;
 pub mod ignore;
 mod meta;
+mod statcache;
 mod state;
 mod steps;
+mod walk;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -145,7 +153,7 @@ pub fn build(engine: &Engine, req: &BuildRequest, out: &mut dyn Write) -> Result
     for t in &req.tags {
         berth_image::store::familiar_tag(t)?;
     }
-    let ctx = copy::Context::open(&req.context)?;
+    let ctx = copy::Context::open(&req.context)?.with_stat_cache(&engine.root);
     let globals = global_args(&df, &req.build_args)?;
     let target = match &req.target {
         Some(t) => stage_index(&df, &t.to_ascii_lowercase())
@@ -154,13 +162,20 @@ pub fn build(engine: &Engine, req: &BuildRequest, out: &mut dyn Write) -> Result
     };
     let needed = needed_stages(&df, target);
     steps::sweep(engine)?;
-    let mut b = steps::Builder::new(engine, req, &ctx, out, &df, &shown, &globals)?;
-    for (i, _) in df.stages.iter().enumerate().take(target + 1) {
-        if needed[i] {
-            b.stage(i)?;
+    let built = (|| {
+        let mut b = steps::Builder::new(engine, req, &ctx, out, &df, &shown, &globals)?;
+        for (i, _) in df.stages.iter().enumerate().take(target + 1) {
+            if needed[i] {
+                b.stage(i)?;
+            }
         }
+        b.finish(target)
+    })();
+    // What was learnt of the context holds whether or not the build did.
+    if let Err(e) = ctx.save_stat_cache() {
+        tracing::warn!("build: {e:#}");
     }
-    let built = b.finish(target)?;
+    let built = built?;
     unconsumed(&df, &req.build_args, out);
     Ok(built)
 }

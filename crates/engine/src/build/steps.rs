@@ -9,7 +9,7 @@ use berth_image::{ImageRecord, Progress};
 use serde_json::{Value, json};
 
 use super::cache::{Cache, key};
-use super::copy::{self, Context, From, Meta};
+use super::copy::{self, Context};
 use super::dockerfile::{Args, Dockerfile, Instruction};
 use super::meta::{healthcheck, meta, shell};
 use super::state::{State, scratch_config};
@@ -18,6 +18,7 @@ use crate::Engine;
 use crate::request::{Network, PullPolicy, RunRequest};
 
 mod add;
+mod copying;
 mod sweep;
 
 use sweep::step_label;
@@ -343,15 +344,32 @@ impl<'a> Builder<'a> {
         let c = records.find(id)?;
         let upper = crate::commit::upper_dir(self.engine, &c)?;
         let _fs = records.fs_lock(&c.id)?;
-        self.layer(st, &upper, created_by)
+        let report = self.layer(st, &upper, created_by)?;
+        // The upper dir holds exactly the layer (but for what the engine
+        // put there, which adopt removes): it becomes the layer's snapshot,
+        // so the next step does not unpack what this one just wrote. Not
+        // under SOURCE_DATE_EPOCH: the layer's mtimes are clamped, the
+        // upper dir's are not, and later steps must see the layer's.
+        if report.not_in_layer == 0 && st.epoch.is_none() {
+            let img = st.image.as_ref().expect("just committed");
+            if let Some(chain) = img.chain_ids().last() {
+                crate::rootfs_prep::adopt(self.engine, chain.as_str(), &upper)?;
+            }
+        }
+        Ok(())
     }
 
     /// `dir` (an upper dir, or a staging dir of a scratch stage) as a new
     /// layer over `st`, stored as an untagged image.
-    fn layer(&mut self, st: &mut State, dir: &std::path::Path, created_by: &str) -> Result<()> {
+    fn layer(
+        &mut self,
+        st: &mut State,
+        dir: &std::path::Path,
+        created_by: &str,
+    ) -> Result<berth_snapshot::UpperReport> {
         let guard = self.engine.store.write_guard()?;
         let epoch = st.epoch.map(|s| s.max(0) as u64);
-        let (blob, diff_id) =
+        let (blob, diff_id, report) =
             crate::commit::write_layer(self.engine, dir, self.req.compression, epoch)?;
         st.push_history(created_by, false, Some(&diff_id.to_string()));
         let rec = crate::commit::store_image(
@@ -365,187 +383,7 @@ impl<'a> Builder<'a> {
         drop(guard);
         st.image = Some(rec);
         st.dirty = false;
-        Ok(())
-    }
-
-    fn copy(
-        &mut self,
-        st: &mut State,
-        inst: &Instruction,
-        label: &str,
-        stage: usize,
-    ) -> Result<()> {
-        let t = self.begin(label, &inst.text());
-        let vars = st.vars();
-        let words = match &inst.args {
-            Args::Exec(v) => v
-                .iter()
-                .map(|w| crate::instructions::substitute(w, &vars))
-                .collect::<Result<Vec<_>>>()?,
-            Args::Shell(s) => crate::instructions::words(s, &vars)?,
-        };
-        let Some((dest, srcs)) = words.split_last().filter(|(_, s)| !s.is_empty()) else {
-            bail!("{} requires at least two arguments", inst.keyword);
-        };
-        let inline = heredoc_content(inst, srcs, &vars)?;
-        let (files, archives) = add::sources(self.ctx, inst, srcs, dest, inline.is_some())?;
-        let workdir = st
-            .get("WorkingDir")
-            .and_then(Value::as_str)
-            .unwrap_or("/")
-            .to_string();
-        let dest_abs = if dest.starts_with('/') {
-            dest.clone()
-        } else {
-            format!("{}/{dest}", workdir.trim_end_matches('/'))
-        };
-        let owner = self.chown_flag(st, inst, &vars)?;
-        let meta = Meta {
-            owner,
-            mode: inst.flag("chmod").map(copy::chmod).transpose()?,
-        };
-        let what = match (&inst.heredoc, &inline) {
-            (Some(h), Some(content)) => Srcs::Inline(&h.name, content),
-            _ => Srcs::Files(&files),
-        };
-        let (mut packed, from_key) =
-            self.pack(inst, what, (&dest_abs, dest), meta, stage, false)?;
-        let text = format!("{} {}", inst.text(), words.join(" "));
-        let unpacked = add::hash(self.ctx, &archives)?;
-        let mut parts = vec![text.as_str(), &packed.hash, &from_key];
-        if !archives.is_empty() {
-            parts.push(&unpacked);
-        }
-        let k = key(&st.key, &parts);
-        if self.hit(st, &k)? {
-            return Ok(());
-        }
-        let created_by = format!("{} {} {} # buildkit", inst.keyword, srcs.join(" "), dest);
-        match st.image.clone() {
-            Some(img) => {
-                let id = self.container(&img)?;
-                // `COPY f /existing-dir` copies into it, as Docker does
-                // (a key for the same parent always meets the same dir).
-                let into_dir = (!packed.dir && crate::cp::is_dir(self.engine, &id, &dest_abs)?)
-                    .then(|| self.pack(inst, what, (&dest_abs, dest), meta, stage, true))
-                    .transpose();
-                let into_dir = match into_dir {
-                    Ok(p) => p,
-                    Err(e) => {
-                        let _ = crate::remove::remove(self.engine, &id, true);
-                        return Err(e);
-                    }
-                };
-                if let Some((p, _)) = into_dir {
-                    packed = p;
-                }
-                let put = crate::cp::copy_in(
-                    self.engine,
-                    &id,
-                    "/",
-                    crate::cp::HostSrc::Stream(&mut packed.tar),
-                    crate::cp::CpOptions {
-                        archive: true,
-                        follow_link: false,
-                    },
-                )
-                .and_then(|()| {
-                    add::unpack(self.ctx, &archives, &mut |r| {
-                        crate::cp::extract_under(self.engine, &id, &dest_abs, r)
-                    })
-                })
-                .and_then(|()| self.commit(st, &id, &created_by));
-                let removed = crate::remove::remove(self.engine, &id, true);
-                put?;
-                removed?;
-            }
-            None => {
-                let dir = copy::tempdir(self.engine)?;
-                let opts = berth_snapshot::ApplyOptions {
-                    mode: berth_snapshot::ApplyMode::Plain,
-                    ..Default::default()
-                };
-                let made = berth_snapshot::extract_archive(&mut packed.tar, dir.path(), &opts)
-                    .and_then(|_| {
-                        add::unpack(self.ctx, &archives, &mut |r| {
-                            berth_snapshot::extract_archive(r, dir.path(), &add::under(&dest_abs))
-                                .map(drop)
-                        })
-                    })
-                    .and_then(|()| self.layer(st, dir.path(), &created_by));
-                made?;
-            }
-        }
-        self.cache
-            .put(&k, st.image.as_ref().expect("just stored"))?;
-        st.key = k;
-        self.done_in(t);
-        Ok(())
-    }
-
-    /// The COPY's sources packed, and the key of where they come from.
-    fn pack(
-        &mut self,
-        inst: &Instruction,
-        srcs: Srcs<'_>,
-        (dest_abs, dest): (&str, &str),
-        mut meta: Meta,
-        stage: usize,
-        into_dir: bool,
-    ) -> Result<(copy::Packed, String)> {
-        let spool = self.engine.root.join("build-tmp");
-        let dir = into_dir || dest_is_dir(dest);
-        let srcs = match srcs {
-            Srcs::Inline(name, content) => {
-                let p = copy::pack_inline(name, content.as_bytes(), (dest_abs, dir), meta, &spool)?;
-                return Ok((p, "heredoc".into()));
-            }
-            Srcs::Files(f) => f,
-        };
-        let Some(from) = inst.flag("from") else {
-            let mut paths = Vec::new();
-            for s in srcs {
-                paths.extend(self.ctx.sources(s)?);
-            }
-            if paths.len() > 1 && !dest_is_dir(dest) {
-                bail!(
-                    "When using {} with more than one source file, the destination must be a directory and end with a /",
-                    inst.keyword
-                );
-            }
-            meta.owner = meta.owner.or(Some((0, 0)));
-            let p = copy::pack(
-                &From::Context(self.ctx),
-                &paths,
-                (dest_abs, dir),
-                meta,
-                &spool,
-            )?;
-            return Ok((p, "context".into()));
-        };
-        let img =
-            match super::stage_index(self.df, &from.to_ascii_lowercase()).filter(|j| *j < stage) {
-                Some(j) => {
-                    let mut st = self.done[j]
-                        .clone()
-                        .ok_or_else(|| anyhow!("stage {from} was not built"))?;
-                    self.materialize(&mut st)?;
-                    st.image
-                        .clone()
-                        .ok_or_else(|| anyhow!("stage {from} is empty"))?
-                }
-                None => self.image(from, None)?,
-            };
-        let paths: Vec<String> = srcs
-            .iter()
-            .map(|s| s.trim_start_matches('/').to_string())
-            .collect();
-        let dir = dir || paths.len() > 1;
-        let id = self.container(&img)?;
-        let from = From::Container(self.engine, &id);
-        let p = copy::pack(&from, &paths, (dest_abs, dir), meta, &spool);
-        crate::remove::remove(self.engine, &id, true)?;
-        Ok((p?, img.id.to_string()))
+        Ok(report)
     }
 
     /// A WORKDIR that does not exist is made (root's, 0755), as Docker
@@ -610,11 +448,7 @@ impl<'a> Builder<'a> {
             }
             None => {
                 let staging = copy::tempdir(self.engine)?;
-                let opts = berth_snapshot::ApplyOptions {
-                    mode: berth_snapshot::ApplyMode::Plain,
-                    ..Default::default()
-                };
-                berth_snapshot::extract_archive(tar.as_slice(), staging.path(), &opts)?;
+                berth_snapshot::extract_archive(tar.as_slice(), staging.path(), &plain())?;
                 self.layer(st, staging.path(), &created_by)?;
             }
         }
@@ -733,32 +567,20 @@ impl<'a> Builder<'a> {
     }
 }
 
-/// A COPY's heredoc text, `$VAR`s expanded unless its word was quoted.
-fn heredoc_content(inst: &Instruction, srcs: &[String], vars: &[String]) -> Result<Option<String>> {
-    Ok(match &inst.heredoc {
-        Some(h) if srcs.len() == 1 && srcs[0].starts_with("<<") => Some(if h.expand {
-            crate::instructions::substitute(&h.body, vars)?
-        } else {
-            h.body.clone()
-        }),
-        Some(_) => bail!("a heredoc must be the only source of {}", inst.keyword),
-        None => None,
-    })
-}
-
-/// What a COPY copies: files, or a heredoc's text (its word, its text).
-#[derive(Clone, Copy)]
-enum Srcs<'a> {
-    Files(&'a [String]),
-    Inline(&'a str, &'a str),
-}
-
 /// A stage's first key: its base and, when set, `SOURCE_DATE_EPOCH`
 /// (the mtimes its layers hold depend on it).
 fn from_key(req: &BuildRequest, base: &str) -> String {
     match super::source_date_epoch(req) {
         Some(e) => key("", &["FROM", base, &format!("SOURCE_DATE_EPOCH={e}")]),
         None => key("", &["FROM", base]),
+    }
+}
+
+/// Extracting into a scratch stage's staging dir: a plain tree.
+fn plain() -> berth_snapshot::ApplyOptions {
+    berth_snapshot::ApplyOptions {
+        mode: berth_snapshot::ApplyMode::Plain,
+        ..Default::default()
     }
 }
 

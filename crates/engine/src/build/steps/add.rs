@@ -13,11 +13,11 @@
 use std::io::{BufRead, BufReader, Cursor, Read};
 
 use anyhow::{Context as _, Result, anyhow, bail};
-use berth_image::digest::Hasher;
 
-use super::super::copy::{self, Context};
+use super::super::copy::{self, Context, Meta};
 use super::super::dockerfile::Instruction;
 use super::super::state::State;
+use super::super::walk;
 use super::Builder;
 
 /// A COPY's or ADD's sources, and the archives an ADD of context files
@@ -96,24 +96,16 @@ fn open(ctx: &Context, path: &str) -> Result<Option<Box<dyn Read>>> {
     Ok(Some(Box::new(Cursor::new(block).chain(d))))
 }
 
-/// What the cache key takes of `archives`: their names and raw bytes.
+/// What the cache key takes of `archives`: their names, modes and
+/// content digests (the stat cache's when unchanged).
 pub(super) fn hash(ctx: &Context, archives: &[String]) -> Result<String> {
-    let mut h = Hasher::new();
+    let mut parts = Vec::new();
     for p in archives {
-        h.update(format!("{p}\0archive\0").as_bytes());
-        let mut f = ctx
-            .open_file(p)?
-            .ok_or_else(|| anyhow!("ADD {p}: the archive is gone"))?;
-        let mut buf = vec![0u8; 64 * 1024];
-        loop {
-            let n = f.read(&mut buf).with_context(|| format!("read {p}"))?;
-            if n == 0 {
-                break;
-            }
-            h.update(&buf[..n]);
-        }
+        let (h, _) = walk::digest(ctx, std::slice::from_ref(p), ("", false), Meta::default())?;
+        parts.push(format!("{p}\0{h}"));
     }
-    Ok(h.finish().to_string())
+    let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
+    Ok(super::super::cache::key("archives", &parts))
 }
 
 /// Each of `archives`, decompressed, to `into` (which extracts it).

@@ -1,0 +1,247 @@
+//! COPY and ADD steps. What a step copies is keyed before anything is
+//! copied: context files by the walk's names, modes and content digests
+//! (the stat cache's for unchanged files, so a cache hit reads no file), a
+//! heredoc by its text, another stage's or an image's files by that
+//! image's id. Only on a miss are the files streamed, straight from the
+//! context walk through a pipe into the step's container (or a scratch
+//! stage's staging dir), whose changes are committed as a layer.
+
+use std::collections::HashMap;
+use std::io::Read;
+
+use anyhow::{Result, anyhow, bail};
+use serde_json::Value;
+
+use super::super::cache::key;
+use super::super::copy::{self, Meta};
+use super::super::dockerfile::{Args, Instruction};
+use super::super::state::State;
+use super::super::walk;
+use super::{Builder, add, dest_is_dir};
+
+/// What a COPY lands, resolved.
+enum Source {
+    /// A heredoc: its tar stream.
+    Inline(Vec<u8>),
+    /// Context paths and the digests their walk took.
+    Context(Vec<String>, HashMap<String, String>),
+    /// Paths in an image (another stage's or a named one).
+    Image(berth_image::ImageRecord, Vec<String>),
+}
+
+impl Builder<'_> {
+    pub(super) fn copy(
+        &mut self,
+        st: &mut State,
+        inst: &Instruction,
+        label: &str,
+        stage: usize,
+    ) -> Result<()> {
+        let t = self.begin(label, &inst.text());
+        let vars = st.vars();
+        let words = match &inst.args {
+            Args::Exec(v) => v
+                .iter()
+                .map(|w| crate::instructions::substitute(w, &vars))
+                .collect::<Result<Vec<_>>>()?,
+            Args::Shell(s) => crate::instructions::words(s, &vars)?,
+        };
+        let Some((dest, srcs)) = words.split_last().filter(|(_, s)| !s.is_empty()) else {
+            bail!("{} requires at least two arguments", inst.keyword);
+        };
+        let inline = heredoc_content(inst, srcs, &vars)?;
+        let (files, archives) = add::sources(self.ctx, inst, srcs, dest, inline.is_some())?;
+        let workdir = st
+            .get("WorkingDir")
+            .and_then(Value::as_str)
+            .unwrap_or("/")
+            .to_string();
+        let dest_abs = if dest.starts_with('/') {
+            dest.clone()
+        } else {
+            format!("{}/{dest}", workdir.trim_end_matches('/'))
+        };
+        let owner = self.chown_flag(st, inst, &vars)?;
+        let mut meta = Meta {
+            owner,
+            mode: inst.flag("chmod").map(copy::chmod).transpose()?,
+        };
+        let dir = dest_is_dir(dest);
+        let text = format!("{} {}", inst.text(), words.join(" "));
+        let (source, what) = match (&inst.heredoc, &inline) {
+            (Some(h), Some(content)) => {
+                let (tar, k) =
+                    copy::pack_inline(&h.name, content.as_bytes(), (&dest_abs, dir), meta)?;
+                (Source::Inline(tar), k)
+            }
+            _ => self.source(inst, &files, (&dest_abs, dest), &mut meta, stage)?,
+        };
+        let mut parts = vec![text, what];
+        if !archives.is_empty() {
+            parts.push(add::hash(self.ctx, &archives)?);
+        }
+        let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
+        let k = key(&st.key, &parts);
+        if self.hit(st, &k)? {
+            return Ok(());
+        }
+        let created_by = format!("{} {} {} # buildkit", inst.keyword, srcs.join(" "), dest);
+        match st.image.clone() {
+            Some(img) => {
+                let id = self.container(&img)?;
+                let made = (|| {
+                    // `COPY f /existing-dir` copies into it, as Docker does
+                    // (a key for the same parent always meets the same dir).
+                    let dir = dir || crate::cp::is_dir(self.engine, &id, &dest_abs)?;
+                    self.land(&source, (&dest_abs, dir), meta, &mut |r| {
+                        let opts = crate::cp::CpOptions {
+                            archive: true,
+                            follow_link: false,
+                        };
+                        crate::cp::copy_in(
+                            self.engine,
+                            &id,
+                            "/",
+                            crate::cp::HostSrc::Stream(r),
+                            opts,
+                        )
+                    })?;
+                    add::unpack(self.ctx, &archives, &mut |r| {
+                        crate::cp::extract_under(self.engine, &id, &dest_abs, r)
+                    })?;
+                    self.commit(st, &id, &created_by)
+                })();
+                let removed = crate::remove::remove(self.engine, &id, true);
+                made?;
+                removed?;
+            }
+            None => {
+                let staging = copy::tempdir(self.engine)?;
+                let opts = super::plain();
+                self.land(&source, (&dest_abs, dir), meta, &mut |r| {
+                    berth_snapshot::extract_archive(r, staging.path(), &opts).map(drop)
+                })?;
+                add::unpack(self.ctx, &archives, &mut |r| {
+                    berth_snapshot::extract_archive(r, staging.path(), &add::under(&dest_abs))
+                        .map(drop)
+                })?;
+                self.layer(st, staging.path(), &created_by)?;
+            }
+        }
+        self.cache
+            .put(&k, st.image.as_ref().expect("just stored"))?;
+        st.key = k;
+        self.done_in(t);
+        Ok(())
+    }
+
+    /// Where a COPY's files come from, and the key part of what lands.
+    fn source(
+        &mut self,
+        inst: &Instruction,
+        srcs: &[String],
+        (dest_abs, dest): (&str, &str),
+        meta: &mut Meta,
+        stage: usize,
+    ) -> Result<(Source, String)> {
+        let Some(from) = inst.flag("from") else {
+            let mut paths = Vec::new();
+            for s in srcs {
+                paths.extend(self.ctx.sources(s)?);
+            }
+            if paths.len() > 1 && !dest_is_dir(dest) {
+                bail!(
+                    "When using {} with more than one source file, the destination must be a directory and end with a /",
+                    inst.keyword
+                );
+            }
+            meta.owner = meta.owner.or(Some((0, 0)));
+            let dest = (dest_abs, dest_is_dir(dest));
+            let (hash, digests) = walk::digest(self.ctx, &paths, dest, *meta)?;
+            return Ok((Source::Context(paths, digests), hash));
+        };
+        let img = match super::super::stage_index(self.df, &from.to_ascii_lowercase())
+            .filter(|j| *j < stage)
+        {
+            Some(j) => {
+                let mut st = self.done[j]
+                    .clone()
+                    .ok_or_else(|| anyhow!("stage {from} was not built"))?;
+                self.materialize(&mut st)?;
+                st.image
+                    .clone()
+                    .ok_or_else(|| anyhow!("stage {from} is empty"))?
+            }
+            None => self.image(from, None)?,
+        };
+        let paths: Vec<String> = srcs
+            .iter()
+            .map(|s| s.trim_start_matches('/').to_string())
+            .collect();
+        // The image's id says what its files are: nothing is read to key.
+        let k = format!("from {}", img.id);
+        Ok((Source::Image(img, paths), k))
+    }
+
+    /// `source` as one tar stream landing at `dest`, handed to `sink`.
+    fn land(
+        &self,
+        source: &Source,
+        (dest, dir): (&str, bool),
+        meta: Meta,
+        sink: &mut dyn FnMut(&mut dyn Read) -> Result<()>,
+    ) -> Result<()> {
+        match source {
+            Source::Inline(tar) => sink(&mut tar.as_slice()),
+            Source::Context(paths, digests) => {
+                let (mut r, w) = std::io::pipe()?;
+                std::thread::scope(|s| {
+                    let ctx = self.ctx;
+                    let writer = s.spawn(move || {
+                        let out = std::io::BufWriter::with_capacity(256 << 10, w);
+                        walk::write_tar(ctx, paths, (dest, dir), meta, digests, out)
+                    });
+                    let landed = sink(&mut r);
+                    // Whatever is left unread, the writer must not wait on.
+                    drop(r);
+                    let wrote = writer
+                        .join()
+                        .unwrap_or_else(|_| Err(anyhow!("the COPY stream's writer panicked")));
+                    match (wrote, landed) {
+                        // The reader stopped first: its error is the cause.
+                        (Err(w), Err(l)) if broken_pipe(&w) => Err(l),
+                        (wrote, landed) => wrote.and(landed),
+                    }
+                })
+            }
+            Source::Image(img, paths) => {
+                let dir = dir || paths.len() > 1;
+                let spool = self.engine.root.join("build-tmp");
+                let id = self.container(img)?;
+                let packed = copy::pack(self.engine, &id, paths, (dest, dir), meta, &spool);
+                crate::remove::remove(self.engine, &id, true)?;
+                sink(&mut packed?)
+            }
+        }
+    }
+}
+
+fn broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+/// A COPY's heredoc text, `$VAR`s expanded unless its word was quoted.
+fn heredoc_content(inst: &Instruction, srcs: &[String], vars: &[String]) -> Result<Option<String>> {
+    Ok(match &inst.heredoc {
+        Some(h) if srcs.len() == 1 && srcs[0].starts_with("<<") => Some(if h.expand {
+            crate::instructions::substitute(&h.body, vars)?
+        } else {
+            h.body.clone()
+        }),
+        Some(_) => bail!("a heredoc must be the only source of {}", inst.keyword),
+        None => None,
+    })
+}
