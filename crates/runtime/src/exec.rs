@@ -103,7 +103,7 @@ pub fn exec(x: &Exec<'_>, io: &Io) -> Result<i32> {
     let mut pumps = spawned
         .stdio
         .take()
-        .map(|s| s.pumps(false))
+        .map(|s| s.pumps(false, false))
         .unwrap_or_default();
     let mut tty = Tty::new(master, io.interactive);
     let pidfd = spawned.pidfd.as_fd();

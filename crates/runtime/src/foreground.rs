@@ -8,7 +8,7 @@ use crate::error::{Context, Result};
 use crate::relay::{OutputTap, Pump};
 use crate::sys;
 use crate::terminal::{self, RawMode};
-use rustix::event::{PollFd, PollFlags};
+use rustix::event::{PollFd, PollFlags, Timespec};
 use rustix::stdio::{stdin, stdout};
 use std::os::fd::{BorrowedFd, OwnedFd};
 
@@ -117,7 +117,11 @@ pub(crate) fn relay_until_exit(
                 slots.push(Slot::Pump(i));
             }
         }
-        match rustix::event::poll(&mut fds, None) {
+        let tick = tap.as_deref().and_then(OutputTap::tick).map(|d| Timespec {
+            tv_sec: d.as_secs() as i64,
+            tv_nsec: d.subsec_nanos() as i64,
+        });
+        match rustix::event::poll(&mut fds, tick.as_ref()) {
             Ok(_) => {}
             Err(rustix::io::Errno::INTR) => continue,
             Err(e) => return Err(e).step(|| "poll".into()),

@@ -31,6 +31,16 @@ pub trait OutputTap {
     fn output(&mut self, fd: u8, bytes: &[u8]);
     /// Nothing more to read for now (a moment to write out).
     fn idle(&mut self);
+    /// Whether the output goes to the tap alone, not on to the caller's
+    /// fds 1 and 2 (`build` prefixes each line of a RUN's output itself).
+    fn alone(&self) -> bool {
+        false
+    }
+    /// How long the relay may wait without calling [`idle`](Self::idle)
+    /// (a live progress display redraws its timers); None: for ever.
+    fn tick(&self) -> Option<std::time::Duration> {
+        None
+    }
 }
 
 /// A one-way copy from `from` to `to`.
@@ -110,12 +120,18 @@ impl Stdio {
     }
 
     /// The pumps of a started container, to the caller's fds 0–2.
-    /// The pumps; with `tapped`, the outputs go through user space.
-    pub fn pumps(self, tapped: bool) -> Vec<Pump> {
+    /// The pumps; with `tapped`, the outputs go through user space; with
+    /// `alone` too, only to the tap (written on to /dev/null, so that a
+    /// pump is the same loop either way).
+    pub fn pumps(self, tapped: bool, alone: bool) -> Vec<Pump> {
         use rustix::stdio::{stderr, stdin, stdout};
+        let to = |fd: BorrowedFd<'static>| match alone.then(null).flatten() {
+            Some(null) => Pipe::Own(null),
+            None => Pipe::Caller(fd),
+        };
         let mut pumps = vec![
-            Pump::new(1, Pipe::Own(self.output), Pipe::Caller(stdout())),
-            Pump::new(2, Pipe::Own(self.error), Pipe::Caller(stderr())),
+            Pump::new(1, Pipe::Own(self.output), to(stdout())),
+            Pump::new(2, Pipe::Own(self.error), to(stderr())),
         ];
         for p in &mut pumps {
             p.splice = !tapped;
@@ -125,6 +141,13 @@ impl Stdio {
         }
         pumps
     }
+}
+
+/// /dev/null for writing; None when it cannot be opened (the output then
+/// goes to the caller's fds as well: shown twice rather than lost).
+fn null() -> Option<OwnedFd> {
+    use rustix::fs::{Mode, OFlags};
+    rustix::fs::open("/dev/null", OFlags::WRONLY | OFlags::CLOEXEC, Mode::empty()).ok()
 }
 
 pub(crate) fn set_nonblocking(fd: BorrowedFd<'_>) -> std::io::Result<()> {

@@ -87,7 +87,7 @@ fn supervise(
 
     let mut pumps: Vec<Pump> = c
         .take_stdio()
-        .map(|s| s.pumps(tap.is_some()))
+        .map(|s| s.pumps(tap.is_some(), tap.as_ref().is_some_and(|t| t.alone())))
         .unwrap_or_default();
     let mut tty = Tty::new(master, io.interactive);
     let pidfd = c
