@@ -38,6 +38,18 @@ pub struct Finished {
 /// goes to `progress`. An error is berth's own (a flag refused, an image
 /// not found, a mount that failed): nothing of the container is left.
 pub fn run(engine: &Engine, req: &RunRequest, progress: &Progress) -> Result<Finished> {
+    run_tapped(engine, req, progress, None)
+}
+
+/// [`run`], the container's output to `tap` alone when there is one
+/// (`build`'s RUN steps: it is not logged either, the container is
+/// removed once committed).
+pub fn run_tapped(
+    engine: &Engine,
+    req: &RunRequest,
+    progress: &Progress,
+    tap: Option<&mut dyn berth_runtime::OutputTap>,
+) -> Result<Finished> {
     // `-it` goes through a monitor, attached, so that the detach keys can
     // leave it running and `attach` can come back to it.
     let attached = !req.detach && req.io.tty && req.io.interactive;
@@ -70,7 +82,7 @@ pub fn run(engine: &Engine, req: &RunRequest, progress: &Progress) -> Result<Fin
     }
     crate::network::connect(engine, &mut c.rec, &c.bundle)?;
     clock.phase("network connected");
-    let ended = start_and_wait(engine, &mut c, &spec, req.io, &clock);
+    let ended = start_and_wait(engine, &mut c, &spec, req.io, &clock, tap);
     clock.phase("container ended");
     crate::network::disconnect(engine, &mut c.rec);
     clock.phase("network disconnected");
@@ -592,6 +604,7 @@ fn start_and_wait(
     spec: &Spec,
     io: IoMode,
     clock: &Clock,
+    tap: Option<&mut dyn berth_runtime::OutputTap>,
 ) -> std::result::Result<berth_runtime::Exit, berth_runtime::Error> {
     let rio = berth_runtime::Io {
         interactive: io.interactive,
@@ -607,8 +620,9 @@ fn start_and_wait(
     // A kept container's output is logged as a detached one's is, so that
     // `logs` shows it afterwards; a --rm one's goes with it, so it is not
     // (and keeps the spliced, copy-free relay); neither is one with
-    // `--log-driver none`.
-    let logged = !rec.auto_remove && !matches!(rec.log.driver, records::LogDriver::None);
+    // `--log-driver none`, nor one whose output goes to a tap of the caller's.
+    let logged =
+        tap.is_none() && !rec.auto_remove && !matches!(rec.log.driver, records::LogDriver::None);
     let mut log = match logged {
         false => None,
         true => {
@@ -633,7 +647,7 @@ fn start_and_wait(
         }
         crate::events::container(engine, rec, "start");
     };
-    let tap = log.as_mut().map(|t| t as &mut dyn berth_runtime::OutputTap);
+    let tap = tap.or(log.as_mut().map(|t| t as &mut dyn berth_runtime::OutputTap));
     let exit =
         berth_runtime::run_spec(id, bundle, spec, &engine.runtime_dir(), &rio, on_start, tap);
     if let Some(LogTap(mut w)) = log
