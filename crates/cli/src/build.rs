@@ -1,7 +1,8 @@
 //! `build` / `image build`: an image from a Dockerfile. Progress and the
-//! RUN steps' output go to stderr (as BuildKit's do); `-q` keeps them
-//! quiet and prints the image id on stdout. A failed build exits 1 and
-//! leaves no image.
+//! RUN steps' output go to stderr (as BuildKit's do): `--progress plain`
+//! as lines, `tty` as a live view, `auto` the view when stderr is a
+//! terminal; `-q` keeps them quiet and prints the image id on stdout. A
+//! failed build exits 1 and leaves no image.
 
 use std::os::fd::AsFd;
 
@@ -9,10 +10,10 @@ use std::io::Read;
 
 use anyhow::{Context, Result, bail};
 use berth_engine::Engine;
-use berth_engine::build::{BuildRequest, build as run_build};
+use berth_engine::build::{BuildRequest, ProgressMode, build as run_build};
 use berth_io::outln;
 
-use crate::cli::BuildArgs;
+use crate::cli::{BuildArgs, ProgressArg};
 
 pub fn build(engine: &Engine, args: &BuildArgs) -> Result<u8> {
     if !args.context.is_dir() {
@@ -67,9 +68,11 @@ pub fn build(engine: &Engine, args: &BuildArgs) -> Result<u8> {
             .collect(),
         network: berth_engine::Network::parse(&network),
         compression: berth_image::Compression::Gzip,
+        progress: progress_mode(args.progress),
     };
-    // The RUN steps write to berth's stdout: it is stderr (or nothing,
-    // quiet) for as long as the build runs.
+    // The RUN steps' output goes to the progress; anything else a step
+    // might write to berth's stdout goes to stderr (or nowhere, quiet)
+    // for as long as the build runs: stdout is the image id's.
     let saved = rustix::io::dup(std::io::stdout().as_fd()).context("dup stdout")?;
     let sink = if args.quiet {
         Some(std::fs::OpenOptions::new().write(true).open("/dev/null")?)
@@ -85,9 +88,10 @@ pub fn build(engine: &Engine, args: &BuildArgs) -> Result<u8> {
     let mut progress: Box<dyn std::io::Write> = if args.quiet {
         Box::new(std::io::sink())
     } else {
-        Box::new(std::io::stderr())
+        Box::new(std::io::BufWriter::new(std::io::stderr()))
     };
     let built = run_build(engine, &req, &mut progress);
+    drop(progress);
     rustix::stdio::dup2_stdout(&saved).context("restore stdout")?;
     let built = built?;
     if let Some(f) = &args.iidfile {
@@ -98,6 +102,26 @@ pub fn build(engine: &Engine, args: &BuildArgs) -> Result<u8> {
         outln!("{}", built.image.id);
     }
     Ok(0)
+}
+
+/// `--progress`: `auto` is the live view when stderr is a terminal.
+fn progress_mode(arg: ProgressArg) -> ProgressMode {
+    let stderr = std::io::stderr();
+    let tty = match arg {
+        ProgressArg::Plain => false,
+        ProgressArg::Tty => true,
+        ProgressArg::Auto => rustix::termios::isatty(&stderr),
+    };
+    if !tty {
+        return ProgressMode::Plain;
+    }
+    // Not a terminal (`--progress tty` into a file) or no size: 80.
+    let width = rustix::termios::tcgetwinsize(&stderr)
+        .map(|w| usize::from(w.ws_col))
+        .ok()
+        .filter(|w| *w > 0)
+        .unwrap_or(80);
+    ProgressMode::Tty { width }
 }
 
 /// `builder prune`: every cache entry, and the intermediate images no tag

@@ -1410,3 +1410,130 @@ fn blobs(dir: &Path) -> std::collections::BTreeSet<String> {
     }
     out
 }
+
+/// The `#N secs text` lines of step `n` (a RUN's output), their texts.
+fn output_lines(progress: &str, n: usize) -> Vec<String> {
+    let re = regex::Regex::new(&format!(r"^#{n} \d+\.\d{{3}} (.*)$")).unwrap();
+    progress
+        .lines()
+        .filter_map(|l| re.captures(l).map(|c| c[1].to_string()))
+        .collect()
+}
+
+#[test]
+fn run_output_is_prefixed_with_its_step_and_time() {
+    let root = Root::new();
+    // stdout and stderr lines, an empty one, one of 70,000 bytes (shown in
+    // two pieces, the first of 64 KiB) and a last one with no newline.
+    let df = format!(
+        "FROM {BUSYBOX}\nRUN echo out1; echo err1 >&2; echo; echo out2; echo err2 >&2; \
+         head -c 70000 /dev/zero | tr '\\0' a; echo; printf tail\n"
+    );
+    let ctx = context(&root, "ctx", &[("Dockerfile", &df)]);
+    // Not a terminal: auto is plain.
+    let out = built(&root, &ctx, &[]);
+    let lines = output_lines(&out, 2);
+    let short: Vec<&str> = lines
+        .iter()
+        .filter(|l| !l.starts_with("aaa"))
+        .map(String::as_str)
+        .collect();
+    let mut sorted = short.clone();
+    sorted.sort();
+    // stdout and stderr are two pipes: their order between them may vary.
+    assert_eq!(
+        sorted,
+        ["", "err1", "err2", "out1", "out2", "tail"],
+        "{out}"
+    );
+    let pos = |w: &str| short.iter().position(|l| *l == w).unwrap();
+    assert!(
+        pos("out1") < pos("out2") && pos("out2") < pos("tail"),
+        "{out}"
+    );
+    let long: Vec<usize> = lines
+        .iter()
+        .filter(|l| l.starts_with("aaa"))
+        .map(String::len)
+        .collect();
+    assert_eq!(long, [65536, 70000 - 65536]);
+    assert!(out.contains("\n#2 DONE "), "{out}");
+    assert!(!out.contains("\nout1\n"), "no raw output: {out}");
+}
+
+#[test]
+fn failing_run_shows_its_last_lines() {
+    let root = Root::new();
+    let df = format!(
+        "FROM {BUSYBOX}\nRUN for i in $(seq 1 15); do echo line$i; done; echo oops >&2; exit 2\n"
+    );
+    let ctx = context(&root, "ctx", &[("Dockerfile", &df)]);
+    let o = build(&root, &ctx, &["--progress", "plain"]);
+    assert_eq!(code(&o), 1);
+    let err = stderr(&o);
+    let head = "#2 ERROR: process \"/bin/sh -c for i in $(seq 1 15); do echo line$i; done; \
+                echo oops >&2; exit 2\" did not complete successfully: exit code: 2\n------\n \
+                > [2/2] RUN for i in $(seq 1 15); do echo line$i; done; echo oops >&2; exit 2:\n";
+    let at = err.find(head).unwrap_or_else(|| panic!("{err}"));
+    let block = &err[at + head.len()..];
+    let block = &block[..block.find("------\n").expect("the block's end")];
+    let re = regex::Regex::new(r"^\d+\.\d{3} (.*)$").unwrap();
+    let mut shown: Vec<String> = block
+        .lines()
+        .map(|l| re.captures(l).unwrap_or_else(|| panic!("{l:?}"))[1].to_string())
+        .collect();
+    // The last ten lines; where stderr's falls among them may vary.
+    assert_eq!(shown.len(), 10, "{block}");
+    assert!(shown.contains(&"oops".to_string()), "{block}");
+    shown.retain(|l| l != "oops");
+    let want: Vec<String> = (7..=15).map(|i| format!("line{i}")).collect();
+    assert_eq!(shown[shown.len() - 9..], want[..], "{block}");
+}
+
+#[test]
+fn tty_progress_is_redrawn_in_place() {
+    let root = Root::new();
+    let df = format!("FROM {BUSYBOX}\nRUN echo one; sleep 0.5; echo two\n");
+    let ctx = context(&root, "ctx", &[("Dockerfile", &df)]);
+    let cmd = format!(
+        "{} --root {} build --progress tty -t live:1 {}",
+        common::berth_shell(),
+        root.path().display(),
+        ctx.display()
+    );
+    // script(1) gives berth a real pty as its terminal.
+    let o = std::process::Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let out = stdout(&o).replace('\r', "");
+    assert_eq!(code(&o), 0, "{out}");
+    let up = regex::Regex::new(r"\x1b\[\d+A").unwrap();
+    assert!(up.is_match(&out), "the cursor moves up: {out:?}");
+    // The live view showed the output; once done, only the step's lines stay.
+    assert!(out.contains("#2 0."), "{out:?}");
+    let last = &out[out.rfind("\x1b[J").unwrap() + 3..];
+    let re = regex::Regex::new(
+        r"^#2 \[2/2\] RUN echo one; sleep 0.5; echo two\n#2 DONE \d+\.\ds\n#3 writing image sha256:[0-9a-f]{64} done\n#3 naming to live:1 done\n$",
+    )
+    .unwrap();
+    assert!(re.is_match(last), "{last:?}");
+    assert!(out.contains("#1 DONE "), "{out:?}");
+}
+
+#[test]
+fn unknown_progress_is_refused() {
+    let root = Root::new();
+    let ctx = context(&root, "ctx", &[("Dockerfile", "FROM scratch\n")]);
+    let o = build(&root, &ctx, &["--progress", "bogus"]);
+    assert_eq!(code(&o), 125);
+    let err = stderr(&o);
+    assert!(
+        err.lines()
+            .next()
+            .unwrap()
+            .contains("invalid value 'bogus'"),
+        "{err}"
+    );
+}

@@ -195,7 +195,15 @@ pub struct BuildArgs {
     /// The RUN steps' network: none, host or a network's name (default: the configuration's).
     #[arg(long)]
     pub network: Option<String>,
-    /// Set type of progress output (auto, plain, tty): plain is what berth prints.
-    #[arg(long, default_value = "auto")]
-    pub progress: String,
+    /// Set type of progress output: plain, tty (a live view), or auto (tty on a terminal).
+    #[arg(long, value_enum, default_value = "auto")]
+    pub progress: ProgressArg,
+}
+
+/// `build --progress`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProgressArg {
+    Auto,
+    Plain,
+    Tty,
 }

@@ -45,8 +45,9 @@ pub mod copy;
 pub mod dockerfile;
 pub mod ignore;
 mod meta;
-mod statcache;
+mod progress;
 mod state;
+mod statcache;
 mod steps;
 mod walk;
 
@@ -59,6 +60,7 @@ use berth_image::{Compression, ImageRecord};
 use crate::Engine;
 use crate::request::Network;
 use dockerfile::{Args, Dockerfile, Instruction};
+pub use progress::ProgressMode;
 
 /// Docker's predefined ARGs: usable without an ARG instruction.
 pub const PROXY_ARGS: &[&str] = &[
@@ -100,6 +102,8 @@ pub struct BuildRequest {
     /// The RUN containers' network.
     pub network: Network,
     pub compression: Compression,
+    /// How progress is shown (`--progress`).
+    pub progress: ProgressMode,
 }
 
 /// A build's result.
@@ -130,8 +134,8 @@ impl std::fmt::Display for StepFailed {
 
 impl std::error::Error for StepFailed {}
 
-/// Builds `req`, plain progress to `out`; each RUN's output goes where
-/// berth's own stdout and stderr go.
+/// Builds `req`, progress to `out` as `req.progress` asks; each line of
+/// a RUN's output goes there too, with its step's number.
 pub fn build(engine: &Engine, req: &BuildRequest, out: &mut dyn Write) -> Result<Built> {
     let (text, shown) = match &req.dockerfile_text {
         Some(t) => (t.clone(), "Dockerfile".to_string()),

@@ -12,6 +12,7 @@ use super::cache::{Cache, key};
 use super::copy::{self, Context};
 use super::dockerfile::{Args, Dockerfile, Instruction};
 use super::meta::{healthcheck, meta, shell};
+use super::progress::Printer;
 use super::state::{State, scratch_config};
 use super::{BuildRequest, Built, StepFailed};
 use crate::Engine;
@@ -28,15 +29,13 @@ pub(super) struct Builder<'a> {
     engine: &'a Engine,
     req: &'a BuildRequest,
     ctx: &'a Context,
-    out: &'a mut dyn Write,
+    printer: Printer<'a>,
     df: &'a Dockerfile,
     /// The Dockerfile's name in errors.
     file: String,
     globals: &'a [String],
     cache: Cache<'a>,
     done: Vec<Option<State>>,
-    /// The `#N` of the last step shown.
-    shown: usize,
     cached: usize,
     steps: usize,
 }
@@ -55,32 +54,29 @@ impl<'a> Builder<'a> {
             engine,
             req,
             ctx,
-            out,
+            printer: Printer::new(out, req.progress),
             df,
             file: file.to_string(),
             globals,
             cache: Cache::new(engine),
             done: vec![None; df.stages.len()],
-            shown: 0,
             cached: 0,
             steps: 0,
         })
     }
 
     fn say(&mut self, line: &str) {
-        let _ = writeln!(self.out, "#{} {line}", self.shown);
-        let _ = self.out.flush();
+        self.printer.say(line);
     }
 
     fn begin(&mut self, label: &str, what: &str) -> Instant {
-        self.shown += 1;
         self.steps += 1;
-        self.say(&format!("{label} {what}"));
-        Instant::now()
+        self.printer.begin(&format!("{label} {what}"))
     }
 
     fn done_in(&mut self, t: Instant) {
-        self.say(&format!("DONE {:.1}s", t.elapsed().as_secs_f64()));
+        self.printer
+            .end(&format!("DONE {:.1}s", t.elapsed().as_secs_f64()));
     }
 
     fn hit(&mut self, st: &mut State, k: &str) -> Result<bool> {
@@ -95,7 +91,7 @@ impl<'a> Builder<'a> {
         st.dirty = false;
         st.key = k.to_string();
         self.cached += 1;
-        self.say("CACHED");
+        self.printer.end("CACHED");
         Ok(true)
     }
 
@@ -316,7 +312,9 @@ impl<'a> Builder<'a> {
             labels: step_label(),
             ..Default::default()
         };
-        let finished = crate::run::run(self.engine, &rr, &Progress::quiet())?;
+        // Each line of its output goes to the progress, `#N 0.123 line`.
+        let tap = Some(&mut self.printer as &mut dyn berth_runtime::OutputTap);
+        let finished = crate::run::run_tapped(self.engine, &rr, &Progress::quiet(), tap)?;
         let made = if finished.code != 0 {
             Err(anyhow::Error::new(StepFailed {
                 command: shown.clone(),
@@ -327,7 +325,7 @@ impl<'a> Builder<'a> {
         };
         let removed = crate::remove::remove(self.engine, &finished.id, true);
         if let Err(e) = &made {
-            self.say(&format!("ERROR: {e}"));
+            self.printer.fail(&e.to_string());
         }
         made?;
         removed?;
@@ -547,7 +545,7 @@ impl<'a> Builder<'a> {
         }
         self.materialize(&mut st)?;
         let img = st.image.expect("materialized");
-        self.shown += 1;
+        self.printer.shown += 1;
         self.say(&format!("writing image {} done", img.id));
         for t in &self.req.tags {
             let _guard = self.engine.store.write_guard()?;
