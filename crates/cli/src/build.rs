@@ -68,7 +68,11 @@ pub fn build(engine: &Engine, args: &BuildArgs) -> Result<u8> {
             .collect(),
         network: berth_engine::Network::parse(&network),
         compression: berth_image::Compression::Gzip,
-        progress: progress_mode(args.progress),
+        // Quiet: nothing is shown, so nothing is redrawn either.
+        progress: match args.quiet {
+            true => ProgressMode::Plain,
+            false => progress_mode(args.progress),
+        },
     };
     // The RUN steps' output goes to the progress; anything else a step
     // might write to berth's stdout goes to stderr (or nowhere, quiet)

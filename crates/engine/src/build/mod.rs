@@ -32,6 +32,10 @@
 //! 5. The target's image is stored (a config-only image when its last
 //!    steps changed only the config) and tagged.
 //!
+//! Progress (`progress`) is BuildKit's: plain lines, each line of a
+//! RUN's output with its step's number and time, or a live view on a
+//! terminal; a failed RUN's last lines are shown after its error.
+//!
 //! Guarantees: a failed or killed build leaves no image of its own and no
 //! half blob (everything goes through the store's write API); the step
 //! containers a killed build left are swept by the next build. ADD of a

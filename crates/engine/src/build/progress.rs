@@ -266,18 +266,164 @@ impl Drop for Printer<'_> {
     }
 }
 
-/// `text` without control characters (a RUN's own cursor movements would
-/// break the live view), cut to `width` characters.
+/// `text` without control characters and escape sequences (a RUN's own
+/// colours and cursor movements would break the live view), cut to
+/// `width` characters.
 fn cut(text: &str, width: usize) -> String {
-    let mut out: String = text
-        .chars()
-        .map(|c| if c == '\t' { ' ' } else { c })
-        .filter(|c| !c.is_control())
-        .take(width + 1)
-        .collect();
-    if out.chars().count() > width {
-        out = out.chars().take(width.saturating_sub(1)).collect();
-        out.push('…');
+    let mut kept = String::new();
+    let mut n = 0;
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        let c = match c {
+            // CSI: parameters up to a final byte in @..~; else ESC and
+            // the one character after it (`ESC (B`: its intermediate too).
+            '\x1b' if chars.peek() == Some(&'[') => {
+                chars.next();
+                while chars.next().is_some_and(|c| !('@'..='~').contains(&c)) {}
+                continue;
+            }
+            '\x1b' => {
+                while chars.next().is_some_and(|c| (' '..='/').contains(&c)) {}
+                continue;
+            }
+            '\t' => ' ',
+            c if c.is_control() => continue,
+            c => c,
+        };
+        kept.push(c);
+        n += 1;
+        if n > width {
+            break;
+        }
     }
-    out
+    if n > width {
+        kept = kept.chars().take(width.saturating_sub(1)).collect();
+        kept.push('…');
+    }
+    kept
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use berth_runtime::OutputTap;
+
+    /// What `f` prints, each time (`0.123`, `0.1s`) as `T`: they vary.
+    fn shown(mode: ProgressMode, f: impl FnOnce(&mut Printer<'_>)) -> String {
+        let mut out = Vec::new();
+        f(&mut Printer::new(&mut out, mode));
+        let text = String::from_utf8(out).unwrap();
+        let time = |w: &str| {
+            let w = w.strip_suffix('s').unwrap_or(w);
+            w.split_once('.').is_some_and(|(a, b)| {
+                [a, b]
+                    .iter()
+                    .all(|d| !d.is_empty() && d.bytes().all(|c| c.is_ascii_digit()))
+            })
+        };
+        let lines: Vec<String> = text
+            .split('\n')
+            .map(|l| {
+                let words: Vec<&str> = l
+                    .split(' ')
+                    .map(|w| if time(w) { "T" } else { w })
+                    .collect();
+                words.join(" ")
+            })
+            .collect();
+        lines.join("\n")
+    }
+
+    #[test]
+    fn plain_lines_per_stream_and_partial_last_lines() {
+        let text = shown(ProgressMode::Plain, |p| {
+            p.begin("[2/2] RUN x");
+            p.output(1, b"a\nb");
+            p.output(2, b"e1\n\ne");
+            p.output(1, b"c\r\n");
+            p.end("DONE 0.1s");
+        });
+        assert_eq!(
+            text,
+            "#1 [2/2] RUN x\n#1 T a\n#1 T e1\n#1 T \n#1 T bc\n#1 T e\n#1 DONE T\n"
+        );
+    }
+
+    #[test]
+    fn a_long_line_comes_in_pieces() {
+        let mut out = Vec::new();
+        let mut p = Printer::new(&mut out, ProgressMode::Plain);
+        p.begin("[2/2] RUN x");
+        let long = vec![b'a'; MAX_LINE * 2 + 10];
+        for chunk in long.chunks(1000) {
+            p.output(1, chunk);
+        }
+        p.output(1, b"\n");
+        p.end("DONE");
+        drop(p);
+        let text = String::from_utf8(out).unwrap();
+        let pieces: Vec<usize> = text
+            .lines()
+            .filter(|l| l.ends_with('a'))
+            .map(|l| l.rsplit(' ').next().unwrap().len())
+            .collect();
+        assert_eq!(pieces, [MAX_LINE, MAX_LINE, 10]);
+    }
+
+    #[test]
+    fn a_failure_shows_the_last_lines() {
+        let text = shown(ProgressMode::Plain, |p| {
+            p.begin("[2/2] RUN x");
+            for i in 0..15 {
+                p.output(1, format!("l{i}\n").as_bytes());
+            }
+            p.fail("exit code: 1");
+        });
+        let block: Vec<&str> = text
+            .split("#1 ERROR: exit code: 1\n")
+            .nth(1)
+            .unwrap()
+            .lines()
+            .collect();
+        let want: Vec<String> = ["------", " > [2/2] RUN x:"]
+            .into_iter()
+            .map(String::from)
+            .chain((5..15).map(|i| format!("T l{i}")))
+            .chain(["------".to_string()])
+            .collect();
+        assert_eq!(block, want);
+    }
+
+    #[test]
+    fn tty_redraws_in_place_and_leaves_the_finished_step() {
+        let text = shown(ProgressMode::Tty { width: 40 }, |p| {
+            p.begin("[1/2] FROM x");
+            p.end("DONE 0.0s");
+            p.begin("[2/2] RUN x");
+            for i in 0..8 {
+                p.output(1, format!("l{i}\x1b[2J!\n").as_bytes());
+            }
+            p.erase();
+            p.draw();
+            p.end("DONE 0.2s");
+            p.say("writing image done");
+        });
+        // Each step drawn, moved up over and erased; the running step's
+        // last 6 lines, control characters out; then the finished lines.
+        assert_eq!(
+            text,
+            "#1 [1/2] FROM x T\n\x1b[1A\r\x1b[J#1 [1/2] FROM x\n#1 DONE T\n\
+             #2 [2/2] RUN x T\n\x1b[1A\r\x1b[J#2 [2/2] RUN x T\n\
+             #2 T l2!\n#2 T l3!\n#2 T l4!\n#2 T l5!\n#2 T l6!\n#2 T l7!\n\
+             \x1b[7A\r\x1b[J#2 [2/2] RUN x\n#2 DONE T\n#2 writing image done\n"
+        );
+    }
+
+    #[test]
+    fn cut_fits_the_width() {
+        assert_eq!(cut("abcdef", 4), "abc…");
+        assert_eq!(cut("ab\tc\x07", 4), "ab c");
+        assert_eq!(cut("\x1b[1;31mred\x1b[0m\x1b(B!", 9), "red!");
+        assert_eq!(cut("\x1b[1;31mred\x1b[0m!", 4), "red!");
+    }
 }
