@@ -1144,8 +1144,8 @@ fn add_local_files_and_copy_from_an_image() {
     for (name, df, want) in [
         (
             "Dockerfile.url",
-            "FROM scratch\nADD http://127.0.0.1:9/x /x\n",
-            "ADD of a remote URL (http://127.0.0.1:9/x) is not supported",
+            "FROM scratch\nADD ftp://127.0.0.1:9/x /x\n",
+            "ADD of a remote URL (ftp://127.0.0.1:9/x) is not supported",
         ),
         (
             "Dockerfile.tar",
@@ -1535,5 +1535,285 @@ fn unknown_progress_is_refused() {
             .unwrap()
             .contains("invalid value 'bogus'"),
         "{err}"
+    );
+}
+
+/// A plain HTTP server on 127.0.0.1 (an ephemeral port) serving `dir`,
+/// the test's own: ADD's downloads never leave this host. Its request log
+/// goes to `dir/../http.log`; it is killed when dropped.
+struct Http {
+    child: std::process::Child,
+    port: u16,
+    log: PathBuf,
+}
+
+impl Http {
+    fn serve(dir: &Path) -> Http {
+        use std::io::BufRead as _;
+        let log = dir.parent().unwrap().join("http.log");
+        let mut child = std::process::Command::new("python3")
+            .args([
+                "-u",
+                "-m",
+                "http.server",
+                "0",
+                "--bind",
+                "127.0.0.1",
+                "--directory",
+            ])
+            .arg(dir)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("python3 for a loopback HTTP server");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        // "Serving HTTP on 127.0.0.1 port 40123 (http://127.0.0.1:40123/) ..."
+        let port = line
+            .split_whitespace()
+            .skip_while(|w| *w != "port")
+            .nth(1)
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("no port in {line:?}"));
+        Http { child, port, log }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}/{path}", self.port)
+    }
+
+    fn requests(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap()
+    }
+}
+
+impl Drop for Http {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `dir/name` with `body`, its mtime set (what `Last-Modified` says).
+fn served(dir: &Path, name: &str, body: &[u8], mtime: i64) {
+    std::fs::create_dir_all(dir).unwrap();
+    let p = dir.join(name);
+    std::fs::write(&p, body).unwrap();
+    let st = std::process::Command::new("touch")
+        .arg("-d")
+        .arg(format!("@{mtime}"))
+        .arg(&p)
+        .status()
+        .unwrap();
+    assert!(st.success());
+}
+
+fn sha256(b: &[u8]) -> String {
+    use sha2::Digest as _;
+    format!("sha256:{:x}", sha2::Sha256::digest(b))
+}
+
+#[test]
+fn add_of_a_url_lands_one_file() {
+    let root = Root::new();
+    let www = root.path().join("www");
+    let archive = raw_tar(&[("app/run.sh", tar::EntryType::Regular, 0o755, "echo hi")]);
+    served(&www, "t.tar", &archive, 1_600_000_000);
+    served(&www, "plain", b"downloaded bytes", 1_500_000_000);
+    let http = Http::serve(&www);
+    // The first stage lands its download in a scratch layer's staging dir.
+    let df = format!(
+        "FROM scratch AS bare\nADD --chmod=640 {0} /dl/\nFROM {BUSYBOX}\nADD {0} /dl/\nADD --chown=7:8 --chmod=640 {1} /named\nADD --checksum={2} {3} /ok/\nCOPY --from=bare /dl/ /bare/\n",
+        http.url("t.tar"),
+        http.url("plain"),
+        sha256(b"downloaded bytes"),
+        http.url("plain?x=1"),
+    );
+    let ctx = context(&root, "ctx", &[("Dockerfile", &df)]);
+    // The host's default may be no network at all (no bridge here).
+    let net = ["--network", "host"];
+    built(&root, &ctx, &["-t", "fromurl", net[0], net[1]]);
+    let sh = |cmd: &str| {
+        ok(
+            &root,
+            &[
+                "run",
+                "--rm",
+                "--entrypoint",
+                "",
+                "fromurl",
+                "sh",
+                "-c",
+                cmd,
+            ],
+        )
+    };
+    let got = sh(
+        "stat -c '%n %a %u:%g %Y %s' /dl/t.tar /named /ok/plain /bare/t.tar; ls /dl; cat /named",
+    );
+    let n = archive.len();
+    assert_eq!(
+        got,
+        format!(
+            "/dl/t.tar 600 0:0 1600000000 {n}\n/named 640 7:8 1500000000 16\n/ok/plain 600 0:0 1500000000 16\n/bare/t.tar 640 0:0 1600000000 {n}\nt.tar\ndownloaded bytes"
+        )
+    );
+    let sum = sh("sha256sum < /dl/t.tar");
+    assert_eq!(Some(&sha256(&archive)[7..]), sum.split_whitespace().next());
+    // The same bytes: every ADD cached (after downloading again).
+    let again = built(&root, &ctx, &["-t", "fromurl", net[0], net[1]]);
+    assert_eq!(cached(&again).len(), 5, "{again}");
+    // Other bytes: a miss, for the steps that download them.
+    served(&www, "t.tar", b"changed", 1_600_000_000);
+    let again = cached(&built(&root, &ctx, &["-t", "fromurl2", net[0], net[1]]));
+    assert_eq!(again.len(), 0, "{again:?}");
+}
+
+#[test]
+fn add_of_a_url_fails_clearly() {
+    let root = Root::new();
+    let www = root.path().join("www");
+    served(&www, "plain", b"bytes", 1_500_000_000);
+    let http = Http::serve(&www);
+    let ctx = context(&root, "ctx", &[("Dockerfile.local", "")]);
+    let host = ["--network", "host"];
+    let fails = |name: &str, df: &str, args: &[&str], want: &str| {
+        let f = write(&ctx, name, df);
+        let mut all = vec!["-t", "failed", "-f", &f];
+        all.extend_from_slice(args);
+        let o = build(&root, &ctx, &all);
+        assert_eq!(code(&o), 1, "{}", stderr(&o));
+        assert!(stderr(&o).contains(want), "{want:?} not in {}", stderr(&o));
+    };
+    let zero = format!("sha256:{}", "0".repeat(64));
+    fails(
+        "Dockerfile.sum",
+        &format!(
+            "FROM {BUSYBOX}\nADD --checksum={zero} {} /x\n",
+            http.url("plain")
+        ),
+        &host,
+        &format!(
+            "checksum mismatch: --checksum={zero}, the file's is {}",
+            sha256(b"bytes")
+        ),
+    );
+    let missing = http.url("missing");
+    fails(
+        "Dockerfile.404",
+        &format!("FROM {BUSYBOX}\nADD {missing} /x\n"),
+        &host,
+        &format!("ADD {missing}: 404 Not Found"),
+    );
+    let nonet = http.url("plain?nonet");
+    fails(
+        "Dockerfile.none",
+        &format!("FROM {BUSYBOX}\nADD {nonet} /x\n"),
+        &["--network", "none"],
+        &format!("ADD {nonet}: the build's network is none: nothing is downloaded"),
+    );
+    assert!(!http.requests().contains("nonet"), "{}", http.requests());
+    fails(
+        "Dockerfile.local",
+        &format!("FROM {BUSYBOX}\nADD --checksum={zero} Dockerfile.local /x\n"),
+        &[],
+        "ADD --checksum needs one source, and that source a URL",
+    );
+    // Nothing is left: no image, no step container, no spooled file.
+    assert!(code(&berth(&root, &["image", "inspect", "failed"])) != 0);
+    assert_eq!(ok(&root, &["ps", "-aq"]), "");
+    let tmp = root.path().join("build-tmp");
+    let left: Vec<_> = std::fs::read_dir(&tmp)
+        .map(|d| d.map(|e| e.unwrap().path()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+#[test]
+fn copy_from_a_stage_with_globs() {
+    let root = Root::new();
+    let df = format!(
+        "FROM {BUSYBOX} AS src\nRUN mkdir -p /app/sub && echo a > /app/a.txt && echo b > /app/b.txt && echo c > /app/c.log && echo s > /app/sub/s.txt && ln -s /etc /app/etc.txt && ln -s / /app/up\nFROM {BUSYBOX}\nCOPY --from=src /app/*.txt /app/s*/*.txt /dst/\n"
+    );
+    let ctx = context(&root, "ctx", &[("Dockerfile", &df)]);
+    built(&root, &ctx, &["-t", "globbed"]);
+    let got = ok(
+        &root,
+        &[
+            "run",
+            "--rm",
+            "--entrypoint",
+            "",
+            "globbed",
+            "sh",
+            "-c",
+            "ls /dst; cat /dst/a.txt /dst/s.txt; readlink /dst/etc.txt",
+        ],
+    );
+    assert_eq!(got, "a.txt\nb.txt\netc.txt\ns.txt\na\ns\n/etc\n");
+    // A glob never walks through a symlink (`up` is one, to /), and one
+    // that matches nothing fails, naming itself.
+    for (name, pat) in [
+        ("Dockerfile.up", "/app/up/*/passwd"),
+        ("Dockerfile.none", "/app/*.none"),
+    ] {
+        let f = write(
+            &ctx,
+            name,
+            &format!(
+                "FROM {BUSYBOX} AS src\nRUN mkdir /app && ln -s / /app/up\nFROM {BUSYBOX}\nCOPY --from=src {pat} /dst/\n"
+            ),
+        );
+        let o = build(&root, &ctx, &["-f", &f]);
+        assert_eq!(code(&o), 1, "{}", stderr(&o));
+        assert!(
+            stderr(&o).contains(&format!("{pat}: not found")),
+            "{}",
+            stderr(&o)
+        );
+    }
+}
+
+#[test]
+fn add_chown_applies_to_an_archive_s_entries() {
+    let root = Root::new();
+    let ctx = context(&root, "ctx", &[("Dockerfile", "")]);
+    let tar = raw_tar(&[
+        ("app/", tar::EntryType::Directory, 0o750, ""),
+        ("app/run.sh", tar::EntryType::Regular, 0o755, "echo hi"),
+    ]);
+    std::fs::write(ctx.join("t.tar"), tar).unwrap();
+    let df = format!(
+        "FROM scratch AS bare\nADD --chown=3:4 t.tar /sc/\nFROM {BUSYBOX}\nADD --chown=100:200 --chmod=600 t.tar /out/\nADD t.tar /plain/\nRUN mkdir /there\nADD --chown=5:6 t.tar /there/\nCOPY --from=bare /sc/ /sc/\n"
+    );
+    write(&ctx, "Dockerfile", &df);
+    built(&root, &ctx, &["-t", "chowned"]);
+    let got = ok(
+        &root,
+        &[
+            "run",
+            "--rm",
+            "--entrypoint",
+            "",
+            "chowned",
+            "stat",
+            "-c",
+            "%n %a %u:%g",
+            "/out",
+            "/out/app",
+            "/out/app/run.sh",
+            "/plain/app/run.sh",
+            "/there",
+            "/there/app/run.sh",
+            "/sc/app/run.sh",
+        ],
+    );
+    // --chmod leaves the entries' modes, as BuildKit does; a directory
+    // that was there keeps its owner.
+    assert_eq!(
+        got,
+        "/out 755 100:200\n/out/app 750 100:200\n/out/app/run.sh 755 100:200\n/plain/app/run.sh 755 0:0\n/there 755 0:0\n/there/app/run.sh 755 5:6\n/sc/app/run.sh 755 3:4\n"
     );
 }

@@ -339,13 +339,26 @@ pub(crate) fn is_dir(engine: &Engine, key: &str, path: &str) -> Result<bool> {
     Ok(archive::stat_path(&ctr.root, &in_root(path), true)? == Some(Kind::Dir))
 }
 
+/// `f` of container `key`'s root, open (a `COPY --from`'s globs read
+/// names in it; every path is resolved inside it).
+pub(crate) fn in_container<T>(
+    engine: &Engine,
+    key: &str,
+    f: impl FnOnce(&Root) -> Result<T>,
+) -> Result<T> {
+    let c = find(engine, key)?;
+    let ctr = open_root(engine, &c)?;
+    f(&ctr.root)
+}
+
 /// Extracts the tar stream `r` into container `key` below `under` (made
-/// when missing), `..` never climbing above it, owners as in the stream:
-/// ADD's unpacking of a local archive.
+/// when missing), `..` never climbing above it, owners as in the stream
+/// unless `owner` says otherwise: ADD's unpacking of a local archive.
 pub(crate) fn extract_under(
     engine: &Engine,
     key: &str,
     under: &str,
+    owner: Option<(u32, u32)>,
     r: &mut dyn Read,
 ) -> Result<()> {
     let c = find(engine, key)?;
@@ -353,6 +366,7 @@ pub(crate) fn extract_under(
     let xopts = ApplyOptions {
         mode: ApplyMode::Plain,
         under: in_root(under),
+        owner,
         ..Default::default()
     };
     berth_snapshot::extract_archive(r, &ctr.path(), &xopts)?;

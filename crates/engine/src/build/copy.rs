@@ -97,7 +97,7 @@ impl Context {
             return Ok(vec![joined]);
         }
         let mut out = Vec::new();
-        self.glob(Path::new(""), &parts, &mut out)?;
+        glob(&self.root, Path::new(""), &parts, &mut out)?;
         out.retain(|p| !self.ignore.excluded(p));
         if out.is_empty() {
             bail!(
@@ -107,26 +107,27 @@ impl Context {
         out.sort();
         Ok(out)
     }
+}
 
-    /// Paths below `dir` whose components match `pat`, read without
-    /// following symlinks.
-    fn glob(&self, dir: &Path, pat: &[String], out: &mut Vec<String>) -> Result<()> {
-        let Some((first, rest)) = pat.split_first() else {
-            out.push(dir.to_string_lossy().into_owned());
-            return Ok(());
-        };
-        let flags = rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::DIRECTORY;
-        let names = match self.root.open_path(dir, flags) {
-            Ok(fd) => list(fd)?,
-            Err(_) => return Ok(()),
-        };
-        for (name, is_dir) in names {
-            if component(first, &name) && (rest.is_empty() || is_dir) {
-                self.glob(&dir.join(&name), rest, out)?;
-            }
+/// Paths below `dir` of `root` whose components match `pat`, read without
+/// following symlinks (`dir` itself resolved inside `root`): the context's
+/// globs, and a `COPY --from`'s in the other stage's root.
+pub(super) fn glob(root: &Root, dir: &Path, pat: &[String], out: &mut Vec<String>) -> Result<()> {
+    let Some((first, rest)) = pat.split_first() else {
+        out.push(dir.to_string_lossy().into_owned());
+        return Ok(());
+    };
+    let flags = rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::DIRECTORY;
+    let names = match root.open_path(dir, flags) {
+        Ok(fd) => list(fd)?,
+        Err(_) => return Ok(()),
+    };
+    for (name, is_dir) in names {
+        if component(first, &name) && (rest.is_empty() || is_dir) {
+            glob(root, &dir.join(&name), rest, out)?;
         }
-        Ok(())
     }
+    Ok(())
 }
 
 /// The entries of an open directory: names and whether each is a
@@ -274,7 +275,7 @@ fn read_source(engine: &crate::Engine, id: &str, src: &str, spool: &Path) -> Res
 }
 
 /// A file in `dir`, unlinked at once: gone with its last descriptor.
-fn spool_file(dir: &Path) -> Result<std::fs::File> {
+pub(super) fn spool_file(dir: &Path) -> Result<std::fs::File> {
     static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
     let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -324,7 +325,7 @@ fn append<W: io::Write, R: Read>(
     Ok(())
 }
 
-/// ADD of a URL: not in this slice.
+/// ADD of a URL other than `http(s)://` (git, ftp): not in this slice.
 pub fn refuse_add(srcs: &[String]) -> Result<()> {
     for s in srcs {
         if s.contains("://") {

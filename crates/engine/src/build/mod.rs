@@ -26,7 +26,8 @@
 //!    for `COPY --from` the image's id. A context file's digest comes from
 //!    the stat cache (`statcache`) while its stat is unchanged, so a hit
 //!    reads no file; a miss checks every file it copies against the
-//!    digest its key took. A hit takes the intermediate image. Entries are
+//!    digest its key took; an ADD of a URL by its bytes, name and
+//!    `Last-Modified`, as BuildKit keys it. A hit takes the intermediate image. Entries are
 //!    one small file each, written by rename; one whose image was pruned
 //!    is a miss.
 //! 5. The target's image is stored (a config-only image when its last
@@ -39,10 +40,14 @@
 //! Guarantees: a failed or killed build leaves no image of its own and no
 //! half blob (everything goes through the store's write API); the step
 //! containers a killed build left are swept by the next build. ADD of a
-//! local tar unpacks it (`steps/add.rs`); `SOURCE_DATE_EPOCH` clamps
-//! every layer mtime, so layers are reproducible (and steps then unpack
-//! their parent's layer rather than take its upper dir, whose mtimes are
-//! not clamped).
+//! local tar unpacks it, `--chown` owning its entries (`steps/add.rs`);
+//! ADD of an `http(s)://` URL downloads it from berth's own (the host's)
+//! network namespace, as Docker's daemon does, unless the build's network
+//! is `none` (`steps/url.rs`); git and other URLs are refused. `COPY
+//! --from`'s globs are matched in the other stage's root
+//! (`steps/glob.rs`). `SOURCE_DATE_EPOCH` clamps every layer mtime, so
+//! layers are reproducible (and steps then unpack their parent's layer
+//! rather than take its upper dir, whose mtimes are not clamped).
 
 pub mod cache;
 pub mod copy;
@@ -50,8 +55,8 @@ pub mod dockerfile;
 pub mod ignore;
 mod meta;
 mod progress;
-mod state;
 mod statcache;
+mod state;
 mod steps;
 mod walk;
 

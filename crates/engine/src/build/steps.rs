@@ -20,7 +20,9 @@ use crate::request::{Network, PullPolicy, RunRequest};
 
 mod add;
 mod copying;
+mod glob;
 mod sweep;
+mod url;
 
 use sweep::step_label;
 pub(super) use sweep::sweep;

@@ -1,7 +1,13 @@
-//! ADD of local tar archives, Docker's rule: a context file that is a tar
+//! What ADD adds beyond COPY: URLs, downloaded ([`super::url`]), and
+//! local tar archives, Docker's rule: a context file that is a tar
 //! (plain, gzip or zstd, known by its bytes, never by its name) is
 //! unpacked into the destination directory instead of copied; any other
 //! file is copied as COPY copies it.
+//!
+//! `--chown` applies to an archive's entries (and to the destination
+//! directory when the ADD makes it), as BuildKit applies it since v0.23
+//! (moby/buildkit#5987, `testAddChownArchive`); `--chmod` does not, as in
+//! BuildKit: an archive's entries keep their modes.
 //!
 //! The unpacking is the safe applier's ([`berth_snapshot::extract_archive`],
 //! [`berth_snapshot::ApplyMode::Plain`], the destination as `under`): an
@@ -10,7 +16,8 @@
 //! in the image) is resolved inside the step's rootfs, so nothing is ever
 //! written outside it.
 
-use std::io::{BufRead, BufReader, Cursor, Read};
+use std::io::{self, BufRead, BufReader, Cursor, Read};
+use std::path::Path;
 
 use anyhow::{Context as _, Result, anyhow, bail};
 
@@ -19,25 +26,7 @@ use super::super::dockerfile::Instruction;
 use super::super::state::State;
 use super::super::walk;
 use super::Builder;
-
-/// A COPY's or ADD's sources, and the archives an ADD of context files
-/// (not a heredoc's) unpacks instead; a URL refused.
-pub(super) fn sources(
-    ctx: &Context,
-    inst: &Instruction,
-    srcs: &[String],
-    dest: &str,
-    heredoc: bool,
-) -> Result<(Vec<String>, Vec<String>)> {
-    if inst.keyword != "ADD" {
-        return Ok((srcs.to_vec(), Vec::new()));
-    }
-    copy::refuse_add(srcs)?;
-    if heredoc || inst.flag("from").is_some() {
-        return Ok((srcs.to_vec(), Vec::new()));
-    }
-    split(ctx, srcs, super::dest_is_dir(dest))
-}
+use super::url::{self, Download};
 
 /// An ADD's context sources, split into those copied and the archives
 /// unpacked (both as context paths, globs expanded); several need a
@@ -97,9 +86,17 @@ fn open(ctx: &Context, path: &str) -> Result<Option<Box<dyn Read>>> {
 }
 
 /// What the cache key takes of `archives`: their names, modes and
-/// content digests (the stat cache's when unchanged).
-pub(super) fn hash(ctx: &Context, archives: &[String]) -> Result<String> {
+/// content digests (the stat cache's when unchanged), and the `--chown`
+/// their entries take.
+pub(super) fn hash(
+    ctx: &Context,
+    archives: &[String],
+    owner: Option<(u32, u32)>,
+) -> Result<String> {
     let mut parts = Vec::new();
+    if let Some((u, g)) = owner {
+        parts.push(format!("--chown={u}:{g}"));
+    }
     for p in archives {
         let (h, _) = walk::digest(ctx, std::slice::from_ref(p), ("", false), Meta::default())?;
         parts.push(format!("{p}\0{h}"));
@@ -121,16 +118,155 @@ pub(super) fn unpack(
     Ok(())
 }
 
-/// Options extracting an ADD's archive below `dest` of a rootfs.
-pub(super) fn under(dest: &str) -> berth_snapshot::ApplyOptions {
-    berth_snapshot::ApplyOptions {
-        mode: berth_snapshot::ApplyMode::Plain,
-        under: crate::cp::in_root(dest),
-        ..Default::default()
+/// What an ADD adds besides what it copies: the local archives it
+/// unpacks and the URLs it downloaded.
+#[derive(Default)]
+pub(super) struct Added {
+    archives: Vec<String>,
+    downloads: Vec<Download>,
+}
+
+/// Where a step's files land: a created container, or the staging
+/// directory of a scratch stage's first layer.
+pub(super) enum Target<'a> {
+    Container(&'a crate::Engine, &'a str),
+    Dir(&'a Path),
+}
+
+impl Target<'_> {
+    /// The tar stream `r` extracted below `under` (made when missing),
+    /// every entry owned by `owner` when given.
+    fn extract(&self, under: &str, owner: Option<(u32, u32)>, r: &mut dyn Read) -> Result<()> {
+        match self {
+            Target::Container(engine, id) => crate::cp::extract_under(engine, id, under, owner, r),
+            Target::Dir(dir) => {
+                let opts = berth_snapshot::ApplyOptions {
+                    mode: berth_snapshot::ApplyMode::Plain,
+                    under: crate::cp::in_root(under),
+                    owner,
+                    ..Default::default()
+                };
+                berth_snapshot::extract_archive(r, dir, &opts).map(drop)
+            }
+        }
+    }
+
+    /// Whether `path` is a directory there (symlinks resolved inside).
+    fn is_dir(&self, path: &str) -> Result<bool> {
+        match self {
+            Target::Container(engine, id) => crate::cp::is_dir(engine, id, path),
+            Target::Dir(dir) => {
+                let root = berth_snapshot::Root::open(dir)?;
+                let flags = rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::DIRECTORY;
+                Ok(root.open_path(&crate::cp::in_root(path), flags).is_ok())
+            }
+        }
     }
 }
 
+impl Added {
+    /// Its part of the step's cache key; `None` when it adds nothing.
+    pub(super) fn key(&self, ctx: &Context, meta: Meta) -> Result<Option<String>> {
+        let mut parts = Vec::new();
+        if !self.archives.is_empty() {
+            parts.push(hash(ctx, &self.archives, meta.owner)?);
+        }
+        parts.extend(self.downloads.iter().map(|d| d.key()));
+        Ok((!parts.is_empty()).then(|| parts.join("\n")))
+    }
+
+    /// Lands the archives, unpacked below `dest`, and the downloads, in
+    /// `dest` when `dir` (else as it), after what the step copied.
+    pub(super) fn land(
+        &self,
+        ctx: &Context,
+        to: Target<'_>,
+        (dest, dir): (&str, bool),
+        meta: Meta,
+        spool: &Path,
+    ) -> Result<()> {
+        if let Some(owner) = meta.owner
+            && !self.archives.is_empty()
+            && crate::cp::in_root(dest) != Path::new(".")
+            && !to.is_dir(dest)?
+        {
+            make_dir(&to, dest, owner)?;
+        }
+        unpack(ctx, &self.archives, &mut |r| {
+            to.extract(dest, meta.owner, r)
+        })?;
+        for d in &self.downloads {
+            let (under, mut tar) = d.tar(dest, dir, meta, spool)?;
+            to.extract(&under, None, &mut tar)?;
+        }
+        Ok(())
+    }
+}
+
+/// `dest` made, 0755 and owned by `owner`, its missing parents root's.
+fn make_dir(to: &Target<'_>, dest: &str, owner: (u32, u32)) -> Result<()> {
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(tar::EntryType::Directory);
+    h.set_mode(0o755);
+    h.set_uid(owner.0.into());
+    h.set_gid(owner.1.into());
+    h.set_size(0);
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+    h.set_mtime(now.map(|d| d.as_secs()).unwrap_or(0));
+    let mut b = tar::Builder::new(Vec::new());
+    let name = crate::cp::in_root(dest);
+    let name = name.strip_prefix(".").unwrap_or(&name);
+    b.append_data(&mut h, name, io::empty())?;
+    to.extract("/", None, &mut b.into_inner()?.as_slice())
+}
+
 impl Builder<'_> {
+    /// A COPY's or ADD's sources copied, and what an ADD adds beside them
+    /// (not a heredoc's, nor a `--from`'s): URLs downloaded, archives.
+    pub(super) fn add_sources(
+        &self,
+        inst: &Instruction,
+        srcs: &[String],
+        dest: &str,
+        heredoc: bool,
+    ) -> Result<(Vec<String>, Added)> {
+        if inst.keyword != "ADD" {
+            return Ok((srcs.to_vec(), Added::default()));
+        }
+        let (urls, local): (Vec<String>, Vec<String>) =
+            srcs.iter().cloned().partition(|s| url::is_url(s));
+        copy::refuse_add(&local)?;
+        let checksum = inst.flag("checksum");
+        if checksum.is_some() && (urls.len() != 1 || !local.is_empty()) {
+            bail!("ADD --checksum needs one source, and that source a URL (http:// or https://)");
+        }
+        if heredoc || inst.flag("from").is_some() {
+            if let Some(u) = urls.first() {
+                bail!("ADD {u}: a URL cannot come from another stage or a heredoc");
+            }
+            return Ok((local, Added::default()));
+        }
+        let dest_dir = super::dest_is_dir(dest);
+        let (files, archives) = split(self.ctx, &local, dest_dir)?;
+        if !urls.is_empty() && urls.len() + files.len() + archives.len() > 1 && !dest_dir {
+            bail!(
+                "When using ADD with more than one source file, the destination must be a directory and end with a /"
+            );
+        }
+        let spool = self.engine.root.join("build-tmp");
+        let downloads = urls
+            .iter()
+            .map(|u| url::fetch(u, checksum, &self.req.network, &spool))
+            .collect::<Result<_>>()?;
+        Ok((
+            files,
+            Added {
+                archives,
+                downloads,
+            },
+        ))
+    }
+
     /// The owner a COPY's or ADD's `--chown` names, names looked up in
     /// the image's `/etc/passwd` and `/etc/group`.
     pub(super) fn chown_flag(
@@ -210,8 +346,8 @@ mod tests {
             assert_eq!(names, vec!["in"], "{a}");
         }
         assert_ne!(
-            hash(&ctx, &unpacked[..1]).unwrap(),
-            hash(&ctx, &unpacked[1..2]).unwrap()
+            hash(&ctx, &unpacked[..1], None).unwrap(),
+            hash(&ctx, &unpacked[1..2], None).unwrap()
         );
         std::fs::write(d.path().join("x.bz2"), b"BZh91AY&SY").unwrap();
         let e = split(&ctx, &["x.bz2".to_string()], true).unwrap_err();

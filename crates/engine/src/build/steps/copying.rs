@@ -17,15 +17,16 @@ use super::super::copy::{self, Meta};
 use super::super::dockerfile::{Args, Instruction};
 use super::super::state::State;
 use super::super::walk;
-use super::{Builder, add, dest_is_dir};
+use super::{Builder, add, dest_is_dir, glob};
 
 /// What a COPY lands, resolved.
 enum Source {
     /// A heredoc: its tar stream.
     Inline(Vec<u8>),
-    /// Context paths and the digests their walk took.
-    Context(Vec<String>, HashMap<String, String>),
-    /// Paths in an image (another stage's or a named one).
+    /// Context paths, the digests their walk took, and their owner and
+    /// mode (root's unless `--chown` says otherwise).
+    Context(Vec<String>, HashMap<String, String>, Meta),
+    /// Paths (or globs) in an image (another stage's or a named one).
     Image(berth_image::ImageRecord, Vec<String>),
 }
 
@@ -50,7 +51,7 @@ impl Builder<'_> {
             bail!("{} requires at least two arguments", inst.keyword);
         };
         let inline = heredoc_content(inst, srcs, &vars)?;
-        let (files, archives) = add::sources(self.ctx, inst, srcs, dest, inline.is_some())?;
+        let (files, added) = self.add_sources(inst, srcs, dest, inline.is_some())?;
         let workdir = st
             .get("WorkingDir")
             .and_then(Value::as_str)
@@ -62,7 +63,7 @@ impl Builder<'_> {
             format!("{}/{dest}", workdir.trim_end_matches('/'))
         };
         let owner = self.chown_flag(st, inst, &vars)?;
-        let mut meta = Meta {
+        let meta = Meta {
             owner,
             mode: inst.flag("chmod").map(copy::chmod).transpose()?,
         };
@@ -74,18 +75,17 @@ impl Builder<'_> {
                     copy::pack_inline(&h.name, content.as_bytes(), (&dest_abs, dir), meta)?;
                 (Source::Inline(tar), k)
             }
-            _ => self.source(inst, &files, (&dest_abs, dest), &mut meta, stage)?,
+            _ => self.source(inst, &files, (&dest_abs, dest), meta, stage)?,
         };
         let mut parts = vec![text, what];
-        if !archives.is_empty() {
-            parts.push(add::hash(self.ctx, &archives)?);
-        }
+        parts.extend(added.key(self.ctx, meta)?);
         let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
         let k = key(&st.key, &parts);
         if self.hit(st, &k)? {
             return Ok(());
         }
         let created_by = format!("{} {} {} # buildkit", inst.keyword, srcs.join(" "), dest);
+        let spool = self.engine.root.join("build-tmp");
         match st.image.clone() {
             Some(img) => {
                 let id = self.container(&img)?;
@@ -106,9 +106,8 @@ impl Builder<'_> {
                             opts,
                         )
                     })?;
-                    add::unpack(self.ctx, &archives, &mut |r| {
-                        crate::cp::extract_under(self.engine, &id, &dest_abs, r)
-                    })?;
+                    let to = add::Target::Container(self.engine, &id);
+                    added.land(self.ctx, to, (&dest_abs, dir), meta, &spool)?;
                     self.commit(st, &id, &created_by)
                 })();
                 let removed = crate::remove::remove(self.engine, &id, true);
@@ -121,10 +120,8 @@ impl Builder<'_> {
                 self.land(&source, (&dest_abs, dir), meta, &mut |r| {
                     berth_snapshot::extract_archive(r, staging.path(), &opts).map(drop)
                 })?;
-                add::unpack(self.ctx, &archives, &mut |r| {
-                    berth_snapshot::extract_archive(r, staging.path(), &add::under(&dest_abs))
-                        .map(drop)
-                })?;
+                let to = add::Target::Dir(staging.path());
+                added.land(self.ctx, to, (&dest_abs, dir), meta, &spool)?;
                 self.layer(st, staging.path(), &created_by)?;
             }
         }
@@ -141,7 +138,7 @@ impl Builder<'_> {
         inst: &Instruction,
         srcs: &[String],
         (dest_abs, dest): (&str, &str),
-        meta: &mut Meta,
+        meta: Meta,
         stage: usize,
     ) -> Result<(Source, String)> {
         let Some(from) = inst.flag("from") else {
@@ -155,10 +152,13 @@ impl Builder<'_> {
                     inst.keyword
                 );
             }
-            meta.owner = meta.owner.or(Some((0, 0)));
+            let meta = Meta {
+                owner: meta.owner.or(Some((0, 0))),
+                ..meta
+            };
             let dest = (dest_abs, dest_is_dir(dest));
-            let (hash, digests) = walk::digest(self.ctx, &paths, dest, *meta)?;
-            return Ok((Source::Context(paths, digests), hash));
+            let (hash, digests) = walk::digest(self.ctx, &paths, dest, meta)?;
+            return Ok((Source::Context(paths, digests, meta), hash));
         };
         let img = match super::super::stage_index(self.df, &from.to_ascii_lowercase())
             .filter(|j| *j < stage)
@@ -174,13 +174,10 @@ impl Builder<'_> {
             }
             None => self.image(from, None)?,
         };
-        let paths: Vec<String> = srcs
-            .iter()
-            .map(|s| s.trim_start_matches('/').to_string())
-            .collect();
-        // The image's id says what its files are: nothing is read to key.
+        // The image's id says what its files are (and what its globs
+        // match): nothing is read to key.
         let k = format!("from {}", img.id);
-        Ok((Source::Image(img, paths), k))
+        Ok((Source::Image(img, srcs.to_vec()), k))
     }
 
     /// `source` as one tar stream landing at `dest`, handed to `sink`.
@@ -193,7 +190,8 @@ impl Builder<'_> {
     ) -> Result<()> {
         match source {
             Source::Inline(tar) => sink(&mut tar.as_slice()),
-            Source::Context(paths, digests) => {
+            Source::Context(paths, digests, meta) => {
+                let meta = *meta;
                 let (mut r, w) = std::io::pipe()?;
                 std::thread::scope(|s| {
                     let ctx = self.ctx;
@@ -214,11 +212,13 @@ impl Builder<'_> {
                     }
                 })
             }
-            Source::Image(img, paths) => {
-                let dir = dir || paths.len() > 1;
+            Source::Image(img, srcs) => {
                 let spool = self.engine.root.join("build-tmp");
                 let id = self.container(img)?;
-                let packed = copy::pack(self.engine, &id, paths, (dest, dir), meta, &spool);
+                let packed = glob::from_paths(self.engine, &id, srcs).and_then(|paths| {
+                    let dir = dir || paths.len() > 1;
+                    copy::pack(self.engine, &id, &paths, (dest, dir), meta, &spool)
+                });
                 crate::remove::remove(self.engine, &id, true)?;
                 sink(&mut packed?)
             }
