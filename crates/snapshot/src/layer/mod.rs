@@ -198,7 +198,8 @@ fn apply(
         .unwrap_or_else(|| rustix::process::geteuid().is_root());
     let mut hr = HashingReader {
         inner: reader,
-        hasher: Sha256::new(),
+        // Only a layer's stream is checked against a digest.
+        hasher: digest.map(|_| Sha256::new()),
         count: 0,
         cap: opts.max_bytes,
     };
@@ -230,11 +231,11 @@ fn apply(
     }
     // The digest covers the whole stream, end-of-archive blocks and padding too.
     io::copy(&mut hr, &mut io::sink()).map_err(|e| tar_error(&what, e))?;
-    let got = hex::encode(hr.hasher.finalize_reset());
-    if let Some((_, want)) = digest
-        && got != want
-    {
-        bail!("layer content digest mismatch: expected sha256:{want}, got sha256:{got}");
+    if let (Some((_, want)), Some(h)) = (digest, hr.hasher.take()) {
+        let got = hex::encode(h.finalize());
+        if got != want {
+            bail!("layer content digest mismatch: expected sha256:{want}, got sha256:{got}");
+        }
     }
     ap.finish_dirs()
         .with_context(|| format!("{what}: setting directory metadata"))?;
@@ -249,10 +250,10 @@ fn tar_error(what: &str, e: io::Error) -> anyhow::Error {
     anyhow!("{what}: not a valid tar stream (or truncated): {e}")
 }
 
-/// sha256 and size cap over the decompressed stream.
+/// sha256 (for a layer) and size cap over the decompressed stream.
 struct HashingReader<R> {
     inner: R,
-    hasher: Sha256,
+    hasher: Option<Sha256>,
     count: u64,
     cap: u64,
 }
@@ -267,7 +268,9 @@ impl<R: Read> Read for HashingReader<R> {
                 format!("decompressed layer exceeds the {} byte cap", self.cap),
             ));
         }
-        self.hasher.update(&buf[..n]);
+        if let Some(h) = &mut self.hasher {
+            h.update(&buf[..n]);
+        }
         Ok(n)
     }
 }
