@@ -442,6 +442,9 @@ fn a_rewrite_that_keeps_size_and_mtime_is_seen() {
     std::thread::sleep(std::time::Duration::from_millis(2500));
     built(&root, &ctx, &["-t", "s"]);
     assert_eq!(cached(&built(&root, &ctx, &["-t", "s"])), vec!["COPY f /f"]);
+    // Copied again (settled: known by its stat, not hashed again).
+    built(&root, &ctx, &["-t", "s", "--no-cache"]);
+    assert_eq!(cat(&root, "s", "/f"), "one");
     std::fs::write(&f, "two").unwrap();
     std::fs::File::options()
         .write(true)

@@ -27,7 +27,7 @@ const MAX_FILE: u64 = 64 << 20;
 
 /// What a file is remembered by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Seen {
+pub struct Seen {
     dev: u64,
     ino: u64,
     size: i64,
@@ -36,7 +36,7 @@ struct Seen {
 }
 
 impl Seen {
-    fn of(st: &Stat) -> Seen {
+    pub fn of(st: &Stat) -> Seen {
         Seen {
             dev: st.st_dev,
             ino: st.st_ino,
@@ -44,6 +44,15 @@ impl Seen {
             mtime: (st.st_mtime, st.st_mtime_nsec as i64),
             ctime: (st.st_ctime, st.st_ctime_nsec as i64),
         }
+    }
+
+    /// Whether a file seen so, read at `read_at`, was last changed long
+    /// enough before to be told apart from any later write by its stat.
+    pub fn settled(&self, read_at: SystemTime) -> bool {
+        let at = |(s, ns): (i64, i64)| {
+            UNIX_EPOCH + Duration::new(s.max(0) as u64, ns.clamp(0, 999_999_999) as u32)
+        };
+        at(self.mtime) + SETTLED < read_at && at(self.ctime) + SETTLED < read_at
     }
 }
 
@@ -98,12 +107,8 @@ impl StatCache {
         if rel.contains('\n') {
             return;
         }
-        let at = |(s, ns): (i64, i64)| {
-            UNIX_EPOCH + Duration::new(s.max(0) as u64, ns.clamp(0, 999_999_999) as u32)
-        };
         let seen = Seen::of(st);
-        let settled = |t: (i64, i64)| at(t) + SETTLED < read_at;
-        if settled(seen.mtime) && settled(seen.ctime) {
+        if seen.settled(read_at) {
             self.entries
                 .insert(rel.to_string(), (seen, digest.to_string()));
             self.changed = true;

@@ -24,6 +24,7 @@ use berth_image::digest::Hasher;
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, Stat};
 
 use super::copy::{Context, Meta};
+use super::statcache::Seen;
 
 /// Deeper source trees are refused rather than walked without end.
 const MAX_DEPTH: usize = 1024;
@@ -102,7 +103,15 @@ impl Entry<'_> {
     }
 }
 
-/// The content digest of every file `srcs` (context paths) copies, by
+/// What the key took of a file: its content digest and, when its stat
+/// had settled (see [`Seen::settled`]), that stat: a file still seen so
+/// when it is copied holds those bytes.
+pub struct Known {
+    digest: String,
+    settled: Option<Seen>,
+}
+
+/// What the key took of every file `srcs` (context paths) copies, by
 /// context path, and the hash of the whole copy as it lands at `dest`:
 /// what the cache keys a COPY on. Unchanged files are not read.
 pub fn digest(
@@ -110,7 +119,7 @@ pub fn digest(
     srcs: &[String],
     dest: (&str, bool),
     meta: Meta,
-) -> Result<(String, HashMap<String, String>)> {
+) -> Result<(String, HashMap<String, Known>)> {
     let mut stat = ctx.stat.lock().unwrap_or_else(|e| e.into_inner());
     let mut hasher = Hasher::new();
     let mut files = HashMap::new();
@@ -129,7 +138,13 @@ pub fn digest(
                         d
                     }
                 };
-                files.insert(e.rel.clone(), d.clone());
+                let seen = Seen::of(&e.st);
+                let settled = seen.settled(SystemTime::now()).then_some(seen);
+                let known = Known {
+                    digest: d.clone(),
+                    settled,
+                };
+                files.insert(e.rel.clone(), known);
                 d
             }
             _ => String::new(),
@@ -140,15 +155,16 @@ pub fn digest(
     Ok((hasher.finish().to_string(), files))
 }
 
-/// The copy as a tar stream into `out`, each file checked against the
-/// digest [`digest`] took of it: a context changed in between fails the
-/// step rather than cache what its key does not say.
+/// The copy as a tar stream into `out`, each file checked against what
+/// [`digest`] took of it (its settled stat unchanged before and after it
+/// is read, else its bytes hashed again): a context changed in between
+/// fails the step rather than cache what its key does not say.
 pub fn write_tar(
     ctx: &Context,
     srcs: &[String],
     dest: (&str, bool),
     meta: Meta,
-    digests: &HashMap<String, String>,
+    known: &HashMap<String, Known>,
     out: impl Write,
 ) -> Result<()> {
     let mut tar = tar::Builder::new(out);
@@ -181,15 +197,27 @@ pub fn write_tar(
             return Ok(tar.append_data(&mut h, &e.target, io::empty())?);
         }
         h.set_size(e.size());
+        let changed = || anyhow!("{} changed while the build read it: build again", e.rel);
+        let k = known.get(&e.rel).ok_or_else(changed)?;
+        let file = e.open()?;
+        let seen = |f: &std::fs::File| -> Result<Seen> { Ok(Seen::of(&rustix::fs::fstat(f)?)) };
+        if k.settled.is_some() && k.settled == Some(seen(&file)?) {
+            tar.append_data(&mut h, &e.target, exactly(&file, e.size()))
+                .with_context(|| format!("copy {}", e.rel))?;
+            if k.settled != Some(seen(&file)?) {
+                return Err(changed());
+            }
+            return Ok(());
+        }
         let mut hasher = Hasher::new();
         let body = Hashing {
-            inner: exactly(e.open()?, e.size()),
+            inner: exactly(&file, e.size()),
             hasher: &mut hasher,
         };
         tar.append_data(&mut h, &e.target, body)
             .with_context(|| format!("copy {}", e.rel))?;
-        if digests.get(&e.rel).map(String::as_str) != Some(hasher.finish().as_str()) {
-            bail!("{} changed while the build read it: build again", e.rel);
+        if k.digest != hasher.finish().as_str() {
+            return Err(changed());
         }
         Ok(())
     })?;
@@ -355,7 +383,7 @@ fn join(dir: &str, rest: &str) -> String {
 /// Exactly `size` bytes of `file`: cut when it grew since its stat, padded
 /// with zeros when it shrank (a tar entry's size is fixed by its header);
 /// the digest pass reads the same bytes, so a change shows as a mismatch.
-fn exactly(file: std::fs::File, size: u64) -> impl Read {
+fn exactly(file: impl Read, size: u64) -> impl Read {
     file.take(size).chain(io::repeat(0)).take(size)
 }
 

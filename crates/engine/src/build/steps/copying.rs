@@ -25,7 +25,7 @@ enum Source {
     Inline(Vec<u8>),
     /// Context paths, the digests their walk took, and their owner and
     /// mode (root's unless `--chown` says otherwise).
-    Context(Vec<String>, HashMap<String, String>, Meta),
+    Context(Vec<String>, HashMap<String, walk::Known>, Meta),
     /// Paths (or globs) in an image (another stage's or a named one).
     Image(berth_image::ImageRecord, Vec<String>),
 }
@@ -193,6 +193,9 @@ impl Builder<'_> {
             Source::Context(paths, digests, meta) => {
                 let meta = *meta;
                 let (mut r, w) = std::io::pipe()?;
+                // Fewer, larger hand-overs than the default 64 KiB allows
+                // (best effort: a smaller limit only costs syscalls).
+                let _ = rustix::pipe::fcntl_setpipe_size(&w, 1 << 20);
                 std::thread::scope(|s| {
                     let ctx = self.ctx;
                     let writer = s.spawn(move || {
