@@ -4,7 +4,8 @@
 # run by berth, `buildah bud --layers` (Debian's, private store, chroot
 # isolation) and the fixture dockerd's BuildKit and classic builder: cold
 # (--no-cache), fully cached, and after one copied file changed; medians of
-# N runs (default 5) and berth's ratios to BuildKit. Root only.
+# N runs (default 5) and berth's ratios to BuildKit; each timed until its
+# data is on disk, as the other benches time. Root only.
 # BERTH=path skips the release build; PEERS=0 times berth alone;
 # BUILDAH_DRIVER picks buildah's storage driver (default overlay).
 set -euo pipefail
@@ -63,7 +64,18 @@ if [ "${PEERS:-1}" != 0 ]; then
   contenders=(berth buildkit classic buildah)
 fi
 
-t() { local t0; t0=$(now); "$@" >/dev/null 2>&1 || { echo "bench: $* failed" >&2; exit 1; }; sub "$(now)" "$t0"; }
+# As bench_loop times (lib.sh): each run starts with nothing left to write
+# back, and its timed region ends with sync(1), so every builder is
+# charged its own writeback (berth syncs its blobs and snapshots before it
+# names them; BuildKit and buildah leave theirs to the page cache).
+t() {
+  local t0
+  sync
+  t0=$(now)
+  "$@" >/dev/null 2>&1 || { echo "bench: $* failed" >&2; exit 1; }
+  sync
+  sub "$(now)" "$t0"
+}
 last() { echo "$1" | awk '{print $NF}'; }
 declare -A cold cached one
 for i in $(seq "$N"); do
