@@ -73,11 +73,15 @@ fn cached(progress: &str) -> Vec<String> {
     out
 }
 
+/// `args` (an image and a command) run in a container, entrypoint off.
+fn run_in(root: &Root, args: &[&str]) -> String {
+    let mut all = vec!["run", "--rm", "--entrypoint", ""];
+    all.extend_from_slice(args);
+    ok(root, &all)
+}
+
 fn cat(root: &Root, image: &str, path: &str) -> String {
-    ok(
-        root,
-        &["run", "--rm", "--entrypoint", "", image, "cat", path],
-    )
+    run_in(root, &[image, "cat", path])
 }
 
 fn config(root: &Root, image: &str) -> serde_json::Value {
@@ -156,13 +160,9 @@ CMD ["default", "cmd"]
     );
     assert_eq!(cat(&root, "every:1", "/app/sub/listing"), "a.txt\nb.txt\n");
     assert_eq!(cat(&root, "every:1", "/app/sub/exec"), "exec form\n");
-    let st = ok(
+    let st = run_in(
         &root,
         &[
-            "run",
-            "--rm",
-            "--entrypoint",
-            "",
             "every:1",
             "stat",
             "-c",
@@ -174,13 +174,7 @@ CMD ["default", "cmd"]
     assert_eq!(st, "1000:1001 750\n0:0 644\n");
     // ENTRYPOINT and CMD: what a plain run prints; the user is 1000.
     assert_eq!(ok(&root, &["run", "--rm", "every:2"]), "default cmd\n");
-    assert_eq!(
-        ok(
-            &root,
-            &["run", "--rm", "--entrypoint", "", "every:1", "id", "-u"]
-        ),
-        "1000\n"
-    );
+    assert_eq!(run_in(&root, &["every:1", "id", "-u"]), "1000\n");
     let c = config(&root, "every:1");
     assert_eq!(c["WorkingDir"], "/app/sub");
     assert_eq!(c["User"], "1000:1001");
@@ -1130,18 +1124,9 @@ fn add_local_files_and_copy_from_an_image() {
     );
     let ctx = context(&root, "ctx", &[("a file", "spaced"), ("Dockerfile", &df)]);
     built(&root, &ctx, &["-t", "fromimage"]);
-    let o = ok(
+    let o = run_in(
         &root,
-        &[
-            "run",
-            "--rm",
-            "--entrypoint",
-            "",
-            "fromimage",
-            "/bin/sh",
-            "-c",
-            "cat '/dst/a file' '/x y'",
-        ],
+        &["fromimage", "/bin/sh", "-c", "cat '/dst/a file' '/x y'"],
     );
     assert_eq!(o, "spacedspaced");
     for (name, df, want) in [
@@ -1177,20 +1162,7 @@ fn heredocs() {
     assert_eq!(cat(&root, "here", "/one"), "one\nberth\n");
     assert_eq!(cat(&root, "here", "/two"), "literal $WHO\n");
     assert_eq!(cat(&root, "here", "/etc/conf"), "who=berth\n");
-    assert_eq!(
-        ok(
-            &root,
-            &[
-                "run",
-                "--rm",
-                "--entrypoint",
-                "",
-                "here",
-                "/usr/local/bin/EOF"
-            ]
-        ),
-        "hi\n"
-    );
+    assert_eq!(run_in(&root, &["here", "/usr/local/bin/EOF"]), "hi\n");
     let out = built(&root, &ctx, &["-t", "here", "--build-arg", "WHO=other"]);
     assert_eq!(cached(&out), Vec::<String>::new(), "{out}");
     assert_eq!(cat(&root, "here", "/etc/conf"), "who=other\n");
@@ -1265,12 +1237,7 @@ fn add_unpacks_local_archives_safely() {
     let df = format!("FROM {BUSYBOX}\nADD good.tgz.bin plain.txt /dest/\nADD hostile.tar /h/\n");
     write(&ctx, "Dockerfile", &df);
     built(&root, &ctx, &["-t", "added"]);
-    let sh = |cmd: &str| {
-        ok(
-            &root,
-            &["run", "--rm", "--entrypoint", "", "added", "sh", "-c", cmd],
-        )
-    };
+    let sh = |cmd: &str| run_in(&root, &["added", "sh", "-c", cmd]);
     let got = sh("stat -c '%n %a' /dest/app /dest/app/run.sh /dest/app/data; cat /dest/plain.txt");
     assert_eq!(
         got,
@@ -1380,12 +1347,7 @@ fn source_date_epoch_gives_the_same_layers() {
         serde_json::from_str(&ok(&c, &["image", "inspect", "repro"])).unwrap();
     assert_eq!(v[0]["Id"], one.1);
     // Mtimes are clamped, not all set: the base's older ones stay.
-    let sh = |cmd: &str| {
-        ok(
-            &a,
-            &["run", "--rm", "--entrypoint", "", "repro", "sh", "-c", cmd],
-        )
-    };
+    let sh = |cmd: &str| run_in(&a, &["repro", "sh", "-c", cmd]);
     assert_eq!(
         sh("stat -c %Y /d/f /d/e/g /app/f"),
         "1700000000\n1700000000\n1700000000\n"
@@ -1638,21 +1600,7 @@ fn add_of_a_url_lands_one_file() {
     // The host's default may be no network at all (no bridge here).
     let net = ["--network", "host"];
     built(&root, &ctx, &["-t", "fromurl", net[0], net[1]]);
-    let sh = |cmd: &str| {
-        ok(
-            &root,
-            &[
-                "run",
-                "--rm",
-                "--entrypoint",
-                "",
-                "fromurl",
-                "sh",
-                "-c",
-                cmd,
-            ],
-        )
-    };
+    let sh = |cmd: &str| run_in(&root, &["fromurl", "sh", "-c", cmd]);
     let got = sh(
         "stat -c '%n %a %u:%g %Y %s' /dl/t.tar /named /ok/plain /bare/t.tar; ls /dl; cat /named",
     );
@@ -1742,13 +1690,9 @@ fn copy_from_a_stage_with_globs() {
     );
     let ctx = context(&root, "ctx", &[("Dockerfile", &df)]);
     built(&root, &ctx, &["-t", "globbed"]);
-    let got = ok(
+    let got = run_in(
         &root,
         &[
-            "run",
-            "--rm",
-            "--entrypoint",
-            "",
             "globbed",
             "sh",
             "-c",
@@ -1793,13 +1737,9 @@ fn add_chown_applies_to_an_archive_s_entries() {
     );
     write(&ctx, "Dockerfile", &df);
     built(&root, &ctx, &["-t", "chowned"]);
-    let got = ok(
+    let got = run_in(
         &root,
         &[
-            "run",
-            "--rm",
-            "--entrypoint",
-            "",
             "chowned",
             "stat",
             "-c",
