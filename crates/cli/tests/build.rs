@@ -451,6 +451,33 @@ fn a_rewrite_that_keeps_size_and_mtime_is_seen() {
     assert_eq!(cat(&root, "s", "/f"), "two");
 }
 
+/// The directories a COPY lands in are made as BuildKit makes them: an
+/// empty source directory still makes its destination, every directory
+/// made is 0755 and `--chown`'s, and one already there keeps its own.
+#[test]
+fn copy_makes_missing_destinations_as_buildkit_does() {
+    let root = Root::new();
+    let df = format!(
+        "FROM {BUSYBOX}\nCOPY empty /e1\nCOPY --chown=5:6 empty /e2\nCOPY --chown=5:6 full /p/q/r/\nCOPY --chown=7:8 full/x /s/t/x\nRUN mkdir -m 0711 /ex\nCOPY --chown=9:9 full /ex\n"
+    );
+    // (Made first: context() gives the whole dir to a rootless builder.)
+    let empty = root.path().join("ctx/empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    std::fs::set_permissions(&empty, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    let ctx = context(&root, "ctx", &[("full/x", "x"), ("Dockerfile", &df)]);
+    built(&root, &ctx, &["-t", "dests"]);
+    let paths = [
+        "/e1", "/e2", "/p", "/p/q", "/p/q/r", "/p/q/r/x", "/s", "/s/t", "/s/t/x", "/ex", "/ex/x",
+    ];
+    let mut args = vec!["dests", "stat", "-c", "%n %a %u:%g"];
+    args.extend(paths);
+    assert_eq!(
+        run_in(&root, &args),
+        "/e1 755 0:0\n/e2 755 5:6\n/p 755 5:6\n/p/q 755 5:6\n/p/q/r 755 5:6\n/p/q/r/x 644 5:6\n\
+         /s 755 7:8\n/s/t 755 7:8\n/s/t/x 644 7:8\n/ex 711 0:0\n/ex/x 644 9:9\n"
+    );
+}
+
 #[test]
 fn dockerignore() {
     let root = Root::new();

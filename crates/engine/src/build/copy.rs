@@ -71,6 +71,14 @@ impl Context {
         &self.root
     }
 
+    /// Whether `path` is a directory of the context (symlinks resolved
+    /// inside it).
+    pub fn is_dir(&self, path: &str) -> bool {
+        let path = if path.is_empty() { "." } else { path };
+        let flags = rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::DIRECTORY;
+        self.root.open_path(Path::new(path), flags).is_ok()
+    }
+
     /// The context file `path` opened, when it is a regular file (its
     /// symlinks resolved inside the context); `None` otherwise.
     pub fn open_file(&self, path: &str) -> Result<Option<std::fs::File>> {

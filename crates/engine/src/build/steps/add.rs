@@ -203,6 +203,36 @@ impl Added {
     }
 }
 
+/// The directories a copy lands in that are missing (`dest` itself when
+/// `dir`, else its parent, and their parents) made 0755 and owned by
+/// `owner`, as BuildKit makes them: an existing one (a symlink to one
+/// too) is left as it is, and an empty source directory still makes its
+/// destination.
+pub(super) fn make_dirs(
+    to: &Target<'_>,
+    (dest, dir): (&str, bool),
+    owner: (u32, u32),
+) -> Result<()> {
+    let path = crate::cp::in_root(dest);
+    let path = if dir {
+        path.as_path()
+    } else {
+        path.parent().unwrap_or(Path::new("."))
+    };
+    let mut at = std::path::PathBuf::from("/");
+    for c in path.components() {
+        let std::path::Component::Normal(c) = c else {
+            continue;
+        };
+        at.push(c);
+        let at = at.to_string_lossy();
+        if !to.is_dir(&at)? {
+            make_dir(to, &at, owner)?;
+        }
+    }
+    Ok(())
+}
+
 /// `dest` made, 0755 and owned by `owner`, its missing parents root's.
 fn make_dir(to: &Target<'_>, dest: &str, owner: (u32, u32)) -> Result<()> {
     let mut h = tar::Header::new_gnu();

@@ -23,11 +23,19 @@ use super::{Builder, add, dest_is_dir, glob};
 enum Source {
     /// A heredoc: its tar stream.
     Inline(Vec<u8>),
-    /// Context paths, the digests their walk took, and their owner and
-    /// mode (root's unless `--chown` says otherwise).
-    Context(Vec<String>, HashMap<String, walk::Known>, Meta),
+    /// Context paths, the digests their walk took, their owner and mode
+    /// (root's unless `--chown` says otherwise), and whether one is a
+    /// directory (whose contents land in the destination).
+    Context(Vec<String>, HashMap<String, walk::Known>, Meta, bool),
     /// Paths (or globs) in an image (another stage's or a named one).
     Image(berth_image::ImageRecord, Vec<String>),
+}
+
+impl Source {
+    /// Whether a directory's contents land: the destination is one then.
+    fn is_dir(&self) -> bool {
+        matches!(self, Source::Context(.., true))
+    }
 }
 
 impl Builder<'_> {
@@ -93,6 +101,12 @@ impl Builder<'_> {
                     // `COPY f /existing-dir` copies into it, as Docker does
                     // (a key for the same parent always meets the same dir).
                     let dir = dir || crate::cp::is_dir(self.engine, &id, &dest_abs)?;
+                    let to = add::Target::Container(self.engine, &id);
+                    add::make_dirs(
+                        &to,
+                        (&dest_abs, dir || source.is_dir()),
+                        owner.unwrap_or((0, 0)),
+                    )?;
                     self.land(&source, (&dest_abs, dir), meta, &mut |r| {
                         let opts = crate::cp::CpOptions {
                             archive: true,
@@ -117,6 +131,12 @@ impl Builder<'_> {
             None => {
                 let staging = copy::tempdir(self.engine)?;
                 let opts = super::plain();
+                let to = add::Target::Dir(staging.path());
+                add::make_dirs(
+                    &to,
+                    (&dest_abs, dir || source.is_dir()),
+                    owner.unwrap_or((0, 0)),
+                )?;
                 self.land(&source, (&dest_abs, dir), meta, &mut |r| {
                     berth_snapshot::extract_archive(r, staging.path(), &opts).map(drop)
                 })?;
@@ -158,7 +178,8 @@ impl Builder<'_> {
             };
             let dest = (dest_abs, dest_is_dir(dest));
             let (hash, digests) = walk::digest(self.ctx, &paths, dest, meta)?;
-            return Ok((Source::Context(paths, digests, meta), hash));
+            let dirs = paths.iter().any(|p| self.ctx.is_dir(p));
+            return Ok((Source::Context(paths, digests, meta, dirs), hash));
         };
         let img = match super::super::stage_index(self.df, &from.to_ascii_lowercase())
             .filter(|j| *j < stage)
@@ -190,7 +211,7 @@ impl Builder<'_> {
     ) -> Result<()> {
         match source {
             Source::Inline(tar) => sink(&mut tar.as_slice()),
-            Source::Context(paths, digests, meta) => {
+            Source::Context(paths, digests, meta, _) => {
                 let meta = *meta;
                 let (mut r, w) = std::io::pipe()?;
                 // Fewer, larger hand-overs than the default 64 KiB allows
