@@ -153,13 +153,23 @@ impl Target<'_> {
 
     /// Whether `path` is a directory there (symlinks resolved inside).
     fn is_dir(&self, path: &str) -> Result<bool> {
+        Ok(self.not_dirs(&[crate::cp::in_root(path)])?.is_empty())
+    }
+
+    /// Those of `paths` that are not directories there (symlinks resolved
+    /// inside), the root opened once.
+    fn not_dirs(&self, paths: &[std::path::PathBuf]) -> Result<Vec<std::path::PathBuf>> {
+        let flags = rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::DIRECTORY;
+        let pick = |root: &berth_snapshot::Root| {
+            Ok(paths
+                .iter()
+                .filter(|p| root.open_path(p, flags).is_err())
+                .cloned()
+                .collect())
+        };
         match self {
-            Target::Container(engine, id) => crate::cp::is_dir(engine, id, path),
-            Target::Dir(dir) => {
-                let root = berth_snapshot::Root::open(dir)?;
-                let flags = rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::DIRECTORY;
-                Ok(root.open_path(&crate::cp::in_root(path), flags).is_ok())
-            }
+            Target::Container(engine, id) => crate::cp::in_container(engine, id, pick),
+            Target::Dir(dir) => pick(&berth_snapshot::Root::open(dir)?),
         }
     }
 }
@@ -219,22 +229,27 @@ pub(super) fn make_dirs(
     } else {
         path.parent().unwrap_or(Path::new("."))
     };
-    let mut at = std::path::PathBuf::from("/");
+    let mut prefixes = Vec::new();
+    let mut at = std::path::PathBuf::new();
     for c in path.components() {
-        let std::path::Component::Normal(c) = c else {
-            continue;
-        };
-        at.push(c);
-        let at = at.to_string_lossy();
-        if !to.is_dir(&at)? {
-            make_dir(to, &at, owner)?;
+        if let std::path::Component::Normal(c) = c {
+            at.push(c);
+            prefixes.push(at.clone());
         }
     }
-    Ok(())
+    let missing = to.not_dirs(&prefixes)?;
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let mut b = tar::Builder::new(Vec::new());
+    for dir in &missing {
+        b.append_data(&mut dir_header(owner), dir, io::empty())?;
+    }
+    to.extract("/", None, &mut b.into_inner()?.as_slice())
 }
 
-/// `dest` made, 0755 and owned by `owner`, its missing parents root's.
-fn make_dir(to: &Target<'_>, dest: &str, owner: (u32, u32)) -> Result<()> {
+/// A directory's header: 0755, owned by `owner`, made now.
+fn dir_header(owner: (u32, u32)) -> tar::Header {
     let mut h = tar::Header::new_gnu();
     h.set_entry_type(tar::EntryType::Directory);
     h.set_mode(0o755);
@@ -243,10 +258,15 @@ fn make_dir(to: &Target<'_>, dest: &str, owner: (u32, u32)) -> Result<()> {
     h.set_size(0);
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
     h.set_mtime(now.map(|d| d.as_secs()).unwrap_or(0));
+    h
+}
+
+/// `dest` made, 0755 and owned by `owner`, its missing parents root's.
+fn make_dir(to: &Target<'_>, dest: &str, owner: (u32, u32)) -> Result<()> {
     let mut b = tar::Builder::new(Vec::new());
     let name = crate::cp::in_root(dest);
     let name = name.strip_prefix(".").unwrap_or(&name);
-    b.append_data(&mut h, name, io::empty())?;
+    b.append_data(&mut dir_header(owner), name, io::empty())?;
     to.extract("/", None, &mut b.into_inner()?.as_slice())
 }
 
