@@ -370,6 +370,14 @@ fn hostile_archives_are_refused_leaving_nothing() {
             "{what}"
         );
         assert_eq!(temp_files(&r2), Vec::<String>::new(), "{what}");
+        // Not even the blobs it brought that checked out (the truncated
+        // archives hold whole ones): no image names them.
+        for dir in ["blobs/sha256", "layers"] {
+            let left: Vec<_> = std::fs::read_dir(r2.path().join(dir))
+                .map(|d| d.flatten().map(|e| e.file_name()).collect())
+                .unwrap_or_default();
+            assert!(left.is_empty(), "{what}: {dir}: {left:?}");
+        }
     }
     assert!(!r2.path().join("../escape").exists());
     // The good archive still loads into that store.

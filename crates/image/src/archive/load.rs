@@ -48,9 +48,28 @@ const META: [&str; 4] = ["manifest.json", "index.json", "repositories", "oci-lay
 /// Read the archive from `input` and record the images in it. Nothing is
 /// recorded unless every image in it checked out.
 pub fn load(store: &Store, input: &mut dyn Read) -> Result<Vec<Loaded>> {
-    let _guard = store.write_guard()?;
-    let staged = stage(store, input)?;
+    let guard = store.write_guard()?;
+    let mut written = Vec::new();
+    let loaded = load_staged(store, input, &mut written);
+    if loaded.is_err() {
+        drop(guard);
+        // A refused archive leaves none of the blobs it brought that no
+        // image names.
+        if let Err(e) = store.remove_unnamed(&written) {
+            tracing::warn!("load: removing what a refused archive wrote: {e:#}");
+        }
+    }
+    loaded
+}
+
+fn load_staged(
+    store: &Store,
+    input: &mut dyn Read,
+    written: &mut Vec<Digest>,
+) -> Result<Vec<Loaded>> {
+    let staged = stage(store, input, written)?;
     let plans = plan(store, &staged)?;
+    written.extend(plans.iter().map(|p| p.manifest.clone()));
     for p in &plans {
         check_layers(store, &staged, &p.manifest)?;
     }
@@ -70,7 +89,7 @@ pub fn load(store: &Store, input: &mut dyn Read) -> Result<Vec<Loaded>> {
 
 /// Stream every entry: blobs into the store (checked against their names),
 /// metadata into memory (capped); anything else refused or skipped.
-fn stage(store: &Store, input: &mut dyn Read) -> Result<Staged> {
+fn stage(store: &Store, input: &mut dyn Read, written: &mut Vec<Digest>) -> Result<Staged> {
     let mut staged = Staged::default();
     let mut inflating = Inflating::new();
     let mut input = EofReader {
@@ -124,6 +143,7 @@ fn stage(store: &Store, input: &mut dyn Read) -> Result<Staged> {
             None => continue, // v1 `<id>/json`, `<id>/VERSION`: not needed
         };
         let (blob, compression) = put_blob(store, &mut e, size, expect.as_ref(), &path)?;
+        written.push(blob.digest.clone());
         if compression != Compression::None && store.layer_facts(&blob.digest).is_none() {
             let p = store.blob_path(&blob.digest);
             inflating.start(blob.digest.clone(), blob.size, p, compression);

@@ -108,6 +108,49 @@ impl Store {
     pub fn prune_blobs(&self) -> Result<(usize, u64)> {
         // Exclusive: no pull is between writing blobs and indexing them.
         let _gc = self.lock("gc.lock", FlockOperation::LockExclusive)?;
+        let keep = self.named_blobs()?;
+        let dir = self.root.join("blobs/sha256");
+        let (mut n, mut bytes) = (0, 0);
+        for e in fs::read_dir(&dir)? {
+            let e = e?;
+            let name = e.file_name().to_string_lossy().into_owned();
+            if keep.contains(&name) {
+                continue;
+            }
+            bytes += e.metadata().map(|m| m.len()).unwrap_or(0);
+            self.remove_blob(&name)?;
+            n += 1;
+        }
+        Ok((n, bytes))
+    }
+
+    /// Delete those of `digests` no image references (what a refused load
+    /// wrote), when no writer is between writing blobs and naming them;
+    /// else they stay for `image prune`. Returns how many went.
+    pub fn remove_unnamed(&self, digests: &[Digest]) -> Result<usize> {
+        let Ok(_gc) = self.lock("gc.lock", FlockOperation::NonBlockingLockExclusive) else {
+            return Ok(0);
+        };
+        let keep = self.named_blobs()?;
+        let mut n = 0;
+        for d in digests {
+            if !keep.contains(d.hex()) && self.has_blob(d) {
+                self.remove_blob(d.hex())?;
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    /// A blob and what is known of it as a layer.
+    fn remove_blob(&self, hex: &str) -> Result<()> {
+        fs::remove_file(self.root.join("blobs/sha256").join(hex))?;
+        let _ = fs::remove_file(self.root.join("layers").join(format!("{hex}.json")));
+        Ok(())
+    }
+
+    /// The hex names of every blob an image references.
+    fn named_blobs(&self) -> Result<BTreeSet<String>> {
         let idx = self.read_index()?;
         let mut keep = BTreeSet::new();
         for i in &idx.images {
@@ -122,20 +165,7 @@ impl Store {
                 keep.insert(l.digest.hex().to_string());
             }
         }
-        let dir = self.root.join("blobs/sha256");
-        let (mut n, mut bytes) = (0, 0);
-        for e in fs::read_dir(&dir)? {
-            let e = e?;
-            let name = e.file_name().to_string_lossy().into_owned();
-            if keep.contains(&name) {
-                continue;
-            }
-            bytes += e.metadata().map(|m| m.len()).unwrap_or(0);
-            fs::remove_file(e.path())?;
-            let _ = fs::remove_file(self.root.join("layers").join(format!("{name}.json")));
-            n += 1;
-        }
-        Ok((n, bytes))
+        Ok(keep)
     }
 
     /// Hex names of all blobs present (for tests and diagnostics).
