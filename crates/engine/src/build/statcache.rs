@@ -57,7 +57,8 @@ impl Seen {
 }
 
 pub struct StatCache {
-    file: Option<PathBuf>,
+    /// The cache file, and the context directory it is of.
+    file: Option<(PathBuf, PathBuf)>,
     entries: HashMap<String, (Seen, String)>,
     changed: bool,
 }
@@ -89,16 +90,22 @@ impl StatCache {
             }
         }
         StatCache {
-            file: Some(file),
+            file: Some((file, canonical)),
             entries,
             changed: false,
         }
     }
 
-    /// The digest remembered for `rel` when `st` is still its stat.
-    pub fn get(&self, rel: &str, st: &Stat) -> Option<&str> {
+    /// The digest remembered for `rel` when `st` is still its stat (one
+    /// remembered under another stat is forgotten).
+    pub fn get(&mut self, rel: &str, st: &Stat) -> Option<String> {
         let (seen, digest) = self.entries.get(rel)?;
-        (*seen == Seen::of(st)).then_some(digest.as_str())
+        if *seen == Seen::of(st) {
+            return Some(digest.clone());
+        }
+        self.entries.remove(rel);
+        self.changed = true;
+        None
     }
 
     /// Remembers `digest` for `rel` read under `st` at `read_at`, unless
@@ -115,14 +122,18 @@ impl StatCache {
         }
     }
 
-    /// Writes the cache back when it learnt something: temp file, rename.
-    pub fn save(&self) -> Result<()> {
-        let Some(file) = &self.file else {
+    /// Writes the cache back when it learnt or forgot something (temp
+    /// file, rename), then without the files no longer in the context, so
+    /// it does not grow with what the context once held.
+    pub fn save(&mut self) -> Result<()> {
+        let Some((file, dir)) = &self.file else {
             return Ok(());
         };
         if !self.changed {
             return Ok(());
         }
+        self.entries
+            .retain(|rel, _| std::fs::symlink_metadata(dir.join(rel)).is_ok());
         let dir = file.parent().expect("in build-cache");
         std::fs::create_dir_all(dir).context("create the build cache")?;
         let tmp = dir.join(format!(".tmp-stat-{}", std::process::id()));
@@ -190,14 +201,25 @@ mod tests {
         c.put("a b", &st, &d, SystemTime::now());
         assert_eq!(c.get("a b", &st), None);
         c.put("a b", &st, &d, SystemTime::now() + Duration::from_secs(3));
-        assert_eq!(c.get("a b", &st), Some(d.as_str()));
+        assert_eq!(c.get("a b", &st).as_deref(), Some(d.as_str()));
         c.save().unwrap();
-        let again = StatCache::load(root.path(), ctx.path());
-        assert_eq!(again.get("a b", &st), Some(d.as_str()));
+        let mut again = StatCache::load(root.path(), ctx.path());
+        assert_eq!(again.get("a b", &st).as_deref(), Some(d.as_str()));
         // Any change of the stat is a miss.
         std::fs::write(&f, "yy").unwrap();
         let st2 = rustix::fs::stat(&f).unwrap();
         assert_eq!(again.get("a b", &st2), None);
+        // A file gone from the context is gone from the cache.
+        let mut c = StatCache::load(root.path(), ctx.path());
+        assert_eq!(c.get("a b", &st).as_deref(), Some(d.as_str()));
+        std::fs::remove_file(&f).unwrap();
+        // (Saved when it learnt something: here, of another file.)
+        std::fs::write(ctx.path().join("b"), "b").unwrap();
+        let st_b = rustix::fs::stat(ctx.path().join("b")).unwrap();
+        c.put("b", &st_b, &d, SystemTime::now() + Duration::from_secs(3));
+        c.save().unwrap();
+        let left = StatCache::load(root.path(), ctx.path()).entries;
+        assert_eq!(left.keys().collect::<Vec<_>>(), ["b"]);
         // Another context has its own file.
         let other = tempfile::tempdir().unwrap();
         assert_eq!(

@@ -127,7 +127,7 @@ pub fn digest(
         let digest = match e.kind {
             Kind::File => {
                 let d = match stat.get(&e.rel, &e.st) {
-                    Some(d) => d.to_string(),
+                    Some(d) => d,
                     None => {
                         let read_at = SystemTime::now();
                         let mut h = Hasher::new();
