@@ -417,6 +417,32 @@ RUN find / -xdev -path /proc -prune -o -path /sys -prune -o -path /dev -prune -o
     assert_eq!(taken, unpacked);
 }
 
+/// With berth's root on overlayfs (berth in a container), a step's upper
+/// dir is on another filesystem (berth's scratch dir): it cannot be taken
+/// as the snapshot, and the layer is unpacked for the next step instead.
+#[test]
+fn steps_on_an_overlayfs_root_unpack_their_layers() {
+    // Rootless there, the rootfs is a copy (no overlay to mount): no
+    // upper dir to commit at all.
+    if common::rootless() {
+        return;
+    }
+    let root = Root::on_overlayfs();
+    let df = format!(
+        "FROM {BUSYBOX}\nRUN mkdir /t && echo a > /t/a && rm /bin/tr\nCOPY f /t/f\nRUN cat /t/a /t/f > /t/both && ! test -e /bin/tr\n"
+    );
+    let ctx = context(&root, "ctx", &[("f", "F\n"), ("Dockerfile", &df)]);
+    built(&root, &ctx, &["-t", "ovl"]);
+    let top = chain_ids(&root, "ovl").pop().unwrap();
+    let top = root
+        .path()
+        .join("snapshots")
+        .join(top.trim_start_matches("sha256:"));
+    assert!(!top.exists(), "the last step's upper dir was not taken");
+    assert_eq!(cat(&root, "ovl", "/t/both"), "a\nF\n");
+    assert!(root.container_ids().is_empty());
+}
+
 /// The stat cache never hides a change: a file rewritten with the same
 /// size, its mtime put back, is read again (its ctime moved).
 #[test]
