@@ -16,7 +16,23 @@ use berth_io::outln;
 use crate::cli::{BuildArgs, ProgressArg};
 
 pub fn build(engine: &Engine, args: &BuildArgs) -> Result<u8> {
-    if !args.context.is_dir() {
+    // `-`: the context (a tar) or the Dockerfile from stdin.
+    let from_stdin = (args.context.as_os_str() == "-")
+        .then(|| {
+            if args.file.as_deref() == Some(std::path::Path::new("-")) {
+                bail!("invalid argument: can't use stdin for both build context and dockerfile");
+            }
+            berth_engine::build::stdin::read(engine, std::io::stdin().lock())
+        })
+        .transpose()?;
+    let context = match &from_stdin {
+        Some(s) => s.dir().to_path_buf(),
+        None => args.context.clone(),
+    };
+    if from_stdin.as_ref().is_some_and(|s| s.dockerfile.is_some()) && args.file.is_some() {
+        bail!("-f names a file in the build context, and the context on stdin is a Dockerfile");
+    }
+    if !context.is_dir() {
         bail!(
             "unable to prepare context: path {:?} not found or not a directory",
             args.context.display()
@@ -40,7 +56,9 @@ pub fn build(engine: &Engine, args: &BuildArgs) -> Result<u8> {
         .unwrap_or_else(|| berth_engine::network::default_mode(engine));
     // `-f -`: the Dockerfile from stdin.
     let stdin = args.file.as_deref() == Some(std::path::Path::new("-"));
-    let dockerfile_text = if stdin {
+    let dockerfile_text = if let Some(t) = from_stdin.as_ref().and_then(|s| s.dockerfile.clone()) {
+        Some(t)
+    } else if stdin {
         let mut t = String::new();
         std::io::Read::read_to_string(&mut std::io::stdin().take(16 << 20), &mut t)
             .context("read the Dockerfile from stdin")?;
@@ -48,9 +66,14 @@ pub fn build(engine: &Engine, args: &BuildArgs) -> Result<u8> {
     } else {
         None
     };
+    // With a context from stdin, -f names a file in it.
+    let dockerfile = match (&from_stdin, args.file.clone().filter(|_| !stdin)) {
+        (Some(_), Some(f)) if f.is_relative() => Some(context.join(f)),
+        (_, f) => f,
+    };
     let req = BuildRequest {
-        context: args.context.clone(),
-        dockerfile: args.file.clone().filter(|_| !stdin),
+        context,
+        dockerfile,
         dockerfile_text,
         tags: args.tags.clone(),
         build_args,

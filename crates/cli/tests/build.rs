@@ -548,6 +548,76 @@ fn dockerignore() {
         "{}",
         stderr(&o)
     );
+    // A Dockerfile's own `<name>.dockerignore` beside it is taken over
+    // the context's, as BuildKit takes it.
+    let f = write(
+        &ctx,
+        "own.Dockerfile",
+        &format!("FROM {BUSYBOX}\nCOPY . /ctx/\nRUN cd /ctx && ls > /list\n"),
+    );
+    write(
+        &ctx,
+        "own.Dockerfile.dockerignore",
+        "src\n*.Dockerfile*\nDockerfile*\n.*\n",
+    );
+    built(&root, &ctx, &["-f", &f, "-t", "own"]);
+    assert_eq!(cat(&root, "own", "/list"), "a.log\nkeep.log\nsecret\n");
+}
+
+/// `berth build -`: a tar (here gzip) on stdin is the context, anything
+/// else the Dockerfile with an empty context; a hostile tar writes nothing
+/// outside its own directory, and nothing of either is left after.
+#[test]
+fn context_from_stdin() {
+    let root = Root::new();
+    let ctx = context(
+        &root,
+        "ctx",
+        &[
+            ("f", "from the tar\n"),
+            ("Dockerfile", &format!("FROM {BUSYBOX}\nCOPY f /f\n")),
+        ],
+    );
+    let tar = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("cd {} && tar c . | gzip", ctx.display()))
+        .output()
+        .unwrap()
+        .stdout;
+    let o = root.with_stdin(&["build", "-t", "tarctx", "-"], &tar);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(cat(&root, "tarctx", "/f"), "from the tar\n");
+    let df = format!("FROM {BUSYBOX}\nRUN echo plain > /p\n");
+    let o = root.with_stdin(&["build", "-t", "plain", "-"], df.as_bytes());
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(cat(&root, "plain", "/p"), "plain\n");
+    // Nothing to COPY from an empty context.
+    let df = format!("FROM {BUSYBOX}\nCOPY f /f\n");
+    let o = root.with_stdin(&["build", "-"], df.as_bytes());
+    assert_eq!(code(&o), 1, "{}", stderr(&o));
+    let o = root.with_stdin(&["build", "-f", "-", "-"], df.as_bytes());
+    assert_eq!(code(&o), 1);
+    assert!(
+        stderr(&o).contains("can't use stdin for both"),
+        "{}",
+        stderr(&o)
+    );
+    let hostile = raw_tar(&[
+        (
+            "Dockerfile",
+            tar::EntryType::Regular,
+            0o644,
+            &format!("FROM {BUSYBOX}\n"),
+        ),
+        ("../../escaped", tar::EntryType::Regular, 0o644, "x"),
+    ]);
+    let o = root.with_stdin(&["build", "-"], &hostile);
+    assert!(!root.path().join("escaped").exists(), "{}", stderr(&o));
+    let tmp = root.path().join("build-tmp");
+    let left: Vec<_> = std::fs::read_dir(&tmp)
+        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "{left:?}");
 }
 
 fn write(dir: &Path, name: &str, text: &str) -> String {

@@ -160,7 +160,8 @@ pub struct LoadArgs {
 
 #[derive(Args, Debug)]
 pub struct BuildArgs {
-    /// The build context: a directory.
+    /// The build context: a directory, or `-` for a tar archive (or a
+    /// Dockerfile alone) on stdin.
     pub context: std::path::PathBuf,
     /// Name and optionally a tag in the "name:tag" format.
     #[arg(short = 't', long = "tag")]

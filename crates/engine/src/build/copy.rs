@@ -35,14 +35,42 @@ pub struct Meta {
 
 impl Context {
     pub fn open(dir: &Path) -> Result<Context> {
+        Context::open_for(dir, None)
+    }
+
+    /// The context for the Dockerfile `dockerfile` (a host path; None:
+    /// the context's own `Dockerfile`): its `<name>.dockerignore` beside
+    /// it, when there is one, is taken over the context's `.dockerignore`,
+    /// as BuildKit takes it.
+    pub fn open_for(dir: &Path, dockerfile: Option<&Path>) -> Result<Context> {
         let root =
             Root::open(dir).with_context(|| format!("open the build context {}", dir.display()))?;
+        let own = match dockerfile {
+            Some(f) => {
+                let mut name = f.file_name().unwrap_or_default().to_os_string();
+                name.push(".dockerignore");
+                let p = f.with_file_name(name);
+                match std::fs::File::open(&p) {
+                    Ok(file) => {
+                        let mut b = Vec::new();
+                        file.take(4 << 20)
+                            .read_to_end(&mut b)
+                            .with_context(|| format!("read {}", p.display()))?;
+                        Some(b)
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+                    Err(e) => bail!("read {}: {e}", p.display()),
+                }
+            }
+            None => read_in(&root, "Dockerfile.dockerignore")?,
+        };
         // Through the context's root: a .dockerignore that is a symlink
         // resolves inside the context, like every other name in it.
-        let ignore = match root.read_file(Path::new(".dockerignore"), 4 << 20) {
-            Ok(Some(b)) => Ignore::parse(&String::from_utf8_lossy(&b)),
-            Ok(None) => Ignore::default(),
-            Err(e) => bail!("read .dockerignore: {e}"),
+        let ignore = match own {
+            Some(b) => Ignore::parse(&String::from_utf8_lossy(&b)),
+            None => read_in(&root, ".dockerignore")?
+                .map(|b| Ignore::parse(&String::from_utf8_lossy(&b)))
+                .unwrap_or_default(),
         };
         Ok(Context {
             dir: dir.to_path_buf(),
@@ -136,6 +164,13 @@ pub(super) fn glob(root: &Root, dir: &Path, pat: &[String], out: &mut Vec<String
         }
     }
     Ok(())
+}
+
+/// The file `name` of the context (its symlinks resolved inside it), at
+/// most 4 MiB of it; None when there is none.
+fn read_in(root: &Root, name: &str) -> Result<Option<Vec<u8>>> {
+    root.read_file(Path::new(name), 4 << 20)
+        .map_err(|e| anyhow!("read {name}: {e}"))
 }
 
 /// The entries of an open directory: names and whether each is a
@@ -393,7 +428,7 @@ pub(super) fn tempdir(engine: &crate::Engine) -> Result<TempDir> {
     Ok(TempDir(dir))
 }
 
-pub(super) struct TempDir(std::path::PathBuf);
+pub struct TempDir(std::path::PathBuf);
 
 impl TempDir {
     pub(super) fn path(&self) -> &std::path::Path {

@@ -57,6 +57,7 @@ mod meta;
 mod progress;
 mod statcache;
 mod state;
+pub mod stdin;
 mod steps;
 mod walk;
 
@@ -166,7 +167,8 @@ pub fn build(engine: &Engine, req: &BuildRequest, out: &mut dyn Write) -> Result
     for t in &req.tags {
         berth_image::store::familiar_tag(t)?;
     }
-    let ctx = copy::Context::open(&req.context)?.with_stat_cache(&engine.root);
+    let ctx = copy::Context::open_for(&req.context, req.dockerfile.as_deref())?
+        .with_stat_cache(&engine.root);
     let globals = global_args(&df, &req.build_args)?;
     let target = match &req.target {
         Some(t) => stage_index(&df, &t.to_ascii_lowercase())
