@@ -1,8 +1,10 @@
 //! The Dockerfile parser: parser directives (`# escape=`), comments, line
 //! continuations, instructions in any case, exec (JSON) and shell forms,
-//! `--flag=value`s, `FROM image [AS name]` and the `ARG`s before the
-//! first `FROM` (the only instruction allowed there). Errors name the
-//! file and line, as Docker's do: `Dockerfile:7: unknown instruction: RUNN`.
+//! `--flag=value`s (only those its instruction takes, as BuildKit's
+//! parser), `FROM image [AS name]` and the `ARG`s before the first
+//! `FROM` (the only instruction allowed there). Errors name the file and
+//! line, as Docker's do: `Dockerfile:7: unknown instruction: RUNN`,
+//! `Dockerfile:3: unknown flag: bogus`.
 //! Substitution is left to the build, which knows each step's variables.
 
 use anyhow::{Result, anyhow};
@@ -180,6 +182,9 @@ pub fn parse(text: &str, file: &str) -> Result<Dockerfile> {
         } else {
             (Vec::new(), rest.trim())
         };
+        if let Some((k, _)) = flags.iter().find(|(k, _)| !flag_known(&keyword, k)) {
+            return Err(err(line, format!("unknown flag: {k}")));
+        }
         if keyword == "FROM" {
             stages.push(from(line, flags, rest).map_err(|e| err(line, e.to_string()))?);
             continue;
@@ -222,6 +227,33 @@ pub fn parse(text: &str, file: &str) -> Result<Dockerfile> {
         global_args,
         stages,
     })
+}
+
+/// Whether `keyword` takes the flag `--name`, as BuildKit's parser
+/// knows them (whether berth carries it out is the build's to say).
+fn flag_known(keyword: &str, name: &str) -> bool {
+    let known: &[&str] = match keyword {
+        "FROM" => &["platform"],
+        "COPY" => &["from", "chown", "chmod", "link", "parents", "exclude"],
+        "ADD" => &[
+            "chown",
+            "chmod",
+            "link",
+            "checksum",
+            "keep-git-dir",
+            "exclude",
+        ],
+        "RUN" => &["mount", "network", "security"],
+        "HEALTHCHECK" => &[
+            "interval",
+            "timeout",
+            "start-period",
+            "start-interval",
+            "retries",
+        ],
+        _ => &[],
+    };
+    known.contains(&name)
 }
 
 fn needs_args(keyword: &str) -> bool {
@@ -457,6 +489,19 @@ mod tests {
             "Dockerfile:1: FROM requires either one or three arguments"
         );
         assert!(parse("# only\n", "Dockerfile").is_err());
+        let e = parse("FROM a\nRUN --bogus x\n", "Dockerfile").unwrap_err();
+        assert_eq!(e.to_string(), "Dockerfile:2: unknown flag: bogus");
+        let e = parse("FROM a\nCOPY --mount=x a b\n", "Dockerfile").unwrap_err();
+        assert_eq!(e.to_string(), "Dockerfile:2: unknown flag: mount");
+        let e = parse("FROM --from=x a\n", "Dockerfile").unwrap_err();
+        assert_eq!(e.to_string(), "Dockerfile:1: unknown flag: from");
+        assert!(
+            parse(
+                "FROM a\nRUN --mount=type=tmpfs,target=/t --network=none x\n",
+                "D"
+            )
+            .is_ok()
+        );
         assert!(
             parse("FROM a\nCOPY\n", "Dockerfile")
                 .unwrap_err()

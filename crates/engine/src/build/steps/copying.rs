@@ -46,6 +46,7 @@ impl Builder<'_> {
         label: &str,
         stage: usize,
     ) -> Result<()> {
+        refuse_unsupported(inst)?;
         let t = self.begin(label, &inst.text());
         let vars = st.vars();
         let words = match &inst.args {
@@ -247,6 +248,20 @@ impl Builder<'_> {
                 sink(&mut packed?)
             }
         }
+    }
+}
+
+/// The flags BuildKit takes that berth does not carry out. `--link`
+/// lands the same files (BuildKit's difference is only that it may
+/// rebase the layer), and `--keep-git-dir` is only for git URLs, which
+/// ADD refuses: both are taken.
+fn refuse_unsupported(inst: &Instruction) -> Result<()> {
+    match ["parents", "exclude"]
+        .into_iter()
+        .find(|f| inst.flag(f).is_some())
+    {
+        Some(f) => bail!("{} --{f} is not supported by berth build", inst.keyword),
+        None => Ok(()),
     }
 }
 
