@@ -10,7 +10,7 @@ use std::io::Read;
 
 use anyhow::{Context, Result, bail};
 use berth_engine::Engine;
-use berth_engine::build::{BuildRequest, ProgressMode, build as run_build};
+use berth_engine::build::{BuildRequest, ProgressMode, Secret, SecretSource, build as run_build};
 use berth_io::outln;
 
 use crate::cli::{BuildArgs, ProgressArg};
@@ -90,6 +90,11 @@ pub fn build(engine: &Engine, args: &BuildArgs) -> Result<u8> {
             })
             .collect(),
         network: berth_engine::Network::parse(&network),
+        secrets: args
+            .secrets
+            .iter()
+            .map(|s| parse_secret(s).with_context(|| format!("--secret {s}")))
+            .collect::<Result<_>>()?,
         compression: berth_image::Compression::Gzip,
         // Quiet: nothing is shown, so nothing is redrawn either.
         progress: match args.quiet {
@@ -167,4 +172,46 @@ pub fn prune(engine: &Engine) -> Result<u8> {
         crate::table::human_size(bytes)
     );
     Ok(0)
+}
+
+/// `--secret id=ID,src=PATH` (`source=`, `type=file`) or `id=ID,env=VAR`
+/// (`type=env`), as buildx takes it; a lone `src` or `env` names the id
+/// too, as buildx defaults it.
+fn parse_secret(spec: &str) -> Result<Secret> {
+    let (mut id, mut src, mut env, mut kind) = (None, None, None, None);
+    for field in spec.split(',') {
+        let (k, v) = field
+            .split_once('=')
+            .with_context(|| format!("invalid field {field:?}: expected KEY=VALUE"))?;
+        match k {
+            "id" => id = Some(v.to_string()),
+            "src" | "source" => src = Some(v.to_string()),
+            "env" => env = Some(v.to_string()),
+            "type" if v == "file" || v == "env" => kind = Some(v.to_string()),
+            "type" => bail!("unsupported secret type {v:?}"),
+            _ => bail!("unexpected key {k:?}"),
+        }
+    }
+    // `type=env` with `src` names the variable.
+    if kind.as_deref() == Some("env") && env.is_none() {
+        env = src.take();
+    }
+    let source = match (src, env) {
+        (Some(p), None) => SecretSource::File(p.into()),
+        (None, Some(v)) => SecretSource::Env(v),
+        (None, None) => match &id {
+            Some(i) => SecretSource::Env(i.clone()),
+            None => bail!("id is required"),
+        },
+        (Some(_), Some(_)) => bail!("give src or env, not both"),
+    };
+    let id = match (id, &source) {
+        (Some(i), _) => i,
+        (None, SecretSource::File(p)) => p
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .context("id is required")?,
+        (None, SecretSource::Env(v)) => v.clone(),
+    };
+    Ok(Secret { id, source })
 }

@@ -1883,3 +1883,188 @@ fn add_chown_applies_to_an_archive_s_entries() {
         "/out 755 100:200\n/out/app 750 100:200\n/out/app/run.sh 755 100:200\n/plain/app/run.sh 755 0:0\n/there 755 0:0\n/there/app/run.sh 755 5:6\n/sc/app/run.sh 755 3:4\n"
     );
 }
+
+// RUN's flags: --mount (cache, tmpfs, bind, secret), --network, and the
+// flags no instruction takes.
+
+/// The files of `image` at `paths` that exist, as `ls -d` lists them.
+fn present(root: &Root, image: &str, paths: &[&str]) -> String {
+    let script = format!(
+        "for p in {}; do test -e $p && echo $p; done; true",
+        paths.join(" ")
+    );
+    run_in(root, &[image, "sh", "-c", &script])
+}
+
+#[test]
+fn run_mount_cache_keeps_files_out_of_the_image() {
+    let root = Root::new();
+    let df = format!(
+        "FROM {BUSYBOX}\nRUN --mount=type=cache,target=/root/.cache,id=pip --mount=type=cache,target=/c2,sharing=locked,mode=0700 sh -c 'echo x >> /root/.cache/n && wc -l < /root/.cache/n > /count && stat -c %a /c2 > /mode && echo y > /c2/y'\n"
+    );
+    let ctx = context(&root, "ctx", &[("Dockerfile", &df)]);
+    built(&root, &ctx, &["--no-cache", "-t", "c1"]);
+    built(&root, &ctx, &["--no-cache", "-t", "c2"]);
+    assert_eq!(cat(&root, "c1", "/count").trim(), "1");
+    assert_eq!(cat(&root, "c2", "/count").trim(), "2");
+    assert_eq!(cat(&root, "c2", "/mode"), "700\n");
+    // Neither the cache's files nor the mount points berth made are in
+    // the image.
+    assert_eq!(present(&root, "c2", &["/root/.cache", "/c2"]), "");
+    assert!(root.path().join("build-cache-mounts").exists());
+    ok(&root, &["builder", "prune", "-f"]);
+    assert!(!root.path().join("build-cache-mounts").exists());
+    built(&root, &ctx, &["--no-cache", "-t", "c3"]);
+    assert_eq!(cat(&root, "c3", "/count").trim(), "1");
+}
+
+#[test]
+fn run_mount_tmpfs_and_binds() {
+    let root = Root::new();
+    let df = format!(
+        "FROM {BUSYBOX} AS s\nRUN echo stage > /made\nFROM {BUSYBOX}\n\
+         RUN --mount=type=tmpfs,target=/t,size=1m sh -c 'grep -c \" /t tmpfs\" /proc/mounts > /tmpfs && echo hi > /t/f'\n\
+         RUN --mount=type=bind,source=data,target=/d sh -c 'cat /d/hello.txt > /seen; if touch /d/new 2>/dev/null; then echo rw; else echo ro; fi > /ro'\n\
+         RUN --mount=type=bind,source=data,target=/d,rw sh -c 'echo w > /d/new && cat /d/new > /rw'\n\
+         RUN --mount=type=bind,source=data/hello.txt,target=/one.txt cat /one.txt > /one\n\
+         RUN --mount=type=bind,from=s,source=/made,target=/m cat /m > /from-stage\n"
+    );
+    let ctx = context(
+        &root,
+        "ctx",
+        &[("Dockerfile", &df), ("data/hello.txt", "hello\n")],
+    );
+    built(&root, &ctx, &["-t", "mounted"]);
+    let got = run_in(
+        &root,
+        &[
+            "mounted",
+            "cat",
+            "/tmpfs",
+            "/seen",
+            "/ro",
+            "/rw",
+            "/one",
+            "/from-stage",
+        ],
+    );
+    assert_eq!(got, "1\nhello\nro\nw\nhello\nstage\n");
+    assert_eq!(
+        present(&root, "mounted", &["/t", "/d", "/one.txt", "/m"]),
+        ""
+    );
+    // A bind's content is in the key: a changed file runs the step again.
+    let again = built(&root, &ctx, &["-t", "mounted"]);
+    assert_eq!(cached(&again).len(), 6, "{again}");
+    std::fs::write(ctx.join("data/hello.txt"), "changed\n").unwrap();
+    let again = built(&root, &ctx, &["-t", "mounted"]);
+    assert_eq!(cached(&again).len(), 2, "{again}");
+    assert_eq!(cat(&root, "mounted", "/seen"), "changed\n");
+}
+
+#[test]
+fn run_mount_bind_of_a_symlink_out_of_the_context() {
+    let root = Root::new();
+    let df = format!(
+        "FROM {BUSYBOX}\nRUN --mount=type=bind,source=evil,target=/x sh -c 'cat /x/shadow /x/hostname; ls /x'\n"
+    );
+    let ctx = context(&root, "ctx", &[("Dockerfile", &df)]);
+    std::os::unix::fs::symlink("/etc", ctx.join("evil")).unwrap();
+    let o = build(&root, &ctx, &["-t", "evil", "--progress", "plain"]);
+    let host = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
+    let err = stderr(&o);
+    // Resolved inside the context, `evil` names its missing `etc`.
+    assert_eq!(code(&o), 1, "{err}");
+    assert!(err.contains("evil"), "{err}");
+    if let Ok(shadow) = std::fs::read_to_string("/etc/shadow") {
+        let first = shadow.lines().next().unwrap_or("root:");
+        assert!(!err.contains(first), "{err}");
+    }
+    assert!(
+        host.trim().is_empty() || !err.contains(host.trim()),
+        "{err}"
+    );
+}
+
+#[test]
+fn run_mount_secret() {
+    let root = Root::new();
+    let df = format!(
+        "FROM {BUSYBOX}\nRUN --mount=type=secret,id=tok sh -c 'cut -c1-3 /run/secrets/tok > /head && stat -c %a /run/secrets/tok > /mode'\n\
+         RUN --mount=type=secret,id=absent,target=/s true\n"
+    );
+    let ctx = context(&root, "ctx", &[("Dockerfile", &df)]);
+    let secret = root.path().join("tok.txt");
+    std::fs::write(&secret, "s3cr3t").unwrap();
+    if let Some((uid, gid, _)) = common::test_user() {
+        std::os::unix::fs::chown(&secret, Some(uid), Some(gid)).unwrap();
+    }
+    let arg = format!("id=tok,src={}", secret.display());
+    built(&root, &ctx, &["--secret", &arg, "-t", "secret"]);
+    assert_eq!(cat(&root, "secret", "/head"), "s3c\n");
+    assert_eq!(cat(&root, "secret", "/mode"), "400\n");
+    assert_eq!(
+        present(&root, "secret", &["/run/secrets", "/run/secrets/tok", "/s"]),
+        ""
+    );
+    let history = ok(&root, &["history", "--no-trunc", "secret"]);
+    assert!(!history.contains("s3cr3t"), "{history}");
+    assert!(history.contains("cut -c1-3 /run/secrets/tok"), "{history}");
+    // A changed secret does not invalidate the step, as in BuildKit.
+    std::fs::write(&secret, "other").unwrap();
+    let again = built(&root, &ctx, &["--secret", &arg, "-t", "secret"]);
+    assert_eq!(cached(&again).len(), 2, "{again}");
+    // A required secret that was not given fails the step.
+    let df = format!("FROM {BUSYBOX}\nRUN --mount=type=secret,id=nope,required=true true\n");
+    let f = write(&ctx, "Dockerfile.req", &df);
+    let o = build(&root, &ctx, &["-f", &f]);
+    assert_eq!(code(&o), 1);
+    assert!(
+        stderr(&o).contains("secret nope not found"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn run_network_and_unknown_flags() {
+    let root = Root::new();
+    let df = format!(
+        "FROM {BUSYBOX}\nRUN --network=none sh -c 'tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d \" \" > /none'\nRUN tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d \" \" > /default\n"
+    );
+    let ctx = context(&root, "ctx", &[("Dockerfile", &df)]);
+    built(&root, &ctx, &["--network", "host", "-t", "net"]);
+    assert_eq!(cat(&root, "net", "/none"), "lo\n");
+    assert_ne!(cat(&root, "net", "/default"), "lo\n");
+    let refused = |name: &str, df: String, msg: &str| {
+        let f = write(&ctx, name, &df);
+        let o = build(&root, &ctx, &["-f", &f]);
+        assert_eq!(code(&o), 1, "{name}");
+        assert!(stderr(&o).contains(msg), "{name}: {}", stderr(&o));
+    };
+    refused(
+        "Dockerfile.bogus",
+        format!("FROM {BUSYBOX}\n\nRUN --bogus true\n"),
+        "Dockerfile.bogus:3: unknown flag: bogus\n",
+    );
+    refused(
+        "Dockerfile.copy",
+        format!("FROM {BUSYBOX}\nCOPY --mount=x a /b\n"),
+        "Dockerfile.copy:2: unknown flag: mount\n",
+    );
+    refused(
+        "Dockerfile.parents",
+        format!("FROM {BUSYBOX}\nCOPY --parents Dockerfile /b/\n"),
+        "COPY --parents is not supported by berth build",
+    );
+    refused(
+        "Dockerfile.ssh",
+        format!("FROM {BUSYBOX}\nRUN --mount=type=ssh true\n"),
+        "RUN --mount=type=ssh is not supported by berth build",
+    );
+    refused(
+        "Dockerfile.net",
+        format!("FROM {BUSYBOX}\nRUN --network=bridge true\n"),
+        "unsupported RUN --network=bridge",
+    );
+}

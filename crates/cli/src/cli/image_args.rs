@@ -196,6 +196,9 @@ pub struct BuildArgs {
     /// The RUN steps' network: none, host or a network's name (default: the configuration's).
     #[arg(long)]
     pub network: Option<String>,
+    /// Secret to expose to the build's RUN --mount=type=secret (id=ID,src=PATH or id=ID,env=VAR).
+    #[arg(long = "secret")]
+    pub secrets: Vec<String>,
     /// Set type of progress output: plain, tty (a live view), or auto (tty on a terminal).
     #[arg(long, value_enum, default_value = "auto")]
     pub progress: ProgressArg,

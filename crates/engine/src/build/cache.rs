@@ -79,8 +79,9 @@ impl<'a> Cache<'a> {
     }
 }
 
-/// `builder prune`: drops every entry, then the images they named that no
-/// tag and no container keeps (the blobs are the caller's to prune).
+/// `builder prune`: drops every entry and the cache mounts, then the
+/// images the entries named that no tag and no container keeps (the
+/// blobs are the caller's to prune).
 pub fn prune(engine: &Engine) -> Result<crate::system::PrunedImages> {
     let cache = Cache::new(engine);
     let ids = cache.image_ids();
@@ -89,6 +90,11 @@ pub fn prune(engine: &Engine) -> Result<crate::system::PrunedImages> {
             std::fs::remove_file(e.path())
                 .with_context(|| format!("remove {}", e.path().display()))?;
         }
+    }
+    // The RUN --mount=type=cache directories go with the cache.
+    let mounts = engine.root.join(super::steps::CACHE_MOUNTS);
+    if mounts.exists() {
+        std::fs::remove_dir_all(&mounts).with_context(|| format!("remove {}", mounts.display()))?;
     }
     crate::system::prune_images(engine, false, |img| ids.contains(&img.id.to_string()))
 }

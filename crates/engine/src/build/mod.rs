@@ -17,11 +17,18 @@
 //!    what this one wrote), and the container is removed. A COPY/ADD
 //!    streams its files from the context walk (`walk`) through a pipe
 //!    into `cp`'s safe extraction in a created (never started) container,
-//!    committed the same way. The config-only instructions (`meta`,
+//!    committed the same way. A RUN's `--network` and `--mount`s (cache,
+//!    tmpfs, bind, secret: `steps/mounts.rs`) become the step
+//!    container's network and binds/tmpfs, as `berth run` mounts them;
+//!    their mount points are taken out of the upper dir before the
+//!    commit. A flag no instruction takes is refused by the parser, as
+//!    BuildKit refuses it. The config-only instructions (`meta`,
 //!    [`crate::instructions`]) add history entries, no layers; WORKDIR
 //!    also makes its directory when missing.
 //! 4. The cache ([`cache`]) keys each step on its parent's key, its text
-//!    after substitution, the ARGs a RUN sees and, for COPY/ADD, the
+//!    after substitution, the ARGs a RUN sees, its flags as written and
+//!    its bind mounts' content (never a secret, never a cache mount's
+//!    files, as BuildKit), and, for COPY/ADD, the
 //!    names, modes, owners and content digests copied (never mtimes), or
 //!    for `COPY --from` the image's id. A context file's digest comes from
 //!    the stat cache (`statcache`) while its stat is unchanged, so a hit
@@ -111,9 +118,26 @@ pub struct BuildRequest {
     pub labels: Vec<(String, String)>,
     /// The RUN containers' network.
     pub network: Network,
+    /// `--secret`s: what `RUN --mount=type=secret` mounts.
+    pub secrets: Vec<Secret>,
     pub compression: Compression,
     /// How progress is shown (`--progress`).
     pub progress: ProgressMode,
+}
+
+/// `--secret id=ID,…`: a value kept out of every layer and cache key.
+#[derive(Debug, Clone)]
+pub struct Secret {
+    pub id: String,
+    pub source: SecretSource,
+}
+
+/// Where a secret's value is read (when a step mounts it).
+#[derive(Debug, Clone)]
+pub enum SecretSource {
+    File(PathBuf),
+    /// An environment variable of berth's.
+    Env(String),
 }
 
 /// A build's result.
@@ -307,6 +331,11 @@ fn needed_stages(df: &Dockerfile, target: usize) -> Vec<bool> {
             if let Some(f) = inst.flag("from") {
                 refs.push(f.to_ascii_lowercase());
             }
+            refs.extend(
+                steps::mount_froms(inst)
+                    .iter()
+                    .map(|f| f.to_ascii_lowercase()),
+            );
         }
         for r in refs {
             if let Some(j) = stage_index(df, &r).filter(|j| *j < i) {

@@ -21,9 +21,11 @@ use crate::request::{Network, PullPolicy, RunRequest};
 mod add;
 mod copying;
 mod glob;
+mod mounts;
 mod sweep;
 mod url;
 
+pub(super) use mounts::{CACHE_MOUNTS, froms as mount_froms};
 use sweep::step_label;
 pub(super) use sweep::sweep;
 
@@ -154,7 +156,7 @@ impl<'a> Builder<'a> {
     /// One instruction of stage `i`.
     fn step(&mut self, st: &mut State, inst: &Instruction, label: &str, i: usize) -> Result<()> {
         match inst.keyword.as_str() {
-            "RUN" => self.run(st, inst, label),
+            "RUN" => self.run(st, inst, label, i),
             "COPY" | "ADD" => self.copy(st, inst, label, i),
             "ARG" => self.arg(st, inst),
             "WORKDIR" => {
@@ -279,17 +281,23 @@ impl<'a> Builder<'a> {
         Ok(())
     }
 
-    fn run(&mut self, st: &mut State, inst: &Instruction, label: &str) -> Result<()> {
+    fn run(&mut self, st: &mut State, inst: &Instruction, label: &str, i: usize) -> Result<()> {
         let argv = match &inst.args {
             Args::Exec(v) => v.clone(),
             Args::Shell(t) => [st.shell(), vec![inst.script(t)]].concat(),
         };
         let shown = argv.join(" ");
         let t = self.begin(label, &format!("RUN {}", inst.shell_text()));
-        let k = key(
-            &st.key,
-            &["RUN", &serde_json::to_string(&argv)?, &st.args.join("\n")],
-        );
+        let plan = self.plan(st, inst, i)?;
+        let argv_text = serde_json::to_string(&argv)?;
+        let args = st.args.join("\n");
+        let mut parts = vec!["RUN", &argv_text, &args];
+        // The flags as written (and each bind's content); none, the key
+        // a RUN had before berth read them.
+        if !plan.key.is_empty() {
+            parts.push(&plan.key);
+        }
+        let k = key(&st.key, &parts);
         if self.hit(st, &k)? {
             return Ok(());
         }
@@ -301,17 +309,19 @@ impl<'a> Builder<'a> {
                 .filter(|s| !s.is_empty())
                 .map(String::from)
         };
+        let mounts = self.prepare(&plan)?;
         let rr = RunRequest {
             image: img.id.to_string(),
             pull: PullPolicy::Never,
             command: argv.clone(),
             entrypoint: Some(String::new()),
             // The ENV over the ARGs of the same name, as in Docker.
-            env: [st.vars(), self.proxy_args()].concat(),
+            env: [st.vars(), self.proxy_args(), mounts.env.clone()].concat(),
             user: nonempty(st.get("User")),
             workdir: nonempty(st.get("WorkingDir")),
-            network: self.req.network.clone(),
+            network: plan.network.clone(),
             labels: step_label(),
+            mounts: mounts.mounts.clone(),
             ..Default::default()
         };
         // Each line of its output goes to the progress, `#N 0.123 line`.
@@ -323,8 +333,10 @@ impl<'a> Builder<'a> {
                 code: finished.code,
             }))
         } else {
-            self.commit(st, &finished.id, &format!("RUN {shown} # buildkit"))
+            self.tidy(&finished.id, &mounts.targets)
+                .and_then(|()| self.commit(st, &finished.id, &format!("RUN {shown} # buildkit")))
         };
+        drop(mounts);
         let removed = crate::remove::remove(self.engine, &finished.id, true);
         if let Err(e) = &made {
             self.printer.fail(&e.to_string());
@@ -336,6 +348,18 @@ impl<'a> Builder<'a> {
         st.key = k;
         self.done_in(t);
         Ok(())
+    }
+
+    /// The mount points of a step's `--mount`s out of its upper dir.
+    fn tidy(&self, id: &str, targets: &[String]) -> Result<()> {
+        if targets.is_empty() {
+            return Ok(());
+        }
+        let records = self.engine.records()?;
+        let c = records.find(id)?;
+        let upper = crate::commit::upper_dir(self.engine, &c)?;
+        let _fs = records.fs_lock(&c.id)?;
+        mounts::tidy(&upper, targets)
     }
 
     /// The container's changes as a new layer over `st`.
