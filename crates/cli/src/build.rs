@@ -215,3 +215,32 @@ fn parse_secret(spec: &str) -> Result<Secret> {
     };
     Ok(Secret { id, source })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(spec: &str) -> (String, String) {
+        let s = parse_secret(spec).unwrap();
+        let src = match s.source {
+            SecretSource::File(p) => format!("file {}", p.display()),
+            SecretSource::Env(v) => format!("env {v}"),
+        };
+        (s.id, src)
+    }
+
+    #[test]
+    fn secrets_read_as_buildx_reads_them() {
+        let pair = |a: &str, b: &str| (a.to_string(), b.to_string());
+        assert_eq!(read("id=tok,src=/a/b"), pair("tok", "file /a/b"));
+        assert_eq!(read("id=tok,source=/a/b"), pair("tok", "file /a/b"));
+        assert_eq!(read("src=/a/npmrc"), pair("npmrc", "file /a/npmrc"));
+        assert_eq!(read("id=tok,env=TOKEN"), pair("tok", "env TOKEN"));
+        assert_eq!(read("id=tok,type=env,src=T"), pair("tok", "env T"));
+        assert_eq!(read("id=TOKEN"), pair("TOKEN", "env TOKEN"));
+        assert!(parse_secret("tok").is_err());
+        assert!(parse_secret("id=a,src=/x,env=Y").is_err());
+        assert!(parse_secret("id=a,type=ssh").is_err());
+        assert!(parse_secret("id=a,bogus=1").is_err());
+    }
+}
