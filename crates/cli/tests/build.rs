@@ -846,7 +846,9 @@ fn same_image_as_peer(peer: &str, global: &[&str], build_cmd: &str) {
     );
     std::os::unix::fs::symlink("top.txt", ctx.join("link")).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let repo = format!("{}/built-{}", common::PLAIN, std::process::id());
+    // One repository per peer: the two tests run at once, and a tag the
+    // other pushed meanwhile would not be this build's image.
+    let repo = format!("{}/built-{peer}-{}", common::PLAIN, std::process::id());
     let target = format!("{repo}:v1");
     built(&root, &ctx, &["-t", &target, "--build-arg", "WHO=cmp"]);
     ok(&root, &["push", "-q", &target]);
