@@ -246,7 +246,7 @@ fn http_date(s: &str) -> Option<u64> {
         .map(|x| x.parse().ok())
         .collect::<Option<_>>()?;
     if t.len() != 3
-        || year < 1970
+        || !(1970..=9999).contains(&year)
         || !(1..=31).contains(&day)
         || t[0] > 23
         || t[1] > 59
@@ -291,6 +291,11 @@ mod tests {
         );
         assert_eq!(http_date("Sunday, 06-Nov-94 08:49:37 GMT"), None);
         assert_eq!(http_date("garbage"), None);
+        // A year no arithmetic of ours may overflow on.
+        assert_eq!(
+            http_date("Sun, 06 Nov 18446744073709551615 08:49:37 GMT"),
+            None
+        );
         assert!(is_url("http://x") && is_url("https://x") && !is_url("ftp://x"));
     }
 
