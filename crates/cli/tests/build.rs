@@ -564,6 +564,49 @@ fn dockerignore() {
     assert_eq!(cat(&root, "own", "/list"), "a.log\nkeep.log\nsecret\n");
 }
 
+/// `COPY --exclude` (BuildKit's, now stable): `.dockerignore`'s rules on
+/// the paths below each source (a file source by its name), from the
+/// context and from another stage; the patterns are in the key.
+#[test]
+fn copy_exclude() {
+    let root = Root::new();
+    let df = format!(
+        "FROM {BUSYBOX} AS other\nRUN mkdir -p /o/sub && touch /o/a.md /o/b.txt /o/sub/c.md /o/sub/keep.md\n\
+         FROM {BUSYBOX}\nCOPY --exclude=*.md --exclude=sub/**/*.log src /c/\nCOPY --exclude=*.md hom* /h/\n\
+         COPY --from=other --exclude=**/*.md --exclude=!sub/keep.md /o /f/\n\
+         RUN cd / && find c h f | sort > /list\n"
+    );
+    let ctx = context(
+        &root,
+        "ctx",
+        &[
+            ("Dockerfile", &df),
+            ("src/top.md", "x"),
+            ("src/top.txt", "x"),
+            ("src/sub/deep.md", "x"),
+            ("src/sub/x/y.log", "x"),
+            ("src/sub/x/y.txt", "x"),
+            ("home.md", "x"),
+            ("home.txt", "x"),
+        ],
+    );
+    built(&root, &ctx, &["-t", "excl"]);
+    assert_eq!(
+        cat(&root, "excl", "/list"),
+        "c\nc/sub\nc/sub/deep.md\nc/sub/x\nc/sub/x/y.txt\nc/top.txt\n\
+         f\nf/b.txt\nf/sub\nf/sub/keep.md\nh\nh/home.txt\n"
+    );
+    // Another pattern is another key.
+    write(
+        &ctx,
+        "Dockerfile",
+        &df.replace("--exclude=*.md hom*", "--exclude=*.txt hom*"),
+    );
+    let out = built(&root, &ctx, &["-t", "excl"]);
+    assert!(!cached(&out).iter().any(|s| s.contains("hom*")), "{out}");
+    assert!(cat(&root, "excl", "/list").contains("h/home.md"));
+}
+
 /// `berth build -`: a tar (here gzip) on stdin is the context, anything
 /// else the Dockerfile with an empty context; a hostile tar writes nothing
 /// outside its own directory, and nothing of either is left after.

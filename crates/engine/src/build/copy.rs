@@ -214,7 +214,7 @@ fn inside(src: &str) -> Result<Vec<String>> {
 pub fn pack(
     engine: &crate::Engine,
     id: &str,
-    srcs: &[String],
+    (srcs, exclude): (&[String], &Ignore),
     (dest, dest_dir): (&str, bool),
     meta: Meta,
     spool: &Path,
@@ -235,6 +235,13 @@ pub fn pack(
                 .split_once('/')
                 .map(|(_, b)| b.to_string());
             let is_dir = e.header().entry_type().is_dir();
+            // `--exclude`: by the path below the source, a file source by
+            // its name; each entry on its own (an excluded directory's
+            // entries are excluded by it unless an exception takes them).
+            let by = below.as_deref().unwrap_or(base(src));
+            if exclude.excluded(by) && !(below.is_none() && is_dir) {
+                continue;
+            }
             let target = match (&below, is_dir) {
                 // A directory source's own entry: its contents land in dest.
                 (None, true) => continue,

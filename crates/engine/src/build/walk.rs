@@ -24,6 +24,7 @@ use berth_image::digest::Hasher;
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, Stat};
 
 use super::copy::{Context, Meta};
+use super::ignore::Ignore;
 use super::statcache::Seen;
 
 /// Deeper source trees are refused rather than walked without end.
@@ -117,13 +118,14 @@ pub struct Known {
 pub fn digest(
     ctx: &Context,
     srcs: &[String],
+    exclude: &Ignore,
     dest: (&str, bool),
     meta: Meta,
 ) -> Result<(String, HashMap<String, Known>)> {
     let mut stat = ctx.stat.lock().unwrap_or_else(|e| e.into_inner());
     let mut hasher = Hasher::new();
     let mut files = HashMap::new();
-    walk(ctx, srcs, dest, &mut |e| {
+    walk(ctx, srcs, exclude, dest, &mut |e| {
         let digest = match e.kind {
             Kind::File => {
                 let d = match stat.get(&e.rel, &e.st) {
@@ -162,13 +164,14 @@ pub fn digest(
 pub fn write_tar(
     ctx: &Context,
     srcs: &[String],
+    exclude: &Ignore,
     dest: (&str, bool),
     meta: Meta,
     known: &HashMap<String, Known>,
     out: impl Write,
 ) -> Result<()> {
     let mut tar = tar::Builder::new(out);
-    walk(ctx, srcs, dest, &mut |e| {
+    walk(ctx, srcs, exclude, dest, &mut |e| {
         let mut h = tar::Header::new_gnu();
         let (uid, gid) = meta.owner.unwrap_or((e.st.st_uid, e.st.st_gid));
         h.set_mode(meta.mode.unwrap_or(e.st.st_mode & 0o7777));
@@ -229,13 +232,17 @@ pub fn write_tar(
 
 /// Visits every entry `srcs` copy, in order: a directory source's
 /// contents land in `dest`, a file by its name into a directory `dest`,
-/// else as `dest` itself.
+/// else as `dest` itself. What `exclude` (COPY's `--exclude`s) matches,
+/// by its path below its source (a file source by its name), is left
+/// out as `.dockerignore` leaves things out.
 fn walk(
     ctx: &Context,
     srcs: &[String],
+    exclude: &Ignore,
     (dest, dest_dir): (&str, bool),
     visit: &mut dyn FnMut(&Entry<'_>) -> Result<()>,
 ) -> Result<()> {
+    let dirs = Dirs { ctx, exclude };
     let dest = dest.trim_start_matches('/').trim_end_matches('/');
     for src in srcs {
         let path = if src.is_empty() { "." } else { src.as_str() };
@@ -253,7 +260,10 @@ fn walk(
                 .open_path(Path::new(path), OFlags::RDONLY | OFlags::DIRECTORY)
                 .map_err(missing)?;
             same(&dir, &st)?;
-            walk_dir(ctx, dir.as_fd(), src, dest, 0, visit)?;
+            dirs.walk(dir.as_fd(), (src, "", dest), 0, visit)?;
+            continue;
+        }
+        if exclude.excluded(base(src)) {
             continue;
         }
         let Some(kind) = kind_of(&st, None) else {
@@ -277,61 +287,80 @@ fn walk(
     Ok(())
 }
 
-fn walk_dir(
-    ctx: &Context,
-    dir: BorrowedFd<'_>,
-    rel: &str,
-    target: &str,
-    depth: usize,
-    visit: &mut dyn FnMut(&Entry<'_>) -> Result<()>,
-) -> Result<()> {
-    if depth > MAX_DEPTH {
-        bail!("{rel}: directory tree deeper than {MAX_DEPTH}");
-    }
-    let mut names = list(dir).with_context(|| format!("read the directory {rel}"))?;
-    names.sort();
-    for name in names {
-        let st = match rustix::fs::statat(dir, &name, AtFlags::SYMLINK_NOFOLLOW) {
-            Ok(st) => st,
-            Err(rustix::io::Errno::NOENT) => continue,
-            Err(e) => return Err(e.into()),
-        };
-        let n = name.to_string_lossy();
-        let (crel, ctarget) = (join(rel, &n), join(target, &n));
-        let is_dir = FileType::from_raw_mode(st.st_mode) == FileType::Directory;
-        let excluded = ctx.ignore.excluded(&crel);
-        if excluded && !(is_dir && ctx.ignore.may_include_below(&crel)) {
-            continue;
+/// What a directory source's walk leaves out: the context's
+/// `.dockerignore` (by context path) and the COPY's `--exclude`s (by the
+/// path below the source).
+struct Dirs<'a> {
+    ctx: &'a Context,
+    exclude: &'a Ignore,
+}
+
+impl Dirs<'_> {
+    /// The entries below `dir`, which is `rel` in the context, `below`
+    /// under its source and lands at `target`.
+    fn walk(
+        &self,
+        dir: BorrowedFd<'_>,
+        (rel, below, target): (&str, &str, &str),
+        depth: usize,
+        visit: &mut dyn FnMut(&Entry<'_>) -> Result<()>,
+    ) -> Result<()> {
+        if depth > MAX_DEPTH {
+            bail!("{rel}: directory tree deeper than {MAX_DEPTH}");
         }
-        let link = match FileType::from_raw_mode(st.st_mode) {
-            FileType::Symlink => Some(rustix::fs::readlinkat(dir, &name, Vec::new())?.into_bytes()),
-            _ => None,
-        };
-        let Some(kind) = kind_of(&st, link) else {
-            continue;
-        };
-        if !excluded {
-            let at = At::Dir(dir, name.clone());
-            visit(&Entry {
-                target: ctarget.clone(),
-                rel: crel.clone(),
-                st,
-                kind,
-                at,
-            })?;
-        }
-        if is_dir {
-            let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-            let sub = match rustix::fs::openat(dir, &name, flags, Mode::empty()) {
-                Ok(fd) => fd,
+        let mut names = list(dir).with_context(|| format!("read the directory {rel}"))?;
+        names.sort();
+        for name in names {
+            let st = match rustix::fs::statat(dir, &name, AtFlags::SYMLINK_NOFOLLOW) {
+                Ok(st) => st,
                 Err(rustix::io::Errno::NOENT) => continue,
-                Err(e) => return Err(anyhow!("open {crel}: {e}")),
+                Err(e) => return Err(e.into()),
             };
-            same(&sub, &st)?;
-            walk_dir(ctx, sub.as_fd(), &crel, &ctarget, depth + 1, visit)?;
+            let n = name.to_string_lossy();
+            let (crel, cbelow, ctarget) = (join(rel, &n), join(below, &n), join(target, &n));
+            let is_dir = FileType::from_raw_mode(st.st_mode) == FileType::Directory;
+            let (ignored, excluded) = (
+                self.ctx.ignore.excluded(&crel),
+                self.exclude.excluded(&cbelow),
+            );
+            let walked_anyway = is_dir
+                && (!ignored || self.ctx.ignore.may_include_below(&crel))
+                && (!excluded || self.exclude.may_include_below(&cbelow));
+            if (ignored || excluded) && !walked_anyway {
+                continue;
+            }
+            let link = match FileType::from_raw_mode(st.st_mode) {
+                FileType::Symlink => {
+                    Some(rustix::fs::readlinkat(dir, &name, Vec::new())?.into_bytes())
+                }
+                _ => None,
+            };
+            let Some(kind) = kind_of(&st, link) else {
+                continue;
+            };
+            if !ignored && !excluded {
+                let at = At::Dir(dir, name.clone());
+                visit(&Entry {
+                    target: ctarget.clone(),
+                    rel: crel.clone(),
+                    st,
+                    kind,
+                    at,
+                })?;
+            }
+            if is_dir {
+                let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+                let sub = match rustix::fs::openat(dir, &name, flags, Mode::empty()) {
+                    Ok(fd) => fd,
+                    Err(rustix::io::Errno::NOENT) => continue,
+                    Err(e) => return Err(anyhow!("open {crel}: {e}")),
+                };
+                same(&sub, &st)?;
+                self.walk(sub.as_fd(), (&crel, &cbelow, &ctarget), depth + 1, visit)?;
+            }
         }
+        Ok(())
     }
-    Ok(())
 }
 
 /// The kind a stat shows; sockets are left out, as tar leaves them.
@@ -420,9 +449,18 @@ mod tests {
 
     fn names(ctx: &Context, srcs: &[&str], dest: (&str, bool)) -> Vec<String> {
         let srcs: Vec<String> = srcs.iter().map(|s| s.to_string()).collect();
-        let (_, digests) = digest(ctx, &srcs, dest, Meta::default()).unwrap();
+        let (_, digests) = digest(ctx, &srcs, &Ignore::default(), dest, Meta::default()).unwrap();
         let mut out = Vec::new();
-        write_tar(ctx, &srcs, dest, Meta::default(), &digests, &mut out).unwrap();
+        write_tar(
+            ctx,
+            &srcs,
+            &Ignore::default(),
+            dest,
+            Meta::default(),
+            &digests,
+            &mut out,
+        )
+        .unwrap();
         tar::Archive::new(out.as_slice())
             .entries()
             .unwrap()
@@ -461,7 +499,11 @@ mod tests {
         assert_eq!(all, vec!["app/f", "app/out", "app/sub", "app/sub/x"]);
         assert_eq!(names(&c, &["f"], ("/x", false)), vec!["x"]);
         let srcs = vec!["dir".to_string(), "f".to_string()];
-        let key = |meta: Meta| digest(&c, &srcs, ("/app/", true), meta).unwrap().0;
+        let key = |meta: Meta| {
+            digest(&c, &srcs, &Ignore::default(), ("/app/", true), meta)
+                .unwrap()
+                .0
+        };
         let first = key(Meta::default());
         // mtimes do not count; bytes, modes and owners do.
         let f = d.path().join("f");
@@ -489,11 +531,19 @@ mod tests {
         std::fs::write(d.path().join("f"), "one").unwrap();
         let c = Context::open(d.path()).unwrap();
         let srcs = vec!["f".to_string()];
-        let (_, digests) = digest(&c, &srcs, ("/f", false), Meta::default()).unwrap();
+        let (_, digests) = digest(
+            &c,
+            &srcs,
+            &Ignore::default(),
+            ("/f", false),
+            Meta::default(),
+        )
+        .unwrap();
         std::fs::write(d.path().join("f"), "two").unwrap();
         let e = write_tar(
             &c,
             &srcs,
+            &Ignore::default(),
             ("/f", false),
             Meta::default(),
             &digests,

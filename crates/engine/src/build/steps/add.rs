@@ -98,7 +98,13 @@ pub(super) fn hash(
         parts.push(format!("--chown={u}:{g}"));
     }
     for p in archives {
-        let (h, _) = walk::digest(ctx, std::slice::from_ref(p), ("", false), Meta::default())?;
+        let (h, _) = walk::digest(
+            ctx,
+            std::slice::from_ref(p),
+            &Default::default(),
+            ("", false),
+            Meta::default(),
+        )?;
         parts.push(format!("{p}\0{h}"));
     }
     let parts: Vec<&str> = parts.iter().map(String::as_str).collect();

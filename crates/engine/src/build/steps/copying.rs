@@ -15,6 +15,7 @@ use serde_json::Value;
 use super::super::cache::key;
 use super::super::copy::{self, Meta};
 use super::super::dockerfile::{Args, Instruction};
+use super::super::ignore::Ignore;
 use super::super::state::State;
 use super::super::walk;
 use super::{Builder, add, dest_is_dir, glob};
@@ -24,17 +25,24 @@ enum Source {
     /// A heredoc: its tar stream.
     Inline(Vec<u8>),
     /// Context paths, the digests their walk took, their owner and mode
-    /// (root's unless `--chown` says otherwise), and whether one is a
-    /// directory (whose contents land in the destination).
-    Context(Vec<String>, HashMap<String, walk::Known>, Meta, bool),
+    /// (root's unless `--chown` says otherwise), whether one is a
+    /// directory (whose contents land in the destination), and what
+    /// `--exclude` leaves out.
+    Context(
+        Vec<String>,
+        HashMap<String, walk::Known>,
+        Meta,
+        bool,
+        Ignore,
+    ),
     /// Paths (or globs) in an image (another stage's or a named one).
-    Image(berth_image::ImageRecord, Vec<String>),
+    Image(berth_image::ImageRecord, Vec<String>, Ignore),
 }
 
 impl Source {
     /// Whether a directory's contents land: the destination is one then.
     fn is_dir(&self) -> bool {
-        matches!(self, Source::Context(.., true))
+        matches!(self, Source::Context(_, _, _, true, _))
     }
 }
 
@@ -178,9 +186,10 @@ impl Builder<'_> {
                 ..meta
             };
             let dest = (dest_abs, dest_is_dir(dest));
-            let (hash, digests) = walk::digest(self.ctx, &paths, dest, meta)?;
+            let exclude = excludes(inst);
+            let (hash, digests) = walk::digest(self.ctx, &paths, &exclude, dest, meta)?;
             let dirs = paths.iter().any(|p| self.ctx.is_dir(p));
-            return Ok((Source::Context(paths, digests, meta, dirs), hash));
+            return Ok((Source::Context(paths, digests, meta, dirs, exclude), hash));
         };
         let img = match super::super::stage_index(self.df, &from.to_ascii_lowercase())
             .filter(|j| *j < stage)
@@ -199,7 +208,7 @@ impl Builder<'_> {
         // The image's id says what its files are (and what its globs
         // match): nothing is read to key.
         let k = format!("from {}", img.id);
-        Ok((Source::Image(img, srcs.to_vec()), k))
+        Ok((Source::Image(img, srcs.to_vec(), excludes(inst)), k))
     }
 
     /// `source` as one tar stream landing at `dest`, handed to `sink`.
@@ -212,7 +221,7 @@ impl Builder<'_> {
     ) -> Result<()> {
         match source {
             Source::Inline(tar) => sink(&mut tar.as_slice()),
-            Source::Context(paths, digests, meta, _) => {
+            Source::Context(paths, digests, meta, _, exclude) => {
                 let meta = *meta;
                 let (mut r, w) = std::io::pipe()?;
                 // Fewer, larger hand-overs than the default 64 KiB allows
@@ -222,7 +231,7 @@ impl Builder<'_> {
                     let ctx = self.ctx;
                     let writer = s.spawn(move || {
                         let out = std::io::BufWriter::with_capacity(256 << 10, w);
-                        walk::write_tar(ctx, paths, (dest, dir), meta, digests, out)
+                        walk::write_tar(ctx, paths, exclude, (dest, dir), meta, digests, out)
                     });
                     let landed = sink(&mut r);
                     // Whatever is left unread, the writer must not wait on.
@@ -237,12 +246,19 @@ impl Builder<'_> {
                     }
                 })
             }
-            Source::Image(img, srcs) => {
+            Source::Image(img, srcs, exclude) => {
                 let spool = self.engine.root.join("build-tmp");
                 let id = self.container(img)?;
                 let packed = glob::from_paths(self.engine, &id, srcs).and_then(|paths| {
                     let dir = dir || paths.len() > 1;
-                    copy::pack(self.engine, &id, &paths, (dest, dir), meta, &spool)
+                    copy::pack(
+                        self.engine,
+                        &id,
+                        (&paths, exclude),
+                        (dest, dir),
+                        meta,
+                        &spool,
+                    )
                 });
                 crate::remove::remove(self.engine, &id, true)?;
                 sink(&mut packed?)
@@ -251,15 +267,23 @@ impl Builder<'_> {
     }
 }
 
+/// A COPY's or ADD's `--exclude` patterns, read as `.dockerignore` lines.
+fn excludes(inst: &Instruction) -> Ignore {
+    let lines: Vec<&str> = inst
+        .flags
+        .iter()
+        .filter(|(k, _)| k == "exclude")
+        .map(|(_, v)| v.as_str())
+        .collect();
+    Ignore::parse(&lines.join("\n"))
+}
+
 /// The flags BuildKit takes that berth does not carry out. `--link`
 /// lands the same files (BuildKit's difference is only that it may
 /// rebase the layer), and `--keep-git-dir` is only for git URLs, which
 /// ADD refuses: both are taken.
 fn refuse_unsupported(inst: &Instruction) -> Result<()> {
-    match ["parents", "exclude"]
-        .into_iter()
-        .find(|f| inst.flag(f).is_some())
-    {
+    match ["parents"].into_iter().find(|f| inst.flag(f).is_some()) {
         Some(f) => bail!("{} --{f} is not supported by berth build", inst.keyword),
         None => Ok(()),
     }

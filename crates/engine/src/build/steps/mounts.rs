@@ -325,7 +325,8 @@ impl Builder<'_> {
         let Some(from) = from else {
             let paths = self.ctx.sources(source)?;
             let meta = root_owned();
-            let (hash, known) = walk::digest(self.ctx, &paths, ("m", false), meta)?;
+            let (hash, known) =
+                walk::digest(self.ctx, &paths, &Default::default(), ("m", false), meta)?;
             return Ok((Source::Context(paths, known), format!("bind {hash}")));
         };
         let img = match stage_index(self.df, &from.to_ascii_lowercase()).filter(|j| *j < stage) {
@@ -459,7 +460,15 @@ impl Builder<'_> {
         let tar = match src {
             Source::Context(paths, known) => {
                 let mut f = copy::spool_file(&spool)?;
-                walk::write_tar(self.ctx, paths, ("m", false), root_owned(), known, &mut f)?;
+                walk::write_tar(
+                    self.ctx,
+                    paths,
+                    &Default::default(),
+                    ("m", false),
+                    root_owned(),
+                    known,
+                    &mut f,
+                )?;
                 std::io::Seek::rewind(&mut f)?;
                 f
             }
@@ -469,11 +478,14 @@ impl Builder<'_> {
                 let packed = copy::pack(
                     self.engine,
                     &id,
-                    &[if path.is_empty() {
-                        ".".into()
-                    } else {
-                        path.to_string()
-                    }],
+                    (
+                        &[if path.is_empty() {
+                            ".".into()
+                        } else {
+                            path.to_string()
+                        }],
+                        &Default::default(),
+                    ),
                     ("m", false),
                     Meta::default(),
                     &spool,
