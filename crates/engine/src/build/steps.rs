@@ -248,6 +248,21 @@ impl<'a> Builder<'a> {
         Ok(st)
     }
 
+    /// The image `from` names for stage `stage`'s `--from`: an earlier
+    /// stage's (its config stored), else an image, pulled when missing.
+    fn stage_image(&mut self, from: &str, stage: usize) -> Result<ImageRecord> {
+        match super::stage_index(self.df, &from.to_ascii_lowercase()).filter(|j| *j < stage) {
+            Some(j) => {
+                let mut st = self.done[j]
+                    .clone()
+                    .ok_or_else(|| anyhow!("stage {from} was not built"))?;
+                self.materialize(&mut st)?;
+                st.image.ok_or_else(|| anyhow!("stage {from} is empty"))
+            }
+            None => self.image(from, None),
+        }
+    }
+
     /// A local image, else pulled.
     fn image(&self, name: &str, platform: Option<&str>) -> Result<ImageRecord> {
         let rr = RunRequest {

@@ -142,7 +142,12 @@ pub(super) enum Target<'a> {
 impl Target<'_> {
     /// The tar stream `r` extracted below `under` (made when missing),
     /// every entry owned by `owner` when given.
-    fn extract(&self, under: &str, owner: Option<(u32, u32)>, r: &mut dyn Read) -> Result<()> {
+    pub(super) fn extract(
+        &self,
+        under: &str,
+        owner: Option<(u32, u32)>,
+        r: &mut dyn Read,
+    ) -> Result<()> {
         match self {
             Target::Container(engine, id) => crate::cp::extract_under(engine, id, under, owner, r),
             Target::Dir(dir) => {
@@ -196,7 +201,7 @@ impl Added {
     pub(super) fn land(
         &self,
         ctx: &Context,
-        to: Target<'_>,
+        to: &Target<'_>,
         (dest, dir): (&str, bool),
         meta: Meta,
         spool: &Path,
@@ -206,7 +211,7 @@ impl Added {
             && crate::cp::in_root(dest) != Path::new(".")
             && !to.is_dir(dest)?
         {
-            make_dir(&to, dest, owner)?;
+            make_dir(to, dest, owner)?;
         }
         unpack(ctx, &self.archives, &mut |r| {
             to.extract(dest, meta.owner, r)

@@ -102,7 +102,6 @@ impl Builder<'_> {
             return Ok(());
         }
         let created_by = format!("{} {} {} # buildkit", inst.keyword, srcs.join(" "), dest);
-        let spool = self.engine.root.join("build-tmp");
         match st.image.clone() {
             Some(img) => {
                 let id = self.container(&img)?;
@@ -111,26 +110,7 @@ impl Builder<'_> {
                     // (a key for the same parent always meets the same dir).
                     let dir = dir || crate::cp::is_dir(self.engine, &id, &dest_abs)?;
                     let to = add::Target::Container(self.engine, &id);
-                    add::make_dirs(
-                        &to,
-                        (&dest_abs, dir || source.is_dir()),
-                        owner.unwrap_or((0, 0)),
-                    )?;
-                    self.land(&source, (&dest_abs, dir), meta, &mut |r| {
-                        let opts = crate::cp::CpOptions {
-                            archive: true,
-                            follow_link: false,
-                        };
-                        crate::cp::copy_in(
-                            self.engine,
-                            &id,
-                            "/",
-                            crate::cp::HostSrc::Stream(r),
-                            opts,
-                        )
-                    })?;
-                    let to = add::Target::Container(self.engine, &id);
-                    added.land(self.ctx, to, (&dest_abs, dir), meta, &spool)?;
+                    self.fill(&to, &source, &added, (&dest_abs, dir), meta)?;
                     self.commit(st, &id, &created_by)
                 })();
                 let removed = crate::remove::remove(self.engine, &id, true);
@@ -139,18 +119,8 @@ impl Builder<'_> {
             }
             None => {
                 let staging = copy::tempdir(self.engine)?;
-                let opts = super::plain();
                 let to = add::Target::Dir(staging.path());
-                add::make_dirs(
-                    &to,
-                    (&dest_abs, dir || source.is_dir()),
-                    owner.unwrap_or((0, 0)),
-                )?;
-                self.land(&source, (&dest_abs, dir), meta, &mut |r| {
-                    berth_snapshot::extract_archive(r, staging.path(), &opts).map(drop)
-                })?;
-                let to = add::Target::Dir(staging.path());
-                added.land(self.ctx, to, (&dest_abs, dir), meta, &spool)?;
+                self.fill(&to, &source, &added, (&dest_abs, dir), meta)?;
                 self.layer(st, staging.path(), &created_by)?;
             }
         }
@@ -159,6 +129,23 @@ impl Builder<'_> {
         st.key = k;
         self.done_in(t);
         Ok(())
+    }
+
+    /// What the step lands, into `to`: the directories it lands in that
+    /// are missing, its files, then what an ADD adds.
+    fn fill(
+        &self,
+        to: &add::Target<'_>,
+        source: &Source,
+        added: &add::Added,
+        (dest, dir): (&str, bool),
+        meta: Meta,
+    ) -> Result<()> {
+        let owner = meta.owner.unwrap_or((0, 0));
+        add::make_dirs(to, (dest, dir || source.is_dir()), owner)?;
+        self.land(source, (dest, dir), meta, &mut |r| to.extract("/", None, r))?;
+        let spool = self.engine.root.join("build-tmp");
+        added.land(self.ctx, to, (dest, dir), meta, &spool)
     }
 
     /// Where a COPY's files come from, and the key part of what lands.
@@ -191,20 +178,7 @@ impl Builder<'_> {
             let dirs = paths.iter().any(|p| self.ctx.is_dir(p));
             return Ok((Source::Context(paths, digests, meta, dirs, exclude), hash));
         };
-        let img = match super::super::stage_index(self.df, &from.to_ascii_lowercase())
-            .filter(|j| *j < stage)
-        {
-            Some(j) => {
-                let mut st = self.done[j]
-                    .clone()
-                    .ok_or_else(|| anyhow!("stage {from} was not built"))?;
-                self.materialize(&mut st)?;
-                st.image
-                    .clone()
-                    .ok_or_else(|| anyhow!("stage {from} is empty"))?
-            }
-            None => self.image(from, None)?,
-        };
+        let img = self.stage_image(from, stage)?;
         // The image's id says what its files are (and what its globs
         // match): nothing is read to key.
         let k = format!("from {}", img.id);

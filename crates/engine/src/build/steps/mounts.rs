@@ -36,11 +36,11 @@ use anyhow::{Context as _, Result, anyhow, bail};
 use oci_spec::runtime::{Mount, MountBuilder};
 use rustix::fs::{Mode, OFlags};
 
+use super::super::SecretSource;
 use super::super::copy::{self, Meta, TempDir};
 use super::super::dockerfile::Instruction;
 use super::super::state::State;
 use super::super::walk;
-use super::super::{SecretSource, stage_index};
 use super::Builder;
 use crate::request::Network;
 
@@ -329,18 +329,7 @@ impl Builder<'_> {
                 walk::digest(self.ctx, &paths, &Default::default(), ("m", false), meta)?;
             return Ok((Source::Context(paths, known), format!("bind {hash}")));
         };
-        let img = match stage_index(self.df, &from.to_ascii_lowercase()).filter(|j| *j < stage) {
-            Some(j) => {
-                let mut st = self.done[j]
-                    .clone()
-                    .ok_or_else(|| anyhow!("stage {from} was not built"))?;
-                self.materialize(&mut st)?;
-                st.image
-                    .clone()
-                    .ok_or_else(|| anyhow!("stage {from} is empty"))?
-            }
-            None => self.image(from, None)?,
-        };
+        let img = self.stage_image(from, stage)?;
         let k = format!("bind from {} {source}", img.id);
         Ok((Source::Image(img, source.to_string()), k))
     }
@@ -394,7 +383,7 @@ impl Builder<'_> {
                     p.mounts.push(bind(&dir.path().join("m"), t, *rw)?);
                     p._dirs.push(dir);
                 }
-                (Kind::Bind { .. }, None) => unreachable!("a bind is planned with its source"),
+                (Kind::Bind { .. }, None) => bail!("the bind mount on {t} has no source"),
                 (
                     Kind::Secret {
                         id,
