@@ -1057,12 +1057,13 @@ fn walk(dir: &Path, rel: &str, out: &mut std::collections::BTreeMap<String, Stri
 fn killed_midway_then_rebuilt() {
     let root = Root::new();
     let df = format!(
-        "FROM {BUSYBOX}\nRUN echo one > /one\nRUN sleep 30 && echo two > /two\nCMD [\"cat\", \"/one\"]\n"
+        "FROM {BUSYBOX}\nRUN echo one > /one\nRUN --mount=type=secret,id=s sleep 30 && echo two > /two\nCMD [\"cat\", \"/one\"]\n"
     );
-    let ctx = context(&root, "ctx", &[("Dockerfile", &df)]);
+    let ctx = context(&root, "ctx", &[("Dockerfile", &df), ("s.txt", "secret")]);
+    let secret = format!("id=s,src={}", ctx.join("s.txt").display());
     let mut child = root
         .berth()
-        .args(["build", "-t", "killed"])
+        .args(["build", "-t", "killed", "--secret", &secret])
         .arg(&ctx)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
@@ -1084,10 +1085,19 @@ fn killed_midway_then_rebuilt() {
         1,
         "no image"
     );
-    // The rebuild sweeps the killed step's container and reuses the first step.
+    // The killed step's secret copy is still on disk…
+    let tmp = |root: &Root| -> Vec<std::ffi::OsString> {
+        std::fs::read_dir(root.path().join("build-tmp"))
+            .map(|d| d.flatten().map(|e| e.file_name()).collect())
+            .unwrap_or_default()
+    };
+    assert!(!tmp(&root).is_empty());
+    // …until the rebuild sweeps it with the killed step's container, and
+    // reuses the first step.
     std::fs::write(ctx.join("Dockerfile"), df.replace("sleep 30", "sleep 0")).unwrap();
-    let out = built(&root, &ctx, &["-t", "killed"]);
+    let out = built(&root, &ctx, &["-t", "killed", "--secret", &secret]);
     assert_eq!(cached(&out), vec!["RUN echo one > /one"], "{out}");
+    assert_eq!(tmp(&root), Vec::<std::ffi::OsString>::new());
     assert!(
         root.container_ids().is_empty(),
         "{:?}",
@@ -1957,6 +1967,22 @@ fn run_mount_cache_keeps_files_out_of_the_image() {
     // the image.
     assert_eq!(present(&root, "c2", &["/root/.cache", "/c2"]), "");
     assert!(root.path().join("build-cache-mounts").exists());
+    // A step writes its cache mounts as the container's root: a setuid
+    // binary it plants there stays out of other host users' reach (the
+    // dirs above it are berth's alone), as do rw binds and secrets.
+    let plant = format!(
+        "FROM {BUSYBOX}\nRUN --mount=type=cache,target=/c cp /bin/busybox /c/sh && chmod 4755 /c/sh\n"
+    );
+    let f = write(&ctx, "Dockerfile.plant", &plant);
+    built(&root, &ctx, &["-f", &f, "-t", "plant"]);
+    use std::os::unix::fs::PermissionsExt;
+    for d in ["build-cache-mounts", "build-tmp", "build-cache"] {
+        let mode = std::fs::metadata(root.path().join(d))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o077, 0, "{d}: {mode:o}");
+    }
     ok(&root, &["builder", "prune", "-f"]);
     assert!(!root.path().join("build-cache-mounts").exists());
     built(&root, &ctx, &["--no-cache", "-t", "c3"]);

@@ -200,6 +200,7 @@ pub fn build(engine: &Engine, req: &BuildRequest, out: &mut dyn Write) -> Result
         None => df.stages.len() - 1,
     };
     let needed = needed_stages(&df, target);
+    private_dirs(engine)?;
     steps::sweep(engine)?;
     let built = (|| {
         let mut b = steps::Builder::new(engine, req, &ctx, out, &df, &shown, &globals)?;
@@ -217,6 +218,22 @@ pub fn build(engine: &Engine, req: &BuildRequest, out: &mut dyn Write) -> Result
     let built = built?;
     unconsumed(&df, &req.build_args, out);
     Ok(built)
+}
+
+/// The build's own dirs under the engine root, made 0700 (and made so
+/// again when older berths left them open): a step writes its cache
+/// mounts and `rw` binds as the container's root, so a setuid binary it
+/// plants there must be out of every other host user's reach, and the
+/// stat cache names the context's files.
+pub(crate) fn private_dirs(engine: &Engine) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    for d in ["build-tmp", "build-cache", steps::CACHE_MOUNTS] {
+        let d = engine.root.join(d);
+        std::fs::create_dir_all(&d).with_context(|| format!("create {}", d.display()))?;
+        std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("restrict {}", d.display()))?;
+    }
+    Ok(())
 }
 
 /// Docker's warning for `--build-arg`s no ARG declared.

@@ -31,6 +31,7 @@ impl StdinContext {
 /// Reads `input`: a tar archive into a fresh context directory, or a
 /// Dockerfile (with an empty context).
 pub fn read(engine: &Engine, input: impl Read) -> Result<StdinContext> {
+    super::private_dirs(engine)?;
     let dir = super::copy::tempdir(engine)?;
     let mut r = BufReader::with_capacity(256 * 1024, input);
     let head = r.fill_buf().context("read the build context from stdin")?;

@@ -1,6 +1,8 @@
-//! Step containers a killed build left behind: each is labelled with the
-//! pid of the berth that made it, and swept by the next build once that
-//! berth is gone.
+//! What a killed build left behind, swept by the next build once the
+//! berth that made it is gone: its step containers (each labelled with
+//! that berth's pid), and its temporary files, each named with the pid
+//! (staging and bind-mount dirs and secret copies under `build-tmp`, a
+//! cache mount being made, half-written cache entries).
 
 use anyhow::Result;
 
@@ -27,6 +29,33 @@ pub(in crate::build) fn sweep(engine: &Engine) -> Result<()> {
             && let Err(e) = crate::remove::remove(engine, &c.id, true)
         {
             tracing::debug!("sweep build step {}: {e:#}", c.id);
+        }
+    }
+    // `<pid>-<ns>`, `new-<pid>`, `.tmp-stat-<pid>`, `.tmp-<pid>-<key>`.
+    type PidOf = fn(&str) -> Option<&str>;
+    let leftovers: [(&str, PidOf); 3] = [
+        ("build-tmp", |n| n.split_once('-').map(|(p, _)| p)),
+        (super::mounts::CACHE_MOUNTS, |n| n.strip_prefix("new-")),
+        ("build-cache", |n| {
+            let rest = n.strip_prefix(".tmp-")?;
+            rest.strip_prefix("stat-").unwrap_or(rest).split('-').next()
+        }),
+    ];
+    for (dir, pid_of) in leftovers {
+        let Ok(entries) = std::fs::read_dir(engine.root.join(dir)) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let Some(pid) = pid_of(&name).filter(|p| p.parse::<u32>().is_ok()) else {
+                continue;
+            };
+            let path = e.path();
+            if !alive(pid)
+                && let Err(e) = berth_snapshot::remove_tree(&path)
+            {
+                tracing::debug!("sweep {}: {e}", path.display());
+            }
         }
     }
     Ok(())
